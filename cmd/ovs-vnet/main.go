@@ -1,0 +1,146 @@
+// Command ovs-vnet is the daemon: it wires the store, the controller, the
+// datapath backend and the HTTP server together, and nothing else.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ovs-vnet/ovs-vnet/controller"
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/backend"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "ovs-vnet:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		return err
+	}
+	token, err := cfg.token()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(cfg.stateDir, "state.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	version := buildVersion()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ctl, err := controller.New(st, log, controller.NewMetrics(reg, version))
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           controller.NewHandler(ctl, reg, version, token),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("serving", "api", "http://"+ln.Addr().String(), "backend", cfg.backend, "version", version)
+
+	connect := func(ctx context.Context) (datapath.Backend, error) {
+		return backend.Open(ctx, backend.Config{
+			Kind: cfg.backend, OVSDB: cfg.ovsdb, Bridge: cfg.bridge, DatapathType: cfg.datapathType, Log: log,
+		})
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- ctl.Run(ctx, connect) }()
+
+	select {
+	case err = <-served:
+		stop()
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; the dataplane keeps forwarding")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = errors.Join(err, srv.Shutdown(shutdown))
+	if runErr := <-ran; !errors.Is(runErr, context.Canceled) {
+		err = errors.Join(err, runErr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+}
+
+// buildVersion names the build from the module version or the VCS revision the
+// go command stamped into the binary.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "devel", ""
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	return rev + dirty
+}

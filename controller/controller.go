@@ -1,0 +1,338 @@
+// Package controller owns the desired state: it validates requests, allocates
+// addresses, keeps networks and ports in the store, and drives a datapath
+// backend to make them real — at request time, and in full when it (re)connects.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// rollbackTimeout bounds the undo of a failed request, which must run even when
+// the client has gone and cancelled the request's context.
+const rollbackTimeout = 30 * time.Second
+
+// Connector opens the datapath backend; Run calls it until it succeeds.
+type Connector func(ctx context.Context) (datapath.Backend, error)
+
+// Controller serialises all changes to the desired state under one lock, so a
+// request sees the store, the address pools and the host agree.
+type Controller struct {
+	log     *slog.Logger
+	store   *store.Store
+	metrics *metrics
+
+	mu       sync.Mutex
+	backend  datapath.Backend // nil until Run has connected and reconciled
+	notReady string           // why the controller does not serve yet
+	networks map[string]model.Network
+	ports    map[string]model.Port
+	pools    map[string]*ipam.Pool // by network name
+}
+
+// New loads the desired state from st. The controller serves reads at once and
+// changes once Run has connected a backend.
+func New(st *store.Store, log *slog.Logger, m *Metrics) (*Controller, error) {
+	c := &Controller{
+		log:      log,
+		store:    st,
+		metrics:  m.m,
+		notReady: "connecting to the datapath",
+		networks: map[string]model.Network{},
+		ports:    map[string]model.Port{},
+		pools:    map[string]*ipam.Pool{},
+	}
+	nets, err := st.Networks()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nets {
+		if err := c.addNetwork(n); err != nil {
+			return nil, fmt.Errorf("load network %s: %w", n.Name, err)
+		}
+	}
+	ports, err := st.Ports()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ports {
+		pool, ok := c.pools[p.Network]
+		if !ok {
+			return nil, fmt.Errorf("load port %s: network %q is not in the store", p.Name, p.Network)
+		}
+		if err := pool.Reserve(p.IP, p.Name); err != nil {
+			return nil, fmt.Errorf("load port %s: %w", p.Name, err)
+		}
+		c.ports[p.Name] = p
+	}
+	m.observe(c)
+	return c, nil
+}
+
+func (c *Controller) addNetwork(n model.Network) error {
+	pool, err := ipam.New(n.Subnet, n.Gateway)
+	if err != nil {
+		return err
+	}
+	c.networks[n.Name] = n
+	c.pools[n.Name] = pool
+	return nil
+}
+
+// Run connects the backend (retrying with backoff until ctx ends), reconciles
+// the host with the desired state, and then serves until ctx ends, when it
+// closes the backend. The dataplane is left as it is: ports keep forwarding
+// while the daemon is down.
+func (c *Controller) Run(ctx context.Context, connect Connector) error {
+	backoff := 500 * time.Millisecond
+	for {
+		b, err := connect(ctx)
+		if err == nil {
+			if err = c.reconcile(ctx, b); err != nil {
+				b.Close()
+			}
+		}
+		if err == nil {
+			break
+		}
+		c.setNotReady(err.Error())
+		c.log.Warn("datapath not ready, retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	<-ctx.Done()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.backend.Close()
+	c.backend, c.notReady = nil, "shutting down"
+	return err
+}
+
+func (c *Controller) setNotReady(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.notReady = reason
+}
+
+// reconcile makes the host match the desired state: every network and port is
+// ensured (which leaves what is already right untouched), then whatever the
+// backend owns beyond that is removed.
+func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
+	start := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.networks {
+		if err := b.EnsureNetwork(ctx, n); err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+	}
+	broken := 0
+	for _, p := range c.ports {
+		got, err := b.AttachPort(ctx, c.networks[p.Network], p)
+		if err != nil {
+			// A port whose namespace went away while we were down stays in the
+			// desired state until it is deleted; it must not hold back the others.
+			c.log.Warn("reconcile: port not attached", "port", p.Name, "err", err)
+			broken++
+			continue
+		}
+		if got != p {
+			if err := c.store.PutPort(got); err != nil {
+				return fmt.Errorf("reconcile: %w", err)
+			}
+			c.ports[p.Name] = got
+		}
+	}
+	if err := b.Prune(ctx, slices.Collect(maps.Values(c.networks)), slices.Collect(maps.Values(c.ports))); err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	c.backend, c.notReady = b, ""
+	c.log.Info("reconciled", "backend", b.Info().Backend, "networks", len(c.networks),
+		"ports", len(c.ports), "ports_not_attached", broken, "took", time.Since(start))
+	return nil
+}
+
+// Ready returns nil when the controller can change the datapath, else why not.
+func (c *Controller) Ready() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.readyLocked()
+}
+
+func (c *Controller) readyLocked() error {
+	if c.backend == nil {
+		return fmt.Errorf("%w: %s", ErrNotReady, c.notReady)
+	}
+	if err := c.backend.Ready(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotReady, err)
+	}
+	return nil
+}
+
+// Info describes the backend in use; ok is false before one is connected.
+func (c *Controller) Info() (info datapath.Info, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.backend == nil {
+		return datapath.Info{}, false
+	}
+	return c.backend.Info(), true
+}
+
+// Networks lists the networks by name.
+func (c *Controller) Networks() []model.Network {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return sortedValues(c.networks, func(n model.Network) string { return n.Name })
+}
+
+// Network returns one network.
+func (c *Controller) Network(name string) (model.Network, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.networks[name]
+	if !ok {
+		return n, fmt.Errorf("%w: network %q", ErrNotFound, name)
+	}
+	return n, nil
+}
+
+// PutNetwork creates a network, or confirms an identical one (created=false).
+func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.NetworkSpec) (n model.Network, created bool, err error) {
+	if n, err = spec.Network(name); err != nil {
+		return n, false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.networks[name]; ok {
+		if !old.SameSpec(n) {
+			return old, false, fmt.Errorf("%w: network %q exists with a different spec", ErrConflict, name)
+		}
+		return old, false, nil
+	}
+	if err := c.readyLocked(); err != nil {
+		return n, false, err
+	}
+	for _, o := range c.networks {
+		if o.Subnet.Overlaps(n.Subnet) {
+			return n, false, fmt.Errorf("%w: subnet %s overlaps %s of network %q", ErrConflict, n.Subnet, o.Subnet, o.Name)
+		}
+	}
+	if n.ID, err = c.freeNetworkID(); err != nil {
+		return n, false, err
+	}
+	// Intent first: a crash after this line converges to "network present" on restart.
+	if err := c.store.PutNetwork(n); err != nil {
+		return n, false, err
+	}
+	if err := c.backend.EnsureNetwork(ctx, n); err != nil {
+		c.rollback("network "+name, func(ctx context.Context) error {
+			return errors.Join(c.backend.DeleteNetwork(ctx, n), c.store.DeleteNetwork(name))
+		})
+		return n, false, err
+	}
+	if err := c.addNetwork(n); err != nil {
+		return n, false, err
+	}
+	return n, true, nil
+}
+
+// maxNetworks is the number of network IDs; they map onto VLAN tags today.
+const maxNetworks = 4094
+
+func (c *Controller) freeNetworkID() (int, error) {
+	used := map[int]bool{}
+	for _, n := range c.networks {
+		used[n.ID] = true
+	}
+	for id := 1; id <= maxNetworks; id++ {
+		if !used[id] {
+			return id, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: all %d network ids are in use", ErrConflict, maxNetworks)
+}
+
+// DeleteNetwork removes a network that no port uses.
+func (c *Controller) DeleteNetwork(ctx context.Context, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.networks[name]
+	if !ok {
+		return fmt.Errorf("%w: network %q", ErrNotFound, name)
+	}
+	var users []string
+	for _, p := range c.ports {
+		if p.Network == name {
+			users = append(users, p.Name)
+		}
+	}
+	if len(users) > 0 {
+		slices.Sort(users)
+		return fmt.Errorf("%w: network %q is used by ports %s", ErrConflict, name, strings.Join(users, ", "))
+	}
+	if err := c.readyLocked(); err != nil {
+		return err
+	}
+	if err := c.backend.DeleteNetwork(ctx, n); err != nil {
+		return err
+	}
+	if err := c.store.DeleteNetwork(name); err != nil {
+		return err
+	}
+	delete(c.networks, name)
+	delete(c.pools, name)
+	return nil
+}
+
+// rollback undoes a failed change on a context of its own: the request's may
+// already be cancelled. What cannot be undone now is left to the next reconcile.
+func (c *Controller) rollback(what string, undo func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	if err := undo(ctx); err != nil {
+		c.log.Error("rollback incomplete; the next reconcile will finish it", "object", what, "err", err)
+	}
+}
+
+func sortedValues[T any](m map[string]T, key func(T) string) []T {
+	return slices.SortedFunc(maps.Values(m), func(a, b T) int { return strings.Compare(key(a), key(b)) })
+}
+
+// netnsExists tells a missing namespace apart before any link is made for it.
+func netnsExists(p model.Port) error {
+	if p.Type != model.PortVeth {
+		return nil
+	}
+	if _, err := os.Stat(p.NetnsPath()); err != nil {
+		return fmt.Errorf("%w: netns %q: %v", datapath.ErrNoNetns, p.Netns, err)
+	}
+	return nil
+}
+
+// checkIP validates a requested address against the port's network.
+func checkIP(n model.Network, ip netip.Addr) error {
+	if !model.IsHostAddr(n.Subnet, ip) || ip == n.Gateway {
+		return fmt.Errorf("%w: ip %s is not a usable host address of network %q (%s, gateway %s)",
+			model.ErrInvalid, ip, n.Name, n.Subnet, n.Gateway)
+	}
+	return nil
+}

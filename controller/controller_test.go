@@ -1,0 +1,247 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// fakeBackend records what the controller asks of a datapath. It is for the
+// controller's logic only; the real backends are proven in e2e/.
+type fakeBackend struct {
+	mu        sync.Mutex
+	networks  map[string]bool
+	ports     map[string]bool
+	failPorts map[string]error
+}
+
+func newFake() *fakeBackend {
+	return &fakeBackend{networks: map[string]bool{}, ports: map[string]bool{}, failPorts: map[string]error{}}
+}
+
+func (f *fakeBackend) Info() datapath.Info { return datapath.Info{Backend: "fake"} }
+func (f *fakeBackend) Ready() error        { return nil }
+func (f *fakeBackend) Close() error        { return nil }
+func (f *fakeBackend) EnsureNetwork(_ context.Context, n model.Network) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.networks[n.Name] = true
+	return nil
+}
+func (f *fakeBackend) DeleteNetwork(_ context.Context, n model.Network) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.networks, n.Name)
+	return nil
+}
+func (f *fakeBackend) AttachPort(_ context.Context, _ model.Network, p model.Port) (model.Port, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ports[p.Name] = true // a failure can leave half a port: rollback must clear it
+	if err := f.failPorts[p.Name]; err != nil {
+		return p, err
+	}
+	p.Ofport = len(f.ports)
+	return p, nil
+}
+func (f *fakeBackend) DetachPort(_ context.Context, _ model.Network, p model.Port) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.ports, p.Name)
+	return nil
+}
+func (f *fakeBackend) Prune(context.Context, []model.Network, []model.Port) error { return nil }
+
+type fixture struct {
+	c    *Controller
+	fake *fakeBackend
+	srv  *httptest.Server
+	st   *store.Store
+	reg  *prometheus.Registry
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg := prometheus.NewPedanticRegistry()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := New(st, log, NewMetrics(reg, "test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := newFake()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return fake, nil }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for c.Ready() != nil {
+		time.Sleep(time.Millisecond)
+	}
+	srv := httptest.NewServer(NewHandler(c, reg, "test", "s3cret"))
+	t.Cleanup(srv.Close)
+	return &fixture{c: c, fake: fake, srv: srv, st: st, reg: reg}
+}
+
+func (f *fixture) do(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func TestAuth(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/v1/networks", "", 401},
+		{"/v1/networks", "Bearer wrong", 401},
+		{"/metrics", "", 401},
+		{"/v1/networks", "Bearer s3cret", 200},
+		{"/healthz", "", 200},
+		{"/readyz", "", 200},
+	} {
+		req, _ := http.NewRequest("GET", f.srv.URL+c.path, nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET %s with %q: %d, want %d", c.path, c.auth, resp.StatusCode, c.want)
+		}
+	}
+}
+
+func TestAttachFailureRollsBack(t *testing.T) {
+	f := newFixture(t)
+	if code, body := f.do(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/29"}`); code != 201 {
+		t.Fatalf("%d %v", code, body)
+	}
+	dir := t.TempDir() // any existing path will do as the namespace for the fake
+	f.fake.failPorts["bad"] = fmt.Errorf("boom: %w", datapath.ErrConflict)
+	code, body := f.do(t, "PUT", "/v1/ports/bad", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2"}`)
+	if code != 409 || body["error"] == nil {
+		t.Fatalf("%d %v", code, body)
+	}
+	if f.fake.ports["bad"] {
+		t.Fatal("failed port left in the datapath")
+	}
+	if ports, _ := f.st.Ports(); len(ports) != 0 {
+		t.Fatalf("failed port left in the store: %v", ports)
+	}
+	// Its address is free again.
+	if code, body := f.do(t, "PUT", "/v1/ports/good", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2"}`); code != 201 {
+		t.Fatalf("%d %v", code, body)
+	}
+}
+
+func TestConcurrentPutsOneWinner(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`)
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	codes := make(chan int, 40)
+	for i := range 20 {
+		wg.Add(2)
+		go func() { // same IP, different names
+			defer wg.Done()
+			code, _ := f.do(t, "PUT", fmt.Sprintf("/v1/ports/p%d", i), `{"network":"blue","netns":"`+dir+`","ifname":"e`+fmt.Sprint(i)+`","ip":"10.0.0.9"}`)
+			codes <- code
+		}()
+		go func() { // same name, different IPs
+			defer wg.Done()
+			code, _ := f.do(t, "PUT", "/v1/ports/same", `{"network":"blue","netns":"`+dir+`","ifname":"s0","ip":"10.0.0.`+fmt.Sprint(100+i)+`"}`)
+			codes <- code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[201] != 2 || count[409] != 38 {
+		t.Fatalf("status counts %v: want exactly one winner per IP and per name", count)
+	}
+	ports, _ := f.st.Ports()
+	if len(ports) != 2 {
+		t.Fatalf("store has %d ports", len(ports))
+	}
+}
+
+func TestRestartKeepsState(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.db")
+	st, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := model.NetworkSpec{Subnet: "10.0.0.0/24"}.Network("blue")
+	n.ID = 1
+	p, _ := model.PortSpec{Network: "blue", Netns: "x", IP: "10.0.0.7"}.Port("a")
+	p.MAC = model.PortMAC("a")
+	if err := errors.Join(st.PutNetwork(n), st.PutPort(p)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.pools["blue"].Reserve(p.IP, "other"); err == nil {
+		t.Fatal("address of a stored port is free after load")
+	}
+	st.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMetricsLint(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`)
+	problems, err := testutil.GatherAndLint(f.reg)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", err, problems)
+	}
+	want := `# HELP ovs_vnet_networks Networks in the desired state.
+# TYPE ovs_vnet_networks gauge
+ovs_vnet_networks 1
+`
+	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), "ovs_vnet_networks"); err != nil {
+		t.Fatal(err)
+	}
+}

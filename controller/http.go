@@ -1,0 +1,221 @@
+package controller
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+const (
+	// MaxBodyBytes is the largest request body accepted (DESIGN.md §3).
+	MaxBodyBytes = 1 << 20
+	// requestTimeout bounds the datapath work of one request.
+	requestTimeout = 60 * time.Second
+)
+
+// API serves the REST API, /metrics, /healthz and /readyz.
+type API struct {
+	c       *Controller
+	version string
+	token   string
+}
+
+// NewHandler returns the daemon's HTTP handler. With a non-empty token every
+// path but /healthz and /readyz wants "Authorization: Bearer <token>".
+func NewHandler(c *Controller, gatherer prometheus.Gatherer, version, token string) http.Handler {
+	a := &API{c: c, version: version, token: token}
+	mux := http.NewServeMux()
+	route := func(path string, methods map[string]http.HandlerFunc) {
+		allow := make([]string, 0, len(methods))
+		for m, h := range methods {
+			mux.HandleFunc(m+" "+path, h)
+			allow = append(allow, m)
+		}
+		// Every other method on a known path: a JSON 405, not the mux's plain text.
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
+		})
+	}
+	route("/healthz", map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }})
+	route("/readyz", map[string]http.HandlerFunc{"GET": a.readyz})
+	route("/metrics", map[string]http.HandlerFunc{"GET": promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: nil}).ServeHTTP})
+	route("/v1/info", map[string]http.HandlerFunc{"GET": a.info})
+	route("/v1/networks", map[string]http.HandlerFunc{"GET": a.listNetworks})
+	route("/v1/networks/{name}", map[string]http.HandlerFunc{"GET": a.getNetwork, "PUT": a.putNetwork, "DELETE": a.deleteNetwork})
+	route("/v1/ports", map[string]http.HandlerFunc{"GET": a.listPorts})
+	route("/v1/ports/{name}", map[string]http.HandlerFunc{"GET": a.getPort, "PUT": a.putPort, "DELETE": a.deletePort})
+	notYet := func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotImplemented, "routers are not implemented yet: they come with the OpenFlow pipeline")
+	}
+	route("/v1/routers", map[string]http.HandlerFunc{"GET": notYet})
+	route("/v1/routers/{name}", map[string]http.HandlerFunc{"GET": notYet, "PUT": notYet, "DELETE": notYet})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
+	})
+	return a.authenticate(mux)
+}
+
+func (a *API) authenticate(next http.Handler) http.Handler {
+	if a.token == "" {
+		return next
+	}
+	want := []byte("Bearer " + a.token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {
+	if err := a.c.Ready(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (a *API) info(w http.ResponseWriter, _ *http.Request) {
+	info, ok := a.c.Info()
+	if !ok {
+		writeError(w, http.StatusServiceUnavailable, a.c.Ready().Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"backend":            info.Backend,
+		"bridge":             info.Bridge,
+		"datapath_type":      info.DatapathType,
+		"version":            a.version,
+		"openflow_connected": false,
+	})
+}
+
+func (a *API) listNetworks(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"networks": a.c.Networks()})
+}
+
+func (a *API) getNetwork(w http.ResponseWriter, r *http.Request) {
+	n, err := a.c.Network(r.PathValue("name"))
+	respond(w, http.StatusOK, n, err)
+}
+
+func (a *API) putNetwork(w http.ResponseWriter, r *http.Request) {
+	var spec model.NetworkSpec
+	if !decode(w, r, &spec) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	n, created, err := a.c.PutNetwork(ctx, r.PathValue("name"), spec)
+	respond(w, createdStatus(created), n, err)
+}
+
+func (a *API) deleteNetwork(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	respond(w, http.StatusNoContent, nil, a.c.DeleteNetwork(ctx, r.PathValue("name")))
+}
+
+func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
+	ports, err := a.c.Ports(r.URL.Query().Get("network"))
+	respond(w, http.StatusOK, map[string]any{"ports": ports}, err)
+}
+
+func (a *API) getPort(w http.ResponseWriter, r *http.Request) {
+	p, err := a.c.Port(r.PathValue("name"))
+	respond(w, http.StatusOK, p, err)
+}
+
+func (a *API) putPort(w http.ResponseWriter, r *http.Request) {
+	var spec model.PortSpec
+	if !decode(w, r, &spec) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	p, created, err := a.c.PutPort(ctx, r.PathValue("name"), spec)
+	respond(w, createdStatus(created), p, err)
+}
+
+func (a *API) deletePort(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	respond(w, http.StatusNoContent, nil, a.c.DeletePort(ctx, r.PathValue("name")))
+}
+
+func createdStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+// decode reads exactly one JSON object of at most MaxBodyBytes with no unknown
+// fields into v, or answers the error itself and returns false.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err == nil {
+		// Drain so that an oversized body after a valid object is refused too.
+		_, err = io.Copy(io.Discard, dec.Buffered())
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes))
+	case errors.Is(err, io.EOF):
+		writeError(w, http.StatusBadRequest, "request body is empty; a JSON object is required")
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
+	default:
+		return true
+	}
+	return false
+}
+
+func respond(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		writeError(w, httpStatus(err), err.Error())
+		return
+	}
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client has gone; nothing to tell it
+}

@@ -1,0 +1,63 @@
+// Package backend chooses and opens the datapath backend named by the daemon's
+// --backend flag.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/linux"
+	"github.com/ovs-vnet/ovs-vnet/datapath/ovs"
+	"github.com/ovs-vnet/ovs-vnet/ovsdb"
+)
+
+// probeTimeout is how long "auto" waits for OVSDB to answer before it settles
+// for the Linux backend.
+const probeTimeout = 2 * time.Second
+
+// Config is what opening a backend needs.
+type Config struct {
+	Kind         string // auto, ovs or linux
+	OVSDB        string // OVSDB endpoint
+	Bridge       string // integration bridge (OVS) or bridge-name prefix (Linux)
+	DatapathType string // auto, system or netdev
+	Log          *slog.Logger
+}
+
+// Open connects the backend cfg names. "auto" picks OVS when the OVSDB endpoint
+// answers, else Linux; the choice is made at each start.
+func Open(ctx context.Context, cfg Config) (datapath.Backend, error) {
+	switch cfg.Kind {
+	case "ovs":
+		return openOVS(ctx, cfg)
+	case "linux":
+		return linux.New(ctx, cfg.Bridge)
+	case "auto":
+		probe, cancel := context.WithTimeout(ctx, probeTimeout)
+		defer cancel()
+		b, err := openOVS(probe, cfg)
+		if err == nil {
+			return b, nil
+		}
+		cfg.Log.Info("OVS not available, using the Linux backend", "ovsdb", cfg.OVSDB, "err", err)
+		return linux.New(ctx, cfg.Bridge)
+	default:
+		return nil, fmt.Errorf("unknown backend %q: want auto, ovs or linux", cfg.Kind)
+	}
+}
+
+func openOVS(ctx context.Context, cfg Config) (datapath.Backend, error) {
+	db, err := ovsdb.Dial(ctx, cfg.OVSDB, cfg.Log.With("component", "ovsdb"))
+	if err != nil {
+		return nil, err
+	}
+	b, err := ovs.New(ctx, db, cfg.Bridge, ovs.DatapathType(cfg.DatapathType))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,60 @@
+// Package datapath defines what a backend does to make the desired state real on
+// the host: networks, and ports attached to them. The OVS and Linux backends
+// implement it; the controller drives it.
+package datapath
+
+import (
+	"context"
+	"errors"
+
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+var (
+	// ErrConflict means something on the host that is not ours stands in the way
+	// (an interface of the same name in the namespace, a foreign bridge).
+	ErrConflict = errors.New("conflict")
+	// ErrNoNetns means the port's network namespace does not exist.
+	ErrNoNetns = errors.New("network namespace does not exist")
+)
+
+// Ownership marks: the alias of every Linux link a backend creates starts with
+// OwnerAlias, so that a restarted daemon can find — and only find — its own links.
+const (
+	OwnerAlias     = "ovs-vnet:"
+	portAliasPfx   = OwnerAlias + "port="
+	bridgeAliasPfx = OwnerAlias + "network="
+)
+
+// PortAlias is the alias of a port's host link.
+func PortAlias(port string) string { return portAliasPfx + port }
+
+// BridgeAlias is the alias of a network's Linux bridge.
+func BridgeAlias(network string) string { return bridgeAliasPfx + network }
+
+// Info describes a backend for GET /v1/info.
+type Info struct {
+	Backend      string // "ovs" or "linux"
+	Bridge       string
+	DatapathType string // OVS datapath type; empty on Linux
+}
+
+// Backend realises networks and ports. Every method is idempotent: repeating a
+// call that succeeded changes nothing, and Detach/DeleteNetwork of something
+// already gone succeed, so the controller can retry and roll back freely.
+type Backend interface {
+	Info() Info
+	// Ready reports why the backend cannot serve right now, or nil.
+	Ready() error
+	EnsureNetwork(ctx context.Context, n model.Network) error
+	DeleteNetwork(ctx context.Context, n model.Network) error
+	// AttachPort makes the port forward: host link up in the network, the
+	// namespace end named, addressed and routed. It returns the port with the
+	// datapath's results (ofport) filled in.
+	AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error)
+	DetachPort(ctx context.Context, n model.Network, p model.Port) error
+	// Prune removes everything the backend owns that the desired state does not
+	// name, and nothing else.
+	Prune(ctx context.Context, networks []model.Network, ports []model.Port) error
+	Close() error
+}

@@ -1,0 +1,243 @@
+// Package link creates, adopts and removes the host-side links of ports — veth
+// pairs reaching into network namespaces and persistent tap devices — with
+// netlink. Namespaces are entered only through netlink sockets bound to them, so
+// no OS thread ever switches namespace and nothing else in the process can run
+// in the wrong one.
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// EnsurePort makes the host link of p exist and be configured — for a veth port
+// with its namespace end named, addressed, up and routed via the gateway — and
+// returns the host link, up but not yet in any bridge. A link that is already
+// right is kept as it is, so adopting a running port after a restart does not
+// disturb its traffic.
+func EnsurePort(n model.Network, p model.Port) (netlink.Link, error) {
+	switch p.Type {
+	case model.PortTap:
+		return ensureTap(n, p)
+	default:
+		return ensureVeth(n, p)
+	}
+}
+
+func ensureVeth(n model.Network, p model.Port) (netlink.Link, error) {
+	ns, err := netns.GetFromPath(p.NetnsPath())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("netns %s: %w", p.Netns, datapath.ErrNoNetns)
+		}
+		return nil, fmt.Errorf("open netns %s: %w", p.Netns, err)
+	}
+	defer ns.Close()
+	nsh, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netns %s is not a network namespace (%v): %w", p.Netns, err, datapath.ErrNoNetns)
+	}
+	defer nsh.Close()
+
+	host, err := Lookup(p.HostIfname, datapath.PortAlias(p.Name))
+	if err != nil {
+		return nil, err
+	}
+	peer, err := nsh.LinkByName(p.Ifname)
+	if err != nil && !isNotFound(err) {
+		return nil, fmt.Errorf("look up %s in netns %s: %w", p.Ifname, p.Netns, err)
+	}
+	if host != nil && (peer == nil || !paired(host, peer)) {
+		// Half a pair: the namespace end was renamed, moved or replaced. Start over.
+		if err := netlink.LinkDel(host); err != nil && !isNotFound(err) {
+			return nil, fmt.Errorf("remove stale %s: %w", p.HostIfname, err)
+		}
+		host = nil
+	}
+	if host == nil {
+		if peer != nil {
+			return nil, fmt.Errorf("interface %s already exists in netns %s: %w", p.Ifname, p.Netns, datapath.ErrConflict)
+		}
+		if host, peer, err = createVeth(n, p, ns, nsh); err != nil {
+			return nil, err
+		}
+	}
+	if err := configureNamespaceEnd(nsh, n, p, peer); err != nil {
+		return nil, fmt.Errorf("configure %s in netns %s: %w", p.Ifname, p.Netns, err)
+	}
+	if err := configureHostEnd(host, p, n.MTU); err != nil {
+		return nil, err
+	}
+	return host, nil
+}
+
+func createVeth(n model.Network, p model.Port, ns netns.NsHandle, nsh *netlink.Handle) (host, peer netlink.Link, err error) {
+	mac, err := net.ParseMAC(p.MAC)
+	if err != nil {
+		return nil, nil, fmt.Errorf("port %s mac %q: %w", p.Name, p.MAC, err)
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = p.HostIfname
+	attrs.MTU = n.MTU
+	// The peer is born inside the namespace under its final name: no temporary
+	// name on the host that could collide or be left behind.
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: p.Ifname, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(ns)}
+	if err := netlink.LinkAdd(veth); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, nil, fmt.Errorf("create veth %s/%s: an interface of that name exists: %w", p.HostIfname, p.Ifname, datapath.ErrConflict)
+		}
+		return nil, nil, fmt.Errorf("create veth %s in netns %s: %w", p.HostIfname, p.Netns, err)
+	}
+	if host, err = netlink.LinkByName(p.HostIfname); err == nil {
+		// Tag it at once: from here on a crash leaves a link the next run can recognise as ours.
+		err = netlink.LinkSetAlias(host, datapath.PortAlias(p.Name))
+	}
+	if err == nil {
+		peer, err = nsh.LinkByName(p.Ifname)
+	}
+	if err != nil {
+		_ = netlink.LinkDel(veth)
+		return nil, nil, fmt.Errorf("set up veth %s: %w", p.HostIfname, err)
+	}
+	return host, peer, nil
+}
+
+func configureNamespaceEnd(nsh *netlink.Handle, n model.Network, p model.Port, peer netlink.Link) error {
+	if lo, err := nsh.LinkByName("lo"); err == nil {
+		if err := nsh.LinkSetUp(lo); err != nil {
+			return fmt.Errorf("set lo up: %w", err)
+		}
+	}
+	if peer.Attrs().MTU != n.MTU {
+		if err := nsh.LinkSetMTU(peer, n.MTU); err != nil {
+			return fmt.Errorf("set mtu: %w", err)
+		}
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.IP.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)}}
+	if err := nsh.AddrReplace(peer, addr); err != nil {
+		return fmt.Errorf("add address %s: %w", addr.IPNet, err)
+	}
+	if err := nsh.LinkSetUp(peer); err != nil {
+		return fmt.Errorf("set up: %w", err)
+	}
+	route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: n.Gateway.AsSlice()}
+	if err := nsh.RouteReplace(route); err != nil {
+		return fmt.Errorf("default route via %s: %w", n.Gateway, err)
+	}
+	return nil
+}
+
+func ensureTap(n model.Network, p model.Port) (netlink.Link, error) {
+	tap, err := Lookup(p.HostIfname, datapath.PortAlias(p.Name))
+	if err != nil {
+		return nil, err
+	}
+	if tap == nil {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = p.HostIfname
+		// TUN_EXCL makes creation fail, rather than attach, when a tap of that name appeared meanwhile.
+		t := &netlink.Tuntap{LinkAttrs: attrs, Mode: netlink.TUNTAP_MODE_TAP, Flags: netlink.TUNTAP_DEFAULTS | netlink.TUNTAP_NO_PI}
+		if err := netlink.LinkAdd(t); err != nil {
+			if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EBUSY) {
+				return nil, fmt.Errorf("create tap %s: an interface of that name exists: %w", p.HostIfname, datapath.ErrConflict)
+			}
+			return nil, fmt.Errorf("create tap %s: %w", p.HostIfname, err)
+		}
+		if tap, err = netlink.LinkByName(p.HostIfname); err == nil {
+			err = netlink.LinkSetAlias(tap, datapath.PortAlias(p.Name))
+		}
+		if err != nil {
+			_ = netlink.LinkDel(t)
+			return nil, fmt.Errorf("set up tap %s: %w", p.HostIfname, err)
+		}
+	}
+	if err := configureHostEnd(tap, p, n.MTU); err != nil {
+		return nil, err
+	}
+	return tap, nil
+}
+
+func configureHostEnd(l netlink.Link, p model.Port, mtu int) error {
+	if l.Attrs().MTU != mtu {
+		if err := netlink.LinkSetMTU(l, mtu); err != nil {
+			return fmt.Errorf("set mtu of %s: %w", p.HostIfname, err)
+		}
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", p.HostIfname, err)
+	}
+	return nil
+}
+
+// Lookup returns the host link called name if it carries alias, nil if there
+// is no such link, and ErrConflict if a link of that name belongs to someone else.
+func Lookup(name, alias string) (netlink.Link, error) {
+	l, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", name, err)
+	}
+	if l.Attrs().Alias != alias {
+		return nil, fmt.Errorf("interface %s exists and is not ours (alias %q): %w", name, l.Attrs().Alias, datapath.ErrConflict)
+	}
+	return l, nil
+}
+
+// paired reports whether two veth ends are each other's peer. Each end's
+// IFLA_LINK names the other's index, in the other's namespace.
+func paired(host, peer netlink.Link) bool {
+	_, hostIsVeth := host.(*netlink.Veth)
+	_, peerIsVeth := peer.(*netlink.Veth)
+	return hostIsVeth && peerIsVeth &&
+		host.Attrs().ParentIndex == peer.Attrs().Index && peer.Attrs().ParentIndex == host.Attrs().Index
+}
+
+// Delete removes the host link called name if it carries alias; a missing link
+// is success, and a link that is not ours is left alone with ErrConflict.
+// Deleting a veth end takes its namespace end with it.
+func Delete(name, alias string) error {
+	l, err := Lookup(name, alias)
+	if err != nil || l == nil {
+		return err
+	}
+	if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	return nil
+}
+
+// Prune deletes every host link marked as ovs-vnet's unless want maps its name
+// to its alias. Links of other tools are never looked at twice.
+func Prune(want map[string]string) error {
+	all, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	for _, l := range all {
+		a := l.Attrs()
+		if !strings.HasPrefix(a.Alias, datapath.OwnerAlias) || want[a.Name] == a.Alias {
+			continue
+		}
+		if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
+			return fmt.Errorf("prune %s (%s): %w", a.Name, a.Alias, err)
+		}
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}

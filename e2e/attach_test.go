@@ -1,0 +1,267 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// backendCase is one backend under test, started in its own host namespace.
+type backendCase struct {
+	name  string
+	setup func(t *testing.T, hostNS string) (args []string, box *sandbox)
+}
+
+var backends = []backendCase{
+	{"ovs", func(t *testing.T, hostNS string) ([]string, *sandbox) {
+		box := startSandbox(t, hostNS)
+		return []string{"--backend", "ovs", "--ovsdb", "unix:" + box.dbSock, "--bridge", "br-vnet"}, box
+	}},
+	{"linux", func(t *testing.T, hostNS string) ([]string, *sandbox) {
+		return []string{"--backend", "linux", "--bridge", "vnbr"}, nil
+	}},
+}
+
+type portView = model.PortView
+
+// TestAttach is the walking skeleton's acceptance: two networks, three ports,
+// ping inside a network, isolation between networks, 10 MB over TCP, a
+// restart that keeps everything, and a delete that leaves nothing behind.
+func TestAttach(t *testing.T) {
+	for _, bc := range backends {
+		t.Run(bc.name, func(t *testing.T) {
+			hostNS := newNetns(t, "vnt-host-")
+			args, box := bc.setup(t, hostNS)
+			d := startDaemon(t, hostNS, args...)
+
+			var info map[string]any
+			d.must("GET", "/v1/info", nil, 200, &info)
+			if info["backend"] != bc.name {
+				t.Fatalf("info: backend %v, want %s", info["backend"], bc.name)
+			}
+
+			d.must("PUT", "/v1/networks/blue", `{"subnet":"10.61.0.0/24"}`, 201, nil)
+			d.must("PUT", "/v1/networks/blue", `{"subnet":"10.61.0.0/24","mtu":1500}`, 200, nil)
+			d.must("PUT", "/v1/networks/red", `{"subnet":"10.62.0.0/24","gateway":"10.62.0.254"}`, 201, nil)
+
+			nsA, nsB, nsC := newNetns(t, "vnt-a-"), newNetns(t, "vnt-b-"), newNetns(t, "vnt-c-")
+			var a, b, c portView
+			d.must("PUT", "/v1/ports/a", map[string]string{"network": "blue", "netns": nsA}, 201, &a)
+			d.must("PUT", "/v1/ports/b", map[string]string{"network": "blue", "netns": "/var/run/netns/" + nsB, "ip": "10.61.0.20", "ifname": "net0"}, 201, &b)
+			d.must("PUT", "/v1/ports/c", map[string]string{"network": "red", "netns": nsC}, 201, &c)
+			if a.IP != "10.61.0.2/24" || b.IP != "10.61.0.20/24" || c.IP != "10.62.0.1/24" || c.Gateway != "10.62.0.254" {
+				t.Fatalf("addresses: a %s, b %s, c %s gw %s", a.IP, b.IP, c.IP, c.Gateway)
+			}
+			if bc.name == "ovs" && (a.Ofport <= 0 || b.Ofport <= 0 || c.Ofport <= 0) {
+				t.Fatalf("ofports: %d %d %d", a.Ofport, b.Ofport, c.Ofport)
+			}
+			// Same spec again: 200 and the same port.
+			var again portView
+			d.must("PUT", "/v1/ports/a", map[string]string{"network": "blue", "netns": nsA}, 200, &again)
+			if again != a {
+				t.Fatalf("second PUT changed the port: %+v vs %+v", again, a)
+			}
+			checkNamespaceEnd(t, nsB, "net0", b)
+			var vm portView
+			d.must("PUT", "/v1/ports/vm", `{"network":"blue","type":"tap","ifname":"vnt-tap0"}`, 201, &vm)
+			if vm.HostIfname != "vnt-tap0" || vm.IP != "10.61.0.3/24" {
+				t.Fatalf("tap port: %+v", vm)
+			}
+			if out := run(t, "ip", "-n", hostNS, "-d", "link", "show", "vnt-tap0"); !strings.Contains(out, "tun type tap") || !strings.Contains(out, "ovs-vnet:port=vm") {
+				t.Fatalf("tap device: %s", out)
+			}
+
+			// The port answered only once it forwards: ping at once, no warm-up.
+			ping(t, nsA, "10.61.0.20", true)
+			ping(t, nsB, "10.61.0.2", true)
+			ping(t, nsC, "10.61.0.2", false)
+			ping(t, nsA, "10.62.0.1", false)
+			transferTCP(t, nsA, nsB, "10.61.0.20", 10<<20)
+
+			if box != nil {
+				ports := box.vsctl(t, "list-ports", "br-vnet")
+				for _, p := range []portView{a, b, c, vm} {
+					if !strings.Contains(ports, p.HostIfname) {
+						t.Fatalf("ovs-vsctl list-ports br-vnet = %q, missing %s", ports, p.HostIfname)
+					}
+				}
+				if got := box.vsctl(t, "get", "Port", a.HostIfname, "external_ids:ovs-vnet-owner"); got != `"ovs-vnet"` && got != "ovs-vnet" {
+					t.Fatalf("port %s owner %s", a.HostIfname, got)
+				}
+			}
+
+			// Restart: same state from the store, and the namespaces kept forwarding.
+			var before, after struct{ Ports []portView }
+			d.must("GET", "/v1/ports", nil, 200, &before)
+			d.stop()
+			ping(t, nsA, "10.61.0.20", true) // the dataplane does not need the daemon
+			d.start()
+			d.must("GET", "/v1/ports", nil, 200, &after)
+			if !reflect.DeepEqual(before, after) {
+				t.Fatalf("ports changed across restart:\n%+v\n%+v", before, after)
+			}
+			var nets struct{ Networks []model.Network }
+			d.must("GET", "/v1/networks", nil, 200, &nets)
+			if len(nets.Networks) != 2 {
+				t.Fatalf("networks after restart: %+v", nets)
+			}
+			ping(t, nsA, "10.61.0.20", true)
+			ping(t, nsC, "10.61.0.20", false)
+
+			for _, p := range []string{"a", "b", "c", "vm"} {
+				d.must("DELETE", "/v1/ports/"+p, nil, 204, nil)
+			}
+			d.must("DELETE", "/v1/networks/blue", nil, 204, nil)
+			d.must("DELETE", "/v1/networks/red", nil, 204, nil)
+			d.must("GET", "/v1/ports/a", nil, 404, nil)
+			d.stop()
+
+			assertNothingLeft(t, hostNS, box, d.stateDir, nsA, nsB, nsC)
+		})
+	}
+}
+
+func checkNamespaceEnd(t *testing.T, ns, ifname string, p portView) {
+	t.Helper()
+	out := run(t, "ip", "-n", ns, "-o", "addr", "show", "dev", ifname)
+	if !strings.Contains(out, "inet "+p.IP) {
+		t.Fatalf("netns %s %s: want %s, got %s", ns, ifname, p.IP, out)
+	}
+	if out := run(t, "ip", "-n", ns, "link", "show", ifname); !strings.Contains(out, p.MAC) || !strings.Contains(out, "state UP") {
+		t.Fatalf("netns %s %s: want mac %s and UP, got %s", ns, ifname, p.MAC, out)
+	}
+	if out := run(t, "ip", "-n", ns, "route", "show", "default"); !strings.Contains(out, "via "+p.Gateway+" dev "+ifname) {
+		t.Fatalf("netns %s default route: %s", ns, out)
+	}
+}
+
+func ping(t *testing.T, ns, ip string, want bool) {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", ip).CombinedOutput()
+	if got := err == nil; got != want {
+		t.Fatalf("ping from %s to %s: success=%v, want %v\n%s", ns, ip, got, want, out)
+	}
+}
+
+// transferTCP sends n bytes from a socket in nsFrom to a listener in nsTo and
+// checks every byte arrived.
+func transferTCP(t *testing.T, nsFrom, nsTo, toIP string, n int) {
+	t.Helper()
+	var ln net.Listener
+	if err := inNetns("/var/run/netns/"+nsTo, func() (err error) {
+		ln, err = net.Listen("tcp4", net.JoinHostPort(toIP, "0"))
+		return err
+	}); err != nil {
+		t.Fatalf("listen in %s: %v", nsTo, err)
+	}
+	defer ln.Close()
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+		h := sha256.New()
+		m, err := io.Copy(h, c)
+		var r result
+		copy(r.sum[:], h.Sum(nil))
+		r.n, r.err = m, err
+		got <- r
+	}()
+	payload := bytes.Repeat([]byte("ovs-vnet"), n/8)
+	var conn net.Conn
+	if err := inNetns("/var/run/netns/"+nsFrom, func() (err error) {
+		conn, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("dial from %s: %v", nsFrom, err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	start := time.Now()
+	if _, err := conn.Write(payload); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	conn.Close()
+	r := <-got
+	if r.err != nil || r.n != int64(len(payload)) || r.sum != sha256.Sum256(payload) {
+		t.Fatalf("TCP transfer: received %d of %d bytes, err %v, checksum ok %v", r.n, len(payload), r.err, r.sum == sha256.Sum256(payload))
+	}
+	t.Logf("moved %d MB over TCP %s → %s in %v", len(payload)>>20, nsFrom, nsTo, time.Since(start).Round(time.Millisecond))
+}
+
+// assertNothingLeft checks the host namespace, the workload namespaces, OVS,
+// nftables and the store hold nothing of ours.
+func assertNothingLeft(t *testing.T, hostNS string, box *sandbox, stateDir string, workloads ...string) {
+	t.Helper()
+	for _, l := range linksIn(t, hostNS) {
+		if strings.HasPrefix(l.Attrs().Alias, "ovs-vnet:") || strings.HasPrefix(l.Attrs().Name, "vnet") {
+			t.Errorf("host netns still has %s (%s, alias %q)", l.Attrs().Name, l.Type(), l.Attrs().Alias)
+		}
+	}
+	for _, ns := range workloads {
+		for _, l := range linksIn(t, ns) {
+			if l.Attrs().Name != "lo" {
+				t.Errorf("netns %s still has %s", ns, l.Attrs().Name)
+			}
+		}
+	}
+	if box != nil {
+		if ports := box.vsctl(t, "list-ports", "br-vnet"); ports != "" {
+			t.Errorf("OVS ports left on br-vnet: %q", ports)
+		}
+	}
+	if out := run(t, "ip", "netns", "exec", hostNS, "nft", "list", "tables"); strings.Contains(out, "ovs_vnet") {
+		t.Errorf("nftables table left: %s", out)
+	}
+	st, err := store.Open(filepath.Join(stateDir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	nets, err1 := st.Networks()
+	ports, err2 := st.Ports()
+	if err1 != nil || err2 != nil || len(nets) != 0 || len(ports) != 0 {
+		t.Errorf("store not empty: networks %v ports %v (%v %v)", nets, ports, err1, err2)
+	}
+}
+
+func linksIn(t *testing.T, ns string) []netlink.Link {
+	t.Helper()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nh.Close()
+	links, err := nh.LinkList()
+	if err != nil {
+		t.Fatal(fmt.Errorf("list links in %s: %w", ns, err))
+	}
+	return links
+}

@@ -1,0 +1,278 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// Everything a test makes on the machine — namespaces, OVS sandboxes, daemons —
+// lives inside a "host" network namespace of its own, so the machine's own
+// interfaces, routes and nftables are never seen, let alone changed.
+
+var (
+	repoRoot  string
+	daemonBin string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "e2e: must run as root (namespaces, links, OVS)")
+		return 1
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	repoRoot = filepath.Dir(wd)
+	dir, err := os.MkdirTemp("", "ovs-vnet-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	daemonBin = filepath.Join(dir, "ovs-vnet")
+	build := exec.Command("go", "build", "-race", "-o", daemonBin, "./cmd/ovs-vnet")
+	build.Dir, build.Stdout, build.Stderr = repoRoot, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build daemon:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func uniqueName(prefix string) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// run runs a command and fails the test with its output if it fails.
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newNetns creates a named network namespace with lo up, deleted at cleanup.
+func newNetns(t testing.TB, prefix string) string {
+	t.Helper()
+	name := uniqueName(prefix)
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	run(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+// sandbox is an OVS started by hack/ovs-sandbox.sh inside a host namespace.
+type sandbox struct {
+	dir    string
+	netns  string
+	dbSock string
+}
+
+func startSandbox(t testing.TB, hostNS string) *sandbox {
+	t.Helper()
+	dir := t.TempDir()
+	script := filepath.Join(repoRoot, "hack", "ovs-sandbox.sh")
+	t.Cleanup(func() {
+		if out, err := exec.Command(script, "down", dir).CombinedOutput(); err != nil {
+			t.Errorf("sandbox down: %v\n%s", err, out)
+		}
+	})
+	run(t, script, "up", dir, "--netns", hostNS)
+	return &sandbox{dir: dir, netns: hostNS, dbSock: filepath.Join(dir, "db.sock")}
+}
+
+// vsctl runs ovs-vsctl against the sandbox: the independent witness of what is in OVSDB.
+func (s *sandbox) vsctl(t testing.TB, args ...string) string {
+	t.Helper()
+	return strings.TrimSpace(run(t, "ovs-vsctl", append([]string{"--db=unix:" + s.dbSock, "--timeout=10"}, args...)...))
+}
+
+// daemon is the real ovs-vnet binary running inside a host namespace.
+type daemon struct {
+	t        testing.TB
+	hostNS   string
+	stateDir string
+	args     []string
+	cmd      *exec.Cmd
+	log      *bytes.Buffer
+	client   *http.Client
+	base     string
+}
+
+func startDaemon(t testing.TB, hostNS string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, hostNS: hostNS, stateDir: t.TempDir(), args: args, base: "http://127.0.0.1:9476"}
+	d.client = &http.Client{
+		Timeout:   90 * time.Second,
+		Transport: &http.Transport{DialContext: dialInNetns("/var/run/netns/" + hostNS), DisableKeepAlives: true},
+	}
+	t.Cleanup(func() {
+		d.kill()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.log)
+		}
+	})
+	d.start()
+	return d
+}
+
+func (d *daemon) start() {
+	d.t.Helper()
+	args := append([]string{"netns", "exec", d.hostNS, daemonBin, "--state-dir", d.stateDir, "--log-level", "debug"}, d.args...)
+	d.cmd = exec.Command("ip", args...)
+	if d.log == nil {
+		d.log = &bytes.Buffer{}
+	}
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatalf("start daemon: %v", err)
+	}
+	d.waitReady()
+}
+
+func (d *daemon) waitReady() {
+	d.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if code, _ := d.do("GET", "/readyz", nil); code == http.StatusOK {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.t.Fatalf("daemon not ready after 30s; log:\n%s", d.log)
+}
+
+// stop sends SIGTERM, as systemd would, and waits for a clean exit.
+func (d *daemon) stop() {
+	d.t.Helper()
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			d.t.Errorf("daemon exit: %v\n%s", err, d.log)
+		}
+	case <-time.After(20 * time.Second):
+		d.t.Errorf("daemon did not stop within 20s")
+		d.kill()
+	}
+	d.cmd = nil
+}
+
+func (d *daemon) kill() {
+	if d.cmd != nil {
+		_ = d.cmd.Process.Kill()
+		_ = d.cmd.Wait()
+		d.cmd = nil
+	}
+}
+
+// do sends a request with a JSON (or raw []byte) body and returns status and body.
+func (d *daemon) do(method, path string, body any) (int, []byte) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, d.base+path, rd)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// must sends a request, checks its status and decodes the answer into out (if not nil).
+func (d *daemon) must(method, path string, body any, want int, out any) {
+	d.t.Helper()
+	code, resp := d.do(method, path, body)
+	if code != want {
+		d.t.Fatalf("%s %s: status %d, want %d: %s", method, path, code, want, resp)
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp, out); err != nil {
+			d.t.Fatalf("%s %s: decode %s: %v", method, path, resp, err)
+		}
+	}
+}
+
+// inNetns runs f on an OS thread switched into the namespace at path. Sockets
+// made in f stay in that namespace after the thread switches back.
+func inNetns(path string, f func() error) error {
+	target, err := netns.GetFromPath(path)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	ferr := f()
+	if err := netns.Set(orig); err != nil {
+		// The thread is stuck in the wrong namespace: leave it locked so it dies with the goroutine.
+		return fmt.Errorf("restore netns: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+func dialInNetns(path string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = inNetns(path, func() error {
+			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+}

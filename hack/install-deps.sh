@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs, with apt, whatever the daemon and its tests need and the machine lacks.
+# Under CI=true any failure is fatal (a missing prerequisite must fail the run,
+# never skip a test); elsewhere too, since nothing works without these.
+set -euo pipefail
+
+# command → Debian package
+declare -A need=(
+  [ovs-vswitchd]=openvswitch-switch
+  [ovsdb-server]=openvswitch-switch
+  [ovs-vsctl]=openvswitch-common
+  [ip]=iproute2
+  [nft]=nftables
+  [ping]=iputils-ping
+  [ethtool]=ethtool
+  [iperf3]=iperf3
+  [curl]=curl
+  [jq]=jq
+  [promtool]=prometheus
+)
+
+missing=()
+for cmd in "${!need[@]}"; do
+  # ovs-vswitchd and ovsdb-server live in /usr/sbin, which a non-login PATH may lack.
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${need[$cmd]}")
+done
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  echo "install-deps: Go is missing (expected at /usr/local/go); install Go 1.26" >&2
+  exit 1
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "install-deps: installing ${pkgs[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# policy-rc.d keeps the package from starting the system OVS service: the project
+# runs its own sandboxed OVS and must not touch the host's.
+policy=/usr/sbin/policy-rc.d
+created_policy=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created_policy=1
+fi
+trap '[ -n "$created_policy" ] && rm -f "$policy"' EXIT
+apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null

@@ -1,0 +1,86 @@
+// Package model holds ovs-vnet's desired-state objects — networks and ports — and the
+// rules that make a request for one of them valid. It does no I/O: the controller
+// stores these objects and the datapath backends realise them.
+package model
+
+import "net/netip"
+
+// Port types.
+const (
+	PortVeth = "veth" // a veth pair with one end, addressed, inside a network namespace
+	PortTap  = "tap"  // a persistent tap device on the host, for a VM or a user-space program
+)
+
+// Network is an L2 segment with one IPv4 subnet.
+type Network struct {
+	Name       string       `json:"name"`
+	Subnet     netip.Prefix `json:"subnet"`
+	Gateway    netip.Addr   `json:"gateway"`
+	MTU        int          `json:"mtu"`
+	Masquerade bool         `json:"masquerade"`
+	// ID is a small number unique among networks, assigned at creation and never
+	// reused while the network exists; backends derive per-network datapath
+	// identifiers from it (the VLAN tag on OVS today).
+	ID int `json:"id"`
+}
+
+// Port attaches a workload to a network.
+type Port struct {
+	Name    string     `json:"name"`
+	Network string     `json:"network"`
+	Type    string     `json:"type"`
+	Netns   string     `json:"netns,omitempty"`
+	Ifname  string     `json:"ifname"`
+	IP      netip.Addr `json:"ip"`
+	MAC     string     `json:"mac"` // canonical form: lower case, colon separated
+	// HostIfname is the host side of the port: the veth end or the tap device.
+	// It is fixed when the port is created so that a crash at any later step
+	// still tells the next run which link to look for.
+	HostIfname string `json:"host_ifname"`
+	// Ofport is the OpenFlow port number on OVS, 0 on the Linux backend.
+	Ofport int `json:"ofport,omitempty"`
+}
+
+// NetnsPath is where the port's network namespace lives: a bare name refers to
+// `ip netns` (/var/run/netns/NAME), anything else is an absolute path.
+func (p Port) NetnsPath() string {
+	return NetnsPath(p.Netns)
+}
+
+// NetnsPath resolves a netns field value to a filesystem path.
+func NetnsPath(netns string) string {
+	if netns == "" || netns[0] == '/' {
+		return netns
+	}
+	return "/var/run/netns/" + netns
+}
+
+// PortView is a port as the API shows it: with its address prefix and gateway.
+type PortView struct {
+	Name       string `json:"name"`
+	Network    string `json:"network"`
+	Type       string `json:"type"`
+	Netns      string `json:"netns,omitempty"`
+	Ifname     string `json:"ifname"`
+	IP         string `json:"ip"`
+	MAC        string `json:"mac"`
+	Gateway    string `json:"gateway"`
+	HostIfname string `json:"host_ifname"`
+	Ofport     int    `json:"ofport,omitempty"`
+}
+
+// View renders the port in its network for the API.
+func (p Port) View(n Network) PortView {
+	return PortView{
+		Name:       p.Name,
+		Network:    p.Network,
+		Type:       p.Type,
+		Netns:      p.Netns,
+		Ifname:     p.Ifname,
+		IP:         netip.PrefixFrom(p.IP, n.Subnet.Bits()).String(),
+		MAC:        p.MAC,
+		Gateway:    n.Gateway.String(),
+		HostIfname: p.HostIfname,
+		Ofport:     p.Ofport,
+	}
+}

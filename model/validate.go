@@ -1,0 +1,235 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// ErrInvalid marks a request that is malformed or has an invalid field.
+var ErrInvalid = errors.New("invalid")
+
+// Limits of the API's fields (DESIGN.md §3).
+const (
+	MinMTU       = 576
+	MaxMTU       = 9000
+	DefaultMTU   = 1500
+	MinPrefixLen = 8
+	MaxPrefixLen = 30
+	maxIfname    = 15 // IFNAMSIZ - 1
+)
+
+var (
+	nameRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
+	netnsRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+)
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// ValidateName checks an object name (network, router or port).
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return invalid("name %q must be 1-32 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", name)
+	}
+	return nil
+}
+
+// NetworkSpec is the body of PUT /v1/networks/{name}.
+type NetworkSpec struct {
+	Subnet     string `json:"subnet"`
+	Gateway    string `json:"gateway,omitempty"`
+	MTU        int    `json:"mtu,omitempty"`
+	Masquerade bool   `json:"masquerade,omitempty"`
+}
+
+// Network checks the spec and returns the network it asks for, defaults filled in.
+// The ID is left for the caller to assign.
+func (s NetworkSpec) Network(name string) (Network, error) {
+	if err := ValidateName(name); err != nil {
+		return Network{}, err
+	}
+	if s.Subnet == "" {
+		return Network{}, invalid("subnet is required")
+	}
+	subnet, err := netip.ParsePrefix(s.Subnet)
+	if err != nil || !subnet.Addr().Is4() {
+		return Network{}, invalid("subnet %q is not an IPv4 CIDR such as 10.10.0.0/24", s.Subnet)
+	}
+	if subnet != subnet.Masked() {
+		return Network{}, invalid("subnet %q has host bits set; did you mean %s?", s.Subnet, subnet.Masked())
+	}
+	if b := subnet.Bits(); b < MinPrefixLen || b > MaxPrefixLen {
+		return Network{}, invalid("subnet %q: prefix length must be /%d to /%d", s.Subnet, MinPrefixLen, MaxPrefixLen)
+	}
+	n := Network{Name: name, Subnet: subnet, Gateway: subnet.Addr().Next(), MTU: DefaultMTU, Masquerade: s.Masquerade}
+	if s.Gateway != "" {
+		gw, err := netip.ParseAddr(s.Gateway)
+		if err != nil || !gw.Is4() {
+			return Network{}, invalid("gateway %q is not an IPv4 address", s.Gateway)
+		}
+		if !IsHostAddr(subnet, gw) {
+			return Network{}, invalid("gateway %s is not a usable host address of %s", gw, subnet)
+		}
+		n.Gateway = gw
+	}
+	if s.MTU != 0 {
+		if s.MTU < MinMTU || s.MTU > MaxMTU {
+			return Network{}, invalid("mtu %d is outside %d-%d", s.MTU, MinMTU, MaxMTU)
+		}
+		n.MTU = s.MTU
+	}
+	return n, nil
+}
+
+// SameSpec reports whether two networks were asked for with the same spec; the
+// assigned ID does not count.
+func (n Network) SameSpec(o Network) bool {
+	o.ID = n.ID
+	return n == o
+}
+
+// IsHostAddr reports whether a lies in p and is neither its network nor its
+// broadcast address.
+func IsHostAddr(p netip.Prefix, a netip.Addr) bool {
+	return p.Contains(a) && a != p.Addr() && a != Broadcast(p)
+}
+
+// Broadcast returns the last address of an IPv4 prefix.
+func Broadcast(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	hostBits := 32 - p.Bits()
+	for i := 3; i >= 0 && hostBits > 0; i-- {
+		n := min(hostBits, 8)
+		b[i] |= byte(1<<n - 1)
+		hostBits -= n
+	}
+	return netip.AddrFrom4(b)
+}
+
+// PortSpec is the body of PUT /v1/ports/{name}. IP and MAC are allocated when absent.
+type PortSpec struct {
+	Network string `json:"network"`
+	Netns   string `json:"netns,omitempty"`
+	Ifname  string `json:"ifname,omitempty"`
+	IP      string `json:"ip,omitempty"`
+	MAC     string `json:"mac,omitempty"`
+	Type    string `json:"type,omitempty"`
+}
+
+// Port checks the fields that need no other object and returns the port with
+// defaults filled in; IP and MAC stay zero when the spec leaves them out. The
+// caller checks the IP against the network and the namespace against the host.
+func (s PortSpec) Port(name string) (Port, error) {
+	if err := ValidateName(name); err != nil {
+		return Port{}, err
+	}
+	p := Port{Name: name, Network: s.Network, Type: s.Type, Netns: s.Netns, Ifname: s.Ifname}
+	if s.Network == "" {
+		return Port{}, invalid("network is required")
+	}
+	if err := ValidateName(s.Network); err != nil {
+		return Port{}, invalid("network: %v", err)
+	}
+	switch p.Type {
+	case "", PortVeth:
+		p.Type = PortVeth
+		if p.Netns == "" {
+			return Port{}, invalid("netns is required for a veth port")
+		}
+		if err := validateNetns(p.Netns); err != nil {
+			return Port{}, err
+		}
+		if p.Ifname == "" {
+			p.Ifname = "eth0"
+		}
+	case PortTap:
+		if p.Netns != "" {
+			return Port{}, invalid("netns must be empty for a tap port: the tap device stays on the host")
+		}
+		if p.Ifname == "" {
+			p.Ifname = HostIfname(name)
+		}
+	default:
+		return Port{}, invalid("type %q must be %q or %q", p.Type, PortVeth, PortTap)
+	}
+	if err := ValidateIfname(p.Ifname); err != nil {
+		return Port{}, err
+	}
+	if s.IP != "" {
+		ip, err := netip.ParseAddr(s.IP)
+		if err != nil || !ip.Is4() {
+			return Port{}, invalid("ip %q is not an IPv4 address (give it without a prefix length)", s.IP)
+		}
+		p.IP = ip
+	}
+	if s.MAC != "" {
+		mac, err := ParseMAC(s.MAC)
+		if err != nil {
+			return Port{}, err
+		}
+		p.MAC = mac
+	}
+	p.HostIfname = p.Ifname
+	if p.Type == PortVeth {
+		p.HostIfname = HostIfname(name)
+	}
+	return p, nil
+}
+
+// SameSpec reports whether q asks for what p is: fields q leaves to allocation
+// (IP, MAC) match whatever p was given, and the datapath's results do not count.
+func (p Port) SameSpec(q Port) bool {
+	if !q.IP.IsValid() {
+		q.IP = p.IP
+	}
+	if q.MAC == "" {
+		q.MAC = p.MAC
+	}
+	q.Ofport = p.Ofport
+	return p == q
+}
+
+// ParseMAC accepts a unicast, non-zero Ethernet address and returns its canonical form.
+func ParseMAC(s string) (string, error) {
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return "", invalid("mac %q is not an Ethernet address such as 02:00:00:00:00:01", s)
+	}
+	if mac[0]&1 != 0 {
+		return "", invalid("mac %s is a multicast address", mac)
+	}
+	if string(mac) == "\x00\x00\x00\x00\x00\x00" {
+		return "", invalid("mac %s is all zeros", mac)
+	}
+	return mac.String(), nil
+}
+
+// ValidateIfname applies the kernel's rules for interface names (dev_valid_name).
+func ValidateIfname(name string) error {
+	if name == "" || len(name) > maxIfname || name == "." || name == ".." ||
+		strings.ContainsAny(name, "/:") || strings.IndexFunc(name, isSpace) >= 0 {
+		return invalid("ifname %q must be 1-%d characters, without '/', ':' or white space, and not '.' or '..'", name, maxIfname)
+	}
+	return nil
+}
+
+func isSpace(r rune) bool { return r <= ' ' || r == 0x7f || r > 0x7e }
+
+func validateNetns(ns string) error {
+	if ns[0] == '/' {
+		if filepath.Clean(ns) != ns {
+			return invalid("netns path %q is not clean (no '..', '//' or trailing '/')", ns)
+		}
+		return nil
+	}
+	if !netnsRE.MatchString(ns) || ns == "." || ns == ".." {
+		return invalid("netns %q must be a name under /var/run/netns or an absolute path", ns)
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package model
+
+import (
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestNetworkSpec(t *testing.T) {
+	cases := []struct {
+		name string
+		spec NetworkSpec
+		want Network // zero when invalid
+	}{
+		{"defaults", NetworkSpec{Subnet: "10.10.0.0/24"},
+			Network{Name: "defaults", Subnet: netip.MustParsePrefix("10.10.0.0/24"), Gateway: netip.MustParseAddr("10.10.0.1"), MTU: 1500}},
+		{"everything", NetworkSpec{Subnet: "10.0.0.0/8", Gateway: "10.255.255.254", MTU: 9000, Masquerade: true},
+			Network{Name: "everything", Subnet: netip.MustParsePrefix("10.0.0.0/8"), Gateway: netip.MustParseAddr("10.255.255.254"), MTU: 9000, Masquerade: true}},
+		{"slash30", NetworkSpec{Subnet: "192.168.7.4/30"},
+			Network{Name: "slash30", Subnet: netip.MustParsePrefix("192.168.7.4/30"), Gateway: netip.MustParseAddr("192.168.7.5"), MTU: 1500}},
+		{"no-subnet", NetworkSpec{}, Network{}},
+		{"v6", NetworkSpec{Subnet: "fd00::/64"}, Network{}},
+		{"host-bits", NetworkSpec{Subnet: "10.10.0.1/24"}, Network{}},
+		{"slash7", NetworkSpec{Subnet: "10.0.0.0/7"}, Network{}},
+		{"slash31", NetworkSpec{Subnet: "10.0.0.0/31"}, Network{}},
+		{"garbage", NetworkSpec{Subnet: "ten"}, Network{}},
+		{"gw-network", NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "10.10.0.0"}, Network{}},
+		{"gw-broadcast", NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "10.10.0.255"}, Network{}},
+		{"gw-outside", NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "10.10.1.1"}, Network{}},
+		{"gw-v6", NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "::1"}, Network{}},
+		{"mtu-low", NetworkSpec{Subnet: "10.10.0.0/24", MTU: 575}, Network{}},
+		{"mtu-high", NetworkSpec{Subnet: "10.10.0.0/24", MTU: 9001}, Network{}},
+		{"Bad_Name", NetworkSpec{Subnet: "10.10.0.0/24"}, Network{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.spec.Network(c.name)
+			if c.want == (Network{}) {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("got %+v, %v; want ErrInvalid", got, err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, c.want)
+			}
+		})
+	}
+}
+
+func TestPortSpec(t *testing.T) {
+	cases := []struct {
+		name string
+		spec PortSpec
+		ok   bool
+		want func(p Port) bool
+	}{
+		{"veth-defaults", PortSpec{Network: "blue", Netns: "web1"}, true, func(p Port) bool {
+			return p.Type == PortVeth && p.Ifname == "eth0" && p.HostIfname == HostIfname("veth-defaults") && !p.IP.IsValid() && p.MAC == ""
+		}},
+		{"veth-full", PortSpec{Network: "blue", Netns: "/proc/1/ns/net", Ifname: "net0", IP: "10.0.0.5", MAC: "02:AA:bb:cc:dd:ee", Type: "veth"}, true, func(p Port) bool {
+			return p.IP == netip.MustParseAddr("10.0.0.5") && p.MAC == "02:aa:bb:cc:dd:ee" && p.NetnsPath() == "/proc/1/ns/net"
+		}},
+		{"tap-default-name", PortSpec{Network: "blue", Type: "tap"}, true, func(p Port) bool {
+			return p.Netns == "" && p.Ifname == HostIfname("tap-default-name") && p.HostIfname == p.Ifname
+		}},
+		{"tap-named", PortSpec{Network: "blue", Type: "tap", Ifname: "vm1"}, true, func(p Port) bool { return p.HostIfname == "vm1" }},
+		{"no-network", PortSpec{Netns: "a"}, false, nil},
+		{"bad-network", PortSpec{Network: "Blue", Netns: "a"}, false, nil},
+		{"no-netns", PortSpec{Network: "blue"}, false, nil},
+		{"tap-netns", PortSpec{Network: "blue", Netns: "a", Type: "tap"}, false, nil},
+		{"bad-type", PortSpec{Network: "blue", Netns: "a", Type: "vxlan"}, false, nil},
+		{"netns-dotdot", PortSpec{Network: "blue", Netns: "/var/run/netns/../x"}, false, nil},
+		{"netns-relative", PortSpec{Network: "blue", Netns: "a/b"}, false, nil},
+		{"netns-dot", PortSpec{Network: "blue", Netns: ".."}, false, nil},
+		{"ifname-long", PortSpec{Network: "blue", Netns: "a", Ifname: strings.Repeat("e", 16)}, false, nil},
+		{"ifname-15", PortSpec{Network: "blue", Netns: "a", Ifname: strings.Repeat("e", 15)}, true, func(Port) bool { return true }},
+		{"ifname-space", PortSpec{Network: "blue", Netns: "a", Ifname: "eth 0"}, false, nil},
+		{"ifname-colon", PortSpec{Network: "blue", Netns: "a", Ifname: "eth0:1"}, false, nil},
+		{"ifname-dot", PortSpec{Network: "blue", Netns: "a", Ifname: "."}, false, nil},
+		{"ip-prefix", PortSpec{Network: "blue", Netns: "a", IP: "10.0.0.5/24"}, false, nil},
+		{"ip-v6", PortSpec{Network: "blue", Netns: "a", IP: "fd00::5"}, false, nil},
+		{"mac-multicast", PortSpec{Network: "blue", Netns: "a", MAC: "03:00:00:00:00:01"}, false, nil},
+		{"mac-zero", PortSpec{Network: "blue", Netns: "a", MAC: "00:00:00:00:00:00"}, false, nil},
+		{"mac-eui64", PortSpec{Network: "blue", Netns: "a", MAC: "02:00:00:00:00:00:00:01"}, false, nil},
+		{"-bad-name", PortSpec{Network: "blue", Netns: "a"}, false, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := c.spec.Port(c.name)
+			if !c.ok {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("got %+v, %v; want ErrInvalid", p, err)
+				}
+				return
+			}
+			if err != nil || !c.want(p) {
+				t.Fatalf("got %+v, %v", p, err)
+			}
+		})
+	}
+}
+
+func TestPortSameSpec(t *testing.T) {
+	stored, _ := PortSpec{Network: "blue", Netns: "a"}.Port("p")
+	stored.IP, stored.MAC, stored.Ofport = netip.MustParseAddr("10.0.0.2"), PortMAC("p"), 7
+	for _, c := range []struct {
+		spec PortSpec
+		same bool
+	}{
+		{PortSpec{Network: "blue", Netns: "a"}, true},
+		{PortSpec{Network: "blue", Netns: "a", Ifname: "eth0", Type: "veth", IP: "10.0.0.2", MAC: PortMAC("p")}, true},
+		{PortSpec{Network: "blue", Netns: "a", IP: "10.0.0.3"}, false},
+		{PortSpec{Network: "blue", Netns: "b"}, false},
+		{PortSpec{Network: "red", Netns: "a"}, false},
+		{PortSpec{Network: "blue", Netns: "a", MAC: "02:00:00:00:00:09"}, false},
+	} {
+		q, err := c.spec.Port("p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := stored.SameSpec(q); got != c.same {
+			t.Errorf("%+v: same=%v, want %v", c.spec, got, c.same)
+		}
+	}
+}
+
+func TestNames(t *testing.T) {
+	long := strings.Repeat("n", 32)
+	for _, name := range []string{HostIfname(long), BridgeName("br-vnet", long), BridgeName("a-very-long-prefix", "x")} {
+		if err := ValidateIfname(name); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	if HostIfname("a") == HostIfname("b") || BridgeName("br", "a") == BridgeName("br", "b") {
+		t.Error("names collide")
+	}
+	for _, mac := range []string{PortMAC("x"), BridgeMAC("y")} {
+		if _, err := ParseMAC(mac); err != nil || mac[1] != '2' && mac[1] != '6' && mac[1] != 'a' && mac[1] != 'e' {
+			t.Errorf("%s: not a locally administered unicast MAC (%v)", mac, err)
+		}
+	}
+	if got := Broadcast(netip.MustParsePrefix("10.1.2.0/23")); got != netip.MustParseAddr("10.1.3.255") {
+		t.Errorf("broadcast %s", got)
+	}
+}
+
+func FuzzNetworkSpec(f *testing.F) {
+	f.Add("blue", "10.10.0.0/24", "", 0)
+	f.Add("x", "10.0.0.0/8", "10.0.0.1", 9000)
+	f.Fuzz(func(t *testing.T, name, subnet, gw string, mtu int) {
+		n, err := NetworkSpec{Subnet: subnet, Gateway: gw, MTU: mtu}.Network(name)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		if !IsHostAddr(n.Subnet, n.Gateway) || n.MTU < MinMTU || n.MTU > MaxMTU || n.Subnet.Bits() < MinPrefixLen || n.Subnet.Bits() > MaxPrefixLen {
+			t.Fatalf("accepted an invalid network %+v", n)
+		}
+	})
+}
+
+func FuzzPortSpec(f *testing.F) {
+	f.Add("web1", "blue", "web1", "eth0", "10.0.0.2", "02:00:00:00:00:01", "veth")
+	f.Add("vm", "blue", "", "tap0", "", "", "tap")
+	f.Fuzz(func(t *testing.T, name, network, ns, ifname, ip, mac, typ string) {
+		p, err := PortSpec{Network: network, Netns: ns, Ifname: ifname, IP: ip, MAC: mac, Type: typ}.Port(name)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		if ValidateIfname(p.Ifname) != nil || ValidateIfname(p.HostIfname) != nil || ValidateName(p.Network) != nil {
+			t.Fatalf("accepted an invalid port %+v", p)
+		}
+		if p.Type == PortVeth && (p.Netns == "" || filepath.Clean(p.NetnsPath()) != p.NetnsPath()) {
+			t.Fatalf("accepted a bad netns %+v", p)
+		}
+		if p.MAC != "" {
+			if again, err := ParseMAC(p.MAC); err != nil || again != p.MAC {
+				t.Fatalf("mac %q not canonical", p.MAC)
+			}
+		}
+	})
+}
