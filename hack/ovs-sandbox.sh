@@ -27,11 +27,12 @@ readonly LOCK_TIMEOUT=120 # seconds to wait for a concurrent up/down on the same
 
 DIR=
 NETNS=
+TSO=true
 UP_DONE=0
 
 usage() {
 	cat >&2 <<'EOF'
-usage: ovs-sandbox.sh up DIR [--netns NAME]
+usage: ovs-sandbox.sh up DIR [--netns NAME] [--no-tso]
        ovs-sandbox.sh down DIR
        ovs-sandbox.sh env DIR      # eval "$(ovs-sandbox.sh env DIR)"; ovs-vsctl show
 EOF
@@ -255,6 +256,11 @@ cmd_up() {
 			[[ -n $NETNS ]] || usage
 			shift
 			;;
+		--no-tso)
+			# Like a stock OVS: the daemon must then turn TX checksum offload off on its veths.
+			TSO=false
+			shift
+			;;
 		*) usage ;;
 		esac
 	done
@@ -299,7 +305,7 @@ cmd_up() {
 
 	# TSO must be on before vswitchd starts (it is read once at startup): without
 	# it, or TX checksum offload off on the veths, TCP through netdev+veth stalls.
-	vsctl --no-wait -- init -- set Open_vSwitch . other_config:userspace-tso-enable=true
+	vsctl --no-wait -- init -- set Open_vSwitch . other_config:userspace-tso-enable=$TSO
 
 	start_daemon ovs-vswitchd "unix:$DIR/db.sock" -vconsole:err \
 		--unixctl="$DIR/ovs-vswitchd.ctl" \

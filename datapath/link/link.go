@@ -20,21 +20,28 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
+// Options adapt a port's links to the datapath that forwards for them.
+type Options struct {
+	// TxChecksumOff turns TX checksum offload off on the namespace end of a
+	// veth; see disableTxChecksum.
+	TxChecksumOff bool
+}
+
 // EnsurePort makes the host link of p exist and be configured — for a veth port
 // with its namespace end named, addressed, up and routed via the gateway — and
 // returns the host link, up but not yet in any bridge. A link that is already
 // right is kept as it is, so adopting a running port after a restart does not
 // disturb its traffic.
-func EnsurePort(n model.Network, p model.Port) (netlink.Link, error) {
+func EnsurePort(n model.Network, p model.Port, opts Options) (netlink.Link, error) {
 	switch p.Type {
 	case model.PortTap:
 		return ensureTap(n, p)
 	default:
-		return ensureVeth(n, p)
+		return ensureVeth(n, p, opts)
 	}
 }
 
-func ensureVeth(n model.Network, p model.Port) (netlink.Link, error) {
+func ensureVeth(n model.Network, p model.Port, opts Options) (netlink.Link, error) {
 	ns, err := netns.GetFromPath(p.NetnsPath())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -74,6 +81,11 @@ func ensureVeth(n model.Network, p model.Port) (netlink.Link, error) {
 	}
 	if err := configureNamespaceEnd(nsh, n, p, peer); err != nil {
 		return nil, fmt.Errorf("configure %s in netns %s: %w", p.Ifname, p.Netns, err)
+	}
+	if opts.TxChecksumOff {
+		if err := disableTxChecksum(ns, p.Ifname); err != nil {
+			return nil, fmt.Errorf("netns %s: %w", p.Netns, err)
+		}
 	}
 	if err := configureHostEnd(host, p, n.MTU); err != nil {
 		return nil, err

@@ -139,7 +139,7 @@ func (b *Backend) AttachPort(_ context.Context, n model.Network, p model.Port) (
 	if err != nil {
 		return p, fmt.Errorf("port %s: network %s: %w", p.Name, n.Name, err)
 	}
-	host, err := link.EnsurePort(n, p)
+	host, err := link.EnsurePort(n, p, link.Options{})
 	if err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}

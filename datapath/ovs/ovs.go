@@ -29,6 +29,7 @@ type Backend struct {
 	db           *ovsdb.Client
 	bridge       string
 	datapathType string
+	linkOpts     link.Options
 }
 
 // DatapathType resolves "auto": the kernel datapath when the openvswitch module
@@ -55,7 +56,14 @@ func New(ctx context.Context, db *ovsdb.Client, bridge, datapathType string) (*B
 	if err := db.EnsureBridge(ctx, spec); err != nil {
 		return nil, fmt.Errorf("integration bridge %s: %w", bridge, err)
 	}
-	return &Backend{db: db, bridge: bridge, datapathType: datapathType}, nil
+	other, err := db.OtherConfig()
+	if err != nil {
+		return nil, fmt.Errorf("read Open_vSwitch other_config: %w", err)
+	}
+	// The userspace datapath without userspace TSO cannot take packets whose
+	// checksum the sender left to offload (DESIGN.md §6).
+	opts := link.Options{TxChecksumOff: datapathType == "netdev" && other["userspace-tso-enable"] != "true"}
+	return &Backend{db: db, bridge: bridge, datapathType: datapathType, linkOpts: opts}, nil
 }
 
 // Info implements datapath.Backend.
@@ -93,7 +101,7 @@ func (b *Backend) DeleteNetwork(context.Context, model.Network) error { return n
 // one transaction, then wait for vswitchd to give it an ofport — only then does
 // the port forward.
 func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
-	if _, err := link.EnsurePort(n, p); err != nil {
+	if _, err := link.EnsurePort(n, p, b.linkOpts); err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	spec := ovsdb.PortSpec{
