@@ -15,7 +15,7 @@ deps:
 	@hack/install-deps.sh
 
 build:
-	go build -o $(BIN) ./cmd/ovs-vnet
+	go build -buildvcs=auto -o $(BIN) ./cmd/ovs-vnet
 
 # Starts a sandboxed OVS under .run/ovs and the daemon in the foreground (Ctrl-C
 # stops the daemon; `make stop` also stops the sandbox and removes its bridge).

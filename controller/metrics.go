@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 		attachDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ovs_vnet_port_attach_duration_seconds",
 			Help:    "Time from the start of a port's datapath attach until it forwards.",
-			Buckets: prometheus.ExponentialBucketsRange(0.001, 10, 14),
+			Buckets: []float64{0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10},
 		}),
 	}
 	reg.MustRegister(m.attachDuration, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
