@@ -272,3 +272,30 @@ func linksIn(t *testing.T, ns string) []netlink.Link {
 	}
 	return links
 }
+
+// TestDeleteAfterNetnsGone deletes a port whose namespace was removed under it,
+// across a daemon restart: the restart must not fail on it, and the delete must
+// succeed and leave nothing behind.
+func TestDeleteAfterNetnsGone(t *testing.T) {
+	for _, bc := range backends {
+		if bc.name == "ovs-no-tso" {
+			continue // same backend as "ovs"
+		}
+		t.Run(bc.name, func(t *testing.T) {
+			hostNS := newNetns(t, "vnt-host-")
+			args, box := bc.setup(t, hostNS)
+			d := startDaemon(t, hostNS, args...)
+			d.must("PUT", "/v1/networks/blue", `{"subnet":"10.63.0.0/24"}`, 201, nil)
+			ns := newNetns(t, "vnt-gone-")
+			d.must("PUT", "/v1/ports/gone", map[string]string{"network": "blue", "netns": ns}, 201, nil)
+			run(t, "ip", "netns", "del", ns)
+			d.stop()
+			d.start() // reconcile meets the missing namespace and carries on
+			d.must("GET", "/v1/ports/gone", nil, 200, nil)
+			d.must("DELETE", "/v1/ports/gone", nil, 204, nil)
+			d.must("DELETE", "/v1/networks/blue", nil, 204, nil)
+			d.stop()
+			assertNothingLeft(t, hostNS, box, d.stateDir)
+		})
+	}
+}

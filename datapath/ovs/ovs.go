@@ -8,6 +8,7 @@ package ovs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -110,6 +111,9 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 		ExternalIDs: map[string]string{portKey: p.Name, networkKey: n.Name},
 	}
 	if err := b.db.AddPort(ctx, b.bridge, spec); err != nil {
+		if errors.Is(err, ovsdb.ErrNotOwned) {
+			err = fmt.Errorf("%w: %w", datapath.ErrConflict, err)
+		}
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	ofport, err := b.db.WaitOfport(ctx, p.HostIfname)
