@@ -13,8 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 const (
@@ -50,12 +48,12 @@ func NewHandler(c *Controller, gatherer prometheus.Gatherer, version, token stri
 	}
 	route("/healthz", map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }})
 	route("/readyz", map[string]http.HandlerFunc{"GET": a.readyz})
-	route("/metrics", map[string]http.HandlerFunc{"GET": promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: nil}).ServeHTTP})
+	route("/metrics", map[string]http.HandlerFunc{"GET": promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP})
 	route("/v1/info", map[string]http.HandlerFunc{"GET": a.info})
 	route("/v1/networks", map[string]http.HandlerFunc{"GET": a.listNetworks})
-	route("/v1/networks/{name}", map[string]http.HandlerFunc{"GET": a.getNetwork, "PUT": a.putNetwork, "DELETE": a.deleteNetwork})
+	route("/v1/networks/{name}", map[string]http.HandlerFunc{"GET": a.getNetwork, "PUT": putHandler(c.PutNetwork), "DELETE": deleteHandler(c.DeleteNetwork)})
 	route("/v1/ports", map[string]http.HandlerFunc{"GET": a.listPorts})
-	route("/v1/ports/{name}", map[string]http.HandlerFunc{"GET": a.getPort, "PUT": a.putPort, "DELETE": a.deletePort})
+	route("/v1/ports/{name}", map[string]http.HandlerFunc{"GET": a.getPort, "PUT": putHandler(c.PutPort), "DELETE": deleteHandler(c.DeletePort)})
 	notYet := func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotImplemented, "routers are not implemented yet: they come with the OpenFlow pipeline")
 	}
@@ -118,23 +116,6 @@ func (a *API) getNetwork(w http.ResponseWriter, r *http.Request) {
 	respond(w, http.StatusOK, n, err)
 }
 
-func (a *API) putNetwork(w http.ResponseWriter, r *http.Request) {
-	var spec model.NetworkSpec
-	if !decode(w, r, &spec) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
-	n, created, err := a.c.PutNetwork(ctx, r.PathValue("name"), spec)
-	respond(w, createdStatus(created), n, err)
-}
-
-func (a *API) deleteNetwork(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
-	respond(w, http.StatusNoContent, nil, a.c.DeleteNetwork(ctx, r.PathValue("name")))
-}
-
 func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
 	ports, err := a.c.Ports(r.URL.Query().Get("network"))
 	respond(w, http.StatusOK, map[string]any{"ports": ports}, err)
@@ -145,21 +126,28 @@ func (a *API) getPort(w http.ResponseWriter, r *http.Request) {
 	respond(w, http.StatusOK, p, err)
 }
 
-func (a *API) putPort(w http.ResponseWriter, r *http.Request) {
-	var spec model.PortSpec
-	if !decode(w, r, &spec) {
-		return
+// putHandler serves a PUT of an object: decode the spec, apply it under the
+// request deadline, answer 201 when created and 200 when it already was.
+func putHandler[S, R any](apply func(ctx context.Context, name string, spec S) (R, bool, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var spec S
+		if !decode(w, r, &spec) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		obj, created, err := apply(ctx, r.PathValue("name"), spec)
+		respond(w, createdStatus(created), obj, err)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
-	p, created, err := a.c.PutPort(ctx, r.PathValue("name"), spec)
-	respond(w, createdStatus(created), p, err)
 }
 
-func (a *API) deletePort(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
-	respond(w, http.StatusNoContent, nil, a.c.DeletePort(ctx, r.PathValue("name")))
+// deleteHandler serves a DELETE of an object under the request deadline.
+func deleteHandler(remove func(ctx context.Context, name string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		respond(w, http.StatusNoContent, nil, remove(ctx, r.PathValue("name")))
+	}
 }
 
 func createdStatus(created bool) int {
