@@ -15,7 +15,7 @@ import (
 // which grows with the bridge (DESIGN §7). Run it with a fixed count, e.g.
 // -benchtime=200x, so that N is the bridge size asked for.
 func BenchmarkAddPortWaitOfport(b *testing.B) {
-	s := needSandbox(b)
+	s := sb
 	c := dial(b, s)
 	const br = "br-bench"
 	names := make([]string, b.N)

@@ -65,7 +65,7 @@ func cachedBridge(tb testing.TB, c *Client, name string) (*vswitch.Bridge, []str
 }
 
 func TestEnsureBridgeCreateUpdate(t *testing.T) {
-	s := needSandbox(t)
+	s := sb
 	c := dial(t, s)
 	ctx := testContext(t)
 	const name = "br-eb"
@@ -133,7 +133,7 @@ func TestEnsureBridgeCreateUpdate(t *testing.T) {
 }
 
 func TestEnsureBridgeRefusesForeign(t *testing.T) {
-	s := needSandbox(t)
+	s := sb
 	c := dial(t, s)
 	ctx := testContext(t)
 	const name = "br-foreign"
@@ -155,7 +155,7 @@ func TestEnsureBridgeRefusesForeign(t *testing.T) {
 }
 
 func TestOtherConfig(t *testing.T) {
-	s := needSandbox(t)
+	s := sb
 	c := dial(t, s)
 	s.mustVsctl(t, "set", "Open_vSwitch", ".", "other_config:vnt-test=on")
 	t.Cleanup(func() { s.mustVsctl(t, "remove", "Open_vSwitch", ".", "other_config", "vnt-test") })

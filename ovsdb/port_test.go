@@ -21,7 +21,7 @@ func ensureTestBridge(tb testing.TB, s *sandbox, c *Client, name string) {
 }
 
 func TestPortLifecycle(t *testing.T) {
-	s := needSandbox(t)
+	s := sb
 	c := dial(t, s)
 	ctx := testContext(t)
 	const br, other, name = "br-port", "br-port2", "vnt-a"
@@ -114,7 +114,7 @@ func TestPortLifecycle(t *testing.T) {
 }
 
 func TestWaitOfportNoDevice(t *testing.T) {
-	s := needSandbox(t)
+	s := sb
 	c := dial(t, s)
 	ctx := testContext(t)
 	const br, name = "br-nodev", "vnt-missing"
@@ -138,7 +138,7 @@ func TestWaitOfportNoDevice(t *testing.T) {
 }
 
 func TestWaitOfportEndsWithContext(t *testing.T) {
-	s := needSandbox(t)
+	s := sb
 	c := dial(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

@@ -7,7 +7,7 @@ import (
 )
 
 func TestReconnect(t *testing.T) {
-	s := needSandbox(t)
+	s := sb
 	c := dial(t, s)
 	ctx := testContext(t)
 	const br, name = "br-recon", "vnt-r"
@@ -56,7 +56,7 @@ func TestReconnect(t *testing.T) {
 // TestCloseDuringOutage: Close while libovsdb waits to reconnect must end its
 // reconnect loop, not leave a client that comes back when the server does.
 func TestCloseDuringOutage(t *testing.T) {
-	s := needSandbox(t)
+	s := sb
 	before := runtime.NumGoroutine()
 	c, err := Dial(testContext(t), s.endpoint(), nil)
 	if err != nil {
