@@ -48,6 +48,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzPortSpec$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzPool$$' -fuzztime $(FUZZTIME) ./controller/ipam
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./controller
+	go test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME) ./flows/openflow
 
 bench: deps
 	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
