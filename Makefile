@@ -10,7 +10,7 @@ LISTEN   ?= 127.0.0.1:9476
 # (golang/go#75804, fixed only in Go 1.27).
 FUZZTIME ?= 100000x
 
-.PHONY: all deps build run stop test unit e2e fuzz lint bench generate clean
+.PHONY: all deps build run stop test fuzz lint bench generate clean
 
 all: build
 
