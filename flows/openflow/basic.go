@@ -1,6 +1,10 @@
 package openflow
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+)
 
 func init() {
 	registerSimple[Hello](TypeHello)
@@ -151,3 +155,31 @@ type BarrierReply struct{}
 func (*BarrierReply) Type() MsgType                       { return TypeBarrierReply }
 func (*BarrierReply) appendBody(b []byte) ([]byte, error) { return b, nil }
 func (*BarrierReply) decodeBody(b []byte) error           { return newReader(b, "barrier reply").done() }
+
+// DecodeHello decodes a HELLO whatever its header's version: a peer opens
+// with the highest version it speaks, and the session must read that hello
+// to find the version both sides share.
+func DecodeHello(b []byte) (Header, *Hello, error) {
+	h, err := ParseHeader(b)
+	if err != nil {
+		return h, nil, err
+	}
+	if h.Type != TypeHello || int(h.Length) != len(b) {
+		return h, nil, malformed("expected a HELLO of %d bytes, got %s of %d", len(b), h.Type, h.Length)
+	}
+	m := &Hello{}
+	if err := m.decodeBody(b[HeaderLen:]); err != nil {
+		return h, nil, fmt.Errorf("decode HELLO: %w", err)
+	}
+	return h, m, nil
+}
+
+// Supports reports whether a peer that sent this hello in a header of
+// version hv speaks OpenFlow 1.3: by the version bitmap when there is one,
+// else by the header version (OF1.3 §7.5.1: the lower of the two versions wins).
+func (m *Hello) Supports(hv uint8) bool {
+	if m.Versions != nil {
+		return slices.Contains(m.Versions, Version)
+	}
+	return hv >= Version
+}

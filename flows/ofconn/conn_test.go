@@ -1,0 +1,237 @@
+package ofconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+)
+
+// fakeSwitch answers the handshake on one end of a pipe and then either
+// echoes (alive) or goes silent.
+func fakeSwitch(t *testing.T, nc net.Conn, dpid uint64, alive bool) {
+	t.Helper()
+	go func() {
+		defer nc.Close()
+		// A pipe has no buffer: take our HELLO before sending its own.
+		if _, err := readFrame(nc); err != nil {
+			return
+		}
+		hello, _ := openflow.Marshal(1, &openflow.Hello{Versions: []uint8{1, 4, 6}})
+		if _, err := nc.Write(hello); err != nil {
+			return
+		}
+		for {
+			raw, err := readFrame(nc)
+			if err != nil {
+				return
+			}
+			h, _ := openflow.ParseHeader(raw)
+			var reply openflow.Message
+			switch h.Type {
+			case openflow.TypeFeaturesRequest:
+				reply = &openflow.FeaturesReply{DatapathID: dpid, NTables: 254}
+			case openflow.TypeEchoRequest, openflow.TypeBarrierRequest:
+				if !alive {
+					continue
+				}
+				reply = &openflow.BarrierReply{}
+				if h.Type == openflow.TypeEchoRequest {
+					reply = &openflow.EchoReply{}
+				}
+			default:
+				continue
+			}
+			out, _ := openflow.Marshal(h.Xid, reply)
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+func TestHandshakeAndKeepalive(t *testing.T) {
+	for _, alive := range []bool{true, false} {
+		t.Run(fmt.Sprintf("alive=%v", alive), func(t *testing.T) {
+			ours, theirs := net.Pipe()
+			fakeSwitch(t, theirs, 0xabcd, alive)
+			c, err := New(context.Background(), ours, Options{EchoInterval: 40 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if c.DatapathID() != 0xabcd {
+				t.Fatalf("dpid %x", c.DatapathID())
+			}
+			select {
+			case <-c.Done():
+				if alive {
+					t.Fatalf("live session ended: %v", c.Err())
+				}
+				if !strings.Contains(c.Err().Error(), "no message from the switch") {
+					t.Fatalf("ended for %v", c.Err())
+				}
+			case <-time.After(400 * time.Millisecond):
+				if !alive {
+					t.Fatal("silent switch not detected")
+				}
+			}
+		})
+	}
+}
+
+func TestRequestDeadline(t *testing.T) {
+	ours, theirs := net.Pipe()
+	fakeSwitch(t, theirs, 1, false) // never answers barriers
+	c, err := New(context.Background(), ours, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.Barrier(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want deadline, got %v", err)
+	}
+	c.mu.Lock()
+	n := len(c.pending)
+	c.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d requests left pending after their deadline", n)
+	}
+}
+
+func TestRejectsOldSwitch(t *testing.T) {
+	ours, theirs := net.Pipe()
+	go func() {
+		defer theirs.Close()
+		_, _ = readFrame(theirs)
+		hello := []byte{0x01, 0x00, 0x00, 0x08, 0, 0, 0, 1} // OpenFlow 1.0 hello, no bitmap
+		_, _ = theirs.Write(hello)
+	}()
+	if _, err := New(context.Background(), ours, Options{}); err == nil || !strings.Contains(err.Error(), "does not speak OpenFlow 1.3") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestAgainstOVS talks to a real ovs-vswitchd: through a bridge's management
+// socket, and as the controller the bridge connects to.
+func TestAgainstOVS(t *testing.T) {
+	dir, ns := sandbox(t)
+	vsctl(t, dir, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
+		"other_config:datapath-id=00000000000000b0", "protocols=OpenFlow13")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	c, err := Dial(ctx, "unix:"+filepath.Join(dir, "br0.mgmt"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.DatapathID() != 0xb0 {
+		t.Fatalf("dpid %#x", c.DatapathID())
+	}
+	if _, err := c.Request(ctx, &openflow.EchoRequest{Data: []byte("ping")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// As a controller: the listener lives in the sandbox's namespace, where vswitchd is.
+	var ln net.Listener
+	if err := inNetns(ns, func() (err error) { ln, err = Listen("tcp:127.0.0.1:0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	got := make(chan *Conn, 1)
+	serveCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = Serve(serveCtx, ln, Options{}, func(c *Conn) { got <- c }) }()
+	vsctl(t, dir, "set-controller", "br0", "tcp:127.0.0.1:"+port)
+	select {
+	case sc := <-got:
+		defer sc.Close()
+		if sc.DatapathID() != 0xb0 {
+			t.Fatalf("controller session dpid %#x", sc.DatapathID())
+		}
+		if err := sc.Barrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// vswitchd writes its controller status to the database every few seconds.
+		for !strings.Contains(vsctl(t, dir, "--columns=is_connected", "list", "controller"), "true") {
+			select {
+			case <-ctx.Done():
+				t.Fatal("ovs never reports the controller connected")
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	case <-ctx.Done():
+		t.Fatal("ovs-vswitchd did not connect to our listener")
+	}
+}
+
+func sandbox(t *testing.T) (dir, ns string) {
+	t.Helper()
+	if _, err := exec.LookPath("ovs-vsctl"); err != nil {
+		t.Fatal("ovs-vsctl missing: run hack/install-deps.sh")
+	}
+	dir = t.TempDir()
+	ns = fmt.Sprintf("vnt-ofconn-%d", os.Getpid())
+	script, err := filepath.Abs("../../hack/ovs-sandbox.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = exec.Command(script, "down", dir).Run() })
+	if out, err := exec.Command(script, "up", dir, "--netns", ns).CombinedOutput(); err != nil {
+		t.Fatalf("sandbox: %v\n%s", err, out)
+	}
+	return dir, ns
+}
+
+func vsctl(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ovs-vsctl", append([]string{"--db=unix:" + filepath.Join(dir, "db.sock"), "--timeout=10"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ovs-vsctl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// inNetns runs f on a thread inside the named namespace; sockets made there stay there.
+func inNetns(name string, f func() error) error {
+	target, err := netns.GetFromName(name)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	ferr := f()
+	if err := netns.Set(orig); err != nil {
+		return err // the thread stays locked and dies with the goroutine
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}

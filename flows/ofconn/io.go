@@ -1,0 +1,279 @@
+package ofconn
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+)
+
+// writeTimeout bounds one write to the socket: a switch that stops reading
+// ends the session instead of stalling every sender.
+const writeTimeout = 10 * time.Second
+
+// RequestError is the switch's OFPT_ERROR answer to one of our messages.
+type RequestError struct {
+	Xid  uint32
+	Type uint16 // ofp_error_type
+	Code uint16
+	Data []byte // the start of the offending message, as the switch echoed it
+}
+
+func (e *RequestError) Error() string {
+	return fmt.Sprintf("switch rejected message xid %#x: OpenFlow error type %d code %d", e.Xid, e.Type, e.Code)
+}
+
+func requestError(m Message) *RequestError {
+	body := m.Raw[openflow.HeaderLen:]
+	e := &RequestError{Xid: m.Header.Xid}
+	if len(body) >= 4 {
+		e.Type, e.Code = binary.BigEndian.Uint16(body), binary.BigEndian.Uint16(body[2:])
+		e.Data = body[4:]
+	}
+	return e
+}
+
+// multipartMore reports whether a MULTIPART_REPLY says more parts follow
+// (OFPMPF_REPLY_MORE in the flags after the 2-byte multipart type).
+func multipartMore(m Message) bool {
+	body := m.Raw[openflow.HeaderLen:]
+	return m.Header.Type == openflow.TypeMultipartReply && len(body) >= 4 && binary.BigEndian.Uint16(body[2:])&1 != 0
+}
+
+func (c *Conn) readLoop() {
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		raw, err := readFrame(r)
+		if err != nil {
+			c.fail(fmt.Errorf("read: %w", err))
+			return
+		}
+		c.heard.Store(time.Now().UnixNano())
+		h, body, err := openflow.Unmarshal(raw)
+		if h.Version != openflow.Version {
+			c.fail(fmt.Errorf("switch sent version %#x after agreeing on %#x", h.Version, openflow.Version))
+			return
+		}
+		if err != nil {
+			// Kept with a nil body: a message we cannot decode may still
+			// answer a request (a reply we do not model) or be counted.
+			c.opts.Log.Debug("openflow message not decoded", "type", h.Type, "xid", h.Xid, "err", err)
+		}
+		m := Message{Header: h, Body: body, Raw: raw}
+		if h.Type == openflow.TypeEchoRequest {
+			c.answerEcho(m)
+			continue
+		}
+		c.deliver(m)
+	}
+}
+
+func (c *Conn) answerEcho(m Message) {
+	reply := append([]byte(nil), m.Raw...)
+	reply[1] = byte(openflow.TypeEchoReply)
+	select {
+	case c.sendq <- reply:
+	default:
+		// A full send queue means the socket is slower than our senders; the
+		// echo will be asked again, and silence would only end the session.
+	}
+}
+
+// deliver hands a message to the request waiting for its xid, or to Async.
+func (c *Conn) deliver(m Message) {
+	c.mu.Lock()
+	p, ok := c.pending[m.Header.Xid]
+	if ok {
+		switch {
+		case m.Header.Type == openflow.TypeError:
+			delete(c.pending, m.Header.Xid)
+			p.result <- callResult{msgs: []Message{m}, err: requestError(m)}
+		case multipartMore(m):
+			p.replies = append(p.replies, m)
+		default:
+			delete(c.pending, m.Header.Xid)
+			p.result <- callResult{msgs: append(p.replies, m)}
+		}
+	}
+	c.mu.Unlock()
+	if ok || m.Header.Type == openflow.TypeEchoReply {
+		return
+	}
+	select {
+	case c.async <- m:
+	default:
+		c.dropped.Add(1)
+	}
+}
+
+func (c *Conn) writeLoop() {
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	for {
+		select {
+		case <-c.done:
+			return
+		case b := <-c.sendq:
+			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_, err := w.Write(b)
+			// Coalesce whatever else is queued into the same writes: a
+			// bundle of 100,000 flow-mods must not cost 100,000 syscalls.
+			for more := true; more && err == nil; {
+				select {
+				case b = <-c.sendq:
+					_, err = w.Write(b)
+				default:
+					more = false
+				}
+			}
+			if err == nil {
+				err = w.Flush()
+			}
+			if err != nil {
+				c.fail(fmt.Errorf("write: %w", err))
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) keepalive() {
+	t := time.NewTicker(c.opts.EchoInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			silent := time.Since(time.Unix(0, c.heard.Load()))
+			if silent > 3*c.opts.EchoInterval {
+				c.fail(fmt.Errorf("no message from the switch for %v", silent.Round(time.Millisecond)))
+				return
+			}
+			if silent >= c.opts.EchoInterval {
+				ctx, cancel := context.WithTimeout(context.Background(), c.opts.EchoInterval)
+				_, _ = c.Send(ctx, &openflow.EchoRequest{})
+				cancel()
+			}
+		}
+	}
+}
+
+// enqueue queues an encoded message, waiting for room until ctx ends.
+func (c *Conn) enqueue(ctx context.Context, b []byte) error {
+	select {
+	case c.sendq <- b:
+		return nil
+	case <-c.done:
+		return fmt.Errorf("%w: %w", ErrClosed, c.err)
+	case <-ctx.Done():
+		return fmt.Errorf("queue message: %w", context.Cause(ctx))
+	}
+}
+
+// Send queues a message that expects no reply and returns its xid.
+func (c *Conn) Send(ctx context.Context, m openflow.Message) (uint32, error) {
+	xid := c.xid.Add(1)
+	b, err := openflow.Marshal(xid, m)
+	if err != nil {
+		return 0, err
+	}
+	return xid, c.enqueue(ctx, b)
+}
+
+// Request sends a message and waits for its reply (an OFPT_ERROR reply is
+// returned as a *RequestError).
+func (c *Conn) Request(ctx context.Context, m openflow.Message) (Message, error) {
+	msgs, err := c.roundTrip(ctx, m)
+	if err != nil {
+		return Message{}, err
+	}
+	return msgs[len(msgs)-1], nil
+}
+
+// Multipart sends a multipart request and returns every part of the reply.
+func (c *Conn) Multipart(ctx context.Context, m openflow.Message) ([]Message, error) {
+	return c.roundTrip(ctx, m)
+}
+
+func (c *Conn) roundTrip(ctx context.Context, m openflow.Message) ([]Message, error) {
+	xid := c.xid.Add(1)
+	b, err := openflow.Marshal(xid, m)
+	if err != nil {
+		return nil, err
+	}
+	p := c.register(xid)
+	if err := c.enqueue(ctx, b); err != nil {
+		c.unregister(xid)
+		return nil, err
+	}
+	select {
+	case r := <-p.result:
+		return r.msgs, r.err
+	case <-ctx.Done():
+		c.unregister(xid)
+		return nil, fmt.Errorf("%s xid %#x: no reply: %w", m.Type(), xid, context.Cause(ctx))
+	}
+}
+
+func (c *Conn) register(xid uint32) *call {
+	p := &call{result: make(chan callResult, 1)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		p.result <- callResult{err: fmt.Errorf("%w: %w", ErrClosed, c.err)}
+		return p
+	}
+	c.pending[xid] = p
+	return p
+}
+
+func (c *Conn) unregister(xid uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.pending, xid)
+}
+
+// Barrier waits until the switch has processed everything sent before it.
+func (c *Conn) Barrier(ctx context.Context) error {
+	_, err := c.Request(ctx, &openflow.BarrierRequest{})
+	return err
+}
+
+// SendBatch sends messages that expect no reply, then a barrier, and returns
+// the first error the switch answered any of them with (a *RequestError),
+// so a caller learns which of its flow-mods failed. Errors arrive before the
+// barrier's reply: the switch answers in order.
+func (c *Conn) SendBatch(ctx context.Context, msgs []openflow.Message) error {
+	calls := make([]*call, len(msgs))
+	xids := make([]uint32, len(msgs))
+	defer func() {
+		for _, xid := range xids {
+			c.unregister(xid)
+		}
+	}()
+	for i, m := range msgs {
+		xids[i] = c.xid.Add(1)
+		b, err := openflow.Marshal(xids[i], m)
+		if err != nil {
+			return fmt.Errorf("message %d: %w", i, err)
+		}
+		calls[i] = c.register(xids[i])
+		if err := c.enqueue(ctx, b); err != nil {
+			return err
+		}
+	}
+	if err := c.Barrier(ctx); err != nil {
+		return err
+	}
+	for i, p := range calls {
+		select {
+		case r := <-p.result:
+			return fmt.Errorf("message %d (%s): %w", i, msgs[i].Type(), r.err)
+		default:
+		}
+	}
+	return nil
+}
