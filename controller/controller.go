@@ -26,6 +26,13 @@ import (
 // the client has gone and cancelled the request's context.
 const rollbackTimeout = 30 * time.Second
 
+// Bounds of the start-up work: one attempt to open the backend, and one full
+// reconcile (which attaches every stored port).
+const (
+	connectTimeout   = 30 * time.Second
+	reconcileTimeout = 10 * time.Minute
+)
+
 // Connector opens the datapath backend; Run calls it until it succeeds.
 type Connector func(ctx context.Context) (datapath.Backend, error)
 
@@ -100,12 +107,7 @@ func (c *Controller) addNetwork(n model.Network) error {
 func (c *Controller) Run(ctx context.Context, connect Connector) error {
 	backoff := 500 * time.Millisecond
 	for {
-		b, err := connect(ctx)
-		if err == nil {
-			if err = c.reconcile(ctx, b); err != nil {
-				b.Close()
-			}
-		}
+		err := c.connectAndReconcile(ctx, connect)
 		if err == nil {
 			break
 		}
@@ -124,6 +126,22 @@ func (c *Controller) Run(ctx context.Context, connect Connector) error {
 	err := c.backend.Close()
 	c.backend, c.notReady = nil, "shutting down"
 	return err
+}
+
+func (c *Controller) connectAndReconcile(ctx context.Context, connect Connector) error {
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	b, err := connect(cctx)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	defer cancel()
+	if err := c.reconcile(rctx, b); err != nil {
+		b.Close()
+		return err
+	}
+	return nil
 }
 
 func (c *Controller) setNotReady(reason string) {
