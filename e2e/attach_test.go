@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -24,21 +25,21 @@ import (
 type backendCase struct {
 	name  string
 	kind  string // what GET /v1/info must say
-	setup func(t *testing.T, hostNS string) (args []string, box *sandbox)
+	setup func(t *testing.T, hostNS string) (args []string, box *testbed.Sandbox)
 }
 
 var backends = []backendCase{
-	{"ovs", "ovs", func(t *testing.T, hostNS string) ([]string, *sandbox) {
-		box := startSandbox(t, hostNS)
-		return []string{"--backend", "ovs", "--ovsdb", "unix:" + box.dbSock, "--bridge", "br-vnet"}, box
+	{"ovs", "ovs", func(t *testing.T, hostNS string) ([]string, *testbed.Sandbox) {
+		box := testbed.StartSandbox(t, repoRoot, hostNS)
+		return []string{"--backend", "ovs", "--ovsdb", "unix:" + box.DBSock, "--bridge", "br-vnet"}, box
 	}},
 	// A stock OVS without userspace TSO: TCP works only if the daemon turns TX
 	// checksum offload off on the namespace ends (DESIGN.md §6).
-	{"ovs-no-tso", "ovs", func(t *testing.T, hostNS string) ([]string, *sandbox) {
-		box := startSandbox(t, hostNS, "--no-tso")
-		return []string{"--backend", "auto", "--ovsdb", "unix:" + box.dbSock, "--bridge", "br-vnet"}, box
+	{"ovs-no-tso", "ovs", func(t *testing.T, hostNS string) ([]string, *testbed.Sandbox) {
+		box := testbed.StartSandbox(t, repoRoot, hostNS, "--no-tso")
+		return []string{"--backend", "auto", "--ovsdb", "unix:" + box.DBSock, "--bridge", "br-vnet"}, box
 	}},
-	{"linux", "linux", func(t *testing.T, hostNS string) ([]string, *sandbox) {
+	{"linux", "linux", func(t *testing.T, hostNS string) ([]string, *testbed.Sandbox) {
 		return []string{"--backend", "linux", "--bridge", "vnbr"}, nil
 	}},
 }
@@ -88,7 +89,7 @@ func TestAttach(t *testing.T) {
 			if vm.HostIfname != "vnt-tap0" || vm.IP != "10.61.0.3/24" {
 				t.Fatalf("tap port: %+v", vm)
 			}
-			if out := run(t, "ip", "-n", hostNS, "-d", "link", "show", "vnt-tap0"); !strings.Contains(out, "tun type tap") || !strings.Contains(out, "ovs-vnet:port=vm") {
+			if out := testbed.Run(t, "ip", "-n", hostNS, "-d", "link", "show", "vnt-tap0"); !strings.Contains(out, "tun type tap") || !strings.Contains(out, "ovs-vnet:port=vm") {
 				t.Fatalf("tap device: %s", out)
 			}
 
@@ -100,13 +101,13 @@ func TestAttach(t *testing.T) {
 			transferTCP(t, nsA, nsB, "10.61.0.20", 10<<20)
 
 			if box != nil {
-				ports := box.vsctl(t, "list-ports", "br-vnet")
+				ports := box.Vsctl(t, "list-ports", "br-vnet")
 				for _, p := range []portView{a, b, c, vm} {
 					if !strings.Contains(ports, p.HostIfname) {
 						t.Fatalf("ovs-vsctl list-ports br-vnet = %q, missing %s", ports, p.HostIfname)
 					}
 				}
-				if got := box.vsctl(t, "get", "Port", a.HostIfname, "external_ids:ovs-vnet-owner"); got != `"ovs-vnet"` && got != "ovs-vnet" {
+				if got := box.Vsctl(t, "get", "Port", a.HostIfname, "external_ids:ovs-vnet-owner"); got != `"ovs-vnet"` && got != "ovs-vnet" {
 					t.Fatalf("port %s owner %s", a.HostIfname, got)
 				}
 			}
@@ -144,14 +145,14 @@ func TestAttach(t *testing.T) {
 
 func checkNamespaceEnd(t *testing.T, ns, ifname string, p portView) {
 	t.Helper()
-	out := run(t, "ip", "-n", ns, "-o", "addr", "show", "dev", ifname)
+	out := testbed.Run(t, "ip", "-n", ns, "-o", "addr", "show", "dev", ifname)
 	if !strings.Contains(out, "inet "+p.IP) {
 		t.Fatalf("netns %s %s: want %s, got %s", ns, ifname, p.IP, out)
 	}
-	if out := run(t, "ip", "-n", ns, "link", "show", ifname); !strings.Contains(out, p.MAC) || !strings.Contains(out, "state UP") {
+	if out := testbed.Run(t, "ip", "-n", ns, "link", "show", ifname); !strings.Contains(out, p.MAC) || !strings.Contains(out, "state UP") {
 		t.Fatalf("netns %s %s: want mac %s and UP, got %s", ns, ifname, p.MAC, out)
 	}
-	if out := run(t, "ip", "-n", ns, "route", "show", "default"); !strings.Contains(out, "via "+p.Gateway+" dev "+ifname) {
+	if out := testbed.Run(t, "ip", "-n", ns, "route", "show", "default"); !strings.Contains(out, "via "+p.Gateway+" dev "+ifname) {
 		t.Fatalf("netns %s default route: %s", ns, out)
 	}
 }
@@ -169,7 +170,7 @@ func ping(t *testing.T, ns, ip string, want bool) {
 func transferTCP(t *testing.T, nsFrom, nsTo, toIP string, n int) {
 	t.Helper()
 	var ln net.Listener
-	if err := inNetns("/var/run/netns/"+nsTo, func() (err error) {
+	if err := testbed.InNetns(nsTo, func() (err error) {
 		ln, err = net.Listen("tcp4", net.JoinHostPort(toIP, "0"))
 		return err
 	}); err != nil {
@@ -199,7 +200,7 @@ func transferTCP(t *testing.T, nsFrom, nsTo, toIP string, n int) {
 	}()
 	payload := bytes.Repeat([]byte("ovs-vnet"), n/8)
 	var conn net.Conn
-	if err := inNetns("/var/run/netns/"+nsFrom, func() (err error) {
+	if err := testbed.InNetns(nsFrom, func() (err error) {
 		conn, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
 		return err
 	}); err != nil {
@@ -220,7 +221,7 @@ func transferTCP(t *testing.T, nsFrom, nsTo, toIP string, n int) {
 
 // assertNothingLeft checks the host namespace, the workload namespaces, OVS,
 // nftables and the store hold nothing of ours.
-func assertNothingLeft(t *testing.T, hostNS string, box *sandbox, stateDir string, workloads ...string) {
+func assertNothingLeft(t *testing.T, hostNS string, box *testbed.Sandbox, stateDir string, workloads ...string) {
 	t.Helper()
 	for _, l := range linksIn(t, hostNS) {
 		if strings.HasPrefix(l.Attrs().Alias, "ovs-vnet:") || strings.HasPrefix(l.Attrs().Name, "vnet") {
@@ -235,11 +236,11 @@ func assertNothingLeft(t *testing.T, hostNS string, box *sandbox, stateDir strin
 		}
 	}
 	if box != nil {
-		if ports := box.vsctl(t, "list-ports", "br-vnet"); ports != "" {
+		if ports := box.Vsctl(t, "list-ports", "br-vnet"); ports != "" {
 			t.Errorf("OVS ports left on br-vnet: %q", ports)
 		}
 	}
-	if out := run(t, "ip", "netns", "exec", hostNS, "nft", "list", "tables"); strings.Contains(out, "ovs_vnet") {
+	if out := testbed.Run(t, "ip", "netns", "exec", hostNS, "nft", "list", "tables"); strings.Contains(out, "ovs_vnet") {
 		t.Errorf("nftables table left: %s", out)
 	}
 	st, err := store.Open(filepath.Join(stateDir, "state.db"))
@@ -288,7 +289,7 @@ func TestDeleteAfterNetnsGone(t *testing.T) {
 			d.must("PUT", "/v1/networks/blue", `{"subnet":"10.63.0.0/24"}`, 201, nil)
 			ns := newNetns(t, "vnt-gone-")
 			d.must("PUT", "/v1/ports/gone", map[string]string{"network": "blue", "netns": ns}, 201, nil)
-			run(t, "ip", "netns", "del", ns)
+			testbed.Run(t, "ip", "netns", "del", ns)
 			d.stop()
 			d.start() // reconcile meets the missing namespace and carries on
 			d.must("GET", "/v1/ports/gone", nil, 200, nil)

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
 // TestBadInput sends wrong requests to a daemon on OVS that already has a
@@ -14,13 +16,13 @@ import (
 // ports.
 func TestBadInput(t *testing.T) {
 	hostNS := newNetns(t, "vnt-host-")
-	box := startSandbox(t, hostNS)
-	d := startDaemon(t, hostNS, "--backend", "ovs", "--ovsdb", "unix:"+box.dbSock, "--bridge", "br-vnet")
+	box := testbed.StartSandbox(t, repoRoot, hostNS)
+	d := startDaemon(t, hostNS, "--backend", "ovs", "--ovsdb", "unix:"+box.DBSock, "--bridge", "br-vnet")
 	nsA, nsB := newNetns(t, "vnt-a-"), newNetns(t, "vnt-b-")
 	d.must("PUT", "/v1/networks/blue", `{"subnet":"10.71.0.0/24"}`, 201, nil)
 	d.must("PUT", "/v1/ports/a", map[string]string{"network": "blue", "netns": nsA, "ip": "10.71.0.10"}, 201, nil)
 	// Someone else's interface in the namespace, which the port must not take over.
-	run(t, "ip", "-n", nsB, "link", "add", "eth1", "type", "veth", "peer", "name", "eth2")
+	testbed.Run(t, "ip", "-n", nsB, "link", "add", "eth1", "type", "veth", "peer", "name", "eth2")
 
 	huge := `{"subnet":"10.72.0.0/24","gateway":"` + strings.Repeat(" ", 1<<20) + `"}`
 	port := func(extra string) string {
@@ -90,7 +92,7 @@ func TestBadInput(t *testing.T) {
 }
 
 // snapshot captures everything a bad request could have changed.
-func snapshot(t *testing.T, d *daemon, box *sandbox, namespaces ...string) map[string]string {
+func snapshot(t *testing.T, d *daemon, box *testbed.Sandbox, namespaces ...string) map[string]string {
 	t.Helper()
 	s := map[string]string{}
 	for _, path := range []string{"/v1/networks", "/v1/ports"} {
@@ -105,6 +107,6 @@ func snapshot(t *testing.T, d *daemon, box *sandbox, namespaces ...string) map[s
 		sort.Strings(names)
 		s["links "+ns] = strings.Join(names, " ")
 	}
-	s["ovs ports"] = box.vsctl(t, "list-ports", "br-vnet")
+	s["ovs ports"] = box.Vsctl(t, "list-ports", "br-vnet")
 	return s
 }

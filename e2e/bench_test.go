@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
 // benchPorts is how many ports one iteration attaches, one after another.
@@ -19,8 +21,8 @@ const benchPorts = 100
 func BenchmarkAttach(b *testing.B) {
 	b.Run("ovs-vnet", func(b *testing.B) {
 		hostNS := newNetns(b, "vnt-host-")
-		box := startSandbox(b, hostNS)
-		d := startDaemon(b, hostNS, "--backend", "ovs", "--ovsdb", "unix:"+box.dbSock, "--bridge", "br-vnet", "--log-level", "info")
+		box := testbed.StartSandbox(b, repoRoot, hostNS)
+		d := startDaemon(b, hostNS, "--backend", "ovs", "--ovsdb", "unix:"+box.DBSock, "--bridge", "br-vnet", "--log-level", "info")
 		d.must("PUT", "/v1/networks/bench", `{"subnet":"10.80.0.0/16"}`, 201, nil)
 		var lat []time.Duration
 		for i := 0; i < b.N; i++ {
@@ -37,12 +39,12 @@ func BenchmarkAttach(b *testing.B) {
 	})
 	b.Run("by-hand", func(b *testing.B) {
 		hostNS := newNetns(b, "vnt-host-")
-		box := startSandbox(b, hostNS)
-		box.vsctl(b, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
+		box := testbed.StartSandbox(b, repoRoot, hostNS)
+		box.Vsctl(b, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
 		var lat []time.Duration
 		for i := 0; i < b.N; i++ {
 			for j := range benchPorts {
-				ns := uniqueName("vnt-h-")
+				ns := testbed.UniqueName("vnt-h-")
 				b.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 				host := fmt.Sprintf("vh%d-%d", i, j)
 				ip := fmt.Sprintf("10.81.%d.%d/16", j/250, j%250+2)
@@ -54,7 +56,7 @@ func BenchmarkAttach(b *testing.B) {
 					"ip -n " + ns + " link set eth0 up",
 					"ip -n " + ns + " link set lo up",
 					"ip -n " + hostNS + " link set " + host + " up",
-					"ovs-vsctl --db=unix:" + box.dbSock + " add-port br0 " + host + " tag=1",
+					"ovs-vsctl --db=unix:" + box.DBSock + " add-port br0 " + host + " tag=1",
 				}, " && ")
 				if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
 					b.Fatalf("%s: %v\n%s", script, err, out)

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -14,14 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
 // Everything a test makes on the machine — namespaces, OVS sandboxes, daemons —
@@ -68,56 +65,14 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-func uniqueName(prefix string) string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
-
-// run runs a command and fails the test with its output if it fails.
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // newNetns creates a named network namespace with lo up, deleted at cleanup.
 func newNetns(t testing.TB, prefix string) string {
 	t.Helper()
-	name := uniqueName(prefix)
-	run(t, "ip", "netns", "add", name)
+	name := testbed.UniqueName(prefix)
+	testbed.Run(t, "ip", "netns", "add", name)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
+	testbed.Run(t, "ip", "-n", name, "link", "set", "lo", "up")
 	return name
-}
-
-// sandbox is an OVS started by hack/ovs-sandbox.sh inside a host namespace.
-type sandbox struct {
-	dir    string
-	netns  string
-	dbSock string
-}
-
-func startSandbox(t testing.TB, hostNS string, opts ...string) *sandbox {
-	t.Helper()
-	dir := t.TempDir()
-	script := filepath.Join(repoRoot, "hack", "ovs-sandbox.sh")
-	t.Cleanup(func() {
-		if out, err := exec.Command(script, "down", dir).CombinedOutput(); err != nil {
-			t.Errorf("sandbox down: %v\n%s", err, out)
-		}
-	})
-	run(t, script, append([]string{"up", dir, "--netns", hostNS}, opts...)...)
-	return &sandbox{dir: dir, netns: hostNS, dbSock: filepath.Join(dir, "db.sock")}
-}
-
-// vsctl runs ovs-vsctl against the sandbox: the independent witness of what is in OVSDB.
-func (s *sandbox) vsctl(t testing.TB, args ...string) string {
-	t.Helper()
-	return strings.TrimSpace(run(t, "ovs-vsctl", append([]string{"--db=unix:" + s.dbSock, "--timeout=10"}, args...)...))
 }
 
 // daemon is the real ovs-vnet binary running inside a host namespace.
@@ -247,37 +202,9 @@ func (d *daemon) must(method, path string, body any, want int, out any) {
 	}
 }
 
-// inNetns runs f on an OS thread switched into the namespace at path. Sockets
-// made in f stay in that namespace after the thread switches back.
-func inNetns(path string, f func() error) error {
-	target, err := netns.GetFromPath(path)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in the wrong namespace: leave it locked so it dies with the goroutine.
-		return fmt.Errorf("restore netns: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
-
 func dialInNetns(path string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-		err = inNetns(path, func() error {
+		err = testbed.InNetns(path, func() error {
 			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 			return err
 		})

@@ -34,6 +34,7 @@ usage() {
 	cat >&2 <<'EOF'
 usage: ovs-sandbox.sh up DIR [--netns NAME] [--no-tso]
        ovs-sandbox.sh down DIR
+       ovs-sandbox.sh restart-vswitchd DIR
        ovs-sandbox.sh env DIR      # eval "$(ovs-sandbox.sh env DIR)"; ovs-vsctl show
 EOF
 	exit 2
@@ -307,18 +308,28 @@ cmd_up() {
 	# it, or TX checksum offload off on the veths, TCP through netdev+veth stalls.
 	vsctl --no-wait -- init -- set Open_vSwitch . other_config:userspace-tso-enable=$TSO
 
+	link_ctl ovsdb-server
+	start_vswitchd
+
+	UP_DONE=1
+	trap - EXIT
+	ready_line
+}
+
+# link_ctl adds NAME.<pid>.ctl, the name plain ovs-appctl looks for.
+link_ctl() {
+	local pid
+	pid=$(our_pid "$1") || die "$1 is not running after start"
+	ln -sfn "$1.ctl" "$DIR/$1.$pid.ctl"
+}
+
+start_vswitchd() {
 	start_daemon ovs-vswitchd "unix:$DIR/db.sock" -vconsole:err \
 		--unixctl="$DIR/ovs-vswitchd.ctl" \
 		--pidfile="$DIR/ovs-vswitchd.pid" \
 		--log-file="$DIR/ovs-vswitchd.log" \
 		--detach --no-chdir
-
-	local name pid
-	for name in ovsdb-server ovs-vswitchd; do
-		pid=$(our_pid "$name") || die "$name is not running after start"
-		ln -sfn "$name.ctl" "$DIR/$name.$pid.ctl"
-	done
-
+	link_ctl ovs-vswitchd
 	local deadline=$((SECONDS + READY_TIMEOUT))
 	until appctl ovs-vswitchd version >/dev/null 2>&1 &&
 		vsctl get Open_vSwitch . other_config >/dev/null 2>&1; do
@@ -326,9 +337,20 @@ cmd_up() {
 		our_pid ovs-vswitchd >/dev/null || die "ovs-vswitchd exited during startup"
 		sleep 0.2
 	done
+}
 
-	UP_DONE=1
-	trap - EXIT
+# Restarts ovs-vswitchd alone, as an upgrade or a crash would: the database and
+# its bridges stay, every OpenFlow flow is lost until a controller puts it back.
+cmd_restart_vswitchd() {
+	[[ $# -eq 1 ]] || usage
+	DIR=$(realpath -e -- "$1")
+	take_lock
+	is_up || die "$DIR is not up"
+	NETNS=
+	[[ -f $DIR/netns ]] && NETNS=$(<"$DIR/netns")
+	rm -f "$DIR"/ovs-vswitchd.*.ctl
+	stop_daemon ovs-vswitchd exit || die "could not stop ovs-vswitchd"
+	start_vswitchd
 	ready_line
 }
 
@@ -369,6 +391,7 @@ main() {
 	up) cmd_up "$@" ;;
 	down) cmd_down "$@" ;;
 	env) cmd_env "$@" ;;
+	restart-vswitchd) cmd_restart_vswitchd "$@" ;;
 	*) usage ;;
 	esac
 }

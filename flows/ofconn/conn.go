@@ -33,7 +33,11 @@ type Options struct {
 	// flow-removed, errors of no pending request) may wait for Async's
 	// reader (default 256); beyond that they are dropped and counted.
 	AsyncQueue int
-	Log        *slog.Logger
+	// MaxMultipartBytes bounds one multipart reply summed over its parts
+	// (default 256 MiB), so a misbehaving switch cannot make us hold
+	// unbounded memory; the request then fails.
+	MaxMultipartBytes int
+	Log               *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -48,6 +52,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AsyncQueue <= 0 {
 		o.AsyncQueue = 256
+	}
+	if o.MaxMultipartBytes <= 0 {
+		o.MaxMultipartBytes = 256 << 20
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -90,6 +97,7 @@ type Conn struct {
 // reply-less message (a flow-mod) drew before the barrier behind it.
 type call struct {
 	replies []Message // multipart parts so far
+	size    int       // their bytes
 	result  chan callResult
 }
 

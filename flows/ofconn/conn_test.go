@@ -5,18 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
 // fakeSwitch answers the handshake on one end of a pipe and then either
@@ -129,13 +124,13 @@ func TestRejectsOldSwitch(t *testing.T) {
 // TestAgainstOVS talks to a real ovs-vswitchd: through a bridge's management
 // socket, and as the controller the bridge connects to.
 func TestAgainstOVS(t *testing.T) {
-	dir, ns := sandbox(t)
-	vsctl(t, dir, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
+	box := testbed.StartSandbox(t, "../..", "")
+	box.Vsctl(t, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
 		"other_config:datapath-id=00000000000000b0", "protocols=OpenFlow13")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	c, err := Dial(ctx, "unix:"+filepath.Join(dir, "br0.mgmt"), Options{})
+	c, err := Dial(ctx, box.Mgmt("br0"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +147,7 @@ func TestAgainstOVS(t *testing.T) {
 
 	// As a controller: the listener lives in the sandbox's namespace, where vswitchd is.
 	var ln net.Listener
-	if err := inNetns(ns, func() (err error) { ln, err = Listen("tcp:127.0.0.1:0"); return err }); err != nil {
+	if err := testbed.InNetns(box.Netns, func() (err error) { ln, err = Listen("tcp:127.0.0.1:0"); return err }); err != nil {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
@@ -160,7 +155,7 @@ func TestAgainstOVS(t *testing.T) {
 	serveCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() { _ = Serve(serveCtx, ln, Options{}, func(c *Conn) { got <- c }) }()
-	vsctl(t, dir, "set-controller", "br0", "tcp:127.0.0.1:"+port)
+	box.Vsctl(t, "set-controller", "br0", "tcp:127.0.0.1:"+port)
 	select {
 	case sc := <-got:
 		defer sc.Close()
@@ -171,7 +166,7 @@ func TestAgainstOVS(t *testing.T) {
 			t.Fatal(err)
 		}
 		// vswitchd writes its controller status to the database every few seconds.
-		for !strings.Contains(vsctl(t, dir, "--columns=is_connected", "list", "controller"), "true") {
+		for !strings.Contains(box.Vsctl(t, "--columns=is_connected", "list", "controller"), "true") {
 			select {
 			case <-ctx.Done():
 				t.Fatal("ovs never reports the controller connected")
@@ -181,57 +176,4 @@ func TestAgainstOVS(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("ovs-vswitchd did not connect to our listener")
 	}
-}
-
-func sandbox(t *testing.T) (dir, ns string) {
-	t.Helper()
-	if _, err := exec.LookPath("ovs-vsctl"); err != nil {
-		t.Fatal("ovs-vsctl missing: run hack/install-deps.sh")
-	}
-	dir = t.TempDir()
-	ns = fmt.Sprintf("vnt-ofconn-%d", os.Getpid())
-	script, err := filepath.Abs("../../hack/ovs-sandbox.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = exec.Command(script, "down", dir).Run() })
-	if out, err := exec.Command(script, "up", dir, "--netns", ns).CombinedOutput(); err != nil {
-		t.Fatalf("sandbox: %v\n%s", err, out)
-	}
-	return dir, ns
-}
-
-func vsctl(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("ovs-vsctl", append([]string{"--db=unix:" + filepath.Join(dir, "db.sock"), "--timeout=10"}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ovs-vsctl %v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
-// inNetns runs f on a thread inside the named namespace; sockets made there stay there.
-func inNetns(name string, f func() error) error {
-	target, err := netns.GetFromName(name)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		return err // the thread stays locked and dies with the goroutine
-	}
-	runtime.UnlockOSThread()
-	return ferr
 }

@@ -91,8 +91,12 @@ func (c *Conn) deliver(m Message) {
 		case m.Header.Type == openflow.TypeError:
 			delete(c.pending, m.Header.Xid)
 			p.result <- callResult{msgs: []Message{m}, err: requestError(m)}
+		case multipartMore(m) && p.size+len(m.Raw) > c.opts.MaxMultipartBytes:
+			delete(c.pending, m.Header.Xid)
+			p.result <- callResult{err: fmt.Errorf("multipart reply xid %#x exceeds %d bytes", m.Header.Xid, c.opts.MaxMultipartBytes)}
 		case multipartMore(m):
 			p.replies = append(p.replies, m)
+			p.size += len(m.Raw)
 		default:
 			delete(c.pending, m.Header.Xid)
 			p.result <- callResult{msgs: append(p.replies, m)}
