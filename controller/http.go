@@ -103,7 +103,7 @@ func (a *API) info(w http.ResponseWriter, _ *http.Request) {
 		"bridge":             info.Bridge,
 		"datapath_type":      info.DatapathType,
 		"version":            a.version,
-		"openflow_connected": false,
+		"openflow_connected": info.OpenFlowConnected,
 	})
 }
 

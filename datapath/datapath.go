@@ -37,6 +37,9 @@ type Info struct {
 	Backend      string // "ovs" or "linux"
 	Bridge       string
 	DatapathType string // OVS datapath type; empty on Linux
+	// OpenFlowConnected: the bridge is connected to our controller and has
+	// its flows (OVS only).
+	OpenFlowConnected bool
 }
 
 // Backend realises networks and ports. Every method is idempotent: repeating a

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,8 +59,13 @@ func TestAttach(t *testing.T) {
 
 			var info map[string]any
 			d.must("GET", "/v1/info", nil, 200, &info)
-			if info["backend"] != bc.kind {
-				t.Fatalf("info: backend %v, want %s", info["backend"], bc.kind)
+			if info["backend"] != bc.kind || info["openflow_connected"] != (bc.kind == "ovs") {
+				t.Fatalf("info: %v, want backend %s", info, bc.kind)
+			}
+			if box != nil {
+				if mode := box.Vsctl(t, "get", "bridge", "br-vnet", "fail_mode"); mode != "secure" {
+					t.Fatalf("fail_mode %s", mode)
+				}
 			}
 
 			d.must("PUT", "/v1/networks/blue", `{"subnet":"10.61.0.0/24"}`, 201, nil)
@@ -115,10 +121,14 @@ func TestAttach(t *testing.T) {
 			// Restart: same state from the store, and the namespaces kept forwarding.
 			var before, after struct{ Ports []portView }
 			d.must("GET", "/v1/ports", nil, 200, &before)
+			flowBefore := ourFlow(t, box)
 			d.stop()
 			ping(t, nsA, "10.61.0.20", true) // the dataplane does not need the daemon
 			d.start()
 			d.must("GET", "/v1/ports", nil, 200, &after)
+			if flowAfter := ourFlow(t, box); flowAfter.packets < flowBefore.packets || flowAfter.duration < flowBefore.duration {
+				t.Fatalf("the restart replaced our flow: before %+v, after %+v", flowBefore, flowAfter)
+			}
 			if !reflect.DeepEqual(before, after) {
 				t.Fatalf("ports changed across restart:\n%+v\n%+v", before, after)
 			}
@@ -141,6 +151,40 @@ func TestAttach(t *testing.T) {
 			assertNothingLeft(t, hostNS, box, d.stateDir, nsA, nsB, nsC)
 		})
 	}
+}
+
+type flowCounters struct {
+	packets  int
+	duration float64
+}
+
+// ourFlow reads the NORMAL flow ovs-vnet installs, as ovs-ofctl shows it
+// (zero on the Linux backend).
+func ourFlow(t *testing.T, box *testbed.Sandbox) flowCounters {
+	t.Helper()
+	if box == nil {
+		return flowCounters{}
+	}
+	for _, line := range strings.Split(box.Ofctl(t, "dump-flows", "br-vnet"), "\n") {
+		if !strings.Contains(line, "cookie=0x7600000000000000") {
+			continue
+		}
+		var f flowCounters
+		for _, kv := range strings.Fields(strings.ReplaceAll(line, ",", " ")) {
+			if v, ok := strings.CutPrefix(kv, "n_packets="); ok {
+				f.packets, _ = strconv.Atoi(v)
+			}
+			if v, ok := strings.CutPrefix(kv, "duration="); ok {
+				f.duration, _ = strconv.ParseFloat(strings.TrimSuffix(v, "s"), 64)
+			}
+		}
+		if !strings.Contains(line, "actions=NORMAL") {
+			t.Fatalf("our flow: %s", line)
+		}
+		return f
+	}
+	t.Fatal("ovs-ofctl shows no flow with ovs-vnet's cookie")
+	return flowCounters{}
 }
 
 func checkNamespaceEnd(t *testing.T, ns, ifname string, p portView) {

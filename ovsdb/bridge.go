@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
@@ -36,6 +37,25 @@ func (c *Client) EnsureBridge(ctx context.Context, spec BridgeSpec) error {
 		return fmt.Errorf("ensure bridge %q: %w", spec.Name, err)
 	}
 	return nil
+}
+
+// DatapathID waits until ovs-vswitchd has given the bridge its datapath id —
+// the id the bridge's OpenFlow sessions announce — and returns it.
+func (c *Client) DatapathID(ctx context.Context, bridge string) (uint64, error) {
+	var dpid uint64
+	err := c.waitCache(ctx, "datapath id", func() (bool, error) {
+		br := &vswitch.Bridge{Name: bridge}
+		found, err := c.get(ctx, br)
+		if err != nil || !found || br.DatapathID == nil {
+			return false, err
+		}
+		dpid, err = strconv.ParseUint(*br.DatapathID, 16, 64)
+		return err == nil, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bridge %q: %w", bridge, err)
+	}
+	return dpid, nil
 }
 
 func (c *Client) ensureBridge(ctx context.Context, spec BridgeSpec) error {
@@ -139,13 +159,20 @@ func (c *Client) updateBridgeOps(ctx context.Context, cur *vswitch.Bridge, spec 
 	return append(ops, upd...), nil
 }
 
+// controllerMaxBackoffMs is the longest wait between the bridge's attempts to
+// reach its controller (OVS's minimum).
+const controllerMaxBackoffMs = 1000
+
 // controllerOps inserts one owned Controller row per distinct target and
 // returns the named UUIDs to reference them by.
 func (c *Client) controllerOps(targets []string) ([]ovsdb.Operation, []string, error) {
 	var ops []ovsdb.Operation
 	var uuids []string
 	for i, t := range uniqueSorted(targets) {
-		ctl := &vswitch.Controller{UUID: fmt.Sprintf("controller%d", i), Target: t, ExternalIDs: ownedIDs(nil)}
+		// The controller is a local daemon: after it restarts the bridge
+		// should be back within a second, not after OVS's default 8 s backoff.
+		maxBackoff := controllerMaxBackoffMs
+		ctl := &vswitch.Controller{UUID: fmt.Sprintf("controller%d", i), Target: t, ExternalIDs: ownedIDs(nil), MaxBackoff: &maxBackoff}
 		op, err := c.lc.Create(ctl)
 		if err != nil {
 			return nil, nil, fmt.Errorf("build controller insert %q: %w", t, err)

@@ -203,3 +203,19 @@ func wantVsctl(tb testing.TB, s *sandbox, want string, args ...string) {
 		tb.Fatalf("ovs-vsctl %s = %q, want %q", strings.Join(args, " "), got, want)
 	}
 }
+
+func TestDatapathID(t *testing.T) {
+	s := sb
+	c := dial(t, s)
+	ctx := testContext(t)
+	const name = "br-dpid"
+	delBridge(t, s, name)
+	if err := c.EnsureBridge(ctx, BridgeSpec{Name: name, DatapathType: "netdev"}); err != nil {
+		t.Fatal(err)
+	}
+	dpid, err := c.DatapathID(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVsctl(t, s, fmt.Sprintf("%016x", dpid), "get", "bridge", name, "datapath_id")
+}

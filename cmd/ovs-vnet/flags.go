@@ -33,7 +33,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.ovsdb, "ovsdb", "unix:/var/run/openvswitch/db.sock", "OVSDB endpoint: unix:PATH or tcp:HOST:PORT")
 	fs.StringVar(&c.bridge, "bridge", "br-vnet", "integration bridge (ovs) or bridge-name prefix (linux)")
 	fs.StringVar(&c.datapathType, "datapath-type", "auto", "OVS datapath type: auto (system with the kernel module, else netdev), system or netdev")
-	fs.StringVar(&c.openflowListen, "openflow-listen", "tcp:127.0.0.1:6653", "OpenFlow controller address (used once the OpenFlow pipeline lands)")
+	fs.StringVar(&c.openflowListen, "openflow-listen", "tcp:127.0.0.1:6653", "OpenFlow controller address the OVS bridge connects to: tcp:HOST:PORT")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9476", "address of the REST API, /metrics, /healthz and /readyz")
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/ovs-vnet", "directory of the desired-state database")
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the API bearer token; required when --listen is not loopback")

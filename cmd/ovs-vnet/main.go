@@ -83,7 +83,8 @@ func run() error {
 
 	connect := func(ctx context.Context) (datapath.Backend, error) {
 		return backend.Open(ctx, backend.Config{
-			Kind: cfg.backend, OVSDB: cfg.ovsdb, Bridge: cfg.bridge, DatapathType: cfg.datapathType, Log: log,
+			Kind: cfg.backend, OVSDB: cfg.ovsdb, Bridge: cfg.bridge, DatapathType: cfg.datapathType,
+			OpenFlowListen: cfg.openflowListen, Log: log,
 		})
 	}
 	ran := make(chan error, 1)

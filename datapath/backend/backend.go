@@ -20,11 +20,12 @@ const probeTimeout = 2 * time.Second
 
 // Config is what opening a backend needs.
 type Config struct {
-	Kind         string // auto, ovs or linux
-	OVSDB        string // OVSDB endpoint
-	Bridge       string // integration bridge (OVS) or bridge-name prefix (Linux)
-	DatapathType string // auto, system or netdev
-	Log          *slog.Logger
+	Kind           string // auto, ovs or linux
+	OVSDB          string // OVSDB endpoint
+	OpenFlowListen string // controller address for the OVS bridge
+	Bridge         string // integration bridge (OVS) or bridge-name prefix (Linux)
+	DatapathType   string // auto, system or netdev
+	Log            *slog.Logger
 }
 
 // Open connects the backend cfg names. "auto" picks OVS when the OVSDB endpoint
@@ -54,7 +55,9 @@ func openOVS(ctx context.Context, cfg Config) (datapath.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := ovs.New(ctx, db, cfg.Bridge, ovs.DatapathType(cfg.DatapathType))
+	b, err := ovs.New(ctx, db, ovs.Config{
+		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen, Log: cfg.Log,
+	})
 	if err != nil {
 		db.Close()
 		return nil, err

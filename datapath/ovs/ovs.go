@@ -1,19 +1,26 @@
 // Package ovs is the Open vSwitch backend: every port's host link becomes a port
-// of one integration bridge, configured through OVSDB.
+// of one integration bridge, configured through OVSDB, and the daemon is the
+// bridge's OpenFlow controller (fail_mode secure: OVS forwards only by the
+// flows we install, and keeps them while we restart).
 //
 // Until the OpenFlow pipeline lands, isolation is by VLAN: each network's ports
-// are access ports tagged with the network's ID, and the bridge forwards with the
-// NORMAL action (fail_mode standalone, no controller).
+// are access ports tagged with the network's ID, and our one flow forwards with
+// the NORMAL action.
 package ovs
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
+	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 )
@@ -31,6 +38,21 @@ type Backend struct {
 	bridge       string
 	datapathType string
 	linkOpts     link.Options
+	dpid         uint64
+	flows        *reconcile.Manager
+	stopOpenFlow context.CancelFunc
+}
+
+// cookieSpace holds the cookie of every flow ovs-vnet installs: 'v' in the
+// top byte. Flows with other cookies belong to someone else.
+var cookieSpace = reconcile.CookieSpace{Value: 0x76 << 56, Mask: 0xff << 56}
+
+// normalFlow forwards everything by MAC learning within the port's VLAN.
+var normalFlow = reconcile.Flow{
+	Table: 0, Priority: 0, Cookie: cookieSpace.Value,
+	Instructions: []openflow.Instruction{&openflow.ApplyActions{Actions: []openflow.Action{
+		&openflow.ActionOutput{Port: openflow.PortNormal},
+	}}},
 }
 
 // DatapathType resolves "auto": the kernel datapath when the openvswitch module
@@ -45,31 +67,90 @@ func DatapathType(flag string) string {
 	return "netdev"
 }
 
-// New makes sure the integration bridge exists as configured and returns the
-// backend. It takes ownership of db.
-func New(ctx context.Context, db *ovsdb.Client, bridge, datapathType string) (*Backend, error) {
-	spec := ovsdb.BridgeSpec{
-		Name:         bridge,
-		DatapathType: datapathType,
-		FailMode:     "standalone",
-		Protocols:    []string{"OpenFlow10", "OpenFlow13"},
-	}
-	if err := db.EnsureBridge(ctx, spec); err != nil {
-		return nil, fmt.Errorf("integration bridge %s: %w", bridge, err)
-	}
+// Config is what the OVS backend needs besides its OVSDB client.
+type Config struct {
+	Bridge         string
+	DatapathType   string // system or netdev
+	OpenFlowListen string // the controller address the bridge connects to
+	Log            *slog.Logger
+}
+
+// New makes sure the integration bridge exists as configured, with the daemon
+// as its controller, and returns once the bridge's flows are in place. It
+// takes ownership of db.
+func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 	other, err := db.OtherConfig()
 	if err != nil {
 		return nil, fmt.Errorf("read Open_vSwitch other_config: %w", err)
 	}
-	// The userspace datapath without userspace TSO cannot take packets whose
-	// checksum the sender left to offload (DESIGN.md §6).
-	opts := link.Options{TxChecksumOff: datapathType == "netdev" && other["userspace-tso-enable"] != "true"}
-	return &Backend{db: db, bridge: bridge, datapathType: datapathType, linkOpts: opts}, nil
+	// The listener is up before the bridge learns of it, so the bridge's
+	// first attempt to connect succeeds.
+	ln, err := ofconn.Listen(cfg.OpenFlowListen)
+	if err != nil {
+		return nil, err
+	}
+	spec := ovsdb.BridgeSpec{
+		Name:         cfg.Bridge,
+		DatapathType: cfg.DatapathType,
+		FailMode:     "secure",
+		Protocols:    []string{"OpenFlow13"},
+		Controllers:  []string{cfg.OpenFlowListen},
+	}
+	if err := db.EnsureBridge(ctx, spec); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("integration bridge %s: %w", cfg.Bridge, err)
+	}
+	dpid, err := db.DatapathID(ctx, cfg.Bridge)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	b := &Backend{
+		db: db, bridge: cfg.Bridge, datapathType: cfg.DatapathType, dpid: dpid,
+		// The userspace datapath without userspace TSO cannot take packets whose
+		// checksum the sender left to offload (DESIGN.md §6).
+		linkOpts: link.Options{TxChecksumOff: cfg.DatapathType == "netdev" && other["userspace-tso-enable"] != "true"},
+	}
+	b.flows = reconcile.NewManager(cookieSpace, b.desiredFlows, cfg.Log.With("component", "openflow"))
+	serveCtx, stop := context.WithCancel(context.Background())
+	b.stopOpenFlow = stop
+	go func() {
+		if err := ofconn.Serve(serveCtx, ln, ofconn.Options{Log: cfg.Log}, b.flows.Handle); err != nil {
+			cfg.Log.Error("openflow listener failed", "err", err)
+		}
+	}()
+	if err := b.waitFlows(ctx); err != nil {
+		stop()
+		return nil, fmt.Errorf("integration bridge %s (datapath %016x): %w", cfg.Bridge, dpid, err)
+	}
+	return b, nil
+}
+
+// desiredFlows is the flow table of each bridge that connects to us: only our
+// integration bridge gets flows.
+func (b *Backend) desiredFlows(dpid uint64) []reconcile.Flow {
+	if dpid != b.dpid {
+		return nil
+	}
+	return []reconcile.Flow{normalFlow}
+}
+
+func (b *Backend) waitFlows(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !b.flows.Synced(b.dpid) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bridge did not connect to the controller and take its flows: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // Info implements datapath.Backend.
 func (b *Backend) Info() datapath.Info {
-	return datapath.Info{Backend: "ovs", Bridge: b.bridge, DatapathType: b.datapathType}
+	return datapath.Info{Backend: "ovs", Bridge: b.bridge, DatapathType: b.datapathType, OpenFlowConnected: b.flows.Synced(b.dpid)}
 }
 
 // Ready implements datapath.Backend.
@@ -77,11 +158,15 @@ func (b *Backend) Ready() error {
 	if !b.db.Connected() {
 		return fmt.Errorf("not connected to OVSDB")
 	}
+	if !b.flows.Synced(b.dpid) {
+		return fmt.Errorf("bridge %s is not connected to the OpenFlow controller", b.bridge)
+	}
 	return nil
 }
 
 // Close implements datapath.Backend.
 func (b *Backend) Close() error {
+	b.stopOpenFlow()
 	b.db.Close()
 	return nil
 }

@@ -62,7 +62,6 @@ func appendOXM(b []byte, f OXM) []byte {
 
 // decodeMatch reads ofp_match and its padding.
 func decodeMatch(r *reader) Match {
-	start := r.off
 	typ, n := r.u16(), int(r.u16())
 	if r.err != nil {
 		return Match{}
@@ -88,7 +87,6 @@ func decodeMatch(r *reader) Match {
 	if fr.err != nil {
 		r.err = fr.err
 	}
-	_ = start
 	return m
 }
 
@@ -107,8 +105,8 @@ func decodeOXM(r *reader) OXM {
 		n -= 4
 	}
 	if fm&1 != 0 {
-		if n%2 != 0 {
-			r.err = malformed("masked oxm class %#x field %d has odd length %d", f.Class, f.Field, n)
+		if n%2 != 0 || n == 0 {
+			r.err = malformed("masked oxm class %#x field %d has length %d", f.Class, f.Field, n)
 			return f
 		}
 		f.Value, f.Mask = r.copyBytes(n/2), r.copyBytes(n/2)
@@ -148,20 +146,4 @@ func appendActions(b []byte, as []Action) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-// decodeInstructions decodes a whole instruction list.
-func decodeInstructions(b []byte) ([]Instruction, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	return nil, unsupported("instructions (not yet modelled)")
-}
-
-// decodeActions decodes a whole action list.
-func decodeActions(b []byte) ([]Action, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	return nil, unsupported("actions (not yet modelled)")
 }

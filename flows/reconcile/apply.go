@@ -1,0 +1,122 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+)
+
+// Bridge reconciles the flow table of one switch session.
+type Bridge struct {
+	conn     *ofconn.Conn
+	space    CookieSpace
+	bundleID atomic.Uint32
+	// syncing serialises Syncs: two diffs computed against the same dump
+	// would each apply their own view of the difference.
+	syncing sync.Mutex
+	synced  atomic.Bool // a Sync has succeeded on this session
+}
+
+// New returns a reconciler for the switch behind conn, owning the flows whose
+// cookies lie in space.
+func New(conn *ofconn.Conn, space CookieSpace) *Bridge {
+	return &Bridge{conn: conn, space: space}
+}
+
+// Result says what one Sync did.
+type Result struct {
+	Added, Modified, Deleted int
+	Took                     time.Duration
+}
+
+// Sync makes the switch's flows in our cookie space equal desired, in one
+// atomic bundle: either every change lands or none does. Nothing is sent
+// when nothing differs.
+func (b *Bridge) Sync(ctx context.Context, desired []Flow) (Result, error) {
+	b.syncing.Lock()
+	defer b.syncing.Unlock()
+	start := time.Now()
+	installed, err := b.Dump(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	plan, err := Diff(b.space, desired, installed)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Added: len(plan.Add), Modified: len(plan.Modify), Deleted: len(plan.Delete)}
+	if plan.Len() > 0 {
+		if err := b.Apply(ctx, plan.Messages()); err != nil {
+			return Result{}, err
+		}
+	}
+	res.Took = time.Since(start)
+	return res, nil
+}
+
+// Dump returns the switch's flows in our cookie space, from every table.
+func (b *Bridge) Dump(ctx context.Context) ([]openflow.FlowStats, error) {
+	parts, err := b.conn.Multipart(ctx, &openflow.MultipartRequest{Body: &openflow.FlowStatsRequest{
+		TableID: openflow.TableAll, OutPort: openflow.PortAny, OutGroup: openflow.GroupAny,
+		Cookie: b.space.Value, CookieMask: b.space.Mask,
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("dump flows: %w", err)
+	}
+	var flows []openflow.FlowStats
+	for _, p := range parts {
+		reply, ok := p.Body.(*openflow.MultipartReply)
+		if !ok {
+			return nil, fmt.Errorf("dump flows: answered with an undecoded %s", p.Header.Type)
+		}
+		stats, ok := reply.Body.(*openflow.FlowStatsReply)
+		if !ok {
+			return nil, fmt.Errorf("dump flows: answered with multipart type %d", reply.Body.MultipartType())
+		}
+		flows = append(flows, stats.Stats...)
+	}
+	return flows, nil
+}
+
+// Apply sends msgs as one atomic, ordered bundle. Any message the switch
+// refuses — at add time or at commit — leaves the table as it was.
+func (b *Bridge) Apply(ctx context.Context, msgs []openflow.Message) error {
+	id := b.bundleID.Add(1)
+	const flags = openflow.BundleAtomic | openflow.BundleOrdered
+	if err := b.control(ctx, id, openflow.BundleOpenRequest, openflow.BundleOpenReply, flags); err != nil {
+		return fmt.Errorf("open bundle %d: %w", id, err)
+	}
+	adds := make([]openflow.Message, len(msgs))
+	for i, m := range msgs {
+		adds[i] = &openflow.BundleAdd{BundleID: id, Flags: flags, Message: m}
+	}
+	if err := b.conn.SendBatch(ctx, adds); err != nil {
+		// Best effort: the switch also drops an open bundle when the session ends.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		derr := b.control(dctx, id, openflow.BundleDiscardRequest, openflow.BundleDiscardReply, flags)
+		return errors.Join(fmt.Errorf("bundle %d: %w", id, err), derr)
+	}
+	if err := b.control(ctx, id, openflow.BundleCommitRequest, openflow.BundleCommitReply, flags); err != nil {
+		return fmt.Errorf("commit bundle %d of %d messages: %w", id, len(msgs), err)
+	}
+	return nil
+}
+
+func (b *Bridge) control(ctx context.Context, id uint32, req, want openflow.BundleCtrlType, flags openflow.BundleFlags) error {
+	reply, err := b.conn.Request(ctx, &openflow.BundleControl{BundleID: id, CtrlType: req, Flags: flags})
+	if err != nil {
+		return err
+	}
+	got, ok := reply.Body.(*openflow.BundleControl)
+	if !ok || got.CtrlType != want || got.BundleID != id {
+		return fmt.Errorf("bundle %d: unexpected answer %s %+v", id, reply.Header.Type, reply.Body)
+	}
+	return nil
+}
