@@ -50,8 +50,12 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./controller
 	go test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME) ./flows/openflow
 
+# Each benchmark runs beside its baseline in the same run (DESIGN.md §7):
+# attach vs the by-hand ip + ovs-vsctl sequence, 100k flows vs ovs-ofctl --bundle.
 bench: deps
 	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
+	go test -run '^$$' -bench . -benchtime 3x -timeout 30m ./flows/reconcile/
+	go test -run '^$$' -bench . -benchmem ./flows/openflow/
 
 generate:
 	go generate ./...

@@ -1,6 +1,7 @@
 package ofconn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -175,5 +176,48 @@ func TestAgainstOVS(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("ovs-vswitchd did not connect to our listener")
+	}
+}
+
+// TestPacketOutIn sends a frame into a real bridge with PACKET_OUT whose
+// action returns it to the controller, and reads it back as PACKET_IN.
+func TestPacketOutIn(t *testing.T) {
+	box := testbed.StartSandbox(t, "../..", "")
+	box.Vsctl(t, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev", "protocols=OpenFlow13")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, box.Mgmt("br0"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A service connection gets packet-ins only once it asks for them.
+	if _, err := c.Send(ctx, &openflow.SetConfig{SwitchConfig: openflow.SwitchConfig{MissSendLen: openflow.MaxLenNoBuffer}}); err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 60)
+	copy(frame, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x88, 0xb5}) // broadcast, local experimental ethertype
+	copy(frame[14:], "ovs-vnet packet-out")
+	err = c.SendBatch(ctx, []openflow.Message{&openflow.PacketOut{
+		BufferID: openflow.NoBuffer, InPort: openflow.PortController, Data: frame,
+		Actions: []openflow.Action{&openflow.ActionOutput{Port: openflow.PortController, MaxLen: openflow.MaxLenNoBuffer}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case m := <-c.Async():
+			in, ok := m.Body.(*openflow.PacketIn)
+			if !ok {
+				continue
+			}
+			if !bytes.Equal(in.Data, frame) || in.Reason != openflow.PacketInAction {
+				t.Fatalf("packet-in: reason %d, data %x", in.Reason, in.Data)
+			}
+			return
+		case <-ctx.Done():
+			t.Fatal("no packet-in")
+		}
 	}
 }
