@@ -99,6 +99,8 @@ func TestAttach(t *testing.T) {
 				t.Fatalf("tap device: %s", out)
 			}
 
+			checkMetrics(t, d, bc.kind)
+
 			// The port answered only once it forwards: ping at once, no warm-up.
 			ping(t, nsA, "10.61.0.20", true)
 			ping(t, nsB, "10.61.0.2", true)
@@ -150,6 +152,28 @@ func TestAttach(t *testing.T) {
 
 			assertNothingLeft(t, hostNS, box, d.stateDir, nsA, nsB, nsC)
 		})
+	}
+}
+
+// checkMetrics scrapes /metrics and has promtool judge the exposition.
+func checkMetrics(t *testing.T, d *daemon, kind string) {
+	t.Helper()
+	code, body := d.do("GET", "/metrics", nil)
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	cmd := exec.Command("promtool", "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+	for _, want := range []string{"ovs_vnet_ports 4", "ovs_vnet_networks 2", "ovs_vnet_ready 1", "ovs_vnet_port_attach_duration_seconds_count 4"} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if kind == "ovs" && !strings.Contains(string(body), `ovs_vnet_openflow_connected{datapath="`) {
+		t.Errorf("/metrics lacks ovs_vnet_openflow_connected")
 	}
 }
 

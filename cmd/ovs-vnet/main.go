@@ -23,6 +23,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/backend"
+	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 )
 
 func main() {
@@ -81,10 +82,11 @@ func run() error {
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving", "api", "http://"+ln.Addr().String(), "backend", cfg.backend, "version", version)
 
+	flowMetrics := reconcile.NewMetrics(reg)
 	connect := func(ctx context.Context) (datapath.Backend, error) {
 		return backend.Open(ctx, backend.Config{
 			Kind: cfg.backend, OVSDB: cfg.ovsdb, Bridge: cfg.bridge, DatapathType: cfg.datapathType,
-			OpenFlowListen: cfg.openflowListen, Log: log,
+			OpenFlowListen: cfg.openflowListen, FlowMetrics: flowMetrics, Log: log,
 		})
 	}
 	ran := make(chan error, 1)

@@ -11,6 +11,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/linux"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs"
+	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 )
 
@@ -23,6 +24,7 @@ type Config struct {
 	Kind           string // auto, ovs or linux
 	OVSDB          string // OVSDB endpoint
 	OpenFlowListen string // controller address for the OVS bridge
+	FlowMetrics    *reconcile.Metrics
 	Bridge         string // integration bridge (OVS) or bridge-name prefix (Linux)
 	DatapathType   string // auto, system or netdev
 	Log            *slog.Logger
@@ -56,7 +58,7 @@ func openOVS(ctx context.Context, cfg Config) (datapath.Backend, error) {
 		return nil, err
 	}
 	b, err := ovs.New(ctx, db, ovs.Config{
-		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen, Log: cfg.Log,
+		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen, FlowMetrics: cfg.FlowMetrics, Log: cfg.Log,
 	})
 	if err != nil {
 		db.Close()

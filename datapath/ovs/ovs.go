@@ -72,6 +72,7 @@ type Config struct {
 	Bridge         string
 	DatapathType   string // system or netdev
 	OpenFlowListen string // the controller address the bridge connects to
+	FlowMetrics    *reconcile.Metrics
 	Log            *slog.Logger
 }
 
@@ -111,7 +112,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 		// checksum the sender left to offload (DESIGN.md §6).
 		linkOpts: link.Options{TxChecksumOff: cfg.DatapathType == "netdev" && other["userspace-tso-enable"] != "true"},
 	}
-	b.flows = reconcile.NewManager(cookieSpace, b.desiredFlows, cfg.Log.With("component", "openflow"))
+	b.flows = reconcile.NewManager(cookieSpace, b.desiredFlows, cfg.FlowMetrics, cfg.Log.With("component", "openflow"))
 	serveCtx, stop := context.WithCancel(context.Background())
 	b.stopOpenFlow = stop
 	go func() {

@@ -16,6 +16,7 @@ import (
 type Bridge struct {
 	conn     *ofconn.Conn
 	space    CookieSpace
+	metrics  *Metrics
 	bundleID atomic.Uint32
 	// syncing serialises Syncs: two diffs computed against the same dump
 	// would each apply their own view of the difference.
@@ -25,8 +26,8 @@ type Bridge struct {
 
 // New returns a reconciler for the switch behind conn, owning the flows whose
 // cookies lie in space.
-func New(conn *ofconn.Conn, space CookieSpace) *Bridge {
-	return &Bridge{conn: conn, space: space}
+func New(conn *ofconn.Conn, space CookieSpace, metrics *Metrics) *Bridge {
+	return &Bridge{conn: conn, space: space, metrics: metrics}
 }
 
 // Result says what one Sync did.
@@ -53,8 +54,10 @@ func (b *Bridge) Sync(ctx context.Context, desired []Flow) (Result, error) {
 	res := Result{Added: len(plan.Add), Modified: len(plan.Modify), Deleted: len(plan.Delete)}
 	if plan.Len() > 0 {
 		if err := b.Apply(ctx, plan.Messages()); err != nil {
+			b.metrics.switchError(err)
 			return Result{}, err
 		}
+		b.metrics.applied(plan)
 	}
 	res.Took = time.Since(start)
 	return res, nil
@@ -87,6 +90,7 @@ func (b *Bridge) Dump(ctx context.Context) ([]openflow.FlowStats, error) {
 // Apply sends msgs as one atomic, ordered bundle. Any message the switch
 // refuses — at add time or at commit — leaves the table as it was.
 func (b *Bridge) Apply(ctx context.Context, msgs []openflow.Message) error {
+	start := time.Now()
 	id := b.bundleID.Add(1)
 	const flags = openflow.BundleAtomic | openflow.BundleOrdered
 	if err := b.control(ctx, id, openflow.BundleOpenRequest, openflow.BundleOpenReply, flags); err != nil {
@@ -106,6 +110,7 @@ func (b *Bridge) Apply(ctx context.Context, msgs []openflow.Message) error {
 	if err := b.control(ctx, id, openflow.BundleCommitRequest, openflow.BundleCommitReply, flags); err != nil {
 		return fmt.Errorf("commit bundle %d of %d messages: %w", id, len(msgs), err)
 	}
+	b.metrics.bundle.Observe(time.Since(start).Seconds())
 	return nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
@@ -41,7 +43,7 @@ func BenchmarkInstall(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer conn.Close()
-		br := New(conn, space)
+		br := New(conn, space, NewMetrics(prometheus.NewRegistry()))
 		for i := 0; i < b.N; i++ {
 			clear()
 			if _, err := br.Sync(ctx, flows); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 )
 
 // syncTimeout bounds one reconcile of one switch.
@@ -19,6 +20,7 @@ const syncTimeout = 2 * time.Minute
 type Manager struct {
 	space   CookieSpace
 	desired func(dpid uint64) []Flow
+	metrics *Metrics
 	log     *slog.Logger
 
 	mu       sync.Mutex
@@ -27,8 +29,8 @@ type Manager struct {
 
 // NewManager returns a manager; desired is called for each sync and must be
 // safe for concurrent use.
-func NewManager(space CookieSpace, desired func(dpid uint64) []Flow, log *slog.Logger) *Manager {
-	return &Manager{space: space, desired: desired, log: log, switches: map[uint64]*Bridge{}}
+func NewManager(space CookieSpace, desired func(dpid uint64) []Flow, metrics *Metrics, log *slog.Logger) *Manager {
+	return &Manager{space: space, desired: desired, metrics: metrics, log: log, switches: map[uint64]*Bridge{}}
 }
 
 // Handle serves one session until it ends: it becomes the datapath's
@@ -36,7 +38,7 @@ func NewManager(space CookieSpace, desired func(dpid uint64) []Flow, log *slog.L
 // reconnecting switch leaves half-open), and is synced at once.
 func (m *Manager) Handle(c *ofconn.Conn) {
 	dpid := c.DatapathID()
-	b := New(c, m.space)
+	b := New(c, m.space, m.metrics)
 	m.mu.Lock()
 	old := m.switches[dpid]
 	m.switches[dpid] = b
@@ -45,6 +47,7 @@ func (m *Manager) Handle(c *ofconn.Conn) {
 		old.conn.Close()
 	}
 	log := m.log.With("datapath", fmt.Sprintf("%016x", dpid))
+	go m.watchAsync(c, log)
 	if err := m.sync(b); err != nil {
 		log.Error("initial flow sync failed; closing the session so the switch reconnects", "err", err)
 		c.Close()
@@ -54,8 +57,26 @@ func (m *Manager) Handle(c *ofconn.Conn) {
 	m.mu.Lock()
 	if m.switches[dpid] == b {
 		delete(m.switches, dpid)
+		m.metrics.setConnected(dpid, false)
 	}
 	m.mu.Unlock()
+}
+
+// watchAsync reads what the switch sends unasked. Errors that answer no
+// pending request (a flow-mod's, after its batch gave up waiting) are counted
+// and logged; the pipeline has no use for packet-ins yet.
+func (m *Manager) watchAsync(c *ofconn.Conn, log *slog.Logger) {
+	for {
+		select {
+		case <-c.Done():
+			return
+		case msg := <-c.Async():
+			if e, ok := msg.Body.(*openflow.ErrorMsg); ok {
+				m.metrics.errors.WithLabelValues(e.ErrType.String()).Inc()
+				log.Warn("switch reported an error", "xid", msg.Header.Xid, "err", e)
+			}
+		}
+	}
 }
 
 // Sync resyncs the switch of dpid now, if it is connected.
@@ -86,6 +107,7 @@ func (m *Manager) sync(b *Bridge) error {
 		return err
 	}
 	b.synced.Store(true)
+	m.metrics.setConnected(b.conn.DatapathID(), true)
 	m.log.Info("flows synced", "datapath", fmt.Sprintf("%016x", b.conn.DatapathID()),
 		"added", res.Added, "modified", res.Modified, "deleted", res.Deleted, "took", res.Took)
 	return nil

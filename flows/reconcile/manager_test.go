@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
@@ -23,7 +26,8 @@ func TestManagerResyncsAfterVswitchdRestart(t *testing.T) {
 	box := ovsBridge(t)
 	want := flowSet(1000, space.Value|1)
 	var log lockedBuffer
-	m := NewManager(space, func(uint64) []Flow { return want }, slog.New(slog.NewTextHandler(&log, nil)))
+	reg := prometheus.NewPedanticRegistry()
+	m := NewManager(space, func(uint64) []Flow { return want }, NewMetrics(reg), slog.New(slog.NewTextHandler(&log, nil)))
 
 	var ln net.Listener
 	if err := testbed.InNetns(box.Netns, func() (err error) { ln, err = ofconn.Listen("tcp:127.0.0.1:0"); return err }); err != nil {
@@ -60,6 +64,9 @@ func TestManagerResyncsAfterVswitchdRestart(t *testing.T) {
 	start := time.Now()
 	waitFlows("after ovs-vswitchd restart")
 	t.Logf("flows back %v after ovs-vswitchd restarted", time.Since(start).Round(time.Millisecond))
+	if got := testutil.ToFloat64(m.metrics.connected.WithLabelValues("00000000000000b0")); got != 1 {
+		t.Fatalf("ovs_vnet_openflow_connected = %v", got)
+	}
 	// Proof that they came back by a resync of an empty table, not by surviving.
 	for strings.Count(log.String(), "added=1000") < 2 {
 		select {
@@ -67,6 +74,12 @@ func TestManagerResyncsAfterVswitchdRestart(t *testing.T) {
 			t.Fatalf("no second sync that re-added the flows; log:\n%s", log.String())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+	if got := testutil.ToFloat64(m.metrics.flowMods.WithLabelValues("add")); got != 2000 {
+		t.Fatalf("flow mods counted: %v adds, want 2000", got)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Fatalf("metrics lint: %v %v", err, problems)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
@@ -85,7 +87,7 @@ func TestAgainstOVS(t *testing.T) {
 		t.Fatal(err)
 	}
 	desired := flowSet(10000, space.Value|1)
-	res, err := New(conn, space).Sync(ctx, desired)
+	res, err := New(conn, space, NewMetrics(prometheus.NewRegistry())).Sync(ctx, desired)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +113,7 @@ func TestAgainstOVS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	b := New(conn, space)
+	b := New(conn, space, NewMetrics(prometheus.NewRegistry()))
 	if res, err = b.Sync(ctx, desired); err != nil || res.Added+res.Modified+res.Deleted != 0 {
 		t.Fatalf("resync after reconnect: %+v, %v", res, err)
 	}
