@@ -37,6 +37,22 @@ type CookieSpace struct {
 // Owns reports whether cookie lies in the space.
 func (s CookieSpace) Owns(cookie uint64) bool { return cookie&s.Mask == s.Value }
 
+// Cookie names the owner of a flow inside the space's top byte: the kind of
+// object (network, port, router...), its id, and a generation that changes
+// whenever the object's flows must be replaced rather than kept.
+//
+//	63      56 55    48 47                  16 15          0
+//	| space   | kind   | object id           | generation   |
+func (s CookieSpace) Cookie(kind uint8, object uint32, generation uint16) uint64 {
+	return s.Value | uint64(kind)<<48 | uint64(object)<<16 | uint64(generation)
+}
+
+// ParseCookie splits a cookie made by CookieSpace.Cookie, for tools that
+// group flows by owner.
+func ParseCookie(c uint64) (kind uint8, object uint32, generation uint16) {
+	return uint8(c >> 48), uint32(c >> 16), uint16(c)
+}
+
 // Plan is the difference between the flows installed and those wanted.
 type Plan struct {
 	Add    []openflow.FlowMod // new flows, and flows whose owner changed (new cookie)

@@ -33,6 +33,16 @@ func flowSet(n int, cookie uint64) []Flow {
 	return flows
 }
 
+func TestCookieLayout(t *testing.T) {
+	c := space.Cookie(3, 0xdeadbeef, 7)
+	if c != 0x7603deadbeef0007 || !space.Owns(c) {
+		t.Fatalf("cookie %#x", c)
+	}
+	if kind, obj, gen := ParseCookie(c); kind != 3 || obj != 0xdeadbeef || gen != 7 {
+		t.Fatalf("parsed %d %#x %d", kind, obj, gen)
+	}
+}
+
 func TestDiffIsMinimal(t *testing.T) {
 	base := flowSet(3, space.Value|1)
 	installed := make([]openflow.FlowStats, len(base))
