@@ -50,8 +50,8 @@ var cookieSpace = reconcile.CookieSpace{Value: 0x76 << 56, Mask: 0xff << 56}
 // normalFlow forwards everything by MAC learning within the port's VLAN.
 var normalFlow = reconcile.Flow{
 	Table: 0, Priority: 0, Cookie: cookieSpace.Value,
-	Instructions: []openflow.Instruction{&openflow.ApplyActions{Actions: []openflow.Action{
-		&openflow.ActionOutput{Port: openflow.PortNormal},
+	Instructions: []openflow.Instruction{openflow.ApplyActions{Actions: []openflow.Action{
+		openflow.ActionOutput{Port: openflow.PortNormal},
 	}}},
 }
 

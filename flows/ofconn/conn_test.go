@@ -200,7 +200,7 @@ func TestPacketOutIn(t *testing.T) {
 	copy(frame[14:], "ovs-vnet packet-out")
 	err = c.SendBatch(ctx, []openflow.Message{&openflow.PacketOut{
 		BufferID: openflow.NoBuffer, InPort: openflow.PortController, Data: frame,
-		Actions: []openflow.Action{&openflow.ActionOutput{Port: openflow.PortController, MaxLen: openflow.MaxLenNoBuffer}},
+		Actions: []openflow.Action{openflow.ActionOutput{Port: openflow.PortController, MaxLen: openflow.MaxLenNoBuffer}},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -102,6 +102,19 @@ type ActionPushPBB struct{ EtherType uint16 }
 // ActionPopPBB is OFPAT_POP_PBB.
 type ActionPopPBB struct{}
 
+// ActionExperimenter is an OFPAT_EXPERIMENTER action of an experimenter
+// other than Nicira and ONF, kept verbatim: Data is everything after the
+// experimenter id, padding included, so its length is a multiple of 8.
+// Nicira and ONF actions are modelled types (NXRegLoad, NXCT, ...); one of
+// their subtypes the codec does not model is an *UnsupportedError, never an
+// ActionExperimenter. OVS itself refuses an action of an unknown experimenter
+// (OFPBAC_BAD_VENDOR), so this serves to decode and relay such actions, not
+// to install them on OVS.
+type ActionExperimenter struct {
+	Experimenter uint32
+	Data         []byte
+}
+
 // appendAction8 appends an 8-byte action whose last four bytes are arg.
 func appendAction8(b []byte, typ uint16, arg [4]byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, typ)
@@ -164,6 +177,24 @@ func (ActionPopPBB) appendAction(b []byte) ([]byte, error) {
 	return appendAction8(b, actPopPBB, [4]byte{}), nil
 }
 
+func (a ActionExperimenter) appendAction(b []byte) ([]byte, error) {
+	if a.Experimenter == vendorNicira || a.Experimenter == vendorONF {
+		return b, fmt.Errorf("experimenter action %#08x: Nicira and ONF actions are modelled types, not ActionExperimenter", a.Experimenter)
+	}
+	if len(a.Data)%8 != 0 {
+		return b, fmt.Errorf("experimenter action %#08x: data of %d bytes, want a multiple of 8", a.Experimenter, len(a.Data))
+	}
+	start := len(b)
+	b = binary.BigEndian.AppendUint16(b, actExperimenter)
+	b = append(b, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, a.Experimenter)
+	b, err := putLen16(append(b, a.Data...), start)
+	if err != nil {
+		return b, fmt.Errorf("experimenter action %#08x: %w", a.Experimenter, err)
+	}
+	return b, nil
+}
+
 func (a ActionSetField) appendAction(b []byte) ([]byte, error) {
 	start := len(b)
 	b = binary.BigEndian.AppendUint16(b, actSetField)
@@ -191,6 +222,9 @@ func appendOXMChecked(b []byte, o OXM) ([]byte, error) {
 // decodeActions decodes a whole action list.
 func decodeActions(b []byte) ([]Action, error) {
 	var as []Action
+	if n := countTLVs(b); n > 0 {
+		as = make([]Action, 0, n)
+	}
 	err := tlvs(b, "action", func(typ uint16, body []byte) error {
 		a, err := decodeAction(typ, body)
 		if err == nil {
@@ -199,6 +233,20 @@ func decodeActions(b []byte) ([]Action, error) {
 		return err
 	})
 	return as, err
+}
+
+// countTLVs counts the elements tlvs would visit, stopping at the first bad
+// length (which tlvs then reports), so that a list is allocated once.
+func countTLVs(b []byte) int {
+	n := 0
+	for off := 0; len(b)-off >= 4; n++ {
+		l := int(binary.BigEndian.Uint16(b[off+2:]))
+		if l < 8 || l%8 != 0 || l > len(b)-off {
+			break
+		}
+		off += l
+	}
+	return n
 }
 
 func decodeAction(typ uint16, b []byte) (Action, error) {
@@ -254,7 +302,11 @@ func decodeAction(typ uint16, b []byte) (Action, error) {
 			}
 			return nil, r.err
 		default:
-			return nil, unsupported("experimenter %#08x action", v)
+			// tlvs guarantees a multiple of 8 in all.
+			a = ActionExperimenter{Experimenter: v}
+			if n := r.remaining(); n > 0 {
+				a = ActionExperimenter{Experimenter: v, Data: r.copyBytes(n)}
+			}
 		}
 	default:
 		return nil, unsupported("action type %d", typ)

@@ -65,7 +65,9 @@ func (m *Hello) decodeBody(body []byte) error {
 		if r.err != nil {
 			return r.err
 		}
-		if typ == helloElemVersionBitmap && m.Versions == nil {
+		// Only a bitmap that comes first can be Versions: encoding writes
+		// Versions before Elements.
+		if typ == helloElemVersionBitmap && start == 0 {
 			vr := newReader(val, "version bitmap")
 			for i := 0; vr.remaining() >= 4; i++ {
 				bm := vr.u32()
@@ -135,7 +137,7 @@ func (m *FeaturesReply) appendBody(b []byte) ([]byte, error) {
 func (m *FeaturesReply) decodeBody(b []byte) error {
 	r := newReader(b, "features reply")
 	m.DatapathID, m.NBuffers, m.NTables, m.AuxiliaryID = r.u64(), r.u32(), r.u8(), r.u8()
-	r.skip(2)
+	r.zeros(2)
 	m.Capabilities, m.Reserved = r.u32(), r.u32()
 	return r.done()
 }

@@ -137,9 +137,10 @@ func appendBundleHeader(b []byte, expType uint32, id uint32, ctrlType uint16, fl
 // BundleAdd is ONFT_BUNDLE_ADD_MESSAGE: add one message (a flow mod, group
 // mod, port mod...) to an open bundle. OVS requires the inner message's xid
 // to equal the outer one (else OFPBFC_MSG_BAD_XID), so the encoder writes
-// the outer xid into the inner header and the decoder does not keep the
-// inner xid. Trailer is whatever follows the inner message (padding and
-// bundle properties), kept verbatim; OVS ignores it.
+// the outer xid into the inner header and the decoder refuses an inner xid
+// that differs (ErrMalformed) rather than keep it. Trailer is whatever
+// follows the inner message (padding and bundle properties), kept
+// verbatim; OVS ignores it.
 type BundleAdd struct {
 	BundleID uint32
 	Flags    BundleFlags
@@ -166,6 +167,20 @@ func (m *BundleAdd) appendBody(b []byte) ([]byte, error) {
 		return b, fmt.Errorf("bundle %d add: %w", m.BundleID, err)
 	}
 	return append(b, m.Trailer...), nil
+}
+
+// bundleAddInnerOff is where the inner message starts in the body.
+const bundleAddInnerOff = experimenterHeaderLen + 8
+
+// checkXid refuses an inner xid other than the outer one: OVS refuses it too
+// (OFPBFC_MSG_BAD_XID), and the encoder, which repeats the outer xid, could
+// not reproduce it.
+func (m *BundleAdd) checkXid(xid uint32, body []byte) error {
+	// decodeBody has checked that the inner header is there.
+	if inner := binary.BigEndian.Uint32(body[bundleAddInnerOff+4:]); inner != xid {
+		return malformed("bundle %d add: inner xid %#x differs from the outer %#x", m.BundleID, inner, xid)
+	}
+	return nil
 }
 
 func (m *BundleAdd) decodeBody(b []byte) error {

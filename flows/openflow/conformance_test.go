@@ -2,6 +2,7 @@ package openflow
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +15,16 @@ import (
 // they are read in place, never copied.
 const conformanceDir = "../../../shared/conformance/openflow13"
 
+// Not supported, and why (see TestConformanceUnsupportedWhy):
+// 4-12-ofp_flow_stats_reply's fourth flow (entry 3) carries, besides an action of
+// experimenter 0x05e30a78 (an ActionExperimenter now), a Nicira action of
+// subtype 0x6578 ("ex" of "exp_data"), which OVS does not define either
+// ("unknown OpenFlow13 action for vendor 0x2320 and type 25976",
+// OFPBAC_BAD_VENDOR_TYPE); the codec refuses unknown Nicira subtypes as OVS
+// does, so the reply stays unsupported. ovs-ofctl 3.1.0 stops earlier, at
+// the same flow's duplicate write_actions (OFPBIC_DUP_INST), which the codec
+// does not check.
+
 // supported lists the vector files the codec decodes and re-encodes byte for
 // byte. The list only grows; every other .packet file must fail with
 // ErrUnsupported.
@@ -22,6 +33,14 @@ var supported = []string{
 	"4-1-ofp_packet_out.packet",
 	"4-10-ofp_hello.packet",
 	"4-11-ofp_flow_stats_request.packet",
+	// A write_actions with an action of experimenter 0x65, which nobody
+	// defines, kept verbatim as ActionExperimenter. ovs-ofctl 3.1.0 ofp-print
+	// refuses that action ("OpenFlow action has unknown vendor 0x65",
+	// OFPBAC_BAD_VENDOR, seen in a flow mod holding it alone); on this
+	// message it fails before, in the apply_actions, on a set_field of an
+	// ONF experimenter OXM (OFPBAC_BAD_SET_LEN), which the codec keeps as a
+	// generic OXM.
+	"4-2-ofp_flow_mod.packet",
 	"4-13-ofp_echo_request.packet",
 	"4-14-ofp_echo_reply.packet",
 	"4-15-ofp_error_msg.packet",
@@ -191,6 +210,9 @@ func FuzzUnmarshal(f *testing.F) {
 			f.Add(raw)
 		}
 	}
+	for _, raw := range unmarshalSeeds(f) {
+		f.Add(raw)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		h, m, err := Unmarshal(raw)
 		if err != nil {
@@ -203,8 +225,44 @@ func FuzzUnmarshal(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded but cannot encode: %v", err)
 		}
-		if _, _, err := Unmarshal(again); err != nil {
-			t.Fatalf("re-encoded message does not decode: %v", err)
+		// The package promises byte-exactness: whatever decodes must
+		// encode back to exactly the bytes it came from.
+		if !bytes.Equal(again, raw) {
+			t.Fatalf("round trip of %s differs:\n got %x\nwant %x", h.Type, again, raw)
 		}
 	})
+}
+
+// unmarshalSeeds adds messages the vectors lack (bundles, flow stats with
+// our actions, ...) and every instruction seed of FuzzInstructions inside a
+// flow mod, so that the fuzzer starts from the codec's whole surface.
+func unmarshalSeeds(f *testing.F) [][]byte {
+	fm := typicalFlowMod()
+	msgs := []Message{
+		fm,
+		&BundleAdd{BundleID: 9, Flags: BundleAtomic | BundleOrdered, Message: fm},
+		&BundleControl{BundleID: 9, CtrlType: BundleOpenRequest, Flags: BundleAtomic},
+		&MultipartReply{Body: &FlowStatsReply{Stats: []FlowStats{flowStatsOf(fm, 3, 60), flowStatsOf(fm, 4, 61)}}},
+		&PacketIn{BufferID: NoBuffer, TotalLen: 4, Reason: PacketInAction, Match: Match{Fields: []OXM{InPort(1), Reg(0, 7)}}, Data: []byte{1, 2, 3, 4}},
+		&FeaturesReply{DatapathID: 1, NBuffers: 256, NTables: 254, Capabilities: 0x4f},
+		&Hello{Versions: []uint8{1, 4}},
+	}
+	var seeds [][]byte
+	for i, m := range msgs {
+		raw, err := Marshal(uint32(i+1), m)
+		if err != nil {
+			f.Fatalf("seed %d: %v", i, err)
+		}
+		seeds = append(seeds, raw)
+	}
+	for _, is := range fuzzSeeds(f) {
+		raw, err := Marshal(0x99, &FlowMod{BufferID: NoBuffer, OutPort: PortAny, OutGroup: GroupAny})
+		if err != nil {
+			f.Fatal(err)
+		}
+		raw = append(raw, is...)
+		binary.BigEndian.PutUint16(raw[2:], uint16(len(raw)))
+		seeds = append(seeds, raw)
+	}
+	return seeds
 }

@@ -24,7 +24,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"pop_vlan of 16 bytes", false, "00120010000000000000000000000000", ErrMalformed},
 		{"deprecated set_vlan_vid", false, "0001000800050000", ErrUnsupported},
 		{"unknown type 99", false, "0063000800000000", ErrUnsupported},
-		{"experimenter 0x65", false, "ffff0010000000650000000000000000", ErrUnsupported},
+		{"experimenter 0x65 of 12 bytes", false, "ffff000c0000006500000000", ErrMalformed},
 		{"ONF copy_field", false, "ffff00184f4e46000c800000000000000000000000000000", ErrUnsupported},
 		{"nicira header only", false, "ffff000800002320", ErrMalformed},
 		{"nicira unknown subtype", false, "ffff001000002320 00ff000000000000", ErrUnsupported},

@@ -60,7 +60,10 @@ func appendOXM(b []byte, f OXM) []byte {
 	return append(b, f.Mask...)
 }
 
-// decodeMatch reads ofp_match and its padding.
+// decodeMatch reads ofp_match and its padding. The fields' values and masks
+// share one copy of the match's bytes, and the field slice is sized by a
+// first walk over the TLV headers: a flow dump decodes thousands of matches,
+// and allocating per field (and regrowing the slice) dominated its cost.
 func decodeMatch(r *reader) Match {
 	typ, n := r.u16(), int(r.u16())
 	if r.err != nil {
@@ -75,14 +78,14 @@ func decodeMatch(r *reader) Match {
 		return Match{}
 	}
 	body := r.bytes(n - 4)
-	r.skip(pad8(n))
-	if r.err != nil {
+	r.zeros(pad8(n))
+	if r.err != nil || len(body) == 0 {
 		return Match{}
 	}
-	var m Match
-	fr := newReader(body, "oxm")
+	m := Match{Fields: make([]OXM, 0, countOXMs(body))}
+	fr := newReader(append([]byte(nil), body...), "oxm")
 	for fr.remaining() > 0 && fr.err == nil {
-		m.Fields = append(m.Fields, decodeOXM(fr))
+		m.Fields = append(m.Fields, decodeOXMIn(fr, true))
 	}
 	if fr.err != nil {
 		r.err = fr.err
@@ -90,7 +93,28 @@ func decodeMatch(r *reader) Match {
 	return m
 }
 
-func decodeOXM(r *reader) OXM {
+// countOXMs counts the TLVs in a list of OXMs by their headers alone; a
+// truncated last one still counts, which only makes the count an upper
+// bound for malformed input.
+func countOXMs(b []byte) int {
+	n := 0
+	for off := 0; off < len(b); n++ {
+		if len(b)-off < 4 {
+			return n + 1
+		}
+		off += 4 + int(b[off+3])
+	}
+	return n
+}
+
+// decodeOXM reads one OXM whose Value and Mask are copies, independent of
+// the bytes being decoded.
+func decodeOXM(r *reader) OXM { return decodeOXMIn(r, false) }
+
+// decodeOXMIn reads one OXM. With shared, Value and Mask are sub-slices of
+// the reader's bytes (capped, so appending to one cannot overwrite the
+// next), which the caller must own.
+func decodeOXMIn(r *reader, shared bool) OXM {
 	var f OXM
 	f.Class = r.u16()
 	fm := r.u8()
@@ -109,11 +133,23 @@ func decodeOXM(r *reader) OXM {
 			r.err = malformed("masked oxm class %#x field %d has length %d", f.Class, f.Field, n)
 			return f
 		}
-		f.Value, f.Mask = r.copyBytes(n/2), r.copyBytes(n/2)
+		f.Value, f.Mask = r.value(n/2, shared), r.value(n/2, shared)
 		return f
 	}
-	f.Value = r.copyBytes(n)
+	f.Value = r.value(n, shared)
 	return f
+}
+
+// value reads n bytes of a field's value, as a copy or, with shared, as a
+// sub-slice; either way nil when n is 0.
+func (r *reader) value(n int, shared bool) []byte {
+	if !shared {
+		return r.copyBytes(n)
+	}
+	if v := r.bytes(n); len(v) > 0 {
+		return v
+	}
+	return nil
 }
 
 // Instruction is one ofp_instruction.

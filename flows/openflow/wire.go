@@ -177,7 +177,18 @@ func Unmarshal(b []byte) (Header, Message, error) {
 	if err := m.decodeBody(b[HeaderLen:]); err != nil {
 		return h, nil, fmt.Errorf("decode %s (xid %#x): %w", h.Type, h.Xid, err)
 	}
+	if c, ok := m.(xidChecker); ok {
+		if err := c.checkXid(h.Xid, b[HeaderLen:]); err != nil {
+			return h, nil, fmt.Errorf("decode %s (xid %#x): %w", h.Type, h.Xid, err)
+		}
+	}
 	return h, m, nil
+}
+
+// xidChecker is a message whose decoded body must agree with the header's
+// xid, which decodeBody does not see (BundleAdd's inner message).
+type xidChecker interface {
+	checkXid(xid uint32, body []byte) error
 }
 
 // newMessage returns an empty message of the type the header (and, for

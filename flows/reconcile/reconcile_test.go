@@ -25,8 +25,8 @@ func flowSet(n int, cookie uint64) []Flow {
 		flows[i] = Flow{
 			Table: 0, Priority: 100, Cookie: cookie,
 			Match: openflow.Match{Fields: []openflow.OXM{openflow.EthSrc(mac)}},
-			Instructions: []openflow.Instruction{&openflow.ApplyActions{Actions: []openflow.Action{
-				&openflow.ActionOutput{Port: 1, MaxLen: 0},
+			Instructions: []openflow.Instruction{openflow.ApplyActions{Actions: []openflow.Action{
+				openflow.ActionOutput{Port: 1, MaxLen: 0},
 			}}},
 		}
 	}
@@ -61,7 +61,7 @@ func TestDiffIsMinimal(t *testing.T) {
 	}
 	changed := flowSet(3, space.Value|1)
 	changed[0].Cookie = space.Value | 2                                             // owner changed → add (replace)
-	changed[1].Instructions = []openflow.Instruction{&openflow.ApplyActions{}}      // same owner → modify
+	changed[1].Instructions = []openflow.Instruction{openflow.ApplyActions{}}       // same owner → modify
 	changed = changed[:2]                                                           // third gone → delete
 	changed = append(changed, Flow{Table: 1, Priority: 5, Cookie: space.Value | 3}) // new → add
 	plan, err = Diff(space, changed, installed)
@@ -130,7 +130,7 @@ func TestAgainstOVS(t *testing.T) {
 
 	// One bad flow (goto_table must go forward) spoils the whole bundle.
 	bad := append(flowSet(10, space.Value|2), Flow{Table: 5, Priority: 1, Cookie: space.Value | 2,
-		Instructions: []openflow.Instruction{&openflow.GotoTable{Table: 1}}})
+		Instructions: []openflow.Instruction{openflow.GotoTable{Table: 1}}})
 	_, err = b.Sync(ctx, bad)
 	var rerr *ofconn.RequestError
 	if !errors.As(err, &rerr) {
