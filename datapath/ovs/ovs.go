@@ -122,6 +122,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 	}()
 	if err := b.waitFlows(ctx); err != nil {
 		stop()
+		b.flows.Close()
 		return nil, fmt.Errorf("integration bridge %s (datapath %016x): %w", cfg.Bridge, dpid, err)
 	}
 	return b, nil
@@ -165,9 +166,11 @@ func (b *Backend) Ready() error {
 	return nil
 }
 
-// Close implements datapath.Backend.
+// Close implements datapath.Backend. The flows stay on the bridge (fail_mode
+// secure), so ports keep forwarding.
 func (b *Backend) Close() error {
 	b.stopOpenFlow()
+	b.flows.Close()
 	b.db.Close()
 	return nil
 }

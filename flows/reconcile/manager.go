@@ -25,6 +25,7 @@ type Manager struct {
 
 	mu       sync.Mutex
 	switches map[uint64]*Bridge
+	closed   bool
 }
 
 // NewManager returns a manager; desired is called for each sync and must be
@@ -40,6 +41,11 @@ func (m *Manager) Handle(c *ofconn.Conn) {
 	dpid := c.DatapathID()
 	b := New(c, m.space, m.metrics)
 	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		c.Close() // a handshake that finished after Close
+		return
+	}
 	old := m.switches[dpid]
 	m.switches[dpid] = b
 	m.mu.Unlock()
@@ -76,6 +82,17 @@ func (m *Manager) watchAsync(c *ofconn.Conn, log *slog.Logger) {
 				log.Warn("switch reported an error", "xid", msg.Header.Xid, "err", e)
 			}
 		}
+	}
+}
+
+// Close ends every session. A switch whose session lingered after its
+// manager was dropped would never reconnect to a new one.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	for _, b := range m.switches {
+		b.conn.Close()
 	}
 }
 
