@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -22,13 +21,7 @@ const flowModFixedLen = 48
 // flowModVectors returns the conformance vectors that are OF1.3 flow_mods.
 func flowModVectors(t testing.TB) map[string][]byte {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(conformanceDir, "*.packet"))
-	if len(files) == 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("conformance vectors missing from " + conformanceDir)
-		}
-		t.Skip("conformance vectors expected in " + conformanceDir)
-	}
+	files := conformanceFiles(t)
 	out := map[string][]byte{}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
@@ -293,18 +286,6 @@ func flowModAround(match []OXM, insts []byte) []byte {
 	return b
 }
 
-func ovsPrint(t *testing.T, msg []byte) string {
-	t.Helper()
-	if _, err := exec.LookPath("ovs-ofctl"); err != nil {
-		t.Skip("ovs-ofctl not installed")
-	}
-	out, err := exec.Command("ovs-ofctl", "ofp-print", hex.EncodeToString(msg)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ovs-ofctl ofp-print: %v\n%s", err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // TestInstructionsOVSPrint has OVS decode what we encode: the independent
 // check that the bytes mean what the Go values say.
 func TestInstructionsOVSPrint(t *testing.T) {
@@ -314,7 +295,7 @@ func TestInstructionsOVSPrint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := ovsPrint(t, flowModAround(c.match, ib))
+			out := strings.TrimSpace(ofpPrint(t, flowModAround(c.match, ib)))
 			if _, acts, ok := strings.Cut(out, " actions="); !ok || acts != c.ovs {
 				t.Fatalf("ovs-ofctl prints %q, want actions=%s", out, c.ovs)
 			}

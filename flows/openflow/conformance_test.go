@@ -140,7 +140,7 @@ var supported = []string{
 	"ovs-ofctl-of13-match_pkt_mark_masked.packet",
 }
 
-func conformanceFiles(t *testing.T) []string {
+func conformanceFiles(t testing.TB) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(conformanceDir, "*.packet"))
 	if err != nil || len(files) == 0 {
