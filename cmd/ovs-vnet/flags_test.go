@@ -1,0 +1,62 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	env := map[string]string{"OVS_VNET_BRIDGE": "br-env", "OVS_VNET_DATAPATH_TYPE": "netdev", "OVS_VNET_LISTEN": "127.0.0.1:1"}
+	c, err := parseFlags([]string{"--listen", "127.0.0.1:2"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.bridge != "br-env" || c.datapathType != "netdev" || c.listen != "127.0.0.1:2" || c.backend != "auto" {
+		t.Fatalf("flags win over env, env over defaults: %+v", c)
+	}
+	if _, err := parseFlags([]string{"extra"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Fatal("stray argument accepted")
+	}
+	if _, err := parseFlags(nil, func(string) string { return "x" }, io.Discard); err != nil {
+		t.Fatalf("string flags take any env value: %v", err)
+	}
+}
+
+func TestTokenRules(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		listen, file, want, err string
+	}{
+		{"127.0.0.1:9476", "", "", ""},
+		{"[::1]:9476", "", "", ""},
+		{"localhost:9476", "", "", ""},
+		{"0.0.0.0:9476", "", "", "refusing to serve without --token-file"},
+		{"10.1.2.3:9476", "", "", "refusing to serve without --token-file"},
+		{":9476", "", "", "refusing to serve without --token-file"},
+		{"0.0.0.0:9476", tokenFile, "s3cret", ""},
+		{"127.0.0.1:9476", empty, "", "is empty"},
+		{"127.0.0.1:9476", filepath.Join(dir, "missing"), "", "read token"},
+	} {
+		tok, err := config{listen: c.listen, tokenFile: c.file}.token()
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("listen %s file %q: err %v, want %q", c.listen, c.file, err, c.err)
+			}
+			continue
+		}
+		if err != nil || tok != c.want {
+			t.Errorf("listen %s file %q: %q, %v", c.listen, c.file, tok, err)
+		}
+	}
+}
