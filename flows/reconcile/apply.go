@@ -32,8 +32,8 @@ func New(conn *ofconn.Conn, space CookieSpace, metrics *Metrics) *Bridge {
 
 // Result says what one Sync did.
 type Result struct {
-	Added, Modified, Deleted int
-	Took                     time.Duration
+	Plan Plan // what was applied
+	Took time.Duration
 }
 
 // Sync makes the switch's flows in our cookie space equal desired, in one
@@ -51,7 +51,7 @@ func (b *Bridge) Sync(ctx context.Context, desired []Flow) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Added: len(plan.Add), Modified: len(plan.Modify), Deleted: len(plan.Delete)}
+	res := Result{Plan: plan}
 	if plan.Len() > 0 {
 		if err := b.Apply(ctx, plan.Messages()); err != nil {
 			b.metrics.switchError(err)

@@ -124,8 +124,17 @@ func (m *Manager) sync(b *Bridge) error {
 		return err
 	}
 	b.synced.Store(true)
+	dpid := fmt.Sprintf("%016x", b.conn.DatapathID())
 	m.metrics.setConnected(b.conn.DatapathID(), true)
-	m.log.Info("flows synced", "datapath", fmt.Sprintf("%016x", b.conn.DatapathID()),
-		"added", res.Added, "modified", res.Modified, "deleted", res.Deleted, "took", res.Took)
+	p := res.Plan
+	m.log.Info("flows synced", "datapath", dpid,
+		"added", len(p.Add), "modified", len(p.Modify), "deleted", len(p.Delete), "took", res.Took)
+	if m.log.Enabled(context.Background(), slog.LevelDebug) {
+		for op, mods := range map[string][]openflow.FlowMod{"add": p.Add, "modify": p.Modify, "delete": p.Delete} {
+			for i := range mods {
+				m.log.Debug("flow "+op, "datapath", dpid, "flow", openflow.FormatFlowMod(&mods[i]))
+			}
+		}
+	}
 	return nil
 }
