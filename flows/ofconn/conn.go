@@ -34,8 +34,8 @@ type Options struct {
 	// reader (default 256); beyond that they are dropped and counted.
 	AsyncQueue int
 	// MaxMultipartBytes bounds one multipart reply summed over its parts
-	// (default 256 MiB), so a misbehaving switch cannot make us hold
-	// unbounded memory; the request then fails.
+	// (default openflow.DefaultReassemblyMaxBytes), so a misbehaving switch
+	// cannot make us hold unbounded memory; the request then fails.
 	MaxMultipartBytes int
 	Log               *slog.Logger
 }
@@ -52,9 +52,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AsyncQueue <= 0 {
 		o.AsyncQueue = 256
-	}
-	if o.MaxMultipartBytes <= 0 {
-		o.MaxMultipartBytes = 256 << 20
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -96,14 +93,15 @@ type Conn struct {
 // call waits for the reply to one request, or collects the error a
 // reply-less message (a flow-mod) drew before the barrier behind it.
 type call struct {
-	replies []Message // multipart parts so far
-	size    int       // their bytes
-	result  chan callResult
+	// asm joins the parts of a multipart reply; nil for other requests.
+	asm    *openflow.Reassembler
+	result chan callResult
 }
 
 type callResult struct {
-	msgs []Message
-	err  error
+	msg       Message                  // the reply (an error's message, for a RequestError)
+	multipart *openflow.MultipartReply // the joined reply of a multipart request
+	err       error
 }
 
 // New runs the handshake on an established connection and starts the

@@ -36,13 +36,6 @@ func requestError(m Message) *RequestError {
 	return e
 }
 
-// multipartMore reports whether a MULTIPART_REPLY says more parts follow
-// (OFPMPF_REPLY_MORE in the flags after the 2-byte multipart type).
-func multipartMore(m Message) bool {
-	body := m.Raw[openflow.HeaderLen:]
-	return m.Header.Type == openflow.TypeMultipartReply && len(body) >= 4 && binary.BigEndian.Uint16(body[2:])&1 != 0
-}
-
 func (c *Conn) readLoop() {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
@@ -90,16 +83,16 @@ func (c *Conn) deliver(m Message) {
 		switch {
 		case m.Header.Type == openflow.TypeError:
 			delete(c.pending, m.Header.Xid)
-			p.result <- callResult{msgs: []Message{m}, err: requestError(m)}
-		case multipartMore(m) && p.size+len(m.Raw) > c.opts.MaxMultipartBytes:
-			delete(c.pending, m.Header.Xid)
-			p.result <- callResult{err: fmt.Errorf("multipart reply xid %#x exceeds %d bytes", m.Header.Xid, c.opts.MaxMultipartBytes)}
-		case multipartMore(m):
-			p.replies = append(p.replies, m)
-			p.size += len(m.Raw)
+			p.result <- callResult{msg: m, err: requestError(m)}
+		case p.asm != nil && m.Header.Type == openflow.TypeMultipartReply:
+			reply, done, err := p.asm.Add(m.Raw)
+			if err != nil || done {
+				delete(c.pending, m.Header.Xid)
+				p.result <- callResult{multipart: reply, err: err}
+			}
 		default:
 			delete(c.pending, m.Header.Xid)
-			p.result <- callResult{msgs: append(p.replies, m)}
+			p.result <- callResult{msg: m}
 		}
 	}
 	c.mu.Unlock()
@@ -190,40 +183,39 @@ func (c *Conn) Send(ctx context.Context, m openflow.Message) (uint32, error) {
 // Request sends a message and waits for its reply (an OFPT_ERROR reply is
 // returned as a *RequestError).
 func (c *Conn) Request(ctx context.Context, m openflow.Message) (Message, error) {
-	msgs, err := c.roundTrip(ctx, m)
-	if err != nil {
-		return Message{}, err
-	}
-	return msgs[len(msgs)-1], nil
+	r, err := c.roundTrip(ctx, m, nil)
+	return r.msg, err
 }
 
-// Multipart sends a multipart request and returns every part of the reply.
-func (c *Conn) Multipart(ctx context.Context, m openflow.Message) ([]Message, error) {
-	return c.roundTrip(ctx, m)
+// Multipart sends a multipart request and returns the reply with all its
+// parts joined, refusing one beyond Options.MaxMultipartBytes.
+func (c *Conn) Multipart(ctx context.Context, m *openflow.MultipartRequest) (*openflow.MultipartReply, error) {
+	r, err := c.roundTrip(ctx, m, &openflow.Reassembler{MaxBytes: c.opts.MaxMultipartBytes})
+	return r.multipart, err
 }
 
-func (c *Conn) roundTrip(ctx context.Context, m openflow.Message) ([]Message, error) {
+func (c *Conn) roundTrip(ctx context.Context, m openflow.Message, asm *openflow.Reassembler) (callResult, error) {
 	xid := c.xid.Add(1)
 	b, err := openflow.Marshal(xid, m)
 	if err != nil {
-		return nil, err
+		return callResult{}, err
 	}
-	p := c.register(xid)
+	p := c.register(xid, asm)
 	if err := c.enqueue(ctx, b); err != nil {
 		c.unregister(xid)
-		return nil, err
+		return callResult{}, err
 	}
 	select {
 	case r := <-p.result:
-		return r.msgs, r.err
+		return r, r.err
 	case <-ctx.Done():
 		c.unregister(xid)
-		return nil, fmt.Errorf("%s xid %#x: no reply: %w", m.Type(), xid, context.Cause(ctx))
+		return callResult{}, fmt.Errorf("%s xid %#x: no reply: %w", m.Type(), xid, context.Cause(ctx))
 	}
 }
 
-func (c *Conn) register(xid uint32) *call {
-	p := &call{result: make(chan callResult, 1)}
+func (c *Conn) register(xid uint32, asm *openflow.Reassembler) *call {
+	p := &call{asm: asm, result: make(chan callResult, 1)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
@@ -264,7 +256,7 @@ func (c *Conn) SendBatch(ctx context.Context, msgs []openflow.Message) error {
 		if err != nil {
 			return fmt.Errorf("message %d: %w", i, err)
 		}
-		calls[i] = c.register(xids[i])
+		calls[i] = c.register(xids[i], nil)
 		if err := c.enqueue(ctx, b); err != nil {
 			return err
 		}

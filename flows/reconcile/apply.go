@@ -65,26 +65,18 @@ func (b *Bridge) Sync(ctx context.Context, desired []Flow) (Result, error) {
 
 // Dump returns the switch's flows in our cookie space, from every table.
 func (b *Bridge) Dump(ctx context.Context) ([]openflow.FlowStats, error) {
-	parts, err := b.conn.Multipart(ctx, &openflow.MultipartRequest{Body: &openflow.FlowStatsRequest{
+	reply, err := b.conn.Multipart(ctx, &openflow.MultipartRequest{Body: &openflow.FlowStatsRequest{
 		TableID: openflow.TableAll, OutPort: openflow.PortAny, OutGroup: openflow.GroupAny,
 		Cookie: b.space.Value, CookieMask: b.space.Mask,
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("dump flows: %w", err)
 	}
-	var flows []openflow.FlowStats
-	for _, p := range parts {
-		reply, ok := p.Body.(*openflow.MultipartReply)
-		if !ok {
-			return nil, fmt.Errorf("dump flows: answered with an undecoded %s", p.Header.Type)
-		}
-		stats, ok := reply.Body.(*openflow.FlowStatsReply)
-		if !ok {
-			return nil, fmt.Errorf("dump flows: answered with multipart type %d", reply.Body.MultipartType())
-		}
-		flows = append(flows, stats.Stats...)
+	stats, ok := reply.Body.(*openflow.FlowStatsReply)
+	if !ok {
+		return nil, fmt.Errorf("dump flows: answered with multipart type %d", reply.Body.MultipartType())
 	}
-	return flows, nil
+	return stats.Stats, nil
 }
 
 // Apply sends msgs as one atomic, ordered bundle. Any message the switch
