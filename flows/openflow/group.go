@@ -144,15 +144,11 @@ func (*GroupStatsRequest) MultipartType() MultipartType { return MultipartGroup 
 func (*GroupStatsRequest) multipartRequest()            {}
 
 func (m *GroupStatsRequest) appendMultipart(b []byte) ([]byte, error) {
-	b = binary.BigEndian.AppendUint32(b, m.GroupID)
-	return append(b, 0, 0, 0, 0), nil
+	return appendIDRequest(b, m.GroupID), nil
 }
 
 func (m *GroupStatsRequest) decodeMultipart(b []byte) error {
-	r := newReader(b, "group stats request")
-	m.GroupID = r.u32()
-	r.zeros(4)
-	return r.done()
+	return decodeIDRequest(b, "group stats request", &m.GroupID)
 }
 
 // BucketCounter is ofp_bucket_counter.

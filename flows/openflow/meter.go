@@ -177,11 +177,11 @@ func (*MeterStatsRequest) MultipartType() MultipartType { return MultipartMeter 
 func (*MeterStatsRequest) multipartRequest()            {}
 
 func (m *MeterStatsRequest) appendMultipart(b []byte) ([]byte, error) {
-	return appendMeterRequest(b, m.MeterID), nil
+	return appendIDRequest(b, m.MeterID), nil
 }
 
 func (m *MeterStatsRequest) decodeMultipart(b []byte) error {
-	return decodeMeterRequest(b, &m.MeterID)
+	return decodeIDRequest(b, "meter request", &m.MeterID)
 }
 
 // MeterConfigRequest asks for the configuration of MeterID, or of every
@@ -192,23 +192,11 @@ func (*MeterConfigRequest) MultipartType() MultipartType { return MultipartMeter
 func (*MeterConfigRequest) multipartRequest()            {}
 
 func (m *MeterConfigRequest) appendMultipart(b []byte) ([]byte, error) {
-	return appendMeterRequest(b, m.MeterID), nil
+	return appendIDRequest(b, m.MeterID), nil
 }
 
 func (m *MeterConfigRequest) decodeMultipart(b []byte) error {
-	return decodeMeterRequest(b, &m.MeterID)
-}
-
-func appendMeterRequest(b []byte, id uint32) []byte {
-	b = binary.BigEndian.AppendUint32(b, id)
-	return append(b, 0, 0, 0, 0)
-}
-
-func decodeMeterRequest(b []byte, id *uint32) error {
-	r := newReader(b, "meter multipart request")
-	*id = r.u32()
-	r.zeros(4)
-	return r.done()
+	return decodeIDRequest(b, "meter request", &m.MeterID)
 }
 
 // MeterBandStats is ofp_meter_band_stats.

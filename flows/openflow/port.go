@@ -174,15 +174,11 @@ func (*PortStatsRequest) MultipartType() MultipartType { return MultipartPortSta
 func (*PortStatsRequest) multipartRequest()            {}
 
 func (m *PortStatsRequest) appendMultipart(b []byte) ([]byte, error) {
-	b = binary.BigEndian.AppendUint32(b, m.PortNo)
-	return append(b, 0, 0, 0, 0), nil
+	return appendIDRequest(b, m.PortNo), nil
 }
 
 func (m *PortStatsRequest) decodeMultipart(b []byte) error {
-	r := newReader(b, "port stats request")
-	m.PortNo = r.u32()
-	r.zeros(4)
-	return r.done()
+	return decodeIDRequest(b, "port stats request", &m.PortNo)
 }
 
 // PortStats is ofp_port_stats.
@@ -276,15 +272,11 @@ type QueueGetConfigRequest struct{ PortNo uint32 }
 func (*QueueGetConfigRequest) Type() MsgType { return TypeQueueGetConfigRequest }
 
 func (m *QueueGetConfigRequest) appendBody(b []byte) ([]byte, error) {
-	b = binary.BigEndian.AppendUint32(b, m.PortNo)
-	return append(b, 0, 0, 0, 0), nil
+	return appendIDRequest(b, m.PortNo), nil
 }
 
 func (m *QueueGetConfigRequest) decodeBody(b []byte) error {
-	r := newReader(b, "queue get config request")
-	m.PortNo = r.u32()
-	r.zeros(4)
-	return r.done()
+	return decodeIDRequest(b, "queue get config request", &m.PortNo)
 }
 
 // QueueGetConfigReply lists the queues of PortNo.

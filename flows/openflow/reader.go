@@ -119,3 +119,18 @@ func appendZeros(b []byte, n int) []byte {
 	}
 	return b
 }
+
+// appendIDRequest encodes the body that requests naming one port, group,
+// meter or queue set share: a 32-bit id and 4 bytes of padding.
+func appendIDRequest(b []byte, id uint32) []byte {
+	b = binary.BigEndian.AppendUint32(b, id)
+	return append(b, 0, 0, 0, 0)
+}
+
+// decodeIDRequest decodes what appendIDRequest encodes.
+func decodeIDRequest(b []byte, what string, id *uint32) error {
+	r := newReader(b, what)
+	*id = r.u32()
+	r.zeros(4)
+	return r.done()
+}
