@@ -230,6 +230,16 @@ func Delete(name, alias string) error {
 	return nil
 }
 
+// PortLinks maps each port's host link name to the alias that marks it, the
+// form Prune wants.
+func PortLinks(ports []model.Port) map[string]string {
+	want := make(map[string]string, len(ports))
+	for _, p := range ports {
+		want[p.HostIfname] = datapath.PortAlias(p.Name)
+	}
+	return want
+}
+
 // Prune deletes every host link marked as ovs-vnet's unless want maps its name
 // to its alias. Links of other tools are never looked at twice.
 func Prune(want map[string]string) error {

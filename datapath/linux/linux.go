@@ -161,10 +161,7 @@ func (b *Backend) DetachPort(_ context.Context, _ model.Network, p model.Port) e
 
 // Prune implements datapath.Backend.
 func (b *Backend) Prune(ctx context.Context, networks []model.Network, ports []model.Port) error {
-	want := map[string]string{} // link name → alias
-	for _, p := range ports {
-		want[p.HostIfname] = datapath.PortAlias(p.Name)
-	}
+	want := link.PortLinks(ports)
 	for _, n := range networks {
 		want[b.bridgeName(n.Name)] = datapath.BridgeAlias(n.Name)
 	}

@@ -227,10 +227,7 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 // Prune implements datapath.Backend: owned OVS ports and owned host links that no
 // desired port names are removed.
 func (b *Backend) Prune(ctx context.Context, _ []model.Network, ports []model.Port) error {
-	want := map[string]string{} // host link name → alias
-	for _, p := range ports {
-		want[p.HostIfname] = datapath.PortAlias(p.Name)
-	}
+	want := link.PortLinks(ports)
 	owned, err := b.db.OwnedPorts(b.bridge)
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
