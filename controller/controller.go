@@ -179,7 +179,8 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 			c.ports[p.Name] = got
 		}
 	}
-	if err := b.Prune(ctx, slices.Collect(maps.Values(c.networks)), slices.Collect(maps.Values(c.ports))); err != nil {
+	state := datapath.State{Networks: slices.Collect(maps.Values(c.networks)), Ports: slices.Collect(maps.Values(c.ports))}
+	if err := b.Prune(ctx, state); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	c.backend, c.notReady = b, ""

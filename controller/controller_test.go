@@ -68,7 +68,9 @@ func (f *fakeBackend) DetachPort(_ context.Context, _ model.Network, p model.Por
 	delete(f.ports, p.Name)
 	return nil
 }
-func (f *fakeBackend) Prune(context.Context, []model.Network, []model.Port) error { return nil }
+func (f *fakeBackend) Prune(context.Context, datapath.State) error      { return nil }
+func (f *fakeBackend) EnsureRouter(context.Context, model.Router) error { return nil }
+func (f *fakeBackend) DeleteRouter(context.Context, model.Router) error { return nil }
 
 type fixture struct {
 	c    *Controller

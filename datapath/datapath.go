@@ -56,8 +56,21 @@ type Backend interface {
 	// datapath's results (ofport) filled in.
 	AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error)
 	DetachPort(ctx context.Context, n model.Network, p model.Port) error
+	// EnsureRouter makes the router's networks route to each other, replacing
+	// what an earlier EnsureRouter of the same name set up. Its networks have
+	// been ensured.
+	EnsureRouter(ctx context.Context, r model.Router) error
+	DeleteRouter(ctx context.Context, r model.Router) error
 	// Prune removes everything the backend owns that the desired state does not
-	// name, and nothing else.
-	Prune(ctx context.Context, networks []model.Network, ports []model.Port) error
+	// name, and nothing else. It is called after every object of s has been
+	// ensured or attached.
+	Prune(ctx context.Context, s State) error
 	Close() error
+}
+
+// State is the whole desired state, as Prune sees it.
+type State struct {
+	Networks []model.Network
+	Routers  []model.Router
+	Ports    []model.Port
 }

@@ -160,7 +160,8 @@ func (b *Backend) DetachPort(_ context.Context, _ model.Network, p model.Port) e
 }
 
 // Prune implements datapath.Backend.
-func (b *Backend) Prune(ctx context.Context, networks []model.Network, ports []model.Port) error {
+func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
+	networks, ports := s.Networks, s.Ports
 	want := link.PortLinks(ports)
 	for _, n := range networks {
 		want[b.bridgeName(n.Name)] = datapath.BridgeAlias(n.Name)
@@ -176,3 +177,11 @@ func (b *Backend) Prune(ctx context.Context, networks []model.Network, ports []m
 	}
 	return b.syncRules(ctx)
 }
+
+// EnsureRouter implements datapath.Backend.
+func (b *Backend) EnsureRouter(context.Context, model.Router) error {
+	return fmt.Errorf("routers are not implemented on this backend yet")
+}
+
+// DeleteRouter implements datapath.Backend.
+func (b *Backend) DeleteRouter(context.Context, model.Router) error { return nil }

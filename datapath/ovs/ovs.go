@@ -226,8 +226,8 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 
 // Prune implements datapath.Backend: owned OVS ports and owned host links that no
 // desired port names are removed.
-func (b *Backend) Prune(ctx context.Context, _ []model.Network, ports []model.Port) error {
-	want := link.PortLinks(ports)
+func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
+	want := link.PortLinks(s.Ports)
 	owned, err := b.db.OwnedPorts(b.bridge)
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
@@ -242,3 +242,11 @@ func (b *Backend) Prune(ctx context.Context, _ []model.Network, ports []model.Po
 	}
 	return link.Prune(want)
 }
+
+// EnsureRouter implements datapath.Backend.
+func (b *Backend) EnsureRouter(context.Context, model.Router) error {
+	return fmt.Errorf("routers are not implemented on this backend yet")
+}
+
+// DeleteRouter implements datapath.Backend.
+func (b *Backend) DeleteRouter(context.Context, model.Router) error { return nil }
