@@ -36,10 +36,10 @@ type Result struct {
 	Took time.Duration
 }
 
-// Sync makes the switch's flows in our cookie space equal desired, in one
-// atomic bundle: either every change lands or none does. Nothing is sent
+// Sync makes the switch's flows and groups in our space equal desired, in
+// one atomic bundle: either every change lands or none does. Nothing is sent
 // when nothing differs.
-func (b *Bridge) Sync(ctx context.Context, desired []Flow) (Result, error) {
+func (b *Bridge) Sync(ctx context.Context, desired Desired) (Result, error) {
 	b.syncing.Lock()
 	defer b.syncing.Unlock()
 	start := time.Now()
@@ -51,32 +51,63 @@ func (b *Bridge) Sync(ctx context.Context, desired []Flow) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Plan: plan}
-	if plan.Len() > 0 {
-		if err := b.Apply(ctx, plan.Messages()); err != nil {
-			b.metrics.switchError(err)
-			return Result{}, err
-		}
-		b.metrics.applied(plan)
+	if err := b.applyPlan(ctx, plan); err != nil {
+		return Result{}, err
 	}
-	res.Took = time.Since(start)
-	return res, nil
+	return Result{Plan: plan, Took: time.Since(start)}, nil
 }
 
-// Dump returns the switch's flows in our cookie space, from every table.
-func (b *Bridge) Dump(ctx context.Context) ([]openflow.FlowStats, error) {
+// Change applies the difference between two desired states, without asking
+// the switch what it holds: the caller knows the objects it changes. A Sync
+// at the same time is harmless, since both only ever converge on desired.
+func (b *Bridge) Change(ctx context.Context, before, after Desired) (Result, error) {
+	start := time.Now()
+	plan, err := Change(b.space, before, after)
+	if err != nil {
+		return Result{}, err
+	}
+	b.syncing.Lock()
+	defer b.syncing.Unlock()
+	if err := b.applyPlan(ctx, plan); err != nil {
+		return Result{}, err
+	}
+	return Result{Plan: plan, Took: time.Since(start)}, nil
+}
+
+func (b *Bridge) applyPlan(ctx context.Context, plan Plan) error {
+	if plan.Len() == 0 {
+		return nil
+	}
+	if err := b.Apply(ctx, plan.Messages()); err != nil {
+		b.metrics.switchError(err)
+		return err
+	}
+	b.metrics.applied(plan)
+	return nil
+}
+
+// Dump returns the switch's flows and groups in our space.
+func (b *Bridge) Dump(ctx context.Context) (Installed, error) {
 	reply, err := b.conn.Multipart(ctx, &openflow.MultipartRequest{Body: &openflow.FlowStatsRequest{
 		TableID: openflow.TableAll, OutPort: openflow.PortAny, OutGroup: openflow.GroupAny,
 		Cookie: b.space.Value, CookieMask: b.space.Mask,
 	}})
 	if err != nil {
-		return nil, fmt.Errorf("dump flows: %w", err)
+		return Installed{}, fmt.Errorf("dump flows: %w", err)
 	}
 	stats, ok := reply.Body.(*openflow.FlowStatsReply)
 	if !ok {
-		return nil, fmt.Errorf("dump flows: answered with multipart type %d", reply.Body.MultipartType())
+		return Installed{}, fmt.Errorf("dump flows: answered with multipart type %d", reply.Body.MultipartType())
 	}
-	return stats.Stats, nil
+	reply, err = b.conn.Multipart(ctx, &openflow.MultipartRequest{Body: &openflow.GroupDescRequest{}})
+	if err != nil {
+		return Installed{}, fmt.Errorf("dump groups: %w", err)
+	}
+	groups, ok := reply.Body.(*openflow.GroupDescReply)
+	if !ok {
+		return Installed{}, fmt.Errorf("dump groups: answered with multipart type %d", reply.Body.MultipartType())
+	}
+	return Installed{Flows: stats.Stats, Groups: groups.Groups}, nil
 }
 
 // Apply sends msgs as one atomic, ordered bundle. Any message the switch

@@ -46,7 +46,7 @@ func BenchmarkInstall(b *testing.B) {
 		br := New(conn, space, NewMetrics(prometheus.NewRegistry()))
 		for i := 0; i < b.N; i++ {
 			clear()
-			if _, err := br.Sync(ctx, flows); err != nil {
+			if _, err := br.Sync(ctx, Desired{Flows: flows}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -47,31 +47,92 @@ func (s CookieSpace) Cookie(kind uint8, object uint32, generation uint16) uint64
 	return s.Value | uint64(kind)<<48 | uint64(object)<<16 | uint64(generation)
 }
 
+// groupRange is the top byte of a group ID: ours carry the cookie space's top
+// byte there, so groups need no other mark of ownership.
+const groupRange = 0xff000000
+
+// Group returns the ID of our group number n (below 1<<24).
+func (s CookieSpace) Group(n uint32) uint32 {
+	return uint32(s.Value>>32)&groupRange | n&^groupRange
+}
+
+// OwnsGroup reports whether a group ID lies in the space's group range.
+func (s CookieSpace) OwnsGroup(id uint32) bool {
+	return id&groupRange == uint32(s.Value>>32)&groupRange
+}
+
 // ParseCookie splits a cookie made by CookieSpace.Cookie, for tools that
 // group flows by owner.
 func ParseCookie(c uint64) (kind uint8, object uint32, generation uint16) {
 	return uint8(c >> 48), uint32(c >> 16), uint16(c)
 }
 
-// Plan is the difference between the flows installed and those wanted.
-type Plan struct {
-	Add    []openflow.FlowMod // new flows, and flows whose owner changed (new cookie)
-	Modify []openflow.FlowMod // same owner, other instructions: MODIFY_STRICT keeps the counters
-	Delete []openflow.FlowMod // ours and no longer wanted
+// Group is a group the controller wants on a bridge. Its ID lies in the
+// cookie space's group range (CookieSpace.Group).
+type Group struct {
+	ID      uint32
+	Type    openflow.GroupType
+	Buckets []openflow.Bucket
 }
 
-// Len is the number of flow mods in the plan.
-func (p Plan) Len() int { return len(p.Add) + len(p.Modify) + len(p.Delete) }
+// Desired is everything the controller wants on one bridge.
+type Desired struct {
+	Flows  []Flow
+	Groups []Group
+}
 
-// Messages returns the plan's flow mods in the order a bundle should carry
-// them: deletions first, so that an add never collides with a flow on its
-// way out.
+// Installed is what a bridge reports it holds.
+type Installed struct {
+	Flows  []openflow.FlowStats
+	Groups []openflow.GroupDesc
+}
+
+// installed presents a desired state as if a switch had reported it, so that
+// the difference between two desired states is computed like any other.
+func (d Desired) installed() Installed {
+	in := Installed{Flows: make([]openflow.FlowStats, len(d.Flows)), Groups: make([]openflow.GroupDesc, len(d.Groups))}
+	for i, f := range d.Flows {
+		in.Flows[i] = openflow.FlowStats{TableID: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Instructions: f.Instructions}
+	}
+	for i, g := range d.Groups {
+		in.Groups[i] = openflow.GroupDesc{GroupID: g.ID, GroupType: g.Type, Buckets: g.Buckets}
+	}
+	return in
+}
+
+// Plan is the difference between what is installed and what is wanted.
+type Plan struct {
+	GroupAdd    []openflow.GroupMod
+	GroupModify []openflow.GroupMod
+	Add         []openflow.FlowMod // new flows, and flows whose owner changed (new cookie)
+	Modify      []openflow.FlowMod // same owner, other instructions: MODIFY_STRICT keeps the counters
+	Delete      []openflow.FlowMod // ours and no longer wanted
+	GroupDelete []openflow.GroupMod
+}
+
+// Len is the number of messages in the plan.
+func (p Plan) Len() int {
+	return len(p.Add) + len(p.Modify) + len(p.Delete) + len(p.GroupAdd) + len(p.GroupModify) + len(p.GroupDelete)
+}
+
+// Messages returns the plan in the order a bundle should carry it: groups
+// exist before the flows that use them arrive and go after those flows
+// left, and flow deletions come first, so that an add never collides with a
+// flow on its way out.
 func (p Plan) Messages() []openflow.Message {
 	out := make([]openflow.Message, 0, p.Len())
+	for _, group := range [][]openflow.GroupMod{p.GroupAdd, p.GroupModify} {
+		for i := range group {
+			out = append(out, &group[i])
+		}
+	}
 	for _, group := range [][]openflow.FlowMod{p.Delete, p.Modify, p.Add} {
 		for i := range group {
 			out = append(out, &group[i])
 		}
+	}
+	for i := range p.GroupDelete {
+		out = append(out, &p.GroupDelete[i])
 	}
 	return out
 }
@@ -86,23 +147,40 @@ type flowKey struct {
 	match    string
 }
 
-// Diff computes what turns installed into desired. Installed flows outside
-// space are ignored. Two desired flows with one key are an error: the second
-// would silently replace the first.
-func Diff(space CookieSpace, desired []Flow, installed []openflow.FlowStats) (Plan, error) {
+// Change computes what turns the switch from before into after, for an
+// update of a few objects whose flows are known without asking the switch.
+func Change(space CookieSpace, before, after Desired) (Plan, error) {
+	return Diff(space, after, before.installed())
+}
+
+// Diff computes what turns installed into desired. Installed flows and
+// groups outside space are ignored. Two desired flows with one key, or two
+// groups with one ID, are an error: the second would silently replace the
+// first.
+func Diff(space CookieSpace, desired Desired, installed Installed) (Plan, error) {
+	var plan Plan
+	if err := diffFlows(&plan, space, desired.Flows, installed.Flows); err != nil {
+		return Plan{}, err
+	}
+	if err := diffGroups(&plan, space, desired.Groups, installed.Groups); err != nil {
+		return Plan{}, err
+	}
+	return plan, nil
+}
+
+func diffFlows(plan *Plan, space CookieSpace, desired []Flow, installed []openflow.FlowStats) error {
 	want := make(map[flowKey]*Flow, len(desired))
 	for i := range desired {
 		f := &desired[i]
 		if !space.Owns(f.Cookie) {
-			return Plan{}, fmt.Errorf("desired flow %s has cookie %#x outside our space %#x/%#x", describe(f), f.Cookie, space.Value, space.Mask)
+			return fmt.Errorf("desired flow %s has cookie %#x outside our space %#x/%#x", describe(f), f.Cookie, space.Value, space.Mask)
 		}
 		k := flowKey{f.Table, f.Priority, canonicalMatch(f.Match)}
 		if other, dup := want[k]; dup {
-			return Plan{}, fmt.Errorf("flows %s (cookie %#x) and cookie %#x have the same table, priority and match", describe(f), f.Cookie, other.Cookie)
+			return fmt.Errorf("flows %s (cookie %#x) and cookie %#x have the same table, priority and match", describe(f), f.Cookie, other.Cookie)
 		}
 		want[k] = f
 	}
-	var plan Plan
 	seen := make(map[flowKey]bool, len(installed))
 	for i := range installed {
 		s := &installed[i]
@@ -133,7 +211,48 @@ func Diff(space CookieSpace, desired []Flow, installed []openflow.FlowStats) (Pl
 			plan.Add = append(plan.Add, addMod(f))
 		}
 	}
-	return plan, nil
+	return nil
+}
+
+func diffGroups(plan *Plan, space CookieSpace, desired []Group, installed []openflow.GroupDesc) error {
+	want := make(map[uint32]*Group, len(desired))
+	for i := range desired {
+		g := &desired[i]
+		if !space.OwnsGroup(g.ID) {
+			return fmt.Errorf("desired group %#x lies outside our group range", g.ID)
+		}
+		if _, dup := want[g.ID]; dup {
+			return fmt.Errorf("group %#x is desired twice", g.ID)
+		}
+		want[g.ID] = g
+	}
+	seen := make(map[uint32]bool, len(installed))
+	for _, s := range installed {
+		if !space.OwnsGroup(s.GroupID) {
+			continue
+		}
+		seen[s.GroupID] = true
+		g, ok := want[s.GroupID]
+		switch {
+		case !ok:
+			plan.GroupDelete = append(plan.GroupDelete, openflow.GroupMod{Command: openflow.GroupDelete, GroupType: s.GroupType, GroupID: s.GroupID})
+		case g.Type != s.GroupType || !sameBuckets(g.Buckets, s.Buckets):
+			plan.GroupModify = append(plan.GroupModify, openflow.GroupMod{Command: openflow.GroupModify, GroupType: g.Type, GroupID: g.ID, Buckets: g.Buckets})
+		}
+	}
+	for _, g := range desired {
+		if !seen[g.ID] {
+			plan.GroupAdd = append(plan.GroupAdd, openflow.GroupMod{Command: openflow.GroupAdd, GroupType: g.Type, GroupID: g.ID, Buckets: g.Buckets})
+		}
+	}
+	return nil
+}
+
+// sameBuckets compares buckets by their encoding, like sameInstructions.
+func sameBuckets(a, b []openflow.Bucket) bool {
+	ea, erra := openflow.Marshal(0, &openflow.GroupMod{Buckets: a})
+	eb, errb := openflow.Marshal(0, &openflow.GroupMod{Buckets: b})
+	return erra == nil && errb == nil && bytes.Equal(ea, eb)
 }
 
 func addMod(f *Flow) openflow.FlowMod {

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -19,7 +20,7 @@ const syncTimeout = 2 * time.Minute
 // after a restart of either side — is resynced by a diff, never wiped.
 type Manager struct {
 	space   CookieSpace
-	desired func(dpid uint64) []Flow
+	desired DesiredFunc
 	metrics *Metrics
 	log     *slog.Logger
 
@@ -28,9 +29,15 @@ type Manager struct {
 	closed   bool
 }
 
+// DesiredFunc returns what a datapath should hold. ok is false while the
+// caller does not know yet (its state is still being loaded): a switch that
+// connects then is left as it is rather than synced to a partial state, which
+// would cut traffic that a restart must not touch.
+type DesiredFunc func(dpid uint64) (d Desired, ok bool)
+
 // NewManager returns a manager; desired is called for each sync and must be
 // safe for concurrent use.
-func NewManager(space CookieSpace, desired func(dpid uint64) []Flow, metrics *Metrics, log *slog.Logger) *Manager {
+func NewManager(space CookieSpace, desired DesiredFunc, metrics *Metrics, log *slog.Logger) *Manager {
 	return &Manager{space: space, desired: desired, metrics: metrics, log: log, switches: map[uint64]*Bridge{}}
 }
 
@@ -54,7 +61,7 @@ func (m *Manager) Handle(c *ofconn.Conn) {
 	}
 	log := m.log.With("datapath", fmt.Sprintf("%016x", dpid))
 	go m.watchAsync(c, log)
-	if err := m.sync(b); err != nil {
+	if err := m.sync(b); err != nil && !errors.Is(err, errNotKnown) {
 		log.Error("initial flow sync failed; closing the session so the switch reconnects", "err", err)
 		c.Close()
 	}
@@ -98,13 +105,42 @@ func (m *Manager) Close() {
 
 // Sync resyncs the switch of dpid now, if it is connected.
 func (m *Manager) Sync(dpid uint64) error {
-	m.mu.Lock()
-	b := m.switches[dpid]
-	m.mu.Unlock()
-	if b == nil {
-		return fmt.Errorf("datapath %016x is not connected", dpid)
+	b, err := m.session(dpid)
+	if err != nil {
+		return err
 	}
 	return m.sync(b)
+}
+
+// Change applies the difference between two desired states of dpid's switch
+// (see Bridge.Change).
+func (m *Manager) Change(ctx context.Context, dpid uint64, before, after Desired) (Plan, error) {
+	b, err := m.session(dpid)
+	if err != nil {
+		return Plan{}, err
+	}
+	res, err := b.Change(ctx, before, after)
+	if err != nil {
+		return Plan{}, fmt.Errorf("datapath %016x: %w", dpid, err)
+	}
+	m.logPlan(dpid, res.Plan)
+	return res.Plan, nil
+}
+
+func (m *Manager) session(dpid uint64) (*Bridge, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.switches[dpid]
+	if b == nil {
+		return nil, fmt.Errorf("datapath %016x is not connected", dpid)
+	}
+	return b, nil
+}
+
+// Connected reports whether dpid has a session, synced or not.
+func (m *Manager) Connected(dpid uint64) bool {
+	_, err := m.session(dpid)
+	return err == nil
 }
 
 // Synced reports whether dpid has a session whose flows have been synced
@@ -116,25 +152,42 @@ func (m *Manager) Synced(dpid uint64) bool {
 	return ok && b.synced.Load()
 }
 
+// errNotKnown: the desired state of a switch is not known yet.
+var errNotKnown = errors.New("desired state not known yet")
+
 func (m *Manager) sync(b *Bridge) error {
 	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
 	defer cancel()
-	res, err := b.Sync(ctx, m.desired(b.conn.DatapathID()))
+	dpid := b.conn.DatapathID()
+	desired, ok := m.desired(dpid)
+	if !ok {
+		return fmt.Errorf("datapath %016x: %w", dpid, errNotKnown)
+	}
+	res, err := b.Sync(ctx, desired)
 	if err != nil {
 		return err
 	}
 	b.synced.Store(true)
-	dpid := fmt.Sprintf("%016x", b.conn.DatapathID())
-	m.metrics.setConnected(b.conn.DatapathID(), true)
+	m.metrics.setConnected(dpid, true)
 	p := res.Plan
-	m.log.Info("flows synced", "datapath", dpid,
-		"added", len(p.Add), "modified", len(p.Modify), "deleted", len(p.Delete), "took", res.Took)
-	if m.log.Enabled(context.Background(), slog.LevelDebug) {
-		for op, mods := range map[string][]openflow.FlowMod{"add": p.Add, "modify": p.Modify, "delete": p.Delete} {
-			for i := range mods {
-				m.log.Debug("flow "+op, "datapath", dpid, "flow", openflow.FormatFlowMod(&mods[i]))
-			}
+	m.log.Info("flows synced", "datapath", fmt.Sprintf("%016x", dpid),
+		"added", len(p.Add), "modified", len(p.Modify), "deleted", len(p.Delete),
+		"groups_added", len(p.GroupAdd), "groups_modified", len(p.GroupModify), "groups_deleted", len(p.GroupDelete),
+		"took", res.Took)
+	m.logPlan(dpid, p)
+	return nil
+}
+
+// logPlan logs every flow mod of a plan at debug level, as ovs-ofctl would
+// write it.
+func (m *Manager) logPlan(dpid uint64, p Plan) {
+	if !m.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	id := fmt.Sprintf("%016x", dpid)
+	for op, mods := range map[string][]openflow.FlowMod{"add": p.Add, "modify": p.Modify, "delete": p.Delete} {
+		for i := range mods {
+			m.log.Debug("flow "+op, "datapath", id, "flow", openflow.FormatFlowMod(&mods[i]))
 		}
 	}
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 // process and shared by every Manager, since a registry takes each only once.
 type Metrics struct {
 	flowMods  *prometheus.CounterVec
+	groupMods *prometheus.CounterVec
 	bundle    prometheus.Histogram
 	errors    *prometheus.CounterVec
 	connected *prometheus.GaugeVec
@@ -25,6 +26,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		flowMods: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ovs_vnet_openflow_flow_mods_total",
 			Help: "Flow mods committed to switches, by operation.",
+		}, []string{"op"}),
+		groupMods: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ovs_vnet_openflow_group_mods_total",
+			Help: "Group mods committed to switches, by operation.",
 		}, []string{"op"}),
 		bundle: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "ovs_vnet_openflow_bundle_duration_seconds",
@@ -43,8 +48,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for _, op := range []string{"add", "modify", "delete"} {
 		m.flowMods.WithLabelValues(op) // present at zero from the start
+		m.groupMods.WithLabelValues(op)
 	}
-	reg.MustRegister(m.flowMods, m.bundle, m.errors, m.connected)
+	reg.MustRegister(m.flowMods, m.groupMods, m.bundle, m.errors, m.connected)
 	return m
 }
 
@@ -52,6 +58,9 @@ func (m *Metrics) applied(p Plan) {
 	m.flowMods.WithLabelValues("add").Add(float64(len(p.Add)))
 	m.flowMods.WithLabelValues("modify").Add(float64(len(p.Modify)))
 	m.flowMods.WithLabelValues("delete").Add(float64(len(p.Delete)))
+	m.groupMods.WithLabelValues("add").Add(float64(len(p.GroupAdd)))
+	m.groupMods.WithLabelValues("modify").Add(float64(len(p.GroupModify)))
+	m.groupMods.WithLabelValues("delete").Add(float64(len(p.GroupDelete)))
 }
 
 // switchError counts an error a switch sent, if err carries one.

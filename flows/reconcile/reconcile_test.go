@@ -55,7 +55,7 @@ func TestDiffIsMinimal(t *testing.T) {
 	}
 	installed = append(installed, openflow.FlowStats{TableID: 0, Priority: 1, Cookie: 0x1}) // foreign
 
-	plan, err := Diff(space, base, installed)
+	plan, err := Diff(space, Desired{Flows: base}, Installed{Flows: installed})
 	if err != nil || plan.Len() != 0 {
 		t.Fatalf("unchanged set: plan %+v, %v", plan, err)
 	}
@@ -64,7 +64,7 @@ func TestDiffIsMinimal(t *testing.T) {
 	changed[1].Instructions = []openflow.Instruction{openflow.ApplyActions{}}       // same owner → modify
 	changed = changed[:2]                                                           // third gone → delete
 	changed = append(changed, Flow{Table: 1, Priority: 5, Cookie: space.Value | 3}) // new → add
-	plan, err = Diff(space, changed, installed)
+	plan, err = Diff(space, Desired{Flows: changed}, Installed{Flows: installed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +74,10 @@ func TestDiffIsMinimal(t *testing.T) {
 	if d := plan.Delete[0]; d.Cookie != installed[2].Cookie || d.CookieMask != ^uint64(0) || d.Command != openflow.FlowDeleteStrict {
 		t.Fatalf("delete must be strict and pinned to our cookie: %+v", d)
 	}
-	if _, err := Diff(space, []Flow{{Cookie: 0x1}}, nil); err == nil {
+	if _, err := Diff(space, Desired{Flows: []Flow{{Cookie: 0x1}}}, Installed{}); err == nil {
 		t.Fatal("a desired flow outside our cookie space was accepted")
 	}
-	if _, err := Diff(space, append(flowSet(1, space.Value), flowSet(1, space.Value|9)...), nil); err == nil {
+	if _, err := Diff(space, Desired{Flows: append(flowSet(1, space.Value), flowSet(1, space.Value|9)...)}, Installed{}); err == nil {
 		t.Fatal("two desired flows with one key were accepted")
 	}
 }
@@ -97,7 +97,7 @@ func TestAgainstOVS(t *testing.T) {
 		t.Fatal(err)
 	}
 	desired := flowSet(10000, space.Value|1)
-	res, err := New(conn, space, NewMetrics(prometheus.NewRegistry())).Sync(ctx, desired)
+	res, err := New(conn, space, NewMetrics(prometheus.NewRegistry())).Sync(ctx, Desired{Flows: desired})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,14 +124,14 @@ func TestAgainstOVS(t *testing.T) {
 	}
 	defer conn.Close()
 	b := New(conn, space, NewMetrics(prometheus.NewRegistry()))
-	if res, err = b.Sync(ctx, desired); err != nil || res.Plan.Len() != 0 {
+	if res, err = b.Sync(ctx, Desired{Flows: desired}); err != nil || res.Plan.Len() != 0 {
 		t.Fatalf("resync after reconnect: %+v, %v", res, err)
 	}
 
 	// One bad flow (goto_table must go forward) spoils the whole bundle.
 	bad := append(flowSet(10, space.Value|2), Flow{Table: 5, Priority: 1, Cookie: space.Value | 2,
 		Instructions: []openflow.Instruction{openflow.GotoTable{Table: 1}}})
-	_, err = b.Sync(ctx, bad)
+	_, err = b.Sync(ctx, Desired{Flows: bad})
 	var rerr *ofconn.RequestError
 	if !errors.As(err, &rerr) {
 		t.Fatalf("bad bundle: want a switch error, got %v", err)

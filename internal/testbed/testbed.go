@@ -78,6 +78,13 @@ func (s *Sandbox) Ofctl(t testing.TB, cmd, bridge string, args ...string) string
 	return Run(t, "ovs-ofctl", append([]string{"-O", "OpenFlow13", cmd, s.Mgmt(bridge)}, args...)...)
 }
 
+// Appctl runs ovs-appctl against the sandbox's ovs-vswitchd, e.g.
+// ofproto/trace: the independent witness of what a packet does.
+func (s *Sandbox) Appctl(t testing.TB, args ...string) string {
+	t.Helper()
+	return Run(t, "ovs-appctl", append([]string{"-t", filepath.Join(s.Dir, "ovs-vswitchd.ctl")}, args...)...)
+}
+
 // Mgmt is the OpenFlow management socket of a bridge, as a target.
 func (s *Sandbox) Mgmt(bridge string) string {
 	return "unix:" + filepath.Join(s.Dir, bridge+".mgmt")

@@ -1,0 +1,61 @@
+package pipeline
+
+import (
+	"net"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+)
+
+// Protocol numbers the flows match on.
+const (
+	ethIPv4         = 0x0800
+	ethARP          = 0x0806
+	ethIPv6         = 0x86dd
+	arpRequest      = 1
+	arpReplyOp      = 2
+	protoICMP       = 1
+	icmpEchoRequest = 8
+	icmpEchoReply   = 0
+)
+
+// multicastBit is the group bit of a MAC: broadcast and multicast have it.
+var multicastBit = net.HardwareAddr{0x01, 0, 0, 0, 0, 0}
+
+// Fields that the Nicira move action names by their NXM headers: OVS
+// reports reg_move on OpenFlow 1.3 with these, and a flow must be sent as it
+// is reported back, or every resync would find it changed.
+var (
+	nxmEthDst = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 1, Len: 6}
+	nxmEthSrc = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 2, Len: 6}
+	nxmIPSrc  = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 7, Len: 4}
+	nxmIPDst  = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 8, Len: 4}
+	nxmARPSpa = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 16, Len: 4}
+	nxmARPTpa = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 17, Len: 4}
+	nxmARPSha = openflow.FieldRef{Class: openflow.OXMClassNXM1, Field: 17, Len: 6}
+	nxmARPTha = openflow.FieldRef{Class: openflow.OXMClassNXM1, Field: 18, Len: 6}
+)
+
+func flow(table uint8, priority uint16, cookie uint64, m openflow.Match, instr ...openflow.Instruction) reconcile.Flow {
+	return reconcile.Flow{Table: table, Priority: priority, Cookie: cookie, Match: m, Instructions: instr}
+}
+
+// drop is a flow without instructions: OpenFlow drops what it matches, and
+// the flow's counters count the drops of its reason.
+func drop(table uint8, priority uint16, cookie uint64, fields ...openflow.OXM) reconcile.Flow {
+	return flow(table, priority, cookie, match(fields...))
+}
+
+func match(fields ...openflow.OXM) openflow.Match { return openflow.Match{Fields: fields} }
+
+func apply(actions ...openflow.Action) openflow.Instruction {
+	return openflow.ApplyActions{Actions: actions}
+}
+
+func gotoTable(t uint8) openflow.Instruction { return openflow.GotoTable{Table: t} }
+
+func setField(f openflow.OXM) openflow.Action { return openflow.ActionSetField{Field: f} }
+
+func move(src, dst openflow.FieldRef, bits uint16) openflow.Action {
+	return openflow.NXRegMove{NBits: bits, Src: src, Dst: dst}
+}

@@ -1,0 +1,223 @@
+package pipeline
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// Cookie kinds: the owner of each flow, so that a change to one object
+// replaces exactly its flows, and ovs-ofctl output says whose a flow is.
+const (
+	KindBase    uint8 = 1 // the pipeline's skeleton; object 0
+	KindNetwork uint8 = 2 // object = network ID
+	KindRoutes  uint8 = 3 // a network's routes to its peers; object = network ID
+	KindPort    uint8 = 4 // object = ofport
+)
+
+// Pipeline compiles flows for one integration bridge.
+type Pipeline struct {
+	Space reconcile.CookieSpace
+	// HostMAC is the MAC of the bridge's own (LOCAL) interface, through which
+	// masquerading networks reach the host's IP stack.
+	HostMAC net.HardwareAddr
+}
+
+// Model is everything the flows depend on.
+type Model struct {
+	Networks []model.Network
+	Routers  []model.Router
+	Ports    []model.Port // attached: Ofport set
+}
+
+// Compile returns the whole desired state of the bridge for m.
+func (p Pipeline) Compile(m Model) (reconcile.Desired, error) {
+	byName := make(map[string]model.Network, len(m.Networks))
+	for _, n := range m.Networks {
+		byName[n.Name] = n
+	}
+	members := map[string][]model.Port{}
+	for _, port := range m.Ports {
+		members[port.Network] = append(members[port.Network], port)
+	}
+	peers := model.Peers(m.Routers)
+	d := reconcile.Desired{Flows: p.Base()}
+	for _, n := range m.Networks {
+		d.Flows = append(d.Flows, p.Network(n)...)
+		nets, err := resolve(byName, peers[n.Name])
+		if err != nil {
+			return d, fmt.Errorf("routes of network %s: %w", n.Name, err)
+		}
+		d.Flows = append(d.Flows, p.Routes(n, nets)...)
+		d.Groups = append(d.Groups, p.Flood(n, members[n.Name]))
+	}
+	for _, port := range m.Ports {
+		n, ok := byName[port.Network]
+		if !ok {
+			return d, fmt.Errorf("port %s: network %q is not in the model", port.Name, port.Network)
+		}
+		d.Flows = append(d.Flows, p.Port(port, n)...)
+	}
+	return d, nil
+}
+
+func resolve(byName map[string]model.Network, names []string) ([]model.Network, error) {
+	nets := make([]model.Network, 0, len(names))
+	for _, name := range names {
+		n, ok := byName[name]
+		if !ok {
+			return nil, fmt.Errorf("network %q is not in the model", name)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
+}
+
+// Base is the pipeline's skeleton: each table's default, and the host's way in.
+func (p Pipeline) Base() []reconcile.Flow {
+	c := p.Space.Cookie(KindBase, 0, 0)
+	return []reconcile.Flow{
+		drop(TableClassify, prioMiss, c),
+		flow(TableClassify, prioFallback, c, match(openflow.InPort(openflow.PortLocal)), gotoTable(TableFromHost)),
+		drop(TableSpoofGuard, prioGuard, c, openflow.EthType(ethIPv6)),
+		drop(TableFromHost, prioMiss, c),
+		flow(TableGateway, prioMiss, c, match(), gotoTable(TableL2)),
+		drop(TableRoute, prioMiss, c),
+		drop(TableNeighbor, prioMiss, c),
+		drop(TableL2, prioMiss, c),
+	}
+}
+
+// Network is a network's own flows: its gateway answering ARP and ping,
+// routing entry, isolation from the other networks, flooding, and the way
+// out through the host when it masquerades.
+func (p Pipeline) Network(n model.Network) []reconcile.Flow {
+	c := p.Space.Cookie(KindNetwork, uint32(n.ID), 0)
+	gwMAC := gatewayMAC(n)
+	in := openflow.Reg(RegNetwork, uint32(n.ID))
+	flows := []reconcile.Flow{
+		flow(TableGateway, prioExact, c, match(in, openflow.EthType(ethARP), openflow.ARPOp(arpRequest), openflow.ARPTpa(n.Gateway)),
+			apply(arpReply(gwMAC, n.Gateway)...)),
+		echoReply(c, n, n),
+		flow(TableGateway, prioFallback, c, match(in, openflow.EthDst(gwMAC), openflow.EthType(ethIPv4)), gotoTable(TableRoute)),
+		drop(TableRoute, prioGuard, c, openflow.EthType(ethIPv4), openflow.IPv4DstPrefix(n.Subnet)),
+		flow(TableL2, prioFallback, c, match(in, openflow.EthDstMasked(multicastBit, multicastBit)),
+			apply(openflow.ActionGroup{GroupID: p.floodGroupID(n)})),
+	}
+	if n.Masquerade {
+		flows = append(flows,
+			// The host routes and masquerades; it decrements the TTL itself.
+			flow(TableRoute, prioFallback, c, match(in, openflow.EthType(ethIPv4)),
+				apply(setField(openflow.EthDst(p.HostMAC)), openflow.ActionOutput{Port: openflow.PortLocal})),
+			flow(TableFromHost, prioFallback, c, match(openflow.EthType(ethIPv4), openflow.IPv4DstPrefix(n.Subnet)),
+				apply(setField(openflow.Reg(RegNetwork, uint32(n.ID))), setField(openflow.EthSrc(gwMAC))), gotoTable(TableNeighbor)),
+		)
+	}
+	return flows
+}
+
+// Routes is a network's way to each of its peers (the networks a router
+// joins it to): as a router would, through the peer's gateway MAC with the
+// TTL decremented, and pings of the peers' gateway addresses answered.
+func (p Pipeline) Routes(n model.Network, peers []model.Network) []reconcile.Flow {
+	c := p.Space.Cookie(KindRoutes, uint32(n.ID), 0)
+	var flows []reconcile.Flow
+	for _, m := range peers {
+		flows = append(flows,
+			flow(TableRoute, prioExact, c,
+				match(openflow.Reg(RegNetwork, uint32(n.ID)), openflow.EthType(ethIPv4), openflow.IPv4DstPrefix(m.Subnet)),
+				apply(openflow.ActionDecNWTTL{}, setField(openflow.EthSrc(gatewayMAC(m))), setField(openflow.Reg(RegNetwork, uint32(m.ID)))),
+				gotoTable(TableNeighbor)),
+			echoReply(c, n, m),
+		)
+	}
+	return flows
+}
+
+// Port is a port's flows: classification into its network, the spoof
+// guard, delivery by MAC and by IP, and — in a masquerading network — the
+// host's ARP for it answered.
+func (p Pipeline) Port(port model.Port, n model.Network) []reconcile.Flow {
+	c := p.Space.Cookie(KindPort, uint32(port.Ofport), 0)
+	in := openflow.InPort(uint32(port.Ofport))
+	mac, _ := net.ParseMAC(port.MAC)
+	inNet := openflow.Reg(RegNetwork, uint32(n.ID))
+	flows := []reconcile.Flow{
+		flow(TableClassify, prioFallback, c, match(in), apply(setField(inNet)), gotoTable(TableSpoofGuard)),
+		flow(TableSpoofGuard, prioExact, c, match(in, openflow.EthSrc(mac), openflow.EthType(ethIPv4), openflow.IPv4Src(port.IP)),
+			gotoTable(TableGateway)),
+		flow(TableSpoofGuard, prioExact, c,
+			match(in, openflow.EthSrc(mac), openflow.EthType(ethARP), openflow.ARPSpa(port.IP), openflow.ARPSha(mac)),
+			gotoTable(TableGateway)),
+		drop(TableSpoofGuard, prioFallback, c, in),
+		flow(TableNeighbor, prioFallback, c, match(inNet, openflow.EthType(ethIPv4), openflow.IPv4Dst(port.IP)),
+			apply(setField(openflow.EthDst(mac))), gotoTable(TableL2)),
+		flow(TableL2, prioFallback, c, match(inNet, openflow.EthDst(mac)), apply(openflow.ActionOutput{Port: uint32(port.Ofport)})),
+	}
+	if n.Masquerade {
+		flows = append(flows, flow(TableFromHost, prioExact, c,
+			match(openflow.EthType(ethARP), openflow.ARPOp(arpRequest), openflow.ARPTpa(port.IP)),
+			apply(arpReply(mac, port.IP)...)))
+	}
+	return flows
+}
+
+// Flood is a network's ALL group: one bucket per port, in ofport order. OVS
+// never sends a packet back out of its in_port, so the sender is skipped.
+func (p Pipeline) Flood(n model.Network, ports []model.Port) reconcile.Group {
+	ofports := make([]int, 0, len(ports))
+	for _, port := range ports {
+		ofports = append(ofports, port.Ofport)
+	}
+	slices.Sort(ofports)
+	g := reconcile.Group{ID: p.floodGroupID(n), Type: openflow.GroupTypeAll}
+	for _, o := range ofports {
+		g.Buckets = append(g.Buckets, openflow.Bucket{WatchPort: openflow.PortAny, WatchGroup: openflow.GroupAny,
+			Actions: []openflow.Action{openflow.ActionOutput{Port: uint32(o)}}})
+	}
+	return g
+}
+
+func (p Pipeline) floodGroupID(n model.Network) uint32 { return p.Space.Group(uint32(n.ID)) }
+
+// echoReply answers a ping from network `from` to the gateway address of
+// network gw (its own, or a peer's) in place, as the gateway would.
+func echoReply(cookie uint64, from, gw model.Network) reconcile.Flow {
+	mac := gatewayMAC(from)
+	return flow(TableGateway, prioExact, cookie,
+		match(openflow.Reg(RegNetwork, uint32(from.ID)), openflow.EthDst(mac), openflow.EthType(ethIPv4), openflow.IPProto(protoICMP),
+			openflow.IPv4Dst(gw.Gateway), openflow.ICMPv4Type(icmpEchoRequest), openflow.ICMPv4Code(0)),
+		apply(
+			move(nxmEthSrc, nxmEthDst, 48), setField(openflow.EthSrc(mac)),
+			move(nxmIPSrc, nxmIPDst, 32), setField(openflow.IPv4Src(gw.Gateway)),
+			setField(openflow.ICMPv4Type(icmpEchoReply)),
+			openflow.ActionOutput{Port: openflow.PortInPort},
+		))
+}
+
+// arpReply turns an ARP request for ip into the reply of mac, back out of
+// the port it came in on.
+func arpReply(mac net.HardwareAddr, ip netip.Addr) []openflow.Action {
+	return []openflow.Action{
+		move(nxmEthSrc, nxmEthDst, 48), setField(openflow.EthSrc(mac)),
+		setField(openflow.ARPOp(arpReplyOp)),
+		move(nxmARPSha, nxmARPTha, 48), move(nxmARPSpa, nxmARPTpa, 32),
+		setField(openflow.ARPSha(mac)), setField(openflow.ARPSpa(ip)),
+		openflow.ActionOutput{Port: openflow.PortInPort},
+	}
+}
+
+// gatewayMAC is the router MAC of a network's gateway; the Linux backend's
+// bridge has the same.
+func gatewayMAC(n model.Network) net.HardwareAddr {
+	mac, err := net.ParseMAC(model.BridgeMAC(n.Name))
+	if err != nil {
+		panic(fmt.Sprintf("pipeline: model.BridgeMAC(%q): %v", n.Name, err))
+	}
+	return mac
+}

@@ -1,0 +1,88 @@
+// Package pipeline compiles ovs-vnet's model — networks, routers, ports — into
+// the flows and groups of the integration bridge. It is pure: no I/O, the same
+// model always gives the same flows, and each object's flows can be compiled
+// on their own so that a change to one port sends only that port's flows.
+//
+// The pipeline is declared as data (Stages, the registers below); docs/PIPELINE.md
+// describes it for operators, and the golden tests show every flow as
+// ovs-ofctl prints it.
+package pipeline
+
+// Table numbers. Gaps leave room for stages to come without renumbering the
+// tables operators already know.
+const (
+	TableClassify   uint8 = 0
+	TableSpoofGuard uint8 = 10
+	TableFromHost   uint8 = 15
+	TableGateway    uint8 = 20
+	TableRoute      uint8 = 30
+	TableNeighbor   uint8 = 40
+	TableL2         uint8 = 50
+)
+
+// RegNetwork is the register (reg0) holding the ID of the network a packet
+// is in: the in_port's network from classification on, the destination
+// network once routed.
+const RegNetwork = 0
+
+// Drop reasons: every flow that drops names one, so that each reason has its
+// own packet counter (the flow's).
+const (
+	DropUnknownPort = "unknown_port" // in_port is none of our ports
+	DropSpoofed     = "spoofed"      // source MAC or IP (or ARP sender) is not the port's own
+	DropIPv6        = "ipv6"         // networks are IPv4 only
+	DropHost        = "from_host"    // the host sent what no network expects
+	DropIsolated    = "isolated"     // to another network that no router joins to the source
+	DropNoRoute     = "no_route"     // off-subnet, and the network does not masquerade
+	DropNoNeighbor  = "no_neighbor"  // routed to an address no port has
+	DropUnknownDst  = "unknown_dst"  // unicast to a MAC no port of the network has
+)
+
+// Stage describes one table: what it does and why it drops.
+type Stage struct {
+	Table   uint8
+	Name    string
+	Purpose string
+	// Drops maps the priority of each dropping flow in the table to its reason.
+	Drops map[uint16]string
+}
+
+// Priorities, per meaning rather than per table, so that the order of the
+// cases within a table reads the same everywhere.
+const (
+	prioMiss     uint16 = 0   // the table's default
+	prioFallback uint16 = 100 // a port's or network's catch-all
+	prioGuard    uint16 = 150 // exceptions to the catch-all
+	prioExact    uint16 = 200 // the specific case
+)
+
+// Stages lists the pipeline's tables in the order packets traverse them.
+func Stages() []Stage {
+	return []Stage{
+		{TableClassify, "classify", "in_port → the port's network (reg0); the host's port goes to from_host",
+			map[uint16]string{prioMiss: DropUnknownPort}},
+		{TableSpoofGuard, "spoof_guard", "only the port's own MAC and IPv4 address (and ARP sender) pass",
+			map[uint16]string{prioFallback: DropSpoofed, prioGuard: DropIPv6}},
+		{TableFromHost, "from_host", "masquerade replies from the host into their network; ARP for ports answered",
+			map[uint16]string{prioMiss: DropHost}},
+		{TableGateway, "gateway", "ARP and ping for gateway addresses answered in place; IPv4 to the gateway MAC → route; the rest → l2",
+			nil},
+		{TableRoute, "route", "between networks a router joins (TTL decremented, MACs rewritten); masquerade networks → the host",
+			map[uint16]string{prioGuard: DropIsolated, prioMiss: DropNoRoute}},
+		{TableNeighbor, "neighbor", "routed packets get the destination port's MAC",
+			map[uint16]string{prioMiss: DropNoNeighbor}},
+		{TableL2, "l2_forward", "to the port of the destination MAC; broadcast and multicast → the network's flood group",
+			map[uint16]string{prioMiss: DropUnknownDst}},
+	}
+}
+
+// DropReason names why the flow at table and priority drops, if it does.
+func DropReason(table uint8, priority uint16) (string, bool) {
+	for _, s := range Stages() {
+		if s.Table == table {
+			r, ok := s.Drops[priority]
+			return r, ok
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,94 @@
+package reconcile
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+)
+
+func floodGroup(n uint32, ports ...uint32) Group {
+	g := Group{ID: space.Group(n), Type: openflow.GroupTypeAll}
+	for _, p := range ports {
+		g.Buckets = append(g.Buckets, openflow.Bucket{WatchPort: openflow.PortAny, WatchGroup: openflow.GroupAny,
+			Actions: []openflow.Action{openflow.ActionOutput{Port: p}}})
+	}
+	return g
+}
+
+func TestGroupRange(t *testing.T) {
+	if id := space.Group(5); id != 0x76000005 || !space.OwnsGroup(id) || space.OwnsGroup(5) {
+		t.Fatalf("group id %#x", id)
+	}
+}
+
+func TestChangeTouchesOnlyTheDifference(t *testing.T) {
+	flows := flowSet(3, space.Value|1)
+	before := Desired{Flows: flows[:2], Groups: []Group{floodGroup(1, 1, 2), floodGroup(2, 5)}}
+	after := Desired{Flows: flows[1:], Groups: []Group{floodGroup(1, 1, 2, 3), floodGroup(3)}}
+	p, err := Change(space, before, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Add) != 1 || len(p.Delete) != 1 || len(p.Modify) != 0 ||
+		len(p.GroupAdd) != 1 || len(p.GroupModify) != 1 || len(p.GroupDelete) != 1 {
+		t.Fatalf("plan %+v", p)
+	}
+	msgs := p.Messages()
+	if _, ok := msgs[0].(*openflow.GroupMod); !ok {
+		t.Fatalf("groups must come before the flows that use them: %T first", msgs[0])
+	}
+	if g, ok := msgs[len(msgs)-1].(*openflow.GroupMod); !ok || g.Command != openflow.GroupDelete {
+		t.Fatalf("group deletions must come last: %T", msgs[len(msgs)-1])
+	}
+	if _, err := Change(space, Desired{}, Desired{Groups: []Group{{ID: 7}}}); err == nil {
+		t.Fatal("a group outside our range was accepted")
+	}
+}
+
+// TestChangeAgainstOVS applies incremental changes with groups, checks them
+// with ovs-ofctl, and resyncs without a change: the groups encode as OVS
+// reports them. A foreign group stays.
+func TestChangeAgainstOVS(t *testing.T) {
+	box := ovsBridge(t)
+	box.Ofctl(t, "add-group", "br0", "group_id=9,type=all,bucket=output:1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := ofconn.Dial(ctx, box.Mgmt("br0"), ofconn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	b := New(conn, space, NewMetrics(prometheus.NewRegistry()))
+
+	flood := flowSet(1, space.Value|1)[0]
+	flood.Instructions = []openflow.Instruction{openflow.ApplyActions{Actions: []openflow.Action{openflow.ActionGroup{GroupID: space.Group(1)}}}}
+	one := Desired{Flows: []Flow{flood}, Groups: []Group{floodGroup(1, 1)}}
+	two := Desired{Flows: []Flow{flood}, Groups: []Group{floodGroup(1, 1, 2)}}
+	if _, err := b.Change(ctx, Desired{}, one); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Change(ctx, one, two)
+	if err != nil || res.Plan.Len() != 1 || len(res.Plan.GroupModify) != 1 {
+		t.Fatalf("add a bucket: %+v, %v", res.Plan, err)
+	}
+	groups := box.Ofctl(t, "dump-groups", "br0")
+	if !strings.Contains(groups, "group_id=1979711489,type=all,bucket=actions=output:1,bucket=actions=output:2") ||
+		!strings.Contains(groups, "group_id=9,") {
+		t.Fatalf("groups:\n%s", groups)
+	}
+	if res, err := b.Sync(ctx, two); err != nil || res.Plan.Len() != 0 {
+		t.Fatalf("resync: %+v, %v", res.Plan, err)
+	}
+	if _, err := b.Change(ctx, two, Desired{}); err != nil {
+		t.Fatal(err)
+	}
+	if groups := box.Ofctl(t, "dump-groups", "br0"); strings.Contains(groups, "1979711489") || !strings.Contains(groups, "group_id=9,") {
+		t.Fatalf("after removal:\n%s", groups)
+	}
+}
