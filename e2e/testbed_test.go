@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -82,7 +83,7 @@ type daemon struct {
 	stateDir string
 	args     []string
 	cmd      *exec.Cmd
-	log      *bytes.Buffer
+	log      *syncBuffer
 	client   *http.Client
 	base     string
 }
@@ -109,7 +110,7 @@ func (d *daemon) start() {
 	args := append([]string{"netns", "exec", d.hostNS, daemonBin, "--state-dir", d.stateDir, "--log-level", "debug"}, d.args...)
 	d.cmd = exec.Command("ip", args...)
 	if d.log == nil {
-		d.log = &bytes.Buffer{}
+		d.log = &syncBuffer{}
 	}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
@@ -210,4 +211,23 @@ func dialInNetns(path string) func(ctx context.Context, network, addr string) (n
 		})
 		return c, err
 	}
+}
+
+// syncBuffer is the daemon's log: written by the process's output copier,
+// read by the test when it fails.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

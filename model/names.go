@@ -28,11 +28,19 @@ func PortMAC(port string) string {
 	return stableMAC("port/" + port)
 }
 
-// BridgeMAC is the MAC of a network's Linux bridge. Without a fixed one the
-// kernel takes the lowest MAC of its ports, and the gateway's MAC would change
+// BridgeMAC is the MAC of a network's gateway: its Linux bridge's on the Linux
+// backend, the router MAC in the flows on OVS. Without a fixed one the kernel
+// takes the lowest MAC of a bridge's ports, and the gateway's MAC would change
 // under the neighbours' ARP caches as ports come and go.
 func BridgeMAC(network string) string {
 	return stableMAC("bridge/" + network)
+}
+
+// HostMAC is the MAC of an OVS integration bridge's own interface, through
+// which masquerading networks reach the host. OVS would otherwise take it
+// from the bridge's ports, and it would change as ports come and go.
+func HostMAC(bridge string) string {
+	return stableMAC("host/" + bridge)
 }
 
 func stableMAC(seed string) string {

@@ -20,6 +20,8 @@ type BridgeSpec struct {
 	FailMode     string   // "secure", "standalone" or "" (OVS default)
 	Protocols    []string // e.g. {"OpenFlow10","OpenFlow13"}; empty = OVS default
 	Controllers  []string // targets like "tcp:127.0.0.1:6653"; empty = no controller rows
+	// OtherConfig keys to set (e.g. hwaddr); keys not named are left alone.
+	OtherConfig map[string]string
 }
 
 // EnsureBridge creates the bridge (with its internal port/interface of the
@@ -112,6 +114,7 @@ func (c *Client) createBridgeOps(ctx context.Context, spec BridgeSpec) ([]ovsdb.
 		DatapathType: spec.DatapathType,
 		FailMode:     optString(spec.FailMode),
 		Protocols:    spec.Protocols,
+		OtherConfig:  spec.OtherConfig,
 		ExternalIDs:  ownedIDs(nil),
 	}
 	ops, err := c.lc.Create(iface, port, br)
@@ -136,8 +139,13 @@ func (c *Client) updateBridgeOps(ctx context.Context, cur *vswitch.Bridge, spec 
 		DatapathType: spec.DatapathType,
 		FailMode:     optString(spec.FailMode),
 		Protocols:    spec.Protocols,
+		OtherConfig:  maps.Clone(cur.OtherConfig),
 	}
-	fields := []any{&br.DatapathType, &br.FailMode, &br.Protocols}
+	if br.OtherConfig == nil {
+		br.OtherConfig = map[string]string{}
+	}
+	maps.Copy(br.OtherConfig, spec.OtherConfig)
+	fields := []any{&br.DatapathType, &br.FailMode, &br.Protocols, &br.OtherConfig}
 	var ops []ovsdb.Operation
 	targets, err := c.controllerTargets(ctx, cur)
 	if err != nil {
@@ -189,6 +197,11 @@ func (c *Client) bridgeMatches(ctx context.Context, br *vswitch.Bridge, spec Bri
 	if br.DatapathType != spec.DatapathType || derefString(br.FailMode) != spec.FailMode ||
 		!sameSet(br.Protocols, spec.Protocols) {
 		return false, nil
+	}
+	for k, v := range spec.OtherConfig {
+		if br.OtherConfig[k] != v {
+			return false, nil
+		}
 	}
 	targets, err := c.controllerTargets(ctx, br)
 	if err != nil {

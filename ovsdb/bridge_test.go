@@ -102,6 +102,15 @@ func TestEnsureBridgeCreateUpdate(t *testing.T) {
 		t.Fatalf("controller rows replaced on an unchanged spec: %s -> %s", ctlUUIDs, got)
 	}
 
+	// other_config keys are set; keys the spec does not name are kept.
+	s.mustVsctl(t, "set", "bridge", name, "other_config:theirs=1")
+	spec.OtherConfig = map[string]string{"hwaddr": "02:00:00:00:00:42"}
+	if err := c.EnsureBridge(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	wantVsctl(t, s, "02:00:00:00:00:42", "get", "bridge", name, "other_config:hwaddr")
+	wantVsctl(t, s, "1", "get", "bridge", name, "other_config:theirs")
+
 	spec.FailMode = "standalone"
 	spec.Protocols = []string{"OpenFlow10", "OpenFlow13"}
 	spec.Controllers = []string{"tcp:127.0.0.1:6655", "tcp:127.0.0.1:6654"}

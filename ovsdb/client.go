@@ -114,7 +114,7 @@ func (c *Client) connect(ctx context.Context) error {
 	root, br, port, iface, ctl := &vswitch.OpenvSwitch{}, &vswitch.Bridge{}, &vswitch.Port{}, &vswitch.Interface{}, &vswitch.Controller{}
 	mon := c.lc.NewMonitor(
 		client.WithTable(root, &root.Bridges, &root.OtherConfig),
-		client.WithTable(br, &br.Name, &br.Ports, &br.ExternalIDs, &br.FailMode, &br.Protocols, &br.DatapathType, &br.Controller, &br.DatapathID),
+		client.WithTable(br, &br.Name, &br.Ports, &br.ExternalIDs, &br.FailMode, &br.Protocols, &br.DatapathType, &br.Controller, &br.DatapathID, &br.OtherConfig),
 		client.WithTable(port, &port.Name, &port.Interfaces, &port.Tag, &port.ExternalIDs),
 		client.WithTable(iface, &iface.Name, &iface.Type, &iface.Ofport, &iface.Error, &iface.ExternalIDs),
 		client.WithTable(ctl, &ctl.Target, &ctl.ExternalIDs),

@@ -1,11 +1,9 @@
 // Package ovs is the Open vSwitch backend: every port's host link becomes a port
 // of one integration bridge, configured through OVSDB, and the daemon is the
 // bridge's OpenFlow controller (fail_mode secure: OVS forwards only by the
-// flows we install, and keeps them while we restart).
-//
-// Until the OpenFlow pipeline lands, isolation is by VLAN: each network's ports
-// are access ports tagged with the network's ID, and our one flow forwards with
-// the NORMAL action.
+// flows we install, and keeps them while we restart). The flows come from
+// flows/pipeline; this package keeps the model they are compiled from and
+// sends each change as the difference it makes.
 package ovs
 
 import (
@@ -13,13 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
-	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
@@ -29,7 +29,6 @@ import (
 const (
 	portKey    = "ovs-vnet-port"
 	networkKey = "ovs-vnet-network"
-	maxVLAN    = 4094
 )
 
 // Backend implements datapath.Backend on an OVS integration bridge.
@@ -39,21 +38,24 @@ type Backend struct {
 	datapathType string
 	linkOpts     link.Options
 	dpid         uint64
+	pipeline     pipeline.Pipeline
 	flows        *reconcile.Manager
 	stopOpenFlow context.CancelFunc
+
+	// mu guards the state the flows are compiled from. The controller
+	// makes one change at a time; the lock is for the OpenFlow side, which
+	// compiles the whole state when the bridge (re)connects.
+	mu    sync.Mutex
+	state state
+	// primed: the state is complete (the first Prune has run). Until then
+	// a connecting bridge keeps the flows it has, which still forward.
+	primed bool
 }
 
 // cookieSpace holds the cookie of every flow ovs-vnet installs: 'v' in the
-// top byte. Flows with other cookies belong to someone else.
+// top byte; our groups carry it in their IDs. Flows with other cookies belong
+// to someone else.
 var cookieSpace = reconcile.CookieSpace{Value: 0x76 << 56, Mask: 0xff << 56}
-
-// normalFlow forwards everything by MAC learning within the port's VLAN.
-var normalFlow = reconcile.Flow{
-	Table: 0, Priority: 0, Cookie: cookieSpace.Value,
-	Instructions: []openflow.Instruction{openflow.ApplyActions{Actions: []openflow.Action{
-		openflow.ActionOutput{Port: openflow.PortNormal},
-	}}},
-}
 
 // DatapathType resolves "auto": the kernel datapath when the openvswitch module
 // is loaded, else the userspace one.
@@ -77,8 +79,9 @@ type Config struct {
 }
 
 // New makes sure the integration bridge exists as configured, with the daemon
-// as its controller, and returns once the bridge's flows are in place. It
-// takes ownership of db.
+// as its controller, and returns once the bridge has connected. The bridge's
+// flows are left as they are until the first Prune, when the model is
+// complete. It takes ownership of db.
 func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 	other, err := db.OtherConfig()
 	if err != nil {
@@ -90,12 +93,14 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	hostMAC, _ := net.ParseMAC(model.HostMAC(cfg.Bridge))
 	spec := ovsdb.BridgeSpec{
 		Name:         cfg.Bridge,
 		DatapathType: cfg.DatapathType,
 		FailMode:     "secure",
 		Protocols:    []string{"OpenFlow13"},
 		Controllers:  []string{cfg.OpenFlowListen},
+		OtherConfig:  map[string]string{"hwaddr": hostMAC.String()},
 	}
 	if err := db.EnsureBridge(ctx, spec); err != nil {
 		ln.Close()
@@ -111,8 +116,10 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 		// The userspace datapath without userspace TSO cannot take packets whose
 		// checksum the sender left to offload (DESIGN.md §6).
 		linkOpts: link.Options{TxChecksumOff: cfg.DatapathType == "netdev" && other["userspace-tso-enable"] != "true"},
+		pipeline: pipeline.Pipeline{Space: cookieSpace, HostMAC: hostMAC},
+		state:    newState(),
 	}
-	b.flows = reconcile.NewManager(cookieSpace, b.desiredFlows, cfg.FlowMetrics, cfg.Log.With("component", "openflow"))
+	b.flows = reconcile.NewManager(cookieSpace, b.desired, cfg.FlowMetrics, cfg.Log.With("component", "openflow"))
 	serveCtx, stop := context.WithCancel(context.Background())
 	b.stopOpenFlow = stop
 	go func() {
@@ -120,7 +127,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 			cfg.Log.Error("openflow listener failed", "err", err)
 		}
 	}()
-	if err := b.waitFlows(ctx); err != nil {
+	if err := b.waitConnected(ctx); err != nil {
 		stop()
 		b.flows.Close()
 		return nil, fmt.Errorf("integration bridge %s (datapath %016x): %w", cfg.Bridge, dpid, err)
@@ -128,22 +135,33 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-// desiredFlows is the flow table of each bridge that connects to us: only our
-// integration bridge gets flows.
-func (b *Backend) desiredFlows(dpid uint64) []reconcile.Flow {
+// desired is the flow table of each bridge that connects to us: only our
+// integration bridge's is known, and only once the model is complete.
+func (b *Backend) desired(dpid uint64) (reconcile.Desired, bool) {
 	if dpid != b.dpid {
-		return nil
+		return reconcile.Desired{}, false
 	}
-	return []reconcile.Flow{normalFlow}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.primed {
+		return reconcile.Desired{}, false
+	}
+	d, err := b.pipeline.Compile(b.state.model())
+	if err != nil {
+		// The model is checked as it is built; this is a bug, and syncing a
+		// partial table would cut traffic.
+		return reconcile.Desired{}, false
+	}
+	return d, true
 }
 
-func (b *Backend) waitFlows(ctx context.Context) error {
+func (b *Backend) waitConnected(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for !b.flows.Synced(b.dpid) {
+	for !b.flows.Connected(b.dpid) {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("bridge did not connect to the controller and take its flows: %w", context.Cause(ctx))
+			return fmt.Errorf("bridge did not connect to the controller: %w", context.Cause(ctx))
 		case <-t.C:
 		}
 	}
@@ -175,28 +193,15 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// EnsureNetwork implements datapath.Backend. A network is only a VLAN tag on the
-// bridge, so there is nothing to create, but the tag must fit.
-func (b *Backend) EnsureNetwork(_ context.Context, n model.Network) error {
-	if n.ID < 1 || n.ID > maxVLAN {
-		return fmt.Errorf("network %s: id %d does not fit a VLAN tag (1-%d)", n.Name, n.ID, maxVLAN)
-	}
-	return nil
-}
-
-// DeleteNetwork implements datapath.Backend.
-func (b *Backend) DeleteNetwork(context.Context, model.Network) error { return nil }
-
 // AttachPort implements datapath.Backend: host link first, then the OVS port in
-// one transaction, then wait for vswitchd to give it an ofport — only then does
-// the port forward.
+// one transaction, then wait for vswitchd to give it an ofport, then the
+// port's flows — only then does the port forward.
 func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
 	if _, err := link.EnsurePort(n, p, b.linkOpts); err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	spec := ovsdb.PortSpec{
 		Name:        p.HostIfname,
-		Tag:         n.ID,
 		ExternalIDs: map[string]string{portKey: p.Name, networkKey: n.Name},
 	}
 	if err := b.db.AddPort(ctx, b.bridge, spec); err != nil {
@@ -210,11 +215,18 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	p.Ofport = ofport
+	if err := b.putPort(ctx, p); err != nil {
+		return p, fmt.Errorf("port %s: flows: %w", p.Name, err)
+	}
 	return p, nil
 }
 
-// DetachPort implements datapath.Backend.
+// DetachPort implements datapath.Backend: the port's flows go first, so
+// none is left pointing at a port that is gone.
 func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port) error {
+	if err := b.removePort(ctx, p.Name); err != nil {
+		return fmt.Errorf("port %s: flows: %w", p.Name, err)
+	}
 	if err := b.db.DeletePort(ctx, b.bridge, p.HostIfname); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
@@ -224,8 +236,9 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 	return nil
 }
 
-// Prune implements datapath.Backend: owned OVS ports and owned host links that no
-// desired port names are removed.
+// Prune implements datapath.Backend: owned OVS ports and owned host links that
+// no desired port names are removed; then the model is complete, and the
+// bridge's flows, the host side and the model are made to agree in full.
 func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	want := link.PortLinks(s.Ports)
 	owned, err := b.db.OwnedPorts(b.bridge)
@@ -240,13 +253,15 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 			return fmt.Errorf("prune: %w", err)
 		}
 	}
-	return link.Prune(want)
+	if err := link.Prune(want); err != nil {
+		return err
+	}
+	b.prime(s)
+	if err := b.syncHost(ctx, s.Networks); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	if err := b.flows.Sync(b.dpid); err != nil {
+		return fmt.Errorf("prune: sync flows: %w", err)
+	}
+	return nil
 }
-
-// EnsureRouter implements datapath.Backend.
-func (b *Backend) EnsureRouter(context.Context, model.Router) error {
-	return fmt.Errorf("routers are not implemented on this backend yet")
-}
-
-// DeleteRouter implements datapath.Backend.
-func (b *Backend) DeleteRouter(context.Context, model.Router) error { return nil }

@@ -1,0 +1,263 @@
+package ovs
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
+	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// state is the model the bridge's flows are compiled from: what the
+// controller asked for, with the ofports OVS gave.
+type state struct {
+	networks map[string]model.Network
+	routers  map[string]model.Router
+	ports    map[string]map[string]model.Port // by network, then by name
+}
+
+func newState() state {
+	return state{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]map[string]model.Port{}}
+}
+
+func (s state) model() pipeline.Model {
+	m := pipeline.Model{
+		Networks: slices.Collect(maps.Values(s.networks)),
+		Routers:  slices.Collect(maps.Values(s.routers)),
+	}
+	for _, ports := range s.ports {
+		m.Ports = slices.AppendSeq(m.Ports, maps.Values(ports))
+	}
+	return m
+}
+
+func (s state) members(network string) []model.Port {
+	return slices.Collect(maps.Values(s.ports[network]))
+}
+
+// scope is the part of the desired state that a change can affect; the
+// change sends the difference of the scope before and after.
+type scope func(state) reconcile.Desired
+
+// portScope is a port's flows and its network's flood group.
+func (b *Backend) portScope(network, port string) scope {
+	return func(s state) reconcile.Desired {
+		var d reconcile.Desired
+		n, ok := s.networks[network]
+		if !ok {
+			return d
+		}
+		if p, ok := s.ports[network][port]; ok {
+			d.Flows = b.pipeline.Port(p, n)
+		}
+		d.Groups = []reconcile.Group{b.pipeline.Flood(n, s.members(network))}
+		return d
+	}
+}
+
+// networkScope is the networks' own flows, routes and flood groups.
+func (b *Backend) networkScope(networks ...string) scope {
+	networks = slices.Compact(slices.Sorted(slices.Values(networks)))
+	return func(s state) reconcile.Desired {
+		var d reconcile.Desired
+		peers := model.Peers(slices.Collect(maps.Values(s.routers)))
+		for _, name := range networks {
+			n, ok := s.networks[name]
+			if !ok {
+				continue
+			}
+			var nets []model.Network
+			for _, peer := range peers[name] {
+				nets = append(nets, s.networks[peer])
+			}
+			d.Flows = append(d.Flows, b.pipeline.Network(n)...)
+			d.Flows = append(d.Flows, b.pipeline.Routes(n, nets)...)
+			d.Groups = append(d.Groups, b.pipeline.Flood(n, s.members(name)))
+		}
+		return d
+	}
+}
+
+// change applies mutate to the state and sends the difference it makes
+// within sc to the bridge, in one bundle. Before the state is complete only
+// the state changes: the first Prune syncs it whole. When the bridge refuses
+// the change, the state goes back to what the bridge holds.
+func (b *Backend) change(ctx context.Context, sc scope, mutate func(*state) (undo func())) error {
+	b.mu.Lock()
+	if !b.primed {
+		mutate(&b.state)
+		b.mu.Unlock()
+		return nil
+	}
+	before := sc(b.state)
+	undo := mutate(&b.state)
+	after := sc(b.state)
+	b.mu.Unlock()
+	if _, err := b.flows.Change(ctx, b.dpid, before, after); err != nil {
+		b.mu.Lock()
+		undo()
+		b.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// prime makes the state complete from the controller's desired state. Ports
+// come from this run's attaches, which carry the ofports OVS has now; a
+// desired port that did not attach has no flows.
+func (b *Backend) prime(s datapath.State) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	next := newState()
+	for _, n := range s.Networks {
+		next.networks[n.Name] = n
+	}
+	for _, r := range s.Routers {
+		next.routers[r.Name] = r
+	}
+	for _, p := range s.Ports {
+		if got, ok := b.state.ports[p.Network][p.Name]; ok {
+			if next.ports[p.Network] == nil {
+				next.ports[p.Network] = map[string]model.Port{}
+			}
+			next.ports[p.Network][p.Name] = got
+		}
+	}
+	b.state, b.primed = next, true
+}
+
+func (b *Backend) putPort(ctx context.Context, p model.Port) error {
+	return b.change(ctx, b.portScope(p.Network, p.Name), func(s *state) func() {
+		old, had := s.ports[p.Network][p.Name]
+		if s.ports[p.Network] == nil {
+			s.ports[p.Network] = map[string]model.Port{}
+		}
+		s.ports[p.Network][p.Name] = p
+		return func() {
+			if had {
+				s.ports[p.Network][p.Name] = old
+			} else {
+				delete(s.ports[p.Network], p.Name)
+			}
+		}
+	})
+}
+
+func (b *Backend) removePort(ctx context.Context, name string) error {
+	b.mu.Lock()
+	var network string
+	for n, ports := range b.state.ports {
+		if _, ok := ports[name]; ok {
+			network = n
+		}
+	}
+	b.mu.Unlock()
+	if network == "" {
+		return nil // never attached in this run, so it has no flows of ours
+	}
+	return b.change(ctx, b.portScope(network, name), func(s *state) func() {
+		old := s.ports[network][name]
+		delete(s.ports[network], name)
+		return func() { s.ports[network][name] = old }
+	})
+}
+
+// EnsureNetwork implements datapath.Backend.
+func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
+	if n.ID < 1 || n.ID >= 1<<24 {
+		return fmt.Errorf("network %s: id %d out of range", n.Name, n.ID)
+	}
+	err := b.change(ctx, b.networkScope(n.Name), func(s *state) func() {
+		old, had := s.networks[n.Name]
+		s.networks[n.Name] = n
+		return func() {
+			if had {
+				s.networks[n.Name] = old
+			} else {
+				delete(s.networks, n.Name)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("network %s: flows: %w", n.Name, err)
+	}
+	return b.syncHostIfMasquerade(ctx, n)
+}
+
+// DeleteNetwork implements datapath.Backend.
+func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
+	err := b.change(ctx, b.networkScope(n.Name), func(s *state) func() {
+		old, had := s.networks[n.Name]
+		delete(s.networks, n.Name)
+		return func() {
+			if had {
+				s.networks[n.Name] = old
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("network %s: flows: %w", n.Name, err)
+	}
+	return b.syncHostIfMasquerade(ctx, n)
+}
+
+func (b *Backend) syncHostIfMasquerade(ctx context.Context, n model.Network) error {
+	b.mu.Lock()
+	nets, primed := slices.Collect(maps.Values(b.state.networks)), b.primed
+	b.mu.Unlock()
+	if !n.Masquerade || !primed {
+		return nil
+	}
+	if err := b.syncHost(ctx, nets); err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// EnsureRouter implements datapath.Backend: the routes of every network the
+// router joined or joins now are replaced.
+func (b *Backend) EnsureRouter(ctx context.Context, r model.Router) error {
+	b.mu.Lock()
+	affected := slices.Clone(r.Networks)
+	if old, ok := b.state.routers[r.Name]; ok {
+		affected = append(affected, old.Networks...)
+	}
+	b.mu.Unlock()
+	err := b.change(ctx, b.networkScope(affected...), func(s *state) func() {
+		old, had := s.routers[r.Name]
+		s.routers[r.Name] = r
+		return func() {
+			if had {
+				s.routers[r.Name] = old
+			} else {
+				delete(s.routers, r.Name)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("router %s: flows: %w", r.Name, err)
+	}
+	return nil
+}
+
+// DeleteRouter implements datapath.Backend.
+func (b *Backend) DeleteRouter(ctx context.Context, r model.Router) error {
+	b.mu.Lock()
+	old, ok := b.state.routers[r.Name]
+	b.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	err := b.change(ctx, b.networkScope(old.Networks...), func(s *state) func() {
+		delete(s.routers, r.Name)
+		return func() { s.routers[r.Name] = old }
+	})
+	if err != nil {
+		return fmt.Errorf("router %s: flows: %w", r.Name, err)
+	}
+	return nil
+}
