@@ -1,5 +1,5 @@
 // Package controller owns the desired state: it validates requests, allocates
-// addresses, keeps networks and ports in the store, and drives a datapath
+// addresses, keeps networks, routers and ports in the store, and drives a datapath
 // backend to make them real — at request time, and in full when it (re)connects.
 package controller
 
@@ -47,6 +47,7 @@ type Controller struct {
 	backend  datapath.Backend // nil until Run has connected and reconciled
 	notReady string           // why the controller does not serve yet
 	networks map[string]model.Network
+	routers  map[string]model.Router
 	ports    map[string]model.Port
 	pools    map[string]*ipam.Pool // by network name
 }
@@ -60,34 +61,55 @@ func New(st *store.Store, log *slog.Logger, m *Metrics) (*Controller, error) {
 		metrics:  m.m,
 		notReady: "connecting to the datapath",
 		networks: map[string]model.Network{},
+		routers:  map[string]model.Router{},
 		ports:    map[string]model.Port{},
 		pools:    map[string]*ipam.Pool{},
 	}
-	nets, err := st.Networks()
-	if err != nil {
+	if err := c.load(); err != nil {
 		return nil, err
+	}
+	m.observe(c)
+	return c, nil
+}
+
+// load reads the desired state from the store. Routers and ports refer to
+// networks, so those come first; a dangling reference means the file was
+// changed behind our back, and starting on it would hide that.
+func (c *Controller) load() error {
+	nets, err := c.store.Networks()
+	if err != nil {
+		return err
 	}
 	for _, n := range nets {
 		if err := c.addNetwork(n); err != nil {
-			return nil, fmt.Errorf("load network %s: %w", n.Name, err)
+			return fmt.Errorf("load network %s: %w", n.Name, err)
 		}
 	}
-	ports, err := st.Ports()
+	routers, err := c.store.Routers()
 	if err != nil {
-		return nil, err
+		return err
+	}
+	for _, r := range routers {
+		if err := c.networksExist(r.Networks); err != nil {
+			return fmt.Errorf("load router %s: %w", r.Name, err)
+		}
+		c.routers[r.Name] = r
+	}
+	ports, err := c.store.Ports()
+	if err != nil {
+		return err
 	}
 	for _, p := range ports {
 		pool, ok := c.pools[p.Network]
 		if !ok {
-			return nil, fmt.Errorf("load port %s: network %q is not in the store", p.Name, p.Network)
+			return fmt.Errorf("load port %s: network %q is not in the store", p.Name, p.Network)
 		}
 		if err := pool.Reserve(p.IP, p.Name); err != nil {
-			return nil, fmt.Errorf("load port %s: %w", p.Name, err)
+			return fmt.Errorf("load port %s: %w", p.Name, err)
 		}
 		c.ports[p.Name] = p
 	}
-	m.observe(c)
-	return c, nil
+	return nil
 }
 
 func (c *Controller) addNetwork(n model.Network) error {
@@ -150,9 +172,10 @@ func (c *Controller) setNotReady(reason string) {
 	c.notReady = reason
 }
 
-// reconcile makes the host match the desired state: every network and port is
-// ensured (which leaves what is already right untouched), then whatever the
-// backend owns beyond that is removed.
+// reconcile makes the host match the desired state: every network, router and
+// port is ensured (which leaves what is already right untouched), then whatever
+// the backend owns beyond that is removed. Routers come after their networks, as
+// EnsureRouter expects.
 func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	start := time.Now()
 	c.mu.Lock()
@@ -160,6 +183,11 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	for _, n := range c.networks {
 		if err := b.EnsureNetwork(ctx, n); err != nil {
 			return fmt.Errorf("reconcile: %w", err)
+		}
+	}
+	for _, r := range c.routers {
+		if err := b.EnsureRouter(ctx, r); err != nil {
+			return fmt.Errorf("reconcile: router %s: %w", r.Name, err)
 		}
 	}
 	broken := 0
@@ -179,13 +207,17 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 			c.ports[p.Name] = got
 		}
 	}
-	state := datapath.State{Networks: slices.Collect(maps.Values(c.networks)), Ports: slices.Collect(maps.Values(c.ports))}
+	state := datapath.State{
+		Networks: slices.Collect(maps.Values(c.networks)),
+		Routers:  slices.Collect(maps.Values(c.routers)),
+		Ports:    slices.Collect(maps.Values(c.ports)),
+	}
 	if err := b.Prune(ctx, state); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	c.backend, c.notReady = b, ""
 	c.log.Info("reconciled", "backend", b.Info().Backend, "networks", len(c.networks),
-		"ports", len(c.ports), "ports_not_attached", broken, "took", time.Since(start))
+		"routers", len(c.routers), "ports", len(c.ports), "ports_not_attached", broken, "took", time.Since(start))
 	return nil
 }
 
@@ -290,7 +322,7 @@ func (c *Controller) freeNetworkID() (int, error) {
 	return 0, fmt.Errorf("%w: all %d network ids are in use", ErrConflict, maxNetworks)
 }
 
-// DeleteNetwork removes a network that no port uses.
+// DeleteNetwork removes a network that no port or router uses.
 func (c *Controller) DeleteNetwork(ctx context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -298,15 +330,8 @@ func (c *Controller) DeleteNetwork(ctx context.Context, name string) error {
 	if !ok {
 		return fmt.Errorf("%w: network %q", ErrNotFound, name)
 	}
-	var users []string
-	for _, p := range c.ports {
-		if p.Network == name {
-			users = append(users, p.Name)
-		}
-	}
-	if len(users) > 0 {
-		slices.Sort(users)
-		return fmt.Errorf("%w: network %q is used by ports %s", ErrConflict, name, strings.Join(users, ", "))
+	if err := c.networkUnused(name); err != nil {
+		return err
 	}
 	if err := c.readyLocked(); err != nil {
 		return err
@@ -322,6 +347,29 @@ func (c *Controller) DeleteNetwork(ctx context.Context, name string) error {
 	return nil
 }
 
+// networkUnused refuses to let a network go while ports sit on it or routers
+// join it, naming them so the client knows what to delete first.
+func (c *Controller) networkUnused(name string) error {
+	var ports []string
+	for _, p := range c.ports {
+		if p.Network == name {
+			ports = append(ports, p.Name)
+		}
+	}
+	slices.Sort(ports)
+	var users []string
+	if len(ports) > 0 {
+		users = append(users, "ports "+strings.Join(ports, ", "))
+	}
+	if routers := c.routersOf(name); len(routers) > 0 {
+		users = append(users, "routers "+strings.Join(routers, ", "))
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("%w: network %q is used by %s", ErrConflict, name, strings.Join(users, " and "))
+	}
+	return nil
+}
+
 // rollback undoes a failed change on a context of its own: the request's may
 // already be cancelled. What cannot be undone now is left to the next reconcile.
 func (c *Controller) rollback(what string, undo func(context.Context) error) {
@@ -332,8 +380,12 @@ func (c *Controller) rollback(what string, undo func(context.Context) error) {
 	}
 }
 
+// sortedValues never returns nil, so that an empty list is [] in JSON, not null.
 func sortedValues[T any](m map[string]T, key func(T) string) []T {
-	return slices.SortedFunc(maps.Values(m), func(a, b T) int { return strings.Compare(key(a), key(b)) })
+	values := make([]T, 0, len(m))
+	values = slices.AppendSeq(values, maps.Values(m))
+	slices.SortFunc(values, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+	return values
 }
 
 // netnsExists tells a missing namespace apart before any link is made for it.

@@ -31,10 +31,19 @@ type fakeBackend struct {
 	networks  map[string]bool
 	ports     map[string]bool
 	failPorts map[string]error
+	routers   map[string]model.Router
+	// failRouters makes the next EnsureRouter of a name fail, once, so that
+	// the rollback's own EnsureRouter of the old router succeeds.
+	failRouters   map[string]error
+	ensureRouters int            // EnsureRouter calls
+	pruned        datapath.State // the last Prune's argument
 }
 
 func newFake() *fakeBackend {
-	return &fakeBackend{networks: map[string]bool{}, ports: map[string]bool{}, failPorts: map[string]error{}}
+	return &fakeBackend{
+		networks: map[string]bool{}, ports: map[string]bool{}, failPorts: map[string]error{},
+		routers: map[string]model.Router{}, failRouters: map[string]error{},
+	}
 }
 
 func (f *fakeBackend) Info() datapath.Info { return datapath.Info{Backend: "fake"} }
@@ -68,9 +77,44 @@ func (f *fakeBackend) DetachPort(_ context.Context, _ model.Network, p model.Por
 	delete(f.ports, p.Name)
 	return nil
 }
-func (f *fakeBackend) Prune(context.Context, datapath.State) error      { return nil }
-func (f *fakeBackend) EnsureRouter(context.Context, model.Router) error { return nil }
-func (f *fakeBackend) DeleteRouter(context.Context, model.Router) error { return nil }
+func (f *fakeBackend) Prune(_ context.Context, s datapath.State) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pruned = s
+	return nil
+}
+func (f *fakeBackend) EnsureRouter(_ context.Context, r model.Router) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ensureRouters++
+	f.routers[r.Name] = r // a failure can leave half a router: rollback must clear it
+	if err := f.failRouters[r.Name]; err != nil {
+		delete(f.failRouters, r.Name)
+		return err
+	}
+	return nil
+}
+func (f *fakeBackend) DeleteRouter(_ context.Context, r model.Router) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.routers, r.Name)
+	return nil
+}
+
+// failRouter makes the next EnsureRouter of name fail with err.
+func (f *fakeBackend) failRouter(name string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failRouters[name] = err
+}
+
+// router returns what the datapath has for the router name.
+func (f *fakeBackend) router(name string) (model.Router, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.routers[name]
+	return r, ok
+}
 
 type fixture struct {
 	c    *Controller
@@ -78,6 +122,7 @@ type fixture struct {
 	srv  *httptest.Server
 	st   *store.Store
 	reg  *prometheus.Registry
+	stop func() // ends Run; the test's cleanup calls it too
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -87,6 +132,13 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return startFixture(t, st)
+}
+
+// startFixture runs a controller on st with a fresh fake backend and serves its
+// API; a second call on the same store is a daemon restart.
+func startFixture(t *testing.T, st *store.Store) *fixture {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c, err := New(st, log, NewMetrics(reg, "test"))
@@ -97,13 +149,14 @@ func newFixture(t *testing.T) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return fake, nil }) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
 	for c.Ready() != nil {
 		time.Sleep(time.Millisecond)
 	}
 	srv := httptest.NewServer(NewHandler(c, reg, "test", "s3cret"))
 	t.Cleanup(srv.Close)
-	return &fixture{c: c, fake: fake, srv: srv, st: st, reg: reg}
+	return &fixture{c: c, fake: fake, srv: srv, st: st, reg: reg, stop: stop}
 }
 
 func (f *fixture) do(t *testing.T, method, path, body string) (int, map[string]any) {

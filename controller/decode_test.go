@@ -14,10 +14,11 @@ import (
 func FuzzDecode(f *testing.F) {
 	f.Add(`{"subnet":"10.10.0.0/24","gateway":"10.10.0.1","mtu":1500}`)
 	f.Add(`{"network":"blue","netns":"web1","ip":"10.10.0.5","mac":"02:00:00:00:00:01"}`)
+	f.Add(`{"networks":["blue","red"]}`)
 	f.Add(`{"subnet":`)
 	f.Add(`[]`)
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, v := range []any{&model.NetworkSpec{}, &model.PortSpec{}} {
+		for _, v := range []any{&model.NetworkSpec{}, &model.PortSpec{}, &model.RouterSpec{}} {
 			w := httptest.NewRecorder()
 			r := httptest.NewRequest("PUT", "/v1/x/y", strings.NewReader(body))
 			if !decode(w, r, v) {
@@ -31,6 +32,8 @@ func FuzzDecode(f *testing.F) {
 				_, _ = s.Network("n")
 			case *model.PortSpec:
 				_, _ = s.Port("p")
+			case *model.RouterSpec:
+				_, _ = s.Router("r")
 			}
 		}
 	})

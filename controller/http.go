@@ -54,11 +54,8 @@ func NewHandler(c *Controller, gatherer prometheus.Gatherer, version, token stri
 	route("/v1/networks/{name}", map[string]http.HandlerFunc{"GET": a.getNetwork, "PUT": putHandler(c.PutNetwork), "DELETE": deleteHandler(c.DeleteNetwork)})
 	route("/v1/ports", map[string]http.HandlerFunc{"GET": a.listPorts})
 	route("/v1/ports/{name}", map[string]http.HandlerFunc{"GET": a.getPort, "PUT": putHandler(c.PutPort), "DELETE": deleteHandler(c.DeletePort)})
-	notYet := func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotImplemented, "routers are not implemented yet: they come with the OpenFlow pipeline")
-	}
-	route("/v1/routers", map[string]http.HandlerFunc{"GET": notYet})
-	route("/v1/routers/{name}", map[string]http.HandlerFunc{"GET": notYet, "PUT": notYet, "DELETE": notYet})
+	route("/v1/routers", map[string]http.HandlerFunc{"GET": a.listRouters})
+	route("/v1/routers/{name}", map[string]http.HandlerFunc{"GET": a.getRouter, "PUT": putHandler(c.PutRouter), "DELETE": deleteHandler(c.DeleteRouter)})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	})
@@ -114,6 +111,15 @@ func (a *API) listNetworks(w http.ResponseWriter, _ *http.Request) {
 func (a *API) getNetwork(w http.ResponseWriter, r *http.Request) {
 	n, err := a.c.Network(r.PathValue("name"))
 	respond(w, http.StatusOK, n, err)
+}
+
+func (a *API) listRouters(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"routers": a.c.Routers()})
+}
+
+func (a *API) getRouter(w http.ResponseWriter, r *http.Request) {
+	rt, err := a.c.Router(r.PathValue("name"))
+	respond(w, http.StatusOK, rt, err)
 }
 
 func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {

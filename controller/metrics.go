@@ -51,6 +51,8 @@ func (m *Metrics) observe(c *Controller) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ovs_vnet_networks", Help: "Networks in the desired state."},
 			count(func() int { return len(c.networks) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ovs_vnet_routers", Help: "Routers in the desired state."},
+			count(func() int { return len(c.routers) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ovs_vnet_ports", Help: "Ports in the desired state."},
 			count(func() int { return len(c.ports) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ovs_vnet_ready", Help: "1 when the datapath is connected and reconciled."},

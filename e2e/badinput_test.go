@@ -10,10 +10,10 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
-// TestBadInput sends wrong requests to a daemon on OVS that already has a
-// network and a port, and checks each gets its documented status with a JSON
-// error — and that nothing changed: API state, host links, namespace links, OVS
-// ports.
+// TestBadInput sends wrong requests to a daemon on OVS that already has two
+// networks, a port and a router joining the networks, and checks each gets its
+// documented status with a JSON error — and that nothing changed: API state,
+// host links, namespace links, OVS ports.
 func TestBadInput(t *testing.T) {
 	hostNS := newNetns(t, "vnt-host-")
 	box := testbed.StartSandbox(t, repoRoot, hostNS)
@@ -21,6 +21,8 @@ func TestBadInput(t *testing.T) {
 	nsA, nsB := newNetns(t, "vnt-a-"), newNetns(t, "vnt-b-")
 	d.must("PUT", "/v1/networks/blue", `{"subnet":"10.71.0.0/24"}`, 201, nil)
 	d.must("PUT", "/v1/ports/a", map[string]string{"network": "blue", "netns": nsA, "ip": "10.71.0.10"}, 201, nil)
+	d.must("PUT", "/v1/networks/red", `{"subnet":"10.74.0.0/24"}`, 201, nil)
+	d.must("PUT", "/v1/routers/r1", `{"networks":["blue","red"]}`, 201, nil)
 	// Someone else's interface in the namespace, which the port must not take over.
 	testbed.Run(t, "ip", "-n", nsB, "link", "add", "eth1", "type", "veth", "peer", "name", "eth2")
 
@@ -28,10 +30,11 @@ func TestBadInput(t *testing.T) {
 	port := func(extra string) string {
 		return `{"network":"blue","netns":"` + nsB + `"` + extra + `}`
 	}
-	cases := []struct {
+	type badCase struct {
 		name, method, path, body string
 		want                     int
-	}{
+	}
+	cases := []badCase{
 		{"malformed JSON", "PUT", "/v1/networks/green", `{"subnet":`, 400},
 		{"empty body", "PUT", "/v1/networks/green", ``, 400},
 		{"trailing data", "PUT", "/v1/networks/green", `{"subnet":"10.72.0.0/24"} {}`, 400},
@@ -63,12 +66,22 @@ func TestBadInput(t *testing.T) {
 		{"port with other spec", "PUT", "/v1/ports/a", `{"network":"blue","netns":"` + nsA + `","ip":"10.71.0.11"}`, 409},
 		{"ifname taken by another port", "PUT", "/v1/ports/b", `{"network":"blue","netns":"` + nsA + `"}`, 409},
 		{"ifname taken by a foreign link", "PUT", "/v1/ports/b", port(`,"ifname":"eth1"`), 409},
+		{"bad router name", "PUT", "/v1/routers/R_1", `{"networks":["blue","red"]}`, 400},
+		{"router with one network", "PUT", "/v1/routers/r2", `{"networks":["blue"]}`, 400},
+		{"router without networks", "PUT", "/v1/routers/r2", `{}`, 400},
+		{"router network listed twice", "PUT", "/v1/routers/r2", `{"networks":["blue","blue"]}`, 400},
+		{"router with unknown network", "PUT", "/v1/routers/r2", `{"networks":["blue","nope"]}`, 404},
+		{"router unknown field", "PUT", "/v1/routers/r2", `{"networks":["blue","red"],"nat":true}`, 400},
 		{"delete network in use", "DELETE", "/v1/networks/blue", ``, 409},
+		{"delete unknown router", "DELETE", "/v1/routers/zzz", ``, 404},
+		{"get unknown router", "GET", "/v1/routers/zzz", ``, 404},
 		{"delete unknown port", "DELETE", "/v1/ports/zzz", ``, 404},
 		{"get unknown network", "GET", "/v1/networks/zzz", ``, 404},
 		{"ports of unknown network", "GET", "/v1/ports?network=zzz", ``, 404},
 		{"wrong method", "POST", "/v1/networks/blue", `{}`, 405},
 		{"unknown path", "GET", "/v2/networks", ``, 404},
+		{"router replaced with unknown network", "PUT", "/v1/routers/r1", `{"networks":["blue","nope"]}`, 404},
+		{"delete network a router uses", "DELETE", "/v1/networks/red", ``, 409},
 	}
 
 	before := snapshot(t, d, box, hostNS, nsA, nsB)
@@ -95,7 +108,7 @@ func TestBadInput(t *testing.T) {
 func snapshot(t *testing.T, d *daemon, box *testbed.Sandbox, namespaces ...string) map[string]string {
 	t.Helper()
 	s := map[string]string{}
-	for _, path := range []string{"/v1/networks", "/v1/ports"} {
+	for _, path := range []string{"/v1/networks", "/v1/routers", "/v1/ports"} {
 		_, body := d.do("GET", path, nil)
 		s[path] = string(body)
 	}

@@ -1,6 +1,6 @@
-// Package store keeps the desired state — networks and ports — in a bbolt file so
-// that it survives restarts. Every write is one bbolt transaction, synced to disk
-// before it returns.
+// Package store keeps the desired state — networks, routers and ports — in a
+// bbolt file so that it survives restarts. Every write is one bbolt transaction,
+// synced to disk before it returns.
 package store
 
 import (
@@ -15,6 +15,7 @@ import (
 
 var (
 	networksBucket = []byte("networks")
+	routersBucket  = []byte("routers")
 	portsBucket    = []byte("ports")
 )
 
@@ -32,7 +33,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{networksBucket, portsBucket} {
+		for _, b := range [][]byte{networksBucket, routersBucket, portsBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -57,6 +58,15 @@ func (s *Store) DeleteNetwork(name string) error { return s.delete(networksBucke
 
 // Networks lists all networks in name order.
 func (s *Store) Networks() ([]model.Network, error) { return list[model.Network](s, networksBucket) }
+
+// PutRouter creates or replaces a router.
+func (s *Store) PutRouter(r model.Router) error { return s.put(routersBucket, r.Name, r) }
+
+// DeleteRouter removes a router; a missing one is not an error.
+func (s *Store) DeleteRouter(name string) error { return s.delete(routersBucket, name) }
+
+// Routers lists all routers in name order.
+func (s *Store) Routers() ([]model.Router, error) { return list[model.Router](s, routersBucket) }
 
 // PutPort creates or replaces a port.
 func (s *Store) PutPort(p model.Port) error { return s.put(portsBucket, p.Name, p) }

@@ -6,6 +6,7 @@ package hostnet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -49,4 +50,24 @@ func EnableForwarding() error {
 		return fmt.Errorf("enable IPv4 forwarding: %w", err)
 	}
 	return nil
+}
+
+// ErrNotExist means the nftables object asked for (usually our table, before
+// anything was written to it) does not exist.
+var ErrNotExist = errors.New("nftables object does not exist")
+
+// ListNft runs `nft -j list ARGS...` and returns its JSON. A missing object is
+// ErrNotExist, so that callers can treat "nothing of ours there yet" as empty.
+func ListNft(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "nft", append([]string{"-j", "list"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := bytes.TrimSpace(stderr.Bytes())
+		if bytes.Contains(msg, []byte("No such file or directory")) {
+			return nil, fmt.Errorf("nft list %s: %w", strings.Join(args, " "), ErrNotExist)
+		}
+		return nil, fmt.Errorf("nft list %s: %w: %s", strings.Join(args, " "), err, msg)
+	}
+	return stdout.Bytes(), nil
 }

@@ -1,10 +1,18 @@
 // Package linux is the fallback backend: a Linux bridge per network, veth pairs
 // into namespaces and tap devices enslaved to it, the gateway address on the
-// bridge, and isolation by nftables rules in a table of our own.
+// bridge, routing between the networks of a router by the host, and isolation,
+// masquerade and anti-spoofing by nftables rules in tables of our own (`inet
+// ovs_vnet` for networks and routers, see Ruleset; `bridge ovs_vnet` for ports,
+// see PortRules). Nothing outside those tables and our own links is touched.
+//
+// Every call acts on the network namespace of the calling OS thread: the
+// daemon's own, or a test's "host" namespace when run on a locked thread
+// switched into it.
 package linux
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -14,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -22,19 +31,34 @@ import (
 type Backend struct {
 	prefix string
 
-	// mu serialises network changes so the nftables table always matches the
-	// networks that exist.
+	// mu serialises network and router changes so the inet table always
+	// matches the networks and routers that exist.
 	mu       sync.Mutex
 	networks map[string]model.Network
+	routers  map[string]model.Router
+	// inherited: the inet table was there when we started, written by a
+	// previous run. Until the first Prune we know only part of the desired
+	// state, and that table, complete, stays in force.
+	inherited bool
+
+	// portsMu lets attaches and detaches run side by side (each is one nft
+	// transaction of its own) but not while Prune lists and edits the
+	// bridge table.
+	portsMu sync.RWMutex
 }
 
-// New returns a backend naming its bridges prefix-<hash>. It checks that nft is
-// usable, since without it networks would not be isolated.
+// New returns a backend naming its bridges prefix-<hash>. It checks that nft
+// is usable: without it networks would be neither isolated nor protected from
+// spoofing.
 func New(ctx context.Context, prefix string) (*Backend, error) {
-	if err := applyRuleset(ctx, "list tables\n"); err != nil {
+	if err := hostnet.ApplyNft(ctx, "list tables\n"); err != nil {
 		return nil, fmt.Errorf("linux backend needs nftables: %w", err)
 	}
-	return &Backend{prefix: prefix, networks: map[string]model.Network{}}, nil
+	_, err := hostnet.ListNft(ctx, "table", "inet", hostnet.Table)
+	if err != nil && !errors.Is(err, hostnet.ErrNotExist) {
+		return nil, fmt.Errorf("linux backend: %w", err)
+	}
+	return &Backend{prefix: prefix, networks: map[string]model.Network{}, routers: map[string]model.Router{}, inherited: err == nil}, nil
 }
 
 // Info implements datapath.Backend.
@@ -68,7 +92,10 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 		return fmt.Errorf("network %s: bridge %s: %w", n.Name, name, err)
 	}
 	b.networks[n.Name] = n
-	return b.syncRules(ctx)
+	if err := b.syncRules(ctx); err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	return nil
 }
 
 func createBridge(name string, n model.Network) (netlink.Link, error) {
@@ -120,24 +147,60 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	delete(b.networks, n.Name)
-	return b.syncRules(ctx)
-}
-
-func (b *Backend) syncRules(ctx context.Context) error {
-	if err := applyRuleset(ctx, Ruleset(b.prefix, slices.Collect(maps.Values(b.networks)))); err != nil {
-		return fmt.Errorf("isolation rules: %w", err)
+	if err := b.syncRules(ctx); err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	if len(b.networks) == 0 {
+		// No network, so no port: the bridge table goes too, as Prune
+		// would remove it; the next attach brings it back.
+		b.portsMu.Lock()
+		defer b.portsMu.Unlock()
+		if err := hostnet.ApplyNft(ctx, PruneScript(bridgeTable{}, nil, 0)); err != nil {
+			return fmt.Errorf("network %s: remove the port rules table: %w", n.Name, err)
+		}
 	}
 	return nil
 }
 
-// AttachPort implements datapath.Backend.
-func (b *Backend) AttachPort(_ context.Context, n model.Network, p model.Port) (model.Port, error) {
+// syncRules re-renders the inet table from the networks and routers we hold;
+// b.mu is held. Forwarding goes on before the rules that rely on it.
+//
+// Before the first Prune a table inherited from a previous run is left alone:
+// rendering the part of the state ensured so far would cut the routes of
+// networks not yet ensured for the length of the restart. On a fresh host
+// there is no such table, and rules are written at once.
+func (b *Backend) syncRules(ctx context.Context) error {
+	networks := slices.Collect(maps.Values(b.networks))
+	routers := slices.Collect(maps.Values(b.routers))
+	if routing(networks, routers) {
+		if err := hostnet.EnableForwarding(); err != nil {
+			return err
+		}
+	}
+	if b.inherited {
+		return nil
+	}
+	if err := hostnet.ApplyNft(ctx, Ruleset(b.prefix, networks, routers)); err != nil {
+		return fmt.Errorf("network rules: %w", err)
+	}
+	return nil
+}
+
+// AttachPort implements datapath.Backend. The port's anti-spoofing rules land
+// before its link joins the bridge, so no frame of it is ever forwarded
+// unchecked.
+func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
+	b.portsMu.RLock()
+	defer b.portsMu.RUnlock()
 	br, err := link.Lookup(b.bridgeName(n.Name), datapath.BridgeAlias(n.Name))
 	if err == nil && br == nil {
 		err = fmt.Errorf("bridge %s is missing", b.bridgeName(n.Name))
 	}
 	if err != nil {
 		return p, fmt.Errorf("port %s: network %s: %w", p.Name, n.Name, err)
+	}
+	if err := applyPortRules(ctx, p); err != nil {
+		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	host, err := link.EnsurePort(n, p, link.Options{})
 	if err != nil {
@@ -151,37 +214,114 @@ func (b *Backend) AttachPort(_ context.Context, n model.Network, p model.Port) (
 	return p, nil
 }
 
-// DetachPort implements datapath.Backend.
-func (b *Backend) DetachPort(_ context.Context, _ model.Network, p model.Port) error {
-	if err := link.Delete(p.HostIfname, datapath.PortAlias(p.Name)); err != nil {
-		return fmt.Errorf("port %s: %w", p.Name, err)
+// applyPortRules loads p's rules. Should the skeleton be gone (someone deleted
+// our table, or Prune did when nothing was left), it is put back and the
+// port's rules tried once more.
+func applyPortRules(ctx context.Context, p model.Port) error {
+	script, err := PortRules(p)
+	if err != nil {
+		return err
+	}
+	if err := hostnet.ApplyNft(ctx, script); err == nil {
+		return nil
+	}
+	if err := hostnet.ApplyNft(ctx, BridgeSkeleton()+script); err != nil {
+		return fmt.Errorf("anti-spoofing rules: %w", err)
 	}
 	return nil
 }
 
-// Prune implements datapath.Backend.
+// DetachPort implements datapath.Backend. The link goes first, so the port
+// sends nothing once its rules are gone; both steps succeed when there is
+// nothing left to remove.
+func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port) error {
+	b.portsMu.RLock()
+	defer b.portsMu.RUnlock()
+	if err := link.Delete(p.HostIfname, datapath.PortAlias(p.Name)); err != nil {
+		return fmt.Errorf("port %s: %w", p.Name, err)
+	}
+	script, err := PortRulesDelete(p)
+	if err == nil {
+		err = hostnet.ApplyNft(ctx, script)
+	}
+	if err != nil {
+		return fmt.Errorf("port %s: remove anti-spoofing rules: %w", p.Name, err)
+	}
+	return nil
+}
+
+// SpoofDrops returns how many frames the port's anti-spoofing rules have
+// dropped (the counter SpoofCounter names).
+func (b *Backend) SpoofDrops(ctx context.Context, port string) (uint64, error) {
+	n, err := readCounter(ctx, SpoofCounter(port))
+	if err != nil {
+		return 0, fmt.Errorf("port %s: spoof drops: %w", port, err)
+	}
+	return n, nil
+}
+
+// Prune implements datapath.Backend: links, per-port rules and the inet table
+// are made to match s. Per-port objects of ports in s are left as they are,
+// so their counters keep counting across a restart.
 func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
-	networks, ports := s.Networks, s.Ports
-	want := link.PortLinks(ports)
-	for _, n := range networks {
+	want := link.PortLinks(s.Ports)
+	for _, n := range s.Networks {
 		want[b.bridgeName(n.Name)] = datapath.BridgeAlias(n.Name)
 	}
 	if err := link.Prune(want); err != nil {
 		return err
 	}
+	if err := b.prunePortRules(ctx, s); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.networks = map[string]model.Network{}
-	for _, n := range networks {
+	for _, n := range s.Networks {
 		b.networks[n.Name] = n
 	}
+	b.routers = map[string]model.Router{}
+	for _, r := range s.Routers {
+		b.routers[r.Name] = r
+	}
+	b.inherited = false
 	return b.syncRules(ctx)
 }
 
-// EnsureRouter implements datapath.Backend.
-func (b *Backend) EnsureRouter(context.Context, model.Router) error {
-	return fmt.Errorf("routers are not implemented on this backend yet")
+func (b *Backend) prunePortRules(ctx context.Context, s datapath.State) error {
+	b.portsMu.Lock()
+	defer b.portsMu.Unlock()
+	have, err := listBridgeTable(ctx)
+	if err != nil {
+		return fmt.Errorf("prune anti-spoofing rules: %w", err)
+	}
+	if err := hostnet.ApplyNft(ctx, PruneScript(have, s.Ports, len(s.Networks))); err != nil {
+		return fmt.Errorf("prune anti-spoofing rules: %w", err)
+	}
+	return nil
 }
 
-// DeleteRouter implements datapath.Backend.
-func (b *Backend) DeleteRouter(context.Context, model.Router) error { return nil }
+// EnsureRouter implements datapath.Backend: the host routes between the
+// router's networks once the inet table lets it.
+func (b *Backend) EnsureRouter(ctx context.Context, r model.Router) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.routers[r.Name] = r
+	if err := b.syncRules(ctx); err != nil {
+		return fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	return nil
+}
+
+// DeleteRouter implements datapath.Backend. IPv4 forwarding stays on (see
+// hostnet.EnableForwarding); the forward chain now drops what the router let
+// through.
+func (b *Backend) DeleteRouter(ctx context.Context, r model.Router) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.routers, r.Name)
+	if err := b.syncRules(ctx); err != nil {
+		return fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	return nil
+}

@@ -1,59 +1,151 @@
 package linux
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 
+	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// nftTable is the only nftables table this backend writes. Everything in it is
-// ours; nothing outside it is ever read or changed.
-const nftTable = "ovs_vnet"
-
-// Ruleset renders the whole of our table for the given networks as an `nft -f`
-// script that replaces the table atomically (nft applies a file as one
-// transaction). With no networks the table is removed.
+// Ruleset renders the whole of our inet table for the given networks and
+// routers as an `nft -f` script that replaces the table atomically (nft applies
+// a file as one transaction). With no networks the table is removed. The table
+// holds no per-port state, so re-rendering it on every network or router change
+// costs nothing per port; per-port rules live in the bridge table (ports.go).
 //
-// Isolation: a network's bridge may forward only to itself (br_netfilter sends
-// bridged IPv4 through the forward hook with iif = oif = the bridge), and from a
-// network the host answers only on that network's own gateway address.
-func Ruleset(prefix string, networks []model.Network) string {
+// Forward: a network's bridge forwards to itself (br_netfilter sends bridged
+// IPv4 through the forward hook with iif = oif = the bridge), to the bridges of
+// the networks a router joins it to, and — with masquerade — to any interface
+// that is not one of our bridges; replies of masqueraded connections come back.
+// Everything else from or to our bridges is dropped, while traffic between
+// interfaces that are not ours is left to whoever owns them (policy accept).
+//
+// Input: from a network the host answers on that network's gateway and the
+// gateways of the networks it routes to, plus the replies of connections.
+//
+// A bridge of our prefix that no network names (one that outlived its network,
+// or one a restarted daemon has not ensured yet) is cut off in both chains, so
+// a gap in what we know fails closed.
+//
+// Postrouting: a masquerade network's source is rewritten to the host's
+// address on the way out of an interface that is not ours; routed traffic
+// between networks keeps its source.
+func Ruleset(prefix string, networks []model.Network, routers []model.Router) string {
 	var b strings.Builder
 	// "add table" makes the delete valid when the table does not exist yet.
-	fmt.Fprintf(&b, "add table inet %s\ndelete table inet %s\n", nftTable, nftTable)
+	fmt.Fprintf(&b, "add table inet %s\ndelete table inet %s\n", hostnet.Table, hostnet.Table)
 	if len(networks) == 0 {
 		return b.String()
 	}
 	sorted := slices.SortedFunc(slices.Values(networks), func(a, b model.Network) int { return strings.Compare(a.Name, b.Name) })
-	fmt.Fprintf(&b, "table inet %s {\n", nftTable)
+	byName := map[string]model.Network{}
+	var all, masq []string
+	for _, n := range sorted {
+		byName[n.Name] = n
+		all = append(all, quote(model.BridgeName(prefix, n.Name)))
+		if n.Masquerade {
+			masq = append(masq, quote(model.BridgeName(prefix, n.Name)))
+		}
+	}
+	ours := "{ " + strings.Join(all, ", ") + " }"
+	peers := livePeers(routers, byName)
+
+	fmt.Fprintf(&b, "table inet %s {\n", hostnet.Table)
 	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
 	for _, n := range sorted {
-		br := model.BridgeName(prefix, n.Name)
-		fmt.Fprintf(&b, "\t\tiifname %q oifname %q accept comment %q\n", br, br, "network "+n.Name)
-		fmt.Fprintf(&b, "\t\tiifname %q drop\n\t\toifname %q drop\n", br, br)
+		br := quote(model.BridgeName(prefix, n.Name))
+		comment := quote("network " + n.Name)
+		fmt.Fprintf(&b, "\t\tiifname %s oifname %s accept comment %s\n", br, br, comment)
+		if ps := peers[n.Name]; len(ps) > 0 {
+			fmt.Fprintf(&b, "\t\tiifname %s oifname %s accept comment %s\n", br, bridgeSet(prefix, ps), quote("routes of "+n.Name))
+		}
+		if n.Masquerade {
+			fmt.Fprintf(&b, "\t\tiifname %s oifname != %s accept comment %s\n", br, ours, quote("masquerade "+n.Name))
+		}
+		fmt.Fprintf(&b, "\t\tiifname %s drop\n", br)
 	}
-	b.WriteString("\t}\n")
+	if len(masq) > 0 {
+		fmt.Fprintf(&b, "\t\toifname { %s } ct state established,related accept comment \"masquerade replies\"\n", strings.Join(masq, ", "))
+	}
+	fmt.Fprintf(&b, "\t\toifname %s drop\n", ours)
+	fmt.Fprintf(&b, "\t\tiifname %s drop comment \"unknown bridge\"\n", ourPattern(prefix))
+	fmt.Fprintf(&b, "\t\toifname %s drop comment \"unknown bridge\"\n\t}\n", ourPattern(prefix))
+
 	b.WriteString("\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
+	fmt.Fprintf(&b, "\t\tiifname %s ct state established,related accept\n", ours)
 	for _, n := range sorted {
-		fmt.Fprintf(&b, "\t\tiifname %q ip daddr != %s drop comment %q\n", model.BridgeName(prefix, n.Name), n.Gateway, "network "+n.Name)
+		gws := []string{n.Gateway.String()}
+		for _, p := range peers[n.Name] {
+			gws = append(gws, byName[p].Gateway.String())
+		}
+		fmt.Fprintf(&b, "\t\tiifname %s ip daddr { %s } accept comment %s\n",
+			quote(model.BridgeName(prefix, n.Name)), strings.Join(gws, ", "), quote("network "+n.Name))
 	}
-	b.WriteString("\t}\n}\n")
+	fmt.Fprintf(&b, "\t\tiifname %s drop\n", ours)
+	fmt.Fprintf(&b, "\t\tiifname %s drop comment \"unknown bridge\"\n\t}\n", ourPattern(prefix))
+
+	if len(masq) > 0 {
+		b.WriteString("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+		// The input interface is unknown at postrouting, so the subnet stands for
+		// the network, as in the classic `-s SUBNET ! -o BRIDGE -j MASQUERADE`.
+		for _, n := range sorted {
+			if n.Masquerade {
+				fmt.Fprintf(&b, "\t\tip saddr %s oifname != %s masquerade comment %s\n", n.Subnet.Masked(), ours, quote("network "+n.Name))
+			}
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
 	return b.String()
 }
 
-// applyRuleset loads an nft script.
-func applyRuleset(ctx context.Context, script string) error {
-	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("nft -f: %w: %s", err, bytes.TrimSpace(out.Bytes()))
+// livePeers is model.Peers restricted to networks that exist: a router may
+// outlive one of its networks for a moment while the controller deletes both.
+func livePeers(routers []model.Router, networks map[string]model.Network) map[string][]string {
+	peers := model.Peers(routers)
+	for n, ps := range peers {
+		if _, ok := networks[n]; !ok {
+			delete(peers, n)
+			continue
+		}
+		peers[n] = slices.DeleteFunc(ps, func(p string) bool { _, ok := networks[p]; return !ok })
 	}
-	return nil
+	return peers
 }
+
+// routing reports whether the host must forward IPv4 for these networks.
+func routing(networks []model.Network, routers []model.Router) bool {
+	byName := map[string]model.Network{}
+	for _, n := range networks {
+		if n.Masquerade {
+			return true
+		}
+		byName[n.Name] = n
+	}
+	for _, ps := range livePeers(routers, byName) {
+		if len(ps) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ourPattern matches every bridge name model.BridgeName can make with prefix.
+func ourPattern(prefix string) string {
+	name := model.BridgeName(prefix, "")
+	return quote(name[:min(len(prefix)+1, len(name))] + "*")
+}
+
+func bridgeSet(prefix string, networks []string) string {
+	names := make([]string, len(networks))
+	for i, n := range networks {
+		names[i] = quote(model.BridgeName(prefix, n))
+	}
+	return "{ " + strings.Join(names, ", ") + " }"
+}
+
+// quote makes an nft string literal. Names that reach here are our bridge and
+// port names, or interface names checked by validIfname: none holds a quote.
+func quote(s string) string { return `"` + s + `"` }

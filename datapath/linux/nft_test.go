@@ -13,34 +13,128 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
+var (
+	blue = model.Network{Name: "blue", Subnet: netip.MustParsePrefix("10.61.0.0/24"), Gateway: netip.MustParseAddr("10.61.0.1")}
+	red  = model.Network{Name: "red", Subnet: netip.MustParsePrefix("10.62.0.0/24"), Gateway: netip.MustParseAddr("10.62.0.254")}
+	// green masquerades; its subnet is written unmasked on purpose.
+	green = model.Network{Name: "green", Subnet: netip.MustParsePrefix("10.63.0.9/24"), Gateway: netip.MustParseAddr("10.63.0.1"), Masquerade: true}
+
+	web = model.Port{Name: "web-1", Network: "blue", Type: model.PortVeth, Netns: "web1", Ifname: "eth0",
+		IP: netip.MustParseAddr("10.61.0.5"), MAC: "02:aa:bb:cc:dd:01", HostIfname: model.HostIfname("web-1")}
+	vm = model.Port{Name: "vm", Network: "red", Type: model.PortTap, Ifname: "tap-vm.0",
+		IP: netip.MustParseAddr("10.62.0.7"), MAC: "02:aa:bb:cc:dd:02", HostIfname: "tap-vm.0"}
+)
+
 func TestRulesetGolden(t *testing.T) {
-	nets := []model.Network{
-		{Name: "red", Subnet: netip.MustParsePrefix("10.62.0.0/24"), Gateway: netip.MustParseAddr("10.62.0.254")},
-		{Name: "blue", Subnet: netip.MustParsePrefix("10.61.0.0/24"), Gateway: netip.MustParseAddr("10.61.0.1")},
-	}
 	for _, c := range []struct {
-		file string
-		nets []model.Network
-	}{{"testdata/two-networks.nft", nets}, {"testdata/empty.nft", nil}} {
-		got := Ruleset("vnbr", c.nets)
-		if *update {
-			if err := os.WriteFile(c.file, []byte(got), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(c.file)
+		file    string
+		nets    []model.Network
+		routers []model.Router
+	}{
+		{"testdata/two-networks.nft", []model.Network{red, blue}, nil},
+		{"testdata/empty.nft", nil, nil},
+		// The router names a network that is gone: it must not appear.
+		{"testdata/router-masquerade.nft", []model.Network{red, blue, green},
+			[]model.Router{{Name: "r1", Networks: []string{"blue", "green", "gone"}}}},
+	} {
+		golden(t, c.file, "", Ruleset("vnbr", c.nets, c.routers))
+	}
+}
+
+func TestPortRulesGolden(t *testing.T) {
+	attach := BridgeSkeleton()
+	for _, p := range []model.Port{web, vm} {
+		s, err := PortRules(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got != string(want) {
-			t.Errorf("%s: got\n%s\nwant\n%s", c.file, got, want)
+		attach += s
+	}
+	golden(t, "testdata/ports-attach.nft", "", attach)
+
+	// Detach must be valid on its own (nothing there) and after the attach.
+	detach, err := PortRulesDelete(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "testdata/ports-detach.nft", "", detach)
+	nftCheck(t, "attach then detach", attach+detach)
+
+	// Prune as a restarted daemon sees it: web is gone, vm stays, and an
+	// element of vm's name points at a stale chain.
+	have := bridgeTable{
+		elements: map[string]string{web.HostIfname: "port_web-1", vm.HostIfname: "port_vm", "vnetstale": "port_vm"},
+		chains:   []string{"port_vm", "port_web-1"},
+		counters: []string{"spoof_vm", "spoof_web-1"},
+	}
+	stale := "add element bridge ovs_vnet ports { \"vnetstale\" : jump port_vm }\n"
+	prune := PruneScript(have, []model.Port{vm}, 1)
+	golden(t, "testdata/ports-prune.nft", attach+stale, prune)
+	golden(t, "testdata/ports-prune-all.nft", attach, PruneScript(have, nil, 0))
+}
+
+func TestPortRulesRefuseUnsafeNames(t *testing.T) {
+	for _, p := range []model.Port{
+		{Name: "a", IP: web.IP, MAC: web.MAC, HostIfname: `ta"p`},
+		{Name: "a", IP: web.IP, MAC: web.MAC, HostIfname: ""},
+		{Name: "A;", IP: web.IP, MAC: web.MAC, HostIfname: "tap0"},
+		{Name: "a", IP: netip.MustParseAddr("fd00::1"), MAC: web.MAC, HostIfname: "tap0"},
+		{Name: "a", IP: web.IP, MAC: "nope", HostIfname: "tap0"},
+	} {
+		if s, err := PortRules(p); err == nil {
+			t.Errorf("PortRules(%+v) accepted:\n%s", p, s)
 		}
-		// nft itself is the judge of the syntax: check mode parses and
-		// validates against the kernel without changing anything.
-		cmd := exec.Command("nft", "-c", "-f", "-")
-		cmd.Stdin = strings.NewReader(got)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("nft -c rejects %s: %v\n%s", c.file, err, out)
+	}
+}
+
+func TestParseBridgeTable(t *testing.T) {
+	data := `{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "bridge", "name": "ovs_vnet"}},
+	{"counter": {"family": "bridge", "name": "spoof_web-1", "table": "ovs_vnet", "packets": 3, "bytes": 180}},
+	{"map": {"family": "bridge", "name": "ports", "table": "ovs_vnet", "type": "ifname", "map": "verdict",
+	  "elem": [["vnet0123", {"jump": {"target": "port_web-1"}}]]}},
+	{"chain": {"family": "bridge", "table": "ovs_vnet", "name": "prerouting", "hook": "prerouting"}},
+	{"chain": {"family": "bridge", "table": "ovs_vnet", "name": "port_web-1"}}]}`
+	got, err := parseBridgeTable([]byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.elements["vnet0123"] != "port_web-1" || len(got.elements) != 1 ||
+		len(got.chains) != 1 || got.chains[0] != "port_web-1" || len(got.counters) != 1 || got.counters[0] != "spoof_web-1" {
+		t.Errorf("parsed %+v", got)
+	}
+}
+
+// golden compares got with the file (rewritten under -update) and has nft
+// check the script, after before: the state it is meant to be applied to.
+func golden(t *testing.T, file, before, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
 		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s: got\n%s\nwant\n%s", file, got, want)
+	}
+	nftCheck(t, file, before+got)
+}
+
+// nftCheck has nft itself judge a script: check mode parses it and validates
+// it against the kernel as one transaction without committing. It runs in a
+// network namespace of its own that dies with the process, so whatever the
+// host's tables hold cannot make the check pass or fail.
+func nftCheck(t *testing.T, what, script string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("nft -c needs root")
+	}
+	cmd := exec.Command("unshare", "--net", "nft", "-c", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("nft -c rejects %s: %v\n%s\n%s", what, err, out, script)
 	}
 }

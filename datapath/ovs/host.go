@@ -3,7 +3,9 @@ package ovs
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -16,9 +18,15 @@ import (
 // The host side of masquerade. A masquerading network's traffic for the
 // outside leaves the bridge through its own (LOCAL) interface into the host's
 // IP stack, which routes it out and masquerades it; the replies come back the
-// same way. For that the LOCAL interface carries the gateway address of every
-// masquerading network (so the host has a connected route to each subnet), and
-// our nftables table keeps the host from doing anything else with it.
+// same way. For that the host has a route to each masquerading subnet through
+// the LOCAL interface — and no address in it: on the userspace datapath the
+// host stack also sees every frame of the ports' veth ends, and would answer
+// ARP for the gateway there in place of the flows. Our nftables table keeps
+// the host from doing anything else with the networks' traffic.
+
+// routeProtocol marks the routes we add (rtnetlink's protocol field), so
+// that we find — and remove — only ours.
+const routeProtocol = netlink.RouteProtocol(0x76)
 
 // HostRuleset renders our `inet ovs_vnet` table for the OVS backend as an
 // `nft -f` script that replaces it atomically; with no masquerading network
@@ -58,15 +66,18 @@ func HostRuleset(bridge string, networks []model.Network) string {
 	return b.String()
 }
 
-// syncHost makes the LOCAL interface and our nftables table match the
-// masquerading networks. Every IPv4 address on the integration bridge's own
-// interface is ours: the bridge is.
-func (b *Backend) syncHost(ctx context.Context, networks []model.Network) error {
-	want := map[string]*netlink.Addr{}
+// syncHost makes the host's routes through the LOCAL interface and our
+// nftables table match the masquerading networks.
+func (b *Backend) syncHost(ctx context.Context) error {
+	b.hostMu.Lock()
+	defer b.hostMu.Unlock()
+	b.mu.Lock()
+	networks := slices.Collect(maps.Values(b.state.networks))
+	b.mu.Unlock()
+	want := map[netip.Prefix]bool{}
 	for _, n := range networks {
 		if n.Masquerade {
-			a := &netlink.Addr{IPNet: &net.IPNet{IP: n.Gateway.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)}}
-			want[a.IPNet.String()] = a
+			want[n.Subnet] = true
 		}
 	}
 	if len(want) > 0 {
@@ -74,8 +85,8 @@ func (b *Backend) syncHost(ctx context.Context, networks []model.Network) error 
 			return err
 		}
 	}
-	if err := b.syncLocalAddrs(want); err != nil {
-		return fmt.Errorf("bridge interface %s: %w", b.bridge, err)
+	if err := b.syncRoutes(want); err != nil {
+		return fmt.Errorf("routes through %s: %w", b.bridge, err)
 	}
 	if err := hostnet.ApplyNft(ctx, HostRuleset(b.bridge, networks)); err != nil {
 		return fmt.Errorf("masquerade rules: %w", err)
@@ -83,31 +94,46 @@ func (b *Backend) syncHost(ctx context.Context, networks []model.Network) error 
 	return nil
 }
 
-func (b *Backend) syncLocalAddrs(want map[string]*netlink.Addr) error {
+func (b *Backend) syncRoutes(want map[netip.Prefix]bool) error {
 	l, err := netlink.LinkByName(b.bridge)
 	if err != nil {
 		return fmt.Errorf("look up: %w", err)
-	}
-	have, err := netlink.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
-		return fmt.Errorf("list addresses: %w", err)
-	}
-	for _, a := range have {
-		if _, ok := want[a.IPNet.String()]; !ok {
-			if err := netlink.AddrDel(l, &a); err != nil {
-				return fmt.Errorf("remove address %s: %w", a.IPNet, err)
-			}
-		}
-	}
-	for _, a := range want {
-		if err := netlink.AddrReplace(l, a); err != nil {
-			return fmt.Errorf("add address %s: %w", a.IPNet, err)
-		}
 	}
 	if len(want) > 0 && l.Attrs().Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(l); err != nil {
 			return fmt.Errorf("set up: %w", err)
 		}
 	}
+	have, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{LinkIndex: l.Attrs().Index, Protocol: routeProtocol},
+		netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range have {
+		p, ok := netipx(r.Dst)
+		if ok && want[p] {
+			delete(want, p)
+			continue
+		}
+		if err := netlink.RouteDel(&r); err != nil {
+			return fmt.Errorf("remove route %s: %w", r.Dst, err)
+		}
+	}
+	for p := range want {
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)},
+			Scope: netlink.SCOPE_LINK, Protocol: routeProtocol}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("add route %s: %w", p, err)
+		}
+	}
 	return nil
+}
+
+func netipx(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP.To4())
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a, ones), ok
 }

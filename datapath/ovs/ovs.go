@@ -25,6 +25,9 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 )
 
+// hostSyncTimeout bounds one sync of the host's routes and nftables table.
+const hostSyncTimeout = 30 * time.Second
+
 // External IDs on our OVS ports, so that ovs-vsctl shows whose port it is.
 const (
 	portKey    = "ovs-vnet-port"
@@ -41,12 +44,17 @@ type Backend struct {
 	pipeline     pipeline.Pipeline
 	flows        *reconcile.Manager
 	stopOpenFlow context.CancelFunc
+	log          *slog.Logger
 
 	// mu guards the state the flows are compiled from. The controller
 	// makes one change at a time; the lock is for the OpenFlow side, which
 	// compiles the whole state when the bridge (re)connects.
 	mu    sync.Mutex
 	state state
+	// hostMu serialises syncs of the host side, which the controller and a
+	// reconnecting bridge may ask for at once; each applies the state as it
+	// is when it holds the lock.
+	hostMu sync.Mutex
 	// primed: the state is complete (the first Prune has run). Until then
 	// a connecting bridge keeps the flows it has, which still forward.
 	primed bool
@@ -118,8 +126,9 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 		linkOpts: link.Options{TxChecksumOff: cfg.DatapathType == "netdev" && other["userspace-tso-enable"] != "true"},
 		pipeline: pipeline.Pipeline{Space: cookieSpace, HostMAC: hostMAC},
 		state:    newState(),
+		log:      cfg.Log,
 	}
-	b.flows = reconcile.NewManager(cookieSpace, b.desired, cfg.FlowMetrics, cfg.Log.With("component", "openflow"))
+	b.flows = reconcile.NewManager(cookieSpace, (*flowSource)(b), cfg.FlowMetrics, cfg.Log.With("component", "openflow"))
 	serveCtx, stop := context.WithCancel(context.Background())
 	b.stopOpenFlow = stop
 	go func() {
@@ -135,9 +144,13 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-// desired is the flow table of each bridge that connects to us: only our
-// integration bridge's is known, and only once the model is complete.
-func (b *Backend) desired(dpid uint64) (reconcile.Desired, bool) {
+// flowSource is the backend as the OpenFlow side sees it.
+type flowSource Backend
+
+// Desired is the flow table of each bridge that connects to us: only our
+// integration bridge's is known, and only once the state is complete.
+func (f *flowSource) Desired(dpid uint64) (reconcile.Desired, bool) {
+	b := (*Backend)(f)
 	if dpid != b.dpid {
 		return reconcile.Desired{}, false
 	}
@@ -148,11 +161,23 @@ func (b *Backend) desired(dpid uint64) (reconcile.Desired, bool) {
 	}
 	d, err := b.pipeline.Compile(b.state.model())
 	if err != nil {
-		// The model is checked as it is built; this is a bug, and syncing a
+		// The state is checked as it is built; this is a bug, and syncing a
 		// partial table would cut traffic.
+		b.log.Error("compile the pipeline", "err", err)
 		return reconcile.Desired{}, false
 	}
 	return d, true
+}
+
+// Synced restores the host side after the bridge (re)connected: a restarted
+// ovs-vswitchd makes the bridge's interface anew, without our routes.
+func (f *flowSource) Synced(dpid uint64) {
+	b := (*Backend)(f)
+	ctx, cancel := context.WithTimeout(context.Background(), hostSyncTimeout)
+	defer cancel()
+	if err := b.syncHost(ctx); err != nil {
+		b.log.Error("restore the host side of masquerade", "err", err)
+	}
 }
 
 func (b *Backend) waitConnected(ctx context.Context) error {
@@ -257,7 +282,7 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 		return err
 	}
 	b.prime(s)
-	if err := b.syncHost(ctx, s.Networks); err != nil {
+	if err := b.syncHost(ctx); err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
 	if err := b.flows.Sync(b.dpid); err != nil {

@@ -207,12 +207,12 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 
 func (b *Backend) syncHostIfMasquerade(ctx context.Context, n model.Network) error {
 	b.mu.Lock()
-	nets, primed := slices.Collect(maps.Values(b.state.networks)), b.primed
+	primed := b.primed
 	b.mu.Unlock()
 	if !n.Masquerade || !primed {
 		return nil
 	}
-	if err := b.syncHost(ctx, nets); err != nil {
+	if err := b.syncHost(ctx); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	return nil

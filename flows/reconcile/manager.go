@@ -20,7 +20,7 @@ const syncTimeout = 2 * time.Minute
 // after a restart of either side — is resynced by a diff, never wiped.
 type Manager struct {
 	space   CookieSpace
-	desired DesiredFunc
+	source  Source
 	metrics *Metrics
 	log     *slog.Logger
 
@@ -29,16 +29,22 @@ type Manager struct {
 	closed   bool
 }
 
-// DesiredFunc returns what a datapath should hold. ok is false while the
-// caller does not know yet (its state is still being loaded): a switch that
-// connects then is left as it is rather than synced to a partial state, which
-// would cut traffic that a restart must not touch.
-type DesiredFunc func(dpid uint64) (d Desired, ok bool)
+// Source tells a Manager what each switch should hold.
+type Source interface {
+	// Desired returns what a datapath should hold. ok is false while the
+	// source does not know yet (its state is still being loaded): a switch
+	// that connects then is left as it is rather than synced to a partial
+	// state, which would cut traffic that a restart must not touch. It must
+	// be safe for concurrent use.
+	Desired(dpid uint64) (d Desired, ok bool)
+	// Synced is told when a switch that (re)connected has been synced: the
+	// moment to restore what a restarted switch lost besides its flows.
+	Synced(dpid uint64)
+}
 
-// NewManager returns a manager; desired is called for each sync and must be
-// safe for concurrent use.
-func NewManager(space CookieSpace, desired DesiredFunc, metrics *Metrics, log *slog.Logger) *Manager {
-	return &Manager{space: space, desired: desired, metrics: metrics, log: log, switches: map[uint64]*Bridge{}}
+// NewManager returns a manager of the switches whose flows source describes.
+func NewManager(space CookieSpace, source Source, metrics *Metrics, log *slog.Logger) *Manager {
+	return &Manager{space: space, source: source, metrics: metrics, log: log, switches: map[uint64]*Bridge{}}
 }
 
 // Handle serves one session until it ends: it becomes the datapath's
@@ -61,7 +67,10 @@ func (m *Manager) Handle(c *ofconn.Conn) {
 	}
 	log := m.log.With("datapath", fmt.Sprintf("%016x", dpid))
 	go m.watchAsync(c, log)
-	if err := m.sync(b); err != nil && !errors.Is(err, errNotKnown) {
+	switch err := m.sync(b); {
+	case err == nil:
+		m.source.Synced(dpid)
+	case !errors.Is(err, errNotKnown):
 		log.Error("initial flow sync failed; closing the session so the switch reconnects", "err", err)
 		c.Close()
 	}
@@ -159,7 +168,7 @@ func (m *Manager) sync(b *Bridge) error {
 	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
 	defer cancel()
 	dpid := b.conn.DatapathID()
-	desired, ok := m.desired(dpid)
+	desired, ok := m.source.Desired(dpid)
 	if !ok {
 		return fmt.Errorf("datapath %016x: %w", dpid, errNotKnown)
 	}

@@ -27,7 +27,7 @@ func TestManagerResyncsAfterVswitchdRestart(t *testing.T) {
 	want := flowSet(1000, space.Value|1)
 	var log lockedBuffer
 	reg := prometheus.NewPedanticRegistry()
-	m := NewManager(space, func(uint64) (Desired, bool) { return Desired{Flows: want}, true }, NewMetrics(reg), slog.New(slog.NewTextHandler(&log, nil)))
+	m := NewManager(space, fixedSource{Flows: want}, NewMetrics(reg), slog.New(slog.NewTextHandler(&log, nil)))
 
 	var ln net.Listener
 	if err := testbed.InNetns(box.Netns, func() (err error) { ln, err = ofconn.Listen("tcp:127.0.0.1:0"); return err }); err != nil {
@@ -99,3 +99,9 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// fixedSource wants the same flows on every switch.
+type fixedSource Desired
+
+func (s fixedSource) Desired(uint64) (Desired, bool) { return Desired(s), true }
+func (fixedSource) Synced(uint64)                    {}
