@@ -51,6 +51,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME) ./flows/openflow
 	go test -run '^$$' -fuzz '^FuzzActions$$' -fuzztime $(FUZZTIME) ./flows/openflow
 	go test -run '^$$' -fuzz '^FuzzInstructions$$' -fuzztime $(FUZZTIME) ./flows/openflow
+	go test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./flows/pipeline
 
 # Each benchmark runs beside its baseline in the same run (DESIGN.md §7):
 # attach vs the by-hand ip + ovs-vsctl sequence, 100k flows vs ovs-ofctl --bundle.
