@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
@@ -50,7 +51,29 @@ type Controller struct {
 	routers  map[string]model.Router
 	ports    map[string]model.Port
 	pools    map[string]*ipam.Pool // by network name
+
+	// published is what readers that must not wait for a change in progress
+	// (readiness probes, metrics, the exporter) see: a copy made under mu
+	// after every change.
+	published atomic.Pointer[status]
 }
+
+// status is the controller as published for lock-free readers.
+type status struct {
+	backend                  datapath.Backend
+	notReady                 string
+	networks, routers, ports int
+}
+
+// publish makes the current state visible to lock-free readers; mu is held.
+// Mutating methods defer it right after taking the lock, so it runs before
+// the unlock whatever path they return by.
+func (c *Controller) publish() {
+	c.published.Store(&status{backend: c.backend, notReady: c.notReady,
+		networks: len(c.networks), routers: len(c.routers), ports: len(c.ports)})
+}
+
+func (c *Controller) status() *status { return c.published.Load() }
 
 // New loads the desired state from st. The controller serves reads at once and
 // changes once Run has connected a backend.
@@ -68,6 +91,7 @@ func New(st *store.Store, log *slog.Logger, m *Metrics) (*Controller, error) {
 	if err := c.load(); err != nil {
 		return nil, err
 	}
+	c.publish()
 	m.observe(c)
 	return c, nil
 }
@@ -145,6 +169,7 @@ func (c *Controller) Run(ctx context.Context, connect Connector) error {
 	<-ctx.Done()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	err := c.backend.Close()
 	c.backend, c.notReady = nil, "shutting down"
 	return err
@@ -169,6 +194,7 @@ func (c *Controller) connectAndReconcile(ctx context.Context, connect Connector)
 func (c *Controller) setNotReady(reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	c.notReady = reason
 }
 
@@ -180,6 +206,7 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	start := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	for _, n := range c.networks {
 		if err := b.EnsureNetwork(ctx, n); err != nil {
 			return fmt.Errorf("reconcile: %w", err)
@@ -216,23 +243,29 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	c.backend, c.notReady = b, ""
+	c.metrics.reconcileDuration.Observe(time.Since(start).Seconds())
 	c.log.Info("reconciled", "backend", b.Info().Backend, "networks", len(c.networks),
 		"routers", len(c.routers), "ports", len(c.ports), "ports_not_attached", broken, "took", time.Since(start))
 	return nil
 }
 
-// Ready returns nil when the controller can change the datapath, else why not.
+// Ready returns nil when the controller can change the datapath, else why
+// not. It does not wait for a change in progress.
 func (c *Controller) Ready() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.readyLocked()
+	return c.status().ready()
 }
 
+// readyLocked is Ready for a method that holds mu and is about to change
+// the datapath.
 func (c *Controller) readyLocked() error {
-	if c.backend == nil {
-		return fmt.Errorf("%w: %s", ErrNotReady, c.notReady)
+	return (&status{backend: c.backend, notReady: c.notReady}).ready()
+}
+
+func (s *status) ready() error {
+	if s.backend == nil {
+		return fmt.Errorf("%w: %s", ErrNotReady, s.notReady)
 	}
-	if err := c.backend.Ready(); err != nil {
+	if err := s.backend.Ready(); err != nil {
 		return fmt.Errorf("%w: %v", ErrNotReady, err)
 	}
 	return nil
@@ -240,12 +273,35 @@ func (c *Controller) readyLocked() error {
 
 // Info describes the backend in use; ok is false before one is connected.
 func (c *Controller) Info() (info datapath.Info, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.backend == nil {
+	b := c.status().backend
+	if b == nil {
 		return datapath.Info{}, false
 	}
-	return c.backend.Info(), true
+	return b.Info(), true
+}
+
+// PortStats returns the counters of every attached port (for the exporter).
+func (c *Controller) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
+	b := c.status().backend
+	if b == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotReady, c.status().notReady)
+	}
+	return b.PortStats(ctx)
+}
+
+// SwitchStats returns the OpenFlow switch's counters; ok is false when the
+// backend has none (Linux).
+func (c *Controller) SwitchStats(ctx context.Context) (s datapath.SwitchStats, ok bool, err error) {
+	b := c.status().backend
+	if b == nil {
+		return s, false, fmt.Errorf("%w: %s", ErrNotReady, c.status().notReady)
+	}
+	src, ok := b.(datapath.SwitchStatsSource)
+	if !ok {
+		return s, false, nil
+	}
+	s, err = src.SwitchStats(ctx)
+	return s, true, err
 }
 
 // Networks lists the networks by name.
@@ -273,6 +329,7 @@ func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.Net
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	if old, ok := c.networks[name]; ok {
 		if !old.SameSpec(n) {
 			return old, false, fmt.Errorf("%w: network %q exists with a different spec", ErrConflict, name)
@@ -326,6 +383,7 @@ func (c *Controller) freeNetworkID() (int, error) {
 func (c *Controller) DeleteNetwork(ctx context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	n, ok := c.networks[name]
 	if !ok {
 		return fmt.Errorf("%w: network %q", ErrNotFound, name)

@@ -71,6 +71,15 @@ func (f *fakeBackend) AttachPort(_ context.Context, _ model.Network, p model.Por
 	p.Ofport = len(f.ports)
 	return p, nil
 }
+func (f *fakeBackend) PortStats(context.Context) ([]datapath.PortStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var stats []datapath.PortStats
+	for name := range f.ports {
+		stats = append(stats, datapath.PortStats{Port: name, RxPackets: 1})
+	}
+	return stats, nil
+}
 func (f *fakeBackend) DetachPort(_ context.Context, _ model.Network, p model.Port) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -298,5 +307,35 @@ ovs_vnet_networks 1
 `
 	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), "ovs_vnet_networks"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadersDoNotWait: probes, metrics and stats read what the controller
+// published, so a change that holds the lock (an attach waiting on OVS) does
+// not stall them.
+func TestReadersDoNotWait(t *testing.T) {
+	f := newFixture(t)
+	f.c.mu.Lock()
+	defer f.c.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		if err := f.c.Ready(); err != nil {
+			done <- err
+			return
+		}
+		if _, err := f.reg.Gather(); err != nil {
+			done <- err
+			return
+		}
+		_, err := f.c.PortStats(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a reader waited for the controller's lock")
 	}
 }

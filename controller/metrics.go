@@ -13,7 +13,8 @@ type Metrics struct {
 }
 
 type metrics struct {
-	attachDuration prometheus.Histogram
+	attachDuration    prometheus.Histogram
+	reconcileDuration prometheus.Histogram
 }
 
 // NewMetrics creates the controller's metrics and registers them on reg.
@@ -24,8 +25,14 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Help:    "Time from the start of a port's datapath attach until it forwards.",
 			Buckets: []float64{0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10},
 		}),
+		reconcileDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ovs_vnet_reconcile_duration_seconds",
+			Help: "Time of a full reconcile of the desired state with the datapath (at start and after each reconnect).",
+			// From 10 ms (an empty host) to 10 minutes (thousands of ports to re-attach).
+			Buckets: []float64{0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 600},
+		}),
 	}
-	reg.MustRegister(m.attachDuration, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	reg.MustRegister(m.attachDuration, m.reconcileDuration, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "ovs_vnet_build_info",
 		Help:        "Build information; the value is always 1.",
 		ConstLabels: prometheus.Labels{"version": version},
@@ -33,29 +40,28 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 	return &Metrics{m: m, reg: reg}
 }
 
-// observe registers the gauges that read c.
+// observe registers the gauges that read c. They read what c published, so
+// a scrape never waits for a change in progress.
 func (m *Metrics) observe(c *Controller) {
-	count := func(f func() int) func() float64 {
-		return func() float64 {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			return float64(f())
-		}
-	}
-	ready := func() float64 {
-		if c.Ready() != nil {
-			return 0
-		}
-		return 1
+	gauge := func(name, help string, f func(s *status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(c.status()) })
 	}
 	m.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ovs_vnet_networks", Help: "Networks in the desired state."},
-			count(func() int { return len(c.networks) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ovs_vnet_routers", Help: "Routers in the desired state."},
-			count(func() int { return len(c.routers) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ovs_vnet_ports", Help: "Ports in the desired state."},
-			count(func() int { return len(c.ports) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ovs_vnet_ready", Help: "1 when the datapath is connected and reconciled."},
-			ready),
+		gauge("ovs_vnet_networks", "Networks in the desired state.", func(s *status) float64 { return float64(s.networks) }),
+		gauge("ovs_vnet_routers", "Routers in the desired state.", func(s *status) float64 { return float64(s.routers) }),
+		gauge("ovs_vnet_ports", "Ports in the desired state.", func(s *status) float64 { return float64(s.ports) }),
+		gauge("ovs_vnet_ready", "1 when the datapath is connected and reconciled.", func(s *status) float64 { return boolValue(s.ready() == nil) }),
+		gauge("ovs_vnet_ovsdb_connected", "1 while the OVS backend has its OVSDB session; 0 otherwise, and on the Linux backend.",
+			func(s *status) float64 {
+				db, ok := s.backend.(interface{ OVSDBConnected() bool })
+				return boolValue(ok && db.OVSDBConnected())
+			}),
 	)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -48,6 +48,7 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	n, ok := c.networks[p.Network]
 	if !ok {
 		return view, false, fmt.Errorf("%w: network %q", ErrNotFound, p.Network)
@@ -141,6 +142,7 @@ func (c *Controller) assignIP(n model.Network, p model.Port) (ip netip.Addr, err
 func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	p, ok := c.ports[name]
 	if !ok {
 		return fmt.Errorf("%w: port %q", ErrNotFound, name)

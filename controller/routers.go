@@ -53,6 +53,7 @@ func (c *Controller) PutRouter(ctx context.Context, name string, spec model.Rout
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	if err := c.networksExist(r.Networks); err != nil {
 		return r, false, err
 	}
@@ -136,6 +137,7 @@ func (c *Controller) freeRouterID() (int, error) {
 func (c *Controller) DeleteRouter(ctx context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	r, ok := c.routers[name]
 	if !ok {
 		return fmt.Errorf("%w: router %q", ErrNotFound, name)

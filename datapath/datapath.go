@@ -65,6 +65,9 @@ type Backend interface {
 	// name, and nothing else. It is called after every object of s has been
 	// ensured or attached.
 	Prune(ctx context.Context, s State) error
+	// PortStats returns the counters of every attached port, as one
+	// snapshot bounded by ctx (for the exporter).
+	PortStats(ctx context.Context) ([]PortStats, error)
 	Close() error
 }
 

@@ -48,8 +48,9 @@ const (
 // Client is one long-lived OVSDB connection with a monitor cache of the
 // Open_vSwitch, Bridge, Port, Interface and Controller tables.
 type Client struct {
-	lc      client.Client
-	changed *notifier
+	lc       client.Client
+	endpoint string
+	changed  *notifier
 	// closed ends the background reconnect loop; see reconnectBackoff.
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -76,7 +77,7 @@ func Dial(ctx context.Context, endpoint string, log *slog.Logger) (*Client, erro
 	if err != nil {
 		return nil, fmt.Errorf("dial ovsdb %q: build model: %w", endpoint, err)
 	}
-	c := &Client{changed: newNotifier(), closed: make(chan struct{})}
+	c := &Client{endpoint: endpoint, changed: newNotifier(), closed: make(chan struct{})}
 	h := minLevelHandler{Handler: log.With("ovsdb", endpoint).Handler(), min: libovsdbMinLevel}
 	lg := logr.FromSlogHandler(h).WithName("libovsdb")
 	c.lc, err = client.NewOVSDBClient(dbModel,
@@ -116,7 +117,9 @@ func (c *Client) connect(ctx context.Context) error {
 		client.WithTable(root, &root.Bridges, &root.OtherConfig),
 		client.WithTable(br, &br.Name, &br.Ports, &br.ExternalIDs, &br.FailMode, &br.Protocols, &br.DatapathType, &br.Controller, &br.DatapathID, &br.OtherConfig),
 		client.WithTable(port, &port.Name, &port.Interfaces, &port.Tag, &port.ExternalIDs),
-		client.WithTable(iface, &iface.Name, &iface.Type, &iface.Ofport, &iface.Error, &iface.ExternalIDs),
+		// statistics: ovs-vswitchd rewrites it every stats-update-interval
+		// (5 s by default, never less), for the exporter's port counters.
+		client.WithTable(iface, &iface.Name, &iface.Type, &iface.Ofport, &iface.Error, &iface.ExternalIDs, &iface.Statistics),
 		client.WithTable(ctl, &ctl.Target, &ctl.ExternalIDs),
 	)
 	if _, err := c.lc.Monitor(ctx, mon); err != nil {
@@ -135,6 +138,9 @@ func (c *Client) Close() {
 		c.lc.Close()
 	})
 }
+
+// Endpoint is the address the client was dialled with.
+func (c *Client) Endpoint() string { return c.endpoint }
 
 // Connected reports whether the client has a live connection.
 func (c *Client) Connected() bool {

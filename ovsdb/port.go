@@ -247,38 +247,56 @@ func (c *Client) OwnedPorts(bridge string) ([]Port, error) {
 }
 
 func (c *Client) ownedPorts(ctx context.Context, bridge string) ([]Port, error) {
-	br := &vswitch.Bridge{Name: bridge}
-	found, err := c.get(ctx, br)
-	if err != nil || !found {
-		return nil, errors.Join(err, errNotInCache(found))
-	}
 	var out []Port
-	for _, uuid := range br.Ports {
-		port := &vswitch.Port{UUID: uuid}
-		found, err := c.get(ctx, port)
-		if err != nil {
-			return nil, fmt.Errorf("read port %s: %w", uuid, err)
-		}
-		if !found || !owned(port.ExternalIDs) || port.Name == bridge {
-			continue
-		}
+	err := c.eachOwnedPort(ctx, bridge, func(port *vswitch.Port, iface *vswitch.Interface) {
 		p := Port{Name: port.Name, ExternalIDs: maps.Clone(port.ExternalIDs)}
 		if port.Tag != nil {
 			p.Tag = *port.Tag
 		}
-		if len(port.Interfaces) > 0 {
-			iface := &vswitch.Interface{UUID: port.Interfaces[0]}
-			if _, err := c.get(ctx, iface); err != nil {
-				return nil, fmt.Errorf("read interface %s: %w", iface.UUID, err)
-			}
-			if iface.Ofport != nil {
-				p.Ofport = *iface.Ofport
-			}
+		if iface != nil && iface.Ofport != nil {
+			p.Ofport = *iface.Ofport
 		}
 		out = append(out, p)
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Port) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// eachOwnedPort calls f, in the bridge's order, with every port on the
+// bridge that carries OwnerKey, except the bridge's own local port, and with
+// the port's first interface (nil when it has none or the cache lacks it).
+func (c *Client) eachOwnedPort(ctx context.Context, bridge string, f func(*vswitch.Port, *vswitch.Interface)) error {
+	br := &vswitch.Bridge{Name: bridge}
+	found, err := c.get(ctx, br)
+	if err != nil || !found {
+		return errors.Join(err, errNotInCache(found))
+	}
+	for _, uuid := range br.Ports {
+		port := &vswitch.Port{UUID: uuid}
+		found, err := c.get(ctx, port)
+		if err != nil {
+			return fmt.Errorf("read port %s: %w", uuid, err)
+		}
+		if !found || !owned(port.ExternalIDs) || port.Name == bridge {
+			continue
+		}
+		var iface *vswitch.Interface
+		if len(port.Interfaces) > 0 {
+			iface = &vswitch.Interface{UUID: port.Interfaces[0]}
+			found, err := c.get(ctx, iface)
+			if err != nil {
+				return fmt.Errorf("read interface %s: %w", iface.UUID, err)
+			}
+			if !found {
+				iface = nil
+			}
+		}
+		f(port, iface)
+	}
+	return nil
 }
 
 // ownedBridge reads a bridge that must exist and be ours.

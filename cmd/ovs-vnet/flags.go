@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 )
 
 // config is the daemon's command line (DESIGN.md §2).
@@ -21,6 +22,9 @@ type config struct {
 	tokenFile      string
 	logLevel       string
 	logFormat      string
+	vswitchdCtl    string
+	portMetrics    bool
+	scrapeTimeout  time.Duration
 }
 
 // parseFlags reads args; every flag not given there falls back to the
@@ -39,6 +43,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the API bearer token; required when --listen is not loopback")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.vswitchdCtl, "vswitchd-ctl", "auto", "ovs-vswitchd's control socket, read for datapath metrics: auto (found beside the --ovsdb unix socket) or a path")
+	fs.BoolVar(&c.portMetrics, "port-metrics", true, "export per-port series; per-network sums are exported either way (turn off on hosts with very many ports)")
+	fs.DurationVar(&c.scrapeTimeout, "scrape-timeout", 5*time.Second, "deadline of each metrics source within one scrape of /metrics")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

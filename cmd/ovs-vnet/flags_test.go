@@ -20,8 +20,22 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"extra"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Fatal("stray argument accepted")
 	}
-	if _, err := parseFlags(nil, func(string) string { return "x" }, io.Discard); err != nil {
+	typed := map[string]bool{"OVS_VNET_PORT_METRICS": true, "OVS_VNET_SCRAPE_TIMEOUT": true}
+	if _, err := parseFlags(nil, func(k string) string {
+		if typed[k] {
+			return ""
+		}
+		return "x"
+	}, io.Discard); err != nil {
 		t.Fatalf("string flags take any env value: %v", err)
+	}
+	env = map[string]string{"OVS_VNET_PORT_METRICS": "false", "OVS_VNET_SCRAPE_TIMEOUT": "2s"}
+	if c, err = parseFlags(nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.portMetrics || c.scrapeTimeout.Seconds() != 2 {
+		t.Fatalf("typed flags from env: %+v, %v", c, err)
+	}
+	env = map[string]string{"OVS_VNET_PORT_METRICS": "maybe"}
+	if _, err := parseFlags(nil, func(k string) string { return env[k] }, io.Discard); err == nil || !strings.Contains(err.Error(), "OVS_VNET_PORT_METRICS") {
+		t.Fatalf("a bad typed env value: %v", err)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/backend"
+	"github.com/ovs-vnet/ovs-vnet/exporter"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 )
 
@@ -62,6 +63,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(exporter.New(ctl, exporter.Options{PerPort: cfg.portMetrics, Timeout: cfg.scrapeTimeout, Log: log}))
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -86,7 +88,7 @@ func run() error {
 	connect := func(ctx context.Context) (datapath.Backend, error) {
 		return backend.Open(ctx, backend.Config{
 			Kind: cfg.backend, OVSDB: cfg.ovsdb, Bridge: cfg.bridge, DatapathType: cfg.datapathType,
-			OpenFlowListen: cfg.openflowListen, FlowMetrics: flowMetrics, Log: log,
+			OpenFlowListen: cfg.openflowListen, VswitchdCtl: cfg.vswitchdCtl, FlowMetrics: flowMetrics, Log: log,
 		})
 	}
 	ran := make(chan error, 1)

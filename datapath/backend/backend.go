@@ -27,7 +27,10 @@ type Config struct {
 	FlowMetrics    *reconcile.Metrics
 	Bridge         string // integration bridge (OVS) or bridge-name prefix (Linux)
 	DatapathType   string // auto, system or netdev
-	Log            *slog.Logger
+	// VswitchdCtl is ovs-vswitchd's control socket, read for datapath
+	// metrics: "auto" finds it beside a unix: OVSDB socket at each read.
+	VswitchdCtl string
+	Log         *slog.Logger
 }
 
 // Open connects the backend cfg names. "auto" picks OVS when the OVSDB endpoint
@@ -58,11 +61,21 @@ func openOVS(ctx context.Context, cfg Config) (datapath.Backend, error) {
 		return nil, err
 	}
 	b, err := ovs.New(ctx, db, ovs.Config{
-		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen, FlowMetrics: cfg.FlowMetrics, Log: cfg.Log,
+		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen,
+		VswitchdCtl: vswitchdCtl(cfg.VswitchdCtl), FlowMetrics: cfg.FlowMetrics, Log: cfg.Log,
 	})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+// vswitchdCtl maps the flag to ovs.Config's convention: "" finds the socket
+// at each read, so a restarted ovs-vswitchd (a new pid, a new name) is found.
+func vswitchdCtl(flag string) string {
+	if flag == "auto" {
+		return ""
+	}
+	return flag
 }

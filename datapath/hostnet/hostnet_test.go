@@ -14,9 +14,7 @@ import (
 // TestInNamespace runs everything in a namespace of its own: what it changes
 // (a table, ip_forward) must not reach the machine's own stack.
 func TestInNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root: the test creates a network namespace")
 	ns := testbed.UniqueName("vnt-hn-")
 	testbed.Run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })

@@ -80,9 +80,7 @@ func (h *hostBed) spoofDrops(b *Backend, port string) uint64 {
 }
 
 func TestLinuxBackendReachability(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	h := &hostBed{t: t, ns: newNetns(t, "vnt-lh-"), ctx: ctx}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/model"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -129,9 +131,7 @@ func golden(t *testing.T, file, before, got string) {
 // host's tables hold cannot make the check pass or fail.
 func nftCheck(t *testing.T, what, script string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("nft -c needs root")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root: nft -c needs it")
 	cmd := exec.Command("unshare", "--net", "nft", "-c", "-f", "-")
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -80,13 +80,16 @@ func (b *Backend) syncHost(ctx context.Context) error {
 			want[n.Subnet] = true
 		}
 	}
-	if len(want) > 0 {
+	// The routes come first: they need the bridge's interface, so a call in
+	// the wrong network namespace fails before it changes anything.
+	masquerade := len(want) > 0
+	if err := b.syncRoutes(want); err != nil {
+		return fmt.Errorf("routes through %s: %w", b.bridge, err)
+	}
+	if masquerade {
 		if err := hostnet.EnableForwarding(); err != nil {
 			return err
 		}
-	}
-	if err := b.syncRoutes(want); err != nil {
-		return fmt.Errorf("routes through %s: %w", b.bridge, err)
 	}
 	if err := hostnet.ApplyNft(ctx, HostRuleset(b.bridge, networks)); err != nil {
 		return fmt.Errorf("masquerade rules: %w", err)

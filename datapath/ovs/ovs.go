@@ -44,6 +44,7 @@ type Backend struct {
 	pipeline     pipeline.Pipeline
 	flows        *reconcile.Manager
 	stopOpenFlow context.CancelFunc
+	vswitchdCtl  string
 	log          *slog.Logger
 
 	// mu guards the state the flows are compiled from. The controller
@@ -82,8 +83,12 @@ type Config struct {
 	Bridge         string
 	DatapathType   string // system or netdev
 	OpenFlowListen string // the controller address the bridge connects to
-	FlowMetrics    *reconcile.Metrics
-	Log            *slog.Logger
+	// VswitchdCtl is ovs-vswitchd's control socket, for the datapath
+	// statistics; "" finds it anew on each read with FindVswitchdCtl from
+	// the OVSDB endpoint (which must then be unix:PATH).
+	VswitchdCtl string
+	FlowMetrics *reconcile.Metrics
+	Log         *slog.Logger
 }
 
 // New makes sure the integration bridge exists as configured, with the daemon
@@ -123,10 +128,11 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 		db: db, bridge: cfg.Bridge, datapathType: cfg.DatapathType, dpid: dpid,
 		// The userspace datapath without userspace TSO cannot take packets whose
 		// checksum the sender left to offload (DESIGN.md §6).
-		linkOpts: link.Options{TxChecksumOff: cfg.DatapathType == "netdev" && other["userspace-tso-enable"] != "true"},
-		pipeline: pipeline.Pipeline{Space: cookieSpace, HostMAC: hostMAC},
-		state:    newState(),
-		log:      cfg.Log,
+		linkOpts:    link.Options{TxChecksumOff: cfg.DatapathType == "netdev" && other["userspace-tso-enable"] != "true"},
+		pipeline:    pipeline.Pipeline{Space: cookieSpace, HostMAC: hostMAC},
+		state:       newState(),
+		vswitchdCtl: cfg.VswitchdCtl,
+		log:         cfg.Log,
 	}
 	b.flows = reconcile.NewManager(cookieSpace, (*flowSource)(b), cfg.FlowMetrics, cfg.Log.With("component", "openflow"))
 	serveCtx, stop := context.WithCancel(context.Background())
@@ -208,6 +214,10 @@ func (b *Backend) Ready() error {
 	}
 	return nil
 }
+
+// OVSDBConnected reports whether the OVSDB session is up (for the
+// ovs_vnet_ovsdb_connected gauge).
+func (b *Backend) OVSDBConnected() bool { return b.db.Connected() }
 
 // Close implements datapath.Backend. The flows stay on the bridge (fail_mode
 // secure), so ports keep forwarding.

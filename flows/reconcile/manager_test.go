@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
@@ -105,3 +106,11 @@ type fixedSource Desired
 
 func (s fixedSource) Desired(uint64) (Desired, bool) { return Desired(s), true }
 func (fixedSource) Synced(uint64)                    {}
+
+func TestManagerMultipartNotConnected(t *testing.T) {
+	m := NewManager(space, fixedSource{}, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	_, err := m.Multipart(context.Background(), 0xb0, &openflow.MultipartRequest{Body: &openflow.TableStatsRequest{}})
+	if err == nil || !strings.Contains(err.Error(), "not connected") {
+		t.Fatalf("Multipart without a session: err = %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -121,4 +122,17 @@ func InNetns(path string, f func() error) error {
 	}
 	runtime.UnlockOSThread()
 	return ferr
+}
+
+// Need skips the test when a prerequisite is missing — except under CI=true,
+// where a missing prerequisite fails the run instead of hiding a test.
+func Need(tb testing.TB, ok bool, what string) {
+	tb.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("missing prerequisite under CI: %s", what)
+	}
+	tb.Skipf("missing prerequisite: %s", what)
 }

@@ -1,0 +1,249 @@
+package ovs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/ovs/unixctl"
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
+)
+
+// ErrSpoofCountersUnavailable marks a PortStats whose per-port counters came
+// from OVSDB but whose anti-spoofing drop counts could not be read from the
+// bridge (its OpenFlow session is down): every SpoofedPackets is then 0.
+var ErrSpoofCountersUnavailable = errors.New("anti-spoofing drop counters unavailable")
+
+// PortStats implements datapath.Backend: every port of ours on the
+// integration bridge, with its Interface statistics from the OVSDB monitor
+// cache (which ovs-vswitchd refreshes every stats-update-interval, 5 s by
+// default and never faster) and the packets its anti-spoofing flow dropped,
+// from one flow statistics request. When only the latter fails, the ports
+// come back with SpoofedPackets 0 and an error that wraps
+// ErrSpoofCountersUnavailable.
+func (b *Backend) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
+	rows, err := b.db.PortStatistics(ctx, b.bridge)
+	if err != nil {
+		return nil, fmt.Errorf("port stats: %w", err)
+	}
+	out := make([]datapath.PortStats, 0, len(rows))
+	for _, r := range rows {
+		name := r.ExternalIDs[portKey]
+		if name == "" {
+			continue // ours, but not an attached port
+		}
+		out = append(out, datapath.PortStats{
+			Port: name, Network: r.ExternalIDs[networkKey],
+			RxPackets: r.Counter("rx_packets"), TxPackets: r.Counter("tx_packets"),
+			RxBytes: r.Counter("rx_bytes"), TxBytes: r.Counter("tx_bytes"),
+			RxDropped: r.Counter("rx_dropped"), TxDropped: r.Counter("tx_dropped"),
+			RxErrors: r.Counter("rx_errors"), TxErrors: r.Counter("tx_errors"),
+		})
+	}
+	spoofed, err := b.spoofedByPort(ctx)
+	if err != nil {
+		return out, fmt.Errorf("port stats: %w: %w", ErrSpoofCountersUnavailable, err)
+	}
+	for i := range out {
+		out[i].SpoofedPackets = spoofed[out[i].Port]
+	}
+	return out, nil
+}
+
+// spoofedByPort reads the per-port anti-spoofing drops (table spoof_guard,
+// the priority DropReason calls spoofed, in_port=OFPORT) and names each by
+// the port that has that ofport in the state the flows are compiled from.
+func (b *Backend) spoofedByPort(ctx context.Context) (map[string]uint64, error) {
+	flows, err := b.flowStats(ctx, pipeline.TableSpoofGuard)
+	if err != nil {
+		return nil, err
+	}
+	byOfport := map[uint32]uint64{}
+	for i := range flows {
+		f := &flows[i]
+		if reason, ok := pipeline.DropReason(f.TableID, f.Priority); !ok || reason != pipeline.DropSpoofed || len(f.Instructions) != 0 {
+			continue
+		}
+		if port, ok := inPort(f.Match); ok {
+			byOfport[port] += f.PacketCount
+		}
+	}
+	out := make(map[string]uint64, len(byOfport))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ports := range b.state.ports {
+		for name, p := range ports {
+			if n, ok := byOfport[uint32(p.Ofport)]; ok && p.Ofport > 0 {
+				out[name] = n
+			}
+		}
+	}
+	return out, nil
+}
+
+// inPort is the exact in_port a match requires, if it requires one.
+func inPort(m openflow.Match) (uint32, bool) {
+	for _, f := range m.Fields {
+		if f.Class == openflow.OXMClassOpenFlow && f.Field == 0 && f.Mask == nil && len(f.Value) == 4 {
+			return binary.BigEndian.Uint32(f.Value), true
+		}
+	}
+	return 0, false
+}
+
+// flowStats asks the integration bridge for our flows (our cookie space) in
+// table, or in every table for openflow.TableAll.
+func (b *Backend) flowStats(ctx context.Context, table uint8) ([]openflow.FlowStats, error) {
+	reply, err := b.flows.Multipart(ctx, b.dpid, &openflow.MultipartRequest{Body: &openflow.FlowStatsRequest{
+		TableID: table, OutPort: openflow.PortAny, OutGroup: openflow.GroupAny,
+		Cookie: cookieSpace.Value, CookieMask: cookieSpace.Mask,
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("flow statistics: %w", err)
+	}
+	body, ok := reply.Body.(*openflow.FlowStatsReply)
+	if !ok {
+		return nil, fmt.Errorf("flow statistics: reply of type %d", reply.Body.MultipartType())
+	}
+	return body.Stats, nil
+}
+
+// SwitchStats implements datapath.SwitchStatsSource: the datapaths' flow
+// caches from ovs-vswitchd's control socket (dpctl/show), the pipeline's
+// OpenFlow tables (one table statistics request) and the packets of our
+// drop flows by reason (one flow statistics request). Each part that fails
+// is left empty and its error joined into the result's, so a scrape serves
+// what it could read.
+func (b *Backend) SwitchStats(ctx context.Context) (datapath.SwitchStats, error) {
+	var s datapath.SwitchStats
+	var errs []error
+	var err error
+	if s.Datapaths, err = b.datapathStats(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if s.Tables, err = b.tableStats(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if s.Drops, err = b.dropStats(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return s, fmt.Errorf("switch stats: %w", err)
+	}
+	return s, nil
+}
+
+func (b *Backend) datapathStats(ctx context.Context) ([]datapath.DatapathStats, error) {
+	ctl := b.vswitchdCtl
+	if ctl == "" {
+		// Looked up anew each time: a restarted ovs-vswitchd has a new
+		// pid, so a new socket name.
+		var err error
+		if ctl, err = FindVswitchdCtl(b.db.Endpoint()); err != nil {
+			return nil, fmt.Errorf("datapath stats: %w", err)
+		}
+	}
+	text, err := unixctl.Call(ctx, ctl, "dpctl/show")
+	if err != nil {
+		return nil, fmt.Errorf("datapath stats: %w", err)
+	}
+	dps, err := ParseDpctlShow(text)
+	if err != nil {
+		return nil, fmt.Errorf("datapath stats: %w", err)
+	}
+	return dps, nil
+}
+
+func (b *Backend) tableStats(ctx context.Context) ([]datapath.TableStats, error) {
+	reply, err := b.flows.Multipart(ctx, b.dpid, &openflow.MultipartRequest{Body: &openflow.TableStatsRequest{}})
+	if err != nil {
+		return nil, fmt.Errorf("table stats: %w", err)
+	}
+	body, ok := reply.Body.(*openflow.TableStatsReply)
+	if !ok {
+		return nil, fmt.Errorf("table stats: reply of type %d", reply.Body.MultipartType())
+	}
+	byTable := make(map[uint8]openflow.TableStats, len(body.Stats))
+	for _, t := range body.Stats {
+		byTable[t.TableID] = t
+	}
+	var out []datapath.TableStats
+	for _, st := range pipeline.Stages() {
+		t, ok := byTable[st.Table]
+		if !ok {
+			continue
+		}
+		out = append(out, datapath.TableStats{
+			Table: st.Table, Name: st.Name,
+			ActiveFlows: uint64(t.ActiveCount), Lookups: t.LookupCount, Matches: t.MatchedCount,
+		})
+	}
+	return out, nil
+}
+
+// dropStats sums our drop flows by reason. Every reason of the pipeline is
+// listed, in the pipeline's order, also when no flow of it exists now.
+func (b *Backend) dropStats(ctx context.Context) ([]datapath.DropStats, error) {
+	flows, err := b.flowStats(ctx, openflow.TableAll)
+	if err != nil {
+		return nil, fmt.Errorf("drop stats: %w", err)
+	}
+	var out []datapath.DropStats
+	index := map[string]int{}
+	for _, st := range pipeline.Stages() {
+		for _, prio := range slices.Sorted(maps.Keys(st.Drops)) {
+			reason := st.Drops[prio]
+			if _, ok := index[reason]; !ok {
+				index[reason] = len(out)
+				out = append(out, datapath.DropStats{Reason: reason})
+			}
+		}
+	}
+	for i := range flows {
+		f := &flows[i]
+		reason, ok := pipeline.DropReason(f.TableID, f.Priority)
+		if !ok || len(f.Instructions) != 0 {
+			continue
+		}
+		d := &out[index[reason]]
+		d.Packets += f.PacketCount
+		d.Bytes += f.ByteCount
+	}
+	return out, nil
+}
+
+// FindVswitchdCtl finds ovs-vswitchd's control socket the way ovs-appctl
+// does by default: in the run directory, which is the directory of a unix
+// OVSDB endpoint (unix:DIR/db.sock), ovs-vswitchd.pid holds the pid and
+// the socket is ovs-vswitchd.PID.ctl. A TCP endpoint says nothing about
+// where vswitchd runs: its socket must then be configured.
+func FindVswitchdCtl(ovsdbEndpoint string) (string, error) {
+	sock, ok := strings.CutPrefix(ovsdbEndpoint, "unix:")
+	if !ok {
+		return "", fmt.Errorf("find ovs-vswitchd control socket: OVSDB endpoint %q is not unix:PATH; configure the socket's path", ovsdbEndpoint)
+	}
+	dir := filepath.Dir(sock)
+	pidfile := filepath.Join(dir, "ovs-vswitchd.pid")
+	raw, err := os.ReadFile(pidfile)
+	if err != nil {
+		return "", fmt.Errorf("find ovs-vswitchd control socket: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || pid <= 0 {
+		return "", fmt.Errorf("find ovs-vswitchd control socket: %s does not hold a pid: %q", pidfile, strings.TrimSpace(string(raw)))
+	}
+	ctl := filepath.Join(dir, fmt.Sprintf("ovs-vswitchd.%d.ctl", pid))
+	if _, err := os.Stat(ctl); err != nil {
+		return "", fmt.Errorf("find ovs-vswitchd control socket: %w", err)
+	}
+	return ctl, nil
+}

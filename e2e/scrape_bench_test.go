@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+)
+
+// scrapePorts is how many ports the scrape benchmark attaches first.
+const scrapePorts = 1000
+
+// BenchmarkScrape times GET /metrics with scrapePorts ports attached (tap
+// devices: the exporter's cost does not depend on the port type) and reports
+// the daemon's CPU time per scrape, from /proc. Attaching is not timed.
+func BenchmarkScrape(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		args func(b *testing.B, hostNS string) []string
+	}{
+		{"ovs", func(b *testing.B, hostNS string) []string {
+			box := testbed.StartSandbox(b, repoRoot, hostNS)
+			return []string{"--backend", "ovs", "--ovsdb", "unix:" + box.DBSock, "--bridge", "br-vnet"}
+		}},
+		{"linux", func(*testing.B, string) []string { return []string{"--backend", "linux", "--bridge", "vnbr"} }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			hostNS := newNetns(b, "vnt-host-")
+			d := startDaemon(b, hostNS, append(bc.args(b, hostNS), "--log-level", "warn")...)
+			d.must("PUT", "/v1/networks/bench", `{"subnet":"10.84.0.0/20"}`, 201, nil)
+			for i := range scrapePorts {
+				d.must("PUT", fmt.Sprintf("/v1/ports/t%d", i), fmt.Sprintf(`{"network":"bench","type":"tap","ifname":"vt%d"}`, i), 201, nil)
+			}
+			d.do("GET", "/metrics", nil) // warm: the first scrape allocates the caches
+			cpu := cpuTime(b, d.cmd.Process.Pid)
+			b.ResetTimer()
+			for range b.N {
+				if code, body := d.do("GET", "/metrics", nil); code != 200 || !strings.Contains(string(body), `port="t999"`) {
+					b.Fatalf("/metrics: %d", code)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime(b, d.cmd.Process.Pid)-cpu).Microseconds())/float64(b.N)/1000, "cpu-ms/scrape")
+		})
+	}
+}
+
+// cpuTime is the user plus system CPU time of process pid.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command (which may hold spaces) start after ")".
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("parse /proc/%d/stat: %v %v", pid, err1, err2)
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks
+}
