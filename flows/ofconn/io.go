@@ -238,10 +238,12 @@ func (c *Conn) Barrier(ctx context.Context) error {
 	return err
 }
 
-// SendBatch sends messages that expect no reply, then a barrier, and returns
-// the first error the switch answered any of them with (a *RequestError),
-// so a caller learns which of its flow-mods failed. Errors arrive before the
-// barrier's reply: the switch answers in order.
+// SendBatch sends messages, then a barrier, and returns the first error the
+// switch answered any of them with (a *RequestError), so a caller learns
+// which of its flow-mods failed. Errors arrive before the barrier's reply:
+// the switch answers in order. Replies that are not errors (a bundle's open
+// reply) are accepted, so that a request can lead a batch instead of costing
+// a round trip of its own.
 func (c *Conn) SendBatch(ctx context.Context, msgs []openflow.Message) error {
 	calls := make([]*call, len(msgs))
 	xids := make([]uint32, len(msgs))
@@ -267,7 +269,9 @@ func (c *Conn) SendBatch(ctx context.Context, msgs []openflow.Message) error {
 	for i, p := range calls {
 		select {
 		case r := <-p.result:
-			return fmt.Errorf("message %d (%s): %w", i, msgs[i].Type(), r.err)
+			if r.err != nil {
+				return fmt.Errorf("message %d (%s): %w", i, msgs[i].Type(), r.err)
+			}
 		default:
 		}
 	}

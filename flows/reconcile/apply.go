@@ -112,18 +112,22 @@ func (b *Bridge) Dump(ctx context.Context) (Installed, error) {
 
 // Apply sends msgs as one atomic, ordered bundle. Any message the switch
 // refuses — at add time or at commit — leaves the table as it was.
+//
+// Two round trips: the bundle's open, its messages and a barrier go as one
+// batch (the switch handles a connection's messages in order, so the adds
+// find the bundle open, and a failed open fails them too), then the commit.
+// The barrier is what makes a bad message spoil the bundle: OVS would commit
+// the rest of a bundle whose add it refused.
 func (b *Bridge) Apply(ctx context.Context, msgs []openflow.Message) error {
 	start := time.Now()
 	id := b.bundleID.Add(1)
 	const flags = openflow.BundleAtomic | openflow.BundleOrdered
-	if err := b.control(ctx, id, openflow.BundleOpenRequest, openflow.BundleOpenReply, flags); err != nil {
-		return fmt.Errorf("open bundle %d: %w", id, err)
+	batch := make([]openflow.Message, 0, len(msgs)+1)
+	batch = append(batch, &openflow.BundleControl{BundleID: id, CtrlType: openflow.BundleOpenRequest, Flags: flags})
+	for _, m := range msgs {
+		batch = append(batch, &openflow.BundleAdd{BundleID: id, Flags: flags, Message: m})
 	}
-	adds := make([]openflow.Message, len(msgs))
-	for i, m := range msgs {
-		adds[i] = &openflow.BundleAdd{BundleID: id, Flags: flags, Message: m}
-	}
-	if err := b.conn.SendBatch(ctx, adds); err != nil {
+	if err := b.conn.SendBatch(ctx, batch); err != nil {
 		// Best effort: the switch also drops an open bundle when the session ends.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
