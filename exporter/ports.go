@@ -105,14 +105,19 @@ func (c *portsCollector) collect(ctx context.Context) ([]prometheus.Metric, erro
 	}
 	out := make([]prometheus.Metric, 0, n)
 	if c.perPort {
-		for _, s := range current {
+		// One allocation for all the port series rather than three per
+		// series (the metric, its dto.Counter and its value).
+		counters := make([]counter, len(current)*nCounters)
+		for j, s := range current {
 			v := countersOf(s)
 			// The port's nine series share one set of label pairs: with
 			// thousands of ports, building them per series is most of a
 			// scrape's allocations.
 			labels := []*dto.LabelPair{{Name: &c.labelNames[0], Value: &s.Network}, {Name: &c.labelNames[1], Value: &s.Port}}
 			for i := range nCounters {
-				out = append(out, &counter{desc: c.port[i], labels: labels, value: float64(v[i])})
+				m := &counters[j*nCounters+i]
+				m.desc, m.labels, m.value = c.port[i], labels, float64(v[i])
+				out = append(out, m)
 			}
 		}
 	}
@@ -193,19 +198,21 @@ func (c *portsCollector) fold(stats []datapath.PortStats) (map[string]portCounte
 }
 
 // counter is a const counter whose label pairs are given, already sorted, and
-// may be shared (the registry and the encoders only read them).
+// may be shared (the registry and the encoders only read them, and so they
+// only read the dto.Counter Write points into the counter itself).
 type counter struct {
 	desc   *prometheus.Desc
 	labels []*dto.LabelPair
 	value  float64
+	dto    dto.Counter
 }
 
 func (m *counter) Desc() *prometheus.Desc { return m.desc }
 
 func (m *counter) Write(out *dto.Metric) error {
-	v := m.value
+	m.dto.Value = &m.value
 	out.Label = m.labels
-	out.Counter = &dto.Counter{Value: &v}
+	out.Counter = &m.dto
 	return nil
 }
 

@@ -2,6 +2,7 @@ package linux
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
@@ -17,9 +20,9 @@ import (
 )
 
 // PortStats implements datapath.Backend with one netlink link dump and one
-// `nft -j list counters`, whatever the number of ports: a scrape of a host
-// with a thousand ports must not fork a thousand processes. The two run side
-// by side, since nft is a process of its own.
+// nftables netlink dump of the spoof counters, whatever the number of ports:
+// a scrape of a host with a thousand ports must not fork a thousand
+// processes (nor even one, see readSpoofCounters). The two run side by side.
 //
 // A port is a link whose alias marks it as ours; its network is the one named
 // by the alias of the bridge it is enslaved to, so the numbers come from what
@@ -52,7 +55,7 @@ func (b *Backend) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
 		defer close(listed)
 		links, listErr = h.LinkList()
 	}()
-	// nft is started from this thread for the same reason.
+	// The counters' socket is opened from this thread for the same reason.
 	spoofed, err := readSpoofCounters(ctx)
 	<-listed
 	if listErr != nil {
@@ -100,18 +103,104 @@ func portStats(links []netlink.Link, spoofed map[string]uint64) []datapath.PortS
 }
 
 // readSpoofCounters returns the packets of every port's spoof counter, by
-// port name. No table means no port has rules yet: every count is zero.
+// port name, from one nftables netlink dump of the counter objects of table
+// `bridge ovs_vnet` (NFT_MSG_GETOBJ; what `nft -j list counters table bridge
+// ovs_vnet` asks the kernel, without the process: with a thousand ports nft
+// took some 40 ms to fetch and print the whole table). No table means no port
+// has rules yet: every count is zero. The socket is opened on the calling
+// thread, so it reads the namespace this call acts on.
 func readSpoofCounters(ctx context.Context) (map[string]uint64, error) {
-	data, err := hostnet.ListNft(ctx, "counters", "table", "bridge", hostnet.Table)
-	if errors.Is(err, hostnet.ErrNotExist) {
-		return map[string]uint64{}, nil
-	}
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("read spoof counters: %w", err)
 	}
-	return parseSpoofCounters(data)
+	s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, fmt.Errorf("read spoof counters: netfilter netlink socket: %w", err)
+	}
+	defer s.Close()
+	timeout := 5 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	if err := errors.Join(s.SetSendTimeout(&tv), s.SetReceiveTimeout(&tv)); err != nil {
+		return nil, fmt.Errorf("read spoof counters: %w", err)
+	}
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETOBJ, unix.NLM_F_DUMP)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: {Socket: s}}
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.NFPROTO_BRIDGE, Version: nl.NFNETLINK_V0})
+	// The kernel filters the dump by table and object type.
+	req.AddData(nl.NewRtAttr(unix.NFTA_OBJ_TABLE, nl.ZeroTerminated(hostnet.Table)))
+	req.AddData(nl.NewRtAttr(unix.NFTA_OBJ_TYPE, binary.BigEndian.AppendUint32(nil, unix.NFT_OBJECT_COUNTER)))
+	out := map[string]uint64{}
+	var parseErr error
+	err = req.ExecuteIter(unix.NETLINK_NETFILTER, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWOBJ, func(msg []byte) bool {
+		if parseErr == nil {
+			parseErr = parseSpoofCounterMsg(msg, out)
+		}
+		return true
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return map[string]uint64{}, nil
+	}
+	if err = errors.Join(err, parseErr); err != nil {
+		return nil, fmt.Errorf("read spoof counters: %w", err)
+	}
+	return out, nil
 }
 
+// parseSpoofCounterMsg adds one NFT_MSG_NEWOBJ message (nfgenmsg, then the
+// object's attributes) to out when it is a spoof counter of our table.
+func parseSpoofCounterMsg(msg []byte, out map[string]uint64) error {
+	if len(msg) < nl.SizeofNfgenmsg {
+		return fmt.Errorf("parse nft object: short message (%d bytes)", len(msg))
+	}
+	// The family and table are checked because the kernel's filter is
+	// best effort on old kernels; only our counters may count.
+	if msg[0] != unix.NFPROTO_BRIDGE {
+		return nil
+	}
+	attrs, err := nl.ParseRouteAttr(msg[nl.SizeofNfgenmsg:])
+	if err != nil {
+		return fmt.Errorf("parse nft object: %w", err)
+	}
+	var table, name string
+	var typ uint32
+	var data []byte
+	for _, a := range attrs {
+		switch a.Attr.Type & nlaTypeMask {
+		case unix.NFTA_OBJ_TABLE:
+			table = unix.ByteSliceToString(a.Value)
+		case unix.NFTA_OBJ_NAME:
+			name = unix.ByteSliceToString(a.Value)
+		case unix.NFTA_OBJ_TYPE:
+			if len(a.Value) == 4 {
+				typ = binary.BigEndian.Uint32(a.Value)
+			}
+		case unix.NFTA_OBJ_DATA:
+			data = a.Value
+		}
+	}
+	port, ok := strings.CutPrefix(name, spoofCounterPx)
+	if table != hostnet.Table || typ != unix.NFT_OBJECT_COUNTER || !ok {
+		return nil
+	}
+	counter, err := nl.ParseRouteAttr(data)
+	if err != nil {
+		return fmt.Errorf("parse nft counter %s: %w", name, err)
+	}
+	var packets uint64
+	for _, a := range counter {
+		if a.Attr.Type&nlaTypeMask == unix.NFTA_COUNTER_PACKETS && len(a.Value) == 8 {
+			packets = binary.BigEndian.Uint64(a.Value)
+		}
+	}
+	out[port] = packets
+	return nil
+}
+
+// parseSpoofCounters reads the same counters from `nft -j list counters`
+// output; the tests compare it with the netlink dump.
 func parseSpoofCounters(data []byte) (map[string]uint64, error) {
 	var list struct {
 		Nftables []struct {
@@ -140,3 +229,7 @@ func parseSpoofCounters(data []byte) (map[string]uint64, error) {
 	}
 	return out, nil
 }
+
+// nlaTypeMask strips the nested and byte-order flags off an attribute type
+// (NLA_TYPE_MASK in linux/netlink.h).
+const nlaTypeMask = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)

@@ -2,6 +2,7 @@ package linux
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
@@ -33,6 +36,40 @@ func TestParseSpoofCounters(t *testing.T) {
 	}
 	if _, err := parseSpoofCounters([]byte(`{"nftables": [`)); err == nil {
 		t.Error("truncated JSON accepted")
+	}
+}
+
+// TestParseSpoofCounterMsg feeds NFT_MSG_NEWOBJ messages as the kernel
+// builds them: only counters named spoof_* of table bridge ovs_vnet count.
+func TestParseSpoofCounterMsg(t *testing.T) {
+	msg := func(family uint8, table, name string, typ uint32, packets uint64) []byte {
+		b := (&nl.Nfgenmsg{NfgenFamily: family, Version: nl.NFNETLINK_V0}).Serialize()
+		b = append(b, nl.NewRtAttr(unix.NFTA_OBJ_TABLE, nl.ZeroTerminated(table)).Serialize()...)
+		b = append(b, nl.NewRtAttr(unix.NFTA_OBJ_NAME, nl.ZeroTerminated(name)).Serialize()...)
+		b = append(b, nl.NewRtAttr(unix.NFTA_OBJ_TYPE, binary.BigEndian.AppendUint32(nil, typ)).Serialize()...)
+		data := nl.NewRtAttr(unix.NFTA_OBJ_DATA|unix.NLA_F_NESTED, nil)
+		data.AddRtAttr(unix.NFTA_COUNTER_BYTES, binary.BigEndian.AppendUint64(nil, packets*60))
+		data.AddRtAttr(unix.NFTA_COUNTER_PACKETS, binary.BigEndian.AppendUint64(nil, packets))
+		return append(b, data.Serialize()...)
+	}
+	got := map[string]uint64{}
+	for _, m := range [][]byte{
+		msg(unix.NFPROTO_BRIDGE, hostnet.Table, "spoof_web-1", unix.NFT_OBJECT_COUNTER, 7),
+		msg(unix.NFPROTO_BRIDGE, hostnet.Table, "spoof_vm", unix.NFT_OBJECT_COUNTER, 0),
+		msg(unix.NFPROTO_BRIDGE, hostnet.Table, "other", unix.NFT_OBJECT_COUNTER, 9),
+		msg(unix.NFPROTO_BRIDGE, "elsewhere", "spoof_y", unix.NFT_OBJECT_COUNTER, 9),
+		msg(unix.NFPROTO_BRIDGE, hostnet.Table, "spoof_q", 2, 9), // a quota
+		msg(unix.NFPROTO_INET, hostnet.Table, "spoof_x", unix.NFT_OBJECT_COUNTER, 9),
+	} {
+		if err := parseSpoofCounterMsg(m, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 2 || got["web-1"] != 7 || got["vm"] != 0 {
+		t.Errorf("parsed %v, want web-1:7 vm:0", got)
+	}
+	if err := parseSpoofCounterMsg([]byte{7}, got); err == nil {
+		t.Error("short message accepted")
 	}
 }
 

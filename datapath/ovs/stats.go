@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs/unixctl"
@@ -27,12 +28,21 @@ var ErrSpoofCountersUnavailable = errors.New("anti-spoofing drop counters unavai
 // integration bridge, with its Interface statistics from the OVSDB monitor
 // cache (which ovs-vswitchd refreshes every stats-update-interval, 5 s by
 // default and never faster) and the packets its anti-spoofing flow dropped,
-// from one flow statistics request. When only the latter fails, the ports
-// come back with SpoofedPackets 0 and an error that wraps
-// ErrSpoofCountersUnavailable.
+// from one flow statistics request (shared with a SwitchStats under way, see
+// ourFlows), sent before the cache is read so that the two overlap. When only
+// the latter fails, the ports come back with SpoofedPackets 0 and an error
+// that wraps ErrSpoofCountersUnavailable.
 func (b *Backend) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
+	var spoofed map[string]uint64
+	var spoofErr error
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		spoofed, spoofErr = b.spoofedByPort(ctx)
+	}()
 	rows, err := b.db.PortStatistics(ctx, b.bridge)
 	if err != nil {
+		<-read
 		return nil, fmt.Errorf("port stats: %w", err)
 	}
 	out := make([]datapath.PortStats, 0, len(rows))
@@ -49,9 +59,9 @@ func (b *Backend) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
 			RxErrors: r.Counter("rx_errors"), TxErrors: r.Counter("tx_errors"),
 		})
 	}
-	spoofed, err := b.spoofedByPort(ctx)
-	if err != nil {
-		return out, fmt.Errorf("port stats: %w: %w", ErrSpoofCountersUnavailable, err)
+	<-read
+	if spoofErr != nil {
+		return out, fmt.Errorf("port stats: %w: %w", ErrSpoofCountersUnavailable, spoofErr)
 	}
 	for i := range out {
 		out[i].SpoofedPackets = spoofed[out[i].Port]
@@ -63,14 +73,14 @@ func (b *Backend) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
 // the priority DropReason calls spoofed, in_port=OFPORT) and names each by
 // the port that has that ofport in the state the flows are compiled from.
 func (b *Backend) spoofedByPort(ctx context.Context) (map[string]uint64, error) {
-	flows, err := b.flowStats(ctx, pipeline.TableSpoofGuard)
+	flows, err := b.ourFlows(ctx)
 	if err != nil {
 		return nil, err
 	}
 	byOfport := map[uint32]uint64{}
 	for i := range flows {
 		f := &flows[i]
-		if reason, ok := pipeline.DropReason(f.TableID, f.Priority); !ok || reason != pipeline.DropSpoofed || len(f.Instructions) != 0 {
+		if reason, ok := b.dropReasons.of(f.TableID, f.Priority); !ok || reason != pipeline.DropSpoofed || len(f.Instructions) != 0 {
 			continue
 		}
 		if port, ok := inPort(f.Match); ok {
@@ -90,6 +100,32 @@ func (b *Backend) spoofedByPort(ctx context.Context) (map[string]uint64, error) 
 	return out, nil
 }
 
+// dropReasonTable is pipeline.DropReason as a lookup table: DropReason
+// builds the pipeline's stages anew on each call, and a scrape asks it once
+// per flow (thousands of them with a thousand ports).
+type dropReasonTable [256]map[uint16]string
+
+// newDropReasonTable builds the table; the stages are fixed, so a backend
+// builds it once.
+func newDropReasonTable() *dropReasonTable {
+	var t dropReasonTable
+	seen := [256]bool{}
+	for _, st := range pipeline.Stages() {
+		if seen[st.Table] { // DropReason: the first stage of a table wins
+			continue
+		}
+		seen[st.Table] = true
+		t[st.Table] = st.Drops
+	}
+	return &t
+}
+
+// of is pipeline.DropReason(table, priority).
+func (t *dropReasonTable) of(table uint8, priority uint16) (string, bool) {
+	r, ok := t[table][priority]
+	return r, ok
+}
+
 // inPort is the exact in_port a match requires, if it requires one.
 func inPort(m openflow.Match) (uint32, bool) {
 	for _, f := range m.Fields {
@@ -98,6 +134,48 @@ func inPort(m openflow.Match) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// flowDump is a dump of all our flows under way; Backend.dump holds it only
+// while it runs.
+type flowDump struct {
+	done  chan struct{}
+	flows []openflow.FlowStats // read only: shared by every caller
+	err   error
+}
+
+// ourFlows returns the statistics of all our flows (every table). A caller
+// that asks while another's dump is under way gets that dump's answer: the
+// exporter takes PortStats and SwitchStats at the same time, and both read
+// the same flows (the per-port spoof drops are drop flows too), so with a
+// thousand ports ovs-vswitchd dumps some 7,000 flows once rather than those
+// and the 4,000 of table spoof_guard again. The flows returned are shared
+// and must not be modified.
+func (b *Backend) ourFlows(ctx context.Context) ([]openflow.FlowStats, error) {
+	b.dumpMu.Lock()
+	d := b.dump
+	if d == nil {
+		d = &flowDump{done: make(chan struct{})}
+		b.dump = d
+		b.dumpMu.Unlock()
+		d.flows, d.err = b.flowStats(ctx, openflow.TableAll)
+		b.dumpMu.Lock()
+		b.dump = nil
+		b.dumpMu.Unlock()
+		close(d.done)
+		return d.flows, d.err
+	}
+	b.dumpMu.Unlock()
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("flow statistics: %w", ctx.Err())
+	}
+	if d.err != nil && ctx.Err() == nil && (errors.Is(d.err, context.Canceled) || errors.Is(d.err, context.DeadlineExceeded)) {
+		// The dump ended with its caller's context, not ours.
+		return b.flowStats(ctx, openflow.TableAll)
+	}
+	return d.flows, d.err
 }
 
 // flowStats asks the integration bridge for our flows (our cookie space) in
@@ -123,20 +201,18 @@ func (b *Backend) flowStats(ctx context.Context, table uint8) ([]openflow.FlowSt
 // drop flows by reason (one flow statistics request). Each part that fails
 // is left empty and its error joined into the result's, so a scrape serves
 // what it could read.
+//
+// The three requests go out at once: ovs-vswitchd answers them one after the
+// other, but the round trips and our decoding of each overlap.
 func (b *Backend) SwitchStats(ctx context.Context) (datapath.SwitchStats, error) {
 	var s datapath.SwitchStats
-	var errs []error
-	var err error
-	if s.Datapaths, err = b.datapathStats(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if s.Tables, err = b.tableStats(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if s.Drops, err = b.dropStats(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	var errs [3]error
+	var wg sync.WaitGroup
+	wg.Go(func() { s.Datapaths, errs[0] = b.datapathStats(ctx) })
+	wg.Go(func() { s.Tables, errs[1] = b.tableStats(ctx) })
+	wg.Go(func() { s.Drops, errs[2] = b.dropStats(ctx) })
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
 		return s, fmt.Errorf("switch stats: %w", err)
 	}
 	return s, nil
@@ -193,7 +269,7 @@ func (b *Backend) tableStats(ctx context.Context) ([]datapath.TableStats, error)
 // dropStats sums our drop flows by reason. Every reason of the pipeline is
 // listed, in the pipeline's order, also when no flow of it exists now.
 func (b *Backend) dropStats(ctx context.Context) ([]datapath.DropStats, error) {
-	flows, err := b.flowStats(ctx, openflow.TableAll)
+	flows, err := b.ourFlows(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("drop stats: %w", err)
 	}
@@ -208,9 +284,10 @@ func (b *Backend) dropStats(ctx context.Context) ([]datapath.DropStats, error) {
 			}
 		}
 	}
+	reasons := b.dropReasons
 	for i := range flows {
 		f := &flows[i]
-		reason, ok := pipeline.DropReason(f.TableID, f.Priority)
+		reason, ok := reasons.of(f.TableID, f.Priority)
 		if !ok || len(f.Instructions) != 0 {
 			continue
 		}

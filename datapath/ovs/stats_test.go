@@ -201,3 +201,24 @@ func TestSandboxStats(t *testing.T) {
 		t.Fatalf("datapath stats after a vswitchd restart: %v", err)
 	}
 }
+
+// TestDropReasonsTable: the lookup table the scrape uses says what
+// pipeline.DropReason says, for every table and every priority in use.
+func TestDropReasonsTable(t *testing.T) {
+	prios := map[uint16]bool{0: true, 1: true, 65535: true}
+	for _, st := range pipeline.Stages() {
+		for p := range st.Drops {
+			prios[p], prios[p+1] = true, true
+		}
+	}
+	reasons := newDropReasonTable()
+	for table := range 256 {
+		for p := range prios {
+			wantR, wantOK := pipeline.DropReason(uint8(table), p)
+			gotR, gotOK := reasons.of(uint8(table), p)
+			if gotR != wantR || gotOK != wantOK {
+				t.Errorf("table %d priority %d: %q %v, want %q %v", table, p, gotR, gotOK, wantR, wantOK)
+			}
+		}
+	}
+}
