@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
+	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -79,6 +80,7 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	if p.IP, err = c.assignIP(n, p); err != nil {
 		return view, false, err
 	}
+	fault.Point("attach-after-ipam")
 
 	// Intent first: a crash from here on finds the record at restart, and the
 	// reconcile either completes the port or the user deletes it — nothing is
@@ -87,6 +89,7 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 		c.pools[n.Name].Release(p.IP)
 		return view, false, err
 	}
+	fault.Point("attach-after-store-intent")
 	start := time.Now()
 	attached, err := c.backend.AttachPort(ctx, n, p)
 	if err != nil {
@@ -97,6 +100,7 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 		return view, false, err
 	}
 	c.metrics.attachDuration.Observe(time.Since(start).Seconds())
+	fault.Point("attach-before-store-ofport")
 	if attached != p {
 		if err := c.store.PutPort(attached); err != nil {
 			return view, false, err
@@ -153,9 +157,11 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	if err := c.backend.DetachPort(ctx, c.networks[p.Network], p); err != nil {
 		return err
 	}
+	fault.Point("detach-before-store-delete")
 	if err := c.store.DeletePort(name); err != nil {
 		return err
 	}
+	fault.Point("detach-after-store-delete")
 	c.pools[p.Network].Release(p.IP)
 	delete(c.ports, name)
 	return nil

@@ -6,6 +6,8 @@
 #   hack/ovs-sandbox.sh up DIR [--netns NAME]
 #   hack/ovs-sandbox.sh down DIR
 #   hack/ovs-sandbox.sh env DIR
+#   hack/ovs-sandbox.sh restart-vswitchd DIR   # also after it was killed (crash test)
+#   hack/ovs-sandbox.sh restart-ovsdb DIR      # same conf.db; also after it was killed
 #
 # Files under DIR (fixed names, other code relies on them):
 #   db.sock               OVSDB socket (punix), the only remote ovsdb-server serves
@@ -35,6 +37,7 @@ usage() {
 usage: ovs-sandbox.sh up DIR [--netns NAME] [--no-tso]
        ovs-sandbox.sh down DIR
        ovs-sandbox.sh restart-vswitchd DIR
+       ovs-sandbox.sh restart-ovsdb DIR
        ovs-sandbox.sh env DIR      # eval "$(ovs-sandbox.sh env DIR)"; ovs-vsctl show
 EOF
 	exit 2
@@ -345,12 +348,41 @@ cmd_restart_vswitchd() {
 	[[ $# -eq 1 ]] || usage
 	DIR=$(realpath -e -- "$1")
 	take_lock
-	is_up || die "$DIR is not up"
+	# vswitchd itself may be gone: a test killed it to stand for a crash.
+	our_pid ovsdb-server >/dev/null || die "$DIR is not up (no ovsdb-server)"
 	NETNS=
 	[[ -f $DIR/netns ]] && NETNS=$(<"$DIR/netns")
 	rm -f "$DIR"/ovs-vswitchd.*.ctl
 	stop_daemon ovs-vswitchd exit || die "could not stop ovs-vswitchd"
 	start_vswitchd
+	ready_line
+}
+
+# Restarts ovsdb-server alone on the same conf.db, as an upgrade or a crash
+# would (a test may have killed it first): bridges and ports stay in the
+# database, ovs-vswitchd and other clients must reconnect by themselves.
+cmd_restart_ovsdb() {
+	[[ $# -eq 1 ]] || usage
+	DIR=$(realpath -e -- "$1")
+	take_lock
+	[[ -f $DIR/conf.db ]] || die "$DIR has no conf.db"
+	NETNS=
+	[[ -f $DIR/netns ]] && NETNS=$(<"$DIR/netns")
+	rm -f "$DIR"/ovsdb-server.*.ctl
+	stop_daemon ovsdb-server exit || true
+	rm -f "$DIR/db.sock" "$DIR/ovsdb-server.ctl"
+	start_daemon ovsdb-server "$DIR/conf.db" -vconsole:err \
+		--remote="punix:$DIR/db.sock" \
+		--unixctl="$DIR/ovsdb-server.ctl" \
+		--pidfile="$DIR/ovsdb-server.pid" \
+		--log-file="$DIR/ovsdb-server.log" \
+		--detach --no-chdir
+	link_ctl ovsdb-server
+	local deadline=$((SECONDS + READY_TIMEOUT))
+	until vsctl --no-wait get Open_vSwitch . other_config >/dev/null 2>&1; do
+		((SECONDS < deadline)) || die "ovsdb-server not ready after ${READY_TIMEOUT}s"
+		sleep 0.1
+	done
 	ready_line
 }
 
@@ -392,6 +424,7 @@ main() {
 	down) cmd_down "$@" ;;
 	env) cmd_env "$@" ;;
 	restart-vswitchd) cmd_restart_vswitchd "$@" ;;
+	restart-ovsdb) cmd_restart_ovsdb "$@" ;;
 	*) usage ;;
 	esac
 }

@@ -73,6 +73,7 @@ func Dial(ctx context.Context, endpoint string, log *slog.Logger) (*Client, erro
 		vswitch.PortTable:        &vswitch.Port{},
 		vswitch.InterfaceTable:   &vswitch.Interface{},
 		vswitch.ControllerTable:  &vswitch.Controller{},
+		vswitch.SSLTable:         &vswitch.SSL{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial ovsdb %q: build model: %w", endpoint, err)
@@ -113,14 +114,16 @@ func (c *Client) connect(ctx context.Context) error {
 		DeleteFunc: func(string, model.Model) { wake() },
 	})
 	root, br, port, iface, ctl := &vswitch.OpenvSwitch{}, &vswitch.Bridge{}, &vswitch.Port{}, &vswitch.Interface{}, &vswitch.Controller{}
+	ssl := &vswitch.SSL{}
 	mon := c.lc.NewMonitor(
-		client.WithTable(root, &root.Bridges, &root.OtherConfig),
+		client.WithTable(root, &root.Bridges, &root.OtherConfig, &root.SSL),
 		client.WithTable(br, &br.Name, &br.Ports, &br.ExternalIDs, &br.FailMode, &br.Protocols, &br.DatapathType, &br.Controller, &br.DatapathID, &br.OtherConfig),
 		client.WithTable(port, &port.Name, &port.Interfaces, &port.Tag, &port.ExternalIDs),
 		// statistics: ovs-vswitchd rewrites it every stats-update-interval
 		// (5 s by default, never less), for the exporter's port counters.
 		client.WithTable(iface, &iface.Name, &iface.Type, &iface.Ofport, &iface.Error, &iface.ExternalIDs, &iface.Statistics),
 		client.WithTable(ctl, &ctl.Target, &ctl.ExternalIDs),
+		client.WithTable(ssl, &ssl.PrivateKey, &ssl.Certificate, &ssl.CaCert, &ssl.ExternalIDs),
 	)
 	if _, err := c.lc.Monitor(ctx, mon); err != nil {
 		return fmt.Errorf("start monitor: %w", err)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -20,6 +22,11 @@ type config struct {
 	listen         string
 	stateDir       string
 	tokenFile      string
+	tlsCert        string
+	tlsKey         string
+	openflowCert   string
+	openflowKey    string
+	openflowCA     string
 	logLevel       string
 	logFormat      string
 	vswitchdCtl    string
@@ -37,8 +44,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.ovsdb, "ovsdb", "unix:/var/run/openvswitch/db.sock", "OVSDB endpoint: unix:PATH or tcp:HOST:PORT")
 	fs.StringVar(&c.bridge, "bridge", "br-vnet", "integration bridge (ovs) or bridge-name prefix (linux)")
 	fs.StringVar(&c.datapathType, "datapath-type", "auto", "OVS datapath type: auto (system with the kernel module, else netdev), system or netdev")
-	fs.StringVar(&c.openflowListen, "openflow-listen", "tcp:127.0.0.1:6653", "OpenFlow controller address the OVS bridge connects to: tcp:HOST:PORT")
-	fs.StringVar(&c.listen, "listen", "127.0.0.1:9476", "address of the REST API, /metrics, /healthz and /readyz")
+	fs.StringVar(&c.openflowListen, "openflow-listen", "tcp:127.0.0.1:6653", "OpenFlow controller address the OVS bridge connects to: tcp:HOST:PORT (loopback only) or ssl:HOST:PORT (with --openflow-cert, --openflow-key, --openflow-ca)")
+	fs.StringVar(&c.openflowCert, "openflow-cert", "", "PEM certificate of the ssl: OpenFlow listener; also the switch's own unless OVS's SSL row was set by someone else")
+	fs.StringVar(&c.openflowKey, "openflow-key", "", "PEM private key of --openflow-cert")
+	fs.StringVar(&c.openflowCA, "openflow-ca", "", "PEM CA certificate that must have signed the switch's certificate (and, for OVS, ours)")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:9476", "address of the REST API, /metrics, /healthz and /readyz: HOST:PORT or unix:PATH (a socket of mode 0660)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve the API over HTTPS; with --tls-key")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/ovs-vnet", "directory of the desired-state database")
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the API bearer token; required when --listen is not loopback")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -63,18 +75,80 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			}
 		}
 	})
-	return c, envErr
+	if envErr != nil {
+		return c, envErr
+	}
+	return c, c.validate()
+}
+
+// validate checks the flags that only make sense together, and makes the
+// OpenFlow TLS files absolute: ovs-vswitchd reads them from its own
+// working directory.
+func (c *config) validate() error {
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	ssl := strings.HasPrefix(c.openflowListen, "ssl:")
+	files := []*string{&c.openflowCert, &c.openflowKey, &c.openflowCA}
+	given := 0
+	for _, f := range files {
+		if *f != "" {
+			given++
+		}
+	}
+	switch {
+	case ssl && given != len(files):
+		return fmt.Errorf("--openflow-listen %s needs --openflow-cert, --openflow-key and --openflow-ca", c.openflowListen)
+	case !ssl && given > 0:
+		return fmt.Errorf("--openflow-cert, --openflow-key and --openflow-ca are for an ssl: --openflow-listen, not %s", c.openflowListen)
+	}
+	for _, f := range files {
+		if *f == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*f)
+		if err != nil {
+			return err
+		}
+		*f = abs
+	}
+	if network, addr, _ := strings.Cut(c.openflowListen, ":"); network == "tcp" && !isLoopback(addr) {
+		return fmt.Errorf("--openflow-listen %s is not a loopback address: anyone who reaches it could pose as the switch; use ssl:HOST:PORT with --openflow-cert, --openflow-key and --openflow-ca", c.openflowListen)
+	}
+	return nil
+}
+
+// unixSocket is the path of a unix:PATH --listen, "" for HOST:PORT.
+func (c config) unixSocket() string {
+	if path, ok := strings.CutPrefix(c.listen, "unix:"); ok {
+		return path
+	}
+	return ""
+}
+
+// isLoopback reports whether HOST:PORT names a loopback host.
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // token reads the bearer token and enforces the rule that a non-loopback
 // listener never runs without one.
 func (c config) token() (string, error) {
 	if c.tokenFile == "" {
-		host, _, err := net.SplitHostPort(c.listen)
-		if err != nil {
+		// A unix socket reaches only local users that its mode (0660) and
+		// directory let in: as local as loopback.
+		if c.unixSocket() != "" {
+			return "", nil
+		}
+		if _, _, err := net.SplitHostPort(c.listen); err != nil {
 			return "", fmt.Errorf("--listen %q: %w", c.listen, err)
 		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !isLoopback(c.listen) {
 			return "", fmt.Errorf("--listen %s is not a loopback address: refusing to serve without --token-file", c.listen)
 		}
 		return "", nil

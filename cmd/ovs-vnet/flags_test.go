@@ -20,7 +20,9 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"extra"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Fatal("stray argument accepted")
 	}
-	typed := map[string]bool{"OVS_VNET_PORT_METRICS": true, "OVS_VNET_SCRAPE_TIMEOUT": true}
+	// Typed flags, and the OpenFlow TLS files that only go with an ssl: target.
+	typed := map[string]bool{"OVS_VNET_PORT_METRICS": true, "OVS_VNET_SCRAPE_TIMEOUT": true,
+		"OVS_VNET_OPENFLOW_CERT": true, "OVS_VNET_OPENFLOW_KEY": true, "OVS_VNET_OPENFLOW_CA": true}
 	if _, err := parseFlags(nil, func(k string) string {
 		if typed[k] {
 			return ""

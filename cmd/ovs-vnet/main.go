@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,6 +23,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/backend"
 	"github.com/ovs-vnet/ovs-vnet/exporter"
+	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 )
 
@@ -57,7 +57,10 @@ func run() error {
 	defer st.Close()
 
 	version := buildVersion()
-	reg := prometheus.NewPedanticRegistry()
+	// A plain registry: the pedantic one re-checks every sample of every
+	// scrape against its descriptor (a thousand ports are 9,000 of them);
+	// the tests gather the same collectors on pedantic registries instead.
+	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctl, err := controller.New(st, log, controller.NewMetrics(reg, version))
 	if err != nil {
@@ -65,30 +68,29 @@ func run() error {
 	}
 	reg.MustRegister(exporter.New(ctl, exporter.Options{PerPort: cfg.portMetrics, Timeout: cfg.scrapeTimeout, Log: log}))
 
-	ln, err := net.Listen("tcp", cfg.listen)
+	ln, url, err := listenAPI(cfg)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	srv := &http.Server{
-		Handler:           controller.NewHandler(ctl, reg, version, token),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      90 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	srv := newServer(controller.NewHandler(ctl, reg, version, token), log, defaultTimeouts)
+	serve, err := serveAPI(cfg, srv, ln)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("serving", "api", "http://"+ln.Addr().String(), "backend", cfg.backend, "version", version)
+	go func() { served <- serve() }()
+	log.Info("serving", "api", url, "auth", token != "", "backend", cfg.backend, "version", version)
 
 	flowMetrics := reconcile.NewMetrics(reg)
 	connect := func(ctx context.Context) (datapath.Backend, error) {
 		return backend.Open(ctx, backend.Config{
 			Kind: cfg.backend, OVSDB: cfg.ovsdb, Bridge: cfg.bridge, DatapathType: cfg.datapathType,
 			OpenFlowListen: cfg.openflowListen, VswitchdCtl: cfg.vswitchdCtl, FlowMetrics: flowMetrics, Log: log,
+			OpenFlowTLS: ofconn.TLSFiles{Cert: cfg.openflowCert, Key: cfg.openflowKey, CA: cfg.openflowCA},
 		})
 	}
 	ran := make(chan error, 1)

@@ -11,6 +11,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/linux"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs"
+	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 )
@@ -21,9 +22,10 @@ const probeTimeout = 2 * time.Second
 
 // Config is what opening a backend needs.
 type Config struct {
-	Kind           string // auto, ovs or linux
-	OVSDB          string // OVSDB endpoint
-	OpenFlowListen string // controller address for the OVS bridge
+	Kind           string          // auto, ovs or linux
+	OVSDB          string          // OVSDB endpoint
+	OpenFlowListen string          // controller address for the OVS bridge
+	OpenFlowTLS    ofconn.TLSFiles // PEM files of an ssl: OpenFlowListen
 	FlowMetrics    *reconcile.Metrics
 	Bridge         string // integration bridge (OVS) or bridge-name prefix (Linux)
 	DatapathType   string // auto, system or netdev
@@ -61,7 +63,7 @@ func openOVS(ctx context.Context, cfg Config) (datapath.Backend, error) {
 		return nil, err
 	}
 	b, err := ovs.New(ctx, db, ovs.Config{
-		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen,
+		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen, OpenFlowTLS: cfg.OpenFlowTLS,
 		VswitchdCtl: vswitchdCtl(cfg.VswitchdCtl), FlowMetrics: cfg.FlowMetrics, Log: cfg.Log,
 	})
 	if err != nil {

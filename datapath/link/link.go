@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -57,6 +58,9 @@ func ensureVeth(n model.Network, p model.Port, opts Options) (netlink.Link, erro
 	defer nsh.Close()
 
 	host, err := Lookup(p.HostIfname, datapath.PortAlias(p.Name))
+	if errors.Is(err, datapath.ErrConflict) {
+		host, err = adoptUntagged(p, nsh, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +86,7 @@ func ensureVeth(n model.Network, p model.Port, opts Options) (netlink.Link, erro
 	if err := configureNamespaceEnd(nsh, n, p, peer); err != nil {
 		return nil, fmt.Errorf("configure %s in netns %s: %w", p.Ifname, p.Netns, err)
 	}
+	fault.Point("attach-after-netns-config")
 	if opts.TxChecksumOff {
 		if err := disableTxChecksum(ns, p.Ifname); err != nil {
 			return nil, fmt.Errorf("netns %s: %w", p.Netns, err)
@@ -90,6 +95,7 @@ func ensureVeth(n model.Network, p model.Port, opts Options) (netlink.Link, erro
 	if err := configureHostEnd(host, p, n.MTU); err != nil {
 		return nil, err
 	}
+	fault.Point("attach-after-host-link")
 	return host, nil
 }
 
@@ -110,6 +116,7 @@ func createVeth(n model.Network, p model.Port, ns netns.NsHandle, nsh *netlink.H
 		}
 		return nil, nil, fmt.Errorf("create veth %s in netns %s: %w", p.HostIfname, p.Netns, err)
 	}
+	fault.Point("attach-after-link-created")
 	if host, err = netlink.LinkByName(p.HostIfname); err == nil {
 		// Tag it at once: from here on a crash leaves a link the next run can recognise as ours.
 		err = netlink.LinkSetAlias(host, datapath.PortAlias(p.Name))
@@ -121,7 +128,30 @@ func createVeth(n model.Network, p model.Port, ns netns.NsHandle, nsh *netlink.H
 		_ = netlink.LinkDel(veth)
 		return nil, nil, fmt.Errorf("set up veth %s: %w", p.HostIfname, err)
 	}
+	fault.Point("attach-after-link-tagged")
 	return host, peer, nil
+}
+
+// adoptUntagged takes back a veth that createVeth made but a crash kept from
+// tagging (the kernel ignores an alias given at creation, so the tag is a
+// second step). It is ours beyond doubt when it has no alias at all, carries
+// the host name derived from the port's name, and is paired with the port's
+// interface in the port's namespace, which has the port's MAC. Anything else
+// stays someone else's: conflict is returned as it was.
+func adoptUntagged(p model.Port, nsh *netlink.Handle, conflict error) (netlink.Link, error) {
+	host, err := netlink.LinkByName(p.HostIfname)
+	if err != nil || host.Attrs().Alias != "" || p.HostIfname != model.HostIfname(p.Name) {
+		return nil, conflict
+	}
+	peer, err := nsh.LinkByName(p.Ifname)
+	if err != nil || !paired(host, peer) || !strings.EqualFold(peer.Attrs().HardwareAddr.String(), p.MAC) {
+		return nil, conflict
+	}
+	if err := netlink.LinkSetAlias(host, datapath.PortAlias(p.Name)); err != nil {
+		return nil, fmt.Errorf("tag %s: %w", p.HostIfname, err)
+	}
+	host.Attrs().Alias = datapath.PortAlias(p.Name)
+	return host, nil
 }
 
 func configureNamespaceEnd(nsh *netlink.Handle, n model.Network, p model.Port, peer netlink.Link) error {

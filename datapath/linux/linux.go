@@ -24,6 +24,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
+	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -202,6 +203,7 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 	if err := applyPortRules(ctx, p); err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	fault.Point("attach-after-port-rules")
 	host, err := link.EnsurePort(n, p, link.Options{})
 	if err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
@@ -211,6 +213,7 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 			return p, fmt.Errorf("port %s: add %s to bridge %s: %w", p.Name, p.HostIfname, br.Attrs().Name, err)
 		}
 	}
+	fault.Point("attach-after-bridge-master")
 	return p, nil
 }
 
@@ -240,6 +243,7 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 	if err := link.Delete(p.HostIfname, datapath.PortAlias(p.Name)); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	fault.Point("detach-after-link-removed")
 	script, err := PortRulesDelete(p)
 	if err == nil {
 		err = hostnet.ApplyNft(ctx, script)
@@ -247,6 +251,7 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 	if err != nil {
 		return fmt.Errorf("port %s: remove anti-spoofing rules: %w", p.Name, err)
 	}
+	fault.Point("detach-after-rules-removed")
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 )
@@ -52,6 +53,13 @@ type Backend struct {
 	// compiles the whole state when the bridge (re)connects.
 	mu    sync.Mutex
 	state state
+	// dropReasons names each drop flow's reason, for the exporter.
+	dropReasons *dropReasonTable
+	// dumpMu guards dump, the flow dump under way that concurrent stats
+	// calls share.
+	dumpMu sync.Mutex
+	dump   *flowDump
+
 	// hostMu serialises syncs of the host side, which the controller and a
 	// reconnecting bridge may ask for at once; each applies the state as it
 	// is when it holds the lock.
@@ -83,6 +91,10 @@ type Config struct {
 	Bridge         string
 	DatapathType   string // system or netdev
 	OpenFlowListen string // the controller address the bridge connects to
+	// OpenFlowTLS are the PEM files of an ssl: OpenFlowListen: ours, and
+	// what the switch presents and checks unless its SSL row is someone
+	// else's (see ovsdb.Client.EnsureSSL).
+	OpenFlowTLS ofconn.TLSFiles
 	// VswitchdCtl is ovs-vswitchd's control socket, for the datapath
 	// statistics; "" finds it anew on each read with FindVswitchdCtl from
 	// the OVSDB endpoint (which must then be unix:PATH).
@@ -102,7 +114,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 	}
 	// The listener is up before the bridge learns of it, so the bridge's
 	// first attempt to connect succeeds.
-	ln, err := ofconn.Listen(cfg.OpenFlowListen)
+	ln, err := listenOpenFlow(ctx, db, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +143,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 		linkOpts:    link.Options{TxChecksumOff: cfg.DatapathType == "netdev" && other["userspace-tso-enable"] != "true"},
 		pipeline:    pipeline.Pipeline{Space: cookieSpace, HostMAC: hostMAC},
 		state:       newState(),
+		dropReasons: newDropReasonTable(),
 		vswitchdCtl: cfg.VswitchdCtl,
 		log:         cfg.Log,
 	}
@@ -148,6 +161,28 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("integration bridge %s (datapath %016x): %w", cfg.Bridge, dpid, err)
 	}
 	return b, nil
+}
+
+// listenOpenFlow opens the controller's listener. For an ssl: target it
+// also gives ovs-vswitchd its side of the TLS session first (the SSL row),
+// unless the operator already set one.
+func listenOpenFlow(ctx context.Context, db *ovsdb.Client, cfg Config) (net.Listener, error) {
+	if !ofconn.IsTLS(cfg.OpenFlowListen) {
+		return ofconn.Listen(cfg.OpenFlowListen)
+	}
+	conf, err := cfg.OpenFlowTLS.ServerConfig()
+	if err != nil {
+		return nil, err
+	}
+	f := cfg.OpenFlowTLS
+	foreign, err := db.EnsureSSL(ctx, ovsdb.SSLSpec{PrivateKey: f.Key, Certificate: f.Cert, CACert: f.CA})
+	if err != nil {
+		return nil, err
+	}
+	if foreign {
+		cfg.Log.Info("OVS SSL row set by someone else: left as it is; its certificate must be signed by --openflow-ca and its ca_cert must trust ours")
+	}
+	return ofconn.ListenTLS(cfg.OpenFlowListen, conf)
 }
 
 // flowSource is the backend as the OpenFlow side sees it.
@@ -245,14 +280,17 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 		}
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	fault.Point("attach-after-ovs-port")
 	ofport, err := b.db.WaitOfport(ctx, p.HostIfname)
 	if err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	fault.Point("attach-after-ofport")
 	p.Ofport = ofport
 	if err := b.putPort(ctx, p); err != nil {
 		return p, fmt.Errorf("port %s: flows: %w", p.Name, err)
 	}
+	fault.Point("attach-after-flows")
 	return p, nil
 }
 
@@ -262,12 +300,15 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 	if err := b.removePort(ctx, p.Name); err != nil {
 		return fmt.Errorf("port %s: flows: %w", p.Name, err)
 	}
+	fault.Point("detach-after-flows-removed")
 	if err := b.db.DeletePort(ctx, b.bridge, p.HostIfname); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	fault.Point("detach-after-ovs-port-removed")
 	if err := link.Delete(p.HostIfname, datapath.PortAlias(p.Name)); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	fault.Point("detach-after-link-removed")
 	return nil
 }
 
