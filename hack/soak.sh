@@ -159,11 +159,15 @@ while (($(date +%s) - START < DURATION)); do
 	if out=$(api PUT "/v1/ports/$name" "{\"network\":\"soak\",\"netns\":\"vnt-sc$slot-$TAG\"}"); then
 		ip=$(jq -r .ip <<<"$out")
 		USED_IPS[${ip%/*}]=1
-		# The port answers only once it forwards: one ping, no warm-up. From
-		# the new port, because the pool hands addresses out again and a
-		# peer may still have the address's old MAC in its ARP cache (STALE
-		# for a few seconds); the new port's ARP request replaces it.
-		ip netns exec "vnt-sc$slot-$TAG" ping -c1 -W2 "$A_IP" >/dev/null || {
+		# The port answers only once it forwards: pings at once, no warm-up.
+		# From the new port, because the pool hands addresses out again and
+		# a peer may still have the address's old MAC in its ARP cache (STALE
+		# for a few seconds); the new port's ARP request replaces it. Three
+		# tries, any answer counts: under the iperf3 bursts the userspace
+		# datapath drops the odd packet (the fixed pair shows the same),
+		# which says nothing about the attach; a port that does not forward
+		# answers none.
+		ip netns exec "vnt-sc$slot-$TAG" ping -c3 -i0.2 -W2 "$A_IP" >/dev/null || {
 			log "churn $CHURNS: ping from $name (${ip%/*}) failed"
 			CHURN_ERRORS=$((CHURN_ERRORS + 1))
 		}
