@@ -44,9 +44,8 @@ type tputSide struct {
 // same run. It reports each side's mean in Gbit/s and vnet's ratio to the
 // baseline ("x-normal", "x-bridge"; the target is ≥ 0.95).
 func BenchmarkThroughput(b *testing.B) {
-	if _, err := exec.LookPath("iperf3"); err != nil {
-		b.Skip("iperf3 not installed")
-	}
+	_, err := exec.LookPath("iperf3")
+	testbed.Need(b, err == nil, "iperf3")
 	for _, pair := range []struct {
 		name       string
 		base, vnet tputSide
