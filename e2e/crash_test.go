@@ -131,10 +131,7 @@ func (d *daemon) waitCrash(point string) {
 
 func TestCrashConsistency(t *testing.T) {
 	bin := buildFaultDaemon(t)
-	for _, bc := range backends {
-		if bc.name == "ovs-no-tso" {
-			continue // same backend as "ovs"
-		}
+	for _, bc := range backendKinds() {
 		t.Run(bc.name, func(t *testing.T) {
 			t.Parallel()
 			hostNS := newNetns(t, "vnt-crash-")

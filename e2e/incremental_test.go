@@ -18,10 +18,7 @@ import (
 // many), never a recompute of the table. On OVS it then restarts
 // ovs-vswitchd under the daemon, which must restore flows and host routes.
 func TestLiveChanges(t *testing.T) {
-	for _, bc := range backends {
-		if bc.name == "ovs-no-tso" {
-			continue // the pipeline is the same as "ovs"
-		}
+	for _, bc := range backendKinds() {
 		t.Run(bc.name, func(t *testing.T) {
 			hostNS := newNetns(t, "vnt-host-")
 			args, box := bc.setup(t, hostNS)

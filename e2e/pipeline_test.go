@@ -75,10 +75,7 @@ const probeRules = `table netdev vntprobe {
 `
 
 func TestReachability(t *testing.T) {
-	for _, bc := range backends {
-		if bc.name != "ovs" && bc.name != "linux" {
-			continue // ovs-no-tso runs the same pipeline
-		}
+	for _, bc := range backendKinds() {
 		t.Run(bc.name, func(t *testing.T) { runReachability(t, bc) })
 	}
 }

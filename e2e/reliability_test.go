@@ -59,10 +59,7 @@ func newRelNet(t *testing.T, bc backendCase) *relNet {
 // SIGTERM: not one packet may be lost, and on OVS the restarted daemon must
 // adopt the flows it finds (durations keep growing, no flow or group mod).
 func TestZeroLoss(t *testing.T) {
-	for _, bc := range backends {
-		if bc.name == "ovs-no-tso" {
-			continue // same pipeline as "ovs"
-		}
+	for _, bc := range backendKinds() {
 		t.Run(bc.name, func(t *testing.T) {
 			r := newRelNet(t, bc)
 			for _, how := range []string{"SIGKILL", "SIGTERM"} {
