@@ -282,21 +282,21 @@ func (c *Controller) Info() (info datapath.Info, ok bool) {
 
 // PortStats returns the counters of every attached port (for the exporter).
 func (c *Controller) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
-	b := c.status().backend
-	if b == nil {
-		return nil, fmt.Errorf("%w: %s", ErrNotReady, c.status().notReady)
+	st := c.status()
+	if st.backend == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotReady, st.notReady)
 	}
-	return b.PortStats(ctx)
+	return st.backend.PortStats(ctx)
 }
 
 // SwitchStats returns the OpenFlow switch's counters; ok is false when the
 // backend has none (Linux).
 func (c *Controller) SwitchStats(ctx context.Context) (s datapath.SwitchStats, ok bool, err error) {
-	b := c.status().backend
-	if b == nil {
-		return s, false, fmt.Errorf("%w: %s", ErrNotReady, c.status().notReady)
+	st := c.status()
+	if st.backend == nil {
+		return s, false, fmt.Errorf("%w: %s", ErrNotReady, st.notReady)
 	}
-	src, ok := b.(datapath.SwitchStatsSource)
+	src, ok := st.backend.(datapath.SwitchStatsSource)
 	if !ok {
 		return s, false, nil
 	}
@@ -363,7 +363,8 @@ func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.Net
 	return n, true, nil
 }
 
-// maxNetworks is the number of network IDs; they map onto VLAN tags today.
+// maxNetworks bounds the network IDs: a network ID also fits a VLAN tag, which
+// keeps the door open to carrying networks over trunks.
 const maxNetworks = 4094
 
 func (c *Controller) freeNetworkID() (int, error) {

@@ -20,7 +20,7 @@ type Network struct {
 	Masquerade bool         `json:"masquerade"`
 	// ID is a small number unique among networks, assigned at creation and never
 	// reused while the network exists; backends derive per-network datapath
-	// identifiers from it (the VLAN tag on OVS today).
+	// identifiers from it (reg0 and the flood group ID on OVS).
 	ID int `json:"id"`
 }
 
