@@ -43,6 +43,9 @@ type SwitchStats struct {
 	Datapaths []DatapathStats
 	Tables    []TableStats
 	Drops     []DropStats
+	// SparePorts are the veth pairs waiting on the bridge for ports to
+	// claim them.
+	SparePorts uint64
 }
 
 // SwitchStatsSource is implemented by backends with an OpenFlow switch. Each

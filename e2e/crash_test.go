@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
@@ -33,31 +35,50 @@ const (
 type crashPoint struct {
 	name     string
 	detach   bool   // reached by DELETE of an attached port, else by PUT
-	backend  string // "" for both, else only this one
+	on       string // the kinds whose path has the point: ovs (a spare is claimed), ovs-slow (--spare-ports 0), linux
 	converge outcome
 }
 
+const allKinds = "ovs ovs-slow linux"
+
 var crashPoints = []crashPoint{
 	// PutPort (controller/ports.go): the address is held only in memory, the store has nothing.
-	{"attach-after-ipam", false, "", absent},
+	{"attach-after-ipam", false, allKinds, absent},
 	// The store holds the intent; the restart's reconcile attaches the port in full.
-	{"attach-after-store-intent", false, "", present},
-	{"attach-after-port-rules", false, "linux", present},    // linux: nft rules, no link yet
-	{"attach-after-link-created", false, "", present},       // link.createVeth: veth made, not yet tagged
-	{"attach-after-link-tagged", false, "", present},        // veth tagged ovs-vnet:port=NAME
-	{"attach-after-netns-config", false, "", present},       // namespace end addressed, up, routed
-	{"attach-after-host-link", false, "", present},          // host end up, not in any bridge
-	{"attach-after-bridge-master", false, "linux", present}, // linux: enslaved to the bridge
-	{"attach-after-ovs-port", false, "ovs", present},        // OVSDB row committed, no ofport seen
-	{"attach-after-ofport", false, "ovs", present},          // ofport assigned, no flows
-	{"attach-after-flows", false, "ovs", present},           // flows installed, API not answered
-	{"attach-before-store-ofport", false, "", present},      // backend done, ofport not stored
-	{"detach-after-flows-removed", true, "ovs", present},    // flows gone, OVS port and link remain
-	{"detach-after-ovs-port-removed", true, "ovs", present}, // OVSDB row gone, link remains
-	{"detach-after-link-removed", true, "", present},        // link gone (ovs: last step; linux: rules remain)
-	{"detach-after-rules-removed", true, "linux", present},  // linux: everything gone but the record
-	{"detach-before-store-delete", true, "", present},       // backend done, record still stored
-	{"detach-after-store-delete", true, "", absent},         // record gone, address not yet released
+	{"attach-after-store-intent", false, allKinds, present},
+	{"attach-after-port-rules", false, "linux", present},             // linux: nft rules, no link yet
+	{"attach-after-link-created", false, "ovs-slow linux", present},  // link.createVeth: veth made, not yet tagged
+	{"attach-after-link-tagged", false, "ovs-slow linux", present},   // veth tagged ovs-vnet:port=NAME
+	{"attach-after-spare-claimed", false, "ovs", present},            // spare tagged as the port's (its flows on their way), free end on the host
+	{"attach-after-spare-moved", false, "ovs", present},              // free end in the namespace, not yet renamed
+	{"attach-after-netns-config", false, allKinds, present},          // namespace end addressed, up, routed
+	{"attach-after-host-link", false, allKinds, present},             // host end up (slow paths: in no bridge yet)
+	{"attach-after-bridge-master", false, "linux", present},          // linux: enslaved to the bridge
+	{"attach-after-ovs-port", false, "ovs-slow", present},            // OVSDB row committed, no ofport seen
+	{"attach-after-ofport", false, "ovs-slow", present},              // ofport assigned, no flows
+	{"attach-after-flows", false, "ovs ovs-slow", present},           // flows installed, API not answered
+	{"attach-before-store-ofport", false, allKinds, present},         // backend done, host link and ofport not stored
+	{"detach-after-flows-removed", true, "ovs ovs-slow", present},    // flows gone, OVS port and link remain
+	{"detach-after-ovs-port-removed", true, "ovs ovs-slow", present}, // OVSDB row gone, link remains
+	{"detach-after-link-removed", true, allKinds, present},           // link gone (ovs: last step; linux: rules remain)
+	{"detach-after-rules-removed", true, "linux", present},           // linux: everything gone but the record
+	{"detach-before-store-delete", true, allKinds, present},          // backend done, record still stored
+	{"detach-after-store-delete", true, allKinds, absent},            // record gone, address not yet released
+}
+
+// crashKinds are the backends, and the OVS backend once more without spare
+// ports, whose attach takes the other path.
+func crashKinds() []backendCase {
+	out := backendKinds()
+	for _, bc := range backends {
+		if bc.name == "ovs" {
+			out = append(out, backendCase{"ovs-slow", "ovs", func(t *testing.T, hostNS string) ([]string, *testbed.Sandbox) {
+				args, box := bc.setup(t, hostNS)
+				return append(args, "--spare-ports", "0"), box
+			}})
+		}
+	}
+	return out
 }
 
 var (
@@ -131,7 +152,7 @@ func (d *daemon) waitCrash(point string) {
 
 func TestCrashConsistency(t *testing.T) {
 	bin := buildFaultDaemon(t)
-	for _, bc := range backendKinds() {
+	for _, bc := range crashKinds() {
 		t.Run(bc.name, func(t *testing.T) {
 			t.Parallel()
 			hostNS := newNetns(t, "vnt-crash-")
@@ -142,13 +163,13 @@ func TestCrashConsistency(t *testing.T) {
 			d.stop()
 			var table []string
 			for i, cp := range crashPoints {
-				if cp.backend != "" && cp.backend != bc.name {
+				if !slices.Contains(strings.Fields(cp.on), bc.name) {
 					continue
 				}
 				ok := t.Run(cp.name, func(t *testing.T) {
 					d.t = t
 					defer func() { d.t = t }()
-					got := runCrashCase(t, d, bin, box, cp, fmt.Sprintf("c%d", i), fmt.Sprintf("10.71.0.%d", 10+i))
+					got := runCrashCase(t, d, bin, box, bc.name == "ovs", cp, fmt.Sprintf("c%d", i), fmt.Sprintf("10.71.0.%d", 10+i))
 					table = append(table, fmt.Sprintf("%-30s %s", cp.name, got))
 				})
 				if !ok {
@@ -166,9 +187,9 @@ func TestCrashConsistency(t *testing.T) {
 }
 
 // runCrashCase crashes the daemon at cp with port name (address ip) in
-// flight, restarts it, checks the outcome, and removes the port so that the
+// flight (with spares: once the daemon has spare ports), restarts it, checks the outcome, and removes the port so that the
 // next case starts from the network alone. d is stopped on entry and exit.
-func runCrashCase(t *testing.T, d *daemon, bin string, box *testbed.Sandbox, cp crashPoint, name, ip string) outcome {
+func runCrashCase(t *testing.T, d *daemon, bin string, box *testbed.Sandbox, spares bool, cp crashPoint, name, ip string) outcome {
 	ns := newNetns(t, "vnt-cr-")
 	spec := map[string]string{"network": "crash", "netns": ns, "ip": ip}
 	var view portView
@@ -182,6 +203,9 @@ func runCrashCase(t *testing.T, d *daemon, bin string, box *testbed.Sandbox, cp 
 		}
 	} else {
 		d.startArmed(bin, cp.name)
+		if spares {
+			waitSpares(t, d) // so that the attach claims one
+		}
 		if code, body := d.do("PUT", "/v1/ports/"+name, spec); code != 0 {
 			t.Fatalf("PUT answered %d %s instead of crashing", code, body)
 		}
@@ -259,7 +283,7 @@ func assertPortAbsent(t *testing.T, d *daemon, box *testbed.Sandbox, ns, name, i
 		}
 	}
 	if box != nil {
-		if ports := box.Vsctl(t, "list-ports", "br-vnet"); ports != "" {
+		if ports := slices.DeleteFunc(strings.Fields(box.Vsctl(t, "list-ports", "br-vnet")), link.IsSpare); len(ports) > 0 {
 			t.Errorf("OVS ports left: %q", ports)
 		}
 		if flows := box.Ofctl(t, "dump-flows", "br-vnet"); strings.Contains(flows, "cookie=0x7604") {

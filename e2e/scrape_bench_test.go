@@ -11,10 +11,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
-// scrapePorts is how many ports the scrape benchmark attaches first.
-const scrapePorts = 1000
-
-// BenchmarkScrape times GET /metrics with scrapePorts ports attached (tap
+// BenchmarkScrape times GET /metrics with -ports ports attached (tap
 // devices: the exporter's cost does not depend on the port type) and reports
 // the daemon's CPU time per scrape, from /proc. Attaching is not timed.
 func BenchmarkScrape(b *testing.B) {
@@ -32,14 +29,14 @@ func BenchmarkScrape(b *testing.B) {
 			hostNS := newNetns(b, "vnt-host-")
 			d := startDaemon(b, hostNS, append(bc.args(b, hostNS), "--log-level", "warn")...)
 			d.must("PUT", "/v1/networks/bench", `{"subnet":"10.84.0.0/20"}`, 201, nil)
-			for i := range scrapePorts {
+			for i := range *benchPorts {
 				d.must("PUT", fmt.Sprintf("/v1/ports/t%d", i), fmt.Sprintf(`{"network":"bench","type":"tap","ifname":"vt%d"}`, i), 201, nil)
 			}
 			d.do("GET", "/metrics", nil) // warm: the first scrape allocates the caches
 			cpu := cpuTime(b, d.cmd.Process.Pid)
 			b.ResetTimer()
 			for range b.N {
-				if code, body := d.do("GET", "/metrics", nil); code != 200 || !strings.Contains(string(body), `port="t999"`) {
+				if code, body := d.do("GET", "/metrics", nil); code != 200 || !strings.Contains(string(body), fmt.Sprintf(`port="t%d"`, *benchPorts-1)) {
 					b.Fatalf("/metrics: %d", code)
 				}
 			}

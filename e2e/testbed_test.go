@@ -107,6 +107,13 @@ func startDaemon(t testing.TB, hostNS string, args ...string) *daemon {
 
 func (d *daemon) start() {
 	d.t.Helper()
+	d.launch()
+	d.waitReady()
+}
+
+// launch starts the daemon without waiting for it.
+func (d *daemon) launch() {
+	d.t.Helper()
 	args := append([]string{"netns", "exec", d.hostNS, daemonBin, "--state-dir", d.stateDir, "--log-level", "debug"}, d.args...)
 	d.cmd = exec.Command("ip", args...)
 	if d.log == nil {
@@ -116,7 +123,6 @@ func (d *daemon) start() {
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatalf("start daemon: %v", err)
 	}
-	d.waitReady()
 }
 
 func (d *daemon) waitReady() {

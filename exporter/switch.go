@@ -21,6 +21,7 @@ type switchCollector struct {
 	tableActive, tableLookups       *prometheus.Desc
 	tableMatches                    *prometheus.Desc
 	dropPackets, dropBytes          *prometheus.Desc
+	spares                          *prometheus.Desc
 
 	mu    sync.Mutex
 	drops map[string]dropMemo // reason -> see monotonic
@@ -65,13 +66,15 @@ func newSwitchCollector(read func(context.Context) (datapath.SwitchStats, bool, 
 			"Packets the pipeline dropped, by reason.", reason, nil),
 		dropBytes: prometheus.NewDesc("ovs_vnet_drop_bytes_total",
 			"Bytes the pipeline dropped, by reason.", reason, nil),
+		spares: prometheus.NewDesc("ovs_vnet_spare_ports",
+			"Veth pairs waiting on the OVS bridge for veth ports to claim them (--spare-ports).", nil, nil),
 		drops: map[string]dropMemo{},
 	}
 }
 
 func (c *switchCollector) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.lookups, c.flows, c.masksHit, c.masks,
-		c.tableActive, c.tableLookups, c.tableMatches, c.dropPackets, c.dropBytes} {
+		c.tableActive, c.tableLookups, c.tableMatches, c.dropPackets, c.dropBytes, c.spares} {
 		ch <- d
 	}
 }
@@ -130,6 +133,7 @@ func (c *switchCollector) collect(ctx context.Context) ([]prometheus.Metric, err
 		counter(c.dropPackets, d.Packets, d.Reason)
 		counter(c.dropBytes, d.Bytes, d.Reason)
 	}
+	gauge(c.spares, s.SparePorts)
 	return out, err
 }
 

@@ -180,7 +180,12 @@ func (c *Client) controllerOps(targets []string) ([]ovsdb.Operation, []string, e
 		// The controller is a local daemon: after it restarts the bridge
 		// should be back within a second, not after OVS's default 8 s backoff.
 		maxBackoff := controllerMaxBackoffMs
-		ctl := &vswitch.Controller{UUID: fmt.Sprintf("controller%d", i), Target: t, ExternalIDs: ownedIDs(nil), MaxBackoff: &maxBackoff}
+		// Out of band: the controller is reached through the host's own
+		// stack, and in-band control would add hidden flows to the bridge
+		// and look for a route to it through the bridge every second.
+		mode := vswitch.ControllerConnectionModeOutOfBand
+		ctl := &vswitch.Controller{UUID: fmt.Sprintf("controller%d", i), Target: t, ExternalIDs: ownedIDs(nil),
+			MaxBackoff: &maxBackoff, ConnectionMode: &mode}
 		op, err := c.lc.Create(ctl)
 		if err != nil {
 			return nil, nil, fmt.Errorf("build controller insert %q: %w", t, err)
@@ -211,13 +216,17 @@ func (c *Client) bridgeMatches(ctx context.Context, br *vswitch.Bridge, spec Bri
 }
 
 // controllerTargets resolves the bridge's controller references; a reference
-// whose row is not (yet) in the cache yields an empty target.
+// whose row is not (yet) in the cache, or is not out of band (made by an
+// older version), yields an empty target, so the rows are made anew.
 func (c *Client) controllerTargets(ctx context.Context, br *vswitch.Bridge) ([]string, error) {
 	targets := make([]string, 0, len(br.Controller))
 	for _, uuid := range br.Controller {
 		ctl := &vswitch.Controller{UUID: uuid}
 		if _, err := c.get(ctx, ctl); err != nil {
 			return nil, fmt.Errorf("read controller %s: %w", uuid, err)
+		}
+		if ctl.ConnectionMode == nil || *ctl.ConnectionMode != vswitch.ControllerConnectionModeOutOfBand {
+			ctl.Target = ""
 		}
 		targets = append(targets, ctl.Target)
 	}

@@ -122,7 +122,7 @@ func (c *Client) connect(ctx context.Context) error {
 		// statistics: ovs-vswitchd rewrites it every stats-update-interval
 		// (5 s by default, never less), for the exporter's port counters.
 		client.WithTable(iface, &iface.Name, &iface.Type, &iface.Ofport, &iface.Error, &iface.ExternalIDs, &iface.Statistics),
-		client.WithTable(ctl, &ctl.Target, &ctl.ExternalIDs),
+		client.WithTable(ctl, &ctl.Target, &ctl.ExternalIDs, &ctl.ConnectionMode),
 		client.WithTable(ssl, &ssl.PrivateKey, &ssl.Certificate, &ssl.CaCert, &ssl.ExternalIDs),
 	)
 	if _, err := c.lc.Monitor(ctx, mon); err != nil {

@@ -36,63 +36,89 @@ type Port struct {
 // ours, or is on another bridge, is an error. Ports can only be added to a
 // bridge we own. It returns once the cache shows the result.
 func (c *Client) AddPort(ctx context.Context, bridge string, spec PortSpec) error {
-	if err := c.addPort(ctx, bridge, spec); err != nil {
+	if err := c.addPorts(ctx, bridge, []PortSpec{spec}); err != nil {
 		return fmt.Errorf("add port %q to bridge %q: %w", spec.Name, bridge, err)
 	}
 	return nil
 }
 
-func (c *Client) addPort(ctx context.Context, bridge string, spec PortSpec) error {
-	if spec.Name == "" {
-		return errors.New("empty name")
+// AddPorts is AddPort for many ports in one transaction: ovs-vswitchd
+// reconfigures the bridge once for all of them, which on a big bridge costs
+// about what it costs for one.
+func (c *Client) AddPorts(ctx context.Context, bridge string, specs []PortSpec) error {
+	if err := c.addPorts(ctx, bridge, specs); err != nil {
+		return fmt.Errorf("add %d ports to bridge %q: %w", len(specs), bridge, err)
 	}
-	if spec.Name == bridge {
-		return errors.New("the bridge's own local port is EnsureBridge's to manage")
-	}
-	if spec.Tag < 0 || spec.Tag > 4095 {
-		return fmt.Errorf("tag %d out of range 0-4095", spec.Tag)
-	}
+	return nil
+}
+
+func (c *Client) addPorts(ctx context.Context, bridge string, specs []PortSpec) error {
 	br, err := c.ownedBridge(ctx, bridge)
 	if err != nil {
 		return err
 	}
-	port := &vswitch.Port{Name: spec.Name}
-	found, err := c.get(ctx, port)
-	if err != nil {
-		return fmt.Errorf("read port: %w", err)
-	}
 	var ops []ovsdb.Operation
-	if found {
-		ops, err = c.updatePortOps(ctx, br, port, spec)
-	} else {
-		ops, err = c.insertPortOps(br, spec)
+	for i, spec := range specs {
+		more, err := c.portOps(ctx, br, i, spec)
+		if err != nil {
+			return fmt.Errorf("port %q: %w", spec.Name, err)
+		}
+		ops = append(ops, more...)
 	}
-	if err != nil || len(ops) == 0 {
-		return err
+	if len(ops) == 0 {
+		return nil
 	}
 	if err := c.transact(ctx, ops); err != nil {
 		return err
 	}
-	return c.waitCache(ctx, "port in cache", func() (bool, error) {
+	return c.waitCache(ctx, "ports in cache", func() (bool, error) {
 		br := &vswitch.Bridge{Name: bridge}
-		port := &vswitch.Port{Name: spec.Name}
-		for _, m := range []model.Model{br, port} {
-			if found, err := c.get(ctx, m); err != nil || !found {
+		if found, err := c.get(ctx, br); err != nil || !found {
+			return false, err
+		}
+		for _, spec := range specs {
+			port := &vswitch.Port{Name: spec.Name}
+			if found, err := c.get(ctx, port); err != nil || !found {
+				return false, err
+			}
+			if !slices.Contains(br.Ports, port.UUID) || !portMatches(port, spec) || len(port.Interfaces) != 1 {
+				return false, nil
+			}
+			iface := &vswitch.Interface{UUID: port.Interfaces[0]}
+			if found, err := c.get(ctx, iface); err != nil || !found || !interfaceMatches(iface, spec) {
 				return false, err
 			}
 		}
-		if !slices.Contains(br.Ports, port.UUID) || !portMatches(port, spec) || len(port.Interfaces) != 1 {
-			return false, nil
-		}
-		iface := &vswitch.Interface{UUID: port.Interfaces[0]}
-		found, err := c.get(ctx, iface)
-		return found && interfaceMatches(iface, spec), err
+		return true, nil
 	})
 }
 
-func (c *Client) insertPortOps(br *vswitch.Bridge, spec PortSpec) ([]ovsdb.Operation, error) {
-	iface := &vswitch.Interface{UUID: "iface", Name: spec.Name, Type: spec.Type, ExternalIDs: ownedIDs(spec.ExternalIDs)}
-	port := &vswitch.Port{UUID: "port", Name: spec.Name, Interfaces: []string{iface.UUID}, Tag: optTag(spec.Tag), ExternalIDs: ownedIDs(spec.ExternalIDs)}
+// portOps are the operations that bring the port to spec: an insert, an
+// update, or none. i numbers the insert's named UUIDs within a transaction.
+func (c *Client) portOps(ctx context.Context, br *vswitch.Bridge, i int, spec PortSpec) ([]ovsdb.Operation, error) {
+	if spec.Name == "" {
+		return nil, errors.New("empty name")
+	}
+	if spec.Name == br.Name {
+		return nil, errors.New("the bridge's own local port is EnsureBridge's to manage")
+	}
+	if spec.Tag < 0 || spec.Tag > 4095 {
+		return nil, fmt.Errorf("tag %d out of range 0-4095", spec.Tag)
+	}
+	port := &vswitch.Port{Name: spec.Name}
+	found, err := c.get(ctx, port)
+	if err != nil {
+		return nil, fmt.Errorf("read port: %w", err)
+	}
+	if found {
+		return c.updatePortOps(ctx, br, port, spec)
+	}
+	return c.insertPortOps(br, i, spec)
+}
+
+func (c *Client) insertPortOps(br *vswitch.Bridge, i int, spec PortSpec) ([]ovsdb.Operation, error) {
+	iface := &vswitch.Interface{UUID: fmt.Sprintf("iface%d", i), Name: spec.Name, Type: spec.Type, ExternalIDs: ownedIDs(spec.ExternalIDs)}
+	port := &vswitch.Port{UUID: fmt.Sprintf("port%d", i), Name: spec.Name, Interfaces: []string{iface.UUID}, Tag: optTag(spec.Tag), ExternalIDs: ownedIDs(spec.ExternalIDs)}
 	ops, err := c.lc.Create(iface, port)
 	if err != nil {
 		return nil, fmt.Errorf("build insert: %w", err)
@@ -171,35 +197,84 @@ func (c *Client) WaitOfport(ctx context.Context, ifname string) (int, error) {
 	return ofport, nil
 }
 
+// HasPort reports whether the cache has a port of that name, on any bridge.
+func (c *Client) HasPort(name string) (bool, error) {
+	ctx, cancel, err := c.readContext()
+	if err != nil {
+		return false, fmt.Errorf("look up port %q: %w", name, err)
+	}
+	defer cancel()
+	found, err := c.get(ctx, &vswitch.Port{Name: name})
+	if err != nil {
+		return false, fmt.Errorf("look up port %q: %w", name, err)
+	}
+	return found, nil
+}
+
 // DeletePort removes the Port and its Interface from the bridge in one
 // transaction. A missing port is success; a port that is not ours is
 // ErrNotOwned. It returns once the port is gone from the cache.
 func (c *Client) DeletePort(ctx context.Context, bridge, name string) error {
-	if err := c.deletePort(ctx, bridge, name); err != nil {
+	if err := c.deletePorts(ctx, bridge, []string{name}); err != nil {
 		return fmt.Errorf("delete port %q from bridge %q: %w", name, bridge, err)
 	}
 	return nil
 }
 
-func (c *Client) deletePort(ctx context.Context, bridge, name string) error {
-	port := &vswitch.Port{Name: name}
-	found, err := c.get(ctx, port)
-	if err != nil || !found {
-		return err
+// DeletePorts is DeletePort for many ports in one transaction.
+func (c *Client) DeletePorts(ctx context.Context, bridge string, names []string) error {
+	if err := c.deletePorts(ctx, bridge, names); err != nil {
+		return fmt.Errorf("delete %d ports from bridge %q: %w", len(names), bridge, err)
 	}
-	if !owned(port.ExternalIDs) {
-		return ErrNotOwned
-	}
-	if name == bridge {
-		return errors.New("the bridge's own local port is EnsureBridge's to manage")
-	}
+	return nil
+}
+
+func (c *Client) deletePorts(ctx context.Context, bridge string, names []string) error {
 	br := &vswitch.Bridge{Name: bridge}
-	found, err = c.get(ctx, br)
+	found, err := c.get(ctx, br)
 	if err != nil {
 		return fmt.Errorf("read bridge: %w", err)
 	}
+	var ops []ovsdb.Operation
+	for _, name := range names {
+		more, err := c.deletePortOps(ctx, br, found, name)
+		if err != nil {
+			return fmt.Errorf("port %q: %w", name, err)
+		}
+		ops = append(ops, more...)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if err := c.transact(ctx, ops); err != nil {
+		return err
+	}
+	return c.waitCache(ctx, "ports gone from cache", func() (bool, error) {
+		for _, name := range names {
+			if found, err := c.get(ctx, &vswitch.Port{Name: name}); err != nil || found {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+}
+
+// deletePortOps removes the port from br (found: br is in the cache) and
+// deletes its rows; none when the port is already gone.
+func (c *Client) deletePortOps(ctx context.Context, br *vswitch.Bridge, found bool, name string) ([]ovsdb.Operation, error) {
+	port := &vswitch.Port{Name: name}
+	ok, err := c.get(ctx, port)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if !owned(port.ExternalIDs) {
+		return nil, ErrNotOwned
+	}
+	if name == br.Name {
+		return nil, errors.New("the bridge's own local port is EnsureBridge's to manage")
+	}
 	if !found || !slices.Contains(br.Ports, port.UUID) {
-		return errors.New("port is not on this bridge")
+		return nil, errors.New("port is not on this bridge")
 	}
 	ops, err := c.lc.Where(br).Mutate(br, model.Mutation{
 		Field:   &br.Ports,
@@ -207,27 +282,21 @@ func (c *Client) deletePort(ctx context.Context, bridge, name string) error {
 		Value:   []string{port.UUID},
 	})
 	if err != nil {
-		return fmt.Errorf("build Bridge.ports mutation: %w", err)
+		return nil, fmt.Errorf("build Bridge.ports mutation: %w", err)
 	}
 	del, err := c.lc.Where(&vswitch.Port{UUID: port.UUID}).Delete()
 	if err != nil {
-		return fmt.Errorf("build port delete: %w", err)
+		return nil, fmt.Errorf("build port delete: %w", err)
 	}
 	ops = append(ops, del...)
 	for _, uuid := range port.Interfaces {
 		del, err := c.lc.Where(&vswitch.Interface{UUID: uuid}).Delete()
 		if err != nil {
-			return fmt.Errorf("build interface delete: %w", err)
+			return nil, fmt.Errorf("build interface delete: %w", err)
 		}
 		ops = append(ops, del...)
 	}
-	if err := c.transact(ctx, ops); err != nil {
-		return err
-	}
-	return c.waitCache(ctx, "port gone from cache", func() (bool, error) {
-		found, err := c.get(ctx, &vswitch.Port{Name: name})
-		return !found, err
-	})
+	return ops, nil
 }
 
 // OwnedPorts lists, from the cache, the ports on the bridge that carry

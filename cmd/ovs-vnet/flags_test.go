@@ -21,7 +21,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal("stray argument accepted")
 	}
 	// Typed flags, and the OpenFlow TLS files that only go with an ssl: target.
-	typed := map[string]bool{"OVS_VNET_PORT_METRICS": true, "OVS_VNET_SCRAPE_TIMEOUT": true,
+	typed := map[string]bool{"OVS_VNET_PORT_METRICS": true, "OVS_VNET_SCRAPE_TIMEOUT": true, "OVS_VNET_SPARE_PORTS": true,
 		"OVS_VNET_OPENFLOW_CERT": true, "OVS_VNET_OPENFLOW_KEY": true, "OVS_VNET_OPENFLOW_CA": true}
 	if _, err := parseFlags(nil, func(k string) string {
 		if typed[k] {

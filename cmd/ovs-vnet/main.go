@@ -89,7 +89,7 @@ func run() error {
 	connect := func(ctx context.Context) (datapath.Backend, error) {
 		return backend.Open(ctx, backend.Config{
 			Kind: cfg.backend, OVSDB: cfg.ovsdb, Bridge: cfg.bridge, DatapathType: cfg.datapathType,
-			OpenFlowListen: cfg.openflowListen, VswitchdCtl: cfg.vswitchdCtl, FlowMetrics: flowMetrics, Log: log,
+			OpenFlowListen: cfg.openflowListen, VswitchdCtl: cfg.vswitchdCtl, SparePorts: cfg.sparePorts, FlowMetrics: flowMetrics, Log: log,
 			OpenFlowTLS: ofconn.TLSFiles{Cert: cfg.openflowCert, Key: cfg.openflowKey, CA: cfg.openflowCA},
 		})
 	}

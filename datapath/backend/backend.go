@@ -32,6 +32,7 @@ type Config struct {
 	// VswitchdCtl is ovs-vswitchd's control socket, read for datapath
 	// metrics: "auto" finds it beside a unix: OVSDB socket at each read.
 	VswitchdCtl string
+	SparePorts  int // veth pairs kept ready on the OVS bridge
 	Log         *slog.Logger
 }
 
@@ -64,7 +65,7 @@ func openOVS(ctx context.Context, cfg Config) (datapath.Backend, error) {
 	}
 	b, err := ovs.New(ctx, db, ovs.Config{
 		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen, OpenFlowTLS: cfg.OpenFlowTLS,
-		VswitchdCtl: vswitchdCtl(cfg.VswitchdCtl), FlowMetrics: cfg.FlowMetrics, Log: cfg.Log,
+		VswitchdCtl: vswitchdCtl(cfg.VswitchdCtl), SparePorts: cfg.SparePorts, FlowMetrics: cfg.FlowMetrics, Log: cfg.Log,
 	})
 	if err != nil {
 		db.Close()

@@ -46,6 +46,7 @@ type Backend struct {
 	flows        *reconcile.Manager
 	stopOpenFlow context.CancelFunc
 	vswitchdCtl  string
+	spares       *spares
 	log          *slog.Logger
 
 	// mu guards the state the flows are compiled from. The controller
@@ -99,6 +100,9 @@ type Config struct {
 	// statistics; "" finds it anew on each read with FindVswitchdCtl from
 	// the OVSDB endpoint (which must then be unix:PATH).
 	VswitchdCtl string
+	// SparePorts is how many veth pairs wait on the bridge for ports to
+	// claim them (see spares); 0 attaches every port the slow way.
+	SparePorts  int
 	FlowMetrics *reconcile.Metrics
 	Log         *slog.Logger
 }
@@ -145,7 +149,12 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 		state:       newState(),
 		dropReasons: newDropReasonTable(),
 		vswitchdCtl: cfg.VswitchdCtl,
+		spares:      newSpares(db, cfg.Bridge, cfg.SparePorts, cfg.Log.With("component", "spares")),
 		log:         cfg.Log,
+	}
+	if err := b.spares.load(); err != nil {
+		ln.Close()
+		return nil, err
 	}
 	b.flows = reconcile.NewManager(cookieSpace, (*flowSource)(b), cfg.FlowMetrics, cfg.Log.With("component", "openflow"))
 	serveCtx, stop := context.WithCancel(context.Background())
@@ -257,24 +266,27 @@ func (b *Backend) OVSDBConnected() bool { return b.db.Connected() }
 // Close implements datapath.Backend. The flows stay on the bridge (fail_mode
 // secure), so ports keep forwarding.
 func (b *Backend) Close() error {
+	b.spares.close()
 	b.stopOpenFlow()
 	b.flows.Close()
 	b.db.Close()
 	return nil
 }
 
-// AttachPort implements datapath.Backend: host link first, then the OVS port in
-// one transaction, then wait for vswitchd to give it an ofport, then the
+// AttachPort implements datapath.Backend. A veth port claims a spare when
+// there is one; otherwise, and for taps: host link first, then the OVS port
+// in one transaction, then wait for vswitchd to give it an ofport, then the
 // port's flows — only then does the port forward.
 func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
+	if p.Type == model.PortVeth {
+		if sp, ok := b.spares.take(p); ok {
+			return b.attachSpare(ctx, n, p, sp)
+		}
+	}
 	if _, err := link.EnsurePort(n, p, b.linkOpts); err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
-	spec := ovsdb.PortSpec{
-		Name:        p.HostIfname,
-		ExternalIDs: map[string]string{portKey: p.Name, networkKey: n.Name},
-	}
-	if err := b.db.AddPort(ctx, b.bridge, spec); err != nil {
+	if err := b.db.AddPort(ctx, b.bridge, b.portSpec(n, p)); err != nil {
 		if errors.Is(err, ovsdb.ErrNotOwned) {
 			err = fmt.Errorf("%w: %w", datapath.ErrConflict, err)
 		}
@@ -294,9 +306,66 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 	return p, nil
 }
 
+func (b *Backend) portSpec(n model.Network, p model.Port) ovsdb.PortSpec {
+	return ovsdb.PortSpec{
+		Name:        p.HostIfname,
+		ExternalIDs: map[string]string{portKey: p.Name, networkKey: n.Name},
+	}
+}
+
+// attachSpare installs p's flows while it gives the spare to p; no OVSDB
+// change waits on the way. The two run at once because both mostly wait:
+// the bundle on ovs-vswitchd, the move of the free end into the namespace
+// on the kernel (an RCU barrier, about 15 ms here). The bundle is sent
+// first: the move's link events make ovs-vswitchd reconfigure the whole
+// bridge, and a request sent after them would wait for that. Until the
+// claim is done the spare carries no traffic, so its flows match nothing.
+// The returned port names the spare as its host link. A failure removes
+// the spare, so the controller's rollback, which knows only the port, has
+// nothing left to undo.
+func (b *Backend) attachSpare(ctx context.Context, n model.Network, p model.Port, sp spare) (model.Port, error) {
+	orig := p
+	p.HostIfname = sp.name
+	var err error
+	if sp.ofport == 0 {
+		sp.ofport, err = b.recoverSpare(ctx, n, p)
+	}
+	if err == nil {
+		p.Ofport = sp.ofport
+		flows := make(chan error, 1)
+		go func() { flows <- b.putPort(ctx, p) }()
+		err = link.ClaimSpare(n, p, b.linkOpts)
+		if ferr := <-flows; ferr != nil {
+			err = errors.Join(err, fmt.Errorf("flows: %w", ferr))
+		}
+	}
+	if err != nil {
+		return orig, errors.Join(fmt.Errorf("port %s: %w", p.Name, err), b.DetachPort(ctx, n, p))
+	}
+	fault.Point("attach-after-flows")
+	b.spares.labelled(b.portSpec(n, p))
+	return p, nil
+}
+
+// recoverSpare returns the ofport of a spare claimed before a restart, and
+// puts it back on the bridge if a crash during its detach took it off.
+func (b *Backend) recoverSpare(ctx context.Context, n model.Network, p model.Port) (int, error) {
+	has, err := b.db.HasPort(p.HostIfname)
+	if err == nil && !has {
+		err = b.db.AddPort(ctx, b.bridge, b.portSpec(n, p))
+	}
+	if err != nil {
+		return 0, err
+	}
+	return b.db.WaitOfport(ctx, p.HostIfname)
+}
+
 // DetachPort implements datapath.Backend: the port's flows go first, so
 // none is left pointing at a port that is gone.
 func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port) error {
+	if name := b.spares.claimedBy(p); name != "" {
+		p.HostIfname = name
+	}
 	if err := b.removePort(ctx, p.Name); err != nil {
 		return fmt.Errorf("port %s: flows: %w", p.Name, err)
 	}
@@ -308,6 +377,7 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 	if err := link.Delete(p.HostIfname, datapath.PortAlias(p.Name)); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	b.spares.forget(p)
 	fault.Point("detach-after-link-removed")
 	return nil
 }
@@ -317,12 +387,15 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 // bridge's flows, the host side and the model are made to agree in full.
 func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	want := link.PortLinks(s.Ports)
+	b.spares.want(want)
 	owned, err := b.db.OwnedPorts(b.bridge)
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
 	for _, op := range owned {
-		if want[op.Name] == datapath.PortAlias(op.ExternalIDs[portKey]) {
+		// A spare's OVS port keeps its spare label until the claim is
+		// written; the link's alias says whose it is.
+		if want[op.Name] == datapath.PortAlias(op.ExternalIDs[portKey]) || op.ExternalIDs[spareKey] != "" && want[op.Name] != "" {
 			continue
 		}
 		if err := b.db.DeletePort(ctx, b.bridge, op.Name); err != nil {
@@ -332,6 +405,11 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	if err := link.Prune(want); err != nil {
 		return err
 	}
+	names := map[string]bool{}
+	for _, p := range s.Ports {
+		names[p.Name] = true
+	}
+	b.spares.retain(names)
 	b.prime(s)
 	if err := b.syncHost(ctx); err != nil {
 		return fmt.Errorf("prune: %w", err)
@@ -339,5 +417,5 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	if err := b.flows.Sync(b.dpid); err != nil {
 		return fmt.Errorf("prune: sync flows: %w", err)
 	}
-	return nil
+	return b.spares.setActive(ctx, len(s.Networks) > 0)
 }

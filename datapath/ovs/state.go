@@ -185,7 +185,10 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 	if err != nil {
 		return fmt.Errorf("network %s: flows: %w", n.Name, err)
 	}
-	return b.syncHostIfMasquerade(ctx, n)
+	if err := b.syncHostIfMasquerade(ctx, n); err != nil {
+		return err
+	}
+	return b.sparesFollowNetworks(ctx)
 }
 
 // DeleteNetwork implements datapath.Backend.
@@ -202,7 +205,22 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 	if err != nil {
 		return fmt.Errorf("network %s: flows: %w", n.Name, err)
 	}
-	return b.syncHostIfMasquerade(ctx, n)
+	if err := b.syncHostIfMasquerade(ctx, n); err != nil {
+		return err
+	}
+	return b.sparesFollowNetworks(ctx)
+}
+
+// sparesFollowNetworks keeps spares while a network exists, once the state
+// is complete (Prune decides at start).
+func (b *Backend) sparesFollowNetworks(ctx context.Context) error {
+	b.mu.Lock()
+	primed, any := b.primed, len(b.state.networks) > 0
+	b.mu.Unlock()
+	if !primed {
+		return nil
+	}
+	return b.spares.setActive(ctx, any)
 }
 
 func (b *Backend) syncHostIfMasquerade(ctx context.Context, n model.Network) error {

@@ -212,6 +212,7 @@ func (b *Backend) SwitchStats(ctx context.Context) (datapath.SwitchStats, error)
 	wg.Go(func() { s.Tables, errs[1] = b.tableStats(ctx) })
 	wg.Go(func() { s.Drops, errs[2] = b.dropStats(ctx) })
 	wg.Wait()
+	s.SparePorts = uint64(b.spares.freeCount())
 	if err := errors.Join(errs[:]...); err != nil {
 		return s, fmt.Errorf("switch stats: %w", err)
 	}

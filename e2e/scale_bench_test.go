@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkAtScale attaches -ports veth ports with -clients concurrent API
+// clients, each into its own namespace, and then measures what a host of
+// that size costs and how the daemon restarts on it:
+//
+//   - concurrent: total time of the attaches, and p50/p99 of one;
+//   - rss: the daemon's resident memory now and at its peak, and the CPU
+//     time it spent on the attaches;
+//   - restart: SIGTERM, then a new daemon on the same state: the time from
+//     its start until /readyz answers 200, and the flow and group mods it
+//     sent (0 when nothing changed).
+//
+// The attaches run once per backend, before the sub-benchmarks, which only
+// report; each sub-benchmark can still be picked alone with -bench.
+func BenchmarkAtScale(b *testing.B) {
+	for _, backend := range []string{"ovs", "linux"} {
+		b.Run(backend, func(b *testing.B) {
+			hostNS := newNetns(b, "vnt-host-")
+			d := startBenchDaemon(b, hostNS, backend)
+			d.must("PUT", "/v1/networks/bench", `{"subnet":"10.80.0.0/16"}`, 201, nil)
+			if backend == "ovs" {
+				waitSpares(b, d)
+			}
+			namespaces := make([]string, *benchPorts)
+			for i := range namespaces {
+				namespaces[i] = newNetns(b, "vnt-c-")
+			}
+			cpu := cpuTime(b, d.cmd.Process.Pid)
+			start := time.Now()
+			lat := attachConcurrently(b, d, namespaces, *benchClients)
+			total := time.Since(start)
+			cpu = cpuTime(b, d.cmd.Process.Pid) - cpu
+
+			b.Run("concurrent", func(b *testing.B) {
+				p50, p99 := percentiles(lat)
+				b.ReportMetric(total.Seconds(), "total-s")
+				b.ReportMetric(p50, "p50-ms")
+				b.ReportMetric(p99, "p99-ms")
+				b.ReportMetric(0, "ns/op")
+			})
+			b.Run("rss", func(b *testing.B) {
+				status := procStatus(b, d.cmd.Process.Pid)
+				b.ReportMetric(status["VmRSS"]/1024, "rss-MB")
+				b.ReportMetric(status["VmHWM"]/1024, "peak-rss-MB")
+				b.ReportMetric(cpu.Seconds(), "attach-cpu-s")
+				b.ReportMetric(0, "ns/op")
+			})
+			b.Run("restart", func(b *testing.B) {
+				d.stop()
+				start := time.Now()
+				d.launch()
+				for {
+					if code, _ := d.do("GET", "/readyz", nil); code == http.StatusOK {
+						break
+					}
+					if time.Since(start) > time.Minute {
+						b.Fatalf("not ready after a minute:\n%s", d.log)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				b.ReportMetric(time.Since(start).Seconds()*1000, "ready-ms")
+				m := scrapeSamples(b, d)
+				b.ReportMetric(m["ovs_vnet_reconcile_duration_seconds_sum"]*1000, "reconcile-ms")
+				var mods float64
+				for name, v := range m {
+					if strings.HasPrefix(name, "ovs_vnet_openflow_flow_mods_total") || strings.HasPrefix(name, "ovs_vnet_openflow_group_mods_total") {
+						mods += v
+					}
+				}
+				b.ReportMetric(mods, "flow-mods")
+				b.ReportMetric(0, "ns/op")
+			})
+		})
+	}
+}
+
+// attachConcurrently attaches port i into namespaces[i] from clients
+// goroutines and returns each attach's latency.
+func attachConcurrently(b *testing.B, d *daemon, namespaces []string, clients int) []time.Duration {
+	lat := make([]time.Duration, len(namespaces))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []string
+	for range clients {
+		wg.Go(func() {
+			for i := range next {
+				start := time.Now()
+				code, body := d.do("PUT", fmt.Sprintf("/v1/ports/c%d", i), map[string]string{"network": "bench", "netns": namespaces[i]})
+				lat[i] = time.Since(start)
+				if code != 201 {
+					mu.Lock()
+					failed = append(failed, fmt.Sprintf("c%d: %d %s", i, code, body))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range namespaces {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if len(failed) > 0 {
+		b.Fatalf("%d of %d attaches failed, first: %s", len(failed), len(namespaces), failed[0])
+	}
+	return lat
+}
+
+// procStatus returns the kB fields of /proc/PID/status (VmRSS, VmHWM, ...).
+func procStatus(b *testing.B, pid int) map[string]float64 {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]float64{}
+	for line := range strings.Lines(string(raw)) {
+		key, val, ok := strings.Cut(line, ":")
+		if f := strings.Fields(val); ok && len(f) == 2 && f[1] == "kB" {
+			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+				out[key] = v
+			}
+		}
+	}
+	return out
+}
+
+// scrapeSamples returns the daemon's metric samples by their full name with
+// labels, as the exposition writes them.
+func scrapeSamples(b *testing.B, d *daemon) map[string]float64 {
+	b.Helper()
+	code, body := d.do("GET", "/metrics", nil)
+	if code != 200 {
+		b.Fatalf("GET /metrics: %d", code)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if strings.HasPrefix(line, "#") || i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m
+}
