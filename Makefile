@@ -10,7 +10,11 @@ LISTEN   ?= 127.0.0.1:9476
 # (golang/go#75804, fixed only in Go 1.27).
 FUZZTIME ?= 100000x
 
-.PHONY: all deps build run stop test fuzz lint bench generate clean
+BENCH_DIR   := $(RUN_DIR)/bench
+# Ports of the scale benchmarks (`make bench PORTS=200` for a quicker look).
+PORTS       ?= 1000
+
+.PHONY: all deps build run stop test fuzz lint bench bench-smoke generate clean
 
 all: build
 
@@ -36,6 +40,7 @@ stop:
 test: deps lint
 	go test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
+	$(MAKE) bench-smoke
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -53,17 +58,27 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzInstructions$$' -fuzztime $(FUZZTIME) ./flows/openflow
 	go test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./flows/pipeline
 
-# Each benchmark runs beside its baseline in the same run (DESIGN.md §7):
-# iperf3 through the pipeline vs OVS NORMAL and vs a plain Linux bridge
-# (BenchmarkThroughput: x-normal, x-bridge ≥ 0.95), attach p99 with 500 ports
-# vs 10 on both backends and the by-hand ip + ovs-vsctl sequence
-# (BenchmarkAttach: x-p99-small ≤ 1.5), 100k flows vs ovs-ofctl --bundle.
-# -benchtime 1x: one iteration already takes its samples (3 × 5 s iperf3 runs
-# per side, 50 attaches); Throughput and Attach take about 2.5 minutes on 2 cores.
+# The performance suite (issue 7, docs/BENCHMARKS.md): every figure beside its
+# baseline from the same run — attach one after another per tenth of PORTS
+# ports vs the by-hand scripts, PORTS ports with 16 clients, RSS and restart at
+# that size, 100k flows vs ovs-ofctl --bundle, /metrics with PORTS ports,
+# iperf3 vs OVS NORMAL and a plain bridge. Results go to .run/bench, and
+# hack/benchreport writes docs/BENCHMARKS.md and docs/bench/*.svg from them.
+# About 25 minutes on 2 cores at PORTS=1000.
 bench: deps
-	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
-	go test -run '^$$' -bench . -benchtime 3x -timeout 30m ./flows/reconcile/
-	go test -run '^$$' -bench . -benchmem ./flows/openflow/
+	@mkdir -p $(BENCH_DIR)
+	set -o pipefail; go test -run '^$$' -bench . -benchtime 1x -timeout 120m ./e2e/ -args -ports=$(PORTS) | tee $(BENCH_DIR)/e2e.txt
+	set -o pipefail; go test -run '^$$' -bench . -benchtime 3x -timeout 30m ./flows/reconcile/ | tee $(BENCH_DIR)/flows.txt
+	set -o pipefail; go test -run '^$$' -bench . -benchmem ./flows/openflow/ ./exporter/ | tee $(BENCH_DIR)/units.txt
+	go run ./hack/benchreport -out docs -analysis hack/benchreport/analysis.md $(BENCH_DIR)/e2e.txt $(BENCH_DIR)/flows.txt $(BENCH_DIR)/units.txt
+
+# The suite at a few ports, as part of `make test`: every scenario and the
+# report generator run; no figure is judged.
+bench-smoke:
+	@mkdir -p $(BENCH_DIR)/smoke
+	set -o pipefail; go test -run '^$$' -bench . -benchtime 1x -timeout 20m ./e2e/ -args -ports=8 -clients=4 -iperf-seconds=1 | tee $(BENCH_DIR)/smoke/e2e.txt
+	set -o pipefail; go test -run '^$$' -bench . -benchtime 1x -timeout 10m ./flows/reconcile/ -args -flows=100,1000 | tee $(BENCH_DIR)/smoke/flows.txt
+	go run ./hack/benchreport -out $(BENCH_DIR)/smoke -analysis hack/benchreport/analysis.md $(BENCH_DIR)/smoke/e2e.txt $(BENCH_DIR)/smoke/flows.txt
 
 generate:
 	go generate ./...

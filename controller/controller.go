@@ -37,14 +37,25 @@ const (
 // Connector opens the datapath backend; Run calls it until it succeeds.
 type Connector func(ctx context.Context) (datapath.Backend, error)
 
-// Controller serialises all changes to the desired state under one lock, so a
-// request sees the store, the address pools and the host agree.
+// Controller keeps the store, the address pools and the host in agreement.
+// Port attaches and detaches run side by side: each holds mu only to check
+// and reserve (name, address, interface) and to record the outcome, not
+// while the datapath works, which on a busy switch takes most of the time.
+// Everything else changes under both locks, alone.
 type Controller struct {
 	log     *slog.Logger
 	store   *store.Store
 	metrics *metrics
 
+	// changing is held shared by port attaches and detaches for their
+	// whole run, and exclusively by every other change, the reconcile and
+	// the shutdown, which so never meet a port change half done. It is
+	// taken before mu.
+	changing sync.RWMutex
 	mu       sync.Mutex
+	// busy are the ports whose attach or detach is under way: their names,
+	// addresses and interfaces are taken, and other changes of them refused.
+	busy     map[string]model.Port
 	backend  datapath.Backend // nil until Run has connected and reconciled
 	notReady string           // why the controller does not serve yet
 	networks map[string]model.Network
@@ -75,6 +86,17 @@ func (c *Controller) publish() {
 
 func (c *Controller) status() *status { return c.published.Load() }
 
+// exclusive takes both locks for a change that no port change may overlap,
+// and returns their release: `defer c.exclusive()()`.
+func (c *Controller) exclusive() (unlock func()) {
+	c.changing.Lock()
+	c.mu.Lock()
+	return func() {
+		c.mu.Unlock()
+		c.changing.Unlock()
+	}
+}
+
 // New loads the desired state from st. The controller serves reads at once and
 // changes once Run has connected a backend.
 func New(st *store.Store, log *slog.Logger, m *Metrics) (*Controller, error) {
@@ -86,6 +108,7 @@ func New(st *store.Store, log *slog.Logger, m *Metrics) (*Controller, error) {
 		networks: map[string]model.Network{},
 		routers:  map[string]model.Router{},
 		ports:    map[string]model.Port{},
+		busy:     map[string]model.Port{},
 		pools:    map[string]*ipam.Pool{},
 	}
 	if err := c.load(); err != nil {
@@ -167,8 +190,7 @@ func (c *Controller) Run(ctx context.Context, connect Connector) error {
 		backoff = min(2*backoff, 10*time.Second)
 	}
 	<-ctx.Done()
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.exclusive()()
 	defer c.publish()
 	err := c.backend.Close()
 	c.backend, c.notReady = nil, "shutting down"
@@ -204,8 +226,7 @@ func (c *Controller) setNotReady(reason string) {
 // EnsureRouter expects.
 func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	start := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.exclusive()()
 	defer c.publish()
 	for _, n := range c.networks {
 		if err := b.EnsureNetwork(ctx, n); err != nil {
@@ -217,22 +238,9 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 			return fmt.Errorf("reconcile: router %s: %w", r.Name, err)
 		}
 	}
-	broken := 0
-	for _, p := range c.ports {
-		got, err := b.AttachPort(ctx, c.networks[p.Network], p)
-		if err != nil {
-			// A port whose namespace went away while we were down stays in the
-			// desired state until it is deleted; it must not hold back the others.
-			c.log.Warn("reconcile: port not attached", "port", p.Name, "err", err)
-			broken++
-			continue
-		}
-		if got != p {
-			if err := c.store.PutPort(got); err != nil {
-				return fmt.Errorf("reconcile: %w", err)
-			}
-			c.ports[p.Name] = got
-		}
+	broken, err := c.attachAll(ctx, b)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
 	}
 	state := datapath.State{
 		Networks: slices.Collect(maps.Values(c.networks)),
@@ -247,6 +255,59 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	c.log.Info("reconciled", "backend", b.Info().Backend, "networks", len(c.networks),
 		"routers", len(c.routers), "ports", len(c.ports), "ports_not_attached", broken, "took", time.Since(start))
 	return nil
+}
+
+// reconcileWorkers is how many ports the reconcile attaches at once: each
+// attach mostly waits for the kernel and the switch.
+const reconcileWorkers = 8
+
+// attachAll attaches every port, as the reconcile does; mu is held. It
+// returns how many ports could not be attached.
+func (c *Controller) attachAll(ctx context.Context, b datapath.Backend) (broken int, err error) {
+	type result struct {
+		port model.Port
+		err  error
+	}
+	ports := slices.Collect(maps.Values(c.ports))
+	next := make(chan model.Port)
+	results := make(chan result)
+	var wg sync.WaitGroup
+	for range min(reconcileWorkers, len(ports)) {
+		wg.Go(func() {
+			for p := range next {
+				got, err := b.AttachPort(ctx, c.networks[p.Network], p)
+				if err != nil {
+					err = fmt.Errorf("port %s: %w", p.Name, err)
+				}
+				results <- result{got, err}
+			}
+		})
+	}
+	go func() {
+		for _, p := range ports {
+			next <- p
+		}
+		close(next)
+		wg.Wait()
+		close(results)
+	}()
+	var storeErrs []error
+	for r := range results {
+		switch {
+		case r.err != nil:
+			// A port whose namespace went away while we were down stays in the
+			// desired state until it is deleted; it must not hold back the others.
+			c.log.Warn("reconcile: port not attached", "err", r.err)
+			broken++
+		case r.port != c.ports[r.port.Name]:
+			if err := c.store.PutPort(r.port); err != nil {
+				storeErrs = append(storeErrs, err)
+				continue
+			}
+			c.ports[r.port.Name] = r.port
+		}
+	}
+	return broken, errors.Join(storeErrs...)
 }
 
 // Ready returns nil when the controller can change the datapath, else why
@@ -327,8 +388,7 @@ func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.Net
 	if n, err = spec.Network(name); err != nil {
 		return n, false, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.exclusive()()
 	defer c.publish()
 	if old, ok := c.networks[name]; ok {
 		if !old.SameSpec(n) {
@@ -382,8 +442,7 @@ func (c *Controller) freeNetworkID() (int, error) {
 
 // DeleteNetwork removes a network that no port or router uses.
 func (c *Controller) DeleteNetwork(ctx context.Context, name string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.exclusive()()
 	defer c.publish()
 	n, ok := c.networks[name]
 	if !ok {

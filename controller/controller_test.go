@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +38,10 @@ type fakeBackend struct {
 	failRouters   map[string]error
 	ensureRouters int            // EnsureRouter calls
 	pruned        datapath.State // the last Prune's argument
+	// gate, when set, holds every AttachPort until it is closed;
+	// attaching counts the ones held.
+	gate      chan struct{}
+	attaching atomic.Int32
 }
 
 func newFake() *fakeBackend {
@@ -62,6 +67,10 @@ func (f *fakeBackend) DeleteNetwork(_ context.Context, n model.Network) error {
 	return nil
 }
 func (f *fakeBackend) AttachPort(_ context.Context, _ model.Network, p model.Port) (model.Port, error) {
+	if f.gate != nil {
+		f.attaching.Add(1)
+		<-f.gate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ports[p.Name] = true // a failure can leave half a port: rollback must clear it
@@ -337,5 +346,57 @@ func TestReadersDoNotWait(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a reader waited for the controller's lock")
+	}
+}
+
+// TestAttachesRunAtOnce: port attaches do not wait for each other, a second
+// request for a port under way is refused, and a network change waits until
+// they are done.
+func TestAttachesRunAtOnce(t *testing.T) {
+	f := newFixture(t)
+	if code, body := f.do(t, "PUT", "/v1/networks/n", `{"subnet":"10.9.0.0/24"}`); code != 201 {
+		t.Fatalf("network: %d %v", code, body)
+	}
+	f.fake.gate = make(chan struct{})
+	const ports = 4
+	codes := make(chan int, ports)
+	for i := range ports {
+		go func() {
+			code, _ := f.do(t, "PUT", fmt.Sprintf("/v1/ports/p%d", i), `{"network":"n","type":"tap"}`)
+			codes <- code
+		}()
+	}
+	for f.fake.attaching.Load() < ports {
+		time.Sleep(time.Millisecond)
+	}
+	if code, body := f.do(t, "PUT", "/v1/ports/p0", `{"network":"n","type":"tap"}`); code != 409 {
+		t.Fatalf("a second PUT of a port being attached: %d %v", code, body)
+	}
+	netDone := make(chan int, 1)
+	go func() {
+		code, _ := f.do(t, "PUT", "/v1/networks/m", `{"subnet":"10.8.0.0/24"}`)
+		netDone <- code
+	}()
+	select {
+	case code := <-netDone:
+		t.Fatalf("a network change went on during port attaches: %d", code)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(f.fake.gate)
+	for range ports {
+		if code := <-codes; code != 201 {
+			t.Fatalf("attach: %d", code)
+		}
+	}
+	if code := <-netDone; code != 201 {
+		t.Fatalf("network after the attaches: %d", code)
+	}
+	ips := map[string]bool{}
+	for i := range ports {
+		code, body := f.do(t, "GET", fmt.Sprintf("/v1/ports/p%d", i), "")
+		if code != 200 || ips[body["ip"].(string)] {
+			t.Fatalf("port p%d: %d %v (ips so far %v)", i, code, body, ips)
+		}
+		ips[body["ip"].(string)] = true
 	}
 }

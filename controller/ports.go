@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -41,44 +42,89 @@ func (c *Controller) Port(name string) (model.PortView, error) {
 
 // PutPort creates a port and returns once it forwards, or confirms an identical
 // one (created=false). On any failure nothing of the port is left: no link, no
-// OVS port, no address, no record.
+// OVS port, no address, no record. Attaches of different ports run at once.
 func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSpec) (view model.PortView, created bool, err error) {
 	p, err := spec.Port(name)
 	if err != nil {
 		return view, false, err
 	}
+	c.changing.RLock()
+	defer c.changing.RUnlock()
+	n, backend, view, err := c.reservePort(p)
+	if err != nil || backend == nil {
+		return view, false, err
+	}
+	p = c.busyPort(name)
+	start := time.Now()
+	attached, err := backend.AttachPort(ctx, n, p)
+	rolledBack := err != nil
+	if rolledBack {
+		c.rollback("port "+name, func(ctx context.Context) error {
+			return errors.Join(backend.DetachPort(ctx, n, p), c.store.DeletePort(name))
+		})
+	} else {
+		c.metrics.attachDuration.Observe(time.Since(start).Seconds())
+		fault.Point("attach-before-store-ofport")
+		if attached != p {
+			err = c.store.PutPort(attached)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.publish()
+	delete(c.busy, name)
+	switch {
+	case rolledBack:
+		c.pools[n.Name].Release(p.IP)
+		return view, false, err
+	case err != nil:
+		// Attached, but the record lacks its results: the address stays
+		// held for the record, and the next reconcile completes it.
+		return view, false, err
+	}
+	c.ports[name] = attached
+	return attached.View(n), true, nil
+}
+
+// reservePort checks p and, when it is new, takes its name, address and
+// interfaces and records the intent; it returns the backend to attach it
+// with, or none when an identical port exists (its view is returned).
+func (c *Controller) reservePort(p model.Port) (model.Network, datapath.Backend, model.PortView, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	n, ok := c.networks[p.Network]
 	if !ok {
-		return view, false, fmt.Errorf("%w: network %q", ErrNotFound, p.Network)
+		return n, nil, model.PortView{}, fmt.Errorf("%w: network %q", ErrNotFound, p.Network)
 	}
-	if old, ok := c.ports[name]; ok {
+	if old, ok := c.ports[p.Name]; ok {
 		if !old.SameSpec(p) {
-			return old.View(n), false, fmt.Errorf("%w: port %q exists with a different spec", ErrConflict, name)
+			return n, nil, old.View(n), fmt.Errorf("%w: port %q exists with a different spec", ErrConflict, p.Name)
 		}
-		return old.View(n), false, nil
+		return n, nil, old.View(n), nil
+	}
+	if _, ok := c.busy[p.Name]; ok {
+		return n, nil, model.PortView{}, fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, p.Name)
 	}
 	if p.IP.IsValid() {
 		if err := checkIP(n, p.IP); err != nil {
-			return view, false, err
+			return n, nil, model.PortView{}, err
 		}
 	}
 	if p.MAC == "" {
-		p.MAC = model.PortMAC(name)
+		p.MAC = model.PortMAC(p.Name)
 	}
 	if err := c.checkUnique(p); err != nil {
-		return view, false, err
+		return n, nil, model.PortView{}, err
 	}
 	if err := netnsExists(p); err != nil {
-		return view, false, err
+		return n, nil, model.PortView{}, err
 	}
 	if err := c.readyLocked(); err != nil {
-		return view, false, err
+		return n, nil, model.PortView{}, err
 	}
+	var err error
 	if p.IP, err = c.assignIP(n, p); err != nil {
-		return view, false, err
+		return n, nil, model.PortView{}, err
 	}
 	fault.Point("attach-after-ipam")
 
@@ -87,40 +133,36 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	// orphaned, since every link and OVS port we make is named after the record.
 	if err := c.store.PutPort(p); err != nil {
 		c.pools[n.Name].Release(p.IP)
-		return view, false, err
+		return n, nil, model.PortView{}, err
 	}
 	fault.Point("attach-after-store-intent")
-	start := time.Now()
-	attached, err := c.backend.AttachPort(ctx, n, p)
-	if err != nil {
-		c.rollback("port "+name, func(ctx context.Context) error {
-			return errors.Join(c.backend.DetachPort(ctx, n, p), c.store.DeletePort(name))
-		})
-		c.pools[n.Name].Release(p.IP)
-		return view, false, err
-	}
-	c.metrics.attachDuration.Observe(time.Since(start).Seconds())
-	fault.Point("attach-before-store-ofport")
-	if attached != p {
-		if err := c.store.PutPort(attached); err != nil {
-			return view, false, err
-		}
-	}
-	c.ports[name] = attached
-	return attached.View(n), true, nil
+	c.busy[p.Name] = p
+	c.publish()
+	return n, c.backend, model.PortView{}, nil
+}
+
+func (c *Controller) busyPort(name string) model.Port {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.busy[name]
 }
 
 // checkUnique refuses a port that would share an interface, or within its
-// network a MAC, with an existing port.
+// network a MAC, with an existing port or one being attached.
 func (c *Controller) checkUnique(p model.Port) error {
-	for _, o := range c.ports {
-		switch {
-		case o.HostIfname == p.HostIfname:
-			return fmt.Errorf("%w: host interface %s is already port %q's", ErrConflict, p.HostIfname, o.Name)
-		case p.Type == model.PortVeth && o.Netns == p.Netns && o.Ifname == p.Ifname:
-			return fmt.Errorf("%w: netns %s already has port %q as %s", ErrConflict, p.Netns, o.Name, p.Ifname)
-		case o.Network == p.Network && o.MAC == p.MAC:
-			return fmt.Errorf("%w: mac %s is already used by port %q in network %q", ErrConflict, p.MAC, o.Name, p.Network)
+	for _, ports := range []map[string]model.Port{c.ports, c.busy} {
+		for _, o := range ports {
+			if o.Name == p.Name {
+				continue // a port being detached
+			}
+			switch {
+			case o.HostIfname == p.HostIfname:
+				return fmt.Errorf("%w: host interface %s is already port %q's", ErrConflict, p.HostIfname, o.Name)
+			case p.Type == model.PortVeth && o.Netns == p.Netns && o.Ifname == p.Ifname:
+				return fmt.Errorf("%w: netns %s already has port %q as %s", ErrConflict, p.Netns, o.Name, p.Ifname)
+			case o.Network == p.Network && o.MAC == p.MAC:
+				return fmt.Errorf("%w: mac %s is already used by port %q in network %q", ErrConflict, p.MAC, o.Name, p.Network)
+			}
 		}
 	}
 	return nil
@@ -144,21 +186,35 @@ func (c *Controller) assignIP(n model.Network, p model.Port) (ip netip.Addr, err
 // DeletePort removes a port from the host and frees its address. The port's
 // namespace is left alone, and a namespace or link that has already gone is fine.
 func (c *Controller) DeletePort(ctx context.Context, name string) error {
+	c.changing.RLock()
+	defer c.changing.RUnlock()
+	c.mu.Lock()
+	p, ok := c.ports[name]
+	err := c.readyLocked()
+	switch {
+	case !ok:
+		err = fmt.Errorf("%w: port %q", ErrNotFound, name)
+	case c.busy[name].Name != "":
+		err = fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, name)
+	}
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.busy[name] = p
+	n, backend := c.networks[p.Network], c.backend
+	c.mu.Unlock()
+
+	err = backend.DetachPort(ctx, n, p)
+	if err == nil {
+		fault.Point("detach-before-store-delete")
+		err = c.store.DeletePort(name)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.publish()
-	p, ok := c.ports[name]
-	if !ok {
-		return fmt.Errorf("%w: port %q", ErrNotFound, name)
-	}
-	if err := c.readyLocked(); err != nil {
-		return err
-	}
-	if err := c.backend.DetachPort(ctx, c.networks[p.Network], p); err != nil {
-		return err
-	}
-	fault.Point("detach-before-store-delete")
-	if err := c.store.DeletePort(name); err != nil {
+	delete(c.busy, name)
+	if err != nil {
 		return err
 	}
 	fault.Point("detach-after-store-delete")

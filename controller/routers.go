@@ -51,8 +51,7 @@ func (c *Controller) PutRouter(ctx context.Context, name string, spec model.Rout
 	if r, err = spec.Router(name); err != nil {
 		return r, false, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.exclusive()()
 	defer c.publish()
 	if err := c.networksExist(r.Networks); err != nil {
 		return r, false, err
@@ -135,8 +134,7 @@ func (c *Controller) freeRouterID() (int, error) {
 // DeleteRouter removes a router; its networks stay and stop routing to each
 // other (unless another router joins them).
 func (c *Controller) DeleteRouter(ctx context.Context, name string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.exclusive()()
 	defer c.publish()
 	r, ok := c.routers[name]
 	if !ok {

@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -360,7 +361,7 @@ func linksIn(t *testing.T, ns string) []netlink.Link {
 		t.Fatal(err)
 	}
 	defer nh.Close()
-	links, err := nh.LinkList()
+	links, err := link.List(nh)
 	if err != nil {
 		t.Fatal(fmt.Errorf("list links in %s: %w", ns, err))
 	}

@@ -148,7 +148,7 @@ func TestConcurrentPuts(t *testing.T) {
 				t.Errorf("host links %v, want the winners' %v", slices.Sorted(maps.Keys(ours)), slices.Sorted(maps.Keys(hostIfs)))
 			}
 			if box != nil {
-				ports := strings.Fields(box.Vsctl(t, "list-ports", "br-vnet"))
+				ports := bridgePorts(t, box, hostNS)
 				if !slices.Equal(ports, slices.Sorted(maps.Keys(hostIfs))) {
 					t.Errorf("OVS ports %v, want the winners' host links", ports)
 				}

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
@@ -283,7 +282,7 @@ func assertPortAbsent(t *testing.T, d *daemon, box *testbed.Sandbox, ns, name, i
 		}
 	}
 	if box != nil {
-		if ports := slices.DeleteFunc(strings.Fields(box.Vsctl(t, "list-ports", "br-vnet")), link.IsSpare); len(ports) > 0 {
+		if ports := bridgePorts(t, box, d.hostNS); len(ports) > 0 {
 			t.Errorf("OVS ports left: %q", ports)
 		}
 		if flows := box.Ofctl(t, "dump-flows", "br-vnet"); strings.Contains(flows, "cookie=0x7604") {

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
-	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -129,8 +128,7 @@ func TestGarbageCollection(t *testing.T) {
 				}
 			}
 			if box != nil {
-				// Spare ports (datapath/ovs/spares.go) wait on the bridge while a network exists.
-				ports := slices.DeleteFunc(strings.Fields(box.Vsctl(t, "list-ports", "br-vnet")), link.IsSpare)
+				ports := bridgePorts(t, box, hostNS)
 				if want := []string{"theirs-p1", keep.HostIfname}; !slices.Equal(ports, slices.Sorted(slices.Values(want))) {
 					t.Errorf("br-vnet ports after GC: %q, want %s and theirs-p1", ports, keep.HostIfname)
 				}

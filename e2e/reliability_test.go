@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -207,8 +208,8 @@ func TestOVSDBRestart(t *testing.T) {
 	r.d.must("PUT", "/v1/ports/d", map[string]string{"network": "blue", "netns": nsD}, 201, &dv)
 	ping(t, nsD, r.peerIP, true)
 	ping(t, nsD, r.routeIP, true)
-	ports := r.box.Vsctl(t, "list-ports", "br-vnet")
-	if n := len(strings.Fields(ports)); n != 4 || !strings.Contains(ports, dv.HostIfname) {
+	ports := bridgePorts(t, r.box, r.d.hostNS)
+	if len(ports) != 4 || !slices.Contains(ports, dv.HostIfname) {
 		t.Errorf("OVS ports after the restart: %q, want a, b, c and d", ports)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
@@ -236,4 +237,18 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// bridgePorts lists br-vnet's ports but the free spare ports (host link alias
+// ovs-vnet:spare): those are the daemon's stock, no port's, and come and go
+// with its refills (datapath/ovs/spares.go).
+func bridgePorts(t *testing.T, box *testbed.Sandbox, hostNS string) []string {
+	t.Helper()
+	spare := map[string]bool{}
+	for _, l := range linksIn(t, hostNS) {
+		if l.Attrs().Alias == link.SpareAlias {
+			spare[l.Attrs().Name] = true
+		}
+	}
+	return slices.DeleteFunc(strings.Fields(box.Vsctl(t, "list-ports", "br-vnet")), func(name string) bool { return spare[name] })
 }

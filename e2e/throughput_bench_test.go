@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"maps"
 	"os/exec"
@@ -15,8 +16,9 @@ import (
 )
 
 // iperfSeconds is the length of one iperf3 run: long enough that the first
-// packets' upcalls and the TCP ramp-up vanish in the average.
-const iperfSeconds = 5
+// packets' upcalls and the TCP ramp-up vanish in the average (the smoke run
+// in `make test` takes 1).
+var iperfSeconds = flag.Int("iperf-seconds", 5, "length of one iperf3 run of BenchmarkThroughput")
 
 // The two workload addresses every topology uses. Each side lives in its own
 // host namespace, so the same subnet in all of them cannot collide.
@@ -186,7 +188,7 @@ func startIperfServer(b *testing.B, ns string) {
 // iperf runs one iperf3 client from ns and returns what the server received, in Gbit/s.
 func iperf(b *testing.B, ns string) float64 {
 	b.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "iperf3", "-c", tputSrvIP, "-t", strconv.Itoa(iperfSeconds), "-J").Output()
+	out, err := exec.Command("ip", "netns", "exec", ns, "iperf3", "-c", tputSrvIP, "-t", strconv.Itoa(*iperfSeconds), "-J").Output()
 	var res struct {
 		Error string `json:"error"`
 		End   struct {

@@ -93,6 +93,45 @@ func (c *Client) addPorts(ctx context.Context, bridge string, specs []PortSpec) 
 	})
 }
 
+// SetExternalIDs gives ports of ours on the bridge the external IDs of their
+// specs (and only those: type and tag stay), in one transaction. Ports that
+// are gone are skipped, so a caller's stale list recreates nothing.
+func (c *Client) SetExternalIDs(ctx context.Context, bridge string, specs []PortSpec) error {
+	br, err := c.ownedBridge(ctx, bridge)
+	if err != nil {
+		return fmt.Errorf("set external IDs on bridge %q: %w", bridge, err)
+	}
+	var ops []ovsdb.Operation
+	for _, spec := range specs {
+		port := &vswitch.Port{Name: spec.Name}
+		found, err := c.get(ctx, port)
+		if err != nil {
+			return fmt.Errorf("set external IDs of port %q: %w", spec.Name, err)
+		}
+		if !found || !owned(port.ExternalIDs) || !slices.Contains(br.Ports, port.UUID) || len(port.Interfaces) != 1 {
+			continue
+		}
+		spec.Tag, spec.Type = derefTag(port.Tag), ""
+		iface := &vswitch.Interface{UUID: port.Interfaces[0]}
+		if found, err := c.get(ctx, iface); err != nil || !found {
+			continue
+		}
+		spec.Type = iface.Type
+		more, err := c.updatePortOps(ctx, br, port, spec)
+		if err != nil {
+			return fmt.Errorf("set external IDs of port %q: %w", spec.Name, err)
+		}
+		ops = append(ops, more...)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if err := c.transact(ctx, ops); err != nil {
+		return fmt.Errorf("set external IDs on bridge %q: %w", bridge, err)
+	}
+	return nil
+}
+
 // portOps are the operations that bring the port to spec: an insert, an
 // update, or none. i numbers the insert's named UUIDs within a transaction.
 func (c *Client) portOps(ctx context.Context, br *vswitch.Bridge, i int, spec PortSpec) ([]ovsdb.Operation, error) {

@@ -273,7 +273,7 @@ func PortLinks(ports []model.Port) map[string]string {
 // Prune deletes every host link marked as ovs-vnet's unless want maps its name
 // to its alias. Links of other tools are never looked at twice.
 func Prune(want map[string]string) error {
-	all, err := netlink.LinkList()
+	all, err := List(nil)
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
@@ -287,6 +287,26 @@ func Prune(want map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// dumpRetries is how often List repeats a dump that links changed under.
+const dumpRetries = 5
+
+// List returns the links of h's namespace (ours when h is nil). A dump that
+// links changed under (NLM_F_DUMP_INTR, common while ports come and go) is
+// repeated, since its result may lack links.
+func List(h *netlink.Handle) ([]netlink.Link, error) {
+	list := netlink.LinkList
+	if h != nil {
+		list = h.LinkList
+	}
+	for range dumpRetries - 1 {
+		links, err := list()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return links, err
+		}
+	}
+	return list()
 }
 
 func isNotFound(err error) bool {

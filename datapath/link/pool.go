@@ -67,7 +67,7 @@ func NewSpare(mtu int) (string, error) {
 // free end still on the host) and claimed ones, by the port whose alias
 // they carry.
 func Spares() (free []string, claimed map[string]string, err error) {
-	all, err := netlink.LinkList()
+	all, err := List(nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list links: %w", err)
 	}

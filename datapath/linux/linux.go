@@ -46,6 +46,14 @@ type Backend struct {
 	// transaction of its own) but not while Prune lists and edits the
 	// bridge table.
 	portsMu sync.RWMutex
+
+	// Until the first Prune, a port whose rules a previous run left in the
+	// bridge table keeps them, and Prune rewrites all ports' rules in one
+	// transaction: one nft run at start instead of one per port. leftRules
+	// is that table, read at the first attach.
+	startMu   sync.Mutex
+	primed    bool
+	leftRules *bridgeTable
 }
 
 // New returns a backend naming its bridges prefix-<hash>. It checks that nft
@@ -200,7 +208,7 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 	if err != nil {
 		return p, fmt.Errorf("port %s: network %s: %w", p.Name, n.Name, err)
 	}
-	if err := applyPortRules(ctx, p); err != nil {
+	if err := b.ensurePortRules(ctx, p); err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("attach-after-port-rules")
@@ -215,6 +223,26 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 	}
 	fault.Point("attach-after-bridge-master")
 	return p, nil
+}
+
+// ensurePortRules loads p's rules, unless the start-up reconcile finds them
+// in place (see leftRules).
+func (b *Backend) ensurePortRules(ctx context.Context, p model.Port) error {
+	b.startMu.Lock()
+	if !b.primed && b.leftRules == nil {
+		have, err := listBridgeTable(ctx)
+		if err != nil {
+			b.startMu.Unlock()
+			return fmt.Errorf("read anti-spoofing rules: %w", err)
+		}
+		b.leftRules = &have
+	}
+	inPlace := !b.primed && b.leftRules.elements[p.HostIfname] == portChain(p.Name)
+	b.startMu.Unlock()
+	if inPlace {
+		return nil
+	}
+	return applyPortRules(ctx, p)
 }
 
 // applyPortRules loads p's rules. Should the skeleton be gone (someone deleted
@@ -300,9 +328,22 @@ func (b *Backend) prunePortRules(ctx context.Context, s datapath.State) error {
 	if err != nil {
 		return fmt.Errorf("prune anti-spoofing rules: %w", err)
 	}
-	if err := hostnet.ApplyNft(ctx, PruneScript(have, s.Ports, len(s.Networks))); err != nil {
+	// The ports' rules go with the pruning: each rewritten in place, in one
+	// transaction, so none is without its rules at any moment.
+	script := PruneScript(have, s.Ports, len(s.Networks))
+	for _, p := range s.Ports {
+		rules, err := PortRules(p)
+		if err != nil {
+			return err
+		}
+		script += rules
+	}
+	if err := hostnet.ApplyNft(ctx, script); err != nil {
 		return fmt.Errorf("prune anti-spoofing rules: %w", err)
 	}
+	b.startMu.Lock()
+	b.primed, b.leftRules = true, nil
+	b.startMu.Unlock()
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
+	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 )
 
 // PortStats implements datapath.Backend with one netlink link dump and one
@@ -53,7 +54,7 @@ func (b *Backend) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
 	listed := make(chan struct{})
 	go func() {
 		defer close(listed)
-		links, listErr = h.LinkList()
+		links, listErr = link.List(h)
 	}()
 	// The counters' socket is opened from this thread for the same reason.
 	spoofed, err := readSpoofCounters(ctx)

@@ -108,9 +108,11 @@ type Config struct {
 }
 
 // New makes sure the integration bridge exists as configured, with the daemon
-// as its controller, and returns once the bridge has connected. The bridge's
-// flows are left as they are until the first Prune, when the model is
-// complete. It takes ownership of db.
+// as its controller, and returns without waiting for the bridge to connect:
+// after a restart ovs-vswitchd retries on its own clock, up to a second
+// later, and the reconcile's attaches need no OpenFlow session. The
+// bridge's flows are left as they are until the first Prune, which waits
+// for the session, when the model is complete. It takes ownership of db.
 func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 	other, err := db.OtherConfig()
 	if err != nil {
@@ -164,11 +166,6 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 			cfg.Log.Error("openflow listener failed", "err", err)
 		}
 	}()
-	if err := b.waitConnected(ctx); err != nil {
-		stop()
-		b.flows.Close()
-		return nil, fmt.Errorf("integration bridge %s (datapath %016x): %w", cfg.Bridge, dpid, err)
-	}
 	return b, nil
 }
 
@@ -230,13 +227,18 @@ func (f *flowSource) Synced(dpid uint64) {
 	}
 }
 
+// connectTimeout bounds the wait for the bridge's OpenFlow session.
+const connectTimeout = 30 * time.Second
+
 func (b *Backend) waitConnected(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for !b.flows.Connected(b.dpid) {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("bridge did not connect to the controller: %w", context.Cause(ctx))
+			return fmt.Errorf("integration bridge %s (datapath %016x) did not connect to the controller: %w", b.bridge, b.dpid, context.Cause(ctx))
 		case <-t.C:
 		}
 	}
@@ -412,6 +414,9 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	b.spares.retain(names)
 	b.prime(s)
 	if err := b.syncHost(ctx); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	if err := b.waitConnected(ctx); err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
 	if err := b.flows.Sync(b.dpid); err != nil {

@@ -284,36 +284,64 @@ func (s *spares) refill(ctx context.Context) error {
 	if n == 0 && len(specs) == 0 {
 		return nil
 	}
-	var made []string
-	for range n {
-		name, err := link.NewSpare(defaultMTU)
-		if err != nil {
-			return err
-		}
-		made = append(made, name)
-		specs = append(specs, ovsdb.PortSpec{Name: name, ExternalIDs: map[string]string{spareKey: "free"}})
-	}
-	if err := s.db.AddPorts(ctx, s.bridge, specs); err != nil {
-		deleteLinks(made)
+	ready, err := s.add(ctx, n)
+	if err != nil {
 		return err
 	}
-	var ready []spare
-	for _, name := range made {
-		ofport, err := s.db.WaitOfport(ctx, name)
-		if err != nil {
-			return err // the rest are Prune's at the next start; these are ours
-		}
-		ready = append(ready, spare{name, ofport})
+	s.mu.Lock()
+	s.free = append(ready, s.free...)
+	s.mu.Unlock()
+	// Ports detached since the list was taken are skipped, not recreated;
+	// one detached during the transaction fails it, and it is tried again.
+	if err := s.db.SetExternalIDs(ctx, s.bridge, specs); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.free = append(ready, s.free...)
 	for _, spec := range specs {
 		if s.relabel[spec.Name].ExternalIDs[portKey] == spec.ExternalIDs[portKey] {
 			delete(s.relabel, spec.Name)
 		}
 	}
 	return nil
+}
+
+// add makes n spares and puts them on the bridge in one transaction; on
+// failure it removes what it made.
+func (s *spares) add(ctx context.Context, n int) ([]spare, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	var made []string
+	var specs []ovsdb.PortSpec
+	undo := func(err error) ([]spare, error) {
+		// Best effort: what is left is the next start's Prune's.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spareRefillTimeout)
+		defer cancel()
+		_ = s.db.DeletePorts(dctx, s.bridge, made)
+		deleteLinks(made)
+		return nil, err
+	}
+	for range n {
+		name, err := link.NewSpare(defaultMTU)
+		if err != nil {
+			return undo(err)
+		}
+		made = append(made, name)
+		specs = append(specs, ovsdb.PortSpec{Name: name, ExternalIDs: map[string]string{spareKey: "free"}})
+	}
+	if err := s.db.AddPorts(ctx, s.bridge, specs); err != nil {
+		return undo(err)
+	}
+	ready := make([]spare, 0, n)
+	for _, name := range made {
+		ofport, err := s.db.WaitOfport(ctx, name)
+		if err != nil {
+			return undo(err)
+		}
+		ready = append(ready, spare{name, ofport})
+	}
+	return ready, nil
 }
 
 // defaultMTU is a spare's MTU until a claim sets its network's.

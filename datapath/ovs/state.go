@@ -83,7 +83,8 @@ func (b *Backend) networkScope(networks ...string) scope {
 }
 
 // change applies mutate to the state and sends the difference it makes
-// within sc to the bridge, in one bundle. Before the state is complete only
+// within sc to the bridge, in one bundle (shared with the changes submitted
+// at the same time). Before the state is complete only
 // the state changes: the first Prune syncs it whole. When the bridge refuses
 // the change, the state goes back to what the bridge holds.
 func (b *Backend) change(ctx context.Context, sc scope, mutate func(*state) (undo func())) error {
@@ -96,8 +97,15 @@ func (b *Backend) change(ctx context.Context, sc scope, mutate func(*state) (und
 	before := sc(b.state)
 	undo := mutate(&b.state)
 	after := sc(b.state)
+	// Submitted under mu, so that the switch sees concurrent changes in
+	// the order they changed the state (two ports' edits of their
+	// network's flood group); the wait for the commit is not.
+	pending, err := b.flows.Submit(b.dpid, before, after)
 	b.mu.Unlock()
-	if _, err := b.flows.Change(ctx, b.dpid, before, after); err != nil {
+	if err == nil {
+		_, err = pending.Wait(ctx)
+	}
+	if err != nil {
 		b.mu.Lock()
 		undo()
 		b.mu.Unlock()

@@ -19,10 +19,24 @@ type Bridge struct {
 	metrics  *Metrics
 	bundleID atomic.Uint32
 	// syncing serialises Syncs: two diffs computed against the same dump
-	// would each apply their own view of the difference.
-	syncing sync.Mutex
+	// would each apply their own view of the difference. Changes hold it
+	// shared: each sends only its own objects' flows, so concurrent ones
+	// pipeline their bundles on the session, and ovs-vswitchd takes them in
+	// one pass of its main loop.
+	syncing sync.RWMutex
 	synced  atomic.Bool // a Sync has succeeded on this session
+
+	// Changes submitted while a bundle is in flight wait in queue and go
+	// together in the next one (group commit): under load ovs-vswitchd
+	// takes one bundle per pass of its main loop, not one per change.
+	qmu        sync.Mutex
+	queue      []*Pending
+	committing bool // a Wait is sending the queue
 }
+
+// changeTimeout bounds one group commit; it is not any one caller's
+// context, since a caller that gives up must not fail the others' changes.
+const changeTimeout = time.Minute
 
 // New returns a reconciler for the switch behind conn, owning the flows whose
 // cookies lie in space.
@@ -61,17 +75,97 @@ func (b *Bridge) Sync(ctx context.Context, desired Desired) (Result, error) {
 // the switch what it holds: the caller knows the objects it changes. A Sync
 // at the same time is harmless, since both only ever converge on desired.
 func (b *Bridge) Change(ctx context.Context, before, after Desired) (Result, error) {
-	start := time.Now()
-	plan, err := Change(b.space, before, after)
+	p, err := b.Submit(before, after)
 	if err != nil {
 		return Result{}, err
 	}
-	b.syncing.Lock()
-	defer b.syncing.Unlock()
-	if err := b.applyPlan(ctx, plan); err != nil {
+	return p.Wait(ctx)
+}
+
+// Pending is a change submitted to the switch and not yet known committed.
+type Pending struct {
+	b         *Bridge
+	plan      Plan
+	start     time.Time
+	done      chan error
+	committed func(Plan) // told after a successful commit, if set
+}
+
+// Submit queues the difference between two desired states. The switch
+// sees queued changes in the order they were submitted, all in one bundle
+// or in consecutive ones: a caller that submits while it holds the lock
+// that orders its changes (two ports' edits of their network's flood group)
+// gets them applied in that order without holding the lock while it waits.
+func (b *Bridge) Submit(before, after Desired) (*Pending, error) {
+	plan, err := Change(b.space, before, after)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pending{b: b, plan: plan, start: time.Now(), done: make(chan error, 1)}
+	if plan.Len() == 0 {
+		p.done <- nil
+		return p, nil
+	}
+	b.qmu.Lock()
+	b.queue = append(b.queue, p)
+	b.qmu.Unlock()
+	return p, nil
+}
+
+// Wait returns once p's change is committed, or refused with the others of
+// its bundle (an atomic bundle fails as a whole). It always waits for the
+// outcome, which ctx does not bound: the caller must know whether to undo.
+// The first waiter that finds no bundle in flight sends the queue until it
+// is empty; the others wait for it.
+func (p *Pending) Wait(ctx context.Context) (Result, error) {
+	b := p.b
+	b.qmu.Lock()
+	lead := !b.committing && len(b.queue) > 0
+	b.committing = b.committing || lead
+	b.qmu.Unlock()
+	if lead {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
+		b.sendQueue(cctx)
+		cancel()
+	}
+	if err := <-p.done; err != nil {
 		return Result{}, err
 	}
-	return Result{Plan: plan, Took: time.Since(start)}, nil
+	if p.committed != nil {
+		p.committed(p.plan)
+	}
+	return Result{Plan: p.plan, Took: time.Since(p.start)}, nil
+}
+
+// sendQueue commits the queue, one bundle per batch, until it is empty.
+func (b *Bridge) sendQueue(ctx context.Context) {
+	for {
+		b.qmu.Lock()
+		batch := b.queue
+		b.queue = nil
+		if len(batch) == 0 {
+			b.committing = false
+			b.qmu.Unlock()
+			return
+		}
+		b.qmu.Unlock()
+		var msgs []openflow.Message
+		for _, p := range batch {
+			msgs = append(msgs, p.plan.Messages()...)
+		}
+		b.syncing.RLock()
+		err := b.Apply(ctx, msgs)
+		b.syncing.RUnlock()
+		if err != nil {
+			b.metrics.switchError(err)
+		}
+		for _, p := range batch {
+			if err == nil {
+				b.metrics.applied(p.plan)
+			}
+			p.done <- err
+		}
+	}
 }
 
 func (b *Bridge) applyPlan(ctx context.Context, plan Plan) error {

@@ -92,3 +92,74 @@ func TestChangeAgainstOVS(t *testing.T) {
 		t.Fatalf("after removal:\n%s", groups)
 	}
 }
+
+// TestSubmitKeepsOrderUnderConcurrency submits twenty ports' changes, each
+// adding its flow and a bucket to one flood group, in order, then waits for
+// them all at once: the bundles they share must apply them in submission
+// order, so the group ends with every bucket, and fewer bundles than
+// changes go out.
+func TestSubmitKeepsOrderUnderConcurrency(t *testing.T) {
+	box := ovsBridge(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := ofconn.Dial(ctx, box.Mgmt("br0"), ofconn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	reg := prometheus.NewRegistry()
+	b := New(conn, space, NewMetrics(reg))
+
+	const ports = 20
+	flows := flowSet(ports, space.Value|1)
+	var pending []*Pending
+	before := Desired{}
+	for i := range ports {
+		var buckets []uint32
+		for p := range i + 1 {
+			buckets = append(buckets, uint32(p+1))
+		}
+		after := Desired{Flows: flows[:i+1], Groups: []Group{floodGroup(1, buckets...)}}
+		p, err := b.Submit(before, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, p)
+		before = after
+	}
+	errs := make(chan error, ports)
+	for _, p := range pending {
+		go func() {
+			_, err := p.Wait(ctx)
+			errs <- err
+		}()
+	}
+	for range ports {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := b.Sync(ctx, before); err != nil || res.Plan.Len() != 0 {
+		t.Fatalf("the switch differs from the last change: %+v, %v", res.Plan, err)
+	}
+	bundles := histogramCount(t, reg, "ovs_vnet_openflow_bundle_duration_seconds")
+	t.Logf("%d changes went out in %d bundles", ports, bundles)
+	if bundles >= ports {
+		t.Fatalf("%d bundles for %d changes: none were shared", bundles, ports)
+	}
+}
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("no %s", name)
+	return 0
+}

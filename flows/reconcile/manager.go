@@ -121,19 +121,19 @@ func (m *Manager) Sync(dpid uint64) error {
 	return m.sync(b)
 }
 
-// Change applies the difference between two desired states of dpid's switch
-// (see Bridge.Change).
-func (m *Manager) Change(ctx context.Context, dpid uint64, before, after Desired) (Plan, error) {
+// Submit queues the difference between two desired states of dpid's
+// switch (see Bridge.Submit); the change is logged once committed.
+func (m *Manager) Submit(dpid uint64, before, after Desired) (*Pending, error) {
 	b, err := m.session(dpid)
 	if err != nil {
-		return Plan{}, err
+		return nil, err
 	}
-	res, err := b.Change(ctx, before, after)
+	p, err := b.Submit(before, after)
 	if err != nil {
-		return Plan{}, fmt.Errorf("datapath %016x: %w", dpid, err)
+		return nil, fmt.Errorf("datapath %016x: %w", dpid, err)
 	}
-	m.logPlan(dpid, res.Plan)
-	return res.Plan, nil
+	p.committed = func(plan Plan) { m.logPlan(dpid, plan) }
+	return p, nil
 }
 
 func (m *Manager) session(dpid uint64) (*Bridge, error) {

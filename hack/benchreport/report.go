@@ -1,0 +1,260 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+)
+
+// machine describes where the run happened.
+type machine struct {
+	date, cpu, kernel, ovs, goVersion string
+	cores                             int
+	memGiB                            float64
+}
+
+// attachKinds are AttachSeq's sub-benchmarks, in the order of the tables;
+// the by-hand ones are baselines (dashed in the plots).
+var attachKinds = []string{"ovs", "ovs-no-spares", "linux", "by-hand-ovs", "by-hand-linux"}
+
+// row is one line of the summary: a figure against its target.
+type row struct {
+	figure, target, measured, baseline, ratio string
+	pass                                      *bool // nil: not measured in this run
+}
+
+func verdict(p *bool) string {
+	switch {
+	case p == nil:
+		return "not run"
+	case *p:
+		return "met"
+	}
+	return "**missed**"
+}
+
+func f1(v float64) string { return fmt.Sprintf("%.1f", v) }
+func f2(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+// summary checks each target of issue 7 that the run measured.
+func summary(r results) []row {
+	var rows []row
+	add := func(ok bool, rw row, pass bool) {
+		if !ok {
+			rw.measured, rw.pass = "—", nil
+		} else {
+			rw.pass = &pass
+		}
+		rows = append(rows, rw)
+	}
+	lastStep := func(kind string) (n, p99 float64, ok bool) {
+		s := r.steps("AttachSeq/"+kind, "p99-ms")
+		if len(s) == 0 {
+			return 0, 0, false
+		}
+		return s[len(s)-1].x, s[len(s)-1].y, true
+	}
+	if n, ours, ok := lastStep("ovs"); ok {
+		_, hand, okHand := lastStep("by-hand-ovs")
+		ratio := ours / hand
+		add(okHand, row{figure: fmt.Sprintf("attach p99, ports %d–%d (OVS)", int(n-n/10+1), int(n)), target: "≤ 15 ms and ≤ 0.5× by hand",
+			measured: f1(ours) + " ms", baseline: f1(hand) + " ms by hand", ratio: f2(ratio)}, ours <= 15 && ratio <= 0.5)
+	} else {
+		add(false, row{figure: "attach p99, last tenth of the ports (OVS)", target: "≤ 15 ms and ≤ 0.5× by hand"}, false)
+	}
+	for _, kind := range []string{"ovs", "linux"} {
+		g, ok := r.get("AttachSeq/"+kind, "x-p99-growth")
+		hand, _ := r.get("AttachSeq/by-hand-"+kind, "x-p99-growth")
+		add(ok, row{figure: "attach p99 growth, last vs first tenth (" + kind + ")", target: "≤ 1.5×",
+			measured: f2(g) + "×", baseline: f2(hand) + "× by hand", ratio: "—"}, g <= 1.5)
+	}
+	for _, kind := range []string{"ovs", "linux"} {
+		total, ok := r.get("AtScale/"+kind+"/concurrent", "total-s")
+		p99, _ := r.get("AtScale/"+kind+"/concurrent", "p99-ms")
+		add(ok, row{figure: "ports with 16 clients, total (" + kind + ")", target: "≤ 10 s for 1,000",
+			measured: f2(total) + " s (p99 " + f1(p99) + " ms)", baseline: "—", ratio: "—"}, total <= 10)
+	}
+	ours, ok := r.get("Install/flows=100000/ovs-vnet", "ns/op")
+	tool, okTool := r.get("Install/flows=100000/ovs-ofctl-bundle", "ns/op")
+	add(ok && okTool, row{figure: "install 100,000 flows", target: "≤ 1.0× ovs-ofctl --bundle",
+		measured: f2(ours/1e9) + " s", baseline: f2(tool/1e9) + " s ovs-ofctl", ratio: f2(ours / tool)}, ours <= tool)
+	for _, kind := range []string{"ovs", "linux"} {
+		ready, ok := r.get("AtScale/"+kind+"/restart", "ready-ms")
+		mods, _ := r.get("AtScale/"+kind+"/restart", "flow-mods")
+		rec, _ := r.get("AtScale/"+kind+"/restart", "reconcile-ms")
+		add(ok, row{figure: "restart to ready, no change (" + kind + ")", target: "≤ 1 s, 0 flow-mods",
+			measured: fmt.Sprintf("%.0f ms (reconcile %.0f ms), %.0f mods", ready, rec, mods), baseline: "—", ratio: "—"}, ready <= 1000 && mods == 0)
+	}
+	for _, kind := range []string{"ovs", "linux"} {
+		ns, ok := r.get("Scrape/"+kind, "ns/op")
+		cpu, _ := r.get("Scrape/"+kind, "cpu-ms/scrape")
+		add(ok, row{figure: "/metrics scrape (" + kind + ")", target: "≤ 50 ms",
+			measured: fmt.Sprintf("%.1f ms (%.1f CPU ms)", ns/1e6, cpu), baseline: "—", ratio: "—"}, ns/1e6 <= 50)
+	}
+	for _, tp := range []struct{ kind, base string }{{"ovs", "normal"}, {"linux", "bridge"}} {
+		x, ok := r.get("Throughput/"+tp.kind, "x-"+tp.base)
+		ours, _ := r.get("Throughput/"+tp.kind, "vnet-Gbit/s")
+		base, _ := r.get("Throughput/"+tp.kind, tp.base+"-Gbit/s")
+		add(ok, row{figure: "iperf3 throughput (" + tp.kind + ")", target: "≥ 0.95× " + tp.base,
+			measured: f2(ours) + " Gbit/s", baseline: f2(base) + " Gbit/s " + tp.base, ratio: f2(x)}, x >= 0.95)
+	}
+	for _, kind := range []string{"ovs", "linux"} {
+		rss, ok := r.get("AtScale/"+kind+"/rss", "rss-MB")
+		peak, _ := r.get("AtScale/"+kind+"/rss", "peak-rss-MB")
+		add(ok, row{figure: "daemon RSS with the ports attached (" + kind + ")", target: "≤ 100 MB",
+			measured: fmt.Sprintf("%.1f MB (peak %.1f)", rss, peak), baseline: "—", ratio: "—"}, peak <= 100)
+	}
+	rss, ok := r.get("Install/flows=100000/ovs-vnet", "rss-MB")
+	add(ok, row{figure: "RSS holding 100,000 flows and their dump", target: "≤ 100 MB",
+		measured: f1(rss) + " MB", baseline: "—", ratio: "—"}, rss <= 100)
+	return rows
+}
+
+// writeReport writes BENCHMARKS.md; plots are the SVG files' names.
+func writeReport(w io.Writer, r results, m machine, plots map[string]string, analysis string) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("# Benchmarks\n\n")
+	p("Written by `make bench` (hack/benchreport) from the run of %s. Every figure is\n", m.date)
+	p("measured beside its baseline in the same run, on the same machine.\n\n")
+	p("**Machine:** %s, %d cores, %.0f GiB RAM; Linux %s; %s (userspace datapath, no\n", m.cpu, m.cores, m.memGiB, m.kernel, m.ovs)
+	p("kernel module); %s.\n\n", m.goVersion)
+	p("## Method\n\n")
+	p("- **Attach, one after another** (`BenchmarkAttachSeq`, e2e): `-ports` veth ports, each into a\n")
+	p("  fresh namespace made before the clock starts (it is the caller's). The daemon's time is its\n")
+	p("  `PUT /v1/ports` until the answer, which comes once the port forwards. The baselines are the\n")
+	p("  by-hand scripts it replaces: `ip link add … peer netns`, address, up, then `ovs-vsctl\n")
+	p("  add-port` (which returns once ovs-vswitchd added the port) or `ip link set master`.\n")
+	p("  p50 and p99 are taken per tenth of the ports. `ovs-no-spares` is the daemon with\n")
+	p("  `--spare-ports 0`: the attach path before the fix below.\n")
+	p("- **16 clients, RSS, restart** (`BenchmarkAtScale`): `-ports` veth ports attached by\n")
+	p("  `-clients` concurrent clients; then the daemon's RSS (VmRSS, VmHWM) and CPU time; then\n")
+	p("  SIGTERM and a new daemon on the same state, timed from its start until `/readyz` says\n")
+	p("  200, with the flow and group mods it sent.\n")
+	p("- **Flow install** (`BenchmarkInstall`, flows/reconcile): N flows into an empty table through\n")
+	p("  our reconciler (one atomic bundle) vs `ovs-ofctl --bundle add-flows` of the same flows.\n")
+	p("- **Scrape** (`BenchmarkScrape`): `GET /metrics` with `-ports` tap ports; daemon CPU per scrape.\n")
+	p("- **Throughput** (`BenchmarkThroughput`): iperf3 TCP namespace to namespace through the\n")
+	p("  pipeline vs OVS NORMAL, and the Linux backend vs a plain bridge, alternated in one run.\n\n")
+	p("Each scenario runs alone too, e.g.\n`go test -run '^$' -bench 'AttachSeq/ovs$' -benchtime 1x ./e2e/ -args -ports=200`.\n")
+	p("`make test` runs all of them at a few ports as a smoke test, without timing asserts.\n\n")
+
+	p("## Against the targets\n\n")
+	p("| figure | target | measured | baseline | ratio | verdict |\n|---|---|---|---|---|---|\n")
+	for _, rw := range summary(r) {
+		p("| %s | %s | %s | %s | %s | %s |\n", rw.figure, rw.target, rw.measured, rw.baseline, rw.ratio, verdict(rw.pass))
+	}
+	p("\n## Attach latency against ports already attached\n\n")
+	for _, name := range []string{"attach-p99", "attach-p50"} {
+		if file, ok := plots[name]; ok {
+			p("![%s](%s)\n\n", name, file)
+		}
+	}
+	writeAttachTable(w, r)
+	p("\n## Flow install time against flow count\n\n")
+	if file, ok := plots["flows"]; ok {
+		p("![flows](%s)\n\n", file)
+	}
+	p("| flows | ovs-vnet | ovs-ofctl --bundle | ratio | ovs-vnet RSS |\n|---|---|---|---|---|\n")
+	for _, pt := range flowPoints(r, "ovs-vnet") {
+		name := fmt.Sprintf("Install/flows=%d/", int(pt.x))
+		tool, _ := r.get(name+"ovs-ofctl-bundle", "ns/op")
+		rss, _ := r.get(name+"ovs-vnet", "rss-MB")
+		p("| %d | %.0f ms | %.0f ms | %.2f | %.1f MB |\n", int(pt.x), pt.y, tool/1e6, pt.y*1e6/tool, rss)
+	}
+	p("\n## Everything the run reported\n\n")
+	p("| benchmark | metrics |\n|---|---|\n")
+	for _, name := range sortedKeys(r) {
+		var parts []string
+		for _, unit := range sortedKeys(r[name]) {
+			if strings.Contains(unit, "@") || unit == "ns/op" && r[name][unit] == 0 {
+				continue // the per-step series are in the table above
+			}
+			parts = append(parts, fmt.Sprintf("%s %s", trim(r[name][unit]), unit))
+		}
+		p("| %s | %s |\n", name, strings.Join(parts, ", "))
+	}
+	if analysis != "" {
+		p("\n%s", analysis)
+	}
+}
+
+func writeAttachTable(w io.Writer, r results) {
+	var kinds []string
+	for _, k := range attachKinds {
+		if len(r.steps("AttachSeq/"+k, "p99-ms")) > 0 {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "p50 / p99 in ms of each tenth of the attaches; the row names the last port of the tenth.\n\n| ports |")
+	for _, k := range kinds {
+		fmt.Fprintf(w, " %s |", k)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", len(kinds)))
+	for i, pt := range r.steps("AttachSeq/"+kinds[0], "p99-ms") {
+		fmt.Fprintf(w, "| %d |", int(pt.x))
+		for _, k := range kinds {
+			p50s, p99s := r.steps("AttachSeq/"+k, "p50-ms"), r.steps("AttachSeq/"+k, "p99-ms")
+			if i < len(p99s) {
+				fmt.Fprintf(w, " %.1f / %.1f |", p50s[i].y, p99s[i].y)
+			} else {
+				fmt.Fprintf(w, " — |")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// flowPoints is install time in ms against flow count for one side.
+func flowPoints(r results, side string) []point {
+	var out []point
+	for name, m := range r {
+		rest, ok := strings.CutPrefix(name, "Install/flows=")
+		count, tail, ok2 := strings.Cut(rest, "/")
+		if !ok || !ok2 || tail != side {
+			continue
+		}
+		var n float64
+		if _, err := fmt.Sscan(count, &n); err == nil {
+			out = append(out, point{n, m["ns/op"] / 1e6})
+		}
+	}
+	sortPoints(out)
+	return out
+}
+
+// charts are the report's plots by file stem.
+func charts(r results) map[string]chart {
+	out := map[string]chart{}
+	for _, pct := range []string{"p99", "p50"} {
+		c := chart{title: "Attach latency " + pct + " per tenth of the ports", xLabel: "ports attached", yLabel: pct + " ms"}
+		for _, k := range attachKinds {
+			if s := r.steps("AttachSeq/"+k, pct+"-ms"); len(s) > 0 {
+				c.series = append(c.series, series{name: k, points: s, dashed: strings.HasPrefix(k, "by-hand")})
+			}
+		}
+		if len(c.series) > 0 {
+			out["attach-"+pct] = c
+		}
+	}
+	flows := chart{title: "Flow install time (one bundle)", xLabel: "flows", yLabel: "ms"}
+	for _, side := range []string{"ovs-vnet", "ovs-ofctl-bundle"} {
+		if s := flowPoints(r, side); len(s) > 0 {
+			flows.series = append(flows.series, series{name: side, points: s, dashed: side != "ovs-vnet"})
+		}
+	}
+	if len(flows.series) > 0 {
+		out["flows"] = flows
+	}
+	return out
+}
+
+func trim(v float64) string {
+	if math.Abs(v) >= 100 || v == math.Trunc(v) {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
+}

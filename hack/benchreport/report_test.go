@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const sample = `goos: linux
+BenchmarkAttachSeq/ovs-2         	       1	        10.5 p50-ms@100	        12.0 p99-ms@100	        11.0 p50-ms@200	        14.0 p99-ms@200	         1.167 x-p99-growth
+BenchmarkAttachSeq/by-hand-ovs-2 	       1	        30 p50-ms@100	        40 p99-ms@100	        300 p50-ms@200	        400 p99-ms@200	        10 x-p99-growth
+BenchmarkInstall/flows=100000/ovs-vnet-2         	       1	 700000000 ns/op	        42.5 rss-MB
+BenchmarkInstall/flows=100000/ovs-ofctl-bundle-2 	       1	 800000000 ns/op
+BenchmarkAtScale/ovs/restart-2   	       1	         0 flow-mods	      1058 ready-ms	        37.75 reconcile-ms
+--- FAIL: something
+ok  	github.com/ovs-vnet/ovs-vnet/e2e	12.876s
+`
+
+func TestParse(t *testing.T) {
+	r := results{}
+	if err := parse(strings.NewReader(sample), r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r) != 5 {
+		t.Fatalf("parsed %d benchmarks: %v", len(r), r)
+	}
+	if v, ok := r.get("AttachSeq/ovs", "x-p99-growth"); !ok || v != 1.167 {
+		t.Fatalf("growth %v %v", v, ok)
+	}
+	if got := r.steps("AttachSeq/ovs", "p99-ms"); !slices.Equal(got, []point{{100, 12}, {200, 14}}) {
+		t.Fatalf("steps %v", got)
+	}
+	if got := flowPoints(r, "ovs-vnet"); !slices.Equal(got, []point{{100000, 700}}) {
+		t.Fatalf("flow points %v", got)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	r := results{}
+	if err := parse(strings.NewReader(sample), r); err != nil {
+		t.Fatal(err)
+	}
+	verdicts := map[string]string{}
+	for _, rw := range summary(r) {
+		verdicts[rw.figure] = verdict(rw.pass)
+	}
+	for figure, want := range map[string]string{
+		"attach p99, ports 181–200 (OVS)":              "met", // 14 ms, 0.035× by hand
+		"attach p99 growth, last vs first tenth (ovs)": "met",
+		"install 100,000 flows":                        "met",
+		"restart to ready, no change (ovs)":            "**missed**",
+		"/metrics scrape (ovs)":                        "not run",
+	} {
+		if verdicts[figure] != want {
+			t.Errorf("%s: %q, want %q (all: %v)", figure, verdicts[figure], want, verdicts)
+		}
+	}
+}
+
+func TestTicks(t *testing.T) {
+	for _, c := range []struct {
+		max  float64
+		want []float64
+	}{
+		{0, []float64{0, 1}},
+		{9, []float64{0, 2, 4, 6, 8, 10}},
+		{1000, []float64{0, 200, 400, 600, 800, 1000}},
+		{0.7, []float64{0, 0.2, 0.4, 0.6000000000000001, 0.8}},
+	} {
+		if got := ticks(c.max); !slices.Equal(got, c.want) {
+			t.Errorf("ticks(%v) = %v, want %v", c.max, got, c.want)
+		}
+	}
+}
+
+func TestReportAndPlots(t *testing.T) {
+	r := results{}
+	if err := parse(strings.NewReader(sample), r); err != nil {
+		t.Fatal(err)
+	}
+	var doc bytes.Buffer
+	writeReport(&doc, r, machine{date: "today", cpu: "cpu", cores: 2}, map[string]string{"attach-p99": "bench/attach-p99.svg"}, "## Profiles\n")
+	for _, want := range []string{"| 200 | 11.0 / 14.0 | 300.0 / 400.0 |", "![attach-p99](bench/attach-p99.svg)", "| 100000 | 700 ms | 800 ms | 0.88 | 42.5 MB |", "## Profiles"} {
+		if !strings.Contains(doc.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, doc.String())
+		}
+	}
+	svg := charts(r)["attach-p99"].svg()
+	if !strings.HasPrefix(svg, "<svg") || strings.Count(svg, "<polyline") != 2 || !strings.Contains(svg, "stroke-dasharray") {
+		t.Errorf("attach plot:\n%s", svg)
+	}
+}
