@@ -47,6 +47,7 @@ func BenchmarkAtScale(b *testing.B) {
 
 			b.Run("concurrent", func(b *testing.B) {
 				p50, p99 := percentiles(lat)
+				b.ReportMetric(float64(len(lat)), "ports")
 				b.ReportMetric(total.Seconds(), "total-s")
 				b.ReportMetric(p50, "p50-ms")
 				b.ReportMetric(p99, "p99-ms")

@@ -41,6 +41,7 @@ func BenchmarkScrape(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			b.ReportMetric(float64(*benchPorts), "ports")
 			b.ReportMetric(float64((cpuTime(b, d.cmd.Process.Pid)-cpu).Microseconds())/float64(b.N)/1000, "cpu-ms/scrape")
 		})
 	}
