@@ -50,11 +50,11 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	}
 	c.changing.RLock()
 	defer c.changing.RUnlock()
-	n, backend, view, err := c.reservePort(p)
-	if err != nil || backend == nil {
+	r, view, err := c.reservePort(p)
+	if err != nil || r.backend == nil {
 		return view, false, err
 	}
-	p = c.busyPort(name)
+	p, n, backend := r.port, r.network, r.backend
 	start := time.Now()
 	attached, err := backend.AttachPort(ctx, n, p)
 	rolledBack := err != nil
@@ -86,45 +86,51 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	return attached.View(n), true, nil
 }
 
-// reservePort checks p and, when it is new, takes its name, address and
-// interfaces and records the intent; it returns the backend to attach it
-// with, or none when an identical port exists (its view is returned).
-func (c *Controller) reservePort(p model.Port) (model.Network, datapath.Backend, model.PortView, error) {
+// reservation is a port whose attach may go ahead: its name, address and
+// interfaces are taken, its intent recorded.
+type reservation struct {
+	port    model.Port
+	network model.Network
+	backend datapath.Backend
+}
+
+// reservePort checks p and, when it is new, reserves it. When an identical
+// port exists it returns no backend and that port's view.
+func (c *Controller) reservePort(p model.Port) (r reservation, existing model.PortView, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.networks[p.Network]
 	if !ok {
-		return n, nil, model.PortView{}, fmt.Errorf("%w: network %q", ErrNotFound, p.Network)
+		return r, existing, fmt.Errorf("%w: network %q", ErrNotFound, p.Network)
 	}
 	if old, ok := c.ports[p.Name]; ok {
 		if !old.SameSpec(p) {
-			return n, nil, old.View(n), fmt.Errorf("%w: port %q exists with a different spec", ErrConflict, p.Name)
+			return r, old.View(n), fmt.Errorf("%w: port %q exists with a different spec", ErrConflict, p.Name)
 		}
-		return n, nil, old.View(n), nil
+		return r, old.View(n), nil
 	}
 	if _, ok := c.busy[p.Name]; ok {
-		return n, nil, model.PortView{}, fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, p.Name)
+		return r, existing, fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, p.Name)
 	}
 	if p.IP.IsValid() {
 		if err := checkIP(n, p.IP); err != nil {
-			return n, nil, model.PortView{}, err
+			return r, existing, err
 		}
 	}
 	if p.MAC == "" {
 		p.MAC = model.PortMAC(p.Name)
 	}
 	if err := c.checkUnique(p); err != nil {
-		return n, nil, model.PortView{}, err
+		return r, existing, err
 	}
 	if err := netnsExists(p); err != nil {
-		return n, nil, model.PortView{}, err
+		return r, existing, err
 	}
 	if err := c.readyLocked(); err != nil {
-		return n, nil, model.PortView{}, err
+		return r, existing, err
 	}
-	var err error
 	if p.IP, err = c.assignIP(n, p); err != nil {
-		return n, nil, model.PortView{}, err
+		return r, existing, err
 	}
 	fault.Point("attach-after-ipam")
 
@@ -133,18 +139,11 @@ func (c *Controller) reservePort(p model.Port) (model.Network, datapath.Backend,
 	// orphaned, since every link and OVS port we make is named after the record.
 	if err := c.store.PutPort(p); err != nil {
 		c.pools[n.Name].Release(p.IP)
-		return n, nil, model.PortView{}, err
+		return r, existing, err
 	}
 	fault.Point("attach-after-store-intent")
 	c.busy[p.Name] = p
-	c.publish()
-	return n, c.backend, model.PortView{}, nil
-}
-
-func (c *Controller) busyPort(name string) model.Port {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.busy[name]
+	return reservation{port: p, network: n, backend: c.backend}, existing, nil
 }
 
 // checkUnique refuses a port that would share an interface, or within its
@@ -190,11 +189,12 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	defer c.changing.RUnlock()
 	c.mu.Lock()
 	p, ok := c.ports[name]
+	_, busy := c.busy[name]
 	err := c.readyLocked()
 	switch {
 	case !ok:
 		err = fmt.Errorf("%w: port %q", ErrNotFound, name)
-	case c.busy[name].Name != "":
+	case busy:
 		err = fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, name)
 	}
 	if err != nil {

@@ -48,8 +48,8 @@ var crashPoints = []crashPoint{
 	{"attach-after-port-rules", false, "linux", present},             // linux: nft rules, no link yet
 	{"attach-after-link-created", false, "ovs-slow linux", present},  // link.createVeth: veth made, not yet tagged
 	{"attach-after-link-tagged", false, "ovs-slow linux", present},   // veth tagged ovs-vnet:port=NAME
-	{"attach-after-spare-claimed", false, "ovs", present},            // spare tagged as the port's (its flows on their way), free end on the host
-	{"attach-after-spare-moved", false, "ovs", present},              // free end in the namespace, not yet renamed
+	{"attach-after-spare-moved", false, "ovs", present},              // flows on their way; free end in the namespace, host end still the spare's
+	{"attach-after-spare-claimed", false, "ovs", present},            // host end tagged as the port's; free end not yet renamed
 	{"attach-after-netns-config", false, allKinds, present},          // namespace end addressed, up, routed
 	{"attach-after-host-link", false, allKinds, present},             // host end up (slow paths: in no bridge yet)
 	{"attach-after-bridge-master", false, "linux", present},          // linux: enslaved to the bridge

@@ -92,25 +92,22 @@ func Spares() (free []string, claimed map[string]string, err error) {
 }
 
 // ClaimSpare makes the spare whose host end is p.HostIfname port p's: the
-// host end is tagged as the port's first, then the free end moves into the
-// port's namespace, takes the port's name and MAC and is configured as
-// EnsurePort configures a new veth's. Each step checks what is already
-// done, so a claim cut short by a crash completes when it is repeated.
+// free end moves into the port's namespace, the host end is tagged as the
+// port's, then the free end takes the port's name and MAC and is configured
+// as EnsurePort configures a new veth's. Each step checks what is already
+// done, so a claim cut short by a crash completes when it is repeated. The
+// move comes before the tag: the move takes the kernel about 15 ms, in
+// which the caller's OpenFlow bundle reaches ovs-vswitchd ahead of the
+// tag's link event (every link event makes it reconfigure the bridge).
+// A spare moved but not tagged is not claimed: a restart deletes it.
 func ClaimSpare(n model.Network, p model.Port, opts Options) error {
 	host, err := netlink.LinkByName(p.HostIfname)
 	if err != nil {
 		return fmt.Errorf("spare %s: %w", p.HostIfname, err)
 	}
 	alias := datapath.PortAlias(p.Name)
-	switch host.Attrs().Alias {
-	case alias:
-	case SpareAlias:
-		if err := netlink.LinkSetAlias(host, alias); err != nil {
-			return fmt.Errorf("claim spare %s: %w", p.HostIfname, err)
-		}
-		fault.Point("attach-after-spare-claimed")
-	default:
-		return fmt.Errorf("spare %s is %q's: %w", p.HostIfname, host.Attrs().Alias, datapath.ErrConflict)
+	if a := host.Attrs().Alias; a != alias && a != SpareAlias {
+		return fmt.Errorf("spare %s is %q's: %w", p.HostIfname, a, datapath.ErrConflict)
 	}
 	ns, err := netns.GetFromPath(p.NetnsPath())
 	if err != nil {
@@ -129,6 +126,15 @@ func ClaimSpare(n model.Network, p model.Port, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	if host.Attrs().Alias != alias {
+		if err := netlink.LinkSetAlias(host, alias); err != nil {
+			return fmt.Errorf("claim spare %s: %w", p.HostIfname, err)
+		}
+		fault.Point("attach-after-spare-claimed")
+	}
+	if peer, err = nameSparePeer(nsh, p, peer); err != nil {
+		return fmt.Errorf("port %s: %w", p.Name, err)
+	}
 	if err := configureNamespaceEnd(nsh, n, p, peer); err != nil {
 		return fmt.Errorf("configure %s in netns %s: %w", p.Ifname, p.Netns, err)
 	}
@@ -145,8 +151,8 @@ func ClaimSpare(n model.Network, p model.Port, opts Options) error {
 	return nil
 }
 
-// moveSparePeer brings the free end of host's pair into the namespace as
-// p.Ifname with p's MAC, from wherever an earlier attempt left it.
+// moveSparePeer brings the free end of host's pair into the namespace, from
+// wherever an earlier attempt left it, and returns it there.
 func moveSparePeer(host netlink.Link, p model.Port, ns netns.NsHandle, nsh *netlink.Handle) (netlink.Link, error) {
 	if peer, err := nsh.LinkByName(p.Ifname); err == nil {
 		if paired(host, peer) {
@@ -168,6 +174,15 @@ func moveSparePeer(host netlink.Link, p model.Port, ns netns.NsHandle, nsh *netl
 			return nil, fmt.Errorf("find %s in netns %s: %w", peerName, p.Netns, err)
 		}
 	}
+	return peer, nil
+}
+
+// nameSparePeer gives the free end, in the namespace, p's name and MAC.
+func nameSparePeer(nsh *netlink.Handle, p model.Port, peer netlink.Link) (netlink.Link, error) {
+	if peer.Attrs().Name == p.Ifname {
+		return peer, nil
+	}
+	peerName := peer.Attrs().Name
 	mac, err := net.ParseMAC(p.MAC)
 	if err != nil {
 		return nil, fmt.Errorf("mac %q: %w", p.MAC, err)
@@ -183,4 +198,24 @@ func moveSparePeer(host netlink.Link, p model.Port, ns netns.NsHandle, nsh *netl
 		return nil, fmt.Errorf("rename %s to %s: %w", peerName, p.Ifname, err)
 	}
 	return nsh.LinkByName(p.Ifname)
+}
+
+// DeleteSpare deletes the spare called name if it is free or port's; a
+// missing link is success, and a link that is someone else's is left alone
+// with ErrConflict.
+func DeleteSpare(name, port string) error {
+	l, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", name, err)
+	}
+	if a := l.Attrs().Alias; a != SpareAlias && a != datapath.PortAlias(port) {
+		return fmt.Errorf("interface %s exists and is not ours (alias %q): %w", name, a, datapath.ErrConflict)
+	}
+	if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	return nil
 }

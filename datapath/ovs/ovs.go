@@ -376,8 +376,13 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("detach-after-ovs-port-removed")
-	if err := link.Delete(p.HostIfname, datapath.PortAlias(p.Name)); err != nil {
-		return fmt.Errorf("port %s: %w", p.Name, err)
+	del := link.Delete(p.HostIfname, datapath.PortAlias(p.Name))
+	if link.IsSpare(p.HostIfname) {
+		// A claim that failed early may have left the spare's own tag.
+		del = link.DeleteSpare(p.HostIfname, p.Name)
+	}
+	if del != nil {
+		return fmt.Errorf("port %s: %w", p.Name, del)
 	}
 	b.spares.forget(p)
 	fault.Point("detach-after-link-removed")

@@ -143,9 +143,10 @@ func (s *spares) labelled(spec ovsdb.PortSpec) {
 
 // forget drops p's claim once its spare is gone.
 func (s *spares) forget(p model.Port) {
+	name := s.claimedBy(p)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.relabel, s.claimed[p.Name])
+	delete(s.relabel, name)
 	delete(s.claimed, p.Name)
 }
 
