@@ -34,46 +34,46 @@ const (
 type crashPoint struct {
 	name     string
 	detach   bool   // reached by DELETE of an attached port, else by PUT
-	on       string // the kinds whose path has the point: ovs (a spare is claimed), ovs-slow (--spare-ports 0), linux
+	on       string // the kinds whose path has the point: ovs, ovs-spares (--spare-ports: a spare is claimed), linux
 	converge outcome
 }
 
-const allKinds = "ovs ovs-slow linux"
+const allKinds = "ovs ovs-spares linux"
 
 var crashPoints = []crashPoint{
 	// PutPort (controller/ports.go): the address is held only in memory, the store has nothing.
 	{"attach-after-ipam", false, allKinds, absent},
 	// The store holds the intent; the restart's reconcile attaches the port in full.
 	{"attach-after-store-intent", false, allKinds, present},
-	{"attach-after-port-rules", false, "linux", present},             // linux: nft rules, no link yet
-	{"attach-after-link-created", false, "ovs-slow linux", present},  // link.createVeth: veth made, not yet tagged
-	{"attach-after-link-tagged", false, "ovs-slow linux", present},   // veth tagged ovs-vnet:port=NAME
-	{"attach-after-spare-moved", false, "ovs", present},              // flows on their way; free end in the namespace, host end still the spare's
-	{"attach-after-spare-claimed", false, "ovs", present},            // host end tagged as the port's; free end not yet renamed
-	{"attach-after-netns-config", false, allKinds, present},          // namespace end addressed, up, routed
-	{"attach-after-host-link", false, allKinds, present},             // host end up (slow paths: in no bridge yet)
-	{"attach-after-bridge-master", false, "linux", present},          // linux: enslaved to the bridge
-	{"attach-after-ovs-port", false, "ovs-slow", present},            // OVSDB row committed, no ofport seen
-	{"attach-after-ofport", false, "ovs-slow", present},              // ofport assigned, no flows
-	{"attach-after-flows", false, "ovs ovs-slow", present},           // flows installed, API not answered
-	{"attach-before-store-ofport", false, allKinds, present},         // backend done, host link and ofport not stored
-	{"detach-after-flows-removed", true, "ovs ovs-slow", present},    // flows gone, OVS port and link remain
-	{"detach-after-ovs-port-removed", true, "ovs ovs-slow", present}, // OVSDB row gone, link remains
-	{"detach-after-link-removed", true, allKinds, present},           // link gone (ovs: last step; linux: rules remain)
-	{"detach-after-rules-removed", true, "linux", present},           // linux: everything gone but the record
-	{"detach-before-store-delete", true, allKinds, present},          // backend done, record still stored
-	{"detach-after-store-delete", true, allKinds, absent},            // record gone, address not yet released
+	{"attach-after-port-rules", false, "linux", present},               // linux: nft rules, no link yet
+	{"attach-after-link-created", false, "ovs linux", present},         // link.createVeth: veth made, not yet tagged
+	{"attach-after-link-tagged", false, "ovs linux", present},          // veth tagged ovs-vnet:port=NAME
+	{"attach-after-spare-moved", false, "ovs-spares", present},         // flows on their way; free end in the namespace, host end still the spare's
+	{"attach-after-spare-claimed", false, "ovs-spares", present},       // host end tagged as the port's; free end not yet renamed
+	{"attach-after-netns-config", false, allKinds, present},            // namespace end addressed, up, routed
+	{"attach-after-host-link", false, allKinds, present},               // host end up (slow paths: in no bridge yet)
+	{"attach-after-bridge-master", false, "linux", present},            // linux: enslaved to the bridge
+	{"attach-after-ovs-port", false, "ovs", present},                   // OVSDB row committed, no ofport seen
+	{"attach-after-ofport", false, "ovs", present},                     // ofport assigned, no flows
+	{"attach-after-flows", false, "ovs-spares ovs", present},           // flows installed, API not answered
+	{"attach-before-store-ofport", false, allKinds, present},           // backend done, host link and ofport not stored
+	{"detach-after-flows-removed", true, "ovs-spares ovs", present},    // flows gone, OVS port and link remain
+	{"detach-after-ovs-port-removed", true, "ovs-spares ovs", present}, // OVSDB row gone, link remains
+	{"detach-after-link-removed", true, allKinds, present},             // link gone (ovs: last step; linux: rules remain)
+	{"detach-after-rules-removed", true, "linux", present},             // linux: everything gone but the record
+	{"detach-before-store-delete", true, allKinds, present},            // backend done, record still stored
+	{"detach-after-store-delete", true, allKinds, absent},              // record gone, address not yet released
 }
 
-// crashKinds are the backends, and the OVS backend once more without spare
-// ports, whose attach takes the other path.
+// crashKinds are the backends, and the OVS backend once more with spare
+// ports, whose attach takes another path.
 func crashKinds() []backendCase {
 	out := backendKinds()
 	for _, bc := range backends {
 		if bc.name == "ovs" {
-			out = append(out, backendCase{"ovs-slow", "ovs", func(t *testing.T, hostNS string) ([]string, *testbed.Sandbox) {
+			out = append(out, backendCase{"ovs-spares", "ovs", func(t *testing.T, hostNS string) ([]string, *testbed.Sandbox) {
 				args, box := bc.setup(t, hostNS)
-				return append(args, "--spare-ports", "0"), box
+				return append(args, "--spare-ports", "64"), box
 			}})
 		}
 	}
@@ -168,7 +168,7 @@ func TestCrashConsistency(t *testing.T) {
 				ok := t.Run(cp.name, func(t *testing.T) {
 					d.t = t
 					defer func() { d.t = t }()
-					got := runCrashCase(t, d, bin, box, bc.name == "ovs", cp, fmt.Sprintf("c%d", i), fmt.Sprintf("10.71.0.%d", 10+i))
+					got := runCrashCase(t, d, bin, box, bc.name == "ovs-spares", cp, fmt.Sprintf("c%d", i), fmt.Sprintf("10.71.0.%d", 10+i))
 					table = append(table, fmt.Sprintf("%-30s %s", cp.name, got))
 				})
 				if !ok {

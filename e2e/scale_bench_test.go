@@ -27,12 +27,19 @@ import (
 // The attaches run once per backend, before the sub-benchmarks, which only
 // report; each sub-benchmark can still be picked alone with -bench.
 func BenchmarkAtScale(b *testing.B) {
-	for _, backend := range []string{"ovs", "linux"} {
-		b.Run(backend, func(b *testing.B) {
+	for _, k := range []struct {
+		name, backend string
+		extra         []string
+	}{
+		{"ovs", "ovs", nil},
+		{"ovs-spares", "ovs", []string{"--spare-ports", "64"}},
+		{"linux", "linux", nil},
+	} {
+		b.Run(k.name, func(b *testing.B) {
 			hostNS := newNetns(b, "vnt-host-")
-			d := startBenchDaemon(b, hostNS, backend)
+			d := startBenchDaemon(b, hostNS, k.backend, k.extra...)
 			d.must("PUT", "/v1/networks/bench", `{"subnet":"10.80.0.0/16"}`, 201, nil)
-			if backend == "ovs" {
+			if k.extra != nil {
 				waitSpares(b, d)
 			}
 			namespaces := make([]string, *benchPorts)

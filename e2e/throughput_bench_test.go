@@ -53,6 +53,9 @@ func BenchmarkThroughput(b *testing.B) {
 		base, vnet tputSide
 	}{
 		{"ovs", tputSide{"normal", setupOVSNormal}, tputSide{"vnet", setupVnet("ovs")}},
+		// What idle spare ports cost: ovs-vswitchd's main thread polls
+		// them with the workload's ports on the userspace datapath.
+		{"ovs-spares", tputSide{"normal", setupOVSNormal}, tputSide{"vnet", setupVnet("ovs", "--spare-ports", "64")}},
 		{"linux", tputSide{"bridge", setupLinuxBridge}, tputSide{"vnet", setupVnet("linux")}},
 	} {
 		b.Run(pair.name, func(b *testing.B) {
@@ -110,7 +113,7 @@ func newTputTopo(b *testing.B, side tputSide) *tputTopo {
 
 // setupVnet starts the daemon with backend in hostNS and attaches the two
 // namespaces to one network through the API, as a user would.
-func setupVnet(backend string) func(b *testing.B, hostNS, srvNS, cliNS string) *testbed.Sandbox {
+func setupVnet(backend string, extra ...string) func(b *testing.B, hostNS, srvNS, cliNS string) *testbed.Sandbox {
 	return func(b *testing.B, hostNS, srvNS, cliNS string) *testbed.Sandbox {
 		args := []string{"--backend", "linux", "--bridge", "vnbr"}
 		var box *testbed.Sandbox
@@ -118,8 +121,11 @@ func setupVnet(backend string) func(b *testing.B, hostNS, srvNS, cliNS string) *
 			box = testbed.StartSandbox(b, repoRoot, hostNS)
 			args = []string{"--backend", "ovs", "--ovsdb", "unix:" + box.DBSock, "--bridge", "br-vnet"}
 		}
-		d := startDaemon(b, hostNS, append(args, "--log-level", "warn")...)
+		d := startDaemon(b, hostNS, append(append(args, extra...), "--log-level", "warn")...)
 		d.must("PUT", "/v1/networks/tput", map[string]string{"subnet": tputSubnet}, 201, nil)
+		if slices.Contains(extra, "--spare-ports") {
+			waitSpares(b, d)
+		}
 		d.must("PUT", "/v1/ports/srv", map[string]string{"network": "tput", "netns": srvNS, "ifname": "eth0", "ip": tputSrvIP}, 201, nil)
 		d.must("PUT", "/v1/ports/cli", map[string]string{"network": "tput", "netns": cliNS, "ifname": "eth0", "ip": tputCliIP}, 201, nil)
 		return box

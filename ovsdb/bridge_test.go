@@ -93,6 +93,7 @@ func TestEnsureBridgeCreateUpdate(t *testing.T) {
 	wantVsctl(t, s, "internal", "get", "interface", name, "type")
 	wantVsctl(t, s, "ovs-vnet", "get", "port", name, "external_ids:"+OwnerKey)
 	ctlUUIDs := s.mustVsctl(t, "get", "bridge", name, "controller")
+	wantVsctl(t, s, "out-of-band", "get", "controller", name, "connection_mode")
 
 	// The same spec again changes nothing, not even the controller rows.
 	if err := c.EnsureBridge(ctx, spec); err != nil {
@@ -101,6 +102,14 @@ func TestEnsureBridgeCreateUpdate(t *testing.T) {
 	if got := s.mustVsctl(t, "get", "bridge", name, "controller"); got != ctlUUIDs {
 		t.Fatalf("controller rows replaced on an unchanged spec: %s -> %s", ctlUUIDs, got)
 	}
+
+	// A controller row an older version made in band is made anew.
+	s.mustVsctl(t, "clear", "controller", name, "connection_mode")
+	if err := c.EnsureBridge(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	wantVsctl(t, s, "out-of-band", "get", "controller", name, "connection_mode")
+	ctlUUIDs = s.mustVsctl(t, "get", "bridge", name, "controller")
 
 	// other_config keys are set; keys the spec does not name are kept.
 	s.mustVsctl(t, "set", "bridge", name, "other_config:theirs=1")

@@ -58,7 +58,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.vswitchdCtl, "vswitchd-ctl", "auto", "ovs-vswitchd's control socket, read for datapath metrics: auto (found beside the --ovsdb unix socket) or a path")
 	fs.BoolVar(&c.portMetrics, "port-metrics", true, "export per-port series; per-network sums are exported either way (turn off on hosts with very many ports)")
-	fs.IntVar(&c.sparePorts, "spare-ports", 64, "veth pairs kept ready on the OVS bridge, so that attaching a veth port waits for no OVS reconfiguration; refilled in one batch when half are used (0: off)")
+	fs.IntVar(&c.sparePorts, "spare-ports", 0, "veth pairs kept ready on the OVS bridge, so that attaching a veth port waits for no OVSDB change (refilled in one batch when half are used); costs forwarding on the userspace datapath, see docs/OPERATIONS.md (0: off)")
 	fs.DurationVar(&c.scrapeTimeout, "scrape-timeout", 5*time.Second, "deadline of each metrics source within one scrape of /metrics")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -46,7 +46,7 @@ func TestSummary(t *testing.T) {
 		verdicts[rw.figure] = verdict(rw)
 	}
 	for figure, want := range map[string]string{
-		"attach p99, ports 181–200 (OVS)":              "not judged: 200 ports", // 14 ms, 0.035× by hand
+		"attach p99, ports 181–200 (ovs)":              "not judged: 200 ports", // 14 ms, 0.035× by hand
 		"attach p99 growth, last vs first tenth (ovs)": "not judged: 200 ports",
 		"install 100,000 flows":                        "met",
 		"restart to ready, no change (ovs)":            "**missed**",
