@@ -174,12 +174,13 @@ func writeReport(w io.Writer, r results, m machine, plots map[string]string, ana
 	if file, ok := plots["flows"]; ok {
 		p("![flows](%s)\n\n", file)
 	}
-	p("| flows | ovs-vnet | ovs-ofctl --bundle | ratio | ovs-vnet RSS |\n|---|---|---|---|---|\n")
+	p("| flows | ovs-vnet | ovs-ofctl --bundle | ratio | ovs-vnet CPU | ovs-vnet RSS |\n|---|---|---|---|---|---|\n")
 	for _, pt := range flowPoints(r, "ovs-vnet") {
 		name := fmt.Sprintf("Install/flows=%d/", int(pt.x))
 		tool, _ := r.get(name+"ovs-ofctl-bundle", "ns/op")
 		rss, _ := r.get(name+"ovs-vnet", "rss-MB")
-		p("| %d | %.0f ms | %.0f ms | %.2f | %.1f MB |\n", int(pt.x), pt.y, tool/1e6, pt.y*1e6/tool, rss)
+		cpu, _ := r.get(name+"ovs-vnet", "cpu-ms/op")
+		p("| %d | %.0f ms | %.0f ms | %.2f | %.0f ms | %.1f MB |\n", int(pt.x), pt.y, tool/1e6, pt.y*1e6/tool, cpu, rss)
 	}
 	p("\n## Everything the run reported\n\n")
 	p("| benchmark | metrics |\n|---|---|\n")
