@@ -3,8 +3,9 @@
 //
 //	go run ./hack/benchreport -out docs -analysis hack/benchreport/analysis.md RESULTS...
 //
-// RESULTS are files of `go test -bench` output. The machine is described as
-// it is when the report is written, which `make bench` does right after the run.
+// RESULTS are files of `go test -bench` output; the run's date is when the
+// last of them was written. The machine is described as it is when the
+// report is written, which `make bench` does right after the run.
 package main
 
 import (
@@ -37,10 +38,14 @@ func run(out, analysisFile string, inputs []string) error {
 		return fmt.Errorf("no result files given")
 	}
 	r := results{}
+	var ran time.Time // when the last result was written: the run's date
 	for _, in := range inputs {
 		f, err := os.Open(in)
 		if err != nil {
 			return err
+		}
+		if st, err := f.Stat(); err == nil && st.ModTime().After(ran) {
+			ran = st.ModTime()
 		}
 		err = parse(f, r)
 		f.Close()
@@ -72,12 +77,12 @@ func run(out, analysisFile string, inputs []string) error {
 		plots[name] = "bench/" + name + ".svg"
 	}
 	var doc bytes.Buffer
-	writeReport(&doc, r, describeMachine(), plots, analysis)
+	writeReport(&doc, r, describeMachine(ran), plots, analysis)
 	return os.WriteFile(filepath.Join(out, "BENCHMARKS.md"), doc.Bytes(), 0o644)
 }
 
-func describeMachine() machine {
-	m := machine{date: time.Now().UTC().Format("2006-01-02 15:04 MST"), cores: runtime.NumCPU(), goVersion: runtime.Version()}
+func describeMachine(ran time.Time) machine {
+	m := machine{date: ran.UTC().Format("2006-01-02 15:04 MST"), cores: runtime.NumCPU(), goVersion: runtime.Version()}
 	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(raw)) {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
