@@ -71,17 +71,6 @@ func (b *Bridge) Sync(ctx context.Context, desired Desired) (Result, error) {
 	return Result{Plan: plan, Took: time.Since(start)}, nil
 }
 
-// Change applies the difference between two desired states, without asking
-// the switch what it holds: the caller knows the objects it changes. A Sync
-// at the same time is harmless, since both only ever converge on desired.
-func (b *Bridge) Change(ctx context.Context, before, after Desired) (Result, error) {
-	p, err := b.Submit(before, after)
-	if err != nil {
-		return Result{}, err
-	}
-	return p.Wait(ctx)
-}
-
 // Pending is a change submitted to the switch and not yet known committed.
 type Pending struct {
 	b         *Bridge
@@ -91,11 +80,14 @@ type Pending struct {
 	committed func(Plan) // told after a successful commit, if set
 }
 
-// Submit queues the difference between two desired states. The switch
-// sees queued changes in the order they were submitted, all in one bundle
-// or in consecutive ones: a caller that submits while it holds the lock
-// that orders its changes (two ports' edits of their network's flood group)
-// gets them applied in that order without holding the lock while it waits.
+// Submit queues the difference between two desired states, without asking
+// the switch what it holds: the caller knows the objects it changes (a Sync
+// at the same time is harmless, since both only ever converge on desired).
+// The switch sees queued changes in the order they were submitted, all in
+// one bundle or in consecutive ones: a caller that submits while it holds
+// the lock that orders its changes (two ports' edits of their network's
+// flood group) gets them applied in that order without holding the lock
+// while it waits.
 func (b *Bridge) Submit(before, after Desired) (*Pending, error) {
 	plan, err := Change(b.space, before, after)
 	if err != nil {

@@ -70,10 +70,10 @@ func TestChangeAgainstOVS(t *testing.T) {
 	flood.Instructions = []openflow.Instruction{openflow.ApplyActions{Actions: []openflow.Action{openflow.ActionGroup{GroupID: space.Group(1)}}}}
 	one := Desired{Flows: []Flow{flood}, Groups: []Group{floodGroup(1, 1)}}
 	two := Desired{Flows: []Flow{flood}, Groups: []Group{floodGroup(1, 1, 2)}}
-	if _, err := b.Change(ctx, Desired{}, one); err != nil {
+	if _, err := change(ctx, b, Desired{}, one); err != nil {
 		t.Fatal(err)
 	}
-	res, err := b.Change(ctx, one, two)
+	res, err := change(ctx, b, one, two)
 	if err != nil || res.Plan.Len() != 1 || len(res.Plan.GroupModify) != 1 {
 		t.Fatalf("add a bucket: %+v, %v", res.Plan, err)
 	}
@@ -85,7 +85,7 @@ func TestChangeAgainstOVS(t *testing.T) {
 	if res, err := b.Sync(ctx, two); err != nil || res.Plan.Len() != 0 {
 		t.Fatalf("resync: %+v, %v", res.Plan, err)
 	}
-	if _, err := b.Change(ctx, two, Desired{}); err != nil {
+	if _, err := change(ctx, b, two, Desired{}); err != nil {
 		t.Fatal(err)
 	}
 	if groups := box.Ofctl(t, "dump-groups", "br0"); strings.Contains(groups, "1979711489") || !strings.Contains(groups, "group_id=9,") {
@@ -162,4 +162,13 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 	}
 	t.Fatalf("no %s", name)
 	return 0
+}
+
+// change submits a change and waits for it.
+func change(ctx context.Context, b *Bridge, before, after Desired) (Result, error) {
+	p, err := b.Submit(before, after)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.Wait(ctx)
 }
