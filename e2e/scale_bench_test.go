@@ -5,12 +5,13 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
 // BenchmarkAtScale attaches -ports veth ports with -clients concurrent API
@@ -46,11 +47,11 @@ func BenchmarkAtScale(b *testing.B) {
 			for i := range namespaces {
 				namespaces[i] = newNetns(b, "vnt-c-")
 			}
-			cpu := cpuTime(b, d.cmd.Process.Pid)
+			cpu := testbed.CPUTime(b, d.cmd.Process.Pid)
 			start := time.Now()
 			lat := attachConcurrently(b, d, namespaces, *benchClients)
 			total := time.Since(start)
-			cpu = cpuTime(b, d.cmd.Process.Pid) - cpu
+			cpu = testbed.CPUTime(b, d.cmd.Process.Pid) - cpu
 
 			b.Run("concurrent", func(b *testing.B) {
 				p50, p99 := percentiles(lat)
@@ -61,7 +62,7 @@ func BenchmarkAtScale(b *testing.B) {
 				b.ReportMetric(0, "ns/op")
 			})
 			b.Run("rss", func(b *testing.B) {
-				status := procStatus(b, d.cmd.Process.Pid)
+				status := testbed.ProcStatus(b, d.cmd.Process.Pid)
 				b.ReportMetric(status["VmRSS"]/1024, "rss-MB")
 				b.ReportMetric(status["VmHWM"]/1024, "peak-rss-MB")
 				b.ReportMetric(cpu.Seconds(), "attach-cpu-s")
@@ -127,25 +128,6 @@ func attachConcurrently(b *testing.B, d *daemon, namespaces []string, clients in
 		b.Fatalf("%d of %d attaches failed, first: %s", len(failed), len(namespaces), failed[0])
 	}
 	return lat
-}
-
-// procStatus returns the kB fields of /proc/PID/status (VmRSS, VmHWM, ...).
-func procStatus(b *testing.B, pid int) map[string]float64 {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[string]float64{}
-	for line := range strings.Lines(string(raw)) {
-		key, val, ok := strings.Cut(line, ":")
-		if f := strings.Fields(val); ok && len(f) == 2 && f[1] == "kB" {
-			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-				out[key] = v
-			}
-		}
-	}
-	return out
 }
 
 // scrapeSamples returns the daemon's metric samples by their full name with

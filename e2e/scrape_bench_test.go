@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
@@ -33,7 +30,7 @@ func BenchmarkScrape(b *testing.B) {
 				d.must("PUT", fmt.Sprintf("/v1/ports/t%d", i), fmt.Sprintf(`{"network":"bench","type":"tap","ifname":"vt%d"}`, i), 201, nil)
 			}
 			d.do("GET", "/metrics", nil) // warm: the first scrape allocates the caches
-			cpu := cpuTime(b, d.cmd.Process.Pid)
+			cpu := testbed.CPUTime(b, d.cmd.Process.Pid)
 			b.ResetTimer()
 			for range b.N {
 				if code, body := d.do("GET", "/metrics", nil); code != 200 || !strings.Contains(string(body), fmt.Sprintf(`port="t%d"`, *benchPorts-1)) {
@@ -42,25 +39,7 @@ func BenchmarkScrape(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(*benchPorts), "ports")
-			b.ReportMetric(float64((cpuTime(b, d.cmd.Process.Pid)-cpu).Microseconds())/float64(b.N)/1000, "cpu-ms/scrape")
+			b.ReportMetric(float64((testbed.CPUTime(b, d.cmd.Process.Pid)-cpu).Microseconds())/float64(b.N)/1000, "cpu-ms/scrape")
 		})
 	}
-}
-
-// cpuTime is the user plus system CPU time of process pid.
-func cpuTime(b *testing.B, pid int) time.Duration {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The fields after the command (which may hold spaces) start after ")".
-	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("parse /proc/%d/stat: %v %v", pid, err1, err2)
-	}
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticks
 }

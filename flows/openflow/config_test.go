@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
 // The golden tests encode Go values and have OVS decode them: testdata/
@@ -74,12 +76,8 @@ func testGolden(t *testing.T, cases []goldenCase) {
 // provides ovs-ofctl, so under CI its absence is a failure, not a skip.
 func ofpPrint(t *testing.T, raw []byte) string {
 	t.Helper()
-	if _, err := exec.LookPath("ovs-ofctl"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ovs-ofctl is required under CI: %v", err)
-		}
-		t.Skipf("ovs-ofctl not installed: %v", err)
-	}
+	_, err := exec.LookPath("ovs-ofctl")
+	testbed.Need(t, err == nil, "ovs-ofctl")
 	out, err := exec.Command("ovs-ofctl", "ofp-print", hex.EncodeToString(raw)).Output()
 	if err != nil {
 		t.Fatalf("ovs-ofctl ofp-print %x: %v", raw, err)

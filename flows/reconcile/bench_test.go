@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,14 +56,14 @@ func BenchmarkInstall(b *testing.B) {
 				var cpu time.Duration
 				for i := 0; i < b.N; i++ {
 					clear()
-					start := cpuTime(b)
+					start := testbed.CPUTime(b, os.Getpid())
 					if _, err := br.Sync(ctx, Desired{Flows: flows}); err != nil {
 						b.Fatal(err)
 					}
-					cpu += cpuTime(b) - start
+					cpu += testbed.CPUTime(b, os.Getpid()) - start
 				}
 				b.StopTimer()
-				b.ReportMetric(vmRSS(b)/1024, "rss-MB")
+				b.ReportMetric(testbed.ProcStatus(b, os.Getpid())["VmRSS"]/1024, "rss-MB")
 				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N)/1000, "cpu-ms/op")
 				if got := count(); got != n {
 					b.Fatalf("%d flows installed, want %d", got, n)
@@ -93,34 +92,6 @@ func BenchmarkInstall(b *testing.B) {
 			})
 		})
 	}
-}
-
-// cpuTime is the user and system CPU time this process has used.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// vmRSS is this process's resident memory in kB.
-func vmRSS(b *testing.B) float64 {
-	raw, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for line := range strings.Lines(string(raw)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-					return v
-				}
-			}
-		}
-	}
-	b.Fatal("no VmRSS in /proc/self/status")
-	return 0
 }
 
 func netMAC(b []byte) string {
