@@ -204,18 +204,8 @@ func nameSparePeer(nsh *netlink.Handle, p model.Port, peer netlink.Link) (netlin
 // missing link is success, and a link that is someone else's is left alone
 // with ErrConflict.
 func DeleteSpare(name, port string) error {
-	l, err := netlink.LinkByName(name)
-	if isNotFound(err) {
-		return nil
+	if err := Delete(name, datapath.PortAlias(port)); !errors.Is(err, datapath.ErrConflict) {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("look up %s: %w", name, err)
-	}
-	if a := l.Attrs().Alias; a != SpareAlias && a != datapath.PortAlias(port) {
-		return fmt.Errorf("interface %s exists and is not ours (alias %q): %w", name, a, datapath.ErrConflict)
-	}
-	if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	return nil
+	return Delete(name, SpareAlias)
 }

@@ -376,13 +376,15 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("detach-after-ovs-port-removed")
-	del := link.Delete(p.HostIfname, datapath.PortAlias(p.Name))
+	var err error
 	if link.IsSpare(p.HostIfname) {
-		// A claim that failed early may have left the spare's own tag.
-		del = link.DeleteSpare(p.HostIfname, p.Name)
+		// A spare whose claim failed early may still carry the spare's tag.
+		err = link.DeleteSpare(p.HostIfname, p.Name)
+	} else {
+		err = link.Delete(p.HostIfname, datapath.PortAlias(p.Name))
 	}
-	if del != nil {
-		return fmt.Errorf("port %s: %w", p.Name, del)
+	if err != nil {
+		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	b.spares.forget(p)
 	fault.Point("detach-after-link-removed")
