@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,32 +36,47 @@ type API struct {
 func NewHandler(c *Controller, gatherer prometheus.Gatherer, version, token string) http.Handler {
 	a := &API{c: c, version: version, token: token}
 	mux := http.NewServeMux()
-	route := func(path string, methods map[string]http.HandlerFunc) {
-		allow := make([]string, 0, len(methods))
-		for m, h := range methods {
-			mux.HandleFunc(m+" "+path, h)
+	for _, rt := range a.routes(gatherer) {
+		allow := make([]string, 0, len(rt.methods))
+		for m, h := range rt.methods {
+			mux.HandleFunc(m+" "+rt.path, h)
 			allow = append(allow, m)
 		}
+		slices.Sort(allow)
 		// Every other method on a known path: a JSON 405, not the mux's plain text.
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
 		})
 	}
-	route("/healthz", map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }})
-	route("/readyz", map[string]http.HandlerFunc{"GET": a.readyz})
-	route("/metrics", map[string]http.HandlerFunc{"GET": promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP})
-	route("/v1/info", map[string]http.HandlerFunc{"GET": a.info})
-	route("/v1/networks", map[string]http.HandlerFunc{"GET": a.listNetworks})
-	route("/v1/networks/{name}", map[string]http.HandlerFunc{"GET": a.getNetwork, "PUT": putHandler(c.PutNetwork), "DELETE": deleteHandler(c.DeleteNetwork)})
-	route("/v1/ports", map[string]http.HandlerFunc{"GET": a.listPorts})
-	route("/v1/ports/{name}", map[string]http.HandlerFunc{"GET": a.getPort, "PUT": putHandler(c.PutPort), "DELETE": deleteHandler(c.DeletePort)})
-	route("/v1/routers", map[string]http.HandlerFunc{"GET": a.listRouters})
-	route("/v1/routers/{name}", map[string]http.HandlerFunc{"GET": a.getRouter, "PUT": putHandler(c.PutRouter), "DELETE": deleteHandler(c.DeleteRouter)})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	})
 	return a.authenticate(mux)
+}
+
+// route is one path of the API and the handler of each method it allows.
+type route struct {
+	path    string
+	methods map[string]http.HandlerFunc
+}
+
+// routes is the API's table of paths; docs/openapi.yaml describes the same
+// table, and a test holds the two together.
+func (a *API) routes(gatherer prometheus.Gatherer) []route {
+	c := a.c
+	return []route{
+		{"/healthz", map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }}},
+		{"/readyz", map[string]http.HandlerFunc{"GET": a.readyz}},
+		{"/metrics", map[string]http.HandlerFunc{"GET": promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP}},
+		{"/v1/info", map[string]http.HandlerFunc{"GET": a.info}},
+		{"/v1/networks", map[string]http.HandlerFunc{"GET": a.listNetworks}},
+		{"/v1/networks/{name}", map[string]http.HandlerFunc{"GET": a.getNetwork, "PUT": putHandler(c.PutNetwork), "DELETE": deleteHandler(c.DeleteNetwork)}},
+		{"/v1/ports", map[string]http.HandlerFunc{"GET": a.listPorts}},
+		{"/v1/ports/{name}", map[string]http.HandlerFunc{"GET": a.getPort, "PUT": putHandler(c.PutPort), "DELETE": deleteHandler(c.DeletePort)}},
+		{"/v1/routers", map[string]http.HandlerFunc{"GET": a.listRouters}},
+		{"/v1/routers/{name}", map[string]http.HandlerFunc{"GET": a.getRouter, "PUT": putHandler(c.PutRouter), "DELETE": deleteHandler(c.DeleteRouter)}},
+	}
 }
 
 // authenticate lets a request through when it carries the bearer token

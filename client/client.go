@@ -1,0 +1,281 @@
+// Package client is the Go client of ovs-vnet's REST API (docs/API.md), used
+// by vnetctl and the CNI plugin. It speaks HTTP or HTTPS over TCP or over the
+// daemon's unix socket, and turns every answer that is not a success into an
+// *Error carrying the daemon's status and message.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// DefaultServer is where the daemon listens unless told otherwise (--listen).
+const DefaultServer = "http://127.0.0.1:9476"
+
+// Error is an answer of the daemon that is not a success.
+type Error struct {
+	Status  int    // HTTP status
+	Message string // the daemon's {"error": ...}, or the body when it sent none
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+}
+
+// StatusOf is the HTTP status of a daemon's answer in err, or 0 when err is
+// not one (the daemon could not be reached, a bad argument...).
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// Options are what a connection may need besides the server's address.
+type Options struct {
+	Token  string // bearer token (--token-file of the daemon)
+	CAFile string // PEM bundle to verify an https server with, instead of the system's
+}
+
+// Client talks to one daemon. It is safe for concurrent use.
+type Client struct {
+	base  string // scheme://host, without a trailing slash
+	token string
+	http  *http.Client
+}
+
+// New returns a client of server: an http:// or https:// URL, or the path of
+// the daemon's unix socket ("unix:/run/ovs-vnet.sock", "/run/ovs-vnet.sock",
+// "https+unix:///run/ovs-vnet.sock" when it serves TLS there).
+func New(server string, opts Options) (*Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	base, sock, err := parseServer(server)
+	if err != nil {
+		return nil, err
+	}
+	if sock != "" {
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+	}
+	if opts.CAFile != "" {
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", opts.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &Client{base: base, token: opts.Token, http: &http.Client{Transport: tr}}, nil
+}
+
+// parseServer splits a server address into the URL base requests go to and,
+// for a unix socket, the socket's path.
+func parseServer(server string) (base, sock string, err error) {
+	switch {
+	case strings.HasPrefix(server, "unix:") && !strings.HasPrefix(server, "unix://"):
+		return "http://ovs-vnet", strings.TrimPrefix(server, "unix:"), nil
+	case strings.HasPrefix(server, "/"):
+		return "http://ovs-vnet", server, nil
+	}
+	u, err := url.Parse(server)
+	if err != nil {
+		return "", "", fmt.Errorf("server %q: %w", server, err)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return "", "", fmt.Errorf("server %q has no host", server)
+		}
+		return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/"), "", nil
+	case "http+unix", "https+unix", "unix":
+		if u.Path == "" {
+			return "", "", fmt.Errorf("server %q has no socket path", server)
+		}
+		scheme := strings.TrimSuffix(u.Scheme, "+unix")
+		if scheme == "unix" {
+			scheme = "http"
+		}
+		return scheme + "://ovs-vnet", u.Path, nil
+	default:
+		return "", "", fmt.Errorf("server %q: want http://HOST:PORT, https://HOST:PORT or a unix socket path", server)
+	}
+}
+
+// Do sends one request with body (nil, or a value to encode as JSON) and
+// decodes a successful answer into out (when not nil). It returns the status.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			return 0, fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, answerError(resp.StatusCode, data)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func answerError(status int, data []byte) *Error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		return &Error{Status: status, Message: e.Error}
+	}
+	msg := strings.TrimSpace(string(data))
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return &Error{Status: status, Message: msg}
+}
+
+// Info is GET /v1/info.
+type Info struct {
+	Backend           string `json:"backend"`
+	Bridge            string `json:"bridge"`
+	DatapathType      string `json:"datapath_type"`
+	Version           string `json:"version"`
+	OpenFlowConnected bool   `json:"openflow_connected"`
+}
+
+// Info describes the daemon and its backend.
+func (c *Client) Info(ctx context.Context) (Info, error) {
+	var i Info
+	_, err := c.Do(ctx, http.MethodGet, "/v1/info", nil, &i)
+	return i, err
+}
+
+// Ready is nil once the daemon serves requests, else why not.
+func (c *Client) Ready(ctx context.Context) error {
+	_, err := c.Do(ctx, http.MethodGet, "/readyz", nil, nil)
+	return err
+}
+
+// Networks lists every network, sorted by name.
+func (c *Client) Networks(ctx context.Context) ([]model.Network, error) {
+	var l struct{ Networks []model.Network }
+	_, err := c.Do(ctx, http.MethodGet, "/v1/networks", nil, &l)
+	return l.Networks, err
+}
+
+// Network gets one network.
+func (c *Client) Network(ctx context.Context, name string) (model.Network, error) {
+	var n model.Network
+	_, err := c.Do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(name), nil, &n)
+	return n, err
+}
+
+// PutNetwork creates the network, or finds it with the same spec (created false).
+func (c *Client) PutNetwork(ctx context.Context, name string, spec model.NetworkSpec) (n model.Network, created bool, err error) {
+	status, err := c.Do(ctx, http.MethodPut, "/v1/networks/"+url.PathEscape(name), spec, &n)
+	return n, status == http.StatusCreated, err
+}
+
+// DeleteNetwork deletes a network no port or router uses.
+func (c *Client) DeleteNetwork(ctx context.Context, name string) error {
+	_, err := c.Do(ctx, http.MethodDelete, "/v1/networks/"+url.PathEscape(name), nil, nil)
+	return err
+}
+
+// Routers lists every router, sorted by name.
+func (c *Client) Routers(ctx context.Context) ([]model.Router, error) {
+	var l struct{ Routers []model.Router }
+	_, err := c.Do(ctx, http.MethodGet, "/v1/routers", nil, &l)
+	return l.Routers, err
+}
+
+// Router gets one router.
+func (c *Client) Router(ctx context.Context, name string) (model.Router, error) {
+	var r model.Router
+	_, err := c.Do(ctx, http.MethodGet, "/v1/routers/"+url.PathEscape(name), nil, &r)
+	return r, err
+}
+
+// PutRouter creates or replaces a router (created false when it existed).
+func (c *Client) PutRouter(ctx context.Context, name string, spec model.RouterSpec) (r model.Router, created bool, err error) {
+	status, err := c.Do(ctx, http.MethodPut, "/v1/routers/"+url.PathEscape(name), spec, &r)
+	return r, status == http.StatusCreated, err
+}
+
+// DeleteRouter deletes a router.
+func (c *Client) DeleteRouter(ctx context.Context, name string) error {
+	_, err := c.Do(ctx, http.MethodDelete, "/v1/routers/"+url.PathEscape(name), nil, nil)
+	return err
+}
+
+// Ports lists the ports of network, or all ports when network is "".
+func (c *Client) Ports(ctx context.Context, network string) ([]model.PortView, error) {
+	path := "/v1/ports"
+	if network != "" {
+		path += "?network=" + url.QueryEscape(network)
+	}
+	var l struct{ Ports []model.PortView }
+	_, err := c.Do(ctx, http.MethodGet, path, nil, &l)
+	return l.Ports, err
+}
+
+// Port gets one port.
+func (c *Client) Port(ctx context.Context, name string) (model.PortView, error) {
+	var p model.PortView
+	_, err := c.Do(ctx, http.MethodGet, "/v1/ports/"+url.PathEscape(name), nil, &p)
+	return p, err
+}
+
+// PutPort attaches a port and answers once it forwards (created false when
+// it already existed with this spec).
+func (c *Client) PutPort(ctx context.Context, name string, spec model.PortSpec) (p model.PortView, created bool, err error) {
+	status, err := c.Do(ctx, http.MethodPut, "/v1/ports/"+url.PathEscape(name), spec, &p)
+	return p, status == http.StatusCreated, err
+}
+
+// DeletePort detaches and deletes a port.
+func (c *Client) DeletePort(ctx context.Context, name string) error {
+	_, err := c.Do(ctx, http.MethodDelete, "/v1/ports/"+url.PathEscape(name), nil, nil)
+	return err
+}
