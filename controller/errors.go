@@ -25,6 +25,8 @@ func httpStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrConflict), errors.Is(err, datapath.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, ErrUnsupported):
+		return http.StatusNotImplemented
 	case errors.Is(err, ErrNotReady):
 		return http.StatusServiceUnavailable
 	default:

@@ -9,12 +9,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 const (
@@ -76,6 +80,8 @@ func (a *API) routes(gatherer prometheus.Gatherer) []route {
 		{"/v1/ports/{name}", map[string]http.HandlerFunc{"GET": a.getPort, "PUT": putHandler(c.PutPort), "DELETE": deleteHandler(c.DeletePort)}},
 		{"/v1/routers", map[string]http.HandlerFunc{"GET": a.listRouters}},
 		{"/v1/routers/{name}", map[string]http.HandlerFunc{"GET": a.getRouter, "PUT": putHandler(c.PutRouter), "DELETE": deleteHandler(c.DeleteRouter)}},
+		{"/v1/flows", map[string]http.HandlerFunc{"GET": a.flows}},
+		{"/v1/trace", map[string]http.HandlerFunc{"GET": a.trace}},
 	}
 }
 
@@ -154,6 +160,74 @@ func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
 func (a *API) getPort(w http.ResponseWriter, r *http.Request) {
 	p, err := a.c.Port(r.PathValue("name"))
 	respond(w, http.StatusOK, p, err)
+}
+
+func (a *API) flows(w http.ResponseWriter, r *http.Request) {
+	q, ok := query(w, r, "port", "network")
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	flows, err := a.c.Flows(ctx, FlowFilter{Port: q["port"], Network: q["network"]})
+	respond(w, http.StatusOK, map[string]any{"flows": flows}, err)
+}
+
+func (a *API) trace(w http.ResponseWriter, r *http.Request) {
+	q, ok := query(w, r, "from", "to", "proto", "dport", "src", "src_mac")
+	if !ok {
+		return
+	}
+	tq, err := traceQuery(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	res, err := a.c.Trace(ctx, tq)
+	respond(w, http.StatusOK, res, err)
+}
+
+// query reads a request's query parameters, each at most once and each one
+// of known, or answers 400 itself and returns false: a misspelt filter must
+// not silently widen the answer.
+func query(w http.ResponseWriter, r *http.Request, known ...string) (map[string]string, bool) {
+	out := map[string]string{}
+	for k, vs := range r.URL.Query() {
+		switch {
+		case !slices.Contains(known, k):
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid: unknown query parameter %q; %s takes %s", k, r.URL.Path, strings.Join(known, ", ")))
+			return nil, false
+		case len(vs) > 1:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid: query parameter %q given %d times", k, len(vs)))
+			return nil, false
+		}
+		out[k] = vs[0]
+	}
+	return out, true
+}
+
+// traceQuery parses GET /v1/trace's parameters; Query.Check judges them.
+func traceQuery(q map[string]string) (trace.Query, error) {
+	tq := trace.Query{From: q["from"], Proto: q["proto"], SrcMAC: q["src_mac"]}
+	var err error
+	if tq.To, err = netip.ParseAddr(q["to"]); err != nil {
+		return tq, fmt.Errorf("invalid: to: %v", err)
+	}
+	if s := q["src"]; s != "" {
+		if tq.Src, err = netip.ParseAddr(s); err != nil {
+			return tq, fmt.Errorf("invalid: src: %v", err)
+		}
+	}
+	if s := q["dport"]; s != "" {
+		port, err := strconv.ParseUint(s, 10, 16)
+		if err != nil || port == 0 {
+			return tq, fmt.Errorf("invalid: dport must be a port number 1-65535, not %q", s)
+		}
+		tq.DPort = uint16(port)
+	}
+	return tq, nil
 }
 
 // putHandler serves a PUT of an object: decode the spec, apply it under the

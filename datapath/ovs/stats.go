@@ -220,14 +220,9 @@ func (b *Backend) SwitchStats(ctx context.Context) (datapath.SwitchStats, error)
 }
 
 func (b *Backend) datapathStats(ctx context.Context) ([]datapath.DatapathStats, error) {
-	ctl := b.vswitchdCtl
-	if ctl == "" {
-		// Looked up anew each time: a restarted ovs-vswitchd has a new
-		// pid, so a new socket name.
-		var err error
-		if ctl, err = FindVswitchdCtl(b.db.Endpoint()); err != nil {
-			return nil, fmt.Errorf("datapath stats: %w", err)
-		}
+	ctl, err := b.controlSocket()
+	if err != nil {
+		return nil, fmt.Errorf("datapath stats: %w", err)
 	}
 	text, err := unixctl.Call(ctx, ctl, "dpctl/show")
 	if err != nil {
@@ -297,6 +292,16 @@ func (b *Backend) dropStats(ctx context.Context) ([]datapath.DropStats, error) {
 		d.Bytes += f.ByteCount
 	}
 	return out, nil
+}
+
+// controlSocket is ovs-vswitchd's control socket: the configured one, else
+// looked up anew each time, since a restarted ovs-vswitchd has a new pid and
+// so a new socket name.
+func (b *Backend) controlSocket() (string, error) {
+	if b.vswitchdCtl != "" {
+		return b.vswitchdCtl, nil
+	}
+	return FindVswitchdCtl(b.db.Endpoint())
 }
 
 // FindVswitchdCtl finds ovs-vswitchd's control socket the way ovs-appctl

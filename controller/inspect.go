@@ -1,0 +1,114 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
+	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/trace"
+)
+
+// ErrUnsupported marks a request the connected backend cannot serve (flows
+// on the Linux backend).
+var ErrUnsupported = errors.New("not supported")
+
+// FlowFilter picks flows by owner: those of one port, or of one network
+// (its own, its routes' and its ports'). Empty: all of ovs-vnet's flows.
+type FlowFilter struct {
+	Port, Network string
+}
+
+// Flows lists ovs-vnet's flows with their counters, each named by its owner.
+func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]datapath.Flow, error) {
+	b, s, err := c.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	lister, ok := b.(datapath.FlowLister)
+	if !ok {
+		return nil, fmt.Errorf("%w: the %s backend has no OpenFlow flows; its rules are in `nft list table inet ovs_vnet` and `nft list table bridge ovs_vnet`", ErrUnsupported, b.Info().Backend)
+	}
+	inNetwork := map[string]bool{}
+	switch {
+	case f.Port != "" && f.Network != "":
+		return nil, fmt.Errorf("%w: give a port or a network, not both", model.ErrInvalid)
+	case f.Port != "":
+		if err := c.knownPort(f.Port); err != nil {
+			return nil, err
+		}
+	case f.Network != "":
+		if _, err := c.Network(f.Network); err != nil {
+			return nil, err
+		}
+		for _, p := range s.Ports {
+			inNetwork[p.Name] = p.Network == f.Network
+		}
+	}
+	flows, err := lister.Flows(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(flows, func(fl datapath.Flow) bool {
+		switch {
+		case f.Port != "":
+			return fl.OwnerKind != pipeline.OwnerPort || fl.Owner != f.Port
+		case f.Network != "":
+			if fl.OwnerKind == pipeline.OwnerPort {
+				return !inNetwork[fl.Owner]
+			}
+			return fl.Owner != f.Network
+		}
+		return false
+	}), nil
+}
+
+// Trace explains what a packet the port q.From sends to q.To does.
+func (c *Controller) Trace(ctx context.Context, q trace.Query) (trace.Result, error) {
+	if err := q.Check(); err != nil {
+		return trace.Result{}, err
+	}
+	if err := c.knownPort(q.From); err != nil {
+		return trace.Result{}, err
+	}
+	b, s, err := c.snapshot()
+	if err != nil {
+		return trace.Result{}, err
+	}
+	tracer, ok := b.(datapath.Tracer)
+	if !ok {
+		return trace.Result{}, fmt.Errorf("%w: the %s backend cannot trace", ErrUnsupported, b.Info().Backend)
+	}
+	return tracer.Trace(ctx, s, q)
+}
+
+func (c *Controller) knownPort(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.ports[name]; !ok {
+		return fmt.Errorf("%w: port %q", ErrNotFound, name)
+	}
+	return nil
+}
+
+// snapshot is the connected backend and a copy of the desired state.
+func (c *Controller) snapshot() (datapath.Backend, datapath.State, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.backend == nil {
+		return nil, datapath.State{}, fmt.Errorf("%w: %s", ErrNotReady, c.notReady)
+	}
+	routers := make([]model.Router, 0, len(c.routers))
+	for _, r := range c.routers {
+		routers = append(routers, cloneRouter(r))
+	}
+	return c.backend, datapath.State{
+		Networks: slices.Collect(maps.Values(c.networks)),
+		Routers:  routers,
+		Ports:    slices.Collect(maps.Values(c.ports)),
+	}, nil
+}

@@ -1,0 +1,91 @@
+package pipeline
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+)
+
+// Owner kinds as tools show them: what a flow's cookie says it belongs to.
+const (
+	OwnerPipeline = "pipeline" // the skeleton (KindBase)
+	OwnerNetwork  = "network"  // a network's own flows
+	OwnerRoutes   = "routes"   // a network's routes to its peers
+	OwnerPort     = "port"
+)
+
+// Owner is the object a flow belongs to.
+type Owner struct {
+	Kind string `json:"kind"`
+	// Name is the network's or port's name; "" for the pipeline, and
+	// "#ID" for an object the model does not know (a flow left by a
+	// change still under way).
+	Name string `json:"name,omitempty"`
+}
+
+func (o Owner) String() string {
+	switch o.Kind {
+	case OwnerPipeline:
+		return OwnerPipeline
+	case OwnerRoutes:
+		return "routes of network " + o.Name
+	default:
+		return o.Kind + " " + o.Name
+	}
+}
+
+// Owners names the owners of cookies in one model.
+type Owners struct {
+	networks map[uint32]string // by network ID
+	ports    map[uint32]string // by ofport
+}
+
+// NewOwners indexes m's networks and attached ports.
+func NewOwners(m Model) Owners {
+	o := Owners{networks: map[uint32]string{}, ports: map[uint32]string{}}
+	for _, n := range m.Networks {
+		o.networks[uint32(n.ID)] = n.Name
+	}
+	for _, p := range m.Ports {
+		if p.Ofport > 0 {
+			o.ports[uint32(p.Ofport)] = p.Name
+		}
+	}
+	return o
+}
+
+// Of names the owner of a cookie made by this package (see the Kind
+// constants); ok is false for a cookie of a kind it never makes.
+func (o Owners) Of(cookie uint64) (Owner, bool) {
+	kind, object, _ := reconcile.ParseCookie(cookie)
+	name := func(m map[uint32]string) string {
+		if n, ok := m[object]; ok {
+			return n
+		}
+		return "#" + strconv.FormatUint(uint64(object), 10)
+	}
+	switch kind {
+	case KindBase:
+		return Owner{Kind: OwnerPipeline}, true
+	case KindNetwork:
+		return Owner{Kind: OwnerNetwork, Name: name(o.networks)}, true
+	case KindRoutes:
+		return Owner{Kind: OwnerRoutes, Name: name(o.networks)}, true
+	case KindPort:
+		return Owner{Kind: OwnerPort, Name: name(o.ports)}, true
+	default:
+		return Owner{Kind: fmt.Sprintf("kind %d", kind)}, false
+	}
+}
+
+// StageName is the name of a table of the pipeline, or "table N" for one it
+// does not use.
+func StageName(table uint8) string {
+	for _, s := range Stages() {
+		if s.Table == table {
+			return s.Name
+		}
+	}
+	return "table " + strconv.Itoa(int(table))
+}

@@ -1,0 +1,181 @@
+package trace
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// OVSPacket is the packet q describes, as ofproto/trace takes it (ovs-ofctl
+// flow syntax): what the port's own stack would put on the wire. To an
+// address of its subnet it goes to that port's MAC — or, when no port has
+// the address, it is the ARP request the sender would broadcast first; to
+// any other address it goes to the gateway's MAC (the default route).
+func OVSPacket(q Query, m pipeline.Model) (string, error) {
+	o := index(m)
+	p, n, err := o.source(q)
+	if err != nil {
+		return "", err
+	}
+	if p.Ofport <= 0 {
+		return "", fmt.Errorf("port %q has no ofport yet", p.Name)
+	}
+	src, srcMAC := p.IP, p.MAC
+	if q.Src.IsValid() {
+		src = q.Src
+	}
+	if q.SrcMAC != "" {
+		srcMAC = q.SrcMAC
+	}
+	dstMAC := model.BridgeMAC(n.Name)
+	if n.Subnet.Contains(q.To) && q.To != n.Gateway {
+		dst, ok := o.portWith(n.Name, q.To)
+		if !ok {
+			return fmt.Sprintf("arp,in_port=%d,dl_src=%s,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=%s,arp_tpa=%s,arp_sha=%s",
+				p.Ofport, srcMAC, src, q.To, srcMAC), nil
+		}
+		dstMAC = dst.MAC
+	}
+	pkt := fmt.Sprintf("%s,in_port=%d,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64", q.Proto, p.Ofport, srcMAC, dstMAC, src, q.To)
+	if q.Proto == ProtoICMP {
+		return pkt + ",icmp_type=8,icmp_code=0", nil
+	}
+	return fmt.Sprintf("%s,%s_src=%d,%s_dst=%d", pkt, q.Proto, srcPort, q.Proto, q.DPort), nil
+}
+
+// stepLine is the head of one table's step in ofproto/trace's output:
+// " 30. ip,reg0=0x1,nw_dst=10.62.0.0/24, priority 200, cookie 0x76030000..."
+// (the match is absent for a flow that matches everything).
+var stepLine = regexp.MustCompile(`^\s*(\d+)\.\s+(?:(.*), )?priority (\d+), cookie (0x[0-9a-f]+)\s*$`)
+
+// ExplainOVS reads ofproto/trace's output for the packet made by
+// OVSPacket(q, m) and maps each step to its table and owner, and the last
+// one to a verdict.
+func ExplainOVS(q Query, m pipeline.Model, packet, raw string) (Result, error) {
+	o := index(m)
+	from, n, err := o.source(q)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Backend: "ovs", Packet: packet, Raw: raw}
+	owners := pipeline.NewOwners(m)
+	var last *Step
+	for _, line := range strings.Split(raw, "\n") {
+		if g := stepLine.FindStringSubmatch(line); g != nil {
+			table, _ := strconv.Atoi(g[1])
+			prio, _ := strconv.Atoi(g[3])
+			cookie, err := strconv.ParseUint(g[4], 0, 64)
+			if err != nil {
+				return res, fmt.Errorf("trace step %q: cookie: %w", line, err)
+			}
+			s := Step{Table: table, Stage: pipeline.StageName(uint8(table)), Priority: prio, Match: g[2]}
+			if owner, ok := owners.Of(cookie); ok {
+				s.Owner = owner.String()
+			}
+			res.Steps = append(res.Steps, s)
+			last = &res.Steps[len(res.Steps)-1]
+			continue
+		}
+		act := strings.TrimSpace(line)
+		switch {
+		case last == nil || act == "":
+			if last != nil && act == "" {
+				last = nil // the blank line after the last table
+			}
+		case strings.HasPrefix(act, "->"):
+			// OVS's note on what a move did; the action says enough.
+		default:
+			last.Actions = append(last.Actions, act)
+		}
+	}
+	if len(res.Steps) == 0 {
+		return res, fmt.Errorf("ofproto/trace shows no table: %s", firstLine(raw))
+	}
+	verdict(&res, o, from, n, q)
+	return res, nil
+}
+
+// verdict reads the last step's actions: an output to a port delivers, to
+// IN_PORT answers in place, to LOCAL hands to the host, a group floods, and
+// nothing drops for the reason the dropping flow stands for.
+func verdict(res *Result, o objects, from model.Port, n model.Network, q Query) {
+	s := &res.Steps[len(res.Steps)-1]
+	byOfport := map[string]string{}
+	for _, p := range o.m.Ports {
+		byOfport[strconv.Itoa(p.Ofport)] = p.Name
+	}
+	var outs []string
+	answered, local, group := false, false, false
+	for i, a := range s.Actions {
+		switch {
+		case a == "IN_PORT":
+			answered = true
+		case a == "LOCAL" || a == "output:LOCAL":
+			local = true
+		case strings.HasPrefix(a, "group:"):
+			group = true
+		case strings.HasPrefix(a, "output:"):
+			if i+1 < len(s.Actions) && strings.HasPrefix(s.Actions[i+1], ">> skipping") {
+				continue
+			}
+			name, ok := byOfport[strings.TrimPrefix(a, "output:")]
+			if !ok {
+				name = "ofport " + strings.TrimPrefix(a, "output:")
+			}
+			outs = append(outs, name)
+		}
+	}
+	switch {
+	case answered:
+		res.Verdict = Answered
+		res.Summary = fmt.Sprintf("answered in place by the gateway of network %s (%s)", n.Name, q.To)
+		if q.To == n.Gateway {
+			break
+		}
+		if dn, ok := o.networkOf(q.To); ok {
+			res.Summary = fmt.Sprintf("answered in place as the gateway %s of network %s, which router %s joins to %s", q.To, dn.Name, o.router(n.Name, dn.Name), n.Name)
+		}
+	case local:
+		res.Verdict = ToHost
+		res.Summary = fmt.Sprintf("handed to the host's IP stack, which masquerades it to %s (network %s masquerades)", q.To, n.Name)
+	case group:
+		res.Verdict = Flooded
+		res.Ports = outs
+		res.Summary = fmt.Sprintf("broadcast to network %s: %s", n.Name, portList(outs))
+		if strings.HasPrefix(res.Packet, "arp,") {
+			res.Summary = fmt.Sprintf("no port of network %s has %s: port %s's ARP request for it is broadcast to %s, and nobody answers", n.Name, q.To, from.Name, portList(outs))
+		}
+	case len(outs) > 0:
+		res.Verdict = Delivered
+		res.Ports = outs
+		res.Summary = fmt.Sprintf("delivered to port %s", strings.Join(outs, ", "))
+		if dn, ok := o.networkOf(q.To); ok && dn.Name != n.Name {
+			res.Summary += fmt.Sprintf(" (network %s), routed from %s by router %s", dn.Name, n.Name, o.router(n.Name, dn.Name))
+		} else {
+			res.Summary += fmt.Sprintf(" (network %s)", n.Name)
+		}
+	default:
+		res.Verdict = Dropped
+		if r, ok := pipeline.DropReason(uint8(s.Table), uint16(s.Priority)); ok {
+			res.Reason = r
+			s.Drop = r
+		}
+		res.Summary = fmt.Sprintf("dropped in table %d (%s) by a flow of %s: %s", s.Table, s.Stage, s.Owner, Meaning(res.Reason))
+	}
+}
+
+func portList(ports []string) string {
+	if len(ports) == 0 {
+		return "no other port"
+	}
+	return "ports " + strings.Join(ports, ", ")
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
