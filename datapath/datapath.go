@@ -75,7 +75,7 @@ type Backend interface {
 // Flow is one of ovs-vnet's flows as the switch holds it, with its counters
 // and the object that owns it (GET /v1/flows).
 type Flow struct {
-	OwnerKind string `json:"owner_kind"`     // pipeline, network, routes or port
+	OwnerKind string `json:"owner_kind"`      // pipeline, network, routes or port
 	Owner     string `json:"owner,omitempty"` // the network's or port's name
 	Table     uint8  `json:"table"`
 	TableName string `json:"table_name"`

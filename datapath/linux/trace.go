@@ -82,4 +82,3 @@ func routeIn(path string, dst, src netip.Addr, iif string) string {
 	}
 	return strings.Join(words, " ")
 }
-
