@@ -17,9 +17,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
+	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // DefaultServer is where the daemon listens unless told otherwise (--listen).
@@ -278,4 +281,43 @@ func (c *Client) PutPort(ctx context.Context, name string, spec model.PortSpec) 
 func (c *Client) DeletePort(ctx context.Context, name string) error {
 	_, err := c.Do(ctx, http.MethodDelete, "/v1/ports/"+url.PathEscape(name), nil, nil)
 	return err
+}
+
+// Flows lists ovs-vnet's flows with their counters (OVS only): those of one
+// port, or of one network and its ports, or all when both are "".
+func (c *Client) Flows(ctx context.Context, port, network string) ([]datapath.Flow, error) {
+	q := url.Values{}
+	if port != "" {
+		q.Set("port", port)
+	}
+	if network != "" {
+		q.Set("network", network)
+	}
+	path := "/v1/flows"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var l struct{ Flows []datapath.Flow }
+	_, err := c.Do(ctx, http.MethodGet, path, nil, &l)
+	return l.Flows, err
+}
+
+// Trace asks what a packet from port q.From to q.To does in the datapath.
+func (c *Client) Trace(ctx context.Context, q trace.Query) (trace.Result, error) {
+	v := url.Values{"from": {q.From}, "to": {q.To.String()}}
+	if q.Proto != "" {
+		v.Set("proto", q.Proto)
+	}
+	if q.DPort != 0 {
+		v.Set("dport", strconv.Itoa(int(q.DPort)))
+	}
+	if q.Src.IsValid() {
+		v.Set("src", q.Src.String())
+	}
+	if q.SrcMAC != "" {
+		v.Set("src_mac", q.SrcMAC)
+	}
+	var res trace.Result
+	_, err := c.Do(ctx, http.MethodGet, "/v1/trace?"+v.Encode(), nil, &res)
+	return res, err
 }
