@@ -1,0 +1,59 @@
+package cni
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// portPrefix starts the name of every port the plugin makes. GC deletes only
+// names of exactly this form, so ports made through the API by hand (any
+// other name) are never touched.
+const portPrefix = "cni-"
+
+// portHashLen is how many hex digits of the hash follow the prefix: 64 bits,
+// so two attachments on one host never meet, and 20 characters in all, well
+// within the daemon's 32.
+const portHashLen = 16
+
+// PortName is the port of one attachment, a container's interface. The NUL
+// separator keeps ("ab", "c") and ("a", "bc") apart.
+func PortName(containerID, ifname string) string {
+	sum := sha256.Sum256([]byte(containerID + "\x00" + ifname))
+	return portPrefix + hex.EncodeToString(sum[:])[:portHashLen]
+}
+
+// IsPluginPort says whether name has the exact form PortName gives.
+func IsPluginPort(name string) bool {
+	digits, ok := strings.CutPrefix(name, portPrefix)
+	if !ok || len(digits) != portHashLen {
+		return false
+	}
+	for _, c := range digits {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// StalePorts picks, among the ports of network, those GC deletes: the
+// plugin's own (by name) that no valid attachment derives. It returns names
+// in the order of ports.
+func StalePorts(ports []model.PortView, network string, valid []types.GCAttachment) []string {
+	keep := make(map[string]bool, len(valid))
+	for _, a := range valid {
+		keep[PortName(a.ContainerID, a.IfName)] = true
+	}
+	var stale []string
+	for _, p := range ports {
+		if p.Network == network && IsPluginPort(p.Name) && !keep[p.Name] {
+			stale = append(stale, p.Name)
+		}
+	}
+	return stale
+}
