@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // fakeBackend records what the controller asks of a datapath. It is for the
@@ -42,6 +44,7 @@ type fakeBackend struct {
 	// attaching counts the ones held.
 	gate      chan struct{}
 	attaching atomic.Int32
+	flowsErr  error // what ovsFake's Flows fails with
 }
 
 func newFake() *fakeBackend {
@@ -52,8 +55,39 @@ func newFake() *fakeBackend {
 }
 
 func (f *fakeBackend) Info() datapath.Info { return datapath.Info{Backend: "fake"} }
-func (f *fakeBackend) Ready() error        { return nil }
-func (f *fakeBackend) Close() error        { return nil }
+
+// errFakeDatapath is the fake's failure of a trace to brokenTrace.
+var errFakeDatapath = errors.New("fake datapath failed")
+
+var brokenTrace = netip.MustParseAddr("192.0.2.255")
+
+// Trace answers every query as delivered to the sender itself, except one to
+// brokenTrace, which fails as a datapath would.
+func (f *fakeBackend) Trace(_ context.Context, _ datapath.State, q trace.Query) (trace.Result, error) {
+	if q.To == brokenTrace {
+		return trace.Result{}, errFakeDatapath
+	}
+	return trace.Result{Backend: "ovs", Packet: "icmp", Steps: []trace.Step{{Table: 0, Stage: "classify"}},
+		Verdict: trace.Delivered, Ports: []string{q.From}, Summary: "delivered"}, nil
+}
+
+// ovsFake is the fake with flows, as the OVS backend has: one per port.
+type ovsFake struct{ *fakeBackend }
+
+func (f ovsFake) Flows(_ context.Context, s datapath.State) ([]datapath.Flow, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.flowsErr != nil {
+		return nil, f.flowsErr
+	}
+	var out []datapath.Flow
+	for _, p := range s.Ports {
+		out = append(out, datapath.Flow{OwnerKind: "port", Owner: p.Name, TableName: "classify", Cookie: "0x7604000000010000", Text: "cookie=0x7604000000010000, table=0"})
+	}
+	return out, nil
+}
+func (f *fakeBackend) Ready() error { return nil }
+func (f *fakeBackend) Close() error { return nil }
 func (f *fakeBackend) EnsureNetwork(_ context.Context, n model.Network) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -157,16 +191,22 @@ func newFixture(t *testing.T) *fixture {
 // API; a second call on the same store is a daemon restart.
 func startFixture(t *testing.T, st *store.Store) *fixture {
 	t.Helper()
+	fake := newFake()
+	return startFixtureOn(t, st, fake, fake)
+}
+
+// startFixtureOn is startFixture with the backend b, which is fake or wraps it.
+func startFixtureOn(t *testing.T, st *store.Store, fake *fakeBackend, b datapath.Backend) *fixture {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c, err := New(st, log, NewMetrics(reg, "test"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := newFake()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return fake, nil }) }()
+	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return b, nil }) }()
 	stop := sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(stop)
 	for c.Ready() != nil {
