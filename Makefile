@@ -24,6 +24,7 @@ deps:
 build:
 	go build -buildvcs=auto -o $(BIN) ./cmd/ovs-vnet
 	go build -buildvcs=auto -o bin/ovs-vnet-cni ./cmd/ovs-vnet-cni
+	go build -buildvcs=auto -o bin/vnetctl ./cmd/vnetctl
 
 # Starts a sandboxed OVS under .run/ovs and the daemon in the foreground (Ctrl-C
 # stops the daemon; `make stop` also stops the sandbox and removes its bridge).

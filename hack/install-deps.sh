@@ -17,6 +17,7 @@ declare -A need=(
   [curl]=curl
   [jq]=jq
   [promtool]=prometheus
+  [dot]=graphviz
 )
 
 missing=()

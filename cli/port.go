@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovs-vnet/ovs-vnet/client"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+func portKind() kind[model.PortView] {
+	return kind[model.PortView]{
+		name:   "port",
+		plural: "ports",
+		header: []string{"NAME", "NETWORK", "TYPE", "IP", "MAC", "NETNS", "IFNAME", "HOST-IF", "OFPORT"},
+		row: func(p model.PortView) []string {
+			ofport := "-" // the Linux backend has none
+			if p.Ofport != 0 {
+				ofport = strconv.Itoa(p.Ofport)
+			}
+			return []string{p.Name, p.Network, p.Type, p.IP, p.MAC, dash(p.Netns), dash(p.Ifname), dash(p.HostIfname), ofport}
+		},
+		nameOf: func(p model.PortView) string { return p.Name },
+		get:    (*client.Client).Port,
+		list: func(c *client.Client, ctx context.Context) ([]model.PortView, error) {
+			return c.Ports(ctx, "")
+		},
+		del: (*client.Client).DeletePort,
+	}
+}
+
+func newPortCmd(app *App) *cobra.Command {
+	k := portKind()
+	cmd := groupCmd("port", "Attach namespaces and VMs to networks, show and detach them", "ports")
+	cmd.AddCommand(newPortCreateCmd(app, k), newGetCmd(app, k), newPortListCmd(app, k), newDeleteCmd(app, k))
+	return cmd
+}
+
+func newPortCreateCmd(app *App, k kind[model.PortView]) *cobra.Command {
+	var spec model.PortSpec
+	cmd := &cobra.Command{
+		Use:   "create NAME --network NET [--netns NS]",
+		Short: "Attach a namespace (veth) or create a tap device on a network",
+		Long: `Create a port. It returns once the port forwards: a ping sent right after
+works. The address and MAC are allocated unless given. Creating it again with
+the same spec changes nothing ("unchanged"); a different spec is a conflict
+(exit 4): delete and re-create it to change it.`,
+		Example: `  ip netns add web1
+  vnetctl port create web1 --network blue --netns web1
+  vnetctl port create db1 --network blue --netns /proc/4242/ns/net --ifname net0 --ip 10.10.0.20
+  vnetctl port create vm1 --network blue --type tap --ifname tap-vm1`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := app.Client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.Context(cmd)
+			defer cancel()
+			p, created, err := c.PutPort(ctx, args[0], spec)
+			if err != nil {
+				return err
+			}
+			return printApplied(app, k, p, outcome(created), p.IP+" "+p.MAC+" on "+p.Network)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&spec.Network, "network", "", "the network to attach to (required)")
+	f.StringVar(&spec.Netns, "netns", "", "network namespace: a name under /var/run/netns or a path such as /proc/PID/ns/net (veth only, required there)")
+	f.StringVar(&spec.Ifname, "ifname", "", "veth: the interface inside the namespace (default eth0); tap: the tap device's name")
+	f.StringVar(&spec.IP, "ip", "", "IPv4 address in the subnet (default: the next free one)")
+	f.StringVar(&spec.MAC, "mac", "", "MAC address (default: derived from the port name)")
+	f.StringVar(&spec.Type, "type", "", "veth (default) or tap")
+	_ = cmd.MarkFlagRequired("network")
+	_ = cmd.RegisterFlagCompletionFunc("network", completeNetworks(app))
+	_ = cmd.RegisterFlagCompletionFunc("netns", completeNetns)
+	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{model.PortVeth, model.PortTap}, cobra.ShellCompDirectiveNoFileComp))
+	for _, name := range []string{"ifname", "ip", "mac"} {
+		_ = cmd.RegisterFlagCompletionFunc(name, cobra.NoFileCompletions)
+	}
+	return cmd
+}
+
+func newPortListCmd(app *App, k kind[model.PortView]) *cobra.Command {
+	var network string
+	cmd := &cobra.Command{
+		Use:     "list [--network NET]",
+		Aliases: []string{"ls"},
+		Short:   "List ports, all or one network's",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := app.Client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.Context(cmd)
+			defer cancel()
+			ports, err := c.Ports(ctx, network)
+			if err != nil {
+				return err
+			}
+			return printList(app, k, ports)
+		},
+	}
+	cmd.Flags().StringVar(&network, "network", "", "only the ports of this network")
+	_ = cmd.RegisterFlagCompletionFunc("network", completeNetworks(app))
+	return cmd
+}
+
+// completeNetns offers the namespaces `ip netns` knows; a path can be typed.
+func completeNetns(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	entries, err := os.ReadDir("/var/run/netns")
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}

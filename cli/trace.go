@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovs-vnet/ovs-vnet/trace"
+)
+
+func newTraceCmd(app *App) *cobra.Command {
+	var (
+		q       trace.Query
+		to, src string
+		dport   int
+		showRaw bool
+	)
+	cmd := &cobra.Command{
+		Use:   "trace --from PORT --to IP [--proto icmp|tcp|udp] [--dport N]",
+		Short: "Show what a packet a port sends does, and why",
+		Long: `Build the packet PORT would send to IP and show its way through the datapath:
+each table (or, on Linux, route and nftables chain) it meets, which network,
+router or port that rule belongs to, and the verdict: delivered to a port,
+broadcast, answered by a gateway, handed to the host for masquerade, or
+dropped and why.
+
+On OVS the packet goes through the bridge's real flow tables (ovs-vswitchd's
+ofproto/trace); nothing is sent. On Linux the answer is best-effort, from the
+kernel's routes and the rules ovs-vnet installs.
+
+--src and --src-mac forge the source, to see the anti-spoofing rules at work.`,
+		Example: `  vnetctl trace --from web1 --to 10.20.0.2
+  vnetctl trace --from web1 --to 10.10.0.3 --proto tcp --dport 80
+  vnetctl trace --from web1 --to 10.10.0.3 --src 10.10.0.99   # spoofed: dropped`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if q.To, err = netip.ParseAddr(to); err != nil {
+				return usageErrorf("--to %q: want an IPv4 address", to)
+			}
+			if src != "" {
+				if q.Src, err = netip.ParseAddr(src); err != nil {
+					return usageErrorf("--src %q: want an IPv4 address", src)
+				}
+			}
+			if dport < 0 || dport > 65535 {
+				return usageErrorf("--dport %d: want 1-65535", dport)
+			}
+			q.DPort = uint16(dport)
+			format, err := app.Format(OutputTable, OutputJSON)
+			if err != nil {
+				return err
+			}
+			c, err := app.Client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.Context(cmd)
+			defer cancel()
+			res, err := c.Trace(ctx, q)
+			if err != nil {
+				return err
+			}
+			if format == OutputJSON {
+				return app.PrintJSON(res)
+			}
+			return app.Printf("%s", formatTrace(res, showRaw))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&q.From, "from", "", "the port that sends (required)")
+	f.StringVar(&to, "to", "", "destination IPv4 address (required)")
+	f.StringVar(&q.Proto, "proto", trace.ProtoICMP, "icmp (an echo request), tcp or udp")
+	f.IntVar(&dport, "dport", 0, "destination port, for tcp and udp")
+	f.StringVar(&src, "src", "", "source address instead of the port's own")
+	f.StringVar(&q.SrcMAC, "src-mac", "", "source MAC instead of the port's own")
+	f.BoolVar(&showRaw, "raw", false, "also print the datapath's own trace (ofproto/trace)")
+	_ = cmd.MarkFlagRequired("from")
+	_ = cmd.MarkFlagRequired("to")
+	_ = cmd.RegisterFlagCompletionFunc("from", completeNames(app, portKind(), -1))
+	_ = cmd.RegisterFlagCompletionFunc("proto", cobra.FixedCompletions([]string{trace.ProtoICMP, trace.ProtoTCP, trace.ProtoUDP}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// formatTrace renders a trace for people: the packet, one row per step with
+// its actions, and the verdict in words.
+func formatTrace(res trace.Result, raw bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Packet:  %s\n", res.Packet)
+	if res.BestEffort {
+		fmt.Fprintf(&b, "         (%s backend: best-effort, from the kernel's routes and ovs-vnet's rules; no packet was traced)\n", res.Backend)
+	}
+	b.WriteString("\n")
+	rows := make([][]string, 0, len(res.Steps))
+	for _, s := range res.Steps {
+		table := "-"
+		if s.Table >= 0 {
+			table = strconv.Itoa(s.Table)
+		}
+		actions := strings.Join(s.Actions, " ")
+		if s.Drop != "" {
+			actions += "   [drop: " + s.Drop + "]"
+		}
+		rows = append(rows, []string{table, s.Stage, dash(s.Owner), dash(s.Match), dash(actions)})
+	}
+	_ = writeTable(&b, []string{"TABLE", "STAGE", "OWNER", "MATCH", "ACTIONS"}, rows)
+	verdict := res.Verdict
+	if res.Reason != "" {
+		verdict += " (" + res.Reason + ")"
+	}
+	fmt.Fprintf(&b, "\nVerdict: %s: %s\n", verdict, res.Summary)
+	if raw && res.Raw != "" {
+		fmt.Fprintf(&b, "\n%s\n", strings.TrimRight(res.Raw, "\n"))
+	}
+	return b.String()
+}
