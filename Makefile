@@ -49,6 +49,7 @@ lint:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	bash -n hack/*.sh .ci/run
+	hack/lint-deploy.sh
 
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzNetworkSpec$$' -fuzztime $(FUZZTIME) ./model

@@ -34,7 +34,7 @@ func NewRoot(app *App) *cobra.Command {
 deletes networks, routers and ports, and shows the topology they make.
 
 The daemon is reached at --server ($` + EnvServer + `, default ` + client.DefaultServer + `):
-an http:// or https:// URL, or its unix socket (unix:/run/ovs-vnet.sock).`,
+an http:// or https:// URL, or its unix socket (unix:/run/ovs-vnet/api.sock).`,
 		Version: version(),
 		// Usage is printed by Run, for usage errors only: a daemon's refusal
 		// is no reason to show the flags.

@@ -62,8 +62,8 @@ type Client struct {
 }
 
 // New returns a client of server: an http:// or https:// URL, or the path of
-// the daemon's unix socket ("unix:/run/ovs-vnet.sock", "/run/ovs-vnet.sock",
-// "https+unix:///run/ovs-vnet.sock" when it serves TLS there).
+// the daemon's unix socket ("unix:/run/ovs-vnet/api.sock", "/run/ovs-vnet/api.sock",
+// "https+unix:///run/ovs-vnet/api.sock" when it serves TLS there).
 func New(server string, opts Options) (*Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	base, sock, err := parseServer(server)

@@ -18,6 +18,9 @@ declare -A need=(
   [jq]=jq
   [promtool]=prometheus
   [dot]=graphviz
+  [npx]=npm
+  [readelf]=binutils
+  [systemd-analyze]=systemd
 )
 
 missing=()
