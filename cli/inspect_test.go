@@ -52,7 +52,7 @@ func TestFormatTrace(t *testing.T) {
 		"Packet:  icmp,in_port=1,nw_src=10.61.0.99\n",
 		"TABLE   STAGE         OWNER       MATCH       ACTIONS\n",
 		"10      spoof_guard   port web1   in_port=1   drop   [drop: spoofed]\n",
-		"Verdict: dropped (spoofed): dropped in table 10 (spoof_guard)\n",
+		"Verdict: dropped in table 10 (spoof_guard) [reason: spoofed]\n",
 		"bridge(\"br-vnet\")\n",
 	} {
 		if !strings.Contains(got, want) {

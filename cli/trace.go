@@ -107,11 +107,11 @@ func formatTrace(res trace.Result, raw bool) string {
 		rows = append(rows, []string{table, s.Stage, dash(s.Owner), dash(s.Match), dash(actions)})
 	}
 	_ = writeTable(&b, []string{"TABLE", "STAGE", "OWNER", "MATCH", "ACTIONS"}, rows)
-	verdict := res.Verdict
+	fmt.Fprintf(&b, "\nVerdict: %s", res.Summary)
 	if res.Reason != "" {
-		verdict += " (" + res.Reason + ")"
+		fmt.Fprintf(&b, " [reason: %s]", res.Reason)
 	}
-	fmt.Fprintf(&b, "\nVerdict: %s: %s\n", verdict, res.Summary)
+	b.WriteString("\n")
 	if raw && res.Raw != "" {
 		fmt.Fprintf(&b, "\n%s\n", strings.TrimRight(res.Raw, "\n"))
 	}

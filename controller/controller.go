@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -511,7 +512,12 @@ func netnsExists(p model.Port) error {
 	if p.Type != model.PortVeth {
 		return nil
 	}
-	if _, err := os.Stat(p.NetnsPath()); err != nil {
+	_, err := os.Stat(p.NetnsPath())
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		// It exists, but not for us: say so rather than "does not exist".
+		return fmt.Errorf("%w: netns %q cannot be opened by the daemon: %v (a /proc/PID/ns/net of another user needs CAP_SYS_PTRACE)", model.ErrInvalid, p.Netns, err)
+	case err != nil:
 		return fmt.Errorf("%w: netns %q: %v", datapath.ErrNoNetns, p.Netns, err)
 	}
 	return nil

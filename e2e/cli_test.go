@@ -259,7 +259,7 @@ func TestCLI(t *testing.T) {
 // in blue and c (cIP) in red, which router r1 joins.
 func checkCLIInspect(t *testing.T, cli vnetctl, kind, cIP string) {
 	t.Helper()
-	if out := cli.ok("trace", "--from", "a", "--to", cIP); !strings.Contains(out, "Verdict: delivered: delivered to port c (network red), routed from blue by router r1\n") ||
+	if out := cli.ok("trace", "--from", "a", "--to", cIP); !strings.Contains(out, "Verdict: delivered to port c (network red), routed from blue by router r1\n") ||
 		(kind == "ovs" && !strings.Contains(out, "route ") && !strings.Contains(out, "routes of network blue")) {
 		t.Errorf("trace across the router:\n%s", out)
 	}
