@@ -14,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types/create"
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -118,9 +119,7 @@ func TestHasDefaultVia(t *testing.T) {
 // TestCheck runs CHECK against a fake daemon; the namespace it looks into is
 // the test's own, only read, for an interface no host has.
 func TestCheck(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("entering a network namespace needs root")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root, to enter a network namespace")
 	const ifname = "vnt-nope0"
 	for _, c := range []struct {
 		name     string
