@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ovs-vnet/ovs-vnet/client"
+	"github.com/ovs-vnet/ovs-vnet/internal/buildinfo"
 )
 
 // commands are vnetctl's top-level commands, in the order help lists them.
@@ -35,7 +35,7 @@ deletes networks, routers and ports, and shows the topology they make.
 
 The daemon is reached at --server ($` + EnvServer + `, default ` + client.DefaultServer + `):
 an http:// or https:// URL, or its unix socket (unix:/run/ovs-vnet/api.sock).`,
-		Version: version(),
+		Version: buildinfo.Version(),
 		// Usage is printed by Run, for usage errors only: a daemon's refusal
 		// is no reason to show the flags.
 		SilenceUsage:  true,
@@ -116,22 +116,4 @@ func groupCmd(use, short string, aliases ...string) *cobra.Command {
 			return cmd.Help()
 		},
 	}
-}
-
-// version names the build, as the daemon does: the module version, or the
-// VCS revision the binary was built from.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			return s.Value
-		}
-	}
-	return "devel"
 }

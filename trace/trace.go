@@ -139,11 +139,10 @@ type objects struct {
 	m        pipeline.Model
 	networks map[string]model.Network
 	ports    map[string]model.Port
-	peers    map[string][]string
 }
 
 func index(m pipeline.Model) objects {
-	o := objects{m: m, networks: map[string]model.Network{}, ports: map[string]model.Port{}, peers: model.Peers(m.Routers)}
+	o := objects{m: m, networks: map[string]model.Network{}, ports: map[string]model.Port{}}
 	for _, n := range m.Networks {
 		o.networks[n.Name] = n
 	}

@@ -6,32 +6,14 @@ package main
 
 import (
 	"os"
-	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/ovs-vnet/ovs-vnet/cni"
+	"github.com/ovs-vnet/ovs-vnet/internal/buildinfo"
 )
 
 func main() {
 	p := cni.New(os.Stdout)
-	skel.PluginMainFuncs(p.Funcs(), cni.Versions(), "CNI plugin ovs-vnet-cni "+buildVersion())
-}
-
-// buildVersion is the module version, or the VCS revision of a build from a
-// checkout, for the line the plugin prints when run without CNI_COMMAND.
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			return s.Value[:12]
-		}
-	}
-	return "devel"
+	skel.PluginMainFuncs(p.Funcs(), cni.Versions(), "CNI plugin ovs-vnet-cni "+buildinfo.Version())
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/exporter"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/internal/buildinfo"
 )
 
 func main() {
@@ -56,7 +56,7 @@ func run() error {
 	}
 	defer st.Close()
 
-	version := buildVersion()
+	version := buildinfo.Version()
 	// A plain registry: the pedantic one re-checks every sample of every
 	// scrape against its descriptor (a thousand ports are 9,000 of them);
 	// the tests gather the same collectors on pedantic registries instead.
@@ -128,26 +128,4 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json", format)
 	}
-}
-
-// buildVersion names the build from the module version or the VCS revision the
-// go command stamped into the binary.
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	rev, dirty := "devel", ""
-	for _, s := range bi.Settings {
-		switch {
-		case s.Key == "vcs.revision" && len(s.Value) >= 12:
-			rev = s.Value[:12]
-		case s.Key == "vcs.modified" && s.Value == "true":
-			dirty = "-dirty"
-		}
-	}
-	return rev + dirty
 }
