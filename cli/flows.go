@@ -65,10 +65,10 @@ its ports' flows.`,
 func formatFlows(flows []datapath.Flow) string {
 	groups := map[pipeline.Owner][]datapath.Flow{}
 	for _, f := range flows {
-		o := pipeline.Owner{Kind: f.OwnerKind, Name: f.Owner}
+		o := pipeline.Owner{Kind: f.OwnerKind, Name: f.Owner, Host: f.Host}
 		groups[o] = append(groups[o], f)
 	}
-	rank := map[string]int{pipeline.OwnerPipeline: 0, pipeline.OwnerNetwork: 1, pipeline.OwnerRoutes: 1, pipeline.OwnerPort: 2}
+	rank := map[string]int{pipeline.OwnerPipeline: 0, pipeline.OwnerNetwork: 1, pipeline.OwnerRoutes: 1, pipeline.OwnerPort: 2, pipeline.OwnerRemote: 3}
 	owners := slices.SortedFunc(maps.Keys(groups), func(a, b pipeline.Owner) int {
 		return cmp.Or(cmp.Compare(rank[a.Kind], rank[b.Kind]), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Kind, b.Kind))
 	})

@@ -185,6 +185,8 @@ type Info struct {
 	DatapathType      string `json:"datapath_type"`
 	Version           string `json:"version"`
 	OpenFlowConnected bool   `json:"openflow_connected"`
+	Host              string `json:"host"`
+	Cluster           bool   `json:"cluster"`
 }
 
 // Info describes the daemon and its backend.

@@ -42,16 +42,17 @@ func IsPluginPort(name string) bool {
 }
 
 // StalePorts picks, among the ports of network, those GC deletes: the
-// plugin's own (by name) that no valid attachment derives. It returns names
-// in the order of ports.
-func StalePorts(ports []model.PortView, network string, valid []types.GCAttachment) []string {
+// plugin's own (by name) on this host that no valid attachment derives. The
+// runtime knows only its own host's attachments, so in a cluster the other
+// hosts' ports are never stale here. It returns names in the order of ports.
+func StalePorts(ports []model.PortView, network, host string, valid []types.GCAttachment) []string {
 	keep := make(map[string]bool, len(valid))
 	for _, a := range valid {
 		keep[PortName(a.ContainerID, a.IfName)] = true
 	}
 	var stale []string
 	for _, p := range ports {
-		if p.Network == network && IsPluginPort(p.Name) && !keep[p.Name] {
+		if p.Network == network && p.Host == host && IsPluginPort(p.Name) && !keep[p.Name] {
 			stale = append(stale, p.Name)
 		}
 	}

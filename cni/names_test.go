@@ -68,12 +68,13 @@ func TestStalePorts(t *testing.T) {
 	live, dead := PortName("live", "eth0"), PortName("dead", "eth0")
 	liveNet1 := PortName("live", "net1")
 	ports := []model.PortView{
-		{Name: live, Network: "blue"},
-		{Name: dead, Network: "blue"},
-		{Name: liveNet1, Network: "blue"},
-		{Name: "web1", Network: "blue"},                 // made by hand: never ours
-		{Name: "cni-0123456789abcdef", Network: "blue"}, // ours in form, no attachment
-		{Name: PortName("x", "eth0"), Network: "red"},   // another network's
+		{Name: live, Network: "blue", Host: "h1"},
+		{Name: dead, Network: "blue", Host: "h1"},
+		{Name: liveNet1, Network: "blue", Host: "h1"},
+		{Name: "web1", Network: "blue", Host: "h1"},                 // made by hand: never ours
+		{Name: "cni-0123456789abcdef", Network: "blue", Host: "h1"}, // ours in form, no attachment
+		{Name: PortName("x", "eth0"), Network: "red", Host: "h1"},   // another network's
+		{Name: PortName("y", "eth0"), Network: "blue", Host: "h2"},  // another host's
 	}
 	for _, c := range []struct {
 		name  string
@@ -87,7 +88,7 @@ func TestStalePorts(t *testing.T) {
 			{ContainerID: "live", IfName: "net1"}}, []string{"cni-0123456789abcdef"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := StalePorts(ports, "blue", c.valid); !slices.Equal(got, c.want) {
+			if got := StalePorts(ports, "blue", "h1", c.valid); !slices.Equal(got, c.want) {
 				t.Fatalf("got %v, want %v", got, c.want)
 			}
 		})

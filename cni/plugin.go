@@ -149,7 +149,11 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeouts.Query)
-	ports, err := cl.Ports(ctx, conf.Network)
+	info, err := cl.Info(ctx)
+	var ports []model.PortView
+	if err == nil {
+		ports, err = cl.Ports(ctx, conf.Network)
+	}
 	cancel()
 	if client.StatusOf(err) == http.StatusNotFound {
 		return nil // no network, no ports of it
@@ -159,7 +163,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	}
 	var failed []string
 	var first error
-	for _, name := range StalePorts(ports, conf.Network, conf.ValidAttachments) {
+	for _, name := range StalePorts(ports, conf.Network, info.Host, conf.ValidAttachments) {
 		ctx, cancel := context.WithTimeout(context.Background(), p.Timeouts.Detach)
 		err := cl.DeletePort(ctx, name)
 		cancel()

@@ -289,8 +289,9 @@ func TestStatus(t *testing.T) {
 
 func TestGC(t *testing.T) {
 	live, dead1, dead2 := PortName("live", "eth0"), PortName("dead1", "eth0"), PortName("dead2", "eth0")
-	ports := []model.PortView{{Name: live, Network: "blue"}, {Name: dead1, Network: "blue"},
-		{Name: "web1", Network: "blue"}, {Name: dead2, Network: "blue"}}
+	ports := []model.PortView{{Name: live, Network: "blue", Host: "h1"}, {Name: dead1, Network: "blue", Host: "h1"},
+		{Name: "web1", Network: "blue", Host: "h1"}, {Name: dead2, Network: "blue", Host: "h1"},
+		{Name: PortName("elsewhere", "eth0"), Network: "blue", Host: "h2"}}
 	validLive := `,"cni.dev/valid-attachments":[{"containerID":"live","ifname":"eth0"}]`
 	for _, c := range []struct {
 		name        string
@@ -312,6 +313,8 @@ func TestGC(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFakeDaemon(t, func(w http.ResponseWriter, r *http.Request) {
 				switch {
+				case r.Method == "GET" && r.URL.Path == "/v1/info":
+					answer(w, 200, map[string]any{"host": "h1"})
 				case r.Method == "GET" && r.URL.Path == "/v1/ports" && r.URL.Query().Get("network") == "blue":
 					if c.listStatus != 200 {
 						daemonErr(w, c.listStatus, "nope")

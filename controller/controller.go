@@ -45,8 +45,16 @@ type Connector func(ctx context.Context) (datapath.Backend, error)
 // Everything else changes under both locks, alone.
 type Controller struct {
 	log     *slog.Logger
-	store   *store.Store
+	store   store.Store
 	metrics *metrics
+	// host is this host's name: the ports it attaches are its own.
+	host string
+	// cluster is the store when it is shared by the hosts of a cluster; nil
+	// for a single host. See cluster.go.
+	cluster store.Cluster
+	// remoteMu serialises the hand-over of the remote ports to the backend,
+	// so that the last to hand over has computed from the latest state.
+	remoteMu sync.Mutex
 
 	// changing is held shared by port attaches and detaches for their
 	// whole run, and exclusively by every other change, the reconcile and
@@ -61,8 +69,13 @@ type Controller struct {
 	notReady string           // why the controller does not serve yet
 	networks map[string]model.Network
 	routers  map[string]model.Router
-	ports    map[string]model.Port
-	pools    map[string]*ipam.Pool // by network name
+	ports    map[string]model.Port // this host's
+	pools    map[string]*ipam.Pool // by network name; also hold remote ports' addresses
+	// remote are the other hosts' ports, hosts the live hosts (cluster only).
+	remote map[string]model.Port
+	hosts  map[string]store.Host
+	// remoteDirty wakes syncRemoteLoop (cluster.go).
+	remoteDirty chan struct{}
 
 	// published is what readers that must not wait for a change in progress
 	// (readiness probes, metrics, the exporter) see: a copy made under mu
@@ -72,9 +85,9 @@ type Controller struct {
 
 // status is the controller as published for lock-free readers.
 type status struct {
-	backend                  datapath.Backend
-	notReady                 string
-	networks, routers, ports int
+	backend                         datapath.Backend
+	notReady                        string
+	networks, routers, ports, hosts int
 }
 
 // publish makes the current state visible to lock-free readers; mu is held.
@@ -82,7 +95,7 @@ type status struct {
 // the unlock whatever path they return by.
 func (c *Controller) publish() {
 	c.published.Store(&status{backend: c.backend, notReady: c.notReady,
-		networks: len(c.networks), routers: len(c.routers), ports: len(c.ports)})
+		networks: len(c.networks), routers: len(c.routers), ports: len(c.ports), hosts: len(c.hosts)})
 }
 
 func (c *Controller) status() *status { return c.published.Load() }
@@ -98,72 +111,105 @@ func (c *Controller) exclusive() (unlock func()) {
 	}
 }
 
-// New loads the desired state from st. The controller serves reads at once and
-// changes once Run has connected a backend.
-func New(st *store.Store, log *slog.Logger, m *Metrics) (*Controller, error) {
+// loadTimeout bounds the first read of the desired state.
+const loadTimeout = 30 * time.Second
+
+// New makes the controller of host on the desired state in st. A single
+// host's state is read at once, so that reads are served from the start; a
+// cluster's is read by Run. Changes wait until Run has connected a backend.
+func New(st store.Store, host string, log *slog.Logger, m *Metrics) (*Controller, error) {
 	c := &Controller{
 		log:      log,
 		store:    st,
+		host:     host,
 		metrics:  m.m,
 		notReady: "connecting to the datapath",
-		networks: map[string]model.Network{},
-		routers:  map[string]model.Router{},
-		ports:    map[string]model.Port{},
 		busy:     map[string]model.Port{},
-		pools:    map[string]*ipam.Pool{},
+
+		remoteDirty: make(chan struct{}, 1),
 	}
-	if err := c.load(); err != nil {
-		return nil, err
+	c.cluster, _ = st.(store.Cluster)
+	c.reset()
+	if c.cluster == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+		defer cancel()
+		if _, err := c.load(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		c.notReady = "reading the desired state from the cluster store"
 	}
 	c.publish()
 	m.observe(c)
 	return c, nil
 }
 
-// load reads the desired state from the store. Routers and ports refer to
-// networks, so those come first; a dangling reference means the file was
-// changed behind our back, and starting on it would hide that.
-func (c *Controller) load() error {
-	nets, err := c.store.Networks()
+// reset empties the cached desired state.
+func (c *Controller) reset() {
+	c.networks = map[string]model.Network{}
+	c.routers = map[string]model.Router{}
+	c.ports = map[string]model.Port{}
+	c.pools = map[string]*ipam.Pool{}
+	c.remote = map[string]model.Port{}
+	c.hosts = map[string]store.Host{}
+}
+
+// load reads the desired state from the store into the cache and returns
+// the store's revision; mu is held or the controller is not shared yet.
+// Routers and ports refer to networks, so those come first; a dangling
+// reference means the store was changed behind our back, and starting on
+// it would hide that.
+func (c *Controller) load(ctx context.Context) (int64, error) {
+	s, err := c.store.Load(ctx)
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("read the desired state: %w", err)
 	}
-	for _, n := range nets {
+	c.reset()
+	for _, n := range s.Networks {
 		if err := c.addNetwork(n); err != nil {
-			return fmt.Errorf("load network %s: %w", n.Name, err)
+			return 0, fmt.Errorf("load network %s: %w", n.Name, err)
 		}
 	}
-	routers, err := c.store.Routers()
-	if err != nil {
-		return err
-	}
-	for _, r := range routers {
+	for _, r := range s.Routers {
 		if err := c.networksExist(r.Networks); err != nil {
-			return fmt.Errorf("load router %s: %w", r.Name, err)
+			return 0, fmt.Errorf("load router %s: %w", r.Name, err)
 		}
 		c.routers[r.Name] = r
 	}
-	ports, err := c.store.Ports()
-	if err != nil {
-		return err
-	}
-	for _, p := range ports {
+	for _, p := range s.Ports {
 		pool, ok := c.pools[p.Network]
 		if !ok {
-			return fmt.Errorf("load port %s: network %q is not in the store", p.Name, p.Network)
+			return 0, fmt.Errorf("load port %s: network %q is not in the store", p.Name, p.Network)
 		}
 		if err := pool.Reserve(p.IP, p.Name); err != nil {
-			return fmt.Errorf("load port %s: %w", p.Name, err)
+			return 0, fmt.Errorf("load port %s: %w", p.Name, err)
 		}
-		c.ports[p.Name] = p
+		if c.isLocal(p) {
+			p.Host = c.host
+			c.ports[p.Name] = p
+		} else {
+			c.remote[p.Name] = p
+		}
 	}
-	return nil
+	for _, h := range s.Hosts {
+		c.hosts[h.Name] = h
+	}
+	return s.Revision, nil
+}
+
+// isLocal tells this host's ports from the others'. A single host owns every
+// port, also those stored before ports named their host.
+func (c *Controller) isLocal(p model.Port) bool {
+	return c.cluster == nil || p.Host == c.host
 }
 
 func (c *Controller) addNetwork(n model.Network) error {
 	pool, err := ipam.New(n.Subnet, n.Gateway)
 	if err != nil {
 		return err
+	}
+	if c.cluster != nil {
+		pool.StartAt(c.allocationSeed())
 	}
 	c.networks[n.Name] = n
 	c.pools[n.Name] = pool
@@ -173,22 +219,28 @@ func (c *Controller) addNetwork(n model.Network) error {
 // Run connects the backend (retrying with backoff until ctx ends), reconciles
 // the host with the desired state, and then serves until ctx ends, when it
 // closes the backend. The dataplane is left as it is: ports keep forwarding
-// while the daemon is down.
+// while the daemon is down. In a cluster it first reads the desired state
+// from the store, and then follows the store's changes (cluster.go).
 func (c *Controller) Run(ctx context.Context, connect Connector) error {
 	backoff := 500 * time.Millisecond
+	var rev int64
 	for {
-		err := c.connectAndReconcile(ctx, connect)
+		var err error
+		rev, err = c.start(ctx, connect)
 		if err == nil {
 			break
 		}
 		c.setNotReady(err.Error())
-		c.log.Warn("datapath not ready, retrying", "err", err, "in", backoff)
+		c.log.Warn("not ready, retrying", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 10*time.Second)
+	}
+	if c.cluster != nil {
+		go c.follow(ctx, rev)
 	}
 	<-ctx.Done()
 	defer c.exclusive()()
@@ -198,20 +250,33 @@ func (c *Controller) Run(ctx context.Context, connect Connector) error {
 	return err
 }
 
-func (c *Controller) connectAndReconcile(ctx context.Context, connect Connector) error {
+// start reads a cluster's desired state, then connects the backend and
+// reconciles; it returns the store revision the state was read at.
+func (c *Controller) start(ctx context.Context, connect Connector) (rev int64, err error) {
+	if c.cluster != nil {
+		lctx, cancel := context.WithTimeout(ctx, loadTimeout)
+		defer cancel()
+		unlock := c.exclusive()
+		rev, err = c.load(lctx)
+		c.publish()
+		unlock()
+		if err != nil {
+			return 0, err
+		}
+	}
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	b, err := connect(cctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
 	defer cancel()
 	if err := c.reconcile(rctx, b); err != nil {
 		b.Close()
-		return err
+		return 0, err
 	}
-	return nil
+	return rev, nil
 }
 
 func (c *Controller) setNotReady(reason string) {
@@ -247,6 +312,7 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 		Networks: slices.Collect(maps.Values(c.networks)),
 		Routers:  slices.Collect(maps.Values(c.routers)),
 		Ports:    slices.Collect(maps.Values(c.ports)),
+		Remote:   c.remotePorts(),
 	}
 	if err := b.Prune(ctx, state); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
@@ -301,7 +367,7 @@ func (c *Controller) attachAll(ctx context.Context, b datapath.Backend) (broken 
 			c.log.Warn("reconcile: port not attached", "err", r.err)
 			broken++
 		case r.port != c.ports[r.port.Name]:
-			if err := c.store.PutPort(r.port); err != nil {
+			if err := c.store.UpdatePort(ctx, r.port); err != nil {
 				storeErrs = append(storeErrs, err)
 				continue
 			}
@@ -405,16 +471,15 @@ func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.Net
 			return n, false, fmt.Errorf("%w: subnet %s overlaps %s of network %q", ErrConflict, n.Subnet, o.Subnet, o.Name)
 		}
 	}
-	if n.ID, err = c.freeNetworkID(); err != nil {
-		return n, false, err
-	}
-	// Intent first: a crash after this line converges to "network present" on restart.
-	if err := c.store.PutNetwork(n); err != nil {
-		return n, false, err
+	// Intent first: a crash after this line converges to "network present"
+	// on restart. The store checks again, against every host's writes, and
+	// gives the network its ID.
+	if n, err = c.store.CreateNetwork(ctx, n); err != nil {
+		return n, false, fmt.Errorf("create network %q: %w", name, err)
 	}
 	if err := c.backend.EnsureNetwork(ctx, n); err != nil {
 		c.rollback("network "+name, func(ctx context.Context) error {
-			return errors.Join(c.backend.DeleteNetwork(ctx, n), c.store.DeleteNetwork(name))
+			return errors.Join(c.backend.DeleteNetwork(ctx, n), c.store.DeleteNetwork(ctx, name))
 		})
 		return n, false, err
 	}
@@ -422,23 +487,6 @@ func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.Net
 		return n, false, err
 	}
 	return n, true, nil
-}
-
-// maxNetworks bounds the network IDs: a network ID also fits a VLAN tag, which
-// keeps the door open to carrying networks over trunks.
-const maxNetworks = 4094
-
-func (c *Controller) freeNetworkID() (int, error) {
-	used := map[int]bool{}
-	for _, n := range c.networks {
-		used[n.ID] = true
-	}
-	for id := 1; id <= maxNetworks; id++ {
-		if !used[id] {
-			return id, nil
-		}
-	}
-	return 0, fmt.Errorf("%w: all %d network ids are in use", ErrConflict, maxNetworks)
 }
 
 // DeleteNetwork removes a network that no port or router uses.
@@ -458,8 +506,9 @@ func (c *Controller) DeleteNetwork(ctx context.Context, name string) error {
 	if err := c.backend.DeleteNetwork(ctx, n); err != nil {
 		return err
 	}
-	if err := c.store.DeleteNetwork(name); err != nil {
-		return err
+	if err := c.store.DeleteNetwork(ctx, name); err != nil {
+		// Another host put a port or router on it meanwhile: it stays.
+		return errors.Join(fmt.Errorf("delete network %q: %w", name, err), c.backend.EnsureNetwork(ctx, n))
 	}
 	delete(c.networks, name)
 	delete(c.pools, name)

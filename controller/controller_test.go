@@ -172,7 +172,7 @@ type fixture struct {
 	c    *Controller
 	fake *fakeBackend
 	srv  *httptest.Server
-	st   *store.Store
+	st   store.Store
 	reg  *prometheus.Registry
 	stop func() // ends Run; the test's cleanup calls it too
 }
@@ -189,18 +189,18 @@ func newFixture(t *testing.T) *fixture {
 
 // startFixture runs a controller on st with a fresh fake backend and serves its
 // API; a second call on the same store is a daemon restart.
-func startFixture(t *testing.T, st *store.Store) *fixture {
+func startFixture(t *testing.T, st store.Store) *fixture {
 	t.Helper()
 	fake := newFake()
 	return startFixtureOn(t, st, fake, fake)
 }
 
 // startFixtureOn is startFixture with the backend b, which is fake or wraps it.
-func startFixtureOn(t *testing.T, st *store.Store, fake *fakeBackend, b datapath.Backend) *fixture {
+func startFixtureOn(t *testing.T, st store.Store, fake *fakeBackend, b datapath.Backend) *fixture {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := New(st, log, NewMetrics(reg, "test"))
+	c, err := New(st, "h1", log, NewMetrics(reg, "test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestAttachFailureRollsBack(t *testing.T) {
 	if f.fake.ports["bad"] {
 		t.Fatal("failed port left in the datapath")
 	}
-	if ports, _ := f.st.Ports(); len(ports) != 0 {
+	if ports, _ := storedPorts(t, f.st); len(ports) != 0 {
 		t.Fatalf("failed port left in the store: %v", ports)
 	}
 	// Its address is free again.
@@ -310,7 +310,7 @@ func TestConcurrentPutsOneWinner(t *testing.T) {
 	if count[201] != 2 || count[409] != 38 {
 		t.Fatalf("status counts %v: want exactly one winner per IP and per name", count)
 	}
-	ports, _ := f.st.Ports()
+	ports, _ := storedPorts(t, f.st)
 	if len(ports) != 2 {
 		t.Fatalf("store has %d ports", len(ports))
 	}
@@ -327,10 +327,10 @@ func TestRestartKeepsState(t *testing.T) {
 	n.ID = 1
 	p, _ := model.PortSpec{Network: "blue", Netns: "x", IP: "10.0.0.7"}.Port("a")
 	p.MAC = model.PortMAC("a")
-	if err := errors.Join(st.PutNetwork(n), st.PutPort(p)); err != nil {
+	if err := errors.Join(createNetwork(st, n), st.CreatePort(context.Background(), p)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "t"))
+	c, err := New(st, "h1", slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,4 +439,17 @@ func TestAttachesRunAtOnce(t *testing.T) {
 		}
 		ips[body["ip"].(string)] = true
 	}
+}
+
+// storedPorts is what a restarted daemon would load.
+func storedPorts(t *testing.T, st store.Store) ([]model.Port, error) {
+	t.Helper()
+	s, err := st.Load(context.Background())
+	return s.Ports, err
+}
+
+// createNetwork stores n as a test's earlier run would have.
+func createNetwork(st store.Store, n model.Network) error {
+	_, err := st.CreateNetwork(context.Background(), n)
+	return err
 }

@@ -80,6 +80,7 @@ func (a *API) routes(gatherer prometheus.Gatherer) []route {
 		{"/v1/ports/{name}", map[string]http.HandlerFunc{"GET": a.getPort, "PUT": putHandler(c.PutPort), "DELETE": deleteHandler(c.DeletePort)}},
 		{"/v1/routers", map[string]http.HandlerFunc{"GET": a.listRouters}},
 		{"/v1/routers/{name}", map[string]http.HandlerFunc{"GET": a.getRouter, "PUT": putHandler(c.PutRouter), "DELETE": deleteHandler(c.DeleteRouter)}},
+		{"/v1/hosts", map[string]http.HandlerFunc{"GET": a.listHosts}},
 		{"/v1/flows", map[string]http.HandlerFunc{"GET": a.flows}},
 		{"/v1/trace", map[string]http.HandlerFunc{"GET": a.trace}},
 	}
@@ -131,6 +132,8 @@ func (a *API) info(w http.ResponseWriter, _ *http.Request) {
 		"datapath_type":      info.DatapathType,
 		"version":            a.version,
 		"openflow_connected": info.OpenFlowConnected,
+		"host":               a.c.host,
+		"cluster":            a.c.cluster != nil,
 	})
 }
 
@@ -153,8 +156,16 @@ func (a *API) getRouter(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
-	ports, err := a.c.Ports(r.URL.Query().Get("network"))
+	q, ok := query(w, r, "network", "host")
+	if !ok {
+		return
+	}
+	ports, err := a.c.Ports(q["network"], q["host"])
 	respond(w, http.StatusOK, map[string]any{"ports": ports}, err)
+}
+
+func (a *API) listHosts(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"hosts": a.c.Hosts()})
 }
 
 func (a *API) getPort(w http.ResponseWriter, r *http.Request) {

@@ -38,7 +38,7 @@ func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]datapath.Flow, 
 	case f.Port != "" && f.Network != "":
 		return nil, fmt.Errorf("%w: give a port or a network, not both", model.ErrInvalid)
 	case f.Port != "":
-		if err := c.knownPort(f.Port); err != nil {
+		if _, err := c.Port(f.Port); err != nil {
 			return nil, err
 		}
 	case f.Network != "":
@@ -48,6 +48,9 @@ func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]datapath.Flow, 
 		for _, p := range s.Ports {
 			inNetwork[p.Name] = p.Network == f.Network
 		}
+		for _, r := range s.Remote {
+			inNetwork[r.Port.Name] = r.Port.Network == f.Network
+		}
 	}
 	flows, err := lister.Flows(ctx, s)
 	if err != nil {
@@ -56,15 +59,20 @@ func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]datapath.Flow, 
 	return slices.DeleteFunc(flows, func(fl datapath.Flow) bool {
 		switch {
 		case f.Port != "":
-			return fl.OwnerKind != pipeline.OwnerPort || fl.Owner != f.Port
+			return !isPort(fl) || fl.Owner != f.Port
 		case f.Network != "":
-			if fl.OwnerKind == pipeline.OwnerPort {
+			if isPort(fl) {
 				return !inNetwork[fl.Owner]
 			}
 			return fl.Owner != f.Network
 		}
 		return false
 	}), nil
+}
+
+// isPort tells the flows of a port, this host's or another's.
+func isPort(fl datapath.Flow) bool {
+	return fl.OwnerKind == pipeline.OwnerPort || fl.OwnerKind == pipeline.OwnerRemote
 }
 
 // Trace explains what a packet the port q.From sends to q.To does.
@@ -110,5 +118,6 @@ func (c *Controller) snapshot() (datapath.Backend, datapath.State, error) {
 		Networks: slices.Collect(maps.Values(c.networks)),
 		Routers:  routers,
 		Ports:    slices.Collect(maps.Values(c.ports)),
+		Remote:   c.remotePorts(),
 	}, nil
 }

@@ -15,6 +15,7 @@ type Metrics struct {
 type metrics struct {
 	attachDuration    prometheus.Histogram
 	reconcileDuration prometheus.Histogram
+	remotePorts       prometheus.Gauge
 }
 
 // NewMetrics creates the controller's metrics and registers them on reg.
@@ -31,8 +32,12 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			// From 10 ms (an empty host) to 10 minutes (thousands of ports to re-attach).
 			Buckets: []float64{0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 600},
 		}),
+		remotePorts: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ovs_vnet_remote_ports",
+			Help: "Other hosts' ports this host forwards to (cluster mode): those of live hosts in the networks its ports are in or route to.",
+		}),
 	}
-	reg.MustRegister(m.attachDuration, m.reconcileDuration, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	reg.MustRegister(m.attachDuration, m.reconcileDuration, m.remotePorts, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "ovs_vnet_build_info",
 		Help:        "Build information; the value is always 1.",
 		ConstLabels: prometheus.Labels{"version": version},
@@ -49,7 +54,8 @@ func (m *Metrics) observe(c *Controller) {
 	m.reg.MustRegister(
 		gauge("ovs_vnet_networks", "Networks in the desired state.", func(s *status) float64 { return float64(s.networks) }),
 		gauge("ovs_vnet_routers", "Routers in the desired state.", func(s *status) float64 { return float64(s.routers) }),
-		gauge("ovs_vnet_ports", "Ports in the desired state.", func(s *status) float64 { return float64(s.ports) }),
+		gauge("ovs_vnet_ports", "This host's ports in the desired state.", func(s *status) float64 { return float64(s.ports) }),
+		gauge("ovs_vnet_cluster_hosts", "Live hosts of the cluster, this one included (cluster mode; 0 for a single host).", func(s *status) float64 { return float64(s.hosts) }),
 		gauge("ovs_vnet_ready", "1 when the datapath is connected and reconciled.", func(s *status) float64 { return boolValue(s.ready() == nil) }),
 		gauge("ovs_vnet_ovsdb_connected", "1 while the OVS backend has its OVSDB session; 0 otherwise, and on the Linux backend.",
 			func(s *status) float64 {

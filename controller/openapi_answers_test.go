@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -194,15 +195,15 @@ func notReadyServer(t *testing.T) string {
 	for i, name := range []string{"blue", "red", "green"} {
 		n, err := model.NetworkSpec{Subnet: fmt.Sprintf("10.%d.0.0/24", i+1)}.Network(name)
 		n.ID = i + 1
-		errs = append(errs, err, st.PutNetwork(n))
+		errs = append(errs, err, createNetwork(st, n))
 	}
 	p, err := model.PortSpec{Network: "blue", Type: model.PortTap, IP: "10.1.0.7"}.Port("p1")
 	p.MAC = model.PortMAC("p1")
-	errs = append(errs, err, st.PutPort(p), st.PutRouter(model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}))
+	errs = append(errs, err, st.CreatePort(context.Background(), p), st.PutRouter(context.Background(), model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}))
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "test"))
+	c, err := New(st, "h1", slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,6 +275,9 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"GET", "/v1/ports", "", 200, ""},
 		{"GET", "/v1/ports?network=blue", "", 200, ""},
 		{"GET", "/v1/ports?network=nope", "", 404, ""},
+		{"GET", "/v1/ports?netwrok=blue", "", 400, ""},
+		{"GET", "/v1/ports?host=h1", "", 200, ""},
+		{"GET", "/v1/hosts", "", 200, ""},
 		{"GET", "/v1/ports/p1", "", 200, ""},
 		{"GET", "/v1/ports/p2", "", 200, ""},
 		{"GET", "/v1/ports/nope", "", 404, ""},

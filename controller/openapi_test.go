@@ -339,6 +339,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		// The info handler writes a map; the client's struct mirrors it, and
 		// TestOpenAPIAnswers holds the handler's keys to the schema.
 		{"Info", reflect.TypeFor[client.Info]()},
+		{"Host", reflect.TypeFor[HostView]()},
 		{"Flow", reflect.TypeFor[datapath.Flow]()},
 		{"TraceStep", reflect.TypeFor[trace.Step]()},
 		{"TraceResult", reflect.TypeFor[trace.Result]()},

@@ -4,40 +4,68 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// Ports lists the ports, of one network when network is not empty, by name.
-func (c *Controller) Ports(network string) ([]model.PortView, error) {
+// Ports lists the ports by name: of one network when network is not empty,
+// of one host when host is not empty. In a cluster they are every host's.
+func (c *Controller) Ports(network, host string) ([]model.PortView, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.networks[network]; network != "" && !ok {
 		return nil, fmt.Errorf("%w: network %q", ErrNotFound, network)
 	}
+	all := make(map[string]model.Port, len(c.ports)+len(c.remote))
+	maps.Copy(all, c.remote)
+	maps.Copy(all, c.ports)
 	views := []model.PortView{}
-	for _, p := range sortedValues(c.ports, func(p model.Port) string { return p.Name }) {
-		if network == "" || p.Network == network {
-			views = append(views, p.View(c.networks[p.Network]))
+	for _, p := range sortedValues(all, func(p model.Port) string { return p.Name }) {
+		if (network == "" || p.Network == network) && (host == "" || c.hostOf(p) == host) {
+			views = append(views, c.view(p))
 		}
 	}
 	return views, nil
 }
 
-// Port returns one port.
+// Port returns one port, of any host.
 func (c *Controller) Port(name string) (model.PortView, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p, ok := c.ports[name]
 	if !ok {
+		p, ok = c.remote[name]
+	}
+	if !ok {
 		return model.PortView{}, fmt.Errorf("%w: port %q", ErrNotFound, name)
 	}
-	return p.View(c.networks[p.Network]), nil
+	return c.view(p), nil
+}
+
+// view renders a port for the API; mu is held. An ofport is a number on
+// its own host's switch only, so other hosts' ports show none.
+func (c *Controller) view(p model.Port) model.PortView {
+	if !c.isLocal(p) {
+		p.Ofport = 0
+	}
+	p.Host = c.hostOf(p)
+	return p.View(c.networks[p.Network])
+}
+
+// hostOf names the host of a port; a single host's ports stored before
+// ports named their host are this host's.
+func (c *Controller) hostOf(p model.Port) string {
+	if c.isLocal(p) {
+		return c.host
+	}
+	return p.Host
 }
 
 // PutPort creates a port and returns once it forwards, or confirms an identical
@@ -48,9 +76,10 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	if err != nil {
 		return view, false, err
 	}
+	p.Host = c.host
 	c.changing.RLock()
 	defer c.changing.RUnlock()
-	r, view, err := c.reservePort(p)
+	r, view, err := c.reservePort(ctx, p)
 	if err != nil || r.backend == nil {
 		return view, false, err
 	}
@@ -60,30 +89,41 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	rolledBack := err != nil
 	if rolledBack {
 		c.rollback("port "+name, func(ctx context.Context) error {
-			return errors.Join(backend.DetachPort(ctx, n, p), c.store.DeletePort(name))
+			return errors.Join(backend.DetachPort(ctx, n, p), c.store.DeletePort(ctx, name))
 		})
 	} else {
 		c.metrics.attachDuration.Observe(time.Since(start).Seconds())
 		fault.Point("attach-before-store-ofport")
 		if attached != p {
-			err = c.store.PutPort(attached)
+			err = c.store.UpdatePort(ctx, attached)
 		}
 	}
+	view, err = c.attached(n, p, attached, rolledBack, err)
+	if err == nil && c.cluster != nil {
+		// This host may now need other hosts' ports it did not before, and
+		// a ping right after the answer must reach them.
+		c.syncRemote(ctx)
+	}
+	return view, err == nil, err
+}
+
+// attached records the outcome of an attach.
+func (c *Controller) attached(n model.Network, p, attached model.Port, rolledBack bool, err error) (model.PortView, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.publish()
-	delete(c.busy, name)
+	delete(c.busy, p.Name)
 	switch {
 	case rolledBack:
 		c.pools[n.Name].Release(p.IP)
-		return view, false, err
+		return model.PortView{}, err
 	case err != nil:
 		// Attached, but the record lacks its results: the address stays
 		// held for the record, and the next reconcile completes it.
-		return view, false, err
+		return model.PortView{}, err
 	}
-	c.ports[name] = attached
-	return attached.View(n), true, nil
+	c.ports[p.Name] = attached
+	return c.view(attached), nil
 }
 
 // reservation is a port whose attach may go ahead: its name, address and
@@ -96,12 +136,15 @@ type reservation struct {
 
 // reservePort checks p and, when it is new, reserves it. When an identical
 // port exists it returns no backend and that port's view.
-func (c *Controller) reservePort(p model.Port) (r reservation, existing model.PortView, err error) {
+func (c *Controller) reservePort(ctx context.Context, p model.Port) (r reservation, existing model.PortView, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.networks[p.Network]
 	if !ok {
 		return r, existing, fmt.Errorf("%w: network %q", ErrNotFound, p.Network)
+	}
+	if o, ok := c.remote[p.Name]; ok {
+		return r, existing, fmt.Errorf("%w: port %q exists on host %s", ErrConflict, p.Name, o.Host)
 	}
 	if old, ok := c.ports[p.Name]; ok {
 		if !old.SameSpec(p) {
@@ -129,16 +172,10 @@ func (c *Controller) reservePort(p model.Port) (r reservation, existing model.Po
 	if err := c.readyLocked(); err != nil {
 		return r, existing, err
 	}
-	if p.IP, err = c.assignIP(n, p); err != nil {
-		return r, existing, err
-	}
-	fault.Point("attach-after-ipam")
-
 	// Intent first: a crash from here on finds the record at restart, and the
 	// reconcile either completes the port or the user deletes it — nothing is
 	// orphaned, since every link and OVS port we make is named after the record.
-	if err := c.store.PutPort(p); err != nil {
-		c.pools[n.Name].Release(p.IP)
+	if p, err = c.createPort(ctx, n, p); err != nil {
 		return r, existing, err
 	}
 	fault.Point("attach-after-store-intent")
@@ -167,6 +204,41 @@ func (c *Controller) checkUnique(p model.Port) error {
 	return nil
 }
 
+// addressRetries bounds how often an allocated address may turn out to be
+// taken by another host whose port this host has not heard of yet.
+const addressRetries = 8
+
+// createPort gives p its address and stores it; mu is held. The pool knows
+// the addresses of every port this host has heard of; the store knows all,
+// and refuses an address another host took meanwhile. Such an address stays
+// held here — its port's record is on its way — and another is tried.
+func (c *Controller) createPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
+	pool := c.pools[n.Name]
+	requested := p.IP
+	for try := 0; ; try++ {
+		ip, err := c.assignIP(n, p)
+		if err != nil {
+			return p, err
+		}
+		fault.Point("attach-after-ipam")
+		p.IP = ip
+		err = c.store.CreatePort(ctx, p)
+		if err == nil {
+			return p, nil
+		}
+		pool.Release(ip)
+		if requested.IsValid() || !errors.Is(err, store.ErrConflict) || try == addressRetries {
+			return p, fmt.Errorf("create port %q: %w", p.Name, err)
+		}
+		_ = pool.Reserve(ip, heldElsewhere)
+		p.IP = requested
+	}
+}
+
+// heldElsewhere owns, in a pool, an address another host's port holds
+// before this host has heard of that port.
+const heldElsewhere = "(a port on another host)"
+
 // assignIP reserves the requested address or allocates one.
 func (c *Controller) assignIP(n model.Network, p model.Port) (ip netip.Addr, err error) {
 	pool := c.pools[n.Name]
@@ -188,6 +260,10 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	c.changing.RLock()
 	defer c.changing.RUnlock()
 	c.mu.Lock()
+	if _, ok := c.remote[name]; ok {
+		defer c.mu.Unlock()
+		return c.deleteRemotePort(ctx, name)
+	}
 	p, ok := c.ports[name]
 	_, busy := c.busy[name]
 	err := c.readyLocked()
@@ -208,7 +284,7 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	err = backend.DetachPort(ctx, n, p)
 	if err == nil {
 		fault.Point("detach-before-store-delete")
-		err = c.store.DeletePort(name)
+		err = c.store.DeletePort(ctx, name)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -220,5 +296,8 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	fault.Point("detach-after-store-delete")
 	c.pools[p.Network].Release(p.IP)
 	delete(c.ports, name)
+	if c.cluster != nil {
+		c.remoteChanged()
+	}
 	return nil
 }

@@ -89,12 +89,12 @@ func (c *Controller) networksExist(names []string) error {
 
 func (c *Controller) createRouter(ctx context.Context, r model.Router) error {
 	// Intent first: a crash after this line converges to "router present" on restart.
-	if err := c.store.PutRouter(r); err != nil {
+	if err := c.store.PutRouter(ctx, r); err != nil {
 		return fmt.Errorf("create router %q: %w", r.Name, err)
 	}
 	if err := c.backend.EnsureRouter(ctx, r); err != nil {
 		c.rollback("router "+r.Name, func(ctx context.Context) error {
-			return errors.Join(c.backend.DeleteRouter(ctx, r), c.store.DeleteRouter(r.Name))
+			return errors.Join(c.backend.DeleteRouter(ctx, r), c.store.DeleteRouter(ctx, r.Name))
 		})
 		return fmt.Errorf("create router %q: %w", r.Name, err)
 	}
@@ -103,14 +103,14 @@ func (c *Controller) createRouter(ctx context.Context, r model.Router) error {
 }
 
 func (c *Controller) replaceRouter(ctx context.Context, old, r model.Router) error {
-	if err := c.store.PutRouter(r); err != nil {
+	if err := c.store.PutRouter(ctx, r); err != nil {
 		return fmt.Errorf("replace router %q: %w", r.Name, err)
 	}
 	if err := c.backend.EnsureRouter(ctx, r); err != nil {
 		// EnsureRouter replaces whatever the same name set up, so ensuring the
 		// old router again undoes a half-applied new one.
 		c.rollback("router "+r.Name, func(ctx context.Context) error {
-			return errors.Join(c.backend.EnsureRouter(ctx, old), c.store.PutRouter(old))
+			return errors.Join(c.backend.EnsureRouter(ctx, old), c.store.PutRouter(ctx, old))
 		})
 		return fmt.Errorf("replace router %q: %w", r.Name, err)
 	}
@@ -146,7 +146,7 @@ func (c *Controller) DeleteRouter(ctx context.Context, name string) error {
 	if err := c.backend.DeleteRouter(ctx, r); err != nil {
 		return fmt.Errorf("delete router %q: %w", name, err)
 	}
-	if err := c.store.DeleteRouter(name); err != nil {
+	if err := c.store.DeleteRouter(ctx, name); err != nil {
 		return fmt.Errorf("delete router %q: %w", name, err)
 	}
 	delete(c.routers, name)

@@ -43,11 +43,11 @@ func (f *fixture) mustDo(t *testing.T, method, path, body string, want int) map[
 // storedRouters is what a restarted daemon would load.
 func (f *fixture) storedRouters(t *testing.T) []model.Router {
 	t.Helper()
-	routers, err := f.st.Routers()
+	s, err := f.st.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return routers
+	return s.Routers
 }
 
 func TestRouterLifecycle(t *testing.T) {
@@ -240,10 +240,10 @@ func TestRoutersNotReady(t *testing.T) {
 	red, _ := model.NetworkSpec{Subnet: "10.2.0.0/24"}.Network("red")
 	blue.ID, red.ID = 1, 2
 	r1 := model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}
-	if err := errors.Join(st.PutNetwork(blue), st.PutNetwork(red), st.PutRouter(r1)); err != nil {
+	if err := errors.Join(createNetwork(st, blue), createNetwork(st, red), st.PutRouter(context.Background(), r1)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "t"))
+	c, err := New(st, "h1", slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "t"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package datapath
 import (
 	"context"
 	"errors"
+	"net/netip"
 
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/trace"
@@ -75,8 +76,9 @@ type Backend interface {
 // Flow is one of ovs-vnet's flows as the switch holds it, with its counters
 // and the object that owns it (GET /v1/flows).
 type Flow struct {
-	OwnerKind string `json:"owner_kind"`      // pipeline, network, routes or port
+	OwnerKind string `json:"owner_kind"`      // pipeline, network, routes, port or remote port
 	Owner     string `json:"owner,omitempty"` // the network's or port's name
+	Host      string `json:"host,omitempty"`  // a remote port's host
 	Table     uint8  `json:"table"`
 	TableName string `json:"table_name"`
 	Priority  uint16 `json:"priority"`
@@ -104,5 +106,38 @@ type Tracer interface {
 type State struct {
 	Networks []model.Network
 	Routers  []model.Router
-	Ports    []model.Port
+	Ports    []model.Port // this host's
+	// Remote are the other hosts' ports this host forwards to (cluster
+	// mode; see Overlay).
+	Remote []RemotePort
+}
+
+// Tunnel kinds of an Underlay.
+const (
+	TunnelVXLAN  = "vxlan"
+	TunnelGeneve = "geneve"
+)
+
+// Underlay is how a host in a cluster reaches the other hosts: networks are
+// carried between them in tunnels of Kind from LocalIP, one VNI per network
+// (its ID). A backend given none is a single host.
+type Underlay struct {
+	LocalIP netip.Addr
+	Kind    string // TunnelVXLAN or TunnelGeneve
+}
+
+// RemotePort is a port on another host that this host's ports may reach.
+type RemotePort struct {
+	Port   model.Port // Host names the other host; Ofport means nothing here
+	HostIP netip.Addr // that host's underlay address
+}
+
+// Overlay is a backend configured with an Underlay. The controller hands it
+// the remote ports this host needs — those of the networks its own ports are
+// in, and of the networks routed to those — from live hosts only; broadcast
+// in a network goes to the hosts that have ports of it among them.
+type Overlay interface {
+	// SetRemotePorts replaces the set of remote ports, changing only what
+	// differs.
+	SetRemotePorts(ctx context.Context, ports []RemotePort) error
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -342,10 +343,9 @@ func assertNothingLeft(t *testing.T, hostNS string, box *testbed.Sandbox, stateD
 		t.Fatal(err)
 	}
 	defer st.Close()
-	nets, err1 := st.Networks()
-	ports, err2 := st.Ports()
-	if err1 != nil || err2 != nil || len(nets) != 0 || len(ports) != 0 {
-		t.Errorf("store not empty: networks %v ports %v (%v %v)", nets, ports, err1, err2)
+	s, err := st.Load(context.Background())
+	if err != nil || len(s.Networks) != 0 || len(s.Ports) != 0 {
+		t.Errorf("store not empty: networks %v ports %v (%v)", s.Networks, s.Ports, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -37,11 +38,12 @@ func TestGarbageCollection(t *testing.T) {
 			d.stop()
 
 			// The desired state loses two ports and a network behind the daemon's back.
+			ctx := context.Background()
 			st, err := store.Open(filepath.Join(d.stateDir, "state.db"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, err := range []error{st.DeletePort("gone"), st.DeletePort("gonetap"), st.DeleteNetwork("red"), st.Close()} {
+			for _, err := range []error{st.DeletePort(ctx, "gone"), st.DeletePort(ctx, "gonetap"), st.DeleteNetwork(ctx, "red"), st.Close()} {
 				if err != nil {
 					t.Fatal(err)
 				}

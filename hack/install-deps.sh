@@ -21,6 +21,8 @@ declare -A need=(
   [npx]=npm
   [readelf]=binutils
   [systemd-analyze]=systemd
+  [etcd]=etcd-server
+  [etcdctl]=etcd-client
 )
 
 missing=()

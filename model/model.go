@@ -39,6 +39,8 @@ type Port struct {
 	HostIfname string `json:"host_ifname"`
 	// Ofport is the OpenFlow port number on OVS, 0 on the Linux backend.
 	Ofport int `json:"ofport,omitempty"`
+	// Host is the name of the host the port is on (--host-name).
+	Host string `json:"host,omitempty"`
 }
 
 // NetnsPath is where the port's network namespace lives: a bare name refers to
@@ -67,6 +69,7 @@ type PortView struct {
 	Gateway    string `json:"gateway"`
 	HostIfname string `json:"host_ifname"`
 	Ofport     int    `json:"ofport,omitempty"`
+	Host       string `json:"host,omitempty"`
 }
 
 // View renders the port in its network for the API.
@@ -82,5 +85,6 @@ func (p Port) View(n Network) PortView {
 		Gateway:    n.Gateway.String(),
 		HostIfname: p.HostIfname,
 		Ofport:     p.Ofport,
+		Host:       p.Host,
 	}
 }

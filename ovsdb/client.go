@@ -121,7 +121,7 @@ func (c *Client) connect(ctx context.Context) error {
 		client.WithTable(port, &port.Name, &port.Interfaces, &port.Tag, &port.ExternalIDs),
 		// statistics: ovs-vswitchd rewrites it every stats-update-interval
 		// (5 s by default, never less), for the exporter's port counters.
-		client.WithTable(iface, &iface.Name, &iface.Type, &iface.Ofport, &iface.Error, &iface.ExternalIDs, &iface.Statistics),
+		client.WithTable(iface, &iface.Name, &iface.Type, &iface.Options, &iface.Ofport, &iface.Error, &iface.ExternalIDs, &iface.Statistics),
 		client.WithTable(ctl, &ctl.Target, &ctl.ExternalIDs, &ctl.ConnectionMode),
 		client.WithTable(ssl, &ssl.PrivateKey, &ssl.Certificate, &ssl.CaCert, &ssl.ExternalIDs),
 	)

@@ -20,6 +20,9 @@ type PortSpec struct {
 	Type        string            // interface type: "" (system device, e.g. a veth end or tap), "internal", ...
 	Tag         int               // access VLAN tag, 0 = none
 	ExternalIDs map[string]string // set on both Port and Interface, plus OwnerKey
+	// Options are the interface's options, e.g. a tunnel's remote_ip=flow,
+	// key=flow and local_ip.
+	Options map[string]string
 }
 
 // Port is an owned port as the cache shows it.
@@ -28,6 +31,7 @@ type Port struct {
 	Tag         int
 	Ofport      int // 0 while ovs-vswitchd has not assigned one, -1 if it failed
 	ExternalIDs map[string]string
+	Type        string // the interface's type ("" for a system device)
 }
 
 // AddPort inserts Interface + Port and adds the port to the bridge in one
@@ -116,7 +120,7 @@ func (c *Client) SetExternalIDs(ctx context.Context, bridge string, specs []Port
 		if found, err := c.get(ctx, iface); err != nil || !found {
 			continue
 		}
-		spec.Type = iface.Type
+		spec.Type, spec.Options = iface.Type, iface.Options
 		more, err := c.updatePortOps(ctx, br, port, spec)
 		if err != nil {
 			return fmt.Errorf("set external IDs of port %q: %w", spec.Name, err)
@@ -156,7 +160,8 @@ func (c *Client) portOps(ctx context.Context, br *vswitch.Bridge, i int, spec Po
 }
 
 func (c *Client) insertPortOps(br *vswitch.Bridge, i int, spec PortSpec) ([]ovsdb.Operation, error) {
-	iface := &vswitch.Interface{UUID: fmt.Sprintf("iface%d", i), Name: spec.Name, Type: spec.Type, ExternalIDs: ownedIDs(spec.ExternalIDs)}
+	iface := &vswitch.Interface{UUID: fmt.Sprintf("iface%d", i), Name: spec.Name, Type: spec.Type, Options: spec.Options,
+		ExternalIDs: ownedIDs(spec.ExternalIDs)}
 	port := &vswitch.Port{UUID: fmt.Sprintf("port%d", i), Name: spec.Name, Interfaces: []string{iface.UUID}, Tag: optTag(spec.Tag), ExternalIDs: ownedIDs(spec.ExternalIDs)}
 	ops, err := c.lc.Create(iface, port)
 	if err != nil {
@@ -202,8 +207,8 @@ func (c *Client) updatePortOps(ctx context.Context, br *vswitch.Bridge, cur *vsw
 		ops = append(ops, upd...)
 	}
 	if !interfaceMatches(iface, spec) {
-		upd := &vswitch.Interface{UUID: iface.UUID, Type: spec.Type, ExternalIDs: ownedIDs(spec.ExternalIDs)}
-		op, err := c.lc.Where(upd).Update(upd, &upd.Type, &upd.ExternalIDs)
+		upd := &vswitch.Interface{UUID: iface.UUID, Type: spec.Type, Options: spec.Options, ExternalIDs: ownedIDs(spec.ExternalIDs)}
+		op, err := c.lc.Where(upd).Update(upd, &upd.Type, &upd.Options, &upd.ExternalIDs)
 		if err != nil {
 			return nil, fmt.Errorf("build interface update: %w", err)
 		}
@@ -361,8 +366,11 @@ func (c *Client) ownedPorts(ctx context.Context, bridge string) ([]Port, error) 
 		if port.Tag != nil {
 			p.Tag = *port.Tag
 		}
-		if iface != nil && iface.Ofport != nil {
-			p.Ofport = *iface.Ofport
+		if iface != nil {
+			p.Type = iface.Type
+			if iface.Ofport != nil {
+				p.Ofport = *iface.Ofport
+			}
 		}
 		out = append(out, p)
 	})
@@ -424,8 +432,10 @@ func portMatches(p *vswitch.Port, spec PortSpec) bool {
 	return derefTag(p.Tag) == spec.Tag && maps.Equal(p.ExternalIDs, ownedIDs(spec.ExternalIDs))
 }
 
+// interfaceMatches compares what a spec sets; an empty Options map equals
+// the absent column (libovsdb reads an empty map back as nil or empty).
 func interfaceMatches(i *vswitch.Interface, spec PortSpec) bool {
-	return i.Type == spec.Type && maps.Equal(i.ExternalIDs, ownedIDs(spec.ExternalIDs))
+	return i.Type == spec.Type && maps.Equal(i.ExternalIDs, ownedIDs(spec.ExternalIDs)) && maps.Equal(i.Options, spec.Options)
 }
 
 // errNotInCache is nil when found, so callers can join it with a read error.

@@ -146,3 +146,55 @@ func TestWaitOfportEndsWithContext(t *testing.T) {
 		t.Fatalf("WaitOfport of an interface that never comes: %v, want a deadline error", err)
 	}
 }
+
+// TestTunnelPortOptions: a port's interface type and options are set on
+// insert, compared on a repeat (no transaction when they match, so the
+// interface keeps its ofport), and changed in place.
+func TestTunnelPortOptions(t *testing.T) {
+	s := sb
+	c := dial(t, s)
+	ctx := testContext(t)
+	const br, name = "br-tun", "vnt-tun"
+	ensureTestBridge(t, s, c, br)
+	spec := PortSpec{Name: name, Type: "vxlan", ExternalIDs: map[string]string{"vnet-tunnel": "vxlan"},
+		Options: map[string]string{"remote_ip": "flow", "key": "flow", "local_ip": "10.99.0.1"}}
+	if err := c.AddPort(ctx, br, spec); err != nil {
+		t.Fatal(err)
+	}
+	ofport, err := c.WaitOfport(ctx, name)
+	if err != nil || ofport <= 0 {
+		t.Fatalf("WaitOfport = %d, %v", ofport, err)
+	}
+	wantVsctl(t, s, "{key=flow, local_ip=10.99.0.1, remote_ip=flow}", "get", "interface", name, "options")
+	wantVsctl(t, s, "vxlan", "get", "interface", name, "type")
+	ports, err := c.OwnedPorts(br)
+	if err != nil || len(ports) != 1 || ports[0].Type != "vxlan" || ports[0].Ofport != ofport {
+		t.Fatalf("OwnedPorts = %+v, %v", ports, err)
+	}
+	uuid := s.mustVsctl(t, "get", "interface", name, "_uuid")
+	// Identical: nothing to send. The cache must hold the options for this.
+	ops, err := c.portOps(ctx, mustBridge(t, c, br), 0, spec)
+	if err != nil || len(ops) != 0 {
+		t.Fatalf("repeat of the same spec: %d ops, %v; want none", len(ops), err)
+	}
+	spec.Options = map[string]string{"remote_ip": "flow", "key": "flow", "local_ip": "10.99.0.7"}
+	if err := c.AddPort(ctx, br, spec); err != nil {
+		t.Fatal(err)
+	}
+	wantVsctl(t, s, "{key=flow, local_ip=10.99.0.7, remote_ip=flow}", "get", "interface", name, "options")
+	if got := s.mustVsctl(t, "get", "interface", name, "_uuid"); got != uuid {
+		t.Errorf("interface row replaced: %s -> %s", uuid, got)
+	}
+	if err := c.DeletePort(ctx, br, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustBridge(t *testing.T, c *Client, name string) *vswitch.Bridge {
+	t.Helper()
+	br, err := c.ownedBridge(testContext(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return br
+}

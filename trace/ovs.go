@@ -2,6 +2,7 @@ package trace
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -110,8 +111,11 @@ func verdict(res *Result, o objects, from model.Port, n model.Network, q Query) 
 	}
 	var outs []string
 	answered, local, group := false, false, false
+	var tunDst netip.Addr // set by the actions before an output into the tunnel
 	for i, a := range s.Actions {
 		switch {
+		case strings.HasPrefix(a, "set_field:") && strings.HasSuffix(a, "->tun_dst"):
+			tunDst, _ = netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(a, "set_field:"), "->tun_dst"))
 		case a == "IN_PORT":
 			answered = true
 		case a == "LOCAL" || a == "output:LOCAL":
@@ -123,9 +127,14 @@ func verdict(res *Result, o objects, from model.Port, n model.Network, q Query) 
 				continue
 			}
 			name, ok := byOfport[strings.TrimPrefix(a, "output:")]
-			if !ok {
+			switch {
+			case ok:
+			case tunDst.IsValid():
+				name = o.tunnelTarget(tunDst, q.To)
+			default:
 				name = "ofport " + strings.TrimPrefix(a, "output:")
 			}
+			tunDst = netip.Addr{}
 			outs = append(outs, name)
 		}
 	}
@@ -168,11 +177,28 @@ func verdict(res *Result, o objects, from model.Port, n model.Network, q Query) 
 	}
 }
 
-func portList(ports []string) string {
-	if len(ports) == 0 {
+// portList names where a broadcast went: local ports, and the other hosts
+// it was tunnelled to ("host NAME", see tunnelTarget).
+func portList(outs []string) string {
+	var ports, hosts []string
+	for _, o := range outs {
+		if h, ok := strings.CutPrefix(o, "host "); ok {
+			hosts = append(hosts, h)
+		} else {
+			ports = append(ports, o)
+		}
+	}
+	var parts []string
+	if len(ports) > 0 {
+		parts = append(parts, "ports "+strings.Join(ports, ", "))
+	}
+	if len(hosts) > 0 {
+		parts = append(parts, "hosts "+strings.Join(hosts, ", "))
+	}
+	if len(parts) == 0 {
 		return "no other port"
 	}
-	return "ports " + strings.Join(ports, ", ")
+	return strings.Join(parts, " and ")
 }
 
 func firstLine(s string) string {

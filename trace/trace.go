@@ -117,6 +117,7 @@ type Result struct {
 // dropMeaning says, for people, what each drop reason means.
 var dropMeaning = map[string]string{
 	pipeline.DropUnknownPort: "the packet came in on a port ovs-vnet does not know",
+	pipeline.DropUnknownVNI:  "it came from another host through the tunnel with a VNI that is no network's",
 	pipeline.DropSpoofed:     "its source MAC or IP is not the port's own (anti-spoofing)",
 	pipeline.DropIPv6:        "networks carry IPv4 only",
 	pipeline.DropHost:        "the host sent what no network expects",
@@ -162,14 +163,47 @@ func (o objects) networkOf(a netip.Addr) (model.Network, bool) {
 	return model.Network{}, false
 }
 
-// portWith is the port of network with address a.
+// portWith is the port of network with address a: a local one, else one on
+// another host.
 func (o objects) portWith(network string, a netip.Addr) (model.Port, bool) {
 	for _, p := range o.m.Ports {
 		if p.Network == network && p.IP == a {
 			return p, true
 		}
 	}
+	for _, r := range o.m.Remote {
+		if r.Port.Network == network && r.Port.IP == a {
+			return r.Port, true
+		}
+	}
 	return model.Port{}, false
+}
+
+// tunnelTarget names what a packet sent into the tunnel to the host at
+// underlay address host reaches: the remote port with address to there, else
+// the host (a flood group's bucket).
+func (o objects) tunnelTarget(host, to netip.Addr) string {
+	name := host.String()
+	for _, r := range o.m.Remote {
+		if r.HostIP != host {
+			continue
+		}
+		if r.Port.IP == to {
+			return remoteName(r.Port)
+		}
+		if r.Port.Host != "" {
+			name = r.Port.Host
+		}
+	}
+	return "host " + name
+}
+
+// remoteName is how a remote port is named in a trace.
+func remoteName(p model.Port) string {
+	if p.Host == "" {
+		return p.Name
+	}
+	return p.Name + " on " + p.Host
 }
 
 // router names a router that lists both networks, "" if none does.

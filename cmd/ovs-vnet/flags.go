@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/datapath"
 )
 
 // config is the daemon's command line (DESIGN.md §2).
@@ -33,6 +37,20 @@ type config struct {
 	portMetrics    bool
 	sparePorts     int
 	scrapeTimeout  time.Duration
+	cluster        clusterFlags
+}
+
+// clusterFlags join the daemon to a cluster of hosts (docs/CLUSTER.md).
+type clusterFlags struct {
+	etcdEndpoints string // comma separated; "" = a single host, state in --state-dir
+	etcdPrefix    string
+	etcdCert      string
+	etcdKey       string
+	etcdCA        string
+	hostName      string
+	underlayIP    string
+	tunnel        string
+	hostLease     time.Duration
 }
 
 // parseFlags reads args; every flag not given there falls back to the
@@ -60,6 +78,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.portMetrics, "port-metrics", true, "export per-port series; per-network sums are exported either way (turn off on hosts with very many ports)")
 	fs.IntVar(&c.sparePorts, "spare-ports", 0, "veth pairs kept ready on the OVS bridge, so that attaching a veth port waits for no OVSDB change (refilled in one batch when half are used); costs forwarding on the userspace datapath, see docs/OPERATIONS.md (0: off)")
 	fs.DurationVar(&c.scrapeTimeout, "scrape-timeout", 5*time.Second, "deadline of each metrics source within one scrape of /metrics")
+	hostname, _ := os.Hostname()
+	cl := &c.cluster
+	fs.StringVar(&cl.etcdEndpoints, "etcd-endpoints", "", "etcd client URLs, comma separated: join the cluster of hosts sharing that etcd (needs --underlay-ip); empty: a single host, state in --state-dir")
+	fs.StringVar(&cl.etcdPrefix, "etcd-prefix", "/ovs-vnet", "key prefix of the cluster's state in etcd (one cluster per prefix)")
+	fs.StringVar(&cl.etcdCert, "etcd-cert", "", "PEM client certificate for etcd (with --etcd-key)")
+	fs.StringVar(&cl.etcdKey, "etcd-key", "", "PEM private key of --etcd-cert")
+	fs.StringVar(&cl.etcdCA, "etcd-ca", "", "PEM CA certificate that signed etcd's server certificates (https:// endpoints)")
+	fs.StringVar(&cl.hostName, "host-name", hostname, "this host's name in the cluster: the ports created here are its own")
+	fs.StringVar(&cl.underlayIP, "underlay-ip", "", "this host's IPv4 address on the network that joins the hosts: tunnels start and end there")
+	fs.StringVar(&cl.tunnel, "tunnel", "vxlan", "tunnel between hosts: vxlan or geneve (geneve: OVS backend only); the VNI is the network's id")
+	fs.DurationVar(&cl.hostLease, "host-lease", 10*time.Second, "lease of this host's record in etcd: this long after the daemon stops renewing it, the other hosts stop forwarding to its ports")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -87,6 +116,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 // OpenFlow TLS files absolute: ovs-vswitchd reads them from its own
 // working directory.
 func (c *config) validate() error {
+	if err := c.cluster.validate(); err != nil {
+		return err
+	}
 	if c.sparePorts < 0 {
 		return fmt.Errorf("--spare-ports %d: want 0 or more", c.sparePorts)
 	}
@@ -121,6 +153,54 @@ func (c *config) validate() error {
 		return fmt.Errorf("--openflow-listen %s is not a loopback address: anyone who reaches it could pose as the switch; use ssl:HOST:PORT with --openflow-cert, --openflow-key and --openflow-ca", c.openflowListen)
 	}
 	return nil
+}
+
+// hostNameRE is what a host name may be: a DNS label or name, as hostnames are.
+var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$`)
+
+func (c *clusterFlags) validate() error {
+	if !hostNameRE.MatchString(c.hostName) {
+		return fmt.Errorf("--host-name %q: want letters, digits, dots and dashes, at most 63 characters", c.hostName)
+	}
+	if c.etcdEndpoints == "" {
+		if c.underlayIP != "" || c.etcdCert != "" || c.etcdKey != "" || c.etcdCA != "" {
+			return errors.New("--underlay-ip and --etcd-cert/-key/-ca are for a cluster: give --etcd-endpoints")
+		}
+		return nil
+	}
+	ip, err := netip.ParseAddr(c.underlayIP)
+	if err != nil || !ip.Is4() || ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() {
+		return fmt.Errorf("--underlay-ip %q: a cluster needs this host's unicast IPv4 address on the underlay", c.underlayIP)
+	}
+	if c.tunnel != datapath.TunnelVXLAN && c.tunnel != datapath.TunnelGeneve {
+		return fmt.Errorf("--tunnel %q: want vxlan or geneve", c.tunnel)
+	}
+	if (c.etcdCert == "") != (c.etcdKey == "") {
+		return errors.New("--etcd-cert and --etcd-key go together: give both or neither")
+	}
+	if c.hostLease < 2*time.Second || c.hostLease > time.Hour {
+		return fmt.Errorf("--host-lease %s: want 2s to 1h", c.hostLease)
+	}
+	if !strings.HasPrefix(c.etcdPrefix, "/") || strings.HasSuffix(c.etcdPrefix, "/") {
+		return fmt.Errorf("--etcd-prefix %q: want a path such as /ovs-vnet, without a trailing slash", c.etcdPrefix)
+	}
+	for _, e := range c.endpoints() {
+		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+			return fmt.Errorf("--etcd-endpoints: %q is not an http:// or https:// URL", e)
+		}
+	}
+	return nil
+}
+
+// endpoints splits --etcd-endpoints.
+func (c clusterFlags) endpoints() []string {
+	var out []string
+	for _, e := range strings.Split(c.etcdEndpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // unixSocket is the path of a unix:PATH --listen, "" for HOST:PORT.

@@ -20,9 +20,13 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"extra"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Fatal("stray argument accepted")
 	}
-	// Typed flags, and the OpenFlow TLS files that only go with an ssl: target.
+	// Typed flags, the OpenFlow TLS files that only go with an ssl: target,
+	// and the cluster's flags (TestClusterFlags).
 	typed := map[string]bool{"OVS_VNET_PORT_METRICS": true, "OVS_VNET_SCRAPE_TIMEOUT": true, "OVS_VNET_SPARE_PORTS": true,
 		"OVS_VNET_OPENFLOW_CERT": true, "OVS_VNET_OPENFLOW_KEY": true, "OVS_VNET_OPENFLOW_CA": true}
+	for _, f := range []string{"ETCD_ENDPOINTS", "ETCD_PREFIX", "ETCD_CERT", "ETCD_KEY", "ETCD_CA", "HOST_NAME", "UNDERLAY_IP", "TUNNEL", "HOST_LEASE"} {
+		typed["OVS_VNET_"+f] = true
+	}
 	if _, err := parseFlags(nil, func(k string) string {
 		if typed[k] {
 			return ""
@@ -38,6 +42,41 @@ func TestParseFlags(t *testing.T) {
 	env = map[string]string{"OVS_VNET_PORT_METRICS": "maybe"}
 	if _, err := parseFlags(nil, func(k string) string { return env[k] }, io.Discard); err == nil || !strings.Contains(err.Error(), "OVS_VNET_PORT_METRICS") {
 		t.Fatalf("a bad typed env value: %v", err)
+	}
+}
+
+func TestClusterFlags(t *testing.T) {
+	cluster := []string{"--etcd-endpoints", "http://10.0.0.1:2379, http://10.0.0.2:2379", "--underlay-ip", "192.168.1.5", "--host-name", "node-1.example"}
+	for _, c := range []struct {
+		name    string
+		args    []string
+		wantErr string // "" = valid
+	}{
+		{"single host", nil, ""},
+		{"cluster", cluster, ""},
+		{"geneve", append(cluster, "--tunnel", "geneve"), ""},
+		{"underlay without etcd", []string{"--underlay-ip", "192.168.1.5"}, "give --etcd-endpoints"},
+		{"no underlay", []string{"--etcd-endpoints", "http://10.0.0.1:2379"}, "--underlay-ip"},
+		{"underlay v6", append(cluster, "--underlay-ip", "fd00::1"), "unicast IPv4"},
+		{"underlay loopback", append(cluster, "--underlay-ip", "127.0.0.1"), "unicast IPv4"},
+		{"tunnel", append(cluster, "--tunnel", "gre"), "vxlan or geneve"},
+		{"cert without key", append(cluster, "--etcd-cert", "c.pem"), "go together"},
+		{"lease too short", append(cluster, "--host-lease", "1s"), "2s to 1h"},
+		{"prefix", append(cluster, "--etcd-prefix", "ovs/"), "--etcd-prefix"},
+		{"endpoint scheme", append(cluster, "--etcd-endpoints", "10.0.0.1:2379"), "http:// or https://"},
+		{"host name", append(cluster, "--host-name", "bad name"), "--host-name"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := parseFlags(c.args, func(string) string { return "" }, io.Discard)
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Fatalf("err %v, want one containing %q", err, c.wantErr)
+			case c.name == "cluster" && strings.Join(cfg.cluster.endpoints(), " ") != "http://10.0.0.1:2379 http://10.0.0.2:2379":
+				t.Fatalf("endpoints %q", cfg.cluster.endpoints())
+			}
+		})
 	}
 }
 

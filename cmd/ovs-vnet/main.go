@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,7 +51,9 @@ func run() error {
 	if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(cfg.stateDir, "state.db"))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -62,7 +65,7 @@ func run() error {
 	// the tests gather the same collectors on pedantic registries instead.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ctl, err := controller.New(st, log, controller.NewMetrics(reg, version))
+	ctl, err := controller.New(st, cfg.cluster.hostName, log, controller.NewMetrics(reg, version))
 	if err != nil {
 		return err
 	}
@@ -78,19 +81,27 @@ func run() error {
 		ln.Close()
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
 	served := make(chan error, 1)
 	go func() { served <- serve() }()
 	log.Info("serving", "api", url, "auth", token != "", "backend", cfg.backend, "version", version)
 
+	var underlay *datapath.Underlay
+	if cluster, ok := st.(store.Cluster); ok {
+		ip := netip.MustParseAddr(cfg.cluster.underlayIP) // validated with the flags
+		underlay = &datapath.Underlay{LocalIP: ip, Kind: cfg.cluster.tunnel}
+		go func() {
+			if err := cluster.Register(ctx, store.Host{Name: cfg.cluster.hostName, UnderlayIP: ip}); err != nil && ctx.Err() == nil {
+				log.Error("host registration ended", "err", err)
+			}
+		}()
+	}
 	flowMetrics := reconcile.NewMetrics(reg)
 	connect := func(ctx context.Context) (datapath.Backend, error) {
 		return backend.Open(ctx, backend.Config{
 			Kind: cfg.backend, OVSDB: cfg.ovsdb, Bridge: cfg.bridge, DatapathType: cfg.datapathType,
 			OpenFlowListen: cfg.openflowListen, VswitchdCtl: cfg.vswitchdCtl, SparePorts: cfg.sparePorts, FlowMetrics: flowMetrics, Log: log,
 			OpenFlowTLS: ofconn.TLSFiles{Cert: cfg.openflowCert, Key: cfg.openflowKey, CA: cfg.openflowCA},
+			Underlay:    underlay,
 		})
 	}
 	ran := make(chan error, 1)
@@ -112,6 +123,34 @@ func run() error {
 		err = nil
 	}
 	return err
+}
+
+// openStore opens the desired-state store: the cluster's in etcd, waiting
+// for it as long as it takes, or this host's own file in the state directory.
+func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, error) {
+	cl := cfg.cluster
+	if cl.etcdEndpoints == "" {
+		return store.Open(filepath.Join(cfg.stateDir, "state.db"))
+	}
+	for {
+		st, err := store.OpenEtcd(ctx, store.EtcdConfig{
+			Endpoints: cl.endpoints(), Prefix: cl.etcdPrefix,
+			CertFile: cl.etcdCert, KeyFile: cl.etcdKey, CAFile: cl.etcdCA,
+			LeaseTTL: cl.hostLease, Log: log.With("component", "etcd"),
+		})
+		switch {
+		case err == nil:
+			return st, nil
+		case !errors.Is(err, store.ErrUnavailable):
+			return nil, err
+		}
+		log.Warn("etcd unreachable; retrying", "endpoints", cl.etcdEndpoints, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -94,6 +94,18 @@ func (p *Pool) Allocate(owner string) (netip.Addr, error) {
 	return a, nil
 }
 
+// StartAt moves where the next search starts to the host address at offset
+// seed (modulo the subnet's size). Hosts of a cluster allocate from one
+// subnet at once; starting each at its own place keeps them from all trying
+// the same address first.
+func (p *Pool) StartAt(seed uint64) {
+	size := uint64(1)<<(32-p.subnet.Bits()) - 2
+	a := p.first.As4()
+	n := uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
+	n += seed % size
+	p.next = p.wrap(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}))
+}
+
 func (p *Pool) wrap(a netip.Addr) netip.Addr {
 	if !p.usable(a) {
 		return p.first

@@ -134,3 +134,27 @@ func FuzzPool(f *testing.F) {
 		}
 	})
 }
+
+func TestStartAt(t *testing.T) {
+	subnet := netip.MustParsePrefix("10.0.0.0/29") // hosts .1-.6, gateway .1
+	for _, tc := range []struct {
+		seed uint64
+		want string
+	}{
+		{0, "10.0.0.2"}, // .1 is the gateway
+		{3, "10.0.0.4"},
+		{5, "10.0.0.6"},
+		{6, "10.0.0.2"},       // wraps
+		{1 << 40, "10.0.0.5"}, // 2^40 mod 6 = 4
+	} {
+		p, err := New(subnet, netip.MustParseAddr("10.0.0.1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.StartAt(tc.seed)
+		got, err := p.Allocate("x")
+		if err != nil || got.String() != tc.want {
+			t.Errorf("StartAt(%d): first allocation %v, %v; want %s", tc.seed, got, err, tc.want)
+		}
+	}
+}

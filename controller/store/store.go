@@ -1,116 +1,126 @@
-// Package store keeps the desired state — networks, routers and ports — in a
-// bbolt file so that it survives restarts. Every write is one bbolt transaction,
-// synced to disk before it returns.
+// Package store keeps the desired state — networks, routers and ports — where
+// it survives restarts: in an embedded bbolt file for a single host (Bolt), or
+// in etcd for a cluster of hosts (Etcd). Networks, routers and addresses are
+// the cluster's; each port belongs to one host.
+//
+// Every write is checked and applied in one transaction of the store, so that
+// two writers — two requests, or two hosts — can never both succeed where only
+// one may: one network per name and subnet, one port per name and address.
 package store
 
 import (
-	"encoding/json"
-	"fmt"
-	"time"
-
-	bolt "go.etcd.io/bbolt"
+	"context"
+	"errors"
+	"net/netip"
 
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
+// Why a write was refused. Errors wrap one of them, with the details a client
+// needs (which network overlaps, which port holds the address).
 var (
-	networksBucket = []byte("networks")
-	routersBucket  = []byte("routers")
-	portsBucket    = []byte("ports")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("conflict")
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable means the store could not be reached in time; nothing
+	// was written (or, for a write whose outcome is unknown, the caller must
+	// read it back).
+	ErrUnavailable = errors.New("state store unavailable")
 )
 
+// State is everything a store holds.
+type State struct {
+	Networks []model.Network
+	Routers  []model.Router
+	Ports    []model.Port // of every host
+	Hosts    []Host       // live hosts; none in a Bolt store
+	// Revision is the store's revision this state was read at: a Watch
+	// from Revision+1 misses nothing. Always 0 for Bolt.
+	Revision int64
+}
+
+// Host is a live member of a cluster.
+type Host struct {
+	Name       string     `json:"name"`
+	UnderlayIP netip.Addr `json:"underlay_ip"`
+}
+
 // Store is the desired-state database. It is safe for concurrent use.
-type Store struct {
-	db *bolt.DB
+//
+// A refusal reads "<sentinel>: detail" (`conflict: address 10.1.0.5 is in
+// use by port a`), ready for a client; any other failure is wrapped with the
+// operation (`create port "a": ...`). Etcd bounds every call by its
+// OpTimeout and fails with ErrUnavailable when etcd does not answer in time.
+type Store interface {
+	Load(ctx context.Context) (State, error)
+	// CreateNetwork stores a new network with an ID no other network has,
+	// and returns it with that ID. ErrExists: a network of that name;
+	// ErrConflict: its subnet overlaps another network's.
+	CreateNetwork(ctx context.Context, n model.Network) (model.Network, error)
+	// DeleteNetwork removes a network; ErrConflict while a port or a router
+	// uses it. A missing network is not an error.
+	DeleteNetwork(ctx context.Context, name string) error
+	// PutRouter creates or replaces a router; ErrNotFound when one of its
+	// networks does not exist, ErrConflict when another router has its ID
+	// (the caller picks the ID; the store keeps it unique).
+	PutRouter(ctx context.Context, r model.Router) error
+	// DeleteRouter removes a router; a missing one is not an error.
+	DeleteRouter(ctx context.Context, name string) error
+	// CreatePort stores a new port and takes its address. ErrExists: a port
+	// of that name; ErrConflict: the address is taken; ErrNotFound: its
+	// network does not exist.
+	CreatePort(ctx context.Context, p model.Port) error
+	// UpdatePort replaces a stored port whose name, network and address
+	// stay the same (its host link or ofport changed); ErrNotFound if gone,
+	// ErrConflict if the update would change its network or address.
+	UpdatePort(ctx context.Context, p model.Port) error
+	// DeletePort removes a port and frees its address; a missing one is not
+	// an error.
+	DeletePort(ctx context.Context, name string) error
+	Close() error
 }
 
-// Open opens or creates the database at path. Another process holding the file
-// (a second daemon on the same state dir) makes it fail after a second rather
-// than wait forever.
-func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("open state database %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{networksBucket, routersBucket, portsBucket} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("initialise state database %s: %w", path, err)
-	}
-	return &Store{db: db}, nil
+// Cluster is a store shared by the hosts of a cluster (Etcd).
+type Cluster interface {
+	Store
+	// Register makes h a live host until ctx ends: its record lives as
+	// long as a lease the store keeps alive, and is written anew (new
+	// lease) whenever the lease was lost, for example after the store was
+	// unreachable for longer than the lease. It returns nil when ctx ends,
+	// without revoking the lease: a restarting daemon's host stays live for
+	// the others while its dataplane keeps forwarding (its next Register
+	// moves the record to a new lease, so the old one expires harmlessly).
+	Register(ctx context.Context, h Host) error
+	// Watch sends every change from revision from on (State.Revision+1
+	// after a Load; from <= 0: from now), in order, until ctx ends or the
+	// store is closed, and then closes the channel. It rides out outages of
+	// the store on its own, resuming after the last change it sent. When
+	// the store can no longer replay the changes since then (they were
+	// compacted away), it sends one Event with Reset set and closes the
+	// channel: the receiver must Load again and Watch from that state.
+	Watch(ctx context.Context, from int64) <-chan Event
 }
 
-// Close releases the database file.
-func (s *Store) Close() error { return s.db.Close() }
+// Kinds of object an Event is about.
+const (
+	KindNetwork = "network"
+	KindRouter  = "router"
+	KindPort    = "port"
+	KindHost    = "host"
+)
 
-// PutNetwork creates or replaces a network.
-func (s *Store) PutNetwork(n model.Network) error { return s.put(networksBucket, n.Name, n) }
+// Event is one change in a Cluster store. Exactly one of the object fields
+// is set for a put; all are nil for a delete.
+type Event struct {
+	Kind     string
+	Name     string
+	Revision int64
+	// Reset: the watch cannot go on (see Cluster.Watch); nothing else is
+	// set but Revision, the store's oldest revision.
+	Reset bool
 
-// DeleteNetwork removes a network; a missing one is not an error.
-func (s *Store) DeleteNetwork(name string) error { return s.delete(networksBucket, name) }
-
-// Networks lists all networks in name order.
-func (s *Store) Networks() ([]model.Network, error) { return list[model.Network](s, networksBucket) }
-
-// PutRouter creates or replaces a router.
-func (s *Store) PutRouter(r model.Router) error { return s.put(routersBucket, r.Name, r) }
-
-// DeleteRouter removes a router; a missing one is not an error.
-func (s *Store) DeleteRouter(name string) error { return s.delete(routersBucket, name) }
-
-// Routers lists all routers in name order.
-func (s *Store) Routers() ([]model.Router, error) { return list[model.Router](s, routersBucket) }
-
-// PutPort creates or replaces a port.
-func (s *Store) PutPort(p model.Port) error { return s.put(portsBucket, p.Name, p) }
-
-// DeletePort removes a port; a missing one is not an error.
-func (s *Store) DeletePort(name string) error { return s.delete(portsBucket, name) }
-
-// Ports lists all ports in name order.
-func (s *Store) Ports() ([]model.Port, error) { return list[model.Port](s, portsBucket) }
-
-func (s *Store) put(bucket []byte, key string, v any) error {
-	buf, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), buf) })
-	if err != nil {
-		return fmt.Errorf("store %s/%s: %w", bucket, key, err)
-	}
-	return nil
-}
-
-func (s *Store) delete(bucket []byte, key string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
-	if err != nil {
-		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
-	}
-	return nil
-}
-
-func list[T any](s *Store, bucket []byte) ([]T, error) {
-	var out []T
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
-			var item T
-			if err := json.Unmarshal(v, &item); err != nil {
-				return fmt.Errorf("decode %s/%s: %w", bucket, k, err)
-			}
-			out = append(out, item)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", bucket, err)
-	}
-	return out, nil
+	Network *model.Network
+	Router  *model.Router
+	Port    *model.Port
+	Host    *Host
 }

@@ -33,7 +33,9 @@ type Config struct {
 	// metrics: "auto" finds it beside a unix: OVSDB socket at each read.
 	VswitchdCtl string
 	SparePorts  int // veth pairs kept ready on the OVS bridge
-	Log         *slog.Logger
+	// Underlay joins the host to a cluster; nil for a single host.
+	Underlay *datapath.Underlay
+	Log      *slog.Logger
 }
 
 // Open connects the backend cfg names. "auto" picks OVS when the OVSDB endpoint
@@ -43,7 +45,7 @@ func Open(ctx context.Context, cfg Config) (datapath.Backend, error) {
 	case "ovs":
 		return openOVS(ctx, cfg)
 	case "linux":
-		return linux.New(ctx, cfg.Bridge)
+		return linux.New(ctx, cfg.Bridge, cfg.Underlay)
 	case "auto":
 		probe, cancel := context.WithTimeout(ctx, probeTimeout)
 		defer cancel()
@@ -52,7 +54,7 @@ func Open(ctx context.Context, cfg Config) (datapath.Backend, error) {
 			return b, nil
 		}
 		cfg.Log.Info("OVS not available, using the Linux backend", "ovsdb", cfg.OVSDB, "err", err)
-		return linux.New(ctx, cfg.Bridge)
+		return linux.New(ctx, cfg.Bridge, cfg.Underlay)
 	default:
 		return nil, fmt.Errorf("unknown backend %q: want auto, ovs or linux", cfg.Kind)
 	}
@@ -66,6 +68,7 @@ func openOVS(ctx context.Context, cfg Config) (datapath.Backend, error) {
 	b, err := ovs.New(ctx, db, ovs.Config{
 		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen, OpenFlowTLS: cfg.OpenFlowTLS,
 		VswitchdCtl: vswitchdCtl(cfg.VswitchdCtl), SparePorts: cfg.SparePorts, FlowMetrics: cfg.FlowMetrics, Log: cfg.Log,
+		Underlay: cfg.Underlay,
 	})
 	if err != nil {
 		db.Close()

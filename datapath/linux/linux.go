@@ -5,6 +5,11 @@
 // ovs_vnet` for networks and routers, see Ruleset; `bridge ovs_vnet` for ports,
 // see PortRules). Nothing outside those tables and our own links is touched.
 //
+// Given a datapath.Underlay the backend is one host of a cluster: each
+// network's bridge also holds a VXLAN device to the other hosts, and the
+// remote ports are written into its FDB and the bridge's neighbours (see
+// overlay.go, remote.go, overlay_nft.go).
+//
 // Every call acts on the network namespace of the calling OS thread: the
 // daemon's own, or a test's "host" namespace when run on a locked thread
 // switched into it.
@@ -31,6 +36,13 @@ import (
 // Backend implements datapath.Backend with Linux bridges.
 type Backend struct {
 	prefix string
+	// underlay is nil on a single host.
+	underlay *datapath.Underlay
+
+	// remote is the overlay the controller last asked for, by network
+	// (SetRemotePorts, Prune); nil until it first says, and until then
+	// what a previous run left in the kernel stands. Guarded by mu.
+	remote map[string]*overlayEntries
 
 	// mu serialises network and router changes so the inet table always
 	// matches the networks and routers that exist.
@@ -59,15 +71,32 @@ type Backend struct {
 // New returns a backend naming its bridges prefix-<hash>. It checks that nft
 // is usable: without it networks would be neither isolated nor protected from
 // spoofing.
-func New(ctx context.Context, prefix string) (*Backend, error) {
+//
+// underlay nil is a single host; VXLAN devices a previous run in a cluster
+// left go at the first Prune. Otherwise the host is one of a cluster, its
+// networks carried to the other hosts by VXLAN from underlay.LocalIP (Kind
+// "vxlan" or empty; Geneve is refused, see checkUnderlay).
+func New(ctx context.Context, prefix string, underlay *datapath.Underlay) (*Backend, error) {
+	if err := checkUnderlay(prefix, underlay); err != nil {
+		return nil, err
+	}
+	var u *datapath.Underlay
+	if underlay != nil {
+		u = &datapath.Underlay{LocalIP: underlay.LocalIP.Unmap(), Kind: datapath.TunnelVXLAN}
+	}
 	if err := hostnet.ApplyNft(ctx, "list tables\n"); err != nil {
 		return nil, fmt.Errorf("linux backend needs nftables: %w", err)
+	}
+	if u != nil {
+		if err := checkLocalAddr(u.LocalIP); err != nil {
+			return nil, err
+		}
 	}
 	_, err := hostnet.ListNft(ctx, "table", "inet", hostnet.Table)
 	if err != nil && !errors.Is(err, hostnet.ErrNotExist) {
 		return nil, fmt.Errorf("linux backend: %w", err)
 	}
-	return &Backend{prefix: prefix, networks: map[string]model.Network{}, routers: map[string]model.Router{}, inherited: err == nil}, nil
+	return &Backend{prefix: prefix, underlay: u, networks: map[string]model.Network{}, routers: map[string]model.Router{}, inherited: err == nil}, nil
 }
 
 // Info implements datapath.Backend.
@@ -83,10 +112,19 @@ func (b *Backend) Close() error { return nil }
 
 func (b *Backend) bridgeName(network string) string { return model.BridgeName(b.prefix, network) }
 
-// EnsureNetwork implements datapath.Backend.
+func (b *Backend) vxlanName(network string) string { return VXLANName(b.prefix, network) }
+
+// EnsureNetwork implements datapath.Backend. In a cluster the network's
+// VXLAN device joins the bridge after the rules that keep the gateway's ARP
+// off the overlay are in place, and gets the network's remote ports.
 func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.underlay != nil {
+		if err := checkVNI(n); err != nil {
+			return err
+		}
+	}
 	name := b.bridgeName(n.Name)
 	br, err := link.Lookup(name, datapath.BridgeAlias(n.Name))
 	if err != nil {
@@ -97,12 +135,27 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 			return fmt.Errorf("network %s: %w", n.Name, err)
 		}
 	}
-	if err := configureBridge(br, n); err != nil {
+	if err := configureBridge(br, n, bridgeMAC(n.Name, b.underlay)); err != nil {
 		return fmt.Errorf("network %s: bridge %s: %w", n.Name, name, err)
 	}
 	b.networks[n.Name] = n
-	if err := b.syncRules(ctx); err != nil {
+	var overlay string
+	if b.underlay != nil {
+		overlay = OverlayNetwork(b.prefix, n)
+	}
+	if err := b.syncRules(ctx, overlay); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	if b.underlay == nil {
+		return nil
+	}
+	if err := ensureVXLAN(b.underlay, b.vxlanName(n.Name), br, n); err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	// A device just made (or re-made) has an empty FDB; one that was there
+	// is checked too, cheaply, so a restart repairs what went missing.
+	if err := b.syncOverlay(ctx, n.Name); err != nil {
+		return fmt.Errorf("network %s: remote ports: %w", n.Name, err)
 	}
 	return nil
 }
@@ -126,8 +179,8 @@ func createBridge(name string, n model.Network) (netlink.Link, error) {
 	return l, nil
 }
 
-func configureBridge(br netlink.Link, n model.Network) error {
-	mac, _ := net.ParseMAC(model.BridgeMAC(n.Name))
+func configureBridge(br netlink.Link, n model.Network, bridgeMAC string) error {
+	mac, _ := net.ParseMAC(bridgeMAC)
 	if br.Attrs().HardwareAddr.String() != mac.String() {
 		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
 			return fmt.Errorf("set mac: %w", err)
@@ -152,11 +205,23 @@ func configureBridge(br netlink.Link, n model.Network) error {
 func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.underlay != nil {
+		// The VXLAN device first: with its bridge gone first it would be,
+		// for a moment, a free interface handing the other hosts' frames
+		// of the network to the host's own stack.
+		if err := link.Delete(b.vxlanName(n.Name), VXLANAlias(n.Name)); err != nil {
+			return fmt.Errorf("network %s: %w", n.Name, err)
+		}
+	}
 	if err := link.Delete(b.bridgeName(n.Name), datapath.BridgeAlias(n.Name)); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	delete(b.networks, n.Name)
-	if err := b.syncRules(ctx); err != nil {
+	var overlay string
+	if b.underlay != nil && len(b.networks) > 0 {
+		overlay = OverlayNetworkDelete(b.prefix, n)
+	}
+	if err := b.syncRules(ctx, overlay); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	if len(b.networks) == 0 {
@@ -171,14 +236,15 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 	return nil
 }
 
-// syncRules re-renders the inet table from the networks and routers we hold;
-// b.mu is held. Forwarding goes on before the rules that rely on it.
+// syncRules re-renders the inet table from the networks and routers we hold,
+// with extra (bridge table commands) in the same transaction; b.mu is held.
+// Forwarding goes on before the rules that rely on it.
 //
 // Before the first Prune a table inherited from a previous run is left alone:
 // rendering the part of the state ensured so far would cut the routes of
 // networks not yet ensured for the length of the restart. On a fresh host
 // there is no such table, and rules are written at once.
-func (b *Backend) syncRules(ctx context.Context) error {
+func (b *Backend) syncRules(ctx context.Context, extra string) error {
 	networks := slices.Collect(maps.Values(b.networks))
 	routers := slices.Collect(maps.Values(b.routers))
 	if routing(networks, routers) {
@@ -186,10 +252,14 @@ func (b *Backend) syncRules(ctx context.Context) error {
 			return err
 		}
 	}
-	if b.inherited {
+	script := extra
+	if !b.inherited {
+		script = Ruleset(b.prefix, networks, routers) + extra
+	}
+	if script == "" {
 		return nil
 	}
-	if err := hostnet.ApplyNft(ctx, Ruleset(b.prefix, networks, routers)); err != nil {
+	if err := hostnet.ApplyNft(ctx, script); err != nil {
 		return fmt.Errorf("network rules: %w", err)
 	}
 	return nil
@@ -294,12 +364,19 @@ func (b *Backend) SpoofDrops(ctx context.Context, port string) (uint64, error) {
 }
 
 // Prune implements datapath.Backend: links, per-port rules and the inet table
-// are made to match s. Per-port objects of ports in s are left as they are,
-// so their counters keep counting across a restart.
+// are made to match s, and in a cluster the overlay: VXLAN devices, the
+// gateway ARP rules, and the remote ports' entries, which must be s.Remote.
+// Per-port objects of ports in s are left as they are, so their counters
+// keep counting across a restart; entries that are right are not touched.
+// On a single host every VXLAN device of ours goes (a host that left its
+// cluster).
 func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	want := link.PortLinks(s.Ports)
 	for _, n := range s.Networks {
 		want[b.bridgeName(n.Name)] = datapath.BridgeAlias(n.Name)
+		if b.underlay != nil {
+			want[b.vxlanName(n.Name)] = VXLANAlias(n.Name)
+		}
 	}
 	if err := link.Prune(want); err != nil {
 		return err
@@ -318,7 +395,10 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 		b.routers[r.Name] = r
 	}
 	b.inherited = false
-	return b.syncRules(ctx)
+	if err := b.syncRules(ctx, ""); err != nil {
+		return err
+	}
+	return b.setRemote(ctx, s.Remote)
 }
 
 func (b *Backend) prunePortRules(ctx context.Context, s datapath.State) error {
@@ -331,6 +411,16 @@ func (b *Backend) prunePortRules(ctx context.Context, s datapath.State) error {
 	// The ports' rules go with the pruning: each rewritten in place, in one
 	// transaction, so none is without its rules at any moment.
 	script := PruneScript(have, s.Ports, len(s.Networks))
+	// PruneScript removes the whole table when nothing is wanted; otherwise
+	// the overlay's objects are made to match too, in the same transaction.
+	if len(s.Ports) > 0 || len(s.Networks) > 0 {
+		switch {
+		case b.underlay != nil:
+			script += OverlayPrune(b.prefix, s.Networks)
+		case have.overlay:
+			script += OverlayRemove()
+		}
+	}
 	for _, p := range s.Ports {
 		rules, err := PortRules(p)
 		if err != nil {
@@ -353,7 +443,7 @@ func (b *Backend) EnsureRouter(ctx context.Context, r model.Router) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.routers[r.Name] = r
-	if err := b.syncRules(ctx); err != nil {
+	if err := b.syncRules(ctx, ""); err != nil {
 		return fmt.Errorf("router %s: %w", r.Name, err)
 	}
 	return nil
@@ -366,7 +456,7 @@ func (b *Backend) DeleteRouter(ctx context.Context, r model.Router) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.routers, r.Name)
-	if err := b.syncRules(ctx); err != nil {
+	if err := b.syncRules(ctx, ""); err != nil {
 		return fmt.Errorf("router %s: %w", r.Name, err)
 	}
 	return nil

@@ -98,7 +98,7 @@ func TestLinuxBackendReachability(t *testing.T) {
 
 	var b *Backend
 	h.do("set up", func() (err error) {
-		if b, err = New(ctx, "vnbr"); err != nil {
+		if b, err = New(ctx, "vnbr", nil); err != nil {
 			return err
 		}
 		for _, n := range []model.Network{blue, red, green} {
@@ -194,7 +194,7 @@ func TestLinuxBackendReachability(t *testing.T) {
 	// Counters of ports that stay are kept.
 	keep := h.spoofDrops(b, "b1")
 	h.do("restart", func() error {
-		b2nd, err := New(ctx, "vnbr")
+		b2nd, err := New(ctx, "vnbr", nil)
 		if err != nil {
 			return err
 		}

@@ -136,6 +136,7 @@ type bridgeTable struct {
 	elements map[string]string // host ifname -> chain it jumps to
 	chains   []string          // port chains
 	counters []string          // spoof counters
+	overlay  bool              // cluster mode's objects are there (overlay_nft.go)
 }
 
 // nftList is the part of `nft -j list table` output that bridgeTable reads.
@@ -147,6 +148,9 @@ type nftList struct {
 		Counter *struct {
 			Name string `json:"name"`
 		} `json:"counter"`
+		Set *struct {
+			Name string `json:"name"`
+		} `json:"set"`
 		Map *struct {
 			Name string            `json:"name"`
 			Elem []json.RawMessage `json:"elem"`
@@ -166,6 +170,9 @@ func parseBridgeTable(data []byte) (bridgeTable, error) {
 			t.chains = append(t.chains, o.Chain.Name)
 		case o.Counter != nil && strings.HasPrefix(o.Counter.Name, spoofCounterPx):
 			t.counters = append(t.counters, o.Counter.Name)
+		case o.Chain != nil && (o.Chain.Name == overlayIn || o.Chain.Name == overlayOut),
+			o.Set != nil && o.Set.Name == overlaySet, o.Counter != nil && o.Counter.Name == overlayCounter:
+			t.overlay = true
 		case o.Map != nil && o.Map.Name == portsMap:
 			for _, raw := range o.Map.Elem {
 				// An element is ["ifname", {"jump": {"target": "port_x"}}].

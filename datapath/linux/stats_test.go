@@ -116,7 +116,7 @@ func TestLinuxPortStats(t *testing.T) {
 	a1, a2 := h.port("sa1", "blue", "10.74.0.5"), h.port("sa2", "blue", "10.74.0.6")
 	var b *Backend
 	h.do("set up", func() (err error) {
-		if b, err = New(ctx, "vnbr"); err != nil {
+		if b, err = New(ctx, "vnbr", nil); err != nil {
 			return err
 		}
 		if err := b.EnsureNetwork(ctx, blue); err != nil {

@@ -48,6 +48,11 @@ type Backend struct {
 	vswitchdCtl  string
 	spares       *spares
 	log          *slog.Logger
+	// underlay is the cluster's underlay as this host sees it (kind
+	// defaulted); nil on a single host.
+	underlay *datapath.Underlay
+	// remoteMu serialises SetRemotePorts (see there).
+	remoteMu sync.Mutex
 
 	// mu guards the state the flows are compiled from. The controller
 	// makes one change at a time; the lock is for the OpenFlow side, which
@@ -102,7 +107,11 @@ type Config struct {
 	VswitchdCtl string
 	// SparePorts is how many veth pairs wait on the bridge for ports to
 	// claim them (see spares); 0 attaches every port the slow way.
-	SparePorts  int
+	SparePorts int
+	// Underlay makes this host one of a cluster: the bridge gets a
+	// flow-based tunnel port (see overlay.go) and the backend forwards to
+	// the remote ports SetRemotePorts gives it. nil: a single host.
+	Underlay    *datapath.Underlay
 	FlowMetrics *reconcile.Metrics
 	Log         *slog.Logger
 }
@@ -114,6 +123,10 @@ type Config struct {
 // bridge's flows are left as they are until the first Prune, which waits
 // for the session, when the model is complete. It takes ownership of db.
 func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
+	underlay, err := checkUnderlay(cfg.Underlay)
+	if err != nil {
+		return nil, err
+	}
 	other, err := db.OtherConfig()
 	if err != nil {
 		return nil, fmt.Errorf("read Open_vSwitch other_config: %w", err)
@@ -145,8 +158,12 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 	b := &Backend{
 		db: db, bridge: cfg.Bridge, datapathType: cfg.DatapathType, dpid: dpid,
 		// The userspace datapath without userspace TSO cannot take packets whose
-		// checksum the sender left to offload (DESIGN.md §6).
-		linkOpts:    link.Options{TxChecksumOff: cfg.DatapathType == "netdev" && other["userspace-tso-enable"] != "true"},
+		// checksum the sender left to offload (DESIGN.md §6); with it, OVS 3.1
+		// cannot tunnel them ("Tunneling packets with HW offload flags is not
+		// supported: packet dropped"), so TCP to other hosts would stall.
+		linkOpts: link.Options{TxChecksumOff: cfg.DatapathType == "netdev" &&
+			(other["userspace-tso-enable"] != "true" || underlay != nil)},
+		underlay:    underlay,
 		pipeline:    pipeline.Pipeline{Space: cookieSpace, HostMAC: hostMAC},
 		state:       newState(),
 		dropReasons: newDropReasonTable(),
@@ -158,6 +175,13 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 		ln.Close()
 		return nil, err
 	}
+	// Before the first Prune compiles anything: the flows use its ofport.
+	tunnel, err := b.ensureTunnel(ctx)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	b.pipeline.Tunnel = tunnel
 	b.flows = reconcile.NewManager(cookieSpace, (*flowSource)(b), cfg.FlowMetrics, cfg.Log.With("component", "openflow"))
 	serveCtx, stop := context.WithCancel(context.Background())
 	b.stopOpenFlow = stop
@@ -392,9 +416,14 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 }
 
 // Prune implements datapath.Backend: owned OVS ports and owned host links that
-// no desired port names are removed; then the model is complete, and the
-// bridge's flows, the host side and the model are made to agree in full.
+// no desired port names are removed (the tunnel port too, on a single host);
+// then the model is complete, with s's remote ports, and the bridge's flows,
+// the host side and the model are made to agree in full.
 func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
+	remote, _ := b.remoteSet(s.Remote, true)
+	if b.underlay == nil && len(remote) > 0 {
+		b.log.Warn("remote ports given to a single host are ignored: no underlay configured", "remote_ports", len(s.Remote))
+	}
 	want := link.PortLinks(s.Ports)
 	b.spares.want(want)
 	owned, err := b.db.OwnedPorts(b.bridge)
@@ -404,7 +433,8 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	for _, op := range owned {
 		// A spare's OVS port keeps its spare label until the claim is
 		// written; the link's alias says whose it is.
-		if want[op.Name] == datapath.PortAlias(op.ExternalIDs[portKey]) || op.ExternalIDs[spareKey] != "" && want[op.Name] != "" {
+		if want[op.Name] == datapath.PortAlias(op.ExternalIDs[portKey]) || op.ExternalIDs[spareKey] != "" && want[op.Name] != "" ||
+			op.Name == tunnelPort && b.underlay != nil {
 			continue
 		}
 		if err := b.db.DeletePort(ctx, b.bridge, op.Name); err != nil {
@@ -419,7 +449,17 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 		names[p.Name] = true
 	}
 	b.spares.retain(names)
-	b.prime(s)
+	// Again, in case the port went (a foreign ovs-vsctl del-port) or its
+	// ofport changed; the full sync below follows it.
+	tunnel, err := b.ensureTunnel(ctx)
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	b.setTunnel(tunnel)
+	// Not between a SetRemotePorts' look at the state and its change.
+	b.remoteMu.Lock()
+	b.prime(s, remote)
+	b.remoteMu.Unlock()
 	if err := b.syncHost(ctx); err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}

@@ -18,10 +18,14 @@ type state struct {
 	networks map[string]model.Network
 	routers  map[string]model.Router
 	ports    map[string]map[string]model.Port // by network, then by name
+	// remote are other hosts' ports, by network, then by name (cluster
+	// mode; SetRemotePorts replaces them whole).
+	remote map[string]map[string]pipeline.RemotePort
 }
 
 func newState() state {
-	return state{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]map[string]model.Port{}}
+	return state{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]map[string]model.Port{},
+		remote: map[string]map[string]pipeline.RemotePort{}}
 }
 
 func (s state) model() pipeline.Model {
@@ -32,6 +36,9 @@ func (s state) model() pipeline.Model {
 	for _, ports := range s.ports {
 		m.Ports = slices.AppendSeq(m.Ports, maps.Values(ports))
 	}
+	for _, ports := range s.remote {
+		m.Remote = slices.AppendSeq(m.Remote, maps.Values(ports))
+	}
 	return m
 }
 
@@ -39,11 +46,30 @@ func (s state) members(network string) []model.Port {
 	return slices.Collect(maps.Values(s.ports[network]))
 }
 
+func (s state) remoteOf(network string) []pipeline.RemotePort {
+	return slices.Collect(maps.Values(s.remote[network]))
+}
+
+// flood is a network's flood group: its local ports and the hosts of its
+// remote ports. Every scope that holds the group compiles it this way, since
+// a group is replaced whole.
+func (b *Backend) flood(s state, n model.Network) reconcile.Group {
+	return b.pipeline.Flood(n, s.members(n.Name), s.remoteOf(n.Name))
+}
+
+// remoteFlows are the flows of a network's remote ports; they depend on
+// the network (its ID) and on its local ports (a local port shadows a remote
+// one with its address or MAC).
+func (b *Backend) remoteFlows(s state, n model.Network) []reconcile.Flow {
+	return b.pipeline.RemoteFlows(n, s.members(n.Name), s.remoteOf(n.Name))
+}
+
 // scope is the part of the desired state that a change can affect; the
 // change sends the difference of the scope before and after.
 type scope func(state) reconcile.Desired
 
-// portScope is a port's flows and its network's flood group.
+// portScope is a port's flows, its network's flood group and its network's
+// remote ports' flows (which a local port may shadow).
 func (b *Backend) portScope(network, port string) scope {
 	return func(s state) reconcile.Desired {
 		var d reconcile.Desired
@@ -54,12 +80,34 @@ func (b *Backend) portScope(network, port string) scope {
 		if p, ok := s.ports[network][port]; ok {
 			d.Flows = b.pipeline.Port(p, n)
 		}
-		d.Groups = []reconcile.Group{b.pipeline.Flood(n, s.members(network))}
+		d.Flows = append(d.Flows, b.remoteFlows(s, n)...)
+		d.Groups = []reconcile.Group{b.flood(s, n)}
 		return d
 	}
 }
 
-// networkScope is the networks' own flows, routes and flood groups.
+// remoteScope is the remote ports' flows and the flood groups of the
+// networks named.
+func (b *Backend) remoteScope(networks ...string) scope {
+	networks = slices.Compact(slices.Sorted(slices.Values(networks)))
+	return func(s state) reconcile.Desired {
+		var d reconcile.Desired
+		for _, name := range networks {
+			n, ok := s.networks[name]
+			if !ok {
+				continue
+			}
+			d.Flows = append(d.Flows, b.remoteFlows(s, n)...)
+			d.Groups = append(d.Groups, b.flood(s, n))
+		}
+		return d
+	}
+}
+
+// networkScope is the networks' own flows (with the classification of
+// their VNIs from the tunnel), routes, flood groups and remote ports' flows:
+// all depend on the network, and remote ports may be known before their
+// network is.
 func (b *Backend) networkScope(networks ...string) scope {
 	networks = slices.Compact(slices.Sorted(slices.Values(networks)))
 	return func(s state) reconcile.Desired {
@@ -76,7 +124,8 @@ func (b *Backend) networkScope(networks ...string) scope {
 			}
 			d.Flows = append(d.Flows, b.pipeline.Network(n)...)
 			d.Flows = append(d.Flows, b.pipeline.Routes(n, nets)...)
-			d.Groups = append(d.Groups, b.pipeline.Flood(n, s.members(name)))
+			d.Flows = append(d.Flows, b.remoteFlows(s, n)...)
+			d.Groups = append(d.Groups, b.flood(s, n))
 		}
 		return d
 	}
@@ -116,11 +165,13 @@ func (b *Backend) change(ctx context.Context, sc scope, mutate func(*state) (und
 
 // prime makes the state complete from the controller's desired state. Ports
 // come from this run's attaches, which carry the ofports OVS has now; a
-// desired port that did not attach has no flows.
-func (b *Backend) prime(s datapath.State) {
+// desired port that did not attach has no flows. Remote ports come from s
+// as they are (validated by remoteSet).
+func (b *Backend) prime(s datapath.State, remote map[string]map[string]pipeline.RemotePort) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	next := newState()
+	next.remote = remote
 	for _, n := range s.Networks {
 		next.networks[n.Name] = n
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
@@ -13,6 +14,7 @@ const (
 	OwnerNetwork  = "network"  // a network's own flows
 	OwnerRoutes   = "routes"   // a network's routes to its peers
 	OwnerPort     = "port"
+	OwnerRemote   = "remote port" // another host's port (KindRemote)
 )
 
 // Owner is the object a flow belongs to.
@@ -20,8 +22,10 @@ type Owner struct {
 	Kind string `json:"kind"`
 	// Name is the network's or port's name; "" for the pipeline, and
 	// "#ID" for an object the model does not know (a flow left by a
-	// change still under way).
+	// change still under way) — for a remote port its IPv4 address.
 	Name string `json:"name,omitempty"`
+	// Host is the host of a remote port.
+	Host string `json:"host,omitempty"`
 }
 
 func (o Owner) String() string {
@@ -30,6 +34,11 @@ func (o Owner) String() string {
 		return OwnerPipeline
 	case OwnerRoutes:
 		return "routes of network " + o.Name
+	case OwnerRemote:
+		if o.Host == "" {
+			return OwnerRemote + " " + o.Name
+		}
+		return OwnerRemote + " " + o.Name + " on " + o.Host
 	default:
 		return o.Kind + " " + o.Name
 	}
@@ -39,17 +48,23 @@ func (o Owner) String() string {
 type Owners struct {
 	networks map[uint32]string // by network ID
 	ports    map[uint32]string // by ofport
+	remote   map[uint32]Owner  // by RemoteCookieObject
 }
 
-// NewOwners indexes m's networks and attached ports.
+// NewOwners indexes m's networks, attached ports and remote ports.
 func NewOwners(m Model) Owners {
-	o := Owners{networks: map[uint32]string{}, ports: map[uint32]string{}}
+	o := Owners{networks: map[uint32]string{}, ports: map[uint32]string{}, remote: map[uint32]Owner{}}
 	for _, n := range m.Networks {
 		o.networks[uint32(n.ID)] = n.Name
 	}
 	for _, p := range m.Ports {
 		if p.Ofport > 0 {
 			o.ports[uint32(p.Ofport)] = p.Name
+		}
+	}
+	for _, r := range m.Remote {
+		if obj := RemoteCookieObject(r.Port); obj != 0 {
+			o.remote[obj] = Owner{Kind: OwnerRemote, Name: r.Port.Name, Host: r.Port.Host}
 		}
 	}
 	return o
@@ -74,6 +89,12 @@ func (o Owners) Of(cookie uint64) (Owner, bool) {
 		return Owner{Kind: OwnerRoutes, Name: name(o.networks)}, true
 	case KindPort:
 		return Owner{Kind: OwnerPort, Name: name(o.ports)}, true
+	case KindRemote:
+		if r, ok := o.remote[object]; ok {
+			return r, true
+		}
+		// Unknown: named by the address the cookie holds.
+		return Owner{Kind: OwnerRemote, Name: netip.AddrFrom4([4]byte{byte(object >> 24), byte(object >> 16), byte(object >> 8), byte(object)}).String()}, true
 	default:
 		return Owner{Kind: fmt.Sprintf("kind %d", kind)}, false
 	}

@@ -18,6 +18,10 @@ const (
 	KindNetwork uint8 = 2 // object = network ID
 	KindRoutes  uint8 = 3 // a network's routes to its peers; object = network ID
 	KindPort    uint8 = 4 // object = ofport
+	// KindRemote is a port on another host; object = its IPv4 address,
+	// unique cluster-wide because subnets may not overlap (an ofport means
+	// nothing across hosts).
+	KindRemote uint8 = 5
 )
 
 // Pipeline compiles flows for one integration bridge.
@@ -26,6 +30,10 @@ type Pipeline struct {
 	// HostMAC is the MAC of the bridge's own (LOCAL) interface, through which
 	// masquerading networks reach the host's IP stack.
 	HostMAC net.HardwareAddr
+	// Tunnel is the ofport of the bridge's flow-based tunnel port (VXLAN or
+	// Geneve, the VNI of a network is its ID); 0 on a single host, where
+	// remote ports get no flows.
+	Tunnel uint32
 }
 
 // Model is everything the flows depend on.
@@ -33,6 +41,9 @@ type Model struct {
 	Networks []model.Network
 	Routers  []model.Router
 	Ports    []model.Port // attached: Ofport set
+	// Remote are other hosts' ports this host forwards to through the
+	// tunnel (see Pipeline.Tunnel).
+	Remote []RemotePort
 }
 
 // Compile returns the whole desired state of the bridge for m.
@@ -45,6 +56,10 @@ func (p Pipeline) Compile(m Model) (reconcile.Desired, error) {
 	for _, port := range m.Ports {
 		members[port.Network] = append(members[port.Network], port)
 	}
+	remote := map[string][]RemotePort{}
+	for _, r := range m.Remote {
+		remote[r.Port.Network] = append(remote[r.Port.Network], r)
+	}
 	peers := model.Peers(m.Routers)
 	d := reconcile.Desired{Flows: p.Base()}
 	for _, n := range m.Networks {
@@ -54,7 +69,8 @@ func (p Pipeline) Compile(m Model) (reconcile.Desired, error) {
 			return d, fmt.Errorf("routes of network %s: %w", n.Name, err)
 		}
 		d.Flows = append(d.Flows, p.Routes(n, nets)...)
-		d.Groups = append(d.Groups, p.Flood(n, members[n.Name]))
+		d.Flows = append(d.Flows, p.RemoteFlows(n, members[n.Name], remote[n.Name])...)
+		d.Groups = append(d.Groups, p.Flood(n, members[n.Name], remote[n.Name]))
 	}
 	for _, port := range m.Ports {
 		n, ok := byName[port.Network]
@@ -81,7 +97,7 @@ func resolve(byName map[string]model.Network, names []string) ([]model.Network, 
 // Base is the pipeline's skeleton: each table's default, and the host's way in.
 func (p Pipeline) Base() []reconcile.Flow {
 	c := p.Space.Cookie(KindBase, 0, 0)
-	return []reconcile.Flow{
+	flows := []reconcile.Flow{
 		drop(TableClassify, prioMiss, c),
 		flow(TableClassify, prioFallback, c, match(openflow.InPort(openflow.PortLocal)), gotoTable(TableFromHost)),
 		drop(TableSpoofGuard, prioGuard, c, openflow.EthType(ethIPv6)),
@@ -91,6 +107,11 @@ func (p Pipeline) Base() []reconcile.Flow {
 		drop(TableNeighbor, prioMiss, c),
 		drop(TableL2, prioMiss, c),
 	}
+	if p.Tunnel != 0 {
+		// Above the networks' catch-alls and below their VNIs (prioExact).
+		flows = append(flows, drop(TableClassify, prioGuard, c, openflow.InPort(p.Tunnel)))
+	}
+	return flows
 }
 
 // Network is a network's own flows: its gateway answering ARP and ping,
@@ -108,6 +129,9 @@ func (p Pipeline) Network(n model.Network) []reconcile.Flow {
 		drop(TableRoute, prioGuard, c, openflow.EthType(ethIPv4), openflow.IPv4DstPrefix(n.Subnet)),
 		flow(TableL2, prioFallback, c, match(in, openflow.EthDstMasked(multicastBit, multicastBit)),
 			apply(openflow.ActionGroup{GroupID: p.floodGroupID(n)})),
+	}
+	if p.Tunnel != 0 {
+		flows = append(flows, p.fromTunnel(c, n))
 	}
 	if n.Masquerade {
 		flows = append(flows,
@@ -167,9 +191,13 @@ func (p Pipeline) Port(port model.Port, n model.Network) []reconcile.Flow {
 	return flows
 }
 
-// Flood is a network's ALL group: one bucket per port, in ofport order. OVS
-// never sends a packet back out of its in_port, so the sender is skipped.
-func (p Pipeline) Flood(n model.Network, ports []model.Port) reconcile.Group {
+// Flood is a network's ALL group: one bucket per local port, in ofport
+// order, then one per other host that has ports in it (by underlay address),
+// which sends the packet into the tunnel with the network's VNI. OVS never
+// sends a packet back out of its in_port, so the sender is skipped — and a
+// packet that came from the tunnel goes out of none of the tunnel buckets
+// (split horizon: the sending host flooded to every host itself).
+func (p Pipeline) Flood(n model.Network, ports []model.Port, remote []RemotePort) reconcile.Group {
 	ofports := make([]int, 0, len(ports))
 	for _, port := range ports {
 		ofports = append(ofports, port.Ofport)
@@ -179,6 +207,10 @@ func (p Pipeline) Flood(n model.Network, ports []model.Port) reconcile.Group {
 	for _, o := range ofports {
 		g.Buckets = append(g.Buckets, openflow.Bucket{WatchPort: openflow.PortAny, WatchGroup: openflow.GroupAny,
 			Actions: []openflow.Action{openflow.ActionOutput{Port: uint32(o)}}})
+	}
+	for _, host := range p.remoteHosts(remote) {
+		g.Buckets = append(g.Buckets, openflow.Bucket{WatchPort: openflow.PortAny, WatchGroup: openflow.GroupAny,
+			Actions: p.toTunnel(n, host)})
 	}
 	return g
 }

@@ -116,45 +116,16 @@ func TestAgainstOVS(t *testing.T) {
 		box.Vsctl(t, "add-port", "br0", fmt.Sprintf("p%d", i), "--", "set", "interface", fmt.Sprintf("p%d", i),
 			"type=internal", fmt.Sprintf("ofport_request=%d", i))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := ofconn.Dial(ctx, box.Mgmt("br0"), ofconn.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	b := reconcile.New(conn, space, reconcile.NewMetrics(prometheus.NewRegistry()))
 	m := threeNetworks()
 	d, err := testPipeline().Compile(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Sync(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := b.Sync(ctx, d); err != nil || res.Plan.Len() != 0 {
-		t.Fatalf("resync: %v, plan %+v", err, res.Plan)
-	}
-	var dumped []string
-	for _, l := range strings.Split(strings.TrimSpace(box.Ofctl(t, "dump-flows", "br0", "--no-stats")), "\n") {
-		dumped = append(dumped, strings.TrimSpace(l))
-	}
-	var ours []string
-	for _, l := range strings.Split(strings.TrimSpace(render(reconcile.Desired{Flows: d.Flows})), "\n") {
-		ours = append(ours, l)
-	}
-	slices.Sort(dumped)
-	slices.Sort(ours)
-	if !slices.Equal(dumped, ours) {
-		t.Errorf("ovs-ofctl dump-flows differs from the compiled flows:\novs:\n%s\nours:\n%s", strings.Join(dumped, "\n"), strings.Join(ours, "\n"))
-	}
+	installAndCompare(t, box, "br0", d)
 
 	mac := func(port string) string { return model.PortMAC(port) }
 	gw := func(network string) string { return model.BridgeMAC(network) }
-	for _, tc := range []struct {
-		name, flow string
-		want       []string
-	}{
+	checkTraces(t, box, "br0", []traceCase{
 		{"same network", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + mac("b2") + ",ip,nw_src=10.61.0.2,nw_dst=10.61.0.3,nw_ttl=64",
 			[]string{"output:2"}},
 		{"routed", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + gw("blue") + ",ip,nw_src=10.61.0.2,nw_dst=10.62.0.2,nw_ttl=64",
@@ -173,8 +144,50 @@ func TestAgainstOVS(t *testing.T) {
 			[]string{"IN_PORT", "Final flow: icmp,reg0=0x1,in_port=1,vlan_tci=0x0000,dl_src=" + gw("blue") + ",dl_dst=" + mac("b1") + ",nw_src=10.62.0.1,nw_dst=10.61.0.2", "icmp_type=0"}},
 		{"broadcast", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_op=1,arp_spa=10.61.0.2,arp_tpa=10.61.0.3,arp_sha=" + mac("b1"),
 			[]string{fmt.Sprintf("group:%d", space.Group(1)), "output:2"}},
-	} {
-		out := box.Appctl(t, "ofproto/trace", "br0", tc.flow)
+	})
+}
+
+// installAndCompare syncs d onto the bridge over OpenFlow, checks that a
+// resync finds nothing to change (the flows and groups are sent as OVS
+// reports them) and that ovs-ofctl dump-flows shows exactly d's flows.
+func installAndCompare(t *testing.T, box *testbed.Sandbox, bridge string, d reconcile.Desired) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := ofconn.Dial(ctx, box.Mgmt(bridge), ofconn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	b := reconcile.New(conn, space, reconcile.NewMetrics(prometheus.NewRegistry()))
+	if _, err := b.Sync(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := b.Sync(ctx, d); err != nil || res.Plan.Len() != 0 {
+		t.Fatalf("resync: %v, plan %+v", err, res.Plan)
+	}
+	var dumped []string
+	for _, l := range strings.Split(strings.TrimSpace(box.Ofctl(t, "dump-flows", bridge, "--no-stats")), "\n") {
+		dumped = append(dumped, strings.TrimSpace(l))
+	}
+	ours := strings.Split(strings.TrimSpace(render(reconcile.Desired{Flows: d.Flows})), "\n")
+	slices.Sort(dumped)
+	slices.Sort(ours)
+	if !slices.Equal(dumped, ours) {
+		t.Errorf("ovs-ofctl dump-flows differs from the compiled flows:\novs:\n%s\nours:\n%s", strings.Join(dumped, "\n"), strings.Join(ours, "\n"))
+	}
+}
+
+// traceCase is a packet for ofproto/trace and what its output must contain.
+type traceCase struct {
+	name, flow string
+	want       []string
+}
+
+func checkTraces(t *testing.T, box *testbed.Sandbox, bridge string, cases []traceCase) {
+	t.Helper()
+	for _, tc := range cases {
+		out := box.Appctl(t, "ofproto/trace", bridge, tc.flow)
 		// Compared with runs of white space as one blank: the trace indents.
 		flat := strings.Join(strings.Fields(out), " ")
 		for _, w := range tc.want {

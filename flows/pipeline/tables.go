@@ -29,6 +29,7 @@ const RegNetwork = 0
 // own packet counter (the flow's).
 const (
 	DropUnknownPort = "unknown_port" // in_port is none of our ports
+	DropUnknownVNI  = "unknown_vni"  // from the tunnel with a VNI that is no network's
 	DropSpoofed     = "spoofed"      // source MAC or IP (or ARP sender) is not the port's own
 	DropIPv6        = "ipv6"         // networks are IPv4 only
 	DropHost        = "from_host"    // the host sent what no network expects
@@ -59,8 +60,8 @@ const (
 // Stages lists the pipeline's tables in the order packets traverse them.
 func Stages() []Stage {
 	return []Stage{
-		{TableClassify, "classify", "in_port → the port's network (reg0); the host's port goes to from_host",
-			map[uint16]string{prioMiss: DropUnknownPort}},
+		{TableClassify, "classify", "in_port → the port's network (reg0); the host's port goes to from_host; the tunnel's VNI → its network, straight to l2_forward",
+			map[uint16]string{prioMiss: DropUnknownPort, prioGuard: DropUnknownVNI}},
 		{TableSpoofGuard, "spoof_guard", "only the port's own MAC and IPv4 address (and ARP sender) pass",
 			map[uint16]string{prioFallback: DropSpoofed, prioGuard: DropIPv6}},
 		{TableFromHost, "from_host", "masquerade replies from the host into their network; ARP for ports answered",
@@ -69,9 +70,9 @@ func Stages() []Stage {
 			nil},
 		{TableRoute, "route", "between networks a router joins (TTL decremented, MACs rewritten); masquerade networks → the host",
 			map[uint16]string{prioGuard: DropIsolated, prioMiss: DropNoRoute}},
-		{TableNeighbor, "neighbor", "routed packets get the destination port's MAC",
+		{TableNeighbor, "neighbor", "routed packets get the destination port's MAC (a remote port's too)",
 			map[uint16]string{prioMiss: DropNoNeighbor}},
-		{TableL2, "l2_forward", "to the port of the destination MAC; broadcast and multicast → the network's flood group",
+		{TableL2, "l2_forward", "to the port of the destination MAC, or into the tunnel to a remote port's host; broadcast and multicast → the network's flood group",
 			map[uint16]string{prioMiss: DropUnknownDst}},
 	}
 }

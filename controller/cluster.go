@@ -1,0 +1,362 @@
+package controller
+
+// A host of a cluster keeps the same cache as a single host — networks,
+// routers, its own ports — plus the other hosts' ports and the live hosts,
+// and follows the store's changes: the other hosts' networks and routers are
+// ensured here too, and the backend is handed the remote ports this host
+// needs. The store is the authority; this host's own writes come back as
+// events that change nothing.
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// Bounds of the work one store event makes, and of the pause before a
+// failed hand-over of the remote ports is tried again.
+const (
+	applyTimeout = 30 * time.Second
+	remoteRetry  = time.Second
+)
+
+// follow applies the store's changes after revision rev until ctx ends.
+// When the store cannot replay what this host missed, the state is read
+// whole again and reconciled.
+func (c *Controller) follow(ctx context.Context, rev int64) {
+	go c.syncRemoteLoop(ctx)
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		for ev := range c.cluster.Watch(ctx, rev+1) {
+			if ev.Reset {
+				break
+			}
+			c.apply(ctx, ev)
+			rev = ev.Revision
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("store changes lost; reading the desired state again")
+		next, err := c.resync(ctx)
+		if err != nil {
+			c.log.Error("read the desired state again", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		rev, backoff = next, 500*time.Millisecond
+	}
+}
+
+// resync reads the state whole and reconciles the host with it.
+func (c *Controller) resync(ctx context.Context) (int64, error) {
+	lctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	defer cancel()
+	unlock := c.exclusive()
+	rev, err := c.load(lctx)
+	b := c.backend
+	c.publish()
+	unlock()
+	if err != nil || b == nil {
+		return rev, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	defer cancel()
+	return rev, c.reconcile(rctx, b)
+}
+
+// apply makes one change of the store real on this host.
+func (c *Controller) apply(ctx context.Context, ev store.Event) {
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	var err error
+	switch ev.Kind {
+	case store.KindNetwork:
+		err = c.applyNetwork(ctx, ev)
+	case store.KindRouter:
+		err = c.applyRouter(ctx, ev)
+	case store.KindPort:
+		c.applyPort(ctx, ev)
+	case store.KindHost:
+		c.applyHost(ev)
+	}
+	if err != nil {
+		// The next reconcile (a restart, or a store resync) retries.
+		c.log.Error("apply a change of the cluster", "kind", ev.Kind, "name", ev.Name, "err", err)
+	}
+}
+
+func (c *Controller) applyNetwork(ctx context.Context, ev store.Event) error {
+	defer c.exclusive()()
+	defer c.publish()
+	old, had := c.networks[ev.Name]
+	if ev.Network != nil && had && old == *ev.Network {
+		return nil // this host's own write, or already known
+	}
+	if had {
+		if c.backend != nil {
+			if err := c.backend.DeleteNetwork(ctx, old); err != nil {
+				return fmt.Errorf("network %s: %w", ev.Name, err)
+			}
+		}
+		delete(c.networks, ev.Name)
+		delete(c.pools, ev.Name)
+	}
+	if ev.Network == nil {
+		return nil
+	}
+	if err := c.addNetwork(*ev.Network); err != nil {
+		return fmt.Errorf("network %s: %w", ev.Name, err)
+	}
+	if c.backend != nil {
+		return c.backend.EnsureNetwork(ctx, *ev.Network)
+	}
+	return nil
+}
+
+func (c *Controller) applyRouter(ctx context.Context, ev store.Event) error {
+	defer c.exclusive()()
+	defer c.publish()
+	old, had := c.routers[ev.Name]
+	switch {
+	case ev.Router != nil && had && old.SameSpec(*ev.Router):
+		return nil
+	case ev.Router != nil:
+		c.routers[ev.Name] = *ev.Router
+	case !had:
+		return nil
+	default:
+		delete(c.routers, ev.Name)
+	}
+	// Peers decide which remote ports this host needs.
+	c.remoteChanged()
+	if c.backend == nil {
+		return nil
+	}
+	if ev.Router == nil {
+		return c.backend.DeleteRouter(ctx, old)
+	}
+	return c.backend.EnsureRouter(ctx, *ev.Router)
+}
+
+func (c *Controller) applyPort(ctx context.Context, ev store.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.publish()
+	if p := ev.Port; p != nil {
+		if p.Host == c.host {
+			return // written by this host, which knows it already
+		}
+		old, had := c.remote[p.Name]
+		pool, ok := c.pools[p.Network]
+		if !ok {
+			c.log.Error("port of an unknown network", "port", p.Name, "network", p.Network, "host", p.Host)
+			return
+		}
+		if had && old.IP != p.IP {
+			c.pools[old.Network].Release(old.IP)
+		}
+		if owner, ok := pool.Owner(p.IP); ok && owner != p.Name {
+			pool.Release(p.IP) // held for it since this host lost the race for the address
+		}
+		if err := pool.Reserve(p.IP, p.Name); err != nil {
+			c.log.Error("remote port's address", "port", p.Name, "err", err)
+		}
+		c.remote[p.Name] = *p
+		if !had || old.IP != p.IP || old.MAC != p.MAC || old.Host != p.Host || old.Network != p.Network {
+			c.remoteChanged()
+		}
+		return
+	}
+	if old, ok := c.remote[ev.Name]; ok {
+		delete(c.remote, ev.Name)
+		c.pools[old.Network].Release(old.IP)
+		c.remoteChanged()
+		return
+	}
+	if p, ok := c.ports[ev.Name]; ok {
+		if _, busy := c.busy[ev.Name]; !busy {
+			// Another host deleted this host's port, taking this host for
+			// gone: the record is the truth, so the port goes here too.
+			c.busy[ev.Name] = p
+			go c.dropPort(p)
+		}
+	}
+}
+
+// dropPort detaches a port whose record another host deleted.
+func (c *Controller) dropPort(p model.Port) {
+	c.changing.RLock()
+	defer c.changing.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
+	defer cancel()
+	c.mu.Lock()
+	n, b := c.networks[p.Network], c.backend
+	c.mu.Unlock()
+	var err error
+	if b != nil {
+		err = b.DetachPort(ctx, n, p)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.publish()
+	delete(c.busy, p.Name)
+	if err != nil {
+		c.log.Error("detach a port another host deleted; the next reconcile retries", "port", p.Name, "err", err)
+		return
+	}
+	c.log.Warn("port deleted by another host", "port", p.Name)
+	c.pools[p.Network].Release(p.IP)
+	delete(c.ports, p.Name)
+	c.remoteChanged()
+}
+
+func (c *Controller) applyHost(ev store.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.publish()
+	old, had := c.hosts[ev.Name]
+	switch {
+	case ev.Host != nil && had && old == *ev.Host:
+		return
+	case ev.Host != nil:
+		c.hosts[ev.Name] = *ev.Host
+		c.log.Info("host up", "host", ev.Name, "underlay_ip", ev.Host.UnderlayIP)
+	case had:
+		delete(c.hosts, ev.Name)
+		c.log.Info("host gone: its lease expired", "host", ev.Name)
+	default:
+		return
+	}
+	c.remoteChanged()
+}
+
+// remotePorts is what this host needs of the other hosts' ports: those of
+// live hosts in the networks its own ports are in, and in the networks
+// routed to those (routing happens on the sending host). mu is held.
+func (c *Controller) remotePorts() []datapath.RemotePort {
+	need := map[string]bool{}
+	for _, p := range c.ports {
+		need[p.Network] = true
+	}
+	peers := model.Peers(slices.Collect(maps.Values(c.routers)))
+	for n := range maps.Clone(need) {
+		for _, m := range peers[n] {
+			need[m] = true
+		}
+	}
+	var out []datapath.RemotePort
+	for _, p := range sortedValues(c.remote, func(p model.Port) string { return p.Name }) {
+		h, live := c.hosts[p.Host]
+		if live && need[p.Network] && p.Host != c.host {
+			out = append(out, datapath.RemotePort{Port: p, HostIP: h.UnderlayIP})
+		}
+	}
+	return out
+}
+
+// remoteChanged asks syncRemoteLoop to hand the remote ports over again.
+func (c *Controller) remoteChanged() {
+	select {
+	case c.remoteDirty <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Controller) syncRemoteLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.remoteDirty:
+		}
+		c.changing.RLock()
+		sctx, cancel := context.WithTimeout(ctx, applyTimeout)
+		c.syncRemote(sctx)
+		cancel()
+		c.changing.RUnlock()
+	}
+}
+
+// syncRemote hands the backend the remote ports this host needs now. The
+// caller holds changing shared, so that no reconcile runs meanwhile.
+func (c *Controller) syncRemote(ctx context.Context) {
+	c.remoteMu.Lock()
+	defer c.remoteMu.Unlock()
+	c.mu.Lock()
+	b, ports := c.backend, c.remotePorts()
+	c.mu.Unlock()
+	ov, ok := b.(datapath.Overlay)
+	if !ok {
+		return
+	}
+	if err := ov.SetRemotePorts(ctx, ports); err != nil {
+		c.log.Error("hand the remote ports to the datapath; retrying", "ports", len(ports), "err", err)
+		time.AfterFunc(remoteRetry, c.remoteChanged)
+		return
+	}
+	c.metrics.remotePorts.Set(float64(len(ports)))
+}
+
+// deleteRemotePort deletes another host's port, which only that host can
+// do while it is live: it must detach it. A gone host's ports can be
+// deleted anywhere, to free their addresses. mu is held.
+func (c *Controller) deleteRemotePort(ctx context.Context, name string) error {
+	p := c.remote[name]
+	if _, live := c.hosts[p.Host]; live {
+		return fmt.Errorf("%w: port %q is on host %s, which is up: delete it there", ErrConflict, name, p.Host)
+	}
+	if err := c.store.DeletePort(ctx, name); err != nil {
+		return fmt.Errorf("delete port %q of gone host %s: %w", name, p.Host, err)
+	}
+	delete(c.remote, name)
+	c.pools[p.Network].Release(p.IP)
+	c.publish()
+	return nil
+}
+
+// HostView is a host as GET /v1/hosts shows it.
+type HostView struct {
+	Name       string `json:"name"`
+	UnderlayIP string `json:"underlay_ip,omitempty"`
+	Ports      int    `json:"ports"`
+	Self       bool   `json:"self,omitempty"`
+}
+
+// Hosts lists the live hosts by name (a single host: itself), with how many
+// ports each has.
+func (c *Controller) Hosts() []HostView {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	count := map[string]int{c.host: len(c.ports)}
+	for _, p := range c.remote {
+		count[p.Host]++
+	}
+	views := []HostView{}
+	if c.cluster == nil {
+		return append(views, HostView{Name: c.host, Ports: len(c.ports), Self: true})
+	}
+	for _, h := range sortedValues(c.hosts, func(h store.Host) string { return h.Name }) {
+		views = append(views, HostView{Name: h.Name, UnderlayIP: h.UnderlayIP.String(), Ports: count[h.Name], Self: h.Name == c.host})
+	}
+	return views
+}
+
+// allocationSeed is where this host starts looking for free addresses.
+func (c *Controller) allocationSeed() uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(strings.ToLower(c.host)))
+	return h.Sum64()
+}

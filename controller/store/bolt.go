@@ -1,0 +1,278 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+var (
+	networksBucket = []byte("networks")
+	routersBucket  = []byte("routers")
+	portsBucket    = []byte("ports")
+	// ipamBucket holds NETWORK/IP → port name for every port: the address
+	// checks are lookups. Files written before it existed get it on Open.
+	ipamBucket = []byte("ipam")
+)
+
+// Bolt is the single-host store: a bbolt file with one bucket per kind of
+// object, keyed by name, JSON values. Every write checks and writes in one
+// bbolt transaction.
+type Bolt struct {
+	db *bolt.DB
+}
+
+var _ Store = (*Bolt)(nil)
+
+// Open opens or creates the database at path. Another process holding the file
+// (a second daemon on the same state dir) makes it fail after a second rather
+// than wait forever.
+func Open(path string) (*Bolt, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{networksBucket, routersBucket, portsBucket} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if tx.Bucket(ipamBucket) == nil {
+			return buildIPAM(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialise state database %s: %w", path, err)
+	}
+	return &Bolt{db: db}, nil
+}
+
+// buildIPAM creates the ipam bucket from the ports. Should two ports of an
+// old file hold one address, the first in name order keeps it.
+func buildIPAM(tx *bolt.Tx) error {
+	ipam, err := tx.CreateBucket(ipamBucket)
+	if err != nil {
+		return err
+	}
+	ports, err := all[model.Port](tx, portsBucket)
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		key := []byte(ipamKey(p.Network, p.IP))
+		if ipam.Get(key) != nil {
+			continue
+		}
+		if err := ipam.Put(key, []byte(p.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close releases the database file.
+func (s *Bolt) Close() error { return s.db.Close() }
+
+// Load returns every network, router and port, each in name order.
+func (s *Bolt) Load(ctx context.Context) (State, error) {
+	var st State
+	if err := ctx.Err(); err != nil {
+		return st, fmt.Errorf("load state: %w", err)
+	}
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		if st.Networks, err = all[model.Network](tx, networksBucket); err != nil {
+			return err
+		}
+		if st.Routers, err = all[model.Router](tx, routersBucket); err != nil {
+			return err
+		}
+		st.Ports, err = all[model.Port](tx, portsBucket)
+		return err
+	})
+	if err != nil {
+		return State{}, fmt.Errorf("load state: %w", err)
+	}
+	return st, nil
+}
+
+// CreateNetwork stores a new network with the lowest free ID.
+func (s *Bolt) CreateNetwork(ctx context.Context, n model.Network) (model.Network, error) {
+	err := s.update(ctx, fmt.Sprintf("create network %q", n.Name), func(tx *bolt.Tx) error {
+		nets, err := all[model.Network](tx, networksBucket)
+		if err != nil {
+			return err
+		}
+		if n, err = planNetwork(nets, n); err != nil {
+			return err
+		}
+		return put(tx, networksBucket, n.Name, n)
+	})
+	return n, err
+}
+
+// DeleteNetwork removes a network that no port or router uses.
+func (s *Bolt) DeleteNetwork(ctx context.Context, name string) error {
+	return s.update(ctx, fmt.Sprintf("delete network %q", name), func(tx *bolt.Tx) error {
+		nets := tx.Bucket(networksBucket)
+		if nets.Get([]byte(name)) == nil {
+			return nil
+		}
+		var ports []string
+		prefix := []byte(name + "/")
+		c := tx.Bucket(ipamBucket).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			ports = append(ports, string(v))
+		}
+		routers, err := all[model.Router](tx, routersBucket)
+		if err != nil {
+			return err
+		}
+		if err := networkUnused(name, ports, routersOf(routers, name)); err != nil {
+			return err
+		}
+		return nets.Delete([]byte(name))
+	})
+}
+
+// PutRouter creates or replaces a router whose networks all exist.
+func (s *Bolt) PutRouter(ctx context.Context, r model.Router) error {
+	return s.update(ctx, fmt.Sprintf("store router %q", r.Name), func(tx *bolt.Tx) error {
+		nets, err := all[model.Network](tx, networksBucket)
+		if err != nil {
+			return err
+		}
+		routers, err := all[model.Router](tx, routersBucket)
+		if err != nil {
+			return err
+		}
+		if err := planRouter(nets, routers, r); err != nil {
+			return err
+		}
+		return put(tx, routersBucket, r.Name, r)
+	})
+}
+
+// DeleteRouter removes a router; a missing one is not an error.
+func (s *Bolt) DeleteRouter(ctx context.Context, name string) error {
+	return s.update(ctx, fmt.Sprintf("delete router %q", name), func(tx *bolt.Tx) error {
+		return tx.Bucket(routersBucket).Delete([]byte(name))
+	})
+}
+
+// CreatePort stores a new port and takes its address in its network.
+func (s *Bolt) CreatePort(ctx context.Context, p model.Port) error {
+	if err := checkNewPort(p); err != nil {
+		return err
+	}
+	return s.update(ctx, fmt.Sprintf("create port %q", p.Name), func(tx *bolt.Tx) error {
+		if tx.Bucket(networksBucket).Get([]byte(p.Network)) == nil {
+			return errNoNetwork(p.Network)
+		}
+		if tx.Bucket(portsBucket).Get([]byte(p.Name)) != nil {
+			return errPortExists(p.Name)
+		}
+		ipam, key := tx.Bucket(ipamBucket), []byte(ipamKey(p.Network, p.IP))
+		if holder := ipam.Get(key); holder != nil {
+			return errAddressInUse(p.IP, string(holder))
+		}
+		if err := ipam.Put(key, []byte(p.Name)); err != nil {
+			return err
+		}
+		return put(tx, portsBucket, p.Name, p)
+	})
+}
+
+// UpdatePort replaces a port that keeps its network and address.
+func (s *Bolt) UpdatePort(ctx context.Context, p model.Port) error {
+	return s.update(ctx, fmt.Sprintf("update port %q", p.Name), func(tx *bolt.Tx) error {
+		old, ok, err := get[model.Port](tx, portsBucket, p.Name)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return errNoPort(p.Name)
+		}
+		if err := checkPortUpdate(old, p); err != nil {
+			return err
+		}
+		return put(tx, portsBucket, p.Name, p)
+	})
+}
+
+// DeletePort removes a port and frees its address; a missing one is not an
+// error.
+func (s *Bolt) DeletePort(ctx context.Context, name string) error {
+	return s.update(ctx, fmt.Sprintf("delete port %q", name), func(tx *bolt.Tx) error {
+		old, ok, err := get[model.Port](tx, portsBucket, name)
+		if err != nil || !ok {
+			return err
+		}
+		ipam, key := tx.Bucket(ipamBucket), []byte(ipamKey(old.Network, old.IP))
+		if bytes.Equal(ipam.Get(key), []byte(name)) {
+			if err := ipam.Delete(key); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(portsBucket).Delete([]byte(name))
+	})
+}
+
+// update runs f in one write transaction. A refusal (ErrExists, ErrConflict,
+// ErrNotFound) speaks for itself; any other failure is wrapped with what was
+// being done.
+func (s *Bolt) update(ctx context.Context, what string, f func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return annotate(what, s.db.Update(f))
+}
+
+// annotate wraps err with what was being done, unless it is a refusal.
+func annotate(what string, err error) error {
+	if err == nil || errors.Is(err, ErrExists) || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func put(tx *bolt.Tx, bucket []byte, key string, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
+	}
+	return tx.Bucket(bucket).Put([]byte(key), buf)
+}
+
+func get[T any](tx *bolt.Tx, bucket []byte, key string) (item T, ok bool, err error) {
+	raw := tx.Bucket(bucket).Get([]byte(key))
+	if raw == nil {
+		return item, false, nil
+	}
+	if err := json.Unmarshal(raw, &item); err != nil {
+		return item, false, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+	}
+	return item, true, nil
+}
+
+func all[T any](tx *bolt.Tx, bucket []byte) ([]T, error) {
+	var out []T
+	err := tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		var item T
+		if err := json.Unmarshal(v, &item); err != nil {
+			return fmt.Errorf("decode %s/%s: %w", bucket, k, err)
+		}
+		out = append(out, item)
+		return nil
+	})
+	return out, err
+}

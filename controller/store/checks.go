@@ -1,0 +1,180 @@
+package store
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// The checks both stores make, as pure functions of what the store holds at
+// one moment: each store reads that moment in its own transaction, decides
+// here, and writes in the same transaction (Bolt) or only if nothing changed
+// meanwhile (Etcd).
+
+// MaxNetworkID and MaxRouterID bound the IDs the stores hand out: an ID also
+// fits a VLAN tag (and a VNI), and backends name datapath state after it.
+const (
+	MaxNetworkID = 4094
+	MaxRouterID  = 4094
+)
+
+// planNetwork checks a new network against the existing ones and returns it
+// with the lowest ID none of them has.
+func planNetwork(existing []model.Network, n model.Network) (model.Network, error) {
+	if err := validName("network", n.Name); err != nil {
+		return n, err
+	}
+	if !n.Subnet.IsValid() {
+		return n, fmt.Errorf("network %q has no subnet", n.Name)
+	}
+	ids := make([]int, 0, len(existing))
+	for _, o := range existing {
+		if o.Name == n.Name {
+			return n, fmt.Errorf("%w: network %q", ErrExists, n.Name)
+		}
+		if o.Subnet.Overlaps(n.Subnet) {
+			return n, fmt.Errorf("%w: subnet %s overlaps %s of network %q", ErrConflict, n.Subnet, o.Subnet, o.Name)
+		}
+		ids = append(ids, o.ID)
+	}
+	id, err := lowestFreeID(ids, MaxNetworkID, "network")
+	if err != nil {
+		return n, err
+	}
+	n.ID = id
+	return n, nil
+}
+
+// planRouter checks a router that creates or replaces the one of its name.
+// Its networks must exist; its ID must be positive and no other router's.
+func planRouter(nets []model.Network, routers []model.Router, r model.Router) error {
+	if err := validName("router", r.Name); err != nil {
+		return err
+	}
+	if r.ID < 1 || r.ID > MaxRouterID {
+		return fmt.Errorf("router %q has id %d, not one of 1..%d", r.Name, r.ID, MaxRouterID)
+	}
+	var missing []string
+	for _, name := range r.Networks {
+		if !hasNetwork(nets, name) {
+			missing = append(missing, fmt.Sprintf("%q", name))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: network %s", ErrNotFound, strings.Join(missing, ", "))
+	}
+	for _, o := range routers {
+		if o.Name != r.Name && o.ID == r.ID {
+			return fmt.Errorf("%w: router id %d is router %q's", ErrConflict, r.ID, o.Name)
+		}
+	}
+	return nil
+}
+
+func hasNetwork(nets []model.Network, name string) bool {
+	return slices.ContainsFunc(nets, func(n model.Network) bool { return n.Name == name })
+}
+
+// lowestFreeID is the smallest of 1..limit not in used.
+func lowestFreeID(used []int, limit int, what string) (int, error) {
+	taken := make(map[int]bool, len(used))
+	for _, id := range used {
+		taken[id] = true
+	}
+	for id := 1; id <= limit; id++ {
+		if !taken[id] {
+			return id, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: all %d %s ids are in use", ErrConflict, limit, what)
+}
+
+// routersOf names the routers that join network, in name order.
+func routersOf(routers []model.Router, network string) []string {
+	var names []string
+	for _, r := range routers {
+		if slices.Contains(r.Networks, network) {
+			names = append(names, r.Name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// networkUnused refuses to let a network go while ports or routers use it,
+// naming them so that the client knows what to delete first:
+// `conflict: network "blue" is used by ports a, b and routers r1`.
+func networkUnused(network string, ports, routers []string) error {
+	var users []string
+	if len(ports) > 0 {
+		ports = slices.Sorted(slices.Values(ports))
+		users = append(users, "ports "+strings.Join(ports, ", "))
+	}
+	if len(routers) > 0 {
+		routers = slices.Sorted(slices.Values(routers))
+		users = append(users, "routers "+strings.Join(routers, ", "))
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("%w: network %q is used by %s", ErrConflict, network, strings.Join(users, " and "))
+	}
+	return nil
+}
+
+// checkNewPort checks what a port must have before any store sees it.
+func checkNewPort(p model.Port) error {
+	if err := validName("port", p.Name); err != nil {
+		return err
+	}
+	if p.Network == "" {
+		return fmt.Errorf("port %q has no network", p.Name)
+	}
+	if !p.IP.IsValid() {
+		return fmt.Errorf("port %q has no address", p.Name)
+	}
+	return nil
+}
+
+// Refusals of CreatePort, one for each of the conditions it checks.
+func errNoNetwork(network string) error {
+	return fmt.Errorf("%w: network %q", ErrNotFound, network)
+}
+
+func errPortExists(name string) error {
+	return fmt.Errorf("%w: port %q", ErrExists, name)
+}
+
+func errAddressInUse(ip netip.Addr, holder string) error {
+	return fmt.Errorf("%w: address %s is in use by port %s", ErrConflict, ip, holder)
+}
+
+func errNoPort(name string) error {
+	return fmt.Errorf("%w: port %q", ErrNotFound, name)
+}
+
+// checkPortUpdate refuses an update that would move a port to another
+// network or address: those are a new port (delete, then create), since the
+// address is held under the network it is in.
+func checkPortUpdate(old, p model.Port) error {
+	if old.Network != p.Network || old.IP != p.IP {
+		return fmt.Errorf("%w: port %q is %s in network %q; an update cannot change them to %s in %q",
+			ErrConflict, p.Name, old.IP, old.Network, p.IP, p.Network)
+	}
+	return nil
+}
+
+// ipamKey is the key under which an address of a network is held.
+func ipamKey(network string, ip netip.Addr) string {
+	return network + "/" + ip.String()
+}
+
+// validName refuses a name that could not be a key of its own: a store key
+// is COLLECTION/NAME (and NETWORK/IP). The model's naming rules say so.
+func validName(what, name string) error {
+	if err := model.ValidateName(name); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}

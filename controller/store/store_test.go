@@ -1,0 +1,332 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+func network(name, subnet string) model.Network {
+	p := netip.MustParsePrefix(subnet)
+	return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: 1500}
+}
+
+func port(name, network, ip string) model.Port {
+	return model.Port{Name: name, Network: network, Type: model.PortVeth, Netns: "ns-" + name, Ifname: "eth0",
+		IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), HostIfname: "vn-" + name, Host: "h1"}
+}
+
+func router(name string, id int, networks ...string) model.Router {
+	return model.Router{Name: name, ID: id, Networks: networks}
+}
+
+// step is one call in a contract case, and what it must answer: nil, a
+// sentinel (errors.Is), and when msg is set, exactly that message.
+type step struct {
+	do   func(context.Context, Store) error
+	want error
+	msg  string
+}
+
+func createNetwork(n model.Network, wantID int) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error {
+		got, err := s.CreateNetwork(ctx, n)
+		if err == nil && got.ID != wantID {
+			return fmt.Errorf("network %s got id %d, want %d", n.Name, got.ID, wantID)
+		}
+		return err
+	}
+}
+
+func createPort(p model.Port) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error { return s.CreatePort(ctx, p) }
+}
+
+func updatePort(p model.Port) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error { return s.UpdatePort(ctx, p) }
+}
+
+func deletePort(name string) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error { return s.DeletePort(ctx, name) }
+}
+
+func deleteNetwork(name string) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error { return s.DeleteNetwork(ctx, name) }
+}
+
+func putRouter(r model.Router) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error { return s.PutRouter(ctx, r) }
+}
+
+func deleteRouter(name string) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error { return s.DeleteRouter(ctx, name) }
+}
+
+// loaded checks what Load returns, by name: networks with their IDs,
+// routers, ports with their addresses.
+func loaded(nets, routers, ports string) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error {
+		st, err := s.Load(ctx)
+		if err != nil {
+			return err
+		}
+		var n, r, p []string
+		for _, x := range st.Networks {
+			n = append(n, fmt.Sprintf("%s#%d", x.Name, x.ID))
+		}
+		for _, x := range st.Routers {
+			r = append(r, fmt.Sprintf("%s#%d%v", x.Name, x.ID, x.Networks))
+		}
+		for _, x := range st.Ports {
+			p = append(p, fmt.Sprintf("%s@%s/%s/%d", x.Name, x.Network, x.IP, x.Ofport))
+		}
+		got := strings.Join([]string{strings.Join(n, " "), strings.Join(r, " "), strings.Join(p, " ")}, " | ")
+		if want := strings.Join([]string{nets, routers, ports}, " | "); got != want {
+			return fmt.Errorf("loaded\n  %s\nwant\n  %s", got, want)
+		}
+		return nil
+	}
+}
+
+// testStore is the contract both stores keep, as a table of cases; each
+// case runs on a fresh store from open.
+func testStore(t *testing.T, open func(t *testing.T) Store) {
+	blue, red := network("blue", "10.1.0.0/24"), network("red", "10.2.0.0/24")
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"networks: ids, duplicate, overlap, reuse", []step{
+			{do: createNetwork(blue, 1)},
+			{do: createNetwork(red, 2)},
+			{do: createNetwork(network("blue", "10.3.0.0/24"), 0), want: ErrExists, msg: `already exists: network "blue"`},
+			{do: createNetwork(network("green", "10.1.0.128/25"), 0), want: ErrConflict,
+				msg: `conflict: subnet 10.1.0.128/25 overlaps 10.1.0.0/24 of network "blue"`},
+			{do: createNetwork(network("green", "10.0.0.0/8"), 0), want: ErrConflict},
+			{do: deleteNetwork("blue")},
+			{do: deleteNetwork("blue")}, // missing: not an error
+			{do: createNetwork(network("green", "10.1.0.0/16"), 1)},
+			{do: createNetwork(network("blue", "10.4.0.0/24"), 3)},
+			{do: loaded("blue#3 green#1 red#2", "", "")},
+		}},
+		{"network in use", []step{
+			{do: createNetwork(blue, 1)},
+			{do: createNetwork(red, 2)},
+			{do: createPort(port("b", "blue", "10.1.0.6"))},
+			{do: createPort(port("a", "blue", "10.1.0.5"))},
+			{do: createPort(port("c", "red", "10.2.0.5"))},
+			{do: putRouter(router("r1", 1, "blue", "red"))},
+			{do: deleteNetwork("blue"), want: ErrConflict, msg: `conflict: network "blue" is used by ports a, b and routers r1`},
+			{do: deleteRouter("r1")},
+			{do: deleteNetwork("blue"), want: ErrConflict, msg: `conflict: network "blue" is used by ports a, b`},
+			{do: deletePort("a")},
+			{do: deletePort("b")},
+			{do: putRouter(router("r1", 1, "blue", "red"))},
+			{do: deleteNetwork("blue"), want: ErrConflict, msg: `conflict: network "blue" is used by routers r1`},
+			{do: deleteRouter("r1")},
+			{do: deleteNetwork("blue")},
+			{do: loaded("red#2", "", "c@red/10.2.0.5/0")},
+		}},
+		{"routers", []step{
+			{do: createNetwork(blue, 1)},
+			{do: putRouter(router("r1", 1, "blue", "red")), want: ErrNotFound, msg: `not found: network "red"`},
+			{do: createNetwork(red, 2)},
+			{do: putRouter(router("r1", 1, "blue", "red"))},
+			{do: putRouter(router("r1", 1, "blue", "red"))}, // same again
+			{do: createNetwork(network("green", "10.3.0.0/24"), 3)},
+			{do: putRouter(router("r1", 1, "blue", "green"))}, // replaced
+			{do: putRouter(router("r2", 1, "blue", "red")), want: ErrConflict, msg: `conflict: router id 1 is router "r1"'s`},
+			{do: putRouter(router("r2", 2, "blue", "red"))},
+			{do: deleteRouter("r1")},
+			{do: deleteRouter("r1")}, // missing: not an error
+			{do: loaded("blue#1 green#3 red#2", "r2#2[blue red]", "")},
+		}},
+		{"ports: create conflicts", []step{
+			{do: createPort(port("a", "blue", "10.1.0.5")), want: ErrNotFound, msg: `not found: network "blue"`},
+			{do: createNetwork(blue, 1)},
+			{do: createNetwork(red, 2)},
+			{do: createPort(port("a", "blue", "10.1.0.5"))},
+			{do: createPort(port("a", "blue", "10.1.0.6")), want: ErrExists, msg: `already exists: port "a"`},
+			{do: createPort(port("a", "red", "10.2.0.6")), want: ErrExists},
+			{do: createPort(port("x", "blue", "10.1.0.5")), want: ErrConflict, msg: `conflict: address 10.1.0.5 is in use by port a`},
+			{do: createPort(port("x", "red", "10.1.0.5"))}, // addresses are per network
+			{do: deletePort("a")},
+			{do: deletePort("a")}, // missing: not an error
+			{do: createPort(port("y", "blue", "10.1.0.5"))},
+			{do: loaded("blue#1 red#2", "", "x@red/10.1.0.5/0 y@blue/10.1.0.5/0")},
+		}},
+		{"ports: update", []step{
+			{do: createNetwork(blue, 1)},
+			{do: createNetwork(red, 2)},
+			{do: createPort(port("a", "blue", "10.1.0.5"))},
+			{do: updatePort(func() model.Port { p := port("a", "blue", "10.1.0.5"); p.Ofport = 7; return p }())},
+			{do: updatePort(port("a", "blue", "10.1.0.6")), want: ErrConflict,
+				msg: `conflict: port "a" is 10.1.0.5 in network "blue"; an update cannot change them to 10.1.0.6 in "blue"`},
+			{do: updatePort(port("a", "red", "10.1.0.5")), want: ErrConflict},
+			{do: updatePort(model.Port{Name: "a", Network: "blue"}), want: ErrConflict},
+			{do: updatePort(port("b", "blue", "10.1.0.9")), want: ErrNotFound, msg: `not found: port "b"`},
+			{do: loaded("blue#1 red#2", "", "a@blue/10.1.0.5/7")},
+			{do: deletePort("a")},
+			{do: updatePort(port("a", "blue", "10.1.0.5")), want: ErrNotFound},
+			{do: createPort(port("b", "blue", "10.1.0.5"))}, // the address was freed
+			{do: loaded("blue#1 red#2", "", "b@blue/10.1.0.5/0")},
+		}},
+		{"refuses what cannot be a key", []step{
+			{do: createNetwork(network("a/b", "10.1.0.0/24"), 0), want: model.ErrInvalid},
+			{do: createNetwork(blue, 1)},
+			{do: createPort(port("a/b", "blue", "10.1.0.5")), want: model.ErrInvalid},
+			{do: createPort(model.Port{Name: "a", Network: "blue"}), want: nil, msg: `port "a" has no address`},
+			{do: loaded("blue#1", "", "")},
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			ctx := t.Context()
+			for i, st := range c.steps {
+				err := st.do(ctx, s)
+				switch {
+				case st.want == nil && st.msg == "" && err != nil:
+					t.Fatalf("step %d: %v", i, err)
+				case st.want != nil && !errors.Is(err, st.want):
+					t.Fatalf("step %d: got %v, want %v", i, err, st.want)
+				case st.msg != "" && (err == nil || err.Error() != st.msg):
+					t.Fatalf("step %d: got %v, want message %q", i, err, st.msg)
+				}
+			}
+		})
+	}
+}
+
+func TestBolt(t *testing.T) {
+	testStore(t, func(t *testing.T) Store {
+		s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestBoltOldFile opens a file written before the ipam bucket: it loads as
+// it was, and its ports' addresses are held.
+func TestBoltOldFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blue := network("blue", "10.1.0.0/24")
+	blue.ID = 7
+	err = db.Update(func(tx *bolt.Tx) error {
+		for bucket, kv := range map[string]map[string]any{
+			"networks": {"blue": blue},
+			"routers":  {},
+			"ports":    {"a": port("a", "blue", "10.1.0.5"), "b": port("b", "blue", "10.1.0.6")},
+		} {
+			b, err := tx.CreateBucket([]byte(bucket))
+			if err != nil {
+				return err
+			}
+			for k, v := range kv {
+				raw, _ := json.Marshal(v)
+				if err := b.Put([]byte(k), raw); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	for _, st := range []step{
+		{do: loaded("blue#7", "", "a@blue/10.1.0.5/0 b@blue/10.1.0.6/0")},
+		{do: createPort(port("c", "blue", "10.1.0.6")), want: ErrConflict, msg: `conflict: address 10.1.0.6 is in use by port b`},
+		{do: deleteNetwork("blue"), want: ErrConflict, msg: `conflict: network "blue" is used by ports a, b`},
+		{do: createNetwork(network("red", "10.2.0.0/24"), 1)},
+		{do: deletePort("b")},
+		{do: createPort(port("c", "blue", "10.1.0.6"))},
+	} {
+		if err := st.do(ctx, s); !errors.Is(err, st.want) || (st.msg != "" && err.Error() != st.msg) {
+			t.Fatalf("got %v, want %v %q", err, st.want, st.msg)
+		}
+	}
+}
+
+// logBuf collects a store's log: shown when the test fails, and read by
+// tests that count state changes.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuf) count(msg string) int { return strings.Count(l.String(), "msg=\""+msg+"\"") }
+
+func newLog(t *testing.T) (*slog.Logger, *logBuf) {
+	buf := &logBuf{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("store log:\n%s", buf)
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// eventually polls cond until it holds or the time is up.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < within {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v", what, within)
+	return 0
+}
+
+func names[T any](items []T, name func(T) string) []string {
+	var out []string
+	for _, it := range items {
+		out = append(out, name(it))
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,262 @@
+package ovs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/ovsdb"
+	"github.com/ovs-vnet/ovs-vnet/trace"
+)
+
+// A test that plays several hosts needs a Backend per host, each in its
+// host's network namespace: the backend's links, routes, nftables table and
+// OpenFlow listener live in the namespace of the process that runs it, and a
+// Go process cannot keep all its threads in another one (goroutines the
+// backend starts run on any thread). So each host's backend runs in an agent:
+// this test binary, started under `ip netns exec`, that serves commands as
+// JSON lines on stdin and answers each with one JSON line on stdout.
+
+// agentEnv makes the test binary an agent (TestMain).
+const agentEnv = "OVS_VNET_TEST_AGENT"
+
+// agentCallTimeout bounds one command, in the agent and in the test.
+const agentCallTimeout = 45 * time.Second
+
+func TestMain(m *testing.M) {
+	if os.Getenv(agentEnv) != "" {
+		os.Exit(runAgent(os.Stdin, os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
+// agentConfig is what New gets in an agent.
+type agentConfig struct {
+	DB          string // OVSDB endpoint
+	Bridge      string
+	Listen      string // OpenFlow listener, inside the host's namespace
+	VswitchdCtl string
+	Underlay    *datapath.Underlay
+}
+
+type agentCmd struct {
+	Op      string // new, network, router, attach, remote, prune, flows, trace, close
+	Config  agentConfig
+	Network model.Network
+	Router  model.Router
+	Port    model.Port
+	Remote  []datapath.RemotePort
+	State   datapath.State
+	Query   trace.Query
+}
+
+type agentReply struct {
+	Error string
+	Port  model.Port
+	Flows []datapath.Flow
+	Trace trace.Result
+}
+
+// runAgent serves commands until stdin closes or a close command; it
+// returns the exit status.
+func runAgent(in io.Reader, out io.Writer) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dec, enc := json.NewDecoder(bufio.NewReader(in)), json.NewEncoder(out)
+	var b *Backend
+	defer func() {
+		if b != nil {
+			b.Close()
+		}
+	}()
+	for {
+		var c agentCmd
+		if err := dec.Decode(&c); err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0
+			}
+			log.Error("agent: read command", "err", err)
+			return 1
+		}
+		if c.Op == "close" {
+			_ = enc.Encode(agentReply{})
+			return 0
+		}
+		var r agentReply
+		ctx, cancel := context.WithTimeout(context.Background(), agentCallTimeout)
+		err := agentDo(ctx, &b, c, &r, log)
+		cancel()
+		if err != nil {
+			r.Error = err.Error()
+		}
+		if err := enc.Encode(r); err != nil {
+			log.Error("agent: write reply", "err", err)
+			return 1
+		}
+	}
+}
+
+func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *slog.Logger) error {
+	if c.Op != "new" && *b == nil {
+		return fmt.Errorf("%s before new", c.Op)
+	}
+	var err error
+	switch c.Op {
+	case "new":
+		db, derr := ovsdb.Dial(ctx, c.Config.DB, log)
+		if derr != nil {
+			return derr
+		}
+		*b, err = New(ctx, db, Config{Bridge: c.Config.Bridge, DatapathType: "netdev", OpenFlowListen: c.Config.Listen,
+			VswitchdCtl: c.Config.VswitchdCtl, Underlay: c.Config.Underlay, Log: log,
+			FlowMetrics: reconcile.NewMetrics(prometheus.NewRegistry())})
+		if err != nil {
+			db.Close()
+		}
+	case "network":
+		err = (*b).EnsureNetwork(ctx, c.Network)
+	case "router":
+		err = (*b).EnsureRouter(ctx, c.Router)
+	case "attach":
+		r.Port, err = (*b).AttachPort(ctx, c.Network, c.Port)
+	case "remote":
+		err = (*b).SetRemotePorts(ctx, c.Remote)
+	case "prune":
+		err = (*b).Prune(ctx, c.State)
+	case "flows":
+		r.Flows, err = (*b).Flows(ctx, c.State)
+	case "trace":
+		r.Trace, err = (*b).Trace(ctx, c.State, c.Query)
+	default:
+		err = fmt.Errorf("unknown op %q", c.Op)
+	}
+	return err
+}
+
+// agent is the test's handle on one.
+type agent struct {
+	name string
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *json.Decoder
+	// log is the agent's stderr, shown when the test fails.
+	logMu sync.Mutex
+	log   bytes.Buffer
+}
+
+func (a *agent) Write(p []byte) (int, error) {
+	a.logMu.Lock()
+	defer a.logMu.Unlock()
+	return a.log.Write(p)
+}
+
+// startAgent runs an agent in network namespace ns and stops it at the
+// cleanup of owner: the whole test's, when a subtest starts an agent that
+// later subtests use.
+func startAgent(t *testing.T, owner testing.TB, name, ns string) *agent {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &agent{name: name}
+	a.cmd = exec.Command("ip", "netns", "exec", ns, self)
+	a.cmd.Env = append(os.Environ(), agentEnv+"=1")
+	a.cmd.Stderr = a
+	if a.in, err = a.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := a.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.out = json.NewDecoder(stdout)
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	owner.Cleanup(func() {
+		a.stop()
+		if owner.Failed() {
+			a.logMu.Lock()
+			owner.Logf("agent %s (%s) log:\n%s", a.name, ns, a.log.String())
+			a.logMu.Unlock()
+		}
+	})
+	return a
+}
+
+// call sends one command and returns its answer; the agent is killed if it
+// does not answer in time.
+func (a *agent) call(c agentCmd) (agentReply, error) {
+	if err := json.NewEncoder(a.in).Encode(c); err != nil {
+		return agentReply{}, fmt.Errorf("agent %s: send %s: %w", a.name, c.Op, err)
+	}
+	type answer struct {
+		r   agentReply
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		var r agentReply
+		err := a.out.Decode(&r)
+		got <- answer{r, err}
+	}()
+	select {
+	case ans := <-got:
+		if ans.err != nil {
+			return agentReply{}, fmt.Errorf("agent %s: %s: read answer: %w", a.name, c.Op, ans.err)
+		}
+		if ans.r.Error != "" {
+			return ans.r, fmt.Errorf("agent %s: %s: %s", a.name, c.Op, ans.r.Error)
+		}
+		return ans.r, nil
+	case <-time.After(agentCallTimeout + 5*time.Second):
+		_ = a.cmd.Process.Kill()
+		return agentReply{}, fmt.Errorf("agent %s: %s: no answer in time", a.name, c.Op)
+	}
+}
+
+// do is call that fails the test on error.
+func (a *agent) do(t *testing.T, c agentCmd) agentReply {
+	t.Helper()
+	r, err := a.call(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// stop asks the agent to close its backend and exit; a stuck one is killed.
+// Safe to call twice.
+func (a *agent) stop() {
+	if a.cmd.ProcessState != nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = json.NewEncoder(a.in).Encode(agentCmd{Op: "close"})
+		a.in.Close()
+		_ = a.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-done
+	}
+}

@@ -1,0 +1,424 @@
+package ovs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/trace"
+)
+
+// The underlay of TestOverlayTwoHosts. Its MTU leaves room for the
+// encapsulation (VXLAN 50 bytes over IPv4, Geneve 50 without options): OVS
+// does not fragment what it encapsulates, and a full 1500-byte packet of a
+// port, tunnelled over a 1500-byte underlay, is dropped without a word.
+const (
+	underlayMTU    = 1600
+	underlayPrefix = 24
+)
+
+// overlayHost is one host of the test: a namespace with its own OVS, a
+// br-phy holding its end of the underlay, and an agent running the backend.
+type overlayHost struct {
+	name  string
+	ns    string
+	ip    netip.Addr // underlay address, on br-phy's internal interface
+	box   *testbed.Sandbox
+	agent *agent
+	ports []model.Port // local, attached
+}
+
+// newOverlayHost brings up a host's namespace, OVS and br-phy (the
+// userspace tunnelling recipe of DESIGN.md §6): the underlay NIC is a port
+// of a netdev bridge and the host's underlay address sits on that bridge's
+// internal interface, so that OVS — which routes the encapsulated packets
+// itself, by the routes it learns from the namespace's kernel — finds the
+// way to the other hosts through br-phy.
+func newOverlayHost(t *testing.T, root, name, ns, nic string, ip netip.Addr) *overlayHost {
+	t.Helper()
+	h := &overlayHost{name: name, ns: ns, ip: ip}
+	h.box = testbed.StartSandbox(t, root, ns)
+	h.box.Vsctl(t, "add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
+		"--", "add-port", "br-phy", nic)
+	testbed.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	testbed.Run(t, "ip", "-n", ns, "link", "set", nic, "up")
+	testbed.Run(t, "ip", "-n", ns, "addr", "add", netip.PrefixFrom(ip, underlayPrefix).String(), "dev", "br-phy")
+	testbed.Run(t, "ip", "-n", ns, "link", "set", "br-phy", "up")
+	return h
+}
+
+func (h *overlayHost) config(kind string) agentConfig {
+	c := agentConfig{DB: "unix:" + h.box.DBSock, Bridge: "br-vnet", Listen: "tcp:127.0.0.1:6653",
+		VswitchdCtl: filepath.Join(h.box.Dir, "ovs-vswitchd.ctl")}
+	if kind != "" {
+		c.Underlay = &datapath.Underlay{LocalIP: h.ip, Kind: kind}
+	}
+	return c
+}
+
+// overlayWorld is the desired state of the cluster: networks and routers
+// everywhere, ports on one host or the other.
+type overlayWorld struct {
+	top      *testing.T // owns the agents, which outlive subtests
+	networks []model.Network
+	routers  []model.Router
+	hosts    []*overlayHost
+	// remoteOf lists, per host, the other hosts' ports it is given.
+	remoteOf map[string][]datapath.RemotePort
+}
+
+func (w *overlayWorld) network(name string) model.Network {
+	for _, n := range w.networks {
+		if n.Name == name {
+			return n
+		}
+	}
+	panic("no network " + name)
+}
+
+func (w *overlayWorld) state(h *overlayHost) datapath.State {
+	return datapath.State{Networks: w.networks, Routers: w.routers, Ports: h.ports, Remote: w.remoteOf[h.name]}
+}
+
+// start runs h's backend as the daemon's reconcile would after a (re)start:
+// networks, routers, attaches, then Prune with the whole state.
+func (w *overlayWorld) start(t *testing.T, h *overlayHost, kind string, want []model.Port) {
+	t.Helper()
+	h.agent = startAgent(t, w.top, h.name, h.ns)
+	h.agent.do(t, agentCmd{Op: "new", Config: h.config(kind)})
+	for _, n := range w.networks {
+		h.agent.do(t, agentCmd{Op: "network", Network: n})
+	}
+	for _, r := range w.routers {
+		h.agent.do(t, agentCmd{Op: "router", Router: r})
+	}
+	h.ports = nil
+	for _, p := range want {
+		r := h.agent.do(t, agentCmd{Op: "attach", Network: w.network(p.Network), Port: p})
+		h.ports = append(h.ports, r.Port)
+	}
+	h.agent.do(t, agentCmd{Op: "prune", State: w.state(h)})
+}
+
+// TestOverlayTwoHosts proves the overlay on the real thing: two hosts (each
+// a network namespace with its own ovs-vswitchd, userspace datapath) joined
+// by a veth underlay, a backend per host. Ports on different hosts ping and
+// carry TCP in one network and across a router; an unrouted network stays
+// isolated; the remote ports' removal stops the traffic; a restarted backend
+// keeps every flow; the tunnel kind can change; a single host drops the
+// tunnel port.
+func TestOverlayTwoHosts(t *testing.T) {
+	testbed.Need(t, os.Geteuid() == 0, "root (network namespaces, OVS sandboxes)")
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	w := &overlayWorld{top: t, remoteOf: map[string][]datapath.RemotePort{}}
+	nw := func(name, subnet string, id int) model.Network {
+		p := netip.MustParsePrefix(subnet)
+		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: 1500, ID: id}
+	}
+	w.networks = []model.Network{nw("blue", "10.98.1.0/24", 11), nw("red", "10.98.2.0/24", 12), nw("green", "10.98.3.0/24", 13)}
+	w.routers = []model.Router{{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}}
+
+	// Namespaces first, removed last (cleanups run in reverse).
+	ns := func(prefix string) string {
+		name := testbed.UniqueName(prefix)
+		testbed.Run(t, "ip", "netns", "add", name)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+		return name
+	}
+	hostNS := []string{ns("vnt-h1-"), ns("vnt-h2-")}
+	nic := testbed.UniqueName("vu")
+	testbed.Run(t, "ip", "link", "add", nic+"a", "netns", hostNS[0], "mtu", fmt.Sprint(underlayMTU), "type", "veth",
+		"peer", "name", nic+"b", "netns", hostNS[1], "mtu", fmt.Sprint(underlayMTU))
+	h1 := newOverlayHost(t, root, "h1", hostNS[0], nic+"a", netip.MustParseAddr("10.99.0.1"))
+	h2 := newOverlayHost(t, root, "h2", hostNS[1], nic+"b", netip.MustParseAddr("10.99.0.2"))
+	w.hosts = []*overlayHost{h1, h2}
+
+	port := func(name, network, ip, host string) model.Port {
+		return model.Port{Name: name, Network: network, Type: model.PortVeth, Netns: ns("vnt-p-"), Ifname: "eth0",
+			IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), HostIfname: model.HostIfname(name), Host: host}
+	}
+	ba := port("ba", "blue", "10.98.1.10", "h1")
+	bb, rb, gb := port("bb", "blue", "10.98.1.11", "h2"), port("rb", "red", "10.98.2.11", "h2"), port("gb", "green", "10.98.3.11", "h2")
+	remote := func(h *overlayHost, ports ...model.Port) []datapath.RemotePort {
+		var out []datapath.RemotePort
+		for _, p := range ports {
+			out = append(out, datapath.RemotePort{Port: p, HostIP: h.ip})
+		}
+		return out
+	}
+	// h1 knows green's port too, as a cluster-wide model would: isolation
+	// must come from the routing, not from ignorance.
+	w.remoteOf["h1"] = remote(h2, bb, rb, gb)
+	w.remoteOf["h2"] = remote(h1, ba)
+	w.start(t, h1, datapath.TunnelVXLAN, []model.Port{ba})
+	w.start(t, h2, datapath.TunnelVXLAN, []model.Port{bb, rb, gb})
+	t.Logf("two hosts up in %v", time.Since(start).Round(time.Millisecond))
+
+	t.Run("same network", func(t *testing.T) {
+		ping(t, ba.Netns, bb.IP, true)
+		ping(t, bb.Netns, ba.IP, true)
+		transferTCP(t, ba.Netns, bb.Netns, bb.IP, 32<<20)
+		transferTCP(t, bb.Netns, ba.Netns, ba.IP, 32<<20)
+	})
+	t.Run("across a router", func(t *testing.T) {
+		ping(t, ba.Netns, rb.IP, true)
+		transferTCP(t, rb.Netns, ba.Netns, ba.IP, 8<<20)
+	})
+	t.Run("isolation", func(t *testing.T) {
+		ping(t, ba.Netns, gb.IP, false)
+		ping(t, gb.Netns, ba.IP, false)
+		r := h1.agent.do(t, agentCmd{Op: "trace", State: w.state(h1), Query: trace.Query{From: "ba", To: gb.IP, Proto: trace.ProtoICMP}})
+		if r.Trace.Verdict != trace.Dropped || r.Trace.Reason != pipeline.DropIsolated {
+			t.Errorf("trace ba → gb: %s (%s): %s", r.Trace.Verdict, r.Trace.Reason, r.Trace.Summary)
+		}
+	})
+	t.Run("owners and trace", func(t *testing.T) {
+		r := h1.agent.do(t, agentCmd{Op: "trace", State: w.state(h1), Query: trace.Query{From: "ba", To: bb.IP, Proto: trace.ProtoTCP, DPort: 80}})
+		if r.Trace.Verdict != trace.Delivered || strings.Join(r.Trace.Ports, ",") != "bb on h2" {
+			t.Errorf("trace ba → bb: %s %v: %s\n%s", r.Trace.Verdict, r.Trace.Ports, r.Trace.Summary, r.Trace.Raw)
+		}
+		t.Logf("trace ba → bb: %s", r.Trace.Summary)
+		flows := h1.agent.do(t, agentCmd{Op: "flows", State: w.state(h1)}).Flows
+		owners := map[string]int{}
+		for _, f := range flows {
+			if f.Host != "" {
+				f.Owner += " on " + f.Host
+			}
+			owners[f.OwnerKind+" "+f.Owner]++
+		}
+		for _, want := range []string{"remote port bb on h2", "remote port rb on h2", "remote port gb on h2"} {
+			if owners[want] != 2 {
+				t.Errorf("%d flows of %q, want 2; owners %v", owners[want], want, owners)
+			}
+		}
+	})
+	t.Run("restart keeps the flows", func(t *testing.T) {
+		before := dumpFlows(t, h1)
+		pinger := startPing(t, bb.Netns, ba.IP)
+		h1.agent.stop()
+		w.start(t, h1, datapath.TunnelVXLAN, []model.Port{ba})
+		after := dumpFlows(t, h1)
+		compareDumps(t, before, after)
+		if loss := pinger.wait(t); loss != 0 {
+			t.Errorf("pings lost across the restart: %d", loss)
+		}
+		// The same remote set again sends nothing either.
+		h1.agent.do(t, agentCmd{Op: "remote", Remote: w.remoteOf["h1"]})
+		compareDumps(t, after, dumpFlows(t, h1))
+	})
+	t.Run("remote ports removed", func(t *testing.T) {
+		for _, h := range w.hosts {
+			h.agent.do(t, agentCmd{Op: "remote", Remote: nil})
+		}
+		if n := strings.Count(h1.box.Ofctl(t, "dump-flows", "br-vnet"), "cookie=0x7605"); n != 0 {
+			t.Errorf("%d remote port flows left on h1", n)
+		}
+		ping(t, ba.Netns, bb.IP, false)
+		ping(t, ba.Netns, rb.IP, false)
+		for _, h := range w.hosts {
+			h.agent.do(t, agentCmd{Op: "remote", Remote: w.remoteOf[h.name]})
+		}
+		ping(t, ba.Netns, bb.IP, true)
+	})
+	t.Run("geneve replaces vxlan", func(t *testing.T) {
+		for _, h := range w.hosts {
+			h.agent.stop()
+			w.start(t, h, datapath.TunnelGeneve, h.ports)
+			if typ := h.box.Vsctl(t, "get", "interface", tunnelPort, "type"); typ != "geneve" {
+				t.Errorf("%s: tunnel port type %s", h.name, typ)
+			}
+		}
+		ping(t, ba.Netns, bb.IP, true)
+		ping(t, ba.Netns, rb.IP, true)
+		transferTCP(t, ba.Netns, bb.Netns, bb.IP, 8<<20)
+	})
+	t.Run("single host drops the tunnel", func(t *testing.T) {
+		h1.agent.stop()
+		w.start(t, h1, "", []model.Port{ba})
+		if out := h1.box.Vsctl(t, "--bare", "--columns=name", "find", "interface", "name="+tunnelPort); out != "" {
+			t.Errorf("tunnel port left on a single host: %q", out)
+		}
+		flows := h1.box.Ofctl(t, "dump-flows", "br-vnet")
+		if strings.Contains(flows, "cookie=0x7605") || strings.Contains(flows, "tun_id") {
+			t.Errorf("tunnel flows left on a single host:\n%s", flows)
+		}
+		if _, err := h1.agent.call(agentCmd{Op: "remote", Remote: w.remoteOf["h1"]}); err == nil {
+			t.Error("SetRemotePorts on a single host succeeded")
+		}
+	})
+	t.Logf("whole test %v", time.Since(start).Round(time.Millisecond))
+}
+
+func ping(t *testing.T, ns string, to netip.Addr, want bool) {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", to.String()).CombinedOutput()
+	if got := err == nil; got != want {
+		t.Fatalf("ping from %s to %s: success=%v, want %v\n%s", ns, to, got, want, out)
+	}
+}
+
+// transferTCP sends n bytes from a socket in nsFrom to a listener at to in
+// nsTo and checks that every byte arrived.
+func transferTCP(t *testing.T, nsFrom, nsTo string, to netip.Addr, n int) {
+	t.Helper()
+	var ln net.Listener
+	if err := testbed.InNetns(nsTo, func() (err error) {
+		ln, err = net.Listen("tcp4", net.JoinHostPort(to.String(), "0"))
+		return err
+	}); err != nil {
+		t.Fatalf("listen in %s: %v", nsTo, err)
+	}
+	defer ln.Close()
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		h := sha256.New()
+		m, err := io.Copy(h, c)
+		r := result{n: m, err: err}
+		copy(r.sum[:], h.Sum(nil))
+		got <- r
+	}()
+	payload := bytes.Repeat([]byte("ovs-vnet"), n/8)
+	var conn net.Conn
+	if err := testbed.InNetns(nsFrom, func() (err error) {
+		conn, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("dial from %s: %v", nsFrom, err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	begin := time.Now()
+	_, werr := conn.Write(payload)
+	conn.Close()
+	r := <-got
+	if werr != nil || r.err != nil || r.n != int64(len(payload)) || r.sum != sha256.Sum256(payload) {
+		t.Fatalf("TCP transfer: send err %v; received %d of %d bytes, err %v, checksum ok %v",
+			werr, r.n, len(payload), r.err, r.sum == sha256.Sum256(payload))
+	}
+	took := time.Since(begin)
+	t.Logf("TCP %d MiB %s → %s in %v (%.0f Mbit/s)", n>>20, nsFrom, nsTo, took.Round(time.Millisecond),
+		float64(n)*8/took.Seconds()/1e6)
+}
+
+// pinger is a ping running in the background, one every 20 ms.
+type pinger struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+func startPing(t *testing.T, ns string, to netip.Addr) *pinger {
+	t.Helper()
+	p := &pinger{}
+	// 150 pings 20 ms apart: about 3 s, longer than a backend restart here.
+	p.cmd = exec.Command("ip", "netns", "exec", ns, "ping", "-c", "150", "-i", "0.02", "-W", "1", to.String())
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+var pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+
+// wait returns how many pings were lost.
+func (p *pinger) wait(t *testing.T) int {
+	t.Helper()
+	_ = p.cmd.Wait()
+	g := pingSummary.FindStringSubmatch(p.out.String())
+	if g == nil {
+		t.Fatalf("ping output without a summary:\n%s", p.out.String())
+	}
+	var sent, got int
+	fmt.Sscan(g[1], &sent)
+	fmt.Sscan(g[2], &got)
+	t.Logf("background ping: %d sent, %d received", sent, got)
+	return sent - got
+}
+
+// ofctlDump is our flows on a bridge as ovs-ofctl shows them: by their text without counters, the
+// time each has been installed.
+type ofctlDump map[string]float64
+
+var (
+	durationField = regexp.MustCompile(`duration=([0-9.]+)s, `)
+	counterFields = regexp.MustCompile(`(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, `)
+)
+
+func dumpFlows(t *testing.T, h *overlayHost) ofctlDump {
+	t.Helper()
+	out := ofctlDump{}
+	for _, line := range strings.Split(h.box.Ofctl(t, "dump-flows", "br-vnet"), "\n") {
+		g := durationField.FindStringSubmatch(line)
+		if g == nil {
+			continue
+		}
+		var d float64
+		fmt.Sscan(g[1], &d)
+		key := counterFields.ReplaceAllString(strings.TrimSpace(line), "")
+		out[key] = d
+	}
+	return out
+}
+
+// compareDumps: the same flows, none of them replaced (a replaced flow
+// starts its duration anew).
+func compareDumps(t *testing.T, before, after ofctlDump) {
+	t.Helper()
+	remote := 0
+	for key, d := range before {
+		a, ok := after[key]
+		switch {
+		case !ok:
+			t.Errorf("flow gone: %s", key)
+		case a < d:
+			t.Errorf("flow replaced (duration %.3fs → %.3fs): %s", d, a, key)
+		}
+		if strings.Contains(key, "cookie=0x7605") {
+			remote++
+		}
+	}
+	for key := range after {
+		if _, ok := before[key]; !ok {
+			t.Errorf("flow new: %s", key)
+		}
+	}
+	if remote == 0 {
+		t.Error("no remote port flow in the dump")
+	}
+	t.Logf("%d flows kept, %d of them remote ports'", len(before), remote)
+}

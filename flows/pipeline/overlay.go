@@ -1,0 +1,116 @@
+package pipeline
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// The overlay: networks span hosts through one flow-based tunnel port per
+// bridge (Pipeline.Tunnel). A packet for a port on another host is switched
+// and routed on the sending host as for a local port — spoof guard, gateway,
+// route, neighbor — and only l2_forward differs: it sets the tunnel key (the
+// VNI, which is the destination network's ID) and the other host's underlay
+// address, and outputs to the tunnel. The receiving host trusts that and
+// goes straight to l2_forward in the network the VNI names. So routing is
+// distributed: the sender's router does the work, and the packet crosses the
+// underlay once, in the destination network.
+
+// RemotePort is a port on another host, reached through the tunnel.
+type RemotePort struct {
+	Port   model.Port // Host names the other host; Ofport means nothing here
+	HostIP netip.Addr // that host's underlay address: the tunnel's destination
+}
+
+// RemoteCookieObject is the cookie object of a remote port's flows: its IPv4
+// address, 0 for one that has none (it gets no flows).
+func RemoteCookieObject(p model.Port) uint32 {
+	if !p.IP.Is4() {
+		return 0
+	}
+	b := p.IP.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+// RemoteFlows are the flows of n's remote ports: delivery by IP (a routed
+// packet gets the port's MAC, as for a local port) and by MAC (into the
+// tunnel towards the port's host). None on a single host. A remote port
+// that lacks an IPv4 address, MAC or host address gets none (the backend
+// refuses those before they get here), and neither does one whose address
+// or MAC a local port of n or an earlier remote port (by name) has: a port
+// moving between hosts may show on both for a moment, and the local one
+// wins rather than two flows claiming one match.
+func (p Pipeline) RemoteFlows(n model.Network, local []model.Port, remote []RemotePort) []reconcile.Flow {
+	if p.Tunnel == 0 {
+		return nil
+	}
+	taken := map[string]bool{}
+	for _, l := range local {
+		taken[l.IP.String()] = true
+		if mac, err := net.ParseMAC(l.MAC); err == nil {
+			taken[mac.String()] = true
+		}
+	}
+	remote = slices.SortedFunc(slices.Values(remote), func(a, b RemotePort) int { return strings.Compare(a.Port.Name, b.Port.Name) })
+	var flows []reconcile.Flow
+	inNet := openflow.Reg(RegNetwork, uint32(n.ID))
+	for _, r := range remote {
+		mac, ok := r.usable()
+		if !ok || r.Port.Network != n.Name || taken[r.Port.IP.String()] || taken[mac.String()] {
+			continue
+		}
+		taken[r.Port.IP.String()], taken[mac.String()] = true, true
+		c := p.Space.Cookie(KindRemote, RemoteCookieObject(r.Port), 0)
+		flows = append(flows,
+			flow(TableNeighbor, prioFallback, c, match(inNet, openflow.EthType(ethIPv4), openflow.IPv4Dst(r.Port.IP)),
+				apply(setField(openflow.EthDst(mac))), gotoTable(TableL2)),
+			flow(TableL2, prioFallback, c, match(inNet, openflow.EthDst(mac)), apply(p.toTunnel(n, r.HostIP)...)),
+		)
+	}
+	return flows
+}
+
+// fromTunnel classifies a packet from the tunnel by its VNI into network n
+// and sends it straight to l2_forward: the sending host did the spoof guard
+// and the routing (a routed packet arrives in its destination network, with
+// the destination port's MAC).
+func (p Pipeline) fromTunnel(cookie uint64, n model.Network) reconcile.Flow {
+	return flow(TableClassify, prioExact, cookie, match(openflow.InPort(p.Tunnel), openflow.TunID(uint64(n.ID))),
+		apply(setField(openflow.Reg(RegNetwork, uint32(n.ID)))), gotoTable(TableL2))
+}
+
+// toTunnel sends a packet of network n to the host at underlay address host.
+func (p Pipeline) toTunnel(n model.Network, host netip.Addr) []openflow.Action {
+	return []openflow.Action{
+		setField(openflow.TunID(uint64(n.ID))),
+		setField(openflow.TunIPv4Dst(host)),
+		openflow.ActionOutput{Port: p.Tunnel},
+	}
+}
+
+// remoteHosts are the underlay addresses of the hosts with ports among
+// remote, sorted, each once; none on a single host.
+func (p Pipeline) remoteHosts(remote []RemotePort) []netip.Addr {
+	if p.Tunnel == 0 {
+		return nil
+	}
+	var hosts []netip.Addr
+	for _, r := range remote {
+		if _, ok := r.usable(); ok {
+			hosts = append(hosts, r.HostIP)
+		}
+	}
+	slices.SortFunc(hosts, netip.Addr.Compare)
+	return slices.Compact(hosts)
+}
+
+// usable: the port has what its flows need, with its MAC parsed.
+func (r RemotePort) usable() (net.HardwareAddr, bool) {
+	mac, err := net.ParseMAC(r.Port.MAC)
+	return mac, err == nil && len(mac) == 6 && RemoteCookieObject(r.Port) != 0 && r.HostIP.Is4()
+}
