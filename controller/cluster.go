@@ -134,14 +134,13 @@ func (c *Controller) applyRouter(ctx context.Context, ev store.Event) error {
 	case ev.Router != nil && had && old.SameSpec(*ev.Router):
 		return nil
 	case ev.Router != nil:
-		c.routers[ev.Name] = *ev.Router
+		c.setRouter(*ev.Router)
 	case !had:
 		return nil
 	default:
 		delete(c.routers, ev.Name)
+		c.peersChanged()
 	}
-	// Peers decide which remote ports this host needs.
-	c.remoteChanged()
 	if c.backend == nil {
 		return nil
 	}

@@ -453,3 +453,9 @@ func createNetwork(st store.Store, n model.Network) error {
 	_, err := st.CreateNetwork(context.Background(), n)
 	return err
 }
+
+// putRouter stores r as a test's earlier run would have.
+func putRouter(st store.Store, r model.Router) error {
+	_, err := st.PutRouter(context.Background(), r)
+	return err
+}

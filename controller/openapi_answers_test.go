@@ -199,7 +199,7 @@ func notReadyServer(t *testing.T) string {
 	}
 	p, err := model.PortSpec{Network: "blue", Type: model.PortTap, IP: "10.1.0.7"}.Port("p1")
 	p.MAC = model.PortMAC("p1")
-	errs = append(errs, err, st.CreatePort(context.Background(), p), st.PutRouter(context.Background(), model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}))
+	errs = append(errs, err, st.CreatePort(context.Background(), p), putRouter(st, model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}))
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,6 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// maxRouters is the number of router IDs. Backends name a router's datapath
-// state after its ID, so the range is kept as small as the networks' one.
-const maxRouters = 4094
-
 // Routers lists the routers by name.
 func (c *Controller) Routers() []model.Router {
 	c.mu.Lock()
@@ -64,13 +60,11 @@ func (c *Controller) PutRouter(ctx context.Context, name string, spec model.Rout
 		return r, false, err
 	}
 	if exists {
-		r.ID = old.ID
-		return r, false, c.replaceRouter(ctx, old, r)
-	}
-	if r.ID, err = c.freeRouterID(); err != nil {
+		r, err = c.replaceRouter(ctx, old, r)
 		return r, false, err
 	}
-	return r, true, c.createRouter(ctx, r)
+	r, err = c.createRouter(ctx, r)
+	return r, err == nil, err
 }
 
 // networksExist names every listed network that is not in the desired state.
@@ -87,48 +81,39 @@ func (c *Controller) networksExist(names []string) error {
 	return nil
 }
 
-func (c *Controller) createRouter(ctx context.Context, r model.Router) error {
+// createRouter stores r, which gets its ID from the store, and makes it real.
+func (c *Controller) createRouter(ctx context.Context, r model.Router) (model.Router, error) {
 	// Intent first: a crash after this line converges to "router present" on restart.
-	if err := c.store.PutRouter(ctx, r); err != nil {
-		return fmt.Errorf("create router %q: %w", r.Name, err)
+	r, err := c.store.PutRouter(ctx, r)
+	if err != nil {
+		return r, fmt.Errorf("create router %q: %w", r.Name, err)
 	}
 	if err := c.backend.EnsureRouter(ctx, r); err != nil {
 		c.rollback("router "+r.Name, func(ctx context.Context) error {
 			return errors.Join(c.backend.DeleteRouter(ctx, r), c.store.DeleteRouter(ctx, r.Name))
 		})
-		return fmt.Errorf("create router %q: %w", r.Name, err)
+		return r, fmt.Errorf("create router %q: %w", r.Name, err)
 	}
-	c.routers[r.Name] = r
-	return nil
+	c.setRouter(r)
+	return r, nil
 }
 
-func (c *Controller) replaceRouter(ctx context.Context, old, r model.Router) error {
-	if err := c.store.PutRouter(ctx, r); err != nil {
-		return fmt.Errorf("replace router %q: %w", r.Name, err)
+func (c *Controller) replaceRouter(ctx context.Context, old, r model.Router) (model.Router, error) {
+	r, err := c.store.PutRouter(ctx, r)
+	if err != nil {
+		return r, fmt.Errorf("replace router %q: %w", r.Name, err)
 	}
 	if err := c.backend.EnsureRouter(ctx, r); err != nil {
 		// EnsureRouter replaces whatever the same name set up, so ensuring the
 		// old router again undoes a half-applied new one.
 		c.rollback("router "+r.Name, func(ctx context.Context) error {
-			return errors.Join(c.backend.EnsureRouter(ctx, old), c.store.PutRouter(ctx, old))
+			_, err := c.store.PutRouter(ctx, old)
+			return errors.Join(c.backend.EnsureRouter(ctx, old), err)
 		})
-		return fmt.Errorf("replace router %q: %w", r.Name, err)
+		return r, fmt.Errorf("replace router %q: %w", r.Name, err)
 	}
-	c.routers[r.Name] = r
-	return nil
-}
-
-func (c *Controller) freeRouterID() (int, error) {
-	used := map[int]bool{}
-	for _, r := range c.routers {
-		used[r.ID] = true
-	}
-	for id := 1; id <= maxRouters; id++ {
-		if !used[id] {
-			return id, nil
-		}
-	}
-	return 0, fmt.Errorf("%w: all %d router ids are in use", ErrConflict, maxRouters)
+	c.setRouter(r)
+	return r, nil
 }
 
 // DeleteRouter removes a router; its networks stay and stop routing to each
@@ -150,7 +135,22 @@ func (c *Controller) DeleteRouter(ctx context.Context, name string) error {
 		return fmt.Errorf("delete router %q: %w", name, err)
 	}
 	delete(c.routers, name)
+	c.peersChanged()
 	return nil
+}
+
+// setRouter records a router made real; mu is held.
+func (c *Controller) setRouter(r model.Router) {
+	c.routers[r.Name] = r
+	c.peersChanged()
+}
+
+// peersChanged tells a cluster host that the networks its ports need may
+// have changed with a router.
+func (c *Controller) peersChanged() {
+	if c.cluster != nil {
+		c.remoteChanged()
+	}
 }
 
 // routersOf lists, sorted, the routers that join network.

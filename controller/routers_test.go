@@ -240,7 +240,7 @@ func TestRoutersNotReady(t *testing.T) {
 	red, _ := model.NetworkSpec{Subnet: "10.2.0.0/24"}.Network("red")
 	blue.ID, red.ID = 1, 2
 	r1 := model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}
-	if err := errors.Join(createNetwork(st, blue), createNetwork(st, red), st.PutRouter(context.Background(), r1)); err != nil {
+	if err := errors.Join(createNetwork(st, blue), createNetwork(st, red), putRouter(st, r1)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := New(st, "h1", slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "t"))

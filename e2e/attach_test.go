@@ -3,17 +3,13 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -120,7 +116,7 @@ func TestAttach(t *testing.T) {
 			ping(t, nsB, "10.61.0.2", true)
 			ping(t, nsC, "10.61.0.2", false)
 			ping(t, nsA, "10.62.0.1", false)
-			transferTCP(t, nsA, nsB, "10.61.0.20", 10<<20)
+			testbed.TransferTCP(t, nsA, nsB, "10.61.0.20", 10<<20)
 
 			if box != nil {
 				ports := box.Vsctl(t, "list-ports", "br-vnet")
@@ -258,60 +254,6 @@ func ping(t *testing.T, ns, ip string, want bool) {
 	if got := err == nil; got != want {
 		t.Fatalf("ping from %s to %s: success=%v, want %v\n%s", ns, ip, got, want, out)
 	}
-}
-
-// transferTCP sends n bytes from a socket in nsFrom to a listener in nsTo and
-// checks every byte arrived.
-func transferTCP(t *testing.T, nsFrom, nsTo, toIP string, n int) {
-	t.Helper()
-	var ln net.Listener
-	if err := testbed.InNetns(nsTo, func() (err error) {
-		ln, err = net.Listen("tcp4", net.JoinHostPort(toIP, "0"))
-		return err
-	}); err != nil {
-		t.Fatalf("listen in %s: %v", nsTo, err)
-	}
-	defer ln.Close()
-	type result struct {
-		sum [32]byte
-		n   int64
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-		h := sha256.New()
-		m, err := io.Copy(h, c)
-		var r result
-		copy(r.sum[:], h.Sum(nil))
-		r.n, r.err = m, err
-		got <- r
-	}()
-	payload := bytes.Repeat([]byte("ovs-vnet"), n/8)
-	var conn net.Conn
-	if err := testbed.InNetns(nsFrom, func() (err error) {
-		conn, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
-		return err
-	}); err != nil {
-		t.Fatalf("dial from %s: %v", nsFrom, err)
-	}
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-	start := time.Now()
-	if _, err := conn.Write(payload); err != nil {
-		t.Fatalf("send: %v", err)
-	}
-	conn.Close()
-	r := <-got
-	if r.err != nil || r.n != int64(len(payload)) || r.sum != sha256.Sum256(payload) {
-		t.Fatalf("TCP transfer: received %d of %d bytes, err %v, checksum ok %v", r.n, len(payload), r.err, r.sum == sha256.Sum256(payload))
-	}
-	t.Logf("moved %d MB over TCP %s → %s in %v", len(payload)>>20, nsFrom, nsTo, time.Since(start).Round(time.Millisecond))
 }
 
 // assertNothingLeft checks the host namespace, the workload namespaces, OVS,

@@ -146,12 +146,12 @@ func testCluster(t *testing.T, backend string) {
 		eventually(t, a1, a2IP)
 		eventually(t, a2, a1IP)
 		eventually(t, g2, g3IP)
-		transferTCP(t, a1, a2, a2IP, 4<<20)
+		testbed.TransferTCP(t, a1, a2, a2IP, 4<<20)
 	})
 	t.Run("across a router", func(t *testing.T) {
 		eventually(t, a1, r3IP)
 		eventually(t, r3, a2IP)
-		transferTCP(t, r3, a1, a1IP, 4<<20)
+		testbed.TransferTCP(t, r3, a1, a1IP, 4<<20)
 	})
 	t.Run("isolation", func(t *testing.T) {
 		for _, pair := range [][2]string{{g2, a1IP}, {g3, r3IP}, {a1, g3IP}, {r3, g2IP}} {

@@ -106,7 +106,7 @@ func buildFaultDaemon(t *testing.T) string {
 
 // newDaemonOn is a daemon on a fresh state dir that is not started yet.
 func newDaemonOn(t *testing.T, hostNS string, args ...string) *daemon {
-	d := &daemon{t: t, hostNS: hostNS, stateDir: t.TempDir(), args: args, base: "http://127.0.0.1:9476", log: &syncBuffer{}}
+	d := &daemon{t: t, hostNS: hostNS, stateDir: t.TempDir(), args: args, base: "http://127.0.0.1:9476", log: &testbed.SyncBuffer{}}
 	d.client = newDaemonClient(hostNS)
 	t.Cleanup(func() {
 		d.kill()

@@ -197,7 +197,7 @@ scrape_configs:
 	cmd := exec.Command("ip", "netns", "exec", hostNS, "prometheus",
 		"--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+listen)
-	var log syncBuffer
+	var log testbed.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start prometheus: %v", err)

@@ -125,7 +125,7 @@ func runReachability(t *testing.T, bc backendCase) {
 		// as transferTCP stops at its first failure and the delete checks
 		// below must still run.
 		t.Run("tcp-across-router", func(t *testing.T) {
-			transferTCP(t, b1.ns, byName["r1p"].ns, byName["r1p"].ip, 10<<20)
+			testbed.TransferTCP(t, b1.ns, byName["r1p"].ns, byName["r1p"].ip, 10<<20)
 		})
 	}
 

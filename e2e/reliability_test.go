@@ -257,14 +257,14 @@ func metricValue(t *testing.T, d *daemon, name string) string {
 type pinger struct {
 	dst string
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *testbed.SyncBuffer
 }
 
 func startPing(t *testing.T, ns, dst string) *pinger {
 	t.Helper()
 	// -w bounds a ping the test forgets; ip netns exec execs ping, so the
 	// pid is ping's and SIGINT reaches it.
-	p := &pinger{dst: dst, out: &syncBuffer{}}
+	p := &pinger{dst: dst, out: &testbed.SyncBuffer{}}
 	p.cmd = exec.Command("ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.01", "-w", "600", dst)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -84,7 +83,7 @@ type daemon struct {
 	stateDir string
 	args     []string
 	cmd      *exec.Cmd
-	log      *syncBuffer
+	log      *testbed.SyncBuffer
 	client   *http.Client
 	base     string
 }
@@ -118,7 +117,7 @@ func (d *daemon) launch() {
 	args := append([]string{"netns", "exec", d.hostNS, daemonBin, "--state-dir", d.stateDir, "--log-level", "debug"}, d.args...)
 	d.cmd = exec.Command("ip", args...)
 	if d.log == nil {
-		d.log = &syncBuffer{}
+		d.log = &testbed.SyncBuffer{}
 	}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
@@ -218,25 +217,6 @@ func dialInNetns(path string) func(ctx context.Context, network, addr string) (n
 		})
 		return c, err
 	}
-}
-
-// syncBuffer is the daemon's log: written by the process's output copier,
-// read by the test when it fails.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // bridgePorts lists br-vnet's ports but the free spare ports (host link alias

@@ -171,7 +171,7 @@ func hostVeth(b *testing.B, hostNS, host, ns, ip string) {
 func startIperfServer(b *testing.B, ns string) {
 	b.Helper()
 	srv := exec.Command("ip", "netns", "exec", ns, "iperf3", "-s", "-B", tputSrvIP)
-	var log syncBuffer
+	var log testbed.SyncBuffer
 	srv.Stdout, srv.Stderr = &log, &log
 	if err := srv.Start(); err != nil {
 		b.Fatalf("iperf3 -s: %v", err)

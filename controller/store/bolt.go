@@ -145,8 +145,8 @@ func (s *Bolt) DeleteNetwork(ctx context.Context, name string) error {
 }
 
 // PutRouter creates or replaces a router whose networks all exist.
-func (s *Bolt) PutRouter(ctx context.Context, r model.Router) error {
-	return s.update(ctx, fmt.Sprintf("store router %q", r.Name), func(tx *bolt.Tx) error {
+func (s *Bolt) PutRouter(ctx context.Context, r model.Router) (model.Router, error) {
+	err := s.update(ctx, fmt.Sprintf("store router %q", r.Name), func(tx *bolt.Tx) error {
 		nets, err := all[model.Network](tx, networksBucket)
 		if err != nil {
 			return err
@@ -155,11 +155,12 @@ func (s *Bolt) PutRouter(ctx context.Context, r model.Router) error {
 		if err != nil {
 			return err
 		}
-		if err := planRouter(nets, routers, r); err != nil {
+		if r, err = planRouter(nets, routers, r); err != nil {
 			return err
 		}
 		return put(tx, routersBucket, r.Name, r)
 	})
+	return r, err
 }
 
 // DeleteRouter removes a router; a missing one is not an error.

@@ -48,14 +48,12 @@ func planNetwork(existing []model.Network, n model.Network) (model.Network, erro
 	return n, nil
 }
 
-// planRouter checks a router that creates or replaces the one of its name.
-// Its networks must exist; its ID must be positive and no other router's.
-func planRouter(nets []model.Network, routers []model.Router, r model.Router) error {
+// planRouter checks a router that creates or replaces the one of its name,
+// and returns it with its ID: the one it has when it replaces, else the
+// lowest no router has. Its networks must exist.
+func planRouter(nets []model.Network, routers []model.Router, r model.Router) (model.Router, error) {
 	if err := validName("router", r.Name); err != nil {
-		return err
-	}
-	if r.ID < 1 || r.ID > MaxRouterID {
-		return fmt.Errorf("router %q has id %d, not one of 1..%d", r.Name, r.ID, MaxRouterID)
+		return r, err
 	}
 	var missing []string
 	for _, name := range r.Networks {
@@ -64,14 +62,19 @@ func planRouter(nets []model.Network, routers []model.Router, r model.Router) er
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: network %s", ErrNotFound, strings.Join(missing, ", "))
+		return r, fmt.Errorf("%w: network %s", ErrNotFound, strings.Join(missing, ", "))
 	}
+	ids := make([]int, 0, len(routers))
 	for _, o := range routers {
-		if o.Name != r.Name && o.ID == r.ID {
-			return fmt.Errorf("%w: router id %d is router %q's", ErrConflict, r.ID, o.Name)
+		if o.Name == r.Name {
+			r.ID = o.ID
+			return r, nil
 		}
+		ids = append(ids, o.ID)
 	}
-	return nil
+	id, err := lowestFreeID(ids, MaxRouterID, "router")
+	r.ID = id
+	return r, err
 }
 
 func hasNetwork(nets []model.Network, name string) bool {

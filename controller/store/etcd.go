@@ -217,15 +217,18 @@ func (s *Etcd) DeleteNetwork(ctx context.Context, name string) error {
 }
 
 // PutRouter creates or replaces a router whose networks all exist.
-func (s *Etcd) PutRouter(ctx context.Context, r model.Router) error {
-	return s.writeTopology(ctx, fmt.Sprintf("store router %q", r.Name), "",
+func (s *Etcd) PutRouter(ctx context.Context, r model.Router) (model.Router, error) {
+	var stored model.Router
+	err := s.writeTopology(ctx, fmt.Sprintf("store router %q", r.Name), "",
 		func(t topology, _ bool) ([]clientv3.Op, []clientv3.Cmp, error) {
-			if err := planRouter(t.networks, t.routers, r); err != nil {
+			var err error
+			if stored, err = planRouter(t.networks, t.routers, r); err != nil {
 				return nil, nil, err
 			}
-			val, err := json.Marshal(r)
+			val, err := json.Marshal(stored)
 			return []clientv3.Op{clientv3.OpPut(s.key(routersDir, r.Name), string(val))}, nil, err
 		})
+	return stored, err
 }
 
 // DeleteRouter removes a router; a missing one is not an error.

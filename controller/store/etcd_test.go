@@ -292,7 +292,7 @@ func TestEtcdWatch(t *testing.T) {
 			[]string{"network blue: blue 10.1.0.0/24 #2"}},
 		{func() error { _, err := b.CreateNetwork(ctx, network("red", "10.2.0.0/24")); return err },
 			[]string{"network red: red 10.2.0.0/24 #3"}},
-		{func() error { return b.PutRouter(ctx, router("r1", 1, "blue", "red")) }, []string{"router r1: r1 [blue red]"}},
+		{func() error { _, err := b.PutRouter(ctx, router("r1", 1, "blue", "red")); return err }, []string{"router r1: r1 [blue red]"}},
 		{func() error { return b.CreatePort(ctx, p) }, []string{"port p1: p1 10.1.0.5 on h2 ofport 0"}},
 		{func() error { return b.UpdatePort(ctx, updated) }, []string{"port p1: p1 10.1.0.5 on h2 ofport 3"}},
 		{func() error { return b.DeletePort(ctx, "p1") }, []string{"port p1: deleted"}},

@@ -60,10 +60,10 @@ type Store interface {
 	// DeleteNetwork removes a network; ErrConflict while a port or a router
 	// uses it. A missing network is not an error.
 	DeleteNetwork(ctx context.Context, name string) error
-	// PutRouter creates or replaces a router; ErrNotFound when one of its
-	// networks does not exist, ErrConflict when another router has its ID
-	// (the caller picks the ID; the store keeps it unique).
-	PutRouter(ctx context.Context, r model.Router) error
+	// PutRouter creates or replaces a router and returns it with its ID: a
+	// new router gets one no other router has, a replaced one keeps its own.
+	// ErrNotFound when one of its networks does not exist.
+	PutRouter(ctx context.Context, r model.Router) (model.Router, error)
 	// DeleteRouter removes a router; a missing one is not an error.
 	DeleteRouter(ctx context.Context, name string) error
 	// CreatePort stores a new port and takes its address. ErrExists: a port

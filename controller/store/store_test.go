@@ -68,8 +68,17 @@ func deleteNetwork(name string) func(context.Context, Store) error {
 	return func(ctx context.Context, s Store) error { return s.DeleteNetwork(ctx, name) }
 }
 
+// putRouter stores r without its ID and checks the store gives it r.ID.
 func putRouter(r model.Router) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.PutRouter(ctx, r) }
+	return func(ctx context.Context, s Store) error {
+		want := r.ID
+		r.ID = 0
+		got, err := s.PutRouter(ctx, r)
+		if err == nil && got.ID != want {
+			return fmt.Errorf("router %q got id %d, want %d", r.Name, got.ID, want)
+		}
+		return err
+	}
 }
 
 func deleteRouter(name string) func(context.Context, Store) error {
@@ -149,11 +158,12 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			{do: putRouter(router("r1", 1, "blue", "red"))}, // same again
 			{do: createNetwork(network("green", "10.3.0.0/24"), 3)},
 			{do: putRouter(router("r1", 1, "blue", "green"))}, // replaced
-			{do: putRouter(router("r2", 1, "blue", "red")), want: ErrConflict, msg: `conflict: router id 1 is router "r1"'s`},
 			{do: putRouter(router("r2", 2, "blue", "red"))},
 			{do: deleteRouter("r1")},
-			{do: deleteRouter("r1")}, // missing: not an error
-			{do: loaded("blue#1 green#3 red#2", "r2#2[blue red]", "")},
+			{do: deleteRouter("r1")},                          // missing: not an error
+			{do: putRouter(router("r3", 1, "red", "green"))},  // r1's id is free again
+			{do: putRouter(router("r2", 2, "blue", "green"))}, // replaced: keeps its id
+			{do: loaded("blue#1 green#3 red#2", "r2#2[blue green] r3#1[red green]", "")},
 		}},
 		{"ports: create conflicts", []step{
 			{do: createPort(port("a", "blue", "10.1.0.5")), want: ErrNotFound, msg: `not found: network "blue"`},

@@ -8,12 +8,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -114,32 +114,15 @@ type agent struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	resp   chan agentResp
-	stderr *lockedBuffer
+	stderr *testbed.SyncBuffer
 	stop   sync.Once
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startAgent runs the test binary as an agent inside the host namespace ns.
 // It stops at cleanup, failed test or not.
 func startAgent(t *testing.T, ns string) *agent {
 	t.Helper()
-	a := &agent{t: t, ns: ns, resp: make(chan agentResp), stderr: &lockedBuffer{}}
+	a := &agent{t: t, ns: ns, resp: make(chan agentResp), stderr: &testbed.SyncBuffer{}}
 	a.cmd = exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^$")
 	a.cmd.Env = append(os.Environ(), agentEnv+"=1")
 	a.cmd.Stderr = a.stderr

@@ -2,11 +2,7 @@ package linux
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -184,48 +180,6 @@ func reach(from, dst string) string {
 	return ""
 }
 
-// tcpTransfer sends size random bytes from a port's namespace to a listener
-// in another's and checks they arrive whole; it returns the rate in Mbit/s.
-func tcpTransfer(t *testing.T, from, to model.Port, size int) float64 {
-	t.Helper()
-	addr := net.JoinHostPort(to.IP.String(), "5201")
-	var ln net.Listener
-	if err := testbed.InNetns(to.Netns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-		t.Fatalf("listen in %s: %v", to.Name, err)
-	}
-	defer ln.Close()
-	got := make(chan [32]byte, 1)
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			got <- [32]byte{}
-			return
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-		h := sha256.New()
-		_, _ = io.Copy(h, conn)
-		got <- [32]byte(h.Sum(nil))
-	}()
-	data := make([]byte, size)
-	_, _ = rand.Read(data)
-	var conn net.Conn
-	if err := testbed.InNetns(from.Netns, func() (err error) { conn, err = net.DialTimeout("tcp", addr, 5*time.Second); return err }); err != nil {
-		t.Fatalf("connect %s -> %s: %v", from.Name, to.Name, err)
-	}
-	start := time.Now()
-	_ = conn.SetDeadline(start.Add(20 * time.Second))
-	_, err := io.Copy(conn, bytes.NewReader(data))
-	_ = conn.(*net.TCPConn).CloseWrite()
-	sum := <-got
-	elapsed := time.Since(start)
-	conn.Close()
-	if err != nil || sum != sha256.Sum256(data) {
-		t.Fatalf("TCP %s -> %s: %d bytes sent (err %v), digest matches: %v", from.Name, to.Name, size, err, sum == sha256.Sum256(data))
-	}
-	return float64(size) * 8 / elapsed.Seconds() / 1e6
-}
-
 func clusterPrereqs(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
 	for _, tool := range []string{"ip", "bridge", "nft", "ping"} {
@@ -283,8 +237,8 @@ func TestOverlayCluster(t *testing.T) {
 			t.Errorf("%s (%s) -> %s: got through (ttl %s), want isolation", p.from.Name, p.from.Host, p.to, ttl)
 		}
 	}
-	t.Logf("TCP b1 (h1) -> b2 (h2), blue: 32 MiB at %.0f Mbit/s", tcpTransfer(t, b1, b2, 32<<20))
-	t.Logf("TCP b1 (h1) -> r3 (h3), routed: 32 MiB at %.0f Mbit/s", tcpTransfer(t, b1, r3, 32<<20))
+	t.Logf("TCP b1 (h1) -> b2 (h2), blue: 32 MiB at %.0f Mbit/s", testbed.TransferTCP(t, b1.Netns, b2.Netns, b2.IP.String(), 32<<20))
+	t.Logf("TCP b1 (h1) -> r3 (h3), routed: 32 MiB at %.0f Mbit/s", testbed.TransferTCP(t, b1.Netns, r3.Netns, r3.IP.String(), 32<<20))
 
 	// Broadcast goes to the hosts with ports in the network, and only there.
 	wantDsts := map[*clusterHost]map[string][]string{

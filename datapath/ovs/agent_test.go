@@ -2,7 +2,6 @@ package ovs
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 	"github.com/ovs-vnet/ovs-vnet/trace"
@@ -154,14 +153,7 @@ type agent struct {
 	in   io.WriteCloser
 	out  *json.Decoder
 	// log is the agent's stderr, shown when the test fails.
-	logMu sync.Mutex
-	log   bytes.Buffer
-}
-
-func (a *agent) Write(p []byte) (int, error) {
-	a.logMu.Lock()
-	defer a.logMu.Unlock()
-	return a.log.Write(p)
+	log testbed.SyncBuffer
 }
 
 // startAgent runs an agent in network namespace ns and stops it at the
@@ -176,7 +168,7 @@ func startAgent(t *testing.T, owner testing.TB, name, ns string) *agent {
 	a := &agent{name: name}
 	a.cmd = exec.Command("ip", "netns", "exec", ns, self)
 	a.cmd.Env = append(os.Environ(), agentEnv+"=1")
-	a.cmd.Stderr = a
+	a.cmd.Stderr = &a.log
 	if a.in, err = a.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -191,9 +183,7 @@ func startAgent(t *testing.T, owner testing.TB, name, ns string) *agent {
 	owner.Cleanup(func() {
 		a.stop()
 		if owner.Failed() {
-			a.logMu.Lock()
 			owner.Logf("agent %s (%s) log:\n%s", a.name, ns, a.log.String())
-			a.logMu.Unlock()
 		}
 	})
 	return a

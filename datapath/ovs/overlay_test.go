@@ -2,10 +2,7 @@ package ovs
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -175,12 +172,12 @@ func TestOverlayTwoHosts(t *testing.T) {
 	t.Run("same network", func(t *testing.T) {
 		ping(t, ba.Netns, bb.IP, true)
 		ping(t, bb.Netns, ba.IP, true)
-		transferTCP(t, ba.Netns, bb.Netns, bb.IP, 32<<20)
-		transferTCP(t, bb.Netns, ba.Netns, ba.IP, 32<<20)
+		testbed.TransferTCP(t, ba.Netns, bb.Netns, bb.IP.String(), 32<<20)
+		testbed.TransferTCP(t, bb.Netns, ba.Netns, ba.IP.String(), 32<<20)
 	})
 	t.Run("across a router", func(t *testing.T) {
 		ping(t, ba.Netns, rb.IP, true)
-		transferTCP(t, rb.Netns, ba.Netns, ba.IP, 8<<20)
+		testbed.TransferTCP(t, rb.Netns, ba.Netns, ba.IP.String(), 8<<20)
 	})
 	t.Run("isolation", func(t *testing.T) {
 		ping(t, ba.Netns, gb.IP, false)
@@ -248,7 +245,7 @@ func TestOverlayTwoHosts(t *testing.T) {
 		}
 		ping(t, ba.Netns, bb.IP, true)
 		ping(t, ba.Netns, rb.IP, true)
-		transferTCP(t, ba.Netns, bb.Netns, bb.IP, 8<<20)
+		testbed.TransferTCP(t, ba.Netns, bb.Netns, bb.IP.String(), 8<<20)
 	})
 	t.Run("single host drops the tunnel", func(t *testing.T) {
 		h1.agent.stop()
@@ -273,60 +270,6 @@ func ping(t *testing.T, ns string, to netip.Addr, want bool) {
 	if got := err == nil; got != want {
 		t.Fatalf("ping from %s to %s: success=%v, want %v\n%s", ns, to, got, want, out)
 	}
-}
-
-// transferTCP sends n bytes from a socket in nsFrom to a listener at to in
-// nsTo and checks that every byte arrived.
-func transferTCP(t *testing.T, nsFrom, nsTo string, to netip.Addr, n int) {
-	t.Helper()
-	var ln net.Listener
-	if err := testbed.InNetns(nsTo, func() (err error) {
-		ln, err = net.Listen("tcp4", net.JoinHostPort(to.String(), "0"))
-		return err
-	}); err != nil {
-		t.Fatalf("listen in %s: %v", nsTo, err)
-	}
-	defer ln.Close()
-	type result struct {
-		sum [32]byte
-		n   int64
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		h := sha256.New()
-		m, err := io.Copy(h, c)
-		r := result{n: m, err: err}
-		copy(r.sum[:], h.Sum(nil))
-		got <- r
-	}()
-	payload := bytes.Repeat([]byte("ovs-vnet"), n/8)
-	var conn net.Conn
-	if err := testbed.InNetns(nsFrom, func() (err error) {
-		conn, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
-		return err
-	}); err != nil {
-		t.Fatalf("dial from %s: %v", nsFrom, err)
-	}
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	begin := time.Now()
-	_, werr := conn.Write(payload)
-	conn.Close()
-	r := <-got
-	if werr != nil || r.err != nil || r.n != int64(len(payload)) || r.sum != sha256.Sum256(payload) {
-		t.Fatalf("TCP transfer: send err %v; received %d of %d bytes, err %v, checksum ok %v",
-			werr, r.n, len(payload), r.err, r.sum == sha256.Sum256(payload))
-	}
-	took := time.Since(begin)
-	t.Logf("TCP %d MiB %s → %s in %v (%.0f Mbit/s)", n>>20, nsFrom, nsTo, took.Round(time.Millisecond),
-		float64(n)*8/took.Seconds()/1e6)
 }
 
 // pinger is a ping running in the background, one every 20 ms.

@@ -1,0 +1,160 @@
+package controller
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// overlayFake is the fake with an overlay: it records the remote ports it
+// was last handed.
+type overlayFake struct {
+	*fakeBackend
+	remoteMu sync.Mutex
+	remote   []string // "port@host-ip"
+}
+
+func (f *overlayFake) SetRemotePorts(_ context.Context, ports []datapath.RemotePort) error {
+	f.remoteMu.Lock()
+	defer f.remoteMu.Unlock()
+	f.remote = f.remote[:0]
+	for _, r := range ports {
+		f.remote = append(f.remote, r.Port.Name+"@"+r.HostIP.String())
+	}
+	return nil
+}
+
+func (f *overlayFake) remotes() string {
+	f.remoteMu.Lock()
+	defer f.remoteMu.Unlock()
+	return strings.Join(f.remote, " ")
+}
+
+// clusterHost is a controller of one host of a cluster, on a fake datapath.
+type clusterHost struct {
+	*fixture
+	fake       *overlayFake
+	unregister context.CancelFunc
+}
+
+func startClusterHost(t *testing.T, etcd *testbed.Etcd, name, underlay string) *clusterHost {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: etcd.Endpoints(), Prefix: "/test", LeaseTTL: 2 * time.Second, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg := prometheus.NewPedanticRegistry()
+	c, err := New(st, name, log, NewMetrics(reg, "test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, unregister := context.WithCancel(ctx)
+	go func() { _ = st.Register(host, store.Host{Name: name, UnderlayIP: netip.MustParseAddr(underlay)}) }()
+	fake := &overlayFake{fakeBackend: newFake()}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return fake, nil }) }()
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	waitUntil(t, name+" ready", func() bool { return c.Ready() == nil })
+	srv := httptest.NewServer(NewHandler(c, reg, "test", "s3cret"))
+	t.Cleanup(srv.Close)
+	return &clusterHost{fixture: &fixture{c: c, fake: fake.fakeBackend, srv: srv, st: st, reg: reg, stop: stop}, fake: fake, unregister: unregister}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 15s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestClusterControllers runs two hosts' controllers on one real etcd and
+// checks what each hands its datapath: the other's networks and routers,
+// and only the remote ports its own ports need, from live hosts only.
+func TestClusterControllers(t *testing.T) {
+	etcd := testbed.StartEtcd(t, 1)
+	h1 := startClusterHost(t, etcd, "h1", "192.0.2.1")
+	h2 := startClusterHost(t, etcd, "h2", "192.0.2.2")
+	must := func(h *clusterHost, method, path, body string, want int) {
+		t.Helper()
+		if code, out := h.do(t, method, path, body); code != want {
+			t.Fatalf("%s %s on %s: %d %v, want %d", method, path, h.c.host, code, out, want)
+		}
+	}
+	remotes := func(h *clusterHost, want string) {
+		t.Helper()
+		waitUntil(t, h.c.host+" remote ports "+want, func() bool { return h.fake.remotes() == want })
+	}
+
+	must(h1, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201)
+	must(h2, "PUT", "/v1/networks/red", `{"subnet":"10.2.0.0/24"}`, 201)
+	must(h2, "PUT", "/v1/networks/green", `{"subnet":"10.3.0.0/24"}`, 201)
+	must(h2, "PUT", "/v1/networks/blue", `{"subnet":"10.9.0.0/24"}`, 409)
+	for _, h := range []*clusterHost{h1, h2} {
+		waitUntil(t, "every network on "+h.c.host+"'s datapath", func() bool {
+			h.fake.mu.Lock()
+			defer h.fake.mu.Unlock()
+			return len(h.fake.networks) == 3
+		})
+	}
+	must(h1, "PUT", "/v1/ports/a1", `{"network":"blue","type":"tap","ip":"10.1.0.11"}`, 201)
+	must(h2, "PUT", "/v1/ports/a2", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 201)
+	must(h2, "PUT", "/v1/ports/g2", `{"network":"green","type":"tap"}`, 201)
+	must(h1, "PUT", "/v1/ports/x", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 409) // a2's
+	remotes(h1, "a2@192.0.2.2")                                                             // not g2: h1 has no green port
+	remotes(h2, "a1@192.0.2.1")
+
+	// A router makes red's ports needed where blue's are.
+	must(h2, "PUT", "/v1/ports/r2", `{"network":"red","type":"tap","ip":"10.2.0.12"}`, 201)
+	remotes(h1, "a2@192.0.2.2")
+	must(h1, "PUT", "/v1/routers/r", `{"networks":["blue","red"]}`, 201)
+	remotes(h1, "a2@192.0.2.2 r2@192.0.2.2")
+	waitUntil(t, "the router on h2's datapath", func() bool { _, ok := h2.fake.router("r"); return ok })
+
+	// Other hosts' ports are listed, not deleted while their host lives.
+	ports, err := h1.c.Ports("", "h2")
+	if got := names(ports); err != nil || got != "a2 g2 r2" {
+		t.Errorf("h1 lists h2's ports as %s (%v)", got, err)
+	}
+	must(h1, "DELETE", "/v1/ports/a2", "", 409)
+
+	// h2 stops renewing its lease: h1 stops forwarding to its ports, and may
+	// now delete them, which frees their addresses.
+	h2.unregister()
+	h2.stop()
+	remotes(h1, "")
+	waitUntil(t, "h2 gone from h1's hosts", func() bool { return len(h1.c.Hosts()) == 1 })
+	must(h1, "DELETE", "/v1/ports/a2", "", 204)
+	must(h1, "PUT", "/v1/ports/y", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 201)
+}
+
+func names(ports []model.PortView) string {
+	var out []string
+	for _, p := range ports {
+		out = append(out, p.Name)
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
