@@ -245,7 +245,7 @@ func (c *Controller) applyHost(ev store.Event) {
 // remotePorts is what this host needs of the other hosts' ports: those of
 // live hosts in the networks its own ports are in, and in the networks
 // routed to those (routing happens on the sending host). mu is held.
-func (c *Controller) remotePorts() []datapath.RemotePort {
+func (c *Controller) remotePorts() []model.RemotePort {
 	need := map[string]bool{}
 	for _, p := range c.ports {
 		need[p.Network] = true
@@ -256,11 +256,11 @@ func (c *Controller) remotePorts() []datapath.RemotePort {
 			need[m] = true
 		}
 	}
-	var out []datapath.RemotePort
+	var out []model.RemotePort
 	for _, p := range sortedValues(c.remote, func(p model.Port) string { return p.Name }) {
 		h, live := c.hosts[p.Host]
 		if live && need[p.Network] && p.Host != c.host {
-			out = append(out, datapath.RemotePort{Port: p, HostIP: h.UnderlayIP})
+			out = append(out, model.RemotePort{Port: p, HostIP: h.UnderlayIP})
 		}
 	}
 	return out

@@ -28,7 +28,7 @@ type overlayFake struct {
 	remote   []string // "port@host-ip"
 }
 
-func (f *overlayFake) SetRemotePorts(_ context.Context, ports []datapath.RemotePort) error {
+func (f *overlayFake) SetRemotePorts(_ context.Context, ports []model.RemotePort) error {
 	f.remoteMu.Lock()
 	defer f.remoteMu.Unlock()
 	f.remote = f.remote[:0]

@@ -109,7 +109,7 @@ type State struct {
 	Ports    []model.Port // this host's
 	// Remote are the other hosts' ports this host forwards to (cluster
 	// mode; see Overlay).
-	Remote []RemotePort
+	Remote []model.RemotePort
 }
 
 // Tunnel kinds of an Underlay.
@@ -126,12 +126,6 @@ type Underlay struct {
 	Kind    string // TunnelVXLAN or TunnelGeneve
 }
 
-// RemotePort is a port on another host that this host's ports may reach.
-type RemotePort struct {
-	Port   model.Port // Host names the other host; Ofport means nothing here
-	HostIP netip.Addr // that host's underlay address
-}
-
 // Overlay is a backend configured with an Underlay. The controller hands it
 // the remote ports this host needs — those of the networks its own ports are
 // in, and of the networks routed to those — from live hosts only; broadcast
@@ -139,5 +133,5 @@ type RemotePort struct {
 type Overlay interface {
 	// SetRemotePorts replaces the set of remote ports, changing only what
 	// differs.
-	SetRemotePorts(ctx context.Context, ports []RemotePort) error
+	SetRemotePorts(ctx context.Context, ports []model.RemotePort) error
 }

@@ -19,7 +19,7 @@ import (
 // cluster is a local cluster made by hack/cluster.sh: host namespaces joined
 // by an underlay, a 3-member etcd, a daemon per host.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	hosts map[string]*daemon // by host name; each daemon's cmd is the script's, not ours
 }
@@ -28,7 +28,9 @@ type cluster struct {
 // ports leave the others within the test's patience.
 const clusterLease = "3s"
 
-func startCluster(t *testing.T, backend string, n int) *cluster {
+// startCluster starts n hosts on backend; daemonFlags are added to each
+// daemon's command line (after the script's own: a flag given again wins).
+func startCluster(t testing.TB, backend string, n int, daemonFlags ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), hosts: map[string]*daemon{}}
 	t.Cleanup(func() {
@@ -42,7 +44,11 @@ func startCluster(t *testing.T, backend string, n int) *cluster {
 			t.Errorf("cluster.sh down: %v\n%s", err, out)
 		}
 	})
-	out, err := c.script("up", fmt.Sprint(n), c.dir, "--backend", backend, "--bin", daemonBin, "--lease", clusterLease)
+	args := []string{"up", fmt.Sprint(n), c.dir, "--backend", backend, "--bin", daemonBin, "--lease", clusterLease}
+	if len(daemonFlags) > 0 {
+		args = append(append(args, "--"), daemonFlags...)
+	}
+	out, err := c.script(args...)
 	if err != nil {
 		t.Fatalf("cluster.sh up: %v\n%s", err, out)
 	}
@@ -61,7 +67,7 @@ func startCluster(t *testing.T, backend string, n int) *cluster {
 }
 
 // clusterDaemon is a client of a daemon the script runs.
-func clusterDaemon(t *testing.T, hostNS, url string) *daemon {
+func clusterDaemon(t testing.TB, hostNS, url string) *daemon {
 	return &daemon{t: t, hostNS: hostNS, base: url, client: &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{DialContext: dialInNetns("/var/run/netns/" + hostNS), DisableKeepAlives: true},

@@ -43,6 +43,13 @@ type Port struct {
 	Host string `json:"host,omitempty"`
 }
 
+// RemotePort is a port on another host of a cluster, as a host that
+// forwards to it sees it.
+type RemotePort struct {
+	Port   Port       // Host names the other host; Ofport means nothing here
+	HostIP netip.Addr // that host's underlay address: where its tunnels end
+}
+
 // NetnsPath is where the port's network namespace lives: a bare name refers to
 // `ip netns` (/var/run/netns/NAME), anything else is an absolute path.
 func (p Port) NetnsPath() string {

@@ -23,10 +23,10 @@ func clusterModel() pipeline.Model {
 	port := func(name, network, ip string) model.Port {
 		return model.Port{Name: name, Network: network, Type: model.PortVeth, IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name)}
 	}
-	remote := func(name, network, ip string) pipeline.RemotePort {
+	remote := func(name, network, ip string) model.RemotePort {
 		p := port(name, network, ip)
 		p.Host = "h2"
-		return pipeline.RemotePort{Port: p, HostIP: netip.MustParseAddr("10.99.0.2")}
+		return model.RemotePort{Port: p, HostIP: netip.MustParseAddr("10.99.0.2")}
 	}
 	ba := port("ba", "blue", "10.98.1.10")
 	ba.Ofport, ba.Host = 2, "h1"
@@ -34,7 +34,7 @@ func clusterModel() pipeline.Model {
 		Networks: []model.Network{nw("blue", "10.98.1.0/24", 11), nw("red", "10.98.2.0/24", 12), nw("green", "10.98.3.0/24", 13)},
 		Routers:  []model.Router{{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}},
 		Ports:    []model.Port{ba},
-		Remote:   []pipeline.RemotePort{remote("bb", "blue", "10.98.1.11"), remote("rb", "red", "10.98.2.11"), remote("gb", "green", "10.98.3.11")},
+		Remote:   []model.RemotePort{remote("bb", "blue", "10.98.1.11"), remote("rb", "red", "10.98.2.11"), remote("gb", "green", "10.98.3.11")},
 	}
 }
 

@@ -36,14 +36,14 @@ func TestMain(m *testing.M) {
 
 // agentReq is one backend call; Op names it.
 type agentReq struct {
-	Op       string                `json:"op"`
-	Prefix   string                `json:"prefix,omitempty"`
-	Underlay *datapath.Underlay    `json:"underlay,omitempty"`
-	Network  model.Network         `json:"network"`
-	Router   model.Router          `json:"router"`
-	Port     model.Port            `json:"port"`
-	Remote   []datapath.RemotePort `json:"remote,omitempty"`
-	State    datapath.State        `json:"state"`
+	Op       string             `json:"op"`
+	Prefix   string             `json:"prefix,omitempty"`
+	Underlay *datapath.Underlay `json:"underlay,omitempty"`
+	Network  model.Network      `json:"network"`
+	Router   model.Router       `json:"router"`
+	Port     model.Port         `json:"port"`
+	Remote   []model.RemotePort `json:"remote,omitempty"`
+	State    datapath.State     `json:"state"`
 }
 
 type agentResp struct {

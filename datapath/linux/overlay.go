@@ -233,7 +233,7 @@ func vxlanMatches(l netlink.Link, u *datapath.Underlay, n model.Network) bool {
 // exactly ports, changing only what differs (see remote.go). Remote ports of
 // a network whose devices do not exist yet land when EnsureNetwork makes
 // them. On a single host there is no overlay: an empty set is all it takes.
-func (b *Backend) SetRemotePorts(ctx context.Context, ports []datapath.RemotePort) error {
+func (b *Backend) SetRemotePorts(ctx context.Context, ports []model.RemotePort) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.setRemote(ctx, ports)
@@ -241,7 +241,7 @@ func (b *Backend) SetRemotePorts(ctx context.Context, ports []datapath.RemotePor
 
 // setRemote records and applies the remote ports; b.mu is held. Ports that
 // cannot be written are reported, after the others have landed.
-func (b *Backend) setRemote(ctx context.Context, ports []datapath.RemotePort) error {
+func (b *Backend) setRemote(ctx context.Context, ports []model.RemotePort) error {
 	if b.underlay == nil {
 		if len(ports) > 0 {
 			return fmt.Errorf("%d remote ports for a single-host Linux backend: it was opened without an underlay", len(ports))

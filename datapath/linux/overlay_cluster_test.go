@@ -81,12 +81,12 @@ func (c *cluster) addPort(h *clusterHost, name, network, ip string) model.Port {
 // remote is what h is told of the other hosts: all their ports. (The
 // controller may tell a host less; more makes the isolation checks stronger:
 // they then rest on the rules alone, not on what a host does not know.)
-func (c *cluster) remote(h *clusterHost) []datapath.RemotePort {
-	var rs []datapath.RemotePort
+func (c *cluster) remote(h *clusterHost) []model.RemotePort {
+	var rs []model.RemotePort
 	for _, o := range c.hosts {
 		if o != h {
 			for _, p := range o.ports {
-				rs = append(rs, datapath.RemotePort{Port: p, HostIP: o.ip})
+				rs = append(rs, model.RemotePort{Port: p, HostIP: o.ip})
 			}
 		}
 	}
@@ -343,7 +343,7 @@ func TestOverlayCluster(t *testing.T) {
 	// Prune with less: green is no longer wanted on h2, nor is r3.
 	shrunk := c.state(h2)
 	shrunk.Networks = slices.DeleteFunc(slices.Clone(shrunk.Networks), func(n model.Network) bool { return n.Name == "green" })
-	shrunk.Remote = slices.DeleteFunc(slices.Clone(shrunk.Remote), func(r datapath.RemotePort) bool {
+	shrunk.Remote = slices.DeleteFunc(slices.Clone(shrunk.Remote), func(r model.RemotePort) bool {
 		return r.Port.Network == "green" || r.Port.Name == "r3"
 	})
 	h2.a.must(agentReq{Op: "prune", State: shrunk})

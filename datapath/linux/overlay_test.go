@@ -21,15 +21,15 @@ var (
 	hostC = netip.MustParseAddr("10.98.0.3")
 )
 
-func remotePort(name, network, ip, mac, host string, hostIP netip.Addr) datapath.RemotePort {
-	return datapath.RemotePort{HostIP: hostIP, Port: model.Port{Name: name, Network: network, Type: model.PortVeth,
+func remotePort(name, network, ip, mac, host string, hostIP netip.Addr) model.RemotePort {
+	return model.RemotePort{HostIP: hostIP, Port: model.Port{Name: name, Network: network, Type: model.PortVeth,
 		IP: netip.MustParseAddr(ip), MAC: mac, Host: host}}
 }
 
 // TestDesiredOverlayGolden: what the overlay holds for a set of remote ports,
 // the way `bridge fdb` and `ip neigh` show it, and which ports are refused.
 func TestDesiredOverlayGolden(t *testing.T) {
-	ports := []datapath.RemotePort{
+	ports := []model.RemotePort{
 		remotePort("web-2", "blue", "10.61.0.12", "02:AA:00:00:00:12", "b", hostB),
 		remotePort("web-3", "blue", "10.61.0.13", "02:aa:00:00:00:13", "c", hostC),
 		remotePort("db-1", "red", "10.62.0.5", "02:aa:00:00:00:21", "b", hostB),

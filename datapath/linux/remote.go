@@ -59,12 +59,12 @@ func newOverlayEntries() *overlayEntries {
 // that cannot be written (bad MAC or address, an underlay address of the
 // wrong family or this host's own, a MAC or IP that another remote port of
 // its network already claims) is left out and reported; the rest stand.
-func desiredOverlay(local netip.Addr, ports []datapath.RemotePort) (map[string]*overlayEntries, error) {
-	sorted := slices.SortedFunc(slices.Values(ports), func(a, b datapath.RemotePort) int {
+func desiredOverlay(local netip.Addr, ports []model.RemotePort) (map[string]*overlayEntries, error) {
+	sorted := slices.SortedFunc(slices.Values(ports), func(a, b model.RemotePort) int {
 		return cmp.Or(strings.Compare(a.Port.Network, b.Port.Network), strings.Compare(a.Port.Name, b.Port.Name))
 	})
 	want := map[string]*overlayEntries{}
-	owner := map[string]datapath.RemotePort{} // network/MAC and network/IP -> the port that has it
+	owner := map[string]model.RemotePort{} // network/MAC and network/IP -> the port that has it
 	var errs []error
 	for _, rp := range sorted {
 		p := rp.Port
@@ -97,7 +97,7 @@ func desiredOverlay(local netip.Addr, ports []datapath.RemotePort) (map[string]*
 
 // claimedBy says which other remote port already holds one of claims, or "".
 // The same port listed twice is no clash.
-func claimedBy(owner map[string]datapath.RemotePort, claims []string, rp datapath.RemotePort) string {
+func claimedBy(owner map[string]model.RemotePort, claims []string, rp model.RemotePort) string {
 	for _, c := range claims {
 		if o, ok := owner[c]; ok && o != rp {
 			return fmt.Sprintf("%s is already port %s's (host %s)", c, o.Port.Name, o.Port.Host)
@@ -108,7 +108,7 @@ func claimedBy(owner map[string]datapath.RemotePort, claims []string, rp datapat
 
 // checkRemote returns the remote port's canonical MAC, or why it cannot be
 // written into the overlay.
-func checkRemote(local netip.Addr, rp datapath.RemotePort) (string, error) {
+func checkRemote(local netip.Addr, rp model.RemotePort) (string, error) {
 	p := rp.Port
 	what := fmt.Sprintf("remote port %s (network %s, host %s)", p.Name, p.Network, p.Host)
 	if err := model.ValidateName(p.Network); err != nil {

@@ -59,7 +59,7 @@ type agentCmd struct {
 	Network model.Network
 	Router  model.Router
 	Port    model.Port
-	Remote  []datapath.RemotePort
+	Remote  []model.RemotePort
 	State   datapath.State
 	Query   trace.Query
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 )
@@ -117,8 +116,8 @@ func (b *Backend) setTunnel(ofport uint32) {
 // host's IPv4 underlay address; addresses must be unique among them. The
 // first bad port is the error; with skip it is left out and logged instead,
 // so that one bad record from another host cannot stop this host's reconcile.
-func (b *Backend) remoteSet(ports []datapath.RemotePort, skip bool) (map[string]map[string]pipeline.RemotePort, error) {
-	out := map[string]map[string]pipeline.RemotePort{}
+func (b *Backend) remoteSet(ports []model.RemotePort, skip bool) (map[string]map[string]model.RemotePort, error) {
+	out := map[string]map[string]model.RemotePort{}
 	ips := map[string]string{}
 	for _, r := range ports {
 		p := r.Port
@@ -138,14 +137,14 @@ func (b *Backend) remoteSet(ports []datapath.RemotePort, skip bool) (map[string]
 		}
 		ips[p.IP.String()] = p.Name
 		if out[p.Network] == nil {
-			out[p.Network] = map[string]pipeline.RemotePort{}
+			out[p.Network] = map[string]model.RemotePort{}
 		}
-		out[p.Network][p.Name] = pipeline.RemotePort{Port: p, HostIP: r.HostIP}
+		out[p.Network][p.Name] = model.RemotePort{Port: p, HostIP: r.HostIP}
 	}
 	return out, nil
 }
 
-func checkRemote(r datapath.RemotePort, u *datapath.Underlay) error {
+func checkRemote(r model.RemotePort, u *datapath.Underlay) error {
 	p := r.Port
 	if err := model.ValidateName(p.Name); err != nil {
 		return err
@@ -171,7 +170,7 @@ func checkRemote(r datapath.RemotePort, u *datapath.Underlay) error {
 // SetRemotePorts implements datapath.Overlay: the remote ports' flows and
 // the flood groups of their networks change by the difference to the set
 // before, in one bundle. The same set again sends nothing.
-func (b *Backend) SetRemotePorts(ctx context.Context, ports []datapath.RemotePort) error {
+func (b *Backend) SetRemotePorts(ctx context.Context, ports []model.RemotePort) error {
 	next, err := b.remoteSet(ports, false)
 	if err != nil {
 		return fmt.Errorf("set remote ports: %w", err)
@@ -203,7 +202,7 @@ func (b *Backend) SetRemotePorts(ctx context.Context, ports []datapath.RemotePor
 
 // changedNetworks names the networks whose remote ports differ between a
 // and b.
-func changedNetworks(a, b map[string]map[string]pipeline.RemotePort) []string {
+func changedNetworks(a, b map[string]map[string]model.RemotePort) []string {
 	var out []string
 	for _, network := range slices.Sorted(maps.Keys(a)) {
 		if !maps.EqualFunc(a[network], b[network], sameRemote) {
@@ -218,16 +217,7 @@ func changedNetworks(a, b map[string]map[string]pipeline.RemotePort) []string {
 	return out
 }
 
-func sameRemote(x, y pipeline.RemotePort) bool {
+func sameRemote(x, y model.RemotePort) bool {
 	return x.HostIP == y.HostIP && x.Port.IP == y.Port.IP && x.Port.MAC == y.Port.MAC &&
 		x.Port.Network == y.Port.Network && x.Port.Host == y.Port.Host
-}
-
-// remoteModel lists remote ports for the pipeline's model.
-func remoteModel(ports []datapath.RemotePort) []pipeline.RemotePort {
-	out := make([]pipeline.RemotePort, 0, len(ports))
-	for _, r := range ports {
-		out = append(out, pipeline.RemotePort{Port: r.Port, HostIP: r.HostIP})
-	}
-	return out
 }

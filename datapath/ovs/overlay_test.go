@@ -75,7 +75,7 @@ type overlayWorld struct {
 	routers  []model.Router
 	hosts    []*overlayHost
 	// remoteOf lists, per host, the other hosts' ports it is given.
-	remoteOf map[string][]datapath.RemotePort
+	remoteOf map[string][]model.RemotePort
 }
 
 func (w *overlayWorld) network(name string) model.Network {
@@ -125,7 +125,7 @@ func TestOverlayTwoHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	w := &overlayWorld{top: t, remoteOf: map[string][]datapath.RemotePort{}}
+	w := &overlayWorld{top: t, remoteOf: map[string][]model.RemotePort{}}
 	nw := func(name, subnet string, id int) model.Network {
 		p := netip.MustParsePrefix(subnet)
 		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: 1500, ID: id}
@@ -154,10 +154,10 @@ func TestOverlayTwoHosts(t *testing.T) {
 	}
 	ba := port("ba", "blue", "10.98.1.10", "h1")
 	bb, rb, gb := port("bb", "blue", "10.98.1.11", "h2"), port("rb", "red", "10.98.2.11", "h2"), port("gb", "green", "10.98.3.11", "h2")
-	remote := func(h *overlayHost, ports ...model.Port) []datapath.RemotePort {
-		var out []datapath.RemotePort
+	remote := func(h *overlayHost, ports ...model.Port) []model.RemotePort {
+		var out []model.RemotePort
 		for _, p := range ports {
-			out = append(out, datapath.RemotePort{Port: p, HostIP: h.ip})
+			out = append(out, model.RemotePort{Port: p, HostIP: h.ip})
 		}
 		return out
 	}

@@ -8,12 +8,11 @@ import (
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-func remotePort(name, network, ip, hostIP string) datapath.RemotePort {
-	return datapath.RemotePort{Port: model.Port{Name: name, Network: network, IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), Host: "h2"},
+func remotePort(name, network, ip, hostIP string) model.RemotePort {
+	return model.RemotePort{Port: model.Port{Name: name, Network: network, IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), Host: "h2"},
 		HostIP: netip.MustParseAddr(hostIP)}
 }
 
@@ -29,7 +28,7 @@ func TestRemoteSet(t *testing.T) {
 	multicast.Port.MAC = "01:00:5e:00:00:01"
 	for _, tc := range []struct {
 		name string
-		bad  datapath.RemotePort
+		bad  model.RemotePort
 		want string
 	}{
 		{"no MAC", noMAC, "not a unicast Ethernet address"},
@@ -41,10 +40,10 @@ func TestRemoteSet(t *testing.T) {
 		{"bad name", remotePort("B_H", "blue", "10.98.1.16", "10.99.0.3"), "B_H"},
 		{"listed twice", good, "listed twice"},
 	} {
-		if _, err := b.remoteSet([]datapath.RemotePort{good, tc.bad}, false); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := b.remoteSet([]model.RemotePort{good, tc.bad}, false); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
 		}
-		set, err := b.remoteSet([]datapath.RemotePort{good, tc.bad}, true)
+		set, err := b.remoteSet([]model.RemotePort{good, tc.bad}, true)
 		if err != nil || len(set) != 1 || len(set["blue"]) != 1 || set["blue"]["bb"].Port.Name != "bb" {
 			t.Errorf("%s, skipping: %v, %v; want only bb", tc.name, set, err)
 		}
@@ -53,7 +52,7 @@ func TestRemoteSet(t *testing.T) {
 
 func TestChangedNetworks(t *testing.T) {
 	b := &Backend{underlay: &datapath.Underlay{LocalIP: netip.MustParseAddr("10.99.0.1")}, log: slog.New(slog.DiscardHandler)}
-	set := func(ports ...datapath.RemotePort) map[string]map[string]pipeline.RemotePort {
+	set := func(ports ...model.RemotePort) map[string]map[string]model.RemotePort {
 		s, err := b.remoteSet(ports, false)
 		if err != nil {
 			t.Fatal(err)
@@ -65,7 +64,7 @@ func TestChangedNetworks(t *testing.T) {
 	moved.HostIP = netip.MustParseAddr("10.99.0.3")
 	for _, tc := range []struct {
 		name string
-		a, b map[string]map[string]pipeline.RemotePort
+		a, b map[string]map[string]model.RemotePort
 		want []string
 	}{
 		{"same", set(bb, rb), set(rb, bb), nil},

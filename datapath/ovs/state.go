@@ -20,12 +20,12 @@ type state struct {
 	ports    map[string]map[string]model.Port // by network, then by name
 	// remote are other hosts' ports, by network, then by name (cluster
 	// mode; SetRemotePorts replaces them whole).
-	remote map[string]map[string]pipeline.RemotePort
+	remote map[string]map[string]model.RemotePort
 }
 
 func newState() state {
 	return state{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]map[string]model.Port{},
-		remote: map[string]map[string]pipeline.RemotePort{}}
+		remote: map[string]map[string]model.RemotePort{}}
 }
 
 func (s state) model() pipeline.Model {
@@ -46,7 +46,7 @@ func (s state) members(network string) []model.Port {
 	return slices.Collect(maps.Values(s.ports[network]))
 }
 
-func (s state) remoteOf(network string) []pipeline.RemotePort {
+func (s state) remoteOf(network string) []model.RemotePort {
 	return slices.Collect(maps.Values(s.remote[network]))
 }
 
@@ -167,7 +167,7 @@ func (b *Backend) change(ctx context.Context, sc scope, mutate func(*state) (und
 // come from this run's attaches, which carry the ofports OVS has now; a
 // desired port that did not attach has no flows. Remote ports come from s
 // as they are (validated by remoteSet).
-func (b *Backend) prime(s datapath.State, remote map[string]map[string]pipeline.RemotePort) {
+func (b *Backend) prime(s datapath.State, remote map[string]map[string]model.RemotePort) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	next := newState()

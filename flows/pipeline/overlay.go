@@ -21,12 +21,6 @@ import (
 // distributed: the sender's router does the work, and the packet crosses the
 // underlay once, in the destination network.
 
-// RemotePort is a port on another host, reached through the tunnel.
-type RemotePort struct {
-	Port   model.Port // Host names the other host; Ofport means nothing here
-	HostIP netip.Addr // that host's underlay address: the tunnel's destination
-}
-
 // RemoteCookieObject is the cookie object of a remote port's flows: its IPv4
 // address, 0 for one that has none (it gets no flows).
 func RemoteCookieObject(p model.Port) uint32 {
@@ -45,7 +39,7 @@ func RemoteCookieObject(p model.Port) uint32 {
 // or MAC a local port of n or an earlier remote port (by name) has: a port
 // moving between hosts may show on both for a moment, and the local one
 // wins rather than two flows claiming one match.
-func (p Pipeline) RemoteFlows(n model.Network, local []model.Port, remote []RemotePort) []reconcile.Flow {
+func (p Pipeline) RemoteFlows(n model.Network, local []model.Port, remote []model.RemotePort) []reconcile.Flow {
 	if p.Tunnel == 0 {
 		return nil
 	}
@@ -56,11 +50,11 @@ func (p Pipeline) RemoteFlows(n model.Network, local []model.Port, remote []Remo
 			taken[mac.String()] = true
 		}
 	}
-	remote = slices.SortedFunc(slices.Values(remote), func(a, b RemotePort) int { return strings.Compare(a.Port.Name, b.Port.Name) })
+	remote = slices.SortedFunc(slices.Values(remote), func(a, b model.RemotePort) int { return strings.Compare(a.Port.Name, b.Port.Name) })
 	var flows []reconcile.Flow
 	inNet := openflow.Reg(RegNetwork, uint32(n.ID))
 	for _, r := range remote {
-		mac, ok := r.usable()
+		mac, ok := usable(r)
 		if !ok || r.Port.Network != n.Name || taken[r.Port.IP.String()] || taken[mac.String()] {
 			continue
 		}
@@ -95,13 +89,13 @@ func (p Pipeline) toTunnel(n model.Network, host netip.Addr) []openflow.Action {
 
 // remoteHosts are the underlay addresses of the hosts with ports among
 // remote, sorted, each once; none on a single host.
-func (p Pipeline) remoteHosts(remote []RemotePort) []netip.Addr {
+func (p Pipeline) remoteHosts(remote []model.RemotePort) []netip.Addr {
 	if p.Tunnel == 0 {
 		return nil
 	}
 	var hosts []netip.Addr
 	for _, r := range remote {
-		if _, ok := r.usable(); ok {
+		if _, ok := usable(r); ok {
 			hosts = append(hosts, r.HostIP)
 		}
 	}
@@ -110,7 +104,7 @@ func (p Pipeline) remoteHosts(remote []RemotePort) []netip.Addr {
 }
 
 // usable: the port has what its flows need, with its MAC parsed.
-func (r RemotePort) usable() (net.HardwareAddr, bool) {
+func usable(r model.RemotePort) (net.HardwareAddr, bool) {
 	mac, err := net.ParseMAC(r.Port.MAC)
 	return mac, err == nil && len(mac) == 6 && RemoteCookieObject(r.Port) != 0 && r.HostIP.Is4()
 }

@@ -32,11 +32,11 @@ func overlayPipeline() Pipeline {
 // elsewhere.
 func overlayModel() Model {
 	m := threeNetworks()
-	remote := func(name, network, ip, host string, hostIP netip.Addr) RemotePort {
-		return RemotePort{Port: model.Port{Name: name, Network: network, Type: model.PortVeth, IP: netip.MustParseAddr(ip),
+	remote := func(name, network, ip, host string, hostIP netip.Addr) model.RemotePort {
+		return model.RemotePort{Port: model.Port{Name: name, Network: network, Type: model.PortVeth, IP: netip.MustParseAddr(ip),
 			MAC: model.PortMAC(name), Host: host}, HostIP: hostIP}
 	}
-	m.Remote = []RemotePort{
+	m.Remote = []model.RemotePort{
 		remote("b3", "blue", "10.61.0.10", "h2", host2),
 		remote("b4", "blue", "10.61.0.11", "h3", host3),
 		remote("b5", "blue", "10.61.0.12", "h2", host2),
@@ -75,7 +75,7 @@ func TestRemoteChangeIsLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Remote = append(m.Remote, RemotePort{Port: model.Port{Name: "g9", Network: "green", IP: netip.MustParseAddr("10.63.0.9"),
+	m.Remote = append(m.Remote, model.RemotePort{Port: model.Port{Name: "g9", Network: "green", IP: netip.MustParseAddr("10.63.0.9"),
 		MAC: model.PortMAC("g9"), Host: "h3"}, HostIP: host3})
 	after, err := p.Compile(m)
 	if err != nil {
@@ -183,10 +183,10 @@ func TestLocalShadowsRemote(t *testing.T) {
 	m := overlayModel()
 	b1 := m.Ports[0]
 	m.Remote = append(m.Remote,
-		RemotePort{Port: model.Port{Name: "b1", Network: "blue", IP: b1.IP, MAC: model.PortMAC("b1-elsewhere"), Host: "h3"}, HostIP: host3},
-		RemotePort{Port: model.Port{Name: "b1-mac", Network: "blue", IP: netip.MustParseAddr("10.61.0.40"), MAC: b1.MAC, Host: "h3"}, HostIP: host3},
+		model.RemotePort{Port: model.Port{Name: "b1", Network: "blue", IP: b1.IP, MAC: model.PortMAC("b1-elsewhere"), Host: "h3"}, HostIP: host3},
+		model.RemotePort{Port: model.Port{Name: "b1-mac", Network: "blue", IP: netip.MustParseAddr("10.61.0.40"), MAC: b1.MAC, Host: "h3"}, HostIP: host3},
 		// Same address twice among remote ports: the first by name wins.
-		RemotePort{Port: model.Port{Name: "a-dup", Network: "blue", IP: netip.MustParseAddr("10.61.0.10"), MAC: model.PortMAC("a-dup"), Host: "h3"}, HostIP: host3},
+		model.RemotePort{Port: model.Port{Name: "a-dup", Network: "blue", IP: netip.MustParseAddr("10.61.0.10"), MAC: model.PortMAC("a-dup"), Host: "h3"}, HostIP: host3},
 	)
 	d, err := overlayPipeline().Compile(m)
 	if err != nil {

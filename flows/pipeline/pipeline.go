@@ -43,7 +43,7 @@ type Model struct {
 	Ports    []model.Port // attached: Ofport set
 	// Remote are other hosts' ports this host forwards to through the
 	// tunnel (see Pipeline.Tunnel).
-	Remote []RemotePort
+	Remote []model.RemotePort
 }
 
 // Compile returns the whole desired state of the bridge for m.
@@ -56,7 +56,7 @@ func (p Pipeline) Compile(m Model) (reconcile.Desired, error) {
 	for _, port := range m.Ports {
 		members[port.Network] = append(members[port.Network], port)
 	}
-	remote := map[string][]RemotePort{}
+	remote := map[string][]model.RemotePort{}
 	for _, r := range m.Remote {
 		remote[r.Port.Network] = append(remote[r.Port.Network], r)
 	}
@@ -197,7 +197,7 @@ func (p Pipeline) Port(port model.Port, n model.Network) []reconcile.Flow {
 // sends a packet back out of its in_port, so the sender is skipped — and a
 // packet that came from the tunnel goes out of none of the tunnel buckets
 // (split horizon: the sending host flooded to every host itself).
-func (p Pipeline) Flood(n model.Network, ports []model.Port, remote []RemotePort) reconcile.Group {
+func (p Pipeline) Flood(n model.Network, ports []model.Port, remote []model.RemotePort) reconcile.Group {
 	ofports := make([]int, 0, len(ports))
 	for _, port := range ports {
 		ofports = append(ofports, port.Ofport)

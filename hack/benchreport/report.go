@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -154,7 +155,13 @@ func writeReport(w io.Writer, r results, m machine, plots map[string]string, ana
 	p("  our reconciler (one atomic bundle) vs `ovs-ofctl --bundle add-flows` of the same flows.\n")
 	p("- **Scrape** (`BenchmarkScrape`): `GET /metrics` with `-ports` tap ports; daemon CPU per scrape.\n")
 	p("- **Throughput** (`BenchmarkThroughput`): iperf3 TCP namespace to namespace through the\n")
-	p("  pipeline vs OVS NORMAL, and the Linux backend vs a plain bridge, alternated in one run.\n\n")
+	p("  pipeline vs OVS NORMAL, and the Linux backend vs a plain bridge, alternated in one run.\n")
+	p("- **Cluster** (`BenchmarkCluster`): three hosts from hack/cluster.sh (3-member etcd, VXLAN).\n")
+	p("  Propagation: from sending `PUT /v1/ports` of a veth port on h1 until a port on h2 gets an\n")
+	p("  ICMP echo answer from it (probes every 2 ms); the baseline is the same with the new port on\n")
+	p("  h2 itself, alternated port by port. Per-host state: tap ports on h1 grow to `-ports` in\n")
+	p("  four steps; at each, what h2 (a port in the same network) and h3 (a port only in another\n")
+	p("  network) hold.\n\n")
 	p("Each scenario runs alone too, e.g.\n`go test -run '^$' -bench 'AttachSeq/ovs$' -benchtime 1x ./e2e/ -args -ports=200`.\n")
 	p("`make test` runs all of them at a few ports as a smoke test, without timing asserts.\n\n")
 
@@ -182,6 +189,7 @@ func writeReport(w io.Writer, r results, m machine, plots map[string]string, ana
 		cpu, _ := r.get(name+"ovs-vnet", "cpu-ms/op")
 		p("| %d | %.0f ms | %.0f ms | %.2f | %.0f ms | %.1f MB |\n", int(pt.x), pt.y, tool/1e6, pt.y*1e6/tool, cpu, rss)
 	}
+	writeCluster(w, r, plots)
 	p("\n## Everything the run reported\n\n")
 	p("| benchmark | metrics |\n|---|---|\n")
 	for _, name := range sortedKeys(r) {
@@ -246,6 +254,118 @@ func flowPoints(r results, side string) []point {
 	return out
 }
 
+// clusterBackends are BenchmarkCluster's backends with the unit of what
+// their datapath holds for other hosts' ports: OpenFlow flows (all of ours on
+// the bridge), or the overlay's FDB and neighbour entries.
+var clusterBackends = []struct{ name, unit string }{{"ovs", "flows"}, {"linux", "entries"}}
+
+// clusterHosts are the hosts whose state BenchmarkCluster reports: h2 has a
+// port in the network that grows on h1, h3 only one in another network.
+var clusterHosts = []string{"h2", "h3"}
+
+func writeCluster(w io.Writer, r results, plots map[string]string) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("\n## Cluster: port propagation and what each host holds\n\n")
+	var prop []string
+	for _, bk := range clusterBackends {
+		base := "Cluster/" + bk.name + "/"
+		p50, ok := r.get(base+"propagate", "p50-ms")
+		p99, _ := r.get(base+"propagate", "p99-ms")
+		s50, okSame := r.get(base+"same-host", "p50-ms")
+		s99, _ := r.get(base+"same-host", "p99-ms")
+		n, _ := r.get(base+"propagate", "samples")
+		put1, _ := r.get(base+"propagate", "put-p50-ms")
+		put2, _ := r.get(base+"same-host", "put-p50-ms")
+		if !ok || !okSame {
+			continue
+		}
+		prop = append(prop, fmt.Sprintf("| %s | %d | %.1f / %.1f | %.1f / %.1f | %+.1f ms | %.1f / %.1f |\n", bk.name, int(n), p50, p99, s50, s99, p50-s50, put1, put2))
+	}
+	if len(prop) > 0 {
+		p("From sending `PUT /v1/ports` of a veth port until a port on h2 gets an echo answer from\n")
+		p("it, p50 / p99 in ms; the last column is when the PUT's answer came, p50 on h1 / h2.\n\n")
+		p("| backend | ports timed per side | new port on h1 (propagate) | new port on h2 (same host) | propagate − same host, p50 | PUT answered |\n|---|---|---|---|---|---|\n")
+		for _, row := range prop {
+			p("%s", row)
+		}
+		p("\n")
+	}
+	var xs []float64
+	for _, bk := range clusterBackends {
+		for _, pt := range r.steps("Cluster/"+bk.name+"/flows", "remote-ports-h2") {
+			if !slices.Contains(xs, pt.x) {
+				xs = append(xs, pt.x)
+			}
+		}
+	}
+	slices.Sort(xs)
+	if len(prop) == 0 && len(xs) == 0 {
+		p("Not in this run.\n")
+		return
+	}
+	if len(xs) == 0 {
+		return
+	}
+	if file, ok := plots["cluster-state"]; ok {
+		p("![cluster-state](%s)\n\n", file)
+	}
+	p("What h2 (a port in the network the ports on h1 are in: it must hold all of them) and h3\n")
+	p("(a port only in another network: it must hold none) hold, as h2 / h3. *remote*: the\n")
+	p("daemon's `ovs_vnet_remote_ports`; *flows*: all of ovs-vnet's flows on the host's bridge\n")
+	p("(`GET /v1/flows`); *entries*: the Linux overlay's FDB and neighbour entries.\n\n")
+	p("| tap ports on h1 |")
+	for _, bk := range clusterBackends {
+		p(" %s remote | %s %s |", bk.name, bk.name, bk.unit)
+	}
+	p("\n|---|%s\n", strings.Repeat("---|", 2*len(clusterBackends)))
+	// series is one column's values by step, per host.
+	series := func(bk, unit, host string) map[float64]float64 {
+		m := map[float64]float64{}
+		for _, pt := range r.steps("Cluster/"+bk+"/flows", unit+"-"+host) {
+			m[pt.x] = pt.y
+		}
+		return m
+	}
+	cell := func(bk, unit string, x float64) string {
+		var parts []string
+		for _, h := range clusterHosts {
+			v, ok := series(bk, unit, h)[x]
+			if !ok {
+				return "—"
+			}
+			parts = append(parts, trim(v))
+		}
+		return strings.Join(parts, " / ")
+	}
+	for _, x := range xs {
+		p("| %d |", int(x))
+		for _, bk := range clusterBackends {
+			p(" %s | %s |", cell(bk.name, "remote-ports", x), cell(bk.name, bk.unit, x))
+		}
+		p("\n")
+	}
+	// The growth per port on h1, from the first step to the last.
+	slope := func(bk, unit string) string {
+		first, last := xs[0], xs[len(xs)-1]
+		var parts []string
+		for _, h := range clusterHosts {
+			s := series(bk, unit, h)
+			a, okA := s[first]
+			z, okZ := s[last]
+			if !okA || !okZ || last == first {
+				return "—"
+			}
+			parts = append(parts, f2((z-a)/(last-first)))
+		}
+		return strings.Join(parts, " / ")
+	}
+	p("| per port on h1 |")
+	for _, bk := range clusterBackends {
+		p(" %s | %s |", slope(bk.name, "remote-ports"), slope(bk.name, bk.unit))
+	}
+	p("\n")
+}
+
 // charts are the report's plots by file stem.
 func charts(r results) map[string]chart {
 	out := map[string]chart{}
@@ -268,6 +388,17 @@ func charts(r results) map[string]chart {
 	}
 	if len(flows.series) > 0 {
 		out["flows"] = flows
+	}
+	state := chart{title: "Per-host state as ports grow on h1 (dashed: h3)", xLabel: "tap ports on h1", yLabel: "flows (OVS) / entries (Linux)"}
+	for _, bk := range clusterBackends {
+		for _, h := range clusterHosts {
+			if s := r.steps("Cluster/"+bk.name+"/flows", bk.unit+"-"+h); len(s) > 0 {
+				state.series = append(state.series, series{name: bk.name + " " + bk.unit + " " + h, points: s, dashed: h != "h2"})
+			}
+		}
+	}
+	if len(state.series) > 0 {
+		out["cluster-state"] = state
 	}
 	return out
 }

@@ -13,6 +13,10 @@ BenchmarkAttachSeq/by-hand-ovs-2 	       1	        30 p50-ms@100	        40 p99-
 BenchmarkInstall/flows=100000/ovs-vnet-2         	       1	 700000000 ns/op	        42.5 rss-MB
 BenchmarkInstall/flows=100000/ovs-ofctl-bundle-2 	       1	 800000000 ns/op
 BenchmarkAtScale/ovs/restart-2   	       1	         0 flow-mods	      1058 ready-ms	        37.75 reconcile-ms
+BenchmarkCluster/ovs/propagate-2         	       1	        24.54 p50-ms	        45.37 p99-ms	        20.00 samples	        21.49 put-p50-ms
+BenchmarkCluster/ovs/same-host-2         	       1	        21.57 p50-ms	        46.57 p99-ms	        20.00 samples	        21.33 put-p50-ms
+BenchmarkCluster/ovs/flows-2             	       1	        27.00 flows-h2@0	       227.0 flows-h2@100	        77.00 flows-h2@25	       127.0 flows-h2@50	        27.00 flows-h3@0	        27.00 flows-h3@100	        27.00 flows-h3@25	        27.00 flows-h3@50	       100.0 ports	         0 remote-ports-h2@0	       100.0 remote-ports-h2@100	        25.00 remote-ports-h2@25	        50.00 remote-ports-h2@50	         0 remote-ports-h3@0	         0 remote-ports-h3@100	         0 remote-ports-h3@25	         0 remote-ports-h3@50
+BenchmarkCluster/linux/flows-2           	       1	         0 entries-h2@0	       301.0 entries-h2@100	        76.00 entries-h2@25	       151.0 entries-h2@50	         0 entries-h3@0	         0 entries-h3@100	         0 entries-h3@25	         0 entries-h3@50	       100.0 ports	         0 remote-ports-h2@0	       100.0 remote-ports-h2@100	        25.00 remote-ports-h2@25	        50.00 remote-ports-h2@50	         0 remote-ports-h3@0	         0 remote-ports-h3@100	         0 remote-ports-h3@25	         0 remote-ports-h3@50
 --- FAIL: something
 ok  	github.com/ovs-vnet/ovs-vnet/e2e	12.876s
 `
@@ -22,7 +26,7 @@ func TestParse(t *testing.T) {
 	if err := parse(strings.NewReader(sample), r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r) != 5 {
+	if len(r) != 9 {
 		t.Fatalf("parsed %d benchmarks: %v", len(r), r)
 	}
 	if v, ok := r.get("AttachSeq/ovs", "x-p99-growth"); !ok || v != 1.167 {
@@ -33,6 +37,13 @@ func TestParse(t *testing.T) {
 	}
 	if got := flowPoints(r, "ovs-vnet"); !slices.Equal(got, []point{{100000, 700}}) {
 		t.Fatalf("flow points %v", got)
+	}
+	if got := r.steps("Cluster/ovs/flows", "flows-h2"); !slices.Equal(got, []point{{0, 27}, {25, 77}, {50, 127}, {100, 227}}) {
+		t.Fatalf("cluster flow steps %v", got)
+	}
+	// h3's gauge: a series of its own, 0 at every step.
+	if got := r.steps("Cluster/linux/flows", "remote-ports-h3"); len(got) != 4 || got[3] != (point{100, 0}) {
+		t.Fatalf("remote-ports-h3 steps %v", got)
 	}
 }
 
@@ -86,8 +97,34 @@ func TestReportAndPlots(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, doc.String())
 		}
 	}
+	for _, want := range []string{
+		"## Cluster: port propagation and what each host holds",
+		"| ovs | 20 | 24.5 / 45.4 | 21.6 / 46.6 | +3.0 ms | 21.5 / 21.3 |",
+		"| 100 | 100 / 0 | 227 / 27 | 100 / 0 | 301 / 0 |",
+		"| per port on h1 | 1.00 / 0.00 | 2.00 / 0.00 | 1.00 / 0.00 | 3.01 / 0.00 |",
+	} {
+		if !strings.Contains(doc.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, doc.String())
+		}
+	}
+	if strings.Contains(doc.String(), "| linux | ") {
+		t.Errorf("report has a propagation row for linux, which the sample does not have")
+	}
 	svg := charts(r)["attach-p99"].svg()
 	if !strings.HasPrefix(svg, "<svg") || strings.Count(svg, "<polyline") != 2 || !strings.Contains(svg, "stroke-dasharray") {
 		t.Errorf("attach plot:\n%s", svg)
+	}
+	// Four series, h3's two dashed (each in its line and its legend).
+	svg = charts(r)["cluster-state"].svg()
+	if strings.Count(svg, "<polyline") != 4 || strings.Count(svg, "stroke-dasharray") != 4 || !strings.Contains(svg, ">linux entries h3<") {
+		t.Errorf("cluster plot:\n%s", svg)
+	}
+}
+
+func TestClusterNotRun(t *testing.T) {
+	var doc bytes.Buffer
+	writeCluster(&doc, results{}, nil)
+	if !strings.Contains(doc.String(), "Not in this run.") {
+		t.Errorf("cluster section without results:\n%s", doc.String())
 	}
 }
