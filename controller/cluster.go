@@ -9,11 +9,11 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
@@ -29,23 +29,18 @@ const (
 )
 
 // follow applies the store's changes after revision rev until ctx ends.
-// When the store cannot replay what this host missed, the state is read
-// whole again and reconciled.
+// When the store cannot replay what this host missed, or a change cannot be
+// applied, the state is read whole again and reconciled.
 func (c *Controller) follow(ctx context.Context, rev int64) {
 	go c.syncRemoteLoop(ctx)
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
-		for ev := range c.cluster.Watch(ctx, rev+1) {
-			if ev.Reset {
-				break
-			}
-			c.apply(ctx, ev)
-			rev = ev.Revision
+		if err := c.watch(ctx, rev); err != nil {
+			c.log.Warn("reading the desired state again", "reason", err)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		c.log.Warn("store changes lost; reading the desired state again")
 		next, err := c.resync(ctx)
 		if err != nil {
 			c.log.Error("read the desired state again", "err", err, "retry_in", backoff)
@@ -60,17 +55,37 @@ func (c *Controller) follow(ctx context.Context, rev int64) {
 	}
 }
 
+// watch applies the changes after revision rev, in order, until ctx ends
+// or one cannot be applied or replayed; it says why it stopped.
+func (c *Controller) watch(ctx context.Context, rev int64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for ev := range c.cluster.Watch(ctx, rev+1) {
+		if ev.Reset {
+			return errors.New("the store no longer has the changes since the last one applied")
+		}
+		if err := c.apply(ctx, ev); err != nil {
+			return fmt.Errorf("apply %s %s: %w", ev.Kind, ev.Name, err)
+		}
+	}
+	return ctx.Err()
+}
+
 // resync reads the state whole and reconciles the host with it.
 func (c *Controller) resync(ctx context.Context) (int64, error) {
 	lctx, cancel := context.WithTimeout(ctx, loadTimeout)
 	defer cancel()
+	fresh, rev, err := c.load(lctx)
+	if err != nil {
+		return 0, err
+	}
 	unlock := c.exclusive()
-	rev, err := c.load(lctx)
+	c.cache = fresh
 	b := c.backend
 	c.publish()
 	unlock()
-	if err != nil || b == nil {
-		return rev, err
+	if b == nil {
+		return rev, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
 	defer cancel()
@@ -78,24 +93,22 @@ func (c *Controller) resync(ctx context.Context) (int64, error) {
 }
 
 // apply makes one change of the store real on this host.
-func (c *Controller) apply(ctx context.Context, ev store.Event) {
+func (c *Controller) apply(ctx context.Context, ev store.Event) error {
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
-	var err error
 	switch ev.Kind {
 	case store.KindNetwork:
-		err = c.applyNetwork(ctx, ev)
+		return c.applyNetwork(ctx, ev)
 	case store.KindRouter:
-		err = c.applyRouter(ctx, ev)
+		return c.applyRouter(ctx, ev)
 	case store.KindPort:
-		c.applyPort(ctx, ev)
+		if drop, ok := c.applyPort(ev); ok {
+			return c.dropPort(ctx, drop)
+		}
 	case store.KindHost:
 		c.applyHost(ev)
 	}
-	if err != nil {
-		// The next reconcile (a restart, or a store resync) retries.
-		c.log.Error("apply a change of the cluster", "kind", ev.Kind, "name", ev.Name, "err", err)
-	}
+	return nil
 }
 
 func (c *Controller) applyNetwork(ctx context.Context, ev store.Event) error {
@@ -106,9 +119,11 @@ func (c *Controller) applyNetwork(ctx context.Context, ev store.Event) error {
 		return nil // this host's own write, or already known
 	}
 	if had {
+		// The store deletes no network a port holds an address in, so
+		// none of this host's ports is on it.
 		if c.backend != nil {
 			if err := c.backend.DeleteNetwork(ctx, old); err != nil {
-				return fmt.Errorf("network %s: %w", ev.Name, err)
+				return fmt.Errorf("delete network %s: %w", ev.Name, err)
 			}
 		}
 		delete(c.networks, ev.Name)
@@ -117,13 +132,12 @@ func (c *Controller) applyNetwork(ctx context.Context, ev store.Event) error {
 	if ev.Network == nil {
 		return nil
 	}
-	if err := c.addNetwork(*ev.Network); err != nil {
-		return fmt.Errorf("network %s: %w", ev.Name, err)
-	}
 	if c.backend != nil {
-		return c.backend.EnsureNetwork(ctx, *ev.Network)
+		if err := c.backend.EnsureNetwork(ctx, *ev.Network); err != nil {
+			return fmt.Errorf("ensure network %s: %w", ev.Name, err)
+		}
 	}
-	return nil
+	return c.addNetwork(*ev.Network)
 }
 
 func (c *Controller) applyRouter(ctx context.Context, ev store.Event) error {
@@ -141,66 +155,72 @@ func (c *Controller) applyRouter(ctx context.Context, ev store.Event) error {
 		delete(c.routers, ev.Name)
 		c.peersChanged()
 	}
-	if c.backend == nil {
+	switch {
+	case c.backend == nil:
 		return nil
+	case ev.Router == nil:
+		if err := c.backend.DeleteRouter(ctx, old); err != nil {
+			return fmt.Errorf("delete router %s: %w", ev.Name, err)
+		}
+	default:
+		if err := c.backend.EnsureRouter(ctx, *ev.Router); err != nil {
+			return fmt.Errorf("ensure router %s: %w", ev.Name, err)
+		}
 	}
-	if ev.Router == nil {
-		return c.backend.DeleteRouter(ctx, old)
-	}
-	return c.backend.EnsureRouter(ctx, *ev.Router)
+	return nil
 }
 
-func (c *Controller) applyPort(ctx context.Context, ev store.Event) {
+// applyPort records another host's port, or its deletion. A deletion of
+// one of this host's own ports — another host took this one for gone — is
+// returned, for the caller to detach it.
+func (c *Controller) applyPort(ev store.Event) (drop model.Port, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.publish()
 	if p := ev.Port; p != nil {
 		if p.Host == c.host {
-			return // written by this host, which knows it already
+			return drop, false // written by this host, which knows it already
 		}
 		old, had := c.remote[p.Name]
 		pool, ok := c.pools[p.Network]
 		if !ok {
 			c.log.Error("port of an unknown network", "port", p.Name, "network", p.Network, "host", p.Host)
-			return
+			return drop, false
 		}
-		if had && old.IP != p.IP {
-			c.pools[old.Network].Release(old.IP)
+		if had {
+			c.release(old)
 		}
-		if owner, ok := pool.Owner(p.IP); ok && owner != p.Name {
-			pool.Release(p.IP) // held for it since this host lost the race for the address
-		}
+		// An address held for it since this host lost the race for it.
+		pool.Release(p.IP, heldElsewhere)
 		if err := pool.Reserve(p.IP, p.Name); err != nil {
-			c.log.Error("remote port's address", "port", p.Name, "err", err)
+			c.log.Error("another host's port has an address this host holds", "port", p.Name, "host", p.Host, "err", err)
 		}
 		c.remote[p.Name] = *p
 		if !had || old.IP != p.IP || old.MAC != p.MAC || old.Host != p.Host || old.Network != p.Network {
 			c.remoteChanged()
 		}
-		return
+		return drop, false
 	}
 	if old, ok := c.remote[ev.Name]; ok {
 		delete(c.remote, ev.Name)
-		c.pools[old.Network].Release(old.IP)
+		c.release(old)
 		c.remoteChanged()
-		return
+		return drop, false
 	}
-	if p, ok := c.ports[ev.Name]; ok {
-		if _, busy := c.busy[ev.Name]; !busy {
-			// Another host deleted this host's port, taking this host for
-			// gone: the record is the truth, so the port goes here too.
-			c.busy[ev.Name] = p
-			go c.dropPort(p)
-		}
+	p, ok := c.ports[ev.Name]
+	if _, busy := c.busy[ev.Name]; !ok || busy {
+		return drop, false // gone already, or this host is deleting it
 	}
+	c.busy[ev.Name] = p
+	return p, true
 }
 
-// dropPort detaches a port whose record another host deleted.
-func (c *Controller) dropPort(p model.Port) {
+// dropPort detaches a port of this host whose record another host deleted:
+// the record is the truth. It runs before the next change is applied, which
+// may delete the port's network.
+func (c *Controller) dropPort(ctx context.Context, p model.Port) error {
 	c.changing.RLock()
 	defer c.changing.RUnlock()
-	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
-	defer cancel()
 	c.mu.Lock()
 	n, b := c.networks[p.Network], c.backend
 	c.mu.Unlock()
@@ -213,13 +233,13 @@ func (c *Controller) dropPort(p model.Port) {
 	defer c.publish()
 	delete(c.busy, p.Name)
 	if err != nil {
-		c.log.Error("detach a port another host deleted; the next reconcile retries", "port", p.Name, "err", err)
-		return
+		return fmt.Errorf("detach port %s, deleted by another host: %w", p.Name, err)
 	}
 	c.log.Warn("port deleted by another host", "port", p.Name)
-	c.pools[p.Network].Release(p.IP)
+	c.release(p)
 	delete(c.ports, p.Name)
 	c.remoteChanged()
+	return nil
 }
 
 func (c *Controller) applyHost(ev store.Event) {
@@ -311,18 +331,38 @@ func (c *Controller) syncRemote(ctx context.Context) {
 
 // deleteRemotePort deletes another host's port, which only that host can
 // do while it is live: it must detach it. A gone host's ports can be
-// deleted anywhere, to free their addresses. mu is held.
+// deleted anywhere, to free their addresses.
 func (c *Controller) deleteRemotePort(ctx context.Context, name string) error {
-	p := c.remote[name]
-	if _, live := c.hosts[p.Host]; live {
-		return fmt.Errorf("%w: port %q is on host %s, which is up: delete it there", ErrConflict, name, p.Host)
+	c.mu.Lock()
+	p, ok := c.remote[name]
+	_, live := c.hosts[p.Host]
+	_, busy := c.busy[name]
+	var err error
+	switch {
+	case !ok:
+		err = fmt.Errorf("%w: port %q", ErrNotFound, name)
+	case live:
+		err = fmt.Errorf("%w: port %q is on host %s, which is up: delete it there", ErrConflict, name, p.Host)
+	case busy:
+		err = fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, name)
 	}
-	if err := c.store.DeletePort(ctx, name); err != nil {
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.busy[name] = p
+	c.mu.Unlock()
+
+	err = c.store.DeletePort(ctx, name, p.Host)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.publish()
+	delete(c.busy, name)
+	if err != nil {
 		return fmt.Errorf("delete port %q of gone host %s: %w", name, p.Host, err)
 	}
 	delete(c.remote, name)
-	c.pools[p.Network].Release(p.IP)
-	c.publish()
+	c.release(p)
 	return nil
 }
 
@@ -353,9 +393,11 @@ func (c *Controller) Hosts() []HostView {
 	return views
 }
 
-// allocationSeed is where this host starts looking for free addresses.
-func (c *Controller) allocationSeed() uint64 {
+// allocationSeed is where a host starts looking for free addresses: hosts
+// of a cluster allocate from one subnet at once, and starting each at its
+// own place keeps them from all trying the same address first.
+func allocationSeed(host string) uint64 {
 	h := fnv.New64a()
-	h.Write([]byte(strings.ToLower(c.host)))
+	h.Write([]byte(host))
 	return h.Sum64()
 }

@@ -140,14 +140,22 @@ func TestClusterControllers(t *testing.T) {
 	}
 	must(h1, "DELETE", "/v1/ports/a2", "", 409)
 
-	// h2 stops renewing its lease: h1 stops forwarding to its ports, and may
-	// now delete them, which frees their addresses.
+	// h2 stops renewing its lease (its controller runs on): h1 stops
+	// forwarding to its ports, and may now delete them, which frees their
+	// addresses; h2 takes the record for the truth and detaches its port.
 	h2.unregister()
-	h2.stop()
 	remotes(h1, "")
 	waitUntil(t, "h2 gone from h1's hosts", func() bool { return len(h1.c.Hosts()) == 1 })
 	must(h1, "DELETE", "/v1/ports/a2", "", 204)
 	must(h1, "PUT", "/v1/ports/y", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 201)
+	waitUntil(t, "a2 detached on h2", func() bool {
+		h2.fake.mu.Lock()
+		defer h2.fake.mu.Unlock()
+		return !h2.fake.ports["a2"]
+	})
+	if ports, _ := h2.c.Ports("", "h2"); names(ports) != "g2 r2" {
+		t.Errorf("h2 still has %s", names(ports))
+	}
 }
 
 func names(ports []model.PortView) string {

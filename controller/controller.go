@@ -67,13 +67,7 @@ type Controller struct {
 	busy     map[string]model.Port
 	backend  datapath.Backend // nil until Run has connected and reconciled
 	notReady string           // why the controller does not serve yet
-	networks map[string]model.Network
-	routers  map[string]model.Router
-	ports    map[string]model.Port // this host's
-	pools    map[string]*ipam.Pool // by network name; also hold remote ports' addresses
-	// remote are the other hosts' ports, hosts the live hosts (cluster only).
-	remote map[string]model.Port
-	hosts  map[string]store.Host
+	cache
 	// remoteDirty wakes syncRemoteLoop (cluster.go).
 	remoteDirty chan struct{}
 
@@ -129,13 +123,19 @@ func New(st store.Store, host string, log *slog.Logger, m *Metrics) (*Controller
 		remoteDirty: make(chan struct{}, 1),
 	}
 	c.cluster, _ = st.(store.Cluster)
-	c.reset()
+	var seed uint64
+	if c.cluster != nil {
+		seed = allocationSeed(host)
+	}
+	c.cache = newCache(seed)
 	if c.cluster == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
 		defer cancel()
-		if _, err := c.load(ctx); err != nil {
+		fresh, _, err := c.load(ctx)
+		if err != nil {
 			return nil, err
 		}
+		c.cache = fresh
 	} else {
 		c.notReady = "reading the desired state from the cluster store"
 	}
@@ -144,57 +144,69 @@ func New(st store.Store, host string, log *slog.Logger, m *Metrics) (*Controller
 	return c, nil
 }
 
-// reset empties the cached desired state.
-func (c *Controller) reset() {
-	c.networks = map[string]model.Network{}
-	c.routers = map[string]model.Router{}
-	c.ports = map[string]model.Port{}
-	c.pools = map[string]*ipam.Pool{}
-	c.remote = map[string]model.Port{}
-	c.hosts = map[string]store.Host{}
+// cache is the desired state as the controller holds it.
+type cache struct {
+	networks map[string]model.Network
+	routers  map[string]model.Router
+	ports    map[string]model.Port // this host's
+	pools    map[string]*ipam.Pool // by network name; also hold remote ports' addresses
+	// remote are the other hosts' ports, hosts the live hosts (cluster only).
+	remote map[string]model.Port
+	hosts  map[string]store.Host
+	// seed is where the pools start looking for free addresses (cluster
+	// only, see allocationSeed).
+	seed uint64
 }
 
-// load reads the desired state from the store into the cache and returns
-// the store's revision; mu is held or the controller is not shared yet.
-// Routers and ports refer to networks, so those come first; a dangling
-// reference means the store was changed behind our back, and starting on
-// it would hide that.
-func (c *Controller) load(ctx context.Context) (int64, error) {
+func newCache(seed uint64) cache {
+	return cache{
+		networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]model.Port{},
+		pools: map[string]*ipam.Pool{}, remote: map[string]model.Port{}, hosts: map[string]store.Host{}, seed: seed,
+	}
+}
+
+// load reads the desired state from the store and, once it is whole, makes
+// it the cache; it returns the store's revision. The store is read without
+// the locks, so that reads are served meanwhile; the caller takes them to
+// swap.
+func (c *Controller) load(ctx context.Context) (cache, int64, error) {
 	s, err := c.store.Load(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("read the desired state: %w", err)
+		return cache{}, 0, fmt.Errorf("read the desired state: %w", err)
 	}
-	c.reset()
+	fresh := newCache(c.seed)
+	// Routers and ports refer to networks, so those come first; a dangling
+	// reference means the store was changed behind our back, and starting
+	// on it would hide that.
 	for _, n := range s.Networks {
-		if err := c.addNetwork(n); err != nil {
-			return 0, fmt.Errorf("load network %s: %w", n.Name, err)
+		if err := fresh.addNetwork(n); err != nil {
+			return cache{}, 0, fmt.Errorf("load network %s: %w", n.Name, err)
 		}
 	}
 	for _, r := range s.Routers {
-		if err := c.networksExist(r.Networks); err != nil {
-			return 0, fmt.Errorf("load router %s: %w", r.Name, err)
+		if err := fresh.networksExist(r.Networks); err != nil {
+			return cache{}, 0, fmt.Errorf("load router %s: %w", r.Name, err)
 		}
-		c.routers[r.Name] = r
+		fresh.routers[r.Name] = r
 	}
 	for _, p := range s.Ports {
-		pool, ok := c.pools[p.Network]
+		pool, ok := fresh.pools[p.Network]
 		if !ok {
-			return 0, fmt.Errorf("load port %s: network %q is not in the store", p.Name, p.Network)
+			return cache{}, 0, fmt.Errorf("load port %s: network %q is not in the store", p.Name, p.Network)
 		}
 		if err := pool.Reserve(p.IP, p.Name); err != nil {
-			return 0, fmt.Errorf("load port %s: %w", p.Name, err)
+			return cache{}, 0, fmt.Errorf("load port %s: %w", p.Name, err)
 		}
 		if c.isLocal(p) {
-			p.Host = c.host
-			c.ports[p.Name] = p
+			fresh.ports[p.Name] = p
 		} else {
-			c.remote[p.Name] = p
+			fresh.remote[p.Name] = p
 		}
 	}
 	for _, h := range s.Hosts {
-		c.hosts[h.Name] = h
+		fresh.hosts[h.Name] = h
 	}
-	return s.Revision, nil
+	return fresh, s.Revision, nil
 }
 
 // isLocal tells this host's ports from the others'. A single host owns every
@@ -203,14 +215,12 @@ func (c *Controller) isLocal(p model.Port) bool {
 	return c.cluster == nil || p.Host == c.host
 }
 
-func (c *Controller) addNetwork(n model.Network) error {
+func (c *cache) addNetwork(n model.Network) error {
 	pool, err := ipam.New(n.Subnet, n.Gateway)
 	if err != nil {
 		return err
 	}
-	if c.cluster != nil {
-		pool.StartAt(c.allocationSeed())
-	}
+	pool.StartAt(c.seed)
 	c.networks[n.Name] = n
 	c.pools[n.Name] = pool
 	return nil
@@ -256,13 +266,14 @@ func (c *Controller) start(ctx context.Context, connect Connector) (rev int64, e
 	if c.cluster != nil {
 		lctx, cancel := context.WithTimeout(ctx, loadTimeout)
 		defer cancel()
-		unlock := c.exclusive()
-		rev, err = c.load(lctx)
-		c.publish()
-		unlock()
-		if err != nil {
+		var fresh cache
+		if fresh, rev, err = c.load(lctx); err != nil {
 			return 0, err
 		}
+		unlock := c.exclusive()
+		c.cache = fresh
+		c.publish()
+		unlock()
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
@@ -317,6 +328,7 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	if err := b.Prune(ctx, state); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
+	c.metrics.remotePorts.Set(float64(len(state.Remote)))
 	c.backend, c.notReady = b, ""
 	c.metrics.reconcileDuration.Observe(time.Since(start).Seconds())
 	c.log.Info("reconciled", "backend", b.Info().Backend, "networks", len(c.networks),
@@ -430,112 +442,6 @@ func (c *Controller) SwitchStats(ctx context.Context) (s datapath.SwitchStats, o
 	}
 	s, err = src.SwitchStats(ctx)
 	return s, true, err
-}
-
-// Networks lists the networks by name.
-func (c *Controller) Networks() []model.Network {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return sortedValues(c.networks, func(n model.Network) string { return n.Name })
-}
-
-// Network returns one network.
-func (c *Controller) Network(name string) (model.Network, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, ok := c.networks[name]
-	if !ok {
-		return n, fmt.Errorf("%w: network %q", ErrNotFound, name)
-	}
-	return n, nil
-}
-
-// PutNetwork creates a network, or confirms an identical one (created=false).
-func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.NetworkSpec) (n model.Network, created bool, err error) {
-	if n, err = spec.Network(name); err != nil {
-		return n, false, err
-	}
-	defer c.exclusive()()
-	defer c.publish()
-	if old, ok := c.networks[name]; ok {
-		if !old.SameSpec(n) {
-			return old, false, fmt.Errorf("%w: network %q exists with a different spec", ErrConflict, name)
-		}
-		return old, false, nil
-	}
-	if err := c.readyLocked(); err != nil {
-		return n, false, err
-	}
-	for _, o := range c.networks {
-		if o.Subnet.Overlaps(n.Subnet) {
-			return n, false, fmt.Errorf("%w: subnet %s overlaps %s of network %q", ErrConflict, n.Subnet, o.Subnet, o.Name)
-		}
-	}
-	// Intent first: a crash after this line converges to "network present"
-	// on restart. The store checks again, against every host's writes, and
-	// gives the network its ID.
-	if n, err = c.store.CreateNetwork(ctx, n); err != nil {
-		return n, false, fmt.Errorf("create network %q: %w", name, err)
-	}
-	if err := c.backend.EnsureNetwork(ctx, n); err != nil {
-		c.rollback("network "+name, func(ctx context.Context) error {
-			return errors.Join(c.backend.DeleteNetwork(ctx, n), c.store.DeleteNetwork(ctx, name))
-		})
-		return n, false, err
-	}
-	if err := c.addNetwork(n); err != nil {
-		return n, false, err
-	}
-	return n, true, nil
-}
-
-// DeleteNetwork removes a network that no port or router uses.
-func (c *Controller) DeleteNetwork(ctx context.Context, name string) error {
-	defer c.exclusive()()
-	defer c.publish()
-	n, ok := c.networks[name]
-	if !ok {
-		return fmt.Errorf("%w: network %q", ErrNotFound, name)
-	}
-	if err := c.networkUnused(name); err != nil {
-		return err
-	}
-	if err := c.readyLocked(); err != nil {
-		return err
-	}
-	if err := c.backend.DeleteNetwork(ctx, n); err != nil {
-		return err
-	}
-	if err := c.store.DeleteNetwork(ctx, name); err != nil {
-		// Another host put a port or router on it meanwhile: it stays.
-		return errors.Join(fmt.Errorf("delete network %q: %w", name, err), c.backend.EnsureNetwork(ctx, n))
-	}
-	delete(c.networks, name)
-	delete(c.pools, name)
-	return nil
-}
-
-// networkUnused refuses to let a network go while ports sit on it or routers
-// join it, naming them so the client knows what to delete first.
-func (c *Controller) networkUnused(name string) error {
-	var ports []string
-	for _, p := range c.ports {
-		if p.Network == name {
-			ports = append(ports, p.Name)
-		}
-	}
-	slices.Sort(ports)
-	var users []string
-	if len(ports) > 0 {
-		users = append(users, "ports "+strings.Join(ports, ", "))
-	}
-	if routers := c.routersOf(name); len(routers) > 0 {
-		users = append(users, "routers "+strings.Join(routers, ", "))
-	}
-	if len(users) > 0 {
-		return fmt.Errorf("%w: network %q is used by %s", ErrConflict, name, strings.Join(users, " and "))
-	}
-	return nil
 }
 
 // rollback undoes a failed change on a context of its own: the request's may

@@ -59,8 +59,8 @@ func (c *Controller) view(p model.Port) model.PortView {
 	return p.View(c.networks[p.Network])
 }
 
-// hostOf names the host of a port; a single host's ports stored before
-// ports named their host are this host's.
+// hostOf names the host of a port; a single host's ports, whose records
+// name no host, are this host's.
 func (c *Controller) hostOf(p model.Port) string {
 	if c.isLocal(p) {
 		return c.host
@@ -76,7 +76,11 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	if err != nil {
 		return view, false, err
 	}
-	p.Host = c.host
+	if c.cluster != nil {
+		// A single host's records name no host: they stay its own whatever
+		// its name becomes.
+		p.Host = c.host
+	}
 	c.changing.RLock()
 	defer c.changing.RUnlock()
 	r, view, err := c.reservePort(ctx, p)
@@ -89,7 +93,7 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	rolledBack := err != nil
 	if rolledBack {
 		c.rollback("port "+name, func(ctx context.Context) error {
-			return errors.Join(backend.DetachPort(ctx, n, p), c.store.DeletePort(ctx, name))
+			return errors.Join(backend.DetachPort(ctx, n, p), c.store.DeletePort(ctx, name, p.Host))
 		})
 	} else {
 		c.metrics.attachDuration.Observe(time.Since(start).Seconds())
@@ -115,7 +119,7 @@ func (c *Controller) attached(n model.Network, p, attached model.Port, rolledBac
 	delete(c.busy, p.Name)
 	switch {
 	case rolledBack:
-		c.pools[n.Name].Release(p.IP)
+		c.release(p)
 		return model.PortView{}, err
 	case err != nil:
 		// Attached, but the record lacks its results: the address stays
@@ -134,9 +138,37 @@ type reservation struct {
 	backend datapath.Backend
 }
 
-// reservePort checks p and, when it is new, reserves it. When an identical
-// port exists it returns no backend and that port's view.
+// reservePort checks p and, when it is new, reserves it: its name, address
+// and interfaces are taken (busy) before its record is stored, which
+// happens without mu, so that other requests are answered meanwhile. When
+// an identical port exists it returns no backend and that port's view.
 func (c *Controller) reservePort(ctx context.Context, p model.Port) (r reservation, existing model.PortView, err error) {
+	requested := p.IP
+	if r, existing, err = c.claimPort(p); err != nil || r.backend == nil {
+		return r, existing, err
+	}
+	for try := 0; ; try++ {
+		fault.Point("attach-after-ipam")
+		// Intent first: a crash from here on finds the record at restart, and the
+		// reconcile either completes the port or the user deletes it — nothing is
+		// orphaned, since every link and OVS port we make is named after the record.
+		err = c.store.CreatePort(ctx, r.port)
+		if err == nil {
+			fault.Point("attach-after-store-intent")
+			return r, existing, nil
+		}
+		// The store knows every host's ports, the pool only those this host
+		// has heard of: an allocated address another host took meanwhile is
+		// held here until its port's record arrives, and another is tried.
+		retry := !requested.IsValid() && errors.Is(err, store.ErrAddressInUse) && try < addressRetries
+		if r.port, err = c.reclaim(r, retry, err); err != nil {
+			return reservation{}, existing, err
+		}
+	}
+}
+
+// claimPort is reservePort's part under mu: the checks, and the address.
+func (c *Controller) claimPort(p model.Port) (r reservation, existing model.PortView, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.networks[p.Network]
@@ -148,9 +180,9 @@ func (c *Controller) reservePort(ctx context.Context, p model.Port) (r reservati
 	}
 	if old, ok := c.ports[p.Name]; ok {
 		if !old.SameSpec(p) {
-			return r, old.View(n), fmt.Errorf("%w: port %q exists with a different spec", ErrConflict, p.Name)
+			return r, c.view(old), fmt.Errorf("%w: port %q exists with a different spec", ErrConflict, p.Name)
 		}
-		return r, old.View(n), nil
+		return r, c.view(old), nil
 	}
 	if _, ok := c.busy[p.Name]; ok {
 		return r, existing, fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, p.Name)
@@ -172,15 +204,33 @@ func (c *Controller) reservePort(ctx context.Context, p model.Port) (r reservati
 	if err := c.readyLocked(); err != nil {
 		return r, existing, err
 	}
-	// Intent first: a crash from here on finds the record at restart, and the
-	// reconcile either completes the port or the user deletes it — nothing is
-	// orphaned, since every link and OVS port we make is named after the record.
-	if p, err = c.createPort(ctx, n, p); err != nil {
+	if p.IP, err = c.assignIP(n, p); err != nil {
 		return r, existing, err
 	}
-	fault.Point("attach-after-store-intent")
 	c.busy[p.Name] = p
 	return reservation{port: p, network: n, backend: c.backend}, existing, nil
+}
+
+// reclaim takes back the address of a port whose record the store refused
+// for cause, and, to retry, gives it another; without retry the port is
+// given up.
+func (c *Controller) reclaim(r reservation, retry bool, cause error) (model.Port, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := r.port
+	c.release(p)
+	if retry {
+		_ = c.pools[p.Network].Reserve(p.IP, heldElsewhere)
+		ip, err := c.assignIP(r.network, model.Port{Name: p.Name})
+		if err == nil {
+			p.IP = ip
+			c.busy[p.Name] = p
+			return p, nil
+		}
+		cause = err
+	}
+	delete(c.busy, p.Name)
+	return p, fmt.Errorf("create port %q: %w", p.Name, cause)
 }
 
 // checkUnique refuses a port that would share an interface, or within its
@@ -201,39 +251,17 @@ func (c *Controller) checkUnique(p model.Port) error {
 			}
 		}
 	}
+	for _, o := range c.remote {
+		if o.Name != p.Name && o.Network == p.Network && o.MAC == p.MAC {
+			return fmt.Errorf("%w: mac %s is already used by port %q on host %s in network %q", ErrConflict, p.MAC, o.Name, o.Host, p.Network)
+		}
+	}
 	return nil
 }
 
 // addressRetries bounds how often an allocated address may turn out to be
 // taken by another host whose port this host has not heard of yet.
 const addressRetries = 8
-
-// createPort gives p its address and stores it; mu is held. The pool knows
-// the addresses of every port this host has heard of; the store knows all,
-// and refuses an address another host took meanwhile. Such an address stays
-// held here — its port's record is on its way — and another is tried.
-func (c *Controller) createPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
-	pool := c.pools[n.Name]
-	requested := p.IP
-	for try := 0; ; try++ {
-		ip, err := c.assignIP(n, p)
-		if err != nil {
-			return p, err
-		}
-		fault.Point("attach-after-ipam")
-		p.IP = ip
-		err = c.store.CreatePort(ctx, p)
-		if err == nil {
-			return p, nil
-		}
-		pool.Release(ip)
-		if requested.IsValid() || !errors.Is(err, store.ErrConflict) || try == addressRetries {
-			return p, fmt.Errorf("create port %q: %w", p.Name, err)
-		}
-		_ = pool.Reserve(ip, heldElsewhere)
-		p.IP = requested
-	}
-}
 
 // heldElsewhere owns, in a pool, an address another host's port holds
 // before this host has heard of that port.
@@ -255,13 +283,15 @@ func (c *Controller) assignIP(n model.Network, p model.Port) (ip netip.Addr, err
 }
 
 // DeletePort removes a port from the host and frees its address. The port's
-// namespace is left alone, and a namespace or link that has already gone is fine.
+// namespace is left alone, and a namespace or link that has already gone is
+// fine. When the record cannot be deleted (the store is unreachable) the port
+// is attached again: a failed request changes nothing.
 func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	c.changing.RLock()
 	defer c.changing.RUnlock()
 	c.mu.Lock()
 	if _, ok := c.remote[name]; ok {
-		defer c.mu.Unlock()
+		c.mu.Unlock()
 		return c.deleteRemotePort(ctx, name)
 	}
 	p, ok := c.ports[name]
@@ -281,23 +311,38 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	n, backend := c.networks[p.Network], c.backend
 	c.mu.Unlock()
 
+	restored := p
 	err = backend.DetachPort(ctx, n, p)
 	if err == nil {
 		fault.Point("detach-before-store-delete")
-		err = c.store.DeletePort(ctx, name)
+		if err = c.store.DeletePort(ctx, name, p.Host); err != nil {
+			err = fmt.Errorf("delete port %q: %w", name, err)
+			c.rollback("port "+name, func(ctx context.Context) (aerr error) {
+				restored, aerr = backend.AttachPort(ctx, n, p)
+				return aerr
+			})
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.publish()
 	delete(c.busy, name)
 	if err != nil {
+		c.ports[name] = restored
 		return err
 	}
 	fault.Point("detach-after-store-delete")
-	c.pools[p.Network].Release(p.IP)
+	c.release(p)
 	delete(c.ports, name)
 	if c.cluster != nil {
 		c.remoteChanged()
 	}
 	return nil
+}
+
+// release frees a port's address, if the port still holds it.
+func (c *cache) release(p model.Port) {
+	if pool, ok := c.pools[p.Network]; ok {
+		pool.Release(p.IP, p.Name)
+	}
 }

@@ -68,7 +68,7 @@ func (c *Controller) PutRouter(ctx context.Context, name string, spec model.Rout
 }
 
 // networksExist names every listed network that is not in the desired state.
-func (c *Controller) networksExist(names []string) error {
+func (c *cache) networksExist(names []string) error {
 	var missing []string
 	for _, n := range names {
 		if _, ok := c.networks[n]; !ok {
@@ -132,6 +132,8 @@ func (c *Controller) DeleteRouter(ctx context.Context, name string) error {
 		return fmt.Errorf("delete router %q: %w", name, err)
 	}
 	if err := c.store.DeleteRouter(ctx, name); err != nil {
+		// The record stays: so does the router.
+		c.rollback("router "+name, func(ctx context.Context) error { return c.backend.EnsureRouter(ctx, r) })
 		return fmt.Errorf("delete router %q: %w", name, err)
 	}
 	delete(c.routers, name)

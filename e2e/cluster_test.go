@@ -217,6 +217,13 @@ func testCluster(t *testing.T, backend string) {
 		if code != http.StatusServiceUnavailable {
 			t.Errorf("PUT with etcd down: %d %s, want 503", code, body)
 		}
+		// A delete that cannot be recorded changes nothing: the port is
+		// attached again.
+		if code, body := h2.do("DELETE", "/v1/ports/a2", nil); code != http.StatusServiceUnavailable {
+			t.Errorf("DELETE with etcd down: %d %s, want 503", code, body)
+		}
+		h2.must("GET", "/v1/ports/a2", nil, http.StatusOK, nil)
+		eventually(t, a1, a2IP)
 		ping(t, a2, a1IP, true)
 		for i := 1; i <= 3; i++ {
 			c.run("start-etcd", c.dir, fmt.Sprint(i))

@@ -43,7 +43,7 @@ func TestGarbageCollection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, err := range []error{st.DeletePort(ctx, "gone"), st.DeletePort(ctx, "gonetap"), st.DeleteNetwork(ctx, "red"), st.Close()} {
+			for _, err := range []error{st.DeletePort(ctx, "gone", gone.Host), st.DeletePort(ctx, "gonetap", goneTap.Host), st.DeleteNetwork(ctx, "red"), st.Close()} {
 				if err != nil {
 					t.Fatal(err)
 				}

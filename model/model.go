@@ -3,7 +3,11 @@
 // stores these objects and the datapath backends realise them.
 package model
 
-import "net/netip"
+import (
+	"cmp"
+	"net/netip"
+	"strings"
+)
 
 // Port types.
 const (
@@ -48,6 +52,16 @@ type Port struct {
 type RemotePort struct {
 	Port   Port       // Host names the other host; Ofport means nothing here
 	HostIP netip.Addr // that host's underlay address: where its tunnels end
+}
+
+// CompareRemote orders remote ports by name (the controller's order) and,
+// for a name listed twice, differently, always the same one first.
+func CompareRemote(a, b RemotePort) int {
+	if c := strings.Compare(a.Port.Name, b.Port.Name); c != 0 {
+		return c
+	}
+	return cmp.Or(strings.Compare(a.Port.Network, b.Port.Network), a.HostIP.Compare(b.HostIP), a.Port.IP.Compare(b.Port.IP),
+		strings.Compare(a.Port.MAC, b.Port.MAC))
 }
 
 // NetnsPath is where the port's network namespace lives: a bare name refers to

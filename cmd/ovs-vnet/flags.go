@@ -9,11 +9,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // config is the daemon's command line (DESIGN.md §2).
@@ -78,14 +78,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.portMetrics, "port-metrics", true, "export per-port series; per-network sums are exported either way (turn off on hosts with very many ports)")
 	fs.IntVar(&c.sparePorts, "spare-ports", 0, "veth pairs kept ready on the OVS bridge, so that attaching a veth port waits for no OVSDB change (refilled in one batch when half are used); costs forwarding on the userspace datapath, see docs/OPERATIONS.md (0: off)")
 	fs.DurationVar(&c.scrapeTimeout, "scrape-timeout", 5*time.Second, "deadline of each metrics source within one scrape of /metrics")
-	hostname, _ := os.Hostname()
 	cl := &c.cluster
 	fs.StringVar(&cl.etcdEndpoints, "etcd-endpoints", "", "etcd client URLs, comma separated: join the cluster of hosts sharing that etcd (needs --underlay-ip); empty: a single host, state in --state-dir")
 	fs.StringVar(&cl.etcdPrefix, "etcd-prefix", "/ovs-vnet", "key prefix of the cluster's state in etcd (one cluster per prefix)")
 	fs.StringVar(&cl.etcdCert, "etcd-cert", "", "PEM client certificate for etcd (with --etcd-key)")
 	fs.StringVar(&cl.etcdKey, "etcd-key", "", "PEM private key of --etcd-cert")
 	fs.StringVar(&cl.etcdCA, "etcd-ca", "", "PEM CA certificate that signed etcd's server certificates (https:// endpoints)")
-	fs.StringVar(&cl.hostName, "host-name", hostname, "this host's name in the cluster: the ports created here are its own")
+	fs.StringVar(&cl.hostName, "host-name", shortHostname(), "this host's name in the cluster (1-32 of a-z, 0-9, '-'): the ports created here are its own; default: the hostname's first label, lower case")
 	fs.StringVar(&cl.underlayIP, "underlay-ip", "", "this host's IPv4 address on the network that joins the hosts: tunnels start and end there")
 	fs.StringVar(&cl.tunnel, "tunnel", "vxlan", "tunnel between hosts: vxlan or geneve (geneve: OVS backend only); the VNI is the network's id")
 	fs.DurationVar(&cl.hostLease, "host-lease", 10*time.Second, "lease of this host's record in etcd: this long after the daemon stops renewing it, the other hosts stop forwarding to its ports")
@@ -155,18 +154,25 @@ func (c *config) validate() error {
 	return nil
 }
 
-// hostNameRE is what a host name may be: a DNS label or name, as hostnames are.
-var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$`)
+// shortHostname is the default --host-name: what `hostname -s` prints, in
+// lower case, which is a valid name on most hosts.
+func shortHostname() string {
+	name, _ := os.Hostname()
+	name, _, _ = strings.Cut(name, ".")
+	return strings.ToLower(name)
+}
 
 func (c *clusterFlags) validate() error {
-	if !hostNameRE.MatchString(c.hostName) {
-		return fmt.Errorf("--host-name %q: want letters, digits, dots and dashes, at most 63 characters", c.hostName)
-	}
 	if c.etcdEndpoints == "" {
 		if c.underlayIP != "" || c.etcdCert != "" || c.etcdKey != "" || c.etcdCA != "" {
 			return errors.New("--underlay-ip and --etcd-cert/-key/-ca are for a cluster: give --etcd-endpoints")
 		}
 		return nil
+	}
+	// The name is the host's key in etcd and in its ports' records; a
+	// single host's name is only shown.
+	if err := model.ValidateName(c.hostName); err != nil {
+		return fmt.Errorf("--host-name: %w", err)
 	}
 	ip, err := netip.ParseAddr(c.underlayIP)
 	if err != nil || !ip.Is4() || ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() {

@@ -46,7 +46,7 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestClusterFlags(t *testing.T) {
-	cluster := []string{"--etcd-endpoints", "http://10.0.0.1:2379, http://10.0.0.2:2379", "--underlay-ip", "192.168.1.5", "--host-name", "node-1.example"}
+	cluster := []string{"--etcd-endpoints", "http://10.0.0.1:2379, http://10.0.0.2:2379", "--underlay-ip", "192.168.1.5", "--host-name", "node-1"}
 	for _, c := range []struct {
 		name    string
 		args    []string
@@ -64,7 +64,8 @@ func TestClusterFlags(t *testing.T) {
 		{"lease too short", append(cluster, "--host-lease", "1s"), "2s to 1h"},
 		{"prefix", append(cluster, "--etcd-prefix", "ovs/"), "--etcd-prefix"},
 		{"endpoint scheme", append(cluster, "--etcd-endpoints", "10.0.0.1:2379"), "http:// or https://"},
-		{"host name", append(cluster, "--host-name", "bad name"), "--host-name"},
+		{"host name", append(cluster, "--host-name", "Node.example"), "--host-name"},
+		{"any name for a single host", []string{"--host-name", "Node_1.example"}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg, err := parseFlags(c.args, func(string) string { return "" }, io.Discard)

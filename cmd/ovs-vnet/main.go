@@ -86,12 +86,16 @@ func run() error {
 	log.Info("serving", "api", url, "auth", token != "", "backend", cfg.backend, "version", version)
 
 	var underlay *datapath.Underlay
+	registered := make(chan error, 1) // why this host could not join its cluster
 	if cluster, ok := st.(store.Cluster); ok {
 		ip := netip.MustParseAddr(cfg.cluster.underlayIP) // validated with the flags
 		underlay = &datapath.Underlay{LocalIP: ip, Kind: cfg.cluster.tunnel}
 		go func() {
+			// Register only returns early when the host cannot be this
+			// one (its name is another live daemon's): nothing works then.
 			if err := cluster.Register(ctx, store.Host{Name: cfg.cluster.hostName, UnderlayIP: ip}); err != nil && ctx.Err() == nil {
-				log.Error("host registration ended", "err", err)
+				registered <- err
+				stop()
 			}
 		}()
 	}
@@ -121,6 +125,11 @@ func run() error {
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
+	}
+	select {
+	case regErr := <-registered:
+		err = errors.Join(regErr, err)
+	default:
 	}
 	return err
 }

@@ -113,9 +113,11 @@ func (p *Pool) wrap(a netip.Addr) netip.Addr {
 	return a
 }
 
-// Release frees addr. Releasing a free address is a no-op, so a retried delete is harmless.
-func (p *Pool) Release(addr netip.Addr) {
-	if _, ok := p.owners[addr]; ok {
+// Release frees addr if owner holds it. Releasing a free address, or one
+// another owner holds, is a no-op: a retried delete is harmless, and a late
+// release cannot free the address of the port that took it next.
+func (p *Pool) Release(addr netip.Addr, owner string) {
+	if o, ok := p.owners[addr]; ok && o == owner {
 		delete(p.owners, addr)
 		p.available++
 	}

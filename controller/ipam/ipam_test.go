@@ -32,8 +32,12 @@ func TestAllocateSkipsGatewayAndWraps(t *testing.T) {
 	if _, err := p.Allocate("x"); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("want ErrExhausted, got %v", err)
 	}
-	p.Release(netip.MustParseAddr("10.0.0.3"))
-	p.Release(netip.MustParseAddr("10.0.0.3")) // twice is harmless
+	p.Release(netip.MustParseAddr("10.0.0.3"), "y") // not y's: kept
+	if p.Free() != 0 {
+		t.Fatalf("released another owner's address: free %d", p.Free())
+	}
+	p.Release(netip.MustParseAddr("10.0.0.3"), "p1")
+	p.Release(netip.MustParseAddr("10.0.0.3"), "p1") // twice is harmless
 	if a, err := p.Allocate("y"); err != nil || a.String() != "10.0.0.3" {
 		t.Fatalf("after release: %v %v", a, err)
 	}
@@ -45,7 +49,7 @@ func TestAllocateSkipsGatewayAndWraps(t *testing.T) {
 func TestAllocateDoesNotReuseAtOnce(t *testing.T) {
 	p := mustPool(t, "10.0.0.0/24", "10.0.0.1")
 	a, _ := p.Allocate("a")
-	p.Release(a)
+	p.Release(a, "a")
 	if b, _ := p.Allocate("b"); b == a {
 		t.Fatalf("released %s handed out again at once", a)
 	}
@@ -125,7 +129,9 @@ func FuzzPool(f *testing.F) {
 					held[addr] = true
 				}
 			default:
-				p.Release(addr)
+				if o, ok := p.Owner(addr); ok {
+					p.Release(addr, o)
+				}
 				delete(held, addr)
 			}
 			if p.Free() != 13-len(held) {

@@ -17,8 +17,9 @@ var (
 	networksBucket = []byte("networks")
 	routersBucket  = []byte("routers")
 	portsBucket    = []byte("ports")
-	// ipamBucket holds NETWORK/IP → port name for every port: the address
-	// checks are lookups. Files written before it existed get it on Open.
+	// ipamBucket holds NETWORK/IP and NETWORK/mac/MAC → port name for every
+	// port: the address and MAC checks are lookups. Files written before it
+	// existed, or before it held MACs, get what they miss on Open.
 	ipamBucket = []byte("ipam")
 )
 
@@ -40,15 +41,12 @@ func Open(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{networksBucket, routersBucket, portsBucket} {
+		for _, b := range [][]byte{networksBucket, routersBucket, portsBucket, ipamBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		if tx.Bucket(ipamBucket) == nil {
-			return buildIPAM(tx)
-		}
-		return nil
+		return fillIPAM(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -57,24 +55,29 @@ func Open(path string) (*Bolt, error) {
 	return &Bolt{db: db}, nil
 }
 
-// buildIPAM creates the ipam bucket from the ports. Should two ports of an
-// old file hold one address, the first in name order keeps it.
-func buildIPAM(tx *bolt.Tx) error {
-	ipam, err := tx.CreateBucket(ipamBucket)
-	if err != nil {
-		return err
-	}
+// fillIPAM makes every port hold its address and its MAC in the ipam bucket
+// where no port does: all of them in a file written before the bucket, the
+// MACs in one written before MACs were held. Should two ports of an old file
+// share one, the first in name order holds it. In a file that has them all,
+// it only reads.
+func fillIPAM(tx *bolt.Tx) error {
+	ipam := tx.Bucket(ipamBucket)
 	ports, err := all[model.Port](tx, portsBucket)
 	if err != nil {
 		return err
 	}
 	for _, p := range ports {
-		key := []byte(ipamKey(p.Network, p.IP))
-		if ipam.Get(key) != nil {
-			continue
+		keys := []string{ipamKey(p.Network, p.IP)}
+		if p.MAC != "" {
+			keys = append(keys, macKey(p.Network, p.MAC))
 		}
-		if err := ipam.Put(key, []byte(p.Name)); err != nil {
-			return err
+		for _, key := range keys {
+			if ipam.Get([]byte(key)) != nil {
+				continue
+			}
+			if err := ipam.Put([]byte(key), []byte(p.Name)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -170,7 +173,8 @@ func (s *Bolt) DeleteRouter(ctx context.Context, name string) error {
 	})
 }
 
-// CreatePort stores a new port and takes its address in its network.
+// CreatePort stores a new port and takes its address and its MAC in its
+// network.
 func (s *Bolt) CreatePort(ctx context.Context, p model.Port) error {
 	if err := checkNewPort(p); err != nil {
 		return err
@@ -182,18 +186,26 @@ func (s *Bolt) CreatePort(ctx context.Context, p model.Port) error {
 		if tx.Bucket(portsBucket).Get([]byte(p.Name)) != nil {
 			return errPortExists(p.Name)
 		}
-		ipam, key := tx.Bucket(ipamBucket), []byte(ipamKey(p.Network, p.IP))
-		if holder := ipam.Get(key); holder != nil {
+		ipam := tx.Bucket(ipamBucket)
+		addr, mac := []byte(ipamKey(p.Network, p.IP)), []byte(macKey(p.Network, p.MAC))
+		if holder := ipam.Get(addr); holder != nil {
 			return errAddressInUse(p.IP, string(holder))
 		}
-		if err := ipam.Put(key, []byte(p.Name)); err != nil {
+		if holder := ipam.Get(mac); holder != nil {
+			return errMACInUse(p.MAC, string(holder), p.Network)
+		}
+		if err := ipam.Put(addr, []byte(p.Name)); err != nil {
+			return err
+		}
+		if err := ipam.Put(mac, []byte(p.Name)); err != nil {
 			return err
 		}
 		return put(tx, portsBucket, p.Name, p)
 	})
 }
 
-// UpdatePort replaces a port that keeps its network and address.
+// UpdatePort replaces a port of p.Host that keeps its network, address and
+// MAC.
 func (s *Bolt) UpdatePort(ctx context.Context, p model.Port) error {
 	return s.update(ctx, fmt.Sprintf("update port %q", p.Name), func(tx *bolt.Tx) error {
 		old, ok, err := get[model.Port](tx, portsBucket, p.Name)
@@ -210,18 +222,25 @@ func (s *Bolt) UpdatePort(ctx context.Context, p model.Port) error {
 	})
 }
 
-// DeletePort removes a port and frees its address; a missing one is not an
-// error.
-func (s *Bolt) DeletePort(ctx context.Context, name string) error {
+// DeletePort removes a port of host and frees its address and its MAC; a
+// missing one is not an error, another host's is ErrConflict.
+func (s *Bolt) DeletePort(ctx context.Context, name, host string) error {
 	return s.update(ctx, fmt.Sprintf("delete port %q", name), func(tx *bolt.Tx) error {
 		old, ok, err := get[model.Port](tx, portsBucket, name)
 		if err != nil || !ok {
 			return err
 		}
-		ipam, key := tx.Bucket(ipamBucket), []byte(ipamKey(old.Network, old.IP))
-		if bytes.Equal(ipam.Get(key), []byte(name)) {
-			if err := ipam.Delete(key); err != nil {
-				return err
+		if err := checkOwner(old, host); err != nil {
+			return err
+		}
+		ipam := tx.Bucket(ipamBucket)
+		for _, key := range [][]byte{[]byte(ipamKey(old.Network, old.IP)), []byte(macKey(old.Network, old.MAC))} {
+			// Only what it holds: of two ports of an old file sharing
+			// one, the other holds it.
+			if bytes.Equal(ipam.Get(key), []byte(name)) {
+				if err := ipam.Delete(key); err != nil {
+					return err
+				}
 			}
 		}
 		return tx.Bucket(portsBucket).Delete([]byte(name))

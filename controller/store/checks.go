@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -109,11 +110,13 @@ func routersOf(routers []model.Router, network string) []string {
 
 // networkUnused refuses to let a network go while ports or routers use it,
 // naming them so that the client knows what to delete first:
-// `conflict: network "blue" is used by ports a, b and routers r1`.
+// `conflict: network "blue" is used by ports a, b and routers r1`. Ports
+// come from the network's ipam keys, where a port holds its address and its
+// MAC: each is named once.
 func networkUnused(network string, ports, routers []string) error {
 	var users []string
 	if len(ports) > 0 {
-		ports = slices.Sorted(slices.Values(ports))
+		ports = slices.Compact(slices.Sorted(slices.Values(ports)))
 		users = append(users, "ports "+strings.Join(ports, ", "))
 	}
 	if len(routers) > 0 {
@@ -126,7 +129,9 @@ func networkUnused(network string, ports, routers []string) error {
 	return nil
 }
 
-// checkNewPort checks what a port must have before any store sees it.
+// checkNewPort checks what a port must have before any store sees it. Its
+// MAC must be in the canonical form (model.ParseMAC), which is the key it is
+// held under: two spellings of one MAC must not be two keys.
 func checkNewPort(p model.Port) error {
 	if err := validName("port", p.Name); err != nil {
 		return err
@@ -137,8 +142,34 @@ func checkNewPort(p model.Port) error {
 	if !p.IP.IsValid() {
 		return fmt.Errorf("port %q has no address", p.Name)
 	}
+	mac, err := model.ParseMAC(p.MAC)
+	switch {
+	case p.MAC == "":
+		return fmt.Errorf("port %q has no mac", p.Name)
+	case err != nil:
+		return fmt.Errorf("port %q: %w", p.Name, err)
+	case mac != p.MAC:
+		return fmt.Errorf("%w: port %q: mac %s is not in canonical form %s", model.ErrInvalid, p.Name, p.MAC, mac)
+	}
 	return nil
 }
+
+// ErrAddressInUse and ErrMACInUse tell which of a port's unique fields made
+// CreatePort refuse it. Both refusals are also ErrConflict.
+var (
+	ErrAddressInUse = errors.New("address in use")
+	ErrMACInUse     = errors.New("mac in use")
+)
+
+// inUse is a refusal that is ErrConflict and one of ErrAddressInUse and
+// ErrMACInUse, with a message of its own.
+type inUse struct {
+	msg  string
+	kind error
+}
+
+func (e *inUse) Error() string   { return e.msg }
+func (e *inUse) Unwrap() []error { return []error{ErrConflict, e.kind} }
 
 // Refusals of CreatePort, one for each of the conditions it checks.
 func errNoNetwork(network string) error {
@@ -150,31 +181,61 @@ func errPortExists(name string) error {
 }
 
 func errAddressInUse(ip netip.Addr, holder string) error {
-	return fmt.Errorf("%w: address %s is in use by port %s", ErrConflict, ip, holder)
+	return &inUse{fmt.Sprintf("%v: address %s is in use by port %s", ErrConflict, ip, holder), ErrAddressInUse}
+}
+
+func errMACInUse(mac, holder, network string) error {
+	return &inUse{fmt.Sprintf("%v: mac %s is used by port %s in network %s", ErrConflict, mac, holder, network), ErrMACInUse}
 }
 
 func errNoPort(name string) error {
 	return fmt.Errorf("%w: port %q", ErrNotFound, name)
 }
 
-// checkPortUpdate refuses an update that would move a port to another
-// network or address: those are a new port (delete, then create), since the
-// address is held under the network it is in.
-func checkPortUpdate(old, p model.Port) error {
-	if old.Network != p.Network || old.IP != p.IP {
-		return fmt.Errorf("%w: port %q is %s in network %q; an update cannot change them to %s in %q",
-			ErrConflict, p.Name, old.IP, old.Network, p.IP, p.Network)
+// checkOwner refuses a change of a port by a host other than its own. A
+// record without a host (stored before ports named their host) is any
+// host's.
+func checkOwner(old model.Port, host string) error {
+	if old.Host != "" && old.Host != host {
+		return fmt.Errorf("%w: port %q is on host %q, not %q", ErrConflict, old.Name, old.Host, host)
 	}
 	return nil
 }
 
-// ipamKey is the key under which an address of a network is held.
+// checkPortUpdate refuses an update by another host than the port's, and
+// one that would move a port to another network or address or give it
+// another MAC: those are a new port (delete, then create), since the
+// address and the MAC are held under the network, by the port.
+func checkPortUpdate(old, p model.Port) error {
+	if err := checkOwner(old, p.Host); err != nil {
+		return err
+	}
+	if old.Network != p.Network || old.IP != p.IP {
+		return fmt.Errorf("%w: port %q is %s in network %q; an update cannot change them to %s in %q",
+			ErrConflict, p.Name, old.IP, old.Network, p.IP, p.Network)
+	}
+	if old.MAC != p.MAC {
+		return fmt.Errorf("%w: port %q has mac %s; an update cannot change it to %s", ErrConflict, p.Name, old.MAC, p.MAC)
+	}
+	return nil
+}
+
+// The keys of a network's ipam: NETWORK/IP holds an address, NETWORK/mac/MAC
+// a MAC, each with the holding port's name as value. They cannot collide: an
+// address of a subnet in text (no zone) has no slash. Everything a
+// network's ports hold is under NETWORK/, which is what a network delete
+// looks at (and a network name has no slash either).
 func ipamKey(network string, ip netip.Addr) string {
 	return network + "/" + ip.String()
 }
 
+func macKey(network, mac string) string {
+	return network + "/mac/" + mac
+}
+
 // validName refuses a name that could not be a key of its own: a store key
-// is COLLECTION/NAME (and NETWORK/IP). The model's naming rules say so.
+// is COLLECTION/NAME (and NETWORK/IP, NETWORK/mac/MAC). The model's naming
+// rules say so.
 func validName(what, name string) error {
 	if err := model.ValidateName(name); err != nil {
 		return fmt.Errorf("%s: %w", what, err)

@@ -16,9 +16,17 @@ import (
 )
 
 // Collections under Prefix/v1/: NAME → JSON of the object; ipam holds
-// NETWORK/IP → port name. The topology key changes with every write of a
-// network or a router: writes that decide on the set of networks and
-// routers commit only if it has not changed since they read it.
+// NETWORK/IP and NETWORK/mac/MAC → port name (see ipamKey). The topology key
+// changes with every write of a network or a router: writes that decide on
+// the set of networks and routers commit only if it has not changed since
+// they read it.
+//
+// Ports stored before ports held their MAC (the first cluster-mode
+// version, never released) have no mac key: their MACs are not reserved
+// until they are deleted and created again. Nothing fills them in (Load
+// stays a read; the controller's own check against the ports it knows
+// still refuses their MACs to new ports), and a delete frees only the keys
+// the port holds.
 const (
 	networksDir = "networks/"
 	routersDir  = "routers/"
@@ -243,8 +251,9 @@ func (s *Etcd) DeleteRouter(ctx context.Context, name string) error {
 	})
 }
 
-// CreatePort stores a new port and takes its address in one transaction:
-// the network exists, the name and the address are free.
+// CreatePort stores a new port and takes its address and its MAC in one
+// transaction: the network exists, the name, the address and the MAC are
+// free.
 func (s *Etcd) CreatePort(ctx context.Context, p model.Port) error {
 	if err := checkNewPort(p); err != nil {
 		return err
@@ -253,19 +262,22 @@ func (s *Etcd) CreatePort(ctx context.Context, p model.Port) error {
 	if err != nil {
 		return fmt.Errorf("create port %q: %w", p.Name, err)
 	}
-	netKey, portKey, ipKey := s.key(networksDir, p.Network), s.key(portsDir, p.Name), s.key(ipamDir, ipamKey(p.Network, p.IP))
+	netKey, portKey := s.key(networksDir, p.Network), s.key(portsDir, p.Name)
+	ipKey, hwKey := s.key(ipamDir, ipamKey(p.Network, p.IP)), s.key(ipamDir, macKey(p.Network, p.MAC))
 	return s.retry(ctx, fmt.Sprintf("create port %q", p.Name), func(ctx context.Context, again bool) error {
 		resp, err := s.cli.Txn(ctx).
 			If(
 				clientv3.Compare(clientv3.CreateRevision(netKey), ">", 0),
 				clientv3.Compare(clientv3.CreateRevision(portKey), "=", 0),
 				clientv3.Compare(clientv3.CreateRevision(ipKey), "=", 0),
+				clientv3.Compare(clientv3.CreateRevision(hwKey), "=", 0),
 			).
-			Then(clientv3.OpPut(portKey, string(val)), clientv3.OpPut(ipKey, p.Name)).
+			Then(clientv3.OpPut(portKey, string(val)), clientv3.OpPut(ipKey, p.Name), clientv3.OpPut(hwKey, p.Name)).
 			Else(
 				clientv3.OpGet(netKey, clientv3.WithCountOnly()),
 				clientv3.OpGet(portKey),
 				clientv3.OpGet(ipKey),
+				clientv3.OpGet(hwKey),
 			).
 			Commit()
 		if err != nil || resp.Succeeded {
@@ -283,61 +295,42 @@ func (s *Etcd) CreatePort(ctx context.Context, p model.Port) error {
 		if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) > 0 {
 			return errAddressInUse(p.IP, string(kvs[0].Value))
 		}
+		if kvs := resp.Responses[3].GetResponseRange().Kvs; len(kvs) > 0 {
+			return errMACInUse(p.MAC, string(kvs[0].Value), p.Network)
+		}
 		return errors.New("transaction refused, but every condition holds")
 	})
 }
 
-// UpdatePort replaces a port that keeps its network and address: it commits
-// only while that address is held by this port, which means the port exists
-// with that network and address.
-func (s *Etcd) UpdatePort(ctx context.Context, p model.Port) error {
-	val, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("update port %q: %w", p.Name, err)
-	}
-	portKey := s.key(portsDir, p.Name)
-	return s.do(ctx, fmt.Sprintf("update port %q", p.Name), func(ctx context.Context) error {
-		resp, err := s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.Value(s.key(ipamDir, ipamKey(p.Network, p.IP))), "=", p.Name)).
-			Then(clientv3.OpPut(portKey, string(val))).
-			Else(clientv3.OpGet(portKey)).
-			Commit()
-		if err != nil || resp.Succeeded {
-			return err
-		}
-		kvs := resp.Responses[0].GetResponseRange().Kvs
-		if len(kvs) == 0 {
-			return errNoPort(p.Name)
-		}
-		var old model.Port
-		if err := json.Unmarshal(kvs[0].Value, &old); err != nil {
-			return fmt.Errorf("decode %s: %w", kvs[0].Key, err)
-		}
-		if err := checkPortUpdate(old, p); err != nil {
-			return err
-		}
-		return fmt.Errorf("address %s of port %q has no record in %s", p.IP, p.Name, s.root+ipamDir)
-	})
-}
-
-// DeletePort removes a port and frees its address in one transaction; a
-// missing port is not an error.
-func (s *Etcd) DeletePort(ctx context.Context, name string) error {
+// changePort reads the port's record and, if decide accepts it, writes ops
+// in one transaction that commits only if the record has not changed since
+// it was read (its ModRevision). When it has, it reads and decides again. A
+// missing record is decided with ok false.
+func (s *Etcd) changePort(ctx context.Context, what, name string,
+	decide func(old model.Port, ok bool) ([]clientv3.Op, error)) error {
 	portKey := s.key(portsDir, name)
-	return s.do(ctx, fmt.Sprintf("delete port %q", name), func(ctx context.Context) error {
+	return s.do(ctx, what, func(ctx context.Context) error {
 		for try := 1; ; try++ {
 			resp, err := s.cli.Get(ctx, portKey)
-			if err != nil || len(resp.Kvs) == 0 {
+			if err != nil {
 				return err
 			}
-			kv := resp.Kvs[0]
 			var old model.Port
-			if err := json.Unmarshal(kv.Value, &old); err != nil {
-				return fmt.Errorf("decode %s: %w", kv.Key, err)
+			var rev int64
+			if len(resp.Kvs) > 0 {
+				kv := resp.Kvs[0]
+				if err := json.Unmarshal(kv.Value, &old); err != nil {
+					return fmt.Errorf("decode %s: %w", kv.Key, err)
+				}
+				rev = kv.ModRevision
+			}
+			ops, err := decide(old, rev != 0)
+			if err != nil || len(ops) == 0 {
+				return err
 			}
 			txn, err := s.cli.Txn(ctx).
-				If(clientv3.Compare(clientv3.ModRevision(portKey), "=", kv.ModRevision)).
-				Then(clientv3.OpDelete(portKey), clientv3.OpDelete(s.key(ipamDir, ipamKey(old.Network, old.IP)))).
+				If(clientv3.Compare(clientv3.ModRevision(portKey), "=", rev)).
+				Then(ops...).
 				Commit()
 			switch {
 			case err != nil:
@@ -349,4 +342,53 @@ func (s *Etcd) DeletePort(ctx context.Context, name string) error {
 			}
 		}
 	})
+}
+
+// UpdatePort replaces a port of p.Host that keeps its network, address and
+// MAC, if the record is still the one it checked.
+func (s *Etcd) UpdatePort(ctx context.Context, p model.Port) error {
+	val, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("update port %q: %w", p.Name, err)
+	}
+	return s.changePort(ctx, fmt.Sprintf("update port %q", p.Name), p.Name,
+		func(old model.Port, ok bool) ([]clientv3.Op, error) {
+			if !ok {
+				return nil, errNoPort(p.Name)
+			}
+			if err := checkPortUpdate(old, p); err != nil {
+				return nil, err
+			}
+			return []clientv3.Op{clientv3.OpPut(s.key(portsDir, p.Name), string(val))}, nil
+		})
+}
+
+// DeletePort removes a port of host and frees its address and its MAC in
+// one transaction, if the record is still the one it checked; a missing
+// port is not an error.
+func (s *Etcd) DeletePort(ctx context.Context, name, host string) error {
+	return s.changePort(ctx, fmt.Sprintf("delete port %q", name), name,
+		func(old model.Port, ok bool) ([]clientv3.Op, error) {
+			if !ok {
+				return nil, nil
+			}
+			if err := checkOwner(old, host); err != nil {
+				return nil, err
+			}
+			return []clientv3.Op{
+				clientv3.OpDelete(s.key(portsDir, name)),
+				s.release(ipamKey(old.Network, old.IP), name),
+				s.release(macKey(old.Network, old.MAC), name),
+			}, nil
+		})
+}
+
+// release deletes an ipam key if it is held by port, and only then: a port
+// stored before MACs were held holds no mac key, and another port may hold
+// its MAC now.
+func (s *Etcd) release(key, port string) clientv3.Op {
+	key = s.key(ipamDir, key)
+	return clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", port)},
+		[]clientv3.Op{clientv3.OpDelete(key)}, nil)
 }

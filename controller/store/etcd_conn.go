@@ -270,16 +270,21 @@ func unavailable(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
-	code := codes.OK
+	code, msg := codes.OK, ""
 	var etcdErr rpctypes.EtcdError
 	if errors.As(err, &etcdErr) {
 		code = etcdErr.Code()
 	} else if st, ok := status.FromError(err); ok {
-		code = st.Code()
+		code, msg = st.Code(), st.Message()
 	}
 	switch code {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
 		return true
+	case codes.Unknown:
+		// Our deadline, passed on to the server, ran out there: etcd
+		// answered too late ("code = Unknown desc = context deadline
+		// exceeded", seen on a loaded machine).
+		return msg == context.DeadlineExceeded.Error()
 	}
 	return false
 }

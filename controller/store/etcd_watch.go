@@ -23,10 +23,15 @@ import (
 // record anew on a new lease whenever the lease is lost: revoked, or expired
 // while etcd was out of reach. It retries with backoff until ctx ends (or the
 // store is closed), and returns nil then, leaving the lease to run out on its
-// own. It fails at once only for a host it cannot store.
+// own. It fails at once for a host it cannot store, and whenever it finds
+// the record held by another daemon (ErrConflict): at the start or when
+// registering again.
 func (s *Etcd) Register(ctx context.Context, h Host) error {
 	if err := validName("host", h.Name); err != nil {
 		return err
+	}
+	if !h.UnderlayIP.IsValid() {
+		return fmt.Errorf("host %q has no underlay address", h.Name)
 	}
 	val, err := json.Marshal(h)
 	if err != nil {
@@ -39,7 +44,10 @@ func (s *Etcd) Register(ctx context.Context, h Host) error {
 	wait := backoff{min: 200 * time.Millisecond, max: 5 * time.Second}
 	live, failing := false, false
 	for ctx.Err() == nil {
-		lease, err := s.putHost(ctx, h.Name, string(val))
+		lease, err := s.putHost(ctx, h, string(val))
+		if errors.Is(err, ErrConflict) {
+			return err
+		}
 		if err != nil {
 			if ctx.Err() == nil && !failing {
 				log.Warn("cannot register host; retrying", "err", err)
@@ -73,19 +81,60 @@ func (s *Etcd) Register(ctx context.Context, h Host) error {
 	return nil
 }
 
-// putHost writes a host record on a new lease.
-func (s *Etcd) putHost(ctx context.Context, name, val string) (lease clientv3.LeaseID, err error) {
+// putHost writes h's record, val, on a new lease where there is no record
+// or h's own (a daemon restarted within its lease, or one that lost its
+// lease while etcd was out of reach and whose record has not expired yet).
+// Another record of that name is another daemon's: ErrConflict.
+func (s *Etcd) putHost(ctx context.Context, h Host, val string) (lease clientv3.LeaseID, err error) {
 	ttl := int64(math.Ceil(s.cfg.LeaseTTL.Seconds()))
-	err = s.do(ctx, fmt.Sprintf("register host %q", name), func(ctx context.Context) error {
-		grant, err := s.cli.Grant(ctx, ttl)
-		if err != nil {
-			return err
+	key := s.key(hostsDir, h.Name)
+	err = s.do(ctx, fmt.Sprintf("register host %q", h.Name), func(ctx context.Context) error {
+		for {
+			resp, err := s.cli.Get(ctx, key)
+			if err != nil {
+				return err
+			}
+			// Absent, or exactly as read: the record is not another's.
+			unchanged := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+			if len(resp.Kvs) > 0 {
+				kv := resp.Kvs[0]
+				if err := ownRecord(h, kv.Value); err != nil {
+					return err
+				}
+				unchanged = clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)
+			}
+			grant, err := s.cli.Grant(ctx, ttl)
+			if err != nil {
+				return err
+			}
+			txn, err := s.cli.Txn(ctx).If(unchanged).Then(clientv3.OpPut(key, val, clientv3.WithLease(grant.ID))).Commit()
+			switch {
+			case err != nil:
+				// It may have been applied: the lease may hold the record,
+				// and is left to expire. The next try finds the record h's.
+				return err
+			case txn.Succeeded:
+				lease = grant.ID
+				return nil
+			}
+			// Changed since it was read: let the unused lease go, read again.
+			_, _ = s.cli.Revoke(ctx, grant.ID)
 		}
-		lease = grant.ID
-		_, err = s.cli.Put(ctx, s.key(hostsDir, name), val, clientv3.WithLease(lease))
-		return err
 	})
 	return lease, err
+}
+
+// ownRecord refuses a host record that is not h's.
+func ownRecord(h Host, raw []byte) error {
+	var other Host
+	if err := json.Unmarshal(raw, &other); err != nil {
+		return fmt.Errorf("%w: host %q has a record that does not decode (%v): %s", ErrConflict, h.Name, err, raw)
+	}
+	if other != h {
+		return fmt.Errorf("%w: host %q is live with underlay %s (another daemon with the same --host-name?)",
+			ErrConflict, h.Name, other.UnderlayIP)
+	}
+	return nil
 }
 
 // Watch sends the changes of networks, routers, ports and hosts from

@@ -5,7 +5,8 @@
 //
 // Every write is checked and applied in one transaction of the store, so that
 // two writers — two requests, or two hosts — can never both succeed where only
-// one may: one network per name and subnet, one port per name and address.
+// one may: one network per name and subnet, one port per name, per address and
+// per MAC of a network.
 package store
 
 import (
@@ -66,17 +67,25 @@ type Store interface {
 	PutRouter(ctx context.Context, r model.Router) (model.Router, error)
 	// DeleteRouter removes a router; a missing one is not an error.
 	DeleteRouter(ctx context.Context, name string) error
-	// CreatePort stores a new port and takes its address. ErrExists: a port
-	// of that name; ErrConflict: the address is taken; ErrNotFound: its
-	// network does not exist.
+	// CreatePort stores a new port and takes its address and its MAC in its
+	// network. ErrExists: a port of that name; ErrConflict: the address
+	// (also ErrAddressInUse) or the MAC (also ErrMACInUse) is taken;
+	// ErrNotFound: its network does not exist. The MAC must be in
+	// canonical form (model.ParseMAC).
 	CreatePort(ctx context.Context, p model.Port) error
-	// UpdatePort replaces a stored port whose name, network and address
-	// stay the same (its host link or ofport changed); ErrNotFound if gone,
-	// ErrConflict if the update would change its network or address.
+	// UpdatePort replaces a stored port of host p.Host whose name, network,
+	// address and MAC stay the same (its host link or ofport changed);
+	// ErrNotFound if gone, ErrConflict if the port is another host's or the
+	// update would change its network, address or MAC. A record without a
+	// host (stored before ports named their host) is any host's, and takes
+	// p.Host.
 	UpdatePort(ctx context.Context, p model.Port) error
-	// DeletePort removes a port and frees its address; a missing one is not
-	// an error.
-	DeletePort(ctx context.Context, name string) error
+	// DeletePort removes the port of host named name and frees its address
+	// and its MAC; a missing one is not an error, another host's is
+	// ErrConflict (a record without a host is any host's). It decides on
+	// the record as it is when it deletes: a port deleted and created again
+	// meanwhile by another host is that host's, and stays.
+	DeletePort(ctx context.Context, name, host string) error
 	Close() error
 }
 
@@ -90,6 +99,13 @@ type Cluster interface {
 	// without revoking the lease: a restarting daemon's host stays live for
 	// the others while its dataplane keeps forwarding (its next Register
 	// moves the record to a new lease, so the old one expires harmlessly).
+	//
+	// It writes the record only where there is none or where it is h's
+	// own, name and underlay address alike: another daemon's record of the
+	// same name is not taken over, now or when registering again after a
+	// loss. Register then returns an error that is ErrConflict (`conflict:
+	// host "h1" is live with underlay 10.0.0.2 (...)`), as it does at once
+	// for an invalid host.
 	Register(ctx context.Context, h Host) error
 	// Watch sends every change from revision from on (State.Revision+1
 	// after a Load; from <= 0: from now), in order, until ctx ends or the

@@ -60,8 +60,37 @@ func updatePort(p model.Port) func(context.Context, Store) error {
 	return func(ctx context.Context, s Store) error { return s.UpdatePort(ctx, p) }
 }
 
+// deletePort deletes a port as host h1, whose ports port makes.
 func deletePort(name string) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.DeletePort(ctx, name) }
+	return deletePortOf(name, "h1")
+}
+
+func deletePortOf(name, host string) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error { return s.DeletePort(ctx, name, host) }
+}
+
+func withHost(p model.Port, host string) model.Port { p.Host = host; return p }
+func withMAC(p model.Port, mac string) model.Port   { p.MAC = mac; return p }
+func withOfport(p model.Port, n int) model.Port     { p.Ofport = n; return p }
+
+// portIs checks a stored port's host and ofport: "h1 ofport 3".
+func portIs(name, want string) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error {
+		st, err := s.Load(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range st.Ports {
+			if p.Name != name {
+				continue
+			}
+			if got := fmt.Sprintf("%s ofport %d", p.Host, p.Ofport); got != want {
+				return fmt.Errorf("port %s is %q, want %q", name, got, want)
+			}
+			return nil
+		}
+		return fmt.Errorf("port %s is not stored", name)
+	}
 }
 
 func deleteNetwork(name string) func(context.Context, Store) error {
@@ -115,6 +144,7 @@ func loaded(nets, routers, ports string) func(context.Context, Store) error {
 // case runs on a fresh store from open.
 func testStore(t *testing.T, open func(t *testing.T) Store) {
 	blue, red := network("blue", "10.1.0.0/24"), network("red", "10.2.0.0/24")
+	macA := model.PortMAC("a")
 	cases := []struct {
 		name  string
 		steps []step
@@ -195,6 +225,50 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			{do: createPort(port("b", "blue", "10.1.0.5"))}, // the address was freed
 			{do: loaded("blue#1 red#2", "", "b@blue/10.1.0.5/0")},
 		}},
+		{"ports: mac unique per network", []step{
+			{do: createNetwork(blue, 1)},
+			{do: createNetwork(red, 2)},
+			{do: createPort(port("a", "blue", "10.1.0.5"))},
+			{do: createPort(withMAC(port("x", "blue", "10.1.0.6"), macA)), want: ErrMACInUse,
+				msg: "conflict: mac " + macA + " is used by port a in network blue"},
+			{do: createPort(withMAC(port("x", "blue", "10.1.0.6"), macA)), want: ErrConflict},
+			{do: createPort(port("y", "blue", "10.1.0.5")), want: ErrAddressInUse},
+			{do: createPort(withMAC(port("x", "red", "10.2.0.6"), macA))}, // MACs are per network
+			{do: updatePort(withMAC(port("a", "blue", "10.1.0.5"), "02:00:00:00:00:01")), want: ErrConflict,
+				msg: `conflict: port "a" has mac ` + macA + `; an update cannot change it to 02:00:00:00:00:01`},
+			// Named once, though it holds an address and a MAC.
+			{do: deleteNetwork("blue"), want: ErrConflict, msg: `conflict: network "blue" is used by ports a`},
+			{do: deletePort("a")},
+			{do: createPort(withMAC(port("y", "blue", "10.1.0.7"), macA))}, // the MAC was freed
+			{do: createPort(withMAC(port("z", "blue", "10.1.0.8"), strings.ToUpper(model.PortMAC("z")))), want: model.ErrInvalid},
+			{do: createPort(withMAC(port("z", "blue", "10.1.0.8"), "03:00:00:00:00:01")), want: model.ErrInvalid},
+			{do: createPort(withMAC(port("z", "blue", "10.1.0.8"), "")), msg: `port "z" has no mac`},
+			{do: deletePort("y")},
+			{do: deleteNetwork("blue")}, // nothing of y is left under blue
+			{do: loaded("red#2", "", "x@red/10.2.0.6/0")},
+		}},
+		{"ports: only their host changes them", []step{
+			{do: createNetwork(blue, 1)},
+			{do: createPort(port("a", "blue", "10.1.0.5"))}, // on h1
+			{do: deletePortOf("a", "h2"), want: ErrConflict, msg: `conflict: port "a" is on host "h1", not "h2"`},
+			{do: updatePort(withOfport(withHost(port("a", "blue", "10.1.0.5"), "h2"), 3)), want: ErrConflict,
+				msg: `conflict: port "a" is on host "h1", not "h2"`},
+			{do: portIs("a", "h1 ofport 0")},
+			{do: updatePort(withOfport(port("a", "blue", "10.1.0.5"), 4))},
+			{do: portIs("a", "h1 ofport 4")},
+			{do: deletePortOf("a", "h1")},
+			{do: deletePortOf("a", "h2")}, // missing: not an error, whoever asks
+			// Records without a host (stored before ports named their host)
+			// are any host's; an update gives them its host.
+			{do: createPort(withHost(port("b", "blue", "10.1.0.6"), ""))},
+			{do: updatePort(withOfport(withHost(port("b", "blue", "10.1.0.6"), "h3"), 2))},
+			{do: portIs("b", "h3 ofport 2")},
+			{do: deletePortOf("b", "h2"), want: ErrConflict, msg: `conflict: port "b" is on host "h3", not "h2"`},
+			{do: createPort(withHost(port("c", "blue", "10.1.0.7"), ""))},
+			{do: deletePortOf("c", "h2")},
+			{do: createPort(port("d", "blue", "10.1.0.7"))}, // c's address was freed
+			{do: loaded("blue#1", "", "b@blue/10.1.0.6/2 d@blue/10.1.0.7/0")},
+		}},
 		{"refuses what cannot be a key", []step{
 			{do: createNetwork(network("a/b", "10.1.0.0/24"), 0), want: model.ErrInvalid},
 			{do: createNetwork(blue, 1)},
@@ -233,29 +307,28 @@ func TestBolt(t *testing.T) {
 	})
 }
 
-// TestBoltOldFile opens a file written before the ipam bucket: it loads as
-// it was, and its ports' addresses are held.
-func TestBoltOldFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state.db")
+// writeBolt writes a state file as an older version did: buckets of JSON
+// records (a string is written as it is).
+func writeBolt(t *testing.T, path string, buckets map[string]map[string]any) {
+	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blue := network("blue", "10.1.0.0/24")
-	blue.ID = 7
+	defer db.Close()
 	err = db.Update(func(tx *bolt.Tx) error {
-		for bucket, kv := range map[string]map[string]any{
-			"networks": {"blue": blue},
-			"routers":  {},
-			"ports":    {"a": port("a", "blue", "10.1.0.5"), "b": port("b", "blue", "10.1.0.6")},
-		} {
+		for bucket, kv := range buckets {
 			b, err := tx.CreateBucket([]byte(bucket))
 			if err != nil {
 				return err
 			}
 			for k, v := range kv {
-				raw, _ := json.Marshal(v)
-				if err := b.Put([]byte(k), raw); err != nil {
+				raw, ok := v.(string)
+				if !ok {
+					buf, _ := json.Marshal(v)
+					raw = string(buf)
+				}
+				if err := b.Put([]byte(k), []byte(raw)); err != nil {
 					return err
 				}
 			}
@@ -265,25 +338,60 @@ func TestBoltOldFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+}
 
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := t.Context()
-	for _, st := range []step{
-		{do: loaded("blue#7", "", "a@blue/10.1.0.5/0 b@blue/10.1.0.6/0")},
-		{do: createPort(port("c", "blue", "10.1.0.6")), want: ErrConflict, msg: `conflict: address 10.1.0.6 is in use by port b`},
-		{do: deleteNetwork("blue"), want: ErrConflict, msg: `conflict: network "blue" is used by ports a, b`},
-		{do: createNetwork(network("red", "10.2.0.0/24"), 1)},
-		{do: deletePort("b")},
-		{do: createPort(port("c", "blue", "10.1.0.6"))},
+// TestBoltOldFile opens files of older versions — written before the ipam
+// bucket, and with addresses but no MACs in it: they load as they were, and
+// their ports' addresses and MACs are held. Of two old ports with one MAC,
+// the first in name order holds it. A port stored before ports named their
+// host is any host's.
+func TestBoltOldFile(t *testing.T) {
+	blue := network("blue", "10.1.0.0/24")
+	blue.ID = 7
+	a := withHost(port("a", "blue", "10.1.0.5"), "")
+	b := withMAC(port("b", "blue", "10.1.0.6"), a.MAC)
+	for _, c := range []struct {
+		name string
+		ipam map[string]any
+	}{
+		{"no ipam", nil},
+		{"ipam without macs", map[string]any{"blue/10.1.0.5": "a", "blue/10.1.0.6": "b"}},
 	} {
-		if err := st.do(ctx, s); !errors.Is(err, st.want) || (st.msg != "" && err.Error() != st.msg) {
-			t.Fatalf("got %v, want %v %q", err, st.want, st.msg)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "state.db")
+			buckets := map[string]map[string]any{
+				"networks": {"blue": blue},
+				"routers":  {},
+				"ports":    {"a": a, "b": b},
+			}
+			if c.ipam != nil {
+				buckets["ipam"] = c.ipam
+			}
+			writeBolt(t, path, buckets)
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx := t.Context()
+			for i, st := range []step{
+				{do: loaded("blue#7", "", "a@blue/10.1.0.5/0 b@blue/10.1.0.6/0")},
+				{do: createPort(port("c", "blue", "10.1.0.6")), want: ErrConflict, msg: `conflict: address 10.1.0.6 is in use by port b`},
+				{do: createPort(withMAC(port("c", "blue", "10.1.0.7"), a.MAC)), want: ErrConflict,
+					msg: "conflict: mac " + a.MAC + " is used by port a in network blue"},
+				{do: deleteNetwork("blue"), want: ErrConflict, msg: `conflict: network "blue" is used by ports a, b`},
+				{do: createNetwork(network("red", "10.2.0.0/24"), 1)},
+				{do: deletePort("b")}, // frees its address, not a's MAC
+				{do: createPort(port("c", "blue", "10.1.0.6"))},
+				{do: createPort(withMAC(port("d", "blue", "10.1.0.8"), a.MAC)), want: ErrMACInUse},
+				{do: deletePortOf("a", "h9")}, // no host: any host's
+				{do: createPort(withMAC(port("d", "blue", "10.1.0.8"), a.MAC))},
+			} {
+				if err := st.do(ctx, s); !errors.Is(err, st.want) || (st.msg != "" && err.Error() != st.msg) {
+					t.Fatalf("step %d: got %v, want %v %q", i, err, st.want, st.msg)
+				}
+			}
+		})
 	}
 }
 

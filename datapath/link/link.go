@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -312,4 +313,22 @@ func List(h *netlink.Handle) ([]netlink.Link, error) {
 func isNotFound(err error) bool {
 	var nf netlink.LinkNotFoundError
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+// Holding names the interface that holds the IPv4 address ip, with its MTU.
+func Holding(ip netip.Addr) (name string, mtu int, err error) {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return "", 0, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if have, ok := netip.AddrFromSlice(a.IP); ok && have.Unmap() == ip {
+			l, err := netlink.LinkByIndex(a.LinkIndex)
+			if err != nil {
+				return "", 0, fmt.Errorf("interface of %s: %w", ip, err)
+			}
+			return l.Attrs().Name, l.Attrs().MTU, nil
+		}
+	}
+	return "", 0, fmt.Errorf("no interface has %s", ip)
 }

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -39,10 +40,24 @@ type Backend struct {
 	// underlay is nil on a single host.
 	underlay *datapath.Underlay
 
-	// remote is the overlay the controller last asked for, by network
-	// (SetRemotePorts, Prune); nil until it first says, and until then
-	// what a previous run left in the kernel stands. Guarded by mu.
-	remote map[string]*overlayEntries
+	log *slog.Logger
+
+	// The overlay (cluster mode), guarded by mu. remote is what the
+	// overlay holds, by network: what the controller last asked for
+	// (remotePorts, given by SetRemotePorts and Prune) less the ports left
+	// out (skipped, see desiredOverlay); nil until it first says, and until
+	// then what a previous run left in the kernel stands. remoteApplied:
+	// the kernel was given remote, successfully, and nothing failed since.
+	// local are this host's ports by network, which win over remote ports
+	// with their MAC or address.
+	remote        map[string]*overlayEntries
+	remotePorts   []model.RemotePort
+	remoteApplied bool
+	local         map[string]map[string]model.Port
+	skipped       datapath.SkipLog
+	// mtuWarned is the MTU each network was last warned about as too
+	// large for the underlay (checkUnderlayMTU).
+	mtuWarned map[string]int
 
 	// mu serialises network and router changes so the inet table always
 	// matches the networks and routers that exist.
@@ -76,7 +91,7 @@ type Backend struct {
 // left go at the first Prune. Otherwise the host is one of a cluster, its
 // networks carried to the other hosts by VXLAN from underlay.LocalIP (Kind
 // "vxlan" or empty; Geneve is refused, see checkUnderlay).
-func New(ctx context.Context, prefix string, underlay *datapath.Underlay) (*Backend, error) {
+func New(ctx context.Context, prefix string, underlay *datapath.Underlay, opts ...Option) (*Backend, error) {
 	if err := checkUnderlay(prefix, underlay); err != nil {
 		return nil, err
 	}
@@ -96,7 +111,20 @@ func New(ctx context.Context, prefix string, underlay *datapath.Underlay) (*Back
 	if err != nil && !errors.Is(err, hostnet.ErrNotExist) {
 		return nil, fmt.Errorf("linux backend: %w", err)
 	}
-	return &Backend{prefix: prefix, underlay: u, networks: map[string]model.Network{}, routers: map[string]model.Router{}, inherited: err == nil}, nil
+	b := &Backend{prefix: prefix, underlay: u, log: slog.Default(), networks: map[string]model.Network{}, routers: map[string]model.Router{},
+		inherited: err == nil, local: map[string]map[string]model.Port{}, mtuWarned: map[string]int{}}
+	for _, o := range opts {
+		o(b)
+	}
+	return b, nil
+}
+
+// Option changes a default of New.
+type Option func(*Backend)
+
+// WithLog makes the backend log to l rather than slog.Default().
+func WithLog(l *slog.Logger) Option {
+	return func(b *Backend) { b.log = l }
 }
 
 // Info implements datapath.Backend.
@@ -152,9 +180,11 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 	if err := ensureVXLAN(b.underlay, b.vxlanName(n.Name), br, n); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
+	b.checkUnderlayMTU(n)
 	// A device just made (or re-made) has an empty FDB; one that was there
 	// is checked too, cheaply, so a restart repairs what went missing.
 	if err := b.syncOverlay(ctx, n.Name); err != nil {
+		b.remoteApplied = false
 		return fmt.Errorf("network %s: remote ports: %w", n.Name, err)
 	}
 	return nil
@@ -217,6 +247,7 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	delete(b.networks, n.Name)
+	delete(b.mtuWarned, n.Name)
 	var overlay string
 	if b.underlay != nil && len(b.networks) > 0 {
 		overlay = OverlayNetworkDelete(b.prefix, n)
@@ -268,7 +299,13 @@ func (b *Backend) syncRules(ctx context.Context, extra string) error {
 // AttachPort implements datapath.Backend. The port's anti-spoofing rules land
 // before its link joins the bridge, so no frame of it is ever forwarded
 // unchecked.
+//
+// In a cluster a remote port with the port's MAC or address gives way first
+// (claimLocal; before portsMu, which DeleteNetwork takes under mu).
 func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
+	if err := b.claimLocal(ctx, p); err != nil {
+		return p, fmt.Errorf("port %s: %w", p.Name, err)
+	}
 	b.portsMu.RLock()
 	defer b.portsMu.RUnlock()
 	br, err := link.Lookup(b.bridgeName(n.Name), datapath.BridgeAlias(n.Name))
@@ -334,8 +371,19 @@ func applyPortRules(ctx context.Context, p model.Port) error {
 
 // DetachPort implements datapath.Backend. The link goes first, so the port
 // sends nothing once its rules are gone; both steps succeed when there is
-// nothing left to remove.
+// nothing left to remove. In a cluster a remote port that gave way to the
+// port comes back then.
 func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port) error {
+	if err := b.detachPort(ctx, p); err != nil {
+		return err
+	}
+	if err := b.releaseLocal(ctx, p); err != nil {
+		return fmt.Errorf("port %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+func (b *Backend) detachPort(ctx context.Context, p model.Port) error {
 	b.portsMu.RLock()
 	defer b.portsMu.RUnlock()
 	if err := link.Delete(p.HostIfname, datapath.PortAlias(p.Name)); err != nil {
@@ -398,6 +446,17 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	if err := b.syncRules(ctx, ""); err != nil {
 		return err
 	}
+	b.local = map[string]map[string]model.Port{}
+	if b.underlay != nil {
+		for _, p := range s.Ports {
+			if b.local[p.Network] == nil {
+				b.local[p.Network] = map[string]model.Port{}
+			}
+			b.local[p.Network][p.Name] = p
+		}
+	}
+	// Read the kernel and repair what differs, even if nothing changed.
+	b.remoteApplied = false
 	return b.setRemote(ctx, s.Remote)
 }
 

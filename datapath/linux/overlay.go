@@ -27,7 +27,8 @@ import (
 //
 // The underlay must carry UDP port 4789 between the hosts' underlay
 // addresses, with an MTU of at least the largest network MTU plus
-// VXLANOverhead; the host's own routes pick the interface.
+// vxlanOverhead (EnsureNetwork warns otherwise); the host's own routes pick
+// the interface.
 //
 // Routing is distributed: every host holds every network's gateway address
 // and routes what its own ports send, so a packet crosses the overlay at most
@@ -36,11 +37,11 @@ import (
 const (
 	// vxlanPort is the IANA VXLAN port; every host of a cluster uses it.
 	vxlanPort = 4789
-	// VXLANOverhead is what VXLAN over IPv4 adds to a frame on the underlay
+	// vxlanOverhead is what VXLAN over IPv4 adds to a frame on the underlay
 	// (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14): the underlay's
 	// MTU must be at least a network's MTU plus this, or the kernel
 	// fragments the outer packets.
-	VXLANOverhead = 50
+	vxlanOverhead = 50
 	maxVNI        = 1<<24 - 1
 	vxlanAliasPfx = datapath.OwnerAlias + "vxlan="
 	// maxClusterPrefix keeps at least four hex digits of hash in bridge and
@@ -239,8 +240,14 @@ func (b *Backend) SetRemotePorts(ctx context.Context, ports []model.RemotePort) 
 	return b.setRemote(ctx, ports)
 }
 
-// setRemote records and applies the remote ports; b.mu is held. Ports that
-// cannot be written are reported, after the others have landed.
+// setRemote records and applies the remote ports; b.mu is held. A port that
+// cannot be written is left out and logged (once, see datapath.SkipLog), not an
+// error: the others land. When the kernel was last given, successfully, the
+// same ports or the same entries, nothing is read or written: the
+// controller calls this after every change of the cluster's ports. (Local
+// ports coming and going keep b.remote up to date themselves, see
+// claimLocal.) Prune clears remoteApplied first, so that it reads the
+// kernel and repairs what differs.
 func (b *Backend) setRemote(ctx context.Context, ports []model.RemotePort) error {
 	if b.underlay == nil {
 		if len(ports) > 0 {
@@ -248,13 +255,104 @@ func (b *Backend) setRemote(ctx context.Context, ports []model.RemotePort) error
 		}
 		return nil
 	}
-	want, invalid := desiredOverlay(b.underlay.LocalIP, ports)
+	if b.remoteApplied && slices.Equal(ports, b.remotePorts) {
+		return nil
+	}
+	b.remotePorts = slices.Clone(ports)
+	want := b.desiredOverlay()
+	if b.remoteApplied && equalOverlay(b.remote, want) {
+		return nil
+	}
 	b.remote = want
 	err := b.syncOverlay(ctx, "")
-	if invalid != nil || err != nil {
-		return fmt.Errorf("remote ports: %w", errors.Join(invalid, err))
+	b.remoteApplied = err == nil
+	if err != nil {
+		return fmt.Errorf("remote ports: %w", err)
 	}
 	return nil
+}
+
+// desiredOverlay is the overlay for the remote ports last given and the
+// local ports there are now; it logs what it leaves out. b.mu is held.
+func (b *Backend) desiredOverlay() map[string]*overlayEntries {
+	want, skipped := desiredOverlay(b.underlay.LocalIP, b.local, b.remotePorts)
+	b.skipped.Update(b.log, slices.Concat(skipped.Networks(), b.skipped.Networks()), skipped)
+	return want
+}
+
+// claimLocal records a port of this host before it joins its bridge: a
+// remote port with its MAC or address gives way (its entries would take
+// the port's traffic to the other host). Only such a clash costs a sync of
+// the network's overlay.
+func (b *Backend) claimLocal(ctx context.Context, p model.Port) error {
+	if b.underlay == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.local[p.Network] == nil {
+		b.local[p.Network] = map[string]model.Port{}
+	}
+	b.local[p.Network][p.Name] = p
+	e := b.remote[p.Network]
+	mac, _ := net.ParseMAC(p.MAC)
+	if e == nil || !e.static[mac.String()] && e.neigh[p.IP] == "" {
+		return nil
+	}
+	return b.resyncOverlay(ctx, p.Network)
+}
+
+// releaseLocal forgets a detached port of this host: a remote port that gave
+// way to it comes back.
+func (b *Backend) releaseLocal(ctx context.Context, p model.Port) error {
+	if b.underlay == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.local[p.Network][p.Name]; !ok {
+		return nil
+	}
+	delete(b.local[p.Network], p.Name)
+	if !b.skipped.Any(p.Network) || b.remote == nil {
+		return nil
+	}
+	return b.resyncOverlay(ctx, p.Network)
+}
+
+// resyncOverlay recomputes the overlay after a change of network's local
+// ports and applies network's part; b.mu is held.
+func (b *Backend) resyncOverlay(ctx context.Context, network string) error {
+	b.remote = b.desiredOverlay()
+	if err := b.syncOverlay(ctx, network); err != nil {
+		b.remoteApplied = false
+		return fmt.Errorf("network %s: remote ports: %w", network, err)
+	}
+	return nil
+}
+
+// checkUnderlayMTU warns, once per network and MTU, when a full-size frame
+// of n does not fit the underlay once in VXLAN: the kernel would fragment
+// the outer packets, or drop them when the path does not allow it. The
+// underlay's MTU is that of the interface holding the underlay address.
+// b.mu is held.
+func (b *Backend) checkUnderlayMTU(n model.Network) {
+	ifname, mtu, err := link.Holding(b.underlay.LocalIP)
+	switch {
+	case err != nil:
+		if b.mtuWarned[n.Name] != -1 {
+			b.log.Warn("cannot check the underlay's MTU", "network", n.Name, "underlay_ip", b.underlay.LocalIP, "err", err)
+			b.mtuWarned[n.Name] = -1
+		}
+	case n.MTU+vxlanOverhead > mtu:
+		if b.mtuWarned[n.Name] != n.MTU {
+			b.log.Warn("network MTU too large for the underlay: VXLAN packets of full-size frames will be fragmented or dropped",
+				"network", n.Name, "mtu", n.MTU, "vxlan_overhead", vxlanOverhead, "underlay_interface", ifname, "underlay_mtu", mtu)
+			b.mtuWarned[n.Name] = n.MTU
+		}
+	default:
+		delete(b.mtuWarned, n.Name)
+	}
 }
 
 // syncOverlay makes our devices hold b.remote: every network's, or only

@@ -19,7 +19,7 @@ import (
 
 // underlayMTU is the hosts' underlay links' MTU: the networks' 1500 plus what
 // VXLAN over IPv4 adds, so that no outer packet is fragmented.
-const underlayMTU = 1500 + VXLANOverhead
+const underlayMTU = 1500 + vxlanOverhead
 
 // clusterHost is one host of the test cluster: a namespace on an underlay
 // shared with the others, its agent, and the ports it holds.
@@ -268,7 +268,7 @@ func TestOverlayCluster(t *testing.T) {
 	if bridgeMAC("blue", h1.underlay()) == gwMAC {
 		t.Errorf("h1 and h2 have the same bridge MAC for blue")
 	}
-	out := h2.in(t, "nft", "list", "counter", "bridge", "ovs_vnet", OverlayCounter())
+	out := h2.in(t, "nft", "list", "counter", "bridge", "ovs_vnet", overlayCounter)
 	if m := regexp.MustCompile(`packets (\d+)`).FindStringSubmatch(out); m == nil || m[1] == "0" {
 		t.Errorf("h2's gateway ARP counter did not count b2's request:\n%s", out)
 	}
@@ -279,6 +279,31 @@ func TestOverlayCluster(t *testing.T) {
 	if after := c.snapshot(h2); after != before {
 		t.Errorf("h2: Prune of the same state changed things:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+
+	// Remote ports that cannot be written are left out, logged once, and
+	// fail nothing (a restart's Prune included): one of h3 with b1's MAC
+	// (after b1 by name, so b1 keeps it), one with b2's, which is local
+	// here, and one claiming h2's own underlay address.
+	withBad := append(c.remote(h2),
+		model.RemotePort{Port: model.Port{Name: "zz", Network: "blue", IP: netip.MustParseAddr("10.97.1.99"), MAC: b1.MAC, Host: "h3"}, HostIP: h3.ip},
+		model.RemotePort{Port: model.Port{Name: "zy", Network: "blue", IP: netip.MustParseAddr("10.97.1.98"), MAC: b2.MAC, Host: "h3"}, HostIP: h3.ip},
+		model.RemotePort{Port: model.Port{Name: "zx", Network: "blue", IP: netip.MustParseAddr("10.97.1.97"), MAC: model.PortMAC("zx"), Host: "h2"}, HostIP: h2.ip})
+	for range 3 {
+		h2.a.must(agentReq{Op: "remote", Remote: withBad})
+	}
+	badState := c.state(h2)
+	badState.Remote = withBad
+	h2.a.must(agentReq{Op: "prune", State: badState})
+	if after := c.snapshot(h2); after != before {
+		t.Errorf("h2: bad remote ports changed things:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if ttl := reach(b2.Netns, b1.IP.String()); ttl != "64" {
+		t.Errorf("b2 -> b1 beside bad remote ports: ttl %q", ttl)
+	}
+	if n := strings.Count(h2.a.stderr.String(), "remote port left out"); n != 3 {
+		t.Errorf("h2 logged %d remote ports left out, want 3 (once each):\n%s", n, h2.a.stderr)
+	}
+	h2.a.must(agentReq{Op: "remote", Remote: c.remote(h2)})
 
 	// A restart of h1's backend, under traffic, changes nothing either.
 	before = c.snapshot(h1)
@@ -339,6 +364,16 @@ func TestOverlayCluster(t *testing.T) {
 	if got := c.fdbDsts(h1, "green"); !slices.Equal(got, []string{"10.98.0.3"}) {
 		t.Errorf("h1: re-created green's VXLAN FDB sends to %v, want [10.98.0.3]", got)
 	}
+
+	// A network too large for the underlay's MTU is warned about, once.
+	jumbo := network("jumbo", 14, 4)
+	jumbo.MTU = underlayMTU - vxlanOverhead + 1
+	h1.a.must(agentReq{Op: "network", Network: jumbo})
+	h1.a.must(agentReq{Op: "network", Network: jumbo})
+	if n := strings.Count(h1.a.stderr.String(), "network MTU too large for the underlay"); n != 1 {
+		t.Errorf("h1 warned %d times of jumbo's MTU, want once:\n%s", n, h1.a.stderr)
+	}
+	h1.a.must(agentReq{Op: "delete-network", Network: jumbo})
 
 	// Prune with less: green is no longer wanted on h2, nor is r3.
 	shrunk := c.state(h2)

@@ -39,15 +39,13 @@ import (
 // as on one host: a VXLAN device is a port of exactly one network's bridge,
 // and between bridges only the routers' rules let traffic through.
 const (
-	overlaySet     = "overlay_gateways"
+	overlaySet = "overlay_gateways"
+	// overlayCounter counts the gateway ARP frames kept from crossing the
+	// overlay: `nft list counter bridge ovs_vnet overlay_gateway_arp`.
 	overlayCounter = "overlay_gateway_arp"
 	overlayIn      = "overlay_in"
 	overlayOut     = "overlay_out"
 )
-
-// OverlayCounter names the counter of gateway ARP frames kept from crossing
-// the overlay: `nft list counter bridge ovs_vnet overlay_gateway_arp`.
-func OverlayCounter() string { return overlayCounter }
 
 // OverlayRules renders the overlay's objects. Applying it again rewrites the
 // chains in place (one transaction, so no frame passes unchecked meanwhile)

@@ -1,9 +1,12 @@
 package linux
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -27,7 +30,8 @@ func remotePort(name, network, ip, mac, host string, hostIP netip.Addr) model.Re
 }
 
 // TestDesiredOverlayGolden: what the overlay holds for a set of remote ports,
-// the way `bridge fdb` and `ip neigh` show it, and which ports are refused.
+// the way `bridge fdb` and `ip neigh` show it, and which ports are left out
+// and why. The order of the ports does not matter.
 func TestDesiredOverlayGolden(t *testing.T) {
 	ports := []model.RemotePort{
 		remotePort("web-2", "blue", "10.61.0.12", "02:AA:00:00:00:12", "b", hostB),
@@ -36,9 +40,12 @@ func TestDesiredOverlayGolden(t *testing.T) {
 		remotePort("db-2", "red", "10.62.0.6", "02:aa:00:00:00:22", "b", hostB),
 		// Listed twice: no clash with itself.
 		remotePort("db-2", "red", "10.62.0.6", "02:aa:00:00:00:22", "b", hostB),
-		// Refused, each for its own reason.
+		// Left out, each for its own reason.
+		remotePort("db-2", "red", "10.62.0.7", "02:aa:00:00:00:22", "c", hostC),
 		remotePort("dup-mac", "blue", "10.61.0.99", "02:aa:00:00:00:12", "c", hostC),
 		remotePort("dup-ip", "red", "10.62.0.5", "02:aa:00:00:00:99", "c", hostC),
+		remotePort("local-mac", "blue", "10.61.0.90", "02:aa:00:00:00:01", "c", hostC),
+		remotePort("local-ip", "red", "10.62.0.2", "02:aa:00:00:00:98", "c", hostC),
 		remotePort("mcast", "blue", "10.61.0.98", "03:aa:00:00:00:01", "c", hostC),
 		remotePort("zero", "blue", "10.61.0.97", "00:00:00:00:00:00", "c", hostC),
 		remotePort("v6", "blue", "fd00::1", "02:aa:00:00:00:31", "c", hostC),
@@ -47,16 +54,130 @@ func TestDesiredOverlayGolden(t *testing.T) {
 		remotePort("v6host", "blue", "10.61.0.94", "02:aa:00:00:00:34", "x", netip.MustParseAddr("fd00::2")),
 		remotePort("badnet", "Blue!", "10.61.0.93", "02:aa:00:00:00:35", "c", hostC),
 	}
-	want, err := desiredOverlay(hostA, ports)
+	local := map[string]map[string]model.Port{
+		"blue": {"l1": {Name: "l1", Network: "blue", IP: netip.MustParseAddr("10.61.0.2"), MAC: "02:AA:00:00:00:01"}},
+		"red":  {"l2": {Name: "l2", Network: "red", IP: netip.MustParseAddr("10.62.0.2"), MAC: "02:aa:00:00:00:02"}},
+	}
+	want, skipped := desiredOverlay(hostA, local, ports)
 	var b strings.Builder
 	for _, network := range slices.Sorted(maps.Keys(want)) {
-		fmt.Fprintf(&b, "# %s\n%s", network, want[network].render(VXLANName("vnbr", network), model.BridgeName("vnbr", network)))
+		fmt.Fprintf(&b, "# %s\n%s", network, render(want[network], VXLANName("vnbr", network), model.BridgeName("vnbr", network)))
 	}
-	b.WriteString("# refused\n")
-	if err != nil {
-		b.WriteString(err.Error() + "\n")
+	b.WriteString("# left out\n")
+	for _, network := range slices.Sorted(maps.Keys(skipped)) {
+		for _, port := range slices.Sorted(maps.Keys(skipped[network])) {
+			fmt.Fprintf(&b, "%s/%s (host %s): %s\n", network, port, skipped[network][port].Host, skipped[network][port].Reason)
+		}
 	}
 	goldenText(t, "testdata/overlay-remote.txt", b.String())
+	for range 5 {
+		rand.Shuffle(len(ports), func(i, j int) { ports[i], ports[j] = ports[j], ports[i] })
+		again, skippedAgain := desiredOverlay(hostA, local, ports)
+		if !equalOverlay(want, again) || !maps.EqualFunc(skipped, skippedAgain, maps.Equal) {
+			t.Fatalf("another order of the same ports gives another overlay")
+		}
+	}
+}
+
+// render writes the entries the way `bridge fdb` and `ip neigh` would show
+// them, sorted.
+func render(e *overlayEntries, vx, br string) string {
+	var lines []string
+	for k := range e.fdb {
+		lines = append(lines, fmt.Sprintf("fdb %s dev %s dst %s self permanent", k.mac, vx, k.dst))
+	}
+	for mac := range e.static {
+		lines = append(lines, fmt.Sprintf("fdb %s dev %s master %s static", mac, vx, br))
+	}
+	for ip, mac := range e.neigh {
+		lines = append(lines, fmt.Sprintf("neigh %s dev %s lladdr %s PERMANENT", ip, br, mac))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// testBackend is a cluster backend that has touched nothing; its log is
+// returned.
+func testBackend() (*Backend, *bytes.Buffer) {
+	var log bytes.Buffer
+	return &Backend{prefix: "vnbr", underlay: &datapath.Underlay{LocalIP: hostA, Kind: datapath.TunnelVXLAN},
+		log: slog.New(slog.NewTextHandler(&log, nil)), networks: map[string]model.Network{}, routers: map[string]model.Router{},
+		local: map[string]map[string]model.Port{}, mtuWarned: map[string]int{}}, &log
+}
+
+// logLines returns the log's lines since the last call, and empties it.
+func logLines(log *bytes.Buffer) []string {
+	lines := slices.Collect(strings.Lines(log.String()))
+	log.Reset()
+	return lines
+}
+
+// TestSetRemoteCheap: SetRemotePorts with the entries the kernel was last
+// given touches no netlink (a canceled context shows it: any netlink
+// socket would fail), whatever the order of the ports; bad ports are
+// logged once, not returned; a local port makes a clashing remote port give
+// way, and its detach brings it back.
+func TestSetRemoteCheap(t *testing.T) {
+	b, log := testBackend()
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	a := remotePort("a", "blue", "10.61.0.11", "02:aa:00:00:00:11", "b", hostB)
+	sameMAC := remotePort("b", "blue", "10.61.0.12", "02:aa:00:00:00:11", "c", hostC)
+	c := remotePort("c", "blue", "10.61.0.13", "02:aa:00:00:00:13", "c", hostC)
+	set := []model.RemotePort{sameMAC, c, a}
+	if err := b.SetRemotePorts(canceled, set); err == nil {
+		t.Fatal("first SetRemotePorts did not reach netlink")
+	}
+	if lines := logLines(log); len(lines) != 1 || !strings.Contains(lines[0], "port=b ") || !strings.Contains(lines[0], "taken by remote port a (host b)") {
+		t.Errorf("log of the first set:\n%s\nwant b left out for a, once", strings.Join(lines, ""))
+	}
+	// As if that had landed.
+	b.remoteApplied = true
+	for range 3 {
+		slices.Reverse(set)
+		if err := b.SetRemotePorts(canceled, set); err != nil {
+			t.Fatalf("the same set again reached netlink: %v", err)
+		}
+	}
+	if lines := logLines(log); len(lines) != 0 {
+		t.Errorf("the same set again logged:\n%s", strings.Join(lines, ""))
+	}
+	// Without a, which has no entries, b takes its MAC: that is a change.
+	if err := b.SetRemotePorts(canceled, []model.RemotePort{sameMAC, c}); err == nil {
+		t.Error("a changed set did not reach netlink")
+	}
+	b.remoteApplied = true
+	if err := b.SetRemotePorts(canceled, set); err == nil {
+		t.Error("a changed set did not reach netlink")
+	}
+	b.remoteApplied = true
+	logLines(log)
+
+	// A local port without a clash costs nothing; one with c's address
+	// makes c give way (its entries are synced), and its detach brings c
+	// back.
+	if err := b.claimLocal(canceled, model.Port{Name: "l0", Network: "blue", IP: netip.MustParseAddr("10.61.0.2"), MAC: "02:aa:00:00:00:02"}); err != nil {
+		t.Errorf("a local port without a clash reached netlink: %v", err)
+	}
+	l := model.Port{Name: "l", Network: "blue", IP: c.Port.IP, MAC: "02:aa:00:00:00:99"}
+	if err := b.claimLocal(canceled, l); err == nil {
+		t.Error("a local port with a remote port's address did not sync the overlay")
+	}
+	if b.remote["blue"].neigh[c.Port.IP] != "" {
+		t.Errorf("c's neighbour entry stays beside local port l: %v", b.remote["blue"].neigh)
+	}
+	if lines := logLines(log); len(lines) != 1 || !strings.Contains(lines[0], "port=c ") || !strings.Contains(lines[0], "taken by local port l") {
+		t.Errorf("log of l's claim:\n%s\nwant c left out for l", strings.Join(lines, ""))
+	}
+	if err := b.releaseLocal(canceled, l); err == nil {
+		t.Error("l's release did not sync the overlay")
+	}
+	if b.remote["blue"].neigh[c.Port.IP] == "" {
+		t.Errorf("c did not come back after l left: %v", b.remote["blue"].neigh)
+	}
+	if lines := logLines(log); len(lines) != 1 || !strings.Contains(lines[0], "no longer left out") || !strings.Contains(lines[0], "port=c ") {
+		t.Errorf("log of l's release:\n%s\nwant c back", strings.Join(lines, ""))
+	}
 }
 
 func entries(fdb []fdbKey, static []string, neigh map[string]string) *overlayEntries {

@@ -55,32 +55,74 @@ func newOverlayEntries() *overlayEntries {
 	return &overlayEntries{fdb: map[fdbKey]bool{}, static: map[string]bool{}, neigh: map[netip.Addr]string{}}
 }
 
-// desiredOverlay sorts the remote ports into their networks' entries. A port
-// that cannot be written (bad MAC or address, an underlay address of the
-// wrong family or this host's own, a MAC or IP that another remote port of
-// its network already claims) is left out and reported; the rest stand.
-func desiredOverlay(local netip.Addr, ports []model.RemotePort) (map[string]*overlayEntries, error) {
-	sorted := slices.SortedFunc(slices.Values(ports), func(a, b model.RemotePort) int {
-		return cmp.Or(strings.Compare(a.Port.Network, b.Port.Network), strings.Compare(a.Port.Name, b.Port.Name))
-	})
-	want := map[string]*overlayEntries{}
-	owner := map[string]model.RemotePort{} // network/MAC and network/IP -> the port that has it
-	var errs []error
-	for _, rp := range sorted {
+// desiredOverlay sorts the remote ports into their networks' entries. A
+// port that cannot be written is left out, with the reason, and the rest
+// stand: a bad name, MAC or address, an underlay address of the wrong family
+// or this host's own, or a MAC or address that a local port of its network
+// (local, by network then name) or a remote port before it by name already
+// has. So the winner is the same whatever the order of ports. Ports in the
+// controller's order (by name) are not sorted again.
+func desiredOverlay(underlay netip.Addr, local map[string]map[string]model.Port, ports []model.RemotePort) (map[string]*overlayEntries, datapath.Skips) {
+	if !slices.IsSortedFunc(ports, model.CompareRemote) {
+		ports = slices.SortedFunc(slices.Values(ports), model.CompareRemote)
+	}
+	want, skipped := map[string]*overlayEntries{}, datapath.Skips{}
+	// Who has a MAC or address in a network: a local port, or a remote one
+	// (by its index in ports).
+	type claim struct{ network, what string }
+	type holder struct {
+		local  string
+		remote int
+	}
+	owner := make(map[claim]holder, 2*len(ports))
+	for network, ps := range local {
+		for _, p := range ps {
+			if mac, err := net.ParseMAC(p.MAC); err == nil {
+				owner[claim{network, mac.String()}] = holder{local: p.Name}
+			}
+			owner[claim{network, p.IP.String()}] = holder{local: p.Name}
+		}
+	}
+	byName := func(h holder) string {
+		if h.local != "" {
+			return "local port " + h.local
+		}
+		o := ports[h.remote].Port
+		return fmt.Sprintf("remote port %s (host %s)", o.Name, o.Host)
+	}
+	validNet := map[string]error{}
+	for i, rp := range ports {
 		p := rp.Port
-		mac, err := checkRemote(local, rp)
+		if i > 0 && ports[i-1].Port.Name == p.Name && ports[i-1].Port.Network == p.Network {
+			if ports[i-1] != rp {
+				skipped.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: "listed twice, differently"})
+			}
+			continue
+		}
+		netErr, seen := validNet[p.Network]
+		if !seen {
+			netErr = model.ValidateName(p.Network)
+			validNet[p.Network] = netErr
+		}
+		if netErr != nil {
+			skipped.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: "network: " + netErr.Error()})
+			continue
+		}
+		mac, err := checkRemote(underlay, rp)
 		if err != nil {
-			errs = append(errs, err)
+			skipped.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: err.Error()})
 			continue
 		}
-		claims := []string{p.Network + "/" + mac, p.Network + "/" + p.IP.String()}
-		if clash := claimedBy(owner, claims, rp); clash != "" {
-			errs = append(errs, fmt.Errorf("remote port %s (host %s): %s", p.Name, p.Host, clash))
+		ipClaim, macClaim := claim{p.Network, p.IP.String()}, claim{p.Network, mac}
+		if h, ok := owner[ipClaim]; ok {
+			skipped.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: fmt.Sprintf("address %s is taken by %s", p.IP, byName(h))})
 			continue
 		}
-		for _, c := range claims {
-			owner[c] = rp
+		if h, ok := owner[macClaim]; ok {
+			skipped.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: fmt.Sprintf("MAC %s is taken by %s", mac, byName(h))})
+			continue
 		}
+		owner[ipClaim], owner[macClaim] = holder{remote: i}, holder{remote: i}
 		e := want[p.Network]
 		if e == nil {
 			e = newOverlayEntries()
@@ -92,64 +134,42 @@ func desiredOverlay(local netip.Addr, ports []model.RemotePort) (map[string]*ove
 		e.static[mac] = true
 		e.neigh[p.IP] = mac
 	}
-	return want, errors.Join(errs...)
-}
-
-// claimedBy says which other remote port already holds one of claims, or "".
-// The same port listed twice is no clash.
-func claimedBy(owner map[string]model.RemotePort, claims []string, rp model.RemotePort) string {
-	for _, c := range claims {
-		if o, ok := owner[c]; ok && o != rp {
-			return fmt.Sprintf("%s is already port %s's (host %s)", c, o.Port.Name, o.Port.Host)
-		}
-	}
-	return ""
+	return want, skipped
 }
 
 // checkRemote returns the remote port's canonical MAC, or why it cannot be
-// written into the overlay.
-func checkRemote(local netip.Addr, rp model.RemotePort) (string, error) {
+// written into the overlay. (Its network's name is checked by the caller.)
+func checkRemote(underlay netip.Addr, rp model.RemotePort) (string, error) {
 	p := rp.Port
-	what := fmt.Sprintf("remote port %s (network %s, host %s)", p.Name, p.Network, p.Host)
-	if err := model.ValidateName(p.Network); err != nil {
-		return "", fmt.Errorf("%s: network: %w", what, err)
+	if err := model.ValidateName(p.Name); err != nil {
+		return "", err
 	}
 	hw, err := net.ParseMAC(p.MAC)
 	if err != nil || len(hw) != 6 || hw[0]&1 == 1 || hw.String() == floodMAC {
-		return "", fmt.Errorf("%s: mac %q is not a unicast Ethernet address", what, p.MAC)
+		return "", fmt.Errorf("MAC %q is not a unicast Ethernet address", p.MAC)
 	}
 	if !p.IP.Is4() {
-		return "", fmt.Errorf("%s: ip %q is not IPv4", what, p.IP)
+		return "", fmt.Errorf("address %q is not IPv4", p.IP)
 	}
 	host := rp.HostIP.Unmap()
 	switch {
 	case !host.IsValid():
-		return "", fmt.Errorf("%s: no host address", what)
+		return "", errors.New("no host address")
 	case host.IsUnspecified() || host.IsMulticast():
-		return "", fmt.Errorf("%s: host address %q is not a unicast address", what, rp.HostIP)
-	case host.Is4() != local.Unmap().Is4():
-		return "", fmt.Errorf("%s: host address %s and this host's underlay address %s are of different families", what, host, local)
-	case host == local.Unmap():
-		return "", fmt.Errorf("%s: host address %s is this host's own underlay address", what, host)
+		return "", fmt.Errorf("host address %q is not a unicast address", rp.HostIP)
+	case host.Is4() != underlay.Unmap().Is4():
+		return "", fmt.Errorf("host address %s and this host's underlay address %s are of different families", host, underlay)
+	case host == underlay.Unmap():
+		return "", fmt.Errorf("host address %s is this host's own", host)
 	}
 	return hw.String(), nil
 }
 
-// render writes the entries the way `bridge fdb` and `ip neigh` would show
-// them, sorted: for golden tests and error messages.
-func (e *overlayEntries) render(vx, br string) string {
-	var lines []string
-	for k := range e.fdb {
-		lines = append(lines, fmt.Sprintf("fdb %s dev %s dst %s self permanent", k.mac, vx, k.dst))
-	}
-	for mac := range e.static {
-		lines = append(lines, fmt.Sprintf("fdb %s dev %s master %s static", mac, vx, br))
-	}
-	for ip, mac := range e.neigh {
-		lines = append(lines, fmt.Sprintf("neigh %s dev %s lladdr %s PERMANENT", ip, br, mac))
-	}
-	slices.Sort(lines)
-	return strings.Join(lines, "\n") + "\n"
+// equalOverlay reports whether a and b hold the same entries.
+func equalOverlay(a, b map[string]*overlayEntries) bool {
+	return maps.EqualFunc(a, b, func(x, y *overlayEntries) bool {
+		return maps.Equal(x.fdb, y.fdb) && maps.Equal(x.static, y.static) && maps.Equal(x.neigh, y.neigh)
+	})
 }
 
 // An overlayOp is one netlink change.

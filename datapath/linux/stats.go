@@ -3,7 +3,6 @@ package linux
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -198,37 +197,6 @@ func parseSpoofCounterMsg(msg []byte, out map[string]uint64) error {
 	}
 	out[port] = packets
 	return nil
-}
-
-// parseSpoofCounters reads the same counters from `nft -j list counters`
-// output; the tests compare it with the netlink dump.
-func parseSpoofCounters(data []byte) (map[string]uint64, error) {
-	var list struct {
-		Nftables []struct {
-			Counter *struct {
-				Name    string `json:"name"`
-				Table   string `json:"table"`
-				Family  string `json:"family"`
-				Packets uint64 `json:"packets"`
-			} `json:"counter"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, fmt.Errorf("parse nft counters: %w", err)
-	}
-	out := map[string]uint64{}
-	for _, o := range list.Nftables {
-		c := o.Counter
-		// The family and table are checked because the command names them
-		// and a future nft could list more; only our counters may count.
-		if c == nil || c.Family != "bridge" || c.Table != hostnet.Table {
-			continue
-		}
-		if port, ok := strings.CutPrefix(c.Name, spoofCounterPx); ok {
-			out[port] = c.Packets
-		}
-	}
-	return out, nil
 }
 
 // nlaTypeMask strips the nested and byte-order flags off an attribute type

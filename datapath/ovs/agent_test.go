@@ -128,6 +128,8 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		}
 	case "network":
 		err = (*b).EnsureNetwork(ctx, c.Network)
+	case "delete-network":
+		err = (*b).DeleteNetwork(ctx, c.Network)
 	case "router":
 		err = (*b).EnsureRouter(ctx, c.Router)
 	case "attach":

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,8 +50,10 @@ func newOverlayHost(t *testing.T, root, name, ns, nic string, ip netip.Addr) *ov
 	t.Helper()
 	h := &overlayHost{name: name, ns: ns, ip: ip}
 	h.box = testbed.StartSandbox(t, root, ns)
+	// The internal interface's MTU set, not left to follow the NIC's some
+	// time later: the backend checks the networks' MTU against it.
 	h.box.Vsctl(t, "add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
-		"--", "add-port", "br-phy", nic)
+		"--", "add-port", "br-phy", nic, "--", "set", "interface", "br-phy", fmt.Sprintf("mtu_request=%d", underlayMTU))
 	testbed.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	testbed.Run(t, "ip", "-n", ns, "link", "set", nic, "up")
 	testbed.Run(t, "ip", "-n", ns, "addr", "add", netip.PrefixFrom(ip, underlayPrefix).String(), "dev", "br-phy")
@@ -220,6 +223,44 @@ func TestOverlayTwoHosts(t *testing.T) {
 		// The same remote set again sends nothing either.
 		h1.agent.do(t, agentCmd{Op: "remote", Remote: w.remoteOf["h1"]})
 		compareDumps(t, after, dumpFlows(t, h1))
+	})
+	t.Run("bad remote ports are left out", func(t *testing.T) {
+		// One of a third host with bb's MAC (after bb by name: bb keeps
+		// it), one with ba's, which is local on h1, and one claiming h1's
+		// own underlay address: left out and logged once each, nothing
+		// else changes, and a restart's Prune with them succeeds.
+		h3 := netip.MustParseAddr("10.99.0.3")
+		withBad := append(slices.Clone(w.remoteOf["h1"]),
+			model.RemotePort{Port: model.Port{Name: "zz", Network: "blue", IP: netip.MustParseAddr("10.98.1.99"), MAC: bb.MAC, Host: "h3"}, HostIP: h3},
+			model.RemotePort{Port: model.Port{Name: "zy", Network: "blue", IP: netip.MustParseAddr("10.98.1.98"), MAC: ba.MAC, Host: "h3"}, HostIP: h3},
+			model.RemotePort{Port: model.Port{Name: "zx", Network: "blue", IP: netip.MustParseAddr("10.98.1.97"), MAC: model.PortMAC("zx"), Host: "h1"}, HostIP: h1.ip})
+		before := dumpFlows(t, h1)
+		for range 3 {
+			h1.agent.do(t, agentCmd{Op: "remote", Remote: withBad})
+		}
+		s := w.state(h1)
+		s.Remote = withBad
+		h1.agent.do(t, agentCmd{Op: "prune", State: s})
+		compareDumps(t, before, dumpFlows(t, h1))
+		ping(t, ba.Netns, bb.IP, true)
+		if n := strings.Count(h1.agent.log.String(), "remote port left out"); n != 3 {
+			t.Errorf("h1 logged %d remote ports left out, want 3 (once each):\n%s", n, h1.agent.log.String())
+		}
+		h1.agent.do(t, agentCmd{Op: "remote", Remote: w.remoteOf["h1"]})
+	})
+	t.Run("MTU too large for the underlay", func(t *testing.T) {
+		const warning = "network MTU too large for the underlay"
+		if strings.Contains(h1.agent.log.String(), warning) {
+			t.Errorf("warned of an MTU that fits:\n%s", h1.agent.log.String())
+		}
+		jumbo := nw("jumbo", "10.98.9.0/24", 19)
+		jumbo.MTU = underlayMTU - tunnelOverhead + 1
+		h1.agent.do(t, agentCmd{Op: "network", Network: jumbo})
+		h1.agent.do(t, agentCmd{Op: "network", Network: jumbo})
+		if n := strings.Count(h1.agent.log.String(), warning); n != 1 || !strings.Contains(h1.agent.log.String(), "underlay_interface=br-phy") {
+			t.Errorf("warned %d times of jumbo's MTU, want once, naming br-phy:\n%s", n, h1.agent.log.String())
+		}
+		h1.agent.do(t, agentCmd{Op: "delete-network", Network: jumbo})
 	})
 	t.Run("remote ports removed", func(t *testing.T) {
 		for _, h := range w.hosts {

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,8 +53,21 @@ type Backend struct {
 	// underlay is the cluster's underlay as this host sees it (kind
 	// defaulted); nil on a single host.
 	underlay *datapath.Underlay
-	// remoteMu serialises SetRemotePorts (see there).
-	remoteMu sync.Mutex
+	// remoteMu serialises SetRemotePorts (see there) and guards
+	// remoteGiven, the list the state's remote ports came from (nil
+	// before the first).
+	remoteMu    sync.Mutex
+	remoteGiven *[]model.RemotePort
+	// invalid are the remote ports last given that cannot have flows at
+	// all (remoteSet); skipped what was logged of those and of the ports
+	// the pipeline leaves out. Guarded by mu.
+	invalid datapath.Skips
+	skipped datapath.SkipLog
+	// mtuWarned is the MTU each network was last warned about as too
+	// large for the underlay; underlayLost that the underlay address was
+	// on no interface. Guarded by mu.
+	mtuWarned    map[string]int
+	underlayLost bool
 
 	// mu guards the state the flows are compiled from. The controller
 	// makes one change at a time; the lock is for the OpenFlow side, which
@@ -420,9 +435,10 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 // then the model is complete, with s's remote ports, and the bridge's flows,
 // the host side and the model are made to agree in full.
 func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
-	remote, _ := b.remoteSet(s.Remote, true)
-	if b.underlay == nil && len(remote) > 0 {
+	remote, invalid := b.remoteSet(s.Remote)
+	if b.underlay == nil && len(s.Remote) > 0 {
 		b.log.Warn("remote ports given to a single host are ignored: no underlay configured", "remote_ports", len(s.Remote))
+		remote, invalid = nil, nil
 	}
 	want := link.PortLinks(s.Ports)
 	b.spares.want(want)
@@ -459,6 +475,12 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	// Not between a SetRemotePorts' look at the state and its change.
 	b.remoteMu.Lock()
 	b.prime(s, remote)
+	b.mu.Lock()
+	logged := slices.Concat(slices.Collect(maps.Keys(remote)), b.invalid.Networks(), invalid.Networks(), b.skipped.Networks())
+	b.invalid = invalid
+	b.mu.Unlock()
+	b.reportSkips(logged...)
+	b.setGiven(s.Remote)
 	b.remoteMu.Unlock()
 	if err := b.syncHost(ctx); err != nil {
 		return fmt.Errorf("prune: %w", err)

@@ -171,7 +171,9 @@ func (b *Backend) prime(s datapath.State, remote map[string]map[string]model.Rem
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	next := newState()
-	next.remote = remote
+	if remote != nil {
+		next.remote = remote
+	}
 	for _, n := range s.Networks {
 		next.networks[n.Name] = n
 	}
@@ -189,7 +191,11 @@ func (b *Backend) prime(s datapath.State, remote map[string]map[string]model.Rem
 	b.state, b.primed = next, true
 }
 
+// putPort installs a local port's flows. A remote port with the local
+// port's address or MAC loses its flows while the local port is there
+// (pipeline.SelectRemote), which is logged.
 func (b *Backend) putPort(ctx context.Context, p model.Port) error {
+	defer b.reportSkips(p.Network)
 	return b.change(ctx, b.portScope(p.Network, p.Name), func(s *state) func() {
 		old, had := s.ports[p.Network][p.Name]
 		if s.ports[p.Network] == nil {
@@ -218,6 +224,7 @@ func (b *Backend) removePort(ctx context.Context, name string) error {
 	if network == "" {
 		return nil // never attached in this run, so it has no flows of ours
 	}
+	defer b.reportSkips(network)
 	return b.change(ctx, b.portScope(network, name), func(s *state) func() {
 		old := s.ports[network][name]
 		delete(s.ports[network], name)
@@ -244,6 +251,7 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 	if err != nil {
 		return fmt.Errorf("network %s: flows: %w", n.Name, err)
 	}
+	b.checkUnderlayMTU(n)
 	if err := b.syncHostIfMasquerade(ctx, n); err != nil {
 		return err
 	}
@@ -264,6 +272,9 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 	if err != nil {
 		return fmt.Errorf("network %s: flows: %w", n.Name, err)
 	}
+	b.mu.Lock()
+	delete(b.mtuWarned, n.Name)
+	b.mu.Unlock()
 	if err := b.syncHostIfMasquerade(ctx, n); err != nil {
 		return err
 	}

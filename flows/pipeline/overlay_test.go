@@ -206,3 +206,46 @@ func TestLocalShadowsRemote(t *testing.T) {
 		t.Errorf("remote flows per port: %v; want a-dup 2 (shadows b3), none of b1 and b1-mac", count)
 	}
 }
+
+// TestSelectRemote: which remote ports get flows, why the others do not,
+// and that a host whose only port in a network is left out gets no flood
+// bucket; the same whatever the order.
+func TestSelectRemote(t *testing.T) {
+	m := overlayModel()
+	b1 := m.Ports[0]
+	host4 := netip.MustParseAddr("10.99.0.4")
+	rp := func(name, ip, mac, host string, hostIP netip.Addr) model.RemotePort {
+		return model.RemotePort{Port: model.Port{Name: name, Network: "blue", IP: netip.MustParseAddr(ip), MAC: mac, Host: host}, HostIP: hostIP}
+	}
+	remote := []model.RemotePort{
+		rp("z-mac", "10.61.0.30", model.PortMAC("b3"), "h4", host4), // b3's MAC: b3 is first by name
+		rp("b3", "10.61.0.10", model.PortMAC("b3"), "h2", host2),
+		rp("y-local", "10.61.0.31", b1.MAC, "h3", host3), // b1 is local
+		rp("x-ip", b1.IP.String(), model.PortMAC("x-ip"), "h3", host3),
+		rp("w-bad", "10.61.0.32", "01:00:5e:00:00:01", "h3", host3),
+	}
+	for range 3 {
+		kept, skipped := SelectRemote([]model.Port{b1}, remote)
+		var got []string
+		for _, k := range kept {
+			got = append(got, k.Port.Name)
+		}
+		for _, s := range skipped {
+			got = append(got, s.Port.Port.Name+": "+s.Reason)
+		}
+		want := []string{"b3",
+			"w-bad: no IPv4 address, unicast MAC or IPv4 host address",
+			"x-ip: address 10.61.0.2 is taken by local port b1",
+			"y-local: MAC " + b1.MAC + " is taken by local port b1",
+			"z-mac: MAC " + model.PortMAC("b3") + " is taken by remote port b3 (host h2)"}
+		if !slices.Equal(got, want) {
+			t.Errorf("SelectRemote:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		slices.Reverse(remote)
+	}
+	g := overlayPipeline().Flood(model.Network{Name: "blue", ID: 1}, []model.Port{b1}, remote)
+	text := renderGroup(g)
+	if !strings.Contains(text, "10.99.0.2") || strings.Contains(text, "10.99.0.3") || strings.Contains(text, "10.99.0.4") {
+		t.Errorf("flood group reaches hosts of left-out ports only:\n%s", text)
+	}
+}

@@ -192,11 +192,12 @@ func (p Pipeline) Port(port model.Port, n model.Network) []reconcile.Flow {
 }
 
 // Flood is a network's ALL group: one bucket per local port, in ofport
-// order, then one per other host that has ports in it (by underlay address),
-// which sends the packet into the tunnel with the network's VNI. OVS never
-// sends a packet back out of its in_port, so the sender is skipped — and a
-// packet that came from the tunnel goes out of none of the tunnel buckets
-// (split horizon: the sending host flooded to every host itself).
+// order, then one per other host that has ports in it (by underlay address;
+// only the ports SelectRemote keeps count), which sends the packet into the
+// tunnel with the network's VNI. OVS never sends a packet back out of its
+// in_port, so the sender is skipped — and a packet that came from the
+// tunnel goes out of none of the tunnel buckets (split horizon: the sending
+// host flooded to every host itself).
 func (p Pipeline) Flood(n model.Network, ports []model.Port, remote []model.RemotePort) reconcile.Group {
 	ofports := make([]int, 0, len(ports))
 	for _, port := range ports {
@@ -208,7 +209,7 @@ func (p Pipeline) Flood(n model.Network, ports []model.Port, remote []model.Remo
 		g.Buckets = append(g.Buckets, openflow.Bucket{WatchPort: openflow.PortAny, WatchGroup: openflow.GroupAny,
 			Actions: []openflow.Action{openflow.ActionOutput{Port: uint32(o)}}})
 	}
-	for _, host := range p.remoteHosts(remote) {
+	for _, host := range p.remoteHosts(n, ports, remote) {
 		g.Buckets = append(g.Buckets, openflow.Bucket{WatchPort: openflow.PortAny, WatchGroup: openflow.GroupAny,
 			Actions: p.toTunnel(n, host)})
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -47,6 +48,7 @@ type etcdMember struct {
 	args               []string
 	cmd                *exec.Cmd
 	exited             chan struct{}
+	killed             bool // by kill: its exit is no failure
 }
 
 // EtcdOption changes how StartEtcd starts the cluster.
@@ -56,14 +58,20 @@ type EtcdOption func(*Etcd)
 // requires client certificates. Endpoints are then https:// URLs.
 func EtcdTLS() EtcdOption { return func(e *Etcd) { e.tls = true } }
 
-// etcdReady bounds how long a cluster or a member may take to answer.
-const etcdReady = 30 * time.Second
+// etcdReady bounds how long a cluster or a member may take to answer: on a
+// machine busy with every package's tests at once, a member started again
+// may take many seconds to catch up and a cluster to elect its leader.
+const etcdReady = 60 * time.Second
 
 // StartEtcd starts a cluster of members and waits until it serves
 // linearizable reads (it has a leader and a quorum). It skips the test when
 // there is no etcd binary (fails under CI=true); the processes are killed
 // at cleanup. The processes die with the test binary's thread that started
 // them (Pdeathsig): call it from a goroutine that is not locked to its thread.
+//
+// Its ports are free when it picks them, but another process may bind one
+// before etcd does (tests run in parallel): a member that fails to bind
+// makes it start the cluster again, on other ports.
 func StartEtcd(t testing.TB, members int, opts ...EtcdOption) *Etcd {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
@@ -76,7 +84,40 @@ func StartEtcd(t testing.TB, members int, opts ...EtcdOption) *Etcd {
 	if e.tls {
 		e.makeCerts(dir)
 	}
-	ports := freePorts(t, 2*members)
+	t.Cleanup(func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for i, m := range e.members {
+			if t.Failed() {
+				t.Logf("etcd member %d log (tail):\n%s", i, tail(m.logPath, 15))
+			}
+			m.kill()
+		}
+	})
+	const tries = 3
+	for try := 1; ; try++ {
+		e.configure(bin, filepath.Join(dir, fmt.Sprintf("try%d", try)), members)
+		e.mu.Lock()
+		for _, m := range e.members {
+			m.start(t)
+		}
+		e.mu.Unlock()
+		err := e.healthy(e.Endpoints()...)
+		if err == nil {
+			return e
+		}
+		if try == tries || !e.portTaken() {
+			t.Fatalf("etcd %v not healthy after %v: %v\n%s", e.Endpoints(), etcdReady, err, e.logs())
+		}
+		t.Logf("etcd: a port was taken before a member could bind it; starting again on other ports")
+		e.StopAll()
+	}
+}
+
+// configure makes the members of a new cluster, with fresh ports and data
+// under dir.
+func (e *Etcd) configure(bin, dir string, members int) {
+	ports := freePorts(e.t, 2*members)
 	token := UniqueName("vnet-etcd-")
 	var peers []string
 	for i := range members {
@@ -86,6 +127,12 @@ func StartEtcd(t testing.TB, members int, opts ...EtcdOption) *Etcd {
 	if e.tls {
 		scheme = "https"
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.members = nil
 	for i := range members {
 		m := &etcdMember{
 			name:      fmt.Sprintf("m%d", i),
@@ -103,29 +150,26 @@ func StartEtcd(t testing.TB, members int, opts ...EtcdOption) *Etcd {
 			"--logger", "zap", "--log-outputs", "stderr",
 		}
 		if e.tls {
-			m.args = append(m.args, "--cert-file", filepath.Join(dir, "server.pem"),
-				"--key-file", filepath.Join(dir, "server-key.pem"),
+			certs := filepath.Dir(e.CAFile) // makeCerts wrote them all there
+			m.args = append(m.args, "--cert-file", filepath.Join(certs, "server.pem"),
+				"--key-file", filepath.Join(certs, "server-key.pem"),
 				"--trusted-ca-file", e.CAFile, "--client-cert-auth")
 		}
 		e.members = append(e.members, m)
 	}
-	t.Cleanup(func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for i, m := range e.members {
-			if t.Failed() {
-				t.Logf("etcd member %d log (tail):\n%s", i, tail(m.logPath, 15))
-			}
-			m.kill()
-		}
-	})
+}
+
+// portTaken tells whether a member exited because its port was taken.
+func (e *Etcd) portTaken() bool {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, m := range e.members {
-		m.start(t)
+		raw, _ := os.ReadFile(m.logPath)
+		if !m.running() && bytes.Contains(raw, []byte("address already in use")) {
+			return true
+		}
 	}
-	e.mu.Unlock()
-	e.waitHealthy(e.Endpoints()...)
-	return e
+	return false
 }
 
 // Endpoints are the members' client URLs.
@@ -207,7 +251,7 @@ func (m *etcdMember) start(t testing.TB) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start etcd member %s: %v", m.name, err)
 	}
-	m.cmd, m.exited = cmd, make(chan struct{})
+	m.cmd, m.exited, m.killed = cmd, make(chan struct{}), false
 	go func(exited chan struct{}) {
 		_ = cmd.Wait()
 		close(exited)
@@ -219,6 +263,7 @@ func (m *etcdMember) kill() {
 	if !m.running() {
 		return
 	}
+	m.killed = true
 	_ = m.cmd.Process.Kill()
 	<-m.exited
 }
@@ -250,18 +295,41 @@ func (e *Etcd) client(t testing.TB, endpoints ...string) *clientv3.Client {
 
 func (e *Etcd) waitHealthy(endpoints ...string) {
 	e.t.Helper()
+	if err := e.healthy(endpoints...); err != nil {
+		e.t.Fatalf("etcd %v not healthy after %v: %v\n%s", endpoints, etcdReady, err, e.logs())
+	}
+}
+
+// healthy waits until the endpoints serve linearizable reads, for at most
+// etcdReady; it gives up at once when a member has exited.
+func (e *Etcd) healthy(endpoints ...string) error {
 	cli := e.client(e.t, endpoints...)
 	defer cli.Close()
 	var err error
 	for deadline := time.Now().Add(etcdReady); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if name := e.exited(); name != "" {
+			return fmt.Errorf("member %s exited", name)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err = cli.Get(ctx, "testbed-health")
 		cancel()
 		if err == nil {
-			return
+			return nil
 		}
 	}
-	e.t.Fatalf("etcd %v not healthy after %v: %v\n%s", endpoints, etcdReady, err, e.logs())
+	return err
+}
+
+// exited names a member that was started and has exited, "" when none.
+func (e *Etcd) exited() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.members {
+		if m.cmd != nil && !m.running() && !m.killed {
+			return m.name
+		}
+	}
+	return ""
 }
 
 func (e *Etcd) waitStatus(m *etcdMember) {
@@ -295,7 +363,10 @@ func tail(path string, lines int) string {
 }
 
 // freePorts finds n distinct free TCP ports on 127.0.0.1 by holding them all
-// open at once, then releasing them for etcd to bind.
+// open at once, then releasing them for etcd to bind. It picks them outside
+// the kernel's range of ephemeral ports where it can, so that no outgoing
+// connection (of the many clients of the tests running meanwhile) takes one
+// as its source port before etcd binds it, or while a member is stopped.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
@@ -305,15 +376,43 @@ func freePorts(t testing.TB, n int) []int {
 			l.Close()
 		}
 	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := portsOutsideEphemeral()
+	for tries := 0; len(ports) < n; tries++ {
+		addr := "127.0.0.1:0"
+		if hi > lo && tries < 1000 {
+			addr = fmt.Sprintf("127.0.0.1:%d", lo+mathrand.IntN(hi-lo))
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			if addr == "127.0.0.1:0" {
+				t.Fatal(err)
+			}
+			continue // taken
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports
+}
+
+// portsOutsideEphemeral is a range of ports [lo, hi) the kernel does not
+// hand out as source ports; empty when it cannot tell.
+func portsOutsideEphemeral() (lo, hi int) {
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	var first, last int
+	if _, err := fmt.Sscan(string(raw), &first, &last); err != nil {
+		return 0, 0
+	}
+	switch {
+	case first >= 12000:
+		return 10000, first
+	case last <= 63000:
+		return last + 1, 65536
+	}
+	return 0, 0
 }
 
 // makeCerts writes a CA, a server certificate for 127.0.0.1 and a client

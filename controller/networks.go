@@ -1,0 +1,119 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// Networks lists the networks by name.
+func (c *Controller) Networks() []model.Network {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return sortedValues(c.networks, func(n model.Network) string { return n.Name })
+}
+
+// Network returns one network.
+func (c *Controller) Network(name string) (model.Network, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.networks[name]
+	if !ok {
+		return n, fmt.Errorf("%w: network %q", ErrNotFound, name)
+	}
+	return n, nil
+}
+
+// PutNetwork creates a network, or confirms an identical one (created=false).
+func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.NetworkSpec) (n model.Network, created bool, err error) {
+	if n, err = spec.Network(name); err != nil {
+		return n, false, err
+	}
+	defer c.exclusive()()
+	defer c.publish()
+	if old, ok := c.networks[name]; ok {
+		if !old.SameSpec(n) {
+			return old, false, fmt.Errorf("%w: network %q exists with a different spec", ErrConflict, name)
+		}
+		return old, false, nil
+	}
+	if err := c.readyLocked(); err != nil {
+		return n, false, err
+	}
+	for _, o := range c.networks {
+		if o.Subnet.Overlaps(n.Subnet) {
+			return n, false, fmt.Errorf("%w: subnet %s overlaps %s of network %q", ErrConflict, n.Subnet, o.Subnet, o.Name)
+		}
+	}
+	// Intent first: a crash after this line converges to "network present"
+	// on restart. The store checks again, against every host's writes, and
+	// gives the network its ID.
+	if n, err = c.store.CreateNetwork(ctx, n); err != nil {
+		return n, false, fmt.Errorf("create network %q: %w", name, err)
+	}
+	if err := c.backend.EnsureNetwork(ctx, n); err != nil {
+		c.rollback("network "+name, func(ctx context.Context) error {
+			return errors.Join(c.backend.DeleteNetwork(ctx, n), c.store.DeleteNetwork(ctx, name))
+		})
+		return n, false, err
+	}
+	if err := c.addNetwork(n); err != nil {
+		return n, false, err
+	}
+	return n, true, nil
+}
+
+// DeleteNetwork removes a network that no port or router uses.
+func (c *Controller) DeleteNetwork(ctx context.Context, name string) error {
+	defer c.exclusive()()
+	defer c.publish()
+	n, ok := c.networks[name]
+	if !ok {
+		return fmt.Errorf("%w: network %q", ErrNotFound, name)
+	}
+	if err := c.networkUnused(name); err != nil {
+		return err
+	}
+	if err := c.readyLocked(); err != nil {
+		return err
+	}
+	if err := c.backend.DeleteNetwork(ctx, n); err != nil {
+		return err
+	}
+	if err := c.store.DeleteNetwork(ctx, name); err != nil {
+		// The record stays (another host put a port or router on it
+		// meanwhile, or the store is unreachable): so does the network.
+		c.rollback("network "+name, func(ctx context.Context) error { return c.backend.EnsureNetwork(ctx, n) })
+		return fmt.Errorf("delete network %q: %w", name, err)
+	}
+	delete(c.networks, name)
+	delete(c.pools, name)
+	return nil
+}
+
+// networkUnused refuses to let a network go while ports sit on it or routers
+// join it, naming them so the client knows what to delete first.
+func (c *Controller) networkUnused(name string) error {
+	var ports []string
+	for _, p := range c.ports {
+		if p.Network == name {
+			ports = append(ports, p.Name)
+		}
+	}
+	slices.Sort(ports)
+	var users []string
+	if len(ports) > 0 {
+		users = append(users, "ports "+strings.Join(ports, ", "))
+	}
+	if routers := c.routersOf(name); len(routers) > 0 {
+		users = append(users, "routers "+strings.Join(routers, ", "))
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("%w: network %q is used by %s", ErrConflict, name, strings.Join(users, " and "))
+	}
+	return nil
+}
