@@ -29,34 +29,22 @@ const (
 )
 
 // follow applies the store's changes after revision rev until ctx ends.
-// When the store cannot replay what this host missed, or a change cannot be
-// applied, the state is read whole again and reconciled.
+// When the store cannot replay what this host missed, the state is read
+// whole again and reconciled.
 func (c *Controller) follow(ctx context.Context, rev int64) {
 	go c.syncRemoteLoop(ctx)
-	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
 		if err := c.watch(ctx, rev); err != nil {
 			c.log.Warn("reading the desired state again", "reason", err)
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		next, err := c.resync(ctx)
-		if err != nil {
-			c.log.Error("read the desired state again", "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 10*time.Second)
-			continue
-		}
-		rev, backoff = next, 500*time.Millisecond
+		rev = c.resync(ctx)
 	}
 }
 
 // watch applies the changes after revision rev, in order, until ctx ends
-// or one cannot be applied or replayed; it says why it stopped.
+// or the store cannot replay them; it says why it stopped. A change the
+// datapath refuses is logged and left to the next resync or restart: one
+// object must not hold back every other change.
 func (c *Controller) watch(ctx context.Context, rev int64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -65,25 +53,48 @@ func (c *Controller) watch(ctx context.Context, rev int64) error {
 			return errors.New("the store no longer has the changes since the last one applied")
 		}
 		if err := c.apply(ctx, ev); err != nil {
-			return fmt.Errorf("apply %s %s: %w", ev.Kind, ev.Name, err)
+			c.log.Error("apply a change of the cluster", "kind", ev.Kind, "name", ev.Name, "err", err)
 		}
 	}
 	return ctx.Err()
 }
 
-// resync reads the state whole and reconciles the host with it.
-func (c *Controller) resync(ctx context.Context) (int64, error) {
+// resync reads the state whole and reconciles the host with it, retrying
+// with backoff until it can or ctx ends, and returns the revision it read.
+func (c *Controller) resync(ctx context.Context) int64 {
+	backoff := 500 * time.Millisecond
+	for {
+		rev, err := c.reload(ctx)
+		if err == nil || ctx.Err() != nil {
+			return rev
+		}
+		c.log.Error("read the desired state again", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return rev
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// reload is one attempt of resync. No change may run between the read and
+// the swap, or the swap would drop it; reads are still answered.
+func (c *Controller) reload(ctx context.Context) (int64, error) {
 	lctx, cancel := context.WithTimeout(ctx, loadTimeout)
 	defer cancel()
+	c.changing.Lock()
 	fresh, rev, err := c.load(lctx)
 	if err != nil {
+		c.changing.Unlock()
 		return 0, err
 	}
-	unlock := c.exclusive()
+	c.mu.Lock()
 	c.cache = fresh
 	b := c.backend
 	c.publish()
-	unlock()
+	c.mu.Unlock()
+	c.changing.Unlock()
 	if b == nil {
 		return rev, nil
 	}

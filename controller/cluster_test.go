@@ -67,7 +67,7 @@ func startClusterHost(t *testing.T, etcd *testbed.Etcd, name, underlay string) *
 		t.Fatal(err)
 	}
 	host, unregister := context.WithCancel(ctx)
-	go func() { _ = st.Register(host, store.Host{Name: name, UnderlayIP: netip.MustParseAddr(underlay)}) }()
+	go func() { _ = st.Register(host, store.Host{Name: name, UnderlayIP: netip.MustParseAddr(underlay)}, nil) }()
 	fake := &overlayFake{fakeBackend: newFake()}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return fake, nil }) }()

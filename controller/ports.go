@@ -179,6 +179,9 @@ func (c *Controller) claimPort(p model.Port) (r reservation, existing model.Port
 		return r, existing, fmt.Errorf("%w: port %q exists on host %s", ErrConflict, p.Name, o.Host)
 	}
 	if old, ok := c.ports[p.Name]; ok {
+		if c.cluster == nil {
+			p.Host = old.Host // what a single host's record says is no one's business
+		}
 		if !old.SameSpec(p) {
 			return r, c.view(old), fmt.Errorf("%w: port %q exists with a different spec", ErrConflict, p.Name)
 		}
@@ -219,8 +222,8 @@ func (c *Controller) reclaim(r reservation, retry bool, cause error) (model.Port
 	defer c.mu.Unlock()
 	p := r.port
 	c.release(p)
+	c.holdForOther(p.Network, p.IP)
 	if retry {
-		_ = c.pools[p.Network].Reserve(p.IP, heldElsewhere)
 		ip, err := c.assignIP(r.network, model.Port{Name: p.Name})
 		if err == nil {
 			p.IP = ip
@@ -238,8 +241,8 @@ func (c *Controller) reclaim(r reservation, retry bool, cause error) (model.Port
 func (c *Controller) checkUnique(p model.Port) error {
 	for _, ports := range []map[string]model.Port{c.ports, c.busy} {
 		for _, o := range ports {
-			if o.Name == p.Name {
-				continue // a port being detached
+			if o.Name == p.Name || !c.isLocal(o) {
+				continue // a port being detached; another host's being deleted (below)
 			}
 			switch {
 			case o.HostIfname == p.HostIfname:
@@ -266,6 +269,23 @@ const addressRetries = 8
 // heldElsewhere owns, in a pool, an address another host's port holds
 // before this host has heard of that port.
 const heldElsewhere = "(a port on another host)"
+
+// holdForOther gives an address the store says is taken to the other host's
+// port that has it — its record may have arrived while this host's claim
+// held the address — or, not heard of yet, to heldElsewhere. mu is held.
+func (c *Controller) holdForOther(network string, ip netip.Addr) {
+	pool, ok := c.pools[network]
+	if !ok {
+		return
+	}
+	owner := heldElsewhere
+	for _, o := range c.remote {
+		if o.Network == network && o.IP == ip {
+			owner = o.Name
+		}
+	}
+	_ = pool.Reserve(ip, owner)
+}
 
 // assignIP reserves the requested address or allocates one.
 func (c *Controller) assignIP(n model.Network, p model.Port) (ip netip.Addr, err error) {
@@ -315,7 +335,15 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	err = backend.DetachPort(ctx, n, p)
 	if err == nil {
 		fault.Point("detach-before-store-delete")
-		if err = c.store.DeletePort(ctx, name, p.Host); err != nil {
+		err = c.store.DeletePort(ctx, name, p.Host)
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			// Another host has a port of that name now: this host's was
+			// deleted meanwhile (by a host that took this one for gone),
+			// and is gone here too.
+			c.log.Warn("port deleted meanwhile and made again by another host", "port", name, "err", err)
+			err = nil
+		case err != nil:
 			err = fmt.Errorf("delete port %q: %w", name, err)
 			c.rollback("port "+name, func(ctx context.Context) (aerr error) {
 				restored, aerr = backend.AttachPort(ctx, n, p)

@@ -86,18 +86,19 @@ func run() error {
 	log.Info("serving", "api", url, "auth", token != "", "backend", cfg.backend, "version", version)
 
 	var underlay *datapath.Underlay
-	registered := make(chan error, 1) // why this host could not join its cluster
+	left := make(chan error, 1) // why this host left its cluster
 	if cluster, ok := st.(store.Cluster); ok {
 		ip := netip.MustParseAddr(cfg.cluster.underlayIP) // validated with the flags
 		underlay = &datapath.Underlay{LocalIP: ip, Kind: cfg.cluster.tunnel}
-		go func() {
-			// Register only returns early when the host cannot be this
-			// one (its name is another live daemon's): nothing works then.
-			if err := cluster.Register(ctx, store.Host{Name: cfg.cluster.hostName, UnderlayIP: ip}); err != nil && ctx.Err() == nil {
-				registered <- err
-				stop()
-			}
-		}()
+		// The host joins before its controller reads the state: a daemon
+		// with another live daemon's name must not touch that host's ports.
+		err := join(ctx, cluster, store.Host{Name: cfg.cluster.hostName, UnderlayIP: ip}, func(err error) {
+			left <- err
+			stop()
+		})
+		if err != nil {
+			return err
+		}
 	}
 	flowMetrics := reconcile.NewMetrics(reg)
 	connect := func(ctx context.Context) (datapath.Backend, error) {
@@ -127,11 +128,34 @@ func run() error {
 		err = nil
 	}
 	select {
-	case regErr := <-registered:
-		err = errors.Join(regErr, err)
+	case leftErr := <-left:
+		err = errors.Join(leftErr, err)
 	default:
 	}
 	return err
+}
+
+// join registers the host in its cluster and returns once it is live, or
+// why it cannot be; lost is told if its registration ends later for a
+// reason of its own (another daemon took its name after a loss).
+func join(ctx context.Context, cluster store.Cluster, h store.Host, lost func(error)) error {
+	joined := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- cluster.Register(ctx, h, func() { close(joined) }) }()
+	select {
+	case <-joined:
+		go func() {
+			if err := <-done; err != nil && ctx.Err() == nil {
+				lost(fmt.Errorf("host %s left the cluster: %w", h.Name, err))
+			}
+		}()
+		return nil
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("join the cluster as host %s: %w", h.Name, err)
+		}
+		return nil // ctx ended first: the daemon is shutting down
+	}
 }
 
 // openStore opens the desired-state store: the cluster's in etcd, waiting

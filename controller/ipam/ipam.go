@@ -123,11 +123,5 @@ func (p *Pool) Release(addr netip.Addr, owner string) {
 	}
 }
 
-// Owner returns who holds addr, if anyone.
-func (p *Pool) Owner(addr netip.Addr) (string, bool) {
-	o, ok := p.owners[addr]
-	return o, ok
-}
-
 // Free is the number of addresses still available.
 func (p *Pool) Free() int { return p.available }

@@ -75,8 +75,8 @@ func TestReserve(t *testing.T) {
 			t.Errorf("Reserve(%s, %s) = %v, want %v", c.addr, c.owner, err, c.want)
 		}
 	}
-	if o, _ := p.Owner(netip.MustParseAddr("10.0.0.10")); o != "a" {
-		t.Errorf("owner %q", o)
+	if err := p.Reserve(netip.MustParseAddr("10.0.0.10"), "a"); err != nil {
+		t.Errorf("10.0.0.10 is not a's: %v", err)
 	}
 	if p.Free() != 253-2 {
 		t.Errorf("free %d", p.Free())
@@ -107,31 +107,30 @@ func FuzzPool(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 0x81, 0x42})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		p := mustPool(t, "10.0.0.0/28", "10.0.0.1") // 14 hosts, 13 free
-		held := map[netip.Addr]bool{}
+		held := map[netip.Addr]string{}             // by owner
 		for i, op := range ops {
 			addr := netip.AddrFrom4([4]byte{10, 0, 0, op & 0x0f})
 			switch op >> 6 {
 			case 0:
 				a, err := p.Allocate(fmt.Sprint(i))
 				if err == nil {
-					if held[a] || a == netip.MustParseAddr("10.0.0.1") {
+					if held[a] != "" || a == netip.MustParseAddr("10.0.0.1") {
 						t.Fatalf("allocated %s twice or the gateway", a)
 					}
-					held[a] = true
+					held[a] = fmt.Sprint(i)
 				} else if len(held) != 13 {
 					t.Fatalf("exhausted with %d held", len(held))
 				}
 			case 1:
 				if err := p.Reserve(addr, fmt.Sprint(i)); err == nil {
-					if held[addr] {
+					if held[addr] != "" {
 						t.Fatalf("reserved held %s", addr)
 					}
-					held[addr] = true
+					held[addr] = fmt.Sprint(i)
 				}
 			default:
-				if o, ok := p.Owner(addr); ok {
-					p.Release(addr, o)
-				}
+				p.Release(addr, "someone else") // not the owner: kept
+				p.Release(addr, held[addr])
 				delete(held, addr)
 			}
 			if p.Free() != 13-len(held) {

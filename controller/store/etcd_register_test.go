@@ -61,7 +61,7 @@ type registration struct {
 func register(t *testing.T, s *Etcd, h Host) *registration {
 	ctx, cancel := context.WithCancel(t.Context())
 	r := &registration{stop: cancel, done: make(chan error, 1)}
-	go func() { r.done <- s.Register(ctx, h) }()
+	go func() { r.done <- s.Register(ctx, h, nil) }()
 	t.Cleanup(func() { cancel(); <-r.done })
 	return r
 }
@@ -168,7 +168,7 @@ func TestEtcdRegisterConflict(t *testing.T) {
 	registerOnce := func(s *Etcd, h Host) error {
 		ctx, cancel := context.WithTimeout(t.Context(), patience)
 		defer cancel()
-		return s.Register(ctx, h)
+		return s.Register(ctx, h, nil)
 	}
 	h1 := Host{Name: "h1", UnderlayIP: netip.MustParseAddr("192.0.2.1")}
 	impostor := Host{Name: "h1", UnderlayIP: netip.MustParseAddr("192.0.2.2")}
@@ -232,7 +232,7 @@ func TestEtcdRegisterConflict(t *testing.T) {
 
 	// What cannot be a host fails at once.
 	for _, h := range []Host{{Name: "a/b", UnderlayIP: h1.UnderlayIP}, {Name: "h2"}} {
-		if err := a.Register(t.Context(), h); err == nil {
+		if err := a.Register(t.Context(), h, nil); err == nil {
 			t.Errorf("registered %+v", h)
 		} else if h.Name == "a/b" && !errors.Is(err, model.ErrInvalid) {
 			t.Errorf("register %+v: %v, want ErrInvalid", h, err)

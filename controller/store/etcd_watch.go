@@ -26,7 +26,7 @@ import (
 // own. It fails at once for a host it cannot store, and whenever it finds
 // the record held by another daemon (ErrConflict): at the start or when
 // registering again.
-func (s *Etcd) Register(ctx context.Context, h Host) error {
+func (s *Etcd) Register(ctx context.Context, h Host, registered func()) error {
 	if err := validName("host", h.Name); err != nil {
 		return err
 	}
@@ -62,6 +62,9 @@ func (s *Etcd) Register(ctx context.Context, h Host) error {
 			log.Info("host registered again", "lease", fmt.Sprintf("%x", lease))
 		case !live:
 			log.Info("host registered", "lease", fmt.Sprintf("%x", lease), "ttl", s.cfg.LeaseTTL)
+		}
+		if !live && registered != nil {
+			registered()
 		}
 		live, failing = true, false
 		// The channel closes when ctx ends, when the lease is gone (revoked

@@ -85,7 +85,9 @@ func TestEtcdWatch(t *testing.T) {
 		{func() error { return b.DeleteRouter(ctx, "r1") }, []string{"router r1: deleted"}},
 		{func() error { return b.DeleteNetwork(ctx, "red") }, []string{"network red: deleted"}},
 		{func() error {
-			go func() { regDone <- b.Register(regCtx, Host{Name: "h2", UnderlayIP: netip.MustParseAddr("192.0.2.2")}) }()
+			go func() {
+				regDone <- b.Register(regCtx, Host{Name: "h2", UnderlayIP: netip.MustParseAddr("192.0.2.2")}, nil)
+			}()
 			return nil
 		}, []string{"host h2: h2 192.0.2.2"}},
 		// Register returns without revoking: the record goes when the lease

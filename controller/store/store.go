@@ -105,8 +105,9 @@ type Cluster interface {
 	// same name is not taken over, now or when registering again after a
 	// loss. Register then returns an error that is ErrConflict (`conflict:
 	// host "h1" is live with underlay 10.0.0.2 (...)`), as it does at once
-	// for an invalid host.
-	Register(ctx context.Context, h Host) error
+	// for an invalid host. registered, unless nil, is called once, when the
+	// record is first written: from then on the host is live.
+	Register(ctx context.Context, h Host, registered func()) error
 	// Watch sends every change from revision from on (State.Revision+1
 	// after a Load; from <= 0: from now), in order, until ctx ends or the
 	// store is closed, and then closes the channel. It rides out outages of

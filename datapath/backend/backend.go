@@ -45,7 +45,7 @@ func Open(ctx context.Context, cfg Config) (datapath.Backend, error) {
 	case "ovs":
 		return openOVS(ctx, cfg)
 	case "linux":
-		return linux.New(ctx, cfg.Bridge, cfg.Underlay)
+		return linux.New(ctx, cfg.Bridge, cfg.Underlay, linux.WithLog(cfg.Log))
 	case "auto":
 		probe, cancel := context.WithTimeout(ctx, probeTimeout)
 		defer cancel()
@@ -54,7 +54,7 @@ func Open(ctx context.Context, cfg Config) (datapath.Backend, error) {
 			return b, nil
 		}
 		cfg.Log.Info("OVS not available, using the Linux backend", "ovsdb", cfg.OVSDB, "err", err)
-		return linux.New(ctx, cfg.Bridge, cfg.Underlay)
+		return linux.New(ctx, cfg.Bridge, cfg.Underlay, linux.WithLog(cfg.Log))
 	default:
 		return nil, fmt.Errorf("unknown backend %q: want auto, ovs or linux", cfg.Kind)
 	}
