@@ -110,18 +110,7 @@ func TestParseBridgeTable(t *testing.T) {
 // check the script, after before: the state it is meant to be applied to.
 func golden(t *testing.T, file, before, got string) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s: got\n%s\nwant\n%s", file, got, want)
-	}
+	goldenText(t, file, got)
 	nftCheck(t, file, before+got)
 }
 
