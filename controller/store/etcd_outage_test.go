@@ -41,14 +41,7 @@ func TestEtcdOutage(t *testing.T) {
 	setup, _ := openEtcd(t, cluster, prefix)
 	s, log := openEtcd(t, cluster, prefix, func(c *EtcdConfig) { c.OpTimeout = opTimeout })
 	ctx := t.Context()
-	if _, err := setup.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
-		t.Fatal(err)
-	}
-	st, err := setup.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	events := s.Watch(ctx, st.Revision+1)
+	events := blueAndWatch(t, setup, s)
 
 	cluster.Stop(0)
 	var wg sync.WaitGroup
@@ -79,7 +72,7 @@ func TestEtcdOutage(t *testing.T) {
 	}
 	wg.Wait()
 	start := time.Now()
-	_, err = OpenEtcd(ctx, EtcdConfig{Endpoints: cluster.Endpoints(), OpTimeout: opTimeout})
+	_, err := OpenEtcd(ctx, EtcdConfig{Endpoints: cluster.Endpoints(), OpTimeout: opTimeout})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("open with etcd down: %v, want ErrUnavailable", err)
 	}
@@ -92,7 +85,7 @@ func TestEtcdOutage(t *testing.T) {
 	if got := describe(nextEvent(t, events)); got != "port a: a 10.1.0.5 on h1 ofport 0" {
 		t.Fatalf("after the outage: %s", got)
 	}
-	t.Logf("watch log lines: lost %d, resumed %d", log.count("watch lost; resuming"), log.count("watch resumed"))
+	t.Logf("watch log lines: lost %d, resumed %d", logCount(log, "watch lost; resuming"), logCount(log, "watch resumed"))
 }
 
 // TestEtcdMemberDown: a 3-member cluster with one member killed — a
@@ -166,14 +159,7 @@ func TestEtcdQuorumLost(t *testing.T) {
 		c.LeaseTTL = 2 * time.Second
 	})
 	ctx := t.Context()
-	if _, err := setup.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
-		t.Fatal(err)
-	}
-	st, err := setup.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	events := s.Watch(ctx, st.Revision+1)
+	events := blueAndWatch(t, setup, s)
 	register(t, s, Host{Name: "h1", UnderlayIP: netip.MustParseAddr("192.0.2.1")})
 	if got := describe(nextEvent(t, events)); got != "host h1: h1 192.0.2.1" {
 		t.Fatalf("got %s", got)
@@ -181,11 +167,11 @@ func TestEtcdQuorumLost(t *testing.T) {
 	// Registered, as Register sees it: keeping its lease alive.
 	waitRegistered(t, log, 1)
 
-	failed := log.count("cannot register host; retrying")
+	failed := logCount(log, "cannot register host; retrying")
 	cluster.Stop(1)
 	cluster.Stop(2)
 	start := time.Now()
-	err = s.CreatePort(ctx, port("a", "blue", "10.1.0.5"))
+	err := s.CreatePort(ctx, port("a", "blue", "10.1.0.5"))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("write without quorum: %v, want ErrUnavailable", err)
 	}
@@ -193,8 +179,8 @@ func TestEtcdQuorumLost(t *testing.T) {
 	// Both happen while the outage lasts, however long they take: the
 	// watch ends (no leader), and no keepalive is answered for a TTL.
 	took := eventually(t, patience, "watch lost and host lost", func() bool {
-		return log.count("watch lost; resuming")+log.count("watch closed; resuming") >= 1 &&
-			log.count("host registration lost; registering again") >= 1
+		return logCount(log, "watch lost; resuming")+logCount(log, "watch closed; resuming") >= 1 &&
+			logCount(log, "host registration lost; registering again") >= 1
 	})
 	t.Logf("watch and lease lost %v after quorum was", took.Round(10*time.Millisecond))
 
@@ -211,11 +197,24 @@ func TestEtcdQuorumLost(t *testing.T) {
 	}
 	t.Logf("events after the outage, within %v: %v", time.Since(start).Round(10*time.Millisecond), seen)
 	eventually(t, patience, "host registered again", func() bool {
-		return hostLease(t, cli, prefix, "h1") != 0 && log.count("host registered again") >= 1
+		return hostLease(t, cli, prefix, "h1") != 0 && logCount(log, "host registered again") >= 1
 	})
-	eventually(t, patience, "watch resumed", func() bool { return log.count("watch resumed") >= 1 })
+	eventually(t, patience, "watch resumed", func() bool { return logCount(log, "watch resumed") >= 1 })
 	// Once lost, the registration retries quietly until it is back.
-	if n := log.count("cannot register host; retrying") - failed; n != 0 {
+	if n := logCount(log, "cannot register host; retrying") - failed; n != 0 {
 		t.Errorf("logged %q %d times during the outage, want 0", "cannot register host; retrying", n)
 	}
+}
+
+// blueAndWatch creates network blue through setup and watches s from then on.
+func blueAndWatch(t *testing.T, setup, s *Etcd) <-chan Event {
+	t.Helper()
+	if _, err := setup.CreateNetwork(t.Context(), network("blue", "10.1.0.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := setup.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Watch(t.Context(), st.Revision+1)
 }

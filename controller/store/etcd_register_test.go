@@ -45,10 +45,10 @@ func leaseGone(t *testing.T, cli *clientv3.Client, lease clientv3.LeaseID) bool 
 // for the nth time: only then is the record's lease the one it keeps alive.
 // (The record itself may be seen before: a write that etcd applied but
 // answered too late is written again.)
-func waitRegistered(t *testing.T, log *logBuf, n int) {
+func waitRegistered(t *testing.T, log *testbed.SyncBuffer, n int) {
 	t.Helper()
 	eventually(t, patience, fmt.Sprintf("registered (%d)", n), func() bool {
-		return log.count("host registered")+log.count("host registered again") >= n
+		return logCount(log, "host registered")+logCount(log, "host registered again") >= n
 	})
 }
 
@@ -99,7 +99,7 @@ func TestEtcdRegister(t *testing.T) {
 	reg := register(t, s, h)
 	waitRegistered(t, log, 1)
 	first := hostLease(t, cli, prefix, "h1")
-	failed := log.count("cannot register host; retrying") // none, unless etcd was slow to answer
+	failed := logCount(log, "cannot register host; retrying") // none, unless etcd was slow to answer
 	if _, err := cli.Revoke(t.Context(), first); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestEtcdRegister(t *testing.T) {
 	t.Logf("re-registered %v after the lease was revoked", took.Round(10*time.Millisecond))
 	// The line follows the write: wait for it, not the write.
 	eventually(t, patience, "loss and return logged", func() bool {
-		return log.count("host registration lost; registering again") >= 1 && log.count("host registered again") >= 1
+		return logCount(log, "host registration lost; registering again") >= 1 && logCount(log, "host registered again") >= 1
 	})
 
 	// A daemon restart: Register ends without revoking, another begins.
@@ -142,7 +142,7 @@ func TestEtcdRegister(t *testing.T) {
 	took = eventually(t, patience, "record expires", func() bool { return hostLease(t, cli, prefix, "h1") == 0 })
 	t.Logf("record gone %v after Register returned (TTL %v)", took.Round(10*time.Millisecond), ttl)
 	// A lost registration is logged as such, not as failures to register.
-	if n := log.count("cannot register host; retrying") - failed; n != 0 {
+	if n := logCount(log, "cannot register host; retrying") - failed; n != 0 {
 		t.Errorf("logged a failure to register %d times", n)
 	}
 }

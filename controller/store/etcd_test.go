@@ -33,7 +33,7 @@ const patience = 60 * time.Second
 // tests share a cluster without seeing each other. Closed at cleanup. Its
 // OpTimeout is generous, so that a loaded machine fails no call; tests of
 // outages set their own.
-func openEtcd(t *testing.T, cluster *testbed.Etcd, prefix string, tweak ...func(*EtcdConfig)) (*Etcd, *logBuf) {
+func openEtcd(t *testing.T, cluster *testbed.Etcd, prefix string, tweak ...func(*EtcdConfig)) (*Etcd, *testbed.SyncBuffer) {
 	t.Helper()
 	log, buf := newLog(t)
 	cfg := EtcdConfig{Endpoints: cluster.Endpoints(), Prefix: prefix, Log: log, OpTimeout: 30 * time.Second}

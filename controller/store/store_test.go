@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,12 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -395,29 +394,13 @@ func TestBoltOldFile(t *testing.T) {
 	}
 }
 
-// logBuf collects a store's log: shown when the test fails, and read by
-// tests that count state changes.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// logCount counts the log lines of a message.
+func logCount(log *testbed.SyncBuffer, msg string) int {
+	return strings.Count(log.String(), "msg=\""+msg+"\"")
 }
 
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) count(msg string) int { return strings.Count(l.String(), "msg=\""+msg+"\"") }
-
-func newLog(t *testing.T) (*slog.Logger, *logBuf) {
-	buf := &logBuf{}
+func newLog(t *testing.T) (*slog.Logger, *testbed.SyncBuffer) {
+	buf := &testbed.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("store log:\n%s", buf)

@@ -1,13 +1,11 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +24,7 @@ import (
 func TestManagerResyncsAfterVswitchdRestart(t *testing.T) {
 	box := ovsBridge(t)
 	want := flowSet(1000, space.Value|1)
-	var log lockedBuffer
+	var log testbed.SyncBuffer
 	reg := prometheus.NewPedanticRegistry()
 	m := NewManager(space, fixedSource{Flows: want}, NewMetrics(reg), slog.New(slog.NewTextHandler(&log, nil)))
 
@@ -82,23 +80,6 @@ func TestManagerResyncsAfterVswitchdRestart(t *testing.T) {
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Fatalf("metrics lint: %v %v", err, problems)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // fixedSource wants the same flows on every switch.
