@@ -75,6 +75,7 @@ the same spec changes nothing ("unchanged"); a different spec is a conflict
 	f.StringVar(&spec.IP, "ip", "", "IPv4 address in the subnet (default: the next free one)")
 	f.StringVar(&spec.MAC, "mac", "", "MAC address (default: derived from the port name)")
 	f.StringVar(&spec.Type, "type", "", "veth (default) or tap")
+	f.BoolVar(&spec.DefaultRoute, "default-route", false, "veth: take the namespace's default route over, and put it back on delete (default: set one only where there is none)")
 	_ = cmd.MarkFlagRequired("network")
 	_ = cmd.RegisterFlagCompletionFunc("network", completeNetworks(app))
 	_ = cmd.RegisterFlagCompletionFunc("netns", completeNetns)

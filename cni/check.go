@@ -13,6 +13,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/ovs-vnet/ovs-vnet/client"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -21,7 +22,9 @@ import (
 // Check verifies an attachment three ways: the daemon has the port, in this
 // network, namespace and interface; the result the runtime cached
 // (prevResult) agrees with it; and the interface in the namespace is there,
-// up, with the port's MAC, address and default route.
+// up, with the port's MAC and address, and the namespace has a default
+// route: the port's, unless another interface held one first (the daemon
+// leaves that one alone: docs/API.md, "Default route").
 func (p *Plugin) Check(args *skel.CmdArgs) error {
 	conf, cl, err := setup(args)
 	if err != nil {
@@ -134,12 +137,12 @@ func checkInterface(netnsPath, ifname string, p model.PortView) error {
 		if !hasAddr(addrs, p.IP) {
 			return fmt.Errorf("interface %s lacks address %s (has %v)", ifname, p.IP, addrs)
 		}
-		routes, err := retryDump(func() ([]netlink.Route, error) { return netlink.RouteList(l, netlink.FAMILY_V4) })
+		ours, held, err := defaultRoute(l, gw)
 		if err != nil {
-			return fmt.Errorf("list the routes of %s: %w", ifname, err)
+			return err
 		}
-		if !hasDefaultVia(routes, gw) {
-			return fmt.Errorf("no default route via %s on %s", p.Gateway, ifname)
+		if !ours && !held {
+			return fmt.Errorf("no default route via %s on %s, and none in the namespace", p.Gateway, ifname)
 		}
 		return nil
 	})
@@ -172,18 +175,33 @@ func hasAddr(addrs []netlink.Addr, prefix string) bool {
 	return false
 }
 
-// hasDefaultVia: netlink reports a default route with a nil Dst or, in
-// newer releases, 0.0.0.0/0.
-func hasDefaultVia(routes []netlink.Route, gw net.IP) bool {
+// defaultRoute tells whether l, in the namespace the caller is in, holds an
+// IPv4 default route via gw (ours), and whether the namespace has any IPv4
+// default route (held), in its main table.
+func defaultRoute(l netlink.Link, gw net.IP) (ours, held bool, err error) {
+	routes, err := retryDump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return false, false, fmt.Errorf("list the routes of the netns: %w", err)
+	}
+	ours, held = defaultRouteOf(routes, l.Attrs().Index, gw)
+	return ours, held, nil
+}
+
+// defaultRouteOf is defaultRoute on a list of routes. netlink reports a
+// default route with a nil Dst or, in newer releases, 0.0.0.0/0.
+func defaultRouteOf(routes []netlink.Route, index int, gw net.IP) (ours, held bool) {
 	for _, r := range routes {
 		isDefault := r.Dst == nil
 		if r.Dst != nil {
 			ones, _ := r.Dst.Mask.Size()
 			isDefault = ones == 0 && r.Dst.IP.IsUnspecified()
 		}
-		if isDefault && r.Gw.Equal(gw) {
-			return true
+		if isDefault {
+			held = true
+			ours = ours || r.LinkIndex == index && r.Gw.Equal(gw)
 		}
 	}
-	return false
+	return ours, held
 }

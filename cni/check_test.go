@@ -51,7 +51,7 @@ func TestMatchPort(t *testing.T) {
 
 func TestMatchPrevResult(t *testing.T) {
 	checkPort := testPort()
-	good, err := BuildResult(checkPort, "/var/run/netns/a", "eth0")
+	good, err := BuildResult(checkPort, "/var/run/netns/a", "eth0", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,24 +95,53 @@ func TestMatchPrevResult(t *testing.T) {
 	}
 }
 
-func TestHasDefaultVia(t *testing.T) {
+func TestDefaultRouteOf(t *testing.T) {
 	gw := net.ParseIP("10.10.0.1")
 	_, zero, _ := net.ParseCIDR("0.0.0.0/0")
 	_, subnet, _ := net.ParseCIDR("10.10.0.0/24")
+	const index = 7 // the port's interface
 	for _, c := range []struct {
-		name   string
-		routes []netlink.Route
-		want   bool
+		name       string
+		routes     []netlink.Route
+		ours, held bool
 	}{
-		{"nil dst", []netlink.Route{{Gw: gw}}, true},
-		{"zero dst", []netlink.Route{{Dst: subnet}, {Dst: zero, Gw: gw}}, true},
-		{"other gateway", []netlink.Route{{Dst: zero, Gw: net.ParseIP("10.10.0.254")}}, false},
-		{"subnet route only", []netlink.Route{{Dst: subnet}}, false},
-		{"none", nil, false},
+		{"nil dst", []netlink.Route{{LinkIndex: index, Gw: gw}}, true, true},
+		{"zero dst", []netlink.Route{{LinkIndex: index, Dst: subnet}, {LinkIndex: index, Dst: zero, Gw: gw}}, true, true},
+		{"other gateway", []netlink.Route{{LinkIndex: index, Dst: zero, Gw: net.ParseIP("10.10.0.254")}}, false, true},
+		{"other interface", []netlink.Route{{LinkIndex: 3, Dst: zero, Gw: gw}}, false, true},
+		{"beside another's", []netlink.Route{{LinkIndex: 3, Gw: net.ParseIP("192.0.2.1")}, {LinkIndex: index, Gw: gw, Priority: 100}}, true, true},
+		{"subnet route only", []netlink.Route{{LinkIndex: index, Dst: subnet}}, false, false},
+		{"none", nil, false, false},
 	} {
-		if got := hasDefaultVia(c.routes, gw); got != c.want {
-			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		if ours, held := defaultRouteOf(c.routes, index, gw); ours != c.ours || held != c.held {
+			t.Errorf("%s: ours %v held %v, want %v %v", c.name, ours, held, c.ours, c.held)
 		}
+	}
+}
+
+// TestCheckDefaultRoute: CHECK wants the port's default route only where
+// the namespace has none: it passes where another interface holds it (the
+// daemon left that one alone) and fails where the namespace has none.
+func TestCheckDefaultRoute(t *testing.T) {
+	testbed.Need(t, os.Geteuid() == 0, "root, to make and enter network namespaces")
+	for _, c := range []struct {
+		via     string // addNetns
+		wantMsg string // "" for success
+	}{
+		{via: "eth0"},
+		{via: "up0"},
+		{via: "", wantMsg: "no default route via 10.10.0.1 on eth0, and none in the namespace"},
+	} {
+		t.Run("via "+c.via, func(t *testing.T) {
+			path := addNetns(t, c.via)
+			port := testPort()
+			port.Netns, port.MAC = path, "02:00:00:00:00:05"
+			f := newFakeDaemon(t, func(w http.ResponseWriter, r *http.Request) { answer(w, 200, port) })
+			err := fastPlugin(io.Discard).Check(&skel.CmdArgs{ContainerID: "c1", IfName: "eth0", Netns: path, StdinData: netconf(f.URL, "")})
+			if (c.wantMsg == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.wantMsg) {
+				t.Fatalf("err %v, want %q", err, c.wantMsg)
+			}
+		})
 	}
 }
 

@@ -91,7 +91,13 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return daemonError(fmt.Sprintf("attach port %s (container %s, %s) to network %s", name, args.ContainerID, args.IfName, conf.Network), conf.Server, err)
 	}
-	res, err := BuildResult(port, netnsPath, args.IfName)
+	// Looked at, not assumed: the daemon leaves a default route the
+	// namespace has already alone.
+	defaultRoute, err := holdsDefaultRoute(netnsPath, args.IfName, port.Gateway)
+	if err != nil {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("port %s attached, but its default route could not be looked at: %v", name, err), "")
+	}
+	res, err := BuildResult(port, netnsPath, args.IfName, defaultRoute)
 	if err != nil {
 		return types.NewError(types.ErrInternal, err.Error(), "")
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -80,30 +82,67 @@ func fastPlugin(out io.Writer) *Plugin {
 // selfNetns is a namespace path that exists for any test: our own.
 const selfNetns = "/proc/self/ns/net"
 
+// addNetns makes a namespace of the test's own in which eth0 holds the
+// port's MAC and address, as the daemon would leave them, beside an uplink
+// up0; its default route goes through via: eth0 (via the gateway, as the
+// daemon sets it), up0 (as another plugin or an earlier network would
+// have it) or, for "", nowhere. It returns the namespace's path.
+func addNetns(t *testing.T, via string) string {
+	t.Helper()
+	ns := testbed.UniqueName("vnt-cniadd-")
+	testbed.Run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	cmds := [][]string{
+		{"link", "add", "eth0", "address", "02:00:00:00:00:05", "type", "veth", "peer", "name", "up0"},
+		{"addr", "add", "10.10.0.5/24", "dev", "eth0"},
+		{"addr", "add", "192.0.2.2/24", "dev", "up0"},
+		{"link", "set", "eth0", "up"},
+		{"link", "set", "up0", "up"},
+	}
+	switch via {
+	case "eth0":
+		cmds = append(cmds, []string{"route", "add", "default", "via", "10.10.0.1", "dev", "eth0"})
+	case "up0":
+		cmds = append(cmds, []string{"route", "add", "default", "via", "192.0.2.1", "dev", "up0"})
+	}
+	for _, args := range cmds {
+		testbed.Run(t, "ip", append([]string{"-n", ns}, args...)...)
+	}
+	return "/var/run/netns/" + ns
+}
+
+// TestAdd runs ADD against a fake daemon, in namespaces of the test's own
+// as the daemon would leave them: the result lists the default route only
+// where the port's interface holds it.
 func TestAdd(t *testing.T) {
+	testbed.Need(t, os.Geteuid() == 0, "root, to make and enter network namespaces")
+	netnsPath, uplinkPath := addNetns(t, "eth0"), addNetns(t, "up0")
 	name := PortName("c1", "eth0")
-	port := model.PortView{Name: name, Network: "blue", Type: "veth", Netns: selfNetns, Ifname: "eth0",
+	port := model.PortView{Name: name, Network: "blue", Type: "veth", Netns: netnsPath, Ifname: "eth0",
 		IP: "10.10.0.5/24", MAC: "02:00:00:00:00:05", Gateway: "10.10.0.1", HostIfname: "vnet0123456789"}
 	created := func(w http.ResponseWriter, r *http.Request) { answer(w, 201, port) }
 	for _, c := range []struct {
-		name     string
-		h        http.HandlerFunc
-		server   string // default: the fake daemon
-		extra    string // more configuration keys
-		netns    string
-		timeout  time.Duration
-		wantCode uint
-		wantMsg  string
-		wantReq  string // the one request expected, "" for none
+		name       string
+		h          http.HandlerFunc
+		server     string // default: the fake daemon
+		extra      string // more configuration keys
+		netns      string
+		timeout    time.Duration
+		wantCode   uint
+		wantMsg    string
+		wantReq    string // the one request expected, "" for none
+		wantRoutes int    // in the result
 	}{
-		{name: "created", h: created,
-			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"/proc/self/ns/net","ifname":"eth0","type":"veth"}`},
-		{name: "exists with the same spec", h: func(w http.ResponseWriter, r *http.Request) { answer(w, 200, port) },
-			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"/proc/self/ns/net","ifname":"eth0","type":"veth"}`},
-		{name: "static ip and mac", h: created, extra: `,"runtimeConfig":{"ips":["10.10.0.5/24"],"mac":"02:00:00:00:00:05"}`,
-			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"/proc/self/ns/net","ifname":"eth0","ip":"10.10.0.5","mac":"02:00:00:00:00:05","type":"veth"}`},
-		{name: "unclean netns path", h: created, netns: "/proc/self/ns/../ns/net",
-			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"/proc/self/ns/net","ifname":"eth0","type":"veth"}`},
+		{name: "created", h: created, wantRoutes: 1,
+			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + netnsPath + `","ifname":"eth0","type":"veth"}`},
+		{name: "exists with the same spec", h: func(w http.ResponseWriter, r *http.Request) { answer(w, 200, port) }, wantRoutes: 1,
+			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + netnsPath + `","ifname":"eth0","type":"veth"}`},
+		{name: "static ip and mac", h: created, extra: `,"runtimeConfig":{"ips":["10.10.0.5/24"],"mac":"02:00:00:00:00:05"}`, wantRoutes: 1,
+			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + netnsPath + `","ifname":"eth0","ip":"10.10.0.5","mac":"02:00:00:00:00:05","type":"veth"}`},
+		{name: "unclean netns path", h: created, netns: strings.Replace(netnsPath, "/netns/", "/netns/../netns/", 1), wantRoutes: 1,
+			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + netnsPath + `","ifname":"eth0","type":"veth"}`},
+		{name: "default route elsewhere", h: created, netns: uplinkPath, wantRoutes: 0,
+			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + uplinkPath + `","ifname":"eth0","type":"veth"}`},
 		{name: "unknown network", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 404, `not found: network "blue"`) },
 			wantCode: types.ErrInvalidNetworkConfig, wantMsg: `not found: network "blue" (HTTP 404)`, wantReq: "PUT"},
 		{name: "address in use", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 409, "conflict: ip 10.10.0.5 is in use") },
@@ -139,7 +178,7 @@ func TestAdd(t *testing.T) {
 			if c.timeout != 0 {
 				p.Timeouts.Attach = c.timeout
 			}
-			netns := selfNetns
+			netns := netnsPath
 			if c.netns != "" {
 				netns = c.netns
 			}
@@ -168,8 +207,8 @@ func TestAdd(t *testing.T) {
 				t.Fatalf("result %s: %v", out.String(), err)
 			}
 			r := res.(*current.Result)
-			if r.CNIVersion != "1.1.0" || len(r.Interfaces) != 2 || r.Interfaces[1].Sandbox != selfNetns ||
-				len(r.IPs) != 1 || r.IPs[0].Address.String() != "10.10.0.5/24" {
+			if r.CNIVersion != "1.1.0" || len(r.Interfaces) != 2 || r.Interfaces[1].Sandbox != filepath.Clean(netns) ||
+				len(r.IPs) != 1 || r.IPs[0].Address.String() != "10.10.0.5/24" || len(r.Routes) != c.wantRoutes {
 				t.Fatalf("result %s", out.String())
 			}
 		})

@@ -16,12 +16,15 @@ func TestBuildResult(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		mutate  func(p *model.PortView)
+		noRoute bool // the interface holds no default route
 		version string
 		want    string // the printed JSON
 		wantErr string
 	}{
 		{name: "1.1.0", version: "1.1.0", want: wantResult("1.1.0")},
 		{name: "1.0.0", version: "1.0.0", want: wantResult("1.0.0")},
+		{name: "no default route", version: "1.1.0", noRoute: true, want: strings.Replace(wantResult("1.1.0"), `,
+		"routes": [{"dst": "0.0.0.0/0", "gw": "10.10.0.1"}]`, "", 1)},
 		{name: "a bare address", version: "1.1.0", mutate: func(p *model.PortView) { p.IP = "10.10.0.5" }, wantErr: "not an IPv4 prefix"},
 		{name: "ipv6", version: "1.1.0", mutate: func(p *model.PortView) { p.IP = "fd00::5/64" }, wantErr: "not an IPv4 prefix"},
 		{name: "no gateway", version: "1.1.0", mutate: func(p *model.PortView) { p.Gateway = "" }, wantErr: "gateway"},
@@ -31,7 +34,7 @@ func TestBuildResult(t *testing.T) {
 			if c.mutate != nil {
 				c.mutate(&p)
 			}
-			res, err := BuildResult(p, "/var/run/netns/a", "eth0")
+			res, err := BuildResult(p, "/var/run/netns/a", "eth0", !c.noRoute)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err %v, want %q", err, c.wantErr)

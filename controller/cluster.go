@@ -237,7 +237,7 @@ func (c *Controller) dropPort(ctx context.Context, p model.Port) error {
 	c.mu.Unlock()
 	var err error
 	if b != nil {
-		err = b.DetachPort(ctx, n, p)
+		err = c.detach(ctx, b, n, p)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -7,11 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"maps"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -49,6 +48,11 @@ type Controller struct {
 	metrics *metrics
 	// host is this host's name: the ports it attaches are its own.
 	host string
+	// resetDataplane: an empty state wipes the datapath (WithResetDataplane).
+	resetDataplane bool
+	// checkNetns vets a port's namespace before any lock is taken
+	// (link.CheckNetns; the tests' fake backend has no namespaces).
+	checkNetns func(context.Context, model.Port) (model.Port, error)
 	// cluster is the store when it is shared by the hosts of a cluster; nil
 	// for a single host. See cluster.go.
 	cluster store.Cluster
@@ -111,7 +115,7 @@ const loadTimeout = 30 * time.Second
 // New makes the controller of host on the desired state in st. A single
 // host's state is read at once, so that reads are served from the start; a
 // cluster's is read by Run. Changes wait until Run has connected a backend.
-func New(st store.Store, host string, log *slog.Logger, m *Metrics) (*Controller, error) {
+func New(st store.Store, host string, log *slog.Logger, m *Metrics, opts ...Option) (*Controller, error) {
 	c := &Controller{
 		log:      log,
 		store:    st,
@@ -120,7 +124,11 @@ func New(st store.Store, host string, log *slog.Logger, m *Metrics) (*Controller
 		notReady: "connecting to the datapath",
 		busy:     map[string]model.Port{},
 
+		checkNetns:  link.CheckNetns,
 		remoteDirty: make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		o(c)
 	}
 	c.cluster, _ = st.(store.Cluster)
 	var seed uint64
@@ -143,6 +151,30 @@ func New(st store.Store, host string, log *slog.Logger, m *Metrics) (*Controller
 	m.observe(c)
 	return c, nil
 }
+
+// Option changes a default of New.
+type Option func(*Controller)
+
+// WithResetDataplane lets the first reconcile delete what the datapath holds
+// of ovs-vnet's when the state is empty, which it otherwise refuses (see
+// ErrEmptyState).
+func WithResetDataplane() Option {
+	return func(c *Controller) { c.resetDataplane = true }
+}
+
+// ErrEmptyState is Run's refusal to start on a state store that holds no
+// network while the datapath holds objects that only networks, routers and
+// ports make: the reconcile would delete them all. Every change records an
+// object in the store before it makes it on the datapath and unmakes it
+// before it removes the record (networks.go, routers.go, ports.go), so a
+// crash never leaves that combination; a lost or wrong store does (an
+// unmounted volume, another state dir or etcd prefix). A network is the
+// test: routers and ports cannot be stored without one; and in a cluster
+// the networks are everyone's, while a gone host's ports may be deleted
+// anywhere (cluster.go, deleteRemotePort), so a store with networks but
+// none of this host's ports is normal there. A cluster emptied whole while
+// this host was down looks like a wiped etcd, and is refused like one.
+var ErrEmptyState = errors.New("the state store holds no network")
 
 // cache is the desired state as the controller holds it.
 type cache struct {
@@ -240,6 +272,14 @@ func (c *Controller) Run(ctx context.Context, connect Connector) error {
 		if err == nil {
 			break
 		}
+		if errors.Is(err, ErrEmptyState) || errors.Is(err, datapath.ErrTaken) {
+			// Retrying would change neither the store's mind nor
+			// the other daemon's; the operator must. (A holder about
+			// to go, such as this daemon's previous run, has been
+			// waited for already: ovsdb.LockBridge.)
+			c.setNotReady(err.Error())
+			return err
+		}
 		c.setNotReady(err.Error())
 		c.log.Warn("not ready, retrying", "err", err, "in", backoff)
 		select {
@@ -283,6 +323,10 @@ func (c *Controller) start(ctx context.Context, connect Connector) (rev int64, e
 	}
 	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
 	defer cancel()
+	if err := c.checkNotEmpty(rctx, b); err != nil {
+		b.Close()
+		return 0, err
+	}
 	if err := c.reconcile(rctx, b); err != nil {
 		b.Close()
 		return 0, err
@@ -334,6 +378,31 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	c.log.Info("reconciled", "backend", b.Info().Backend, "networks", len(c.networks),
 		"routers", len(c.routers), "ports", len(c.ports), "ports_not_attached", broken, "took", time.Since(start))
 	return nil
+}
+
+// checkNotEmpty refuses (ErrEmptyState) a state with no network while the
+// datapath holds objects of networks, routers or ports, unless the
+// operator asked for the reset. It runs before the first reconcile only:
+// a resync in a cluster that finds no network follows deletes it missed,
+// and no change runs before the first reconcile has set the backend.
+func (c *Controller) checkNotEmpty(ctx context.Context, b datapath.Backend) error {
+	c.mu.Lock()
+	networks := len(c.networks)
+	c.mu.Unlock()
+	if networks > 0 {
+		return nil
+	}
+	held, err := b.Held(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("reconcile: %w", err)
+	case held.Empty():
+		return nil
+	case c.resetDataplane:
+		c.log.Warn("the state is empty: deleting what the datapath holds, as asked", "held", held.String())
+		return nil
+	}
+	return fmt.Errorf("%w, but the datapath holds %s", ErrEmptyState, held)
 }
 
 // reconcileWorkers is how many ports the reconcile attaches at once: each
@@ -460,22 +529,6 @@ func sortedValues[T any](m map[string]T, key func(T) string) []T {
 	values = slices.AppendSeq(values, maps.Values(m))
 	slices.SortFunc(values, func(a, b T) int { return strings.Compare(key(a), key(b)) })
 	return values
-}
-
-// netnsExists tells a missing namespace apart before any link is made for it.
-func netnsExists(p model.Port) error {
-	if p.Type != model.PortVeth {
-		return nil
-	}
-	_, err := os.Stat(p.NetnsPath())
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		// It exists, but not for us: say so rather than "does not exist".
-		return fmt.Errorf("%w: netns %q cannot be opened by the daemon: %v (a /proc/PID/ns/net of another user needs CAP_SYS_PTRACE)", model.ErrInvalid, p.Netns, err)
-	case err != nil:
-		return fmt.Errorf("%w: netns %q: %v", datapath.ErrNoNetns, p.Netns, err)
-	}
-	return nil
 }
 
 // checkIP validates a requested address against the port's network.

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +131,11 @@ func (f *fakeBackend) DetachPort(_ context.Context, _ model.Network, p model.Por
 	delete(f.ports, p.Name)
 	return nil
 }
+func (f *fakeBackend) Held(context.Context) (datapath.Held, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return datapath.Held{Ports: slices.Sorted(maps.Keys(f.ports)), Networks: slices.Sorted(maps.Keys(f.networks))}, nil
+}
 func (f *fakeBackend) Prune(_ context.Context, s datapath.State) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -204,6 +211,7 @@ func startFixtureOn(t *testing.T, st store.Store, fake *fakeBackend, b datapath.
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.checkNetns = fakeCheckNetns
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return b, nil }) }()

@@ -16,6 +16,9 @@ type metrics struct {
 	attachDuration    prometheus.Histogram
 	reconcileDuration prometheus.Histogram
 	remotePorts       prometheus.Gauge
+	// routeRestoreFailures counts detached ports whose namespace did not
+	// get back the default route they displaced (Controller.detach).
+	routeRestoreFailures prometheus.Counter
 }
 
 // NewMetrics creates the controller's metrics and registers them on reg.
@@ -36,8 +39,12 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Name: "ovs_vnet_remote_ports",
 			Help: "Other hosts' ports this host forwards to (cluster mode): those of live hosts in the networks its ports are in or route to.",
 		}),
+		routeRestoreFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ovs_vnet_default_route_restore_failures_total",
+			Help: "Ports detached whose namespace could not be given back the default route the port had displaced (default_route).",
+		}),
 	}
-	reg.MustRegister(m.attachDuration, m.reconcileDuration, m.remotePorts, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	reg.MustRegister(m.attachDuration, m.reconcileDuration, m.remotePorts, m.routeRestoreFailures, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "ovs_vnet_build_info",
 		Help:        "Build information; the value is always 1.",
 		ConstLabels: prometheus.Labels{"version": version},

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -47,6 +48,16 @@ func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.Net
 	for _, o := range c.networks {
 		if o.Subnet.Overlaps(n.Subnet) {
 			return n, false, fmt.Errorf("%w: subnet %s overlaps %s of network %q", ErrConflict, n.Subnet, o.Subnet, o.Name)
+		}
+	}
+	// Before anything is recorded: a refusal leaves nothing to undo.
+	if hc, ok := c.backend.(datapath.HostChecker); ok {
+		what, err := hc.HostConflict(n)
+		if err != nil {
+			return n, false, fmt.Errorf("network %q: %w", name, err)
+		}
+		if what != "" {
+			return n, false, fmt.Errorf("%w: network %q: %s", ErrConflict, name, what)
 		}
 	}
 	// Intent first: a crash after this line converges to "network present"

@@ -47,6 +47,7 @@ type answers struct {
 	ops  map[string]map[string]any
 	vars *strings.Replacer // fills $NS into request bodies
 	seen map[string]bool   // "METHOD /path/{name} status" answered
+	host string            // the Host header to send, when not the URL's
 }
 
 // route is the spec's operation for a request, and its path parameters.
@@ -83,6 +84,9 @@ func (a *answers) send(url, token string, c apiCall) int {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if a.host != "" {
+		req.Host = a.host
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +109,7 @@ func (a *answers) send(url, token string, c apiCall) int {
 	if err := a.checkAnswer(key, resp, got); err != nil {
 		t.Errorf("%s: %v", desc, err)
 	}
-	if resp.StatusCode == http.StatusUnauthorized {
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		return resp.StatusCode // the spec's rules for the request do not come into it
 	}
 	// A name the spec refuses is an object that cannot exist: 404 on a GET
@@ -266,6 +270,9 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"PUT", "/v1/ports/p3", `{"network":"blue","netns":"$NS","ifname":"sixteen-chars-xx"}`, 400, ""},
 		{"PUT", "/v1/ports/p3", `{"network":"blue","netns":"$NS","ifname":".."}`, 400, ""},
 		{"PUT", "/v1/ports/p3", `{"network":"blue","netns":".."}`, 400, ""},
+		{"PUT", "/v1/ports/p3", `{"network":"blue","type":"tap","default_route":true}`, 400, ""},
+		{"PUT", "/v1/ports/p6", `{"network":"blue","netns":"$NS","ifname":"eth6","default_route":true}`, 201, ""},
+		{"PUT", "/v1/ports/p6", `{"network":"blue","netns":"$NS","ifname":"eth6"}`, 409, ""},
 		{"PUT", "/v1/ports/p3", `{"network":"blue","type":"tap","ip":"10.1.0.5/24"}`, 400, ""},
 		{"PUT", "/v1/ports/p3", `{"network":"blue","type":"tap","ofport":3}`, 400, ""},
 		{"PUT", "/v1/ports/p3", `{"network":"blue","netns":"no-such-netns-ovs-vnet"}`, 400, "the namespace must exist"},
@@ -333,6 +340,22 @@ func TestOpenAPIAnswers(t *testing.T) {
 			t.Errorf("%s %s without a token answered %d, but the spec has it need the bearer token (it lacks security: [])", method, path, got)
 		}
 	}
+	// A listener without a token, addressed by a foreign name (DNS
+	// rebinding): every operation but the probes is refused, as with a
+	// missing token.
+	guarded := httptest.NewServer(GuardHosts(f.srv.Config.Handler, nil))
+	t.Cleanup(guarded.Close)
+	a.host = "evil.example"
+	for _, key := range slices.Sorted(maps.Keys(a.ops)) {
+		method, path, _ := strings.Cut(key, " ")
+		path = regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, "x")
+		sec, ok := a.ops[key]["security"]
+		open := ok && len(asList(sec)) == 0
+		if got := a.send(guarded.URL, "", apiCall{method, path, "{}", 0, ""}); open == (got == http.StatusForbidden) {
+			t.Errorf("%s %s for Host evil.example answered %d; the probes (security: []) stay open, all else is 403", method, path, got)
+		}
+	}
+	a.host = ""
 	// A store that fails: every change answers 500.
 	f.st.Close()
 	for _, c := range []apiCall{

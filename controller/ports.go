@@ -11,6 +11,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -81,9 +82,13 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 		// its name becomes.
 		p.Host = c.host
 	}
+	// The namespace is the client's path and is looked at before any lock:
+	// the check is bounded, but a slow one must hold up no other request.
+	// Its verdict counts only for a new port (claimPort).
+	p, netnsErr := c.checkNetns(ctx, p)
 	c.changing.RLock()
 	defer c.changing.RUnlock()
-	r, view, err := c.reservePort(ctx, p)
+	r, view, err := c.reservePort(ctx, p, netnsErr)
 	if err != nil || r.backend == nil {
 		return view, false, err
 	}
@@ -93,7 +98,7 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	rolledBack := err != nil
 	if rolledBack {
 		c.rollback("port "+name, func(ctx context.Context) error {
-			return errors.Join(backend.DetachPort(ctx, n, p), c.store.DeletePort(ctx, name, p.Host))
+			return errors.Join(c.detach(ctx, backend, n, p), c.store.DeletePort(ctx, name, p.Host))
 		})
 	} else {
 		c.metrics.attachDuration.Observe(time.Since(start).Seconds())
@@ -142,9 +147,10 @@ type reservation struct {
 // and interfaces are taken (busy) before its record is stored, which
 // happens without mu, so that other requests are answered meanwhile. When
 // an identical port exists it returns no backend and that port's view.
-func (c *Controller) reservePort(ctx context.Context, p model.Port) (r reservation, existing model.PortView, err error) {
+// netnsErr is why p's namespace cannot have p, if it cannot.
+func (c *Controller) reservePort(ctx context.Context, p model.Port, netnsErr error) (r reservation, existing model.PortView, err error) {
 	requested := p.IP
-	if r, existing, err = c.claimPort(p); err != nil || r.backend == nil {
+	if r, existing, err = c.claimPort(p, netnsErr); err != nil || r.backend == nil {
 		return r, existing, err
 	}
 	for try := 0; ; try++ {
@@ -168,7 +174,7 @@ func (c *Controller) reservePort(ctx context.Context, p model.Port) (r reservati
 }
 
 // claimPort is reservePort's part under mu: the checks, and the address.
-func (c *Controller) claimPort(p model.Port) (r reservation, existing model.PortView, err error) {
+func (c *Controller) claimPort(p model.Port, netnsErr error) (r reservation, existing model.PortView, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.networks[p.Network]
@@ -201,8 +207,8 @@ func (c *Controller) claimPort(p model.Port) (r reservation, existing model.Port
 	if err := c.checkUnique(p); err != nil {
 		return r, existing, err
 	}
-	if err := netnsExists(p); err != nil {
-		return r, existing, err
+	if netnsErr != nil {
+		return r, existing, netnsErr
 	}
 	if err := c.readyLocked(); err != nil {
 		return r, existing, err
@@ -332,7 +338,7 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	c.mu.Unlock()
 
 	restored := p
-	err = backend.DetachPort(ctx, n, p)
+	err = c.detach(ctx, backend, n, p)
 	if err == nil {
 		fault.Point("detach-before-store-delete")
 		err = c.store.DeletePort(ctx, name, p.Host)
@@ -364,6 +370,21 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	delete(c.ports, name)
 	if c.cluster != nil {
 		c.remoteChanged()
+	}
+	return nil
+}
+
+// detach takes p off the datapath and then puts back the default route p
+// displaced, if it did (link.RestoreDefaultRoute). A route that cannot be
+// put back is logged and counted but fails nothing: the port is gone, and
+// with it the route it had put in that one's place.
+func (c *Controller) detach(ctx context.Context, b datapath.Backend, n model.Network, p model.Port) error {
+	if err := b.DetachPort(ctx, n, p); err != nil {
+		return err
+	}
+	if err := link.RestoreDefaultRoute(ctx, p); err != nil {
+		c.metrics.routeRestoreFailures.Inc()
+		c.log.Warn("port detached, its namespace's default route not restored", "port", p.Name, "err", err)
 	}
 	return nil
 }

@@ -6,7 +6,9 @@ package datapath
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/trace"
@@ -18,6 +20,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrNoNetns means the port's network namespace does not exist.
 	ErrNoNetns = errors.New("network namespace does not exist")
+	// ErrTaken means another ovs-vnet daemon owns what the backend was
+	// to use (an OVS bridge); waiting does not make it ours.
+	ErrTaken = errors.New("taken by another ovs-vnet daemon")
 )
 
 // Ownership marks: the alias of every Linux link a backend creates starts with
@@ -70,7 +75,50 @@ type Backend interface {
 	// PortStats returns the counters of every attached port, as one
 	// snapshot bounded by ctx (for the exporter).
 	PortStats(ctx context.Context) ([]PortStats, error)
+	// Held lists what of ovs-vnet's the datapath holds that belongs to a
+	// network, router or port, as left by earlier runs; it is called
+	// before the first Prune (see Held).
+	Held(ctx context.Context) (Held, error)
 	Close() error
+}
+
+// Held is what a datapath holds of ovs-vnet's that only a network, a router
+// or a port makes: ports (OVS ports and host links), networks' Linux
+// bridges, OpenFlow flows of networks, routes and ports. What exists with no
+// object at all (spare ports, the base pipeline) is not in it, so that an
+// empty state and a fresh datapath agree.
+type Held struct {
+	Ports    []string // port names, from their OVS ports and links
+	Networks []string // network names, from their bridges
+	Flows    int      // flows owned by a network, its routes or a port
+}
+
+// Empty tells that the datapath holds nothing that a Prune on an empty
+// state would delete.
+func (h Held) Empty() bool { return len(h.Ports) == 0 && len(h.Networks) == 0 && h.Flows == 0 }
+
+func (h Held) String() string {
+	var parts []string
+	if len(h.Ports) > 0 {
+		parts = append(parts, "ports "+some(h.Ports))
+	}
+	if len(h.Networks) > 0 {
+		parts = append(parts, "network bridges "+some(h.Networks))
+	}
+	if h.Flows > 0 {
+		parts = append(parts, fmt.Sprintf("%d flows of networks, routes or ports", h.Flows))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// some names the first few of names: a message about a thousand ports
+// stays one line.
+func some(names []string) string {
+	const shown = 5
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:shown], ", "), len(names)-shown)
 }
 
 // Flow is one of ovs-vnet's flows as the switch holds it, with its counters
@@ -100,6 +148,16 @@ type FlowLister interface {
 // whole desired state, for naming the objects the packet meets.
 type Tracer interface {
 	Trace(ctx context.Context, s State, q trace.Query) (trace.Result, error)
+}
+
+// HostChecker is a backend that gives networks a host side (a route or an
+// address on a host interface). HostConflict tells why a new network's host
+// side would take traffic from the host's own addresses or routes
+// (hostnet.SubnetConflict), or "". The controller asks before it records
+// the network, and refuses it; networks already recorded are not asked
+// about again, so that a later change of the host never stops a restart.
+type HostChecker interface {
+	HostConflict(n model.Network) (string, error)
 }
 
 // State is the whole desired state, as Prune sees it.

@@ -291,7 +291,8 @@ func assertNothingLeft(t *testing.T, hostNS string, box *testbed.Sandbox, stateD
 	}
 }
 
-func linksIn(t *testing.T, ns string) []netlink.Link {
+// netlinkIn is a netlink handle on the named namespace, closed at cleanup.
+func netlinkIn(t *testing.T, ns string) *netlink.Handle {
 	t.Helper()
 	h, err := netns.GetFromName(ns)
 	if err != nil {
@@ -302,7 +303,13 @@ func linksIn(t *testing.T, ns string) []netlink.Link {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nh.Close()
+	t.Cleanup(nh.Close)
+	return nh
+}
+
+func linksIn(t *testing.T, ns string) []netlink.Link {
+	t.Helper()
+	nh := netlinkIn(t, ns)
 	links, err := link.List(nh)
 	if err != nil {
 		t.Fatal(fmt.Errorf("list links in %s: %w", ns, err))

@@ -76,6 +76,7 @@ func (v vnetctl) runEnv(extra []string, args ...string) cliRun {
 	if err != nil && !errors.As(err, &exit) {
 		v.t.Fatalf("vnetctl %s: %v", strings.Join(args, " "), err)
 	}
+	testbed.CheckRace(v.t, "vnetctl "+strings.Join(args, " "), errOut.String(), cmd.ProcessState)
 	return cliRun{code: cmd.ProcessState.ExitCode(), out: out.String(), errOut: errOut.String()}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -42,6 +43,12 @@ func startCluster(t testing.TB, backend string, n int, daemonFlags ...string) *c
 		}
 		if out, err := c.script("down", c.dir); err != nil {
 			t.Errorf("cluster.sh down: %v\n%s", err, out)
+		}
+		// The script runs the daemons: their logs (every run of each) are
+		// all there is to check for race reports.
+		for name := range c.hosts {
+			out, _ := os.ReadFile(filepath.Join(c.dir, name, "daemon.log"))
+			testbed.CheckRace(t, name+" daemon", string(out), nil)
 		}
 	})
 	args := []string{"up", fmt.Sprint(n), c.dir, "--backend", backend, "--bin", daemonBin, "--lease", clusterLease}

@@ -58,16 +58,26 @@ func buildCNI(t *testing.T) cniBins {
 // cniEnv is one CNI network configuration, as a runtime would have it in
 // /etc/cni/net.d, and the means to run cnitool and the plugin with it.
 type cniEnv struct {
+	t       *testing.T // for the plugin's race reports
 	bins    cniBins
 	confDir string
 	conf    map[string]any
+	ifname  string // CNI_IFNAME for cnitool
 }
 
 func newCNIEnv(t *testing.T, bins cniBins, server, tokenFile string) *cniEnv {
 	t.Helper()
-	e := &cniEnv{bins: bins, confDir: t.TempDir(), conf: map[string]any{
+	return newCNIEnvOn(t, bins, server, tokenFile, "blue", "eth0")
+}
+
+// newCNIEnvOn is newCNIEnv for the daemon's network, attached as ifname: a
+// second one gives the same containers a second network, as `podman run
+// --network blue,red` does.
+func newCNIEnvOn(t *testing.T, bins cniBins, server, tokenFile, network, ifname string) *cniEnv {
+	t.Helper()
+	e := &cniEnv{t: t, bins: bins, confDir: t.TempDir(), ifname: ifname, conf: map[string]any{
 		"cniVersion": "1.1.0", "name": testbed.UniqueName("vnt-cni-"), "type": "ovs-vnet-cni",
-		"network": "blue", "server": server,
+		"network": network, "server": server,
 	}}
 	if tokenFile != "" {
 		e.conf["token_file"] = tokenFile
@@ -111,10 +121,13 @@ func (e *cniEnv) tool(command, netns string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.bins.cnitool, command, e.name(), netns)
-	cmd.Env = append(cleanEnv(), "CNI_PATH="+e.bins.pluginDir, "NETCONFPATH="+e.confDir, "CNI_IFNAME=eth0")
+	cmd.Env = append(cleanEnv(), "CNI_PATH="+e.bins.pluginDir, "NETCONFPATH="+e.confDir, "CNI_IFNAME="+e.ifname)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	err := cmd.Run()
+	// The plugin (race-built) writes to cnitool's standard error.
+	testbed.CheckRace(e.t, "ovs-vnet-cni (cnitool "+command+")", stderr.String(), nil)
+	if err != nil {
 		return stdout.String(), fmt.Errorf("cnitool %s %s: %v: %s%s", command, netns, err, stdout.String(), stderr.String())
 	}
 	return stdout.String(), nil
@@ -140,7 +153,10 @@ func (e *cniEnv) plugin(t *testing.T, command string, extra map[string]any, env 
 	cmd := exec.CommandContext(ctx, filepath.Join(e.bins.pluginDir, "ovs-vnet-cni"))
 	cmd.Env = append(append(cleanEnv(), "CNI_COMMAND="+command, "CNI_PATH="+e.bins.pluginDir), env...)
 	cmd.Stdin = bytes.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	raw, err := cmd.Output()
+	testbed.CheckRace(t, "ovs-vnet-cni "+command, stderr.String(), cmd.ProcessState)
 	if err == nil {
 		return string(raw), 0
 	}
@@ -292,6 +308,7 @@ func runCNI(t *testing.T, bins cniBins, bc backendCase) {
 	}
 
 	runCNIGC(t, d, e)
+	runCNITwoNetworks(t, d, bins, e, sock)
 
 	d.must("DELETE", "/v1/networks/blue", nil, 204, nil)
 	d.must("DELETE", "/v1/networks/red", nil, 204, nil)
@@ -328,6 +345,48 @@ func runCNIGC(t *testing.T, d *daemon, e *cniEnv) {
 		d.must("GET", "/v1/ports/"+kept, nil, 200, nil)
 		d.must("DELETE", "/v1/ports/"+kept, nil, 204, nil)
 	}
+}
+
+// runCNITwoNetworks: a container with two networks (blue as eth0, then red
+// as eth1). The first ADD's result lists the default route and its
+// interface holds it; the second's lists none and the namespace keeps the
+// first's (docs/CNI.md). CHECK passes for both, and fails for the first
+// once the namespace has no default route at all; DEL of the second leaves
+// the first's route.
+func runCNITwoNetworks(t *testing.T, d *daemon, bins cniBins, blue *cniEnv, sock string) {
+	ns := newNetns(t, "vnt-c2-")
+	path := "/var/run/netns/" + ns
+	red := newCNIEnvOn(t, bins, sock, "", "red", "eth1")
+	checkCNIResult(t, mustTool(t, blue, "add", path), cniPort(t, d, path), path, "10.71.0.1")
+	const first = "default via 10.71.0.1 dev eth0"
+	wantDefault(t, ns, first)
+
+	out := mustTool(t, red, "add", path)
+	var second portView
+	d.must("GET", "/v1/ports/"+cni.PortName(cnitoolContainerID(path), "eth1"), nil, 200, &second)
+	parsed, err := current.NewResult([]byte(out))
+	if err != nil {
+		t.Fatalf("second ADD result %q: %v", out, err)
+	}
+	if r := parsed.(*current.Result); len(r.Interfaces) != 2 || r.Interfaces[1].Name != "eth1" ||
+		len(r.IPs) != 1 || r.IPs[0].Address.String() != second.IP || len(r.Routes) != 0 {
+		t.Fatalf("second ADD result, want eth1 with %s and no routes:\n%s", second.IP, out)
+	}
+	wantDefault(t, ns, first)
+	ping(t, ns, "10.72.0.1", true) // red, through eth1's subnet route
+	mustTool(t, blue, "check", path)
+	mustTool(t, red, "check", path)
+
+	mustTool(t, red, "del", path)
+	d.must("GET", "/v1/ports/"+second.Name, nil, 404, nil)
+	wantDefault(t, ns, first)
+	mustTool(t, blue, "check", path)
+	testbed.Run(t, "ip", "-n", ns, "route", "del", "default")
+	if _, err := blue.tool("check", path); err == nil || !strings.Contains(err.Error(), "no default route via 10.71.0.1 on eth0, and none in the namespace") {
+		t.Fatalf("CHECK without a default route in the namespace: %v", err)
+	}
+	mustTool(t, blue, "del", path)
+	wantDefault(t, ns, "")
 }
 
 // runCNIToken: with --token-file, a configuration with token_file works and

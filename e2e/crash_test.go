@@ -143,7 +143,7 @@ func (d *daemon) waitCrash(point string) {
 		d.t.Fatalf("daemon did not crash at %s within 30s", point)
 	}
 	ws, _ := d.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	d.cmd = nil
+	d.ended()
 	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL || !strings.Contains(d.log.String(), "fault: crash at "+point+"\n") {
 		d.t.Fatalf("daemon did not die at %s by SIGKILL (status %v)", point, ws)
 	}

@@ -40,7 +40,9 @@ func TestSecurityRefusesToStart(t *testing.T) {
 			args := append([]string{"netns", "exec", hostNS, daemonBin, "--state-dir", t.TempDir()}, c.args...)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+			cmd := exec.CommandContext(ctx, "ip", args...)
+			out, err := cmd.CombinedOutput()
+			testbed.CheckRace(t, "daemon", string(out), cmd.ProcessState)
 			var exit *exec.ExitError
 			if ctx.Err() != nil || !errors.As(err, &exit) || exit.ExitCode() == 0 {
 				t.Fatalf("%v: want a non-zero exit, got %v: %s", c.args, err, out)

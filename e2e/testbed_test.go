@@ -95,8 +95,11 @@ type daemon struct {
 	args     []string
 	cmd      *exec.Cmd
 	log      *testbed.SyncBuffer
-	client   *http.Client
-	base     string
+	// raceChecked is how much of log ended runs have been checked for race
+	// reports (see ended): a restarted daemon's log holds its past runs.
+	raceChecked int
+	client      *http.Client
+	base        string
 }
 
 func startDaemon(t testing.TB, hostNS string, args ...string) *daemon {
@@ -162,19 +165,32 @@ func (d *daemon) stop() {
 		if err != nil {
 			d.t.Errorf("daemon exit: %v\n%s", err, d.log)
 		}
+		d.ended()
 	case <-time.After(20 * time.Second):
 		d.t.Errorf("daemon did not stop within 20s")
-		d.kill()
+		_ = d.cmd.Process.Kill()
+		<-done
+		d.ended()
 	}
-	d.cmd = nil
 }
 
 func (d *daemon) kill() {
 	if d.cmd != nil {
 		_ = d.cmd.Process.Kill()
 		_ = d.cmd.Wait()
-		d.cmd = nil
+		d.ended()
 	}
+}
+
+// ended is called once the daemon's process has been waited for, however it
+// ended: the race detector's reports of this run fail the test, also those
+// of a daemon that was killed.
+func (d *daemon) ended() {
+	d.t.Helper()
+	out := d.log.String()
+	testbed.CheckRace(d.t, "daemon", out[min(d.raceChecked, len(out)):], d.cmd.ProcessState)
+	d.raceChecked = len(out)
+	d.cmd = nil
 }
 
 // do sends a request with a JSON (or raw []byte) body and returns status and body.

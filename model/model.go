@@ -45,6 +45,24 @@ type Port struct {
 	Ofport int `json:"ofport,omitempty"`
 	// Host is the name of the host the port is on (--host-name).
 	Host string `json:"host,omitempty"`
+	// DefaultRoute asks for the namespace's default route even where the
+	// namespace has one already: the port takes it over.
+	DefaultRoute bool `json:"default_route,omitempty"`
+	// Displaced is the default route a DefaultRoute port found in its
+	// namespace, read before the port is recorded and replaced only after:
+	// its DELETE puts it back, after a restart too. Zero when there was none.
+	Displaced Route `json:"displaced_route,omitzero"`
+}
+
+// Route is an IPv4 default route of a port's namespace, as far as putting
+// it back needs: where it led, through which interface, and how.
+type Route struct {
+	Gateway  netip.Addr `json:"gateway,omitzero"`
+	Dev      string     `json:"dev"`
+	Metric   int        `json:"metric,omitempty"`
+	Src      netip.Addr `json:"src,omitzero"`
+	Protocol int        `json:"protocol,omitempty"` // rtm_protocol: boot, static, dhcp...
+	Onlink   bool       `json:"onlink,omitempty"`
 }
 
 // RemotePort is a port on another host of a cluster, as a host that
@@ -91,6 +109,8 @@ type PortView struct {
 	HostIfname string `json:"host_ifname"`
 	Ofport     int    `json:"ofport,omitempty"`
 	Host       string `json:"host,omitempty"`
+	// DefaultRoute is the port's spec; what it displaced is the daemon's.
+	DefaultRoute bool `json:"default_route,omitempty"`
 }
 
 // View renders the port in its network for the API.
@@ -107,5 +127,7 @@ func (p Port) View(n Network) PortView {
 		HostIfname: p.HostIfname,
 		Ofport:     p.Ofport,
 		Host:       p.Host,
+
+		DefaultRoute: p.DefaultRoute,
 	}
 }

@@ -67,6 +67,9 @@ func (s NetworkSpec) Network(name string) (Network, error) {
 	if b := subnet.Bits(); b < MinPrefixLen || b > MaxPrefixLen {
 		return Network{}, invalid("subnet %q: prefix length must be /%d to /%d", s.Subnet, MinPrefixLen, MaxPrefixLen)
 	}
+	if err := checkSpecialPurpose(subnet); err != nil {
+		return Network{}, err
+	}
 	n := Network{Name: name, Subnet: subnet, Gateway: subnet.Addr().Next(), MTU: DefaultMTU, Masquerade: s.Masquerade}
 	if s.Gateway != "" {
 		gw, err := netip.ParseAddr(s.Gateway)
@@ -85,6 +88,43 @@ func (s NetworkSpec) Network(name string) (Network, error) {
 		n.MTU = s.MTU
 	}
 	return n, nil
+}
+
+// specialPurpose are the IPv4 ranges no network may touch (RFC 6890): the
+// host's stack treats their addresses specially, so a network there does not
+// forward — and on the host side (masquerade, the Linux backend's gateway)
+// it breaks the host itself: a route for part of 127.0.0.0/8 through a
+// bridge takes the host's own loopback traffic, its API included. 240.0.0.0/4
+// holds the limited broadcast address 255.255.255.255 too.
+var specialPurpose = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), `"this network" (RFC 1122)`},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback (RFC 1122)"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (RFC 3927)"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast (RFC 5771)"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved (RFC 1112; with the limited broadcast address 255.255.255.255)"},
+}
+
+// checkSpecialPurpose refuses a subnet that lies in, or contains, one of
+// the special-purpose ranges; prefixes overlap only that way.
+func checkSpecialPurpose(subnet netip.Prefix) error {
+	for _, sp := range specialPurpose {
+		if !subnet.Overlaps(sp.prefix) {
+			continue
+		}
+		where := fmt.Sprintf("lies in %s, which is", sp.prefix)
+		switch {
+		case subnet == sp.prefix:
+			where = "is"
+		case subnet.Bits() < sp.prefix.Bits():
+			where = fmt.Sprintf("contains %s, which is", sp.prefix)
+		}
+		return invalid("subnet %s %s %s: networks may not use special-purpose addresses; pick a private range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
+			subnet, where, sp.what)
+	}
+	return nil
 }
 
 // SameSpec reports whether two networks were asked for with the same spec; the
@@ -120,6 +160,9 @@ type PortSpec struct {
 	IP      string `json:"ip,omitempty"`
 	MAC     string `json:"mac,omitempty"`
 	Type    string `json:"type,omitempty"`
+	// DefaultRoute takes the namespace's default route over where it has
+	// one (veth only); without it a port sets one only where there is none.
+	DefaultRoute bool `json:"default_route,omitempty"`
 }
 
 // Port checks the fields that need no other object and returns the port with
@@ -129,7 +172,7 @@ func (s PortSpec) Port(name string) (Port, error) {
 	if err := ValidateName(name); err != nil {
 		return Port{}, err
 	}
-	p := Port{Name: name, Network: s.Network, Type: s.Type, Netns: s.Netns, Ifname: s.Ifname}
+	p := Port{Name: name, Network: s.Network, Type: s.Type, Netns: s.Netns, Ifname: s.Ifname, DefaultRoute: s.DefaultRoute}
 	if s.Network == "" {
 		return Port{}, invalid("network is required")
 	}
@@ -151,6 +194,9 @@ func (s PortSpec) Port(name string) (Port, error) {
 	case PortTap:
 		if p.Netns != "" {
 			return Port{}, invalid("netns must be empty for a tap port: the tap device stays on the host")
+		}
+		if p.DefaultRoute {
+			return Port{}, invalid("default_route is for a veth port: a tap port has no namespace end")
 		}
 		if p.Ifname == "" {
 			p.Ifname = HostIfname(name)
@@ -183,7 +229,8 @@ func (s PortSpec) Port(name string) (Port, error) {
 }
 
 // SameSpec reports whether q asks for what p is: fields q leaves to allocation
-// (IP, MAC) match whatever p was given, and the datapath's results do not count.
+// (IP, MAC) match whatever p was given, and the datapath's results and the
+// route p displaced do not count.
 func (p Port) SameSpec(q Port) bool {
 	if !q.IP.IsValid() {
 		q.IP = p.IP
@@ -192,6 +239,7 @@ func (p Port) SameSpec(q Port) bool {
 		q.MAC = p.MAC
 	}
 	q.Ofport = p.Ofport
+	q.Displaced = p.Displaced
 	return p == q
 }
 

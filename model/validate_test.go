@@ -33,6 +33,24 @@ func TestNetworkSpec(t *testing.T) {
 		{"mtu-low", NetworkSpec{Subnet: "10.10.0.0/24", MTU: 575}, Network{}},
 		{"mtu-high", NetworkSpec{Subnet: "10.10.0.0/24", MTU: 9001}, Network{}},
 		{"Bad_Name", NetworkSpec{Subnet: "10.10.0.0/24"}, Network{}},
+		{"this-network", NetworkSpec{Subnet: "0.0.0.0/8"}, Network{}},
+		{"in-this-network", NetworkSpec{Subnet: "0.1.0.0/24"}, Network{}},
+		{"loopback", NetworkSpec{Subnet: "127.0.0.0/8", Masquerade: true}, Network{}},
+		{"in-loopback", NetworkSpec{Subnet: "127.0.0.0/16"}, Network{}},
+		{"in-loopback-30", NetworkSpec{Subnet: "127.255.255.252/30"}, Network{}},
+		{"link-local", NetworkSpec{Subnet: "169.254.0.0/16"}, Network{}},
+		{"in-link-local", NetworkSpec{Subnet: "169.254.169.0/24"}, Network{}},
+		{"has-link-local", NetworkSpec{Subnet: "169.0.0.0/8"}, Network{}},
+		{"multicast", NetworkSpec{Subnet: "224.0.0.0/24"}, Network{}},
+		{"in-multicast", NetworkSpec{Subnet: "239.255.0.0/16"}, Network{}},
+		{"reserved", NetworkSpec{Subnet: "240.0.0.0/8"}, Network{}},
+		{"broadcast", NetworkSpec{Subnet: "255.255.255.252/30"}, Network{}},
+		{"below-link-local", NetworkSpec{Subnet: "169.253.0.0/16"},
+			Network{Name: "below-link-local", Subnet: netip.MustParsePrefix("169.253.0.0/16"), Gateway: netip.MustParseAddr("169.253.0.1"), MTU: 1500}},
+		{"below-multicast", NetworkSpec{Subnet: "223.255.255.0/24"},
+			Network{Name: "below-multicast", Subnet: netip.MustParsePrefix("223.255.255.0/24"), Gateway: netip.MustParseAddr("223.255.255.1"), MTU: 1500}},
+		{"above-this-network", NetworkSpec{Subnet: "1.0.0.0/8"},
+			Network{Name: "above-this-network", Subnet: netip.MustParsePrefix("1.0.0.0/8"), Gateway: netip.MustParseAddr("1.0.0.1"), MTU: 1500}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -147,9 +165,28 @@ func TestNames(t *testing.T) {
 	}
 }
 
+// TestSpecialPurposeHint: a refused special-purpose subnet is named with the
+// range it touches, what that range is, and where to go instead.
+func TestSpecialPurposeHint(t *testing.T) {
+	for subnet, want := range map[string]string{
+		"127.0.0.0/8":    "subnet 127.0.0.0/8 is loopback (RFC 1122)",
+		"127.0.0.0/16":   "subnet 127.0.0.0/16 lies in 127.0.0.0/8, which is loopback (RFC 1122)",
+		"169.0.0.0/8":    "subnet 169.0.0.0/8 contains 169.254.0.0/16, which is link-local (RFC 3927)",
+		"224.0.0.0/24":   "lies in 224.0.0.0/4, which is multicast",
+		"0.0.0.0/8":      `"this network"`,
+		"255.255.0.0/16": "255.255.255.255",
+	} {
+		_, err := NetworkSpec{Subnet: subnet}.Network("n")
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "pick a private range such as 10.0.0.0/8") {
+			t.Errorf("%s: %v; want it to say %q and a private range", subnet, err, want)
+		}
+	}
+}
+
 func FuzzNetworkSpec(f *testing.F) {
 	f.Add("blue", "10.10.0.0/24", "", 0)
 	f.Add("x", "10.0.0.0/8", "10.0.0.1", 9000)
+	f.Add("lo", "127.0.0.0/16", "", 0)
 	f.Fuzz(func(t *testing.T, name, subnet, gw string, mtu int) {
 		n, err := NetworkSpec{Subnet: subnet, Gateway: gw, MTU: mtu}.Network(name)
 		if err != nil {
@@ -160,6 +197,11 @@ func FuzzNetworkSpec(f *testing.F) {
 		}
 		if !IsHostAddr(n.Subnet, n.Gateway) || n.MTU < MinMTU || n.MTU > MaxMTU || n.Subnet.Bits() < MinPrefixLen || n.Subnet.Bits() > MaxPrefixLen {
 			t.Fatalf("accepted an invalid network %+v", n)
+		}
+		for _, sp := range specialPurpose {
+			if n.Subnet.Overlaps(sp.prefix) {
+				t.Fatalf("accepted %s, which overlaps %s", n.Subnet, sp.prefix)
+			}
 		}
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +28,7 @@ type config struct {
 	listen         string
 	stateDir       string
 	tokenFile      string
+	allowedHosts   string
 	tlsCert        string
 	tlsKey         string
 	openflowCert   string
@@ -35,6 +38,7 @@ type config struct {
 	logFormat      string
 	vswitchdCtl    string
 	portMetrics    bool
+	resetDataplane bool
 	sparePorts     int
 	scrapeTimeout  time.Duration
 	cluster        clusterFlags
@@ -72,10 +76,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/ovs-vnet", "directory of the desired-state database")
 	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the API bearer token; required when --listen is not loopback")
+	fs.StringVar(&c.allowedHosts, "allowed-hosts", "", "host names, comma separated, that a TCP --listen without --token-file accepts in the Host and Origin headers besides loopback ones (localhost, 127.0.0.0/8, [::1]); any other gets 403, against DNS rebinding (docs/security.md)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.vswitchdCtl, "vswitchd-ctl", "auto", "ovs-vswitchd's control socket, read for datapath metrics: auto (found beside the --ovsdb unix socket) or a path")
 	fs.BoolVar(&c.portMetrics, "port-metrics", true, "export per-port series; per-network sums are exported either way (turn off on hosts with very many ports)")
+	fs.BoolVar(&c.resetDataplane, "reset-dataplane", false, "when the state store holds no network, delete the ports, network bridges and flows of ovs-vnet's that the datapath holds (without it the daemon refuses to start on such a state: a lost state dir must not wipe the dataplane); give it once, deliberately, see docs/OPERATIONS.md")
 	fs.IntVar(&c.sparePorts, "spare-ports", 0, "veth pairs kept ready on the OVS bridge, so that attaching a veth port waits for no OVSDB change (refilled in one batch when half are used); costs forwarding on the userspace datapath, see docs/OPERATIONS.md (0: off)")
 	fs.DurationVar(&c.scrapeTimeout, "scrape-timeout", 5*time.Second, "deadline of each metrics source within one scrape of /metrics")
 	cl := &c.cluster
@@ -121,6 +127,9 @@ func (c *config) validate() error {
 	if c.sparePorts < 0 {
 		return fmt.Errorf("--spare-ports %d: want 0 or more", c.sparePorts)
 	}
+	if err := c.validateAllowedHosts(); err != nil {
+		return err
+	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both or neither")
 	}
@@ -150,6 +159,44 @@ func (c *config) validate() error {
 	}
 	if network, addr, _ := strings.Cut(c.openflowListen, ":"); network == "tcp" && !isLoopback(addr) {
 		return fmt.Errorf("--openflow-listen %s is not a loopback address: anyone who reaches it could pose as the switch; use ssl:HOST:PORT with --openflow-cert, --openflow-key and --openflow-ca", c.openflowListen)
+	}
+	return nil
+}
+
+// hostNameRE is a DNS name or an IPv4 address: what --allowed-hosts lists.
+var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\.?$`)
+
+// allowedHostList splits --allowed-hosts.
+func (c config) allowedHostList() []string {
+	var out []string
+	for _, h := range strings.Split(c.allowedHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// validateAllowedHosts refuses --allowed-hosts where the Host header is
+// not checked (a token or a unix socket), so that it never seems to
+// protect what it does not, and entries that are no host name.
+func (c config) validateAllowedHosts() error {
+	hosts := c.allowedHostList()
+	if len(hosts) == 0 {
+		return nil
+	}
+	if c.tokenFile != "" || c.unixSocket() != "" {
+		return errors.New("--allowed-hosts is for a TCP --listen without --token-file: with a token or on a unix socket the Host header is not checked")
+	}
+	for _, h := range hosts {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "0"
+		}
+		_, portErr := strconv.ParseUint(port, 10, 16)
+		if _, err := netip.ParseAddr(host); portErr != nil || err != nil && !hostNameRE.MatchString(host) {
+			return fmt.Errorf("--allowed-hosts: %q is not a host name or address", h)
+		}
 	}
 	return nil
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -21,9 +24,10 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal("stray argument accepted")
 	}
 	// Typed flags, the OpenFlow TLS files that only go with an ssl: target,
-	// and the cluster's flags (TestClusterFlags).
-	typed := map[string]bool{"OVS_VNET_PORT_METRICS": true, "OVS_VNET_SCRAPE_TIMEOUT": true, "OVS_VNET_SPARE_PORTS": true,
-		"OVS_VNET_OPENFLOW_CERT": true, "OVS_VNET_OPENFLOW_KEY": true, "OVS_VNET_OPENFLOW_CA": true}
+	// --allowed-hosts that goes with no token (TestAllowedHostsFlag), and the
+	// cluster's flags (TestClusterFlags).
+	typed := map[string]bool{"OVS_VNET_PORT_METRICS": true, "OVS_VNET_SCRAPE_TIMEOUT": true, "OVS_VNET_SPARE_PORTS": true, "OVS_VNET_RESET_DATAPLANE": true,
+		"OVS_VNET_OPENFLOW_CERT": true, "OVS_VNET_OPENFLOW_KEY": true, "OVS_VNET_OPENFLOW_CA": true, "OVS_VNET_ALLOWED_HOSTS": true}
 	for _, f := range []string{"ETCD_ENDPOINTS", "ETCD_PREFIX", "ETCD_CERT", "ETCD_KEY", "ETCD_CA", "HOST_NAME", "UNDERLAY_IP", "TUNNEL", "HOST_LEASE"} {
 		typed["OVS_VNET_"+f] = true
 	}
@@ -35,8 +39,8 @@ func TestParseFlags(t *testing.T) {
 	}, io.Discard); err != nil {
 		t.Fatalf("string flags take any env value: %v", err)
 	}
-	env = map[string]string{"OVS_VNET_PORT_METRICS": "false", "OVS_VNET_SCRAPE_TIMEOUT": "2s"}
-	if c, err = parseFlags(nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.portMetrics || c.scrapeTimeout.Seconds() != 2 {
+	env = map[string]string{"OVS_VNET_PORT_METRICS": "false", "OVS_VNET_SCRAPE_TIMEOUT": "2s", "OVS_VNET_RESET_DATAPLANE": "true"}
+	if c, err = parseFlags(nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.portMetrics || c.scrapeTimeout.Seconds() != 2 || !c.resetDataplane {
 		t.Fatalf("typed flags from env: %+v, %v", c, err)
 	}
 	env = map[string]string{"OVS_VNET_PORT_METRICS": "maybe"}
@@ -113,6 +117,64 @@ func TestTokenRules(t *testing.T) {
 		}
 		if err != nil || tok != c.want {
 			t.Errorf("listen %s file %q: %q, %v", c.listen, c.file, tok, err)
+		}
+	}
+}
+
+// TestAllowedHostsFlag: --allowed-hosts (or OVS_VNET_ALLOWED_HOSTS) takes
+// host names and addresses, with or without a port, for a TCP listener
+// without a token only; the Host check guards exactly that listener.
+func TestAllowedHostsFlag(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		args    []string
+		env     string
+		want    []string
+		wantErr string
+	}{
+		{"none", nil, "", nil, ""},
+		{"names", []string{"--allowed-hosts", "vnet.internal, Box.example.:9476,10.1.2.3,,[fd00::1]"}, "", []string{"vnet.internal", "Box.example.:9476", "10.1.2.3", "[fd00::1]"}, ""},
+		{"env", nil, "vnet.internal", []string{"vnet.internal"}, ""},
+		{"with token", []string{"--allowed-hosts", "vnet.internal", "--token-file", "/t"}, "", nil, "without --token-file"},
+		{"on a unix socket", []string{"--allowed-hosts", "vnet.internal", "--listen", "unix:/run/a.sock"}, "", nil, "unix socket"},
+		{"wildcard", []string{"--allowed-hosts", "*"}, "", nil, "not a host name"},
+		{"url", []string{"--allowed-hosts", "http://vnet.internal"}, "", nil, "not a host name"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := parseFlags(c.args, func(k string) string {
+				if k == "OVS_VNET_ALLOWED_HOSTS" {
+					return c.env
+				}
+				return ""
+			}, io.Discard)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err %v, want one containing %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(cfg.allowedHostList(), c.want) {
+				t.Fatalf("%q, %v; want %q", cfg.allowedHostList(), err, c.want)
+			}
+		})
+	}
+	// The guard stands before a TCP listener without a token, and only there.
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	for _, c := range []struct {
+		cfg   config
+		token string
+		want  int
+	}{
+		{config{listen: "127.0.0.1:9476"}, "", http.StatusForbidden},
+		{config{listen: "127.0.0.1:9476", allowedHosts: "evil.example"}, "", http.StatusNoContent},
+		{config{listen: "127.0.0.1:9476"}, "s3cret", http.StatusNoContent},
+		{config{listen: "unix:/run/a.sock"}, "", http.StatusNoContent},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "http://evil.example:9476/v1/networks", nil)
+		guardHosts(c.cfg, ok, c.token).ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("%+v token %q: Host evil.example got %d, want %d", c.cfg, c.token, rec.Code, c.want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,8 +32,30 @@ import (
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "ovs-vnet:", err)
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
+}
+
+// Exit statuses that tell a supervisor why a start was refused
+// (deploy/systemd/ovs-vnet.service); anything else is 1.
+const (
+	// exitNeedsOperator (EX_CONFIG): the state is empty or damaged while
+	// the datapath holds objects; only an operator can say what to do, so
+	// restarting is of no use.
+	exitNeedsOperator = 78
+	// exitTaken (EX_TEMPFAIL): another daemon owns the namespace or the
+	// bridge; a later start may find it gone.
+	exitTaken = 75
+)
+
+func exitStatus(err error) int {
+	switch {
+	case errors.Is(err, controller.ErrEmptyState), errors.Is(err, store.ErrDamaged):
+		return exitNeedsOperator
+	case errors.Is(err, datapath.ErrTaken), errors.Is(err, backend.ErrLocked):
+		return exitTaken
+	}
+	return 1
 }
 
 func run() error {
@@ -48,9 +71,28 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
-		return fmt.Errorf("state dir: %w", err)
+	// The namespace's one daemon before anything is made: a second one
+	// is told who the first is, not that the state file is busy.
+	self := backend.Self()
+	self.Backend, self.Bridge, self.StateDir, self.Etcd = cfg.backend, cfg.bridge, cfg.stateDir, cfg.cluster.etcdEndpoints
+	unlock, err := backend.Lock(backend.LockDir, self)
+	if err != nil {
+		return err
 	}
+	defer unlock()
+	created, err := makeStateDir(cfg.stateDir)
+	if err != nil {
+		return err
+	}
+	// Deferred before the store's Close, so it runs after it.
+	var refused atomic.Bool
+	defer func() {
+		if refused.Load() {
+			if err := created.remove(); err != nil {
+				log.Warn("remove what this refused start made of the state dir", "err", err)
+			}
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	st, err := openStore(ctx, cfg, log)
@@ -65,7 +107,11 @@ func run() error {
 	// the tests gather the same collectors on pedantic registries instead.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ctl, err := controller.New(st, cfg.cluster.hostName, log, controller.NewMetrics(reg, version))
+	var ctlOpts []controller.Option
+	if cfg.resetDataplane {
+		ctlOpts = append(ctlOpts, controller.WithResetDataplane())
+	}
+	ctl, err := controller.New(st, cfg.cluster.hostName, log, controller.NewMetrics(reg, version), ctlOpts...)
 	if err != nil {
 		return err
 	}
@@ -75,7 +121,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	srv := newServer(controller.NewHandler(ctl, reg, version, token), log, defaultTimeouts)
+	srv := newServer(guardHosts(cfg, controller.NewHandler(ctl, reg, version, token), token), log, defaultTimeouts)
 	serve, err := serveAPI(cfg, srv, ln)
 	if err != nil {
 		ln.Close()
@@ -86,16 +132,23 @@ func run() error {
 	log.Info("serving", "api", url, "auth", token != "", "backend", cfg.backend, "version", version)
 
 	var underlay *datapath.Underlay
-	left := make(chan error, 1) // why this host left its cluster
+	// quit is why the daemon stops on its own while it runs: its host
+	// left its cluster, or the OVS bridge's lock is another daemon's now.
+	// Either way it must stop driving the datapath at once.
+	quit := make(chan error, 1)
+	abort := func(err error) {
+		select {
+		case quit <- err:
+		default: // the first reason is enough
+		}
+		stop()
+	}
 	if cluster, ok := st.(store.Cluster); ok {
 		ip := netip.MustParseAddr(cfg.cluster.underlayIP) // validated with the flags
 		underlay = &datapath.Underlay{LocalIP: ip, Kind: cfg.cluster.tunnel}
 		// The host joins before its controller reads the state: a daemon
 		// with another live daemon's name must not touch that host's ports.
-		err := join(ctx, cluster, store.Host{Name: cfg.cluster.hostName, UnderlayIP: ip}, func(err error) {
-			left <- err
-			stop()
-		})
+		err := join(ctx, cluster, store.Host{Name: cfg.cluster.hostName, UnderlayIP: ip}, abort)
 		if err != nil {
 			return err
 		}
@@ -106,11 +159,20 @@ func run() error {
 			Kind: cfg.backend, OVSDB: cfg.ovsdb, Bridge: cfg.bridge, DatapathType: cfg.datapathType,
 			OpenFlowListen: cfg.openflowListen, VswitchdCtl: cfg.vswitchdCtl, SparePorts: cfg.sparePorts, FlowMetrics: flowMetrics, Log: log,
 			OpenFlowTLS: ofconn.TLSFiles{Cert: cfg.openflowCert, Key: cfg.openflowKey, CA: cfg.openflowCA},
-			Underlay:    underlay,
+			Underlay:    underlay, Owner: self, Lost: abort,
 		})
 	}
 	ran := make(chan error, 1)
-	go func() { ran <- ctl.Run(ctx, connect) }()
+	go func() {
+		err := ctl.Run(ctx, connect)
+		if errors.Is(err, controller.ErrEmptyState) {
+			refused.Store(true)
+			err = emptyStateRefusal(cfg, created, err)
+		}
+		// Run ends by itself only to refuse the start: so does the daemon.
+		stop()
+		ran <- err
+	}()
 
 	select {
 	case err = <-served:
@@ -118,22 +180,43 @@ func run() error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down; the dataplane keeps forwarding")
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A stop must end the daemon, whatever holds it up: a request or a
+	// reconcile stuck in the kernel is abandoned at the bound, and the last
+	// resort covers what comes after (the store's close). The dataplane
+	// forwards without the daemon; the next start reconciles.
+	backstop := time.AfterFunc(shutdownTimeout+exitGrace, func() {
+		log.Error("shutdown not done in time; exiting", "after", shutdownTimeout+exitGrace)
+		os.Exit(1)
+	})
+	defer backstop.Stop()
+	shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	err = errors.Join(err, srv.Shutdown(shutdown))
-	if runErr := <-ran; !errors.Is(runErr, context.Canceled) {
-		err = errors.Join(err, runErr)
+	select {
+	case runErr := <-ran:
+		if !errors.Is(runErr, context.Canceled) {
+			err = errors.Join(err, runErr)
+		}
+	case <-shutdown.Done():
+		err = errors.Join(err, fmt.Errorf("the controller did not stop within %s: a change was still under way", shutdownTimeout))
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	select {
-	case leftErr := <-left:
-		err = errors.Join(leftErr, err)
+	case quitErr := <-quit:
+		err = errors.Join(quitErr, err)
 	default:
 	}
 	return err
 }
+
+// Bounds of a stop: requests and the controller get shutdownTimeout to
+// finish, everything after exitGrace more.
+const (
+	shutdownTimeout = 10 * time.Second
+	exitGrace       = 5 * time.Second
+)
 
 // join registers the host in its cluster and returns once it is live, or
 // why it cannot be; lost is told if its registration ends later for a
@@ -163,7 +246,7 @@ func join(ctx context.Context, cluster store.Cluster, h store.Host, lost func(er
 func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, error) {
 	cl := cfg.cluster
 	if cl.etcdEndpoints == "" {
-		return store.Open(filepath.Join(cfg.stateDir, "state.db"))
+		return store.Open(filepath.Join(cfg.stateDir, stateDB))
 	}
 	for {
 		st, err := store.OpenEtcd(ctx, store.EtcdConfig{

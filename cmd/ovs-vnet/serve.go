@@ -11,6 +11,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/controller"
 )
 
 // serverTimeouts bound what one client can hold of the server: the time to
@@ -42,6 +44,20 @@ func newServer(h http.Handler, log *slog.Logger, to serverTimeouts) *http.Server
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// guardHosts puts the Host and Origin check (controller.GuardHosts) before
+// h on a TCP listener without a token: that is the one a web page can reach
+// by DNS rebinding. A token already stops such a page (it cannot learn it,
+// nor make the browser send it), and no browser connects to a unix socket;
+// clients there send whatever host their URL names ("ovs-vnet" for our own
+// client, "localhost" for curl --unix-socket), so the check would only
+// refuse them.
+func guardHosts(c config, h http.Handler, token string) http.Handler {
+	if token != "" || c.unixSocket() != "" {
+		return h
+	}
+	return controller.GuardHosts(h, c.allowedHostList())
 }
 
 // listenAPI opens --listen: HOST:PORT, or unix:PATH as a socket of mode 0660

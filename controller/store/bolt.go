@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -34,11 +36,25 @@ var _ Store = (*Bolt)(nil)
 
 // Open opens or creates the database at path. Another process holding the file
 // (a second daemon on the same state dir) makes it fail after a second rather
-// than wait forever.
-func Open(path string) (*Bolt, error) {
+// than wait forever. A damaged file is refused with ErrDamaged before it is
+// written to or read from (see checkFile).
+func Open(path string) (_ *Bolt, err error) {
+	defer func() {
+		// bbolt reads its freelist on open, trusting that page too.
+		if r := recover(); r != nil {
+			err = damaged(path, fmt.Errorf("%v", r))
+		}
+	}()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
+	switch {
+	case errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch):
+		return nil, damaged(path, err)
+	case err != nil:
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	if err := checkFile(db); err != nil {
+		db.Close()
+		return nil, damaged(path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{networksBucket, routersBucket, portsBucket, ipamBucket} {
@@ -53,6 +69,44 @@ func Open(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("initialise state database %s: %w", path, err)
 	}
 	return &Bolt{db: db}, nil
+}
+
+// ErrDamaged means the state database is not a sound bbolt file.
+var ErrDamaged = errors.New("is damaged")
+
+func damaged(path string, err error) error {
+	return fmt.Errorf("state database %s %w: %v; restore it from a backup or move it away (the dataplane is left as it is)", path, ErrDamaged, err)
+}
+
+// checkFile runs bbolt's consistency check over the whole file. bbolt
+// trusts its pages: a damaged one makes a transaction fail an assertion (a
+// panic) or read garbage, so the daemon looks before it uses the file. The
+// check reports a panic of its own as an error; bbolt prints those as
+// "panic: ...", which a clear refusal does not need.
+func checkFile(db *bolt.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	var problems []string
+	err = db.View(func(tx *bolt.Tx) error {
+		// The channel must be drained: the check's goroutine sends every
+		// problem it finds.
+		for e := range tx.Check() {
+			if len(problems) < 3 {
+				problems = append(problems, strings.TrimPrefix(e.Error(), "panic: "))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // fillIPAM makes every port hold its address and its MAC in the ipam bucket

@@ -4,6 +4,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -36,6 +37,11 @@ type Config struct {
 	// Underlay joins the host to a cluster; nil for a single host.
 	Underlay *datapath.Underlay
 	Log      *slog.Logger
+	// Owner is this daemon, as the OVS bridge's ownership record names it.
+	Owner Identity
+	// Lost is told when the OVS bridge's lock is no longer this daemon's
+	// (ovs.Config.Lost).
+	Lost func(error)
 }
 
 // Open connects the backend cfg names. "auto" picks OVS when the OVSDB endpoint
@@ -50,8 +56,10 @@ func Open(ctx context.Context, cfg Config) (datapath.Backend, error) {
 		probe, cancel := context.WithTimeout(ctx, probeTimeout)
 		defer cancel()
 		b, err := openOVS(probe, cfg)
-		if err == nil {
-			return b, nil
+		if err == nil || errors.Is(err, datapath.ErrTaken) {
+			// OVS answered: its bridge being another daemon's is no
+			// reason to fall back on another backend.
+			return b, err
 		}
 		cfg.Log.Info("OVS not available, using the Linux backend", "ovsdb", cfg.OVSDB, "err", err)
 		return linux.New(ctx, cfg.Bridge, cfg.Underlay, linux.WithLog(cfg.Log))
@@ -68,7 +76,7 @@ func openOVS(ctx context.Context, cfg Config) (datapath.Backend, error) {
 	b, err := ovs.New(ctx, db, ovs.Config{
 		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen, OpenFlowTLS: cfg.OpenFlowTLS,
 		VswitchdCtl: vswitchdCtl(cfg.VswitchdCtl), SparePorts: cfg.SparePorts, FlowMetrics: cfg.FlowMetrics, Log: cfg.Log,
-		Underlay: cfg.Underlay,
+		Underlay: cfg.Underlay, Owner: cfg.Owner.String(), Lost: cfg.Lost,
 	})
 	if err != nil {
 		db.Close()

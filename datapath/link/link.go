@@ -6,11 +6,11 @@
 package link
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
 	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -30,33 +31,25 @@ type Options struct {
 }
 
 // EnsurePort makes the host link of p exist and be configured — for a veth port
-// with its namespace end named, addressed, up and routed via the gateway — and
-// returns the host link, up but not yet in any bridge. A link that is already
-// right is kept as it is, so adopting a running port after a restart does not
-// disturb its traffic.
-func EnsurePort(n model.Network, p model.Port, opts Options) (netlink.Link, error) {
+// with its namespace end named, addressed, up and routed via the gateway (see
+// setDefaultRoute) — and returns the host link, up but not yet in any bridge.
+// A link that is already right is kept as it is, so adopting a running port
+// after a restart does not disturb its traffic.
+func EnsurePort(ctx context.Context, n model.Network, p model.Port, opts Options) (netlink.Link, error) {
 	switch p.Type {
 	case model.PortTap:
 		return ensureTap(n, p)
 	default:
-		return ensureVeth(n, p, opts)
+		return ensureVeth(ctx, n, p, opts)
 	}
 }
 
-func ensureVeth(n model.Network, p model.Port, opts Options) (netlink.Link, error) {
-	ns, err := netns.GetFromPath(p.NetnsPath())
+func ensureVeth(ctx context.Context, n model.Network, p model.Port, opts Options) (netlink.Link, error) {
+	ns, nsh, closeNetns, err := openNetns(ctx, p)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("netns %s: %w", p.Netns, datapath.ErrNoNetns)
-		}
-		return nil, fmt.Errorf("open netns %s: %w", p.Netns, err)
+		return nil, err
 	}
-	defer ns.Close()
-	nsh, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return nil, fmt.Errorf("netns %s is not a network namespace (%v): %w", p.Netns, err, datapath.ErrNoNetns)
-	}
-	defer nsh.Close()
+	defer closeNetns()
 
 	host, err := Lookup(p.HostIfname, datapath.PortAlias(p.Name))
 	if errors.Is(err, datapath.ErrConflict) {
@@ -100,6 +93,22 @@ func ensureVeth(n model.Network, p model.Port, opts Options) (netlink.Link, erro
 	return host, nil
 }
 
+// openNetns opens p's namespace (nsfile.Open's rules) and a netlink handle
+// bound to it; closeNetns closes both.
+func openNetns(ctx context.Context, p model.Port) (ns netns.NsHandle, nsh *netlink.Handle, closeNetns func(), err error) {
+	if ns, err = nsfile.Open(ctx, p.NetnsPath()); err != nil {
+		return ns, nil, nil, err
+	}
+	if nsh, err = netlink.NewHandleAt(ns); err != nil {
+		ns.Close()
+		return ns, nil, nil, fmt.Errorf("netlink in netns %s: %w", p.Netns, err)
+	}
+	return ns, nsh, func() {
+		nsh.Close()
+		ns.Close()
+	}, nil
+}
+
 func createVeth(n model.Network, p model.Port, ns netns.NsHandle, nsh *netlink.Handle) (host, peer netlink.Link, err error) {
 	mac, err := net.ParseMAC(p.MAC)
 	if err != nil {
@@ -108,6 +117,7 @@ func createVeth(n model.Network, p model.Port, ns netns.NsHandle, nsh *netlink.H
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = p.HostIfname
 	attrs.MTU = n.MTU
+	attrs.Group = Group // from its first moment: see Seal
 	// The peer is born inside the namespace under its final name: no temporary
 	// name on the host that could collide or be left behind.
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: p.Ifname, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(ns)}
@@ -173,11 +183,7 @@ func configureNamespaceEnd(nsh *netlink.Handle, n model.Network, p model.Port, p
 	if err := nsh.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("set up: %w", err)
 	}
-	route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: n.Gateway.AsSlice()}
-	if err := nsh.RouteReplace(route); err != nil {
-		return fmt.Errorf("default route via %s: %w", n.Gateway, err)
-	}
-	return nil
+	return setDefaultRoute(nsh, n, p, peer)
 }
 
 func ensureTap(n model.Network, p model.Port) (netlink.Link, error) {
@@ -210,7 +216,12 @@ func ensureTap(n model.Network, p model.Port) (netlink.Link, error) {
 	return tap, nil
 }
 
+// configureHostEnd seals the host end (see Seal) before it comes up, on every
+// attach: a link adopted from an older version is sealed too.
 func configureHostEnd(l netlink.Link, p model.Port, mtu int) error {
+	if err := Seal(l); err != nil {
+		return fmt.Errorf("port %s: %w", p.Name, err)
+	}
 	if l.Attrs().MTU != mtu {
 		if err := netlink.LinkSetMTU(l, mtu); err != nil {
 			return fmt.Errorf("set mtu of %s: %w", p.HostIfname, err)

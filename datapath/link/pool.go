@@ -1,12 +1,12 @@
 package link
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -35,7 +35,8 @@ func IsSpare(name string) bool {
 func sparePeerName(host string) string { return sparePeer + strings.TrimPrefix(host, sparePfx) }
 
 // NewSpare creates a spare veth pair with a random name and returns its host
-// end's name. The host end is up, so the switch can open it at once.
+// end's name. The host end is sealed (see Seal) and up, so the switch can
+// open it at once; its free end stays down on the host until a claim.
 func NewSpare(mtu int) (string, error) {
 	var suffix [5]byte
 	if _, err := rand.Read(suffix[:]); err != nil {
@@ -45,6 +46,7 @@ func NewSpare(mtu int) (string, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = host
 	attrs.MTU = mtu
+	attrs.Group = Group
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: sparePeerName(host)}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return "", fmt.Errorf("create spare veth %s: %w", host, err)
@@ -52,6 +54,9 @@ func NewSpare(mtu int) (string, error) {
 	l, err := netlink.LinkByName(host)
 	if err == nil {
 		err = netlink.LinkSetAlias(l, SpareAlias)
+	}
+	if err == nil {
+		err = Seal(l) // before it is up: the switch opens it at once
 	}
 	if err == nil {
 		err = netlink.LinkSetUp(l)
@@ -100,7 +105,7 @@ func Spares() (free []string, claimed map[string]string, err error) {
 // which the caller's OpenFlow bundle reaches ovs-vswitchd ahead of the
 // tag's link event (every link event makes it reconfigure the bridge).
 // A spare moved but not tagged is not claimed: a restart deletes it.
-func ClaimSpare(n model.Network, p model.Port, opts Options) error {
+func ClaimSpare(ctx context.Context, n model.Network, p model.Port, opts Options) error {
 	host, err := netlink.LinkByName(p.HostIfname)
 	if err != nil {
 		return fmt.Errorf("spare %s: %w", p.HostIfname, err)
@@ -109,19 +114,16 @@ func ClaimSpare(n model.Network, p model.Port, opts Options) error {
 	if a := host.Attrs().Alias; a != alias && a != SpareAlias {
 		return fmt.Errorf("spare %s is %q's: %w", p.HostIfname, a, datapath.ErrConflict)
 	}
-	ns, err := netns.GetFromPath(p.NetnsPath())
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("netns %s: %w", p.Netns, datapath.ErrNoNetns)
-		}
-		return fmt.Errorf("open netns %s: %w", p.Netns, err)
+	// Before the free end can carry a frame: a spare an older version made
+	// is not sealed yet.
+	if err := Seal(host); err != nil {
+		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
-	defer ns.Close()
-	nsh, err := netlink.NewHandleAt(ns)
+	ns, nsh, closeNetns, err := openNetns(ctx, p)
 	if err != nil {
-		return fmt.Errorf("netns %s is not a network namespace (%v): %w", p.Netns, err, datapath.ErrNoNetns)
+		return err
 	}
-	defer nsh.Close()
+	defer closeNetns()
 	peer, err := moveSparePeer(host, p, ns, nsh)
 	if err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)

@@ -138,9 +138,25 @@ func (b *Backend) Ready() error { return nil }
 // Close implements datapath.Backend.
 func (b *Backend) Close() error { return nil }
 
+// Held implements datapath.Backend: the ports' host links and the networks'
+// bridges in this namespace, by their aliases.
+func (b *Backend) Held(context.Context) (datapath.Held, error) {
+	ports, networks, err := link.Held()
+	if err != nil {
+		return datapath.Held{}, fmt.Errorf("held objects: %w", err)
+	}
+	return datapath.Held{Ports: ports, Networks: networks}, nil
+}
+
 func (b *Backend) bridgeName(network string) string { return model.BridgeName(b.prefix, network) }
 
 func (b *Backend) vxlanName(network string) string { return VXLANName(b.prefix, network) }
+
+// HostConflict implements datapath.HostChecker: every network has a host
+// side here, its gateway address on its bridge, and with it a route.
+func (b *Backend) HostConflict(n model.Network) (string, error) {
+	return hostnet.SubnetConflict(n.Subnet, datapath.OwnerAlias)
+}
 
 // EnsureNetwork implements datapath.Backend. In a cluster the network's
 // VXLAN device joins the bridge after the rules that keep the gateway's ARP
@@ -209,7 +225,14 @@ func createBridge(name string, n model.Network) (netlink.Link, error) {
 	return l, nil
 }
 
+// configureBridge makes a bridge, new or adopted, what the network wants,
+// sealed (link.SealGateway) before it is up: networks are IPv4 only, the
+// bridge holds only the gateway, and the host answers ARP there for the
+// gateway alone.
 func configureBridge(br netlink.Link, n model.Network, bridgeMAC string) error {
+	if err := link.SealGateway(br.Attrs().Name); err != nil {
+		return err
+	}
 	mac, _ := net.ParseMAC(bridgeMAC)
 	if br.Attrs().HardwareAddr.String() != mac.String() {
 		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
@@ -319,7 +342,7 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("attach-after-port-rules")
-	host, err := link.EnsurePort(n, p, link.Options{})
+	host, err := link.EnsurePort(ctx, n, p, link.Options{})
 	if err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}

@@ -188,6 +188,10 @@ func ensureVXLAN(u *datapath.Underlay, name string, br netlink.Link, n model.Net
 			return fmt.Errorf("VXLAN device %s: add to bridge %s: %w", name, br.Attrs().Name, err)
 		}
 	}
+	// It carries the other hosts' ports' frames as a port's host end does.
+	if err := link.Seal(l); err != nil {
+		return fmt.Errorf("VXLAN device %s: %w", name, err)
+	}
 	if err := netlink.LinkSetUp(l); err != nil {
 		return fmt.Errorf("VXLAN device %s: set up: %w", name, err)
 	}

@@ -8,9 +8,9 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/trace"
 )
@@ -32,10 +32,10 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q trace.Query) (t
 		if q.Src.IsValid() {
 			src = q.Src
 		}
-		routes.InNetns = routeIn(p.NetnsPath(), q.To, netip.Addr{}, "")
+		routes.InNetns = routeIn(ctx, p.NetnsPath(), q.To, netip.Addr{}, "")
 		for _, n := range s.Networks {
 			if n.Name == p.Network {
-				routes.OnHost = routeIn("", q.To, src, b.bridgeName(n.Name))
+				routes.OnHost = routeIn(ctx, "", q.To, src, b.bridgeName(n.Name))
 			}
 		}
 	}
@@ -45,10 +45,10 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q trace.Query) (t
 // routeIn is the kernel's route to dst, as `ip route get` words it, in the
 // namespace at path ("" for the daemon's own) — for a packet from src that
 // came in on iif when those are set — or why there is none.
-func routeIn(path string, dst, src netip.Addr, iif string) string {
+func routeIn(ctx context.Context, path string, dst, src netip.Addr, iif string) string {
 	h := &netlink.Handle{}
 	if path != "" {
-		ns, err := netns.GetFromPath(path)
+		ns, err := nsfile.Open(ctx, path)
 		if err != nil {
 			return fmt.Sprintf("namespace %s: %v", path, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
+	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -25,12 +26,24 @@ import (
 // the host from doing anything else with the networks' traffic.
 
 // routeProtocol marks the routes we add (rtnetlink's protocol field), so
-// that we find — and remove — only ours.
-const routeProtocol = netlink.RouteProtocol(0x76)
+// that we find — and remove — only ours, and hostnet.SubnetConflict does not
+// count them as the host's.
+const routeProtocol = hostnet.RouteProtocol
 
-// HostRuleset renders our `inet ovs_vnet` table for the OVS backend as an
-// `nft -f` script that replaces it atomically; with no masquerading network
-// the table is removed.
+// HostRuleset renders our tables for the OVS backend, `inet ovs_vnet` and
+// `arp ovs_vnet`, as an `nft -f` script that replaces both atomically; with
+// no network both are removed, as nothing of ours is left to guard.
+//
+// While a network exists the host's own stack takes nothing from the links
+// that carry ports' frames (link.Group: veth host ends, taps, spares): on the
+// userspace datapath ovs-vswitchd reads them with packet sockets, which see
+// every frame before netfilter's hooks do, while the host kernel processes the
+// same frames. The prerouting chain at priority raw drops their IPv4 (and
+// IPv6, which link.Seal turns off on them already) before conntrack or
+// routing; the arp table drops their ARP, so the host neither answers nor
+// learns a neighbour. One static rule per family: attaching a port changes no
+// rule. The bridge's own interface (LOCAL) is in no group, so masquerade
+// traffic, which enters the host there, is judged by the chains below.
 //
 // The host never forwards between two networks (routing between them is in
 // the flows, where isolation is decided), forwards from a masquerading
@@ -39,35 +52,88 @@ const routeProtocol = netlink.RouteProtocol(0x76)
 func HostRuleset(bridge string, networks []model.Network) string {
 	var b strings.Builder
 	// "add table" makes the delete valid when the table does not exist yet.
-	fmt.Fprintf(&b, "add table inet %s\ndelete table inet %s\n", hostnet.Table, hostnet.Table)
+	for _, family := range []string{"inet", "arp"} {
+		fmt.Fprintf(&b, "add table %s %s\ndelete table %s %s\n", family, hostnet.Table, family, hostnet.Table)
+	}
+	if len(networks) == 0 {
+		return b.String()
+	}
 	var subnets []string
 	for _, n := range networks {
 		if n.Masquerade {
 			subnets = append(subnets, n.Subnet.String())
 		}
 	}
-	if len(subnets) == 0 {
-		return b.String()
-	}
-	slices.Sort(subnets)
-	set := "{ " + strings.Join(subnets, ", ") + " }"
 	fmt.Fprintf(&b, "table inet %s {\n", hostnet.Table)
-	fmt.Fprintf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
-	fmt.Fprintf(&b, "\t\tiifname %q oifname %q drop\n", bridge, bridge)
-	fmt.Fprintf(&b, "\t\toifname %q ct state established,related accept\n", bridge)
-	fmt.Fprintf(&b, "\t\toifname %q drop\n", bridge)
-	fmt.Fprintf(&b, "\t\tiifname %q ip saddr %s accept\n", bridge, set)
-	fmt.Fprintf(&b, "\t\tiifname %q drop\n\t}\n", bridge)
-	fmt.Fprintf(&b, "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
-	fmt.Fprintf(&b, "\t\tiifname %q ct state established,related accept\n", bridge)
-	fmt.Fprintf(&b, "\t\tiifname %q drop\n\t}\n", bridge)
-	fmt.Fprintf(&b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
-	fmt.Fprintf(&b, "\t\toifname != %q ip saddr %s masquerade\n\t}\n}\n", bridge, set)
+	b.WriteString(hostEndsChain("prerouting", "raw"))
+	if len(subnets) > 0 {
+		slices.Sort(subnets)
+		set := "{ " + strings.Join(subnets, ", ") + " }"
+		fmt.Fprintf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
+		fmt.Fprintf(&b, "\t\tiifname %q oifname %q drop\n", bridge, bridge)
+		fmt.Fprintf(&b, "\t\toifname %q ct state established,related accept\n", bridge)
+		fmt.Fprintf(&b, "\t\toifname %q drop\n", bridge)
+		fmt.Fprintf(&b, "\t\tiifname %q ip saddr %s accept\n", bridge, set)
+		fmt.Fprintf(&b, "\t\tiifname %q drop\n\t}\n", bridge)
+		fmt.Fprintf(&b, "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
+		fmt.Fprintf(&b, "\t\tiifname %q ct state established,related accept\n", bridge)
+		fmt.Fprintf(&b, "\t\tiifname %q drop\n\t}\n", bridge)
+		fmt.Fprintf(&b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+		fmt.Fprintf(&b, "\t\toifname != %q ip saddr %s masquerade\n\t}\n", bridge, set)
+	}
+	b.WriteString("}\n")
+	fmt.Fprintf(&b, "table arp %s {\n%s}\n", hostnet.Table, hostEndsChain("input", "filter"))
 	return b.String()
 }
 
+// HostEndsGuard renders the two chains of HostRuleset that keep the host's
+// stack off the ports' links, as an `nft -f` script that adds them to our
+// tables and leaves everything else in them as it is. It is loaded once at
+// start, before the first attach: the tables a previous run left stay in
+// force until the first Prune, but a fresh host (or one upgraded from a
+// version without these chains) has none, and the reconcile attaches ports
+// before that Prune renders the whole.
+func HostEndsGuard() string {
+	var b strings.Builder
+	for _, c := range []struct{ family, chain, priority string }{{"inet", "prerouting", "raw"}, {"arp", "input", "filter"}} {
+		t := c.family + " " + hostnet.Table
+		fmt.Fprintf(&b, "add table %s\n", t)
+		fmt.Fprintf(&b, "add chain %s %s { type filter hook %s priority %s; policy accept; }\n", t, c.chain, c.chain, c.priority)
+		fmt.Fprintf(&b, "flush chain %s %s\n", t, c.chain)
+		fmt.Fprintf(&b, "add rule %s %s %s\n", t, c.chain, hostEndsRule())
+	}
+	return b.String()
+}
+
+// hostEndsRule drops what enters through a port's link; its counter is the
+// witness that the host's stack was offered something and took nothing.
+func hostEndsRule() string {
+	return fmt.Sprintf("meta iifgroup %#x counter drop comment %q", link.Group, "ports' links: not for the host")
+}
+
+func hostEndsChain(hook, priority string) string {
+	return fmt.Sprintf("\tchain %s {\n\t\ttype filter hook %s priority %s; policy accept;\n\t\t%s\n\t}\n", hook, hook, priority, hostEndsRule())
+}
+
+// syncHostAfter syncs the host side after network n changed, if the change
+// matters to it: n masquerades, or n is the first network or was the last
+// (HostRuleset guards the ports' links while any network exists). Until the
+// state is complete the first Prune does it.
+func (b *Backend) syncHostAfter(ctx context.Context, n model.Network) error {
+	b.mu.Lock()
+	primed, count := b.primed, len(b.state.networks)
+	b.mu.Unlock()
+	if !primed || !n.Masquerade && count > 1 {
+		return nil
+	}
+	if err := b.syncHost(ctx); err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	return nil
+}
+
 // syncHost makes the host's routes through the LOCAL interface and our
-// nftables table match the masquerading networks.
+// nftables tables match the networks.
 func (b *Backend) syncHost(ctx context.Context) error {
 	b.hostMu.Lock()
 	defer b.hostMu.Unlock()
@@ -92,7 +158,7 @@ func (b *Backend) syncHost(ctx context.Context) error {
 		}
 	}
 	if err := hostnet.ApplyNft(ctx, HostRuleset(b.bridge, networks)); err != nil {
-		return fmt.Errorf("masquerade rules: %w", err)
+		return fmt.Errorf("host rules: %w", err)
 	}
 	return nil
 }
@@ -113,7 +179,7 @@ func (b *Backend) syncRoutes(want map[netip.Prefix]bool) error {
 		return fmt.Errorf("list routes: %w", err)
 	}
 	for _, r := range have {
-		p, ok := netipx(r.Dst)
+		p, ok := hostnet.RoutePrefix(r.Dst)
 		if ok && want[p] {
 			delete(want, p)
 			continue
@@ -130,13 +196,4 @@ func (b *Backend) syncRoutes(want map[netip.Prefix]bool) error {
 		}
 	}
 	return nil
-}
-
-func netipx(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	a, ok := netip.AddrFromSlice(n.IP.To4())
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(a, ones), ok
 }

@@ -13,21 +13,23 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// TestHostRulesetGolden pins the host's rules for masquerade and checks
-// them with `nft -c`, which parses and validates without changing anything.
+// TestHostRulesetGolden pins the host's rules — the guard of the ports'
+// links, masquerade — and checks them with `nft -c`, which parses and
+// validates without changing anything.
 func TestHostRulesetGolden(t *testing.T) {
 	nw := func(name, subnet string, masq bool) model.Network {
 		p := netip.MustParsePrefix(subnet)
 		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), Masquerade: masq}
 	}
 	for _, c := range []struct {
-		file string
-		nets []model.Network
+		file, got string
 	}{
-		{"testdata/masquerade.nft", []model.Network{nw("blue", "10.61.0.0/24", true), nw("red", "10.62.0.0/24", false), nw("pink", "10.64.0.0/16", true)}},
-		{"testdata/no-masquerade.nft", []model.Network{nw("red", "10.62.0.0/24", false)}},
+		{"testdata/masquerade.nft", HostRuleset("br-vnet", []model.Network{nw("blue", "10.61.0.0/24", true), nw("red", "10.62.0.0/24", false), nw("pink", "10.64.0.0/16", true)})},
+		{"testdata/no-masquerade.nft", HostRuleset("br-vnet", []model.Network{nw("red", "10.62.0.0/24", false)})},
+		{"testdata/no-network.nft", HostRuleset("br-vnet", nil)},
+		{"testdata/guard.nft", HostEndsGuard()},
 	} {
-		got := HostRuleset("br-vnet", c.nets)
+		got := c.got
 		if *update {
 			if err := os.WriteFile(c.file, []byte(got), 0o644); err != nil {
 				t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
@@ -50,6 +51,8 @@ type Backend struct {
 	vswitchdCtl  string
 	spares       *spares
 	log          *slog.Logger
+	// lock keeps other daemons off the bridge (ovsdb.BridgeLock).
+	lock *ovsdb.BridgeLock
 	// underlay is the cluster's underlay as this host sees it (kind
 	// defaulted); nil on a single host.
 	underlay *datapath.Underlay
@@ -129,6 +132,14 @@ type Config struct {
 	Underlay    *datapath.Underlay
 	FlowMetrics *reconcile.Metrics
 	Log         *slog.Logger
+	// Owner describes this daemon (pid, host, namespace, state): the
+	// bridge's ownership record, which a daemon refused the bridge's lock
+	// reads to say who holds it.
+	Owner string
+	// Lost is told, once, when the bridge's lock is no longer this
+	// daemon's (ovsdb.LockOptions): the daemon must stop driving the
+	// bridge. It must not block.
+	Lost func(error)
 }
 
 // New makes sure the integration bridge exists as configured, with the daemon
@@ -137,11 +148,33 @@ type Config struct {
 // later, and the reconcile's attaches need no OpenFlow session. The
 // bridge's flows are left as they are until the first Prune, which waits
 // for the session, when the model is complete. It takes ownership of db.
-func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
+func New(ctx context.Context, db *ovsdb.Client, cfg Config) (_ *Backend, err error) {
 	underlay, err := checkUnderlay(cfg.Underlay)
 	if err != nil {
 		return nil, err
 	}
+	// The bridge's lock before anything is changed: another daemon's
+	// bridge is not ours to configure, nor its ports to prune.
+	lock, err := ovsdb.LockBridge(ctx, db.Endpoint(), cfg.Bridge, ovsdb.LockOptions{Log: cfg.Log, Lost: func(err error) {
+		if cfg.Lost != nil {
+			cfg.Lost(fmt.Errorf("%w; stopping, not to drive the bridge beside its new holder (%w)", err, datapath.ErrTaken))
+		}
+	}})
+	if errors.Is(err, ovsdb.ErrBridgeLocked) {
+		owner := db.BridgeOwner(cfg.Bridge)
+		if owner == "" {
+			owner = "it left no record"
+		}
+		return nil, fmt.Errorf("bridge %s is %w (%s): one daemon per bridge", cfg.Bridge, datapath.ErrTaken, owner)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
 	other, err := db.OtherConfig()
 	if err != nil {
 		return nil, fmt.Errorf("read Open_vSwitch other_config: %w", err)
@@ -170,6 +203,14 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 		ln.Close()
 		return nil, err
 	}
+	if err := db.SetBridgeOwner(ctx, cfg.Bridge, cfg.Owner); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := hostnet.ApplyNft(ctx, HostEndsGuard()); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("guard the ports' links: %w", err)
+	}
 	b := &Backend{
 		db: db, bridge: cfg.Bridge, datapathType: cfg.DatapathType, dpid: dpid,
 		// The userspace datapath without userspace TSO cannot take packets whose
@@ -185,6 +226,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (*Backend, error) {
 		vswitchdCtl: cfg.VswitchdCtl,
 		spares:      newSpares(db, cfg.Bridge, cfg.SparePorts, cfg.Log.With("component", "spares")),
 		log:         cfg.Log,
+		lock:        lock,
 	}
 	if err := b.spares.load(); err != nil {
 		ln.Close()
@@ -310,6 +352,7 @@ func (b *Backend) Close() error {
 	b.spares.close()
 	b.stopOpenFlow()
 	b.flows.Close()
+	b.lock.Close()
 	b.db.Close()
 	return nil
 }
@@ -324,7 +367,7 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 			return b.attachSpare(ctx, n, p, sp)
 		}
 	}
-	if _, err := link.EnsurePort(n, p, b.linkOpts); err != nil {
+	if _, err := link.EnsurePort(ctx, n, p, b.linkOpts); err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	if err := b.db.AddPort(ctx, b.bridge, b.portSpec(n, p)); err != nil {
@@ -375,7 +418,7 @@ func (b *Backend) attachSpare(ctx context.Context, n model.Network, p model.Port
 		p.Ofport = sp.ofport
 		flows := make(chan error, 1)
 		go func() { flows <- b.putPort(ctx, p) }()
-		err = link.ClaimSpare(n, p, b.linkOpts)
+		err = link.ClaimSpare(ctx, n, p, b.linkOpts)
 		if ferr := <-flows; ferr != nil {
 			err = errors.Join(err, fmt.Errorf("flows: %w", ferr))
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -232,6 +233,15 @@ func (b *Backend) removePort(ctx context.Context, name string) error {
 	})
 }
 
+// HostConflict implements datapath.HostChecker: only a masquerading network
+// has a host side here, a route through the bridge's LOCAL interface (host.go).
+func (b *Backend) HostConflict(n model.Network) (string, error) {
+	if !n.Masquerade {
+		return "", nil
+	}
+	return hostnet.SubnetConflict(n.Subnet, datapath.OwnerAlias)
+}
+
 // EnsureNetwork implements datapath.Backend.
 func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 	if n.ID < 1 || n.ID >= 1<<24 {
@@ -252,7 +262,7 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 		return fmt.Errorf("network %s: flows: %w", n.Name, err)
 	}
 	b.checkUnderlayMTU(n)
-	if err := b.syncHostIfMasquerade(ctx, n); err != nil {
+	if err := b.syncHostAfter(ctx, n); err != nil {
 		return err
 	}
 	return b.sparesFollowNetworks(ctx)
@@ -275,7 +285,7 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 	b.mu.Lock()
 	delete(b.mtuWarned, n.Name)
 	b.mu.Unlock()
-	if err := b.syncHostIfMasquerade(ctx, n); err != nil {
+	if err := b.syncHostAfter(ctx, n); err != nil {
 		return err
 	}
 	return b.sparesFollowNetworks(ctx)
@@ -291,19 +301,6 @@ func (b *Backend) sparesFollowNetworks(ctx context.Context) error {
 		return nil
 	}
 	return b.spares.setActive(ctx, any)
-}
-
-func (b *Backend) syncHostIfMasquerade(ctx context.Context, n model.Network) error {
-	b.mu.Lock()
-	primed := b.primed
-	b.mu.Unlock()
-	if !n.Masquerade || !primed {
-		return nil
-	}
-	if err := b.syncHost(ctx); err != nil {
-		return fmt.Errorf("network %s: %w", n.Name, err)
-	}
-	return nil
 }
 
 // EnsureRouter implements datapath.Backend: the routes of every network the

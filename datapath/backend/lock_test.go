@@ -1,0 +1,137 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+)
+
+// TestLock: in one network namespace the lock is one daemon's, and the
+// next is told who holds it; another namespace sharing the directory has
+// a lock of its own; the lock is free again once released, and once its
+// holder is killed with SIGKILL.
+func TestLock(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	newNetns := func() string {
+		name := testbed.UniqueName("vnt-lock-")
+		testbed.Run(t, "ip", "netns", "add", name)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+		return "/var/run/netns/" + name
+	}
+	a, b := newNetns(), newNetns()
+	dir := filepath.Join(t.TempDir(), "run") // made by Lock
+	id := Identity{PID: os.Getpid(), Host: "h", Netns: "net:[1]", Backend: "linux", Bridge: "vnbr", StateDir: "/var/lib/x"}
+	var release func()
+	in := func(ns string, f func() error) error {
+		t.Helper()
+		return testbed.InNetns(ns, f)
+	}
+	if err := in(a, func() (err error) { release, err = Lock(dir, id); return err }); err != nil {
+		t.Fatal(err)
+	}
+	err := in(a, func() error { _, err := Lock(dir, Identity{PID: 1}); return err })
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d on h in net:[1], --backend linux, --bridge vnbr, --state-dir /var/lib/x", os.Getpid())) {
+		t.Fatalf("second lock in the namespace: %v, want ErrLocked naming the holder", err)
+	}
+	lockOnce := func() error {
+		r, err := Lock(dir, id)
+		if err == nil {
+			r()
+		}
+		return err
+	}
+	if err := in(b, lockOnce); err != nil {
+		t.Fatalf("lock in another namespace: %v", err)
+	}
+	release()
+	if err := in(a, lockOnce); err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Errorf("lock file %s: mode %v, want 0600", f, fi.Mode())
+		}
+	}
+
+	// A holder killed with SIGKILL leaves no lock. A shell holds it with
+	// flock(1), then becomes sleep(1) with the lock's file open: a
+	// holder that says nothing of itself, while the file still names a
+	// daemon that is gone.
+	var path string
+	_ = in(a, func() error {
+		var ns syscall.Stat_t
+		err := syscall.Stat("/proc/thread-self/ns/net", &ns)
+		path = filepath.Join(dir, fmt.Sprintf("netns-%d-%d.lock", ns.Dev, ns.Ino))
+		return err
+	})
+	holder := exec.Command("bash", "-c", `exec 9>>"$0" && flock --timeout 10 9 && exec sleep 60`, path)
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	// Wait for the shell's lock with flock(1), which leaves the file be
+	// (the shell waits while this probe has it).
+	for deadline := time.Now().Add(10 * time.Second); exec.Command("flock", "--nonblock", path, "true").Run() == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the shell did not take the lock")
+		}
+	}
+	// The file still names a daemon that was killed: not the holder.
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`{"pid":%d}`, gone.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = in(a, lockOnce)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("it does not say who it is: the lock file names pid %d, which is gone", gone.Process.Pid)) {
+		t.Fatalf("lock held by a silent holder: %v", err)
+	}
+	_ = holder.Process.Signal(syscall.SIGKILL)
+	_ = holder.Wait()
+	if err := in(a, lockOnce); err != nil {
+		t.Fatalf("lock after its holder was killed: %v", err)
+	}
+}
+
+// TestLockDirRefused: a lock directory that another user could write in,
+// or that is another user's, is refused before any lock is taken.
+func TestLockDirRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory away")
+	}
+	open := t.TempDir()
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	theirs := t.TempDir()
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{open, theirs, file} {
+		if r, err := Lock(dir, Identity{}); err == nil || !strings.Contains(err.Error(), "another user could take the lock") {
+			if r != nil {
+				r()
+			}
+			t.Errorf("Lock in %s: %v, want a refusal", dir, err)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// TestCheckNetnsDisplaced: a port asking for the default route records
+// the namespace's metric-0 default route as it was, and is refused
+// (conflict) where that route could not be put back; a port that does not
+// ask records nothing. e2e/netns_test.go takes the routes over and back.
+func TestCheckNetnsDisplaced(t *testing.T) {
+	ns := testbed.UniqueName("vnt-route-")
+	testbed.Run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	for _, args := range [][]string{
+		{"link", "add", "up0", "type", "veth", "peer", "name", "up1"},
+		{"addr", "add", "192.0.2.2/24", "dev", "up0"},
+		{"addr", "add", "198.51.100.2/24", "dev", "up1"},
+		{"link", "set", "up0", "up"},
+		{"link", "set", "up1", "up"},
+		{"route", "add", "default", "via", "192.0.2.1", "dev", "up0", "proto", "static", "src", "192.0.2.2"},
+	} {
+		testbed.Run(t, "ip", append([]string{"-n", ns}, args...)...)
+	}
+	ctx := context.Background()
+	p := model.Port{Name: "p", Type: model.PortVeth, Netns: ns, DefaultRoute: true}
+	got, err := CheckNetns(ctx, p)
+	want := model.Route{Gateway: netip.MustParseAddr("192.0.2.1"), Dev: "up0", Src: netip.MustParseAddr("192.0.2.2"), Protocol: 4}
+	if err != nil || got.Displaced != want {
+		t.Fatalf("displaced %+v (%v), want %+v", got.Displaced, err, want)
+	}
+	p.DefaultRoute = false
+	if got, err := CheckNetns(ctx, p); err != nil || got.Displaced != (model.Route{}) {
+		t.Fatalf("without default_route: displaced %+v (%v), want none", got.Displaced, err)
+	}
+	p.DefaultRoute = true
+	for _, route := range [][]string{
+		{"default", "nexthop", "via", "192.0.2.1", "dev", "up0", "nexthop", "via", "198.51.100.1", "dev", "up1"},
+		{"unreachable", "default"},
+	} {
+		testbed.Run(t, "ip", append([]string{"-n", ns, "route", "replace"}, route...)...)
+		if _, err := CheckNetns(ctx, p); !errors.Is(err, datapath.ErrConflict) {
+			t.Errorf("default route %v: %v, want a conflict", route, err)
+		}
+	}
+}
+
+// TestCheckNetnsPortsRoute: a default route through another port's
+// namespace end — a veth whose peer, in the daemon's namespace, carries a
+// port's alias — is not taken over (a conflict naming that port); the same
+// link under another tool's alias is an uplink like any other. The daemon's
+// namespace is one of the test's own.
+func TestCheckNetnsPortsRoute(t *testing.T) {
+	daemonNS, ns := testbed.UniqueName("vnt-rd-"), testbed.UniqueName("vnt-rc-")
+	for _, n := range []string{daemonNS, ns} {
+		testbed.Run(t, "ip", "netns", "add", n)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n).Run() })
+	}
+	testbed.Run(t, "ip", "-n", daemonNS, "link", "add", "vnt-host", "type", "veth", "peer", "name", "eth0", "netns", ns)
+	testbed.Run(t, "ip", "-n", daemonNS, "link", "set", "vnt-host", "up")
+	for _, args := range [][]string{
+		{"addr", "add", "10.10.0.5/24", "dev", "eth0"},
+		{"link", "set", "eth0", "up"},
+		{"route", "add", "default", "via", "10.10.0.1", "dev", "eth0"},
+	} {
+		testbed.Run(t, "ip", append([]string{"-n", ns}, args...)...)
+	}
+	p := model.Port{Name: "b", Type: model.PortVeth, Netns: ns, Ifname: "eth1", DefaultRoute: true}
+	check := func() (model.Port, error) {
+		var got model.Port
+		err := testbed.InNetns(daemonNS, func() (err error) {
+			got, err = CheckNetns(context.Background(), p)
+			return err
+		})
+		return got, err
+	}
+
+	testbed.Run(t, "ip", "-n", daemonNS, "link", "set", "vnt-host", "alias", datapath.PortAlias("a"))
+	if _, err := check(); !errors.Is(err, datapath.ErrConflict) || !strings.Contains(err.Error(), "port a's") {
+		t.Fatalf("default route through port a: %v, want a conflict naming port a", err)
+	}
+	testbed.Run(t, "ip", "-n", daemonNS, "link", "set", "vnt-host", "alias", "other-tool")
+	got, err := check()
+	want := model.Route{Gateway: netip.MustParseAddr("10.10.0.1"), Dev: "eth0", Protocol: 3}
+	if err != nil || got.Displaced != want {
+		t.Fatalf("default route through another tool's veth: displaced %+v (%v), want %+v", got.Displaced, err, want)
+	}
+}
