@@ -41,7 +41,8 @@ const (
 // a rogue router advertisement, an ARP request for the host's address and
 // TCP SYNs to the host's service over IPv4 and every host link-local address
 // change nothing on the host — no route, address or neighbour — and the host
-// sends nothing back; from the veth port real connects fail too. The frames
+// sends nothing back; from the veth port real connects fail too, to the
+// gateway's address as well (it answers ping only). The frames
 // demonstrably reached the host end (its receive counter), and on OVS the
 // host's stack demonstrably dropped them (our nft counters, Ip6InDiscards).
 // A restart seals a link an older version left unsealed.
@@ -432,7 +433,8 @@ func connectFromPort(t *testing.T, hostNS, ns string, p portView) {
 		out := testbed.Run(t, "ip", "-n", ns, "-6", "addr", "show", "dev", p.Ifname, "scope", "link")
 		return strings.Contains(out, "inet6 fe80") && !strings.Contains(out, "tentative")
 	})
-	targets := []string{fmt.Sprintf("%s:%d", svcIP, svcPort)}
+	// The gateway answers ping only: the host's service is not behind it.
+	targets := []string{fmt.Sprintf("%s:%d", svcIP, svcPort), fmt.Sprintf("%s:%d", p.Gateway, svcPort)}
 	for _, a := range append([]netip.Addr{eui64(hostEnd)}, hostLinkLocals(t, hostNS)...) {
 		targets = append(targets, netip.AddrPortFrom(a.WithZone(p.Ifname), svcPort).String())
 	}

@@ -80,7 +80,10 @@ func Ruleset(prefix string, networks []model.Network, routers []model.Router) st
 		for _, p := range peers[n.Name] {
 			gws = append(gws, byName[p].Gateway.String())
 		}
-		fmt.Fprintf(&b, "\t\tiifname %s ip daddr { %s } accept comment %s\n",
+		// The gateways answer ping and nothing else, as on OVS, where
+		// the flows answer ICMP echo and ARP and no one listens: no
+		// service of the host is a network's (docs/PIPELINE.md).
+		fmt.Fprintf(&b, "\t\tiifname %s ip daddr { %s } icmp type echo-request accept comment %s\n",
 			quote(model.BridgeName(prefix, n.Name)), strings.Join(gws, ", "), quote("network "+n.Name))
 	}
 	fmt.Fprintf(&b, "\t\tiifname %s drop\n", ours)
