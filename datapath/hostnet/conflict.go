@@ -21,9 +21,9 @@ const RouteProtocol = netlink.RouteProtocol(0x76)
 // out by one of its own routes — its uplink, a VPN, a container bridge. The
 // answer names the address or route and its interface. What ovs-vnet made
 // does not count (links whose alias starts with ownerAlias, routes of
-// RouteProtocol), nor does the default route, which every subnet overlaps.
-// Only the main table is read: it is the one the host routes the networks'
-// traffic by.
+// RouteProtocol), nor does a default route, which every subnet overlaps.
+// Every table is read, not only main: a policy-routing table (ip rule) or a
+// `local` route (AnyIP) sends the host's traffic elsewhere just the same.
 func SubnetConflict(subnet netip.Prefix, ownerAlias string) (string, error) {
 	links, err := netlink.LinkList()
 	if err != nil {
@@ -48,7 +48,7 @@ func SubnetConflict(subnet netip.Prefix, ownerAlias string) (string, error) {
 		return fmt.Sprintf("subnet %s holds the host's own address %s on %s; pick a subnet the host does not use",
 			subnet, a.IPNet, name[a.LinkIndex]), nil
 	}
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return "", fmt.Errorf("check the host's routes: %w", err)
 	}
@@ -63,6 +63,9 @@ func SubnetConflict(subnet netip.Prefix, ownerAlias string) (string, error) {
 		}
 		if dev := name[r.LinkIndex]; dev != "" {
 			via += " dev " + dev
+		}
+		if r.Table != unix.RT_TABLE_MAIN {
+			via += fmt.Sprintf(" table %d", r.Table)
 		}
 		return fmt.Sprintf("subnet %s overlaps the host's route %s%s (proto %s): the network would take that traffic from the host; pick a subnet the host does not route",
 			subnet, dst, via, r.Protocol), nil

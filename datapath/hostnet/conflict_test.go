@@ -35,6 +35,8 @@ func TestSubnetConflict(t *testing.T) {
 		{"link", "add", "br-vnet", "type", "bridge"},
 		{"link", "set", "br-vnet", "up"},
 		{"route", "add", "10.88.0.0/24", "dev", "br-vnet", "proto", "0x76"},
+		{"route", "add", "local", "10.91.0.0/24", "dev", "lo"},                  // AnyIP
+		{"route", "add", "10.81.0.0/16", "via", "192.168.50.1", "table", "100"}, // policy routing
 	} {
 		testbed.Run(t, "ip", append([]string{"-n", ns}, cmd...)...)
 	}
@@ -48,9 +50,11 @@ func TestSubnetConflict(t *testing.T) {
 		{"192.168.0.0/16", "the host's own address 192.168.50.2/24 on uplink"},
 		{"172.20.0.8/30", "the host's own address 172.20.0.9/32 on uplink"},
 		{"10.40.3.0/24", "route 10.40.0.0/16 via 192.168.50.1 dev uplink (proto static)"},
-		{"10.0.0.0/8", "route 10.40.0.0/16"},
+		{"10.0.0.0/8", "overlaps the host's route 10."}, // the first of three
 		{"10.77.0.0/24", ""}, // ovs-vnet's own bridge
 		{"10.88.0.0/24", ""}, // ovs-vnet's own route
+		{"10.91.0.0/25", "route 10.91.0.0/24 dev lo table 255"},
+		{"10.81.1.0/24", "route 10.81.0.0/16 via 192.168.50.1 dev uplink table 100"},
 	} {
 		var what string
 		err := testbed.InNetns(ns, func() (err error) {
