@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -46,11 +47,17 @@ func Open(path string) (_ *Bolt, err error) {
 		}
 	}()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	var pathErr *fs.PathError
 	switch {
-	case errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch):
-		return nil, damaged(path, err)
-	case err != nil:
+	case err == nil:
+	case errors.Is(err, berrors.ErrTimeout) || errors.As(err, &pathErr):
+		// Held by another process, or not a file we may open: the file
+		// itself may be sound.
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	default:
+		// What bbolt says of the file's contents (bad meta pages, a
+		// checksum, a version, a size too small for its own header).
+		return nil, damaged(path, err)
 	}
 	if err := checkFile(db); err != nil {
 		db.Close()
@@ -333,7 +340,7 @@ func get[T any](tx *bolt.Tx, bucket []byte, key string) (item T, ok bool, err er
 		return item, false, nil
 	}
 	if err := json.Unmarshal(raw, &item); err != nil {
-		return item, false, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+		return item, false, fmt.Errorf("record %s/%s %w: %v", bucket, key, ErrDamaged, err)
 	}
 	return item, true, nil
 }
@@ -343,7 +350,7 @@ func all[T any](tx *bolt.Tx, bucket []byte) ([]T, error) {
 	err := tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 		var item T
 		if err := json.Unmarshal(v, &item); err != nil {
-			return fmt.Errorf("decode %s/%s: %w", bucket, k, err)
+			return fmt.Errorf("record %s/%s %w: %v", bucket, k, ErrDamaged, err)
 		}
 		out = append(out, item)
 		return nil

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
@@ -51,5 +53,30 @@ func TestBoltDamaged(t *testing.T) {
 	}
 	if _, err := Open(garbage); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("a file of garbage: Open: %v, want ErrDamaged", err)
+	}
+
+	if err := os.WriteFile(garbage, before[:4096], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(garbage); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("a file cut short: Open: %v, want ErrDamaged", err)
+	}
+}
+
+// TestBoltBadRecord: a record that does not decode (written behind the
+// store's back) makes Load fail with ErrDamaged, naming the record.
+func TestBoltBadRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(networksBucket).Put([]byte("blue"), []byte("{not json")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(context.Background()); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "networks/blue") {
+		t.Fatalf("Load: %v, want ErrDamaged naming networks/blue", err)
 	}
 }
