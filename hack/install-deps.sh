@@ -23,6 +23,7 @@ declare -A need=(
   [systemd-analyze]=systemd
   [etcd]=etcd-server
   [etcdctl]=etcd-client
+  [python3]=python3
 )
 
 missing=()

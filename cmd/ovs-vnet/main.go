@@ -75,7 +75,7 @@ func run() error {
 	// is told who the first is, not that the state file is busy.
 	self := backend.Self()
 	self.Backend, self.Bridge, self.StateDir, self.Etcd = cfg.backend, cfg.bridge, cfg.stateDir, cfg.cluster.etcdEndpoints
-	unlock, err := backend.Lock(backend.LockDir, self)
+	unlock, err := backend.Lock(backend.LockDir, self, log)
 	if err != nil {
 		return err
 	}

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // LockDir holds the network namespaces' lock files (Lock): the systemd
@@ -17,8 +21,14 @@ import (
 // when missing.
 const LockDir = "/run/ovs-vnet"
 
-// holderWait bounds how long a refused daemon waits for the holder to
-// write who it is: it writes right after it took the lock.
+// abstractName is the namespace's lock beside the file (claimAbstract): an
+// abstract unix socket's name, which is the network namespace's, whatever
+// the mount namespace.
+const abstractName = "@ovs-vnet"
+
+// holderWait bounds how long a daemon waits for the holder of the lock
+// file, or of abstractName, to say who it is: each does right after it
+// took its lock.
 const holderWait = time.Second
 
 // Identity is what a daemon tells another that finds the lock taken.
@@ -69,7 +79,15 @@ var ErrLocked = errors.New("another ovs-vnet daemon runs in this network namespa
 // else: no other user can then take the lock, keep the daemon from
 // starting, or write a holder's identity. The holder writes its identity,
 // as JSON, into the file (mode 0600) for the next daemon to name it.
-func Lock(dir string, id Identity) (release func(), err error) {
+//
+// The file is the mount namespace's, though: a daemon in a container with
+// the host's network but a /run/ovs-vnet of its own would not see it. So
+// the holder also binds the abstract unix socket @ovs-vnet, a name of the
+// network namespace, for its lifetime. A daemon finding it bound by root
+// (or this user) is refused, naming the holder by its SO_PEERCRED; bound
+// by another user, it is a squatter, which is only logged on log: the
+// file decides, and no other user can keep the daemon from starting.
+func Lock(dir string, id Identity, log *slog.Logger) (release func(), err error) {
 	if err := checkLockDir(dir); err != nil {
 		return nil, err
 	}
@@ -101,11 +119,104 @@ func Lock(dir string, id Identity) (release func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("namespace lock %s: write who holds it: %w", path, err)
 	}
-	return func() {
+	unlock := func() {
 		// Emptied first: the file names a holder only while it holds.
 		_ = f.Truncate(0)
 		f.Close()
+	}
+	// After the file's identity is written: a daemon refused by the file
+	// waits only for that.
+	unbind, err := claimAbstract(dir, log)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return func() {
+		unbind()
+		unlock()
 	}, nil
+}
+
+// claimAbstract binds abstractName in the calling thread's network
+// namespace and keeps it until release is called. A holder that runs as
+// root or as this user is a daemon whose lock file is not in dir: it is
+// refused with ErrLocked. Any other holder, or one that does not answer,
+// is logged and let be.
+func claimAbstract(dir string, log *slog.Logger) (release func(), err error) {
+	deadline := time.Now().Add(holderWait)
+	for {
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: abstractName, Net: "unix"})
+		if err == nil {
+			return holdAbstract(ln), nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("namespace lock %s: %w", abstractName, err)
+		}
+		cred, err := abstractHolder(deadline)
+		switch {
+		case err == nil && (cred.Uid == 0 || int(cred.Uid) == os.Geteuid()):
+			return nil, fmt.Errorf("%w (pid %d, uid %d): it holds this network namespace through the abstract socket %s but not through %s, so it runs in another mount namespace — such as a container without the host's %s mounted; stop it, or give both the same %s", ErrLocked, cred.Pid, cred.Uid, abstractName, dir, dir, dir)
+		case err == nil:
+			log.Warn("namespace lock: another user's process holds "+abstractName+"; no daemon, so let be: the lock file decides", "pid", cred.Pid, "uid", cred.Uid)
+			return func() {}, nil
+		case time.Now().After(deadline):
+			// Bound but not listening, or its backlog full: not a
+			// daemon, which listens as it binds and accepts all.
+			log.Warn("namespace lock: "+abstractName+" is bound, by whom cannot be told; let be: the lock file decides", "err", err)
+			return func() {}, nil
+		}
+		// Refused: its holder has just gone, or not yet listens.
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// holdAbstract accepts on ln, closing each connection at once, so that
+// its backlog never fills and another daemon's abstractHolder is always
+// answered, until release closes it.
+func holdAbstract(ln *net.UnixListener) (release func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err != nil {
+				// Out of descriptors, say: the backlog holds
+				// the connection meanwhile.
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			c.Close()
+		}
+	}()
+	return func() {
+		ln.Close()
+		<-done
+	}
+}
+
+// abstractHolder connects to abstractName and tells who bound it: for
+// the connecting side, SO_PEERCRED is the listener's credentials as they
+// were when it listened.
+func abstractHolder(deadline time.Time) (*unix.Ucred, error) {
+	c, err := (&net.Dialer{Deadline: deadline}).Dial("unix", abstractName)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	raw, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	if cerr := raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); cerr != nil {
+		return nil, cerr
+	}
+	return cred, err
 }
 
 // checkLockDir makes dir if it is missing, and refuses one that another
