@@ -135,8 +135,9 @@ func identify(fd int, path string) (nsID, error) {
 // notDaemons refuses the daemon's own namespace and PID 1's: a port there
 // would address, route and take over the host's own stack. Not knowing
 // which namespace those are refuses too, but for PID 1's when the daemon
-// may not look at PID 1 (no CAP_SYS_PTRACE over it, as in some
-// containers): then no port can name it through /proc either.
+// may not look at PID 1 (no CAP_SYS_PTRACE over it, as in some containers):
+// refusing there would refuse every port, so PID 1's namespace then goes
+// unrecognised under another path (docs/API.md says so).
 func notDaemons(id nsID, path string) error {
 	for _, own := range []struct{ path, what string }{{ownNetns, "the daemon's own"}, {pid1Netns, "PID 1's (the host's)"}} {
 		var st unix.Stat_t
