@@ -113,6 +113,11 @@ func TestEnsureBridgeCreateUpdate(t *testing.T) {
 
 	// other_config keys are set; keys the spec does not name are kept.
 	s.mustVsctl(t, "set", "bridge", name, "other_config:theirs=1")
+	// EnsureBridge merges into the row as its monitor cache has it.
+	waitFor(t, "the cache to hold other_config:theirs", func() bool {
+		br, _ := cachedBridge(t, c, name)
+		return br.OtherConfig["theirs"] == "1"
+	})
 	spec.OtherConfig = map[string]string{"hwaddr": "02:00:00:00:00:42"}
 	if err := c.EnsureBridge(ctx, spec); err != nil {
 		t.Fatal(err)
