@@ -22,11 +22,7 @@ var discard = slog.New(slog.DiscardHandler)
 
 // lockNetns makes a network namespace for the test and returns its path.
 func lockNetns(t *testing.T) string {
-	t.Helper()
-	name := testbed.UniqueName("vnt-lock-")
-	testbed.Run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return "/var/run/netns/" + name
+	return "/var/run/netns/" + testbed.Netns(t, "vnt-lock-")
 }
 
 // TestLock: in one network namespace the lock is one daemon's, and the
@@ -34,9 +30,7 @@ func lockNetns(t *testing.T) string {
 // a lock of its own; the lock is free again once released, and once its
 // holder is killed with SIGKILL.
 func TestLock(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root for network namespaces")
 	a, b := lockNetns(t), lockNetns(t)
 	dir := filepath.Join(t.TempDir(), "run") // made by Lock
 	id := Identity{PID: os.Getpid(), Host: "h", Netns: "net:[1]", Backend: "linux", Bridge: "vnbr", StateDir: "/var/lib/x"}
@@ -120,9 +114,7 @@ func TestLock(t *testing.T) {
 // TestLockDirRefused: a lock directory that another user could write in,
 // or that is another user's, is refused before any lock is taken.
 func TestLockDirRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give a directory away")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root to give a directory away")
 	open := t.TempDir()
 	if err := os.Chmod(open, 0o777); err != nil {
 		t.Fatal(err)
@@ -151,9 +143,7 @@ func TestLockDirRefused(t *testing.T) {
 // abstract socket, naming the holder's pid; released, the namespace is
 // free again.
 func TestLockOtherMountNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root for network namespaces")
 	ns := lockNetns(t)
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	var release func()
@@ -180,9 +170,7 @@ func TestLockOtherMountNamespace(t *testing.T) {
 // the namespace, listening or not, does not keep the daemon from
 // starting: the lock is taken, and the squatter logged.
 func TestLockAbstractSquatter(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and another user")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root for network namespaces and another user")
 	_, err := exec.LookPath("python3")
 	testbed.Need(t, err == nil, "python3")
 	// Binds, listens if told, says its pid and waits for its stdin to close.

@@ -3,7 +3,6 @@ package hostnet
 import (
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -16,9 +15,7 @@ import (
 // each. The uplink is a veth: the machine may lack the dummy module.
 func TestSubnetConflict(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root: the test creates a network namespace")
-	ns := testbed.UniqueName("vnt-hc-")
-	testbed.Run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	ns := testbed.Netns(t, "vnt-hc-")
 	for _, cmd := range [][]string{
 		{"link", "set", "lo", "up"},
 		{"link", "add", "uplink", "type", "veth", "peer", "name", "uplink-p"},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -18,9 +17,7 @@ import (
 // (conflict) where that route could not be put back; a port that does not
 // ask records nothing. e2e/netns_test.go takes the routes over and back.
 func TestCheckNetnsDisplaced(t *testing.T) {
-	ns := testbed.UniqueName("vnt-route-")
-	testbed.Run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	ns := testbed.Netns(t, "vnt-route-")
 	for _, args := range [][]string{
 		{"link", "add", "up0", "type", "veth", "peer", "name", "up1"},
 		{"addr", "add", "192.0.2.2/24", "dev", "up0"},
@@ -60,11 +57,7 @@ func TestCheckNetnsDisplaced(t *testing.T) {
 // link under another tool's alias is an uplink like any other. The daemon's
 // namespace is one of the test's own.
 func TestCheckNetnsPortsRoute(t *testing.T) {
-	daemonNS, ns := testbed.UniqueName("vnt-rd-"), testbed.UniqueName("vnt-rc-")
-	for _, n := range []string{daemonNS, ns} {
-		testbed.Run(t, "ip", "netns", "add", n)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n).Run() })
-	}
+	daemonNS, ns := testbed.Netns(t, "vnt-rd-"), testbed.Netns(t, "vnt-rc-")
 	testbed.Run(t, "ip", "-n", daemonNS, "link", "add", "vnt-host", "type", "veth", "peer", "name", "eth0", "netns", ns)
 	testbed.Run(t, "ip", "-n", daemonNS, "link", "set", "vnt-host", "up")
 	for _, args := range [][]string{

@@ -1,7 +1,6 @@
 package link
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -15,9 +14,7 @@ import (
 // (SealGateway) — in a namespace of the test's own; sealing twice changes
 // nothing more.
 func TestSeal(t *testing.T) {
-	ns := testbed.UniqueName("vnt-seal-")
-	testbed.Run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	ns := testbed.Netns(t, "vnt-seal-")
 	testbed.Run(t, "ip", "-n", ns, "link", "add", "vnt-port", "type", "veth", "peer", "name", "vnt-gw")
 	testbed.Run(t, "ip", "-n", ns, "link", "set", "vnt-port", "up")
 	testbed.Run(t, "ip", "-n", ns, "link", "set", "vnt-gw", "up")

@@ -20,20 +20,14 @@ import (
 
 // newNetns makes a namespace with `ip netns add`, deleted at cleanup.
 func newNetns(t *testing.T) string {
-	t.Helper()
-	name := testbed.UniqueName("vnt-nsf-")
-	testbed.Run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return "/var/run/netns/" + name
+	return "/var/run/netns/" + testbed.Netns(t, "vnt-nsf-")
 }
 
 // TestOpenRefuses: what is not a network namespace a port may use is
 // refused at once, as invalid, and nothing is opened on the way (the FIFO
 // has no writer: opening it would block this test for good).
 func TestOpenRefuses(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: /proc/1/ns, ip netns")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root: /proc/1/ns, ip netns")
 	dir := t.TempDir()
 	fifo, file := filepath.Join(dir, "fifo"), filepath.Join(dir, "file")
 	if err := errors.Join(unix.Mkfifo(fifo, 0o600), os.WriteFile(file, nil, 0o600)); err != nil {
@@ -67,9 +61,7 @@ func TestOpenRefuses(t *testing.T) {
 // TestOpenNetns: a namespace of its own is opened, by name and by
 // /proc/PID/ns/net, and the handle reaches into it.
 func TestOpenNetns(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: ip netns")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root: ip netns")
 	path := newNetns(t)
 	sleep := exec.Command("ip", "netns", "exec", filepath.Base(path), "sleep", "60")
 	if err := sleep.Start(); err != nil {

@@ -124,6 +124,16 @@ func InNetns(path string, f func() error) error {
 	return ferr
 }
 
+// Netns makes a network namespace named prefix plus a unique suffix with
+// `ip netns add`, deleted at cleanup, and returns its name.
+func Netns(tb testing.TB, prefix string) string {
+	tb.Helper()
+	name := UniqueName(prefix)
+	Run(tb, "ip", "netns", "add", name)
+	tb.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	return name
+}
+
 // Need skips the test when a prerequisite is missing — except under CI=true,
 // where a missing prerequisite fails the run instead of hiding a test.
 func Need(tb testing.TB, ok bool, what string) {
