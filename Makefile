@@ -56,10 +56,12 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzPortSpec$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzPool$$' -fuzztime $(FUZZTIME) ./controller/ipam
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./controller
+	go test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./controller/jsonkeys
 	go test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME) ./flows/openflow
 	go test -run '^$$' -fuzz '^FuzzActions$$' -fuzztime $(FUZZTIME) ./flows/openflow
 	go test -run '^$$' -fuzz '^FuzzInstructions$$' -fuzztime $(FUZZTIME) ./flows/openflow
 	go test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./flows/pipeline
+	go test -run '^$$' -fuzz '^FuzzFragNeeded$$' -fuzztime $(FUZZTIME) ./flows/pmtu
 
 # The performance suite (issue 7, docs/BENCHMARKS.md): every figure beside its
 # baseline from the same run — attach one after another per tenth of PORTS

@@ -65,19 +65,21 @@ func TestPortCommands(t *testing.T) {
 		"port web1 created (10.10.0.2/24 "+model.PortMAC("web1")+" on blue)\n", "")
 	check(t, f.vnetctl(t, nil, "port", "create", "vm1", "--network", "blue", "--type", "tap", "--ifname", "tap-vm1", "--mac", "02:00:00:00:00:01"), 0, "*", "")
 	check(t, f.vnetctl(t, nil, "port", "create", "x", "--network", "nope", "--netns", "web1"), ExitNotFound, "", `Error: not found: network "nope" (HTTP 404)`)
+	check(t, f.vnetctl(t, nil, "port", "create", "down1", "--network", "blue", "--netns", "down1"), 0, "*", "")
 	check(t, f.vnetctl(t, nil, "port", "list"), 0, ""+
-		"NAME   NETWORK   TYPE   IP             MAC                 NETNS   IFNAME    HOST-IF          OFPORT\n"+
-		"vm1    blue      tap    10.10.0.3/24   02:00:00:00:00:01   -       tap-vm1   tap-vm1          2\n"+
-		"web1   blue      veth   10.10.0.2/24   "+model.PortMAC("web1")+"   web1    eth0      "+model.HostIfname("web1")+"   1\n", "")
+		"NAME    NETWORK   TYPE   IP             MAC                 NETNS   IFNAME    HOST-IF          OFPORT   STATUS\n"+
+		"down1   blue      veth   10.10.0.4/24   "+model.PortMAC("down1")+"   down1   eth0      "+model.HostIfname("down1")+"   3        down:netns_gone\n"+
+		"vm1     blue      tap    10.10.0.3/24   02:00:00:00:00:01   -       tap-vm1   tap-vm1          2        forwarding\n"+
+		"web1    blue      veth   10.10.0.2/24   "+model.PortMAC("web1")+"   web1    eth0      "+model.HostIfname("web1")+"   1        forwarding\n", "")
 	r := f.vnetctl(t, nil, "port", "ls", "--network", "blue", "-o", "json")
 	var ports []model.PortView
-	if err := json.Unmarshal([]byte(r.out), &ports); err != nil || len(ports) != 2 || ports[1].IP != "10.10.0.2/24" || ports[1].Gateway != "10.10.0.1" {
+	if err := json.Unmarshal([]byte(r.out), &ports); err != nil || len(ports) != 3 || ports[2].IP != "10.10.0.2/24" || ports[2].Gateway != "10.10.0.1" || ports[0].StatusDetail == "" {
 		t.Fatalf("port list -o json: %v %+v", err, ports)
 	}
 	check(t, f.vnetctl(t, nil, "port", "list", "--network", "nope"), ExitNotFound, "", `network "nope"`)
 	r = f.vnetctl(t, nil, "port", "get", "web1", "-o", "json")
 	var web1 model.PortView
-	if err := json.Unmarshal([]byte(r.out), &web1); err != nil || web1 != ports[1] {
+	if err := json.Unmarshal([]byte(r.out), &web1); err != nil || web1 != ports[2] {
 		t.Fatalf("port get -o json: %v %+v", err, web1)
 	}
 	check(t, f.vnetctl(t, nil, "port", "delete", "web1", "vm1"), 0, "port web1 deleted\nport vm1 deleted\n", "")

@@ -19,7 +19,7 @@ const (
 	ExitUsage        = 2 // bad command, flag or argument; the usage is printed
 	ExitNotFound     = 3 // 404: the object, or a network it names, does not exist
 	ExitConflict     = 4 // 409: exists with another spec, in use, address taken…
-	ExitUnavailable  = 5 // the daemon cannot be reached, did not answer in time, or is not ready (503)
+	ExitUnavailable  = 5 // the daemon cannot be reached, did not answer in time, or is not ready (503), or its datapath did not answer in time (504)
 	ExitUnauthorized = 6 // 401: missing or wrong token
 	// ExitInterrupted is the shells' code for a command ended by SIGINT.
 	ExitInterrupted = 130
@@ -40,7 +40,7 @@ func ExitCode(err error) int {
 		return ExitNotFound
 	case http.StatusConflict:
 		return ExitConflict
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return ExitUnavailable
 	case http.StatusUnauthorized:
 		return ExitUnauthorized

@@ -164,7 +164,12 @@ func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
 	if p.Type == model.PortTap {
 		p.HostIfname = p.Ifname
 	}
-	f.ports[name] = p.View(n)
+	v := p.View(n)
+	v.Status = model.PortForwarding
+	if name == "down1" {
+		v.Status, v.StatusReason, v.StatusDetail = model.PortDown, "netns_gone", "netns down1: network namespace does not exist"
+	}
+	f.ports[name] = v
 	reply(w, http.StatusCreated, f.ports[name])
 }
 

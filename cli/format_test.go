@@ -40,6 +40,7 @@ func TestExitCode(t *testing.T) {
 		{&client.Error{Status: 413, Message: "too large"}, ExitError},
 		{&client.Error{Status: 401, Message: "missing or wrong bearer token"}, ExitUnauthorized},
 		{&client.Error{Status: 503, Message: "backend not ready"}, ExitUnavailable},
+		{&client.Error{Status: 504, Message: "ovsdb transaction: context deadline exceeded"}, ExitUnavailable},
 		{&client.Error{Status: 500, Message: "internal"}, ExitError},
 		{fmt.Errorf("GET /v1/info: %w", dialErr), ExitUnavailable},
 		{fmt.Errorf("GET /v1/info: %w", &url.Error{Op: "Get", URL: "u", Err: context.DeadlineExceeded}), ExitUnavailable},

@@ -15,13 +15,13 @@ func portKind() kind[model.PortView] {
 	return kind[model.PortView]{
 		name:   "port",
 		plural: "ports",
-		header: []string{"NAME", "NETWORK", "TYPE", "IP", "MAC", "NETNS", "IFNAME", "HOST-IF", "OFPORT"},
+		header: []string{"NAME", "NETWORK", "TYPE", "IP", "MAC", "NETNS", "IFNAME", "HOST-IF", "OFPORT", "STATUS"},
 		row: func(p model.PortView) []string {
 			ofport := "-" // the Linux backend has none
 			if p.Ofport != 0 {
 				ofport = strconv.Itoa(p.Ofport)
 			}
-			return []string{p.Name, p.Network, p.Type, p.IP, p.MAC, dash(p.Netns), dash(p.Ifname), dash(p.HostIfname), ofport}
+			return []string{p.Name, p.Network, p.Type, p.IP, p.MAC, dash(p.Netns), dash(p.Ifname), dash(p.HostIfname), ofport, portStatus(p)}
 		},
 		nameOf: func(p model.PortView) string { return p.Name },
 		get:    (*client.Client).Port,
@@ -30,6 +30,16 @@ func portKind() kind[model.PortView] {
 		},
 		del: (*client.Client).DeletePort,
 	}
+}
+
+// portStatus is a port's status in one word, with the reason of a port
+// that is down (`down:netns_gone`), or `-` for another host's port, whose
+// status this host does not know.
+func portStatus(p model.PortView) string {
+	if p.Status == model.PortDown && p.StatusReason != "" {
+		return p.Status + ":" + p.StatusReason
+	}
+	return dash(p.Status)
 }
 
 func newPortCmd(app *App) *cobra.Command {

@@ -15,8 +15,8 @@ import (
 
 // daemonError turns a failed call to the daemon into the CNI error a runtime
 // can act on, keeping the daemon's own message: code 11 (try again later)
-// when the daemon could not be reached, was not ready or was busy with the
-// same port; code 7 (invalid network configuration) when it refused the
+// when the daemon could not be reached, was not ready, found the datapath
+// too slow to answer (504) or was busy with the same port; code 7 (invalid network configuration) when it refused the
 // request itself; 999 otherwise. doing says what the plugin was doing.
 func daemonError(doing, server string, err error) *types.Error {
 	msg := fmt.Sprintf("%s: %v", doing, err)
@@ -28,7 +28,7 @@ func daemonError(doing, server string, err error) *types.Error {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return types.NewError(types.ErrInvalidNetworkConfig, msg,
 			"the daemon wants a bearer token: set \"token_file\" to the file its --token-file reads")
-	case status == http.StatusServiceUnavailable:
+	case status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
 		return types.NewError(types.ErrTryAgainLater, msg, "")
 	case status == http.StatusConflict && strings.Contains(err.Error(), "being changed by another request"):
 		return types.NewError(types.ErrTryAgainLater, msg, "")

@@ -152,6 +152,9 @@ func TestAdd(t *testing.T) {
 		}, wantCode: types.ErrTryAgainLater, wantMsg: "being changed", wantReq: "PUT"},
 		{name: "not ready", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 503, "backend not ready: connecting") },
 			wantCode: types.ErrTryAgainLater, wantMsg: "backend not ready", wantReq: "PUT"},
+		{name: "datapath too slow", h: func(w http.ResponseWriter, r *http.Request) {
+			daemonErr(w, 504, "datapath timeout: port x: context deadline exceeded")
+		}, wantCode: types.ErrTryAgainLater, wantMsg: "datapath timeout", wantReq: "PUT"},
 		{name: "wants a token", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 401, "unauthorized") },
 			wantCode: types.ErrInvalidNetworkConfig, wantMsg: "unauthorized", wantReq: "PUT"},
 		{name: "daemon fails", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 500, "ovsdb: boom") },

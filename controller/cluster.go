@@ -249,6 +249,7 @@ func (c *Controller) dropPort(ctx context.Context, p model.Port) error {
 	c.log.Warn("port deleted by another host", "port", p.Name)
 	c.release(p)
 	delete(c.ports, p.Name)
+	c.forget(p.Name)
 	c.remoteChanged()
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
+	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -53,6 +54,9 @@ type Controller struct {
 	// checkNetns vets a port's namespace before any lock is taken
 	// (link.CheckNetns; the tests' fake backend has no namespaces).
 	checkNetns func(context.Context, model.Port) (model.Port, error)
+	// netnsID tells namespaces apart (nsfile.Identify; drift.go's
+	// procNetns says why).
+	netnsID func(context.Context, string) (nsfile.ID, error)
 	// cluster is the store when it is shared by the hosts of a cluster; nil
 	// for a single host. See cluster.go.
 	cluster store.Cluster
@@ -71,6 +75,14 @@ type Controller struct {
 	busy     map[string]model.Port
 	backend  datapath.Backend // nil until Run has connected and reconciled
 	notReady string           // why the controller does not serve yet
+	// faults are this host's ports that do not forward, and why (drift.go).
+	faults map[string]*portFault
+	// repairs are the ports the watcher (or an identical PUT) is
+	// attaching again, closed when done (drift.go).
+	repairs map[string]chan struct{}
+	// netnsIDs are the namespaces this host's ports with a /proc path were
+	// last seen forwarding in (drift.go, procNetns).
+	netnsIDs map[string]nsfile.ID
 	cache
 	// remoteDirty wakes syncRemoteLoop (cluster.go).
 	remoteDirty chan struct{}
@@ -123,8 +135,12 @@ func New(st store.Store, host string, log *slog.Logger, m *Metrics, opts ...Opti
 		metrics:  m.m,
 		notReady: "connecting to the datapath",
 		busy:     map[string]model.Port{},
+		faults:   map[string]*portFault{},
+		repairs:  map[string]chan struct{}{},
+		netnsIDs: map[string]nsfile.ID{},
 
 		checkNetns:  link.CheckNetns,
+		netnsID:     nsfile.Identify,
 		remoteDirty: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
@@ -292,7 +308,9 @@ func (c *Controller) Run(ctx context.Context, connect Connector) error {
 	if c.cluster != nil {
 		go c.follow(ctx, rev)
 	}
+	watched := c.watchPorts(ctx)
 	<-ctx.Done()
+	<-watched // no repair may meet the backend closed
 	defer c.exclusive()()
 	defer c.publish()
 	err := c.backend.Close()
@@ -425,7 +443,7 @@ func (c *Controller) attachAll(ctx context.Context, b datapath.Backend) (broken 
 			for p := range next {
 				got, err := b.AttachPort(ctx, c.networks[p.Network], p)
 				if err != nil {
-					err = fmt.Errorf("port %s: %w", p.Name, err)
+					got, err = p, fmt.Errorf("port %s: %w", p.Name, err)
 				}
 				results <- result{got, err}
 			}
@@ -445,7 +463,9 @@ func (c *Controller) attachAll(ctx context.Context, b datapath.Backend) (broken 
 		case r.err != nil:
 			// A port whose namespace went away while we were down stays in the
 			// desired state until it is deleted; it must not hold back the others.
+			// It shows down, and the watcher tries it again (drift.go).
 			c.log.Warn("reconcile: port not attached", "err", r.err)
+			c.down(r.port.Name, reasonOf(r.err, ReasonAttachFailed), r.err)
 			broken++
 		case r.port != c.ports[r.port.Name]:
 			if err := c.store.UpdatePort(ctx, r.port); err != nil {
@@ -453,6 +473,14 @@ func (c *Controller) attachAll(ctx context.Context, b datapath.Backend) (broken 
 				continue
 			}
 			c.ports[r.port.Name] = r.port
+			c.up(r.port.Name)
+		default:
+			c.up(r.port.Name)
+		}
+	}
+	for name := range c.faults {
+		if _, ok := c.ports[name]; !ok {
+			c.forget(name) // gone from the state read again (cluster.go, resync)
 		}
 	}
 	return broken, errors.Join(storeErrs...)

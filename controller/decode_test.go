@@ -46,3 +46,46 @@ func TestDecodeTooLarge(t *testing.T) {
 		t.Fatalf("got %d", w.Code)
 	}
 }
+
+// TestDecodeCountsEveryByte: white space after the object counts toward the
+// limit as much as the object does; it used to be skipped unread.
+func TestDecodeCountsEveryByte(t *testing.T) {
+	for _, c := range []struct {
+		name, body string
+		want       int
+	}{
+		{"10 MiB of spaces after the object", `{"subnet":"10.0.0.0/24"}` + strings.Repeat(" ", 10<<20), http.StatusRequestEntityTooLarge},
+		{"one byte over in white space", `{"subnet":"10.0.0.0/24"}` + strings.Repeat("\n", MaxBodyBytes-23), http.StatusRequestEntityTooLarge},
+		{"exactly the limit", `{"subnet":"10.0.0.0/24"}` + strings.Repeat("\t", MaxBodyBytes-24), 0},
+		{"a stray bracket after the object", `{"subnet":"10.0.0.0/24"}]`, http.StatusBadRequest},
+		{"a stray brace after the object", `{"subnet":"10.0.0.0/24"} }`, http.StatusBadRequest},
+		{"a non-breaking space after the object", "{\"subnet\":\"10.0.0.0/24\"}\u00a0", http.StatusBadRequest},
+	} {
+		w := httptest.NewRecorder()
+		ok := decode(w, httptest.NewRequest("PUT", "/", strings.NewReader(c.body)), &model.NetworkSpec{})
+		if c.want == 0 && !ok || c.want != 0 && (ok || w.Code != c.want) {
+			t.Errorf("%s: accepted %v, status %d %s; want %d", c.name, ok, w.Code, w.Body, c.want)
+		}
+	}
+}
+
+// TestDecodeStrictKeys: a key given twice or in another case than its
+// field's is refused, naming the key, in every body the API takes.
+func TestDecodeStrictKeys(t *testing.T) {
+	for _, c := range []struct {
+		v          any
+		body, want string
+	}{
+		{&model.NetworkSpec{}, `{"subnet":"10.0.0.0/24","subnet":"10.1.0.0/24"}`, `invalid: the body's object: key \"subnet\" is given twice`},
+		{&model.NetworkSpec{}, `{"Subnet":"10.0.0.0/24"}`, `invalid: the body's object: key \"Subnet\" must be written \"subnet\"`},
+		{&model.PortSpec{}, `{"network":"blue","netns":"a","Network":"red"}`, `key \"Network\" must be written \"network\"`},
+		{&model.PortSpec{}, `{"network":"blue","type":"tap","type":"tap"}`, `key \"type\" is given twice`},
+		{&model.RouterSpec{}, `{"NETWORKS":["blue","red"]}`, `key \"NETWORKS\" must be written \"networks\"`},
+		{&model.RouterSpec{}, `{"networks":["blue","red"],"networks":["blue","red"]}`, `key \"networks\" is given twice`},
+	} {
+		w := httptest.NewRecorder()
+		if decode(w, httptest.NewRequest("PUT", "/", strings.NewReader(c.body)), c.v) || w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), c.want) {
+			t.Errorf("%T %s: %d %s; want 400 with %s", c.v, c.body, w.Code, w.Body, c.want)
+		}
+	}
+}

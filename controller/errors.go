@@ -1,8 +1,10 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"os"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
@@ -31,7 +33,19 @@ func httpStatus(err error) int {
 		return http.StatusNotImplemented
 	case errors.Is(err, ErrNotReady), errors.Is(err, store.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case timedOut(err):
+		return http.StatusGatewayTimeout
 	default:
 		return http.StatusInternalServerError
 	}
+}
+
+// timedOut reports whether the datapath (the backend, OVSDB, OpenFlow) did
+// not answer in time: a deadline of its own or the request's passed, as a
+// context's or a socket's. A client that goes away cancels the request
+// instead; an error that carries that cancellation too is not a timeout
+// of the datapath's, whatever else it carries.
+func timedOut(err error) bool {
+	return (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)) &&
+		!errors.Is(err, context.Canceled)
 }

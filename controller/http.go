@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ovs-vnet/ovs-vnet/controller/jsonkeys"
 	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
@@ -272,18 +275,28 @@ func createdStatus(created bool) int {
 	return http.StatusOK
 }
 
-// decode reads exactly one JSON object of at most MaxBodyBytes with no unknown
-// fields into v, or answers the error itself and returns false.
+// decode reads exactly one JSON object of at most MaxBodyBytes with no unknown,
+// repeated or wrongly cased keys (jsonkeys.Check) into v, or answers the
+// error itself and returns false. The whole body is read before anything is
+// decoded, so that the limit counts every byte: white space after the object
+// too, which a decoder would otherwise stop short of.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON object")
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+		// Only JSON's white space may follow: dec.More() would let a
+		// stray ']' or '}' through.
+		if err == nil && len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
+			err = errors.New("trailing data after the JSON object")
+		}
 	}
 	if err == nil {
-		// Drain so that an oversized body after a valid object is refused too.
-		_, err = io.Copy(io.Discard, dec.Buffered())
+		if err = jsonkeys.Check(body, reflect.TypeOf(v)); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid: "+err.Error())
+			return false
+		}
 	}
 	var tooBig *http.MaxBytesError
 	switch {

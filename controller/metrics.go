@@ -19,6 +19,11 @@ type metrics struct {
 	// routeRestoreFailures counts detached ports whose namespace did not
 	// get back the default route they displaced (Controller.detach).
 	routeRestoreFailures prometheus.Counter
+	// portsDown are this host's ports that do not forward, by reason;
+	// repairs the attaches that tried to make one forward again, by
+	// result (drift.go).
+	portsDown *prometheus.GaugeVec
+	repairs   *prometheus.CounterVec
 }
 
 // NewMetrics creates the controller's metrics and registers them on reg.
@@ -43,8 +48,22 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Name: "ovs_vnet_default_route_restore_failures_total",
 			Help: "Ports detached whose namespace could not be given back the default route the port had displaced (default_route).",
 		}),
+		portsDown: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ovs_vnet_ports_down",
+			Help: "This host's ports that do not forward now, by reason (the status_reason of GET /v1/ports).",
+		}, []string{"reason"}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ovs_vnet_port_repairs_total",
+			Help: "Attaches of a port found not forwarding (by the watcher or an identical PUT), by result: repaired or failed.",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.attachDuration, m.reconcileDuration, m.remotePorts, m.routeRestoreFailures, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	for _, r := range faultReasons() {
+		m.portsDown.WithLabelValues(r)
+	}
+	for _, r := range []string{"repaired", "failed"} {
+		m.repairs.WithLabelValues(r)
+	}
+	reg.MustRegister(m.attachDuration, m.reconcileDuration, m.remotePorts, m.routeRestoreFailures, m.portsDown, m.repairs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "ovs_vnet_build_info",
 		Help:        "Build information; the value is always 1.",
 		ConstLabels: prometheus.Labels{"version": version},

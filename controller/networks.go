@@ -50,6 +50,9 @@ func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.Net
 			return n, false, fmt.Errorf("%w: subnet %s overlaps %s of network %q", ErrConflict, n.Subnet, o.Subnet, o.Name)
 		}
 	}
+	if err := c.gatewayMACFree(name); err != nil {
+		return n, false, err
+	}
 	// Before anything is recorded: a refusal leaves nothing to undo.
 	if hc, ok := c.backend.(datapath.HostChecker); ok {
 		what, err := hc.HostConflict(n)
@@ -76,6 +79,24 @@ func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.Net
 		return n, false, err
 	}
 	return n, true, nil
+}
+
+// gatewayMACFree refuses a new network whose gateway MACs (derived from
+// its name: model.DatapathMACs) a port already has — its own network's
+// other port would lose its frames to the gateway. A port may not take a
+// MAC the datapath uses (claimPort); this is the same rule seen from the
+// network. mu is held.
+func (c *Controller) gatewayMACFree(name string) error {
+	macs := c.datapathMACs()
+	macs.Networks, macs.Bridge = []string{name}, ""
+	for _, ports := range []map[string]model.Port{c.ports, c.busy, c.remote} {
+		for _, p := range ports {
+			if err := macs.Check(p.MAC); err != nil {
+				return fmt.Errorf("%w: network %q: its gateway MAC is port %q's mac %s", ErrConflict, name, p.Name, p.MAC)
+			}
+		}
+	}
+	return nil
 }
 
 // DeleteNetwork removes a network that no port or router uses.

@@ -17,13 +17,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // These tests hold the daemon's answers to docs/openapi.yaml: the statuses,
@@ -252,6 +255,9 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"PUT", "/v1/networks/x", `{"subnet":"10.4.0.1/24"}`, 400, "host bits set: a pattern does no arithmetic"},
 		{"PUT", "/v1/networks/x", `{"subnet":"10.4.0.0/24","gateway":"10.5.0.1"}`, 400, "the gateway must lie in the subnet"},
 		{"PUT", "/v1/networks/x", big, 413, ""},
+		{"PUT", "/v1/networks/x", `{"subnet":"10.4.0.0/24"}` + strings.Repeat(" ", 10<<20), 413, ""},
+		{"PUT", "/v1/networks/x", `{"subnet":"10.4.0.0/24","subnet":"10.4.0.0/24"}`, 400, "a key given twice: a schema sees the object with its keys merged"},
+		{"PUT", "/v1/networks/x", `{"Subnet":"10.4.0.0/24"}`, 400, ""},
 		{"GET", "/v1/networks", "", 200, ""},
 		{"GET", "/v1/networks/blue", "", 200, ""},
 		{"GET", "/v1/networks/nope", "", 404, ""},
@@ -279,6 +285,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"PUT", "/v1/ports/p3", `{"network":"blue","type":"tap","ip":"10.1.0.1"}`, 400, "the ip must not be the network's gateway"},
 		{"PUT", "/v1/ports/p3", `{"network":"blue","type":"tap","mac":"01:00:00:00:00:01"}`, 400, "a multicast MAC: the forms net.ParseMAC takes are too many for a pattern"},
 		{"PUT", "/v1/ports/p3", big, 413, ""},
+		{"PUT", "/v1/ports/p3", `{"network":"blue","type":"tap","mac":"` + model.BridgeMAC("red") + `"}`, 400, "another network's gateway MAC: a rule about other objects"},
 		{"GET", "/v1/ports", "", 200, ""},
 		{"GET", "/v1/ports?network=blue", "", 200, ""},
 		{"GET", "/v1/ports?network=nope", "", 404, ""},
@@ -393,6 +400,37 @@ func TestOpenAPIAnswers(t *testing.T) {
 	fake.flowsErr = errFakeDatapath
 	fake.mu.Unlock()
 	a.send(withFlows.srv.URL, "s3cret", apiCall{"GET", "/v1/flows", "", 500, ""})
+	// A datapath that stopped answering: every call that needs it passes
+	// its deadline, 504.
+	st3, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st3.Close() })
+	stalled := &stalledBackend{ovsFake: ovsFake{newFake()}}
+	withStall := startFixtureOn(t, st3, stalled.fakeBackend, stalled)
+	for _, c := range []apiCall{
+		{"PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201, ""},
+		{"PUT", "/v1/networks/red", `{"subnet":"10.2.0.0/24"}`, 201, ""},
+		{"PUT", "/v1/networks/spare", `{"subnet":"10.3.0.0/24"}`, 201, ""},
+		{"PUT", "/v1/ports/p1", `{"network":"blue","type":"tap"}`, 201, ""},
+		{"PUT", "/v1/routers/r1", `{"networks":["blue","red"]}`, 201, ""},
+	} {
+		a.send(withStall.srv.URL, "s3cret", c)
+	}
+	stalled.stalled.Store(true)
+	for _, c := range []apiCall{
+		{"PUT", "/v1/networks/gray", `{"subnet":"10.7.0.0/24"}`, 504, ""},
+		{"DELETE", "/v1/networks/spare", "", 504, ""},
+		{"PUT", "/v1/ports/p2", `{"network":"blue","type":"tap"}`, 504, ""},
+		{"DELETE", "/v1/ports/p1", "", 504, ""},
+		{"PUT", "/v1/routers/r2", `{"networks":["blue","spare"]}`, 504, ""},
+		{"DELETE", "/v1/routers/r1", "", 504, ""},
+		{"GET", "/v1/flows", "", 504, ""},
+		{"GET", "/v1/trace?from=p1&to=10.1.0.5", "", 504, ""},
+	} {
+		a.send(withStall.srv.URL, "s3cret", c)
+	}
 	notReady := notReadyServer(t)
 	for _, c := range []apiCall{
 		{"GET", "/readyz", "", 503, ""},
@@ -430,4 +468,79 @@ func TestOpenAPIAnswers(t *testing.T) {
 	for k := range unprovoked {
 		t.Errorf("unprovoked names %s, which the spec does not list", k)
 	}
+}
+
+// stalledBackend is the fake with flows whose switch, once stalled, answers
+// nothing: every call fails as a call past its deadline does (an OVSDB
+// transaction, an OpenFlow bundle or an ofproto/trace that timed out).
+type stalledBackend struct {
+	ovsFake
+	stalled atomic.Bool
+}
+
+// errStalled is what a stalled call returns: a deadline passed, wrapped
+// as the backends wrap their errors.
+var errStalled = fmt.Errorf("ovsdb transaction: %w", context.DeadlineExceeded)
+
+func (b *stalledBackend) check() error {
+	if b.stalled.Load() {
+		return errStalled
+	}
+	return nil
+}
+
+func (b *stalledBackend) EnsureNetwork(ctx context.Context, n model.Network) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	return b.ovsFake.EnsureNetwork(ctx, n)
+}
+
+func (b *stalledBackend) DeleteNetwork(ctx context.Context, n model.Network) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	return b.ovsFake.DeleteNetwork(ctx, n)
+}
+
+func (b *stalledBackend) AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
+	if err := b.check(); err != nil {
+		return p, err
+	}
+	return b.ovsFake.AttachPort(ctx, n, p)
+}
+
+func (b *stalledBackend) DetachPort(ctx context.Context, n model.Network, p model.Port) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	return b.ovsFake.DetachPort(ctx, n, p)
+}
+
+func (b *stalledBackend) EnsureRouter(ctx context.Context, r model.Router) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	return b.ovsFake.EnsureRouter(ctx, r)
+}
+
+func (b *stalledBackend) DeleteRouter(ctx context.Context, r model.Router) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	return b.ovsFake.DeleteRouter(ctx, r)
+}
+
+func (b *stalledBackend) Flows(ctx context.Context, s datapath.State) ([]datapath.Flow, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	return b.ovsFake.Flows(ctx, s)
+}
+
+func (b *stalledBackend) Trace(ctx context.Context, s datapath.State, q trace.Query) (trace.Result, error) {
+	if err := b.check(); err != nil {
+		return trace.Result{}, err
+	}
+	return b.ovsFake.Trace(ctx, s, q)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
@@ -57,7 +58,11 @@ func (c *Controller) view(p model.Port) model.PortView {
 		p.Ofport = 0
 	}
 	p.Host = c.hostOf(p)
-	return p.View(c.networks[p.Network])
+	v := p.View(c.networks[p.Network])
+	if c.isLocal(p) {
+		v.Status, v.StatusReason, v.StatusDetail = c.portStatus(p.Name)
+	}
+	return v
 }
 
 // hostOf names the host of a port; a single host's ports, whose records
@@ -89,7 +94,14 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	c.changing.RLock()
 	defer c.changing.RUnlock()
 	r, view, err := c.reservePort(ctx, p, netnsErr)
-	if err != nil || r.backend == nil {
+	switch {
+	case err != nil:
+		return view, false, err
+	case r.backend == nil:
+		// An identical port exists: the client wants it forwarding, so
+		// a broken one is repaired before the answer (drift.go).
+		pc, _ := c.status().backend.(datapath.PortChecker)
+		view, err = c.ensurePort(ctx, pc, name, datapath.CheckAll)
 		return view, false, err
 	}
 	p, n, backend := r.port, r.network, r.backend
@@ -98,7 +110,13 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 	rolledBack := err != nil
 	if rolledBack {
 		c.rollback("port "+name, func(ctx context.Context) error {
-			return errors.Join(c.detach(ctx, backend, n, p), c.store.DeletePort(ctx, name, p.Host))
+			// The record goes first: a detach from a stalled switch may use
+			// up the bound, and a record left behind would make the next
+			// PUT of the port a conflict and bring the port back at the
+			// next start. What the detach leaves is no record's: the next
+			// PUT of the port takes it over, the next start's Prune removes
+			// it.
+			return errors.Join(c.store.DeletePort(ctx, name, p.Host), c.detach(ctx, backend, n, p))
 		})
 	} else {
 		c.metrics.attachDuration.Observe(time.Since(start).Seconds())
@@ -204,6 +222,9 @@ func (c *Controller) claimPort(p model.Port, netnsErr error) (r reservation, exi
 	if p.MAC == "" {
 		p.MAC = model.PortMAC(p.Name)
 	}
+	if err := c.datapathMACs().Check(p.MAC); err != nil {
+		return r, existing, err
+	}
 	if err := c.checkUnique(p); err != nil {
 		return r, existing, err
 	}
@@ -240,6 +261,20 @@ func (c *Controller) reclaim(r reservation, retry bool, cause error) (model.Port
 	}
 	delete(c.busy, p.Name)
 	return p, fmt.Errorf("create port %q: %w", p.Name, cause)
+}
+
+// datapathMACs are the MACs no port may have, as far as this host knows
+// them; mu is held. Without a backend (not ready) the bridge is unknown, and
+// the request is refused anyway.
+func (c *Controller) datapathMACs() model.DatapathMACs {
+	d := model.DatapathMACs{Networks: slices.Collect(maps.Keys(c.networks))}
+	if c.backend != nil {
+		d.Bridge = c.backend.Info().Bridge
+	}
+	for _, h := range c.hosts {
+		d.Hosts = append(d.Hosts, h.UnderlayIP)
+	}
+	return d
 }
 
 // checkUnique refuses a port that would share an interface, or within its
@@ -368,6 +403,7 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	fault.Point("detach-after-store-delete")
 	c.release(p)
 	delete(c.ports, name)
+	c.forget(name)
 	if c.cluster != nil {
 		c.remoteChanged()
 	}

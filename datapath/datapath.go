@@ -25,6 +25,49 @@ var (
 	ErrTaken = errors.New("taken by another ovs-vnet daemon")
 )
 
+// Why a port that was attached does not forward now (PortChecker). Each is
+// a reason the API and the metrics name (see PortFaultReason).
+var (
+	// ErrLinkGone: the port's host link (veth host end, tap) or, for a
+	// veth, its namespace end is missing or is not ours.
+	ErrLinkGone = errors.New("link gone")
+	// ErrNotBound: the switch does not carry the port's host link (OVS:
+	// no ofport, an interface error, or bound to a device that has been
+	// deleted; Linux: not enslaved to the network's bridge).
+	ErrNotBound = errors.New("not bound to the datapath")
+)
+
+// PortChecker is a backend that can tell whether an attached port still
+// forwards, and signals when something it made for a port may have changed
+// under the daemon (a link deleted by hand, a namespace deleted or re-made,
+// an interface ovs-vswitchd lost). The controller checks the ports on each
+// signal and repairs a broken one with AttachPort, which must make
+// CheckPort return nil when it succeeds.
+type PortChecker interface {
+	// Changed is signalled, coalesced, when a port's links or the
+	// switch's interfaces may have changed. It is never closed.
+	Changed() <-chan struct{}
+	// CheckPort tells why p, as attached, does not forward now: an error
+	// wrapping ErrLinkGone, ErrNoNetns or ErrNotBound, with the detail.
+	// It looks as far as depth says, changes nothing and is bounded by ctx.
+	CheckPort(ctx context.Context, n model.Network, p model.Port, depth CheckDepth) error
+}
+
+// CheckDepth says how far a PortChecker looks.
+type CheckDepth int
+
+const (
+	// CheckHost looks at what the host shows of a port — its host link,
+	// the switch — from state the events Changed signals keep current:
+	// cheap enough for every port on every signal, which a bulk attach
+	// raises by the hundred. What it leaves out raises no such event: a
+	// namespace that goes takes its veth's host end with it.
+	CheckHost CheckDepth = iota
+	// CheckAll also looks into a veth's namespace (an open per port):
+	// for the periodic sweep, ports already down, and requests.
+	CheckAll
+)
+
 // Ownership marks: the alias of every Linux link a backend creates starts with
 // OwnerAlias, so that a restarted daemon can find — and only find — its own links.
 const (

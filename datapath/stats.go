@@ -46,6 +46,18 @@ type SwitchStats struct {
 	// SparePorts are the veth pairs waiting on the bridge for ports to
 	// claim them.
 	SparePorts uint64
+	// PathMTU is what the controller did about routed packets too big
+	// for their destination network.
+	PathMTU PathMTUStats
+}
+
+// PathMTUStats counts the answers to packets too big for the next hop.
+type PathMTUStats struct {
+	// ICMPSent are the ICMP "fragmentation needed" sent for them.
+	ICMPSent uint64
+	// RateLimited are those whose copy the packet-in meter dropped: no
+	// ICMP for them.
+	RateLimited uint64
 }
 
 // SwitchStatsSource is implemented by backends with an OpenFlow switch. Each

@@ -67,7 +67,7 @@ func BenchmarkAttachSeq(b *testing.B) {
 // host that has been up for a while has them.
 func daemonAttach(backend string, extra ...string) func(b *testing.B, hostNS string) func(int, string) error {
 	return func(b *testing.B, hostNS string) func(int, string) error {
-		d := startBenchDaemon(b, hostNS, backend, extra...)
+		d, _ := startBenchDaemon(b, hostNS, backend, extra...)
 		d.must("PUT", "/v1/networks/bench", `{"subnet":"10.80.0.0/16"}`, 201, nil)
 		if slices.Contains(extra, "--spare-ports") {
 			waitSpares(b, d)
@@ -83,15 +83,16 @@ func daemonAttach(backend string, extra ...string) func(b *testing.B, hostNS str
 }
 
 // startBenchDaemon runs the daemon on backend in hostNS (with its own OVS
-// sandbox), logging only warnings: debug logs of thousands of flows would
-// be part of what is measured.
-func startBenchDaemon(b *testing.B, hostNS, backend string, extra ...string) *daemon {
+// sandbox, returned; nil on Linux), logging only warnings: debug logs of
+// thousands of flows would be part of what is measured.
+func startBenchDaemon(b *testing.B, hostNS, backend string, extra ...string) (*daemon, *testbed.Sandbox) {
+	var box *testbed.Sandbox
 	args := []string{"--backend", "linux", "--bridge", "vnbr"}
 	if backend == "ovs" {
-		box := testbed.StartSandbox(b, repoRoot, hostNS)
+		box = testbed.StartSandbox(b, repoRoot, hostNS)
 		args = []string{"--backend", "ovs", "--ovsdb", "unix:" + box.DBSock, "--bridge", "br-vnet"}
 	}
-	return startDaemon(b, hostNS, append(append(args, extra...), "--log-level", "warn")...)
+	return startDaemon(b, hostNS, append(append(args, extra...), "--log-level", "warn")...), box
 }
 
 // handAttachOVS is what a person types for an OVS port: a veth born with

@@ -41,7 +41,7 @@ func TestTrace(t *testing.T) {
 				{"same network", "from=a1&to=10.71.0.3&proto=tcp&dport=80", trace.Delivered, "", "a2", "a1", "10.71.0.3",
 					[]string{"classify", "spoof_guard", "gateway", "l2_forward"}},
 				{"across the router", "from=a1&to=10.72.0.2", trace.Delivered, "", "r1p", "a1", "10.72.0.2",
-					[]string{"classify", "spoof_guard", "gateway", "route", "neighbor", "l2_forward"}},
+					[]string{"classify", "spoof_guard", "gateway", "route", "path_mtu", "neighbor", "l2_forward"}},
 				{"isolated", "from=g1&to=10.71.0.2", trace.Dropped, "isolated", "", "g1", "10.71.0.2",
 					[]string{"classify", "spoof_guard", "gateway", "route"}},
 				{"spoofed", "from=a1&to=10.71.0.3&src=10.71.0.99", trace.Dropped, "spoofed", "", "", "",

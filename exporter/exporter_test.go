@@ -76,6 +76,7 @@ func sampleSwitch() datapath.SwitchStats {
 			{Reason: "spoofed", Packets: 2, Bytes: 120},
 			{Reason: "unknown_port", Packets: 1, Bytes: 60},
 		},
+		PathMTU: datapath.PathMTUStats{ICMPSent: 7, RateLimited: 2},
 	}
 }
 

@@ -22,6 +22,7 @@ type switchCollector struct {
 	tableMatches                    *prometheus.Desc
 	dropPackets, dropBytes          *prometheus.Desc
 	spares                          *prometheus.Desc
+	pmtuSent, pmtuLimited           *prometheus.Desc
 
 	mu    sync.Mutex
 	drops map[string]dropMemo // reason -> see monotonic
@@ -68,13 +69,17 @@ func newSwitchCollector(read func(context.Context) (datapath.SwitchStats, bool, 
 			"Bytes the pipeline dropped, by reason.", reason, nil),
 		spares: prometheus.NewDesc("ovs_vnet_spare_ports",
 			"Veth pairs waiting on the OVS bridge for veth ports to claim them (--spare-ports).", nil, nil),
+		pmtuSent: prometheus.NewDesc("ovs_vnet_pmtu_icmp_sent_total",
+			"ICMP fragmentation needed sent for routed packets too big for their destination network.", nil, nil),
+		pmtuLimited: prometheus.NewDesc("ovs_vnet_pmtu_rate_limited_total",
+			"Routed packets too big for their destination network that the packet-in meter dropped unanswered.", nil, nil),
 		drops: map[string]dropMemo{},
 	}
 }
 
 func (c *switchCollector) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.lookups, c.flows, c.masksHit, c.masks,
-		c.tableActive, c.tableLookups, c.tableMatches, c.dropPackets, c.dropBytes, c.spares} {
+		c.tableActive, c.tableLookups, c.tableMatches, c.dropPackets, c.dropBytes, c.spares, c.pmtuSent, c.pmtuLimited} {
 		ch <- d
 	}
 }
@@ -134,6 +139,8 @@ func (c *switchCollector) collect(ctx context.Context) ([]prometheus.Metric, err
 		counter(c.dropBytes, d.Bytes, d.Reason)
 	}
 	gauge(c.spares, s.SparePorts)
+	counter(c.pmtuSent, s.PathMTU.ICMPSent)
+	counter(c.pmtuLimited, s.PathMTU.RateLimited)
 	return out, err
 }
 

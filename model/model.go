@@ -111,7 +111,21 @@ type PortView struct {
 	Host       string `json:"host,omitempty"`
 	// DefaultRoute is the port's spec; what it displaced is the daemon's.
 	DefaultRoute bool `json:"default_route,omitempty"`
+	// Status tells whether this host's port forwards now (PortForwarding
+	// or PortDown) and, when it does not, why: StatusReason is one of a
+	// fixed set the controller names (docs/API.md), StatusDetail the
+	// datapath's words. It is what the daemon last found, never stored;
+	// other hosts' ports have none.
+	Status       string `json:"status,omitempty"`
+	StatusReason string `json:"status_reason,omitempty"`
+	StatusDetail string `json:"status_detail,omitempty"`
 }
+
+// Port statuses (PortView.Status).
+const (
+	PortForwarding = "forwarding"
+	PortDown       = "down"
+)
 
 // View renders the port in its network for the API.
 func (p Port) View(n Network) PortView {

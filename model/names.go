@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 )
 
 // HostIfname names the host end of a port's veth pair (and a tap port's device
@@ -34,6 +35,13 @@ func PortMAC(port string) string {
 // under the neighbours' ARP caches as ports come and go.
 func BridgeMAC(network string) string {
 	return stableMAC("bridge/" + network)
+}
+
+// BridgeMACOn is the MAC of a network's gateway on a cluster's Linux host
+// whose underlay address is host: each host's own (datapath/linux/overlay.go
+// says why), stable while the address stays.
+func BridgeMACOn(network string, host netip.Addr) string {
+	return stableMAC("bridge/" + network + "@" + host.String())
 }
 
 // HostMAC is the MAC of an OVS integration bridge's own interface, through

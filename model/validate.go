@@ -219,6 +219,9 @@ func (s PortSpec) Port(name string) (Port, error) {
 		if err != nil {
 			return Port{}, err
 		}
+		if err := (DatapathMACs{Networks: []string{s.Network}}).Check(mac); err != nil {
+			return Port{}, err
+		}
 		p.MAC = mac
 	}
 	p.HostIfname = p.Ifname
@@ -230,7 +233,10 @@ func (s PortSpec) Port(name string) (Port, error) {
 
 // SameSpec reports whether q asks for what p is: fields q leaves to allocation
 // (IP, MAC) match whatever p was given, and the datapath's results and the
-// route p displaced do not count.
+// route p displaced do not count. Nor does the host link: a request cannot
+// name it (PortSpec.Port derives it from the name, type and ifname, which
+// count), and the OVS backend may give the port a spare's instead
+// (datapath/ovs/spares.go), so a retry must not be judged by it.
 func (p Port) SameSpec(q Port) bool {
 	if !q.IP.IsValid() {
 		q.IP = p.IP
@@ -240,6 +246,7 @@ func (p Port) SameSpec(q Port) bool {
 	}
 	q.Ofport = p.Ofport
 	q.Displaced = p.Displaced
+	q.HostIfname = p.HostIfname
 	return p == q
 }
 
@@ -256,6 +263,52 @@ func ParseMAC(s string) (string, error) {
 		return "", invalid("mac %s is all zeros", mac)
 	}
 	return mac.String(), nil
+}
+
+// DatapathMACs are the MACs the datapath gives itself, which no port may
+// have: the datapath would take the port's frames for its own, or send
+// the port's to itself.
+//   - Every network's gateway MAC (BridgeMAC): the one the network's ports
+//     send routed traffic to, on OVS (flows/pipeline) the source of every
+//     packet routed into the network, and the Linux bridge's own on a single
+//     host. Every network's, not only the port's: routers join networks into
+//     one routed domain in which a port with a gateway's MAC would make one
+//     MAC name both a router and a host, and which networks a router joins
+//     may change after the port is made.
+//   - On a cluster's Linux hosts, each host's own gateway MAC of every
+//     network (BridgeMACOn): a port's peers on that host reach it through
+//     that host's bridge, which keeps frames to its own MAC for itself.
+//   - The OVS integration bridge's own interface (HostMAC, set as
+//     other_config:hwaddr by datapath/ovs), to which masquerading networks
+//     send what leaves them. It is refused whatever the backend: --backend
+//     auto may pick OVS at the next start, with the port already stored.
+//
+// Check refuses those of them that the fields name; a zero field names none.
+type DatapathMACs struct {
+	Networks []string     // names of the networks
+	Bridge   string       // --bridge
+	Hosts    []netip.Addr // underlay addresses of a cluster's hosts
+}
+
+// Check refuses mac, in canonical form (ParseMAC), when the datapath uses it.
+func (d DatapathMACs) Check(mac string) error {
+	refuse := func(what string) error {
+		return invalid("mac %s is %s, which the datapath uses itself: a port with it would not forward; leave mac out to have one allocated", mac, what)
+	}
+	for _, n := range d.Networks {
+		if mac == BridgeMAC(n) {
+			return refuse(fmt.Sprintf("the gateway MAC of network %q", n))
+		}
+		for _, h := range d.Hosts {
+			if mac == BridgeMACOn(n, h) {
+				return refuse(fmt.Sprintf("the gateway MAC of network %q on the host at %s", n, h))
+			}
+		}
+	}
+	if d.Bridge != "" && mac == HostMAC(d.Bridge) {
+		return refuse(fmt.Sprintf("the MAC of the integration bridge %s's own interface", d.Bridge))
+	}
+	return nil
 }
 
 // ValidateIfname applies the kernel's rules for interface names (dev_valid_name).

@@ -134,6 +134,8 @@ func TestPortSameSpec(t *testing.T) {
 		{PortSpec{Network: "blue", Netns: "b"}, false},
 		{PortSpec{Network: "red", Netns: "a"}, false},
 		{PortSpec{Network: "blue", Netns: "a", MAC: "02:00:00:00:00:09"}, false},
+		{PortSpec{Network: "blue", Netns: "a", Ifname: "eth1"}, false},
+		{PortSpec{Network: "blue", Type: "tap"}, false},
 	} {
 		q, err := c.spec.Port("p")
 		if err != nil {
@@ -142,6 +144,18 @@ func TestPortSameSpec(t *testing.T) {
 		if got := stored.SameSpec(q); got != c.same {
 			t.Errorf("%+v: same=%v, want %v", c.spec, got, c.same)
 		}
+		// A spare's host link (datapath/ovs/spares.go) is the daemon's
+		// choice: a retry of the same spec is still the same.
+		spared := stored
+		spared.HostIfname = "vnp0123456789"
+		if got := spared.SameSpec(q); got != c.same {
+			t.Errorf("%+v on a spare: same=%v, want %v", c.spec, got, c.same)
+		}
+	}
+	// A tap's host link is its ifname, which the spec names.
+	tap, _ := PortSpec{Network: "blue", Type: "tap", Ifname: "vm1"}.Port("t")
+	if q, _ := (PortSpec{Network: "blue", Type: "tap", Ifname: "vm2"}).Port("t"); tap.SameSpec(q) {
+		t.Error("taps of different ifnames are the same spec")
 	}
 }
 

@@ -51,6 +51,8 @@ type Client struct {
 	lc       client.Client
 	endpoint string
 	changed  *notifier
+	// ifaceHooks are told of interface changes (OnInterfaceChange).
+	ifaceHooks hooks
 	// closed ends the background reconnect loop; see reconnectBackoff.
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -109,14 +111,24 @@ func (c *Client) connect(ctx context.Context) error {
 	// the initial dump, slips past WaitOfport and the read-your-writes waits.
 	wake := func() { c.changed.notify() }
 	c.lc.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-		AddFunc:    func(string, model.Model) { wake() },
-		UpdateFunc: func(string, model.Model, model.Model) { wake() },
-		DeleteFunc: func(string, model.Model) { wake() },
+		AddFunc: func(table string, m model.Model) {
+			wake()
+			c.interfaceEvent(table, nil, m)
+		},
+		UpdateFunc: func(table string, old, new model.Model) {
+			wake()
+			c.interfaceEvent(table, old, new)
+		},
+		DeleteFunc: func(table string, m model.Model) {
+			wake()
+			c.interfaceEvent(table, m, nil)
+		},
 	})
 	root, br, port, iface, ctl := &vswitch.OpenvSwitch{}, &vswitch.Bridge{}, &vswitch.Port{}, &vswitch.Interface{}, &vswitch.Controller{}
 	ssl := &vswitch.SSL{}
 	mon := c.lc.NewMonitor(
-		client.WithTable(root, &root.Bridges, &root.OtherConfig, &root.SSL),
+		// next_cfg, cur_cfg: WaitApplied's handshake with ovs-vswitchd.
+		client.WithTable(root, &root.Bridges, &root.OtherConfig, &root.SSL, &root.NextCfg, &root.CurCfg),
 		client.WithTable(br, &br.Name, &br.Ports, &br.ExternalIDs, &br.FailMode, &br.Protocols, &br.DatapathType, &br.Controller, &br.DatapathID, &br.OtherConfig),
 		client.WithTable(port, &port.Name, &port.Interfaces, &port.Tag, &port.ExternalIDs),
 		// statistics: ovs-vswitchd rewrites it every stats-update-interval
@@ -209,6 +221,14 @@ func (c *Client) get(ctx context.Context, m model.Model) (found bool, err error)
 // so a count of zero means the row vanished since we read the cache.
 func (c *Client) transact(ctx context.Context, ops []ovsdb.Operation) error {
 	results, err := c.lc.Transact(ctx, ops...)
+	if err != nil && ctx.Err() != nil {
+		// libovsdb stops waiting but the request may have gone out, and
+		// ovsdb-server, which never learns that no one waits, carries it
+		// out when it reads it: a stalled server commits it on resuming.
+		// Undo it with a request on this connection, which runs after it
+		// (deletePortOps).
+		return fmt.Errorf("transact: no answer in time; if the request went out it may still commit: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("transact: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
 
@@ -23,6 +24,9 @@ type PortSpec struct {
 	// Options are the interface's options, e.g. a tunnel's remote_ip=flow,
 	// key=flow and local_ip.
 	Options map[string]string
+	// OfportRequest asks ovs-vswitchd for this ofport when the port is
+	// inserted (0: any); a port that exists keeps the ofport it has.
+	OfportRequest int
 }
 
 // Port is an owned port as the cache shows it.
@@ -62,8 +66,8 @@ func (c *Client) addPorts(ctx context.Context, bridge string, specs []PortSpec) 
 		return err
 	}
 	var ops []ovsdb.Operation
-	for i, spec := range specs {
-		more, err := c.portOps(ctx, br, i, spec)
+	for _, spec := range specs {
+		more, err := c.portOps(ctx, br, spec)
 		if err != nil {
 			return fmt.Errorf("port %q: %w", spec.Name, err)
 		}
@@ -137,8 +141,8 @@ func (c *Client) SetExternalIDs(ctx context.Context, bridge string, specs []Port
 }
 
 // portOps are the operations that bring the port to spec: an insert, an
-// update, or none. i numbers the insert's named UUIDs within a transaction.
-func (c *Client) portOps(ctx context.Context, br *vswitch.Bridge, i int, spec PortSpec) ([]ovsdb.Operation, error) {
+// update, or none.
+func (c *Client) portOps(ctx context.Context, br *vswitch.Bridge, spec PortSpec) ([]ovsdb.Operation, error) {
 	if spec.Name == "" {
 		return nil, errors.New("empty name")
 	}
@@ -156,13 +160,17 @@ func (c *Client) portOps(ctx context.Context, br *vswitch.Bridge, i int, spec Po
 	if found {
 		return c.updatePortOps(ctx, br, port, spec)
 	}
-	return c.insertPortOps(br, i, spec)
+	return c.insertPortOps(br, spec)
 }
 
-func (c *Client) insertPortOps(br *vswitch.Bridge, i int, spec PortSpec) ([]ovsdb.Operation, error) {
-	iface := &vswitch.Interface{UUID: fmt.Sprintf("iface%d", i), Name: spec.Name, Type: spec.Type, Options: spec.Options,
+func (c *Client) insertPortOps(br *vswitch.Bridge, spec PortSpec) ([]ovsdb.Operation, error) {
+	ifaceUUID, portUUID := rowUUIDs(spec.Name)
+	iface := &vswitch.Interface{UUID: ifaceUUID, Name: spec.Name, Type: spec.Type, Options: spec.Options,
 		ExternalIDs: ownedIDs(spec.ExternalIDs)}
-	port := &vswitch.Port{UUID: fmt.Sprintf("port%d", i), Name: spec.Name, Interfaces: []string{iface.UUID}, Tag: optTag(spec.Tag), ExternalIDs: ownedIDs(spec.ExternalIDs)}
+	if spec.OfportRequest > 0 {
+		iface.OfportRequest = &spec.OfportRequest
+	}
+	port := &vswitch.Port{UUID: portUUID, Name: spec.Name, Interfaces: []string{iface.UUID}, Tag: optTag(spec.Tag), ExternalIDs: ownedIDs(spec.ExternalIDs)}
 	ops, err := c.lc.Create(iface, port)
 	if err != nil {
 		return nil, fmt.Errorf("build insert: %w", err)
@@ -176,6 +184,16 @@ func (c *Client) insertPortOps(br *vswitch.Bridge, i int, spec PortSpec) ([]ovsd
 		return nil, fmt.Errorf("build Bridge.ports mutation: %w", err)
 	}
 	return append(ops, mut...), nil
+}
+
+// rowUUIDs are the UUIDs an insert gives the Interface and Port rows of a
+// port of that name (ovsdb-server takes a client's UUID for an insert). A
+// delete can then name the rows of an insert that has gone out but that
+// the cache does not show, because its reply has not come: see
+// deletePortOps.
+func rowUUIDs(name string) (iface, port string) {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("ovs-vnet:Interface:"+name)).String(),
+		uuid.NewSHA1(uuid.NameSpaceURL, []byte("ovs-vnet:Port:"+name)).String()
 }
 
 // updatePortOps brings an existing port of ours to spec; no ops when it
@@ -304,12 +322,24 @@ func (c *Client) deletePorts(ctx context.Context, bridge string, names []string)
 }
 
 // deletePortOps removes the port from br (found: br is in the cache) and
-// deletes its rows; none when the port is already gone.
+// deletes its rows. When the cache shows no such port, the rows an insert
+// of ours would have made are deleted by their UUIDs (rowUUIDs): an
+// AddPort whose caller gave up before the reply (ovsdb-server stopped, say)
+// is still carried out once the server reads it, since the server never
+// learns the caller gave up, and the cache shows it only then. Requests on
+// one connection are carried out in order, so this delete, sent after,
+// removes what that insert makes; with nothing of the name it changes no
+// row, and ovsdb-server commits nothing.
 func (c *Client) deletePortOps(ctx context.Context, br *vswitch.Bridge, found bool, name string) ([]ovsdb.Operation, error) {
 	port := &vswitch.Port{Name: name}
 	ok, err := c.get(ctx, port)
-	if err != nil || !ok {
+	if err != nil || !ok && !found {
 		return nil, err
+	}
+	if !ok {
+		ifaceUUID, portUUID := rowUUIDs(name)
+		port.UUID, port.Interfaces = portUUID, []string{ifaceUUID}
+		return c.removePortOps(br, port)
 	}
 	if !owned(port.ExternalIDs) {
 		return nil, ErrNotOwned
@@ -317,9 +347,19 @@ func (c *Client) deletePortOps(ctx context.Context, br *vswitch.Bridge, found bo
 	if name == br.Name {
 		return nil, errors.New("the bridge's own local port is EnsureBridge's to manage")
 	}
-	if !found || !slices.Contains(br.Ports, port.UUID) {
+	if !found {
 		return nil, errors.New("port is not on this bridge")
 	}
+	// br, read before the port, may not list a port that the same
+	// transaction added: the cache takes an update in table by table (the
+	// rollback of a stalled add meets this). A port that is on another
+	// bridge is still refused, by ovsdb-server: a row that bridge refers
+	// to cannot be deleted.
+	return c.removePortOps(br, port)
+}
+
+// removePortOps take port off br and delete its rows and its interfaces'.
+func (c *Client) removePortOps(br *vswitch.Bridge, port *vswitch.Port) ([]ovsdb.Operation, error) {
 	ops, err := c.lc.Where(br).Mutate(br, model.Mutation{
 		Field:   &br.Ports,
 		Mutator: ovsdb.MutateOperationDelete,
@@ -333,8 +373,8 @@ func (c *Client) deletePortOps(ctx context.Context, br *vswitch.Bridge, found bo
 		return nil, fmt.Errorf("build port delete: %w", err)
 	}
 	ops = append(ops, del...)
-	for _, uuid := range port.Interfaces {
-		del, err := c.lc.Where(&vswitch.Interface{UUID: uuid}).Delete()
+	for _, id := range port.Interfaces {
+		del, err := c.lc.Where(&vswitch.Interface{UUID: id}).Delete()
 		if err != nil {
 			return nil, fmt.Errorf("build interface delete: %w", err)
 		}

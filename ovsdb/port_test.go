@@ -173,7 +173,7 @@ func TestTunnelPortOptions(t *testing.T) {
 	}
 	uuid := s.mustVsctl(t, "get", "interface", name, "_uuid")
 	// Identical: nothing to send. The cache must hold the options for this.
-	ops, err := c.portOps(ctx, mustBridge(t, c, br), 0, spec)
+	ops, err := c.portOps(ctx, mustBridge(t, c, br), spec)
 	if err != nil || len(ops) != 0 {
 		t.Fatalf("repeat of the same spec: %d ops, %v; want none", len(ops), err)
 	}

@@ -55,7 +55,7 @@ func TestExplainOverlay(t *testing.T) {
 		{"overlay-remote", Query{From: "ba", To: addr("10.98.1.11"), Proto: "tcp", DPort: 80}, Delivered, []string{"bb on h2"},
 			[]string{"port ba", "port ba", "pipeline", "remote port bb on h2"}, "delivered to port bb on h2 (network blue)"},
 		{"overlay-routed", Query{From: "ba", To: addr("10.98.2.11")}, Delivered, []string{"rb on h2"},
-			[]string{"port ba", "port ba", "network blue", "routes of network blue", "remote port rb on h2", "remote port rb on h2"},
+			[]string{"port ba", "port ba", "network blue", "routes of network blue", "network red", "remote port rb on h2", "remote port rb on h2"},
 			"delivered to port rb on h2 (network red), routed from blue by router r1"},
 		{"overlay-arp-flood", Query{From: "ba", To: addr("10.98.1.99")}, Flooded, []string{"host h2"}, nil,
 			"port ba's ARP request for it is broadcast to hosts h2, and nobody answers"},

@@ -62,10 +62,14 @@ func ensureVeth(ctx context.Context, n model.Network, p model.Port, opts Options
 	if err != nil && !isNotFound(err) {
 		return nil, fmt.Errorf("look up %s in netns %s: %w", p.Ifname, p.Netns, err)
 	}
-	if host != nil && (peer == nil || !paired(host, peer)) {
-		// Half a pair: the namespace end was renamed, moved or replaced. Start over.
+	if host != nil && (peer == nil || !paired(host, peer) || !strings.EqualFold(peer.Attrs().HardwareAddr.String(), p.MAC)) {
+		// Half a pair: the namespace end was renamed, moved, replaced or
+		// given another MAC (CheckPort's rules). Start over.
 		if err := netlink.LinkDel(host); err != nil && !isNotFound(err) {
 			return nil, fmt.Errorf("remove stale %s: %w", p.HostIfname, err)
+		}
+		if peer != nil && paired(host, peer) {
+			peer = nil // gone with its pair
 		}
 		host = nil
 	}
@@ -176,6 +180,9 @@ func configureNamespaceEnd(nsh *netlink.Handle, n model.Network, p model.Port, p
 			return fmt.Errorf("set mtu: %w", err)
 		}
 	}
+	if err := dropStaleAddrs(nsh, peer, n.Subnet, p.IP); err != nil {
+		return err
+	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.IP.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)}}
 	if err := nsh.AddrReplace(peer, addr); err != nil {
 		return fmt.Errorf("add address %s: %w", addr.IPNet, err)
@@ -184,6 +191,30 @@ func configureNamespaceEnd(nsh *netlink.Handle, n model.Network, p model.Port, p
 		return fmt.Errorf("set up: %w", err)
 	}
 	return setDefaultRoute(nsh, n, p, peer)
+}
+
+// dropStaleAddrs removes from the port's interface the addresses of its
+// network other than keep. They are an earlier attach's of this port, whose
+// address was given up while its link stayed (a rollback whose detach
+// timed out on a stalled switch, see docs/OPERATIONS.md); the kernel would
+// send from the first one, and the port's anti-spoofing drops that. They go
+// before the port's address is added: removing a primary address removes
+// its secondaries with it.
+func dropStaleAddrs(nsh *netlink.Handle, l netlink.Link, subnet netip.Prefix, keep netip.Addr) error {
+	addrs, err := nsh.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if ip = ip.Unmap(); !ok || ip == keep || !subnet.Contains(ip) {
+			continue
+		}
+		if err := nsh.AddrDel(l, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fmt.Errorf("remove stale address %s: %w", a.IPNet, err)
+		}
+	}
+	return nil
 }
 
 func ensureTap(n model.Network, p model.Port) (netlink.Link, error) {

@@ -41,6 +41,8 @@ type Backend struct {
 	underlay *datapath.Underlay
 
 	log *slog.Logger
+	// links follows the host's links for the ports' checks (check.go).
+	links *link.Watcher
 
 	// The overlay (cluster mode), guarded by mu. remote is what the
 	// overlay holds, by network: what the controller last asked for
@@ -116,6 +118,9 @@ func New(ctx context.Context, prefix string, underlay *datapath.Underlay, opts .
 	for _, o := range opts {
 		o(b)
 	}
+	if b.links, err = link.Watch(b.log); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -136,7 +141,10 @@ func (b *Backend) Info() datapath.Info {
 func (b *Backend) Ready() error { return nil }
 
 // Close implements datapath.Backend.
-func (b *Backend) Close() error { return nil }
+func (b *Backend) Close() error {
+	b.links.Close()
+	return nil
+}
 
 // Held implements datapath.Backend: the ports' host links and the networks'
 // bridges in this namespace, by their aliases.

@@ -2,7 +2,6 @@ package linux
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -139,9 +138,7 @@ func bridgeMAC(network string, u *datapath.Underlay) string {
 	if u == nil {
 		return model.BridgeMAC(network)
 	}
-	h := sha256.Sum256([]byte("bridge/" + network + "@" + u.LocalIP.String()))
-	h[0] = h[0]&^1 | 2 // unicast, locally administered
-	return net.HardwareAddr(h[:6]).String()
+	return model.BridgeMACOn(network, u.LocalIP)
 }
 
 // checkVNI refuses network IDs that do not fit a VXLAN header. VNI 0 is left

@@ -65,6 +65,20 @@ func Open(ctx context.Context, path string) (netns.NsHandle, error) {
 	}
 }
 
+// Identify returns the identity of the namespace at path, on Open's terms.
+func Identify(ctx context.Context, path string) (ID, error) {
+	ns, err := Open(ctx, path)
+	if err != nil {
+		return ID{}, err
+	}
+	defer ns.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(ns), &st); err != nil {
+		return ID{}, fmt.Errorf("stat netns %s: %w", path, err)
+	}
+	return ID{st.Dev, st.Ino}, nil
+}
+
 // Check tells whether a port may use the namespace at path, as Open does.
 func Check(ctx context.Context, path string) error {
 	ns, err := Open(ctx, path)
@@ -108,28 +122,28 @@ func open(path string) (netns.NsHandle, error) {
 	return netns.NsHandle(nsfd), nil
 }
 
-// nsID is what tells two namespaces apart: the device and inode of their
+// ID is what tells two namespaces apart: the device and inode of their
 // nsfs file.
-type nsID struct{ dev, ino uint64 }
+type ID struct{ dev, ino uint64 }
 
 // identify checks that the file behind the O_PATH descriptor fd is a
 // namespace (a regular file of nsfs) and returns its identity.
-func identify(fd int, path string) (nsID, error) {
+func identify(fd int, path string) (ID, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nsID{}, fmt.Errorf("stat netns %s: %w", path, err)
+		return ID{}, fmt.Errorf("stat netns %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nsID{}, fmt.Errorf("%w: netns %s is a %s, not a network namespace", model.ErrInvalid, path, kind(st.Mode))
+		return ID{}, fmt.Errorf("%w: netns %s is a %s, not a network namespace", model.ErrInvalid, path, kind(st.Mode))
 	}
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &sfs); err != nil {
-		return nsID{}, fmt.Errorf("statfs netns %s: %w", path, err)
+		return ID{}, fmt.Errorf("statfs netns %s: %w", path, err)
 	}
 	if sfs.Type != unix.NSFS_MAGIC {
-		return nsID{}, fmt.Errorf("%w: netns %s is a regular file, not a network namespace (ip netns add makes one)", model.ErrInvalid, path)
+		return ID{}, fmt.Errorf("%w: netns %s is a regular file, not a network namespace (ip netns add makes one)", model.ErrInvalid, path)
 	}
-	return nsID{st.Dev, st.Ino}, nil
+	return ID{st.Dev, st.Ino}, nil
 }
 
 // notDaemons refuses the daemon's own namespace and PID 1's: a port there
@@ -138,7 +152,7 @@ func identify(fd int, path string) (nsID, error) {
 // may not look at PID 1 (no CAP_SYS_PTRACE over it, as in some containers):
 // refusing there would refuse every port, so PID 1's namespace then goes
 // unrecognised under another path (docs/API.md says so).
-func notDaemons(id nsID, path string) error {
+func notDaemons(id ID, path string) error {
 	for _, own := range []struct{ path, what string }{{ownNetns, "the daemon's own"}, {pid1Netns, "PID 1's (the host's)"}} {
 		var st unix.Stat_t
 		err := unix.Stat(own.path, &st)
@@ -148,7 +162,7 @@ func notDaemons(id nsID, path string) error {
 		if err != nil {
 			return fmt.Errorf("netns %s: cannot tell whether it is %s network namespace: %w", path, own.what, err)
 		}
-		if (nsID{st.Dev, st.Ino}) == id {
+		if (ID{st.Dev, st.Ino}) == id {
 			return fmt.Errorf("%w: netns %s is %s network namespace: a port must be in a namespace of its own", model.ErrInvalid, path, own.what)
 		}
 	}

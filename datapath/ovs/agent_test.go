@@ -51,10 +51,11 @@ type agentConfig struct {
 	Listen      string // OpenFlow listener, inside the host's namespace
 	VswitchdCtl string
 	Underlay    *datapath.Underlay
+	SparePorts  int
 }
 
 type agentCmd struct {
-	Op      string // new, network, router, attach, remote, prune, flows, trace, close
+	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, close
 	Config  agentConfig
 	Network model.Network
 	Router  model.Router
@@ -66,9 +67,14 @@ type agentCmd struct {
 
 type agentReply struct {
 	Error string
-	Port  model.Port
-	Flows []datapath.Flow
-	Trace trace.Result
+	// Check is CheckPort's sentinel: ok, link_gone, netns_gone,
+	// not_bound; Detail its error.
+	Check, Detail string
+	// Changed: Changed was signalled (drain, changed).
+	Changed bool
+	Port    model.Port
+	Flows   []datapath.Flow
+	Trace   trace.Result
 }
 
 // runAgent serves commands until stdin closes or a close command; it
@@ -121,7 +127,7 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 			return derr
 		}
 		*b, err = New(ctx, db, Config{Bridge: c.Config.Bridge, DatapathType: "netdev", OpenFlowListen: c.Config.Listen,
-			VswitchdCtl: c.Config.VswitchdCtl, Underlay: c.Config.Underlay, Log: log,
+			VswitchdCtl: c.Config.VswitchdCtl, Underlay: c.Config.Underlay, SparePorts: c.Config.SparePorts, Log: log,
 			FlowMetrics: reconcile.NewMetrics(prometheus.NewRegistry())})
 		if err != nil {
 			db.Close()
@@ -134,6 +140,22 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		err = (*b).EnsureRouter(ctx, c.Router)
 	case "attach":
 		r.Port, err = (*b).AttachPort(ctx, c.Network, c.Port)
+	case "detach":
+		err = (*b).DetachPort(ctx, c.Network, c.Port)
+	case "check":
+		r.Check, r.Detail, err = checkKind((*b).CheckPort(ctx, c.Network, c.Port, datapath.CheckAll))
+	case "drain":
+		select {
+		case <-(*b).Changed():
+			r.Changed = true
+		default:
+		}
+	case "changed":
+		select {
+		case <-(*b).Changed():
+			r.Changed = true
+		case <-ctx.Done():
+		}
 	case "remote":
 		err = (*b).SetRemotePorts(ctx, c.Remote)
 	case "prune":
@@ -146,6 +168,22 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		err = fmt.Errorf("unknown op %q", c.Op)
 	}
 	return err
+}
+
+// checkKind names CheckPort's verdict; an error that is none is the
+// check's own failure.
+func checkKind(err error) (kind, detail string, _ error) {
+	switch {
+	case err == nil:
+		return "ok", "", nil
+	case errors.Is(err, datapath.ErrNoNetns):
+		return "netns_gone", err.Error(), nil
+	case errors.Is(err, datapath.ErrLinkGone):
+		return "link_gone", err.Error(), nil
+	case errors.Is(err, datapath.ErrNotBound):
+		return "not_bound", err.Error(), nil
+	}
+	return "", "", err
 }
 
 // agent is the test's handle on one.

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
@@ -50,7 +52,9 @@ type Backend struct {
 	stopOpenFlow context.CancelFunc
 	vswitchdCtl  string
 	spares       *spares
-	log          *slog.Logger
+	// links follows the host's links for the ports' checks (repair.go).
+	links *link.Watcher
+	log   *slog.Logger
 	// lock keeps other daemons off the bridge (ovsdb.BridgeLock).
 	lock *ovsdb.BridgeLock
 	// underlay is the cluster's underlay as this host sees it (kind
@@ -79,6 +83,8 @@ type Backend struct {
 	state state
 	// dropReasons names each drop flow's reason, for the exporter.
 	dropReasons *dropReasonTable
+	// pmtu counts the ICMP sent for path_mtu's packet-ins (pmtu.go).
+	pmtu pathMTU
 	// dumpMu guards dump, the flow dump under way that concurrent stats
 	// calls share.
 	dumpMu sync.Mutex
@@ -239,11 +245,16 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (_ *Backend, err err
 		return nil, err
 	}
 	b.pipeline.Tunnel = tunnel
+	if b.links, err = link.Watch(cfg.Log); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	db.OnInterfaceChange(b.links.Signal)
 	b.flows = reconcile.NewManager(cookieSpace, (*flowSource)(b), cfg.FlowMetrics, cfg.Log.With("component", "openflow"))
 	serveCtx, stop := context.WithCancel(context.Background())
 	b.stopOpenFlow = stop
 	go func() {
-		if err := ofconn.Serve(serveCtx, ln, ofconn.Options{Log: cfg.Log}, b.flows.Handle); err != nil {
+		if err := ofconn.Serve(serveCtx, ln, ofconn.Options{Log: cfg.Log}, b.serveSession); err != nil {
 			cfg.Log.Error("openflow listener failed", "err", err)
 		}
 	}()
@@ -350,6 +361,7 @@ func (b *Backend) OVSDBConnected() bool { return b.db.Connected() }
 // secure), so ports keep forwarding.
 func (b *Backend) Close() error {
 	b.spares.close()
+	b.links.Close()
 	b.stopOpenFlow()
 	b.flows.Close()
 	b.lock.Close()
@@ -358,19 +370,30 @@ func (b *Backend) Close() error {
 }
 
 // AttachPort implements datapath.Backend. A veth port claims a spare when
-// there is one; otherwise, and for taps: host link first, then the OVS port
-// in one transaction, then wait for vswitchd to give it an ofport, then the
-// port's flows — only then does the port forward.
+// there is one; otherwise, and for taps: host link first (made again if it
+// went), then the OVS port in one transaction (first taken off the bridge
+// if ovs-vswitchd holds an earlier device of its name: rebindSpec), then
+// wait for vswitchd to give it an ofport, then the port's flows — only
+// then does the port forward.
 func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
 	if p.Type == model.PortVeth {
 		if sp, ok := b.spares.take(p); ok {
 			return b.attachSpare(ctx, n, p, sp)
 		}
 	}
-	if _, err := link.EnsurePort(ctx, n, p, b.linkOpts); err != nil {
+	spec, rebound, err := b.rebindSpec(ctx, n, p)
+	if err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
-	if err := b.db.AddPort(ctx, b.bridge, b.portSpec(n, p)); err != nil {
+	host, err := link.EnsurePort(ctx, n, p, b.linkOpts)
+	if err == nil && !rebound {
+		// EnsurePort makes a veth whose namespace end is gone anew.
+		spec, rebound, err = b.rebindSpec(ctx, n, p)
+	}
+	if err != nil {
+		return p, fmt.Errorf("port %s: %w", p.Name, err)
+	}
+	if err := b.db.AddPort(ctx, b.bridge, spec); err != nil {
 		if errors.Is(err, ovsdb.ErrNotOwned) {
 			err = fmt.Errorf("%w: %w", datapath.ErrConflict, err)
 		}
@@ -382,6 +405,12 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("attach-after-ofport")
+	if rebound {
+		// Up again, should the port's delete have set it down (see rebindSpec).
+		if err := netlink.LinkSetUp(host); err != nil {
+			return p, fmt.Errorf("port %s: set %s up: %w", p.Name, p.HostIfname, err)
+		}
+	}
 	p.Ofport = ofport
 	if err := b.putPort(ctx, p); err != nil {
 		return p, fmt.Errorf("port %s: flows: %w", p.Name, err)
@@ -432,11 +461,16 @@ func (b *Backend) attachSpare(ctx context.Context, n model.Network, p model.Port
 }
 
 // recoverSpare returns the ofport of a spare claimed before a restart, and
-// puts it back on the bridge if a crash during its detach took it off.
+// puts it back on the bridge if a crash during its detach took it off, or
+// binds it again to its link (rebindSpec).
 func (b *Backend) recoverSpare(ctx context.Context, n model.Network, p model.Port) (int, error) {
+	spec, _, err := b.rebindSpec(ctx, n, p)
+	if err != nil {
+		return 0, err
+	}
 	has, err := b.db.HasPort(p.HostIfname)
 	if err == nil && !has {
-		err = b.db.AddPort(ctx, b.bridge, b.portSpec(n, p))
+		err = b.db.AddPort(ctx, b.bridge, spec)
 	}
 	if err != nil {
 		return 0, err

@@ -100,9 +100,11 @@ func (s *spares) load() error {
 // take returns the spare p is to use: the one it already claimed (named in
 // the record, or found by its alias after a crash cut the record's update
 // short), else a free one. ok is false when p must be attached the slow
-// way: the pool is empty or off, or p already has a link of its own, or
-// the spare it claimed lost its link (a crash during its detach), which
-// the slow way makes anew under the same name.
+// way: the pool is empty or off, or p already has a link or an OVS port of
+// its own (one whose link was deleted under it is repaired in place, on
+// its ofport), or the spare it claimed lost its link (a crash during its
+// detach, or deleted by hand), which the slow way makes anew under the
+// same name.
 func (s *spares) take(p model.Port) (sp spare, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -113,7 +115,7 @@ func (s *spares) take(p model.Port) (sp spare, ok bool) {
 	if name, ok := s.claimed[p.Name]; ok {
 		return spare{name: name}, true
 	}
-	if _, err := netlink.LinkByName(p.HostIfname); err == nil || len(s.free) == 0 {
+	if len(s.free) == 0 || s.hasOwn(p) {
 		s.kickLocked()
 		return spare{}, false
 	}
@@ -121,6 +123,17 @@ func (s *spares) take(p model.Port) (sp spare, ok bool) {
 	s.claimed[p.Name] = sp.name
 	s.kickLocked()
 	return sp, true
+}
+
+// hasOwn tells whether p has a host link or an OVS port under its own
+// name; one that cannot be read counts as there, for the slow way to sort
+// out.
+func (s *spares) hasOwn(p model.Port) bool {
+	if _, err := netlink.LinkByName(p.HostIfname); err == nil {
+		return true
+	}
+	has, err := s.db.HasPort(p.HostIfname)
+	return has || err != nil
 }
 
 // claimedBy names the host end of the spare p claimed, "" if none.

@@ -206,11 +206,12 @@ func (b *Backend) flowStats(ctx context.Context, table uint8) ([]openflow.FlowSt
 // other, but the round trips and our decoding of each overlap.
 func (b *Backend) SwitchStats(ctx context.Context) (datapath.SwitchStats, error) {
 	var s datapath.SwitchStats
-	var errs [3]error
+	var errs [4]error
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Datapaths, errs[0] = b.datapathStats(ctx) })
 	wg.Go(func() { s.Tables, errs[1] = b.tableStats(ctx) })
 	wg.Go(func() { s.Drops, errs[2] = b.dropStats(ctx) })
+	wg.Go(func() { s.PathMTU, errs[3] = b.pathMTUStats(ctx) })
 	wg.Wait()
 	s.SparePorts = uint64(b.spares.freeCount())
 	if err := errors.Join(errs[:]...); err != nil {

@@ -29,10 +29,14 @@ type Options struct {
 	// SendQueue is how many encoded messages may wait for the socket
 	// (default 1024); Send blocks beyond that, until its context ends.
 	SendQueue int
-	// AsyncQueue is how many unsolicited messages (packet-in, port-status,
+	// AsyncQueue is how many unsolicited messages (port-status,
 	// flow-removed, errors of no pending request) may wait for Async's
 	// reader (default 256); beyond that they are dropped and counted.
 	AsyncQueue int
+	// PacketInQueue is the same for packet-ins, which have a queue of
+	// their own (PacketIns, default 256) so that a burst of them cannot
+	// crowd out the errors the reconciler counts.
+	PacketInQueue int
 	// MaxMultipartBytes bounds one multipart reply summed over its parts
 	// (default openflow.DefaultReassemblyMaxBytes), so a misbehaving switch
 	// cannot make us hold unbounded memory; the request then fails.
@@ -52,6 +56,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AsyncQueue <= 0 {
 		o.AsyncQueue = 256
+	}
+	if o.PacketInQueue <= 0 {
+		o.PacketInQueue = 256
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -80,7 +87,10 @@ type Conn struct {
 	sendq   chan []byte
 	async   chan Message
 	dropped atomic.Uint64
-	heard   atomic.Int64 // unix nanos of the last message received
+	// packetIns and droppedIns are async and dropped for packet-ins.
+	packetIns  chan Message
+	droppedIns atomic.Uint64
+	heard      atomic.Int64 // unix nanos of the last message received
 
 	mu      sync.Mutex
 	pending map[uint32]*call
@@ -109,12 +119,13 @@ type callResult struct {
 func New(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 	opts = opts.withDefaults()
 	c := &Conn{
-		nc:      nc,
-		opts:    opts,
-		sendq:   make(chan []byte, opts.SendQueue),
-		async:   make(chan Message, opts.AsyncQueue),
-		pending: map[uint32]*call{},
-		done:    make(chan struct{}),
+		nc:        nc,
+		opts:      opts,
+		sendq:     make(chan []byte, opts.SendQueue),
+		async:     make(chan Message, opts.AsyncQueue),
+		packetIns: make(chan Message, opts.PacketInQueue),
+		pending:   map[uint32]*call{},
+		done:      make(chan struct{}),
 	}
 	c.heard.Store(time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(ctx, opts.HandshakeTimeout)
@@ -213,12 +224,18 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// Async delivers unsolicited messages: packet-in, port-status,
+// Async delivers unsolicited messages but packet-ins: port-status,
 // flow-removed, and errors that answer no pending request.
 func (c *Conn) Async() <-chan Message { return c.async }
 
 // DroppedAsync counts unsolicited messages dropped because Async was not read.
 func (c *Conn) DroppedAsync() uint64 { return c.dropped.Load() }
+
+// PacketIns delivers the switch's packet-ins.
+func (c *Conn) PacketIns() <-chan Message { return c.packetIns }
+
+// DroppedPacketIns counts packet-ins dropped because PacketIns was not read.
+func (c *Conn) DroppedPacketIns() uint64 { return c.droppedIns.Load() }
 
 func (c *Conn) fail(err error) {
 	c.errOnce.Do(func() {

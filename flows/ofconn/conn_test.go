@@ -207,7 +207,7 @@ func TestPacketOutIn(t *testing.T) {
 	}
 	for {
 		select {
-		case m := <-c.Async():
+		case m := <-c.PacketIns():
 			in, ok := m.Body.(*openflow.PacketIn)
 			if !ok {
 				continue

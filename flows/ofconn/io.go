@@ -99,10 +99,14 @@ func (c *Conn) deliver(m Message) {
 	if ok || m.Header.Type == openflow.TypeEchoReply {
 		return
 	}
+	queue, dropped := c.async, &c.dropped
+	if m.Header.Type == openflow.TypePacketIn {
+		queue, dropped = c.packetIns, &c.droppedIns
+	}
 	select {
-	case c.async <- m:
+	case queue <- m:
 	default:
-		c.dropped.Add(1)
+		dropped.Add(1)
 	}
 }
 

@@ -238,6 +238,12 @@ var instCases = []instCase{
 		Actions: []Action{NXNAT{Flags: NXNATDst, MinAddr: mustAddr("10.0.0.1"), MaxAddr: mustAddr("10.0.0.2"), MinPort: 80}}}),
 		hex: "0004004000000000ffff00380000232000230001000000000000ff0000000000ffff00200000232000240000000200130a0000010a0000020050000000000000",
 		ovs: "ct(commit,nat(dst=10.0.0.1-10.0.0.2:80))"},
+	// Bytes from lib/ofp-actions.c's nx_action_check_pkt_larger; OVS's
+	// printout is the check.
+	{name: "check_pkt_larger", insts: apply(NXCheckPktLarger{PktLen: 1514, Dst: SubField{Field: RefOf("reg1"), NBits: 1}}),
+		hex: "0004002000000000ffff001800002320003105ea000000010204000000000000", ovs: "check_pkt_larger(1514)->NXM_NX_REG1[0]"},
+	{name: "check_pkt_larger high bit", insts: apply(NXCheckPktLarger{PktLen: 9014, Dst: SubField{Field: RefOf("reg3"), Ofs: 31, NBits: 1}}),
+		hex: "0004002000000000ffff00180000232000312336001f00010604000000000000", ovs: "check_pkt_larger(9014)->NXM_NX_REG3[31]"},
 	{name: "learn", insts: apply(NXLearn{Table: 10, IdleTimeout: 60, Priority: 5, Cookie: 9, Flags: 1, FinIdleTimeout: 3, Specs: []LearnSpec{
 		{Dst: LearnDstMatch, NBits: 48, Src: FieldRef{Class: OXMClassNXM0, Field: 2, Len: 6}, DstRef: FieldRef{Class: OXMClassNXM0, Field: 1, Len: 6}},
 		{Dst: LearnDstLoad, NBits: 32, Src: RefOf("reg0"), DstRef: RefOf("reg1")},

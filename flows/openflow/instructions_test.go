@@ -47,6 +47,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"controller2 out of order", false, "ffff0020000023200025000000000000 0004000400000000 0000000800640000", ErrUnsupported},
 		{"controller2 short max_len", false, "ffff0018000023200025000000000000 0000000600640000", ErrUnsupported},
 		{"controller2 property overruns", false, "ffff0018000023200025000000000000 0003001000000000", ErrMalformed},
+		{"check_pkt_larger masked dst", false, "ffff001800002320 003105ea0000 00010308 000000000000", ErrMalformed},
+		{"check_pkt_larger bit beyond the field", false, "ffff001800002320 003105ea0020 00010204 000000000000", ErrMalformed},
+		{"check_pkt_larger padding set", false, "ffff001800002320 003105ea0000 00010204 000000000001", ErrMalformed},
 		{"learn reserved dst", false, "ffff0028000023200010" + "0000000000000000000000000000000000000000" + "1800000000000000", ErrMalformed},
 		{"learn imm output", false, "ffff0028000023200010" + "0000000000000000000000000000000000000000" + "3010123400000000", ErrMalformed},
 		{"ct with broken nested action", false, "ffff00200000232000230001000000000000ff0000000000 00000000", ErrMalformed},
@@ -126,6 +129,8 @@ func TestEncodeErrors(t *testing.T) {
 		"set_field too long":    ActionSetField{Field: OXM{Class: OXMClassNXM1, Field: 1, Value: make([]byte, 200), Mask: make([]byte, 200)}},
 		"note too long":         NXNote{Data: make([]byte, 70000)},
 		"nested in ct":          NXCT{Actions: []Action{NXNAT{MaxPort: 1}}},
+		"pkt_larger 2 bits":     NXCheckPktLarger{PktLen: 1514, Dst: SubField{Field: RefOf("reg1"), NBits: 2}},
+		"pkt_larger bit 32":     NXCheckPktLarger{PktLen: 1514, Dst: SubField{Field: RefOf("reg1"), Ofs: 32, NBits: 1}},
 	} {
 		b, err := a.appendAction([]byte{0xaa})
 		if err == nil {

@@ -434,6 +434,8 @@ func decodeNiciraBody(sub uint16, r *reader) (Action, error) {
 		return decodeNAT(r)
 	case nxastLearn:
 		return decodeLearn(r)
+	case nxastCheckPktLarger:
+		return decodeCheckPktLarger(r)
 	default:
 		return nil, unsupported("nicira action subtype %d", sub)
 	}

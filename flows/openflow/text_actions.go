@@ -159,6 +159,8 @@ func formatAction(a Action) string {
 		return formatNAT(a)
 	case NXLearn:
 		return formatLearn(a)
+	case NXCheckPktLarger:
+		return fmt.Sprintf("check_pkt_larger(%d)->%s", a.PktLen, formatSubField(a.Dst))
 	case ActionExperimenter:
 		// OVS knows no such action and prints none; this form at least
 		// names the experimenter and keeps every byte visible.

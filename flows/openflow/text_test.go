@@ -209,6 +209,8 @@ func textCases() []textCase {
 		{name: "instructions out of order", fm: flow(73, 2, nil, GotoTable{Table: 74}, acts(out(1)), MeterInstruction{MeterID: 2})},
 		{name: "empty apply actions", sandbox: true, fm: flow(73, 3, nil, acts())},
 		{name: "controller with userdata", sandbox: true, fm: flow(74, 1, []OXM{ip}, acts(NXController2{Userdata: []byte{1, 2, 0xab}, Pause: true}))},
+		{name: "check_pkt_larger", sandbox: true, fm: flow(74, 5, []OXM{ip}, acts(NXCheckPktLarger{PktLen: 1514, Dst: SubField{Field: RefOf("reg1"), NBits: 1}},
+			NXController2{MeterID: 0x76000001}))},
 		{name: "controller reason and id", fm: flow(74, 2, nil, acts(NXController{MaxLen: 128, ControllerID: 3, Reason: 2}, NXController{MaxLen: 64, Reason: 1}))},
 		{name: "resubmit forms", fm: flow(74, 3, nil, acts(NXResubmitTable{InPort: 3, Table: ResubmitCurrentTable}, NXResubmitTable{InPort: localPort16, Table: 9},
 			NXResubmit{InPort: 5}))},

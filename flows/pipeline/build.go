@@ -1,10 +1,12 @@
 package pipeline
 
 import (
+	"fmt"
 	"net"
 
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Protocol numbers the flows match on.
@@ -17,6 +19,7 @@ const (
 	protoICMP       = 1
 	icmpEchoRequest = 8
 	icmpEchoReply   = 0
+	ethHeaderLen    = 14
 )
 
 // multicastBit is the group bit of a MAC: broadcast and multicast have it.
@@ -55,6 +58,22 @@ func apply(actions ...openflow.Action) openflow.Instruction {
 func gotoTable(t uint8) openflow.Instruction { return openflow.GotoTable{Table: t} }
 
 func setField(f openflow.OXM) openflow.Action { return openflow.ActionSetField{Field: f} }
+
+// flagTooBig is FlagTooBig as a field's bit.
+var flagTooBig = openflow.SubField{Field: openflow.RefOf(fmt.Sprintf("reg%d", RegFlags)), Ofs: FlagTooBig, NBits: 1}
+
+// routeTo makes m the packet's network and, when m's MTU is smaller than
+// from's, sets FlagTooBig for a packet that does not fit it. A packet that
+// fits from's link fits one as large: no check, and no false alarm for a
+// TSO super-packet (see Base). check_pkt_larger counts the Ethernet header
+// but not a VLAN tag (ovs-actions(7)); our networks carry no tags.
+func routeTo(from, m model.Network) []openflow.Action {
+	as := []openflow.Action{setField(openflow.Reg(RegNetwork, uint32(m.ID)))}
+	if m.MTU < from.MTU {
+		as = append(as, openflow.NXCheckPktLarger{PktLen: uint16(m.MTU + ethHeaderLen), Dst: flagTooBig})
+	}
+	return as
+}
 
 func move(src, dst openflow.FieldRef, bits uint16) openflow.Action {
 	return openflow.NXRegMove{NBits: bits, Src: src, Dst: dst}

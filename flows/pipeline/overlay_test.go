@@ -161,7 +161,7 @@ func TestOverlayAgainstOVS(t *testing.T) {
 				"set_field:0x1->tun_id set_field:10.99.0.2->tun_dst output:9"}},
 		{"routed to a remote port", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + gw("blue") + ",ip,nw_src=10.61.0.2,nw_dst=10.62.0.10,nw_ttl=64",
 			[]string{"dec_ttl", "set_field:" + mac("r2p") + "->eth_dst", "set_field:0x2->tun_id set_field:10.99.0.2->tun_dst output:9",
-				"Final flow: ", "dl_src=" + gw("red") + ",dl_dst=" + mac("r2p"), "nw_ttl=63"}},
+				"set_field:" + gw("red") + "->eth_src", "check_pkt_larger(1514)->NXM_NX_REG1[0]"}},
 		{"from the tunnel to a local port", fromTunnel(1, "dl_src="+mac("b3")+",dl_dst="+mac("b1")+",ip,nw_src=10.61.0.10,nw_dst=10.61.0.2,nw_ttl=64"),
 			[]string{" 0. tun_id=0x1,in_port=9, priority 200", "goto_table:50", "output:1"}},
 		{"routed from the tunnel", fromTunnel(2, "dl_src="+gw("red")+",dl_dst="+mac("r1p")+",ip,nw_src=10.61.0.10,nw_dst=10.62.0.2,nw_ttl=63"),

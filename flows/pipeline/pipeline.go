@@ -104,6 +104,18 @@ func (p Pipeline) Base() []reconcile.Flow {
 		drop(TableFromHost, prioMiss, c),
 		flow(TableGateway, prioMiss, c, match(), gotoTable(TableL2)),
 		drop(TableRoute, prioMiss, c),
+		drop(TablePathMTU, prioMiss, c),
+		// A copy to the controller, as the packet came in, for the ICMP to
+		// quote; then, with the flag cleared, the table again to be routed
+		// on. OVS cannot fragment: a frame the destination's link cannot
+		// carry is lost there, as it is without this stage. With userspace
+		// TSO the switch cannot tell a TCP super-packet, whose segments
+		// fit, from a packet too big: that one must go on, and the ICMP
+		// about it changes nothing at a sender that knows the path MTU
+		// (docs/PIPELINE.md, Path MTU).
+		flow(TablePathMTU, prioExact, c, match(openflow.RegMasked(RegFlags, 1<<FlagTooBig, 1<<FlagTooBig)),
+			apply(openflow.NXController2{MaxLen: PacketInLen, MeterID: p.PacketInMeter()},
+				openflow.NXRegLoad{Dst: flagTooBig, Value: 0}, openflow.NXResubmitTable{InPort: openflow.ResubmitInPort, Table: TablePathMTU})),
 		drop(TableNeighbor, prioMiss, c),
 		drop(TableL2, prioMiss, c),
 	}
@@ -127,6 +139,10 @@ func (p Pipeline) Network(n model.Network) []reconcile.Flow {
 		echoReply(c, n, n),
 		flow(TableGateway, prioFallback, c, match(in, openflow.EthDst(gwMAC), openflow.EthType(ethIPv4)), gotoTable(TableRoute)),
 		drop(TableRoute, prioGuard, c, openflow.EthType(ethIPv4), openflow.IPv4DstPrefix(n.Subnet)),
+		// Routed into n, and not too big for it: on through n's gateway
+		// with the TTL decremented, as a router would.
+		flow(TablePathMTU, prioFallback, c, match(in, openflow.EthType(ethIPv4)),
+			apply(openflow.ActionDecNWTTL{}, setField(openflow.EthSrc(gwMAC))), gotoTable(TableNeighbor)),
 		flow(TableL2, prioFallback, c, match(in, openflow.EthDstMasked(multicastBit, multicastBit)),
 			apply(openflow.ActionGroup{GroupID: p.floodGroupID(n)})),
 	}
@@ -146,8 +162,8 @@ func (p Pipeline) Network(n model.Network) []reconcile.Flow {
 }
 
 // Routes is a network's way to each of its peers (the networks a router
-// joins it to): as a router would, through the peer's gateway MAC with the
-// TTL decremented, and pings of the peers' gateway addresses answered.
+// joins it to), on to the peer's path_mtu flows (see Network), and pings of
+// the peers' gateway addresses answered.
 func (p Pipeline) Routes(n model.Network, peers []model.Network) []reconcile.Flow {
 	c := p.Space.Cookie(KindRoutes, uint32(n.ID), 0)
 	var flows []reconcile.Flow
@@ -155,8 +171,7 @@ func (p Pipeline) Routes(n model.Network, peers []model.Network) []reconcile.Flo
 		flows = append(flows,
 			flow(TableRoute, prioExact, c,
 				match(openflow.Reg(RegNetwork, uint32(n.ID)), openflow.EthType(ethIPv4), openflow.IPv4DstPrefix(m.Subnet)),
-				apply(openflow.ActionDecNWTTL{}, setField(openflow.EthSrc(gatewayMAC(m))), setField(openflow.Reg(RegNetwork, uint32(m.ID)))),
-				gotoTable(TableNeighbor)),
+				apply(routeTo(n, m)...), gotoTable(TablePathMTU)),
 			echoReply(c, n, m),
 		)
 	}

@@ -31,18 +31,19 @@ func testPipeline() Pipeline {
 }
 
 // threeNetworks is the model of the acceptance test: blue masquerades, a
-// router joins blue and red, green stands alone.
+// router joins blue and red, green stands alone. Blue's jumbo MTU makes the
+// route to red check the packets' length.
 func threeNetworks() Model {
-	nw := func(name, subnet string, id int, masq bool) model.Network {
+	nw := func(name, subnet string, id int, masq bool, mtu int) model.Network {
 		p := netip.MustParsePrefix(subnet)
-		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: 1500, Masquerade: masq, ID: id}
+		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: mtu, Masquerade: masq, ID: id}
 	}
 	port := func(name, network, ip string, ofport int) model.Port {
 		return model.Port{Name: name, Network: network, Type: model.PortVeth, IP: netip.MustParseAddr(ip),
 			MAC: model.PortMAC(name), HostIfname: model.HostIfname(name), Ofport: ofport}
 	}
 	return Model{
-		Networks: []model.Network{nw("blue", "10.61.0.0/24", 1, true), nw("red", "10.62.0.0/24", 2, false), nw("green", "10.63.0.0/24", 3, false)},
+		Networks: []model.Network{nw("blue", "10.61.0.0/24", 1, true, 9000), nw("red", "10.62.0.0/24", 2, false, 1500), nw("green", "10.63.0.0/24", 3, false, 1500)},
 		Routers:  []model.Router{{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}},
 		Ports: []model.Port{port("b1", "blue", "10.61.0.2", 1), port("b2", "blue", "10.61.0.3", 2),
 			port("r1p", "red", "10.62.0.2", 3), port("g1", "green", "10.63.0.2", 4)},
@@ -128,8 +129,21 @@ func TestAgainstOVS(t *testing.T) {
 	checkTraces(t, box, "br0", []traceCase{
 		{"same network", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + mac("b2") + ",ip,nw_src=10.61.0.2,nw_dst=10.61.0.3,nw_ttl=64",
 			[]string{"output:2"}},
+		// ofproto/trace restores the flow after check_pkt_larger's two ways
+		// ("Final flow: unchanged") and commits no TTL for a flow without
+		// a protocol: the TTL is witnessed by real packets (e2e
+		// TestReachability), dec_ttl here.
 		{"routed", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + gw("blue") + ",ip,nw_src=10.61.0.2,nw_dst=10.62.0.2,nw_ttl=64",
-			[]string{"dec_ttl", "output:3", "Final flow: ", "dl_src=" + gw("red") + ",dl_dst=" + mac("r1p"), "nw_ttl=63"}},
+			[]string{"check_pkt_larger(1514)->NXM_NX_REG1[0]", "dec_ttl", "set_field:" + gw("red") + "->eth_src", "output:3",
+				"le(set(eth(src=" + gw("red") + ",dst=" + mac("r1p") + "))"}},
+		// The trace takes both ways of check_pkt_larger: the larger packet
+		// goes to the controller, metered, as it came in, and on.
+		{"routed, too big", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + gw("blue") + ",ip,nw_src=10.61.0.2,nw_dst=10.62.0.2,nw_ttl=64",
+			[]string{"35. reg1=0x1/0x1, priority 200, cookie 0x7601000000000000\n                    controller(max_len=128,meter_id=1979711489)",
+				"check_pkt_len(size=1514,gt(userspace(pid=0,controller(reason=1",
+				"max_len=128)),set(eth(src=" + gw("red") + ",dst=" + mac("r1p") + ")),4),le("}},
+		{"routed to a larger MTU, not checked", "in_port=3,dl_src=" + mac("r1p") + ",dl_dst=" + gw("red") + ",ip,nw_src=10.62.0.2,nw_dst=10.61.0.2,nw_ttl=64",
+			[]string{"Datapath actions: set(eth(src=" + gw("blue") + ",dst=" + mac("b1") + ")),"}},
 		{"spoofed source", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + mac("b2") + ",ip,nw_src=10.61.0.77,nw_dst=10.61.0.3",
 			[]string{"10. in_port=1, priority 100, cookie 0x7604000000010000\n            drop"}},
 		{"isolated", "in_port=4,dl_src=" + mac("g1") + ",dl_dst=" + gw("green") + ",ip,nw_src=10.63.0.2,nw_dst=10.61.0.2",

@@ -16,6 +16,7 @@ const (
 	TableFromHost   uint8 = 15
 	TableGateway    uint8 = 20
 	TableRoute      uint8 = 30
+	TablePathMTU    uint8 = 35
 	TableNeighbor   uint8 = 40
 	TableL2         uint8 = 50
 )
@@ -24,6 +25,15 @@ const (
 // is in: the in_port's network from classification on, the destination
 // network once routed.
 const RegNetwork = 0
+
+// RegFlags is the register (reg1) whose bits carry one stage's verdict on
+// a packet to a later stage.
+const RegFlags = 1
+
+// FlagTooBig is the bit of RegFlags that route sets when a routed packet is
+// longer than the destination network's MTU (check_pkt_larger), for
+// path_mtu to act on.
+const FlagTooBig = 0
 
 // Drop reasons: every flow that drops names one, so that each reason has its
 // own packet counter (the flow's).
@@ -68,8 +78,10 @@ func Stages() []Stage {
 			map[uint16]string{prioMiss: DropHost}},
 		{TableGateway, "gateway", "ARP and ping for gateway addresses answered in place; IPv4 to the gateway MAC → route; the rest → l2",
 			nil},
-		{TableRoute, "route", "between networks a router joins (TTL decremented, MACs rewritten); masquerade networks → the host",
+		{TableRoute, "route", "between networks a router joins: the destination network (reg0) and whether the packet is too big for it (reg1 bit 0); masquerade networks → the host",
 			map[uint16]string{prioGuard: DropIsolated, prioMiss: DropNoRoute}},
+		{TablePathMTU, "path_mtu", "a copy of a packet too big for the destination network → the controller (metered), which answers ICMP fragmentation needed; routed on: TTL decremented, source MAC the destination's gateway",
+			map[uint16]string{prioMiss: DropNoRoute}},
 		{TableNeighbor, "neighbor", "routed packets get the destination port's MAC (a remote port's too)",
 			map[uint16]string{prioMiss: DropNoNeighbor}},
 		{TableL2, "l2_forward", "to the port of the destination MAC, or into the tunnel to a remote port's host; broadcast and multicast → the network's flood group",

@@ -86,7 +86,8 @@ func (m *Manager) Handle(c *ofconn.Conn) {
 
 // watchAsync reads what the switch sends unasked. Errors that answer no
 // pending request (a flow-mod's, after its batch gave up waiting) are counted
-// and logged; the pipeline has no use for packet-ins yet.
+// and logged. Packet-ins have a queue of their own (ofconn.Conn.PacketIns),
+// which the backend reads.
 func (m *Manager) watchAsync(c *ofconn.Conn, log *slog.Logger) {
 	for {
 		select {

@@ -1,0 +1,418 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// checkFake is the fake with a PortChecker: CheckPort says what broke
+// reports of a port until an attach repairs it; a gone namespace no attach
+// repairs. The real checks are proven in datapath/ and e2e/drift_test.go.
+type checkFake struct {
+	*fakeBackend
+	changed  chan struct{}
+	cmu      sync.Mutex
+	broken   map[string]error
+	attaches map[string]int
+	// sticky ports stay broken whatever an attach does.
+	sticky map[string]bool
+}
+
+func newCheckFake() *checkFake {
+	return &checkFake{fakeBackend: newFake(), changed: make(chan struct{}, 1),
+		broken: map[string]error{}, attaches: map[string]int{}, sticky: map[string]bool{}}
+}
+
+func (f *checkFake) Changed() <-chan struct{} { return f.changed }
+
+func (f *checkFake) CheckPort(_ context.Context, _ model.Network, p model.Port, _ datapath.CheckDepth) error {
+	f.cmu.Lock()
+	defer f.cmu.Unlock()
+	return f.broken[p.Name]
+}
+
+func (f *checkFake) AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
+	f.cmu.Lock()
+	f.attaches[p.Name]++
+	gone := f.broken[p.Name]
+	f.cmu.Unlock()
+	if errors.Is(gone, datapath.ErrNoNetns) {
+		return p, gone
+	}
+	got, err := f.fakeBackend.AttachPort(ctx, n, p)
+	if err == nil {
+		f.cmu.Lock()
+		if !f.sticky[p.Name] {
+			delete(f.broken, p.Name)
+		}
+		f.cmu.Unlock()
+	}
+	return got, err
+}
+
+// breakPort makes CheckPort report err for port name, and signals it.
+func (f *checkFake) breakPort(name string, err error) {
+	f.cmu.Lock()
+	f.broken[name] = err
+	f.cmu.Unlock()
+	f.signal()
+}
+
+func (f *checkFake) signal() {
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (f *checkFake) attachCount(name string) int {
+	f.cmu.Lock()
+	defer f.cmu.Unlock()
+	return f.attaches[name]
+}
+
+// driftFixture is a running controller on a checkFake with network blue
+// and port a.
+func driftFixture(t *testing.T) (*fixture, *checkFake) {
+	t.Helper()
+	cf := newCheckFake()
+	st := openStore(t)
+	f := startFixtureOn(t, st, cf.fakeBackend, cf)
+	if code, body := f.do(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`); code != 201 {
+		t.Fatalf("network: %d %v", code, body)
+	}
+	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 201 {
+		t.Fatalf("port: %d %v", code, body)
+	}
+	return f, cf
+}
+
+const portA = `{"network":"blue","type":"tap","ifname":"tapa"}`
+
+// waitStatus waits, bounded, until GET shows port name with status and
+// reason, and returns its view.
+func (f *fixture) waitStatus(t *testing.T, name, status, reason string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := f.do(t, "GET", "/v1/ports/"+name, "")
+		if code == 200 && body["status"] == status && (reason == "" && body["status_reason"] == nil || body["status_reason"] == reason) {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port %s: %d %v; want status %s, reason %q", name, code, body, status, reason)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (f *fixture) metric(t *testing.T, name, want string) {
+	t.Helper()
+	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), name); err != nil {
+		t.Error(err)
+	}
+}
+
+func downMetric(linkGone, netnsGone, notBound, attachFailed int) string {
+	return fmt.Sprintf(`# HELP ovs_vnet_ports_down This host's ports that do not forward now, by reason (the status_reason of GET /v1/ports).
+# TYPE ovs_vnet_ports_down gauge
+ovs_vnet_ports_down{reason="attach_failed"} %d
+ovs_vnet_ports_down{reason="link_gone"} %d
+ovs_vnet_ports_down{reason="netns_gone"} %d
+ovs_vnet_ports_down{reason="not_bound"} %d
+`, attachFailed, linkGone, netnsGone, notBound)
+}
+
+func repairsMetric(repaired, failed int) string {
+	return fmt.Sprintf(`# HELP ovs_vnet_port_repairs_total Attaches of a port found not forwarding (by the watcher or an identical PUT), by result: repaired or failed.
+# TYPE ovs_vnet_port_repairs_total counter
+ovs_vnet_port_repairs_total{result="failed"} %d
+ovs_vnet_port_repairs_total{result="repaired"} %d
+`, failed, repaired)
+}
+
+// TestDriftRepairedOnSignal: a port the backend finds broken is attached
+// again without a request, and its new ofport is recorded.
+func TestDriftRepairedOnSignal(t *testing.T) {
+	f, cf := driftFixture(t)
+	f.waitStatus(t, "a", model.PortForwarding, "")
+	cf.breakPort("a", fmt.Errorf("tap tapa: %w", datapath.ErrLinkGone))
+	for cf.attachCount("a") < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	view := f.waitStatus(t, "a", model.PortForwarding, "")
+	ports, err := storedPorts(t, f.st)
+	if err != nil || len(ports) != 1 || float64(ports[0].Ofport) != view["ofport"] {
+		t.Fatalf("stored %v (%v), shown %v", ports, err, view)
+	}
+	f.metric(t, "ovs_vnet_port_repairs_total", repairsMetric(1, 0))
+	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 0))
+}
+
+// TestDriftNetnsGone: a port whose namespace is gone shows down, is not
+// attached while it is gone, refuses an identical PUT with the attach's
+// 400 and stays; it comes back with its namespace, with no signal.
+func TestDriftNetnsGone(t *testing.T) {
+	f, cf := driftFixture(t)
+	cf.breakPort("a", fmt.Errorf("netns /var/run/netns/x: %w", datapath.ErrNoNetns))
+	view := f.waitStatus(t, "a", model.PortDown, ReasonNetnsGone)
+	if d, _ := view["status_detail"].(string); !strings.Contains(d, "network namespace does not exist") {
+		t.Errorf("status_detail %q", d)
+	}
+	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 1, 0, 0))
+	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 400 {
+		t.Fatalf("identical PUT of a port whose netns is gone: %d %v", code, body)
+	}
+	if n := cf.attachCount("a"); n != 1 {
+		t.Errorf("%d attaches: a port whose namespace is gone was attached again", n)
+	}
+	f.waitStatus(t, "a", model.PortDown, ReasonNetnsGone)
+	// The namespace is back, without the port's end: no event says so.
+	cf.cmu.Lock()
+	cf.broken["a"] = fmt.Errorf("veth end: %w", datapath.ErrLinkGone)
+	cf.cmu.Unlock()
+	f.waitStatus(t, "a", model.PortForwarding, "")
+	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 0))
+}
+
+// TestDriftFailedRepairBacksOff: a repair that fails leaves the port down
+// with the check's reason, the attach's words, and a backoff that signals
+// do not cut short; an identical PUT answers the attach's error and keeps
+// the port, and repairs it once the attach can.
+func TestDriftFailedRepairBacksOff(t *testing.T) {
+	f, cf := driftFixture(t)
+	cf.mu.Lock()
+	cf.failPorts["a"] = errors.New("boom")
+	cf.mu.Unlock()
+	cf.breakPort("a", fmt.Errorf("interface vnetx: %w", datapath.ErrNotBound))
+	view := f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
+	for cf.attachCount("a") < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 100 {
+		cf.signal()
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A second without backoff is a hundred attaches; with it, a few.
+	if n := cf.attachCount("a"); n > 5 {
+		t.Errorf("%d attaches in a second of signals: the repair does not back off", n)
+	}
+	view = f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
+	if d, _ := view["status_detail"].(string); !strings.Contains(d, "boom") {
+		t.Errorf("status_detail %q", d)
+	}
+	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 500 || !strings.Contains(fmt.Sprint(body["error"]), "boom") {
+		t.Fatalf("identical PUT of a port that cannot be repaired: %d %v", code, body)
+	}
+	f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
+	cf.mu.Lock()
+	delete(cf.failPorts, "a")
+	cf.mu.Unlock()
+	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 200 || body["status"] != model.PortForwarding {
+		t.Fatalf("identical PUT of a port that can be repaired: %d %v", code, body)
+	}
+	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 0))
+}
+
+// TestDriftRepairThatDoesNotTakeBacksOff: an attach that succeeds while
+// the check still fails is a failed repair: the port stays down and the
+// repair backs off, rather than taking each signal (its own attach's
+// events) for a new fault and attaching again at once.
+func TestDriftRepairThatDoesNotTakeBacksOff(t *testing.T) {
+	f, cf := driftFixture(t)
+	cf.cmu.Lock()
+	cf.sticky["a"] = true
+	cf.cmu.Unlock()
+	cf.breakPort("a", fmt.Errorf("interface vnetx: %w", datapath.ErrNotBound))
+	for cf.attachCount("a") < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 100 {
+		cf.signal()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := cf.attachCount("a"); n > 5 {
+		t.Errorf("%d attaches in a second of signals: a repair that does not take does not back off", n)
+	}
+	view := f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
+	if d, _ := view["status_detail"].(string); !strings.Contains(d, "did not take") {
+		t.Errorf("status_detail %q", d)
+	}
+}
+
+// TestDriftRepairIsAChange: a repair holds the port as a request does: a
+// DELETE or a different PUT of it meanwhile is refused, an identical PUT
+// waits for the repair and answers its outcome, and a DELETE after it
+// clears the port's status.
+func TestDriftRepairIsAChange(t *testing.T) {
+	f, cf := driftFixture(t)
+	f.fake.gate = make(chan struct{})
+	cf.breakPort("a", fmt.Errorf("tap tapa: %w", datapath.ErrLinkGone))
+	for f.fake.attaching.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	f.waitStatus(t, "a", model.PortDown, ReasonLinkGone)
+	if code, body := f.do(t, "DELETE", "/v1/ports/a", ""); code != 409 {
+		t.Fatalf("DELETE during a repair: %d %v", code, body)
+	}
+	changed := `{"network":"blue","type":"tap","ifname":"tapb"}`
+	if code, body := f.do(t, "PUT", "/v1/ports/a", changed); code != 409 {
+		t.Fatalf("different PUT during a repair: %d %v", code, body)
+	}
+	put := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("PUT", f.srv.URL+"/v1/ports/a", strings.NewReader(portA))
+		req.Header.Set("Authorization", "Bearer s3cret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			put <- err.Error()
+			return
+		}
+		resp.Body.Close()
+		put <- resp.Status
+	}()
+	close(f.fake.gate)
+	if got := <-put; got != "200 OK" {
+		t.Fatalf("identical PUT during a repair: %s, want 200 once repaired", got)
+	}
+	f.waitStatus(t, "a", model.PortForwarding, "")
+	cf.breakPort("a", fmt.Errorf("netns x: %w", datapath.ErrNoNetns))
+	f.waitStatus(t, "a", model.PortDown, ReasonNetnsGone)
+	if code, body := f.do(t, "DELETE", "/v1/ports/a", ""); code != 204 {
+		t.Fatalf("DELETE of a down port: %d %v", code, body)
+	}
+	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 0))
+}
+
+// TestDriftStartsDown: a port the start-up reconcile could not attach
+// shows down with the attach's reason; with a backend that checks nothing,
+// an identical PUT attaches it again.
+func TestDriftStartsDown(t *testing.T) {
+	st := openStore(t)
+	n, _ := model.NetworkSpec{Subnet: "10.0.0.0/24"}.Network("blue")
+	n.ID = 1
+	p, _ := model.PortSpec{Network: "blue", Type: model.PortTap, Ifname: "tapa"}.Port("a")
+	p.MAC, p.IP = model.PortMAC("a"), n.Subnet.Addr().Next().Next()
+	if err := errors.Join(createNetwork(st, n), st.CreatePort(context.Background(), p)); err != nil {
+		t.Fatal(err)
+	}
+	fake := newFake()
+	fake.failPorts["a"] = fmt.Errorf("create tap: %w", datapath.ErrConflict)
+	f := startFixtureOn(t, st, fake, fake)
+	view := f.waitStatus(t, "a", model.PortDown, ReasonAttachFailed)
+	if d, _ := view["status_detail"].(string); !strings.Contains(d, "create tap") {
+		t.Errorf("status_detail %q", d)
+	}
+	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 1))
+	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 409 {
+		t.Fatalf("identical PUT of a port that cannot be attached: %d %v", code, body)
+	}
+	fake.mu.Lock()
+	delete(fake.failPorts, "a")
+	fake.mu.Unlock()
+	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 200 || body["status"] != model.PortForwarding {
+		t.Fatalf("identical PUT of a port that can be attached: %d %v", code, body)
+	}
+	f.metric(t, "ovs_vnet_port_repairs_total", repairsMetric(1, 1))
+}
+
+// openStore opens a store of the test's own, closed when it ends.
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestDriftNeverIntoAnotherProcessesNetns: a port whose namespace is a
+// process's path (/proc/PID/ns/net) is not made again when the path has
+// come to name another namespace — as when the process ended and its PID
+// went to another container's. The process here moves itself from one
+// namespace to another (an exec of nsenter), which is what a reused PID
+// looks like from the path.
+func TestDriftNeverIntoAnotherProcessesNetns(t *testing.T) {
+	testbed.Need(t, os.Geteuid() == 0, "root, for network namespaces")
+	ns1, ns2 := testbed.Netns(t, "vdr"), testbed.Netns(t, "vdr")
+	cmd := exec.Command("ip", "netns", "exec", ns1, "sh", "-c", "read x; exec nsenter --net=/var/run/netns/"+ns2+" sleep 600")
+	move, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	path := fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
+	waitSameNetns := func(named string) {
+		t.Helper()
+		want, err := nsfile.Identify(context.Background(), "/var/run/netns/"+named)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if got, err := nsfile.Identify(context.Background(), path); err == nil && got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never became netns %s", path, named)
+			}
+		}
+	}
+	waitSameNetns(ns1)
+
+	f, cf := driftFixture(t)
+	body := `{"network":"blue","type":"veth","ifname":"eth0","netns":"` + path + `"}`
+	if code, resp := f.do(t, "PUT", "/v1/ports/v", body); code != 201 {
+		t.Fatalf("port: %d %v", code, resp)
+	}
+	// Seen forwarding in ns1 once, by a check.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		cf.signal()
+		f.c.mu.Lock()
+		_, seen := f.c.netnsIDs["v"]
+		f.c.mu.Unlock()
+		if seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher never recorded port v's namespace")
+		}
+	}
+	attaches := cf.attachCount("v")
+
+	if _, err := move.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitSameNetns(ns2)
+	cf.breakPort("v", fmt.Errorf("host link vnetv is missing: %w", datapath.ErrLinkGone))
+	view := f.waitStatus(t, "v", model.PortDown, ReasonNetnsGone)
+	if d, _ := view["status_detail"].(string); !strings.Contains(d, "its process has gone") {
+		t.Errorf("status_detail %q", d)
+	}
+	if code, resp := f.do(t, "PUT", "/v1/ports/v", body); code != 400 {
+		t.Errorf("identical PUT into another process's namespace: %d %v", code, resp)
+	}
+	if n := cf.attachCount("v"); n != attaches {
+		t.Errorf("port v attached %d more times, into a namespace that is not its own", n-attaches)
+	}
+}
