@@ -433,6 +433,7 @@ func (c *Controller) attachAll(ctx context.Context, b datapath.Backend) (broken 
 	type result struct {
 		port model.Port
 		err  error
+		ns   *nsfile.ID // the process's namespace the port was found in
 	}
 	ports := slices.Collect(maps.Values(c.ports))
 	next := make(chan model.Port)
@@ -441,11 +442,16 @@ func (c *Controller) attachAll(ctx context.Context, b datapath.Backend) (broken 
 	for range min(reconcileWorkers, len(ports)) {
 		wg.Go(func() {
 			for p := range next {
-				got, err := b.AttachPort(ctx, c.networks[p.Network], p)
+				n := c.networks[p.Network]
+				got := p
+				ns, err := c.procNetnsHolds(ctx, b, n, p)
+				if err == nil {
+					got, err = b.AttachPort(ctx, n, p)
+				}
 				if err != nil {
 					got, err = p, fmt.Errorf("port %s: %w", p.Name, err)
 				}
-				results <- result{got, err}
+				results <- result{got, err, ns}
 			}
 		})
 	}
@@ -459,6 +465,9 @@ func (c *Controller) attachAll(ctx context.Context, b datapath.Backend) (broken 
 	}()
 	var storeErrs []error
 	for r := range results {
+		if r.ns != nil && r.err == nil {
+			c.netnsIDs[r.port.Name] = *r.ns
+		}
 		switch {
 		case r.err != nil:
 			// A port whose namespace went away while we were down stays in the

@@ -245,8 +245,12 @@ func (c *Controller) ensurePort(ctx context.Context, pc datapath.PortChecker, na
 	case c.isBusy(name):
 		err = fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, name)
 	}
-	// A backend that is not ready (OVSDB away) can neither tell nor repair.
-	if err != nil || c.readyLocked() != nil || pc == nil && f == nil {
+	// A backend that is not ready (OVSDB away, the bridge gone) can
+	// neither tell nor repair: an identical PUT cannot confirm the port.
+	if err == nil && (pc != nil || f != nil) {
+		err = c.readyLocked()
+	}
+	if err != nil || pc == nil && f == nil {
 		view := model.PortView{}
 		if err == nil {
 			view = c.view(p)
@@ -298,8 +302,10 @@ func (c *Controller) ensurePort(ctx context.Context, pc datapath.PortChecker, na
 		c.up(name)
 		return c.view(p), nil
 	}
-	if was, ok := c.netnsIDs[name]; ok && reason != ReasonNetnsGone && (nsErr != nil || nsNow != was) {
-		reason, err = ReasonNetnsGone, fmt.Errorf("%w: netns %s is not the namespace port %q was in: its process has gone",
+	// Its namespace end to be made again, in a process's namespace: only
+	// in the one it was seen in (procNetns).
+	if was, ok := c.netnsIDs[name]; procNetns(p) && reason == ReasonLinkGone && (!ok || nsErr != nil || nsNow != was) {
+		reason, err = ReasonNetnsGone, fmt.Errorf("%w: netns %s is not the namespace port %q was seen in: its process has gone",
 			datapath.ErrNoNetns, p.NetnsPath(), name)
 	}
 	if f == nil || f.reason != reason {
@@ -363,6 +369,44 @@ func (c *Controller) ensurePort(ctx context.Context, pc datapath.PortChecker, na
 // its port back.
 func procNetns(p model.Port) bool {
 	return p.Type == model.PortVeth && strings.HasPrefix(p.NetnsPath(), "/proc/")
+}
+
+// procNetnsHolds tells, before the start-up reconcile attaches p, whether
+// a port whose namespace is a process's path (procNetns) still has its
+// namespace end there, and returns that namespace's identity to remember
+// (nil for other ports). The daemon has not seen the port forwarding in
+// this run, so it must not make the namespace end again in whatever
+// namespace the path names now: ErrNoNetns, the port stays down.
+func (c *Controller) procNetnsHolds(ctx context.Context, b datapath.Backend, n model.Network, p model.Port) (*nsfile.ID, error) {
+	pc, ok := b.(datapath.PortChecker)
+	if !procNetns(p) || !ok {
+		return nil, nil
+	}
+	err := pc.CheckPort(ctx, n, p, datapath.CheckAll)
+	if errors.Is(err, datapath.ErrLinkGone) || errors.Is(err, datapath.ErrNoNetns) {
+		return nil, fmt.Errorf("%w: netns %s: the port's interface is not there, and the path of a process's namespace may name another one by now: %v",
+			datapath.ErrNoNetns, p.NetnsPath(), err)
+	}
+	id, err := c.netnsID(ctx, p.NetnsPath())
+	if err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+// seenIn remembers the namespace a port with a process's path (procNetns)
+// was attached in, as a check that finds it forwarding does: an attach
+// that completed put its namespace end there.
+func (c *Controller) seenIn(ctx context.Context, name string, p model.Port) {
+	id, err := c.netnsID(ctx, p.NetnsPath())
+	if err != nil {
+		return // the next check that finds it forwarding will
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur, ok := c.ports[name]; ok && cur.Netns == p.Netns {
+		c.netnsIDs[name] = id
+	}
 }
 
 // forget drops what the watcher knows of a port that is gone; mu is held.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -414,5 +415,63 @@ func TestDriftNeverIntoAnotherProcessesNetns(t *testing.T) {
 	}
 	if n := cf.attachCount("v"); n != attaches {
 		t.Errorf("port v attached %d more times, into a namespace that is not its own", n-attaches)
+	}
+}
+
+// TestDriftStartNotIntoAnotherProcessesNetns: at start-up the daemon has
+// seen no port forwarding yet; a port whose namespace is a process's path
+// and whose interface is not in the namespace that path names now is left
+// down (netns_gone), not made again there. One whose interface is there is
+// attached, and its namespace remembered.
+func TestDriftStartNotIntoAnotherProcessesNetns(t *testing.T) {
+	testbed.Need(t, os.Geteuid() == 0, "root, for network namespaces")
+	ns := testbed.Netns(t, "vdr")
+	cmd := exec.Command("ip", "netns", "exec", ns, "sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	path := fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
+	want, err := nsfile.Identify(context.Background(), "/var/run/netns/"+ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if got, err := nsfile.Identify(context.Background(), path); err == nil && got == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never became netns %s", path, ns)
+		}
+	}
+	st := openStore(t)
+	n, _ := model.NetworkSpec{Subnet: "10.0.0.0/24"}.Network("blue")
+	n.ID = 1
+	if err := createNetwork(st, n); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"gone", "there"} {
+		p, err := model.PortSpec{Network: "blue", Type: model.PortVeth, Netns: path, Ifname: "eth" + name}.Port(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.MAC, p.IP = model.PortMAC(name), netip.MustParseAddr(fmt.Sprintf("10.0.0.%d", 10+i))
+		if err := st.CreatePort(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cf := newCheckFake()
+	cf.broken["gone"] = fmt.Errorf("ethgone is missing in netns %s: %w", path, datapath.ErrLinkGone)
+	f := startFixtureOn(t, st, cf.fakeBackend, cf)
+	f.waitStatus(t, "gone", model.PortDown, ReasonNetnsGone)
+	f.waitStatus(t, "there", model.PortForwarding, "")
+	if n := cf.attachCount("gone"); n != 0 {
+		t.Errorf("port gone attached %d times into a namespace it was not seen in", n)
+	}
+	f.c.mu.Lock()
+	got, seen := f.c.netnsIDs["there"]
+	f.c.mu.Unlock()
+	if !seen || got != want {
+		t.Errorf("port there's namespace not remembered: %v %v", got, seen)
 	}
 }

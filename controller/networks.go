@@ -67,7 +67,7 @@ func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.Net
 	// on restart. The store checks again, against every host's writes, and
 	// gives the network its ID.
 	if n, err = c.store.CreateNetwork(ctx, n); err != nil {
-		return n, false, fmt.Errorf("create network %q: %w", name, err)
+		return n, false, err // the store says what it was creating
 	}
 	if err := c.backend.EnsureNetwork(ctx, n); err != nil {
 		c.rollback("network "+name, func(ctx context.Context) error {

@@ -126,6 +126,9 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 		}
 	}
 	view, err = c.attached(n, p, attached, rolledBack, err)
+	if err == nil && procNetns(p) {
+		c.seenIn(ctx, name, p)
+	}
 	if err == nil && c.cluster != nil {
 		// This host may now need other hosts' ports it did not before, and
 		// a ping right after the answer must reach them.

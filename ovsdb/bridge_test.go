@@ -105,6 +105,17 @@ func TestEnsureBridgeCreateUpdate(t *testing.T) {
 
 	// A controller row an older version made in band is made anew.
 	s.mustVsctl(t, "clear", "controller", name, "connection_mode")
+	// EnsureBridge judges the rows as its monitor cache has them.
+	waitFor(t, "the cache to see connection_mode cleared", func() bool {
+		br, _ := cachedBridge(t, c, name)
+		for _, id := range br.Controller {
+			ctl := &vswitch.Controller{UUID: id}
+			if found, err := c.get(ctx, ctl); err != nil || !found || ctl.ConnectionMode != nil {
+				return false
+			}
+		}
+		return len(br.Controller) > 0
+	})
 	if err := c.EnsureBridge(ctx, spec); err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,11 @@ type serverTimeouts struct {
 var defaultTimeouts = serverTimeouts{
 	readHeader: 5 * time.Second,
 	read:       30 * time.Second,
-	// A PUT may wait on the datapath for up to the request timeout (60 s).
-	write: 90 * time.Second,
+	// A PUT may wait on the datapath for up to the request timeout (60 s)
+	// and, when that fails on a stalled switch, on its rollback for up to
+	// 30 s more (controller/controller.go, rollbackTimeout): its answer
+	// must still reach the client.
+	write: 2 * time.Minute,
 	idle:  2 * time.Minute,
 }
 
