@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -87,6 +86,21 @@ func (f *checkFake) attachCount(name string) int {
 	f.cmu.Lock()
 	defer f.cmu.Unlock()
 	return f.attaches[name]
+}
+
+// attachesUnderSignals waits for port name's second attach (a first
+// repair failed), signals a hundred times over a second, and returns how
+// many attaches there were: a second without backoff is a hundred; with
+// it, a few.
+func (f *checkFake) attachesUnderSignals(name string) int {
+	for f.attachCount(name) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 100 {
+		f.signal()
+		time.Sleep(10 * time.Millisecond)
+	}
+	return f.attachCount(name)
 }
 
 // driftFixture is a running controller on a checkFake with network blue
@@ -204,15 +218,7 @@ func TestDriftFailedRepairBacksOff(t *testing.T) {
 	cf.mu.Unlock()
 	cf.breakPort("a", fmt.Errorf("interface vnetx: %w", datapath.ErrNotBound))
 	view := f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
-	for cf.attachCount("a") < 2 {
-		time.Sleep(time.Millisecond)
-	}
-	for range 100 {
-		cf.signal()
-		time.Sleep(10 * time.Millisecond)
-	}
-	// A second without backoff is a hundred attaches; with it, a few.
-	if n := cf.attachCount("a"); n > 5 {
+	if n := cf.attachesUnderSignals("a"); n > 5 {
 		t.Errorf("%d attaches in a second of signals: the repair does not back off", n)
 	}
 	view = f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
@@ -242,14 +248,7 @@ func TestDriftRepairThatDoesNotTakeBacksOff(t *testing.T) {
 	cf.sticky["a"] = true
 	cf.cmu.Unlock()
 	cf.breakPort("a", fmt.Errorf("interface vnetx: %w", datapath.ErrNotBound))
-	for cf.attachCount("a") < 2 {
-		time.Sleep(time.Millisecond)
-	}
-	for range 100 {
-		cf.signal()
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := cf.attachCount("a"); n > 5 {
+	if n := cf.attachesUnderSignals("a"); n > 5 {
 		t.Errorf("%d attaches in a second of signals: a repair that does not take does not back off", n)
 	}
 	view := f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
@@ -354,32 +353,8 @@ func openStore(t *testing.T) store.Store {
 func TestDriftNeverIntoAnotherProcessesNetns(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root, for network namespaces")
 	ns1, ns2 := testbed.Netns(t, "vdr"), testbed.Netns(t, "vdr")
-	cmd := exec.Command("ip", "netns", "exec", ns1, "sh", "-c", "read x; exec nsenter --net=/var/run/netns/"+ns2+" sleep 600")
-	move, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	path := fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
-	waitSameNetns := func(named string) {
-		t.Helper()
-		want, err := nsfile.Identify(context.Background(), "/var/run/netns/"+named)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if got, err := nsfile.Identify(context.Background(), path); err == nil && got == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never became netns %s", path, named)
-			}
-		}
-	}
-	waitSameNetns(ns1)
+	proc := testbed.StartNetnsProcess(t, ns1, "read x; exec nsenter --net=/var/run/netns/"+ns2+" sleep 600")
+	path := proc.Path
 
 	f, cf := driftFixture(t)
 	body := `{"network":"blue","type":"veth","ifname":"eth0","netns":"` + path + `"}`
@@ -401,10 +376,10 @@ func TestDriftNeverIntoAnotherProcessesNetns(t *testing.T) {
 	}
 	attaches := cf.attachCount("v")
 
-	if _, err := move.Write([]byte("go\n")); err != nil {
+	if _, err := proc.Move.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitSameNetns(ns2)
+	proc.WaitIn(t, ns2, true)
 	cf.breakPort("v", fmt.Errorf("host link vnetv is missing: %w", datapath.ErrLinkGone))
 	view := f.waitStatus(t, "v", model.PortDown, ReasonNetnsGone)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "its process has gone") {
@@ -426,23 +401,10 @@ func TestDriftNeverIntoAnotherProcessesNetns(t *testing.T) {
 func TestDriftStartNotIntoAnotherProcessesNetns(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root, for network namespaces")
 	ns := testbed.Netns(t, "vdr")
-	cmd := exec.Command("ip", "netns", "exec", ns, "sleep", "600")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	path := fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
+	path := testbed.StartNetnsProcess(t, ns, "exec sleep 600").Path
 	want, err := nsfile.Identify(context.Background(), "/var/run/netns/"+ns)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if got, err := nsfile.Identify(context.Background(), path); err == nil && got == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never became netns %s", path, ns)
-		}
 	}
 	st := openStore(t)
 	n, _ := model.NetworkSpec{Subnet: "10.0.0.0/24"}.Network("blue")

@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"context"
-	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
 
-	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -27,35 +24,16 @@ func TestProcessNetnsAcrossRestart(t *testing.T) {
 			d := startDaemon(t, hostNS, args...)
 			d.must("PUT", "/v1/networks/blue", `{"subnet":"10.67.0.0/24"}`, 201, nil)
 			nsY := newNetns(t, "vnt-y-")
-			cmd := exec.Command("ip", "netns", "exec", nsY, "sh", "-c", "read x; exec unshare -n sleep 600")
-			move, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			path := fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
-			named, err := nsfile.Identify(context.Background(), "/var/run/netns/"+nsY)
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, path+" to name "+nsY, func() bool {
-				id, err := nsfile.Identify(context.Background(), path)
-				return err == nil && id == named
-			})
+			proc := testbed.StartNetnsProcess(t, nsY, "read x; exec unshare -n sleep 600")
+			path := proc.Path
 			d.must("PUT", "/v1/ports/pq", map[string]string{"network": "blue", "netns": path, "ifname": "vq0", "ip": "10.67.0.10"}, 201, nil)
 			testbed.Run(t, "ip", "-n", nsY, "link", "show", "vq0")
 
 			d.stop()
-			if _, err := move.Write([]byte("go\n")); err != nil {
+			if _, err := proc.Move.Write([]byte("go\n")); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, path+" to name a namespace of its own", func() bool {
-				id, err := nsfile.Identify(context.Background(), path)
-				return err == nil && id != named
-			})
+			proc.WaitIn(t, nsY, false)
 			d.start()
 			waitFor(t, "port pq down, netns_gone", func() bool {
 				var p portView
