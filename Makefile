@@ -49,6 +49,7 @@ lint:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	bash -n hack/*.sh .ci/run
+	hack/lint-docs.sh
 	hack/lint-deploy.sh
 
 fuzz:

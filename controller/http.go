@@ -25,7 +25,7 @@ import (
 )
 
 const (
-	// MaxBodyBytes is the largest request body accepted (DESIGN.md §3).
+	// MaxBodyBytes is the largest request body accepted (docs/DESIGN.md §3).
 	MaxBodyBytes = 1 << 20
 	// requestTimeout bounds the datapath work of one request.
 	requestTimeout = 60 * time.Second

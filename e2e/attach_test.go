@@ -33,7 +33,7 @@ var backends = []backendCase{
 		return []string{"--backend", "ovs", "--ovsdb", "unix:" + box.DBSock, "--bridge", "br-vnet"}, box
 	}},
 	// A stock OVS without userspace TSO: TCP works only if the daemon turns TX
-	// checksum offload off on the namespace ends (DESIGN.md §6).
+	// checksum offload off on the namespace ends (docs/DESIGN.md §6).
 	{"ovs-no-tso", "ovs", func(t *testing.T, hostNS string) ([]string, *testbed.Sandbox) {
 		box := testbed.StartSandbox(t, repoRoot, hostNS, "--no-tso")
 		return []string{"--backend", "auto", "--ovsdb", "unix:" + box.DBSock, "--bridge", "br-vnet"}, box

@@ -36,7 +36,7 @@ const (
 )
 
 // TestHostIsolation: no port reaches the host's own IP stack through its
-// host end, on either backend (DESIGN.md §8.7, docs/PIPELINE.md). From a
+// host end, on either backend (docs/DESIGN.md §8.7, docs/PIPELINE.md). From a
 // veth port and a tap port (written to as a VM would, through /dev/net/tun)
 // a rogue router advertisement, an ARP request for the host's address and
 // TCP SYNs to the host's service over IPv4 and every host link-local address

@@ -216,7 +216,7 @@ setup_host_ns() {
 	fi
 }
 
-# The userspace tunnelling recipe (DESIGN.md §6): the netdev bridge br-phy holds
+# The userspace tunnelling recipe (docs/DESIGN.md §6): the netdev bridge br-phy holds
 # ul0, the host's underlay address lives on br-phy's internal interface, so
 # ovs-vswitchd routes (and ARPs for) the outer packets of its tunnels itself,
 # from the routes of the host namespace.
@@ -243,7 +243,7 @@ setup_host_ovs() {
 	# offload flags is not supported: packet dropped", coverage
 	# netdev_push_header_drops): ping works, TCP between hosts stalls (measured).
 	# Without it the daemon turns TX checksum offload off on its veths
-	# (DESIGN.md §6), and TCP crosses the tunnel.
+	# (docs/DESIGN.md §6), and TCP crosses the tunnel.
 	"$SANDBOX" up "$DIR/h$k/ovs" --netns "$(host_ns "$k")" --no-tso 8>&- >&2
 	setup_br_phy "$k"
 }

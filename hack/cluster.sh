@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cluster.sh: a local multi-host ovs-vnet demo living entirely inside network
-# namespaces this script creates (shared/DESIGN.md §6, issue 9):
+# namespaces this script creates (docs/DESIGN.md §6, issue 9):
 #
 #   underlay namespace   <prefix>-u : Linux bridge br0 (10.99.0.0/24), a 3-member
 #                                     etcd cluster on 10.99.0.251-253

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ovs-sandbox.sh: a private ovsdb-server + ovs-vswitchd (userspace datapath) living
 # entirely under one directory, for development and tests on machines without the
-# OVS kernel module (see shared/DESIGN.md §6).
+# OVS kernel module (see docs/DESIGN.md §6).
 #
 #   hack/ovs-sandbox.sh up DIR [--netns NAME]
 #   hack/ovs-sandbox.sh down DIR

@@ -13,7 +13,7 @@ import (
 // ErrInvalid marks a request that is malformed or has an invalid field.
 var ErrInvalid = errors.New("invalid")
 
-// Limits of the API's fields (DESIGN.md §3).
+// Limits of the API's fields (docs/DESIGN.md §3).
 const (
 	MinMTU       = 576
 	MaxMTU       = 9000

@@ -12,7 +12,7 @@ import (
 
 // BenchmarkAddPortWaitOfport adds b.N veth ports to a netdev bridge one by
 // one and times each AddPort + WaitOfport: the attach path's OVSDB floor,
-// which grows with the bridge (DESIGN §7). Run it with a fixed count, e.g.
+// which grows with the bridge (docs/DESIGN.md §7). Run it with a fixed count, e.g.
 // -benchtime=200x, so that N is the bridge size asked for.
 func BenchmarkAddPortWaitOfport(b *testing.B) {
 	s := sb

@@ -18,7 +18,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// config is the daemon's command line (DESIGN.md §2).
+// config is the daemon's command line (docs/DESIGN.md §2).
 type config struct {
 	backend        string
 	ovsdb          string

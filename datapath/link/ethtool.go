@@ -25,7 +25,7 @@ type ethtoolValue struct {
 // disableTxChecksum turns TX checksum offload off on ifname inside ns, so the
 // kernel fills in checksums before a packet leaves: OVS's userspace datapath
 // without userspace TSO forwards partial checksums as they are, and TCP stalls
-// (DESIGN.md §6). It is what `ethtool -K IF tx off` does; the kernel drops the
+// (docs/DESIGN.md §6). It is what `ethtool -K IF tx off` does; the kernel drops the
 // offloads that depend on it (TSO, GSO partial) by itself.
 func disableTxChecksum(ns netns.NsHandle, ifname string) error {
 	fd, err := socketIn(ns)

@@ -41,7 +41,7 @@ type overlayHost struct {
 }
 
 // newOverlayHost brings up a host's namespace, OVS and br-phy (the
-// userspace tunnelling recipe of DESIGN.md §6): the underlay NIC is a port
+// userspace tunnelling recipe of docs/DESIGN.md §6): the underlay NIC is a port
 // of a netdev bridge and the host's underlay address sits on that bridge's
 // internal interface, so that OVS — which routes the encapsulated packets
 // itself, by the routes it learns from the namespace's kernel — finds the

@@ -220,7 +220,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (_ *Backend, err err
 	b := &Backend{
 		db: db, bridge: cfg.Bridge, datapathType: cfg.DatapathType, dpid: dpid,
 		// The userspace datapath without userspace TSO cannot take packets whose
-		// checksum the sender left to offload (DESIGN.md §6); with it, OVS 3.1
+		// checksum the sender left to offload (docs/DESIGN.md §6); with it, OVS 3.1
 		// cannot tunnel them ("Tunneling packets with HW offload flags is not
 		// supported: packet dropped"), so TCP to other hosts would stall.
 		linkOpts: link.Options{TxChecksumOff: cfg.DatapathType == "netdev" &&

@@ -18,7 +18,7 @@ import (
 
 // Spare ports take OVS reconfiguration off the attach path. On the
 // userspace datapath ovs-vswitchd needs 100 ms and more to add a port to a
-// bridge of a thousand (DESIGN.md §7), and the OpenFlow session waits
+// bridge of a thousand (docs/DESIGN.md §7), and the OpenFlow session waits
 // behind it; adding 32 costs about the same. So veth pairs are made and put
 // on the bridge ahead of time, in batches, and an attach only moves a free
 // end into the port's namespace and installs the port's flows.
