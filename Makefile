@@ -38,7 +38,9 @@ stop:
 
 # What CI runs (.ci/run): prerequisites, static checks, all tests with the race
 # detector (unit and end-to-end against real OVS, namespaces and packets), and
-# bounded fuzzing.
+# bounded fuzzing. Strict: a missing prerequisite fails a test instead of
+# skipping it (internal/testbed.Need), here and in every target test runs.
+test: export OVS_VNET_TEST_STRICT := 1
 test: deps lint
 	go test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz

@@ -4,25 +4,21 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/client"
+	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func TestExitCode(t *testing.T) {
 	dialErr := &url.Error{Op: "Get", URL: "http://ovs-vnet/v1/info", Err: &net.OpError{Op: "dial", Net: "unix", Err: syscall.ENOENT}}
@@ -84,7 +80,7 @@ func sampleTopology() Topology {
 
 func TestDOTGolden(t *testing.T) {
 	got := DOT(sampleTopology())
-	golden(t, "topology.dot", got)
+	golden.Check(t, "testdata/topology.dot", got)
 	if again := DOT(sampleTopology()); again != got {
 		t.Fatal("DOT is not deterministic")
 	}
@@ -106,23 +102,5 @@ func TestTreeGolden(t *testing.T) {
 	if err := writeTree(&b, sampleTopology()); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "topology.txt", b.String())
-}
-
-// golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cli -update to write it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (go test ./cli -update rewrites it):\n%s", path, got)
-	}
+	golden.Check(t, "testdata/topology.txt", b.String())
 }

@@ -37,8 +37,7 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "e2e: must run as root (namespaces, links, OVS)")
-		return 1
+		return testbed.NeedMain("root: namespaces, links, OVS")
 	}
 	wd, err := os.Getwd()
 	if err != nil {

@@ -14,8 +14,8 @@
 #      binary just built (verify wants it to exist); any message fails. Its
 #      `systemd-analyze security` exposure is printed, not judged.
 #   4. the example /etc/default file names every flag of the daemon.
-# Under CI=true a missing tool fails the run; elsewhere its checks are skipped
-# with a message. DOCKERFILE, UNIT and DEFAULTS name other files to check
+# Under CI=true or OVS_VNET_TEST_STRICT=1 (`make test`) a missing tool fails the
+# run; elsewhere its checks are skipped with a message. DOCKERFILE, UNIT and DEFAULTS name other files to check
 # (broken copies, to see that each check fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,10 +32,10 @@ fail() {
 	echo "lint-deploy: FAIL: $*" >&2
 	failed=1
 }
-# have TOOL WHAT: whether TOOL is there; its absence fails under CI and skips WHAT elsewhere.
+# have TOOL WHAT: whether TOOL is there; its absence fails in strict mode and skips WHAT elsewhere.
 have() {
 	command -v "$1" >/dev/null 2>&1 && return 0
-	if [[ ${CI:-} == true ]]; then
+	if [[ ${CI:-} == true || ${OVS_VNET_TEST_STRICT:-} == 1 ]]; then
 		fail "$1 is missing (needed for $2)"
 	else
 		echo "lint-deploy: SKIPPED $2: $1 is missing" >&2

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
 // The package's tests share one ovsdb-server + ovs-vswitchd, brought up by
@@ -26,11 +28,10 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	// A missing prerequisite fails the run rather than skipping: these tests
-	// are the proof that the client works against a real OVS.
+	// These tests are the proof that the client works against a real OVS:
+	// without one they are skipped, or fail under `make test`.
 	if why := missingPrereq(); why != "" {
-		fmt.Fprintf(os.Stderr, "ovsdb tests need a real OVS (run hack/install-deps.sh as root): %s\n", why)
-		return 1
+		return testbed.NeedMain("a real OVS (hack/install-deps.sh, as root): " + why)
 	}
 	var err error
 	sb, err = startSandbox()

@@ -2,11 +2,12 @@ package link
 
 import (
 	"fmt"
-	"runtime"
 	"unsafe"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/nsenter"
 )
 
 // ifreqData is struct ifreq with its union used as a pointer, as SIOCETHTOOL wants it.
@@ -44,32 +45,21 @@ func disableTxChecksum(ns netns.NsHandle, ifname string) error {
 }
 
 // socketIn opens a datagram socket inside ns. Only the socket() call runs in
-// ns, on a locked thread that switches back at once; the socket stays bound to
-// ns for its lifetime, so the ioctls on it need no switching.
+// ns; the socket stays bound to ns for its lifetime, so the ioctls on it need
+// no switching.
 func socketIn(ns netns.NsHandle) (int, error) {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return -1, fmt.Errorf("current netns: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		runtime.UnlockOSThread()
-		return -1, fmt.Errorf("enter netns: %w", err)
-	}
-	fd, sockErr := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err := netns.Set(orig); err != nil {
-		// This thread is stuck in ns: keep it locked so the runtime retires it
-		// with this goroutine instead of scheduling others on it.
-		if sockErr == nil {
-			unix.Close(fd)
+	fd := -1
+	err := nsenter.Run(ns, func() (err error) {
+		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("socket: %w", err)
 		}
-		return -1, fmt.Errorf("leave netns: %w", err)
-	}
-	runtime.UnlockOSThread()
-	if sockErr != nil {
-		return -1, fmt.Errorf("socket: %w", sockErr)
+		return nil
+	})
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd) // made, but the thread could not leave ns
+		}
+		return -1, err
 	}
 	return fd, nil
 }

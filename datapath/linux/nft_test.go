@@ -1,7 +1,6 @@
 package linux
 
 import (
-	"flag"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -10,10 +9,9 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/model"
 
+	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 var (
 	blue = model.Network{Name: "blue", Subnet: netip.MustParsePrefix("10.61.0.0/24"), Gateway: netip.MustParseAddr("10.61.0.1")}
@@ -39,7 +37,7 @@ func TestRulesetGolden(t *testing.T) {
 		{"testdata/router-masquerade.nft", []model.Network{red, blue, green},
 			[]model.Router{{Name: "r1", Networks: []string{"blue", "green", "gone"}}}},
 	} {
-		golden(t, c.file, "", Ruleset("vnbr", c.nets, c.routers))
+		nftGolden(t, c.file, "", Ruleset("vnbr", c.nets, c.routers))
 	}
 }
 
@@ -52,14 +50,14 @@ func TestPortRulesGolden(t *testing.T) {
 		}
 		attach += s
 	}
-	golden(t, "testdata/ports-attach.nft", "", attach)
+	nftGolden(t, "testdata/ports-attach.nft", "", attach)
 
 	// Detach must be valid on its own (nothing there) and after the attach.
 	detach, err := PortRulesDelete(web)
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "testdata/ports-detach.nft", "", detach)
+	nftGolden(t, "testdata/ports-detach.nft", "", detach)
 	nftCheck(t, "attach then detach", attach+detach)
 
 	// Prune as a restarted daemon sees it: web is gone, vm stays, and an
@@ -71,8 +69,8 @@ func TestPortRulesGolden(t *testing.T) {
 	}
 	stale := "add element bridge ovs_vnet ports { \"vnetstale\" : jump port_vm }\n"
 	prune := PruneScript(have, []model.Port{vm}, 1)
-	golden(t, "testdata/ports-prune.nft", attach+stale, prune)
-	golden(t, "testdata/ports-prune-all.nft", attach, PruneScript(have, nil, 0))
+	nftGolden(t, "testdata/ports-prune.nft", attach+stale, prune)
+	nftGolden(t, "testdata/ports-prune-all.nft", attach, PruneScript(have, nil, 0))
 }
 
 func TestPortRulesRefuseUnsafeNames(t *testing.T) {
@@ -106,11 +104,11 @@ func TestParseBridgeTable(t *testing.T) {
 	}
 }
 
-// golden compares got with the file (rewritten under -update) and has nft
+// nftGolden compares got with the golden file and has nft
 // check the script, after before: the state it is meant to be applied to.
-func golden(t *testing.T, file, before, got string) {
+func nftGolden(t *testing.T, file, before, got string) {
 	t.Helper()
-	goldenText(t, file, got)
+	golden.Check(t, file, got)
 	nftCheck(t, file, before+got)
 }
 

@@ -9,12 +9,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -69,7 +69,7 @@ func TestDesiredOverlayGolden(t *testing.T) {
 			fmt.Fprintf(&b, "%s/%s (host %s): %s\n", network, port, skipped[network][port].Host, skipped[network][port].Reason)
 		}
 	}
-	goldenText(t, "testdata/overlay-remote.txt", b.String())
+	golden.Check(t, "testdata/overlay-remote.txt", b.String())
 	for range 5 {
 		rand.Shuffle(len(ports), func(i, j int) { ports[i], ports[j] = ports[j], ports[i] })
 		again, skippedAgain := desiredOverlay(hostA, local, ports)
@@ -235,13 +235,13 @@ func TestDiffOverlay(t *testing.T) {
 
 func TestOverlayRulesGolden(t *testing.T) {
 	ensure := OverlayNetwork("vnbr", blue) + OverlayNetwork("vnbr", red)
-	golden(t, "testdata/overlay-ensure.nft", "", ensure)
+	nftGolden(t, "testdata/overlay-ensure.nft", "", ensure)
 	// Deleting works after the ensure and on nothing at all.
-	golden(t, "testdata/overlay-delete.nft", ensure, OverlayNetworkDelete("vnbr", blue))
+	nftGolden(t, "testdata/overlay-delete.nft", ensure, OverlayNetworkDelete("vnbr", blue))
 	nftCheck(t, "overlay delete on nothing", OverlayNetworkDelete("vnbr", blue))
-	golden(t, "testdata/overlay-prune.nft", ensure, OverlayPrune("vnbr", []model.Network{red}))
+	nftGolden(t, "testdata/overlay-prune.nft", ensure, OverlayPrune("vnbr", []model.Network{red}))
 	nftCheck(t, "overlay prune to no network", ensure+OverlayPrune("vnbr", nil))
-	golden(t, "testdata/overlay-remove.nft", BridgeSkeleton()+ensure, OverlayRemove())
+	nftGolden(t, "testdata/overlay-remove.nft", BridgeSkeleton()+ensure, OverlayRemove())
 }
 
 func TestParseBridgeTableOverlay(t *testing.T) {
@@ -328,22 +328,5 @@ func TestCheckVNI(t *testing.T) {
 		if err := checkVNI(model.Network{Name: "n", ID: id}); (err == nil) != ok {
 			t.Errorf("checkVNI(%d) = %v", id, err)
 		}
-	}
-}
-
-// goldenText compares got with the file (rewritten under -update).
-func goldenText(t *testing.T, file, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s: got\n%s\nwant\n%s", file, got, want)
 	}
 }

@@ -28,7 +28,7 @@ const openTimeout = 5 * time.Second
 
 // Paths of the namespaces no port may use: the daemon's own (thread-self,
 // because a thread locked into another namespace is never the caller's: see
-// datapath/link/ethtool.go) and PID 1's, the host's in production.
+// internal/nsenter) and PID 1's, the host's in production.
 const (
 	ownNetns  = "/proc/thread-self/ns/net"
 	pid1Netns = "/proc/1/ns/net"

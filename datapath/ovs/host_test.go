@@ -1,17 +1,14 @@
 package ovs
 
 import (
-	"flag"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // TestHostRulesetGolden pins the host's rules — the guard of the ports'
 // links, masquerade — and checks them with `nft -c`, which parses and
@@ -29,21 +26,9 @@ func TestHostRulesetGolden(t *testing.T) {
 		{"testdata/no-network.nft", HostRuleset("br-vnet", nil)},
 		{"testdata/guard.nft", HostEndsGuard()},
 	} {
-		got := c.got
-		if *update {
-			if err := os.WriteFile(c.file, []byte(got), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(c.file)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if got != string(want) {
-			t.Errorf("%s differs (run with -update after checking):\n%s", c.file, got)
-		}
+		golden.Check(t, c.file, c.got)
 		cmd := exec.Command("nft", "-c", "-f", "-")
-		cmd.Stdin = strings.NewReader(got)
+		cmd.Stdin = strings.NewReader(c.got)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s: nft -c: %v\n%s", c.file, err, out)
 		}

@@ -60,9 +60,7 @@ func TestFindVswitchdCtl(t *testing.T) {
 // ping each other, one sends with a forged source, and the backend's port
 // and switch statistics show it all.
 func TestSandboxStats(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root for network namespaces")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)

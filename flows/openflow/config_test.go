@@ -3,13 +3,12 @@ package openflow
 import (
 	"bytes"
 	"encoding/hex"
-	"flag"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
@@ -21,8 +20,6 @@ import (
 //
 // and review the diff: the golden text is the independent check that the
 // bytes mean what the Go value says.
-var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden from ovs-ofctl ofp-print")
-
 type goldenCase struct {
 	name string
 	xid  uint32
@@ -50,30 +47,13 @@ func testGolden(t *testing.T, cases []goldenCase) {
 			if again, err := Marshal(h.Xid, back); err != nil || !bytes.Equal(again, raw) {
 				t.Fatalf("re-encoded %x (%v), want %x", again, err, raw)
 			}
-			got := ofpPrint(t, raw)
-			path := filepath.Join("testdata", c.name+".golden")
-			if *updateGolden {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Fatalf("ovs-ofctl ofp-print %x:\n%s\nwant (%s):\n%s", raw, got, path, want)
-			}
+			golden.Check(t, filepath.Join("testdata", c.name+".golden"), ofpPrint(t, raw))
 		})
 	}
 }
 
 // ofpPrint runs `ovs-ofctl ofp-print` on one message. The install script
-// provides ovs-ofctl, so under CI its absence is a failure, not a skip.
+// provides ovs-ofctl, so under `make test` its absence is a failure, not a skip.
 func ofpPrint(t *testing.T, raw []byte) string {
 	t.Helper()
 	_, err := exec.LookPath("ovs-ofctl")

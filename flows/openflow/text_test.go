@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
@@ -301,30 +302,7 @@ func TestFormatMatchesOFPPrint(t *testing.T) {
 		})
 		lines = append(lines, FormatFlowMod(c.fm))
 	}
-	checkGoldenText(t, "flows.golden", strings.Join(lines, "\n")+"\n")
-}
-
-// checkGoldenText compares text with testdata/text/<name>, or rewrites it
-// under -update.
-func checkGoldenText(t *testing.T, name, text string) {
-	t.Helper()
-	path := filepath.Join("testdata", "text", name)
-	if *updateGolden {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if text != string(want) {
-		t.Errorf("%s differs:\n got:\n%s\nwant:\n%s", path, text, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "text", "flows.golden"), strings.Join(lines, "\n")+"\n")
 }
 
 // TestFormatFlowStatsOFPPrint has OVS print a flow stats reply of every

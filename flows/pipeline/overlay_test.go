@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -50,7 +51,7 @@ func TestCompileOverlayGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "overlay", render(d))
+	golden.Check(t, "testdata/overlay.golden", render(d))
 	if _, err := reconcile.Diff(space, d, reconcile.Installed{}); err != nil {
 		t.Fatalf("flows collide: %v", err)
 	}

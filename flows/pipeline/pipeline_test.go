@@ -3,11 +3,9 @@ package pipeline
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -18,11 +16,10 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 var space = reconcile.CookieSpace{Value: 0x76 << 56, Mask: 0xff << 56}
 
@@ -77,29 +74,12 @@ func renderGroup(g reconcile.Group) string {
 	return s
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := "testdata/" + name + ".golden"
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from %s (run with -update after checking):\n%s", name, path, got)
-	}
-}
-
 func TestCompileGolden(t *testing.T) {
 	d, err := testPipeline().Compile(threeNetworks())
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "three-networks", render(d))
+	golden.Check(t, "testdata/three-networks.golden", render(d))
 	for _, f := range d.Flows {
 		if err := openflow.Validate(f.Match); err != nil {
 			t.Errorf("flow %s: %v", render(reconcile.Desired{Flows: []reconcile.Flow{f}}), err)

@@ -65,7 +65,7 @@ const etcdReady = 60 * time.Second
 
 // StartEtcd starts a cluster of members and waits until it serves
 // linearizable reads (it has a leader and a quorum). It skips the test when
-// there is no etcd binary (fails under CI=true); the processes are killed
+// there is no etcd binary (fails under `make test`); the processes are killed
 // at cleanup. The processes die with the test binary's thread that started
 // them (Pdeathsig): call it from a goroutine that is not locked to its thread.
 //

@@ -6,15 +6,13 @@ package testbed
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"github.com/ovs-vnet/ovs-vnet/internal/nsenter"
 )
 
 // UniqueName returns prefix followed by random hex, for namespaces and bridges.
@@ -47,6 +45,7 @@ type Sandbox struct {
 // go to `ovs-sandbox.sh up` (e.g. "--no-tso").
 func StartSandbox(t testing.TB, repoRoot, netns string, opts ...string) *Sandbox {
 	t.Helper()
+	Need(t, os.Geteuid() == 0, "root: an OVS sandbox lives in a network namespace")
 	if netns == "" {
 		netns = UniqueName("vnt-ovs-")
 	}
@@ -91,58 +90,23 @@ func (s *Sandbox) Mgmt(bridge string) string {
 	return "unix:" + filepath.Join(s.Dir, bridge+".mgmt")
 }
 
-// InNetns runs f on an OS thread switched into the namespace at path (a name
-// is looked up under /var/run/netns). Sockets made in f stay in that
-// namespace after the thread switches back.
+// InNetns runs f in the namespace at path (a name is looked up under
+// /var/run/netns), as nsenter.Run does: sockets made in f stay in that
+// namespace, and f must not call t.FailNow.
 func InNetns(path string, f func() error) error {
 	if !strings.HasPrefix(path, "/") {
 		path = "/var/run/netns/" + path
 	}
-	target, err := netns.GetFromPath(path)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in the wrong namespace: it stays locked and
-		// the runtime retires it with this goroutine.
-		return fmt.Errorf("restore netns: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
+	return nsenter.RunAt(path, f)
 }
 
 // Netns makes a network namespace named prefix plus a unique suffix with
 // `ip netns add`, deleted at cleanup, and returns its name.
 func Netns(tb testing.TB, prefix string) string {
 	tb.Helper()
+	Need(tb, os.Geteuid() == 0, "root: the test creates a network namespace")
 	name := UniqueName(prefix)
 	Run(tb, "ip", "netns", "add", name)
 	tb.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
 	return name
-}
-
-// Need skips the test when a prerequisite is missing — except under CI=true,
-// where a missing prerequisite fails the run instead of hiding a test.
-func Need(tb testing.TB, ok bool, what string) {
-	tb.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf("missing prerequisite under CI: %s", what)
-	}
-	tb.Skipf("missing prerequisite: %s", what)
 }

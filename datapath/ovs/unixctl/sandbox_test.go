@@ -14,9 +14,7 @@ import (
 // TestSandboxVswitchd talks to a real ovs-vswitchd and holds the answers
 // against ovs-appctl's.
 func TestSandboxVswitchd(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root for the OVS sandbox's network namespace")
-	}
+	testbed.Need(t, os.Geteuid() == 0, "root: an OVS sandbox lives in a network namespace")
 	box := testbed.StartSandbox(t, repoRoot(t), "")
 	ctl := filepath.Join(box.Dir, "ovs-vswitchd.ctl")
 	ctx := testContext(t, 10*time.Second)
