@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -73,7 +73,7 @@ func FuzzCompile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := reconcile.Diff(space, before, reconcile.Installed{}); err != nil {
+		if _, err := flowset.Diff(space, before, flowset.Installed{}); err != nil {
 			t.Fatal(err)
 		}
 		for _, fl := range before.Flows {
@@ -81,7 +81,7 @@ func FuzzCompile(f *testing.F) {
 				t.Fatalf("table %d priority %d: %v", fl.Table, fl.Priority, err)
 			}
 		}
-		if plan, err := reconcile.Change(space, before, before); err != nil || plan.Len() != 0 {
+		if plan, err := flowset.Change(space, before, before); err != nil || plan.Len() != 0 {
 			t.Fatalf("recompile: %v, %d changes", err, plan.Len())
 		}
 		m.Ports = append(m.Ports, extra)
@@ -89,7 +89,7 @@ func FuzzCompile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		plan, err := reconcile.Change(space, before, after)
+		plan, err := flowset.Change(space, before, after)
 		if err != nil {
 			t.Fatal(err)
 		}
