@@ -181,26 +181,15 @@ func (b *Bridge) applyPlan(ctx context.Context, plan flowset.Plan) error {
 
 // Dump returns the switch's flows and groups in our space.
 func (b *Bridge) Dump(ctx context.Context) (flowset.Installed, error) {
-	reply, err := b.conn.Multipart(ctx, &openflow.MultipartRequest{Body: &openflow.FlowStatsRequest{
-		TableID: openflow.TableAll, OutPort: openflow.PortAny, OutGroup: openflow.GroupAny,
-		Cookie: b.space.Value, CookieMask: b.space.Mask,
-	}})
+	flows, err := ofconn.Stats[*openflow.FlowStatsReply](ctx, b.conn, openflow.FlowStatsByCookie(openflow.TableAll, b.space.Value, b.space.Mask))
 	if err != nil {
 		return flowset.Installed{}, fmt.Errorf("dump flows: %w", err)
 	}
-	stats, ok := reply.Body.(*openflow.FlowStatsReply)
-	if !ok {
-		return flowset.Installed{}, fmt.Errorf("dump flows: answered with multipart type %d", reply.Body.MultipartType())
-	}
-	reply, err = b.conn.Multipart(ctx, &openflow.MultipartRequest{Body: &openflow.GroupDescRequest{}})
+	groups, err := ofconn.Stats[*openflow.GroupDescReply](ctx, b.conn, &openflow.GroupDescRequest{})
 	if err != nil {
 		return flowset.Installed{}, fmt.Errorf("dump groups: %w", err)
 	}
-	groups, ok := reply.Body.(*openflow.GroupDescReply)
-	if !ok {
-		return flowset.Installed{}, fmt.Errorf("dump groups: answered with multipart type %d", reply.Body.MultipartType())
-	}
-	return flowset.Installed{Flows: stats.Stats, Groups: groups.Groups}, nil
+	return flowset.Installed{Flows: flows.Stats, Groups: groups.Groups}, nil
 }
 
 // Apply sends msgs as one atomic, ordered bundle. Any message the switch

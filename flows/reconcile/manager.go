@@ -202,18 +202,3 @@ func (m *Manager) logPlan(dpid uint64, p flowset.Plan) {
 		}
 	}
 }
-
-// Multipart sends one multipart request (flow, table, port statistics...)
-// on dpid's current session and returns the reply with its parts joined. It
-// fails at once when dpid has no session; ctx bounds the wait for the reply.
-func (m *Manager) Multipart(ctx context.Context, dpid uint64, req *openflow.MultipartRequest) (*openflow.MultipartReply, error) {
-	b, err := m.session(dpid)
-	if err != nil {
-		return nil, err
-	}
-	reply, err := b.conn.Multipart(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("datapath %016x: multipart request: %w", dpid, err)
-	}
-	return reply, nil
-}

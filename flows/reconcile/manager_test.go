@@ -15,7 +15,6 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset/flowsettest"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
-	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
@@ -89,11 +88,3 @@ type fixedSource flowset.Desired
 
 func (s fixedSource) Desired(uint64) (flowset.Desired, bool) { return flowset.Desired(s), true }
 func (fixedSource) Synced(uint64)                            {}
-
-func TestManagerMultipartNotConnected(t *testing.T) {
-	m := NewManager(space, fixedSource{}, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
-	_, err := m.Multipart(context.Background(), 0xb0, &openflow.MultipartRequest{Body: &openflow.TableStatsRequest{}})
-	if err == nil || !strings.Contains(err.Error(), "not connected") {
-		t.Fatalf("Multipart without a session: err = %v", err)
-	}
-}
