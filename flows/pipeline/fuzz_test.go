@@ -57,9 +57,10 @@ func modelFrom(data []byte) (Model, model.Port, bool) {
 }
 
 // FuzzCompile checks, for any model: the flows form a valid table (no two
-// with one key, every match acceptable to a switch, every cookie ours), a
-// recompile changes nothing, and attaching one more port changes exactly its
-// own flows and its network's flood group — what the backend sends.
+// with one key, every match acceptable to a switch, every cookie ours) that
+// keeps to the declared stages (checkStages), a recompile changes nothing,
+// and attaching one more port changes exactly its own flows and its
+// network's flood group — what the backend sends.
 func FuzzCompile(f *testing.F) {
 	f.Add([]byte{2, 1, 1, 0, 1, 5, 9, 14})
 	f.Add([]byte{3, 7, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8})
@@ -76,6 +77,9 @@ func FuzzCompile(f *testing.F) {
 		if _, err := flowset.Diff(space, before, flowset.Installed{}); err != nil {
 			t.Fatal(err)
 		}
+		if err := checkStages(before); err != nil {
+			t.Fatal(err)
+		}
 		for _, fl := range before.Flows {
 			if err := openflow.Validate(fl.Match); err != nil {
 				t.Fatalf("table %d priority %d: %v", fl.Table, fl.Priority, err)
@@ -87,6 +91,9 @@ func FuzzCompile(f *testing.F) {
 		m.Ports = append(m.Ports, extra)
 		after, err := p.Compile(m)
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkStages(after); err != nil {
 			t.Fatal(err)
 		}
 		plan, err := flowset.Change(space, before, after)
