@@ -8,57 +8,61 @@ import (
 	"testing"
 )
 
-func TestExact32(t *testing.T) {
-	m := Match{Fields: []OXM{
-		InPort(7), EthType(EthTypeIPv4), Reg(0, 0x2a), RegMasked(1, 1, 1),
-		{Class: OXMClassExperimenter, Experimenter: 0x4f4e4600, Field: 0, Value: []byte{0, 0, 0, 9}},
-	}}
-	for _, c := range []struct {
-		name  string
-		field OXM
-		want  uint32
-		ok    bool
-	}{
-		{"in_port", InPort(0), 7, true},
-		{"register, exact", Reg(0, 0), 0x2a, true},
-		{"register, masked", Reg(1, 0), 0, false},
-		{"not 32 bits", EthType(0), 0, false},
-		{"absent", Reg(2, 0), 0, false},
-		{"same field, other class", InPhyPort(0), 0, false},
-		{"experimenter, same", OXM{Class: OXMClassExperimenter, Experimenter: 0x4f4e4600}, 9, true},
-		{"experimenter, other", OXM{Class: OXMClassExperimenter, Experimenter: 0x2320}, 0, false},
-	} {
+// exact32Case is a field Exact32 is asked for, and its answer.
+type exact32Case struct {
+	field OXM
+	want  uint32
+	ok    bool
+}
+
+func checkExact32(t *testing.T, what string, m Match, cases []exact32Case) {
+	t.Helper()
+	for _, c := range cases {
 		if v, ok := m.Exact32(c.field); v != c.want || ok != c.ok {
-			t.Errorf("%s: Exact32 = %d, %v; want %d, %v", c.name, v, ok, c.want, c.ok)
+			t.Errorf("%s: Exact32(class %#x field %d experimenter %#x) = %#x, %v; want %#x, %v",
+				what, c.field.Class, c.field.Field, c.field.Experimenter, v, ok, c.want, c.ok)
 		}
 	}
+}
+
+func TestExact32(t *testing.T) {
+	onf := OXM{Class: OXMClassExperimenter, Experimenter: 0x4f4e4600}
+	m := Match{Fields: []OXM{
+		InPort(7), EthType(EthTypeIPv4), Reg(0, 0x2a), RegMasked(1, 1, 1),
+		{Class: onf.Class, Experimenter: onf.Experimenter, Value: []byte{0, 0, 0, 9}},
+	}}
+	checkExact32(t, "our match", m, []exact32Case{
+		{InPort(0), 7, true},
+		{Reg(0, 0), 0x2a, true},
+		{Reg(1, 0), 0, false},    // masked
+		{EthType(0), 0, false},   // not 32 bits
+		{Reg(2, 0), 0, false},    // absent
+		{InPhyPort(0), 0, false}, // another field of the class
+		{onf, 9, true},           // experimenter field
+		{OXM{Class: OXMClassExperimenter, Experimenter: 0x2320}, 0, false}, // another experimenter
+	})
 }
 
 // TestExact32Conformance reads fields of other projects' packet-ins.
 func TestExact32Conformance(t *testing.T) {
 	conformanceFiles(t)
-	for _, c := range []struct {
-		file  string
-		field OXM
-		want  uint32
-		ok    bool
-	}{
-		{"4-4-ofp_packet_in.packet", InPort(0), 6, true},
-		{"4-59-ofp_packet_in.packet", InPort(0), 0x05060708, true},
-		{"4-59-ofp_packet_in.packet", TunIPv4Src(netip.IPv4Unspecified()), 0x01020304, true},
-		{"4-59-ofp_packet_in.packet", Reg(0, 0), 0, false},
+	for file, cases := range map[string][]exact32Case{
+		"4-4-ofp_packet_in.packet": {{InPort(0), 6, true}},
+		"4-59-ofp_packet_in.packet": {
+			{InPort(0), 0x05060708, true},
+			{TunIPv4Src(netip.IPv4Unspecified()), 0x01020304, true},
+			{Reg(0, 0), 0, false},
+		},
 	} {
-		raw, err := os.ReadFile(filepath.Join(conformanceDir, c.file))
+		raw, err := os.ReadFile(filepath.Join(conformanceDir, file))
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, msg, err := Unmarshal(raw)
 		if err != nil {
-			t.Fatalf("%s: %v", c.file, err)
+			t.Fatalf("%s: %v", file, err)
 		}
-		if v, ok := msg.(*PacketIn).Match.Exact32(c.field); v != c.want || ok != c.ok {
-			t.Errorf("%s: Exact32(%d/%d) = %#x, %v; want %#x, %v", c.file, c.field.Class, c.field.Field, v, ok, c.want, c.ok)
-		}
+		checkExact32(t, file, msg.(*PacketIn).Match, cases)
 	}
 }
 
