@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -23,6 +24,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
@@ -85,6 +87,10 @@ type Backend struct {
 	dropReasons *dropReasonTable
 	// pmtu counts the ICMP sent for path_mtu's packet-ins (pmtu.go).
 	pmtu pathMTU
+	// session is the bridge's current OpenFlow session, nil while it has
+	// none: statistics ask it directly (stats.go), beside the reconciler
+	// (flows), which only applies.
+	session atomic.Pointer[ofconn.Conn]
 	// dumpMu guards dump, the flow dump under way that concurrent stats
 	// calls share.
 	dumpMu sync.Mutex
@@ -102,7 +108,7 @@ type Backend struct {
 // cookieSpace holds the cookie of every flow ovs-vnet installs: 'v' in the
 // top byte; our groups carry it in their IDs. Flows with other cookies belong
 // to someone else.
-var cookieSpace = reconcile.CookieSpace{Value: 0x76 << 56, Mask: 0xff << 56}
+var cookieSpace = flowset.CookieSpace{Value: 0x76 << 56, Mask: 0xff << 56}
 
 // DatapathType resolves "auto": the kernel datapath when the openvswitch module
 // is loaded, else the userspace one.
@@ -288,22 +294,22 @@ type flowSource Backend
 
 // Desired is the flow table of each bridge that connects to us: only our
 // integration bridge's is known, and only once the state is complete.
-func (f *flowSource) Desired(dpid uint64) (reconcile.Desired, bool) {
+func (f *flowSource) Desired(dpid uint64) (flowset.Desired, bool) {
 	b := (*Backend)(f)
 	if dpid != b.dpid {
-		return reconcile.Desired{}, false
+		return flowset.Desired{}, false
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.primed {
-		return reconcile.Desired{}, false
+		return flowset.Desired{}, false
 	}
 	d, err := b.pipeline.Compile(b.state.model())
 	if err != nil {
 		// The state is checked as it is built; this is a bug, and syncing a
 		// partial table would cut traffic.
 		b.log.Error("compile the pipeline", "err", err)
-		return reconcile.Desired{}, false
+		return flowset.Desired{}, false
 	}
 	return d, true
 }

@@ -2,7 +2,6 @@ package ovs
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"
@@ -36,6 +35,7 @@ type pathMTU struct{ sent atomic.Uint64 }
 // packet-in meter first, so that path_mtu's packet-ins are bounded from
 // the first, then the packet-ins answered beside the reconciler, which
 // owns the session (flows.Handle) and never sees them (ofconn's own queue).
+// The session serves statistics until it ends or a newer one replaces it.
 func (b *Backend) serveSession(c *ofconn.Conn) {
 	if c.DatapathID() == b.dpid {
 		if err := b.ensurePacketInMeter(c); err != nil {
@@ -44,6 +44,8 @@ func (b *Backend) serveSession(c *ofconn.Conn) {
 			b.log.Error("path MTU: install the packet-in meter", "err", err)
 		}
 		go b.answerPacketIns(c)
+		b.session.Store(c)
+		defer b.session.CompareAndSwap(c, nil)
 	}
 	b.flows.Handle(c)
 }
@@ -59,13 +61,9 @@ func (b *Backend) ensurePacketInMeter(c *ofconn.Conn) error {
 	b.mu.Lock() // the pipeline's tunnel changes under Prune (setTunnel)
 	want := b.pipeline.PacketInMeterMod(openflow.MeterAdd)
 	b.mu.Unlock()
-	reply, err := c.Multipart(ctx, &openflow.MultipartRequest{Body: &openflow.MeterConfigRequest{MeterID: openflow.MeterAll}})
+	configs, err := ofconn.Stats[*openflow.MeterConfigReply](ctx, c, &openflow.MeterConfigRequest{MeterID: openflow.MeterAll})
 	if err != nil {
 		return fmt.Errorf("meter %#x: read the meters: %w", want.MeterID, err)
-	}
-	configs, ok := reply.Body.(*openflow.MeterConfigReply)
-	if !ok {
-		return fmt.Errorf("meter %#x: meter config answered with type %d", want.MeterID, reply.Body.MultipartType())
 	}
 	for _, have := range configs.Configs {
 		if have.MeterID != want.MeterID {
@@ -139,19 +137,8 @@ func (b *Backend) answerTooBig(c *ofconn.Conn, in *openflow.PacketIn, log *slog.
 // packetInPorts reads the in_port and the destination network (reg0) the
 // switch reports with a packet-in.
 func packetInPorts(m openflow.Match) (inPort, network uint32, ok bool) {
-	var haveIn, haveNet bool
-	in, reg := openflow.InPort(0), openflow.Reg(pipeline.RegNetwork, 0)
-	for _, f := range m.Fields {
-		if len(f.Value) != 4 || f.Mask != nil {
-			continue
-		}
-		switch v := binary.BigEndian.Uint32(f.Value); {
-		case f.Class == in.Class && f.Field == in.Field:
-			inPort, haveIn = v, true
-		case f.Class == reg.Class && f.Field == reg.Field:
-			network, haveNet = v, true
-		}
-	}
+	inPort, haveIn := m.Exact32(openflow.InPort(0))
+	network, haveNet := m.Exact32(openflow.Reg(pipeline.RegNetwork, 0))
 	return inPort, network, haveIn && haveNet
 }
 
@@ -181,13 +168,9 @@ func (b *Backend) pathMTUStats(ctx context.Context) (datapath.PathMTUStats, erro
 	b.mu.Lock()
 	id := b.pipeline.PacketInMeter()
 	b.mu.Unlock()
-	reply, err := b.flows.Multipart(ctx, b.dpid, &openflow.MultipartRequest{Body: &openflow.MeterStatsRequest{MeterID: id}})
+	body, err := statsOf[*openflow.MeterStatsReply](ctx, b, &openflow.MeterStatsRequest{MeterID: id})
 	if err != nil {
 		return s, fmt.Errorf("path MTU meter stats: %w", err)
-	}
-	body, ok := reply.Body.(*openflow.MeterStatsReply)
-	if !ok {
-		return s, fmt.Errorf("path MTU meter stats: reply of type %d", reply.Body.MultipartType())
 	}
 	for _, m := range body.Stats {
 		if m.MeterID == id {

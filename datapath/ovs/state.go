@@ -8,8 +8,8 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -54,26 +54,26 @@ func (s state) remoteOf(network string) []model.RemotePort {
 // flood is a network's flood group: its local ports and the hosts of its
 // remote ports. Every scope that holds the group compiles it this way, since
 // a group is replaced whole.
-func (b *Backend) flood(s state, n model.Network) reconcile.Group {
+func (b *Backend) flood(s state, n model.Network) flowset.Group {
 	return b.pipeline.Flood(n, s.members(n.Name), s.remoteOf(n.Name))
 }
 
 // remoteFlows are the flows of a network's remote ports; they depend on
 // the network (its ID) and on its local ports (a local port shadows a remote
 // one with its address or MAC).
-func (b *Backend) remoteFlows(s state, n model.Network) []reconcile.Flow {
+func (b *Backend) remoteFlows(s state, n model.Network) []flowset.Flow {
 	return b.pipeline.RemoteFlows(n, s.members(n.Name), s.remoteOf(n.Name))
 }
 
 // scope is the part of the desired state that a change can affect; the
 // change sends the difference of the scope before and after.
-type scope func(state) reconcile.Desired
+type scope func(state) flowset.Desired
 
 // portScope is a port's flows, its network's flood group and its network's
 // remote ports' flows (which a local port may shadow).
 func (b *Backend) portScope(network, port string) scope {
-	return func(s state) reconcile.Desired {
-		var d reconcile.Desired
+	return func(s state) flowset.Desired {
+		var d flowset.Desired
 		n, ok := s.networks[network]
 		if !ok {
 			return d
@@ -82,7 +82,7 @@ func (b *Backend) portScope(network, port string) scope {
 			d.Flows = b.pipeline.Port(p, n)
 		}
 		d.Flows = append(d.Flows, b.remoteFlows(s, n)...)
-		d.Groups = []reconcile.Group{b.flood(s, n)}
+		d.Groups = []flowset.Group{b.flood(s, n)}
 		return d
 	}
 }
@@ -91,8 +91,8 @@ func (b *Backend) portScope(network, port string) scope {
 // networks named.
 func (b *Backend) remoteScope(networks ...string) scope {
 	networks = slices.Compact(slices.Sorted(slices.Values(networks)))
-	return func(s state) reconcile.Desired {
-		var d reconcile.Desired
+	return func(s state) flowset.Desired {
+		var d flowset.Desired
 		for _, name := range networks {
 			n, ok := s.networks[name]
 			if !ok {
@@ -111,8 +111,8 @@ func (b *Backend) remoteScope(networks ...string) scope {
 // network is.
 func (b *Backend) networkScope(networks ...string) scope {
 	networks = slices.Compact(slices.Sorted(slices.Values(networks)))
-	return func(s state) reconcile.Desired {
-		var d reconcile.Desired
+	return func(s state) flowset.Desired {
+		var d flowset.Desired
 		peers := model.Peers(slices.Collect(maps.Values(s.routers)))
 		for _, name := range networks {
 			n, ok := s.networks[name]

@@ -2,7 +2,6 @@ package ovs
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs/unixctl"
+	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 )
@@ -83,7 +83,7 @@ func (b *Backend) spoofedByPort(ctx context.Context) (map[string]uint64, error) 
 		if reason, ok := b.dropReasons.of(f.TableID, f.Priority); !ok || reason != pipeline.DropSpoofed || len(f.Instructions) != 0 {
 			continue
 		}
-		if port, ok := inPort(f.Match); ok {
+		if port, ok := f.Match.Exact32(openflow.InPort(0)); ok {
 			byOfport[port] += f.PacketCount
 		}
 	}
@@ -124,16 +124,6 @@ func newDropReasonTable() *dropReasonTable {
 func (t *dropReasonTable) of(table uint8, priority uint16) (string, bool) {
 	r, ok := t[table][priority]
 	return r, ok
-}
-
-// inPort is the exact in_port a match requires, if it requires one.
-func inPort(m openflow.Match) (uint32, bool) {
-	for _, f := range m.Fields {
-		if f.Class == openflow.OXMClassOpenFlow && f.Field == 0 && f.Mask == nil && len(f.Value) == 4 {
-			return binary.BigEndian.Uint32(f.Value), true
-		}
-	}
-	return 0, false
 }
 
 // flowDump is a dump of all our flows under way; Backend.dump holds it only
@@ -181,18 +171,23 @@ func (b *Backend) ourFlows(ctx context.Context) ([]openflow.FlowStats, error) {
 // flowStats asks the integration bridge for our flows (our cookie space) in
 // table, or in every table for openflow.TableAll.
 func (b *Backend) flowStats(ctx context.Context, table uint8) ([]openflow.FlowStats, error) {
-	reply, err := b.flows.Multipart(ctx, b.dpid, &openflow.MultipartRequest{Body: &openflow.FlowStatsRequest{
-		TableID: table, OutPort: openflow.PortAny, OutGroup: openflow.GroupAny,
-		Cookie: cookieSpace.Value, CookieMask: cookieSpace.Mask,
-	}})
+	body, err := statsOf[*openflow.FlowStatsReply](ctx, b, openflow.FlowStatsByCookie(table, cookieSpace.Value, cookieSpace.Mask))
 	if err != nil {
 		return nil, fmt.Errorf("flow statistics: %w", err)
 	}
-	body, ok := reply.Body.(*openflow.FlowStatsReply)
-	if !ok {
-		return nil, fmt.Errorf("flow statistics: reply of type %d", reply.Body.MultipartType())
-	}
 	return body.Stats, nil
+}
+
+// statsOf sends a statistics request on the bridge's current session
+// (ofconn.Stats). It fails at once when the bridge has none; ctx bounds the
+// wait for the reply.
+func statsOf[R openflow.MultipartReplyBody](ctx context.Context, b *Backend, req openflow.MultipartRequestBody) (R, error) {
+	c := b.session.Load()
+	if c == nil {
+		var none R
+		return none, fmt.Errorf("datapath %016x is not connected", b.dpid)
+	}
+	return ofconn.Stats[R](ctx, c, req)
 }
 
 // SwitchStats implements datapath.SwitchStatsSource: the datapaths' flow
@@ -237,13 +232,9 @@ func (b *Backend) datapathStats(ctx context.Context) ([]datapath.DatapathStats, 
 }
 
 func (b *Backend) tableStats(ctx context.Context) ([]datapath.TableStats, error) {
-	reply, err := b.flows.Multipart(ctx, b.dpid, &openflow.MultipartRequest{Body: &openflow.TableStatsRequest{}})
+	body, err := statsOf[*openflow.TableStatsReply](ctx, b, &openflow.TableStatsRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("table stats: %w", err)
-	}
-	body, ok := reply.Body.(*openflow.TableStatsReply)
-	if !ok {
-		return nil, fmt.Errorf("table stats: reply of type %d", reply.Body.MultipartType())
 	}
 	byTable := make(map[uint8]openflow.TableStats, len(body.Stats))
 	for _, t := range body.Stats {

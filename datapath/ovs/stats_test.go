@@ -56,6 +56,15 @@ func TestFindVswitchdCtl(t *testing.T) {
 	}
 }
 
+// TestStatsNotConnected: without a session to the bridge, a statistics
+// request fails at once rather than waiting for one.
+func TestStatsNotConnected(t *testing.T) {
+	b := &Backend{dpid: 0xb0}
+	if _, err := b.tableStats(context.Background()); err == nil || !strings.Contains(err.Error(), "00000000000000b0 is not connected") {
+		t.Fatalf("table stats without a session: err = %v", err)
+	}
+}
+
 // TestSandboxStats runs the backend against a real ovs-vswitchd: two ports
 // ping each other, one sends with a forged source, and the backend's port
 // and switch statistics show it all.

@@ -16,7 +16,8 @@ import (
 )
 
 // fakeSwitch answers the handshake on one end of a pipe and then either
-// echoes (alive) or goes silent.
+// echoes (alive) or goes silent. It answers every multipart request with
+// table statistics.
 func fakeSwitch(t *testing.T, nc net.Conn, dpid uint64, alive bool) {
 	t.Helper()
 	go func() {
@@ -47,6 +48,9 @@ func fakeSwitch(t *testing.T, nc net.Conn, dpid uint64, alive bool) {
 				if h.Type == openflow.TypeEchoRequest {
 					reply = &openflow.EchoReply{}
 				}
+			case openflow.TypeMultipartRequest:
+				// Table statistics, whatever was asked.
+				reply = &openflow.MultipartReply{Body: &openflow.TableStatsReply{Stats: []openflow.TableStats{{TableID: 0, ActiveCount: 3}}}}
 			default:
 				continue
 			}
@@ -106,6 +110,26 @@ func TestRequestDeadline(t *testing.T) {
 	c.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d requests left pending after their deadline", n)
+	}
+}
+
+func TestStats(t *testing.T) {
+	ours, theirs := net.Pipe()
+	fakeSwitch(t, theirs, 1, true)
+	c, err := New(context.Background(), ours, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tables, err := Stats[*openflow.TableStatsReply](ctx, c, &openflow.TableStatsRequest{})
+	if err != nil || len(tables.Stats) != 1 || tables.Stats[0].ActiveCount != 3 {
+		t.Fatalf("table stats: %+v, %v", tables, err)
+	}
+	if _, err := Stats[*openflow.FlowStatsReply](ctx, c, openflow.FlowStatsByCookie(openflow.TableAll, 0, 0)); err == nil ||
+		!strings.Contains(err.Error(), "multipart request of type 1 answered with type 3") {
+		t.Fatalf("flow stats answered with table stats: err = %v", err)
 	}
 }
 

@@ -198,6 +198,21 @@ func (c *Conn) Multipart(ctx context.Context, m *openflow.MultipartRequest) (*op
 	return r.multipart, err
 }
 
+// Stats sends a statistics (multipart) request and returns the reply's
+// body as the type that answers it; a reply of another type is an error.
+func Stats[R openflow.MultipartReplyBody](ctx context.Context, c *Conn, req openflow.MultipartRequestBody) (R, error) {
+	var none R
+	reply, err := c.Multipart(ctx, &openflow.MultipartRequest{Body: req})
+	if err != nil {
+		return none, err
+	}
+	body, ok := reply.Body.(R)
+	if !ok {
+		return none, fmt.Errorf("multipart request of type %d answered with type %d", req.MultipartType(), reply.Body.MultipartType())
+	}
+	return body, nil
+}
+
 func (c *Conn) roundTrip(ctx context.Context, m openflow.Message, asm *openflow.Reassembler) (callResult, error) {
 	xid := c.xid.Add(1)
 	b, err := openflow.Marshal(xid, m)

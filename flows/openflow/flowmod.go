@@ -167,6 +167,13 @@ type FlowStatsRequest struct {
 	Match      Match
 }
 
+// FlowStatsByCookie asks for the flows of table (or TableAll) whose cookie
+// agrees with cookie on mask, whatever they match and output to: how a
+// controller reads the flows it owns and leaves the others' alone.
+func FlowStatsByCookie(table uint8, cookie, mask uint64) *FlowStatsRequest {
+	return &FlowStatsRequest{TableID: table, OutPort: PortAny, OutGroup: GroupAny, Cookie: cookie, CookieMask: mask}
+}
+
 func (*FlowStatsRequest) MultipartType() MultipartType { return MultipartFlow }
 func (*FlowStatsRequest) multipartRequest()            {}
 

@@ -46,10 +46,7 @@ func TestFlowGolden(t *testing.T) {
 			DurationSec: 12, DurationNsec: 345000000, IdleTimeout: 10, PacketCount: 99, ByteCount: 9900,
 			Match: Match{Fields: []OXM{InPort(2), EthType(EthTypeIPv6)}},
 		}},
-		{"flow_stats_request", 0x34, &MultipartRequest{Body: &FlowStatsRequest{
-			TableID: TableAll, OutPort: PortAny, OutGroup: GroupAny,
-			Cookie: 0x00a1000000000000, CookieMask: 0xffff000000000000,
-		}}},
+		{"flow_stats_request", 0x34, &MultipartRequest{Body: FlowStatsByCookie(TableAll, 0x00a1000000000000, 0xffff000000000000)}},
 		{"flow_stats_reply", 0x34, &MultipartReply{Body: &FlowStatsReply{Stats: []FlowStats{
 			flowStatsOf(typicalFlowMod(), 3, 4),
 			{TableID: 0, Priority: 0, DurationSec: 100, Instructions: []Instruction{ApplyActions{Actions: []Action{ActionOutput{Port: PortNormal}}}}},

@@ -29,6 +29,19 @@ type Match struct {
 
 const matchTypeOXM = 1
 
+// Exact32 is the value m requires of the 32-bit field that f names (by its
+// class, field and experimenter; f's value and mask do not matter), such as
+// the in_port of a flow or the registers a packet-in reports; ok is false
+// unless m matches that field exactly, without a mask.
+func (m Match) Exact32(f OXM) (v uint32, ok bool) {
+	for _, g := range m.Fields {
+		if g.Class == f.Class && g.Field == f.Field && g.Experimenter == f.Experimenter && g.Mask == nil && len(g.Value) == 4 {
+			return binary.BigEndian.Uint32(g.Value), true
+		}
+	}
+	return 0, false
+}
+
 // appendMatch appends ofp_match with its padding to a multiple of 8.
 func appendMatch(b []byte, m Match) []byte {
 	start := len(b)

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -39,13 +39,13 @@ var (
 	nxmARPTha = openflow.FieldRef{Class: openflow.OXMClassNXM1, Field: 18, Len: 6}
 )
 
-func flow(table uint8, priority uint16, cookie uint64, m openflow.Match, instr ...openflow.Instruction) reconcile.Flow {
-	return reconcile.Flow{Table: table, Priority: priority, Cookie: cookie, Match: m, Instructions: instr}
+func flow(table uint8, priority uint16, cookie uint64, m openflow.Match, instr ...openflow.Instruction) flowset.Flow {
+	return flowset.Flow{Table: table, Priority: priority, Cookie: cookie, Match: m, Instructions: instr}
 }
 
 // drop is a flow without instructions: OpenFlow drops what it matches, and
 // the flow's counters count the drops of its reason.
-func drop(table uint8, priority uint16, cookie uint64, fields ...openflow.OXM) reconcile.Flow {
+func drop(table uint8, priority uint16, cookie uint64, fields ...openflow.OXM) flowset.Flow {
 	return flow(table, priority, cookie, match(fields...))
 }
 

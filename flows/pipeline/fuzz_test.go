@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -57,9 +57,10 @@ func modelFrom(data []byte) (Model, model.Port, bool) {
 }
 
 // FuzzCompile checks, for any model: the flows form a valid table (no two
-// with one key, every match acceptable to a switch, every cookie ours), a
-// recompile changes nothing, and attaching one more port changes exactly its
-// own flows and its network's flood group — what the backend sends.
+// with one key, every match acceptable to a switch, every cookie ours) that
+// keeps to the declared stages (checkStages), a recompile changes nothing,
+// and attaching one more port changes exactly its own flows and its
+// network's flood group — what the backend sends.
 func FuzzCompile(f *testing.F) {
 	f.Add([]byte{2, 1, 1, 0, 1, 5, 9, 14})
 	f.Add([]byte{3, 7, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8})
@@ -73,7 +74,10 @@ func FuzzCompile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := reconcile.Diff(space, before, reconcile.Installed{}); err != nil {
+		if _, err := flowset.Diff(space, before, flowset.Installed{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := checkStages(before); err != nil {
 			t.Fatal(err)
 		}
 		for _, fl := range before.Flows {
@@ -81,7 +85,7 @@ func FuzzCompile(f *testing.F) {
 				t.Fatalf("table %d priority %d: %v", fl.Table, fl.Priority, err)
 			}
 		}
-		if plan, err := reconcile.Change(space, before, before); err != nil || plan.Len() != 0 {
+		if plan, err := flowset.Change(space, before, before); err != nil || plan.Len() != 0 {
 			t.Fatalf("recompile: %v, %d changes", err, plan.Len())
 		}
 		m.Ports = append(m.Ports, extra)
@@ -89,7 +93,10 @@ func FuzzCompile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		plan, err := reconcile.Change(space, before, after)
+		if err := checkStages(after); err != nil {
+			t.Fatal(err)
+		}
+		plan, err := flowset.Change(space, before, after)
 		if err != nil {
 			t.Fatal(err)
 		}

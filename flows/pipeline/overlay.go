@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -87,12 +87,12 @@ func SelectRemote(local []model.Port, remote []model.RemotePort) (kept []model.R
 // delivery by IP (a routed packet gets the port's MAC, as for a local port)
 // and by MAC (into the tunnel towards the port's host). None on a single
 // host.
-func (p Pipeline) RemoteFlows(n model.Network, local []model.Port, remote []model.RemotePort) []reconcile.Flow {
+func (p Pipeline) RemoteFlows(n model.Network, local []model.Port, remote []model.RemotePort) []flowset.Flow {
 	if p.Tunnel == 0 {
 		return nil
 	}
 	kept, _ := SelectRemote(local, inNetwork(n, remote))
-	flows := make([]reconcile.Flow, 0, 2*len(kept))
+	flows := make([]flowset.Flow, 0, 2*len(kept))
 	inNet := openflow.Reg(RegNetwork, uint32(n.ID))
 	for _, r := range kept {
 		mac, _ := usable(r)
@@ -120,7 +120,7 @@ func inNetwork(n model.Network, remote []model.RemotePort) []model.RemotePort {
 // and sends it straight to l2_forward: the sending host did the spoof guard
 // and the routing (a routed packet arrives in its destination network, with
 // the destination port's MAC).
-func (p Pipeline) fromTunnel(cookie uint64, n model.Network) reconcile.Flow {
+func (p Pipeline) fromTunnel(cookie uint64, n model.Network) flowset.Flow {
 	return flow(TableClassify, prioExact, cookie, match(openflow.InPort(p.Tunnel), openflow.TunID(uint64(n.ID))),
 		apply(setField(openflow.Reg(RegNetwork, uint32(n.ID)))), gotoTable(TableL2))
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -52,7 +52,7 @@ func TestCompileOverlayGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden.Check(t, "testdata/overlay.golden", render(d))
-	if _, err := reconcile.Diff(space, d, reconcile.Installed{}); err != nil {
+	if _, err := flowset.Diff(space, d, flowset.Installed{}); err != nil {
 		t.Fatalf("flows collide: %v", err)
 	}
 	// A single host compiles remote ports to nothing: no tunnel, no flows.
@@ -82,7 +82,7 @@ func TestRemoteChangeIsLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := reconcile.Change(space, before, after)
+	plan, err := flowset.Change(space, before, after)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestRemoteChangeIsLocal(t *testing.T) {
 			len(plan.Delete), len(plan.GroupAdd), len(plan.GroupModify), len(plan.GroupDelete))
 	}
 	for _, f := range plan.Add {
-		if kind, obj, _ := reconcile.ParseCookie(f.Cookie); kind != KindRemote || obj != 10<<24|63<<16|9 {
+		if kind, obj, _ := flowset.ParseCookie(f.Cookie); kind != KindRemote || obj != 10<<24|63<<16|9 {
 			t.Errorf("added flow with cookie %#x: want kind %d, object 10.63.0.9", f.Cookie, KindRemote)
 		}
 	}
@@ -193,7 +193,7 @@ func TestLocalShadowsRemote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reconcile.Diff(space, d, reconcile.Installed{}); err != nil {
+	if _, err := flowset.Diff(space, d, flowset.Installed{}); err != nil {
 		t.Fatalf("flows collide: %v", err)
 	}
 	owners := NewOwners(m)

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -84,7 +84,7 @@ func NewOwners(m Model) Owners {
 // Of names the owner of a cookie made by this package (see the Kind
 // constants); ok is false for a cookie of a kind it never makes.
 func (o Owners) Of(cookie uint64) (Owner, bool) {
-	kind, object, _ := reconcile.ParseCookie(cookie)
+	kind, object, _ := flowset.ParseCookie(cookie)
 	name := func(m map[uint32]string) string {
 		if n, ok := m[object]; ok {
 			return n

@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -26,7 +26,7 @@ const (
 
 // Pipeline compiles flows for one integration bridge.
 type Pipeline struct {
-	Space reconcile.CookieSpace
+	Space flowset.CookieSpace
 	// HostMAC is the MAC of the bridge's own (LOCAL) interface, through which
 	// masquerading networks reach the host's IP stack.
 	HostMAC net.HardwareAddr
@@ -47,7 +47,7 @@ type Model struct {
 }
 
 // Compile returns the whole desired state of the bridge for m.
-func (p Pipeline) Compile(m Model) (reconcile.Desired, error) {
+func (p Pipeline) Compile(m Model) (flowset.Desired, error) {
 	byName := make(map[string]model.Network, len(m.Networks))
 	for _, n := range m.Networks {
 		byName[n.Name] = n
@@ -61,7 +61,7 @@ func (p Pipeline) Compile(m Model) (reconcile.Desired, error) {
 		remote[r.Port.Network] = append(remote[r.Port.Network], r)
 	}
 	peers := model.Peers(m.Routers)
-	d := reconcile.Desired{Flows: p.Base()}
+	d := flowset.Desired{Flows: p.Base()}
 	for _, n := range m.Networks {
 		d.Flows = append(d.Flows, p.Network(n)...)
 		nets, err := resolve(byName, peers[n.Name])
@@ -95,9 +95,9 @@ func resolve(byName map[string]model.Network, names []string) ([]model.Network, 
 }
 
 // Base is the pipeline's skeleton: each table's default, and the host's way in.
-func (p Pipeline) Base() []reconcile.Flow {
+func (p Pipeline) Base() []flowset.Flow {
 	c := p.Space.Cookie(KindBase, 0, 0)
-	flows := []reconcile.Flow{
+	flows := []flowset.Flow{
 		drop(TableClassify, prioMiss, c),
 		flow(TableClassify, prioFallback, c, match(openflow.InPort(openflow.PortLocal)), gotoTable(TableFromHost)),
 		drop(TableSpoofGuard, prioGuard, c, openflow.EthType(ethIPv6)),
@@ -129,11 +129,11 @@ func (p Pipeline) Base() []reconcile.Flow {
 // Network is a network's own flows: its gateway answering ARP and ping,
 // routing entry, isolation from the other networks, flooding, and the way
 // out through the host when it masquerades.
-func (p Pipeline) Network(n model.Network) []reconcile.Flow {
+func (p Pipeline) Network(n model.Network) []flowset.Flow {
 	c := p.Space.Cookie(KindNetwork, uint32(n.ID), 0)
 	gwMAC := gatewayMAC(n)
 	in := openflow.Reg(RegNetwork, uint32(n.ID))
-	flows := []reconcile.Flow{
+	flows := []flowset.Flow{
 		flow(TableGateway, prioExact, c, match(in, openflow.EthType(ethARP), openflow.ARPOp(arpRequest), openflow.ARPTpa(n.Gateway)),
 			apply(arpReply(gwMAC, n.Gateway)...)),
 		echoReply(c, n, n),
@@ -164,9 +164,9 @@ func (p Pipeline) Network(n model.Network) []reconcile.Flow {
 // Routes is a network's way to each of its peers (the networks a router
 // joins it to), on to the peer's path_mtu flows (see Network), and pings of
 // the peers' gateway addresses answered.
-func (p Pipeline) Routes(n model.Network, peers []model.Network) []reconcile.Flow {
+func (p Pipeline) Routes(n model.Network, peers []model.Network) []flowset.Flow {
 	c := p.Space.Cookie(KindRoutes, uint32(n.ID), 0)
-	var flows []reconcile.Flow
+	var flows []flowset.Flow
 	for _, m := range peers {
 		flows = append(flows,
 			flow(TableRoute, prioExact, c,
@@ -181,12 +181,12 @@ func (p Pipeline) Routes(n model.Network, peers []model.Network) []reconcile.Flo
 // Port is a port's flows: classification into its network, the spoof
 // guard, delivery by MAC and by IP, and — in a masquerading network — the
 // host's ARP for it answered.
-func (p Pipeline) Port(port model.Port, n model.Network) []reconcile.Flow {
+func (p Pipeline) Port(port model.Port, n model.Network) []flowset.Flow {
 	c := p.Space.Cookie(KindPort, uint32(port.Ofport), 0)
 	in := openflow.InPort(uint32(port.Ofport))
 	mac, _ := net.ParseMAC(port.MAC)
 	inNet := openflow.Reg(RegNetwork, uint32(n.ID))
-	flows := []reconcile.Flow{
+	flows := []flowset.Flow{
 		flow(TableClassify, prioFallback, c, match(in), apply(setField(inNet)), gotoTable(TableSpoofGuard)),
 		flow(TableSpoofGuard, prioExact, c, match(in, openflow.EthSrc(mac), openflow.EthType(ethIPv4), openflow.IPv4Src(port.IP)),
 			gotoTable(TableGateway)),
@@ -213,13 +213,13 @@ func (p Pipeline) Port(port model.Port, n model.Network) []reconcile.Flow {
 // in_port, so the sender is skipped — and a packet that came from the
 // tunnel goes out of none of the tunnel buckets (split horizon: the sending
 // host flooded to every host itself).
-func (p Pipeline) Flood(n model.Network, ports []model.Port, remote []model.RemotePort) reconcile.Group {
+func (p Pipeline) Flood(n model.Network, ports []model.Port, remote []model.RemotePort) flowset.Group {
 	ofports := make([]int, 0, len(ports))
 	for _, port := range ports {
 		ofports = append(ofports, port.Ofport)
 	}
 	slices.Sort(ofports)
-	g := reconcile.Group{ID: p.floodGroupID(n), Type: openflow.GroupTypeAll}
+	g := flowset.Group{ID: p.floodGroupID(n), Type: openflow.GroupTypeAll}
 	for _, o := range ofports {
 		g.Buckets = append(g.Buckets, openflow.Bucket{WatchPort: openflow.PortAny, WatchGroup: openflow.GroupAny,
 			Actions: []openflow.Action{openflow.ActionOutput{Port: uint32(o)}}})
@@ -235,7 +235,7 @@ func (p Pipeline) floodGroupID(n model.Network) uint32 { return p.Space.Group(ui
 
 // echoReply answers a ping from network `from` to the gateway address of
 // network gw (its own, or a peer's) in place, as the gateway would.
-func echoReply(cookie uint64, from, gw model.Network) reconcile.Flow {
+func echoReply(cookie uint64, from, gw model.Network) flowset.Flow {
 	mac := gatewayMAC(from)
 	return flow(TableGateway, prioExact, cookie,
 		match(openflow.Reg(RegNetwork, uint32(from.ID)), openflow.EthDst(mac), openflow.EthType(ethIPv4), openflow.IPProto(protoICMP),

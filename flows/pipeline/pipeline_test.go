@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
@@ -21,7 +22,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-var space = reconcile.CookieSpace{Value: 0x76 << 56, Mask: 0xff << 56}
+var space = flowset.CookieSpace{Value: 0x76 << 56, Mask: 0xff << 56}
 
 func testPipeline() Pipeline {
 	return Pipeline{Space: space, HostMAC: net.HardwareAddr{0x02, 0x76, 0, 0, 0, 0xfe}}
@@ -50,9 +51,9 @@ func threeNetworks() Model {
 // render writes a desired state the way `ovs-ofctl dump-flows --no-stats`
 // and `dump-groups` show it, sorted as ovs-ofctl --sort would not: by table,
 // then priority from high to low, then text.
-func render(d reconcile.Desired) string {
+func render(d flowset.Desired) string {
 	flows := slices.Clone(d.Flows)
-	slices.SortStableFunc(flows, func(a, b reconcile.Flow) int {
+	slices.SortStableFunc(flows, func(a, b flowset.Flow) int {
 		return cmp.Or(cmp.Compare(a.Table, b.Table), cmp.Compare(b.Priority, a.Priority))
 	})
 	var lines []string
@@ -66,7 +67,7 @@ func render(d reconcile.Desired) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-func renderGroup(g reconcile.Group) string {
+func renderGroup(g flowset.Group) string {
 	s := fmt.Sprintf("group_id=%d,type=all", g.ID)
 	for _, b := range g.Buckets {
 		s += ",bucket=actions=" + openflow.FormatActions([]openflow.Instruction{openflow.ApplyActions{Actions: b.Actions}})
@@ -82,7 +83,7 @@ func TestCompileGolden(t *testing.T) {
 	golden.Check(t, "testdata/three-networks.golden", render(d))
 	for _, f := range d.Flows {
 		if err := openflow.Validate(f.Match); err != nil {
-			t.Errorf("flow %s: %v", render(reconcile.Desired{Flows: []reconcile.Flow{f}}), err)
+			t.Errorf("flow %s: %v", render(flowset.Desired{Flows: []flowset.Flow{f}}), err)
 		}
 	}
 }
@@ -144,7 +145,7 @@ func TestAgainstOVS(t *testing.T) {
 // installAndCompare syncs d onto the bridge over OpenFlow, checks that a
 // resync finds nothing to change (the flows and groups are sent as OVS
 // reports them) and that ovs-ofctl dump-flows shows exactly d's flows.
-func installAndCompare(t *testing.T, box *testbed.Sandbox, bridge string, d reconcile.Desired) {
+func installAndCompare(t *testing.T, box *testbed.Sandbox, bridge string, d flowset.Desired) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -164,7 +165,7 @@ func installAndCompare(t *testing.T, box *testbed.Sandbox, bridge string, d reco
 	for _, l := range strings.Split(strings.TrimSpace(box.Ofctl(t, "dump-flows", bridge, "--no-stats")), "\n") {
 		dumped = append(dumped, strings.TrimSpace(l))
 	}
-	ours := strings.Split(strings.TrimSpace(render(reconcile.Desired{Flows: d.Flows})), "\n")
+	ours := strings.Split(strings.TrimSpace(render(flowset.Desired{Flows: d.Flows})), "\n")
 	slices.Sort(dumped)
 	slices.Sort(ours)
 	if !slices.Equal(dumped, ours) {

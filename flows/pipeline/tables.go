@@ -54,7 +54,9 @@ type Stage struct {
 	Table   uint8
 	Name    string
 	Purpose string
-	// Drops maps the priority of each dropping flow in the table to its reason.
+	// Drops maps the priority of each dropping flow in the table to its
+	// reason: a flow of the table drops exactly when its priority is here,
+	// which the tests check on the compiled flows (stages_test.go).
 	Drops map[uint16]string
 }
 

@@ -1,3 +1,9 @@
+// Package reconcile keeps a bridge's flow table equal to a desired flow set
+// without a window of missing flows: it dumps the flows we own, computes the
+// difference (flows/flowset), and applies it in one atomic bundle. Flows
+// that carry another owner's cookie are never read into the diff, so never
+// touched; flows that did not change are not sent, so they keep their
+// counters.
 package reconcile
 
 import (
@@ -8,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 )
@@ -15,7 +22,7 @@ import (
 // Bridge reconciles the flow table of one switch session.
 type Bridge struct {
 	conn     *ofconn.Conn
-	space    CookieSpace
+	space    flowset.CookieSpace
 	metrics  *Metrics
 	bundleID atomic.Uint32
 	// syncing serialises Syncs: two diffs computed against the same dump
@@ -40,20 +47,20 @@ const changeTimeout = time.Minute
 
 // New returns a reconciler for the switch behind conn, owning the flows whose
 // cookies lie in space.
-func New(conn *ofconn.Conn, space CookieSpace, metrics *Metrics) *Bridge {
+func New(conn *ofconn.Conn, space flowset.CookieSpace, metrics *Metrics) *Bridge {
 	return &Bridge{conn: conn, space: space, metrics: metrics}
 }
 
 // Result says what one Sync did.
 type Result struct {
-	Plan Plan // what was applied
+	Plan flowset.Plan // what was applied
 	Took time.Duration
 }
 
 // Sync makes the switch's flows and groups in our space equal desired, in
 // one atomic bundle: either every change lands or none does. Nothing is sent
 // when nothing differs.
-func (b *Bridge) Sync(ctx context.Context, desired Desired) (Result, error) {
+func (b *Bridge) Sync(ctx context.Context, desired flowset.Desired) (Result, error) {
 	b.syncing.Lock()
 	defer b.syncing.Unlock()
 	start := time.Now()
@@ -61,7 +68,7 @@ func (b *Bridge) Sync(ctx context.Context, desired Desired) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	plan, err := Diff(b.space, desired, installed)
+	plan, err := flowset.Diff(b.space, desired, installed)
 	if err != nil {
 		return Result{}, err
 	}
@@ -74,10 +81,10 @@ func (b *Bridge) Sync(ctx context.Context, desired Desired) (Result, error) {
 // Pending is a change submitted to the switch and not yet known committed.
 type Pending struct {
 	b         *Bridge
-	plan      Plan
+	plan      flowset.Plan
 	start     time.Time
 	done      chan error
-	committed func(Plan) // told after a successful commit, if set
+	committed func(flowset.Plan) // told after a successful commit, if set
 }
 
 // Submit queues the difference between two desired states, without asking
@@ -88,8 +95,8 @@ type Pending struct {
 // the lock that orders its changes (two ports' edits of their network's
 // flood group) gets them applied in that order without holding the lock
 // while it waits.
-func (b *Bridge) Submit(before, after Desired) (*Pending, error) {
-	plan, err := Change(b.space, before, after)
+func (b *Bridge) Submit(before, after flowset.Desired) (*Pending, error) {
+	plan, err := flowset.Change(b.space, before, after)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +167,7 @@ func (b *Bridge) sendQueue(ctx context.Context) {
 	}
 }
 
-func (b *Bridge) applyPlan(ctx context.Context, plan Plan) error {
+func (b *Bridge) applyPlan(ctx context.Context, plan flowset.Plan) error {
 	if plan.Len() == 0 {
 		return nil
 	}
@@ -173,27 +180,16 @@ func (b *Bridge) applyPlan(ctx context.Context, plan Plan) error {
 }
 
 // Dump returns the switch's flows and groups in our space.
-func (b *Bridge) Dump(ctx context.Context) (Installed, error) {
-	reply, err := b.conn.Multipart(ctx, &openflow.MultipartRequest{Body: &openflow.FlowStatsRequest{
-		TableID: openflow.TableAll, OutPort: openflow.PortAny, OutGroup: openflow.GroupAny,
-		Cookie: b.space.Value, CookieMask: b.space.Mask,
-	}})
+func (b *Bridge) Dump(ctx context.Context) (flowset.Installed, error) {
+	flows, err := ofconn.Stats[*openflow.FlowStatsReply](ctx, b.conn, openflow.FlowStatsByCookie(openflow.TableAll, b.space.Value, b.space.Mask))
 	if err != nil {
-		return Installed{}, fmt.Errorf("dump flows: %w", err)
+		return flowset.Installed{}, fmt.Errorf("dump flows: %w", err)
 	}
-	stats, ok := reply.Body.(*openflow.FlowStatsReply)
-	if !ok {
-		return Installed{}, fmt.Errorf("dump flows: answered with multipart type %d", reply.Body.MultipartType())
-	}
-	reply, err = b.conn.Multipart(ctx, &openflow.MultipartRequest{Body: &openflow.GroupDescRequest{}})
+	groups, err := ofconn.Stats[*openflow.GroupDescReply](ctx, b.conn, &openflow.GroupDescRequest{})
 	if err != nil {
-		return Installed{}, fmt.Errorf("dump groups: %w", err)
+		return flowset.Installed{}, fmt.Errorf("dump groups: %w", err)
 	}
-	groups, ok := reply.Body.(*openflow.GroupDescReply)
-	if !ok {
-		return Installed{}, fmt.Errorf("dump groups: answered with multipart type %d", reply.Body.MultipartType())
-	}
-	return Installed{Flows: stats.Stats, Groups: groups.Groups}, nil
+	return flowset.Installed{Flows: flows.Stats, Groups: groups.Groups}, nil
 }
 
 // Apply sends msgs as one atomic, ordered bundle. Any message the switch

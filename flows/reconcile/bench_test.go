@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset/flowsettest"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
@@ -42,7 +44,7 @@ func BenchmarkInstall(b *testing.B) {
 		if err != nil || n < 1 {
 			b.Fatalf("-flows: %q is not a count", field)
 		}
-		flows := flowSet(n, space.Value|1)
+		flows := flowsettest.Flows(n, space.Value|1)
 		b.Run(fmt.Sprintf("flows=%d", n), func(b *testing.B) {
 			b.Run("ovs-vnet", func(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -57,7 +59,7 @@ func BenchmarkInstall(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					clear()
 					start := testbed.CPUTime(b, os.Getpid())
-					if _, err := br.Sync(ctx, Desired{Flows: flows}); err != nil {
+					if _, err := br.Sync(ctx, flowset.Desired{Flows: flows}); err != nil {
 						b.Fatal(err)
 					}
 					cpu += testbed.CPUTime(b, os.Getpid()) - start

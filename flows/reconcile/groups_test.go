@@ -8,48 +8,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset/flowsettest"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 )
-
-func floodGroup(n uint32, ports ...uint32) Group {
-	g := Group{ID: space.Group(n), Type: openflow.GroupTypeAll}
-	for _, p := range ports {
-		g.Buckets = append(g.Buckets, openflow.Bucket{WatchPort: openflow.PortAny, WatchGroup: openflow.GroupAny,
-			Actions: []openflow.Action{openflow.ActionOutput{Port: p}}})
-	}
-	return g
-}
-
-func TestGroupRange(t *testing.T) {
-	if id := space.Group(5); id != 0x76000005 || !space.OwnsGroup(id) || space.OwnsGroup(5) {
-		t.Fatalf("group id %#x", id)
-	}
-}
-
-func TestChangeTouchesOnlyTheDifference(t *testing.T) {
-	flows := flowSet(3, space.Value|1)
-	before := Desired{Flows: flows[:2], Groups: []Group{floodGroup(1, 1, 2), floodGroup(2, 5)}}
-	after := Desired{Flows: flows[1:], Groups: []Group{floodGroup(1, 1, 2, 3), floodGroup(3)}}
-	p, err := Change(space, before, after)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(p.Add) != 1 || len(p.Delete) != 1 || len(p.Modify) != 0 ||
-		len(p.GroupAdd) != 1 || len(p.GroupModify) != 1 || len(p.GroupDelete) != 1 {
-		t.Fatalf("plan %+v", p)
-	}
-	msgs := p.Messages()
-	if _, ok := msgs[0].(*openflow.GroupMod); !ok {
-		t.Fatalf("groups must come before the flows that use them: %T first", msgs[0])
-	}
-	if g, ok := msgs[len(msgs)-1].(*openflow.GroupMod); !ok || g.Command != openflow.GroupDelete {
-		t.Fatalf("group deletions must come last: %T", msgs[len(msgs)-1])
-	}
-	if _, err := Change(space, Desired{}, Desired{Groups: []Group{{ID: 7}}}); err == nil {
-		t.Fatal("a group outside our range was accepted")
-	}
-}
 
 // TestChangeAgainstOVS applies incremental changes with groups, checks them
 // with ovs-ofctl, and resyncs without a change: the groups encode as OVS
@@ -66,11 +29,11 @@ func TestChangeAgainstOVS(t *testing.T) {
 	defer conn.Close()
 	b := New(conn, space, NewMetrics(prometheus.NewRegistry()))
 
-	flood := flowSet(1, space.Value|1)[0]
+	flood := flowsettest.Flows(1, space.Value|1)[0]
 	flood.Instructions = []openflow.Instruction{openflow.ApplyActions{Actions: []openflow.Action{openflow.ActionGroup{GroupID: space.Group(1)}}}}
-	one := Desired{Flows: []Flow{flood}, Groups: []Group{floodGroup(1, 1)}}
-	two := Desired{Flows: []Flow{flood}, Groups: []Group{floodGroup(1, 1, 2)}}
-	if _, err := change(ctx, b, Desired{}, one); err != nil {
+	one := flowset.Desired{Flows: []flowset.Flow{flood}, Groups: []flowset.Group{flowsettest.FloodGroup(space, 1, 1)}}
+	two := flowset.Desired{Flows: []flowset.Flow{flood}, Groups: []flowset.Group{flowsettest.FloodGroup(space, 1, 1, 2)}}
+	if _, err := change(ctx, b, flowset.Desired{}, one); err != nil {
 		t.Fatal(err)
 	}
 	res, err := change(ctx, b, one, two)
@@ -85,7 +48,7 @@ func TestChangeAgainstOVS(t *testing.T) {
 	if res, err := b.Sync(ctx, two); err != nil || res.Plan.Len() != 0 {
 		t.Fatalf("resync: %+v, %v", res.Plan, err)
 	}
-	if _, err := change(ctx, b, two, Desired{}); err != nil {
+	if _, err := change(ctx, b, two, flowset.Desired{}); err != nil {
 		t.Fatal(err)
 	}
 	if groups := box.Ofctl(t, "dump-groups", "br0"); strings.Contains(groups, "1979711489") || !strings.Contains(groups, "group_id=9,") {
@@ -111,15 +74,15 @@ func TestSubmitKeepsOrderUnderConcurrency(t *testing.T) {
 	b := New(conn, space, NewMetrics(reg))
 
 	const ports = 20
-	flows := flowSet(ports, space.Value|1)
+	flows := flowsettest.Flows(ports, space.Value|1)
 	var pending []*Pending
-	before := Desired{}
+	before := flowset.Desired{}
 	for i := range ports {
 		var buckets []uint32
 		for p := range i + 1 {
 			buckets = append(buckets, uint32(p+1))
 		}
-		after := Desired{Flows: flows[:i+1], Groups: []Group{floodGroup(1, buckets...)}}
+		after := flowset.Desired{Flows: flows[:i+1], Groups: []flowset.Group{flowsettest.FloodGroup(space, 1, buckets...)}}
 		p, err := b.Submit(before, after)
 		if err != nil {
 			t.Fatal(err)
@@ -165,7 +128,7 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 }
 
 // change submits a change and waits for it.
-func change(ctx context.Context, b *Bridge, before, after Desired) (Result, error) {
+func change(ctx context.Context, b *Bridge, before, after flowset.Desired) (Result, error) {
 	p, err := b.Submit(before, after)
 	if err != nil {
 		return Result{}, err

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 )
@@ -19,7 +20,7 @@ const syncTimeout = 2 * time.Minute
 // for its datapath. A switch that connects — for the first time or again
 // after a restart of either side — is resynced by a diff, never wiped.
 type Manager struct {
-	space   CookieSpace
+	space   flowset.CookieSpace
 	source  Source
 	metrics *Metrics
 	log     *slog.Logger
@@ -36,14 +37,14 @@ type Source interface {
 	// that connects then is left as it is rather than synced to a partial
 	// state, which would cut traffic that a restart must not touch. It must
 	// be safe for concurrent use.
-	Desired(dpid uint64) (d Desired, ok bool)
+	Desired(dpid uint64) (d flowset.Desired, ok bool)
 	// Synced is told when a switch that (re)connected has been synced: the
 	// moment to restore what a restarted switch lost besides its flows.
 	Synced(dpid uint64)
 }
 
 // NewManager returns a manager of the switches whose flows source describes.
-func NewManager(space CookieSpace, source Source, metrics *Metrics, log *slog.Logger) *Manager {
+func NewManager(space flowset.CookieSpace, source Source, metrics *Metrics, log *slog.Logger) *Manager {
 	return &Manager{space: space, source: source, metrics: metrics, log: log, switches: map[uint64]*Bridge{}}
 }
 
@@ -124,7 +125,7 @@ func (m *Manager) Sync(dpid uint64) error {
 
 // Submit queues the difference between two desired states of dpid's
 // switch (see Bridge.Submit); the change is logged once committed.
-func (m *Manager) Submit(dpid uint64, before, after Desired) (*Pending, error) {
+func (m *Manager) Submit(dpid uint64, before, after flowset.Desired) (*Pending, error) {
 	b, err := m.session(dpid)
 	if err != nil {
 		return nil, err
@@ -133,7 +134,7 @@ func (m *Manager) Submit(dpid uint64, before, after Desired) (*Pending, error) {
 	if err != nil {
 		return nil, fmt.Errorf("datapath %016x: %w", dpid, err)
 	}
-	p.committed = func(plan Plan) { m.logPlan(dpid, plan) }
+	p.committed = func(plan flowset.Plan) { m.logPlan(dpid, plan) }
 	return p, nil
 }
 
@@ -190,7 +191,7 @@ func (m *Manager) sync(b *Bridge) error {
 
 // logPlan logs every flow mod of a plan at debug level, as ovs-ofctl would
 // write it.
-func (m *Manager) logPlan(dpid uint64, p Plan) {
+func (m *Manager) logPlan(dpid uint64, p flowset.Plan) {
 	if !m.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
@@ -200,19 +201,4 @@ func (m *Manager) logPlan(dpid uint64, p Plan) {
 			m.log.Debug("flow "+op, "datapath", id, "flow", openflow.FormatFlowMod(&mods[i]))
 		}
 	}
-}
-
-// Multipart sends one multipart request (flow, table, port statistics...)
-// on dpid's current session and returns the reply with its parts joined. It
-// fails at once when dpid has no session; ctx bounds the wait for the reply.
-func (m *Manager) Multipart(ctx context.Context, dpid uint64, req *openflow.MultipartRequest) (*openflow.MultipartReply, error) {
-	b, err := m.session(dpid)
-	if err != nil {
-		return nil, err
-	}
-	reply, err := b.conn.Multipart(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("datapath %016x: multipart request: %w", dpid, err)
-	}
-	return reply, nil
 }

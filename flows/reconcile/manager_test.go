@@ -12,8 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset/flowsettest"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
-	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
@@ -23,7 +24,7 @@ import (
 // by resync.
 func TestManagerResyncsAfterVswitchdRestart(t *testing.T) {
 	box := ovsBridge(t)
-	want := flowSet(1000, space.Value|1)
+	want := flowsettest.Flows(1000, space.Value|1)
 	var log testbed.SyncBuffer
 	reg := prometheus.NewPedanticRegistry()
 	m := NewManager(space, fixedSource{Flows: want}, NewMetrics(reg), slog.New(slog.NewTextHandler(&log, nil)))
@@ -83,15 +84,7 @@ func TestManagerResyncsAfterVswitchdRestart(t *testing.T) {
 }
 
 // fixedSource wants the same flows on every switch.
-type fixedSource Desired
+type fixedSource flowset.Desired
 
-func (s fixedSource) Desired(uint64) (Desired, bool) { return Desired(s), true }
-func (fixedSource) Synced(uint64)                    {}
-
-func TestManagerMultipartNotConnected(t *testing.T) {
-	m := NewManager(space, fixedSource{}, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
-	_, err := m.Multipart(context.Background(), 0xb0, &openflow.MultipartRequest{Body: &openflow.TableStatsRequest{}})
-	if err == nil || !strings.Contains(err.Error(), "not connected") {
-		t.Fatalf("Multipart without a session: err = %v", err)
-	}
-}
+func (s fixedSource) Desired(uint64) (flowset.Desired, bool) { return flowset.Desired(s), true }
+func (fixedSource) Synced(uint64)                            {}

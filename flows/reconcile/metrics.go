@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 )
@@ -54,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) applied(p Plan) {
+func (m *Metrics) applied(p flowset.Plan) {
 	m.flowMods.WithLabelValues("add").Add(float64(len(p.Add)))
 	m.flowMods.WithLabelValues("modify").Add(float64(len(p.Modify)))
 	m.flowMods.WithLabelValues("delete").Add(float64(len(p.Delete)))

@@ -1,9 +1,4 @@
-// Package reconcile keeps a bridge's flow table equal to a desired flow set
-// without a window of missing flows: it dumps the flows we own, computes the
-// difference, and applies it in one atomic bundle. Flows that carry another
-// owner's cookie are never read into the diff, so never touched; flows that
-// did not change are not sent, so they keep their counters.
-package reconcile
+package flowset
 
 import (
 	"bytes"
@@ -14,91 +9,6 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 )
-
-// Flow is one flow the controller wants on a bridge. Cookie names the object
-// that owns it (see CookieSpace); a changed object gets a new generation in
-// its cookie, so that its flows are replaced.
-type Flow struct {
-	Table        uint8
-	Priority     uint16
-	Cookie       uint64
-	Match        openflow.Match
-	Instructions []openflow.Instruction
-}
-
-// CookieSpace is the part of the cookie that marks a flow as ours: every
-// cookie we use has Value on the Mask bits, and the flow dump asks only for
-// those.
-type CookieSpace struct {
-	Value uint64
-	Mask  uint64
-}
-
-// Owns reports whether cookie lies in the space.
-func (s CookieSpace) Owns(cookie uint64) bool { return cookie&s.Mask == s.Value }
-
-// Cookie names the owner of a flow inside the space's top byte: the kind of
-// object (network, port, router...), its id, and a generation that changes
-// whenever the object's flows must be replaced rather than kept.
-//
-//	63      56 55    48 47                  16 15          0
-//	| space   | kind   | object id           | generation   |
-func (s CookieSpace) Cookie(kind uint8, object uint32, generation uint16) uint64 {
-	return s.Value | uint64(kind)<<48 | uint64(object)<<16 | uint64(generation)
-}
-
-// groupRange is the top byte of a group ID: ours carry the cookie space's top
-// byte there, so groups need no other mark of ownership.
-const groupRange = 0xff000000
-
-// Group returns the ID of our group number n (below 1<<24).
-func (s CookieSpace) Group(n uint32) uint32 {
-	return uint32(s.Value>>32)&groupRange | n&^groupRange
-}
-
-// OwnsGroup reports whether a group ID lies in the space's group range.
-func (s CookieSpace) OwnsGroup(id uint32) bool {
-	return id&groupRange == uint32(s.Value>>32)&groupRange
-}
-
-// ParseCookie splits a cookie made by CookieSpace.Cookie, for tools that
-// group flows by owner.
-func ParseCookie(c uint64) (kind uint8, object uint32, generation uint16) {
-	return uint8(c >> 48), uint32(c >> 16), uint16(c)
-}
-
-// Group is a group the controller wants on a bridge. Its ID lies in the
-// cookie space's group range (CookieSpace.Group).
-type Group struct {
-	ID      uint32
-	Type    openflow.GroupType
-	Buckets []openflow.Bucket
-}
-
-// Desired is everything the controller wants on one bridge.
-type Desired struct {
-	Flows  []Flow
-	Groups []Group
-}
-
-// Installed is what a bridge reports it holds.
-type Installed struct {
-	Flows  []openflow.FlowStats
-	Groups []openflow.GroupDesc
-}
-
-// installed presents a desired state as if a switch had reported it, so that
-// the difference between two desired states is computed like any other.
-func (d Desired) installed() Installed {
-	in := Installed{Flows: make([]openflow.FlowStats, len(d.Flows)), Groups: make([]openflow.GroupDesc, len(d.Groups))}
-	for i, f := range d.Flows {
-		in.Flows[i] = openflow.FlowStats{TableID: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Instructions: f.Instructions}
-	}
-	for i, g := range d.Groups {
-		in.Groups[i] = openflow.GroupDesc{GroupID: g.ID, GroupType: g.Type, Buckets: g.Buckets}
-	}
-	return in
-}
 
 // Plan is the difference between what is installed and what is wanted.
 type Plan struct {
@@ -145,6 +55,19 @@ type flowKey struct {
 	table    uint8
 	priority uint16
 	match    string
+}
+
+// installed presents a desired state as if a switch had reported it, so that
+// the difference between two desired states is computed like any other.
+func (d Desired) installed() Installed {
+	in := Installed{Flows: make([]openflow.FlowStats, len(d.Flows)), Groups: make([]openflow.GroupDesc, len(d.Groups))}
+	for i, f := range d.Flows {
+		in.Flows[i] = openflow.FlowStats{TableID: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Instructions: f.Instructions}
+	}
+	for i, g := range d.Groups {
+		in.Groups[i] = openflow.GroupDesc{GroupID: g.ID, GroupType: g.Type, Buckets: g.Buckets}
+	}
+	return in
 }
 
 // Change computes what turns the switch from before into after, for an
