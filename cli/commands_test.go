@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovs-vnet/ovs-vnet/client"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -31,7 +31,7 @@ func TestNetworkCommands(t *testing.T) {
 	check(t, f.vnetctl(t, nil, "net", "create", "blue", "--subnet", "10.10.0.0/24", "--mtu", "9000"), ExitConflict, "",
 		"Error: conflict: network \"blue\" exists with a different spec (HTTP 409)\n")
 	r := f.vnetctl(t, nil, "network", "create", "red", "--subnet", "10.20.0.0/24", "--gateway", "10.20.0.254", "--mtu", "9000", "--masquerade", "-o", "json")
-	var red model.Network
+	var red v1.Network
 	if err := json.Unmarshal([]byte(r.out), &red); err != nil || r.code != 0 {
 		t.Fatalf("create -o json: exit %d, %v: %s", r.code, err, r.out)
 	}
@@ -47,7 +47,7 @@ func TestNetworkCommands(t *testing.T) {
 		"red    10.20.0.0/24   10.20.0.254   9000   yes    2\n", "")
 	check(t, f.vnetctl(t, nil, "network", "list", "-o", "name"), 0, "network/blue\nnetwork/red\n", "")
 	r = f.vnetctl(t, nil, "network", "list", "-o", "json")
-	var nets []model.Network
+	var nets []v1.Network
 	if err := json.Unmarshal([]byte(r.out), &nets); err != nil || len(nets) != 2 || nets[1] != red {
 		t.Fatalf("list -o json: %v %+v", err, nets)
 	}
@@ -72,13 +72,13 @@ func TestPortCommands(t *testing.T) {
 		"vm1     blue      tap    10.10.0.3/24   02:00:00:00:00:01   -       tap-vm1   tap-vm1          2        forwarding\n"+
 		"web1    blue      veth   10.10.0.2/24   "+model.PortMAC("web1")+"   web1    eth0      "+model.HostIfname("web1")+"   1        forwarding\n", "")
 	r := f.vnetctl(t, nil, "port", "ls", "--network", "blue", "-o", "json")
-	var ports []model.PortView
+	var ports []v1.Port
 	if err := json.Unmarshal([]byte(r.out), &ports); err != nil || len(ports) != 3 || ports[2].IP != "10.10.0.2/24" || ports[2].Gateway != "10.10.0.1" || ports[0].StatusDetail == "" {
 		t.Fatalf("port list -o json: %v %+v", err, ports)
 	}
 	check(t, f.vnetctl(t, nil, "port", "list", "--network", "nope"), ExitNotFound, "", `network "nope"`)
 	r = f.vnetctl(t, nil, "port", "get", "web1", "-o", "json")
-	var web1 model.PortView
+	var web1 v1.Port
 	if err := json.Unmarshal([]byte(r.out), &web1); err != nil || web1 != ports[2] {
 		t.Fatalf("port get -o json: %v %+v", err, web1)
 	}
@@ -115,7 +115,7 @@ func TestInfo(t *testing.T) {
 	if r := f.vnetctl(t, nil, "info"); !strings.Contains(r.out, "Ready:               no: the datapath is not connected\n") {
 		t.Fatalf("info while not ready:\n%s", r.out)
 	}
-	var info client.Info
+	var info v1.Info
 	if r := f.vnetctl(t, nil, "info", "-o", "json"); json.Unmarshal([]byte(r.out), &info) != nil || info.Bridge != "br-vnet" || !info.OpenFlowConnected {
 		t.Fatalf("info -o json: %s", r.out)
 	}

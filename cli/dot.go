@@ -6,25 +6,25 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 // Topology is every object the daemon holds, as `topology -o json` prints it.
 type Topology struct {
-	Networks []model.Network  `json:"networks"`
-	Routers  []model.Router   `json:"routers"`
-	Ports    []model.PortView `json:"ports"`
+	Networks []v1.Network `json:"networks"`
+	Routers  []v1.Router  `json:"routers"`
+	Ports    []v1.Port    `json:"ports"`
 }
 
 // sorted returns a copy of t with each list sorted by name, and the ports
 // grouped by network: what both renderings walk. The daemon already sorts,
 // but a pure function should not depend on it.
-func (t Topology) sorted() (Topology, map[string][]model.PortView) {
+func (t Topology) sorted() (Topology, map[string][]v1.Port) {
 	s := Topology{Networks: slices.Clone(t.Networks), Routers: slices.Clone(t.Routers), Ports: slices.Clone(t.Ports)}
-	slices.SortFunc(s.Networks, func(a, b model.Network) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(s.Routers, func(a, b model.Router) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(s.Ports, func(a, b model.PortView) int { return strings.Compare(a.Name, b.Name) })
-	byNet := map[string][]model.PortView{}
+	slices.SortFunc(s.Networks, func(a, b v1.Network) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(s.Routers, func(a, b v1.Router) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(s.Ports, func(a, b v1.Port) int { return strings.Compare(a.Name, b.Name) })
+	byNet := map[string][]v1.Port{}
 	for _, p := range s.Ports {
 		byNet[p.Network] = append(byNet[p.Network], p)
 	}
@@ -33,10 +33,10 @@ func (t Topology) sorted() (Topology, map[string][]model.PortView) {
 
 // unlistedNetworks are networks that ports name but the network list lacks:
 // the lists are read one after the other, and a network may come meanwhile.
-func (t Topology) unlistedNetworks(byNet map[string][]model.PortView) []string {
+func (t Topology) unlistedNetworks(byNet map[string][]v1.Port) []string {
 	var out []string
 	for name := range byNet {
-		if !slices.ContainsFunc(t.Networks, func(n model.Network) bool { return n.Name == name }) {
+		if !slices.ContainsFunc(t.Networks, func(n v1.Network) bool { return n.Name == name }) {
 			out = append(out, name)
 		}
 	}
@@ -74,7 +74,7 @@ func DOT(t Topology) string {
 	w("\tnode [fontname=\"Helvetica\", fontsize=11, shape=box, style=\"rounded,filled\", fillcolor=white];\n")
 	w("\tedge [color=\"#666666\", fontname=\"Helvetica\", fontsize=9];\n")
 
-	if slices.ContainsFunc(t.Networks, func(n model.Network) bool { return n.Masquerade }) {
+	if slices.ContainsFunc(t.Networks, func(n v1.Network) bool { return n.Masquerade }) {
 		w("\n\t%s [label=<<B>outside</B><BR/>%s>, shape=box, style=\"rounded,dashed\"];\n",
 			quoteID("outside"), small("through the host's address"))
 	}
@@ -123,10 +123,10 @@ func DOT(t Topology) string {
 
 // writePorts writes a network's ports inside its cluster, each joined to the
 // network's node: veth ends as rounded boxes, tap devices (VMs) as 3D boxes.
-func writePorts(w func(string, ...any), network string, ports []model.PortView, color string) {
+func writePorts(w func(string, ...any), network string, ports []v1.Port, color string) {
 	for _, p := range ports {
 		shape, where := "box", "netns "+p.Netns+", "+p.Ifname
-		if p.Type == model.PortTap {
+		if p.Type == v1.PortTap {
 			shape, where = "box3d", "tap "+p.HostIfname
 		}
 		w("\t\t%s [label=<<B>%s</B><BR/>%s>, shape=%s, color=%q];\n",

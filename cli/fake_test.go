@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -26,12 +27,12 @@ type fakeDaemon struct {
 	notReady string // when set, /readyz and every /v1 write answer 503 with it
 	networks map[string]model.Network
 	routers  map[string]model.Router
-	ports    map[string]model.PortView
+	ports    map[string]v1.Port
 	srv      *httptest.Server
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
-	f := &fakeDaemon{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]model.PortView{}}
+	f := &fakeDaemon{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]v1.Port{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if f.notReady != "" {
@@ -56,7 +57,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 				fail(w, http.StatusNotFound, `not found: network "`+net+`"`)
 				return
 			}
-			ports = slices.DeleteFunc(ports, func(p model.PortView) bool { return p.Network != net })
+			ports = slices.DeleteFunc(ports, func(p v1.Port) bool { return p.Network != net })
 		}
 		reply(w, http.StatusOK, map[string]any{"ports": ports})
 	})
@@ -95,11 +96,11 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 }
 
 func (f *fakeDaemon) putNetwork(w http.ResponseWriter, r *http.Request) {
-	var spec model.NetworkSpec
+	var spec v1.NetworkSpec
 	if !decode(w, r, &spec) {
 		return
 	}
-	n, err := spec.Network(r.PathValue("name"))
+	n, err := model.NewNetwork(r.PathValue("name"), spec)
 	if err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
@@ -118,11 +119,11 @@ func (f *fakeDaemon) putNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeDaemon) putRouter(w http.ResponseWriter, r *http.Request) {
-	var spec model.RouterSpec
+	var spec v1.RouterSpec
 	if !decode(w, r, &spec) {
 		return
 	}
-	rt, err := spec.Router(r.PathValue("name"))
+	rt, err := model.NewRouter(r.PathValue("name"), spec)
 	if err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
@@ -138,7 +139,7 @@ func (f *fakeDaemon) putRouter(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
-	var spec model.PortSpec
+	var spec v1.PortSpec
 	if !decode(w, r, &spec) {
 		return
 	}
@@ -152,7 +153,7 @@ func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, old)
 		return
 	}
-	p := model.Port{Name: name, Network: n.Name, Type: cmp.Or(spec.Type, model.PortVeth), Netns: spec.Netns, Ifname: cmp.Or(spec.Ifname, "eth0"),
+	p := model.Port{Name: name, Network: n.Name, Type: cmp.Or(spec.Type, v1.PortVeth), Netns: spec.Netns, Ifname: cmp.Or(spec.Ifname, "eth0"),
 		MAC: cmp.Or(spec.MAC, model.PortMAC(name)), HostIfname: model.HostIfname(name), Ofport: len(f.ports) + 1}
 	p.IP = n.Gateway.Next()
 	for range f.ports {
@@ -161,13 +162,13 @@ func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
 	if spec.IP != "" {
 		p.IP = netip.MustParseAddr(spec.IP)
 	}
-	if p.Type == model.PortTap {
+	if p.Type == v1.PortTap {
 		p.HostIfname = p.Ifname
 	}
 	v := p.View(n)
-	v.Status = model.PortForwarding
+	v.Status = v1.PortForwarding
 	if name == "down1" {
-		v.Status, v.StatusReason, v.StatusDetail = model.PortDown, "netns_gone", "netns down1: network namespace does not exist"
+		v.Status, v.StatusReason, v.StatusDetail = v1.PortDown, "netns_gone", "netns down1: network namespace does not exist"
 	}
 	f.ports[name] = v
 	reply(w, http.StatusCreated, f.ports[name])

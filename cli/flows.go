@@ -9,8 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 func newFlowsCmd(app *App) *cobra.Command {
@@ -62,14 +61,15 @@ its ports' flows.`,
 // formatFlows renders flows as ovs-ofctl does, under a heading per owner:
 // the pipeline first, then each network, its routes, then the ports, by
 // name; within an owner in the daemon's order (table, then priority).
-func formatFlows(flows []datapath.Flow) string {
-	groups := map[pipeline.Owner][]datapath.Flow{}
+func formatFlows(flows []v1.Flow) string {
+	type owner struct{ Kind, Name, Host string }
+	groups := map[owner][]v1.Flow{}
 	for _, f := range flows {
-		o := pipeline.Owner{Kind: f.OwnerKind, Name: f.Owner, Host: f.Host}
+		o := owner{Kind: f.OwnerKind, Name: f.Owner, Host: f.Host}
 		groups[o] = append(groups[o], f)
 	}
-	rank := map[string]int{pipeline.OwnerPipeline: 0, pipeline.OwnerNetwork: 1, pipeline.OwnerRoutes: 1, pipeline.OwnerPort: 2, pipeline.OwnerRemote: 3}
-	owners := slices.SortedFunc(maps.Keys(groups), func(a, b pipeline.Owner) int {
+	rank := map[string]int{v1.OwnerPipeline: 0, v1.OwnerNetwork: 1, v1.OwnerRoutes: 1, v1.OwnerPort: 2, v1.OwnerRemote: 3}
+	owners := slices.SortedFunc(maps.Keys(groups), func(a, b owner) int {
 		return cmp.Or(cmp.Compare(rank[a.Kind], rank[b.Kind]), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Kind, b.Kind))
 	})
 	var b strings.Builder
@@ -81,7 +81,7 @@ func formatFlows(flows []datapath.Flow) string {
 		for _, f := range groups[o] {
 			packets += f.Packets
 		}
-		fmt.Fprintf(&b, "# %s: %d flows, %d packets\n", o, len(groups[o]), packets)
+		fmt.Fprintf(&b, "# %s: %d flows, %d packets\n", v1.OwnerString(o.Kind, o.Name, o.Host), len(groups[o]), packets)
 		for _, f := range groups[o] {
 			fmt.Fprintf(&b, " %s", f.Text)
 			if f.Drop != "" {

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/client"
 	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 func TestExitCode(t *testing.T) {
@@ -62,13 +62,13 @@ func TestExitCode(t *testing.T) {
 // network was not listed (created between the reads).
 func sampleTopology() Topology {
 	return Topology{
-		Networks: []model.Network{
+		Networks: []v1.Network{
 			{Name: "red", Subnet: netip.MustParsePrefix("10.20.0.0/24"), Gateway: netip.MustParseAddr("10.20.0.254"), MTU: 1500, Masquerade: true, ID: 2},
 			{Name: "blue", Subnet: netip.MustParsePrefix("10.10.0.0/24"), Gateway: netip.MustParseAddr("10.10.0.1"), MTU: 9000, ID: 1},
 			{Name: "spare", Subnet: netip.MustParsePrefix("10.30.0.0/16"), Gateway: netip.MustParseAddr("10.30.0.1"), MTU: 1500, ID: 3},
 		},
-		Routers: []model.Router{{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}},
-		Ports: []model.PortView{
+		Routers: []v1.Router{{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}},
+		Ports: []v1.Port{
 			{Name: "web1", Network: "blue", Type: "veth", Netns: "web1", Ifname: "eth0", IP: "10.10.0.2/24", MAC: "02:00:00:00:01:02", Gateway: "10.10.0.1", HostIfname: "vnet0a1b2c3d4e", Ofport: 3},
 			{Name: "web2", Network: "blue", Type: "veth", Netns: "/proc/4242/ns/net", Ifname: "net0", IP: "10.10.0.3/24", MAC: "02:00:00:00:01:03", Gateway: "10.10.0.1", HostIfname: "vnp0011223344", Ofport: 4},
 			{Name: "vm1", Network: "red", Type: "tap", Ifname: "tap-vm1", IP: "10.20.0.1/24", MAC: "02:00:00:00:02:01", Gateway: "10.20.0.254", HostIfname: "tap-vm1", Ofport: 5},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/client"
 )
 
@@ -44,7 +45,7 @@ func newInfoCmd(app *App) *cobra.Command {
 	}
 }
 
-func writeInfo(app *App, info client.Info, ready string) error {
+func writeInfo(app *App, info v1.Info, ready string) error {
 	tw := tabwriter.NewWriter(app.Out, 0, 8, 2, ' ', 0)
 	for _, kv := range [][2]string{
 		{"Server", app.ServerAddress()},

@@ -4,12 +4,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/trace"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 func TestFormatFlows(t *testing.T) {
-	flows := []datapath.Flow{
+	flows := []v1.Flow{
 		{OwnerKind: "port", Owner: "web1", Table: 0, Packets: 3, Text: "cookie=0x7604000000010000, table=0, n_packets=3, priority=100,in_port=1 actions=goto_table:10"},
 		{OwnerKind: "pipeline", Table: 0, Text: "cookie=0x7601000000000000, table=0, n_packets=0, priority=0 actions=drop", Drop: "unknown_port"},
 		{OwnerKind: "routes", Owner: "blue", Table: 30, Packets: 1, Text: "cookie=0x7603000000010000, table=30, priority=200"},
@@ -38,13 +37,13 @@ func TestFormatFlows(t *testing.T) {
 }
 
 func TestFormatTrace(t *testing.T) {
-	res := trace.Result{
+	res := v1.Result{
 		Backend: "ovs", Packet: "icmp,in_port=1,nw_src=10.61.0.99",
-		Steps: []trace.Step{
+		Steps: []v1.Step{
 			{Table: 0, Stage: "classify", Priority: 100, Owner: "port web1", Match: "in_port=1", Actions: []string{"set_field:0x1->reg0", "goto_table:10"}},
 			{Table: 10, Stage: "spoof_guard", Priority: 100, Owner: "port web1", Match: "in_port=1", Actions: []string{"drop"}, Drop: "spoofed"},
 		},
-		Verdict: trace.Dropped, Reason: "spoofed", Summary: "dropped in table 10 (spoof_guard)",
+		Verdict: v1.Dropped, Reason: "spoofed", Summary: "dropped in table 10 (spoof_guard)",
 		Raw: "bridge(\"br-vnet\")\n",
 	}
 	got := formatTrace(res, true)
@@ -60,7 +59,7 @@ func TestFormatTrace(t *testing.T) {
 		}
 	}
 	res.BestEffort, res.Backend, res.Raw = true, "linux", ""
-	res.Steps = []trace.Step{{Table: -1, Stage: "route in netns web1", Actions: []string{"10.0.0.1 dev eth0"}}}
+	res.Steps = []v1.Step{{Table: -1, Stage: "route in netns web1", Actions: []string{"10.0.0.1 dev eth0"}}}
 	if got := formatTrace(res, false); !strings.Contains(got, "best-effort") || !strings.Contains(got, "-       route in netns web1") {
 		t.Errorf("linux trace:\n%s", got)
 	}

@@ -6,19 +6,19 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/client"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-func networkKind() kind[model.Network] {
-	return kind[model.Network]{
+func networkKind() kind[v1.Network] {
+	return kind[v1.Network]{
 		name:   "network",
 		plural: "networks",
 		header: []string{"NAME", "SUBNET", "GATEWAY", "MTU", "MASQ", "ID"},
-		row: func(n model.Network) []string {
+		row: func(n v1.Network) []string {
 			return []string{n.Name, n.Subnet.String(), n.Gateway.String(), strconv.Itoa(n.MTU), yesNo(n.Masquerade), strconv.Itoa(n.ID)}
 		},
-		nameOf: func(n model.Network) string { return n.Name },
+		nameOf: func(n v1.Network) string { return n.Name },
 		get:    (*client.Client).Network,
 		list:   (*client.Client).Networks,
 		del:    (*client.Client).DeleteNetwork,
@@ -32,8 +32,8 @@ func newNetworkCmd(app *App) *cobra.Command {
 	return cmd
 }
 
-func newNetworkCreateCmd(app *App, k kind[model.Network]) *cobra.Command {
-	var spec model.NetworkSpec
+func newNetworkCreateCmd(app *App, k kind[v1.Network]) *cobra.Command {
+	var spec v1.NetworkSpec
 	cmd := &cobra.Command{
 		Use:   "create NAME --subnet CIDR",
 		Short: "Create a network, or confirm one with the same spec exists",

@@ -7,25 +7,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/client"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-func portKind() kind[model.PortView] {
-	return kind[model.PortView]{
+func portKind() kind[v1.Port] {
+	return kind[v1.Port]{
 		name:   "port",
 		plural: "ports",
 		header: []string{"NAME", "NETWORK", "TYPE", "IP", "MAC", "NETNS", "IFNAME", "HOST-IF", "OFPORT", "STATUS"},
-		row: func(p model.PortView) []string {
+		row: func(p v1.Port) []string {
 			ofport := "-" // the Linux backend has none
 			if p.Ofport != 0 {
 				ofport = strconv.Itoa(p.Ofport)
 			}
 			return []string{p.Name, p.Network, p.Type, p.IP, p.MAC, dash(p.Netns), dash(p.Ifname), dash(p.HostIfname), ofport, portStatus(p)}
 		},
-		nameOf: func(p model.PortView) string { return p.Name },
+		nameOf: func(p v1.Port) string { return p.Name },
 		get:    (*client.Client).Port,
-		list: func(c *client.Client, ctx context.Context) ([]model.PortView, error) {
+		list: func(c *client.Client, ctx context.Context) ([]v1.Port, error) {
 			return c.Ports(ctx, "")
 		},
 		del: (*client.Client).DeletePort,
@@ -35,8 +35,8 @@ func portKind() kind[model.PortView] {
 // portStatus is a port's status in one word, with the reason of a port
 // that is down (`down:netns_gone`), or `-` for another host's port, whose
 // status this host does not know.
-func portStatus(p model.PortView) string {
-	if p.Status == model.PortDown && p.StatusReason != "" {
+func portStatus(p v1.Port) string {
+	if p.Status == v1.PortDown && p.StatusReason != "" {
 		return p.Status + ":" + p.StatusReason
 	}
 	return dash(p.Status)
@@ -49,8 +49,8 @@ func newPortCmd(app *App) *cobra.Command {
 	return cmd
 }
 
-func newPortCreateCmd(app *App, k kind[model.PortView]) *cobra.Command {
-	var spec model.PortSpec
+func newPortCreateCmd(app *App, k kind[v1.Port]) *cobra.Command {
+	var spec v1.PortSpec
 	cmd := &cobra.Command{
 		Use:   "create NAME --network NET [--netns NS]",
 		Short: "Attach a namespace (veth) or create a tap device on a network",
@@ -89,14 +89,14 @@ the same spec changes nothing ("unchanged"); a different spec is a conflict
 	_ = cmd.MarkFlagRequired("network")
 	_ = cmd.RegisterFlagCompletionFunc("network", completeNetworks(app))
 	_ = cmd.RegisterFlagCompletionFunc("netns", completeNetns)
-	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{model.PortVeth, model.PortTap}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{v1.PortVeth, v1.PortTap}, cobra.ShellCompDirectiveNoFileComp))
 	for _, name := range []string{"ifname", "ip", "mac"} {
 		_ = cmd.RegisterFlagCompletionFunc(name, cobra.NoFileCompletions)
 	}
 	return cmd
 }
 
-func newPortListCmd(app *App, k kind[model.PortView]) *cobra.Command {
+func newPortListCmd(app *App, k kind[v1.Port]) *cobra.Command {
 	var network string
 	cmd := &cobra.Command{
 		Use:     "list [--network NET]",

@@ -8,19 +8,19 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/client"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-func routerKind() kind[model.Router] {
-	return kind[model.Router]{
+func routerKind() kind[v1.Router] {
+	return kind[v1.Router]{
 		name:   "router",
 		plural: "routers",
 		header: []string{"NAME", "NETWORKS", "ID"},
-		row: func(r model.Router) []string {
+		row: func(r v1.Router) []string {
 			return []string{r.Name, strings.Join(r.Networks, ","), strconv.Itoa(r.ID)}
 		},
-		nameOf: func(r model.Router) string { return r.Name },
+		nameOf: func(r v1.Router) string { return r.Name },
 		get:    (*client.Client).Router,
 		list:   (*client.Client).Routers,
 		del:    (*client.Client).DeleteRouter,
@@ -34,7 +34,7 @@ func newRouterCmd(app *App) *cobra.Command {
 	return cmd
 }
 
-func newRouterCreateCmd(app *App, k kind[model.Router]) *cobra.Command {
+func newRouterCreateCmd(app *App, k kind[v1.Router]) *cobra.Command {
 	var network, networks []string
 	cmd := &cobra.Command{
 		Use:   "create NAME --network A --network B",
@@ -63,7 +63,7 @@ networks that stay keep routing.`,
 			if err != nil && client.StatusOf(err) != http.StatusNotFound {
 				return err
 			}
-			r, created, err := c.PutRouter(ctx, args[0], model.RouterSpec{Networks: want})
+			r, created, err := c.PutRouter(ctx, args[0], v1.RouterSpec{Networks: want})
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 // Formats of topology besides json.
@@ -90,7 +90,7 @@ func writeTree(out io.Writer, t Topology) error {
 	return nil
 }
 
-func writeTreePorts(b *strings.Builder, ports []model.PortView) {
+func writeTreePorts(b *strings.Builder, ports []v1.Port) {
 	if len(ports) == 0 {
 		b.WriteString("    (no ports)\n")
 		return
@@ -102,7 +102,7 @@ func writeTreePorts(b *strings.Builder, ports []model.PortView) {
 			branch = "└── "
 		}
 		where := "netns " + p.Netns + ", " + p.Ifname
-		if p.Type == model.PortTap {
+		if p.Type == v1.PortTap {
 			where = "tap " + p.HostIfname
 		}
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\n", branch, p.Name, p.IP, p.MAC, where)

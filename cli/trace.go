@@ -8,12 +8,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovs-vnet/ovs-vnet/trace"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 func newTraceCmd(app *App) *cobra.Command {
 	var (
-		q       trace.Query
+		q       v1.Query
 		to, src string
 		dport   int
 		showRaw bool
@@ -73,7 +73,7 @@ kernel's routes and the rules ovs-vnet installs.
 	f := cmd.Flags()
 	f.StringVar(&q.From, "from", "", "the port that sends (required)")
 	f.StringVar(&to, "to", "", "destination IPv4 address (required)")
-	f.StringVar(&q.Proto, "proto", trace.ProtoICMP, "icmp (an echo request), tcp or udp")
+	f.StringVar(&q.Proto, "proto", v1.ProtoICMP, "icmp (an echo request), tcp or udp")
 	f.IntVar(&dport, "dport", 0, "destination port, for tcp and udp")
 	f.StringVar(&src, "src", "", "source address instead of the port's own")
 	f.StringVar(&q.SrcMAC, "src-mac", "", "source MAC instead of the port's own")
@@ -81,13 +81,13 @@ kernel's routes and the rules ovs-vnet installs.
 	_ = cmd.MarkFlagRequired("from")
 	_ = cmd.MarkFlagRequired("to")
 	_ = cmd.RegisterFlagCompletionFunc("from", completeNames(app, portKind(), -1))
-	_ = cmd.RegisterFlagCompletionFunc("proto", cobra.FixedCompletions([]string{trace.ProtoICMP, trace.ProtoTCP, trace.ProtoUDP}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("proto", cobra.FixedCompletions([]string{v1.ProtoICMP, v1.ProtoTCP, v1.ProtoUDP}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 // formatTrace renders a trace for people: the packet, one row per step with
 // its actions, and the verdict in words.
-func formatTrace(res trace.Result, raw bool) string {
+func formatTrace(res v1.Result, raw bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Packet:  %s\n", res.Packet)
 	if res.BestEffort {

@@ -20,9 +20,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/model"
-	"github.com/ovs-vnet/ovs-vnet/trace"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 // DefaultServer is where the daemon listens unless told otherwise (--listen).
@@ -165,9 +163,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 }
 
 func answerError(status int, data []byte) *Error {
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e v1.Error
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
 		return &Error{Status: status, Message: e.Error}
 	}
@@ -178,20 +174,9 @@ func answerError(status int, data []byte) *Error {
 	return &Error{Status: status, Message: msg}
 }
 
-// Info is GET /v1/info.
-type Info struct {
-	Backend           string `json:"backend"`
-	Bridge            string `json:"bridge"`
-	DatapathType      string `json:"datapath_type"`
-	Version           string `json:"version"`
-	OpenFlowConnected bool   `json:"openflow_connected"`
-	Host              string `json:"host"`
-	Cluster           bool   `json:"cluster"`
-}
-
 // Info describes the daemon and its backend.
-func (c *Client) Info(ctx context.Context) (Info, error) {
-	var i Info
+func (c *Client) Info(ctx context.Context) (v1.Info, error) {
+	var i v1.Info
 	_, err := c.Do(ctx, http.MethodGet, "/v1/info", nil, &i)
 	return i, err
 }
@@ -203,21 +188,21 @@ func (c *Client) Ready(ctx context.Context) error {
 }
 
 // Networks lists every network, sorted by name.
-func (c *Client) Networks(ctx context.Context) ([]model.Network, error) {
-	var l struct{ Networks []model.Network }
+func (c *Client) Networks(ctx context.Context) ([]v1.Network, error) {
+	var l v1.NetworkList
 	_, err := c.Do(ctx, http.MethodGet, "/v1/networks", nil, &l)
 	return l.Networks, err
 }
 
 // Network gets one network.
-func (c *Client) Network(ctx context.Context, name string) (model.Network, error) {
-	var n model.Network
+func (c *Client) Network(ctx context.Context, name string) (v1.Network, error) {
+	var n v1.Network
 	_, err := c.Do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(name), nil, &n)
 	return n, err
 }
 
 // PutNetwork creates the network, or finds it with the same spec (created false).
-func (c *Client) PutNetwork(ctx context.Context, name string, spec model.NetworkSpec) (n model.Network, created bool, err error) {
+func (c *Client) PutNetwork(ctx context.Context, name string, spec v1.NetworkSpec) (n v1.Network, created bool, err error) {
 	status, err := c.Do(ctx, http.MethodPut, "/v1/networks/"+url.PathEscape(name), spec, &n)
 	return n, status == http.StatusCreated, err
 }
@@ -229,21 +214,21 @@ func (c *Client) DeleteNetwork(ctx context.Context, name string) error {
 }
 
 // Routers lists every router, sorted by name.
-func (c *Client) Routers(ctx context.Context) ([]model.Router, error) {
-	var l struct{ Routers []model.Router }
+func (c *Client) Routers(ctx context.Context) ([]v1.Router, error) {
+	var l v1.RouterList
 	_, err := c.Do(ctx, http.MethodGet, "/v1/routers", nil, &l)
 	return l.Routers, err
 }
 
 // Router gets one router.
-func (c *Client) Router(ctx context.Context, name string) (model.Router, error) {
-	var r model.Router
+func (c *Client) Router(ctx context.Context, name string) (v1.Router, error) {
+	var r v1.Router
 	_, err := c.Do(ctx, http.MethodGet, "/v1/routers/"+url.PathEscape(name), nil, &r)
 	return r, err
 }
 
 // PutRouter creates or replaces a router (created false when it existed).
-func (c *Client) PutRouter(ctx context.Context, name string, spec model.RouterSpec) (r model.Router, created bool, err error) {
+func (c *Client) PutRouter(ctx context.Context, name string, spec v1.RouterSpec) (r v1.Router, created bool, err error) {
 	status, err := c.Do(ctx, http.MethodPut, "/v1/routers/"+url.PathEscape(name), spec, &r)
 	return r, status == http.StatusCreated, err
 }
@@ -255,26 +240,26 @@ func (c *Client) DeleteRouter(ctx context.Context, name string) error {
 }
 
 // Ports lists the ports of network, or all ports when network is "".
-func (c *Client) Ports(ctx context.Context, network string) ([]model.PortView, error) {
+func (c *Client) Ports(ctx context.Context, network string) ([]v1.Port, error) {
 	path := "/v1/ports"
 	if network != "" {
 		path += "?network=" + url.QueryEscape(network)
 	}
-	var l struct{ Ports []model.PortView }
+	var l v1.PortList
 	_, err := c.Do(ctx, http.MethodGet, path, nil, &l)
 	return l.Ports, err
 }
 
 // Port gets one port.
-func (c *Client) Port(ctx context.Context, name string) (model.PortView, error) {
-	var p model.PortView
+func (c *Client) Port(ctx context.Context, name string) (v1.Port, error) {
+	var p v1.Port
 	_, err := c.Do(ctx, http.MethodGet, "/v1/ports/"+url.PathEscape(name), nil, &p)
 	return p, err
 }
 
 // PutPort attaches a port and answers once it forwards (created false when
 // it already existed with this spec).
-func (c *Client) PutPort(ctx context.Context, name string, spec model.PortSpec) (p model.PortView, created bool, err error) {
+func (c *Client) PutPort(ctx context.Context, name string, spec v1.PortSpec) (p v1.Port, created bool, err error) {
 	status, err := c.Do(ctx, http.MethodPut, "/v1/ports/"+url.PathEscape(name), spec, &p)
 	return p, status == http.StatusCreated, err
 }
@@ -287,7 +272,7 @@ func (c *Client) DeletePort(ctx context.Context, name string) error {
 
 // Flows lists ovs-vnet's flows with their counters (OVS only): those of one
 // port, or of one network and its ports, or all when both are "".
-func (c *Client) Flows(ctx context.Context, port, network string) ([]datapath.Flow, error) {
+func (c *Client) Flows(ctx context.Context, port, network string) ([]v1.Flow, error) {
 	q := url.Values{}
 	if port != "" {
 		q.Set("port", port)
@@ -299,13 +284,13 @@ func (c *Client) Flows(ctx context.Context, port, network string) ([]datapath.Fl
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var l struct{ Flows []datapath.Flow }
+	var l v1.FlowList
 	_, err := c.Do(ctx, http.MethodGet, path, nil, &l)
 	return l.Flows, err
 }
 
 // Trace asks what a packet from port q.From to q.To does in the datapath.
-func (c *Client) Trace(ctx context.Context, q trace.Query) (trace.Result, error) {
+func (c *Client) Trace(ctx context.Context, q v1.Query) (v1.Result, error) {
 	v := url.Values{"from": {q.From}, "to": {q.To.String()}}
 	if q.Proto != "" {
 		v.Set("proto", q.Proto)
@@ -319,7 +304,7 @@ func (c *Client) Trace(ctx context.Context, q trace.Query) (trace.Result, error)
 	if q.SrcMAC != "" {
 		v.Set("src_mac", q.SrcMAC)
 	}
-	var res trace.Result
+	var res v1.Result
 	_, err := c.Do(ctx, http.MethodGet, "/v1/trace?"+v.Encode(), nil, &res)
 	return res, err
 }

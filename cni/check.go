@@ -15,8 +15,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/client"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Check verifies an attachment three ways: the daemon has the port, in this
@@ -64,12 +64,12 @@ func checkFailed(port string, err error) *types.Error {
 }
 
 // matchPort compares the daemon's port with the attachment being checked.
-func matchPort(p model.PortView, network, netnsPath, ifname string) error {
+func matchPort(p v1.Port, network, netnsPath, ifname string) error {
 	switch {
 	case p.Network != network:
 		return fmt.Errorf("the port is in network %s, the configuration says %s", p.Network, network)
-	case model.NetnsPath(p.Netns) != netnsPath:
-		return fmt.Errorf("the port is in netns %s, CNI_NETNS is %s", model.NetnsPath(p.Netns), netnsPath)
+	case v1.NetnsPath(p.Netns) != netnsPath:
+		return fmt.Errorf("the port is in netns %s, CNI_NETNS is %s", v1.NetnsPath(p.Netns), netnsPath)
 	case p.Ifname != ifname:
 		return fmt.Errorf("the port's interface is %s, CNI_IFNAME is %s", p.Ifname, ifname)
 	}
@@ -78,7 +78,7 @@ func matchPort(p model.PortView, network, netnsPath, ifname string) error {
 
 // matchPrevResult checks that the result the runtime holds still describes
 // the port: the spec has CHECK fail when they differ.
-func matchPrevResult(prev types.Result, p model.PortView, ifname string) error {
+func matchPrevResult(prev types.Result, p v1.Port, ifname string) error {
 	res, err := current.NewResultFromResult(prev)
 	if err != nil {
 		return fmt.Errorf("convert prevResult: %w", err)
@@ -108,7 +108,7 @@ func matchPrevResult(prev types.Result, p model.PortView, ifname string) error {
 }
 
 // checkInterface looks at the interface from inside its namespace.
-func checkInterface(netnsPath, ifname string, p model.PortView) error {
+func checkInterface(netnsPath, ifname string, p v1.Port) error {
 	gw := net.ParseIP(p.Gateway)
 	err := ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
 		l, err := netlink.LinkByName(ifname)

@@ -14,13 +14,13 @@ import (
 	"github.com/containernetworking/cni/pkg/types/create"
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // testPort is a port as the daemon answers it.
-func testPort() model.PortView {
-	return model.PortView{Name: PortName("c1", "eth0"), Network: "blue", Type: "veth", Netns: "/var/run/netns/a",
+func testPort() v1.Port {
+	return v1.Port{Name: PortName("c1", "eth0"), Network: "blue", Type: "veth", Netns: "/var/run/netns/a",
 		Ifname: "eth0", IP: "10.10.0.5/24", MAC: "02:00:00:00:00:0a", Gateway: "10.10.0.1", HostIfname: "vnet0123456789"}
 }
 

@@ -15,8 +15,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/client"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Versions are the CNI spec versions the plugin speaks; skel refuses the
@@ -64,7 +64,7 @@ func ParseConfig(data []byte) (*NetConf, error) {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig,
 			`network configuration lacks "network": name the ovs-vnet network to attach to, e.g. "network": "blue"`, "")
 	}
-	if err := model.ValidateName(c.Network); err != nil {
+	if err := v1.ValidateName(c.Network); err != nil {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf(`"network": %v`, err), "")
 	}
 	if c.Server == "" {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 // portPrefix starts the name of every port the plugin makes. GC deletes only
@@ -45,7 +45,7 @@ func IsPluginPort(name string) bool {
 // plugin's own (by name) on this host that no valid attachment derives. The
 // runtime knows only its own host's attachments, so in a cluster the other
 // hosts' ports are never stale here. It returns names in the order of ports.
-func StalePorts(ports []model.PortView, network, host string, valid []types.GCAttachment) []string {
+func StalePorts(ports []v1.Port, network, host string, valid []types.GCAttachment) []string {
 	keep := make(map[string]bool, len(valid))
 	for _, a := range valid {
 		keep[PortName(a.ContainerID, a.IfName)] = true

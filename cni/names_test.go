@@ -7,7 +7,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 func TestPortName(t *testing.T) {
@@ -20,7 +20,7 @@ func TestPortName(t *testing.T) {
 		{"cnitool-0123456789abcdef0123", "net1"}, {long, "eth0"}, {"", ""},
 	} {
 		name := PortName(c.id, c.ifname)
-		if !daemonRule.MatchString(name) || model.ValidateName(name) != nil {
+		if !daemonRule.MatchString(name) || v1.ValidateName(name) != nil {
 			t.Errorf("PortName(%q, %q) = %q breaks the daemon's name rule", c.id, c.ifname, name)
 		}
 		if !IsPluginPort(name) {
@@ -67,7 +67,7 @@ func TestIsPluginPort(t *testing.T) {
 func TestStalePorts(t *testing.T) {
 	live, dead := PortName("live", "eth0"), PortName("dead", "eth0")
 	liveNet1 := PortName("live", "net1")
-	ports := []model.PortView{
+	ports := []v1.Port{
 		{Name: live, Network: "blue", Host: "h1"},
 		{Name: dead, Network: "blue", Host: "h1"},
 		{Name: liveNet1, Network: "blue", Host: "h1"},

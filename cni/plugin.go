@@ -13,8 +13,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/client"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Timeouts bound each call to the daemon, so that a hung daemon costs the
@@ -83,8 +83,8 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		return err
 	}
 	name := PortName(args.ContainerID, args.IfName)
-	spec := model.PortSpec{Network: conf.Network, Netns: netnsPath, Ifname: args.IfName,
-		IP: req.IP, MAC: req.MAC, Type: model.PortVeth}
+	spec := v1.PortSpec{Network: conf.Network, Netns: netnsPath, Ifname: args.IfName,
+		IP: req.IP, MAC: req.MAC, Type: v1.PortVeth}
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeouts.Attach)
 	defer cancel()
 	port, _, err := cl.PutPort(ctx, name, spec)
@@ -156,7 +156,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeouts.Query)
 	info, err := cl.Info(ctx)
-	var ports []model.PortView
+	var ports []v1.Port
 	if err == nil {
 		ports, err = cl.Ports(ctx, conf.Network)
 	}

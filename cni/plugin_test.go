@@ -20,8 +20,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // fakeDaemon serves h as the daemon's API and records each request as
@@ -118,7 +118,7 @@ func TestAdd(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root, to make and enter network namespaces")
 	netnsPath, uplinkPath := addNetns(t, "eth0"), addNetns(t, "up0")
 	name := PortName("c1", "eth0")
-	port := model.PortView{Name: name, Network: "blue", Type: "veth", Netns: netnsPath, Ifname: "eth0",
+	port := v1.Port{Name: name, Network: "blue", Type: "veth", Netns: netnsPath, Ifname: "eth0",
 		IP: "10.10.0.5/24", MAC: "02:00:00:00:00:05", Gateway: "10.10.0.1", HostIfname: "vnet0123456789"}
 	created := func(w http.ResponseWriter, r *http.Request) { answer(w, 201, port) }
 	for _, c := range []struct {
@@ -306,7 +306,7 @@ func TestStatus(t *testing.T) {
 						daemonErr(w, c.net, `not found: network "blue"`)
 						return
 					}
-					answer(w, 200, model.NetworkSpec{Subnet: "10.10.0.0/24"})
+					answer(w, 200, v1.NetworkSpec{Subnet: "10.10.0.0/24"})
 				default:
 					daemonErr(w, 404, "unknown endpoint")
 				}
@@ -331,7 +331,7 @@ func TestStatus(t *testing.T) {
 
 func TestGC(t *testing.T) {
 	live, dead1, dead2 := PortName("live", "eth0"), PortName("dead1", "eth0"), PortName("dead2", "eth0")
-	ports := []model.PortView{{Name: live, Network: "blue", Host: "h1"}, {Name: dead1, Network: "blue", Host: "h1"},
+	ports := []v1.Port{{Name: live, Network: "blue", Host: "h1"}, {Name: dead1, Network: "blue", Host: "h1"},
 		{Name: "web1", Network: "blue", Host: "h1"}, {Name: dead2, Network: "blue", Host: "h1"},
 		{Name: PortName("elsewhere", "eth0"), Network: "blue", Host: "h2"}}
 	validLive := `,"cni.dev/valid-attachments":[{"containerID":"live","ifname":"eth0"}]`

@@ -9,7 +9,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
-	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 // containerIface is the index of the container's interface in a result:
@@ -22,7 +22,7 @@ const containerIface = 1
 // the network's gateway. The daemon sets that route only where the
 // namespace has no default route (docs/API.md, "Default route"): a second
 // network's interface, or one beside another plugin's, gets none.
-func BuildResult(p model.PortView, netnsPath, ifname string, defaultRoute bool) (*current.Result, error) {
+func BuildResult(p v1.Port, netnsPath, ifname string, defaultRoute bool) (*current.Result, error) {
 	ip, subnet, err := net.ParseCIDR(p.IP)
 	if err != nil || ip.To4() == nil {
 		return nil, fmt.Errorf("the daemon answered port %s with ip %q, not an IPv4 prefix", p.Name, p.IP)

@@ -7,15 +7,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 func TestBuildResult(t *testing.T) {
-	port := model.PortView{Name: "cni-0123456789abcdef", Network: "blue", Type: "veth", Netns: "/var/run/netns/a",
+	port := v1.Port{Name: "cni-0123456789abcdef", Network: "blue", Type: "veth", Netns: "/var/run/netns/a",
 		Ifname: "eth0", IP: "10.10.0.5/24", MAC: "02:aa:bb:cc:dd:ee", Gateway: "10.10.0.1", HostIfname: "vnet0123456789"}
 	for _, c := range []struct {
 		name    string
-		mutate  func(p *model.PortView)
+		mutate  func(p *v1.Port)
 		noRoute bool // the interface holds no default route
 		version string
 		want    string // the printed JSON
@@ -25,9 +25,9 @@ func TestBuildResult(t *testing.T) {
 		{name: "1.0.0", version: "1.0.0", want: wantResult("1.0.0")},
 		{name: "no default route", version: "1.1.0", noRoute: true, want: strings.Replace(wantResult("1.1.0"), `,
 		"routes": [{"dst": "0.0.0.0/0", "gw": "10.10.0.1"}]`, "", 1)},
-		{name: "a bare address", version: "1.1.0", mutate: func(p *model.PortView) { p.IP = "10.10.0.5" }, wantErr: "not an IPv4 prefix"},
-		{name: "ipv6", version: "1.1.0", mutate: func(p *model.PortView) { p.IP = "fd00::5/64" }, wantErr: "not an IPv4 prefix"},
-		{name: "no gateway", version: "1.1.0", mutate: func(p *model.PortView) { p.Gateway = "" }, wantErr: "gateway"},
+		{name: "a bare address", version: "1.1.0", mutate: func(p *v1.Port) { p.IP = "10.10.0.5" }, wantErr: "not an IPv4 prefix"},
+		{name: "ipv6", version: "1.1.0", mutate: func(p *v1.Port) { p.IP = "fd00::5/64" }, wantErr: "not an IPv4 prefix"},
+		{name: "no gateway", version: "1.1.0", mutate: func(p *v1.Port) { p.Gateway = "" }, wantErr: "gateway"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := port

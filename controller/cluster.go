@@ -16,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -378,29 +379,21 @@ func (c *Controller) deleteRemotePort(ctx context.Context, name string) error {
 	return nil
 }
 
-// HostView is a host as GET /v1/hosts shows it.
-type HostView struct {
-	Name       string `json:"name"`
-	UnderlayIP string `json:"underlay_ip,omitempty"`
-	Ports      int    `json:"ports"`
-	Self       bool   `json:"self,omitempty"`
-}
-
 // Hosts lists the live hosts by name (a single host: itself), with how many
 // ports each has.
-func (c *Controller) Hosts() []HostView {
+func (c *Controller) Hosts() []v1.Host {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	count := map[string]int{c.host: len(c.ports)}
 	for _, p := range c.remote {
 		count[p.Host]++
 	}
-	views := []HostView{}
+	views := []v1.Host{}
 	if c.cluster == nil {
-		return append(views, HostView{Name: c.host, Ports: len(c.ports), Self: true})
+		return append(views, v1.Host{Name: c.host, Ports: len(c.ports), Self: true})
 	}
 	for _, h := range sortedValues(c.hosts, func(h store.Host) string { return h.Name }) {
-		views = append(views, HostView{Name: h.Name, UnderlayIP: h.UnderlayIP.String(), Ports: count[h.Name], Self: h.Name == c.host})
+		views = append(views, v1.Host{Name: h.Name, UnderlayIP: h.UnderlayIP.String(), Ports: count[h.Name], Self: h.Name == c.host})
 	}
 	return views
 }

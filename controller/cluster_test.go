@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
@@ -158,7 +159,7 @@ func TestClusterControllers(t *testing.T) {
 	}
 }
 
-func names(ports []model.PortView) string {
+func names(ports []v1.Port) string {
 	var out []string
 	for _, p := range ports {
 		out = append(out, p.Name)

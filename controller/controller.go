@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
@@ -572,7 +573,7 @@ func sortedValues[T any](m map[string]T, key func(T) string) []T {
 func checkIP(n model.Network, ip netip.Addr) error {
 	if !model.IsHostAddr(n.Subnet, ip) || ip == n.Gateway {
 		return fmt.Errorf("%w: ip %s is not a usable host address of network %q (%s, gateway %s)",
-			model.ErrInvalid, ip, n.Name, n.Subnet, n.Gateway)
+			v1.ErrInvalid, ip, n.Name, n.Subnet, n.Gateway)
 	}
 	return nil
 }

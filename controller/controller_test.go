@@ -23,10 +23,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // fakeBackend records what the controller asks of a datapath. It is for the
@@ -65,26 +65,26 @@ var brokenTrace = netip.MustParseAddr("192.0.2.255")
 
 // Trace answers every query as delivered to the sender itself, except one to
 // brokenTrace, which fails as a datapath would.
-func (f *fakeBackend) Trace(_ context.Context, _ datapath.State, q trace.Query) (trace.Result, error) {
+func (f *fakeBackend) Trace(_ context.Context, _ datapath.State, q v1.Query) (v1.Result, error) {
 	if q.To == brokenTrace {
-		return trace.Result{}, errFakeDatapath
+		return v1.Result{}, errFakeDatapath
 	}
-	return trace.Result{Backend: "ovs", Packet: "icmp", Steps: []trace.Step{{Table: 0, Stage: "classify"}},
-		Verdict: trace.Delivered, Ports: []string{q.From}, Summary: "delivered"}, nil
+	return v1.Result{Backend: "ovs", Packet: "icmp", Steps: []v1.Step{{Table: 0, Stage: "classify"}},
+		Verdict: v1.Delivered, Ports: []string{q.From}, Summary: "delivered"}, nil
 }
 
 // ovsFake is the fake with flows, as the OVS backend has: one per port.
 type ovsFake struct{ *fakeBackend }
 
-func (f ovsFake) Flows(_ context.Context, s datapath.State) ([]datapath.Flow, error) {
+func (f ovsFake) Flows(_ context.Context, s datapath.State) ([]v1.Flow, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.flowsErr != nil {
 		return nil, f.flowsErr
 	}
-	var out []datapath.Flow
+	var out []v1.Flow
 	for _, p := range s.Ports {
-		out = append(out, datapath.Flow{OwnerKind: "port", Owner: p.Name, TableName: "classify", Cookie: "0x7604000000010000", Text: "cookie=0x7604000000010000, table=0"})
+		out = append(out, v1.Flow{OwnerKind: "port", Owner: p.Name, TableName: "classify", Cookie: "0x7604000000010000", Text: "cookie=0x7604000000010000, table=0"})
 	}
 	return out, nil
 }
@@ -331,9 +331,9 @@ func TestRestartKeepsState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := model.NetworkSpec{Subnet: "10.0.0.0/24"}.Network("blue")
+	n, _ := model.NewNetwork("blue", v1.NetworkSpec{Subnet: "10.0.0.0/24"})
 	n.ID = 1
-	p, _ := model.PortSpec{Network: "blue", Netns: "x", IP: "10.0.0.7"}.Port("a")
+	p, _ := model.NewPort("a", v1.PortSpec{Network: "blue", Netns: "x", IP: "10.0.0.7"})
 	p.MAC = model.PortMAC("a")
 	if err := errors.Join(createNetwork(st, n), st.CreatePort(context.Background(), p)); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -18,7 +19,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"subnet":`)
 	f.Add(`[]`)
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, v := range []any{&model.NetworkSpec{}, &model.PortSpec{}, &model.RouterSpec{}} {
+		for _, v := range []any{&v1.NetworkSpec{}, &v1.PortSpec{}, &v1.RouterSpec{}} {
 			w := httptest.NewRecorder()
 			r := httptest.NewRequest("PUT", "/v1/x/y", strings.NewReader(body))
 			if !decode(w, r, v) {
@@ -28,12 +29,12 @@ func FuzzDecode(f *testing.F) {
 				continue
 			}
 			switch s := v.(type) {
-			case *model.NetworkSpec:
-				_, _ = s.Network("n")
-			case *model.PortSpec:
-				_, _ = s.Port("p")
-			case *model.RouterSpec:
-				_, _ = s.Router("r")
+			case *v1.NetworkSpec:
+				_, _ = model.NewNetwork("n", *s)
+			case *v1.PortSpec:
+				_, _ = model.NewPort("p", *s)
+			case *v1.RouterSpec:
+				_, _ = model.NewRouter("r", *s)
 			}
 		}
 	})
@@ -42,7 +43,7 @@ func FuzzDecode(f *testing.F) {
 func TestDecodeTooLarge(t *testing.T) {
 	w := httptest.NewRecorder()
 	body := `{"subnet":"` + strings.Repeat("1", MaxBodyBytes) + `"}`
-	if decode(w, httptest.NewRequest("PUT", "/", strings.NewReader(body)), &model.NetworkSpec{}) || w.Code != http.StatusRequestEntityTooLarge {
+	if decode(w, httptest.NewRequest("PUT", "/", strings.NewReader(body)), &v1.NetworkSpec{}) || w.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("got %d", w.Code)
 	}
 }
@@ -62,7 +63,7 @@ func TestDecodeCountsEveryByte(t *testing.T) {
 		{"a non-breaking space after the object", "{\"subnet\":\"10.0.0.0/24\"}\u00a0", http.StatusBadRequest},
 	} {
 		w := httptest.NewRecorder()
-		ok := decode(w, httptest.NewRequest("PUT", "/", strings.NewReader(c.body)), &model.NetworkSpec{})
+		ok := decode(w, httptest.NewRequest("PUT", "/", strings.NewReader(c.body)), &v1.NetworkSpec{})
 		if c.want == 0 && !ok || c.want != 0 && (ok || w.Code != c.want) {
 			t.Errorf("%s: accepted %v, status %d %s; want %d", c.name, ok, w.Code, w.Body, c.want)
 		}
@@ -76,12 +77,12 @@ func TestDecodeStrictKeys(t *testing.T) {
 		v          any
 		body, want string
 	}{
-		{&model.NetworkSpec{}, `{"subnet":"10.0.0.0/24","subnet":"10.1.0.0/24"}`, `invalid: the body's object: key \"subnet\" is given twice`},
-		{&model.NetworkSpec{}, `{"Subnet":"10.0.0.0/24"}`, `invalid: the body's object: key \"Subnet\" must be written \"subnet\"`},
-		{&model.PortSpec{}, `{"network":"blue","netns":"a","Network":"red"}`, `key \"Network\" must be written \"network\"`},
-		{&model.PortSpec{}, `{"network":"blue","type":"tap","type":"tap"}`, `key \"type\" is given twice`},
-		{&model.RouterSpec{}, `{"NETWORKS":["blue","red"]}`, `key \"NETWORKS\" must be written \"networks\"`},
-		{&model.RouterSpec{}, `{"networks":["blue","red"],"networks":["blue","red"]}`, `key \"networks\" is given twice`},
+		{&v1.NetworkSpec{}, `{"subnet":"10.0.0.0/24","subnet":"10.1.0.0/24"}`, `invalid: the body's object: key \"subnet\" is given twice`},
+		{&v1.NetworkSpec{}, `{"Subnet":"10.0.0.0/24"}`, `invalid: the body's object: key \"Subnet\" must be written \"subnet\"`},
+		{&v1.PortSpec{}, `{"network":"blue","netns":"a","Network":"red"}`, `key \"Network\" must be written \"network\"`},
+		{&v1.PortSpec{}, `{"network":"blue","type":"tap","type":"tap"}`, `key \"type\" is given twice`},
+		{&v1.RouterSpec{}, `{"NETWORKS":["blue","red"]}`, `key \"NETWORKS\" must be written \"networks\"`},
+		{&v1.RouterSpec{}, `{"networks":["blue","red"],"networks":["blue","red"]}`, `key \"networks\" is given twice`},
 	} {
 		w := httptest.NewRecorder()
 		if decode(w, httptest.NewRequest("PUT", "/", strings.NewReader(c.body)), c.v) || w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), c.want) {

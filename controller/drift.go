@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -124,9 +125,9 @@ func (c *Controller) countFaults() {
 // portStatus is port name's status for its view; mu is held.
 func (c *Controller) portStatus(name string) (status, reason, detail string) {
 	if f := c.faults[name]; f != nil {
-		return model.PortDown, f.reason, f.detail
+		return v1.PortDown, f.reason, f.detail
 	}
-	return model.PortForwarding, "", ""
+	return v1.PortForwarding, "", ""
 }
 
 // watchPorts starts the watcher of this host's ports when the backend can
@@ -222,7 +223,7 @@ func (c *Controller) checkPorts(ctx context.Context, pc datapath.PortChecker, al
 // request would; changing is held shared. It returns the port's view, and
 // why the port stays down if it does. Without a checker (pc nil) only a
 // port already known to be down is attached again.
-func (c *Controller) ensurePort(ctx context.Context, pc datapath.PortChecker, name string, depth datapath.CheckDepth) (model.PortView, error) {
+func (c *Controller) ensurePort(ctx context.Context, pc datapath.PortChecker, name string, depth datapath.CheckDepth) (v1.Port, error) {
 	c.mu.Lock()
 	p, ok := c.ports[name]
 	n, b, f := c.networks[p.Network], c.backend, c.faults[name]
@@ -239,7 +240,7 @@ func (c *Controller) ensurePort(ctx context.Context, pc datapath.PortChecker, na
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return model.PortView{}, fmt.Errorf("port %q: wait for its repair: %w", name, ctx.Err())
+			return v1.Port{}, fmt.Errorf("port %q: wait for its repair: %w", name, ctx.Err())
 		}
 		return c.ensurePort(ctx, pc, name, depth)
 	case c.isBusy(name):
@@ -251,7 +252,7 @@ func (c *Controller) ensurePort(ctx context.Context, pc datapath.PortChecker, na
 		err = c.readyLocked()
 	}
 	if err != nil || pc == nil && f == nil {
-		view := model.PortView{}
+		view := v1.Port{}
 		if err == nil {
 			view = c.view(p)
 		}
@@ -293,7 +294,7 @@ func (c *Controller) ensurePort(ctx context.Context, pc datapath.PortChecker, na
 	defer c.mu.Unlock()
 	if cur, ok := c.ports[name]; !ok || cur != p || c.isBusy(name) {
 		// A request changed it meanwhile: its outcome stands.
-		return model.PortView{}, fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, name)
+		return v1.Port{}, fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, name)
 	}
 	if err == nil {
 		if procNetns(p) && (depth == datapath.CheckAll || !nsKnown) && nsErr == nil {
@@ -368,7 +369,7 @@ func (c *Controller) ensurePort(ctx context.Context, pc datapath.PortChecker, na
 // /var/run/netns made again is the same namespace to its owner, and gets
 // its port back.
 func procNetns(p model.Port) bool {
-	return p.Type == model.PortVeth && strings.HasPrefix(p.NetnsPath(), "/proc/")
+	return p.Type == v1.PortVeth && strings.HasPrefix(p.NetnsPath(), "/proc/")
 }
 
 // procNetnsHolds tells, before the start-up reconcile attaches p, whether

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
@@ -167,12 +168,12 @@ ovs_vnet_port_repairs_total{result="repaired"} %d
 // again without a request, and its new ofport is recorded.
 func TestDriftRepairedOnSignal(t *testing.T) {
 	f, cf := driftFixture(t)
-	f.waitStatus(t, "a", model.PortForwarding, "")
+	f.waitStatus(t, "a", v1.PortForwarding, "")
 	cf.breakPort("a", fmt.Errorf("tap tapa: %w", datapath.ErrLinkGone))
 	for cf.attachCount("a") < 2 {
 		time.Sleep(time.Millisecond)
 	}
-	view := f.waitStatus(t, "a", model.PortForwarding, "")
+	view := f.waitStatus(t, "a", v1.PortForwarding, "")
 	ports, err := storedPorts(t, f.st)
 	if err != nil || len(ports) != 1 || float64(ports[0].Ofport) != view["ofport"] {
 		t.Fatalf("stored %v (%v), shown %v", ports, err, view)
@@ -187,7 +188,7 @@ func TestDriftRepairedOnSignal(t *testing.T) {
 func TestDriftNetnsGone(t *testing.T) {
 	f, cf := driftFixture(t)
 	cf.breakPort("a", fmt.Errorf("netns /var/run/netns/x: %w", datapath.ErrNoNetns))
-	view := f.waitStatus(t, "a", model.PortDown, ReasonNetnsGone)
+	view := f.waitStatus(t, "a", v1.PortDown, ReasonNetnsGone)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "network namespace does not exist") {
 		t.Errorf("status_detail %q", d)
 	}
@@ -198,12 +199,12 @@ func TestDriftNetnsGone(t *testing.T) {
 	if n := cf.attachCount("a"); n != 1 {
 		t.Errorf("%d attaches: a port whose namespace is gone was attached again", n)
 	}
-	f.waitStatus(t, "a", model.PortDown, ReasonNetnsGone)
+	f.waitStatus(t, "a", v1.PortDown, ReasonNetnsGone)
 	// The namespace is back, without the port's end: no event says so.
 	cf.cmu.Lock()
 	cf.broken["a"] = fmt.Errorf("veth end: %w", datapath.ErrLinkGone)
 	cf.cmu.Unlock()
-	f.waitStatus(t, "a", model.PortForwarding, "")
+	f.waitStatus(t, "a", v1.PortForwarding, "")
 	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 0))
 }
 
@@ -217,22 +218,22 @@ func TestDriftFailedRepairBacksOff(t *testing.T) {
 	cf.failPorts["a"] = errors.New("boom")
 	cf.mu.Unlock()
 	cf.breakPort("a", fmt.Errorf("interface vnetx: %w", datapath.ErrNotBound))
-	view := f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
+	view := f.waitStatus(t, "a", v1.PortDown, ReasonNotBound)
 	if n := cf.attachesUnderSignals("a"); n > 5 {
 		t.Errorf("%d attaches in a second of signals: the repair does not back off", n)
 	}
-	view = f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
+	view = f.waitStatus(t, "a", v1.PortDown, ReasonNotBound)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "boom") {
 		t.Errorf("status_detail %q", d)
 	}
 	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 500 || !strings.Contains(fmt.Sprint(body["error"]), "boom") {
 		t.Fatalf("identical PUT of a port that cannot be repaired: %d %v", code, body)
 	}
-	f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
+	f.waitStatus(t, "a", v1.PortDown, ReasonNotBound)
 	cf.mu.Lock()
 	delete(cf.failPorts, "a")
 	cf.mu.Unlock()
-	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 200 || body["status"] != model.PortForwarding {
+	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 200 || body["status"] != v1.PortForwarding {
 		t.Fatalf("identical PUT of a port that can be repaired: %d %v", code, body)
 	}
 	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 0))
@@ -251,7 +252,7 @@ func TestDriftRepairThatDoesNotTakeBacksOff(t *testing.T) {
 	if n := cf.attachesUnderSignals("a"); n > 5 {
 		t.Errorf("%d attaches in a second of signals: a repair that does not take does not back off", n)
 	}
-	view := f.waitStatus(t, "a", model.PortDown, ReasonNotBound)
+	view := f.waitStatus(t, "a", v1.PortDown, ReasonNotBound)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "did not take") {
 		t.Errorf("status_detail %q", d)
 	}
@@ -268,7 +269,7 @@ func TestDriftRepairIsAChange(t *testing.T) {
 	for f.fake.attaching.Load() < 1 {
 		time.Sleep(time.Millisecond)
 	}
-	f.waitStatus(t, "a", model.PortDown, ReasonLinkGone)
+	f.waitStatus(t, "a", v1.PortDown, ReasonLinkGone)
 	if code, body := f.do(t, "DELETE", "/v1/ports/a", ""); code != 409 {
 		t.Fatalf("DELETE during a repair: %d %v", code, body)
 	}
@@ -292,9 +293,9 @@ func TestDriftRepairIsAChange(t *testing.T) {
 	if got := <-put; got != "200 OK" {
 		t.Fatalf("identical PUT during a repair: %s, want 200 once repaired", got)
 	}
-	f.waitStatus(t, "a", model.PortForwarding, "")
+	f.waitStatus(t, "a", v1.PortForwarding, "")
 	cf.breakPort("a", fmt.Errorf("netns x: %w", datapath.ErrNoNetns))
-	f.waitStatus(t, "a", model.PortDown, ReasonNetnsGone)
+	f.waitStatus(t, "a", v1.PortDown, ReasonNetnsGone)
 	if code, body := f.do(t, "DELETE", "/v1/ports/a", ""); code != 204 {
 		t.Fatalf("DELETE of a down port: %d %v", code, body)
 	}
@@ -306,9 +307,9 @@ func TestDriftRepairIsAChange(t *testing.T) {
 // an identical PUT attaches it again.
 func TestDriftStartsDown(t *testing.T) {
 	st := openStore(t)
-	n, _ := model.NetworkSpec{Subnet: "10.0.0.0/24"}.Network("blue")
+	n, _ := model.NewNetwork("blue", v1.NetworkSpec{Subnet: "10.0.0.0/24"})
 	n.ID = 1
-	p, _ := model.PortSpec{Network: "blue", Type: model.PortTap, Ifname: "tapa"}.Port("a")
+	p, _ := model.NewPort("a", v1.PortSpec{Network: "blue", Type: v1.PortTap, Ifname: "tapa"})
 	p.MAC, p.IP = model.PortMAC("a"), n.Subnet.Addr().Next().Next()
 	if err := errors.Join(createNetwork(st, n), st.CreatePort(context.Background(), p)); err != nil {
 		t.Fatal(err)
@@ -316,7 +317,7 @@ func TestDriftStartsDown(t *testing.T) {
 	fake := newFake()
 	fake.failPorts["a"] = fmt.Errorf("create tap: %w", datapath.ErrConflict)
 	f := startFixtureOn(t, st, fake, fake)
-	view := f.waitStatus(t, "a", model.PortDown, ReasonAttachFailed)
+	view := f.waitStatus(t, "a", v1.PortDown, ReasonAttachFailed)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "create tap") {
 		t.Errorf("status_detail %q", d)
 	}
@@ -327,7 +328,7 @@ func TestDriftStartsDown(t *testing.T) {
 	fake.mu.Lock()
 	delete(fake.failPorts, "a")
 	fake.mu.Unlock()
-	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 200 || body["status"] != model.PortForwarding {
+	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 200 || body["status"] != v1.PortForwarding {
 		t.Fatalf("identical PUT of a port that can be attached: %d %v", code, body)
 	}
 	f.metric(t, "ovs_vnet_port_repairs_total", repairsMetric(1, 1))
@@ -381,7 +382,7 @@ func TestDriftNeverIntoAnotherProcessesNetns(t *testing.T) {
 	}
 	proc.WaitIn(t, ns2, true)
 	cf.breakPort("v", fmt.Errorf("host link vnetv is missing: %w", datapath.ErrLinkGone))
-	view := f.waitStatus(t, "v", model.PortDown, ReasonNetnsGone)
+	view := f.waitStatus(t, "v", v1.PortDown, ReasonNetnsGone)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "its process has gone") {
 		t.Errorf("status_detail %q", d)
 	}
@@ -407,13 +408,13 @@ func TestDriftStartNotIntoAnotherProcessesNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := openStore(t)
-	n, _ := model.NetworkSpec{Subnet: "10.0.0.0/24"}.Network("blue")
+	n, _ := model.NewNetwork("blue", v1.NetworkSpec{Subnet: "10.0.0.0/24"})
 	n.ID = 1
 	if err := createNetwork(st, n); err != nil {
 		t.Fatal(err)
 	}
 	for i, name := range []string{"gone", "there"} {
-		p, err := model.PortSpec{Network: "blue", Type: model.PortVeth, Netns: path, Ifname: "eth" + name}.Port(name)
+		p, err := model.NewPort(name, v1.PortSpec{Network: "blue", Type: v1.PortVeth, Netns: path, Ifname: "eth" + name})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -425,8 +426,8 @@ func TestDriftStartNotIntoAnotherProcessesNetns(t *testing.T) {
 	cf := newCheckFake()
 	cf.broken["gone"] = fmt.Errorf("ethgone is missing in netns %s: %w", path, datapath.ErrLinkGone)
 	f := startFixtureOn(t, st, cf.fakeBackend, cf)
-	f.waitStatus(t, "gone", model.PortDown, ReasonNetnsGone)
-	f.waitStatus(t, "there", model.PortForwarding, "")
+	f.waitStatus(t, "gone", v1.PortDown, ReasonNetnsGone)
+	f.waitStatus(t, "there", v1.PortForwarding, "")
 	if n := cf.attachCount("gone"); n != 0 {
 		t.Errorf("port gone attached %d times into a namespace it was not seen in", n)
 	}

@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Kinds of failure a request can meet; the HTTP layer turns them into status
@@ -22,7 +22,7 @@ var (
 // httpStatus maps an error from the controller or a backend to its status code.
 func httpStatus(err error) int {
 	switch {
-	case errors.Is(err, model.ErrInvalid), errors.Is(err, datapath.ErrNoNetns):
+	case errors.Is(err, v1.ErrInvalid), errors.Is(err, datapath.ErrNoNetns):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound

@@ -9,8 +9,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // TestHTTPStatusTimeouts: a datapath that did not answer in time is 504,
@@ -28,7 +28,7 @@ func TestHTTPStatusTimeouts(t *testing.T) {
 		{fmt.Errorf("attach port p: %w", context.Canceled), http.StatusInternalServerError},
 		{errors.Join(fmt.Errorf("attach: %w", context.Canceled), fmt.Errorf("rollback: %w", context.DeadlineExceeded)), http.StatusInternalServerError},
 		{fmt.Errorf("%w: %w", store.ErrUnavailable, context.DeadlineExceeded), http.StatusServiceUnavailable},
-		{fmt.Errorf("%w: %w", model.ErrInvalid, context.DeadlineExceeded), http.StatusBadRequest},
+		{fmt.Errorf("%w: %w", v1.ErrInvalid, context.DeadlineExceeded), http.StatusBadRequest},
 		{errors.New("write state: no space left on device"), http.StatusInternalServerError},
 	} {
 		if got := httpStatus(c.err); got != c.want {

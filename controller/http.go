@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/jsonkeys"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 const (
@@ -129,19 +129,19 @@ func (a *API) info(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, a.c.Ready().Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"backend":            info.Backend,
-		"bridge":             info.Bridge,
-		"datapath_type":      info.DatapathType,
-		"version":            a.version,
-		"openflow_connected": info.OpenFlowConnected,
-		"host":               a.c.host,
-		"cluster":            a.c.cluster != nil,
+	writeJSON(w, http.StatusOK, v1.Info{
+		Backend:           info.Backend,
+		Bridge:            info.Bridge,
+		DatapathType:      info.DatapathType,
+		Version:           a.version,
+		OpenFlowConnected: info.OpenFlowConnected,
+		Host:              a.c.host,
+		Cluster:           a.c.cluster != nil,
 	})
 }
 
 func (a *API) listNetworks(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"networks": a.c.Networks()})
+	writeJSON(w, http.StatusOK, v1.NetworkList{Networks: a.c.Networks()})
 }
 
 func (a *API) getNetwork(w http.ResponseWriter, r *http.Request) {
@@ -150,7 +150,7 @@ func (a *API) getNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listRouters(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"routers": a.c.Routers()})
+	writeJSON(w, http.StatusOK, v1.RouterList{Routers: a.c.Routers()})
 }
 
 func (a *API) getRouter(w http.ResponseWriter, r *http.Request) {
@@ -164,11 +164,11 @@ func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ports, err := a.c.Ports(q["network"], q["host"])
-	respond(w, http.StatusOK, map[string]any{"ports": ports}, err)
+	respond(w, http.StatusOK, v1.PortList{Ports: ports}, err)
 }
 
 func (a *API) listHosts(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"hosts": a.c.Hosts()})
+	writeJSON(w, http.StatusOK, v1.HostList{Hosts: a.c.Hosts()})
 }
 
 func (a *API) getPort(w http.ResponseWriter, r *http.Request) {
@@ -184,7 +184,7 @@ func (a *API) flows(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	flows, err := a.c.Flows(ctx, FlowFilter{Port: q["port"], Network: q["network"]})
-	respond(w, http.StatusOK, map[string]any{"flows": flows}, err)
+	respond(w, http.StatusOK, v1.FlowList{Flows: flows}, err)
 }
 
 func (a *API) trace(w http.ResponseWriter, r *http.Request) {
@@ -223,8 +223,8 @@ func query(w http.ResponseWriter, r *http.Request, known ...string) (map[string]
 }
 
 // traceQuery parses GET /v1/trace's parameters; Query.Check judges them.
-func traceQuery(q map[string]string) (trace.Query, error) {
-	tq := trace.Query{From: q["from"], Proto: q["proto"], SrcMAC: q["src_mac"]}
+func traceQuery(q map[string]string) (v1.Query, error) {
+	tq := v1.Query{From: q["from"], Proto: q["proto"], SrcMAC: q["src_mac"]}
 	var err error
 	if tq.To, err = netip.ParseAddr(q["to"]); err != nil {
 		return tq, fmt.Errorf("invalid: to: %v", err)
@@ -325,7 +325,7 @@ func respond(w http.ResponseWriter, status int, v any, err error) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	writeJSON(w, status, v1.Error{Error: msg})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -7,10 +7,9 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/model"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // ErrUnsupported marks a request the connected backend cannot serve (flows
@@ -24,7 +23,7 @@ type FlowFilter struct {
 }
 
 // Flows lists ovs-vnet's flows with their counters, each named by its owner.
-func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]datapath.Flow, error) {
+func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]v1.Flow, error) {
 	b, s, err := c.snapshot()
 	if err != nil {
 		return nil, err
@@ -36,7 +35,7 @@ func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]datapath.Flow, 
 	inNetwork := map[string]bool{}
 	switch {
 	case f.Port != "" && f.Network != "":
-		return nil, fmt.Errorf("%w: give a port or a network, not both", model.ErrInvalid)
+		return nil, fmt.Errorf("%w: give a port or a network, not both", v1.ErrInvalid)
 	case f.Port != "":
 		if _, err := c.Port(f.Port); err != nil {
 			return nil, err
@@ -56,7 +55,7 @@ func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]datapath.Flow, 
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(flows, func(fl datapath.Flow) bool {
+	return slices.DeleteFunc(flows, func(fl v1.Flow) bool {
 		switch {
 		case f.Port != "":
 			return !isPort(fl) || fl.Owner != f.Port
@@ -71,25 +70,25 @@ func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]datapath.Flow, 
 }
 
 // isPort tells the flows of a port, this host's or another's.
-func isPort(fl datapath.Flow) bool {
-	return fl.OwnerKind == pipeline.OwnerPort || fl.OwnerKind == pipeline.OwnerRemote
+func isPort(fl v1.Flow) bool {
+	return fl.OwnerKind == v1.OwnerPort || fl.OwnerKind == v1.OwnerRemote
 }
 
 // Trace explains what a packet the port q.From sends to q.To does.
-func (c *Controller) Trace(ctx context.Context, q trace.Query) (trace.Result, error) {
+func (c *Controller) Trace(ctx context.Context, q v1.Query) (v1.Result, error) {
 	if err := q.Check(); err != nil {
-		return trace.Result{}, err
+		return v1.Result{}, err
 	}
 	if err := c.knownPort(q.From); err != nil {
-		return trace.Result{}, err
+		return v1.Result{}, err
 	}
 	b, s, err := c.snapshot()
 	if err != nil {
-		return trace.Result{}, err
+		return v1.Result{}, err
 	}
 	tracer, ok := b.(datapath.Tracer)
 	if !ok {
-		return trace.Result{}, fmt.Errorf("%w: the %s backend cannot trace", ErrUnsupported, b.Info().Backend)
+		return v1.Result{}, fmt.Errorf("%w: the %s backend cannot trace", ErrUnsupported, b.Info().Backend)
 	}
 	return tracer.Trace(ctx, s, q)
 }

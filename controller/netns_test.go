@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -19,7 +20,7 @@ import (
 // has no namespaces: any existing path will do as one (e2e/netns_test.go
 // tests the real check).
 func fakeCheckNetns(_ context.Context, p model.Port) (model.Port, error) {
-	if p.Type != model.PortVeth {
+	if p.Type != v1.PortVeth {
 		return p, nil
 	}
 	if _, err := os.Stat(p.NetnsPath()); err != nil {
@@ -46,7 +47,7 @@ func TestNetnsCheckedOutsideTheLocks(t *testing.T) {
 		}
 		close(entered)
 		<-release
-		return p, fmt.Errorf("%w: netns %s is a FIFO", model.ErrInvalid, p.Netns)
+		return p, fmt.Errorf("%w: netns %s is a FIFO", v1.ErrInvalid, p.Netns)
 	}
 	stuck := make(chan int, 1)
 	go func() {

@@ -7,31 +7,42 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Networks lists the networks by name.
-func (c *Controller) Networks() []model.Network {
+func (c *Controller) Networks() []v1.Network {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return sortedValues(c.networks, func(n model.Network) string { return n.Name })
+	networks := sortedValues(c.networks, func(n model.Network) string { return n.Name })
+	views := make([]v1.Network, 0, len(networks))
+	for _, n := range networks {
+		views = append(views, n.View())
+	}
+	return views
 }
 
 // Network returns one network.
-func (c *Controller) Network(name string) (model.Network, error) {
+func (c *Controller) Network(name string) (v1.Network, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.networks[name]
 	if !ok {
-		return n, fmt.Errorf("%w: network %q", ErrNotFound, name)
+		return v1.Network{}, fmt.Errorf("%w: network %q", ErrNotFound, name)
 	}
-	return n, nil
+	return n.View(), nil
 }
 
 // PutNetwork creates a network, or confirms an identical one (created=false).
-func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.NetworkSpec) (n model.Network, created bool, err error) {
-	if n, err = spec.Network(name); err != nil {
+func (c *Controller) PutNetwork(ctx context.Context, name string, spec v1.NetworkSpec) (v1.Network, bool, error) {
+	n, created, err := c.putNetwork(ctx, name, spec)
+	return n.View(), created, err
+}
+
+func (c *Controller) putNetwork(ctx context.Context, name string, spec v1.NetworkSpec) (n model.Network, created bool, err error) {
+	if n, err = model.NewNetwork(name, spec); err != nil {
 		return n, false, err
 	}
 	defer c.exclusive()()

@@ -23,10 +23,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // These tests hold the daemon's answers to docs/openapi.yaml: the statuses,
@@ -200,11 +200,11 @@ func notReadyServer(t *testing.T) string {
 	t.Cleanup(func() { st.Close() })
 	var errs []error
 	for i, name := range []string{"blue", "red", "green"} {
-		n, err := model.NetworkSpec{Subnet: fmt.Sprintf("10.%d.0.0/24", i+1)}.Network(name)
+		n, err := model.NewNetwork(name, v1.NetworkSpec{Subnet: fmt.Sprintf("10.%d.0.0/24", i+1)})
 		n.ID = i + 1
 		errs = append(errs, err, createNetwork(st, n))
 	}
-	p, err := model.PortSpec{Network: "blue", Type: model.PortTap, IP: "10.1.0.7"}.Port("p1")
+	p, err := model.NewPort("p1", v1.PortSpec{Network: "blue", Type: v1.PortTap, IP: "10.1.0.7"})
 	p.MAC = model.PortMAC("p1")
 	errs = append(errs, err, st.CreatePort(context.Background(), p), putRouter(st, model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}))
 	if err := errors.Join(errs...); err != nil {
@@ -531,16 +531,16 @@ func (b *stalledBackend) DeleteRouter(ctx context.Context, r model.Router) error
 	return b.ovsFake.DeleteRouter(ctx, r)
 }
 
-func (b *stalledBackend) Flows(ctx context.Context, s datapath.State) ([]datapath.Flow, error) {
+func (b *stalledBackend) Flows(ctx context.Context, s datapath.State) ([]v1.Flow, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
 	return b.ovsFake.Flows(ctx, s)
 }
 
-func (b *stalledBackend) Trace(ctx context.Context, s datapath.State, q trace.Query) (trace.Result, error) {
+func (b *stalledBackend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.Result, error) {
 	if err := b.check(); err != nil {
-		return trace.Result{}, err
+		return v1.Result{}, err
 	}
 	return b.ovsFake.Trace(ctx, s, q)
 }

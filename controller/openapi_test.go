@@ -16,10 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
-	"github.com/ovs-vnet/ovs-vnet/client"
-	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/model"
-	"github.com/ovs-vnet/ovs-vnet/trace"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 // The spec is what operators and client generators read; nothing but these
@@ -330,19 +327,17 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		schema string
 		typ    reflect.Type
 	}{
-		{"NetworkSpec", reflect.TypeFor[model.NetworkSpec]()},
-		{"Network", reflect.TypeFor[model.Network]()},
-		{"PortSpec", reflect.TypeFor[model.PortSpec]()},
-		{"Port", reflect.TypeFor[model.PortView]()},
-		{"RouterSpec", reflect.TypeFor[model.RouterSpec]()},
-		{"Router", reflect.TypeFor[model.Router]()},
-		// The info handler writes a map; the client's struct mirrors it, and
-		// TestOpenAPIAnswers holds the handler's keys to the schema.
-		{"Info", reflect.TypeFor[client.Info]()},
-		{"Host", reflect.TypeFor[HostView]()},
-		{"Flow", reflect.TypeFor[datapath.Flow]()},
-		{"TraceStep", reflect.TypeFor[trace.Step]()},
-		{"TraceResult", reflect.TypeFor[trace.Result]()},
+		{"NetworkSpec", reflect.TypeFor[v1.NetworkSpec]()},
+		{"Network", reflect.TypeFor[v1.Network]()},
+		{"PortSpec", reflect.TypeFor[v1.PortSpec]()},
+		{"Port", reflect.TypeFor[v1.Port]()},
+		{"RouterSpec", reflect.TypeFor[v1.RouterSpec]()},
+		{"Router", reflect.TypeFor[v1.Router]()},
+		{"Info", reflect.TypeFor[v1.Info]()},
+		{"Host", reflect.TypeFor[v1.Host]()},
+		{"Flow", reflect.TypeFor[v1.Flow]()},
+		{"TraceStep", reflect.TypeFor[v1.Step]()},
+		{"TraceResult", reflect.TypeFor[v1.Result]()},
 	} {
 		at := "components.schemas." + c.schema
 		sch, err := s.deref(map[string]any{"$ref": "#/components/schemas/" + c.schema}, at)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
@@ -19,7 +20,7 @@ import (
 
 // Ports lists the ports by name: of one network when network is not empty,
 // of one host when host is not empty. In a cluster they are every host's.
-func (c *Controller) Ports(network, host string) ([]model.PortView, error) {
+func (c *Controller) Ports(network, host string) ([]v1.Port, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.networks[network]; network != "" && !ok {
@@ -28,7 +29,7 @@ func (c *Controller) Ports(network, host string) ([]model.PortView, error) {
 	all := make(map[string]model.Port, len(c.ports)+len(c.remote))
 	maps.Copy(all, c.remote)
 	maps.Copy(all, c.ports)
-	views := []model.PortView{}
+	views := []v1.Port{}
 	for _, p := range sortedValues(all, func(p model.Port) string { return p.Name }) {
 		if (network == "" || p.Network == network) && (host == "" || c.hostOf(p) == host) {
 			views = append(views, c.view(p))
@@ -38,7 +39,7 @@ func (c *Controller) Ports(network, host string) ([]model.PortView, error) {
 }
 
 // Port returns one port, of any host.
-func (c *Controller) Port(name string) (model.PortView, error) {
+func (c *Controller) Port(name string) (v1.Port, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p, ok := c.ports[name]
@@ -46,14 +47,14 @@ func (c *Controller) Port(name string) (model.PortView, error) {
 		p, ok = c.remote[name]
 	}
 	if !ok {
-		return model.PortView{}, fmt.Errorf("%w: port %q", ErrNotFound, name)
+		return v1.Port{}, fmt.Errorf("%w: port %q", ErrNotFound, name)
 	}
 	return c.view(p), nil
 }
 
 // view renders a port for the API; mu is held. An ofport is a number on
 // its own host's switch only, so other hosts' ports show none.
-func (c *Controller) view(p model.Port) model.PortView {
+func (c *Controller) view(p model.Port) v1.Port {
 	if !c.isLocal(p) {
 		p.Ofport = 0
 	}
@@ -77,8 +78,8 @@ func (c *Controller) hostOf(p model.Port) string {
 // PutPort creates a port and returns once it forwards, or confirms an identical
 // one (created=false). On any failure nothing of the port is left: no link, no
 // OVS port, no address, no record. Attaches of different ports run at once.
-func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSpec) (view model.PortView, created bool, err error) {
-	p, err := spec.Port(name)
+func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec) (view v1.Port, created bool, err error) {
+	p, err := model.NewPort(name, spec)
 	if err != nil {
 		return view, false, err
 	}
@@ -138,7 +139,7 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec model.PortSp
 }
 
 // attached records the outcome of an attach.
-func (c *Controller) attached(n model.Network, p, attached model.Port, rolledBack bool, err error) (model.PortView, error) {
+func (c *Controller) attached(n model.Network, p, attached model.Port, rolledBack bool, err error) (v1.Port, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.publish()
@@ -146,11 +147,11 @@ func (c *Controller) attached(n model.Network, p, attached model.Port, rolledBac
 	switch {
 	case rolledBack:
 		c.release(p)
-		return model.PortView{}, err
+		return v1.Port{}, err
 	case err != nil:
 		// Attached, but the record lacks its results: the address stays
 		// held for the record, and the next reconcile completes it.
-		return model.PortView{}, err
+		return v1.Port{}, err
 	}
 	c.ports[p.Name] = attached
 	return c.view(attached), nil
@@ -169,7 +170,7 @@ type reservation struct {
 // happens without mu, so that other requests are answered meanwhile. When
 // an identical port exists it returns no backend and that port's view.
 // netnsErr is why p's namespace cannot have p, if it cannot.
-func (c *Controller) reservePort(ctx context.Context, p model.Port, netnsErr error) (r reservation, existing model.PortView, err error) {
+func (c *Controller) reservePort(ctx context.Context, p model.Port, netnsErr error) (r reservation, existing v1.Port, err error) {
 	requested := p.IP
 	if r, existing, err = c.claimPort(p, netnsErr); err != nil || r.backend == nil {
 		return r, existing, err
@@ -195,7 +196,7 @@ func (c *Controller) reservePort(ctx context.Context, p model.Port, netnsErr err
 }
 
 // claimPort is reservePort's part under mu: the checks, and the address.
-func (c *Controller) claimPort(p model.Port, netnsErr error) (r reservation, existing model.PortView, err error) {
+func (c *Controller) claimPort(p model.Port, netnsErr error) (r reservation, existing v1.Port, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.networks[p.Network]
@@ -291,7 +292,7 @@ func (c *Controller) checkUnique(p model.Port) error {
 			switch {
 			case o.HostIfname == p.HostIfname:
 				return fmt.Errorf("%w: host interface %s is already port %q's", ErrConflict, p.HostIfname, o.Name)
-			case p.Type == model.PortVeth && o.Netns == p.Netns && o.Ifname == p.Ifname:
+			case p.Type == v1.PortVeth && o.Netns == p.Netns && o.Ifname == p.Ifname:
 				return fmt.Errorf("%w: netns %s already has port %q as %s", ErrConflict, p.Netns, o.Name, p.Ifname)
 			case o.Network == p.Network && o.MAC == p.MAC:
 				return fmt.Errorf("%w: mac %s is already used by port %q in network %q", ErrConflict, p.MAC, o.Name, p.Network)

@@ -7,29 +7,31 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Routers lists the routers by name.
-func (c *Controller) Routers() []model.Router {
+func (c *Controller) Routers() []v1.Router {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	routers := sortedValues(c.routers, func(r model.Router) string { return r.Name })
-	for i := range routers {
-		routers[i] = cloneRouter(routers[i])
+	views := make([]v1.Router, 0, len(routers))
+	for _, r := range routers {
+		views = append(views, cloneRouter(r).View())
 	}
-	return routers
+	return views
 }
 
 // Router returns one router.
-func (c *Controller) Router(name string) (model.Router, error) {
+func (c *Controller) Router(name string) (v1.Router, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.routers[name]
 	if !ok {
-		return r, fmt.Errorf("%w: router %q", ErrNotFound, name)
+		return v1.Router{}, fmt.Errorf("%w: router %q", ErrNotFound, name)
 	}
-	return cloneRouter(r), nil
+	return cloneRouter(r).View(), nil
 }
 
 // cloneRouter copies the network list so that a caller cannot change the
@@ -43,8 +45,13 @@ func cloneRouter(r model.Router) model.Router {
 // joins other networks (created=false for both). Replacing in place is safe
 // because a router holds no allocations: nothing a port was given depends on it.
 // On any failure the previous state is restored: no router, or the old one.
-func (c *Controller) PutRouter(ctx context.Context, name string, spec model.RouterSpec) (r model.Router, created bool, err error) {
-	if r, err = spec.Router(name); err != nil {
+func (c *Controller) PutRouter(ctx context.Context, name string, spec v1.RouterSpec) (v1.Router, bool, error) {
+	r, created, err := c.putRouter(ctx, name, spec)
+	return r.View(), created, err
+}
+
+func (c *Controller) putRouter(ctx context.Context, name string, spec v1.RouterSpec) (r model.Router, created bool, err error) {
+	if r, err = model.NewRouter(name, spec); err != nil {
 		return r, false, err
 	}
 	defer c.exclusive()()

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -130,7 +131,7 @@ func TestRouterBadRequests(t *testing.T) {
 			if got := f.storedRouters(t); !reflect.DeepEqual(got, want) {
 				t.Fatalf("store changed: %+v", got)
 			}
-			if got := f.c.Routers(); !reflect.DeepEqual(got, want) {
+			if got := f.c.Routers(); !reflect.DeepEqual(got, []v1.Router{want[0].View()}) {
 				t.Fatalf("routers changed: %+v", got)
 			}
 		})
@@ -185,7 +186,7 @@ func TestRouterReplaceFailureRestoresOld(t *testing.T) {
 	if stored := f.storedRouters(t); !reflect.DeepEqual(stored, []model.Router{old}) {
 		t.Fatalf("store has %+v, want the old router", stored)
 	}
-	if r, _ := f.c.Router("r1"); !reflect.DeepEqual(r, old) {
+	if r, _ := f.c.Router("r1"); !reflect.DeepEqual(r, old.View()) {
 		t.Fatalf("controller has %+v", r)
 	}
 	// green was never joined.
@@ -236,8 +237,8 @@ func TestRoutersNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	blue, _ := model.NetworkSpec{Subnet: "10.1.0.0/24"}.Network("blue")
-	red, _ := model.NetworkSpec{Subnet: "10.2.0.0/24"}.Network("red")
+	blue, _ := model.NewNetwork("blue", v1.NetworkSpec{Subnet: "10.1.0.0/24"})
+	red, _ := model.NewNetwork("red", v1.NetworkSpec{Subnet: "10.2.0.0/24"})
 	blue.ID, red.ID = 1, 2
 	r1 := model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}
 	if err := errors.Join(createNetwork(st, blue), createNetwork(st, red), putRouter(st, r1)); err != nil {
@@ -248,10 +249,10 @@ func TestRoutersNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, _, err := c.PutRouter(ctx, "r2", model.RouterSpec{Networks: []string{"blue", "red"}}); !errors.Is(err, ErrNotReady) {
+	if _, _, err := c.PutRouter(ctx, "r2", v1.RouterSpec{Networks: []string{"blue", "red"}}); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("create before ready: %v", err)
 	}
-	if _, _, err := c.PutRouter(ctx, "r1", model.RouterSpec{Networks: []string{"red", "blue"}}); err != nil {
+	if _, _, err := c.PutRouter(ctx, "r1", v1.RouterSpec{Networks: []string{"red", "blue"}}); err != nil {
 		t.Fatalf("an unchanged router needs no datapath: %v", err)
 	}
 	if err := c.DeleteRouter(ctx, "r1"); !errors.Is(err, ErrNotReady) {

@@ -10,8 +10,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/model"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 var (
@@ -164,33 +164,15 @@ func some(names []string) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:shown], ", "), len(names)-shown)
 }
 
-// Flow is one of ovs-vnet's flows as the switch holds it, with its counters
-// and the object that owns it (GET /v1/flows).
-type Flow struct {
-	OwnerKind string `json:"owner_kind"`      // pipeline, network, routes, port or remote port
-	Owner     string `json:"owner,omitempty"` // the network's or port's name
-	Host      string `json:"host,omitempty"`  // a remote port's host
-	Table     uint8  `json:"table"`
-	TableName string `json:"table_name"`
-	Priority  uint16 `json:"priority"`
-	Cookie    string `json:"cookie"` // 0x-prefixed hex
-	Packets   uint64 `json:"n_packets"`
-	Bytes     uint64 `json:"n_bytes"`
-	// Drop is the reason a dropping flow stands for (docs/PIPELINE.md).
-	Drop string `json:"drop,omitempty"`
-	// Text is the flow as `ovs-ofctl -O OpenFlow13 dump-flows` prints it.
-	Text string `json:"text"`
-}
-
 // FlowLister is a backend whose datapath runs OpenFlow flows (OVS).
 type FlowLister interface {
-	Flows(ctx context.Context, s State) ([]Flow, error)
+	Flows(ctx context.Context, s State) ([]v1.Flow, error)
 }
 
 // Tracer explains what a packet a port sends does in the datapath; s is the
 // whole desired state, for naming the objects the packet meets.
 type Tracer interface {
-	Trace(ctx context.Context, s State, q trace.Query) (trace.Result, error)
+	Trace(ctx context.Context, s State, q v1.Query) (v1.Result, error)
 }
 
 // HostChecker is a backend that gives networks a host side (a route or an

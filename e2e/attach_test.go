@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
@@ -55,7 +56,7 @@ func backendKinds() []backendCase {
 	return out
 }
 
-type portView = model.PortView
+type portView = v1.Port
 
 // TestAttach is the walking skeleton's acceptance: two networks, three ports,
 // ping inside a network, isolation between networks, 10 MB over TCP, a

@@ -14,11 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovs-vnet/ovs-vnet/client"
-	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // buildVnetctl builds cmd/vnetctl once per test binary, with the race
@@ -135,7 +133,7 @@ func TestCLI(t *testing.T) {
 			d := startSocketDaemon(t, hostNS, sock, append(args, "--token-file", tokenFile)...)
 			cli := newVnetctl(t, "VNETCTL_SERVER=unix:"+sock, "VNETCTL_TOKEN_FILE="+tokenFile)
 
-			var info client.Info
+			var info v1.Info
 			cli.json(&info, "info")
 			if info.Backend != bc.kind || info.Bridge == "" {
 				t.Fatalf("info: %+v, want backend %s", info, bc.kind)
@@ -177,7 +175,7 @@ func TestCLI(t *testing.T) {
 			if out := cli.ok("port", "create", "a", "--network", "blue", "--netns", nsA); !strings.HasPrefix(out, "port a created (10.84.0.2/24 ") {
 				t.Errorf("port create: %q", out)
 			}
-			var b, c, vm model.PortView
+			var b, c, vm v1.Port
 			cli.json(&b, "port", "create", "b", "--network", "blue", "--netns", "/var/run/netns/"+nsB, "--ifname", "net0", "--ip", "10.84.0.20")
 			cli.json(&c, "port", "create", "c", "--network", "red", "--netns", nsC)
 			cli.json(&vm, "port", "create", "vm", "--network", "blue", "--type", "tap", "--ifname", "vnt-clitap0")
@@ -195,12 +193,12 @@ func TestCLI(t *testing.T) {
 			}
 			cli.run("port", "create", "a", "--network", "blue", "--netns", nsA, "--ip", "10.84.0.99").fails(t, 4, "Error: conflict: ", "(HTTP 409)")
 			cli.run("port", "create", "x", "--network", "nope", "--netns", nsA).fails(t, 3, `Error: not found: network "nope"`, "(HTTP 404)")
-			var ports []model.PortView
+			var ports []v1.Port
 			cli.json(&ports, "port", "list", "--network", "blue")
 			if names := portNames(ports); !slices.Equal(names, []string{"a", "b", "vm"}) {
 				t.Fatalf("port list --network blue: %v", names)
 			}
-			var got model.PortView
+			var got v1.Port
 			cli.json(&got, "port", "get", "b")
 			if got != b {
 				t.Fatalf("port get b: %+v, created %+v", got, b)
@@ -264,9 +262,9 @@ func checkCLIInspect(t *testing.T, cli vnetctl, kind, cIP string) {
 		(kind == "ovs" && !strings.Contains(out, "route ") && !strings.Contains(out, "routes of network blue")) {
 		t.Errorf("trace across the router:\n%s", out)
 	}
-	var res trace.Result
+	var res v1.Result
 	cli.json(&res, "trace", "--from", "a", "--to", "10.84.0.20", "--proto", "tcp", "--dport", "80", "--src", "10.84.0.77")
-	if res.Verdict != trace.Dropped || res.Reason != "spoofed" || len(res.Steps) == 0 {
+	if res.Verdict != v1.Dropped || res.Reason != "spoofed" || len(res.Steps) == 0 {
 		t.Errorf("spoofed trace: %+v", res)
 	}
 	cli.run("trace", "--from", "a", "--to", "nowhere").fails(t, 2, `Error: --to "nowhere": want an IPv4 address`, "Usage:")
@@ -280,7 +278,7 @@ func checkCLIInspect(t *testing.T, cli vnetctl, kind, cIP string) {
 	if out := cli.ok("flows", "--port", "a"); !strings.HasPrefix(out, "# port a: ") || !strings.Contains(out, " cookie=0x7604") || strings.Contains(out, "# port b") {
 		t.Errorf("flows --port a:\n%s", out)
 	}
-	var flows []datapath.Flow
+	var flows []v1.Flow
 	cli.json(&flows, "flows", "--network", "red")
 	if len(flows) == 0 {
 		t.Fatal("no flows of network red")
@@ -297,7 +295,7 @@ func checkCLITopology(t *testing.T, cli vnetctl) {
 	var topo struct {
 		Networks []model.Network
 		Routers  []model.Router
-		Ports    []model.PortView
+		Ports    []v1.Port
 	}
 	cli.json(&topo, "topology")
 	if len(topo.Networks) != 2 || len(topo.Routers) != 1 || len(topo.Ports) != 4 {
@@ -351,7 +349,7 @@ func checkCLICompletion(t *testing.T, cli vnetctl) {
 	}
 }
 
-func portNames(ports []model.PortView) []string {
+func portNames(ports []v1.Port) []string {
 	var names []string
 	for _, p := range ports {
 		names = append(names, p.Name)

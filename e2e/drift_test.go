@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // driftBound is how soon a port must forward again after what broke it
@@ -38,7 +38,7 @@ func TestDrift(t *testing.T) {
 			d.must("PUT", "/v1/ports/b", map[string]string{"network": "blue", "netns": nsB, "ip": "10.66.0.20"}, 201, &b)
 			d.must("PUT", "/v1/ports/vm", `{"network":"blue","type":"tap","ifname":"vnt-dtap0","ip":"10.66.0.30"}`, 201, &vm)
 			for _, p := range []portView{a, b, vm} {
-				if p.Status != model.PortForwarding || p.StatusReason != "" {
+				if p.Status != v1.PortForwarding || p.StatusReason != "" {
 					t.Fatalf("port %s just attached: status %q %q", p.Name, p.Status, p.StatusReason)
 				}
 			}
@@ -75,7 +75,7 @@ func TestDrift(t *testing.T) {
 				var down portView
 				waitFor(t, "b shows down, netns_gone, once its namespace is deleted", func() bool {
 					d.must("GET", "/v1/ports/b", nil, 200, &down)
-					return down.Status == model.PortDown && down.StatusReason == "netns_gone"
+					return down.Status == v1.PortDown && down.StatusReason == "netns_gone"
 				})
 				if down.StatusDetail == "" {
 					t.Errorf("b down with no status_detail: %+v", down)
@@ -101,7 +101,7 @@ func TestDrift(t *testing.T) {
 				waitFor(t, "d shows down once its namespace is deleted", func() bool {
 					var p portView
 					d.must("GET", "/v1/ports/d", nil, 200, &p)
-					return p.Status == model.PortDown
+					return p.Status == v1.PortDown
 				})
 				// Not repairable: the attach's answer, and the port stays.
 				if code, body := d.do("PUT", "/v1/ports/d", spec); code != 400 || !strings.Contains(string(body), "does not exist") {
@@ -109,7 +109,7 @@ func TestDrift(t *testing.T) {
 				}
 				var p portView
 				d.must("GET", "/v1/ports/d", nil, 200, &p)
-				if p.Status != model.PortDown {
+				if p.Status != v1.PortDown {
 					t.Fatalf("d after a failed PUT: %+v", p)
 				}
 				testbed.Run(t, "ip", "netns", "add", nsD)
@@ -124,7 +124,7 @@ func TestDrift(t *testing.T) {
 				if code != 200 {
 					t.Fatalf("identical PUT of a down port whose namespace is back: %d %s", code, body)
 				}
-				if err := json.Unmarshal(body, &p); err != nil || p.Status != model.PortForwarding {
+				if err := json.Unmarshal(body, &p); err != nil || p.Status != v1.PortForwarding {
 					t.Fatalf("identical PUT answered %s (%v)", body, err)
 				}
 				// The answer came once it forwards: no warm-up.
@@ -162,7 +162,7 @@ func waitForwarding(t *testing.T, d *daemon, name, after string, works func() bo
 		if st := strings.TrimSuffix(p.Status+" "+p.StatusReason, " "); len(seen) == 0 || seen[len(seen)-1] != st {
 			seen = append(seen, st)
 		}
-		if p.Status == model.PortForwarding && works() {
+		if p.Status == v1.PortForwarding && works() {
 			return seen
 		}
 		if time.Since(start) > driftBound {
@@ -179,7 +179,7 @@ func checkRepaired(t *testing.T, d *daemon, box *testbed.Sandbox, hostNS string,
 	t.Helper()
 	var p portView
 	d.must("GET", "/v1/ports/"+want.Name, nil, 200, &p)
-	if p.Status != model.PortForwarding || p.IP != want.IP || p.MAC != want.MAC || p.HostIfname != want.HostIfname {
+	if p.Status != v1.PortForwarding || p.IP != want.IP || p.MAC != want.MAC || p.HostIfname != want.HostIfname {
 		t.Fatalf("port %s repaired: %+v, was %+v", want.Name, p, want)
 	}
 	testbed.Run(t, "ip", "-n", hostNS, "link", "show", p.HostIfname)

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // TestProcessNetnsAcrossRestart: a port whose namespace is a process's
@@ -38,7 +38,7 @@ func TestProcessNetnsAcrossRestart(t *testing.T) {
 			waitFor(t, "port pq down, netns_gone", func() bool {
 				var p portView
 				d.must("GET", "/v1/ports/pq", nil, 200, &p)
-				return p.Status == model.PortDown && p.StatusReason == "netns_gone"
+				return p.Status == v1.PortDown && p.StatusReason == "netns_gone"
 			})
 			out, err := exec.Command("nsenter", "--net="+path, "ip", "-o", "link", "show").CombinedOutput()
 			if err != nil {

@@ -6,9 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // TestTrace asks the daemon what packets do and holds each verdict against
@@ -38,18 +37,18 @@ func TestTrace(t *testing.T) {
 				pingFrom, to    string // the real packet that must agree ("" for none)
 				stages          []string
 			}{
-				{"same network", "from=a1&to=10.71.0.3&proto=tcp&dport=80", trace.Delivered, "", "a2", "a1", "10.71.0.3",
+				{"same network", "from=a1&to=10.71.0.3&proto=tcp&dport=80", v1.Delivered, "", "a2", "a1", "10.71.0.3",
 					[]string{"classify", "spoof_guard", "gateway", "l2_forward"}},
-				{"across the router", "from=a1&to=10.72.0.2", trace.Delivered, "", "r1p", "a1", "10.72.0.2",
+				{"across the router", "from=a1&to=10.72.0.2", v1.Delivered, "", "r1p", "a1", "10.72.0.2",
 					[]string{"classify", "spoof_guard", "gateway", "route", "path_mtu", "neighbor", "l2_forward"}},
-				{"isolated", "from=g1&to=10.71.0.2", trace.Dropped, "isolated", "", "g1", "10.71.0.2",
+				{"isolated", "from=g1&to=10.71.0.2", v1.Dropped, "isolated", "", "g1", "10.71.0.2",
 					[]string{"classify", "spoof_guard", "gateway", "route"}},
-				{"spoofed", "from=a1&to=10.71.0.3&src=10.71.0.99", trace.Dropped, "spoofed", "", "", "",
+				{"spoofed", "from=a1&to=10.71.0.3&src=10.71.0.99", v1.Dropped, "spoofed", "", "", "",
 					[]string{"classify", "spoof_guard"}},
-				{"gateway", "from=r1p&to=10.72.0.1", trace.Answered, "", "", "r1p", "10.72.0.1", nil},
-				{"nowhere", "from=a1&to=192.0.2.1&proto=udp&dport=53", trace.Dropped, "no_route", "", "", "", nil},
+				{"gateway", "from=r1p&to=10.72.0.1", v1.Answered, "", "", "r1p", "10.72.0.1", nil},
+				{"nowhere", "from=a1&to=192.0.2.1&proto=udp&dport=53", v1.Dropped, "no_route", "", "", "", nil},
 			} {
-				var res trace.Result
+				var res v1.Result
 				d.must("GET", "/v1/trace?"+tc.query, nil, 200, &res)
 				if res.Verdict != tc.verdict || res.Reason != tc.reason || (tc.port != "" && strings.Join(res.Ports, ",") != tc.port) {
 					t.Errorf("%s: verdict %s reason %q ports %v, want %s %q %s\n%s", tc.name, res.Verdict, res.Reason, res.Ports, tc.verdict, tc.reason, tc.port, res.Raw)
@@ -67,7 +66,7 @@ func TestTrace(t *testing.T) {
 					}
 				}
 				if tc.pingFrom != "" {
-					if got := pingOnce(ns[tc.pingFrom], tc.to); got != (tc.verdict != trace.Dropped) {
+					if got := pingOnce(ns[tc.pingFrom], tc.to); got != (tc.verdict != v1.Dropped) {
 						t.Errorf("%s: the trace says %s, a real ping from %s to %s got through: %v", tc.name, tc.verdict, tc.pingFrom, tc.to, got)
 					}
 				}
@@ -106,7 +105,7 @@ func checkFlowsEndpoint(t *testing.T, d *daemon, kind string, box *testbed.Sandb
 	}
 	var a1 portView
 	d.must("GET", "/v1/ports/a1", nil, 200, &a1)
-	var got struct{ Flows []datapath.Flow }
+	var got struct{ Flows []v1.Flow }
 	d.must("GET", "/v1/flows?port=a1", nil, 200, &got)
 	want := strings.Count(box.Ofctl(t, "dump-flows", "br-vnet", fmt.Sprintf("cookie=0x76040000%08x/-1", a1.Ofport<<16)), "cookie=")
 	if len(got.Flows) == 0 || len(got.Flows) != want {
@@ -117,7 +116,7 @@ func checkFlowsEndpoint(t *testing.T, d *daemon, kind string, box *testbed.Sandb
 			t.Errorf("flow of a1: %+v", f)
 		}
 	}
-	var blue, all struct{ Flows []datapath.Flow }
+	var blue, all struct{ Flows []v1.Flow }
 	d.must("GET", "/v1/flows?network=blue", nil, 200, &blue)
 	d.must("GET", "/v1/flows", nil, 200, &all)
 	owners := map[string]bool{}

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 func TestDatapathMACs(t *testing.T) {
@@ -39,11 +41,11 @@ func TestDatapathMACs(t *testing.T) {
 func TestPortGatewayMAC(t *testing.T) {
 	gw := BridgeMAC("blue")
 	for _, mac := range []string{gw, strings.ToUpper(gw), strings.ReplaceAll(gw, ":", "-")} {
-		if _, err := (PortSpec{Network: "blue", Netns: "a", MAC: mac}).Port("p"); err == nil || !strings.Contains(err.Error(), `gateway MAC of network "blue"`) {
+		if _, err := NewPort("p", v1.PortSpec{Network: "blue", Netns: "a", MAC: mac}); err == nil || !strings.Contains(err.Error(), `gateway MAC of network "blue"`) {
 			t.Errorf("mac %s: %v", mac, err)
 		}
 	}
-	if _, err := (PortSpec{Network: "red", Netns: "a", MAC: gw}).Port("p"); err != nil {
+	if _, err := NewPort("p", v1.PortSpec{Network: "red", Netns: "a", MAC: gw}); err != nil {
 		t.Errorf("another network's gateway MAC is the controller's to refuse, with the networks it knows: %v", err)
 	}
 }

@@ -4,14 +4,16 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 func TestPortSpecDefaultRoute(t *testing.T) {
-	p, err := PortSpec{Network: "blue", Netns: "web1", DefaultRoute: true}.Port("a")
+	p, err := NewPort("a", v1.PortSpec{Network: "blue", Netns: "web1", DefaultRoute: true})
 	if err != nil || !p.DefaultRoute {
 		t.Fatalf("veth with default_route: %+v, %v", p, err)
 	}
-	if _, err := (PortSpec{Network: "blue", Type: PortTap, DefaultRoute: true}).Port("b"); !errors.Is(err, ErrInvalid) {
+	if _, err := NewPort("b", v1.PortSpec{Network: "blue", Type: v1.PortTap, DefaultRoute: true}); !errors.Is(err, v1.ErrInvalid) {
 		t.Fatalf("tap with default_route: %v, want invalid", err)
 	}
 	// What the port displaced is the daemon's record, not the spec.

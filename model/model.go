@@ -7,15 +7,12 @@ import (
 	"cmp"
 	"net/netip"
 	"strings"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
-// Port types.
-const (
-	PortVeth = "veth" // a veth pair with one end, addressed, inside a network namespace
-	PortTap  = "tap"  // a persistent tap device on the host, for a VM or a user-space program
-)
-
-// Network is an L2 segment with one IPv4 subnet.
+// Network is an L2 segment with one IPv4 subnet. Its fields and JSON tags
+// are v1.Network's: the stored form and the answer stay one shape.
 type Network struct {
 	Name       string       `json:"name"`
 	Subnet     netip.Prefix `json:"subnet"`
@@ -82,54 +79,18 @@ func CompareRemote(a, b RemotePort) int {
 		strings.Compare(a.Port.MAC, b.Port.MAC))
 }
 
+// View renders the network for the API.
+func (n Network) View() v1.Network { return v1.Network(n) }
+
 // NetnsPath is where the port's network namespace lives: a bare name refers to
 // `ip netns` (/var/run/netns/NAME), anything else is an absolute path.
 func (p Port) NetnsPath() string {
-	return NetnsPath(p.Netns)
+	return v1.NetnsPath(p.Netns)
 }
-
-// NetnsPath resolves a netns field value to a filesystem path.
-func NetnsPath(netns string) string {
-	if netns == "" || netns[0] == '/' {
-		return netns
-	}
-	return "/var/run/netns/" + netns
-}
-
-// PortView is a port as the API shows it: with its address prefix and gateway.
-type PortView struct {
-	Name       string `json:"name"`
-	Network    string `json:"network"`
-	Type       string `json:"type"`
-	Netns      string `json:"netns,omitempty"`
-	Ifname     string `json:"ifname"`
-	IP         string `json:"ip"`
-	MAC        string `json:"mac"`
-	Gateway    string `json:"gateway"`
-	HostIfname string `json:"host_ifname"`
-	Ofport     int    `json:"ofport,omitempty"`
-	Host       string `json:"host,omitempty"`
-	// DefaultRoute is the port's spec; what it displaced is the daemon's.
-	DefaultRoute bool `json:"default_route,omitempty"`
-	// Status tells whether this host's port forwards now (PortForwarding
-	// or PortDown) and, when it does not, why: StatusReason is one of a
-	// fixed set the controller names (docs/API.md), StatusDetail the
-	// datapath's words. It is what the daemon last found, never stored;
-	// other hosts' ports have none.
-	Status       string `json:"status,omitempty"`
-	StatusReason string `json:"status_reason,omitempty"`
-	StatusDetail string `json:"status_detail,omitempty"`
-}
-
-// Port statuses (PortView.Status).
-const (
-	PortForwarding = "forwarding"
-	PortDown       = "down"
-)
 
 // View renders the port in its network for the API.
-func (p Port) View(n Network) PortView {
-	return PortView{
+func (p Port) View(n Network) v1.Port {
+	return v1.Port{
 		Name:       p.Name,
 		Network:    p.Network,
 		Type:       p.Type,

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 // MaxRouterNetworks bounds the networks one router joins; a router's flows
@@ -21,15 +23,10 @@ type Router struct {
 	ID int `json:"id"`
 }
 
-// RouterSpec is the body of PUT /v1/routers/{name}.
-type RouterSpec struct {
-	Networks []string `json:"networks"`
-}
-
-// Router checks the spec and returns the router it asks for, networks sorted.
-// The caller checks that the networks exist and assigns the ID.
-func (s RouterSpec) Router(name string) (Router, error) {
-	if err := ValidateName(name); err != nil {
+// NewRouter checks the spec and returns the router it asks for, networks
+// sorted. The caller checks that the networks exist and assigns the ID.
+func NewRouter(name string, s v1.RouterSpec) (Router, error) {
+	if err := v1.ValidateName(name); err != nil {
 		return Router{}, err
 	}
 	if len(s.Networks) < 2 || len(s.Networks) > MaxRouterNetworks {
@@ -37,7 +34,7 @@ func (s RouterSpec) Router(name string) (Router, error) {
 	}
 	nets := slices.Sorted(slices.Values(s.Networks))
 	for i, n := range nets {
-		if err := ValidateName(n); err != nil {
+		if err := v1.ValidateName(n); err != nil {
 			return Router{}, fmt.Errorf("networks[%d]: %w", i, err)
 		}
 		if i > 0 && nets[i-1] == n {
@@ -45,6 +42,11 @@ func (s RouterSpec) Router(name string) (Router, error) {
 		}
 	}
 	return Router{Name: name, Networks: nets}, nil
+}
+
+// View renders the router for the API.
+func (r Router) View() v1.Router {
+	return v1.Router{Name: r.Name, Networks: r.Networks, ID: r.ID}
 }
 
 // SameSpec reports whether two routers join the same networks; the ID does

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 func TestRouterSpec(t *testing.T) {
@@ -20,10 +22,10 @@ func TestRouterSpec(t *testing.T) {
 		{"r1", []string{"blue", "Red"}, nil},
 		{"R1", []string{"blue", "red"}, nil},
 	} {
-		r, err := RouterSpec{Networks: c.nets}.Router(c.name)
+		r, err := NewRouter(c.name, v1.RouterSpec{Networks: c.nets})
 		if c.want == nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("%s %v: want ErrInvalid, got %v", c.name, c.nets, err)
+			if !errors.Is(err, v1.ErrInvalid) {
+				t.Errorf("%s %v: want v1.ErrInvalid, got %v", c.name, c.nets, err)
 			}
 			continue
 		}

@@ -1,17 +1,14 @@
 package model
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strings"
-)
 
-// ErrInvalid marks a request that is malformed or has an invalid field.
-var ErrInvalid = errors.New("invalid")
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
+)
 
 // Limits of the API's fields (docs/DESIGN.md §3).
 const (
@@ -23,35 +20,16 @@ const (
 	maxIfname    = 15 // IFNAMSIZ - 1
 )
 
-var (
-	nameRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
-	netnsRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-)
+var netnsRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", v1.ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// ValidateName checks an object name (network, router or port).
-func ValidateName(name string) error {
-	if !nameRE.MatchString(name) {
-		return invalid("name %q must be 1-32 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", name)
-	}
-	return nil
-}
-
-// NetworkSpec is the body of PUT /v1/networks/{name}.
-type NetworkSpec struct {
-	Subnet     string `json:"subnet"`
-	Gateway    string `json:"gateway,omitempty"`
-	MTU        int    `json:"mtu,omitempty"`
-	Masquerade bool   `json:"masquerade,omitempty"`
-}
-
-// Network checks the spec and returns the network it asks for, defaults filled in.
-// The ID is left for the caller to assign.
-func (s NetworkSpec) Network(name string) (Network, error) {
-	if err := ValidateName(name); err != nil {
+// NewNetwork checks the spec and returns the network it asks for, defaults
+// filled in. The ID is left for the caller to assign.
+func NewNetwork(name string, s v1.NetworkSpec) (Network, error) {
+	if err := v1.ValidateName(name); err != nil {
 		return Network{}, err
 	}
 	if s.Subnet == "" {
@@ -152,36 +130,24 @@ func Broadcast(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-// PortSpec is the body of PUT /v1/ports/{name}. IP and MAC are allocated when absent.
-type PortSpec struct {
-	Network string `json:"network"`
-	Netns   string `json:"netns,omitempty"`
-	Ifname  string `json:"ifname,omitempty"`
-	IP      string `json:"ip,omitempty"`
-	MAC     string `json:"mac,omitempty"`
-	Type    string `json:"type,omitempty"`
-	// DefaultRoute takes the namespace's default route over where it has
-	// one (veth only); without it a port sets one only where there is none.
-	DefaultRoute bool `json:"default_route,omitempty"`
-}
-
-// Port checks the fields that need no other object and returns the port with
-// defaults filled in; IP and MAC stay zero when the spec leaves them out. The
-// caller checks the IP against the network and the namespace against the host.
-func (s PortSpec) Port(name string) (Port, error) {
-	if err := ValidateName(name); err != nil {
+// NewPort checks the fields that need no other object and returns the port
+// with defaults filled in; IP and MAC stay zero when the spec leaves them
+// out. The caller checks the IP against the network and the namespace
+// against the host.
+func NewPort(name string, s v1.PortSpec) (Port, error) {
+	if err := v1.ValidateName(name); err != nil {
 		return Port{}, err
 	}
 	p := Port{Name: name, Network: s.Network, Type: s.Type, Netns: s.Netns, Ifname: s.Ifname, DefaultRoute: s.DefaultRoute}
 	if s.Network == "" {
 		return Port{}, invalid("network is required")
 	}
-	if err := ValidateName(s.Network); err != nil {
+	if err := v1.ValidateName(s.Network); err != nil {
 		return Port{}, invalid("network: %v", err)
 	}
 	switch p.Type {
-	case "", PortVeth:
-		p.Type = PortVeth
+	case "", v1.PortVeth:
+		p.Type = v1.PortVeth
 		if p.Netns == "" {
 			return Port{}, invalid("netns is required for a veth port")
 		}
@@ -191,7 +157,7 @@ func (s PortSpec) Port(name string) (Port, error) {
 		if p.Ifname == "" {
 			p.Ifname = "eth0"
 		}
-	case PortTap:
+	case v1.PortTap:
 		if p.Netns != "" {
 			return Port{}, invalid("netns must be empty for a tap port: the tap device stays on the host")
 		}
@@ -202,7 +168,7 @@ func (s PortSpec) Port(name string) (Port, error) {
 			p.Ifname = HostIfname(name)
 		}
 	default:
-		return Port{}, invalid("type %q must be %q or %q", p.Type, PortVeth, PortTap)
+		return Port{}, invalid("type %q must be %q or %q", p.Type, v1.PortVeth, v1.PortTap)
 	}
 	if err := ValidateIfname(p.Ifname); err != nil {
 		return Port{}, err
@@ -215,7 +181,7 @@ func (s PortSpec) Port(name string) (Port, error) {
 		p.IP = ip
 	}
 	if s.MAC != "" {
-		mac, err := ParseMAC(s.MAC)
+		mac, err := v1.ParseMAC(s.MAC)
 		if err != nil {
 			return Port{}, err
 		}
@@ -225,7 +191,7 @@ func (s PortSpec) Port(name string) (Port, error) {
 		p.MAC = mac
 	}
 	p.HostIfname = p.Ifname
-	if p.Type == PortVeth {
+	if p.Type == v1.PortVeth {
 		p.HostIfname = HostIfname(name)
 	}
 	return p, nil
@@ -234,7 +200,7 @@ func (s PortSpec) Port(name string) (Port, error) {
 // SameSpec reports whether q asks for what p is: fields q leaves to allocation
 // (IP, MAC) match whatever p was given, and the datapath's results and the
 // route p displaced do not count. Nor does the host link: a request cannot
-// name it (PortSpec.Port derives it from the name, type and ifname, which
+// name it (NewPort derives it from the name, type and ifname, which
 // count), and the OVS backend may give the port a spare's instead
 // (datapath/ovs/spares.go), so a retry must not be judged by it.
 func (p Port) SameSpec(q Port) bool {
@@ -248,21 +214,6 @@ func (p Port) SameSpec(q Port) bool {
 	q.Displaced = p.Displaced
 	q.HostIfname = p.HostIfname
 	return p == q
-}
-
-// ParseMAC accepts a unicast, non-zero Ethernet address and returns its canonical form.
-func ParseMAC(s string) (string, error) {
-	mac, err := net.ParseMAC(s)
-	if err != nil || len(mac) != 6 {
-		return "", invalid("mac %q is not an Ethernet address such as 02:00:00:00:00:01", s)
-	}
-	if mac[0]&1 != 0 {
-		return "", invalid("mac %s is a multicast address", mac)
-	}
-	if string(mac) == "\x00\x00\x00\x00\x00\x00" {
-		return "", invalid("mac %s is all zeros", mac)
-	}
-	return mac.String(), nil
 }
 
 // DatapathMACs are the MACs the datapath gives itself, which no port may
@@ -290,7 +241,7 @@ type DatapathMACs struct {
 	Hosts    []netip.Addr // underlay addresses of a cluster's hosts
 }
 
-// Check refuses mac, in canonical form (ParseMAC), when the datapath uses it.
+// Check refuses mac, in canonical form (v1.ParseMAC), when the datapath uses it.
 func (d DatapathMACs) Check(mac string) error {
 	refuse := func(what string) error {
 		return invalid("mac %s is %s, which the datapath uses itself: a port with it would not forward; leave mac out to have one allocated", mac, what)

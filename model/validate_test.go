@@ -6,58 +6,60 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 func TestNetworkSpec(t *testing.T) {
 	cases := []struct {
 		name string
-		spec NetworkSpec
+		spec v1.NetworkSpec
 		want Network // zero when invalid
 	}{
-		{"defaults", NetworkSpec{Subnet: "10.10.0.0/24"},
+		{"defaults", v1.NetworkSpec{Subnet: "10.10.0.0/24"},
 			Network{Name: "defaults", Subnet: netip.MustParsePrefix("10.10.0.0/24"), Gateway: netip.MustParseAddr("10.10.0.1"), MTU: 1500}},
-		{"everything", NetworkSpec{Subnet: "10.0.0.0/8", Gateway: "10.255.255.254", MTU: 9000, Masquerade: true},
+		{"everything", v1.NetworkSpec{Subnet: "10.0.0.0/8", Gateway: "10.255.255.254", MTU: 9000, Masquerade: true},
 			Network{Name: "everything", Subnet: netip.MustParsePrefix("10.0.0.0/8"), Gateway: netip.MustParseAddr("10.255.255.254"), MTU: 9000, Masquerade: true}},
-		{"slash30", NetworkSpec{Subnet: "192.168.7.4/30"},
+		{"slash30", v1.NetworkSpec{Subnet: "192.168.7.4/30"},
 			Network{Name: "slash30", Subnet: netip.MustParsePrefix("192.168.7.4/30"), Gateway: netip.MustParseAddr("192.168.7.5"), MTU: 1500}},
-		{"no-subnet", NetworkSpec{}, Network{}},
-		{"v6", NetworkSpec{Subnet: "fd00::/64"}, Network{}},
-		{"host-bits", NetworkSpec{Subnet: "10.10.0.1/24"}, Network{}},
-		{"slash7", NetworkSpec{Subnet: "10.0.0.0/7"}, Network{}},
-		{"slash31", NetworkSpec{Subnet: "10.0.0.0/31"}, Network{}},
-		{"garbage", NetworkSpec{Subnet: "ten"}, Network{}},
-		{"gw-network", NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "10.10.0.0"}, Network{}},
-		{"gw-broadcast", NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "10.10.0.255"}, Network{}},
-		{"gw-outside", NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "10.10.1.1"}, Network{}},
-		{"gw-v6", NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "::1"}, Network{}},
-		{"mtu-low", NetworkSpec{Subnet: "10.10.0.0/24", MTU: 575}, Network{}},
-		{"mtu-high", NetworkSpec{Subnet: "10.10.0.0/24", MTU: 9001}, Network{}},
-		{"Bad_Name", NetworkSpec{Subnet: "10.10.0.0/24"}, Network{}},
-		{"this-network", NetworkSpec{Subnet: "0.0.0.0/8"}, Network{}},
-		{"in-this-network", NetworkSpec{Subnet: "0.1.0.0/24"}, Network{}},
-		{"loopback", NetworkSpec{Subnet: "127.0.0.0/8", Masquerade: true}, Network{}},
-		{"in-loopback", NetworkSpec{Subnet: "127.0.0.0/16"}, Network{}},
-		{"in-loopback-30", NetworkSpec{Subnet: "127.255.255.252/30"}, Network{}},
-		{"link-local", NetworkSpec{Subnet: "169.254.0.0/16"}, Network{}},
-		{"in-link-local", NetworkSpec{Subnet: "169.254.169.0/24"}, Network{}},
-		{"has-link-local", NetworkSpec{Subnet: "169.0.0.0/8"}, Network{}},
-		{"multicast", NetworkSpec{Subnet: "224.0.0.0/24"}, Network{}},
-		{"in-multicast", NetworkSpec{Subnet: "239.255.0.0/16"}, Network{}},
-		{"reserved", NetworkSpec{Subnet: "240.0.0.0/8"}, Network{}},
-		{"broadcast", NetworkSpec{Subnet: "255.255.255.252/30"}, Network{}},
-		{"below-link-local", NetworkSpec{Subnet: "169.253.0.0/16"},
+		{"no-subnet", v1.NetworkSpec{}, Network{}},
+		{"v6", v1.NetworkSpec{Subnet: "fd00::/64"}, Network{}},
+		{"host-bits", v1.NetworkSpec{Subnet: "10.10.0.1/24"}, Network{}},
+		{"slash7", v1.NetworkSpec{Subnet: "10.0.0.0/7"}, Network{}},
+		{"slash31", v1.NetworkSpec{Subnet: "10.0.0.0/31"}, Network{}},
+		{"garbage", v1.NetworkSpec{Subnet: "ten"}, Network{}},
+		{"gw-network", v1.NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "10.10.0.0"}, Network{}},
+		{"gw-broadcast", v1.NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "10.10.0.255"}, Network{}},
+		{"gw-outside", v1.NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "10.10.1.1"}, Network{}},
+		{"gw-v6", v1.NetworkSpec{Subnet: "10.10.0.0/24", Gateway: "::1"}, Network{}},
+		{"mtu-low", v1.NetworkSpec{Subnet: "10.10.0.0/24", MTU: 575}, Network{}},
+		{"mtu-high", v1.NetworkSpec{Subnet: "10.10.0.0/24", MTU: 9001}, Network{}},
+		{"Bad_Name", v1.NetworkSpec{Subnet: "10.10.0.0/24"}, Network{}},
+		{"this-network", v1.NetworkSpec{Subnet: "0.0.0.0/8"}, Network{}},
+		{"in-this-network", v1.NetworkSpec{Subnet: "0.1.0.0/24"}, Network{}},
+		{"loopback", v1.NetworkSpec{Subnet: "127.0.0.0/8", Masquerade: true}, Network{}},
+		{"in-loopback", v1.NetworkSpec{Subnet: "127.0.0.0/16"}, Network{}},
+		{"in-loopback-30", v1.NetworkSpec{Subnet: "127.255.255.252/30"}, Network{}},
+		{"link-local", v1.NetworkSpec{Subnet: "169.254.0.0/16"}, Network{}},
+		{"in-link-local", v1.NetworkSpec{Subnet: "169.254.169.0/24"}, Network{}},
+		{"has-link-local", v1.NetworkSpec{Subnet: "169.0.0.0/8"}, Network{}},
+		{"multicast", v1.NetworkSpec{Subnet: "224.0.0.0/24"}, Network{}},
+		{"in-multicast", v1.NetworkSpec{Subnet: "239.255.0.0/16"}, Network{}},
+		{"reserved", v1.NetworkSpec{Subnet: "240.0.0.0/8"}, Network{}},
+		{"broadcast", v1.NetworkSpec{Subnet: "255.255.255.252/30"}, Network{}},
+		{"below-link-local", v1.NetworkSpec{Subnet: "169.253.0.0/16"},
 			Network{Name: "below-link-local", Subnet: netip.MustParsePrefix("169.253.0.0/16"), Gateway: netip.MustParseAddr("169.253.0.1"), MTU: 1500}},
-		{"below-multicast", NetworkSpec{Subnet: "223.255.255.0/24"},
+		{"below-multicast", v1.NetworkSpec{Subnet: "223.255.255.0/24"},
 			Network{Name: "below-multicast", Subnet: netip.MustParsePrefix("223.255.255.0/24"), Gateway: netip.MustParseAddr("223.255.255.1"), MTU: 1500}},
-		{"above-this-network", NetworkSpec{Subnet: "1.0.0.0/8"},
+		{"above-this-network", v1.NetworkSpec{Subnet: "1.0.0.0/8"},
 			Network{Name: "above-this-network", Subnet: netip.MustParsePrefix("1.0.0.0/8"), Gateway: netip.MustParseAddr("1.0.0.1"), MTU: 1500}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := c.spec.Network(c.name)
+			got, err := NewNetwork(c.name, c.spec)
 			if c.want == (Network{}) {
-				if !errors.Is(err, ErrInvalid) {
-					t.Fatalf("got %+v, %v; want ErrInvalid", got, err)
+				if !errors.Is(err, v1.ErrInvalid) {
+					t.Fatalf("got %+v, %v; want v1.ErrInvalid", got, err)
 				}
 				return
 			}
@@ -71,46 +73,46 @@ func TestNetworkSpec(t *testing.T) {
 func TestPortSpec(t *testing.T) {
 	cases := []struct {
 		name string
-		spec PortSpec
+		spec v1.PortSpec
 		ok   bool
 		want func(p Port) bool
 	}{
-		{"veth-defaults", PortSpec{Network: "blue", Netns: "web1"}, true, func(p Port) bool {
-			return p.Type == PortVeth && p.Ifname == "eth0" && p.HostIfname == HostIfname("veth-defaults") && !p.IP.IsValid() && p.MAC == ""
+		{"veth-defaults", v1.PortSpec{Network: "blue", Netns: "web1"}, true, func(p Port) bool {
+			return p.Type == v1.PortVeth && p.Ifname == "eth0" && p.HostIfname == HostIfname("veth-defaults") && !p.IP.IsValid() && p.MAC == ""
 		}},
-		{"veth-full", PortSpec{Network: "blue", Netns: "/proc/1/ns/net", Ifname: "net0", IP: "10.0.0.5", MAC: "02:AA:bb:cc:dd:ee", Type: "veth"}, true, func(p Port) bool {
+		{"veth-full", v1.PortSpec{Network: "blue", Netns: "/proc/1/ns/net", Ifname: "net0", IP: "10.0.0.5", MAC: "02:AA:bb:cc:dd:ee", Type: "veth"}, true, func(p Port) bool {
 			return p.IP == netip.MustParseAddr("10.0.0.5") && p.MAC == "02:aa:bb:cc:dd:ee" && p.NetnsPath() == "/proc/1/ns/net"
 		}},
-		{"tap-default-name", PortSpec{Network: "blue", Type: "tap"}, true, func(p Port) bool {
+		{"tap-default-name", v1.PortSpec{Network: "blue", Type: "tap"}, true, func(p Port) bool {
 			return p.Netns == "" && p.Ifname == HostIfname("tap-default-name") && p.HostIfname == p.Ifname
 		}},
-		{"tap-named", PortSpec{Network: "blue", Type: "tap", Ifname: "vm1"}, true, func(p Port) bool { return p.HostIfname == "vm1" }},
-		{"no-network", PortSpec{Netns: "a"}, false, nil},
-		{"bad-network", PortSpec{Network: "Blue", Netns: "a"}, false, nil},
-		{"no-netns", PortSpec{Network: "blue"}, false, nil},
-		{"tap-netns", PortSpec{Network: "blue", Netns: "a", Type: "tap"}, false, nil},
-		{"bad-type", PortSpec{Network: "blue", Netns: "a", Type: "vxlan"}, false, nil},
-		{"netns-dotdot", PortSpec{Network: "blue", Netns: "/var/run/netns/../x"}, false, nil},
-		{"netns-relative", PortSpec{Network: "blue", Netns: "a/b"}, false, nil},
-		{"netns-dot", PortSpec{Network: "blue", Netns: ".."}, false, nil},
-		{"ifname-long", PortSpec{Network: "blue", Netns: "a", Ifname: strings.Repeat("e", 16)}, false, nil},
-		{"ifname-15", PortSpec{Network: "blue", Netns: "a", Ifname: strings.Repeat("e", 15)}, true, func(Port) bool { return true }},
-		{"ifname-space", PortSpec{Network: "blue", Netns: "a", Ifname: "eth 0"}, false, nil},
-		{"ifname-colon", PortSpec{Network: "blue", Netns: "a", Ifname: "eth0:1"}, false, nil},
-		{"ifname-dot", PortSpec{Network: "blue", Netns: "a", Ifname: "."}, false, nil},
-		{"ip-prefix", PortSpec{Network: "blue", Netns: "a", IP: "10.0.0.5/24"}, false, nil},
-		{"ip-v6", PortSpec{Network: "blue", Netns: "a", IP: "fd00::5"}, false, nil},
-		{"mac-multicast", PortSpec{Network: "blue", Netns: "a", MAC: "03:00:00:00:00:01"}, false, nil},
-		{"mac-zero", PortSpec{Network: "blue", Netns: "a", MAC: "00:00:00:00:00:00"}, false, nil},
-		{"mac-eui64", PortSpec{Network: "blue", Netns: "a", MAC: "02:00:00:00:00:00:00:01"}, false, nil},
-		{"-bad-name", PortSpec{Network: "blue", Netns: "a"}, false, nil},
+		{"tap-named", v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm1"}, true, func(p Port) bool { return p.HostIfname == "vm1" }},
+		{"no-network", v1.PortSpec{Netns: "a"}, false, nil},
+		{"bad-network", v1.PortSpec{Network: "Blue", Netns: "a"}, false, nil},
+		{"no-netns", v1.PortSpec{Network: "blue"}, false, nil},
+		{"tap-netns", v1.PortSpec{Network: "blue", Netns: "a", Type: "tap"}, false, nil},
+		{"bad-type", v1.PortSpec{Network: "blue", Netns: "a", Type: "vxlan"}, false, nil},
+		{"netns-dotdot", v1.PortSpec{Network: "blue", Netns: "/var/run/netns/../x"}, false, nil},
+		{"netns-relative", v1.PortSpec{Network: "blue", Netns: "a/b"}, false, nil},
+		{"netns-dot", v1.PortSpec{Network: "blue", Netns: ".."}, false, nil},
+		{"ifname-long", v1.PortSpec{Network: "blue", Netns: "a", Ifname: strings.Repeat("e", 16)}, false, nil},
+		{"ifname-15", v1.PortSpec{Network: "blue", Netns: "a", Ifname: strings.Repeat("e", 15)}, true, func(Port) bool { return true }},
+		{"ifname-space", v1.PortSpec{Network: "blue", Netns: "a", Ifname: "eth 0"}, false, nil},
+		{"ifname-colon", v1.PortSpec{Network: "blue", Netns: "a", Ifname: "eth0:1"}, false, nil},
+		{"ifname-dot", v1.PortSpec{Network: "blue", Netns: "a", Ifname: "."}, false, nil},
+		{"ip-prefix", v1.PortSpec{Network: "blue", Netns: "a", IP: "10.0.0.5/24"}, false, nil},
+		{"ip-v6", v1.PortSpec{Network: "blue", Netns: "a", IP: "fd00::5"}, false, nil},
+		{"mac-multicast", v1.PortSpec{Network: "blue", Netns: "a", MAC: "03:00:00:00:00:01"}, false, nil},
+		{"mac-zero", v1.PortSpec{Network: "blue", Netns: "a", MAC: "00:00:00:00:00:00"}, false, nil},
+		{"mac-eui64", v1.PortSpec{Network: "blue", Netns: "a", MAC: "02:00:00:00:00:00:00:01"}, false, nil},
+		{"-bad-name", v1.PortSpec{Network: "blue", Netns: "a"}, false, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := c.spec.Port(c.name)
+			p, err := NewPort(c.name, c.spec)
 			if !c.ok {
-				if !errors.Is(err, ErrInvalid) {
-					t.Fatalf("got %+v, %v; want ErrInvalid", p, err)
+				if !errors.Is(err, v1.ErrInvalid) {
+					t.Fatalf("got %+v, %v; want v1.ErrInvalid", p, err)
 				}
 				return
 			}
@@ -122,22 +124,22 @@ func TestPortSpec(t *testing.T) {
 }
 
 func TestPortSameSpec(t *testing.T) {
-	stored, _ := PortSpec{Network: "blue", Netns: "a"}.Port("p")
+	stored, _ := NewPort("p", v1.PortSpec{Network: "blue", Netns: "a"})
 	stored.IP, stored.MAC, stored.Ofport = netip.MustParseAddr("10.0.0.2"), PortMAC("p"), 7
 	for _, c := range []struct {
-		spec PortSpec
+		spec v1.PortSpec
 		same bool
 	}{
-		{PortSpec{Network: "blue", Netns: "a"}, true},
-		{PortSpec{Network: "blue", Netns: "a", Ifname: "eth0", Type: "veth", IP: "10.0.0.2", MAC: PortMAC("p")}, true},
-		{PortSpec{Network: "blue", Netns: "a", IP: "10.0.0.3"}, false},
-		{PortSpec{Network: "blue", Netns: "b"}, false},
-		{PortSpec{Network: "red", Netns: "a"}, false},
-		{PortSpec{Network: "blue", Netns: "a", MAC: "02:00:00:00:00:09"}, false},
-		{PortSpec{Network: "blue", Netns: "a", Ifname: "eth1"}, false},
-		{PortSpec{Network: "blue", Type: "tap"}, false},
+		{v1.PortSpec{Network: "blue", Netns: "a"}, true},
+		{v1.PortSpec{Network: "blue", Netns: "a", Ifname: "eth0", Type: "veth", IP: "10.0.0.2", MAC: PortMAC("p")}, true},
+		{v1.PortSpec{Network: "blue", Netns: "a", IP: "10.0.0.3"}, false},
+		{v1.PortSpec{Network: "blue", Netns: "b"}, false},
+		{v1.PortSpec{Network: "red", Netns: "a"}, false},
+		{v1.PortSpec{Network: "blue", Netns: "a", MAC: "02:00:00:00:00:09"}, false},
+		{v1.PortSpec{Network: "blue", Netns: "a", Ifname: "eth1"}, false},
+		{v1.PortSpec{Network: "blue", Type: "tap"}, false},
 	} {
-		q, err := c.spec.Port("p")
+		q, err := NewPort("p", c.spec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,8 +155,8 @@ func TestPortSameSpec(t *testing.T) {
 		}
 	}
 	// A tap's host link is its ifname, which the spec names.
-	tap, _ := PortSpec{Network: "blue", Type: "tap", Ifname: "vm1"}.Port("t")
-	if q, _ := (PortSpec{Network: "blue", Type: "tap", Ifname: "vm2"}).Port("t"); tap.SameSpec(q) {
+	tap, _ := NewPort("t", v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm1"})
+	if q, _ := NewPort("t", v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm2"}); tap.SameSpec(q) {
 		t.Error("taps of different ifnames are the same spec")
 	}
 }
@@ -170,7 +172,7 @@ func TestNames(t *testing.T) {
 		t.Error("names collide")
 	}
 	for _, mac := range []string{PortMAC("x"), BridgeMAC("y")} {
-		if _, err := ParseMAC(mac); err != nil || mac[1] != '2' && mac[1] != '6' && mac[1] != 'a' && mac[1] != 'e' {
+		if _, err := v1.ParseMAC(mac); err != nil || mac[1] != '2' && mac[1] != '6' && mac[1] != 'a' && mac[1] != 'e' {
 			t.Errorf("%s: not a locally administered unicast MAC (%v)", mac, err)
 		}
 	}
@@ -190,7 +192,7 @@ func TestSpecialPurposeHint(t *testing.T) {
 		"0.0.0.0/8":      `"this network"`,
 		"255.255.0.0/16": "255.255.255.255",
 	} {
-		_, err := NetworkSpec{Subnet: subnet}.Network("n")
+		_, err := NewNetwork("n", v1.NetworkSpec{Subnet: subnet})
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "pick a private range such as 10.0.0.0/8") {
 			t.Errorf("%s: %v; want it to say %q and a private range", subnet, err, want)
 		}
@@ -202,10 +204,10 @@ func FuzzNetworkSpec(f *testing.F) {
 	f.Add("x", "10.0.0.0/8", "10.0.0.1", 9000)
 	f.Add("lo", "127.0.0.0/16", "", 0)
 	f.Fuzz(func(t *testing.T, name, subnet, gw string, mtu int) {
-		n, err := NetworkSpec{Subnet: subnet, Gateway: gw, MTU: mtu}.Network(name)
+		n, err := NewNetwork(name, v1.NetworkSpec{Subnet: subnet, Gateway: gw, MTU: mtu})
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("error not ErrInvalid: %v", err)
+			if !errors.Is(err, v1.ErrInvalid) {
+				t.Fatalf("error not v1.ErrInvalid: %v", err)
 			}
 			return
 		}
@@ -224,21 +226,21 @@ func FuzzPortSpec(f *testing.F) {
 	f.Add("web1", "blue", "web1", "eth0", "10.0.0.2", "02:00:00:00:00:01", "veth")
 	f.Add("vm", "blue", "", "tap0", "", "", "tap")
 	f.Fuzz(func(t *testing.T, name, network, ns, ifname, ip, mac, typ string) {
-		p, err := PortSpec{Network: network, Netns: ns, Ifname: ifname, IP: ip, MAC: mac, Type: typ}.Port(name)
+		p, err := NewPort(name, v1.PortSpec{Network: network, Netns: ns, Ifname: ifname, IP: ip, MAC: mac, Type: typ})
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("error not ErrInvalid: %v", err)
+			if !errors.Is(err, v1.ErrInvalid) {
+				t.Fatalf("error not v1.ErrInvalid: %v", err)
 			}
 			return
 		}
-		if ValidateIfname(p.Ifname) != nil || ValidateIfname(p.HostIfname) != nil || ValidateName(p.Network) != nil {
+		if ValidateIfname(p.Ifname) != nil || ValidateIfname(p.HostIfname) != nil || v1.ValidateName(p.Network) != nil {
 			t.Fatalf("accepted an invalid port %+v", p)
 		}
-		if p.Type == PortVeth && (p.Netns == "" || filepath.Clean(p.NetnsPath()) != p.NetnsPath()) {
+		if p.Type == v1.PortVeth && (p.Netns == "" || filepath.Clean(p.NetnsPath()) != p.NetnsPath()) {
 			t.Fatalf("accepted a bad netns %+v", p)
 		}
 		if p.MAC != "" {
-			if again, err := ParseMAC(p.MAC); err != nil || again != p.MAC {
+			if again, err := v1.ParseMAC(p.MAC); err != nil || again != p.MAC {
 				t.Fatalf("mac %q not canonical", p.MAC)
 			}
 		}

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // config is the daemon's command line (docs/DESIGN.md §2).
@@ -218,7 +218,7 @@ func (c *clusterFlags) validate() error {
 	}
 	// The name is the host's key in etcd and in its ports' records; a
 	// single host's name is only shown.
-	if err := model.ValidateName(c.hostName); err != nil {
+	if err := v1.ValidateName(c.hostName); err != nil {
 		return fmt.Errorf("--host-name: %w", err)
 	}
 	ip, err := netip.ParseAddr(c.underlayIP)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
 type inner struct {
@@ -38,19 +38,19 @@ func TestCheck(t *testing.T) {
 		body string
 		want string // substring of the error; "" for none
 	}{
-		{model.PortSpec{}, `{"network":"blue","netns":"web1","mac":"02:00:00:00:00:01"}`, ""},
-		{model.PortSpec{}, `{"network":"blue","network":"red"}`, `the body's object: key "network" is given twice`},
-		{model.PortSpec{}, `{"Network":"blue"}`, `key "Network" must be written "network"`},
-		{model.PortSpec{}, `{"NETNS":"x","network":"blue"}`, `key "NETNS" must be written "netns"`},
-		{model.PortSpec{}, `{"default_Route":true}`, `key "default_Route" must be written "default_route"`},
+		{v1.PortSpec{}, `{"network":"blue","netns":"web1","mac":"02:00:00:00:00:01"}`, ""},
+		{v1.PortSpec{}, `{"network":"blue","network":"red"}`, `the body's object: key "network" is given twice`},
+		{v1.PortSpec{}, `{"Network":"blue"}`, `key "Network" must be written "network"`},
+		{v1.PortSpec{}, `{"NETNS":"x","network":"blue"}`, `key "NETNS" must be written "netns"`},
+		{v1.PortSpec{}, `{"default_Route":true}`, `key "default_Route" must be written "default_route"`},
 		// encoding/json folds as bytes.EqualFold does: the long s and the
 		// Kelvin sign match "s" and "k".
-		{model.NetworkSpec{}, `{"ſubnet":"10.0.0.0/24"}`, `key "ſubnet" must be written "subnet"`},
-		{model.NetworkSpec{}, `{"subnet":"10.0.0.0/24","masquerade":true,"mtu":1500,"gateway":"10.0.0.1"}`, ""},
-		{model.NetworkSpec{}, `{"subnet":"10.0.0.0/24","MTU":1500}`, `key "MTU" must be written "mtu"`},
-		{model.RouterSpec{}, `{"networks":["blue","red"]}`, ""},
-		{model.RouterSpec{}, `{"networks":["blue"],"networks":["red","green"]}`, `key "networks" is given twice`},
-		{model.RouterSpec{}, `{"Networks":["blue","red"]}`, `key "Networks" must be written "networks"`},
+		{v1.NetworkSpec{}, `{"ſubnet":"10.0.0.0/24"}`, `key "ſubnet" must be written "subnet"`},
+		{v1.NetworkSpec{}, `{"subnet":"10.0.0.0/24","masquerade":true,"mtu":1500,"gateway":"10.0.0.1"}`, ""},
+		{v1.NetworkSpec{}, `{"subnet":"10.0.0.0/24","MTU":1500}`, `key "MTU" must be written "mtu"`},
+		{v1.RouterSpec{}, `{"networks":["blue","red"]}`, ""},
+		{v1.RouterSpec{}, `{"networks":["blue"],"networks":["red","green"]}`, `key "networks" is given twice`},
+		{v1.RouterSpec{}, `{"Networks":["blue","red"]}`, `key "Networks" must be written "networks"`},
 		{outer{}, `{"promoted":1,"Untaged":"x","plain":2}`, ""},
 		{outer{}, `{"Promoted":1}`, `key "Promoted" must be written "promoted"`},
 		{outer{}, `{"untaged":"x"}`, `key "untaged" must be written "Untaged"`},
@@ -91,7 +91,7 @@ func FuzzCheck(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, typ := range []any{model.PortSpec{}, model.NetworkSpec{}, model.RouterSpec{}, outer{}} {
+		for _, typ := range []any{v1.PortSpec{}, v1.NetworkSpec{}, v1.RouterSpec{}, outer{}} {
 			_ = Check(data, reflect.TypeOf(typ))
 		}
 		if !json.Valid(data) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -130,7 +131,7 @@ func networkUnused(network string, ports, routers []string) error {
 }
 
 // checkNewPort checks what a port must have before any store sees it. Its
-// MAC must be in the canonical form (model.ParseMAC), which is the key it is
+// MAC must be in the canonical form (v1.ParseMAC), which is the key it is
 // held under: two spellings of one MAC must not be two keys.
 func checkNewPort(p model.Port) error {
 	if err := validName("port", p.Name); err != nil {
@@ -142,14 +143,14 @@ func checkNewPort(p model.Port) error {
 	if !p.IP.IsValid() {
 		return fmt.Errorf("port %q has no address", p.Name)
 	}
-	mac, err := model.ParseMAC(p.MAC)
+	mac, err := v1.ParseMAC(p.MAC)
 	switch {
 	case p.MAC == "":
 		return fmt.Errorf("port %q has no mac", p.Name)
 	case err != nil:
 		return fmt.Errorf("port %q: %w", p.Name, err)
 	case mac != p.MAC:
-		return fmt.Errorf("%w: port %q: mac %s is not in canonical form %s", model.ErrInvalid, p.Name, p.MAC, mac)
+		return fmt.Errorf("%w: port %q: mac %s is not in canonical form %s", v1.ErrInvalid, p.Name, p.MAC, mac)
 	}
 	return nil
 }
@@ -237,7 +238,7 @@ func macKey(network, mac string) string {
 // is COLLECTION/NAME (and NETWORK/IP, NETWORK/mac/MAC). The model's naming
 // rules say so.
 func validName(what, name string) error {
-	if err := model.ValidateName(name); err != nil {
+	if err := v1.ValidateName(name); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil

@@ -11,8 +11,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Hosts: records on leases, kept alive, written again when lost, never
@@ -234,7 +234,7 @@ func TestEtcdRegisterConflict(t *testing.T) {
 	for _, h := range []Host{{Name: "a/b", UnderlayIP: h1.UnderlayIP}, {Name: "h2"}} {
 		if err := a.Register(t.Context(), h, nil); err == nil {
 			t.Errorf("registered %+v", h)
-		} else if h.Name == "a/b" && !errors.Is(err, model.ErrInvalid) {
+		} else if h.Name == "a/b" && !errors.Is(err, v1.ErrInvalid) {
 			t.Errorf("register %+v: %v, want ErrInvalid", h, err)
 		}
 	}

@@ -71,7 +71,7 @@ type Store interface {
 	// network. ErrExists: a port of that name; ErrConflict: the address
 	// (also ErrAddressInUse) or the MAC (also ErrMACInUse) is taken;
 	// ErrNotFound: its network does not exist. The MAC must be in
-	// canonical form (model.ParseMAC).
+	// canonical form (v1.ParseMAC).
 	CreatePort(ctx context.Context, p model.Port) error
 	// UpdatePort replaces a stored port of host p.Host whose name, network,
 	// address and MAC stay the same (its host link or ofport changed);

@@ -15,6 +15,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -25,7 +26,7 @@ func network(name, subnet string) model.Network {
 }
 
 func port(name, network, ip string) model.Port {
-	return model.Port{Name: name, Network: network, Type: model.PortVeth, Netns: "ns-" + name, Ifname: "eth0",
+	return model.Port{Name: name, Network: network, Type: v1.PortVeth, Netns: "ns-" + name, Ifname: "eth0",
 		IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), HostIfname: "vn-" + name, Host: "h1"}
 }
 
@@ -239,8 +240,8 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			{do: deleteNetwork("blue"), want: ErrConflict, msg: `conflict: network "blue" is used by ports a`},
 			{do: deletePort("a")},
 			{do: createPort(withMAC(port("y", "blue", "10.1.0.7"), macA))}, // the MAC was freed
-			{do: createPort(withMAC(port("z", "blue", "10.1.0.8"), strings.ToUpper(model.PortMAC("z")))), want: model.ErrInvalid},
-			{do: createPort(withMAC(port("z", "blue", "10.1.0.8"), "03:00:00:00:00:01")), want: model.ErrInvalid},
+			{do: createPort(withMAC(port("z", "blue", "10.1.0.8"), strings.ToUpper(model.PortMAC("z")))), want: v1.ErrInvalid},
+			{do: createPort(withMAC(port("z", "blue", "10.1.0.8"), "03:00:00:00:00:01")), want: v1.ErrInvalid},
 			{do: createPort(withMAC(port("z", "blue", "10.1.0.8"), "")), msg: `port "z" has no mac`},
 			{do: deletePort("y")},
 			{do: deleteNetwork("blue")}, // nothing of y is left under blue
@@ -269,9 +270,9 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			{do: loaded("blue#1", "", "b@blue/10.1.0.6/2 d@blue/10.1.0.7/0")},
 		}},
 		{"refuses what cannot be a key", []step{
-			{do: createNetwork(network("a/b", "10.1.0.0/24"), 0), want: model.ErrInvalid},
+			{do: createNetwork(network("a/b", "10.1.0.0/24"), 0), want: v1.ErrInvalid},
 			{do: createNetwork(blue, 1)},
-			{do: createPort(port("a/b", "blue", "10.1.0.5")), want: model.ErrInvalid},
+			{do: createPort(port("a/b", "blue", "10.1.0.5")), want: v1.ErrInvalid},
 			{do: createPort(model.Port{Name: "a", Network: "blue"}), want: nil, msg: `port "a" has no address`},
 			{do: loaded("blue#1", "", "")},
 		}},

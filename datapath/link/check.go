@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -23,7 +24,7 @@ import (
 // its namespace says so. It changes nothing.
 func CheckPort(ctx context.Context, host netlink.Link, p model.Port, depth datapath.CheckDepth) error {
 	var peer netlink.Link
-	deep := p.Type != model.PortTap && (depth == datapath.CheckAll || host == nil)
+	deep := p.Type != v1.PortTap && (depth == datapath.CheckAll || host == nil)
 	if deep {
 		var err error
 		if peer, err = namespaceEnd(ctx, p); err != nil {
@@ -52,7 +53,7 @@ func CheckPort(ctx context.Context, host netlink.Link, p model.Port, depth datap
 // its name's file left or reused), is datapath.ErrNoNetns.
 func namespaceEnd(ctx context.Context, p model.Port) (netlink.Link, error) {
 	_, nsh, closeNetns, err := openNetns(ctx, p)
-	if errors.Is(err, model.ErrInvalid) && !errors.Is(err, datapath.ErrNoNetns) {
+	if errors.Is(err, v1.ErrInvalid) && !errors.Is(err, datapath.ErrNoNetns) {
 		err = fmt.Errorf("%w: %w", datapath.ErrNoNetns, err)
 	}
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
 	"github.com/ovs-vnet/ovs-vnet/internal/fault"
@@ -37,7 +38,7 @@ type Options struct {
 // after a restart does not disturb its traffic.
 func EnsurePort(ctx context.Context, n model.Network, p model.Port, opts Options) (netlink.Link, error) {
 	switch p.Type {
-	case model.PortTap:
+	case v1.PortTap:
 		return ensureTap(n, p)
 	default:
 		return ensureVeth(ctx, n, p, opts)

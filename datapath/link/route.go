@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -32,7 +33,7 @@ import (
 // displaced route would be lost, since each DELETE puts back only the route
 // its port found, and only through an interface that is still there.
 func CheckNetns(ctx context.Context, p model.Port) (model.Port, error) {
-	if p.Type != model.PortVeth {
+	if p.Type != v1.PortVeth {
 		return p, nil
 	}
 	if !p.DefaultRoute {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -29,7 +30,7 @@ func TestCheckNetnsDisplaced(t *testing.T) {
 		testbed.Run(t, "ip", append([]string{"-n", ns}, args...)...)
 	}
 	ctx := context.Background()
-	p := model.Port{Name: "p", Type: model.PortVeth, Netns: ns, DefaultRoute: true}
+	p := model.Port{Name: "p", Type: v1.PortVeth, Netns: ns, DefaultRoute: true}
 	got, err := CheckNetns(ctx, p)
 	want := model.Route{Gateway: netip.MustParseAddr("192.0.2.1"), Dev: "up0", Src: netip.MustParseAddr("192.0.2.2"), Protocol: 4}
 	if err != nil || got.Displaced != want {
@@ -67,7 +68,7 @@ func TestCheckNetnsPortsRoute(t *testing.T) {
 	} {
 		testbed.Run(t, "ip", append([]string{"-n", ns}, args...)...)
 	}
-	p := model.Port{Name: "b", Type: model.PortVeth, Netns: ns, Ifname: "eth1", DefaultRoute: true}
+	p := model.Port{Name: "b", Type: v1.PortVeth, Netns: ns, Ifname: "eth1", DefaultRoute: true}
 	check := func() (model.Port, error) {
 		var got model.Port
 		err := testbed.InNetns(daemonNS, func() (err error) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -18,7 +19,7 @@ import (
 func TestEnsurePortDropsStaleAddress(t *testing.T) {
 	daemonNS, ns := testbed.Netns(t, "vnt-sad-"), testbed.Netns(t, "vnt-sac-")
 	n := model.Network{Name: "blue", Subnet: netip.MustParsePrefix("10.10.0.0/24"), Gateway: netip.MustParseAddr("10.10.0.1"), MTU: 1500}
-	p, err := model.PortSpec{Network: "blue", Netns: ns, IP: "10.10.0.5"}.Port("a")
+	p, err := model.NewPort("a", v1.PortSpec{Network: "blue", Netns: ns, IP: "10.10.0.5"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -30,7 +31,7 @@ func TestPortRepair(t *testing.T) {
 	testbed.Run(t, "ip", "-n", h.ns, "link", "set", "lo", "up")
 	n := model.Network{Name: "blue", Subnet: netip.MustParsePrefix("10.74.0.0/24"), Gateway: netip.MustParseAddr("10.74.0.1"), MTU: 1500}
 	b1, b2 := h.port("b1", "blue", "10.74.0.5"), h.port("b2", "blue", "10.74.0.6")
-	tap := model.Port{Name: "t1", Network: "blue", Type: model.PortTap, Ifname: "vmtap0", IP: netip.MustParseAddr("10.74.0.9"),
+	tap := model.Port{Name: "t1", Network: "blue", Type: v1.PortTap, Ifname: "vmtap0", IP: netip.MustParseAddr("10.74.0.9"),
 		MAC: model.PortMAC("t1"), HostIfname: "vmtap0"}
 
 	var b *Backend

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -44,7 +45,7 @@ func (h *hostBed) do(what string, f func() error) {
 
 func (h *hostBed) port(name, network, ip string) model.Port {
 	h.t.Helper()
-	return model.Port{Name: name, Network: network, Type: model.PortVeth, Netns: newNetns(h.t, "vnt-lw-"), Ifname: "eth0",
+	return model.Port{Name: name, Network: network, Type: v1.PortVeth, Netns: newNetns(h.t, "vnt-lw-"), Ifname: "eth0",
 		IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), HostIfname: model.HostIfname(name)}
 }
 
@@ -92,7 +93,7 @@ func TestLinuxBackendReachability(t *testing.T) {
 	router := model.Router{Name: "r", Networks: []string{"blue", "red"}}
 	b1, b2 := h.port("b1", "blue", "10.71.0.5"), h.port("b2", "blue", "10.71.0.6")
 	r1, g1 := h.port("r1", "red", "10.72.0.5"), h.port("g1", "green", "10.73.0.5")
-	tap := model.Port{Name: "t1", Network: "blue", Type: model.PortTap, Ifname: "vmtap0", IP: netip.MustParseAddr("10.71.0.9"), MAC: model.PortMAC("t1"), HostIfname: "vmtap0"}
+	tap := model.Port{Name: "t1", Network: "blue", Type: v1.PortTap, Ifname: "vmtap0", IP: netip.MustParseAddr("10.71.0.9"), MAC: model.PortMAC("t1"), HostIfname: "vmtap0"}
 	nets := map[string]model.Network{"blue": blue, "red": red, "green": green}
 	ports := []model.Port{b1, b2, r1, g1, tap}
 
@@ -234,7 +235,7 @@ func TestLinuxBackendReachability(t *testing.T) {
 	// Attaches run side by side, each its own nft transaction.
 	errs := make(chan error, 6)
 	for i := range cap(errs) {
-		p := model.Port{Name: fmt.Sprintf("tp%d", i), Network: "red", Type: model.PortTap, IP: netip.MustParseAddr(fmt.Sprintf("10.72.0.%d", 20+i))}
+		p := model.Port{Name: fmt.Sprintf("tp%d", i), Network: "red", Type: v1.PortTap, IP: netip.MustParseAddr(fmt.Sprintf("10.72.0.%d", 20+i))}
 		p.MAC, p.HostIfname = model.PortMAC(p.Name), model.HostIfname(p.Name)
 		go func() {
 			errs <- testbed.InNetns(h.ns, func() error { _, err := b.AttachPort(ctx, red, p); return err })

@@ -9,6 +9,14 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
+// Chains of the inet table, by the hook each is on; the trace explainer
+// (explain.go) names them too.
+const (
+	chainForward     = "forward"
+	chainInput       = "input"
+	chainPostrouting = "postrouting"
+)
+
 // Ruleset renders the whole of our inet table for the given networks and
 // routers as an `nft -f` script that replaces the table atomically (nft applies
 // a file as one transaction). With no networks the table is removed. The table
@@ -53,7 +61,7 @@ func Ruleset(prefix string, networks []model.Network, routers []model.Router) st
 	peers := livePeers(routers, byName)
 
 	fmt.Fprintf(&b, "table inet %s {\n", hostnet.Table)
-	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
+	fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook forward priority filter; policy accept;\n", chainForward)
 	for _, n := range sorted {
 		br := quote(model.BridgeName(prefix, n.Name))
 		comment := quote("network " + n.Name)
@@ -73,7 +81,7 @@ func Ruleset(prefix string, networks []model.Network, routers []model.Router) st
 	fmt.Fprintf(&b, "\t\tiifname %s drop comment \"unknown bridge\"\n", ourPattern(prefix))
 	fmt.Fprintf(&b, "\t\toifname %s drop comment \"unknown bridge\"\n\t}\n", ourPattern(prefix))
 
-	b.WriteString("\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
+	fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook input priority filter; policy accept;\n", chainInput)
 	fmt.Fprintf(&b, "\t\tiifname %s ct state established,related accept\n", ours)
 	for _, n := range sorted {
 		gws := []string{n.Gateway.String()}
@@ -90,7 +98,7 @@ func Ruleset(prefix string, networks []model.Network, routers []model.Router) st
 	fmt.Fprintf(&b, "\t\tiifname %s drop comment \"unknown bridge\"\n\t}\n", ourPattern(prefix))
 
 	if len(masq) > 0 {
-		b.WriteString("\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n", chainPostrouting)
 		// The input interface is unknown at postrouting, so the subnet stands for
 		// the network, as in the classic `-s SUBNET ! -o BRIDGE -j MASQUERADE`.
 		for _, n := range sorted {

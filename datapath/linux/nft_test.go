@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/model"
 
 	"github.com/ovs-vnet/ovs-vnet/internal/golden"
@@ -19,9 +20,9 @@ var (
 	// green masquerades; its subnet is written unmasked on purpose.
 	green = model.Network{Name: "green", Subnet: netip.MustParsePrefix("10.63.0.9/24"), Gateway: netip.MustParseAddr("10.63.0.1"), Masquerade: true}
 
-	web = model.Port{Name: "web-1", Network: "blue", Type: model.PortVeth, Netns: "web1", Ifname: "eth0",
+	web = model.Port{Name: "web-1", Network: "blue", Type: v1.PortVeth, Netns: "web1", Ifname: "eth0",
 		IP: netip.MustParseAddr("10.61.0.5"), MAC: "02:aa:bb:cc:dd:01", HostIfname: model.HostIfname("web-1")}
-	vm = model.Port{Name: "vm", Network: "red", Type: model.PortTap, Ifname: "tap-vm.0",
+	vm = model.Port{Name: "vm", Network: "red", Type: v1.PortTap, Ifname: "tap-vm.0",
 		IP: netip.MustParseAddr("10.62.0.7"), MAC: "02:aa:bb:cc:dd:02", HostIfname: "tap-vm.0"}
 )
 

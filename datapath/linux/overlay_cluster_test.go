@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -72,7 +73,7 @@ func (c *cluster) network(name string) model.Network {
 
 // addPort gives host h a veth port in a namespace of the test's.
 func (c *cluster) addPort(h *clusterHost, name, network, ip string) model.Port {
-	p := model.Port{Name: name, Network: network, Type: model.PortVeth, Netns: newNetns(c.t, "vnt-cp-"), Ifname: "eth0",
+	p := model.Port{Name: name, Network: network, Type: v1.PortVeth, Netns: newNetns(c.t, "vnt-cp-"), Ifname: "eth0",
 		IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), HostIfname: model.HostIfname(name), Host: h.name}
 	h.ports = append(h.ports, p)
 	return p

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -25,7 +26,7 @@ var (
 )
 
 func remotePort(name, network, ip, mac, host string, hostIP netip.Addr) model.RemotePort {
-	return model.RemotePort{HostIP: hostIP, Port: model.Port{Name: name, Network: network, Type: model.PortVeth,
+	return model.RemotePort{HostIP: hostIP, Port: model.Port{Name: name, Network: network, Type: v1.PortVeth,
 		IP: netip.MustParseAddr(ip), MAC: mac, Host: host}}
 }
 

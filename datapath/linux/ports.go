@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -116,7 +117,7 @@ func PortRulesDelete(p model.Port) (string, error) {
 // checkPort refuses what cannot be written into an nft script safely. The
 // controller validates ports already; this guards the script's syntax.
 func checkPort(p model.Port) error {
-	if err := model.ValidateName(p.Name); err != nil {
+	if err := v1.ValidateName(p.Name); err != nil {
 		return fmt.Errorf("port name for nftables: %w", err)
 	}
 	if _, err := net.ParseMAC(p.MAC); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -101,7 +102,7 @@ func desiredOverlay(underlay netip.Addr, local map[string]map[string]model.Port,
 		}
 		netErr, seen := validNet[p.Network]
 		if !seen {
-			netErr = model.ValidateName(p.Network)
+			netErr = v1.ValidateName(p.Network)
 			validNet[p.Network] = netErr
 		}
 		if netErr != nil {
@@ -141,7 +142,7 @@ func desiredOverlay(underlay netip.Addr, local map[string]map[string]model.Port,
 // written into the overlay. (Its network's name is checked by the caller.)
 func checkRemote(underlay netip.Addr, rp model.RemotePort) (string, error) {
 	p := rp.Port
-	if err := model.ValidateName(p.Name); err != nil {
+	if err := v1.ValidateName(p.Name); err != nil {
 		return "", err
 	}
 	hw, err := net.ParseMAC(p.MAC)

@@ -9,21 +9,20 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
-	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // Trace implements datapath.Tracer, best-effort: the Linux datapath has no
 // way to run a packet without sending it, so the explanation quotes the
 // kernel's routes (asked now, in the port's namespace and on the host) and
 // reasons from the rules this backend installs.
-func (b *Backend) Trace(ctx context.Context, s datapath.State, q trace.Query) (trace.Result, error) {
+func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.Result, error) {
 	if err := ctx.Err(); err != nil {
-		return trace.Result{}, err
+		return v1.Result{}, err
 	}
-	var routes trace.Routes
+	var routes traceRoutes
 	for _, p := range s.Ports {
 		if p.Name != q.From {
 			continue
@@ -39,7 +38,8 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q trace.Query) (t
 			}
 		}
 	}
-	return trace.ExplainLinux(q, pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports}, b.prefix, routes)
+	s.Remote = nil // the explanation knows this host's bridges only
+	return explainTrace(q, s, b.prefix, routes)
 }
 
 // routeIn is the kernel's route to dst, as `ip route get` words it, in the

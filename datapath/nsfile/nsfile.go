@@ -18,8 +18,8 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // openTimeout bounds an open whose path lookup hangs (a stuck FUSE or NFS
@@ -36,7 +36,7 @@ const (
 
 // Open returns a handle on the network namespace at path, for
 // netlink.NewHandleAt and setns; the caller closes it. It fails with
-// datapath.ErrNoNetns when nothing is at path, and with model.ErrInvalid
+// datapath.ErrNoNetns when nothing is at path, and with v1.ErrInvalid
 // when what is there is not a network namespace, or is the daemon's own or
 // PID 1's. It returns within ctx's deadline, and openTimeout, whatever
 // path names; an open still under way then closes what it gets.
@@ -95,9 +95,9 @@ func open(path string) (netns.NsHandle, error) {
 		return netns.None(), fmt.Errorf("netns %s: %w", path, datapath.ErrNoNetns)
 	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
 		// It exists, but not for us: say so rather than "does not exist".
-		return netns.None(), fmt.Errorf("%w: netns %s cannot be opened by the daemon: %v (a /proc/PID/ns/net of another user needs CAP_SYS_PTRACE)", model.ErrInvalid, path, err)
+		return netns.None(), fmt.Errorf("%w: netns %s cannot be opened by the daemon: %v (a /proc/PID/ns/net of another user needs CAP_SYS_PTRACE)", v1.ErrInvalid, path, err)
 	case err != nil:
-		return netns.None(), fmt.Errorf("%w: netns %s: %v", model.ErrInvalid, path, err)
+		return netns.None(), fmt.Errorf("%w: netns %s: %v", v1.ErrInvalid, path, err)
 	}
 	defer unix.Close(fd)
 	id, err := identify(fd, path)
@@ -117,7 +117,7 @@ func open(path string) (netns.NsHandle, error) {
 	t, err := unix.IoctlRetInt(nsfd, unix.NS_GET_NSTYPE)
 	if err != nil || t != unix.CLONE_NEWNET {
 		unix.Close(nsfd)
-		return netns.None(), fmt.Errorf("%w: netns %s is a namespace, but not a network namespace", model.ErrInvalid, path)
+		return netns.None(), fmt.Errorf("%w: netns %s is a namespace, but not a network namespace", v1.ErrInvalid, path)
 	}
 	return netns.NsHandle(nsfd), nil
 }
@@ -134,14 +134,14 @@ func identify(fd int, path string) (ID, error) {
 		return ID{}, fmt.Errorf("stat netns %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return ID{}, fmt.Errorf("%w: netns %s is a %s, not a network namespace", model.ErrInvalid, path, kind(st.Mode))
+		return ID{}, fmt.Errorf("%w: netns %s is a %s, not a network namespace", v1.ErrInvalid, path, kind(st.Mode))
 	}
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &sfs); err != nil {
 		return ID{}, fmt.Errorf("statfs netns %s: %w", path, err)
 	}
 	if sfs.Type != unix.NSFS_MAGIC {
-		return ID{}, fmt.Errorf("%w: netns %s is a regular file, not a network namespace (ip netns add makes one)", model.ErrInvalid, path)
+		return ID{}, fmt.Errorf("%w: netns %s is a regular file, not a network namespace (ip netns add makes one)", v1.ErrInvalid, path)
 	}
 	return ID{st.Dev, st.Ino}, nil
 }
@@ -163,7 +163,7 @@ func notDaemons(id ID, path string) error {
 			return fmt.Errorf("netns %s: cannot tell whether it is %s network namespace: %w", path, own.what, err)
 		}
 		if (ID{st.Dev, st.Ino}) == id {
-			return fmt.Errorf("%w: netns %s is %s network namespace: a port must be in a namespace of its own", model.ErrInvalid, path, own.what)
+			return fmt.Errorf("%w: netns %s is %s network namespace: a port must be in a namespace of its own", v1.ErrInvalid, path, own.what)
 		}
 	}
 	return nil

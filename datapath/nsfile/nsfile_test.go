@@ -13,9 +13,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // newNetns makes a namespace with `ip netns add`, deleted at cleanup.
@@ -49,8 +49,8 @@ func TestOpenRefuses(t *testing.T) {
 			t.Errorf("%s: opened, want refused", path)
 			continue
 		}
-		if !errors.Is(err, model.ErrInvalid) {
-			t.Errorf("%s: %v, want model.ErrInvalid", path, err)
+		if !errors.Is(err, v1.ErrInvalid) {
+			t.Errorf("%s: %v, want v1.ErrInvalid", path, err)
 		}
 	}
 	if _, err := Open(context.Background(), filepath.Join(dir, "missing")); !errors.Is(err, datapath.ErrNoNetns) {

@@ -15,12 +15,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // A test that plays several hosts needs a Backend per host, each in its
@@ -62,7 +62,7 @@ type agentCmd struct {
 	Port    model.Port
 	Remote  []model.RemotePort
 	State   datapath.State
-	Query   trace.Query
+	Query   v1.Query
 }
 
 type agentReply struct {
@@ -73,8 +73,8 @@ type agentReply struct {
 	// Changed: Changed was signalled (drain, changed).
 	Changed bool
 	Port    model.Port
-	Flows   []datapath.Flow
-	Trace   trace.Result
+	Flows   []v1.Flow
+	Trace   v1.Result
 }
 
 // runAgent serves commands until stdin closes or a close command; it

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
@@ -42,7 +43,7 @@ func (b *Backend) Held(ctx context.Context) (datapath.Held, error) {
 	// An empty model names no object: only the kind of each cookie counts.
 	owners := pipeline.NewOwners(pipeline.Model{})
 	for _, f := range flows {
-		if owner, _ := owners.Of(f.Cookie); owner.Kind != pipeline.OwnerPipeline {
+		if owner, _ := owners.Of(f.Cookie); owner.Kind != v1.OwnerPipeline {
 			h.Flows++
 		}
 	}

@@ -5,27 +5,27 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs/unixctl"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // Flows implements datapath.FlowLister: our flows on the integration bridge
 // with their counters, each named by the object its cookie says owns it, in
 // table order and, within a table, highest priority first (the order OVS
 // matches them in).
-func (b *Backend) Flows(ctx context.Context, s datapath.State) ([]datapath.Flow, error) {
+func (b *Backend) Flows(ctx context.Context, s datapath.State) ([]v1.Flow, error) {
 	stats, err := b.ourFlows(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list flows: %w", err)
 	}
-	owners := pipeline.NewOwners(pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote})
-	out := make([]datapath.Flow, 0, len(stats))
+	owners := pipeline.NewOwners(pipelineModel(s))
+	out := make([]v1.Flow, 0, len(stats))
 	for _, f := range stats {
 		owner, _ := owners.Of(f.Cookie)
-		fl := datapath.Flow{
+		fl := v1.Flow{
 			OwnerKind: owner.Kind, Owner: owner.Name, Host: owner.Host,
 			Table: f.TableID, TableName: pipeline.StageName(f.TableID), Priority: f.Priority,
 			Cookie: fmt.Sprintf("%#x", f.Cookie), Packets: f.PacketCount, Bytes: f.ByteCount,
@@ -36,7 +36,7 @@ func (b *Backend) Flows(ctx context.Context, s datapath.State) ([]datapath.Flow,
 		}
 		out = append(out, fl)
 	}
-	slices.SortStableFunc(out, func(x, y datapath.Flow) int {
+	slices.SortStableFunc(out, func(x, y v1.Flow) int {
 		if x.Table != y.Table {
 			return int(x.Table) - int(y.Table)
 		}
@@ -48,19 +48,23 @@ func (b *Backend) Flows(ctx context.Context, s datapath.State) ([]datapath.Flow,
 // Trace implements datapath.Tracer: the packet goes through the bridge's
 // real tables with ofproto/trace (nothing is sent on any port), and the
 // answer is mapped to the objects of s.
-func (b *Backend) Trace(ctx context.Context, s datapath.State, q trace.Query) (trace.Result, error) {
-	m := pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote}
-	packet, err := trace.OVSPacket(q, m)
+func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.Result, error) {
+	packet, err := tracePacket(q, s)
 	if err != nil {
-		return trace.Result{}, fmt.Errorf("trace: %w", err)
+		return v1.Result{}, fmt.Errorf("trace: %w", err)
 	}
 	ctl, err := b.controlSocket()
 	if err != nil {
-		return trace.Result{}, fmt.Errorf("trace: %w", err)
+		return v1.Result{}, fmt.Errorf("trace: %w", err)
 	}
 	raw, err := unixctl.Call(ctx, ctl, "ofproto/trace", b.bridge, packet)
 	if err != nil {
-		return trace.Result{}, fmt.Errorf("trace %s: %w", packet, err)
+		return v1.Result{}, fmt.Errorf("trace %s: %w", packet, err)
 	}
-	return trace.ExplainOVS(q, m, packet, raw)
+	return explainTrace(q, s, packet, raw)
+}
+
+// pipelineModel is what of the desired state the flows depend on.
+func pipelineModel(s datapath.State) pipeline.Model {
+	return pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote}
 }

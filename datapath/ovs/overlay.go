@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
@@ -134,7 +135,7 @@ func (b *Backend) remoteSet(ports []model.RemotePort) (valid map[string]map[stri
 		p := r.Port
 		err, seen := validNet[p.Network]
 		if !seen {
-			if err = model.ValidateName(p.Network); err != nil {
+			if err = v1.ValidateName(p.Network); err != nil {
 				err = fmt.Errorf("network: %w", err)
 			}
 			validNet[p.Network] = err
@@ -164,7 +165,7 @@ func (b *Backend) remoteSet(ports []model.RemotePort) (valid map[string]map[stri
 // network's name is checked by the caller.)
 func checkRemote(r model.RemotePort, u *datapath.Underlay) error {
 	p := r.Port
-	if err := model.ValidateName(p.Name); err != nil {
+	if err := v1.ValidateName(p.Name); err != nil {
 		return err
 	}
 	if !p.IP.Is4() {

@@ -13,11 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // The underlay of TestOverlayTwoHosts. Its MTU leaves room for the
@@ -152,7 +151,7 @@ func TestOverlayTwoHosts(t *testing.T) {
 	w.hosts = []*overlayHost{h1, h2}
 
 	port := func(name, network, ip, host string) model.Port {
-		return model.Port{Name: name, Network: network, Type: model.PortVeth, Netns: ns("vnt-p-"), Ifname: "eth0",
+		return model.Port{Name: name, Network: network, Type: v1.PortVeth, Netns: ns("vnt-p-"), Ifname: "eth0",
 			IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), HostIfname: model.HostIfname(name), Host: host}
 	}
 	ba := port("ba", "blue", "10.98.1.10", "h1")
@@ -185,14 +184,14 @@ func TestOverlayTwoHosts(t *testing.T) {
 	t.Run("isolation", func(t *testing.T) {
 		ping(t, ba.Netns, gb.IP, false)
 		ping(t, gb.Netns, ba.IP, false)
-		r := h1.agent.do(t, agentCmd{Op: "trace", State: w.state(h1), Query: trace.Query{From: "ba", To: gb.IP, Proto: trace.ProtoICMP}})
-		if r.Trace.Verdict != trace.Dropped || r.Trace.Reason != pipeline.DropIsolated {
+		r := h1.agent.do(t, agentCmd{Op: "trace", State: w.state(h1), Query: v1.Query{From: "ba", To: gb.IP, Proto: v1.ProtoICMP}})
+		if r.Trace.Verdict != v1.Dropped || r.Trace.Reason != v1.DropIsolated {
 			t.Errorf("trace ba → gb: %s (%s): %s", r.Trace.Verdict, r.Trace.Reason, r.Trace.Summary)
 		}
 	})
 	t.Run("owners and trace", func(t *testing.T) {
-		r := h1.agent.do(t, agentCmd{Op: "trace", State: w.state(h1), Query: trace.Query{From: "ba", To: bb.IP, Proto: trace.ProtoTCP, DPort: 80}})
-		if r.Trace.Verdict != trace.Delivered || strings.Join(r.Trace.Ports, ",") != "bb on h2" {
+		r := h1.agent.do(t, agentCmd{Op: "trace", State: w.state(h1), Query: v1.Query{From: "ba", To: bb.IP, Proto: v1.ProtoTCP, DPort: 80}})
+		if r.Trace.Verdict != v1.Delivered || strings.Join(r.Trace.Ports, ",") != "bb on h2" {
 			t.Errorf("trace ba → bb: %s %v: %s\n%s", r.Trace.Verdict, r.Trace.Ports, r.Trace.Summary, r.Trace.Raw)
 		}
 		t.Logf("trace ba → bb: %s", r.Trace.Summary)

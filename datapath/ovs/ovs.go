@@ -21,6 +21,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
@@ -382,7 +383,7 @@ func (b *Backend) Close() error {
 // wait for vswitchd to give it an ofport, then the port's flows — only
 // then does the port forward.
 func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
-	if p.Type == model.PortVeth {
+	if p.Type == v1.PortVeth {
 		if sp, ok := b.spares.take(p); ok {
 			return b.attachSpare(ctx, n, p, sp)
 		}

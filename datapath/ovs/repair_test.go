@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
@@ -35,7 +36,7 @@ func TestPortRepair(t *testing.T) {
 	n := model.Network{Name: "blue", ID: 1, Subnet: netip.MustParsePrefix("10.96.0.0/24"), Gateway: netip.MustParseAddr("10.96.0.1"), MTU: 1500}
 	h.do(t, agentCmd{Op: "network", Network: n})
 	veth := func(name, ip string) model.Port {
-		return model.Port{Name: name, Network: n.Name, Type: model.PortVeth, Netns: testbed.Netns(t, "vnt-rp-"), Ifname: "eth0",
+		return model.Port{Name: name, Network: n.Name, Type: v1.PortVeth, Netns: testbed.Netns(t, "vnt-rp-"), Ifname: "eth0",
 			IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), HostIfname: model.HostIfname(name)}
 	}
 	check := func(t *testing.T, p model.Port, want string) {
@@ -77,7 +78,7 @@ func TestPortRepair(t *testing.T) {
 	}
 
 	pa, pb := attach(t, veth("pa", "10.96.0.10")), attach(t, veth("pb", "10.96.0.11"))
-	pt := attach(t, model.Port{Name: "pt", Network: n.Name, Type: model.PortTap, Ifname: "vmtap0", IP: netip.MustParseAddr("10.96.0.20"),
+	pt := attach(t, model.Port{Name: "pt", Network: n.Name, Type: v1.PortTap, Ifname: "vmtap0", IP: netip.MustParseAddr("10.96.0.20"),
 		MAC: model.PortMAC("pt"), HostIfname: "vmtap0"})
 	h.do(t, agentCmd{Op: "prune", State: datapath.State{Networks: []model.Network{n}, Ports: []model.Port{pa, pb, pt}}})
 	// The spares come in the background, after the first Prune; a port

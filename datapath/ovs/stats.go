@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs/unixctl"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
@@ -80,7 +81,7 @@ func (b *Backend) spoofedByPort(ctx context.Context) (map[string]uint64, error) 
 	byOfport := map[uint32]uint64{}
 	for i := range flows {
 		f := &flows[i]
-		if reason, ok := b.dropReasons.of(f.TableID, f.Priority); !ok || reason != pipeline.DropSpoofed || len(f.Instructions) != 0 {
+		if reason, ok := b.dropReasons.of(f.TableID, f.Priority); !ok || reason != v1.DropSpoofed || len(f.Instructions) != 0 {
 			continue
 		}
 		if port, ok := f.Match.Exact32(openflow.InPort(0)); ok {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs/unixctl"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
@@ -118,7 +119,7 @@ func TestSandboxStats(t *testing.T) {
 		testbed.Run(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 		ports = append(ports, model.Port{
-			Name: name, Network: n.Name, Type: model.PortVeth, Netns: ns, Ifname: "eth0",
+			Name: name, Network: n.Name, Type: v1.PortVeth, Netns: ns, Ifname: "eth0",
 			IP: netip.AddrFrom4([4]byte{10, 95, 0, byte(10 + i)}), MAC: model.PortMAC(name), HostIfname: model.HostIfname(name),
 		})
 	}
@@ -194,7 +195,7 @@ func TestSandboxStats(t *testing.T) {
 	}
 	var spoofed datapath.DropStats
 	for _, d := range s.Drops {
-		if d.Reason == pipeline.DropSpoofed {
+		if d.Reason == v1.DropSpoofed {
 			spoofed = d
 		}
 	}

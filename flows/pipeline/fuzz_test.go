@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -45,7 +46,7 @@ func modelFrom(data []byte) (Model, model.Port, bool) {
 		}
 		used[ip] = true
 		name := fmt.Sprintf("p%d", i)
-		m.Ports = append(m.Ports, model.Port{Name: name, Network: n.Name, Type: model.PortVeth, IP: ip,
+		m.Ports = append(m.Ports, model.Port{Name: name, Network: n.Name, Type: v1.PortVeth, IP: ip,
 			MAC: model.PortMAC(name), HostIfname: model.HostIfname(name), Ofport: i + 1})
 	}
 	if len(m.Ports) == 0 {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/internal/golden"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
@@ -34,7 +35,7 @@ func overlayPipeline() Pipeline {
 func overlayModel() Model {
 	m := threeNetworks()
 	remote := func(name, network, ip, host string, hostIP netip.Addr) model.RemotePort {
-		return model.RemotePort{Port: model.Port{Name: name, Network: network, Type: model.PortVeth, IP: netip.MustParseAddr(ip),
+		return model.RemotePort{Port: model.Port{Name: name, Network: network, Type: v1.PortVeth, IP: netip.MustParseAddr(ip),
 			MAC: model.PortMAC(name), Host: host}, HostIP: hostIP}
 	}
 	m.Remote = []model.RemotePort{
@@ -111,8 +112,8 @@ func TestOwnersNameRemotePorts(t *testing.T) {
 	if !ok || got.String() != "remote port 10.61.0.77" {
 		t.Errorf("unknown remote port: %q, %v", got, ok)
 	}
-	if r, ok := DropReason(TableClassify, prioGuard); !ok || r != DropUnknownVNI {
-		t.Errorf("classify priority %d drops for %q, %v; want %s", prioGuard, r, ok, DropUnknownVNI)
+	if r, ok := DropReason(TableClassify, prioGuard); !ok || r != v1.DropUnknownVNI {
+		t.Errorf("classify priority %d drops for %q, %v; want %s", prioGuard, r, ok, v1.DropUnknownVNI)
 	}
 }
 
@@ -199,7 +200,7 @@ func TestLocalShadowsRemote(t *testing.T) {
 	owners := NewOwners(m)
 	count := map[string]int{}
 	for _, f := range d.Flows {
-		if o, _ := owners.Of(f.Cookie); o.Kind == OwnerRemote {
+		if o, _ := owners.Of(f.Cookie); o.Kind == v1.OwnerRemote {
 			count[o.Name]++
 		}
 	}

@@ -5,22 +5,14 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// Owner kinds as tools show them: what a flow's cookie says it belongs to.
-const (
-	OwnerPipeline = "pipeline" // the skeleton (KindBase)
-	OwnerNetwork  = "network"  // a network's own flows
-	OwnerRoutes   = "routes"   // a network's routes to its peers
-	OwnerPort     = "port"
-	OwnerRemote   = "remote port" // another host's port (KindRemote)
-)
-
 // Owner is the object a flow belongs to.
 type Owner struct {
-	Kind string `json:"kind"`
+	Kind string `json:"kind"` // one of v1.Owner*
 	// Name is the network's or port's name; "" for the pipeline, and
 	// "#ID" for an object the model does not know (a flow left by a
 	// change still under way) — for a remote port its IPv4 address.
@@ -29,21 +21,7 @@ type Owner struct {
 	Host string `json:"host,omitempty"`
 }
 
-func (o Owner) String() string {
-	switch o.Kind {
-	case OwnerPipeline:
-		return OwnerPipeline
-	case OwnerRoutes:
-		return "routes of network " + o.Name
-	case OwnerRemote:
-		if o.Host == "" {
-			return OwnerRemote + " " + o.Name
-		}
-		return OwnerRemote + " " + o.Name + " on " + o.Host
-	default:
-		return o.Kind + " " + o.Name
-	}
-}
+func (o Owner) String() string { return v1.OwnerString(o.Kind, o.Name, o.Host) }
 
 // Owners names the owners of cookies in one model.
 type Owners struct {
@@ -75,7 +53,7 @@ func NewOwners(m Model) Owners {
 	for network, rs := range remote {
 		kept, _ := SelectRemote(local[network], rs)
 		for _, r := range kept {
-			o.remote[RemoteCookieObject(r.Port)] = Owner{Kind: OwnerRemote, Name: r.Port.Name, Host: r.Port.Host}
+			o.remote[RemoteCookieObject(r.Port)] = Owner{Kind: v1.OwnerRemote, Name: r.Port.Name, Host: r.Port.Host}
 		}
 	}
 	return o
@@ -93,19 +71,19 @@ func (o Owners) Of(cookie uint64) (Owner, bool) {
 	}
 	switch kind {
 	case KindBase:
-		return Owner{Kind: OwnerPipeline}, true
+		return Owner{Kind: v1.OwnerPipeline}, true
 	case KindNetwork:
-		return Owner{Kind: OwnerNetwork, Name: name(o.networks)}, true
+		return Owner{Kind: v1.OwnerNetwork, Name: name(o.networks)}, true
 	case KindRoutes:
-		return Owner{Kind: OwnerRoutes, Name: name(o.networks)}, true
+		return Owner{Kind: v1.OwnerRoutes, Name: name(o.networks)}, true
 	case KindPort:
-		return Owner{Kind: OwnerPort, Name: name(o.ports)}, true
+		return Owner{Kind: v1.OwnerPort, Name: name(o.ports)}, true
 	case KindRemote:
 		if r, ok := o.remote[object]; ok {
 			return r, true
 		}
 		// Unknown: named by the address the cookie holds.
-		return Owner{Kind: OwnerRemote, Name: netip.AddrFrom4([4]byte{byte(object >> 24), byte(object >> 16), byte(object >> 8), byte(object)}).String()}, true
+		return Owner{Kind: v1.OwnerRemote, Name: netip.AddrFrom4([4]byte{byte(object >> 24), byte(object >> 16), byte(object >> 8), byte(object)}).String()}, true
 	default:
 		return Owner{Kind: fmt.Sprintf("kind %d", kind)}, false
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
@@ -37,7 +38,7 @@ func threeNetworks() Model {
 		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: mtu, Masquerade: masq, ID: id}
 	}
 	port := func(name, network, ip string, ofport int) model.Port {
-		return model.Port{Name: name, Network: network, Type: model.PortVeth, IP: netip.MustParseAddr(ip),
+		return model.Port{Name: name, Network: network, Type: v1.PortVeth, IP: netip.MustParseAddr(ip),
 			MAC: model.PortMAC(name), HostIfname: model.HostIfname(name), Ofport: ofport}
 	}
 	return Model{

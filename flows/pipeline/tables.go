@@ -8,6 +8,8 @@
 // ovs-ofctl prints it.
 package pipeline
 
+import "github.com/ovs-vnet/ovs-vnet/api/v1"
+
 // Table numbers. Gaps leave room for stages to come without renumbering the
 // tables operators already know.
 const (
@@ -35,20 +37,6 @@ const RegFlags = 1
 // path_mtu to act on.
 const FlagTooBig = 0
 
-// Drop reasons: every flow that drops names one, so that each reason has its
-// own packet counter (the flow's).
-const (
-	DropUnknownPort = "unknown_port" // in_port is none of our ports
-	DropUnknownVNI  = "unknown_vni"  // from the tunnel with a VNI that is no network's
-	DropSpoofed     = "spoofed"      // source MAC or IP (or ARP sender) is not the port's own
-	DropIPv6        = "ipv6"         // networks are IPv4 only
-	DropHost        = "from_host"    // the host sent what no network expects
-	DropIsolated    = "isolated"     // to another network that no router joins to the source
-	DropNoRoute     = "no_route"     // off-subnet, and the network does not masquerade
-	DropNoNeighbor  = "no_neighbor"  // routed to an address no port has
-	DropUnknownDst  = "unknown_dst"  // unicast to a MAC no port of the network has
-)
-
 // Stage describes one table: what it does and why it drops.
 type Stage struct {
 	Table   uint8
@@ -73,21 +61,21 @@ const (
 func Stages() []Stage {
 	return []Stage{
 		{TableClassify, "classify", "in_port → the port's network (reg0); the host's port goes to from_host; the tunnel's VNI → its network, straight to l2_forward",
-			map[uint16]string{prioMiss: DropUnknownPort, prioGuard: DropUnknownVNI}},
+			map[uint16]string{prioMiss: v1.DropUnknownPort, prioGuard: v1.DropUnknownVNI}},
 		{TableSpoofGuard, "spoof_guard", "only the port's own MAC and IPv4 address (and ARP sender) pass",
-			map[uint16]string{prioFallback: DropSpoofed, prioGuard: DropIPv6}},
+			map[uint16]string{prioFallback: v1.DropSpoofed, prioGuard: v1.DropIPv6}},
 		{TableFromHost, "from_host", "masquerade replies from the host into their network; ARP for ports answered",
-			map[uint16]string{prioMiss: DropHost}},
+			map[uint16]string{prioMiss: v1.DropHost}},
 		{TableGateway, "gateway", "ARP and ping for gateway addresses answered in place; IPv4 to the gateway MAC → route; the rest → l2",
 			nil},
 		{TableRoute, "route", "between networks a router joins: the destination network (reg0) and whether the packet is too big for it (reg1 bit 0); masquerade networks → the host",
-			map[uint16]string{prioGuard: DropIsolated, prioMiss: DropNoRoute}},
+			map[uint16]string{prioGuard: v1.DropIsolated, prioMiss: v1.DropNoRoute}},
 		{TablePathMTU, "path_mtu", "a copy of a packet too big for the destination network → the controller (metered), which answers ICMP fragmentation needed; routed on: TTL decremented, source MAC the destination's gateway",
-			map[uint16]string{prioMiss: DropNoRoute}},
+			map[uint16]string{prioMiss: v1.DropNoRoute}},
 		{TableNeighbor, "neighbor", "routed packets get the destination port's MAC (a remote port's too)",
-			map[uint16]string{prioMiss: DropNoNeighbor}},
+			map[uint16]string{prioMiss: v1.DropNoNeighbor}},
 		{TableL2, "l2_forward", "to the port of the destination MAC, or into the tunnel to a remote port's host; broadcast and multicast → the network's flood group",
-			map[uint16]string{prioMiss: DropUnknownDst}},
+			map[uint16]string{prioMiss: v1.DropUnknownDst}},
 	}
 }
 

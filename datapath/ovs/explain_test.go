@@ -1,4 +1,4 @@
-package trace
+package ovs
 
 import (
 	"net/netip"
@@ -8,21 +8,22 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// devModel is the model the traces in testdata were taken on (a daemon on a
+// devModel is the state the traces in testdata/trace were taken on (a daemon on a
 // sandboxed OVS 3.1, captured with ovs-appctl ofproto/trace).
-func devModel() pipeline.Model {
+func devModel() datapath.State {
 	net := func(name, subnet string, id int, masq bool) model.Network {
 		p := netip.MustParsePrefix(subnet)
 		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: 1500, Masquerade: masq, ID: id}
 	}
 	port := func(name, network, ip, mac string, ofport int) model.Port {
-		return model.Port{Name: name, Network: network, Type: model.PortVeth, IP: netip.MustParseAddr(ip), MAC: mac, Ofport: ofport}
+		return model.Port{Name: name, Network: network, Type: v1.PortVeth, IP: netip.MustParseAddr(ip), MAC: mac, Ofport: ofport}
 	}
-	return pipeline.Model{
+	return datapath.State{
 		Networks: []model.Network{net("blue", "10.61.0.0/24", 1, false), net("red", "10.62.0.0/24", 2, true), net("green", "10.63.0.0/24", 3, false)},
 		Routers:  []model.Router{{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}},
 		Ports: []model.Port{
@@ -34,12 +35,12 @@ func devModel() pipeline.Model {
 	}
 }
 
-func TestExplainOVS(t *testing.T) {
+func TestExplainTrace(t *testing.T) {
 	m := devModel()
 	for _, tc := range []struct {
 		file    string
-		q       Query
-		packet  string // what OVSPacket must build: the packet the trace was taken with
+		q       v1.Query
+		packet  string // what tracePacket must build: the packet the trace was taken with
 		verdict string
 		ports   []string
 		reason  string
@@ -47,53 +48,53 @@ func TestExplainOVS(t *testing.T) {
 		owners  []string
 		summary string
 	}{
-		{"same-network", Query{From: "web1", To: addr("10.61.0.3"), Proto: "tcp", DPort: 80},
+		{"same-network", v1.Query{From: "web1", To: addr("10.61.0.3"), Proto: "tcp", DPort: 80},
 			"tcp,in_port=1,dl_src=72:72:17:b1:8e:99,dl_dst=6a:b9:b7:ed:08:19,nw_src=10.61.0.2,nw_dst=10.61.0.3,nw_ttl=64,tcp_src=40000,tcp_dst=80",
-			Delivered, []string{"web2"}, "", []string{"classify", "spoof_guard", "gateway", "l2_forward"},
+			v1.Delivered, []string{"web2"}, "", []string{"classify", "spoof_guard", "gateway", "l2_forward"},
 			[]string{"port web1", "port web1", "pipeline", "port web2"}, "delivered to port web2 (network blue)"},
-		{"routed", Query{From: "web1", To: addr("10.62.0.2")},
+		{"routed", v1.Query{From: "web1", To: addr("10.62.0.2")},
 			"icmp,in_port=1,dl_src=72:72:17:b1:8e:99,dl_dst=16:af:9c:a5:54:24,nw_src=10.61.0.2,nw_dst=10.62.0.2,nw_ttl=64,icmp_type=8,icmp_code=0",
-			Delivered, []string{"db1"}, "", []string{"classify", "spoof_guard", "gateway", "route", "path_mtu", "neighbor", "l2_forward"},
+			v1.Delivered, []string{"db1"}, "", []string{"classify", "spoof_guard", "gateway", "route", "path_mtu", "neighbor", "l2_forward"},
 			[]string{"port web1", "port web1", "network blue", "routes of network blue", "network red", "port db1", "port db1"},
 			"delivered to port db1 (network red), routed from blue by router r1"},
-		{"isolated", Query{From: "g1", To: addr("10.61.0.2")}, "",
-			Dropped, nil, pipeline.DropIsolated, []string{"classify", "spoof_guard", "gateway", "route"},
+		{"isolated", v1.Query{From: "g1", To: addr("10.61.0.2")}, "",
+			v1.Dropped, nil, v1.DropIsolated, []string{"classify", "spoof_guard", "gateway", "route"},
 			[]string{"port g1", "port g1", "network green", "network blue"}, "dropped in table 30 (route) by a flow of network blue: no router joins"},
-		{"spoofed", Query{From: "web1", To: addr("10.61.0.3"), Proto: "tcp", DPort: 80, Src: addr("10.61.0.99")},
+		{"spoofed", v1.Query{From: "web1", To: addr("10.61.0.3"), Proto: "tcp", DPort: 80, Src: addr("10.61.0.99")},
 			"tcp,in_port=1,dl_src=72:72:17:b1:8e:99,dl_dst=6a:b9:b7:ed:08:19,nw_src=10.61.0.99,nw_dst=10.61.0.3,nw_ttl=64,tcp_src=40000,tcp_dst=80",
-			Dropped, nil, pipeline.DropSpoofed, []string{"classify", "spoof_guard"}, []string{"port web1", "port web1"},
+			v1.Dropped, nil, v1.DropSpoofed, []string{"classify", "spoof_guard"}, []string{"port web1", "port web1"},
 			"dropped in table 10 (spoof_guard) by a flow of port web1: its source MAC or IP is not the port's own"},
-		{"masquerade", Query{From: "db1", To: addr("198.51.100.2"), Proto: "udp", DPort: 53},
+		{"masquerade", v1.Query{From: "db1", To: addr("198.51.100.2"), Proto: "udp", DPort: 53},
 			"udp,in_port=3,dl_src=ce:e4:5f:b6:e9:ce,dl_dst=82:02:dc:01:69:48,nw_src=10.62.0.2,nw_dst=198.51.100.2,nw_ttl=64,udp_src=40000,udp_dst=53",
-			ToHost, nil, "", []string{"classify", "spoof_guard", "gateway", "route"}, nil, "masquerades"},
-		{"no-route", Query{From: "web1", To: addr("198.51.100.2")}, "",
-			Dropped, nil, pipeline.DropNoRoute, nil, nil, "dropped in table 30 (route) by a flow of pipeline"},
-		{"no-neighbor", Query{From: "web1", To: addr("10.62.0.77")}, "",
-			Dropped, nil, pipeline.DropNoNeighbor, nil, nil, "no port has the destination address"},
-		{"gateway-ping", Query{From: "web1", To: addr("10.61.0.1")},
+			v1.ToHost, nil, "", []string{"classify", "spoof_guard", "gateway", "route"}, nil, "masquerades"},
+		{"no-route", v1.Query{From: "web1", To: addr("198.51.100.2")}, "",
+			v1.Dropped, nil, v1.DropNoRoute, nil, nil, "dropped in table 30 (route) by a flow of pipeline"},
+		{"no-neighbor", v1.Query{From: "web1", To: addr("10.62.0.77")}, "",
+			v1.Dropped, nil, v1.DropNoNeighbor, nil, nil, "no port has the destination address"},
+		{"gateway-ping", v1.Query{From: "web1", To: addr("10.61.0.1")},
 			"icmp,in_port=1,dl_src=72:72:17:b1:8e:99,dl_dst=16:af:9c:a5:54:24,nw_src=10.61.0.2,nw_dst=10.61.0.1,nw_ttl=64,icmp_type=8,icmp_code=0",
-			Answered, nil, "", nil, nil, "answered in place by the gateway of network blue"},
-		{"arp-flood", Query{From: "web1", To: addr("10.61.0.77")},
+			v1.Answered, nil, "", nil, nil, "answered in place by the gateway of network blue"},
+		{"arp-flood", v1.Query{From: "web1", To: addr("10.61.0.77")},
 			"arp,in_port=1,dl_src=72:72:17:b1:8e:99,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=10.61.0.2,arp_tpa=10.61.0.77,arp_sha=72:72:17:b1:8e:99",
-			Flooded, []string{"web2"}, "", nil, nil, "no port of network blue has 10.61.0.77"},
+			v1.Flooded, []string{"web2"}, "", nil, nil, "no port of network blue has 10.61.0.77"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			q := tc.q
 			if err := q.Check(); err != nil {
 				t.Fatal(err)
 			}
-			pkt, err := OVSPacket(q, m)
+			pkt, err := tracePacket(q, m)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tc.packet != "" && pkt != tc.packet {
 				t.Errorf("packet\n got %s\nwant %s", pkt, tc.packet)
 			}
-			raw, err := os.ReadFile(filepath.Join("testdata", tc.file+".txt"))
+			raw, err := os.ReadFile(filepath.Join("testdata", "trace", tc.file+".txt"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := ExplainOVS(q, m, pkt, string(raw))
+			res, err := explainTrace(q, m, pkt, string(raw))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,38 +118,11 @@ func TestExplainOVS(t *testing.T) {
 	}
 }
 
-func TestQueryCheck(t *testing.T) {
-	for _, tc := range []struct {
-		q    Query
-		want string // "" for valid
-	}{
-		{Query{From: "web1", To: addr("10.0.0.1")}, ""},
-		{Query{From: "web1", To: addr("10.0.0.1"), Proto: "tcp", DPort: 443}, ""},
-		{Query{From: "Web1", To: addr("10.0.0.1")}, "from"},
-		{Query{From: "web1"}, "to must be an IPv4 address"},
-		{Query{From: "web1", To: addr("fd00::1")}, "to must be an IPv4 address"},
-		{Query{From: "web1", To: addr("10.0.0.1"), Proto: "sctp"}, "proto must be"},
-		{Query{From: "web1", To: addr("10.0.0.1"), Proto: "tcp"}, "needs a destination port"},
-		{Query{From: "web1", To: addr("10.0.0.1"), DPort: 80}, "dport applies to tcp and udp only"},
-		{Query{From: "web1", To: addr("10.0.0.1"), SrcMAC: "01:00:00:00:00:01"}, "src_mac"},
-		{Query{From: "web1", To: addr("10.0.0.1"), Src: addr("fd00::2")}, "src must be an IPv4"},
-	} {
-		q := tc.q
-		err := q.Check()
-		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("%+v: error %v, want %q", tc.q, err, tc.want)
-		}
-		if err == nil && q.Proto == "" {
-			t.Errorf("%+v: no default protocol", tc.q)
-		}
-	}
-}
-
-func TestExplainOVSUnknownOutput(t *testing.T) {
-	if _, err := ExplainOVS(Query{From: "web1", To: addr("10.61.0.3")}, devModel(), "", "Bad openflow flow syntax: x"); err == nil {
+func TestExplainTraceUnknownOutput(t *testing.T) {
+	if _, err := explainTrace(v1.Query{From: "web1", To: addr("10.61.0.3")}, devModel(), "", "Bad openflow flow syntax: x"); err == nil {
 		t.Fatal("no error for a trace without tables")
 	}
-	if _, err := OVSPacket(Query{From: "nope", To: addr("10.61.0.3")}, devModel()); err == nil {
+	if _, err := tracePacket(v1.Query{From: "nope", To: addr("10.61.0.3")}, devModel()); err == nil {
 		t.Fatal("no error for an unknown port")
 	}
 }

@@ -1,4 +1,4 @@
-package trace
+package ovs
 
 import (
 	"fmt"
@@ -7,34 +7,35 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
-// OVSPacket is the packet q describes, as ofproto/trace takes it (ovs-ofctl
-// flow syntax): what the port's own stack would put on the wire. To an
-// address of its subnet it goes to that port's MAC — or, when no port has
-// the address, it is the ARP request the sender would broadcast first; to
-// any other address it goes to the gateway's MAC (the default route).
-func OVSPacket(q Query, m pipeline.Model) (string, error) {
-	o := index(m)
-	p, n, err := o.source(q)
+// traceSrcPort is the source port of traced TCP and UDP packets: an
+// ephemeral one, as a client would pick.
+const traceSrcPort = 40000
+
+// tracePacket is the packet q describes, as ofproto/trace takes it
+// (ovs-ofctl flow syntax): what the port's own stack would put on the wire.
+// To an address of its subnet it goes to that port's MAC — or, when no port
+// has the address, it is the ARP request the sender would broadcast first;
+// to any other address it goes to the gateway's MAC (the default route).
+func tracePacket(q v1.Query, s datapath.State) (string, error) {
+	o := trace.Index(s)
+	p, n, err := o.Source(q)
 	if err != nil {
 		return "", err
 	}
 	if p.Ofport <= 0 {
 		return "", fmt.Errorf("port %q has no ofport yet", p.Name)
 	}
-	src, srcMAC := p.IP, p.MAC
-	if q.Src.IsValid() {
-		src = q.Src
-	}
-	if q.SrcMAC != "" {
-		srcMAC = q.SrcMAC
-	}
+	src, srcMAC := trace.Sender(q, p)
 	dstMAC := model.BridgeMAC(n.Name)
 	if n.Subnet.Contains(q.To) && q.To != n.Gateway {
-		dst, ok := o.portWith(n.Name, q.To)
+		dst, ok := o.PortWith(n.Name, q.To)
 		if !ok {
 			return fmt.Sprintf("arp,in_port=%d,dl_src=%s,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=%s,arp_tpa=%s,arp_sha=%s",
 				p.Ofport, srcMAC, src, q.To, srcMAC), nil
@@ -42,10 +43,10 @@ func OVSPacket(q Query, m pipeline.Model) (string, error) {
 		dstMAC = dst.MAC
 	}
 	pkt := fmt.Sprintf("%s,in_port=%d,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64", q.Proto, p.Ofport, srcMAC, dstMAC, src, q.To)
-	if q.Proto == ProtoICMP {
+	if q.Proto == v1.ProtoICMP {
 		return pkt + ",icmp_type=8,icmp_code=0", nil
 	}
-	return fmt.Sprintf("%s,%s_src=%d,%s_dst=%d", pkt, q.Proto, srcPort, q.Proto, q.DPort), nil
+	return fmt.Sprintf("%s,%s_src=%d,%s_dst=%d", pkt, q.Proto, traceSrcPort, q.Proto, q.DPort), nil
 }
 
 // stepLine is the head of one table's step in ofproto/trace's output:
@@ -53,18 +54,18 @@ func OVSPacket(q Query, m pipeline.Model) (string, error) {
 // (the match is absent for a flow that matches everything).
 var stepLine = regexp.MustCompile(`^\s*(\d+)\.\s+(?:(.*), )?priority (\d+), cookie (0x[0-9a-f]+)\s*$`)
 
-// ExplainOVS reads ofproto/trace's output for the packet made by
-// OVSPacket(q, m) and maps each step to its table and owner, and the last
+// explainTrace reads ofproto/trace's output for the packet made by
+// tracePacket(q, s) and maps each step to its table and owner, and the last
 // one to a verdict.
-func ExplainOVS(q Query, m pipeline.Model, packet, raw string) (Result, error) {
-	o := index(m)
-	from, n, err := o.source(q)
+func explainTrace(q v1.Query, s datapath.State, packet, raw string) (v1.Result, error) {
+	o := trace.Index(s)
+	from, n, err := o.Source(q)
 	if err != nil {
-		return Result{}, err
+		return v1.Result{}, err
 	}
-	res := Result{Backend: "ovs", Packet: packet, Raw: raw}
-	owners := pipeline.NewOwners(m)
-	var last *Step
+	res := v1.Result{Backend: "ovs", Packet: packet, Raw: raw}
+	owners := pipeline.NewOwners(pipelineModel(s))
+	var last *v1.Step
 	for _, line := range strings.Split(raw, "\n") {
 		if g := stepLine.FindStringSubmatch(line); g != nil {
 			table, _ := strconv.Atoi(g[1])
@@ -73,11 +74,11 @@ func ExplainOVS(q Query, m pipeline.Model, packet, raw string) (Result, error) {
 			if err != nil {
 				return res, fmt.Errorf("trace step %q: cookie: %w", line, err)
 			}
-			s := Step{Table: table, Stage: pipeline.StageName(uint8(table)), Priority: prio, Match: g[2]}
+			step := v1.Step{Table: table, Stage: pipeline.StageName(uint8(table)), Priority: prio, Match: g[2]}
 			if owner, ok := owners.Of(cookie); ok {
-				s.Owner = owner.String()
+				step.Owner = owner.String()
 			}
-			res.Steps = append(res.Steps, s)
+			res.Steps = append(res.Steps, step)
 			last = &res.Steps[len(res.Steps)-1]
 			continue
 		}
@@ -96,17 +97,17 @@ func ExplainOVS(q Query, m pipeline.Model, packet, raw string) (Result, error) {
 	if len(res.Steps) == 0 {
 		return res, fmt.Errorf("ofproto/trace shows no table: %s", firstLine(raw))
 	}
-	verdict(&res, o, from, n, q)
+	traceVerdict(&res, o, from, n, q)
 	return res, nil
 }
 
-// verdict reads the last step's actions: an output to a port delivers, to
+// traceVerdict reads the last step's actions: an output to a port delivers, to
 // IN_PORT answers in place, to LOCAL hands to the host, a group floods, and
 // nothing drops for the reason the dropping flow stands for.
-func verdict(res *Result, o objects, from model.Port, n model.Network, q Query) {
+func traceVerdict(res *v1.Result, o trace.Objects, from model.Port, n model.Network, q v1.Query) {
 	s := &res.Steps[len(res.Steps)-1]
 	byOfport := map[string]string{}
-	for _, p := range o.m.Ports {
+	for _, p := range o.State.Ports {
 		byOfport[strconv.Itoa(p.Ofport)] = p.Name
 	}
 	var outs []string
@@ -130,7 +131,7 @@ func verdict(res *Result, o objects, from model.Port, n model.Network, q Query) 
 			switch {
 			case ok:
 			case tunDst.IsValid():
-				name = o.tunnelTarget(tunDst, q.To)
+				name = tunnelTarget(o.State, tunDst, q.To)
 			default:
 				name = "ofport " + strings.TrimPrefix(a, "output:")
 			}
@@ -140,41 +141,63 @@ func verdict(res *Result, o objects, from model.Port, n model.Network, q Query) 
 	}
 	switch {
 	case answered:
-		res.Verdict = Answered
+		res.Verdict = v1.Answered
 		res.Summary = fmt.Sprintf("answered in place by the gateway of network %s (%s)", n.Name, q.To)
 		if q.To == n.Gateway {
 			break
 		}
-		if dn, ok := o.networkOf(q.To); ok {
-			res.Summary = fmt.Sprintf("answered in place as the gateway %s of network %s, which router %s joins to %s", q.To, dn.Name, o.router(n.Name, dn.Name), n.Name)
+		if dn, ok := o.NetworkOf(q.To); ok {
+			res.Summary = fmt.Sprintf("answered in place as the gateway %s of network %s, which router %s joins to %s", q.To, dn.Name, o.Router(n.Name, dn.Name), n.Name)
 		}
 	case local:
-		res.Verdict = ToHost
+		res.Verdict = v1.ToHost
 		res.Summary = fmt.Sprintf("handed to the host's IP stack, which masquerades it to %s (network %s masquerades)", q.To, n.Name)
 	case group:
-		res.Verdict = Flooded
+		res.Verdict = v1.Flooded
 		res.Ports = outs
 		res.Summary = fmt.Sprintf("broadcast to network %s: %s", n.Name, portList(outs))
 		if strings.HasPrefix(res.Packet, "arp,") {
 			res.Summary = fmt.Sprintf("no port of network %s has %s: port %s's ARP request for it is broadcast to %s, and nobody answers", n.Name, q.To, from.Name, portList(outs))
 		}
 	case len(outs) > 0:
-		res.Verdict = Delivered
+		res.Verdict = v1.Delivered
 		res.Ports = outs
 		res.Summary = fmt.Sprintf("delivered to port %s", strings.Join(outs, ", "))
-		if dn, ok := o.networkOf(q.To); ok && dn.Name != n.Name {
-			res.Summary += fmt.Sprintf(" (network %s), routed from %s by router %s", dn.Name, n.Name, o.router(n.Name, dn.Name))
+		if dn, ok := o.NetworkOf(q.To); ok && dn.Name != n.Name {
+			res.Summary += fmt.Sprintf(" (network %s), routed from %s by router %s", dn.Name, n.Name, o.Router(n.Name, dn.Name))
 		} else {
 			res.Summary += fmt.Sprintf(" (network %s)", n.Name)
 		}
 	default:
-		res.Verdict = Dropped
+		res.Verdict = v1.Dropped
 		if r, ok := pipeline.DropReason(uint8(s.Table), uint16(s.Priority)); ok {
 			res.Reason = r
 			s.Drop = r
 		}
-		res.Summary = fmt.Sprintf("dropped in table %d (%s) by a flow of %s: %s", s.Table, s.Stage, s.Owner, Meaning(res.Reason))
+		res.Summary = fmt.Sprintf("dropped in table %d (%s) by a flow of %s: %s", s.Table, s.Stage, s.Owner, v1.DropMeaning(res.Reason))
 	}
+}
+
+// tunnelTarget names what a packet sent into the tunnel to the host at
+// underlay address host reaches: the remote port with address to there,
+// else the host (a flood group's bucket).
+func tunnelTarget(s datapath.State, host, to netip.Addr) string {
+	name := host.String()
+	for _, r := range s.Remote {
+		if r.HostIP != host {
+			continue
+		}
+		if r.Port.IP == to {
+			if r.Port.Host == "" {
+				return r.Port.Name
+			}
+			return r.Port.Name + " on " + r.Port.Host
+		}
+		if r.Port.Host != "" {
+			name = r.Port.Host
+		}
+	}
+	return "host " + name
 }
 
 // portList names where a broadcast went: local ports, and the other hosts

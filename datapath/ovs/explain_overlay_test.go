@@ -1,4 +1,4 @@
-package trace
+package ovs
 
 import (
 	"net/netip"
@@ -8,20 +8,21 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// clusterModel is host h1 of the model the overlay traces in testdata were
+// clusterModel is host h1 of the state the overlay traces in testdata/trace were
 // taken on (datapath/ovs TestOverlayTwoHosts: OVS 3.1, userspace datapath,
 // VXLAN through br-phy): ba is local, the others are on h2.
-func clusterModel() pipeline.Model {
+func clusterModel() datapath.State {
 	nw := func(name, subnet string, id int) model.Network {
 		p := netip.MustParsePrefix(subnet)
 		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: 1500, ID: id}
 	}
 	port := func(name, network, ip string) model.Port {
-		return model.Port{Name: name, Network: network, Type: model.PortVeth, IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name)}
+		return model.Port{Name: name, Network: network, Type: v1.PortVeth, IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name)}
 	}
 	remote := func(name, network, ip string) model.RemotePort {
 		p := port(name, network, ip)
@@ -30,7 +31,7 @@ func clusterModel() pipeline.Model {
 	}
 	ba := port("ba", "blue", "10.98.1.10")
 	ba.Ofport, ba.Host = 2, "h1"
-	return pipeline.Model{
+	return datapath.State{
 		Networks: []model.Network{nw("blue", "10.98.1.0/24", 11), nw("red", "10.98.2.0/24", 12), nw("green", "10.98.3.0/24", 13)},
 		Routers:  []model.Router{{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}},
 		Ports:    []model.Port{ba},
@@ -38,26 +39,26 @@ func clusterModel() pipeline.Model {
 	}
 }
 
-// TestExplainOverlay: a packet for another host's port is built with that
+// TestExplainTraceOverlay: a packet for another host's port is built with that
 // port's MAC, the output into the tunnel names the port and its host, the
 // trace's second bridge (br-phy, where the encapsulated packet goes) is not
 // taken for a step of ours, and a broadcast names the hosts it reaches.
-func TestExplainOverlay(t *testing.T) {
+func TestExplainTraceOverlay(t *testing.T) {
 	m := clusterModel()
 	for _, tc := range []struct {
 		file    string
-		q       Query
+		q       v1.Query
 		verdict string
 		ports   []string
 		owners  []string
 		summary string
 	}{
-		{"overlay-remote", Query{From: "ba", To: addr("10.98.1.11"), Proto: "tcp", DPort: 80}, Delivered, []string{"bb on h2"},
+		{"overlay-remote", v1.Query{From: "ba", To: addr("10.98.1.11"), Proto: "tcp", DPort: 80}, v1.Delivered, []string{"bb on h2"},
 			[]string{"port ba", "port ba", "pipeline", "remote port bb on h2"}, "delivered to port bb on h2 (network blue)"},
-		{"overlay-routed", Query{From: "ba", To: addr("10.98.2.11")}, Delivered, []string{"rb on h2"},
+		{"overlay-routed", v1.Query{From: "ba", To: addr("10.98.2.11")}, v1.Delivered, []string{"rb on h2"},
 			[]string{"port ba", "port ba", "network blue", "routes of network blue", "network red", "remote port rb on h2", "remote port rb on h2"},
 			"delivered to port rb on h2 (network red), routed from blue by router r1"},
-		{"overlay-arp-flood", Query{From: "ba", To: addr("10.98.1.99")}, Flooded, []string{"host h2"}, nil,
+		{"overlay-arp-flood", v1.Query{From: "ba", To: addr("10.98.1.99")}, v1.Flooded, []string{"host h2"}, nil,
 			"port ba's ARP request for it is broadcast to hosts h2, and nobody answers"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -65,19 +66,19 @@ func TestExplainOverlay(t *testing.T) {
 			if err := q.Check(); err != nil {
 				t.Fatal(err)
 			}
-			pkt, err := OVSPacket(q, m)
+			pkt, err := tracePacket(q, m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw, err := os.ReadFile(filepath.Join("testdata", tc.file+".txt"))
+			raw, err := os.ReadFile(filepath.Join("testdata", "trace", tc.file+".txt"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The trace was taken with the packet OVSPacket builds.
+			// The trace was taken with the packet tracePacket builds.
 			if first, _, _ := strings.Cut(string(raw), "\n"); !strings.Contains(first, strings.SplitN(pkt, ",", 2)[0]+",in_port=2") {
 				t.Errorf("trace of another packet than %s: %s", pkt, first)
 			}
-			res, err := ExplainOVS(q, m, pkt, string(raw))
+			res, err := explainTrace(q, m, pkt, string(raw))
 			if err != nil {
 				t.Fatal(err)
 			}

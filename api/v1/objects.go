@@ -1,0 +1,142 @@
+package v1
+
+import "net/netip"
+
+// Port types (PortSpec.Type, Port.Type).
+const (
+	PortVeth = "veth" // a veth pair with one end, addressed, inside a network namespace
+	PortTap  = "tap"  // a persistent tap device on the host, for a VM or a user-space program
+)
+
+// NetworkSpec is the body of PUT /v1/networks/{name}.
+type NetworkSpec struct {
+	Subnet     string `json:"subnet"`
+	Gateway    string `json:"gateway,omitempty"`
+	MTU        int    `json:"mtu,omitempty"`
+	Masquerade bool   `json:"masquerade,omitempty"`
+}
+
+// Network is a network as the API shows it: the fields and JSON of the
+// stored model.Network (model/view_test.go holds the two together), so
+// that answers and records keep one shape.
+type Network struct {
+	Name       string       `json:"name"`
+	Subnet     netip.Prefix `json:"subnet"`
+	Gateway    netip.Addr   `json:"gateway"`
+	MTU        int          `json:"mtu"`
+	Masquerade bool         `json:"masquerade"`
+	ID         int          `json:"id"`
+}
+
+// NetworkList is GET /v1/networks.
+type NetworkList struct {
+	Networks []Network `json:"networks"`
+}
+
+// RouterSpec is the body of PUT /v1/routers/{name}.
+type RouterSpec struct {
+	Networks []string `json:"networks"`
+}
+
+// Router is a router as the API shows it, networks sorted: the JSON of the
+// stored model.Router.
+type Router struct {
+	Name     string   `json:"name"`
+	Networks []string `json:"networks"`
+	ID       int      `json:"id"`
+}
+
+// RouterList is GET /v1/routers.
+type RouterList struct {
+	Routers []Router `json:"routers"`
+}
+
+// PortSpec is the body of PUT /v1/ports/{name}. IP and MAC are allocated when absent.
+type PortSpec struct {
+	Network string `json:"network"`
+	Netns   string `json:"netns,omitempty"`
+	Ifname  string `json:"ifname,omitempty"`
+	IP      string `json:"ip,omitempty"`
+	MAC     string `json:"mac,omitempty"`
+	Type    string `json:"type,omitempty"`
+	// DefaultRoute takes the namespace's default route over where it has
+	// one (veth only); without it a port sets one only where there is none.
+	DefaultRoute bool `json:"default_route,omitempty"`
+}
+
+// NetnsPath resolves a netns field (PortSpec.Netns, Port.Netns) to a
+// filesystem path: a bare name refers to `ip netns` (/var/run/netns/NAME),
+// anything else is an absolute path.
+func NetnsPath(netns string) string {
+	if netns == "" || netns[0] == '/' {
+		return netns
+	}
+	return "/var/run/netns/" + netns
+}
+
+// Port is a port as the API shows it: with its address prefix and gateway.
+type Port struct {
+	Name       string `json:"name"`
+	Network    string `json:"network"`
+	Type       string `json:"type"`
+	Netns      string `json:"netns,omitempty"`
+	Ifname     string `json:"ifname"`
+	IP         string `json:"ip"`
+	MAC        string `json:"mac"`
+	Gateway    string `json:"gateway"`
+	HostIfname string `json:"host_ifname"`
+	Ofport     int    `json:"ofport,omitempty"`
+	Host       string `json:"host,omitempty"`
+	// DefaultRoute is the port's spec; what it displaced is the daemon's.
+	DefaultRoute bool `json:"default_route,omitempty"`
+	// Status tells whether this host's port forwards now (PortForwarding
+	// or PortDown) and, when it does not, why: StatusReason is one of a
+	// fixed set the controller names (docs/API.md), StatusDetail the
+	// datapath's words. It is what the daemon last found, never stored;
+	// other hosts' ports have none.
+	Status       string `json:"status,omitempty"`
+	StatusReason string `json:"status_reason,omitempty"`
+	StatusDetail string `json:"status_detail,omitempty"`
+}
+
+// Port statuses (Port.Status).
+const (
+	PortForwarding = "forwarding"
+	PortDown       = "down"
+)
+
+// PortList is GET /v1/ports.
+type PortList struct {
+	Ports []Port `json:"ports"`
+}
+
+// Host is a host as GET /v1/hosts shows it.
+type Host struct {
+	Name       string `json:"name"`
+	UnderlayIP string `json:"underlay_ip,omitempty"`
+	Ports      int    `json:"ports"`
+	Self       bool   `json:"self,omitempty"`
+}
+
+// HostList is GET /v1/hosts.
+type HostList struct {
+	Hosts []Host `json:"hosts"`
+}
+
+// Info is GET /v1/info: the daemon and its backend.
+type Info struct {
+	Backend      string `json:"backend"` // "ovs" or "linux"
+	Bridge       string `json:"bridge"`
+	DatapathType string `json:"datapath_type"` // OVS datapath type; empty on Linux
+	Version      string `json:"version"`
+	// OpenFlowConnected: the bridge is connected to the daemon and has
+	// its flows (OVS only).
+	OpenFlowConnected bool   `json:"openflow_connected"`
+	Host              string `json:"host"`
+	Cluster           bool   `json:"cluster"`
+}
+
+// Error is the body of every answer that is not a success.
+type Error struct {
+	Error string `json:"error"`
+}

@@ -1,0 +1,124 @@
+package linux
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
+	"github.com/ovs-vnet/ovs-vnet/model"
+	"github.com/ovs-vnet/ovs-vnet/trace"
+)
+
+// traceRoutes are the kernel's own answers that an explanation quotes.
+type traceRoutes struct {
+	InNetns string // the source namespace's route to the destination (`ip route get`), or why there is none
+	OnHost  string // the host's route to it, for a packet that leaves the source's bridge
+}
+
+// explainTrace explains q on this backend (bridges named with prefix):
+// best-effort, since no datapath runs the packet. Each step names the
+// kernel's route or the nftables chain (nft.go, ports.go) that decides, in
+// the order a packet meets them: the port's anti-spoofing chain in the
+// bridge table, the namespace's route, then — off the bridge — the host's
+// route, the inet table's forward chain and, for masquerade, postrouting.
+func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoutes) (v1.Result, error) {
+	o := trace.Index(s)
+	p, n, err := o.Source(q)
+	if err != nil {
+		return v1.Result{}, err
+	}
+	src, srcMAC := trace.Sender(q, p)
+	res := v1.Result{
+		Backend: "linux", BestEffort: true,
+		Packet: fmt.Sprintf("%s from %s (%s) to %s, sent by port %s", l4(q), src, srcMAC, q.To, p.Name),
+	}
+	br := model.BridgeName(prefix, n.Name)
+	guard := v1.Step{Table: -1, Stage: fmt.Sprintf("nft bridge %s %s", hostnet.Table, portChain(p.Name)), Owner: "port " + p.Name}
+	if src != p.IP || srcMAC != p.MAC {
+		guard.Actions, guard.Drop = []string{"counter name " + SpoofCounter(p.Name) + " drop"}, v1.DropSpoofed
+		res.Steps = append(res.Steps, guard)
+		return dropped(res, v1.DropSpoofed, "port "+p.Name+"'s chain in the bridge table"), nil
+	}
+	guard.Actions = []string{fmt.Sprintf("ether saddr %s ip saddr %s accept", p.MAC, p.IP)}
+	res.Steps = append(res.Steps, guard)
+	if p.Netns != "" {
+		res.Steps = append(res.Steps, v1.Step{Table: -1, Stage: "route in netns " + p.Netns, Actions: []string{routes.InNetns}})
+	}
+
+	if n.Subnet.Contains(q.To) {
+		return onNetwork(res, o, n, br, q), nil
+	}
+	dn, known := o.NetworkOf(q.To)
+	hostRoute := v1.Step{Table: -1, Stage: "route on the host", Actions: []string{routes.OnHost}}
+	forward := v1.Step{Table: -1, Stage: fmt.Sprintf("nft inet %s %s", hostnet.Table, chainForward)}
+	switch {
+	case known && o.Router(n.Name, dn.Name) != "":
+		forward.Owner = "routes of network " + n.Name
+		forward.Actions = []string{fmt.Sprintf("iifname %q oifname %q accept", br, model.BridgeName(prefix, dn.Name))}
+		res.Steps = append(res.Steps, hostRoute, forward)
+		res = onNetwork(res, o, dn, model.BridgeName(prefix, dn.Name), q)
+		if res.Verdict == v1.Delivered {
+			res.Summary += fmt.Sprintf(", routed from %s by router %s", n.Name, o.Router(n.Name, dn.Name))
+		}
+		return res, nil
+	case known:
+		forward.Owner = "network " + n.Name
+		forward.Actions, forward.Drop = []string{fmt.Sprintf("iifname %q drop", br)}, v1.DropIsolated
+		res.Steps = append(res.Steps, hostRoute, forward)
+		return dropped(res, v1.DropIsolated, "the forward chain"), nil
+	case n.Masquerade:
+		forward.Owner = "network " + n.Name
+		forward.Actions = []string{fmt.Sprintf("iifname %q oifname != our bridges accept", br)}
+		nat := v1.Step{Table: -1, Stage: fmt.Sprintf("nft inet %s %s", hostnet.Table, chainPostrouting), Owner: "network " + n.Name,
+			Actions: []string{fmt.Sprintf("ip saddr %s masquerade", n.Subnet)}}
+		res.Steps = append(res.Steps, hostRoute, forward, nat)
+		res.Verdict = v1.ToHost
+		res.Summary = fmt.Sprintf("routed by the host to %s with its source masqueraded (network %s masquerades)", q.To, n.Name)
+		return res, nil
+	default:
+		forward.Owner = "network " + n.Name
+		forward.Actions, forward.Drop = []string{fmt.Sprintf("iifname %q drop", br)}, v1.DropNoRoute
+		res.Steps = append(res.Steps, hostRoute, forward)
+		return dropped(res, v1.DropNoRoute, "the forward chain"), nil
+	}
+}
+
+// onNetwork ends the packet's way on network n (bridge br): the gateway
+// address is the host's own on the bridge, a port's address is delivered by
+// the bridge, any other goes unanswered.
+func onNetwork(res v1.Result, o trace.Objects, n model.Network, br string, q v1.Query) v1.Result {
+	if q.To == n.Gateway {
+		res.Steps = append(res.Steps, v1.Step{Table: -1, Stage: fmt.Sprintf("nft inet %s %s", hostnet.Table, chainInput), Owner: "network " + n.Name,
+			Actions: []string{fmt.Sprintf("ip daddr %s accept: the address of bridge %s", q.To, br)}})
+		res.Verdict = v1.Answered
+		res.Summary = fmt.Sprintf("answered by the host as the gateway %s of network %s", q.To, n.Name)
+		return res
+	}
+	dst, ok := o.PortWith(n.Name, q.To)
+	if !ok {
+		res.Steps = append(res.Steps, v1.Step{Table: -1, Stage: "bridge " + br, Owner: "network " + n.Name,
+			Actions: []string{fmt.Sprintf("ARP for %s: no port answers", q.To)}, Drop: v1.DropNoNeighbor})
+		return dropped(res, v1.DropNoNeighbor, "bridge "+br)
+	}
+	res.Steps = append(res.Steps, v1.Step{Table: -1, Stage: "bridge " + br, Owner: "port " + dst.Name,
+		Actions: []string{fmt.Sprintf("to %s on %s", dst.MAC, dst.HostIfname)}})
+	res.Verdict, res.Ports = v1.Delivered, []string{dst.Name}
+	res.Summary = fmt.Sprintf("delivered to port %s (network %s)", dst.Name, n.Name)
+	return res
+}
+
+func dropped(res v1.Result, reason, where string) v1.Result {
+	res.Verdict, res.Reason = v1.Dropped, reason
+	res.Summary = fmt.Sprintf("dropped by %s: %s", where, v1.DropMeaning(reason))
+	return res
+}
+
+// l4 is the transport part of the packet in words.
+func l4(q v1.Query) string {
+	if q.Proto == v1.ProtoICMP {
+		return "icmp echo request"
+	}
+	return q.Proto + " dport " + strconv.Itoa(int(q.DPort))
+}

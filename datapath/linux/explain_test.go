@@ -1,0 +1,86 @@
+package linux
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+func TestExplainTrace(t *testing.T) {
+	s := traceState()
+	routes := traceRoutes{InNetns: "10.62.0.2 via 10.61.0.1 dev eth0 src 10.61.0.2", OnHost: "10.62.0.2 dev vnbr-x src 10.62.0.1"}
+	for _, tc := range []struct {
+		name    string
+		q       v1.Query
+		verdict string
+		reason  string
+		ports   string
+		stages  []string
+		summary string
+	}{
+		{"same network", v1.Query{From: "web1", To: addr("10.61.0.3"), Proto: "tcp", DPort: 80}, v1.Delivered, "", "web2",
+			[]string{"nft bridge ovs_vnet port_web1", "route in netns ns-web1", "bridge "}, "delivered to port web2 (network blue)"},
+		{"routed", v1.Query{From: "web1", To: addr("10.62.0.2")}, v1.Delivered, "", "db1",
+			[]string{"nft bridge ovs_vnet port_web1", "route in netns ns-web1", "route on the host", "nft inet ovs_vnet forward", "bridge "},
+			"delivered to port db1 (network red), routed from blue by router r1"},
+		{"isolated", v1.Query{From: "g1", To: addr("10.61.0.2")}, v1.Dropped, v1.DropIsolated, "",
+			[]string{"nft bridge ovs_vnet port_g1", "route in netns ns-g1", "route on the host", "nft inet ovs_vnet forward"}, "no router joins"},
+		{"spoofed", v1.Query{From: "web1", To: addr("10.61.0.3"), SrcMAC: "02:00:00:00:00:99"}, v1.Dropped, v1.DropSpoofed, "",
+			[]string{"nft bridge ovs_vnet port_web1"}, "anti-spoofing"},
+		{"masquerade", v1.Query{From: "db1", To: addr("198.51.100.2")}, v1.ToHost, "", "", nil, "masqueraded"},
+		{"no route", v1.Query{From: "web1", To: addr("198.51.100.2")}, v1.Dropped, v1.DropNoRoute, "", nil, "does not masquerade"},
+		{"gateway", v1.Query{From: "web1", To: addr("10.61.0.1")}, v1.Answered, "", "", nil, "answered by the host as the gateway"},
+		{"peer gateway", v1.Query{From: "web1", To: addr("10.62.0.1")}, v1.Answered, "", "", nil, "gateway 10.62.0.1 of network red"},
+		{"nobody", v1.Query{From: "web1", To: addr("10.61.0.77")}, v1.Dropped, v1.DropNoNeighbor, "", nil, "no port has"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			if err := q.Check(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := explainTrace(q, s, "vnbr", routes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Verdict != tc.verdict || res.Reason != tc.reason || strings.Join(res.Ports, ",") != tc.ports || !res.BestEffort {
+				t.Errorf("got %s %q %v best-effort %v, want %s %q %s", res.Verdict, res.Reason, res.Ports, res.BestEffort, tc.verdict, tc.reason, tc.ports)
+			}
+			for i, want := range tc.stages {
+				if i >= len(res.Steps) || !strings.HasPrefix(res.Steps[i].Stage, want) {
+					t.Errorf("steps %+v, want stages %v", res.Steps, tc.stages)
+					break
+				}
+			}
+			if !strings.Contains(res.Summary, tc.summary) {
+				t.Errorf("summary %q lacks %q", res.Summary, tc.summary)
+			}
+		})
+	}
+}
+
+// traceState has networks blue and red, which router r1 joins, and green,
+// which no router joins; red masquerades.
+func traceState() datapath.State {
+	var s datapath.State
+	for i, n := range []struct {
+		name string
+		masq bool
+	}{{"blue", false}, {"red", true}, {"green", false}} {
+		subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(61 + i), 0, 0}), 24)
+		s.Networks = append(s.Networks, model.Network{Name: n.name, Subnet: subnet, Gateway: subnet.Addr().Next(), MTU: 1500, Masquerade: n.masq, ID: i + 1})
+	}
+	s.Routers = []model.Router{{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}}
+	for _, p := range []struct{ name, network, ip string }{
+		{"web1", "blue", "10.61.0.2"}, {"web2", "blue", "10.61.0.3"}, {"db1", "red", "10.62.0.2"}, {"g1", "green", "10.63.0.2"},
+	} {
+		s.Ports = append(s.Ports, model.Port{Name: p.name, Network: p.network, Type: v1.PortVeth, Netns: "ns-" + p.name,
+			IP: netip.MustParseAddr(p.ip), MAC: model.PortMAC(p.name), HostIfname: model.HostIfname(p.name)})
+	}
+	return s
+}
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
