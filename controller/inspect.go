@@ -29,8 +29,8 @@ func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]datapath.Flow, 
 	if err != nil {
 		return nil, err
 	}
-	lister, ok := b.(datapath.FlowLister)
-	if !ok {
+	lister := b.Capabilities().FlowLister
+	if lister == nil {
 		return nil, fmt.Errorf("%w: the %s backend has no OpenFlow flows; its rules are in `nft list table inet ovs_vnet` and `nft list table bridge ovs_vnet`", ErrUnsupported, b.Info().Backend)
 	}
 	inNetwork := map[string]bool{}
@@ -87,8 +87,8 @@ func (c *Controller) Trace(ctx context.Context, q trace.Query) (trace.Result, er
 	if err != nil {
 		return trace.Result{}, err
 	}
-	tracer, ok := b.(datapath.Tracer)
-	if !ok {
+	tracer := b.Capabilities().Tracer
+	if tracer == nil {
 		return trace.Result{}, fmt.Errorf("%w: the %s backend cannot trace", ErrUnsupported, b.Info().Backend)
 	}
 	return tracer.Trace(ctx, s, q)

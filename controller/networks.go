@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -54,7 +53,7 @@ func (c *Controller) PutNetwork(ctx context.Context, name string, spec model.Net
 		return n, false, err
 	}
 	// Before anything is recorded: a refusal leaves nothing to undo.
-	if hc, ok := c.backend.(datapath.HostChecker); ok {
+	if hc := c.backend.Capabilities().HostChecker; hc != nil {
 		what, err := hc.HostConflict(n)
 		if err != nil {
 			return n, false, fmt.Errorf("network %q: %w", name, err)
