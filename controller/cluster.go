@@ -18,7 +18,6 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
-	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -330,8 +329,8 @@ func (c *Controller) syncRemote(ctx context.Context) {
 	c.mu.Lock()
 	b, ports := c.backend, c.remotePorts()
 	c.mu.Unlock()
-	ov, ok := b.(datapath.Overlay)
-	if !ok {
+	ov := capabilities(b).Overlay
+	if ov == nil {
 		return
 	}
 	if err := ov.SetRemotePorts(ctx, ports); err != nil {

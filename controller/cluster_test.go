@@ -29,6 +29,12 @@ type overlayFake struct {
 	remote   []string // "port@host-ip"
 }
 
+func (f *overlayFake) Capabilities() datapath.Capabilities {
+	c := f.fakeBackend.Capabilities()
+	c.Overlay = f
+	return c
+}
+
 func (f *overlayFake) SetRemotePorts(_ context.Context, ports []model.RemotePort) error {
 	f.remoteMu.Lock()
 	defer f.remoteMu.Unlock()

@@ -44,6 +44,9 @@ type Connector func(ctx context.Context) (datapath.Backend, error)
 // and reserve (name, address, interface) and to record the outcome, not
 // while the datapath works, which on a busy switch takes most of the time.
 // Everything else changes under both locks, alone.
+//
+// Lock order: changing, then remoteMu, then mu. A goroutine holding one
+// of them takes only those after it, so none waits on another in a cycle.
 type Controller struct {
 	log     *slog.Logger
 	store   store.Store
@@ -62,13 +65,14 @@ type Controller struct {
 	// for a single host. See cluster.go.
 	cluster store.Cluster
 	// remoteMu serialises the hand-over of the remote ports to the backend,
-	// so that the last to hand over has computed from the latest state.
+	// so that the last to hand over has computed from the latest state
+	// (lock order: see Controller).
 	remoteMu sync.Mutex
 
 	// changing is held shared by port attaches and detaches for their
 	// whole run, and exclusively by every other change, the reconcile and
-	// the shutdown, which so never meet a port change half done. It is
-	// taken before mu.
+	// the shutdown, which so never meet a port change half done (lock
+	// order: see Controller).
 	changing sync.RWMutex
 	mu       sync.Mutex
 	// busy are the ports whose attach or detach is under way: their names,
@@ -111,8 +115,18 @@ func (c *Controller) publish() {
 
 func (c *Controller) status() *status { return c.published.Load() }
 
-// exclusive takes both locks for a change that no port change may overlap,
-// and returns their release: `defer c.exclusive()()`.
+// capabilities is what b can do beyond datapath.Backend: nothing while
+// there is no backend (not ready, shut down).
+func capabilities(b datapath.Backend) datapath.Capabilities {
+	if b == nil {
+		return datapath.Capabilities{}
+	}
+	return b.Capabilities()
+}
+
+// exclusive takes both locks, in the lock order (see Controller), for a
+// change that no port change may overlap, and returns their release:
+// `defer c.exclusive()()`.
 func (c *Controller) exclusive() (unlock func()) {
 	c.changing.Lock()
 	c.mu.Lock()
@@ -543,8 +557,8 @@ func (c *Controller) SwitchStats(ctx context.Context) (s datapath.SwitchStats, o
 	if st.backend == nil {
 		return s, false, fmt.Errorf("%w: %s", ErrNotReady, st.notReady)
 	}
-	src, ok := st.backend.(datapath.SwitchStatsSource)
-	if !ok {
+	src := st.backend.Capabilities().SwitchStats
+	if src == nil {
 		return s, false, nil
 	}
 	s, err = src.SwitchStats(ctx)

@@ -58,6 +58,12 @@ func newFake() *fakeBackend {
 
 func (f *fakeBackend) Info() datapath.Info { return datapath.Info{Backend: "fake"} }
 
+// Capabilities: the fake traces. A fake made of it with more (or other)
+// roles reports its own.
+func (f *fakeBackend) Capabilities() datapath.Capabilities {
+	return datapath.Capabilities{Tracer: f}
+}
+
 // errFakeDatapath is the fake's failure of a trace to brokenTrace.
 var errFakeDatapath = errors.New("fake datapath failed")
 
@@ -75,6 +81,12 @@ func (f *fakeBackend) Trace(_ context.Context, _ datapath.State, q v1.Query) (v1
 
 // ovsFake is the fake with flows, as the OVS backend has: one per port.
 type ovsFake struct{ *fakeBackend }
+
+func (f ovsFake) Capabilities() datapath.Capabilities {
+	c := f.fakeBackend.Capabilities()
+	c.FlowLister = f
+	return c
+}
 
 func (f ovsFake) Flows(_ context.Context, s datapath.State) ([]v1.Flow, error) {
 	f.mu.Lock()

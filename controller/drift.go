@@ -135,8 +135,8 @@ func (c *Controller) portStatus(name string) (status, reason, detail string) {
 // which it does with ctx.
 func (c *Controller) watchPorts(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
-	pc, ok := c.status().backend.(datapath.PortChecker)
-	if !ok {
+	pc := c.status().backend.Capabilities().PortChecker
+	if pc == nil {
 		close(done)
 		return done
 	}
@@ -379,8 +379,8 @@ func procNetns(p model.Port) bool {
 // this run, so it must not make the namespace end again in whatever
 // namespace the path names now: ErrNoNetns, the port stays down.
 func (c *Controller) procNetnsHolds(ctx context.Context, b datapath.Backend, n model.Network, p model.Port) (*nsfile.ID, error) {
-	pc, ok := b.(datapath.PortChecker)
-	if !procNetns(p) || !ok {
+	pc := b.Capabilities().PortChecker
+	if !procNetns(p) || pc == nil {
 		return nil, nil
 	}
 	err := pc.CheckPort(ctx, n, p, datapath.CheckAll)

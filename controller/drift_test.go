@@ -41,6 +41,12 @@ func newCheckFake() *checkFake {
 		broken: map[string]error{}, attaches: map[string]int{}, sticky: map[string]bool{}}
 }
 
+func (f *checkFake) Capabilities() datapath.Capabilities {
+	c := f.fakeBackend.Capabilities()
+	c.PortChecker = f
+	return c
+}
+
 func (f *checkFake) Changed() <-chan struct{} { return f.changed }
 
 func (f *checkFake) CheckPort(_ context.Context, _ model.Network, p model.Port, _ datapath.CheckDepth) error {

@@ -7,12 +7,19 @@ import (
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // hostCheckingFake is the fake backend with a host that uses 10.93.0.0/24
 // and cannot be read for 10.94.0.0/24.
 type hostCheckingFake struct{ *fakeBackend }
+
+func (f hostCheckingFake) Capabilities() datapath.Capabilities {
+	c := f.fakeBackend.Capabilities()
+	c.HostChecker = f
+	return c
+}
 
 func (hostCheckingFake) HostConflict(n model.Network) (string, error) {
 	switch n.Subnet.String() {

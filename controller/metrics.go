@@ -85,8 +85,8 @@ func (m *Metrics) observe(c *Controller) {
 		gauge("ovs_vnet_ready", "1 when the datapath is connected and reconciled.", func(s *status) float64 { return boolValue(s.ready() == nil) }),
 		gauge("ovs_vnet_ovsdb_connected", "1 while the OVS backend has its OVSDB session; 0 otherwise, and on the Linux backend.",
 			func(s *status) float64 {
-				db, ok := s.backend.(interface{ OVSDBConnected() bool })
-				return boolValue(ok && db.OVSDBConnected())
+				connected := capabilities(s.backend).OVSDBConnected
+				return boolValue(connected != nil && connected())
 			}),
 	)
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
-	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -65,7 +64,7 @@ func (c *Controller) putNetwork(ctx context.Context, name string, spec v1.Networ
 		return n, false, err
 	}
 	// Before anything is recorded: a refusal leaves nothing to undo.
-	if hc, ok := c.backend.(datapath.HostChecker); ok {
+	if hc := c.backend.Capabilities().HostChecker; hc != nil {
 		what, err := hc.HostConflict(n)
 		if err != nil {
 			return n, false, fmt.Errorf("network %q: %w", name, err)

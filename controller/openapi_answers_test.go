@@ -482,6 +482,12 @@ type stalledBackend struct {
 // as the backends wrap their errors.
 var errStalled = fmt.Errorf("ovsdb transaction: %w", context.DeadlineExceeded)
 
+func (b *stalledBackend) Capabilities() datapath.Capabilities {
+	c := b.ovsFake.Capabilities()
+	c.Tracer, c.FlowLister = b, b
+	return c
+}
+
 func (b *stalledBackend) check() error {
 	if b.stalled.Load() {
 		return errStalled

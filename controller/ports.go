@@ -101,7 +101,7 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 	case r.backend == nil:
 		// An identical port exists: the client wants it forwarding, so
 		// a broken one is repaired before the answer (drift.go).
-		pc, _ := c.status().backend.(datapath.PortChecker)
+		pc := capabilities(c.status().backend).PortChecker
 		view, err = c.ensurePort(ctx, pc, name, datapath.CheckAll)
 		return view, false, err
 	}

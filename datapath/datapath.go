@@ -97,6 +97,8 @@ type Info struct {
 // already gone succeed, so the controller can retry and roll back freely.
 type Backend interface {
 	Info() Info
+	// Capabilities reports what the backend can do beyond this interface.
+	Capabilities() Capabilities
 	// Ready reports why the backend cannot serve right now, or nil.
 	Ready() error
 	EnsureNetwork(ctx context.Context, n model.Network) error

@@ -24,8 +24,6 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/backend"
 	"github.com/ovs-vnet/ovs-vnet/exporter"
-	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/internal/buildinfo"
 )
 
@@ -146,20 +144,17 @@ func run() error {
 	if cluster, ok := st.(store.Cluster); ok {
 		ip := netip.MustParseAddr(cfg.cluster.underlayIP) // validated with the flags
 		underlay = &datapath.Underlay{LocalIP: ip, Kind: cfg.cluster.tunnel}
-		// The host joins before its controller reads the state: a daemon
-		// with another live daemon's name must not touch that host's ports.
-		err := join(ctx, cluster, store.Host{Name: cfg.cluster.hostName, UnderlayIP: ip}, abort)
-		if err != nil {
+		// Before the controller reads the state (store.Join says why).
+		if err := store.Join(ctx, cluster, store.Host{Name: cfg.cluster.hostName, UnderlayIP: ip}, abort); err != nil {
 			return err
 		}
 	}
-	flowMetrics := reconcile.NewMetrics(reg)
 	connect := func(ctx context.Context) (datapath.Backend, error) {
 		return backend.Open(ctx, backend.Config{
 			Kind: cfg.backend, OVSDB: cfg.ovsdb, Bridge: cfg.bridge, DatapathType: cfg.datapathType,
-			OpenFlowListen: cfg.openflowListen, VswitchdCtl: cfg.vswitchdCtl, SparePorts: cfg.sparePorts, FlowMetrics: flowMetrics, Log: log,
-			OpenFlowTLS: ofconn.TLSFiles{Cert: cfg.openflowCert, Key: cfg.openflowKey, CA: cfg.openflowCA},
-			Underlay:    underlay, Owner: self, Lost: abort,
+			OpenFlowListen: cfg.openflowListen, VswitchdCtl: cfg.vswitchdCtl, SparePorts: cfg.sparePorts, Registerer: reg, Log: log,
+			OpenFlowCert: cfg.openflowCert, OpenFlowKey: cfg.openflowKey, OpenFlowCA: cfg.openflowCA,
+			Underlay: underlay, Owner: self, Lost: abort,
 		})
 	}
 	ran := make(chan error, 1)
@@ -218,29 +213,6 @@ const (
 	exitGrace       = 5 * time.Second
 )
 
-// join registers the host in its cluster and returns once it is live, or
-// why it cannot be; lost is told if its registration ends later for a
-// reason of its own (another daemon took its name after a loss).
-func join(ctx context.Context, cluster store.Cluster, h store.Host, lost func(error)) error {
-	joined := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- cluster.Register(ctx, h, func() { close(joined) }) }()
-	select {
-	case <-joined:
-		go func() {
-			if err := <-done; err != nil && ctx.Err() == nil {
-				lost(fmt.Errorf("host %s left the cluster: %w", h.Name, err))
-			}
-		}()
-		return nil
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("join the cluster as host %s: %w", h.Name, err)
-		}
-		return nil // ctx ended first: the daemon is shutting down
-	}
-}
-
 // openStore opens the desired-state store: the cluster's in etcd, waiting
 // for it as long as it takes, or this host's own file in the state directory.
 func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, error) {
@@ -248,25 +220,15 @@ func openStore(ctx context.Context, cfg config, log *slog.Logger) (store.Store, 
 	if cl.etcdEndpoints == "" {
 		return store.Open(filepath.Join(cfg.stateDir, stateDB))
 	}
-	for {
-		st, err := store.OpenEtcd(ctx, store.EtcdConfig{
-			Endpoints: cl.endpoints(), Prefix: cl.etcdPrefix,
-			CertFile: cl.etcdCert, KeyFile: cl.etcdKey, CAFile: cl.etcdCA,
-			LeaseTTL: cl.hostLease, Log: log.With("component", "etcd"),
-		})
-		switch {
-		case err == nil:
-			return st, nil
-		case !errors.Is(err, store.ErrUnavailable):
-			return nil, err
-		}
-		log.Warn("etcd unreachable; retrying", "endpoints", cl.etcdEndpoints, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(2 * time.Second):
-		}
+	st, err := store.WaitEtcd(ctx, store.EtcdConfig{
+		Endpoints: cl.endpoints(), Prefix: cl.etcdPrefix,
+		CertFile: cl.etcdCert, KeyFile: cl.etcdKey, CAFile: cl.etcdCA,
+		LeaseTTL: cl.hostLease, Log: log.With("component", "etcd"),
+	})
+	if err != nil {
+		return nil, err // not a nil *Etcd in a non-nil Store
 	}
+	return st, nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

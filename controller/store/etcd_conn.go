@@ -59,6 +59,31 @@ const (
 	DefaultOpTimeout  = 5 * time.Second
 )
 
+// etcdRetry is the pause between two attempts of WaitEtcd.
+const etcdRetry = 2 * time.Second
+
+// WaitEtcd opens the store with OpenEtcd, trying again for as long as etcd
+// is unavailable, until ctx ends: a host whose etcd is not up yet (the
+// whole cluster booting) waits for it rather than fail. Any other error
+// ends it at once.
+func WaitEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	for {
+		st, err := OpenEtcd(ctx, cfg)
+		if err == nil || !errors.Is(err, ErrUnavailable) {
+			return st, err
+		}
+		cfg.Log.Warn("etcd unreachable; retrying", "endpoints", strings.Join(cfg.Endpoints, ","), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(etcdRetry):
+		}
+	}
+}
+
 // OpenEtcd connects to etcd and makes sure it answers (a linearizable read,
 // so a cluster without quorum counts as down). When it does not within
 // OpTimeout it fails with ErrUnavailable: the caller retries.

@@ -218,3 +218,38 @@ func blueAndWatch(t *testing.T, setup, s *Etcd) <-chan Event {
 	}
 	return s.Watch(t.Context(), st.Revision+1)
 }
+
+// TestWaitEtcd: a daemon started while etcd is down waits for it, saying
+// so, and has its store once etcd is up; a stop ends the wait.
+func TestWaitEtcd(t *testing.T) {
+	t.Parallel()
+	cluster := testbed.StartEtcd(t, 1)
+	cluster.Stop(0)
+	log, buf := newLog(t)
+	cfg := EtcdConfig{Endpoints: cluster.Endpoints(), Prefix: uniquePrefix(), Log: log, OpTimeout: time.Second}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := WaitEtcd(ctx, cfg); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitEtcd stopped: %v, want context.Canceled", err)
+	}
+
+	opened := make(chan error, 1)
+	go func() {
+		s, err := WaitEtcd(t.Context(), cfg)
+		if err == nil {
+			s.Close()
+		}
+		opened <- err
+	}()
+	eventually(t, patience, "a retry logged", func() bool { return logCount(buf, "etcd unreachable; retrying") > 0 })
+	cluster.Start(0)
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatalf("WaitEtcd: %v", err)
+		}
+	case <-time.After(patience):
+		t.Fatal("WaitEtcd did not return once etcd was up")
+	}
+}

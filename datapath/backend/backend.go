@@ -9,11 +9,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/linux"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs"
-	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 )
 
@@ -23,13 +23,17 @@ const probeTimeout = 2 * time.Second
 
 // Config is what opening a backend needs.
 type Config struct {
-	Kind           string          // auto, ovs or linux
-	OVSDB          string          // OVSDB endpoint
-	OpenFlowListen string          // controller address for the OVS bridge
-	OpenFlowTLS    ofconn.TLSFiles // PEM files of an ssl: OpenFlowListen
-	FlowMetrics    *reconcile.Metrics
-	Bridge         string // integration bridge (OVS) or bridge-name prefix (Linux)
-	DatapathType   string // auto, system or netdev
+	Kind           string // auto, ovs or linux
+	OVSDB          string // OVSDB endpoint
+	OpenFlowListen string // controller address for the OVS bridge
+	// OpenFlowCert, OpenFlowKey and OpenFlowCA are the PEM files of an
+	// ssl: OpenFlowListen.
+	OpenFlowCert, OpenFlowKey, OpenFlowCA string
+	// Registerer takes the backend's own series (OVS: the OpenFlow
+	// controller's); Open may be called again with the same one.
+	Registerer   prometheus.Registerer
+	Bridge       string // integration bridge (OVS) or bridge-name prefix (Linux)
+	DatapathType string // auto, system or netdev
 	// VswitchdCtl is ovs-vswitchd's control socket, read for datapath
 	// metrics: "auto" finds it beside a unix: OVSDB socket at each read.
 	VswitchdCtl string
@@ -74,8 +78,9 @@ func openOVS(ctx context.Context, cfg Config) (datapath.Backend, error) {
 		return nil, err
 	}
 	b, err := ovs.New(ctx, db, ovs.Config{
-		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen, OpenFlowTLS: cfg.OpenFlowTLS,
-		VswitchdCtl: vswitchdCtl(cfg.VswitchdCtl), SparePorts: cfg.SparePorts, FlowMetrics: cfg.FlowMetrics, Log: cfg.Log,
+		Bridge: cfg.Bridge, DatapathType: ovs.DatapathType(cfg.DatapathType), OpenFlowListen: cfg.OpenFlowListen,
+		OpenFlowCert: cfg.OpenFlowCert, OpenFlowKey: cfg.OpenFlowKey, OpenFlowCA: cfg.OpenFlowCA,
+		VswitchdCtl: vswitchdCtl(cfg.VswitchdCtl), SparePorts: cfg.SparePorts, Registerer: cfg.Registerer, Log: cfg.Log,
 		Underlay: cfg.Underlay, Owner: cfg.Owner.String(), Lost: cfg.Lost,
 	})
 	if err != nil {

@@ -137,6 +137,11 @@ func (b *Backend) Info() datapath.Info {
 	return datapath.Info{Backend: "linux", Bridge: b.prefix}
 }
 
+// Capabilities implements datapath.Backend: no OpenFlow, no OVSDB.
+func (b *Backend) Capabilities() datapath.Capabilities {
+	return datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b}
+}
+
 // Ready implements datapath.Backend: netlink is always there.
 func (b *Backend) Ready() error { return nil }
 

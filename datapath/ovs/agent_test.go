@@ -17,7 +17,6 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
@@ -128,7 +127,7 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		}
 		*b, err = New(ctx, db, Config{Bridge: c.Config.Bridge, DatapathType: "netdev", OpenFlowListen: c.Config.Listen,
 			VswitchdCtl: c.Config.VswitchdCtl, Underlay: c.Config.Underlay, SparePorts: c.Config.SparePorts, Log: log,
-			FlowMetrics: reconcile.NewMetrics(prometheus.NewRegistry())})
+			Registerer: prometheus.NewRegistry()})
 		if err != nil {
 			db.Close()
 		}

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
@@ -128,10 +129,11 @@ type Config struct {
 	Bridge         string
 	DatapathType   string // system or netdev
 	OpenFlowListen string // the controller address the bridge connects to
-	// OpenFlowTLS are the PEM files of an ssl: OpenFlowListen: ours, and
-	// what the switch presents and checks unless its SSL row is someone
-	// else's (see ovsdb.Client.EnsureSSL).
-	OpenFlowTLS ofconn.TLSFiles
+	// OpenFlowCert, OpenFlowKey and OpenFlowCA are the PEM files of an
+	// ssl: OpenFlowListen (see ofconn.TLSFiles): ours, and what the switch
+	// presents and checks unless its SSL row is someone else's (see
+	// ovsdb.Client.EnsureSSL).
+	OpenFlowCert, OpenFlowKey, OpenFlowCA string
 	// VswitchdCtl is ovs-vswitchd's control socket, for the datapath
 	// statistics; "" finds it anew on each read with FindVswitchdCtl from
 	// the OVSDB endpoint (which must then be unix:PATH).
@@ -142,9 +144,11 @@ type Config struct {
 	// Underlay makes this host one of a cluster: the bridge gets a
 	// flow-based tunnel port (see overlay.go) and the backend forwards to
 	// the remote ports SetRemotePorts gives it. nil: a single host.
-	Underlay    *datapath.Underlay
-	FlowMetrics *reconcile.Metrics
-	Log         *slog.Logger
+	Underlay *datapath.Underlay
+	// Registerer takes the OpenFlow controller's series
+	// (reconcile.NewMetrics); a backend made again on it counts on in them.
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
 	// Owner describes this daemon (pid, host, namespace, state): the
 	// bridge's ownership record, which a daemon refused the bridge's lock
 	// reads to say who holds it.
@@ -257,7 +261,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (_ *Backend, err err
 		return nil, err
 	}
 	db.OnInterfaceChange(b.links.Signal)
-	b.flows = reconcile.NewManager(cookieSpace, (*flowSource)(b), cfg.FlowMetrics, cfg.Log.With("component", "openflow"))
+	b.flows = reconcile.NewManager(cookieSpace, (*flowSource)(b), reconcile.NewMetrics(cfg.Registerer), cfg.Log.With("component", "openflow"))
 	serveCtx, stop := context.WithCancel(context.Background())
 	b.stopOpenFlow = stop
 	go func() {
@@ -275,11 +279,11 @@ func listenOpenFlow(ctx context.Context, db *ovsdb.Client, cfg Config) (net.List
 	if !ofconn.IsTLS(cfg.OpenFlowListen) {
 		return ofconn.Listen(cfg.OpenFlowListen)
 	}
-	conf, err := cfg.OpenFlowTLS.ServerConfig()
+	f := ofconn.TLSFiles{Cert: cfg.OpenFlowCert, Key: cfg.OpenFlowKey, CA: cfg.OpenFlowCA}
+	conf, err := f.ServerConfig()
 	if err != nil {
 		return nil, err
 	}
-	f := cfg.OpenFlowTLS
 	foreign, err := db.EnsureSSL(ctx, ovsdb.SSLSpec{PrivateKey: f.Key, Certificate: f.Cert, CACert: f.CA})
 	if err != nil {
 		return nil, err
@@ -349,6 +353,14 @@ func (b *Backend) Info() datapath.Info {
 	return datapath.Info{Backend: "ovs", Bridge: b.bridge, DatapathType: b.datapathType, OpenFlowConnected: b.flows.Synced(b.dpid)}
 }
 
+// Capabilities implements datapath.Backend: all of them.
+func (b *Backend) Capabilities() datapath.Capabilities {
+	return datapath.Capabilities{
+		PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, FlowLister: b, SwitchStats: b,
+		OVSDBConnected: b.db.Connected,
+	}
+}
+
 // Ready implements datapath.Backend.
 func (b *Backend) Ready() error {
 	if !b.db.Connected() {
@@ -359,10 +371,6 @@ func (b *Backend) Ready() error {
 	}
 	return nil
 }
-
-// OVSDBConnected reports whether the OVSDB session is up (for the
-// ovs_vnet_ovsdb_connected gauge).
-func (b *Backend) OVSDBConnected() bool { return b.db.Connected() }
 
 // Close implements datapath.Backend. The flows stay on the bridge (fail_mode
 // secure), so ports keep forwarding.

@@ -18,7 +18,6 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs/unixctl"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
-	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
@@ -107,7 +106,7 @@ func TestSandboxStats(t *testing.T) {
 	}
 	inBox(func() (err error) {
 		b, err = New(ctx, db, Config{Bridge: "br-vnet", DatapathType: "netdev", OpenFlowListen: "tcp:127.0.0.1:6653", Log: log,
-			FlowMetrics: reconcile.NewMetrics(prometheus.NewRegistry())})
+			Registerer: prometheus.NewRegistry()})
 		return err
 	})
 	t.Cleanup(func() { b.Close() })

@@ -11,8 +11,8 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 )
 
-// Metrics are the OpenFlow controller's series. They are made once per
-// process and shared by every Manager, since a registry takes each only once.
+// Metrics are the OpenFlow controller's series, shared by every Manager on
+// the same registry, since a registry takes each only once.
 type Metrics struct {
 	flowMods  *prometheus.CounterVec
 	groupMods *prometheus.CounterVec
@@ -21,7 +21,9 @@ type Metrics struct {
 	connected *prometheus.GaugeVec
 }
 
-// NewMetrics creates the series and registers them on reg.
+// NewMetrics creates the series and registers them on reg, or takes those
+// already registered there: a backend opened again after a failed start
+// counts on in the same series.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		flowMods: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -47,12 +49,33 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while the datapath has a session with the controller and its flows are synced.",
 		}, []string{"datapath"}),
 	}
+	m.flowMods = register(reg, m.flowMods)
+	m.groupMods = register(reg, m.groupMods)
+	m.bundle = register(reg, m.bundle)
+	m.errors = register(reg, m.errors)
+	m.connected = register(reg, m.connected)
 	for _, op := range []string{"add", "modify", "delete"} {
 		m.flowMods.WithLabelValues(op) // present at zero from the start
 		m.groupMods.WithLabelValues(op)
 	}
-	reg.MustRegister(m.flowMods, m.groupMods, m.bundle, m.errors, m.connected)
 	return m
+}
+
+// register registers c on reg and returns it, or returns the collector
+// registered there before with the same description. Anything else is a
+// programming error, as for MustRegister.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var taken prometheus.AlreadyRegisteredError
+	if errors.As(err, &taken) {
+		if existing, ok := taken.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	panic(err)
 }
 
 func (m *Metrics) applied(p flowset.Plan) {

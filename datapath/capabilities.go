@@ -1,0 +1,27 @@
+package datapath
+
+// Capabilities are what a backend can do beyond Backend, as it reports
+// them (Backend.Capabilities): each field is the backend itself in the
+// role it plays, or nil when it cannot play it. Callers ask for a role
+// here, never by asserting on the backend's type: an assertion that stops
+// matching (a method renamed, its signature changed) turns a feature off
+// without a word, where a field the backend fills in fails to compile.
+type Capabilities struct {
+	// PortChecker: ports are checked and repaired when they stop
+	// forwarding (both backends).
+	PortChecker PortChecker
+	// HostChecker: networks have a host side a new one must not clash
+	// with (both backends).
+	HostChecker HostChecker
+	// Overlay: the backend takes the remote ports of a cluster.
+	Overlay Overlay
+	// Tracer: GET /v1/trace can explain a packet.
+	Tracer Tracer
+	// FlowLister: the datapath runs OpenFlow flows (OVS).
+	FlowLister FlowLister
+	// SwitchStats: the datapath has an OpenFlow switch's counters (OVS).
+	SwitchStats SwitchStatsSource
+	// OVSDBConnected reports whether the backend's OVSDB session is up;
+	// nil for a backend without OVSDB (Linux).
+	OVSDBConnected func() bool
+}
