@@ -21,7 +21,7 @@ func (b *Backend) Flows(ctx context.Context, s datapath.State) ([]datapath.Flow,
 	if err != nil {
 		return nil, fmt.Errorf("list flows: %w", err)
 	}
-	owners := pipeline.NewOwners(pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote})
+	owners := pipeline.NewOwners(b.inspected(s))
 	out := make([]datapath.Flow, 0, len(stats))
 	for _, f := range stats {
 		owner, _ := owners.Of(f.Cookie)
@@ -49,7 +49,7 @@ func (b *Backend) Flows(ctx context.Context, s datapath.State) ([]datapath.Flow,
 // real tables with ofproto/trace (nothing is sent on any port), and the
 // answer is mapped to the objects of s.
 func (b *Backend) Trace(ctx context.Context, s datapath.State, q trace.Query) (trace.Result, error) {
-	m := pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote}
+	m := b.inspected(s)
 	packet, err := trace.OVSPacket(q, m)
 	if err != nil {
 		return trace.Result{}, fmt.Errorf("trace: %w", err)
@@ -63,4 +63,11 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q trace.Query) (t
 		return trace.Result{}, fmt.Errorf("trace %s: %w", packet, err)
 	}
 	return trace.ExplainOVS(q, m, packet, raw)
+}
+
+// inspected is the model s stands for, with the remote ports that get flows
+// (datapath.SelectRemote), to name what the flows and traces meet.
+func (b *Backend) inspected(s datapath.State) pipeline.Model {
+	kept, _ := datapath.SelectRemote(b.self(), s.Ports, s.Remote)
+	return pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: kept}
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Owner kinds as tools show them: what a flow's cookie says it belongs to.
@@ -63,20 +62,8 @@ func NewOwners(m Model) Owners {
 			o.ports[uint32(p.Ofport)] = p.Name
 		}
 	}
-	// Of remote ports sharing an address, the one with flows names the
-	// cookie (see SelectRemote).
-	local, remote := map[string][]model.Port{}, map[string][]model.RemotePort{}
-	for _, p := range m.Ports {
-		local[p.Network] = append(local[p.Network], p)
-	}
 	for _, r := range m.Remote {
-		remote[r.Port.Network] = append(remote[r.Port.Network], r)
-	}
-	for network, rs := range remote {
-		kept, _ := SelectRemote(local[network], rs)
-		for _, r := range kept {
-			o.remote[RemoteCookieObject(r.Port)] = Owner{Kind: OwnerRemote, Name: r.Port.Name, Host: r.Port.Host}
-		}
+		o.remote[RemoteCookieObject(r.Port)] = Owner{Kind: OwnerRemote, Name: r.Port.Name, Host: r.Port.Host}
 	}
 	return o
 }
