@@ -57,9 +57,8 @@ type Backend struct {
 	remoteApplied bool
 	local         map[string]map[string]model.Port
 	skipped       datapath.SkipLog
-	// mtuWarned is the MTU each network was last warned about as too
-	// large for the underlay (checkUnderlayMTU).
-	mtuWarned map[string]int
+	// underlayMTU warns of networks too large for the underlay.
+	underlayMTU datapath.UnderlayMTU
 
 	// mu serialises network and router changes so the inet table always
 	// matches the networks and routers that exist.
@@ -114,7 +113,7 @@ func New(ctx context.Context, prefix string, underlay *datapath.Underlay, opts .
 		return nil, fmt.Errorf("linux backend: %w", err)
 	}
 	b := &Backend{prefix: prefix, underlay: u, log: slog.Default(), networks: map[string]model.Network{}, routers: map[string]model.Router{},
-		inherited: err == nil, local: map[string]map[string]model.Port{}, mtuWarned: map[string]int{}}
+		inherited: err == nil, local: map[string]map[string]model.Port{}}
 	for _, o := range opts {
 		o(b)
 	}
@@ -209,7 +208,8 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 	if err := ensureVXLAN(b.underlay, b.vxlanName(n.Name), br, n); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	b.checkUnderlayMTU(n)
+	ifname, mtu, err := link.Holding(b.underlay.LocalIP)
+	b.underlayMTU.Check(b.log, n, ifname, mtu, err)
 	// A device just made (or re-made) has an empty FDB; one that was there
 	// is checked too, cheaply, so a restart repairs what went missing.
 	if err := b.syncOverlay(ctx, n.Name); err != nil {
@@ -283,7 +283,7 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	delete(b.networks, n.Name)
-	delete(b.mtuWarned, n.Name)
+	b.underlayMTU.Forget(n.Name)
 	var overlay string
 	if b.underlay != nil && len(b.networks) > 0 {
 		overlay = OverlayNetworkDelete(b.prefix, n)

@@ -26,8 +26,8 @@ import (
 //
 // The underlay must carry UDP port 4789 between the hosts' underlay
 // addresses, with an MTU of at least the largest network MTU plus
-// vxlanOverhead (EnsureNetwork warns otherwise); the host's own routes pick
-// the interface.
+// datapath.TunnelOverhead (EnsureNetwork warns otherwise); the host's own
+// routes pick the interface.
 //
 // Routing is distributed: every host holds every network's gateway address
 // and routes what its own ports send, so a packet crosses the overlay at most
@@ -35,12 +35,7 @@ import (
 // one gateway from seeing each other is in OverlayRules (overlay_nft.go).
 const (
 	// vxlanPort is the IANA VXLAN port; every host of a cluster uses it.
-	vxlanPort = 4789
-	// vxlanOverhead is what VXLAN over IPv4 adds to a frame on the underlay
-	// (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14): the underlay's
-	// MTU must be at least a network's MTU plus this, or the kernel
-	// fragments the outer packets.
-	vxlanOverhead = 50
+	vxlanPort     = 4789
 	maxVNI        = 1<<24 - 1
 	vxlanAliasPfx = datapath.OwnerAlias + "vxlan="
 	// maxClusterPrefix keeps at least four hex digits of hash in bridge and
@@ -85,8 +80,10 @@ func checkUnderlay(prefix string, u *datapath.Underlay) error {
 	default:
 		return fmt.Errorf("linux backend: unknown tunnel kind %q: want %s", u.Kind, datapath.TunnelVXLAN)
 	}
-	if !u.LocalIP.IsValid() || u.LocalIP.IsUnspecified() || u.LocalIP.IsMulticast() {
-		return fmt.Errorf("linux backend: underlay address %q is not a unicast address", u.LocalIP)
+	// Tunnels run over IPv4 only: other hosts' IPv6 addresses are refused
+	// (datapath.SelectRemote), and the daemon takes no other.
+	if ip := u.LocalIP.Unmap(); !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() {
+		return fmt.Errorf("linux backend: underlay address %q is not a unicast IPv4 address", u.LocalIP)
 	}
 	if len(prefix) > maxClusterPrefix {
 		return fmt.Errorf("linux backend: bridge prefix %q is longer than %d characters: no room left for the network hash in bridge and VXLAN device names", prefix, maxClusterPrefix)
@@ -330,30 +327,6 @@ func (b *Backend) resyncOverlay(ctx context.Context, network string) error {
 		return fmt.Errorf("network %s: remote ports: %w", network, err)
 	}
 	return nil
-}
-
-// checkUnderlayMTU warns, once per network and MTU, when a full-size frame
-// of n does not fit the underlay once in VXLAN: the kernel would fragment
-// the outer packets, or drop them when the path does not allow it. The
-// underlay's MTU is that of the interface holding the underlay address.
-// b.mu is held.
-func (b *Backend) checkUnderlayMTU(n model.Network) {
-	ifname, mtu, err := link.Holding(b.underlay.LocalIP)
-	switch {
-	case err != nil:
-		if b.mtuWarned[n.Name] != -1 {
-			b.log.Warn("cannot check the underlay's MTU", "network", n.Name, "underlay_ip", b.underlay.LocalIP, "err", err)
-			b.mtuWarned[n.Name] = -1
-		}
-	case n.MTU+vxlanOverhead > mtu:
-		if b.mtuWarned[n.Name] != n.MTU {
-			b.log.Warn("network MTU too large for the underlay: VXLAN packets of full-size frames will be fragmented or dropped",
-				"network", n.Name, "mtu", n.MTU, "vxlan_overhead", vxlanOverhead, "underlay_interface", ifname, "underlay_mtu", mtu)
-			b.mtuWarned[n.Name] = n.MTU
-		}
-	default:
-		delete(b.mtuWarned, n.Name)
-	}
 }
 
 // syncOverlay makes our devices hold b.remote: every network's, or only

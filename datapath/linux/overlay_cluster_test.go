@@ -20,7 +20,7 @@ import (
 
 // underlayMTU is the hosts' underlay links' MTU: the networks' 1500 plus what
 // VXLAN over IPv4 adds, so that no outer packet is fragmented.
-const underlayMTU = 1500 + vxlanOverhead
+const underlayMTU = 1500 + datapath.TunnelOverhead
 
 // clusterHost is one host of the test cluster: a namespace on an underlay
 // shared with the others, its agent, and the ports it holds.
@@ -368,7 +368,7 @@ func TestOverlayCluster(t *testing.T) {
 
 	// A network too large for the underlay's MTU is warned about, once.
 	jumbo := network("jumbo", 14, 4)
-	jumbo.MTU = underlayMTU - vxlanOverhead + 1
+	jumbo.MTU = underlayMTU - datapath.TunnelOverhead + 1
 	h1.a.must(agentReq{Op: "network", Network: jumbo})
 	h1.a.must(agentReq{Op: "network", Network: jumbo})
 	if n := strings.Count(h1.a.stderr.String(), "network MTU too large for the underlay"); n != 1 {

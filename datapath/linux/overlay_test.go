@@ -41,7 +41,8 @@ func TestDesiredOverlayGolden(t *testing.T) {
 		remotePort("db-2", "red", "10.62.0.6", "02:aa:00:00:00:22", "b", hostB),
 		// Listed twice: no clash with itself.
 		remotePort("db-2", "red", "10.62.0.6", "02:aa:00:00:00:22", "b", hostB),
-		// Left out, each for its own reason.
+		// Left out, each for its own reason; db-2, listed a third time
+		// differently, with both of its records.
 		remotePort("db-2", "red", "10.62.0.7", "02:aa:00:00:00:22", "c", hostC),
 		remotePort("dup-mac", "blue", "10.61.0.99", "02:aa:00:00:00:12", "c", hostC),
 		remotePort("dup-ip", "red", "10.62.0.5", "02:aa:00:00:00:99", "c", hostC),
@@ -103,7 +104,7 @@ func testBackend() (*Backend, *bytes.Buffer) {
 	var log bytes.Buffer
 	return &Backend{prefix: "vnbr", underlay: &datapath.Underlay{LocalIP: hostA, Kind: datapath.TunnelVXLAN},
 		log: slog.New(slog.NewTextHandler(&log, nil)), networks: map[string]model.Network{}, routers: map[string]model.Router{},
-		local: map[string]map[string]model.Port{}, mtuWarned: map[string]int{}}, &log
+		local: map[string]map[string]model.Port{}}, &log
 }
 
 // logLines returns the log's lines since the last call, and empties it.
@@ -273,8 +274,9 @@ func TestCheckUnderlay(t *testing.T) {
 		{"br-vnet", &datapath.Underlay{LocalIP: hostA}, ""},
 		{"br-vnet", &datapath.Underlay{LocalIP: hostA, Kind: datapath.TunnelGeneve}, "use the OVS backend"},
 		{"br-vnet", &datapath.Underlay{LocalIP: hostA, Kind: "gre"}, "unknown tunnel kind"},
-		{"br-vnet", &datapath.Underlay{Kind: datapath.TunnelVXLAN}, "not a unicast address"},
-		{"br-vnet", &datapath.Underlay{LocalIP: netip.MustParseAddr("239.1.1.1")}, "not a unicast address"},
+		{"br-vnet", &datapath.Underlay{Kind: datapath.TunnelVXLAN}, "not a unicast IPv4 address"},
+		{"br-vnet", &datapath.Underlay{LocalIP: netip.MustParseAddr("239.1.1.1")}, "not a unicast IPv4 address"},
+		{"br-vnet", &datapath.Underlay{LocalIP: netip.MustParseAddr("fd00::1")}, "not a unicast IPv4 address"},
 		{"a-long-prefix", ok, "longer than"},
 	} {
 		err := checkUnderlay(c.prefix, c.u)

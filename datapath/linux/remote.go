@@ -15,7 +15,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -58,112 +57,30 @@ func newOverlayEntries() *overlayEntries {
 
 // desiredOverlay sorts the remote ports into their networks' entries. A
 // port that cannot be written is left out, with the reason, and the rest
-// stand: a bad name, MAC or address, an underlay address of the wrong family
-// or this host's own, or a MAC or address that a local port of its network
-// (local, by network then name) or a remote port before it by name already
-// has. So the winner is the same whatever the order of ports. Ports in the
-// controller's order (by name) are not sorted again.
+// stand: which is the rule both backends follow (datapath.SelectRemote),
+// against this host's ports (local, by network then name).
 func desiredOverlay(underlay netip.Addr, local map[string]map[string]model.Port, ports []model.RemotePort) (map[string]*overlayEntries, datapath.Skips) {
-	if !slices.IsSortedFunc(ports, model.CompareRemote) {
-		ports = slices.SortedFunc(slices.Values(ports), model.CompareRemote)
+	var locals []model.Port
+	for _, ps := range local {
+		locals = slices.AppendSeq(locals, maps.Values(ps))
 	}
-	want, skipped := map[string]*overlayEntries{}, datapath.Skips{}
-	// Who has a MAC or address in a network: a local port, or a remote one
-	// (by its index in ports).
-	type claim struct{ network, what string }
-	type holder struct {
-		local  string
-		remote int
-	}
-	owner := make(map[claim]holder, 2*len(ports))
-	for network, ps := range local {
-		for _, p := range ps {
-			if mac, err := net.ParseMAC(p.MAC); err == nil {
-				owner[claim{network, mac.String()}] = holder{local: p.Name}
-			}
-			owner[claim{network, p.IP.String()}] = holder{local: p.Name}
-		}
-	}
-	byName := func(h holder) string {
-		if h.local != "" {
-			return "local port " + h.local
-		}
-		o := ports[h.remote].Port
-		return fmt.Sprintf("remote port %s (host %s)", o.Name, o.Host)
-	}
-	validNet := map[string]error{}
-	for i, rp := range ports {
+	kept, skipped := datapath.SelectRemote(underlay, locals, ports)
+	want := map[string]*overlayEntries{}
+	for _, rp := range kept {
 		p := rp.Port
-		if i > 0 && ports[i-1].Port.Name == p.Name && ports[i-1].Port.Network == p.Network {
-			if ports[i-1] != rp {
-				skipped.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: "listed twice, differently"})
-			}
-			continue
-		}
-		netErr, seen := validNet[p.Network]
-		if !seen {
-			netErr = v1.ValidateName(p.Network)
-			validNet[p.Network] = netErr
-		}
-		if netErr != nil {
-			skipped.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: "network: " + netErr.Error()})
-			continue
-		}
-		mac, err := checkRemote(underlay, rp)
-		if err != nil {
-			skipped.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: err.Error()})
-			continue
-		}
-		ipClaim, macClaim := claim{p.Network, p.IP.String()}, claim{p.Network, mac}
-		if h, ok := owner[ipClaim]; ok {
-			skipped.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: fmt.Sprintf("address %s is taken by %s", p.IP, byName(h))})
-			continue
-		}
-		if h, ok := owner[macClaim]; ok {
-			skipped.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: fmt.Sprintf("MAC %s is taken by %s", mac, byName(h))})
-			continue
-		}
-		owner[ipClaim], owner[macClaim] = holder{remote: i}, holder{remote: i}
 		e := want[p.Network]
 		if e == nil {
 			e = newOverlayEntries()
 			want[p.Network] = e
 		}
-		host := rp.HostIP.Unmap()
-		e.fdb[fdbKey{mac, host}] = true
-		e.fdb[fdbKey{floodMAC, host}] = true
+		hw, _ := net.ParseMAC(p.MAC)
+		mac := hw.String()
+		e.fdb[fdbKey{mac, rp.HostIP}] = true
+		e.fdb[fdbKey{floodMAC, rp.HostIP}] = true
 		e.static[mac] = true
 		e.neigh[p.IP] = mac
 	}
 	return want, skipped
-}
-
-// checkRemote returns the remote port's canonical MAC, or why it cannot be
-// written into the overlay. (Its network's name is checked by the caller.)
-func checkRemote(underlay netip.Addr, rp model.RemotePort) (string, error) {
-	p := rp.Port
-	if err := v1.ValidateName(p.Name); err != nil {
-		return "", err
-	}
-	hw, err := net.ParseMAC(p.MAC)
-	if err != nil || len(hw) != 6 || hw[0]&1 == 1 || hw.String() == floodMAC {
-		return "", fmt.Errorf("MAC %q is not a unicast Ethernet address", p.MAC)
-	}
-	if !p.IP.Is4() {
-		return "", fmt.Errorf("address %q is not IPv4", p.IP)
-	}
-	host := rp.HostIP.Unmap()
-	switch {
-	case !host.IsValid():
-		return "", errors.New("no host address")
-	case host.IsUnspecified() || host.IsMulticast():
-		return "", fmt.Errorf("host address %q is not a unicast address", rp.HostIP)
-	case host.Is4() != underlay.Unmap().Is4():
-		return "", fmt.Errorf("host address %s and this host's underlay address %s are of different families", host, underlay)
-	case host == underlay.Unmap():
-		return "", fmt.Errorf("host address %s is this host's own", host)
-	}
-	return hw.String(), nil
 }
 
 // equalOverlay reports whether a and b hold the same entries.

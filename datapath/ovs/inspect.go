@@ -21,7 +21,7 @@ func (b *Backend) Flows(ctx context.Context, s datapath.State) ([]v1.Flow, error
 	if err != nil {
 		return nil, fmt.Errorf("list flows: %w", err)
 	}
-	owners := pipeline.NewOwners(pipelineModel(s))
+	owners := pipeline.NewOwners(pipelineModel(b.inspected(s)))
 	out := make([]v1.Flow, 0, len(stats))
 	for _, f := range stats {
 		owner, _ := owners.Of(f.Cookie)
@@ -49,6 +49,7 @@ func (b *Backend) Flows(ctx context.Context, s datapath.State) ([]v1.Flow, error
 // real tables with ofproto/trace (nothing is sent on any port), and the
 // answer is mapped to the objects of s.
 func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.Result, error) {
+	s = b.inspected(s)
 	packet, err := tracePacket(q, s)
 	if err != nil {
 		return v1.Result{}, fmt.Errorf("trace: %w", err)
@@ -67,4 +68,11 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.R
 // pipelineModel is what of the desired state the flows depend on.
 func pipelineModel(s datapath.State) pipeline.Model {
 	return pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote}
+}
+
+// inspected is the state s with only the remote ports that get flows
+// (datapath.SelectRemote), to name what the flows and traces meet.
+func (b *Backend) inspected(s datapath.State) datapath.State {
+	s.Remote, _ = datapath.SelectRemote(b.self(), s.Ports, s.Remote)
+	return s
 }

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
+	"net/netip"
 	"slices"
 	"time"
 
-	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/datapath/link"
-	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 )
@@ -33,10 +30,6 @@ const (
 	tunnelKey = "ovs-vnet-tunnel"
 	// tunnelTimeout bounds making the tunnel port, its ofport included.
 	tunnelTimeout = 30 * time.Second
-	// tunnelOverhead is what VXLAN, or Geneve without options, over IPv4
-	// adds to a frame on the underlay: outer IPv4 20 + UDP 8 + VXLAN or
-	// Geneve 8 + inner Ethernet 14.
-	tunnelOverhead = 50
 )
 
 var _ datapath.Overlay = (*Backend)(nil)
@@ -110,6 +103,14 @@ func (b *Backend) ensureTunnel(ctx context.Context) (uint32, error) {
 	return uint32(ofport), nil
 }
 
+// self is this host's underlay address; none on a single host.
+func (b *Backend) self() netip.Addr {
+	if b.underlay == nil {
+		return netip.Addr{}
+	}
+	return b.underlay.LocalIP
+}
+
 // setTunnel makes the pipeline use the tunnel port's ofport; the caller
 // syncs the flows in full.
 func (b *Backend) setTunnel(ofport uint32) {
@@ -118,78 +119,13 @@ func (b *Backend) setTunnel(ofport uint32) {
 	b.pipeline.Tunnel = ofport
 }
 
-// remoteSet validates remote ports and indexes the valid ones by network
-// and name; the others are left out, with the reason, by network and name,
-// so that one bad record from another host cannot stop this host's
-// reconcile. Each needs a valid name and network, an IPv4 address (its
-// flows' cookie), a unicast MAC and another host's IPv4 underlay address.
-// Clashes between valid ports (an address or MAC that another port of the
-// network has) are the pipeline's to settle (pipeline.SelectRemote).
-func (b *Backend) remoteSet(ports []model.RemotePort) (valid map[string]map[string]model.RemotePort, invalid datapath.Skips) {
-	valid, invalid = map[string]map[string]model.RemotePort{}, datapath.Skips{}
-	if !slices.IsSortedFunc(ports, model.CompareRemote) {
-		ports = slices.SortedFunc(slices.Values(ports), model.CompareRemote)
-	}
-	validNet := map[string]error{}
-	for _, r := range ports {
-		p := r.Port
-		err, seen := validNet[p.Network]
-		if !seen {
-			if err = v1.ValidateName(p.Network); err != nil {
-				err = fmt.Errorf("network: %w", err)
-			}
-			validNet[p.Network] = err
-		}
-		if err == nil {
-			err = checkRemote(r, b.underlay)
-		}
-		if had, dup := valid[p.Network][p.Name]; err == nil && dup {
-			if sameRemote(had, r) {
-				continue
-			}
-			err = errors.New("listed twice, differently")
-		}
-		if err != nil {
-			invalid.Add(p.Network, p.Name, datapath.Skip{Host: p.Host, Reason: err.Error()})
-			continue
-		}
-		if valid[p.Network] == nil {
-			valid[p.Network] = map[string]model.RemotePort{}
-		}
-		valid[p.Network][p.Name] = model.RemotePort{Port: p, HostIP: r.HostIP}
-	}
-	return valid, invalid
-}
-
-// checkRemote says why a remote port cannot have flows, or nil. (Its
-// network's name is checked by the caller.)
-func checkRemote(r model.RemotePort, u *datapath.Underlay) error {
-	p := r.Port
-	if err := v1.ValidateName(p.Name); err != nil {
-		return err
-	}
-	if !p.IP.Is4() {
-		return fmt.Errorf("address %q is not IPv4", p.IP)
-	}
-	if mac, err := net.ParseMAC(p.MAC); err != nil || len(mac) != 6 || mac[0]&1 != 0 || [6]byte(mac) == [6]byte{} {
-		return fmt.Errorf("MAC %q is not a unicast Ethernet address", p.MAC)
-	}
-	if !r.HostIP.Is4() {
-		return fmt.Errorf("host address %q is not IPv4", r.HostIP)
-	}
-	if u != nil && r.HostIP == u.LocalIP {
-		return fmt.Errorf("host address %s is this host's own", r.HostIP)
-	}
-	return nil
-}
-
 // SetRemotePorts implements datapath.Overlay: the remote ports' flows and
 // the flood groups of their networks change by the difference to the set
 // before, in one bundle. The same list again sends nothing and costs a
 // comparison with the list before; the same set in another order, a pass
-// over it. A port that cannot have flows (invalid, or an address or
-// MAC another port of its network has) is left out and logged, once, not
-// returned as an error: the rest of the set lands.
+// over it. A port that cannot have flows (datapath.SelectRemote) is left
+// out and logged, once, not returned as an error: the rest of the set
+// lands.
 func (b *Backend) SetRemotePorts(ctx context.Context, ports []model.RemotePort) error {
 	if b.underlay == nil && len(ports) > 0 {
 		return fmt.Errorf("set remote ports: no underlay configured (single host)")
@@ -202,10 +138,9 @@ func (b *Backend) SetRemotePorts(ctx context.Context, ports []model.RemotePort) 
 	if b.remoteGiven != nil && slices.Equal(ports, *b.remoteGiven) {
 		return nil
 	}
-	next, invalid := b.remoteSet(ports)
+	next := byNetwork(ports)
 	b.mu.Lock()
 	affected := changedNetworks(b.state.remote, next)
-	logged := slices.Concat(affected, b.invalid.Networks(), invalid.Networks())
 	b.mu.Unlock()
 	if len(affected) > 0 {
 		err := b.change(ctx, b.remoteScope(affected...), func(s *state) func() {
@@ -217,10 +152,7 @@ func (b *Backend) SetRemotePorts(ctx context.Context, ports []model.RemotePort) 
 			return fmt.Errorf("set remote ports: flows: %w", err)
 		}
 	}
-	b.mu.Lock()
-	b.invalid = invalid
-	b.mu.Unlock()
-	b.reportSkips(logged...)
+	b.reportSkips(affected...)
 	b.setGiven(ports)
 	return nil
 }
@@ -240,26 +172,35 @@ func (b *Backend) reportSkips(networks ...string) {
 	defer b.mu.Unlock()
 	now := datapath.Skips{}
 	for _, network := range networks {
-		for name, s := range b.invalid[network] {
-			now.Add(network, name, s)
-		}
 		if len(b.state.remote[network]) == 0 {
 			continue
 		}
-		_, skipped := pipeline.SelectRemote(b.state.members(network), b.state.remoteOf(network))
-		for _, s := range skipped {
-			now.Add(network, s.Port.Port.Name, datapath.Skip{Host: s.Port.Port.Host, Reason: s.Reason})
-		}
+		_, skips := datapath.SelectRemote(b.self(), b.state.members(network), b.state.remote[network])
+		maps.Copy(now, skips)
 	}
 	b.skipped.Update(b.log, networks, now)
 }
 
+// byNetwork indexes remote ports by network, each network's in
+// model.CompareRemote order, so that the same set in another order is the
+// same index.
+func byNetwork(ports []model.RemotePort) map[string][]model.RemotePort {
+	out := map[string][]model.RemotePort{}
+	for _, r := range ports {
+		out[r.Port.Network] = append(out[r.Port.Network], r)
+	}
+	for _, rs := range out {
+		slices.SortFunc(rs, model.CompareRemote)
+	}
+	return out
+}
+
 // changedNetworks names the networks whose remote ports differ between a
 // and b.
-func changedNetworks(a, b map[string]map[string]model.RemotePort) []string {
+func changedNetworks(a, b map[string][]model.RemotePort) []string {
 	var out []string
 	for _, network := range slices.Sorted(maps.Keys(a)) {
-		if !maps.EqualFunc(a[network], b[network], sameRemote) {
+		if !slices.Equal(a[network], b[network]) {
 			out = append(out, network)
 		}
 	}
@@ -269,46 +210,4 @@ func changedNetworks(a, b map[string]map[string]model.RemotePort) []string {
 		}
 	}
 	return out
-}
-
-func sameRemote(x, y model.RemotePort) bool {
-	return x.HostIP == y.HostIP && x.Port.IP == y.Port.IP && x.Port.MAC == y.Port.MAC &&
-		x.Port.Network == y.Port.Network && x.Port.Host == y.Port.Host
-}
-
-// checkUnderlayMTU warns, once per network and MTU, when a full-size frame
-// of n does not fit the underlay once tunnelled: OVS neither fragments the
-// outer packet nor sends "fragmentation needed", so such packets vanish
-// (ping works, TCP stalls). The underlay's MTU is that of the interface
-// holding the underlay address (on the userspace datapath br-phy's
-// internal interface). An address on no interface is warned about once: OVS
-// cannot route the tunnels' packets then.
-func (b *Backend) checkUnderlayMTU(n model.Network) {
-	if b.underlay == nil {
-		return
-	}
-	ifname, mtu, err := link.Holding(b.underlay.LocalIP)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch {
-	case err != nil:
-		if !b.underlayLost {
-			b.log.Warn("underlay address on no interface of this host: tunnels to the other hosts cannot be sent",
-				"underlay_ip", b.underlay.LocalIP, "err", err)
-		}
-		b.underlayLost = true
-	case n.MTU+tunnelOverhead > mtu:
-		b.underlayLost = false
-		if b.mtuWarned[n.Name] != n.MTU {
-			b.log.Warn("network MTU too large for the underlay: tunnelled full-size packets will be dropped",
-				"network", n.Name, "mtu", n.MTU, "tunnel_overhead", tunnelOverhead, "underlay_interface", ifname, "underlay_mtu", mtu)
-			if b.mtuWarned == nil {
-				b.mtuWarned = map[string]int{}
-			}
-			b.mtuWarned[n.Name] = n.MTU
-		}
-	default:
-		b.underlayLost = false
-		delete(b.mtuWarned, n.Name)
-	}
 }

@@ -253,7 +253,7 @@ func TestOverlayTwoHosts(t *testing.T) {
 			t.Errorf("warned of an MTU that fits:\n%s", h1.agent.log.String())
 		}
 		jumbo := nw("jumbo", "10.98.9.0/24", 19)
-		jumbo.MTU = underlayMTU - tunnelOverhead + 1
+		jumbo.MTU = underlayMTU - datapath.TunnelOverhead + 1
 		h1.agent.do(t, agentCmd{Op: "network", Network: jumbo})
 		h1.agent.do(t, agentCmd{Op: "network", Network: jumbo})
 		if n := strings.Count(h1.agent.log.String(), warning); n != 1 || !strings.Contains(h1.agent.log.String(), "underlay_interface=br-phy") {

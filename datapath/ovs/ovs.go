@@ -69,16 +69,12 @@ type Backend struct {
 	// before the first).
 	remoteMu    sync.Mutex
 	remoteGiven *[]model.RemotePort
-	// invalid are the remote ports last given that cannot have flows at
-	// all (remoteSet); skipped what was logged of those and of the ports
-	// the pipeline leaves out. Guarded by mu.
-	invalid datapath.Skips
+	// skipped is what was logged of the remote ports that get no flows
+	// (datapath.SelectRemote). Guarded by mu.
 	skipped datapath.SkipLog
-	// mtuWarned is the MTU each network was last warned about as too
-	// large for the underlay; underlayLost that the underlay address was
-	// on no interface. Guarded by mu.
-	mtuWarned    map[string]int
-	underlayLost bool
+	// underlayMTU warns of networks too large for the underlay; it has a
+	// lock of its own.
+	underlayMTU datapath.UnderlayMTU
 
 	// mu guards the state the flows are compiled from. The controller
 	// makes one change at a time; the lock is for the OpenFlow side, which
@@ -309,7 +305,7 @@ func (f *flowSource) Desired(dpid uint64) (flowset.Desired, bool) {
 	if !b.primed {
 		return flowset.Desired{}, false
 	}
-	d, err := b.pipeline.Compile(b.state.model())
+	d, err := b.pipeline.Compile(b.state.model(b.self()))
 	if err != nil {
 		// The state is checked as it is built; this is a bug, and syncing a
 		// partial table would cut traffic.
@@ -527,10 +523,10 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 // then the model is complete, with s's remote ports, and the bridge's flows,
 // the host side and the model are made to agree in full.
 func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
-	remote, invalid := b.remoteSet(s.Remote)
+	remote := byNetwork(s.Remote)
 	if b.underlay == nil && len(s.Remote) > 0 {
 		b.log.Warn("remote ports given to a single host are ignored: no underlay configured", "remote_ports", len(s.Remote))
-		remote, invalid = nil, nil
+		remote = nil
 	}
 	want := link.PortLinks(s.Ports)
 	b.spares.want(want)
@@ -568,8 +564,7 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	b.remoteMu.Lock()
 	b.prime(s, remote)
 	b.mu.Lock()
-	logged := slices.Concat(slices.Collect(maps.Keys(remote)), b.invalid.Networks(), invalid.Networks(), b.skipped.Networks())
-	b.invalid = invalid
+	logged := slices.Concat(slices.Collect(maps.Keys(remote)), b.skipped.Networks())
 	b.mu.Unlock()
 	b.reportSkips(logged...)
 	b.setGiven(s.Remote)

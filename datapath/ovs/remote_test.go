@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
+	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -28,70 +29,14 @@ func testBackend() (*Backend, *bytes.Buffer) {
 		state: newState(), log: slog.New(slog.NewTextHandler(&log, nil))}, &log
 }
 
-// TestRemoteSet: what remoteSet leaves out, and why; the rest stands.
-func TestRemoteSet(t *testing.T) {
-	b, _ := testBackend()
-	good := remotePort("bb", "blue", "10.98.1.11", "10.99.0.2")
-	noMAC := remotePort("bc", "blue", "10.98.1.12", "10.99.0.2")
-	noMAC.Port.MAC = ""
-	multicast := remotePort("bd", "blue", "10.98.1.13", "10.99.0.2")
-	multicast.Port.MAC = "01:00:5e:00:00:01"
-	zero := remotePort("bz", "blue", "10.98.1.17", "10.99.0.2")
-	zero.Port.MAC = "00:00:00:00:00:00"
-	twice := good
-	twice.HostIP = netip.MustParseAddr("10.99.0.3")
-	for _, tc := range []struct {
-		name string
-		bad  model.RemotePort
-		want string // in the reason; "" for none: nothing left out
-	}{
-		{"no MAC", noMAC, "not a unicast Ethernet address"},
-		{"multicast MAC", multicast, "not a unicast Ethernet address"},
-		{"zero MAC", zero, "not a unicast Ethernet address"},
-		{"IPv6", remotePort("be", "blue", "fd00::1", "10.99.0.2"), "not IPv4"},
-		{"own host", remotePort("bf", "blue", "10.98.1.14", "10.99.0.1"), "this host's own"},
-		{"v6 host", remotePort("bg", "blue", "10.98.1.15", "fd00::2"), "host address"},
-		{"bad name", remotePort("B_H", "blue", "10.98.1.16", "10.99.0.3"), "B_H"},
-		{"bad network", remotePort("bi", "Blue!", "10.98.1.16", "10.99.0.3"), "network"},
-		{"listed twice, differently", twice, "listed twice"},
-		{"listed twice, the same", good, ""},
-	} {
-		set, invalid := b.remoteSet([]model.RemotePort{good, tc.bad})
-		if len(set) != 1 || len(set["blue"]) != 1 || set["blue"]["bb"] != good {
-			t.Errorf("%s: kept %v, want only bb as given", tc.name, set)
-		}
-		// The other order: the same result.
-		if set2, invalid2 := b.remoteSet([]model.RemotePort{tc.bad, good}); !maps.EqualFunc(set, set2, maps.Equal) ||
-			!maps.EqualFunc(invalid, invalid2, maps.Equal) {
-			t.Errorf("%s: the order of the ports matters: %v %v, then %v %v", tc.name, set, invalid, set2, invalid2)
-		}
-		var reasons []string
-		for _, ports := range invalid {
-			for name, s := range ports {
-				reasons = append(reasons, name+": "+s.Reason)
-			}
-		}
-		if tc.want == "" && len(reasons) > 0 || tc.want != "" && (len(reasons) != 1 || !strings.Contains(reasons[0], tc.want)) {
-			t.Errorf("%s: left out %q, want one for %q", tc.name, reasons, tc.want)
-		}
-	}
-}
-
 func TestChangedNetworks(t *testing.T) {
-	b, _ := testBackend()
-	set := func(ports ...model.RemotePort) map[string]map[string]model.RemotePort {
-		s, invalid := b.remoteSet(ports)
-		if len(invalid) > 0 {
-			t.Fatal(invalid)
-		}
-		return s
-	}
+	set := func(ports ...model.RemotePort) map[string][]model.RemotePort { return byNetwork(ports) }
 	bb, rb := remotePort("bb", "blue", "10.98.1.11", "10.99.0.2"), remotePort("rb", "red", "10.98.2.11", "10.99.0.2")
 	moved := bb
 	moved.HostIP = netip.MustParseAddr("10.99.0.3")
 	for _, tc := range []struct {
 		name string
-		a, b map[string]map[string]model.RemotePort
+		a, b map[string][]model.RemotePort
 		want []string
 	}{
 		{"same", set(bb, rb), set(rb, bb), nil},
@@ -132,8 +77,8 @@ func TestSetRemotePortsSkips(t *testing.T) {
 	if err := b.SetRemotePorts(ctx, set); err != nil {
 		t.Fatalf("SetRemotePorts with bad ports: %v, want them left out", err)
 	}
-	if got := len(b.state.remote["blue"]); got != 3 {
-		t.Errorf("state holds %d remote ports of blue, want a, b and d (the pipeline settles the MAC)", got)
+	if got := len(b.state.kept(b.self(), "blue")); got != 2 {
+		t.Errorf("%d remote ports of blue get flows, want a and d", got)
 	}
 	lines := logLines(log)
 	if len(lines) != 2 || !strings.Contains(lines[0], "port=b ") || !strings.Contains(lines[0], "remote port a (host h2)") ||
@@ -173,8 +118,7 @@ func TestSetRemotePortsSkips(t *testing.T) {
 	// Prune of the same set: nothing new to say.
 	b.prime(datapath.State{Networks: []model.Network{blue}}, nil)
 	b.primed = false
-	remote, invalid := b.remoteSet([]model.RemotePort{d, sameMAC, ownHost})
-	b.state.remote, b.invalid = remote, invalid
+	b.state.remote = byNetwork([]model.RemotePort{d, sameMAC, ownHost})
 	b.reportSkips("blue")
 	if lines := logLines(log); len(lines) != 0 {
 		t.Errorf("the same skips again logged:\n%s", strings.Join(lines, ""))
@@ -188,10 +132,39 @@ func TestSetRemotePortsUnchanged(t *testing.T) {
 	ctx := context.Background()
 	b, _ := testBackend()
 	set := []model.RemotePort{remotePort("a", "blue", "10.98.1.11", "10.99.0.2"), remotePort("b", "red", "10.98.2.11", "10.99.0.3")}
-	remote, _ := b.remoteSet(set)
-	b.prime(datapath.State{Networks: []model.Network{{Name: "blue", ID: 11}, {Name: "red", ID: 12}}}, remote)
+	b.prime(datapath.State{Networks: []model.Network{{Name: "blue", ID: 11}, {Name: "red", ID: 12}}}, byNetwork(set))
 	slices.Reverse(set)
 	if err := b.SetRemotePorts(ctx, set); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOnlyKeptRemoteHaveFlows: the remote ports datapath.SelectRemote
+// leaves out get no flows and no flood bucket: a host whose only port in a
+// network is left out is not flooded to, and a local port's address is
+// delivered locally.
+func TestOnlyKeptRemoteHaveFlows(t *testing.T) {
+	b, _ := testBackend()
+	b.pipeline = pipeline.Pipeline{Space: cookieSpace, Tunnel: 9}
+	blue := model.Network{Name: "blue", ID: 11, MTU: 1500}
+	b.state.networks["blue"] = blue
+	local := model.Port{Name: "l", Network: "blue", IP: netip.MustParseAddr("10.98.1.2"), MAC: model.PortMAC("l"), Ofport: 5}
+	b.state.ports["blue"] = map[string]model.Port{"l": local}
+	kept := remotePort("a", "blue", "10.98.1.11", "10.99.0.2")
+	shadowed := remotePort("b", "blue", local.IP.String(), "10.99.0.3") // l's address
+	own := remotePort("c", "blue", "10.98.1.13", "10.99.0.1")           // this host's
+	b.state.remote = byNetwork([]model.RemotePort{own, shadowed, kept})
+	flows := b.remoteFlows(b.state, blue)
+	if len(flows) != 2 {
+		t.Errorf("%d remote flows, want a's 2", len(flows))
+	}
+	for _, f := range flows {
+		if _, obj, _ := flowset.ParseCookie(f.Cookie); obj != pipeline.RemoteCookieObject(kept.Port) {
+			t.Errorf("flow of cookie %#x: not a's", f.Cookie)
+		}
+	}
+	g := b.flood(b.state, blue)
+	if len(g.Buckets) != 2 {
+		t.Errorf("flood group has %d buckets, want l's and host 10.99.0.2's: %+v", len(g.Buckets), g.Buckets)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
+	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -19,17 +21,20 @@ type state struct {
 	networks map[string]model.Network
 	routers  map[string]model.Router
 	ports    map[string]map[string]model.Port // by network, then by name
-	// remote are other hosts' ports, by network, then by name (cluster
-	// mode; SetRemotePorts replaces them whole).
-	remote map[string]map[string]model.RemotePort
+	// remote are other hosts' ports as given, by network, in
+	// model.CompareRemote order (cluster mode; SetRemotePorts replaces
+	// them whole); which of them get flows is for kept to say.
+	remote map[string][]model.RemotePort
 }
 
 func newState() state {
 	return state{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]map[string]model.Port{},
-		remote: map[string]map[string]model.RemotePort{}}
+		remote: map[string][]model.RemotePort{}}
 }
 
-func (s state) model() pipeline.Model {
+// model is the state for the pipeline, with the remote ports that get
+// flows; self is this host's underlay address.
+func (s state) model(self netip.Addr) pipeline.Model {
 	m := pipeline.Model{
 		Networks: slices.Collect(maps.Values(s.networks)),
 		Routers:  slices.Collect(maps.Values(s.routers)),
@@ -37,8 +42,8 @@ func (s state) model() pipeline.Model {
 	for _, ports := range s.ports {
 		m.Ports = slices.AppendSeq(m.Ports, maps.Values(ports))
 	}
-	for _, ports := range s.remote {
-		m.Remote = slices.AppendSeq(m.Remote, maps.Values(ports))
+	for network := range s.remote {
+		m.Remote = append(m.Remote, s.kept(self, network)...)
 	}
 	return m
 }
@@ -47,22 +52,26 @@ func (s state) members(network string) []model.Port {
 	return slices.Collect(maps.Values(s.ports[network]))
 }
 
-func (s state) remoteOf(network string) []model.RemotePort {
-	return slices.Collect(maps.Values(s.remote[network]))
+// kept are the remote ports of network that get flows: the others are
+// invalid or clash with a local port or another remote port (the rule both
+// backends follow, datapath.SelectRemote).
+func (s state) kept(self netip.Addr, network string) []model.RemotePort {
+	kept, _ := datapath.SelectRemote(self, s.members(network), s.remote[network])
+	return kept
 }
 
 // flood is a network's flood group: its local ports and the hosts of its
 // remote ports. Every scope that holds the group compiles it this way, since
 // a group is replaced whole.
 func (b *Backend) flood(s state, n model.Network) flowset.Group {
-	return b.pipeline.Flood(n, s.members(n.Name), s.remoteOf(n.Name))
+	return b.pipeline.Flood(n, s.members(n.Name), s.kept(b.self(), n.Name))
 }
 
 // remoteFlows are the flows of a network's remote ports; they depend on
 // the network (its ID) and on its local ports (a local port shadows a remote
 // one with its address or MAC).
 func (b *Backend) remoteFlows(s state, n model.Network) []flowset.Flow {
-	return b.pipeline.RemoteFlows(n, s.members(n.Name), s.remoteOf(n.Name))
+	return b.pipeline.RemoteFlows(n, s.kept(b.self(), n.Name))
 }
 
 // scope is the part of the desired state that a change can affect; the
@@ -167,8 +176,8 @@ func (b *Backend) change(ctx context.Context, sc scope, mutate func(*state) (und
 // prime makes the state complete from the controller's desired state. Ports
 // come from this run's attaches, which carry the ofports OVS has now; a
 // desired port that did not attach has no flows. Remote ports come from s
-// as they are (validated by remoteSet).
-func (b *Backend) prime(s datapath.State, remote map[string]map[string]model.RemotePort) {
+// as they are (byNetwork).
+func (b *Backend) prime(s datapath.State, remote map[string][]model.RemotePort) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	next := newState()
@@ -194,7 +203,7 @@ func (b *Backend) prime(s datapath.State, remote map[string]map[string]model.Rem
 
 // putPort installs a local port's flows. A remote port with the local
 // port's address or MAC loses its flows while the local port is there
-// (pipeline.SelectRemote), which is logged.
+// (datapath.SelectRemote), which is logged.
 func (b *Backend) putPort(ctx context.Context, p model.Port) error {
 	defer b.reportSkips(p.Network)
 	return b.change(ctx, b.portScope(p.Network, p.Name), func(s *state) func() {
@@ -261,7 +270,10 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 	if err != nil {
 		return fmt.Errorf("network %s: flows: %w", n.Name, err)
 	}
-	b.checkUnderlayMTU(n)
+	if b.underlay != nil {
+		ifname, mtu, err := link.Holding(b.underlay.LocalIP)
+		b.underlayMTU.Check(b.log, n, ifname, mtu, err)
+	}
 	if err := b.syncHostAfter(ctx, n); err != nil {
 		return err
 	}
@@ -282,9 +294,7 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 	if err != nil {
 		return fmt.Errorf("network %s: flows: %w", n.Name, err)
 	}
-	b.mu.Lock()
-	delete(b.mtuWarned, n.Name)
-	b.mu.Unlock()
+	b.underlayMTU.Forget(n.Name)
 	if err := b.syncHostAfter(ctx, n); err != nil {
 		return err
 	}

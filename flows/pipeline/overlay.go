@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
@@ -31,71 +30,18 @@ func RemoteCookieObject(p model.Port) uint32 {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
-// RemoteSkip is a remote port that gets no flows, and why.
-type RemoteSkip struct {
-	Port   model.RemotePort
-	Reason string
-}
-
-// SelectRemote decides which of a network's remote ports get flows. A port
-// needs an IPv4 address, a unicast MAC and an IPv4 host address (the backend
-// refuses ports without them before they get here), and an address and MAC
-// that no local port of the network has and no remote port before it by
-// name: a port moving between hosts may show on both for a moment, and two
-// hosts' ports may share a MAC; the local port, then the first by name,
-// wins, rather than two flows claiming one match, which the switch would
-// refuse. A skipped port claims nothing, so the next by name may win.
-// kept is in name order.
-func SelectRemote(local []model.Port, remote []model.RemotePort) (kept []model.RemotePort, skipped []RemoteSkip) {
-	if len(remote) == 0 {
-		return nil, nil
-	}
-	owner := map[string]string{} // address or canonical MAC -> who has it
-	for _, l := range local {
-		owner[l.IP.String()] = "local port " + l.Name
-		if mac, err := net.ParseMAC(l.MAC); err == nil {
-			owner[mac.String()] = "local port " + l.Name
-		}
-	}
-	byName := func(a, b model.RemotePort) int { return strings.Compare(a.Port.Name, b.Port.Name) }
-	if !slices.IsSortedFunc(remote, byName) {
-		remote = slices.SortedFunc(slices.Values(remote), byName)
-	}
-	for _, r := range remote {
-		mac, ok := usable(r)
-		if !ok {
-			skipped = append(skipped, RemoteSkip{r, "no IPv4 address, unicast MAC or IPv4 host address"})
-			continue
-		}
-		ip := r.Port.IP.String()
-		if o, taken := owner[ip]; taken {
-			skipped = append(skipped, RemoteSkip{r, "address " + ip + " is taken by " + o})
-			continue
-		}
-		if o, taken := owner[mac.String()]; taken {
-			skipped = append(skipped, RemoteSkip{r, "MAC " + mac.String() + " is taken by " + o})
-			continue
-		}
-		who := "remote port " + r.Port.Name + " (host " + r.Port.Host + ")"
-		owner[ip], owner[mac.String()] = who, who
-		kept = append(kept, r)
-	}
-	return kept, skipped
-}
-
-// RemoteFlows are the flows of n's remote ports that SelectRemote keeps:
-// delivery by IP (a routed packet gets the port's MAC, as for a local port)
-// and by MAC (into the tunnel towards the port's host). None on a single
-// host.
-func (p Pipeline) RemoteFlows(n model.Network, local []model.Port, remote []model.RemotePort) []flowset.Flow {
+// RemoteFlows are the flows of n's remote ports among remote: delivery by
+// IP (a routed packet gets the port's MAC, as for a local port) and by MAC
+// (into the tunnel towards the port's host). None on a single host.
+func (p Pipeline) RemoteFlows(n model.Network, remote []model.RemotePort) []flowset.Flow {
 	if p.Tunnel == 0 {
 		return nil
 	}
-	kept, _ := SelectRemote(local, inNetwork(n, remote))
-	flows := make([]flowset.Flow, 0, 2*len(kept))
+	remote = inNetwork(n, remote)
+	flows := make([]flowset.Flow, 0, 2*len(remote))
 	inNet := openflow.Reg(RegNetwork, uint32(n.ID))
-	for _, r := range kept {
-		mac, _ := usable(r)
+	for _, r := range remote {
+		mac, _ := net.ParseMAC(r.Port.MAC)
 		c := p.Space.Cookie(KindRemote, RemoteCookieObject(r.Port), 0)
 		flows = append(flows,
 			flow(TableNeighbor, prioFallback, c, match(inNet, openflow.EthType(ethIPv4), openflow.IPv4Dst(r.Port.IP)),
@@ -134,24 +80,17 @@ func (p Pipeline) toTunnel(n model.Network, host netip.Addr) []openflow.Action {
 	}
 }
 
-// remoteHosts are the underlay addresses of the hosts with ports among
-// remote that SelectRemote keeps, sorted, each once; none on a single host.
-func (p Pipeline) remoteHosts(n model.Network, local []model.Port, remote []model.RemotePort) []netip.Addr {
+// remoteHosts are the underlay addresses of the hosts with ports of n
+// among remote, sorted, each once; none on a single host.
+func (p Pipeline) remoteHosts(n model.Network, remote []model.RemotePort) []netip.Addr {
 	if p.Tunnel == 0 {
 		return nil
 	}
-	kept, _ := SelectRemote(local, inNetwork(n, remote))
-	hosts := make([]netip.Addr, 0, len(kept))
-	for _, r := range kept {
+	remote = inNetwork(n, remote)
+	hosts := make([]netip.Addr, 0, len(remote))
+	for _, r := range remote {
 		hosts = append(hosts, r.HostIP)
 	}
 	slices.SortFunc(hosts, netip.Addr.Compare)
 	return slices.Compact(hosts)
-}
-
-// usable: the port has what its flows need, with its MAC parsed.
-func usable(r model.RemotePort) (net.HardwareAddr, bool) {
-	mac, err := net.ParseMAC(r.Port.MAC)
-	unicast := err == nil && len(mac) == 6 && mac[0]&1 == 0 && [6]byte(mac) != [6]byte{}
-	return mac, unicast && RemoteCookieObject(r.Port) != 0 && r.HostIP.Is4()
 }

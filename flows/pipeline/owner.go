@@ -7,7 +7,6 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
-	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Owner is the object a flow belongs to.
@@ -41,20 +40,8 @@ func NewOwners(m Model) Owners {
 			o.ports[uint32(p.Ofport)] = p.Name
 		}
 	}
-	// Of remote ports sharing an address, the one with flows names the
-	// cookie (see SelectRemote).
-	local, remote := map[string][]model.Port{}, map[string][]model.RemotePort{}
-	for _, p := range m.Ports {
-		local[p.Network] = append(local[p.Network], p)
-	}
 	for _, r := range m.Remote {
-		remote[r.Port.Network] = append(remote[r.Port.Network], r)
-	}
-	for network, rs := range remote {
-		kept, _ := SelectRemote(local[network], rs)
-		for _, r := range kept {
-			o.remote[RemoteCookieObject(r.Port)] = Owner{Kind: v1.OwnerRemote, Name: r.Port.Name, Host: r.Port.Host}
-		}
+		o.remote[RemoteCookieObject(r.Port)] = Owner{Kind: v1.OwnerRemote, Name: r.Port.Name, Host: r.Port.Host}
 	}
 	return o
 }

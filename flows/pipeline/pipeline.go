@@ -42,7 +42,8 @@ type Model struct {
 	Routers  []model.Router
 	Ports    []model.Port // attached: Ofport set
 	// Remote are other hosts' ports this host forwards to through the
-	// tunnel (see Pipeline.Tunnel).
+	// tunnel (see Pipeline.Tunnel): those that get flows, which the backend
+	// chose (datapath.SelectRemote), each with a distinct address and MAC.
 	Remote []model.RemotePort
 }
 
@@ -69,7 +70,7 @@ func (p Pipeline) Compile(m Model) (flowset.Desired, error) {
 			return d, fmt.Errorf("routes of network %s: %w", n.Name, err)
 		}
 		d.Flows = append(d.Flows, p.Routes(n, nets)...)
-		d.Flows = append(d.Flows, p.RemoteFlows(n, members[n.Name], remote[n.Name])...)
+		d.Flows = append(d.Flows, p.RemoteFlows(n, remote[n.Name])...)
 		d.Groups = append(d.Groups, p.Flood(n, members[n.Name], remote[n.Name]))
 	}
 	for _, port := range m.Ports {
@@ -207,9 +208,9 @@ func (p Pipeline) Port(port model.Port, n model.Network) []flowset.Flow {
 }
 
 // Flood is a network's ALL group: one bucket per local port, in ofport
-// order, then one per other host that has ports in it (by underlay address;
-// only the ports SelectRemote keeps count), which sends the packet into the
-// tunnel with the network's VNI. OVS never sends a packet back out of its
+// order, then one per other host that has ports in it among remote (by
+// underlay address), which sends the packet into the tunnel with the
+// network's VNI. OVS never sends a packet back out of its
 // in_port, so the sender is skipped — and a packet that came from the
 // tunnel goes out of none of the tunnel buckets (split horizon: the sending
 // host flooded to every host itself).
@@ -224,7 +225,7 @@ func (p Pipeline) Flood(n model.Network, ports []model.Port, remote []model.Remo
 		g.Buckets = append(g.Buckets, openflow.Bucket{WatchPort: openflow.PortAny, WatchGroup: openflow.GroupAny,
 			Actions: []openflow.Action{openflow.ActionOutput{Port: uint32(o)}}})
 	}
-	for _, host := range p.remoteHosts(n, ports, remote) {
+	for _, host := range p.remoteHosts(n, remote) {
 		g.Buckets = append(g.Buckets, openflow.Bucket{WatchPort: openflow.PortAny, WatchGroup: openflow.GroupAny,
 			Actions: p.toTunnel(n, host)})
 	}
