@@ -378,6 +378,12 @@ func (c *Controller) deleteRemotePort(ctx context.Context, name string) error {
 	return nil
 }
 
+// Host is the name of this controller's host.
+func (c *Controller) Host() string { return c.host }
+
+// Clustered reports whether the state is shared by the hosts of a cluster.
+func (c *Controller) Clustered() bool { return c.cluster != nil }
+
 // Hosts lists the live hosts by name (a single host: itself), with how many
 // ports each has.
 func (c *Controller) Hosts() []v1.Host {

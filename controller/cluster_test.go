@@ -1,4 +1,4 @@
-package controller
+package controller_test
 
 import (
 	"context"
@@ -15,8 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/controller"
+	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/httpapi"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -24,13 +27,13 @@ import (
 // overlayFake is the fake with an overlay: it records the remote ports it
 // was last handed.
 type overlayFake struct {
-	*fakeBackend
+	*controllertest.Fake
 	remoteMu sync.Mutex
 	remote   []string // "port@host-ip"
 }
 
 func (f *overlayFake) Capabilities() datapath.Capabilities {
-	c := f.fakeBackend.Capabilities()
+	c := f.Fake.Capabilities()
 	c.Overlay = f
 	return c
 }
@@ -53,7 +56,7 @@ func (f *overlayFake) remotes() string {
 
 // clusterHost is a controller of one host of a cluster, on a fake datapath.
 type clusterHost struct {
-	*fixture
+	*controllertest.Fixture
 	fake       *overlayFake
 	unregister context.CancelFunc
 }
@@ -69,21 +72,21 @@ func startClusterHost(t *testing.T, etcd *testbed.Etcd, name, underlay string) *
 	}
 	t.Cleanup(func() { st.Close() })
 	reg := prometheus.NewPedanticRegistry()
-	c, err := New(st, name, log, NewMetrics(reg, "test"))
+	c, err := controller.New(st, name, log, controller.NewMetrics(reg, "test"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	host, unregister := context.WithCancel(ctx)
 	go func() { _ = st.Register(host, store.Host{Name: name, UnderlayIP: netip.MustParseAddr(underlay)}, nil) }()
-	fake := &overlayFake{fakeBackend: newFake()}
+	fake := &overlayFake{Fake: controllertest.NewFake()}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return fake, nil }) }()
 	stop := sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(stop)
 	waitUntil(t, name+" ready", func() bool { return c.Ready() == nil })
-	srv := httptest.NewServer(NewHandler(c, reg, "test", "s3cret"))
+	srv := httptest.NewServer(httpapi.NewHandler(c, reg, "test", controllertest.Token))
 	t.Cleanup(srv.Close)
-	return &clusterHost{fixture: &fixture{c: c, fake: fake.fakeBackend, srv: srv, st: st, reg: reg, stop: stop}, fake: fake, unregister: unregister}
+	return &clusterHost{Fixture: &controllertest.Fixture{C: c, Fake: fake.Fake, Srv: srv, St: st, Reg: reg, Stop: stop}, fake: fake, unregister: unregister}
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -106,13 +109,13 @@ func TestClusterControllers(t *testing.T) {
 	h2 := startClusterHost(t, etcd, "h2", "192.0.2.2")
 	must := func(h *clusterHost, method, path, body string, want int) {
 		t.Helper()
-		if code, out := h.do(t, method, path, body); code != want {
-			t.Fatalf("%s %s on %s: %d %v, want %d", method, path, h.c.host, code, out, want)
+		if code, out := h.Do(t, method, path, body); code != want {
+			t.Fatalf("%s %s on %s: %d %v, want %d", method, path, h.C.Host(), code, out, want)
 		}
 	}
 	remotes := func(h *clusterHost, want string) {
 		t.Helper()
-		waitUntil(t, h.c.host+" remote ports "+want, func() bool { return h.fake.remotes() == want })
+		waitUntil(t, h.C.Host()+" remote ports "+want, func() bool { return h.fake.remotes() == want })
 	}
 
 	must(h1, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201)
@@ -120,10 +123,10 @@ func TestClusterControllers(t *testing.T) {
 	must(h2, "PUT", "/v1/networks/green", `{"subnet":"10.3.0.0/24"}`, 201)
 	must(h2, "PUT", "/v1/networks/blue", `{"subnet":"10.9.0.0/24"}`, 409)
 	for _, h := range []*clusterHost{h1, h2} {
-		waitUntil(t, "every network on "+h.c.host+"'s datapath", func() bool {
-			h.fake.mu.Lock()
-			defer h.fake.mu.Unlock()
-			return len(h.fake.networks) == 3
+		waitUntil(t, "every network on "+h.C.Host()+"'s datapath", func() bool {
+			h.Fake.Mu.Lock()
+			defer h.Fake.Mu.Unlock()
+			return len(h.Fake.Networks) == 3
 		})
 	}
 	must(h1, "PUT", "/v1/ports/a1", `{"network":"blue","type":"tap","ip":"10.1.0.11"}`, 201)
@@ -138,10 +141,10 @@ func TestClusterControllers(t *testing.T) {
 	remotes(h1, "a2@192.0.2.2")
 	must(h1, "PUT", "/v1/routers/r", `{"networks":["blue","red"]}`, 201)
 	remotes(h1, "a2@192.0.2.2 r2@192.0.2.2")
-	waitUntil(t, "the router on h2's datapath", func() bool { _, ok := h2.fake.router("r"); return ok })
+	waitUntil(t, "the router on h2's datapath", func() bool { _, ok := h2.Fake.Router("r"); return ok })
 
 	// Other hosts' ports are listed, not deleted while their host lives.
-	ports, err := h1.c.Ports("", "h2")
+	ports, err := h1.C.Ports("", "h2")
 	if got := names(ports); err != nil || got != "a2 g2 r2" {
 		t.Errorf("h1 lists h2's ports as %s (%v)", got, err)
 	}
@@ -152,15 +155,15 @@ func TestClusterControllers(t *testing.T) {
 	// addresses; h2 takes the record for the truth and detaches its port.
 	h2.unregister()
 	remotes(h1, "")
-	waitUntil(t, "h2 gone from h1's hosts", func() bool { return len(h1.c.Hosts()) == 1 })
+	waitUntil(t, "h2 gone from h1's hosts", func() bool { return len(h1.C.Hosts()) == 1 })
 	must(h1, "DELETE", "/v1/ports/a2", "", 204)
 	must(h1, "PUT", "/v1/ports/y", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 201)
 	waitUntil(t, "a2 detached on h2", func() bool {
-		h2.fake.mu.Lock()
-		defer h2.fake.mu.Unlock()
-		return !h2.fake.ports["a2"]
+		h2.Fake.Mu.Lock()
+		defer h2.Fake.Mu.Unlock()
+		return !h2.Fake.Ports["a2"]
 	})
-	if ports, _ := h2.c.Ports("", "h2"); names(ports) != "g2 r2" {
+	if ports, _ := h2.C.Ports("", "h2"); names(ports) != "g2 r2" {
 		t.Errorf("h2 still has %s", names(ports))
 	}
 }

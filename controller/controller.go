@@ -25,6 +25,10 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
+// DatapathTimeout bounds the datapath work of one request (the HTTP layer
+// gives each that long) and of one repair of a port (drift.go).
+const DatapathTimeout = 60 * time.Second
+
 // rollbackTimeout bounds the undo of a failed request, which must run even when
 // the client has gone and cancelled the request's context.
 const rollbackTimeout = 30 * time.Second
@@ -191,6 +195,13 @@ type Option func(*Controller)
 // ErrEmptyState).
 func WithResetDataplane() Option {
 	return func(c *Controller) { c.resetDataplane = true }
+}
+
+// WithNetnsCheck vets ports' namespaces with check instead of
+// link.CheckNetns: for tests, whose fake backend has no namespaces
+// (controller/controllertest).
+func WithNetnsCheck(check func(context.Context, model.Port) (model.Port, error)) Option {
+	return func(c *Controller) { c.checkNetns = check }
 }
 
 // ErrEmptyState is Run's refusal to start on a state store that holds no

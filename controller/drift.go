@@ -71,7 +71,7 @@ const (
 	// checkTimeout bounds one CheckPort, repairTimeout one repair (as a
 	// request's attach).
 	checkTimeout  = 10 * time.Second
-	repairTimeout = requestTimeout
+	repairTimeout = DatapathTimeout
 )
 
 // portFault is why a port of this host does not forward, and when the

@@ -1,4 +1,4 @@
-package controller
+package controller_test
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/controller"
+	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
@@ -27,7 +29,7 @@ import (
 // reports of a port until an attach repairs it; a gone namespace no attach
 // repairs. The real checks are proven in datapath/ and e2e/drift_test.go.
 type checkFake struct {
-	*fakeBackend
+	*controllertest.Fake
 	changed  chan struct{}
 	cmu      sync.Mutex
 	broken   map[string]error
@@ -37,12 +39,12 @@ type checkFake struct {
 }
 
 func newCheckFake() *checkFake {
-	return &checkFake{fakeBackend: newFake(), changed: make(chan struct{}, 1),
+	return &checkFake{Fake: controllertest.NewFake(), changed: make(chan struct{}, 1),
 		broken: map[string]error{}, attaches: map[string]int{}, sticky: map[string]bool{}}
 }
 
 func (f *checkFake) Capabilities() datapath.Capabilities {
-	c := f.fakeBackend.Capabilities()
+	c := f.Fake.Capabilities()
 	c.PortChecker = f
 	return c
 }
@@ -63,7 +65,7 @@ func (f *checkFake) AttachPort(ctx context.Context, n model.Network, p model.Por
 	if errors.Is(gone, datapath.ErrNoNetns) {
 		return p, gone
 	}
-	got, err := f.fakeBackend.AttachPort(ctx, n, p)
+	got, err := f.Fake.AttachPort(ctx, n, p)
 	if err == nil {
 		f.cmu.Lock()
 		if !f.sticky[p.Name] {
@@ -116,11 +118,11 @@ func driftFixture(t *testing.T) (*fixture, *checkFake) {
 	t.Helper()
 	cf := newCheckFake()
 	st := openStore(t)
-	f := startFixtureOn(t, st, cf.fakeBackend, cf)
-	if code, body := f.do(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`); code != 201 {
+	f := startFixtureOn(t, st, cf.Fake, cf)
+	if code, body := f.Do(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`); code != 201 {
 		t.Fatalf("network: %d %v", code, body)
 	}
-	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 201 {
+	if code, body := f.Do(t, "PUT", "/v1/ports/a", portA); code != 201 {
 		t.Fatalf("port: %d %v", code, body)
 	}
 	return f, cf
@@ -134,7 +136,7 @@ func (f *fixture) waitStatus(t *testing.T, name, status, reason string) map[stri
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		code, body := f.do(t, "GET", "/v1/ports/"+name, "")
+		code, body := f.Do(t, "GET", "/v1/ports/"+name, "")
 		if code == 200 && body["status"] == status && (reason == "" && body["status_reason"] == nil || body["status_reason"] == reason) {
 			return body
 		}
@@ -147,7 +149,7 @@ func (f *fixture) waitStatus(t *testing.T, name, status, reason string) map[stri
 
 func (f *fixture) metric(t *testing.T, name, want string) {
 	t.Helper()
-	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), name); err != nil {
+	if err := testutil.GatherAndCompare(f.Reg, strings.NewReader(want), name); err != nil {
 		t.Error(err)
 	}
 }
@@ -180,7 +182,7 @@ func TestDriftRepairedOnSignal(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	view := f.waitStatus(t, "a", v1.PortForwarding, "")
-	ports, err := storedPorts(t, f.st)
+	ports, err := controllertest.StoredPorts(t, f.St)
 	if err != nil || len(ports) != 1 || float64(ports[0].Ofport) != view["ofport"] {
 		t.Fatalf("stored %v (%v), shown %v", ports, err, view)
 	}
@@ -194,18 +196,18 @@ func TestDriftRepairedOnSignal(t *testing.T) {
 func TestDriftNetnsGone(t *testing.T) {
 	f, cf := driftFixture(t)
 	cf.breakPort("a", fmt.Errorf("netns /var/run/netns/x: %w", datapath.ErrNoNetns))
-	view := f.waitStatus(t, "a", v1.PortDown, ReasonNetnsGone)
+	view := f.waitStatus(t, "a", v1.PortDown, controller.ReasonNetnsGone)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "network namespace does not exist") {
 		t.Errorf("status_detail %q", d)
 	}
 	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 1, 0, 0))
-	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 400 {
+	if code, body := f.Do(t, "PUT", "/v1/ports/a", portA); code != 400 {
 		t.Fatalf("identical PUT of a port whose netns is gone: %d %v", code, body)
 	}
 	if n := cf.attachCount("a"); n != 1 {
 		t.Errorf("%d attaches: a port whose namespace is gone was attached again", n)
 	}
-	f.waitStatus(t, "a", v1.PortDown, ReasonNetnsGone)
+	f.waitStatus(t, "a", v1.PortDown, controller.ReasonNetnsGone)
 	// The namespace is back, without the port's end: no event says so.
 	cf.cmu.Lock()
 	cf.broken["a"] = fmt.Errorf("veth end: %w", datapath.ErrLinkGone)
@@ -220,26 +222,26 @@ func TestDriftNetnsGone(t *testing.T) {
 // the port, and repairs it once the attach can.
 func TestDriftFailedRepairBacksOff(t *testing.T) {
 	f, cf := driftFixture(t)
-	cf.mu.Lock()
-	cf.failPorts["a"] = errors.New("boom")
-	cf.mu.Unlock()
+	cf.Mu.Lock()
+	cf.FailPorts["a"] = errors.New("boom")
+	cf.Mu.Unlock()
 	cf.breakPort("a", fmt.Errorf("interface vnetx: %w", datapath.ErrNotBound))
-	view := f.waitStatus(t, "a", v1.PortDown, ReasonNotBound)
+	view := f.waitStatus(t, "a", v1.PortDown, controller.ReasonNotBound)
 	if n := cf.attachesUnderSignals("a"); n > 5 {
 		t.Errorf("%d attaches in a second of signals: the repair does not back off", n)
 	}
-	view = f.waitStatus(t, "a", v1.PortDown, ReasonNotBound)
+	view = f.waitStatus(t, "a", v1.PortDown, controller.ReasonNotBound)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "boom") {
 		t.Errorf("status_detail %q", d)
 	}
-	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 500 || !strings.Contains(fmt.Sprint(body["error"]), "boom") {
+	if code, body := f.Do(t, "PUT", "/v1/ports/a", portA); code != 500 || !strings.Contains(fmt.Sprint(body["error"]), "boom") {
 		t.Fatalf("identical PUT of a port that cannot be repaired: %d %v", code, body)
 	}
-	f.waitStatus(t, "a", v1.PortDown, ReasonNotBound)
-	cf.mu.Lock()
-	delete(cf.failPorts, "a")
-	cf.mu.Unlock()
-	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 200 || body["status"] != v1.PortForwarding {
+	f.waitStatus(t, "a", v1.PortDown, controller.ReasonNotBound)
+	cf.Mu.Lock()
+	delete(cf.FailPorts, "a")
+	cf.Mu.Unlock()
+	if code, body := f.Do(t, "PUT", "/v1/ports/a", portA); code != 200 || body["status"] != v1.PortForwarding {
 		t.Fatalf("identical PUT of a port that can be repaired: %d %v", code, body)
 	}
 	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 0))
@@ -258,7 +260,7 @@ func TestDriftRepairThatDoesNotTakeBacksOff(t *testing.T) {
 	if n := cf.attachesUnderSignals("a"); n > 5 {
 		t.Errorf("%d attaches in a second of signals: a repair that does not take does not back off", n)
 	}
-	view := f.waitStatus(t, "a", v1.PortDown, ReasonNotBound)
+	view := f.waitStatus(t, "a", v1.PortDown, controller.ReasonNotBound)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "did not take") {
 		t.Errorf("status_detail %q", d)
 	}
@@ -270,22 +272,22 @@ func TestDriftRepairThatDoesNotTakeBacksOff(t *testing.T) {
 // clears the port's status.
 func TestDriftRepairIsAChange(t *testing.T) {
 	f, cf := driftFixture(t)
-	f.fake.gate = make(chan struct{})
+	f.Fake.Gate = make(chan struct{})
 	cf.breakPort("a", fmt.Errorf("tap tapa: %w", datapath.ErrLinkGone))
-	for f.fake.attaching.Load() < 1 {
+	for f.Fake.Attaching.Load() < 1 {
 		time.Sleep(time.Millisecond)
 	}
-	f.waitStatus(t, "a", v1.PortDown, ReasonLinkGone)
-	if code, body := f.do(t, "DELETE", "/v1/ports/a", ""); code != 409 {
+	f.waitStatus(t, "a", v1.PortDown, controller.ReasonLinkGone)
+	if code, body := f.Do(t, "DELETE", "/v1/ports/a", ""); code != 409 {
 		t.Fatalf("DELETE during a repair: %d %v", code, body)
 	}
 	changed := `{"network":"blue","type":"tap","ifname":"tapb"}`
-	if code, body := f.do(t, "PUT", "/v1/ports/a", changed); code != 409 {
+	if code, body := f.Do(t, "PUT", "/v1/ports/a", changed); code != 409 {
 		t.Fatalf("different PUT during a repair: %d %v", code, body)
 	}
 	put := make(chan string, 1)
 	go func() {
-		req, _ := http.NewRequest("PUT", f.srv.URL+"/v1/ports/a", strings.NewReader(portA))
+		req, _ := http.NewRequest("PUT", f.Srv.URL+"/v1/ports/a", strings.NewReader(portA))
 		req.Header.Set("Authorization", "Bearer s3cret")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -295,14 +297,14 @@ func TestDriftRepairIsAChange(t *testing.T) {
 		resp.Body.Close()
 		put <- resp.Status
 	}()
-	close(f.fake.gate)
+	close(f.Fake.Gate)
 	if got := <-put; got != "200 OK" {
 		t.Fatalf("identical PUT during a repair: %s, want 200 once repaired", got)
 	}
 	f.waitStatus(t, "a", v1.PortForwarding, "")
 	cf.breakPort("a", fmt.Errorf("netns x: %w", datapath.ErrNoNetns))
-	f.waitStatus(t, "a", v1.PortDown, ReasonNetnsGone)
-	if code, body := f.do(t, "DELETE", "/v1/ports/a", ""); code != 204 {
+	f.waitStatus(t, "a", v1.PortDown, controller.ReasonNetnsGone)
+	if code, body := f.Do(t, "DELETE", "/v1/ports/a", ""); code != 204 {
 		t.Fatalf("DELETE of a down port: %d %v", code, body)
 	}
 	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 0))
@@ -317,24 +319,24 @@ func TestDriftStartsDown(t *testing.T) {
 	n.ID = 1
 	p, _ := model.NewPort("a", v1.PortSpec{Network: "blue", Type: v1.PortTap, Ifname: "tapa"})
 	p.MAC, p.IP = model.PortMAC("a"), n.Subnet.Addr().Next().Next()
-	if err := errors.Join(createNetwork(st, n), st.CreatePort(context.Background(), p)); err != nil {
+	if err := errors.Join(controllertest.CreateNetwork(st, n), st.CreatePort(context.Background(), p)); err != nil {
 		t.Fatal(err)
 	}
-	fake := newFake()
-	fake.failPorts["a"] = fmt.Errorf("create tap: %w", datapath.ErrConflict)
+	fake := controllertest.NewFake()
+	fake.FailPorts["a"] = fmt.Errorf("create tap: %w", datapath.ErrConflict)
 	f := startFixtureOn(t, st, fake, fake)
-	view := f.waitStatus(t, "a", v1.PortDown, ReasonAttachFailed)
+	view := f.waitStatus(t, "a", v1.PortDown, controller.ReasonAttachFailed)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "create tap") {
 		t.Errorf("status_detail %q", d)
 	}
 	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 1))
-	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 409 {
+	if code, body := f.Do(t, "PUT", "/v1/ports/a", portA); code != 409 {
 		t.Fatalf("identical PUT of a port that cannot be attached: %d %v", code, body)
 	}
-	fake.mu.Lock()
-	delete(fake.failPorts, "a")
-	fake.mu.Unlock()
-	if code, body := f.do(t, "PUT", "/v1/ports/a", portA); code != 200 || body["status"] != v1.PortForwarding {
+	fake.Mu.Lock()
+	delete(fake.FailPorts, "a")
+	fake.Mu.Unlock()
+	if code, body := f.Do(t, "PUT", "/v1/ports/a", portA); code != 200 || body["status"] != v1.PortForwarding {
 		t.Fatalf("identical PUT of a port that can be attached: %d %v", code, body)
 	}
 	f.metric(t, "ovs_vnet_port_repairs_total", repairsMetric(1, 1))
@@ -365,15 +367,13 @@ func TestDriftNeverIntoAnotherProcessesNetns(t *testing.T) {
 
 	f, cf := driftFixture(t)
 	body := `{"network":"blue","type":"veth","ifname":"eth0","netns":"` + path + `"}`
-	if code, resp := f.do(t, "PUT", "/v1/ports/v", body); code != 201 {
+	if code, resp := f.Do(t, "PUT", "/v1/ports/v", body); code != 201 {
 		t.Fatalf("port: %d %v", code, resp)
 	}
 	// Seen forwarding in ns1 once, by a check.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		cf.signal()
-		f.c.mu.Lock()
-		_, seen := f.c.netnsIDs["v"]
-		f.c.mu.Unlock()
+		_, seen := f.C.NetnsID("v")
 		if seen {
 			break
 		}
@@ -388,11 +388,11 @@ func TestDriftNeverIntoAnotherProcessesNetns(t *testing.T) {
 	}
 	proc.WaitIn(t, ns2, true)
 	cf.breakPort("v", fmt.Errorf("host link vnetv is missing: %w", datapath.ErrLinkGone))
-	view := f.waitStatus(t, "v", v1.PortDown, ReasonNetnsGone)
+	view := f.waitStatus(t, "v", v1.PortDown, controller.ReasonNetnsGone)
 	if d, _ := view["status_detail"].(string); !strings.Contains(d, "its process has gone") {
 		t.Errorf("status_detail %q", d)
 	}
-	if code, resp := f.do(t, "PUT", "/v1/ports/v", body); code != 400 {
+	if code, resp := f.Do(t, "PUT", "/v1/ports/v", body); code != 400 {
 		t.Errorf("identical PUT into another process's namespace: %d %v", code, resp)
 	}
 	if n := cf.attachCount("v"); n != attaches {
@@ -416,7 +416,7 @@ func TestDriftStartNotIntoAnotherProcessesNetns(t *testing.T) {
 	st := openStore(t)
 	n, _ := model.NewNetwork("blue", v1.NetworkSpec{Subnet: "10.0.0.0/24"})
 	n.ID = 1
-	if err := createNetwork(st, n); err != nil {
+	if err := controllertest.CreateNetwork(st, n); err != nil {
 		t.Fatal(err)
 	}
 	for i, name := range []string{"gone", "there"} {
@@ -431,15 +431,13 @@ func TestDriftStartNotIntoAnotherProcessesNetns(t *testing.T) {
 	}
 	cf := newCheckFake()
 	cf.broken["gone"] = fmt.Errorf("ethgone is missing in netns %s: %w", path, datapath.ErrLinkGone)
-	f := startFixtureOn(t, st, cf.fakeBackend, cf)
-	f.waitStatus(t, "gone", v1.PortDown, ReasonNetnsGone)
+	f := startFixtureOn(t, st, cf.Fake, cf)
+	f.waitStatus(t, "gone", v1.PortDown, controller.ReasonNetnsGone)
 	f.waitStatus(t, "there", v1.PortForwarding, "")
 	if n := cf.attachCount("gone"); n != 0 {
 		t.Errorf("port gone attached %d times into a namespace it was not seen in", n)
 	}
-	f.c.mu.Lock()
-	got, seen := f.c.netnsIDs["there"]
-	f.c.mu.Unlock()
+	got, seen := f.C.NetnsID("there")
 	if !seen || got != want {
 		t.Errorf("port there's namespace not remembered: %v %v", got, seen)
 	}

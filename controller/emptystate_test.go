@@ -1,4 +1,4 @@
-package controller
+package controller_test
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ovs-vnet/ovs-vnet/controller"
+	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 )
@@ -22,14 +24,14 @@ import (
 // ErrEmptyState, saying what the datapath holds; WithResetDataplane prunes
 // them; a datapath holding nothing starts as usual.
 func TestEmptyStateRefused(t *testing.T) {
-	run := func(t *testing.T, fake datapath.Backend, opts ...Option) error {
+	run := func(t *testing.T, fake datapath.Backend, opts ...controller.Option) error {
 		t.Helper()
 		st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		c, err := New(st, "h1", slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "t"), opts...)
+		c, err := controller.New(st, "h1", slog.New(slog.NewTextHandler(io.Discard, nil)), controller.NewMetrics(prometheus.NewRegistry(), "t"), opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,41 +51,41 @@ func TestEmptyStateRefused(t *testing.T) {
 			}
 		}
 	}
-	held := func() *fakeBackend {
-		f := newFake()
-		f.ports["a"], f.networks["blue"] = true, true
+	held := func() *controllertest.Fake {
+		f := controllertest.NewFake()
+		f.Ports["a"], f.Networks["blue"] = true, true
 		return f
 	}
 
 	fake := held()
 	err := run(t, fake)
-	if !errors.Is(err, ErrEmptyState) || !strings.Contains(err.Error(), "ports a; network bridges blue") {
-		t.Fatalf("Run: %v, want ErrEmptyState naming what the datapath holds", err)
+	if !errors.Is(err, controller.ErrEmptyState) || !strings.Contains(err.Error(), "ports a; network bridges blue") {
+		t.Fatalf("Run: %v, want controller.ErrEmptyState naming what the datapath holds", err)
 	}
-	if !fake.ports["a"] || !fake.networks["blue"] || fake.pruned.Networks != nil {
-		t.Fatalf("refused start touched the datapath: ports %v, networks %v", fake.ports, fake.networks)
+	if !fake.Ports["a"] || !fake.Networks["blue"] || fake.Pruned.Networks != nil {
+		t.Fatalf("refused start touched the datapath: ports %v, networks %v", fake.Ports, fake.Networks)
 	}
 
-	counted := &countPrunes{fakeBackend: held()}
-	if err := run(t, counted, WithResetDataplane()); err != nil {
+	counted := &countPrunes{Fake: held()}
+	if err := run(t, counted, controller.WithResetDataplane()); err != nil {
 		t.Fatalf("Run with the reset: %v", err)
 	}
 	if counted.prunes.Load() == 0 {
 		t.Fatal("the reset did not prune")
 	}
 
-	if err := run(t, newFake()); err != nil {
+	if err := run(t, controllertest.NewFake()); err != nil {
 		t.Fatalf("Run on an empty datapath: %v", err)
 	}
 }
 
 // countPrunes is the fake backend counting its Prunes.
 type countPrunes struct {
-	*fakeBackend
+	*controllertest.Fake
 	prunes atomic.Int32
 }
 
 func (c *countPrunes) Prune(ctx context.Context, s datapath.State) error {
 	c.prunes.Add(1)
-	return c.fakeBackend.Prune(ctx, s)
+	return c.Fake.Prune(ctx, s)
 }

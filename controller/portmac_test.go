@@ -1,4 +1,4 @@
-package controller
+package controller_test
 
 import (
 	"fmt"
@@ -6,13 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // bridgedFake is the fake on an integration bridge, as the OVS backend is.
-type bridgedFake struct{ *fakeBackend }
+type bridgedFake struct{ *controllertest.Fake }
 
 func (bridgedFake) Info() datapath.Info { return datapath.Info{Backend: "fake", Bridge: "br-test"} }
 
@@ -26,7 +27,7 @@ func TestPortDatapathMAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	fake := newFake()
+	fake := controllertest.NewFake()
 	f := startFixtureOn(t, st, fake, bridgedFake{fake})
 	f.withNetworks(t, "blue", "red")
 	for _, c := range []struct{ mac, want string }{
@@ -40,9 +41,9 @@ func TestPortDatapathMAC(t *testing.T) {
 			t.Errorf("mac %s: %q, want it to name %s", c.mac, msg, c.want)
 		}
 	}
-	fake.mu.Lock()
-	attached := len(fake.ports)
-	fake.mu.Unlock()
+	fake.Mu.Lock()
+	attached := len(fake.Ports)
+	fake.Mu.Unlock()
 	if attached != 0 {
 		t.Fatalf("a refused port reached the datapath: %d ports", attached)
 	}

@@ -1,4 +1,4 @@
-package controller
+package controller_test
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/controller"
+	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -25,7 +27,7 @@ import (
 func (f *fixture) withNetworks(t *testing.T, names ...string) {
 	t.Helper()
 	for i, n := range names {
-		if code, body := f.do(t, "PUT", "/v1/networks/"+n, fmt.Sprintf(`{"subnet":"10.%d.0.0/24"}`, i+1)); code != 201 {
+		if code, body := f.Do(t, "PUT", "/v1/networks/"+n, fmt.Sprintf(`{"subnet":"10.%d.0.0/24"}`, i+1)); code != 201 {
 			t.Fatalf("PUT network %s: %d %v", n, code, body)
 		}
 	}
@@ -34,7 +36,7 @@ func (f *fixture) withNetworks(t *testing.T, names ...string) {
 // mustDo sends a request and fails the test unless it gets status want.
 func (f *fixture) mustDo(t *testing.T, method, path, body string, want int) map[string]any {
 	t.Helper()
-	code, out := f.do(t, method, path, body)
+	code, out := f.Do(t, method, path, body)
 	if code != want {
 		t.Fatalf("%s %s %s: %d %v, want %d", method, path, body, code, out, want)
 	}
@@ -44,7 +46,7 @@ func (f *fixture) mustDo(t *testing.T, method, path, body string, want int) map[
 // storedRouters is what a restarted daemon would load.
 func (f *fixture) storedRouters(t *testing.T) []model.Router {
 	t.Helper()
-	s, err := f.st.Load(context.Background())
+	s, err := f.St.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func TestRouterLifecycle(t *testing.T) {
 	if fmt.Sprint(got["networks"]) != "[blue green]" || got["id"] != 1.0 {
 		t.Fatalf("replaced router: %v", got)
 	}
-	if r, _ := f.fake.router("r1"); !reflect.DeepEqual(r, want) {
+	if r, _ := f.Fake.Router("r1"); !reflect.DeepEqual(r, want) {
 		t.Fatalf("datapath has %+v, want %+v", r, want)
 	}
 	if stored := f.storedRouters(t); !reflect.DeepEqual(stored, []model.Router{want}) {
@@ -86,7 +88,7 @@ func TestRouterLifecycle(t *testing.T) {
 	f.mustDo(t, "GET", "/v1/routers/r1", "", 200)
 
 	f.mustDo(t, "DELETE", "/v1/routers/r1", "", 204)
-	if _, ok := f.fake.router("r1"); ok {
+	if _, ok := f.Fake.Router("r1"); ok {
 		t.Fatal("deleted router left in the datapath")
 	}
 	if stored := f.storedRouters(t); len(stored) != 0 {
@@ -131,7 +133,7 @@ func TestRouterBadRequests(t *testing.T) {
 			if got := f.storedRouters(t); !reflect.DeepEqual(got, want) {
 				t.Fatalf("store changed: %+v", got)
 			}
-			if got := f.c.Routers(); !reflect.DeepEqual(got, []v1.Router{want[0].View()}) {
+			if got := f.C.Routers(); !reflect.DeepEqual(got, []v1.Router{want[0].View()}) {
 				t.Fatalf("routers changed: %+v", got)
 			}
 		})
@@ -155,11 +157,11 @@ func TestNetworkDeleteWhileRouted(t *testing.T) {
 func TestRouterCreateFailureRollsBack(t *testing.T) {
 	f := newFixture(t)
 	f.withNetworks(t, "blue", "red")
-	f.fake.failRouter("r1", errors.New("boom"))
+	f.Fake.FailRouter("r1", errors.New("boom"))
 	if out := f.mustDo(t, "PUT", "/v1/routers/r1", `{"networks":["blue","red"]}`, 500); !strings.Contains(out["error"].(string), "boom") {
 		t.Fatalf("error does not say why: %v", out)
 	}
-	if _, ok := f.fake.router("r1"); ok {
+	if _, ok := f.Fake.Router("r1"); ok {
 		t.Fatal("failed router left in the datapath")
 	}
 	if stored := f.storedRouters(t); len(stored) != 0 {
@@ -176,17 +178,17 @@ func TestRouterReplaceFailureRestoresOld(t *testing.T) {
 	f := newFixture(t)
 	f.withNetworks(t, "blue", "red", "green")
 	f.mustDo(t, "PUT", "/v1/routers/r1", `{"networks":["blue","red"]}`, 201)
-	f.fake.failRouter("r1", fmt.Errorf("in the way: %w", datapath.ErrConflict))
+	f.Fake.FailRouter("r1", fmt.Errorf("in the way: %w", datapath.ErrConflict))
 	f.mustDo(t, "PUT", "/v1/routers/r1", `{"networks":["blue","green"]}`, 409)
 
 	old := model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}
-	if r, _ := f.fake.router("r1"); !reflect.DeepEqual(r, old) {
+	if r, _ := f.Fake.Router("r1"); !reflect.DeepEqual(r, old) {
 		t.Fatalf("datapath has %+v, want the old %+v", r, old)
 	}
 	if stored := f.storedRouters(t); !reflect.DeepEqual(stored, []model.Router{old}) {
 		t.Fatalf("store has %+v, want the old router", stored)
 	}
-	if r, _ := f.c.Router("r1"); !reflect.DeepEqual(r, old.View()) {
+	if r, _ := f.C.Router("r1"); !reflect.DeepEqual(r, old.View()) {
 		t.Fatalf("controller has %+v", r)
 	}
 	// green was never joined.
@@ -214,16 +216,16 @@ func TestRestartReloadsRouters(t *testing.T) {
 	first := startFixture(t, st)
 	first.withNetworks(t, "blue", "red")
 	first.mustDo(t, "PUT", "/v1/routers/r1", `{"networks":["blue","red"]}`, 201)
-	first.stop()
+	first.Stop()
 
 	second := startFixture(t, st)
 	want := model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}
-	if r, _ := second.fake.router("r1"); !reflect.DeepEqual(r, want) {
+	if r, _ := second.Fake.Router("r1"); !reflect.DeepEqual(r, want) {
 		t.Fatalf("reconcile did not ensure the router: datapath has %+v", r)
 	}
-	second.fake.mu.Lock()
-	pruned := second.fake.pruned.Routers
-	second.fake.mu.Unlock()
+	second.Fake.Mu.Lock()
+	pruned := second.Fake.Pruned.Routers
+	second.Fake.Mu.Unlock()
 	if !reflect.DeepEqual(pruned, []model.Router{want}) {
 		t.Fatalf("Prune was told routers %+v", pruned)
 	}
@@ -241,21 +243,21 @@ func TestRoutersNotReady(t *testing.T) {
 	red, _ := model.NewNetwork("red", v1.NetworkSpec{Subnet: "10.2.0.0/24"})
 	blue.ID, red.ID = 1, 2
 	r1 := model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}
-	if err := errors.Join(createNetwork(st, blue), createNetwork(st, red), putRouter(st, r1)); err != nil {
+	if err := errors.Join(controllertest.CreateNetwork(st, blue), controllertest.CreateNetwork(st, red), controllertest.PutRouter(st, r1)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(st, "h1", slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "t"))
+	c, err := controller.New(st, "h1", slog.New(slog.NewTextHandler(io.Discard, nil)), controller.NewMetrics(prometheus.NewRegistry(), "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, _, err := c.PutRouter(ctx, "r2", v1.RouterSpec{Networks: []string{"blue", "red"}}); !errors.Is(err, ErrNotReady) {
+	if _, _, err := c.PutRouter(ctx, "r2", v1.RouterSpec{Networks: []string{"blue", "red"}}); !errors.Is(err, controller.ErrNotReady) {
 		t.Fatalf("create before ready: %v", err)
 	}
 	if _, _, err := c.PutRouter(ctx, "r1", v1.RouterSpec{Networks: []string{"red", "blue"}}); err != nil {
 		t.Fatalf("an unchanged router needs no datapath: %v", err)
 	}
-	if err := c.DeleteRouter(ctx, "r1"); !errors.Is(err, ErrNotReady) {
+	if err := c.DeleteRouter(ctx, "r1"); !errors.Is(err, controller.ErrNotReady) {
 		t.Fatalf("delete before ready: %v", err)
 	}
 }
@@ -268,14 +270,14 @@ func TestRouterRacesNetworkDelete(t *testing.T) {
 		f.withNetworks(t, "blue", "red")
 		var wg sync.WaitGroup
 		var put, del int
-		wg.Go(func() { put, _ = f.do(t, "PUT", "/v1/routers/r", `{"networks":["blue","red"]}`) })
-		wg.Go(func() { del, _ = f.do(t, "DELETE", "/v1/networks/red", "") })
+		wg.Go(func() { put, _ = f.Do(t, "PUT", "/v1/routers/r", `{"networks":["blue","red"]}`) })
+		wg.Go(func() { del, _ = f.Do(t, "DELETE", "/v1/networks/red", "") })
 		wg.Wait()
 		if !(put == 201 && del == 409 || put == 404 && del == 204) {
 			t.Fatalf("round %d: router %d, network delete %d", i, put, del)
 		}
-		f.do(t, "DELETE", "/v1/routers/r", "")
-		f.do(t, "DELETE", "/v1/networks/red", "")
+		f.Do(t, "DELETE", "/v1/routers/r", "")
+		f.Do(t, "DELETE", "/v1/networks/red", "")
 		f.mustDo(t, "DELETE", "/v1/networks/blue", "", 204)
 	}
 }
@@ -288,7 +290,7 @@ func TestRoutersMetric(t *testing.T) {
 # TYPE ovs_vnet_routers gauge
 ovs_vnet_routers 1
 `
-	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), "ovs_vnet_routers"); err != nil {
+	if err := testutil.GatherAndCompare(f.Reg, strings.NewReader(want), "ovs_vnet_routers"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/backend"
 	"github.com/ovs-vnet/ovs-vnet/exporter"
+	"github.com/ovs-vnet/ovs-vnet/httpapi"
 	"github.com/ovs-vnet/ovs-vnet/internal/buildinfo"
 )
 
@@ -119,7 +120,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	srv := newServer(guardHosts(cfg, controller.NewHandler(ctl, reg, version, token), token), log, defaultTimeouts)
+	srv := newServer(guardHosts(cfg, httpapi.NewHandler(ctl, reg, version, token), token), log, defaultTimeouts)
 	serve, err := serveAPI(cfg, srv, ln)
 	if err != nil {
 		ln.Close()

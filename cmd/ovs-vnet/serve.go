@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ovs-vnet/ovs-vnet/controller"
+	"github.com/ovs-vnet/ovs-vnet/httpapi"
 )
 
 // serverTimeouts bound what one client can hold of the server: the time to
@@ -49,7 +49,7 @@ func newServer(h http.Handler, log *slog.Logger, to serverTimeouts) *http.Server
 	}
 }
 
-// guardHosts puts the Host and Origin check (controller.GuardHosts) before
+// guardHosts puts the Host and Origin check (httpapi.GuardHosts) before
 // h on a TCP listener without a token: that is the one a web page can reach
 // by DNS rebinding. A token already stops such a page (it cannot learn it,
 // nor make the browser send it), and no browser connects to a unix socket;
@@ -60,7 +60,7 @@ func guardHosts(c config, h http.Handler, token string) http.Handler {
 	if token != "" || c.unixSocket() != "" {
 		return h
 	}
-	return controller.GuardHosts(h, c.allowedHostList())
+	return httpapi.GuardHosts(h, c.allowedHostList())
 }
 
 // listenAPI opens --listen: HOST:PORT, or unix:PATH as a socket of mode 0660

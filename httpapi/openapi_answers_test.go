@@ -1,4 +1,4 @@
-package controller
+package httpapi_test
 
 import (
 	"bytes"
@@ -24,8 +24,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/controller"
+	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/httpapi"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -202,20 +205,20 @@ func notReadyServer(t *testing.T) string {
 	for i, name := range []string{"blue", "red", "green"} {
 		n, err := model.NewNetwork(name, v1.NetworkSpec{Subnet: fmt.Sprintf("10.%d.0.0/24", i+1)})
 		n.ID = i + 1
-		errs = append(errs, err, createNetwork(st, n))
+		errs = append(errs, err, controllertest.CreateNetwork(st, n))
 	}
 	p, err := model.NewPort("p1", v1.PortSpec{Network: "blue", Type: v1.PortTap, IP: "10.1.0.7"})
 	p.MAC = model.PortMAC("p1")
-	errs = append(errs, err, st.CreatePort(context.Background(), p), putRouter(st, model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}))
+	errs = append(errs, err, st.CreatePort(context.Background(), p), controllertest.PutRouter(st, model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}))
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(st, "h1", slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), "test"))
+	c, err := controller.New(st, "h1", slog.New(slog.NewTextHandler(io.Discard, nil)), controller.NewMetrics(prometheus.NewRegistry(), "test"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	broken := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, errors.New("collector failed") })
-	srv := httptest.NewServer(NewHandler(c, broken, "test", ""))
+	srv := httptest.NewServer(httpapi.NewHandler(c, broken, "test", ""))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -226,8 +229,8 @@ func notReadyServer(t *testing.T) string {
 func TestOpenAPIAnswers(t *testing.T) {
 	s := loadSpec(t)
 	a := &answers{t: t, s: s, ops: s.operations(t), vars: strings.NewReplacer("$NS", t.TempDir()), seen: map[string]bool{}}
-	f := newFixture(t)
-	big := `{"subnet":"` + strings.Repeat("a", MaxBodyBytes) + `"}`
+	f := controllertest.NewFixture(t)
+	big := `{"subnet":"` + strings.Repeat("a", httpapi.MaxBodyBytes) + `"}`
 	for _, c := range []apiCall{
 		{"GET", "/healthz", "", 200, ""},
 		{"GET", "/readyz", "", 200, ""},
@@ -332,7 +335,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"DELETE", "/v1/ports/p2", "", 404, ""},
 		{"DELETE", "/v1/ports/-p2", "", 404, ""},
 	} {
-		a.send(f.srv.URL, "s3cret", c)
+		a.send(f.Srv.URL, "s3cret", c)
 	}
 	// Without the token: every operation but the probes is refused.
 	for _, key := range slices.Sorted(maps.Keys(a.ops)) {
@@ -340,7 +343,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		path = regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, "x")
 		sec, ok := a.ops[key]["security"]
 		open := ok && len(asList(sec)) == 0
-		switch got := a.send(f.srv.URL, "", apiCall{method, path, "{}", 0, ""}); {
+		switch got := a.send(f.Srv.URL, "", apiCall{method, path, "{}", 0, ""}); {
 		case open && got == http.StatusUnauthorized:
 			t.Errorf("%s %s without a token answered 401, but the spec marks it open (security: [])", method, path)
 		case !open && got != http.StatusUnauthorized:
@@ -350,7 +353,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 	// A listener without a token, addressed by a foreign name (DNS
 	// rebinding): every operation but the probes is refused, as with a
 	// missing token.
-	guarded := httptest.NewServer(GuardHosts(f.srv.Config.Handler, nil))
+	guarded := httptest.NewServer(httpapi.GuardHosts(f.Srv.Config.Handler, nil))
 	t.Cleanup(guarded.Close)
 	a.host = "evil.example"
 	for _, key := range slices.Sorted(maps.Keys(a.ops)) {
@@ -364,7 +367,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 	}
 	a.host = ""
 	// A store that fails: every change answers 500.
-	f.st.Close()
+	f.St.Close()
 	for _, c := range []apiCall{
 		{"PUT", "/v1/networks/gray", `{"subnet":"10.7.0.0/24"}`, 500, ""},
 		{"DELETE", "/v1/networks/spare", "", 500, ""},
@@ -373,7 +376,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"PUT", "/v1/routers/r5", `{"networks":["blue","red"]}`, 500, ""},
 		{"DELETE", "/v1/routers/r1", "", 500, ""},
 	} {
-		a.send(f.srv.URL, "s3cret", c)
+		a.send(f.Srv.URL, "s3cret", c)
 	}
 	// A backend with flows, as OVS.
 	st2, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
@@ -381,8 +384,8 @@ func TestOpenAPIAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st2.Close() })
-	fake := newFake()
-	withFlows := startFixtureOn(t, st2, fake, ovsFake{fake})
+	fake := controllertest.NewFake()
+	withFlows := controllertest.StartFixtureOn(t, st2, fake, controllertest.OVSFake{Fake: fake})
 	for _, c := range []apiCall{
 		{"PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201, ""},
 		{"PUT", "/v1/ports/p1", `{"network":"blue","type":"tap"}`, 201, ""},
@@ -394,12 +397,12 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"GET", "/v1/flows?port=p1&network=blue", "", 400, "port and network exclude each other: a rule across parameters"},
 		{"GET", "/v1/flows?table=0", "", 400, "an unknown query parameter"},
 	} {
-		a.send(withFlows.srv.URL, "s3cret", c)
+		a.send(withFlows.Srv.URL, "s3cret", c)
 	}
-	fake.mu.Lock()
-	fake.flowsErr = errFakeDatapath
-	fake.mu.Unlock()
-	a.send(withFlows.srv.URL, "s3cret", apiCall{"GET", "/v1/flows", "", 500, ""})
+	fake.Mu.Lock()
+	fake.FlowsErr = controllertest.ErrFakeDatapath
+	fake.Mu.Unlock()
+	a.send(withFlows.Srv.URL, "s3cret", apiCall{"GET", "/v1/flows", "", 500, ""})
 	// A datapath that stopped answering: every call that needs it passes
 	// its deadline, 504.
 	st3, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
@@ -407,8 +410,8 @@ func TestOpenAPIAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st3.Close() })
-	stalled := &stalledBackend{ovsFake: ovsFake{newFake()}}
-	withStall := startFixtureOn(t, st3, stalled.fakeBackend, stalled)
+	stalled := &stalledBackend{OVSFake: controllertest.OVSFake{Fake: controllertest.NewFake()}}
+	withStall := controllertest.StartFixtureOn(t, st3, stalled.Fake, stalled)
 	for _, c := range []apiCall{
 		{"PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201, ""},
 		{"PUT", "/v1/networks/red", `{"subnet":"10.2.0.0/24"}`, 201, ""},
@@ -416,7 +419,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"PUT", "/v1/ports/p1", `{"network":"blue","type":"tap"}`, 201, ""},
 		{"PUT", "/v1/routers/r1", `{"networks":["blue","red"]}`, 201, ""},
 	} {
-		a.send(withStall.srv.URL, "s3cret", c)
+		a.send(withStall.Srv.URL, "s3cret", c)
 	}
 	stalled.stalled.Store(true)
 	for _, c := range []apiCall{
@@ -429,7 +432,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"GET", "/v1/flows", "", 504, ""},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.5", "", 504, ""},
 	} {
-		a.send(withStall.srv.URL, "s3cret", c)
+		a.send(withStall.Srv.URL, "s3cret", c)
 	}
 	notReady := notReadyServer(t)
 	for _, c := range []apiCall{
@@ -474,7 +477,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 // nothing: every call fails as a call past its deadline does (an OVSDB
 // transaction, an OpenFlow bundle or an ofproto/trace that timed out).
 type stalledBackend struct {
-	ovsFake
+	controllertest.OVSFake
 	stalled atomic.Bool
 }
 
@@ -483,7 +486,7 @@ type stalledBackend struct {
 var errStalled = fmt.Errorf("ovsdb transaction: %w", context.DeadlineExceeded)
 
 func (b *stalledBackend) Capabilities() datapath.Capabilities {
-	c := b.ovsFake.Capabilities()
+	c := b.OVSFake.Capabilities()
 	c.Tracer, c.FlowLister = b, b
 	return c
 }
@@ -499,54 +502,54 @@ func (b *stalledBackend) EnsureNetwork(ctx context.Context, n model.Network) err
 	if err := b.check(); err != nil {
 		return err
 	}
-	return b.ovsFake.EnsureNetwork(ctx, n)
+	return b.OVSFake.EnsureNetwork(ctx, n)
 }
 
 func (b *stalledBackend) DeleteNetwork(ctx context.Context, n model.Network) error {
 	if err := b.check(); err != nil {
 		return err
 	}
-	return b.ovsFake.DeleteNetwork(ctx, n)
+	return b.OVSFake.DeleteNetwork(ctx, n)
 }
 
 func (b *stalledBackend) AttachPort(ctx context.Context, n model.Network, p model.Port) (model.Port, error) {
 	if err := b.check(); err != nil {
 		return p, err
 	}
-	return b.ovsFake.AttachPort(ctx, n, p)
+	return b.OVSFake.AttachPort(ctx, n, p)
 }
 
 func (b *stalledBackend) DetachPort(ctx context.Context, n model.Network, p model.Port) error {
 	if err := b.check(); err != nil {
 		return err
 	}
-	return b.ovsFake.DetachPort(ctx, n, p)
+	return b.OVSFake.DetachPort(ctx, n, p)
 }
 
 func (b *stalledBackend) EnsureRouter(ctx context.Context, r model.Router) error {
 	if err := b.check(); err != nil {
 		return err
 	}
-	return b.ovsFake.EnsureRouter(ctx, r)
+	return b.OVSFake.EnsureRouter(ctx, r)
 }
 
 func (b *stalledBackend) DeleteRouter(ctx context.Context, r model.Router) error {
 	if err := b.check(); err != nil {
 		return err
 	}
-	return b.ovsFake.DeleteRouter(ctx, r)
+	return b.OVSFake.DeleteRouter(ctx, r)
 }
 
 func (b *stalledBackend) Flows(ctx context.Context, s datapath.State) ([]v1.Flow, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
-	return b.ovsFake.Flows(ctx, s)
+	return b.OVSFake.Flows(ctx, s)
 }
 
 func (b *stalledBackend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.Result, error) {
 	if err := b.check(); err != nil {
 		return v1.Result{}, err
 	}
-	return b.ovsFake.Trace(ctx, s, q)
+	return b.OVSFake.Trace(ctx, s, q)
 }

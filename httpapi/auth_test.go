@@ -1,17 +1,19 @@
-package controller
+package httpapi_test
 
 import (
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
 )
 
 // TestAuthAnswers: every refused request gets the same 401 with a JSON error
 // and a Bearer challenge, whatever was wrong with its credentials; nothing
 // but the exact token (with the scheme in any case) passes.
 func TestAuthAnswers(t *testing.T) {
-	f := newFixture(t)
+	f := controllertest.NewFixture(t)
 	for _, c := range []struct {
 		method, path, auth string
 		want               int
@@ -31,7 +33,7 @@ func TestAuthAnswers(t *testing.T) {
 		{"GET", "/v1/info", "bearer s3cret", 200},
 		{"GET", "/v1/info", "BEARER s3cret", 200},
 	} {
-		req, _ := http.NewRequest(c.method, f.srv.URL+c.path, strings.NewReader(`{"subnet":"10.9.0.0/24"}`))
+		req, _ := http.NewRequest(c.method, f.Srv.URL+c.path, strings.NewReader(`{"subnet":"10.9.0.0/24"}`))
 		if c.auth != "" {
 			req.Header.Set("Authorization", c.auth)
 		}
@@ -57,7 +59,36 @@ func TestAuthAnswers(t *testing.T) {
 		}
 	}
 	// A refused PUT changed nothing.
-	if code, _ := f.do(t, "GET", "/v1/networks/blue", ""); code != 404 {
+	if code, _ := f.Do(t, "GET", "/v1/networks/blue", ""); code != 404 {
 		t.Fatalf("unauthenticated PUT created the network: GET %d", code)
+	}
+}
+
+// TestAuth: the token guards every path but the probes, /metrics too.
+func TestAuth(t *testing.T) {
+	f := controllertest.NewFixture(t)
+	for _, c := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/v1/networks", "", 401},
+		{"/v1/networks", "Bearer wrong", 401},
+		{"/metrics", "", 401},
+		{"/v1/networks", "Bearer s3cret", 200},
+		{"/healthz", "", 200},
+		{"/readyz", "", 200},
+	} {
+		req, _ := http.NewRequest("GET", f.Srv.URL+c.path, nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET %s with %q: %d, want %d", c.path, c.auth, resp.StatusCode, c.want)
+		}
 	}
 }

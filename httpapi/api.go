@@ -1,4 +1,8 @@
-package controller
+// Package httpapi is the daemon's HTTP layer: the REST API's routes,
+// authentication, the Host guard, request decoding and the mapping of the
+// controller's errors to status codes. It drives the controller only through
+// its exported methods and sentinel errors (docs/API.md describes the API).
+package httpapi
 
 import (
 	"bytes"
@@ -15,12 +19,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/controller"
 	"github.com/ovs-vnet/ovs-vnet/controller/jsonkeys"
 )
 
@@ -28,19 +32,19 @@ const (
 	// MaxBodyBytes is the largest request body accepted (docs/DESIGN.md §3).
 	MaxBodyBytes = 1 << 20
 	// requestTimeout bounds the datapath work of one request.
-	requestTimeout = 60 * time.Second
+	requestTimeout = controller.DatapathTimeout
 )
 
 // API serves the REST API, /metrics, /healthz and /readyz.
 type API struct {
-	c       *Controller
+	c       *controller.Controller
 	version string
 	token   string
 }
 
 // NewHandler returns the daemon's HTTP handler. With a non-empty token every
 // path but /healthz and /readyz wants "Authorization: Bearer <token>".
-func NewHandler(c *Controller, gatherer prometheus.Gatherer, version, token string) http.Handler {
+func NewHandler(c *controller.Controller, gatherer prometheus.Gatherer, version, token string) http.Handler {
 	a := &API{c: c, version: version, token: token}
 	mux := http.NewServeMux()
 	for _, rt := range a.routes(gatherer) {
@@ -135,8 +139,8 @@ func (a *API) info(w http.ResponseWriter, _ *http.Request) {
 		DatapathType:      info.DatapathType,
 		Version:           a.version,
 		OpenFlowConnected: info.OpenFlowConnected,
-		Host:              a.c.host,
-		Cluster:           a.c.cluster != nil,
+		Host:              a.c.Host(),
+		Cluster:           a.c.Clustered(),
 	})
 }
 
@@ -183,7 +187,7 @@ func (a *API) flows(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	flows, err := a.c.Flows(ctx, FlowFilter{Port: q["port"], Network: q["network"]})
+	flows, err := a.c.Flows(ctx, controller.FlowFilter{Port: q["port"], Network: q["network"]})
 	respond(w, http.StatusOK, v1.FlowList{Flows: flows}, err)
 }
 

@@ -1,0 +1,135 @@
+package controllertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/controller"
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/httpapi"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// Token is the bearer token of a fixture's API.
+const Token = "s3cret"
+
+// Fixture is a controller of host "h1" running on a fake backend, its API
+// served with Token.
+type Fixture struct {
+	C    *controller.Controller
+	Fake *Fake
+	Srv  *httptest.Server
+	St   store.Store
+	Reg  *prometheus.Registry
+	Stop func() // ends Run; the test's cleanup calls it too
+	// CheckNetns vets a port's namespace in place of link.CheckNetns
+	// (CheckNetns by default); a test may replace it before its first
+	// port request.
+	CheckNetns func(context.Context, model.Port) (model.Port, error)
+}
+
+// NewFixture starts a fixture on a fresh store.
+func NewFixture(t *testing.T) *Fixture {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return StartFixture(t, st)
+}
+
+// StartFixture runs a controller on st with a fresh fake backend and serves its
+// API; a second call on the same store is a daemon restart.
+func StartFixture(t *testing.T, st store.Store) *Fixture {
+	t.Helper()
+	fake := NewFake()
+	return StartFixtureOn(t, st, fake, fake)
+}
+
+// StartFixtureOn is StartFixture with the backend b, which is fake or wraps it.
+func StartFixtureOn(t *testing.T, st store.Store, fake *Fake, b datapath.Backend) *Fixture {
+	t.Helper()
+	f := &Fixture{Fake: fake, St: st, Reg: prometheus.NewPedanticRegistry(), CheckNetns: CheckNetns}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	check := func(ctx context.Context, p model.Port) (model.Port, error) { return f.CheckNetns(ctx, p) }
+	c, err := controller.New(st, "h1", log, controller.NewMetrics(f.Reg, "test"), controller.WithNetnsCheck(check))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return b, nil }) }()
+	f.Stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(f.Stop)
+	for c.Ready() != nil {
+		time.Sleep(time.Millisecond)
+	}
+	f.C = c
+	f.Srv = httptest.NewServer(httpapi.NewHandler(c, f.Reg, "test", Token))
+	t.Cleanup(f.Srv.Close)
+	return f
+}
+
+// Do sends a request with the token and returns the status and the JSON
+// object answered, if any.
+func (f *Fixture) Do(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.Srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// CheckNetns stands in for link.CheckNetns with the fake backend, which
+// has no namespaces: any existing path will do as one (e2e/netns_test.go
+// tests the real check).
+func CheckNetns(_ context.Context, p model.Port) (model.Port, error) {
+	if p.Type != v1.PortVeth {
+		return p, nil
+	}
+	if _, err := os.Stat(p.NetnsPath()); err != nil {
+		return p, fmt.Errorf("netns %s: %w", p.Netns, datapath.ErrNoNetns)
+	}
+	return p, nil
+}
+
+// StoredPorts is what a restarted daemon would load.
+func StoredPorts(t *testing.T, st store.Store) ([]model.Port, error) {
+	t.Helper()
+	s, err := st.Load(context.Background())
+	return s.Ports, err
+}
+
+// CreateNetwork stores n as a test's earlier run would have.
+func CreateNetwork(st store.Store, n model.Network) error {
+	_, err := st.CreateNetwork(context.Background(), n)
+	return err
+}
+
+// PutRouter stores r as a test's earlier run would have.
+func PutRouter(st store.Store, r model.Router) error {
+	_, err := st.PutRouter(context.Background(), r)
+	return err
+}
