@@ -25,7 +25,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller"
-	"github.com/ovs-vnet/ovs-vnet/controller/jsonkeys"
+	"github.com/ovs-vnet/ovs-vnet/httpapi/jsonkeys"
 )
 
 const (
