@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"log/slog"
+	"net/netip"
 	"sync"
 
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -26,21 +27,23 @@ type UnderlayMTU struct {
 }
 
 // Check checks n against the underlay's MTU: that of ifname, the interface
-// holding the host's underlay address (link.Holding; on the OVS userspace
-// datapath br-phy's internal interface), or err, why none was found.
-func (u *UnderlayMTU) Check(log *slog.Logger, n model.Network, ifname string, mtu int, err error) {
+// holding the host's underlay address underlay (link.Holding; on the OVS
+// userspace datapath br-phy's internal interface), or err, why none was
+// found.
+func (u *UnderlayMTU) Check(log *slog.Logger, n model.Network, underlay netip.Addr, ifname string, mtu int, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	switch {
 	case err != nil:
 		if !u.lost {
-			log.Warn("underlay address on no interface of this host: tunnels to the other hosts cannot be sent", "err", err)
+			log.Warn("underlay address on no interface of this host: tunnels to the other hosts cannot be sent",
+				"underlay_ip", underlay, "err", err)
 		}
 		u.lost = true
 	case n.MTU+TunnelOverhead > mtu:
 		u.lost = false
 		if u.warned[n.Name] != n.MTU {
-			log.Warn("network MTU too large for the underlay: tunnelled full-size frames will be fragmented or dropped",
+			log.Warn("network MTU too large for the underlay: tunnelled full-size frames will be dropped",
 				"network", n.Name, "mtu", n.MTU, "tunnel_overhead", TunnelOverhead, "underlay_interface", ifname, "underlay_mtu", mtu)
 			if u.warned == nil {
 				u.warned = map[string]int{}

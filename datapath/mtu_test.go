@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -19,12 +20,13 @@ func TestUnderlayMTU(t *testing.T) {
 	var u UnderlayMTU
 	blue := model.Network{Name: "blue", MTU: 1500}
 	jumbo := model.Network{Name: "jumbo", MTU: 1501}
+	underlay := netip.MustParseAddr("10.99.0.1")
 	lost := errors.New("no interface has 10.99.0.1")
 	warned := func(want ...string) {
 		t.Helper()
 		var got []string
 		for line := range strings.Lines(buf.String()) {
-			for _, w := range []string{"network=blue", "network=jumbo", "no interface"} {
+			for _, w := range []string{"network=blue", "network=jumbo", `cannot be sent" underlay_ip=10.99.0.1`} {
 				if strings.Contains(line, w) {
 					got = append(got, w)
 				}
@@ -37,10 +39,10 @@ func TestUnderlayMTU(t *testing.T) {
 	}
 	check := func(n model.Network, err error) {
 		if err != nil {
-			u.Check(log, n, "", 0, err)
+			u.Check(log, n, underlay, "", 0, err)
 			return
 		}
-		u.Check(log, n, "br-phy", 1500+TunnelOverhead, nil)
+		u.Check(log, n, underlay, "br-phy", 1500+TunnelOverhead, nil)
 	}
 	check(blue, nil)
 	check(jumbo, nil)
@@ -51,10 +53,10 @@ func TestUnderlayMTU(t *testing.T) {
 	warned("network=jumbo")
 	check(blue, lost)
 	check(jumbo, lost)
-	warned("no interface")
+	warned(`cannot be sent" underlay_ip=10.99.0.1`)
 	check(blue, nil)
 	check(blue, lost)
-	warned("no interface")
+	warned(`cannot be sent" underlay_ip=10.99.0.1`)
 	u.Forget("jumbo")
 	check(jumbo, nil)
 	warned("network=jumbo")

@@ -56,7 +56,7 @@ func SelectRemote(self netip.Addr, local []model.Port, remote []model.RemotePort
 		for j < len(remote) && remote[j].Port.Name == p.Name && remote[j].Port.Network == p.Network {
 			j++
 		}
-		twice := slices.ContainsFunc(remote[i+1:j], func(o model.RemotePort) bool { return o != r })
+		twice := slices.ContainsFunc(remote[i+1:j], func(o model.RemotePort) bool { return !sameRecord(o, r) })
 		i = j
 		netErr, seen := validNet[p.Network]
 		if !seen {
@@ -106,6 +106,9 @@ func checkRemote(self netip.Addr, r model.RemotePort) (string, error) {
 	if !p.IP.Is4() {
 		return "", fmt.Errorf("address %q is not IPv4", p.IP)
 	}
+	if !unicast(p.IP) {
+		return "", fmt.Errorf("address %s is not a unicast address", p.IP)
+	}
 	mac, err := net.ParseMAC(p.MAC)
 	if err != nil || len(mac) != 6 || mac[0]&1 != 0 || [6]byte(mac) == [6]byte{} {
 		return "", fmt.Errorf("MAC %q is not a unicast Ethernet address", p.MAC)
@@ -115,10 +118,24 @@ func checkRemote(self netip.Addr, r model.RemotePort) (string, error) {
 		return "", errors.New("no host address")
 	case !host.Is4():
 		return "", fmt.Errorf("host address %s is not IPv4", host)
-	case host.IsUnspecified() || host.IsMulticast() || host == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+	case !unicast(host):
 		return "", fmt.Errorf("host address %s is not a unicast address", host)
-	case host == self:
+	case host == self.Unmap():
 		return "", fmt.Errorf("host address %s is this host's own", host)
 	}
 	return mac.String(), nil
+}
+
+// unicast reports whether an IPv4 address can name one host: neither
+// 0.0.0.0, nor multicast, nor the limited broadcast.
+func unicast(a netip.Addr) bool {
+	return !a.IsUnspecified() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// sameRecord reports whether two listings of a remote port program the
+// same thing: what the other host's record holds besides (its ofport, its
+// host link) is its own business and may change under it.
+func sameRecord(a, b model.RemotePort) bool {
+	return a.HostIP == b.HostIP && a.Port.Network == b.Port.Network && a.Port.Host == b.Port.Host &&
+		a.Port.IP == b.Port.IP && a.Port.MAC == b.Port.MAC
 }

@@ -209,7 +209,7 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	ifname, mtu, err := link.Holding(b.underlay.LocalIP)
-	b.underlayMTU.Check(b.log, n, ifname, mtu, err)
+	b.underlayMTU.Check(b.log, n, b.underlay.LocalIP, ifname, mtu, err)
 	// A device just made (or re-made) has an empty FDB; one that was there
 	// is checked too, cheaply, so a restart repairs what went missing.
 	if err := b.syncOverlay(ctx, n.Name); err != nil {

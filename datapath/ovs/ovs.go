@@ -16,7 +16,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,10 +84,6 @@ type Backend struct {
 	dropReasons *dropReasonTable
 	// pmtu counts the ICMP sent for path_mtu's packet-ins (pmtu.go).
 	pmtu pathMTU
-	// session is the bridge's current OpenFlow session, nil while it has
-	// none: statistics ask it directly (stats.go), beside the reconciler
-	// (flows), which only applies.
-	session atomic.Pointer[ofconn.Conn]
 	// dumpMu guards dump, the flow dump under way that concurrent stats
 	// calls share.
 	dumpMu sync.Mutex

@@ -35,7 +35,6 @@ type pathMTU struct{ sent atomic.Uint64 }
 // packet-in meter first, so that path_mtu's packet-ins are bounded from
 // the first, then the packet-ins answered beside the reconciler, which
 // owns the session (flows.Handle) and never sees them (ofconn's own queue).
-// The session serves statistics until it ends or a newer one replaces it.
 func (b *Backend) serveSession(c *ofconn.Conn) {
 	if c.DatapathID() == b.dpid {
 		if err := b.ensurePacketInMeter(c); err != nil {
@@ -44,8 +43,6 @@ func (b *Backend) serveSession(c *ofconn.Conn) {
 			b.log.Error("path MTU: install the packet-in meter", "err", err)
 		}
 		go b.answerPacketIns(c)
-		b.session.Store(c)
-		defer b.session.CompareAndSwap(c, nil)
 	}
 	b.flows.Handle(c)
 }

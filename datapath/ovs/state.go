@@ -272,7 +272,7 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 	}
 	if b.underlay != nil {
 		ifname, mtu, err := link.Holding(b.underlay.LocalIP)
-		b.underlayMTU.Check(b.log, n, ifname, mtu, err)
+		b.underlayMTU.Check(b.log, n, b.underlay.LocalIP, ifname, mtu, err)
 	}
 	if err := b.syncHostAfter(ctx, n); err != nil {
 		return err

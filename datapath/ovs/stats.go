@@ -180,13 +180,13 @@ func (b *Backend) flowStats(ctx context.Context, table uint8) ([]openflow.FlowSt
 }
 
 // statsOf sends a statistics request on the bridge's current session
-// (ofconn.Stats). It fails at once when the bridge has none; ctx bounds the
-// wait for the reply.
+// (ofconn.Stats), the one the reconciler holds. It fails at once when the
+// bridge has none; ctx bounds the wait for the reply.
 func statsOf[R openflow.MultipartReplyBody](ctx context.Context, b *Backend, req openflow.MultipartRequestBody) (R, error) {
-	c := b.session.Load()
-	if c == nil {
+	c, err := b.flows.Conn(b.dpid)
+	if err != nil {
 		var none R
-		return none, fmt.Errorf("datapath %016x is not connected", b.dpid)
+		return none, err
 	}
 	return ofconn.Stats[R](ctx, c, req)
 }

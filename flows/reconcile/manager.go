@@ -148,6 +148,17 @@ func (m *Manager) session(dpid uint64) (*Bridge, error) {
 	return b, nil
 }
 
+// Conn is dpid's current session, for requests that are not the
+// reconciler's (statistics, meters): the one the manager reconciles, so
+// that a session it has replaced or closed is never asked.
+func (m *Manager) Conn(dpid uint64) (*ofconn.Conn, error) {
+	b, err := m.session(dpid)
+	if err != nil {
+		return nil, err
+	}
+	return b.conn, nil
+}
+
 // Connected reports whether dpid has a session, synced or not.
 func (m *Manager) Connected(dpid uint64) bool {
 	_, err := m.session(dpid)
