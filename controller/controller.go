@@ -568,7 +568,7 @@ func (c *Controller) SwitchStats(ctx context.Context) (s datapath.SwitchStats, o
 	if st.backend == nil {
 		return s, false, fmt.Errorf("%w: %s", ErrNotReady, st.notReady)
 	}
-	src := st.backend.Capabilities().SwitchStats
+	src := capabilities(st.backend).SwitchStats
 	if src == nil {
 		return s, false, nil
 	}

@@ -22,7 +22,7 @@ import (
 // shows it at once, and attaches it again, which repairs what the check
 // found.
 
-// Why a port of this host is down (PortView.StatusReason; docs/API.md).
+// Why a port of this host is down (v1.Port.StatusReason; docs/API.md).
 // They are an API: a name, once given, keeps its meaning.
 const (
 	ReasonLinkGone     = "link_gone"     // its host link or namespace end is missing
@@ -135,7 +135,7 @@ func (c *Controller) portStatus(name string) (status, reason, detail string) {
 // which it does with ctx.
 func (c *Controller) watchPorts(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
-	pc := c.status().backend.Capabilities().PortChecker
+	pc := capabilities(c.status().backend).PortChecker
 	if pc == nil {
 		close(done)
 		return done
@@ -379,7 +379,7 @@ func procNetns(p model.Port) bool {
 // this run, so it must not make the namespace end again in whatever
 // namespace the path names now: ErrNoNetns, the port stays down.
 func (c *Controller) procNetnsHolds(ctx context.Context, b datapath.Backend, n model.Network, p model.Port) (*nsfile.ID, error) {
-	pc := b.Capabilities().PortChecker
+	pc := capabilities(b).PortChecker
 	if !procNetns(p) || pc == nil {
 		return nil, nil
 	}

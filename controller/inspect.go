@@ -28,7 +28,7 @@ func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]v1.Flow, error)
 	if err != nil {
 		return nil, err
 	}
-	lister := b.Capabilities().FlowLister
+	lister := capabilities(b).FlowLister
 	if lister == nil {
 		return nil, fmt.Errorf("%w: the %s backend has no OpenFlow flows; its rules are in `nft list table inet ovs_vnet` and `nft list table bridge ovs_vnet`", ErrUnsupported, b.Info().Backend)
 	}
@@ -86,7 +86,7 @@ func (c *Controller) Trace(ctx context.Context, q v1.Query) (v1.Result, error) {
 	if err != nil {
 		return v1.Result{}, err
 	}
-	tracer := b.Capabilities().Tracer
+	tracer := capabilities(b).Tracer
 	if tracer == nil {
 		return v1.Result{}, fmt.Errorf("%w: the %s backend cannot trace", ErrUnsupported, b.Info().Backend)
 	}

@@ -64,7 +64,7 @@ func (c *Controller) putNetwork(ctx context.Context, name string, spec v1.Networ
 		return n, false, err
 	}
 	// Before anything is recorded: a refusal leaves nothing to undo.
-	if hc := c.backend.Capabilities().HostChecker; hc != nil {
+	if hc := capabilities(c.backend).HostChecker; hc != nil {
 		what, err := hc.HostConflict(n)
 		if err != nil {
 			return n, false, fmt.Errorf("network %q: %w", name, err)

@@ -6,9 +6,9 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/explain"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/model"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // traceRoutes are the kernel's own answers that an explanation quotes.
@@ -24,12 +24,12 @@ type traceRoutes struct {
 // bridge table, the namespace's route, then — off the bridge — the host's
 // route, the inet table's forward chain and, for masquerade, postrouting.
 func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoutes) (v1.Result, error) {
-	o := trace.Index(s)
+	o := explain.Index(s)
 	p, n, err := o.Source(q)
 	if err != nil {
 		return v1.Result{}, err
 	}
-	src, srcMAC := trace.Sender(q, p)
+	src, srcMAC := explain.Sender(q, p)
 	res := v1.Result{
 		Backend: "linux", BestEffort: true,
 		Packet: fmt.Sprintf("%s from %s (%s) to %s, sent by port %s", l4(q), src, srcMAC, q.To, p.Name),
@@ -88,7 +88,7 @@ func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoute
 // onNetwork ends the packet's way on network n (bridge br): the gateway
 // address is the host's own on the bridge, a port's address is delivered by
 // the bridge, any other goes unanswered.
-func onNetwork(res v1.Result, o trace.Objects, n model.Network, br string, q v1.Query) v1.Result {
+func onNetwork(res v1.Result, o explain.Objects, n model.Network, br string, q v1.Query) v1.Result {
 	if q.To == n.Gateway {
 		res.Steps = append(res.Steps, v1.Step{Table: -1, Stage: fmt.Sprintf("nft inet %s %s", hostnet.Table, chainInput), Owner: "network " + n.Name,
 			Actions: []string{fmt.Sprintf("ip daddr %s accept: the address of bridge %s", q.To, br)}})

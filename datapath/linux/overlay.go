@@ -82,7 +82,7 @@ func checkUnderlay(prefix string, u *datapath.Underlay) error {
 	}
 	// Tunnels run over IPv4 only: other hosts' IPv6 addresses are refused
 	// (datapath.SelectRemote), and the daemon takes no other.
-	if ip := u.LocalIP.Unmap(); !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() {
+	if ip := u.LocalIP; !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() {
 		return fmt.Errorf("linux backend: underlay address %q is not a unicast IPv4 address", u.LocalIP)
 	}
 	if len(prefix) > maxClusterPrefix {

@@ -9,9 +9,9 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/explain"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/model"
-	"github.com/ovs-vnet/ovs-vnet/trace"
 )
 
 // traceSrcPort is the source port of traced TCP and UDP packets: an
@@ -24,7 +24,7 @@ const traceSrcPort = 40000
 // has the address, it is the ARP request the sender would broadcast first;
 // to any other address it goes to the gateway's MAC (the default route).
 func tracePacket(q v1.Query, s datapath.State) (string, error) {
-	o := trace.Index(s)
+	o := explain.Index(s)
 	p, n, err := o.Source(q)
 	if err != nil {
 		return "", err
@@ -32,7 +32,7 @@ func tracePacket(q v1.Query, s datapath.State) (string, error) {
 	if p.Ofport <= 0 {
 		return "", fmt.Errorf("port %q has no ofport yet", p.Name)
 	}
-	src, srcMAC := trace.Sender(q, p)
+	src, srcMAC := explain.Sender(q, p)
 	dstMAC := model.BridgeMAC(n.Name)
 	if n.Subnet.Contains(q.To) && q.To != n.Gateway {
 		dst, ok := o.PortWith(n.Name, q.To)
@@ -58,7 +58,7 @@ var stepLine = regexp.MustCompile(`^\s*(\d+)\.\s+(?:(.*), )?priority (\d+), cook
 // tracePacket(q, s) and maps each step to its table and owner, and the last
 // one to a verdict.
 func explainTrace(q v1.Query, s datapath.State, packet, raw string) (v1.Result, error) {
-	o := trace.Index(s)
+	o := explain.Index(s)
 	from, n, err := o.Source(q)
 	if err != nil {
 		return v1.Result{}, err
@@ -104,7 +104,7 @@ func explainTrace(q v1.Query, s datapath.State, packet, raw string) (v1.Result, 
 // traceVerdict reads the last step's actions: an output to a port delivers, to
 // IN_PORT answers in place, to LOCAL hands to the host, a group floods, and
 // nothing drops for the reason the dropping flow stands for.
-func traceVerdict(res *v1.Result, o trace.Objects, from model.Port, n model.Network, q v1.Query) {
+func traceVerdict(res *v1.Result, o explain.Objects, from model.Port, n model.Network, q v1.Query) {
 	s := &res.Steps[len(res.Steps)-1]
 	byOfport := map[string]string{}
 	for _, p := range o.State.Ports {

@@ -138,6 +138,7 @@ type Config struct {
 	Underlay *datapath.Underlay
 	// Registerer takes the OpenFlow controller's series
 	// (reconcile.NewMetrics); a backend made again on it counts on in them.
+	// Required.
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
 	// Owner describes this daemon (pid, host, namespace, state): the

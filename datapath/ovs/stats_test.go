@@ -18,6 +18,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs/unixctl"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
+	"github.com/ovs-vnet/ovs-vnet/flows/reconcile"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
@@ -60,6 +61,7 @@ func TestFindVswitchdCtl(t *testing.T) {
 // request fails at once rather than waiting for one.
 func TestStatsNotConnected(t *testing.T) {
 	b := &Backend{dpid: 0xb0}
+	b.flows = reconcile.NewManager(cookieSpace, (*flowSource)(b), reconcile.NewMetrics(prometheus.NewRegistry()), slog.Default())
 	if _, err := b.tableStats(context.Background()); err == nil || !strings.Contains(err.Error(), "00000000000000b0 is not connected") {
 		t.Fatalf("table stats without a session: err = %v", err)
 	}

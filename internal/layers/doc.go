@@ -4,7 +4,13 @@
 //   - api/v1, the REST API's vocabulary, imports no package of the project;
 //   - the API's users — client, cli, cni and the binaries vnetctl and
 //     ovs-vnet-cni — link no model, no flows/ package, no datapath
-//     package, no trace and no controller: they speak api/v1 only;
-//   - datapath, the backends' interface, links no flows/ package and not
-//     trace: each backend brings its own flows and explainer.
+//     package, no controller and no httpapi: they speak api/v1 only;
+//   - datapath, the backends' interface, links no flows/ package and none
+//     of its own subpackages (not datapath/explain): each backend brings
+//     its own flows and explainer;
+//   - the pipeline compiler (flows/pipeline) links not the applier
+//     (flows/reconcile), and the flow-set types both share (flows/flowset)
+//     link neither;
+//   - the daemon's main (cmd/ovs-vnet) imports no flows/ package itself:
+//     it only wires, and the OVS backend builds its flow machinery.
 package layers

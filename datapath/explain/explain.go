@@ -1,10 +1,10 @@
-// Package trace holds what the backends' explainers of a traced packet
+// Package explain holds what the backends' explainers of a traced packet
 // (GET /v1/trace, `vnetctl trace`) share: the index of the desired state
 // that names the objects a packet meets. Each backend explains in its own
 // terms — datapath/ovs reads ofproto/trace, datapath/linux reasons from the
 // kernel's routes and its own nftables rules — and imports this package;
 // package datapath does not, so that its users need no explainer.
-package trace
+package explain
 
 import (
 	"fmt"
