@@ -303,11 +303,16 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		}
 	}
 	var tooBig *http.MaxBytesError
+	var notObject *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes))
 	case errors.Is(err, io.EOF):
 		writeError(w, http.StatusBadRequest, "request body is empty; a JSON object is required")
+	case errors.As(err, &notObject) && notObject.Field == "":
+		// encoding/json would name the Go type the body was decoded into,
+		// which is no part of the API and changes when code moves.
+		writeError(w, http.StatusBadRequest, "malformed JSON body: a JSON object is required, not "+notObject.Value)
 	case err != nil:
 		writeError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
 	default:
