@@ -101,8 +101,14 @@ func Dial(ctx context.Context, endpoint string, log *slog.Logger) (*Client, erro
 func (c *Client) connect(ctx context.Context) error {
 	var lastErr error
 	err := backoff.Retry(func() error {
-		lastErr = c.lc.Connect(ctx)
-		return lastErr
+		attempt := c.lc.Connect(ctx)
+		// An attempt cut short by ctx says only that time ran out, which
+		// err says too; the one before it says why the server was not
+		// reached (no socket, refused), which is what an operator needs.
+		if lastErr == nil || ctx.Err() == nil {
+			lastErr = attempt
+		}
+		return attempt
 	}, backoff.WithContext(newBackoff(), ctx))
 	if err != nil {
 		return fmt.Errorf("connect: %w (last attempt: %w)", err, lastErr)
