@@ -378,8 +378,8 @@ func (c *Controller) deleteRemotePort(ctx context.Context, name string) error {
 	return nil
 }
 
-// Host is the name of this controller's host.
-func (c *Controller) Host() string { return c.host }
+// HostName is the name of this controller's host.
+func (c *Controller) HostName() string { return c.host }
 
 // Clustered reports whether the state is shared by the hosts of a cluster.
 func (c *Controller) Clustered() bool { return c.cluster != nil }

@@ -110,12 +110,12 @@ func TestClusterControllers(t *testing.T) {
 	must := func(h *clusterHost, method, path, body string, want int) {
 		t.Helper()
 		if code, out := h.Do(t, method, path, body); code != want {
-			t.Fatalf("%s %s on %s: %d %v, want %d", method, path, h.C.Host(), code, out, want)
+			t.Fatalf("%s %s on %s: %d %v, want %d", method, path, h.C.HostName(), code, out, want)
 		}
 	}
 	remotes := func(h *clusterHost, want string) {
 		t.Helper()
-		waitUntil(t, h.C.Host()+" remote ports "+want, func() bool { return h.fake.remotes() == want })
+		waitUntil(t, h.C.HostName()+" remote ports "+want, func() bool { return h.fake.remotes() == want })
 	}
 
 	must(h1, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201)
@@ -123,7 +123,7 @@ func TestClusterControllers(t *testing.T) {
 	must(h2, "PUT", "/v1/networks/green", `{"subnet":"10.3.0.0/24"}`, 201)
 	must(h2, "PUT", "/v1/networks/blue", `{"subnet":"10.9.0.0/24"}`, 409)
 	for _, h := range []*clusterHost{h1, h2} {
-		waitUntil(t, "every network on "+h.C.Host()+"'s datapath", func() bool {
+		waitUntil(t, "every network on "+h.C.HostName()+"'s datapath", func() bool {
 			h.Fake.Mu.Lock()
 			defer h.Fake.Mu.Unlock()
 			return len(h.Fake.Networks) == 3

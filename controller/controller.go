@@ -198,8 +198,8 @@ func WithResetDataplane() Option {
 }
 
 // WithNetnsCheck vets ports' namespaces with check instead of
-// link.CheckNetns: for tests, whose fake backend has no namespaces
-// (controller/controllertest).
+// link.CheckNetns: for tests only, whose fake backend has no namespaces
+// (controller/controllertest); the daemon never passes it.
 func WithNetnsCheck(check func(context.Context, model.Port) (model.Port, error)) Option {
 	return func(c *Controller) { c.checkNetns = check }
 }
@@ -541,39 +541,6 @@ func (s *status) ready() error {
 		return fmt.Errorf("%w: %v", ErrNotReady, err)
 	}
 	return nil
-}
-
-// Info describes the backend in use; ok is false before one is connected.
-func (c *Controller) Info() (info datapath.Info, ok bool) {
-	b := c.status().backend
-	if b == nil {
-		return datapath.Info{}, false
-	}
-	return b.Info(), true
-}
-
-// PortStats returns the counters of every attached port (for the exporter).
-func (c *Controller) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
-	st := c.status()
-	if st.backend == nil {
-		return nil, fmt.Errorf("%w: %s", ErrNotReady, st.notReady)
-	}
-	return st.backend.PortStats(ctx)
-}
-
-// SwitchStats returns the OpenFlow switch's counters; ok is false when the
-// backend has none (Linux).
-func (c *Controller) SwitchStats(ctx context.Context) (s datapath.SwitchStats, ok bool, err error) {
-	st := c.status()
-	if st.backend == nil {
-		return s, false, fmt.Errorf("%w: %s", ErrNotReady, st.notReady)
-	}
-	src := capabilities(st.backend).SwitchStats
-	if src == nil {
-		return s, false, nil
-	}
-	s, err = src.SwitchStats(ctx)
-	return s, true, err
 }
 
 // rollback undoes a failed change on a context of its own: the request's may

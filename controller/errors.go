@@ -8,4 +8,7 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrNotReady = errors.New("backend not ready")
+	// ErrUnsupported: the connected backend cannot serve the request
+	// (flows on the Linux backend).
+	ErrUnsupported = errors.New("not supported")
 )

@@ -27,5 +27,7 @@ func (c *Controller) NetnsID(name string) (nsfile.ID, bool) {
 
 // Reserve takes ip of network's pool for owner.
 func (c *Controller) Reserve(network string, ip netip.Addr, owner string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.pools[network].Reserve(ip, owner)
 }

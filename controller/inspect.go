@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,10 +10,6 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
-
-// ErrUnsupported marks a request the connected backend cannot serve (flows
-// on the Linux backend).
-var ErrUnsupported = errors.New("not supported")
 
 // FlowFilter picks flows by owner: those of one port, or of one network
 // (its own, its routes' and its ports'). Empty: all of ovs-vnet's flows.
@@ -119,4 +114,38 @@ func (c *Controller) snapshot() (datapath.Backend, datapath.State, error) {
 		Ports:    slices.Collect(maps.Values(c.ports)),
 		Remote:   c.remotePorts(),
 	}, nil
+}
+
+// Info describes the backend in use, or says (ErrNotReady) why there is
+// none yet; both from one snapshot, so the answer cannot change between.
+func (c *Controller) Info() (datapath.Info, error) {
+	st := c.status()
+	if st.backend == nil {
+		return datapath.Info{}, st.ready()
+	}
+	return st.backend.Info(), nil
+}
+
+// PortStats returns the counters of every attached port (for the exporter).
+func (c *Controller) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
+	st := c.status()
+	if st.backend == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotReady, st.notReady)
+	}
+	return st.backend.PortStats(ctx)
+}
+
+// SwitchStats returns the OpenFlow switch's counters; ok is false when the
+// backend has none (Linux).
+func (c *Controller) SwitchStats(ctx context.Context) (s datapath.SwitchStats, ok bool, err error) {
+	st := c.status()
+	if st.backend == nil {
+		return s, false, fmt.Errorf("%w: %s", ErrNotReady, st.notReady)
+	}
+	src := capabilities(st.backend).SwitchStats
+	if src == nil {
+		return s, false, nil
+	}
+	s, err = src.SwitchStats(ctx)
+	return s, true, err
 }

@@ -14,9 +14,10 @@ import (
 const TunnelOverhead = 50
 
 // UnderlayMTU warns when a network's full-size frames do not fit the
-// underlay once tunnelled: neither OVS nor the kernel fragments the outer
-// packets where the path does not allow it, nor does OVS send
-// "fragmentation needed", so such packets vanish (ping works, TCP stalls).
+// underlay once tunnelled: OVS neither fragments the outer packets nor
+// sends "fragmentation needed", so such packets vanish (ping works, TCP
+// stalls); what the kernel's VXLAN device does with them depends on the
+// path. Either way the network's MTU is wrong for the underlay.
 // Each network is warned about once per MTU, and an underlay address on no
 // interface once until it is found again, not at every EnsureNetwork. The
 // zero value is ready; it is safe for concurrent use.
@@ -43,7 +44,7 @@ func (u *UnderlayMTU) Check(log *slog.Logger, n model.Network, underlay netip.Ad
 	case n.MTU+TunnelOverhead > mtu:
 		u.lost = false
 		if u.warned[n.Name] != n.MTU {
-			log.Warn("network MTU too large for the underlay: tunnelled full-size frames will be dropped",
+			log.Warn("network MTU too large for the underlay: tunnelled full-size frames do not fit it",
 				"network", n.Name, "mtu", n.MTU, "tunnel_overhead", TunnelOverhead, "underlay_interface", ifname, "underlay_mtu", mtu)
 			if u.warned == nil {
 				u.warned = map[string]int{}

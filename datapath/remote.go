@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -137,5 +138,5 @@ func unicast(a netip.Addr) bool {
 // host link) is its own business and may change under it.
 func sameRecord(a, b model.RemotePort) bool {
 	return a.HostIP == b.HostIP && a.Port.Network == b.Port.Network && a.Port.Host == b.Port.Host &&
-		a.Port.IP == b.Port.IP && a.Port.MAC == b.Port.MAC
+		a.Port.IP == b.Port.IP && strings.EqualFold(a.Port.MAC, b.Port.MAC)
 }

@@ -1,7 +1,8 @@
 // Package httpapi is the daemon's HTTP layer: the REST API's routes,
 // authentication, the Host guard, request decoding and the mapping of the
-// controller's errors to status codes. It drives the controller only through
-// its exported methods and sentinel errors (docs/API.md describes the API).
+// errors it meets to status codes (status.go: the controller's, api/v1's,
+// the datapath's and the store's sentinels). It drives the controller only
+// through its exported methods (docs/API.md describes the API).
 package httpapi
 
 import (
@@ -128,9 +129,9 @@ func (a *API) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *API) info(w http.ResponseWriter, _ *http.Request) {
-	info, ok := a.c.Info()
-	if !ok {
-		writeError(w, http.StatusServiceUnavailable, a.c.Ready().Error())
+	info, err := a.c.Info()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, v1.Info{
@@ -139,7 +140,7 @@ func (a *API) info(w http.ResponseWriter, _ *http.Request) {
 		DatapathType:      info.DatapathType,
 		Version:           a.version,
 		OpenFlowConnected: info.OpenFlowConnected,
-		Host:              a.c.Host(),
+		Host:              a.c.HostName(),
 		Cluster:           a.c.Clustered(),
 	})
 }
@@ -312,7 +313,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	case errors.As(err, &notObject) && notObject.Field == "":
 		// encoding/json would name the Go type the body was decoded into,
 		// which is no part of the API and changes when code moves.
-		writeError(w, http.StatusBadRequest, "malformed JSON body: a JSON object is required, not "+notObject.Value)
+		writeError(w, http.StatusBadRequest, "malformed JSON body: a JSON object is required, not "+jsonKind(notObject.Value))
 	case err != nil:
 		writeError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
 	default:
@@ -343,4 +344,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v) // the client has gone; nothing to tell it
+}
+
+// jsonKind names a JSON value's kind as JSON does: encoding/json says
+// "bool" where JSON says "boolean".
+func jsonKind(goKind string) string {
+	if goKind == "bool" {
+		return "boolean"
+	}
+	return goKind
 }

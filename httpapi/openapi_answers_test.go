@@ -321,7 +321,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200&proto=tcp", "", 400, "dport is required for tcp: a rule across parameters"},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200&dport=0", "", 400, ""},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200&hops=3", "", 400, "an unknown query parameter"},
-		{"GET", "/v1/trace?from=p1&to=192.0.2.255", "", 500, ""},
+		{"GET", "/v1/trace?from=p1&to=" + controllertest.BrokenTrace.String(), "", 500, ""},
 		{"GET", "/v1/flows", "", 501, ""},
 
 		{"DELETE", "/v1/networks/blue", "", 409, ""},

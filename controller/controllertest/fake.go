@@ -30,9 +30,8 @@ type Fake struct {
 	Routers   map[string]model.Router
 	// failRouters makes the next EnsureRouter of a name fail, once, so that
 	// the rollback's own EnsureRouter of the old router succeeds.
-	failRouters   map[string]error
-	EnsureRouters int            // EnsureRouter calls
-	Pruned        datapath.State // the last Prune's argument
+	failRouters map[string]error
+	Pruned      datapath.State // the last Prune's argument
 	// Gate, when set, holds every AttachPort until it is closed;
 	// Attaching counts the ones held.
 	Gate      chan struct{}
@@ -149,7 +148,6 @@ func (f *Fake) Prune(_ context.Context, s datapath.State) error {
 func (f *Fake) EnsureRouter(_ context.Context, r model.Router) error {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
-	f.EnsureRouters++
 	f.Routers[r.Name] = r // a failure can leave half a router: rollback must clear it
 	if err := f.failRouters[r.Name]; err != nil {
 		delete(f.failRouters, r.Name)

@@ -77,8 +77,10 @@ func StartFixtureOn(t *testing.T, st store.Store, fake *Fake, b datapath.Backend
 	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return b, nil }) }()
 	f.Stop = sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(f.Stop)
-	for c.Ready() != nil {
-		time.Sleep(time.Millisecond)
+	for start := time.Now(); c.Ready() != nil; time.Sleep(time.Millisecond) {
+		if time.Since(start) > time.Minute {
+			t.Fatalf("the controller is not ready after a minute: %v", c.Ready())
+		}
 	}
 	f.C = c
 	f.Srv = httptest.NewServer(httpapi.NewHandler(c, f.Reg, "test", Token))

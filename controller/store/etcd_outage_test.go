@@ -242,7 +242,18 @@ func TestWaitEtcd(t *testing.T) {
 		}
 		opened <- err
 	}()
-	eventually(t, patience, "a retry logged", func() bool { return logCount(buf, "etcd unreachable; retrying") > 0 })
+	// Until a retry is logged WaitEtcd must not return: if it does, its
+	// error says why it gave up on a stopped etcd.
+	for waited := time.Duration(0); logCount(buf, "etcd unreachable; retrying") == 0; waited += 50 * time.Millisecond {
+		select {
+		case err := <-opened:
+			t.Fatalf("WaitEtcd returned while etcd was down: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if waited > patience {
+			t.Fatalf("no retry logged within %s", patience)
+		}
+	}
 	cluster.Start(0)
 	select {
 	case err := <-opened:

@@ -149,7 +149,7 @@ func (m *Manager) session(dpid uint64) (*Bridge, error) {
 }
 
 // Conn is dpid's current session, for requests that are not the
-// reconciler's (statistics, meters): the one the manager reconciles, so
+// reconciler's (statistics): the one the manager reconciles, so
 // that a session it has replaced or closed is never asked.
 func (m *Manager) Conn(dpid uint64) (*ofconn.Conn, error) {
 	b, err := m.session(dpid)

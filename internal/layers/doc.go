@@ -1,5 +1,5 @@
-// Package layers holds the project's import rules, checked by its test
-// with `go list -deps`:
+// Package layers holds the project's import rules, checked by its tests
+// with `go list`:
 //
 //   - api/v1, the REST API's vocabulary, imports no package of the project;
 //   - the API's users — client, cli, cni and the binaries vnetctl and
@@ -12,5 +12,9 @@
 //     (flows/reconcile), and the flow-set types both share (flows/flowset)
 //     link neither;
 //   - the daemon's main (cmd/ovs-vnet) imports no flows/ package itself:
-//     it only wires, and the OVS backend builds its flow machinery.
+//     it only wires, and the OVS backend builds its flow machinery;
+//   - the controller core neither imports net/http nor links httpapi: the
+//     HTTP layer is httpapi's, over the controller's exported methods;
+//   - no binary links a package written for tests (controllertest,
+//     flowsettest, testbed, golden, testpki).
 package layers
