@@ -20,9 +20,12 @@ import (
 )
 
 // Versions are the CNI spec versions the plugin speaks; skel refuses the
-// others, and converts the result for the version a configuration names.
+// others, and ADD answers in the version the configuration names
+// (GetAsVersion). 0.4.0 and 1.0.0 are what containerd 1.6, CRI-O, podman
+// 4 and the plugins Debian 12 ships still send; skel itself keeps CHECK to
+// 0.4.0 and later, and STATUS and GC to 1.1.0, as the spec has them.
 func Versions() version.PluginInfo {
-	return version.PluginSupports("1.0.0", "1.1.0")
+	return version.PluginSupports("0.4.0", "1.0.0", "1.1.0")
 }
 
 // NetConf is the network configuration the runtime hands the plugin on stdin.

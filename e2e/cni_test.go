@@ -63,6 +63,7 @@ type cniEnv struct {
 	confDir string
 	conf    map[string]any
 	ifname  string // CNI_IFNAME for cnitool
+	cniPath string // CNI_PATH for cnitool: the plugin, and any it chains
 }
 
 func newCNIEnv(t *testing.T, bins cniBins, server, tokenFile string) *cniEnv {
@@ -75,22 +76,28 @@ func newCNIEnv(t *testing.T, bins cniBins, server, tokenFile string) *cniEnv {
 // --network blue,red` does.
 func newCNIEnvOn(t *testing.T, bins cniBins, server, tokenFile, network, ifname string) *cniEnv {
 	t.Helper()
-	e := &cniEnv{t: t, bins: bins, confDir: t.TempDir(), ifname: ifname, conf: map[string]any{
+	e := &cniEnv{t: t, bins: bins, confDir: t.TempDir(), ifname: ifname, cniPath: bins.pluginDir, conf: map[string]any{
 		"cniVersion": "1.1.0", "name": testbed.UniqueName("vnt-cni-"), "type": "ovs-vnet-cni",
 		"network": network, "server": server,
 	}}
 	if tokenFile != "" {
 		e.conf["token_file"] = tokenFile
 	}
+	e.write("10-ovs-vnet.conf")
+	return e
+}
+
+// write puts e.conf into e.confDir as file, for cnitool to find by name.
+func (e *cniEnv) write(file string) {
+	e.t.Helper()
 	raw, err := json.Marshal(e.conf)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(e.confDir, "10-ovs-vnet.conf"), raw, 0o644); err != nil {
-		t.Fatal(err)
+	if err := os.WriteFile(filepath.Join(e.confDir, file), raw, 0o644); err != nil {
+		e.t.Fatal(err)
 	}
-	cleanCNICache(t, e.name())
-	return e
+	cleanCNICache(e.t, e.name())
 }
 
 func (e *cniEnv) name() string { return e.conf["name"].(string) }
@@ -121,7 +128,7 @@ func (e *cniEnv) tool(command, netns string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.bins.cnitool, command, e.name(), netns)
-	cmd.Env = append(cleanEnv(), "CNI_PATH="+e.bins.pluginDir, "NETCONFPATH="+e.confDir, "CNI_IFNAME="+e.ifname)
+	cmd.Env = append(cleanEnv(), "CNI_PATH="+e.cniPath, "NETCONFPATH="+e.confDir, "CNI_IFNAME="+e.ifname)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -134,7 +141,8 @@ func (e *cniEnv) tool(command, netns string) (string, error) {
 }
 
 // plugin runs the plugin by hand, for what cnitool cannot send (GC's valid
-// attachments) and to read the CNI error code it prints on failure.
+// attachments) and to read the CNI error code it prints on failure. e must
+// be a single configuration (newCNIEnvOn), not a list.
 func (e *cniEnv) plugin(t *testing.T, command string, extra map[string]any, env ...string) (out string, code uint) {
 	t.Helper()
 	conf := map[string]any{}
@@ -217,15 +225,16 @@ func cniPort(t *testing.T, d *daemon, netnsPath string) portView {
 	return p
 }
 
-// checkCNIResult compares ADD's result with the daemon's port.
-func checkCNIResult(t *testing.T, out string, p portView, netnsPath, gateway string) {
+// checkCNIResult compares ADD's result, in CNI version version, with the
+// daemon's port.
+func checkCNIResult(t *testing.T, out, version string, p portView, netnsPath, gateway string) {
 	t.Helper()
 	parsed, err := current.NewResult([]byte(out))
 	if err != nil {
 		t.Fatalf("ADD result %q: %v", out, err)
 	}
 	r := parsed.(*current.Result)
-	ok := r.CNIVersion == "1.1.0" && len(r.Interfaces) == 2 &&
+	ok := r.CNIVersion == version && len(r.Interfaces) == 2 &&
 		r.Interfaces[0].Name == p.HostIfname && r.Interfaces[0].Sandbox == "" &&
 		r.Interfaces[1].Name == "eth0" && r.Interfaces[1].Mac == p.MAC && r.Interfaces[1].Sandbox == netnsPath &&
 		len(r.IPs) == 1 && r.IPs[0].Interface != nil && *r.IPs[0].Interface == 1 &&
@@ -273,8 +282,8 @@ func runCNI(t *testing.T, bins cniBins, bc backendCase) {
 	outA := mustTool(t, e, "add", pathA)
 	outB := mustTool(t, e, "add", pathB)
 	portA, portB := cniPort(t, d, pathA), cniPort(t, d, pathB)
-	checkCNIResult(t, outA, portA, pathA, "10.71.0.1")
-	checkCNIResult(t, outB, portB, pathB, "10.71.0.1")
+	checkCNIResult(t, outA, "1.1.0", portA, pathA, "10.71.0.1")
+	checkCNIResult(t, outB, "1.1.0", portB, pathB, "10.71.0.1")
 	checkNamespaceEnd(t, nsA, "eth0", portA)
 	ipA, ipB := strings.Split(portA.IP, "/")[0], strings.Split(portB.IP, "/")[0]
 	ping(t, nsA, ipB, true)
@@ -311,6 +320,7 @@ func runCNI(t *testing.T, bins cniBins, bc backendCase) {
 
 	runCNIGC(t, d, e)
 	runCNITwoNetworks(t, d, bins, e, sock)
+	runCNIDocs(t, d, bins, sock)
 
 	d.must("DELETE", "/v1/networks/blue", nil, 204, nil)
 	d.must("DELETE", "/v1/networks/red", nil, 204, nil)
@@ -359,7 +369,7 @@ func runCNITwoNetworks(t *testing.T, d *daemon, bins cniBins, blue *cniEnv, sock
 	ns := newNetns(t, "vnt-c2-")
 	path := "/var/run/netns/" + ns
 	red := newCNIEnvOn(t, bins, sock, "", "red", "eth1")
-	checkCNIResult(t, mustTool(t, blue, "add", path), cniPort(t, d, path), path, "10.71.0.1")
+	checkCNIResult(t, mustTool(t, blue, "add", path), "1.1.0", cniPort(t, d, path), path, "10.71.0.1")
 	const first = "default via 10.71.0.1 dev eth0"
 	wantDefault(t, ns, first)
 
@@ -414,7 +424,7 @@ func runCNIToken(t *testing.T, bins cniBins) {
 		t.Fatalf("ADD without the token: code %d, %s", code, msg)
 	}
 	e := newCNIEnv(t, bins, "unix:"+sock, tokenFile)
-	checkCNIResult(t, mustTool(t, e, "add", pathA), cniPort(t, d, pathA), pathA, "10.73.0.1")
+	checkCNIResult(t, mustTool(t, e, "add", pathA), "1.1.0", cniPort(t, d, pathA), pathA, "10.73.0.1")
 	mustTool(t, e, "check", pathA)
 	mustTool(t, e, "status", pathA)
 	// A runtime may send DEL without CNI_NETNS; the port goes all the same.

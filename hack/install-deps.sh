@@ -24,6 +24,7 @@ declare -A need=(
   [etcd]=etcd-server
   [etcdctl]=etcd-client
   [python3]=python3
+  [/usr/lib/cni/portmap]=containernetworking-plugins # chained by docs/CNI.md's example (e2e/cni_docs_test.go)
 )
 
 missing=()
