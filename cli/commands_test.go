@@ -175,7 +175,7 @@ func TestToken(t *testing.T) {
 	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	check(t, f.vnetctl(t, nil, "network", "list"), ExitUnauthorized, "", "Error: missing or wrong bearer token (HTTP 401)\n")
+	check(t, f.vnetctl(t, nil, "network", "list"), ExitUnauthorized, "", "Error: unauthorized: missing or wrong bearer token (HTTP 401)\n")
 	check(t, f.vnetctl(t, map[string]string{EnvToken: "wrong"}, "network", "list"), ExitUnauthorized, "", "(HTTP 401)")
 	for _, c := range []struct {
 		env  map[string]string

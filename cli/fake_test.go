@@ -82,7 +82,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if f.token != "" && strings.HasPrefix(r.URL.Path, "/v1/") && r.Header.Get("Authorization") != "Bearer "+f.token {
-			fail(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			fail(w, http.StatusUnauthorized, "unauthorized: missing or wrong bearer token")
 			return
 		}
 		if f.notReady != "" && r.Method != http.MethodGet {

@@ -20,6 +20,13 @@ import (
 // request itself; 999 otherwise. doing says what the plugin was doing.
 func daemonError(doing, server string, err error) *types.Error {
 	msg := fmt.Sprintf("%s: %v", doing, err)
+	if client.StatusOf(err) != 0 {
+		// The daemon's message starts with its kind (docs/API.md), and so
+		// does the plugin's: what the plugin was doing goes after it.
+		if kind, rest, ok := strings.Cut(err.Error(), ": "); ok {
+			msg = fmt.Sprintf("%s: %s: %s", kind, doing, rest)
+		}
+	}
 	var uerr *url.Error
 	switch status := client.StatusOf(err); {
 	case status == 0 && (errors.As(err, &uerr) || errors.Is(err, context.DeadlineExceeded)):

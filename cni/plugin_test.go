@@ -144,9 +144,9 @@ func TestAdd(t *testing.T) {
 		{name: "default route elsewhere", h: created, netns: uplinkPath, wantRoutes: 0,
 			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + uplinkPath + `","ifname":"eth0","type":"veth"}`},
 		{name: "unknown network", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 404, `not found: network "blue"`) },
-			wantCode: types.ErrInvalidNetworkConfig, wantMsg: `not found: network "blue" (HTTP 404)`, wantReq: "PUT"},
+			wantCode: types.ErrInvalidNetworkConfig, wantMsg: `not found: attach port ` + name + ` (container c1, eth0) to network blue: network "blue" (HTTP 404)`, wantReq: "PUT"},
 		{name: "address in use", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 409, "conflict: ip 10.10.0.5 is in use") },
-			wantCode: types.ErrInvalidNetworkConfig, wantMsg: "conflict: ip 10.10.0.5 is in use", wantReq: "PUT"},
+			wantCode: types.ErrInvalidNetworkConfig, wantMsg: "conflict: attach port " + name + " (container c1, eth0) to network blue: ip 10.10.0.5 is in use", wantReq: "PUT"},
 		{name: "port busy", h: func(w http.ResponseWriter, r *http.Request) {
 			daemonErr(w, 409, `conflict: port "x" is being changed by another request`)
 		}, wantCode: types.ErrTryAgainLater, wantMsg: "being changed", wantReq: "PUT"},
@@ -157,7 +157,7 @@ func TestAdd(t *testing.T) {
 		}, wantCode: types.ErrTryAgainLater, wantMsg: "datapath timeout", wantReq: "PUT"},
 		{name: "wants a token", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 401, "unauthorized") },
 			wantCode: types.ErrInvalidNetworkConfig, wantMsg: "unauthorized", wantReq: "PUT"},
-		{name: "daemon fails", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 500, "ovsdb: boom") },
+		{name: "daemon fails", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 500, "internal error: ovsdb: boom") },
 			wantCode: types.ErrInternal, wantMsg: "ovsdb: boom", wantReq: "PUT"},
 		{name: "answer is not a port", h: func(w http.ResponseWriter, r *http.Request) { answer(w, 201, map[string]string{"ip": "x"}) },
 			wantCode: types.ErrInternal, wantMsg: "not an IPv4 prefix", wantReq: "PUT"},

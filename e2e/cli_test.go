@@ -230,7 +230,7 @@ func TestCLI(t *testing.T) {
 			cli.run("network", "create", "green", "--subnet", "10.86.0.0/24", "--bogus").fails(t, 2, "Error: unknown flag: --bogus", "\nUsage:\n  vnetctl network create")
 			cli.run("port", "get").fails(t, 2, "Error: accepts 1 arg(s), received 0", "Usage:")
 			cli.run("--server", "unix:"+filepath.Join(dir, "nothing.sock"), "info").fails(t, 5, "Error: cannot reach ovs-vnet at unix:"+filepath.Join(dir, "nothing.sock"))
-			cli.run("--token", "wrong", "network", "list").fails(t, 6, "Error: missing or wrong bearer token (HTTP 401)")
+			cli.run("--token", "wrong", "network", "list").fails(t, 6, "Error: unauthorized: missing or wrong bearer token (HTTP 401)")
 			cli.runEnv([]string{"VNETCTL_TOKEN_FILE="}, "port", "list").fails(t, 6, "(HTTP 401)")
 
 			// Tear down through the CLI: nothing may be left.

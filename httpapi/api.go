@@ -58,7 +58,7 @@ func NewHandler(c *controller.Controller, gatherer prometheus.Gatherer, version,
 		// Every other method on a known path: a JSON 405, not the mux's plain text.
 		mux.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method not allowed: %s on %s", r.Method, r.URL.Path))
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -335,7 +335,7 @@ func respond(w http.ResponseWriter, status int, v any, err error) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, v1.Error{Error: msg})
+	writeJSON(w, status, v1.Error{Error: kindFirst(status, msg)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

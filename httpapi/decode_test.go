@@ -84,8 +84,8 @@ func TestDecodeStrictKeys(t *testing.T) {
 		{&v1.RouterSpec{}, `{"NETWORKS":["blue","red"]}`, `key \"NETWORKS\" must be written \"networks\"`},
 		{&v1.RouterSpec{}, `{"networks":["blue","red"],"networks":["blue","red"]}`, `key \"networks\" is given twice`},
 		// Not an object: said without the Go type the body is decoded into.
-		{&v1.NetworkSpec{}, `[]`, `"malformed JSON body: a JSON object is required, not array"`},
-		{&v1.PortSpec{}, `"blue"`, `"malformed JSON body: a JSON object is required, not string"`},
+		{&v1.NetworkSpec{}, `[]`, `"invalid: malformed JSON body: a JSON object is required, not array"`},
+		{&v1.PortSpec{}, `"blue"`, `"invalid: malformed JSON body: a JSON object is required, not string"`},
 	} {
 		w := httptest.NewRecorder()
 		if decode(w, httptest.NewRequest("PUT", "/", strings.NewReader(c.body)), c.v) || w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), c.want) {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +41,38 @@ type Fixture struct {
 	// (CheckNetns by default); a test may replace it before its first
 	// port request.
 	CheckNetns func(context.Context, model.Port) (model.Port, error)
+	errorLog   *errorLog
+}
+
+// LoggedErrors returns the messages the controller logged at ERROR, for
+// the tests that an ordinary refusal logs none.
+func (f *Fixture) LoggedErrors() []string {
+	f.errorLog.mu.Lock()
+	defer f.errorLog.mu.Unlock()
+	return slices.Clone(f.errorLog.msgs)
+}
+
+// errorLog is a slog.Handler that keeps the message and attributes of each
+// record at ERROR and drops the rest.
+type errorLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *errorLog) Enabled(_ context.Context, level slog.Level) bool { return level >= slog.LevelError }
+func (l *errorLog) WithAttrs([]slog.Attr) slog.Handler               { return l }
+func (l *errorLog) WithGroup(string) slog.Handler                    { return l }
+
+func (l *errorLog) Handle(_ context.Context, r slog.Record) error {
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		msg += " " + a.String()
+		return true
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, msg)
+	return nil
 }
 
 // NewFixture starts a fixture on a fresh store.
@@ -65,8 +97,8 @@ func StartFixture(t *testing.T, st store.Store) *Fixture {
 // StartFixtureOn is StartFixture with the backend b, which is fake or wraps it.
 func StartFixtureOn(t *testing.T, st store.Store, fake *Fake, b datapath.Backend) *Fixture {
 	t.Helper()
-	f := &Fixture{Fake: fake, St: st, Reg: prometheus.NewPedanticRegistry(), CheckNetns: CheckNetns}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f := &Fixture{Fake: fake, St: st, Reg: prometheus.NewPedanticRegistry(), CheckNetns: CheckNetns, errorLog: &errorLog{}}
+	log := slog.New(f.errorLog)
 	check := func(ctx context.Context, p model.Port) (model.Port, error) { return f.CheckNetns(ctx, p) }
 	c, err := controller.New(st, "h1", log, controller.NewMetrics(f.Reg, "test"), controller.WithNetnsCheck(check))
 	if err != nil {

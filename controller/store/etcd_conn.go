@@ -282,7 +282,7 @@ func (s *Etcd) retry(ctx context.Context, what string, op func(ctx context.Conte
 	case errors.Is(err, ErrUnavailable):
 		return fmt.Errorf("%s: %w", what, err)
 	case unavailable(err):
-		return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
+		return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
 	default:
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -76,7 +76,7 @@ func ensureVeth(ctx context.Context, n model.Network, p model.Port, opts Options
 	}
 	if host == nil {
 		if peer != nil {
-			return nil, fmt.Errorf("interface %s already exists in netns %s: %w", p.Ifname, p.Netns, datapath.ErrConflict)
+			return nil, fmt.Errorf("%w: interface %s already exists in netns %s", datapath.ErrConflict, p.Ifname, p.Netns)
 		}
 		if host, peer, err = createVeth(n, p, ns, nsh); err != nil {
 			return nil, err
@@ -128,7 +128,7 @@ func createVeth(n model.Network, p model.Port, ns netns.NsHandle, nsh *netlink.H
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: p.Ifname, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(ns)}
 	if err := netlink.LinkAdd(veth); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return nil, nil, fmt.Errorf("create veth %s/%s: an interface of that name exists: %w", p.HostIfname, p.Ifname, datapath.ErrConflict)
+			return nil, nil, fmt.Errorf("%w: create veth %s/%s: an interface of that name exists", datapath.ErrConflict, p.HostIfname, p.Ifname)
 		}
 		return nil, nil, fmt.Errorf("create veth %s in netns %s: %w", p.HostIfname, p.Netns, err)
 	}
@@ -230,7 +230,7 @@ func ensureTap(n model.Network, p model.Port) (netlink.Link, error) {
 		t := &netlink.Tuntap{LinkAttrs: attrs, Mode: netlink.TUNTAP_MODE_TAP, Flags: netlink.TUNTAP_DEFAULTS | netlink.TUNTAP_NO_PI}
 		if err := netlink.LinkAdd(t); err != nil {
 			if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EBUSY) {
-				return nil, fmt.Errorf("create tap %s: an interface of that name exists: %w", p.HostIfname, datapath.ErrConflict)
+				return nil, fmt.Errorf("%w: create tap %s: an interface of that name exists", datapath.ErrConflict, p.HostIfname)
 			}
 			return nil, fmt.Errorf("create tap %s: %w", p.HostIfname, err)
 		}
@@ -276,7 +276,7 @@ func Lookup(name, alias string) (netlink.Link, error) {
 		return nil, fmt.Errorf("look up %s: %w", name, err)
 	}
 	if l.Attrs().Alias != alias {
-		return nil, fmt.Errorf("interface %s exists and is not ours (alias %q): %w", name, l.Attrs().Alias, datapath.ErrConflict)
+		return nil, fmt.Errorf("%w: interface %s exists and is not ours (alias %q)", datapath.ErrConflict, name, l.Attrs().Alias)
 	}
 	return l, nil
 }
@@ -291,10 +291,15 @@ func paired(host, peer netlink.Link) bool {
 }
 
 // Delete removes the host link called name if it carries alias; a missing link
-// is success, and a link that is not ours is left alone with ErrConflict.
+// is success, and so is a link that is not ours, which is left alone: nothing
+// of ours is there to delete (the undo of an attach refused because another's
+// link has the name must not fail on that link, let alone delete it).
 // Deleting a veth end takes its namespace end with it.
 func Delete(name, alias string) error {
 	l, err := Lookup(name, alias)
+	if errors.Is(err, datapath.ErrConflict) {
+		return nil
+	}
 	if err != nil || l == nil {
 		return err
 	}

@@ -112,7 +112,7 @@ func ClaimSpare(ctx context.Context, n model.Network, p model.Port, opts Options
 	}
 	alias := datapath.PortAlias(p.Name)
 	if a := host.Attrs().Alias; a != alias && a != SpareAlias {
-		return fmt.Errorf("spare %s is %q's: %w", p.HostIfname, a, datapath.ErrConflict)
+		return fmt.Errorf("%w: spare %s is %q's", datapath.ErrConflict, p.HostIfname, a)
 	}
 	// Before the free end can carry a frame: a spare an older version made
 	// is not sealed yet.
@@ -160,7 +160,7 @@ func moveSparePeer(host netlink.Link, p model.Port, ns netns.NsHandle, nsh *netl
 		if paired(host, peer) {
 			return peer, nil
 		}
-		return nil, fmt.Errorf("interface %s already exists in netns %s: %w", p.Ifname, p.Netns, datapath.ErrConflict)
+		return nil, fmt.Errorf("%w: interface %s already exists in netns %s", datapath.ErrConflict, p.Ifname, p.Netns)
 	}
 	peerName := sparePeerName(p.HostIfname)
 	peer, err := nsh.LinkByName(peerName)
@@ -195,7 +195,7 @@ func nameSparePeer(nsh *netlink.Handle, p model.Port, peer netlink.Link) (netlin
 	}
 	if err := nsh.LinkSetName(peer, p.Ifname); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("interface %s already exists in netns %s: %w", p.Ifname, p.Netns, datapath.ErrConflict)
+			return nil, fmt.Errorf("%w: interface %s already exists in netns %s", datapath.ErrConflict, p.Ifname, p.Netns)
 		}
 		return nil, fmt.Errorf("rename %s to %s: %w", peerName, p.Ifname, err)
 	}

@@ -59,7 +59,7 @@ func CheckNetns(ctx context.Context, p model.Port) (model.Port, error) {
 		owner, err = portOf(ns, nsh, r.LinkIndex)
 	}
 	if err == nil && owner != "" {
-		err = fmt.Errorf("the default route is port %s's, which no other port takes over: delete %s first: %w", owner, owner, datapath.ErrConflict)
+		err = fmt.Errorf("%w: the default route is port %s's, which no other port takes over: delete %s first", datapath.ErrConflict, owner, owner)
 	}
 	if err != nil {
 		return p, fmt.Errorf("netns %s: %w", p.Netns, err)
@@ -220,7 +220,7 @@ func metricZero(routes []netlink.Route) (netlink.Route, bool) {
 // could not is refused rather than lost.
 func describe(nsh *netlink.Handle, r netlink.Route) (model.Route, error) {
 	if len(r.MultiPath) > 0 || r.Type != unix.RTN_UNICAST {
-		return model.Route{}, fmt.Errorf("the default route is multipath or not unicast, and could not be put back: %w", datapath.ErrConflict)
+		return model.Route{}, fmt.Errorf("%w: the default route is multipath or not unicast, and could not be put back", datapath.ErrConflict)
 	}
 	l, err := nsh.LinkByIndex(r.LinkIndex)
 	if err != nil {

@@ -495,7 +495,9 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 		return fmt.Errorf("port %s: flows: %w", p.Name, err)
 	}
 	fault.Point("detach-after-flows-removed")
-	if err := b.db.DeletePort(ctx, b.bridge, p.HostIfname); err != nil {
+	// An OVS port of that name that is not ours (an attach was refused for
+	// it) is left alone: nothing of the port's is there to delete.
+	if err := b.db.DeletePort(ctx, b.bridge, p.HostIfname); err != nil && !errors.Is(err, ovsdb.ErrNotOwned) {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("detach-after-ovs-port-removed")

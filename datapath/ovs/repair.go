@@ -117,7 +117,10 @@ func (b *Backend) rebindSpec(ctx context.Context, n model.Network, p model.Port)
 	case err == nil && bound(host, iface, true, 0) == nil:
 		return spec, false, nil
 	}
-	if err := b.db.DeletePort(ctx, b.bridge, p.HostIfname); err != nil {
+	switch err := b.db.DeletePort(ctx, b.bridge, p.HostIfname); {
+	case errors.Is(err, ovsdb.ErrNotOwned):
+		return spec, false, nil // someone else's OVS port: AddPort refuses it
+	case err != nil:
 		return spec, false, fmt.Errorf("re-bind: %w", err)
 	}
 	if err := b.db.WaitApplied(ctx); err != nil {
