@@ -154,7 +154,7 @@ func TestOnlyKeptRemoteHaveFlows(t *testing.T) {
 	shadowed := remotePort("b", "blue", local.IP.String(), "10.99.0.3") // l's address
 	own := remotePort("c", "blue", "10.98.1.13", "10.99.0.1")           // this host's
 	b.state.remote = byNetwork([]model.RemotePort{own, shadowed, kept})
-	flows := b.remoteFlows(b.state, blue)
+	flows, g := b.remote(b.state, blue)
 	if len(flows) != 2 {
 		t.Errorf("%d remote flows, want a's 2", len(flows))
 	}
@@ -163,7 +163,6 @@ func TestOnlyKeptRemoteHaveFlows(t *testing.T) {
 			t.Errorf("flow of cookie %#x: not a's", f.Cookie)
 		}
 	}
-	g := b.flood(b.state, blue)
 	if len(g.Buckets) != 2 {
 		t.Errorf("flood group has %d buckets, want l's and host 10.99.0.2's: %+v", len(g.Buckets), g.Buckets)
 	}

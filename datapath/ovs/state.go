@@ -60,18 +60,16 @@ func (s state) kept(self netip.Addr, network string) []model.RemotePort {
 	return kept
 }
 
-// flood is a network's flood group: its local ports and the hosts of its
-// remote ports. Every scope that holds the group compiles it this way, since
-// a group is replaced whole.
-func (b *Backend) flood(s state, n model.Network) flowset.Group {
-	return b.pipeline.Flood(n, s.members(n.Name), s.kept(b.self(), n.Name))
-}
-
-// remoteFlows are the flows of a network's remote ports; they depend on
-// the network (its ID) and on its local ports (a local port shadows a remote
-// one with its address or MAC).
-func (b *Backend) remoteFlows(s state, n model.Network) []flowset.Flow {
-	return b.pipeline.RemoteFlows(n, s.kept(b.self(), n.Name))
+// remote is a network's part that its remote ports decide: their flows,
+// which depend on the network's local ports too (a local port shadows a
+// remote one with its address or MAC), and the network's flood group (its
+// local ports and the hosts of its kept remote ports). Every scope that
+// holds the group compiles it this way, since a group is replaced whole;
+// the two share one selection of the remote ports.
+func (b *Backend) remote(s state, n model.Network) ([]flowset.Flow, flowset.Group) {
+	members := s.members(n.Name)
+	kept, _ := datapath.SelectRemote(b.self(), members, s.remote[n.Name])
+	return b.pipeline.RemoteFlows(n, kept), b.pipeline.Flood(n, members, kept)
 }
 
 // scope is the part of the desired state that a change can affect; the
@@ -90,8 +88,9 @@ func (b *Backend) portScope(network, port string) scope {
 		if p, ok := s.ports[network][port]; ok {
 			d.Flows = b.pipeline.Port(p, n)
 		}
-		d.Flows = append(d.Flows, b.remoteFlows(s, n)...)
-		d.Groups = []flowset.Group{b.flood(s, n)}
+		flows, flood := b.remote(s, n)
+		d.Flows = append(d.Flows, flows...)
+		d.Groups = []flowset.Group{flood}
 		return d
 	}
 }
@@ -107,8 +106,9 @@ func (b *Backend) remoteScope(networks ...string) scope {
 			if !ok {
 				continue
 			}
-			d.Flows = append(d.Flows, b.remoteFlows(s, n)...)
-			d.Groups = append(d.Groups, b.flood(s, n))
+			flows, flood := b.remote(s, n)
+			d.Flows = append(d.Flows, flows...)
+			d.Groups = append(d.Groups, flood)
 		}
 		return d
 	}
@@ -134,8 +134,9 @@ func (b *Backend) networkScope(networks ...string) scope {
 			}
 			d.Flows = append(d.Flows, b.pipeline.Network(n)...)
 			d.Flows = append(d.Flows, b.pipeline.Routes(n, nets)...)
-			d.Flows = append(d.Flows, b.remoteFlows(s, n)...)
-			d.Groups = append(d.Groups, b.flood(s, n))
+			flows, flood := b.remote(s, n)
+			d.Flows = append(d.Flows, flows...)
+			d.Groups = append(d.Groups, flood)
 		}
 		return d
 	}
