@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
@@ -12,14 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
-	"github.com/ovs-vnet/ovs-vnet/controller"
 	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
-	"github.com/ovs-vnet/ovs-vnet/httpapi"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -65,28 +60,16 @@ func startClusterHost(t *testing.T, etcd *testbed.Etcd, name, underlay string) *
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: etcd.Endpoints(), Prefix: "/test", LeaseTTL: 2 * time.Second, Log: log})
+	st, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: etcd.Endpoints(), Prefix: "/test", LeaseTTL: 2 * time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	reg := prometheus.NewPedanticRegistry()
-	c, err := controller.New(st, name, log, controller.NewMetrics(reg, "test"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	host, unregister := context.WithCancel(ctx)
 	go func() { _ = st.Register(host, store.Host{Name: name, UnderlayIP: netip.MustParseAddr(underlay)}, nil) }()
 	fake := &overlayFake{Fake: controllertest.NewFake()}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, func(context.Context) (datapath.Backend, error) { return fake, nil }) }()
-	stop := sync.OnceFunc(func() { cancel(); <-done })
-	t.Cleanup(stop)
-	waitUntil(t, name+" ready", func() bool { return c.Ready() == nil })
-	srv := httptest.NewServer(httpapi.NewHandler(c, reg, "test", controllertest.Token))
-	t.Cleanup(srv.Close)
-	return &clusterHost{Fixture: &controllertest.Fixture{C: c, Fake: fake.Fake, Srv: srv, St: st, Reg: reg, Stop: stop}, fake: fake, unregister: unregister}
+	return &clusterHost{Fixture: controllertest.StartHost(t, name, st, fake.Fake, fake), fake: fake, unregister: unregister}
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

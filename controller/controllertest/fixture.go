@@ -28,8 +28,8 @@ import (
 // Token is the bearer token of a fixture's API.
 const Token = "s3cret"
 
-// Fixture is a controller of host "h1" running on a fake backend, its API
-// served with Token.
+// Fixture is a controller of a host ("h1" unless StartHost names another)
+// running on a fake backend, its API served with Token.
 type Fixture struct {
 	C    *controller.Controller
 	Fake *Fake
@@ -97,10 +97,17 @@ func StartFixture(t *testing.T, st store.Store) *Fixture {
 // StartFixtureOn is StartFixture with the backend b, which is fake or wraps it.
 func StartFixtureOn(t *testing.T, st store.Store, fake *Fake, b datapath.Backend) *Fixture {
 	t.Helper()
+	return StartHost(t, "h1", st, fake, b)
+}
+
+// StartHost is StartFixtureOn for the controller of host (a cluster's
+// hosts share st).
+func StartHost(t *testing.T, host string, st store.Store, fake *Fake, b datapath.Backend) *Fixture {
+	t.Helper()
 	f := &Fixture{Fake: fake, St: st, Reg: prometheus.NewPedanticRegistry(), CheckNetns: CheckNetns, errorLog: &errorLog{}}
 	log := slog.New(f.errorLog)
 	check := func(ctx context.Context, p model.Port) (model.Port, error) { return f.CheckNetns(ctx, p) }
-	c, err := controller.New(st, "h1", log, controller.NewMetrics(f.Reg, "test"), controller.WithNetnsCheck(check))
+	c, err := controller.New(st, host, log, controller.NewMetrics(f.Reg, "test"), controller.WithNetnsCheck(check))
 	if err != nil {
 		t.Fatal(err)
 	}
