@@ -84,7 +84,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	name := PortName(args.ContainerID, args.IfName)
 	spec := v1.PortSpec{Network: conf.Network, Netns: netnsPath, Ifname: args.IfName,
-		IP: req.IP, MAC: req.MAC, Type: v1.PortVeth}
+		IP: req.IP, MAC: req.MAC, Type: v1.PortVeth, ReleaseWithNetns: true}
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeouts.Attach)
 	defer cancel()
 	port, _, err := cl.PutPort(ctx, name, spec)

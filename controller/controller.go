@@ -59,6 +59,9 @@ type Controller struct {
 	host string
 	// resetDataplane: an empty state wipes the datapath (WithResetDataplane).
 	resetDataplane bool
+	// netnsGrace: how long a ReleaseWithNetns port's namespace may be gone
+	// before the port is released; 0 never (WithNetnsGrace, release.go).
+	netnsGrace time.Duration
 	// checkNetns vets a port's namespace before any lock is taken
 	// (link.CheckNetns; the tests' fake backend has no namespaces).
 	checkNetns func(context.Context, model.Port) (model.Port, error)

@@ -33,8 +33,8 @@ func startFixture(t *testing.T, st store.Store) *fixture {
 	return &fixture{controllertest.StartFixture(t, st)}
 }
 
-func startFixtureOn(t *testing.T, st store.Store, fake *controllertest.Fake, b datapath.Backend) *fixture {
-	return &fixture{controllertest.StartFixtureOn(t, st, fake, b)}
+func startFixtureOn(t *testing.T, st store.Store, fake *controllertest.Fake, b datapath.Backend, opts ...controller.Option) *fixture {
+	return &fixture{controllertest.StartFixtureOn(t, st, fake, b, opts...)}
 }
 
 func TestAttachFailureRollsBack(t *testing.T) {

@@ -80,6 +80,7 @@ type portFault struct {
 	reason, detail string
 	failures       int // tries in a row that left it down
 	retryAt        time.Time
+	since          time.Time // when it went down for reason (release.go's clock)
 }
 
 // down records that port name does not forward, for reason, and when to
@@ -92,6 +93,7 @@ func (c *Controller) down(name, reason string, cause error) {
 	}
 	if f.reason != reason {
 		f.failures = 0 // a new fault: a namespace back, and its link to make
+		f.since = time.Now()
 	}
 	f.reason, f.detail = reason, cause.Error()
 	f.failures++
@@ -204,6 +206,7 @@ func (c *Controller) checkPorts(ctx context.Context, pc datapath.PortChecker, al
 			for name := range next {
 				c.changing.RLock()
 				_, _ = c.ensurePort(ctx, pc, name, depth) // what it finds, it logs
+				c.releaseGone(ctx, name)
 				c.changing.RUnlock()
 			}
 		})

@@ -24,6 +24,9 @@ type metrics struct {
 	// result (drift.go).
 	portsDown *prometheus.GaugeVec
 	repairs   *prometheus.CounterVec
+	// released counts the ports the daemon released on its own, by
+	// reason (release.go).
+	released *prometheus.CounterVec
 }
 
 // NewMetrics creates the controller's metrics and registers them on reg.
@@ -56,6 +59,10 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Name: "ovs_vnet_port_repairs_total",
 			Help: "Attaches of a port found not forwarding (by the watcher or an identical PUT), by result: repaired or failed.",
 		}, []string{"result"}),
+		released: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ovs_vnet_ports_released_total",
+			Help: "Ports the daemon released on its own, by reason: netns_gone, a release_with_netns port whose namespace was gone for --netns-grace.",
+		}, []string{"reason"}),
 	}
 	for _, r := range faultReasons() {
 		m.portsDown.WithLabelValues(r)
@@ -63,7 +70,10 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 	for _, r := range []string{"repaired", "failed"} {
 		m.repairs.WithLabelValues(r)
 	}
-	reg.MustRegister(m.attachDuration, m.reconcileDuration, m.remotePorts, m.routeRestoreFailures, m.portsDown, m.repairs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	for _, r := range releaseReasons() {
+		m.released.WithLabelValues(r)
+	}
+	reg.MustRegister(m.attachDuration, m.reconcileDuration, m.remotePorts, m.routeRestoreFailures, m.portsDown, m.repairs, m.released, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "ovs_vnet_build_info",
 		Help:        "Build information; the value is always 1.",
 		ConstLabels: prometheus.Labels{"version": version},

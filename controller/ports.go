@@ -78,6 +78,8 @@ func (c *Controller) hostOf(p model.Port) string {
 // PutPort creates a port and returns once it forwards, or confirms an identical
 // one (created=false). On any failure nothing of the port is left: no link, no
 // OVS port, no address, no record. Attaches of different ports run at once.
+// A spec with ReleaseWithNetns first replaces a port of the name whose
+// namespace has left (release.go).
 func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec) (view v1.Port, created bool, err error) {
 	p, err := model.NewPort(name, spec)
 	if err != nil {
@@ -94,6 +96,9 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 	p, netnsErr := c.checkNetns(ctx, p)
 	c.changing.RLock()
 	defer c.changing.RUnlock()
+	if err := c.replaceLeft(ctx, p, netnsErr); err != nil {
+		return view, false, err
+	}
 	r, view, err := c.reservePort(ctx, p, netnsErr)
 	switch {
 	case err != nil:
@@ -354,8 +359,15 @@ func (c *Controller) assignIP(n model.Network, p model.Port) (ip netip.Addr, err
 func (c *Controller) DeletePort(ctx context.Context, name string) error {
 	c.changing.RLock()
 	defer c.changing.RUnlock()
+	return c.deletePort(ctx, name, nil)
+}
+
+// deletePort is DeletePort with changing held shared. With judged, it
+// deletes only this host's port that is still what judged is (a release,
+// release.go): a request may have changed it since it was judged.
+func (c *Controller) deletePort(ctx context.Context, name string, judged *model.Port) error {
 	c.mu.Lock()
-	if _, ok := c.remote[name]; ok {
+	if _, ok := c.remote[name]; ok && judged == nil {
 		c.mu.Unlock()
 		return c.deleteRemotePort(ctx, name)
 	}
@@ -367,6 +379,8 @@ func (c *Controller) DeletePort(ctx context.Context, name string) error {
 		err = fmt.Errorf("%w: port %q", ErrNotFound, name)
 	case busy:
 		err = fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, name)
+	case judged != nil && !judged.SameSpec(p):
+		err = fmt.Errorf("%w: port %q was changed by another request", ErrConflict, name)
 	}
 	if err != nil {
 		c.mu.Unlock()

@@ -45,6 +45,9 @@ type Port struct {
 	// DefaultRoute asks for the namespace's default route even where the
 	// namespace has one already: the port takes it over.
 	DefaultRoute bool `json:"default_route,omitempty"`
+	// ReleaseWithNetns: the port lives and dies with its namespace
+	// (controller/release.go).
+	ReleaseWithNetns bool `json:"release_with_netns,omitempty"`
 	// Displaced is the default route a DefaultRoute port found in its
 	// namespace, read before the port is recorded and replaced only after:
 	// its DELETE puts it back, after a restart too. Zero when there was none.
@@ -103,6 +106,7 @@ func (p Port) View(n Network) v1.Port {
 		Ofport:     p.Ofport,
 		Host:       p.Host,
 
-		DefaultRoute: p.DefaultRoute,
+		DefaultRoute:     p.DefaultRoute,
+		ReleaseWithNetns: p.ReleaseWithNetns,
 	}
 }

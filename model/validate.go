@@ -138,7 +138,8 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 	if err := v1.ValidateName(name); err != nil {
 		return Port{}, err
 	}
-	p := Port{Name: name, Network: s.Network, Type: s.Type, Netns: s.Netns, Ifname: s.Ifname, DefaultRoute: s.DefaultRoute}
+	p := Port{Name: name, Network: s.Network, Type: s.Type, Netns: s.Netns, Ifname: s.Ifname, DefaultRoute: s.DefaultRoute,
+		ReleaseWithNetns: s.ReleaseWithNetns}
 	if s.Network == "" {
 		return Port{}, invalid("network is required")
 	}
@@ -163,6 +164,9 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 		}
 		if p.DefaultRoute {
 			return Port{}, invalid("default_route is for a veth port: a tap port has no namespace end")
+		}
+		if p.ReleaseWithNetns {
+			return Port{}, invalid("release_with_netns is for a veth port: a tap port has no namespace")
 		}
 		if p.Ifname == "" {
 			p.Ifname = HostIfname(name)

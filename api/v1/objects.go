@@ -62,6 +62,11 @@ type PortSpec struct {
 	// DefaultRoute takes the namespace's default route over where it has
 	// one (veth only); without it a port sets one only where there is none.
 	DefaultRoute bool `json:"default_route,omitempty"`
+	// ReleaseWithNetns ties the port to its namespace (veth only): a PUT
+	// of the port's name replaces it once its namespace has gone, and the
+	// daemon releases it after --netns-grace of its namespace gone. The
+	// CNI plugin sets it; without it a port stays until it is deleted.
+	ReleaseWithNetns bool `json:"release_with_netns,omitempty"`
 }
 
 // NetnsPath resolves a netns field (PortSpec.Netns, Port.Netns) to a
@@ -88,7 +93,8 @@ type Port struct {
 	Ofport     int    `json:"ofport,omitempty"`
 	Host       string `json:"host,omitempty"`
 	// DefaultRoute is the port's spec; what it displaced is the daemon's.
-	DefaultRoute bool `json:"default_route,omitempty"`
+	DefaultRoute     bool `json:"default_route,omitempty"`
+	ReleaseWithNetns bool `json:"release_with_netns,omitempty"`
 	// Status tells whether this host's port forwards now (PortForwarding
 	// or PortDown) and, when it does not, why: StatusReason is one of a
 	// fixed set the controller names (docs/API.md), StatusDetail the

@@ -41,6 +41,7 @@ type config struct {
 	resetDataplane bool
 	sparePorts     int
 	scrapeTimeout  time.Duration
+	netnsGrace     time.Duration
 	cluster        clusterFlags
 }
 
@@ -84,6 +85,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.resetDataplane, "reset-dataplane", false, "when the state store holds no network, delete the ports, network bridges and flows of ovs-vnet's that the datapath holds (without it the daemon refuses to start on such a state: a lost state dir must not wipe the dataplane); give it once, deliberately, see docs/OPERATIONS.md")
 	fs.IntVar(&c.sparePorts, "spare-ports", 0, "veth pairs kept ready on the OVS bridge, so that attaching a veth port waits for no OVSDB change (refilled in one batch when half are used); costs forwarding on the userspace datapath, see docs/OPERATIONS.md (0: off)")
 	fs.DurationVar(&c.scrapeTimeout, "scrape-timeout", 5*time.Second, "deadline of each metrics source within one scrape of /metrics")
+	fs.DurationVar(&c.netnsGrace, "netns-grace", time.Minute, "how long the namespace of a port made with release_with_netns (every CNI plugin's port) may be gone before the daemon releases the port and its address, as a missed DEL would have (0: never), see docs/CNI.md")
 	cl := &c.cluster
 	fs.StringVar(&cl.etcdEndpoints, "etcd-endpoints", "", "etcd client URLs, comma separated: join the cluster of hosts sharing that etcd (needs --underlay-ip); empty: a single host, state in --state-dir")
 	fs.StringVar(&cl.etcdPrefix, "etcd-prefix", "/ovs-vnet", "key prefix of the cluster's state in etcd (one cluster per prefix)")
@@ -126,6 +128,9 @@ func (c *config) validate() error {
 	}
 	if c.sparePorts < 0 {
 		return fmt.Errorf("--spare-ports %d: want 0 or more", c.sparePorts)
+	}
+	if c.netnsGrace < 0 {
+		return fmt.Errorf("--netns-grace %s: want 0 (never) or more", c.netnsGrace)
 	}
 	if err := c.validateAllowedHosts(); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -27,7 +28,7 @@ func TestParseFlags(t *testing.T) {
 	// --allowed-hosts that goes with no token (TestAllowedHostsFlag), and the
 	// cluster's flags (TestClusterFlags).
 	typed := map[string]bool{"OVS_VNET_PORT_METRICS": true, "OVS_VNET_SCRAPE_TIMEOUT": true, "OVS_VNET_SPARE_PORTS": true, "OVS_VNET_RESET_DATAPLANE": true,
-		"OVS_VNET_OPENFLOW_CERT": true, "OVS_VNET_OPENFLOW_KEY": true, "OVS_VNET_OPENFLOW_CA": true, "OVS_VNET_ALLOWED_HOSTS": true}
+		"OVS_VNET_NETNS_GRACE": true, "OVS_VNET_OPENFLOW_CERT": true, "OVS_VNET_OPENFLOW_KEY": true, "OVS_VNET_OPENFLOW_CA": true, "OVS_VNET_ALLOWED_HOSTS": true}
 	for _, f := range []string{"ETCD_ENDPOINTS", "ETCD_PREFIX", "ETCD_CERT", "ETCD_KEY", "ETCD_CA", "HOST_NAME", "UNDERLAY_IP", "TUNNEL", "HOST_LEASE"} {
 		typed["OVS_VNET_"+f] = true
 	}
@@ -46,6 +47,33 @@ func TestParseFlags(t *testing.T) {
 	env = map[string]string{"OVS_VNET_PORT_METRICS": "maybe"}
 	if _, err := parseFlags(nil, func(k string) string { return env[k] }, io.Discard); err == nil || !strings.Contains(err.Error(), "OVS_VNET_PORT_METRICS") {
 		t.Fatalf("a bad typed env value: %v", err)
+	}
+}
+
+// TestNetnsGraceFlag: a minute by default, 0 turns the release off, a
+// negative grace is refused.
+func TestNetnsGraceFlag(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+		err  string
+	}{
+		{nil, time.Minute, ""},
+		{[]string{"--netns-grace", "0"}, 0, ""},
+		{[]string{"--netns-grace", "3s"}, 3 * time.Second, ""},
+		{[]string{"--netns-grace", "-1s"}, 0, "--netns-grace -1s: want 0 (never) or more"},
+	} {
+		got, err := parseFlags(c.args, noEnv, io.Discard)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%v: %v, want %q", c.args, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got.netnsGrace != c.want {
+			t.Errorf("%v: %s, %v; want %s", c.args, got.netnsGrace, err, c.want)
+		}
 	}
 }
 

@@ -106,7 +106,7 @@ func run() error {
 	// the tests gather the same collectors on pedantic registries instead.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var ctlOpts []controller.Option
+	ctlOpts := []controller.Option{controller.WithNetnsGrace(cfg.netnsGrace)}
 	if cfg.resetDataplane {
 		ctlOpts = append(ctlOpts, controller.WithResetDataplane())
 	}

@@ -94,20 +94,21 @@ func StartFixture(t *testing.T, st store.Store) *Fixture {
 	return StartFixtureOn(t, st, fake, fake)
 }
 
-// StartFixtureOn is StartFixture with the backend b, which is fake or wraps it.
-func StartFixtureOn(t *testing.T, st store.Store, fake *Fake, b datapath.Backend) *Fixture {
+// StartFixtureOn is StartFixture with the backend b, which is fake or wraps
+// it, and the controller's options opts.
+func StartFixtureOn(t *testing.T, st store.Store, fake *Fake, b datapath.Backend, opts ...controller.Option) *Fixture {
 	t.Helper()
-	return StartHost(t, "h1", st, fake, b)
+	return StartHost(t, "h1", st, fake, b, opts...)
 }
 
 // StartHost is StartFixtureOn for the controller of host (a cluster's
 // hosts share st).
-func StartHost(t *testing.T, host string, st store.Store, fake *Fake, b datapath.Backend) *Fixture {
+func StartHost(t *testing.T, host string, st store.Store, fake *Fake, b datapath.Backend, opts ...controller.Option) *Fixture {
 	t.Helper()
 	f := &Fixture{Fake: fake, St: st, Reg: prometheus.NewPedanticRegistry(), CheckNetns: CheckNetns, errorLog: &errorLog{}}
 	log := slog.New(f.errorLog)
 	check := func(ctx context.Context, p model.Port) (model.Port, error) { return f.CheckNetns(ctx, p) }
-	c, err := controller.New(st, host, log, controller.NewMetrics(f.Reg, "test"), controller.WithNetnsCheck(check))
+	c, err := controller.New(st, host, log, controller.NewMetrics(f.Reg, "test"), append(opts, controller.WithNetnsCheck(check))...)
 	if err != nil {
 		t.Fatal(err)
 	}
