@@ -143,8 +143,8 @@ const pauseImage = "localhost/ovs-vnet-e2e-pause:1"
 // runc state and pods' cgroups are the test's own, and everything it
 // leaves is removed at cleanup. Only what containerd 1.6 puts in fixed
 // places is outside dir: the sandboxes' namespaces under /var/run/netns
-// (where the daemon, in its own mount namespace, sees them) and the shims'
-// sockets under /run/containerd/s.
+// (where the daemon, in its own mount namespace, sees them), the shims'
+// sockets under /run/containerd/s and libcni's cache in /var/lib/cni.
 type containerd struct {
 	tools  criTools
 	dir    string
@@ -331,8 +331,8 @@ func (c *containerd) runPod(t *testing.T) (string, sandbox) {
 
 // stop removes the pods, stops containerd by its PID, and removes what it
 // leaves: its shims and containers if they outlived it, its mounts under
-// dir, the sandboxes' namespaces, the pods' cgroups and what it made of
-// /run/containerd.
+// dir, the sandboxes' namespaces, shim sockets and CNI cache files, the
+// pods' cgroups and what it made of /run/containerd.
 func (c *containerd) stop(t *testing.T) {
 	if _, err := c.run("rmp", "--force", "--all"); err != nil {
 		t.Errorf("remove the pods at cleanup: %v", err)
@@ -366,6 +366,13 @@ func (c *containerd) stop(t *testing.T) {
 		sock := fmt.Sprintf("/run/containerd/s/%x", sha256.Sum256([]byte(filepath.Join(c.sock, "k8s.io", id))))
 		if err := os.Remove(sock); err == nil {
 			t.Errorf("shim socket %s of sandbox %s left: removed", sock, id)
+		}
+		// libcni's cache of a sandbox not torn down (its conflist's files
+		// go with cleanCNICache): loopback's.
+		cached, _ := filepath.Glob(filepath.Join(cniCacheDir, "results", "*-"+id+"-*"))
+		for _, f := range cached {
+			t.Errorf("CNI cache file %s of sandbox %s left: removed", f, id)
+			_ = os.Remove(f)
 		}
 	}
 	for _, mnt := range mountsUnder(c.dir) {
