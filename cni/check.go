@@ -19,12 +19,13 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/client"
 )
 
-// Check verifies an attachment three ways: the daemon has the port, in this
-// network, namespace and interface; the result the runtime cached
-// (prevResult) agrees with it; and the interface in the namespace is there,
-// up, with the port's MAC and address, and the namespace has a default
-// route: the port's, unless another interface held one first (the daemon
-// leaves that one alone: docs/API.md, "Default route").
+// Check verifies an attachment four ways: the daemon has the port, in this
+// network, namespace and interface; the daemon finds that it forwards (its
+// status); the result the runtime cached (prevResult) agrees with it; and
+// the interface in the namespace is there, up, with the port's MAC and
+// address, and the namespace has a default route: the port's, unless
+// another interface held one first (the daemon leaves that one alone:
+// docs/API.md, "Default route").
 func (p *Plugin) Check(args *skel.CmdArgs) error {
 	conf, cl, err := setup(args)
 	if err != nil {
@@ -46,6 +47,9 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 		return daemonError(fmt.Sprintf("check: get port %s", name), conf.Server, err)
 	}
 	if err := matchPort(port, conf.Network, netnsPath, args.IfName); err != nil {
+		return checkFailed(name, err)
+	}
+	if err := forwards(port); err != nil {
 		return checkFailed(name, err)
 	}
 	if conf.PrevResult != nil {
@@ -74,6 +78,17 @@ func matchPort(p v1.Port, network, netnsPath, ifname string) error {
 		return fmt.Errorf("the port's interface is %s, CNI_IFNAME is %s", p.Ifname, ifname)
 	}
 	return nil
+}
+
+// forwards tells why the daemon finds port p down, if it does. The daemon
+// watches what the namespace cannot show (the host end, the switch), and
+// its reason is the one a runtime or an operator can act on: it is the
+// same status_reason as GET /v1/ports and ovs_vnet_ports_down show.
+func forwards(p v1.Port) error {
+	if p.Status != v1.PortDown {
+		return nil
+	}
+	return fmt.Errorf("the port does not forward: %s: %s", p.StatusReason, p.StatusDetail)
 }
 
 // matchPrevResult checks that the result the runtime holds still describes

@@ -180,3 +180,24 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckPortDown: a port the daemon finds down fails CHECK with the
+// daemon's reason and detail, though the namespace shows nothing wrong (the
+// daemon watches the host end and the switch, which the namespace cannot).
+func TestCheckPortDown(t *testing.T) {
+	testbed.Need(t, os.Geteuid() == 0, "root, to make and enter network namespaces")
+	path := addNetns(t, "eth0")
+	port := testPort()
+	port.Netns, port.MAC = path, "02:00:00:00:00:05"
+	port.Status, port.StatusReason, port.StatusDetail = v1.PortDown, "not_bound", "interface vnet0123456789 has no ofport"
+	f := newFakeDaemon(t, func(w http.ResponseWriter, r *http.Request) { answer(w, 200, port) })
+	err := fastPlugin(io.Discard).Check(&skel.CmdArgs{ContainerID: "c1", IfName: "eth0", Netns: path, StdinData: netconf(f.URL, "")})
+	want := "check of port " + port.Name + " failed: the port does not forward: not_bound: interface vnet0123456789 has no ofport"
+	if cniCode(err) != types.ErrInternal || err == nil || err.Error() != want {
+		t.Fatalf("err %v (code %d), want code %d: %s", err, cniCode(err), types.ErrInternal, want)
+	}
+	port.Status, port.StatusReason, port.StatusDetail = v1.PortForwarding, "", ""
+	if err := fastPlugin(io.Discard).Check(&skel.CmdArgs{ContainerID: "c1", IfName: "eth0", Netns: path, StdinData: netconf(f.URL, "")}); err != nil {
+		t.Fatalf("CHECK of the port forwarding again: %v", err)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/cni"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
@@ -256,8 +257,9 @@ func mustTool(t *testing.T, e *cniEnv, command, netns string) string {
 
 // TestCNI drives ovs-vnet-cni as a runtime does, through cnitool, against the
 // real daemon on each backend: ADD, a ping between two containers, CHECK
-// (and its failure once the interface is gone), DEL (repeated, and after the
-// namespace went), STATUS and GC; then the bearer token.
+// (and its failure once the interface is gone, and once the daemon finds
+// the port down), DEL (repeated, and after the namespace went), STATUS and
+// GC; then the bearer token.
 func TestCNI(t *testing.T) {
 	bins := buildCNI(t)
 	for _, bc := range backendKinds() {
@@ -303,11 +305,22 @@ func runCNI(t *testing.T, bins cniBins, bc backendCase) {
 		t.Fatalf("CHECK after the interface lost its address: %v", err)
 	}
 
-	// DEL, twice; and DEL after the namespace itself went.
+	// DEL, twice; and DEL after the namespace itself went, before which
+	// CHECK answers with the daemon's status, the port down for a reason
+	// the daemon does not repair by itself (no namespace to attach to).
 	mustTool(t, e, "del", pathA)
 	mustTool(t, e, "del", pathA)
 	d.must("GET", "/v1/ports/"+portA.Name, nil, 404, nil)
 	testbed.Run(t, "ip", "netns", "del", nsB)
+	waitFor(t, "b down, netns_gone, once its namespace is deleted", func() bool {
+		var p portView
+		d.must("GET", "/v1/ports/"+portB.Name, nil, 200, &p)
+		return p.Status == v1.PortDown && p.StatusReason == "netns_gone"
+	})
+	if _, err := e.tool("check", pathB); err == nil ||
+		!strings.Contains(err.Error(), "check of port "+portB.Name+" failed: the port does not forward: netns_gone: ") {
+		t.Fatalf("CHECK of a port the daemon has down: %v", err)
+	}
 	mustTool(t, e, "del", pathB)
 	d.must("GET", "/v1/ports/"+portB.Name, nil, 404, nil)
 

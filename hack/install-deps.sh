@@ -25,6 +25,8 @@ declare -A need=(
   [etcdctl]=etcd-client
   [python3]=python3
   [/usr/lib/cni/portmap]=containernetworking-plugins # chained by docs/CNI.md's example (e2e/cni_docs_test.go)
+  [containerd]=containerd # e2e/containerd_test.go; with ctr, and runc as a dependency
+  [busybox]=busybox-static # the static busybox e2e/containerd_test.go's pause image holds
 )
 
 missing=()
@@ -36,6 +38,7 @@ if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   echo "install-deps: Go is missing (expected at /usr/local/go); install Go 1.26" >&2
   exit 1
 fi
+"$(dirname "$0")/install-crictl.sh" # not packaged: built with Go
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
