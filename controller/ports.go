@@ -80,6 +80,9 @@ func (c *Controller) hostOf(p model.Port) string {
 // OVS port, no address, no record. Attaches of different ports run at once.
 func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec) (view v1.Port, created bool, err error) {
 	p, err := model.NewPort(name, spec)
+	if err == nil {
+		p, err = resolveTapIDs(p)
+	}
 	if err != nil {
 		return view, false, err
 	}

@@ -25,6 +25,10 @@ declare -A need=(
   [etcdctl]=etcd-client
   [python3]=python3
   [/usr/lib/cni/portmap]=containernetworking-plugins # chained by docs/CNI.md's example (e2e/cni_docs_test.go)
+  [qemu-system-x86_64]=qemu-system-x86 # docs/VM.md's recipe (e2e/qemu_test.go)
+  [busybox]=busybox-static # the initramfs of hack/vm-image.sh, which must be static
+  [modinfo]=kmod # hack/vm-image.sh: the VM's modules and what they need
+  [setpriv]=util-linux # e2e/qemu_test.go runs the VM as nobody
 )
 
 missing=()

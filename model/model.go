@@ -45,6 +45,18 @@ type Port struct {
 	// DefaultRoute asks for the namespace's default route even where the
 	// namespace has one already: the port takes it over.
 	DefaultRoute bool `json:"default_route,omitempty"`
+	// Owner and Group (tap only) are the user and group IDs, in decimal,
+	// that may open the tap besides root (TUNSETOWNER, TUNSETGROUP); empty
+	// when not asked. A request may give names: the controller resolves
+	// them before the port is stored, so that a record, and SameSpec,
+	// holds one spelling.
+	Owner string `json:"owner,omitempty"`
+	Group string `json:"group,omitempty"`
+	// MultiQueue (tap only): the tap has IFF_MULTI_QUEUE.
+	MultiQueue bool `json:"multi_queue,omitempty"`
+	// Adopt (tap only): the tap is a VM runtime's, taken over when the
+	// port is attached and handed back, not deleted, when it is detached.
+	Adopt bool `json:"adopt,omitempty"`
 	// Displaced is the default route a DefaultRoute port found in its
 	// namespace, read before the port is recorded and replaced only after:
 	// its DELETE puts it back, after a restart too. Zero when there was none.
@@ -104,5 +116,9 @@ func (p Port) View(n Network) v1.Port {
 		Host:       p.Host,
 
 		DefaultRoute: p.DefaultRoute,
+		Owner:        p.Owner,
+		Group:        p.Group,
+		MultiQueue:   p.MultiQueue,
+		Adopt:        p.Adopt,
 	}
 }

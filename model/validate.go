@@ -157,12 +157,18 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 		if p.Ifname == "" {
 			p.Ifname = "eth0"
 		}
+		if err := refuseTapSpec(s); err != nil {
+			return Port{}, err
+		}
 	case v1.PortTap:
 		if p.Netns != "" {
 			return Port{}, invalid("netns must be empty for a tap port: the tap device stays on the host")
 		}
 		if p.DefaultRoute {
 			return Port{}, invalid("default_route is for a veth port: a tap port has no namespace end")
+		}
+		if err := tapSpec(&p, s); err != nil {
+			return Port{}, err
 		}
 		if p.Ifname == "" {
 			p.Ifname = HostIfname(name)
