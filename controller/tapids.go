@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os/user"
@@ -15,17 +16,34 @@ import (
 // told (TUNSETOWNER takes a number) and a later PUT naming the same user
 // by its name or its number is the same spec. A name this host does not
 // know is the client's mistake (400). IDs are written without leading
-// zeros, for the same reason.
-func resolveTapIDs(p model.Port) (model.Port, error) {
-	var err error
-	if p.Owner, err = resolveID("owner", p.Owner, lookupUID); err != nil {
-		return p, err
+// zeros, for the same reason. A lookup may go to a directory service
+// (NSS: LDAP, sssd), so it is bounded by ctx; one that hangs is left to
+// finish on its own.
+func resolveTapIDs(ctx context.Context, p model.Port) (model.Port, error) {
+	if p.Owner == "" && p.Group == "" {
+		return p, nil
 	}
-	p.Group, err = resolveID("group", p.Group, lookupGID)
-	return p, err
+	type result struct {
+		p   model.Port
+		err error
+	}
+	done := make(chan result, 1)
+	go func(q model.Port) {
+		var err error
+		if q.Owner, err = resolveID("owner", q.Owner, lookupUID); err == nil {
+			q.Group, err = resolveID("group", q.Group, lookupGID)
+		}
+		done <- result{q, err}
+	}(p)
+	select {
+	case r := <-done:
+		return r.p, r.err
+	case <-ctx.Done():
+		return p, fmt.Errorf("resolve owner and group of port %s: %w", p.Name, ctx.Err())
+	}
 }
 
-// resolveID resolves one valid (model.ValidateID) owner or group; lookup
+// resolveID resolves one owner or group that model.NewPort accepted; lookup
 // returns "" for a name the host does not know.
 func resolveID(field, value string, lookup func(string) (string, error)) (string, error) {
 	if value == "" {

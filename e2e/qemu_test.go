@@ -12,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
@@ -29,8 +30,9 @@ const vmBoot = 3 * time.Minute
 // — the command of docs/VM.md, as written — boots a VM that pings a
 // namespace port with the port's MAC and address. A runtime's tap (`ip
 // tuntap add … user nobody`, as libvirt's managed taps) is refused
-// without adopt, adopted with it, forwards for a VM, and is left to its
-// maker, without our mark, by the port's DELETE.
+// without adopt, adopted with it, forwards for a VM, is adopted again when
+// its runtime makes it anew, and is left to its maker, without our mark,
+// by the port's DELETE.
 func TestQemuTap(t *testing.T) {
 	for _, bin := range []string{"qemu-system-x86_64", "setpriv", "unshare", "curl", "jq"} {
 		_, err := exec.LookPath(bin)
@@ -49,6 +51,8 @@ func TestQemuTap(t *testing.T) {
 			d.must("PUT", "/v1/ports/peer", map[string]string{"network": "blue", "netns": peerNS}, 201, &peer)
 			peerIP, _, _ := strings.Cut(peer.IP, "/")
 
+			d.must("PUT", "/v1/ports/vm", `{"network":"blue","type":"tap","owner":"vnt-no-such-user"}`, 400, nil)
+			d.must("PUT", "/v1/ports/vm", map[string]any{"network": "blue", "netns": peerNS, "ifname": "eth1", "queues": 2}, 400, nil)
 			var vm portView
 			d.must("PUT", "/v1/ports/vm", `{"network":"blue","type":"tap","ifname":"vnt-qtap0","owner":"nobody","queues":2}`, 201, &vm)
 			if vm.Owner != nobody || !vm.MultiQueue {
@@ -81,6 +85,15 @@ func TestQemuTap(t *testing.T) {
 			if got := tapIndex(t, hostNS, "vnt-qtap1"); got != runtimeIndex {
 				t.Fatalf("adopt made the tap again: index %d, was %d", got, runtimeIndex)
 			}
+			runVM(t, hostNS, recipe, image, "vm1", peerIP)
+			// The runtime makes its tap anew (libvirt restarting the VM): the
+			// port is down meanwhile, then adopts the new tap on its own.
+			testbed.Run(t, "ip", "-n", hostNS, "link", "del", "vnt-qtap1")
+			waitStatus(t, d, "vm1", v1.PortDown)
+			testbed.Run(t, "ip", "-n", hostNS, "tuntap", "add", "dev", "vnt-qtap1", "mode", "tap", "user", nobody)
+			waitForwarding(t, d, "vm1", "once its runtime made its tap again", func() bool {
+				return strings.Contains(testbed.Run(t, "ip", "-n", hostNS, "link", "show", "vnt-qtap1"), "ovs-vnet:port=vm1")
+			})
 			runVM(t, hostNS, recipe, image, "vm1", peerIP)
 			d.must("DELETE", "/v1/ports/vm1", nil, 204, nil)
 			out := testbed.Run(t, "ip", "-n", hostNS, "-d", "link", "show", "vnt-qtap1")
@@ -174,6 +187,22 @@ func runVM(t *testing.T, hostNS, recipe, image, port, target string) {
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	if want := "VNET-PING-OK " + target; err != nil || !strings.Contains(console.String(), want) {
 		t.Fatalf("VM on port %s: %v; want %q on its console:\n%s", port, err, want, console.String())
+	}
+}
+
+// waitStatus waits until GET shows port name with status, failing after
+// driftBound.
+func waitStatus(t *testing.T, d *daemon, name, status string) {
+	t.Helper()
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		var p portView
+		d.must("GET", "/v1/ports/"+name, nil, 200, &p)
+		if p.Status == status {
+			return
+		}
+		if time.Since(start) > driftBound {
+			t.Fatalf("port %s is not %s within %s: %+v", name, status, driftBound, p)
+		}
 	}
 }
 

@@ -7,12 +7,12 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 )
 
-// MaxQueues is the most queues a tap may have (the kernel's MAX_TAP_QUEUES).
-const MaxQueues = 256
+// maxQueues is the most queues a tap may have (the kernel's MAX_TAP_QUEUES).
+const maxQueues = 256
 
 // idNameRE is the user and group names a tap's owner and group may give:
 // the portable shadow-utils names, a trailing '$' allowed (Samba's machine
-// accounts). A name that looks like a number is taken as the number.
+// accounts). A name never starts with a digit, so a number is an ID.
 var idNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$`)
 
 // tapSpec takes the fields only a tap has from s into p: owner and group
@@ -20,13 +20,13 @@ var idNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$`)
 // multi_queue and queues as the one MultiQueue they mean.
 func tapSpec(p *Port, s v1.PortSpec) error {
 	for _, id := range []struct{ field, value string }{{"owner", s.Owner}, {"group", s.Group}} {
-		if err := ValidateID(id.field, id.value); err != nil {
+		if err := validateID(id.field, id.value); err != nil {
 			return err
 		}
 	}
 	switch {
-	case s.Queues < 0 || s.Queues > MaxQueues:
-		return invalid("queues %d is outside 1-%d", s.Queues, MaxQueues)
+	case s.Queues < 0 || s.Queues > maxQueues:
+		return invalid("queues %d is outside 1-%d", s.Queues, maxQueues)
 	case s.Queues == 1 && s.MultiQueue:
 		return invalid("queues 1 asks for a single-queue tap and multi_queue for a multi-queue one; give one of them")
 	case s.Adopt && s.Ifname == "":
@@ -51,9 +51,9 @@ func refuseTapSpec(s v1.PortSpec) error {
 	return nil
 }
 
-// ValidateID checks a tap's owner or group (field): empty, a user or group
+// validateID checks a tap's owner or group (field): empty, a user or group
 // name, or a numeric ID other than the kernel's invalid (uid_t)-1.
-func ValidateID(field, value string) error {
+func validateID(field, value string) error {
 	if value == "" || idNameRE.MatchString(value) {
 		return nil
 	}
