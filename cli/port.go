@@ -61,7 +61,8 @@ the same spec changes nothing ("unchanged"); a different spec is a conflict
 		Example: `  ip netns add web1
   vnetctl port create web1 --network blue --netns web1
   vnetctl port create db1 --network blue --netns /proc/4242/ns/net --ifname net0 --ip 10.10.0.20
-  vnetctl port create vm1 --network blue --type tap --ifname tap-vm1`,
+  vnetctl port create vm1 --network blue --type tap --ifname tap-vm1
+  vnetctl port create vm2 --network blue --type tap --ifname tap-vm2 --owner libvirt-qemu --queues 2`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -86,11 +87,15 @@ the same spec changes nothing ("unchanged"); a different spec is a conflict
 	f.StringVar(&spec.MAC, "mac", "", "MAC address (default: derived from the port name)")
 	f.StringVar(&spec.Type, "type", "", "veth (default) or tap")
 	f.BoolVar(&spec.DefaultRoute, "default-route", false, "veth: take the namespace's default route over, and put it back on delete (default: set one only where there is none)")
+	f.StringVar(&spec.Owner, "owner", "", "tap: the user (name or ID) that may open the tap besides root, e.g. the one running qemu")
+	f.StringVar(&spec.Group, "group", "", "tap: the group (name or ID) whose members may open the tap")
+	f.IntVar(&spec.Queues, "queues", 0, "tap: 1 for a single-queue tap, 2-256 for a multi-queue one (qemu's queues=N)")
+	f.BoolVar(&spec.Adopt, "adopt", false, "tap: take over the tap --ifname names that a VM runtime made (libvirt's managed taps); delete hands it back")
 	_ = cmd.MarkFlagRequired("network")
 	_ = cmd.RegisterFlagCompletionFunc("network", completeNetworks(app))
 	_ = cmd.RegisterFlagCompletionFunc("netns", completeNetns)
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{v1.PortVeth, v1.PortTap}, cobra.ShellCompDirectiveNoFileComp))
-	for _, name := range []string{"ifname", "ip", "mac"} {
+	for _, name := range []string{"ifname", "ip", "mac", "owner", "group", "queues"} {
 		_ = cmd.RegisterFlagCompletionFunc(name, cobra.NoFileCompletions)
 	}
 	return cmd

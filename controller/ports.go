@@ -82,6 +82,9 @@ func (c *Controller) hostOf(p model.Port) string {
 // namespace has left (release.go).
 func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec) (view v1.Port, created bool, err error) {
 	p, err := model.NewPort(name, spec)
+	if err == nil {
+		p, err = resolveTapIDs(ctx, p)
+	}
 	if err != nil {
 		return view, false, err
 	}

@@ -26,7 +26,10 @@ declare -A need=(
   [python3]=python3
   [/usr/lib/cni/portmap]=containernetworking-plugins # chained by docs/CNI.md's example (e2e/cni_docs_test.go)
   [containerd]=containerd # e2e/containerd_test.go; with ctr, and runc as a dependency
-  [busybox]=busybox-static # the static busybox e2e/containerd_test.go's pause image holds
+  [busybox]=busybox-static # static: e2e/containerd_test.go's pause image, hack/vm-image.sh's initramfs
+  [qemu-system-x86_64]=qemu-system-x86 # docs/VM.md's recipe (e2e/qemu_test.go)
+  [modinfo]=kmod # hack/vm-image.sh: the VM's modules and what they need
+  [setpriv]=util-linux # e2e/qemu_test.go runs the VM as nobody
 )
 
 missing=()
@@ -34,6 +37,10 @@ for cmd in "${!need[@]}"; do
   # ovs-vswitchd and ovsdb-server live in /usr/sbin, which a non-login PATH may lack.
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${need[$cmd]}")
 done
+# Debian's other busybox package is dynamically linked: useless in an image.
+if command -v busybox >/dev/null 2>&1 && ldd "$(command -v busybox)" >/dev/null 2>&1; then
+  missing+=(busybox-static)
+fi
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   echo "install-deps: Go is missing (expected at /usr/local/go); install Go 1.26" >&2
   exit 1

@@ -48,6 +48,18 @@ type Port struct {
 	// ReleaseWithNetns: the port lives and dies with its namespace
 	// (controller/release.go).
 	ReleaseWithNetns bool `json:"release_with_netns,omitempty"`
+	// Owner and Group (tap only) are the user and group IDs, in decimal,
+	// that may open the tap besides root (TUNSETOWNER, TUNSETGROUP); empty
+	// when not asked. A request may give names: the controller resolves
+	// them before the port is stored, so that a record, and SameSpec,
+	// holds one spelling.
+	Owner string `json:"owner,omitempty"`
+	Group string `json:"group,omitempty"`
+	// MultiQueue (tap only): the tap has IFF_MULTI_QUEUE.
+	MultiQueue bool `json:"multi_queue,omitempty"`
+	// Adopt (tap only): the tap is a VM runtime's, taken over when the
+	// port is attached and handed back, not deleted, when it is detached.
+	Adopt bool `json:"adopt,omitempty"`
 	// Displaced is the default route a DefaultRoute port found in its
 	// namespace, read before the port is recorded and replaced only after:
 	// its DELETE puts it back, after a restart too. Zero when there was none.
@@ -108,5 +120,9 @@ func (p Port) View(n Network) v1.Port {
 
 		DefaultRoute:     p.DefaultRoute,
 		ReleaseWithNetns: p.ReleaseWithNetns,
+		Owner:            p.Owner,
+		Group:            p.Group,
+		MultiQueue:       p.MultiQueue,
+		Adopt:            p.Adopt,
 	}
 }

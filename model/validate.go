@@ -158,6 +158,9 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 		if p.Ifname == "" {
 			p.Ifname = "eth0"
 		}
+		if err := refuseTapSpec(s); err != nil {
+			return Port{}, err
+		}
 	case v1.PortTap:
 		if p.Netns != "" {
 			return Port{}, invalid("netns must be empty for a tap port: the tap device stays on the host")
@@ -167,6 +170,9 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 		}
 		if p.ReleaseWithNetns {
 			return Port{}, invalid("release_with_netns is for a veth port: a tap port has no namespace")
+		}
+		if err := tapSpec(&p, s); err != nil {
+			return Port{}, err
 		}
 		if p.Ifname == "" {
 			p.Ifname = HostIfname(name)

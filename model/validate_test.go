@@ -106,6 +106,28 @@ func TestPortSpec(t *testing.T) {
 		{"mac-zero", v1.PortSpec{Network: "blue", Netns: "a", MAC: "00:00:00:00:00:00"}, false, nil},
 		{"mac-eui64", v1.PortSpec{Network: "blue", Netns: "a", MAC: "02:00:00:00:00:00:00:01"}, false, nil},
 		{"-bad-name", v1.PortSpec{Network: "blue", Netns: "a"}, false, nil},
+		{"tap-owned", v1.PortSpec{Network: "blue", Type: "tap", Owner: "libvirt-qemu", Group: "100"}, true, func(p Port) bool {
+			return p.Owner == "libvirt-qemu" && p.Group == "100" && !p.MultiQueue && !p.Adopt
+		}},
+		{"tap-owner-max", v1.PortSpec{Network: "blue", Type: "tap", Owner: "4294967294", Group: "machine$"}, true, func(p Port) bool { return p.Owner == "4294967294" }},
+		{"tap-owner-invalid-id", v1.PortSpec{Network: "blue", Type: "tap", Owner: "4294967295"}, false, nil},
+		{"tap-owner-negative", v1.PortSpec{Network: "blue", Type: "tap", Owner: "-1"}, false, nil},
+		{"tap-group-space", v1.PortSpec{Network: "blue", Type: "tap", Group: "a b"}, false, nil},
+		{"tap-owner-long", v1.PortSpec{Network: "blue", Type: "tap", Owner: strings.Repeat("u", 33)}, false, nil},
+		{"tap-multi-queue", v1.PortSpec{Network: "blue", Type: "tap", MultiQueue: true}, true, func(p Port) bool { return p.MultiQueue }},
+		{"tap-queues-2", v1.PortSpec{Network: "blue", Type: "tap", Queues: 2}, true, func(p Port) bool { return p.MultiQueue }},
+		{"tap-queues-256", v1.PortSpec{Network: "blue", Type: "tap", Queues: 256, MultiQueue: true}, true, func(p Port) bool { return p.MultiQueue }},
+		{"tap-queues-1", v1.PortSpec{Network: "blue", Type: "tap", Queues: 1}, true, func(p Port) bool { return !p.MultiQueue }},
+		{"tap-queues-1-multi", v1.PortSpec{Network: "blue", Type: "tap", Queues: 1, MultiQueue: true}, false, nil},
+		{"tap-queues-257", v1.PortSpec{Network: "blue", Type: "tap", Queues: 257}, false, nil},
+		{"tap-queues-negative", v1.PortSpec{Network: "blue", Type: "tap", Queues: -2}, false, nil},
+		{"tap-adopt", v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vnet0", Adopt: true}, true, func(p Port) bool { return p.Adopt && p.HostIfname == "vnet0" }},
+		{"tap-adopt-unnamed", v1.PortSpec{Network: "blue", Type: "tap", Adopt: true}, false, nil},
+		{"veth-owner", v1.PortSpec{Network: "blue", Netns: "a", Owner: "0"}, false, nil},
+		{"veth-group", v1.PortSpec{Network: "blue", Netns: "a", Group: "kvm"}, false, nil},
+		{"veth-multi-queue", v1.PortSpec{Network: "blue", Netns: "a", MultiQueue: true}, false, nil},
+		{"veth-queues", v1.PortSpec{Network: "blue", Netns: "a", Queues: 1}, false, nil},
+		{"veth-adopt", v1.PortSpec{Network: "blue", Netns: "a", Ifname: "eth0", Adopt: true}, false, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -158,6 +180,26 @@ func TestPortSameSpec(t *testing.T) {
 	tap, _ := NewPort("t", v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm1"})
 	if q, _ := NewPort("t", v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm2"}); tap.SameSpec(q) {
 		t.Error("taps of different ifnames are the same spec")
+	}
+	// A tap's own fields are its spec; queues and multi_queue are one.
+	mq, _ := NewPort("t", v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm1", Owner: "65534", MultiQueue: true})
+	for _, c := range []struct {
+		spec v1.PortSpec
+		same bool
+	}{
+		{v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm1", Owner: "65534", Queues: 4}, true},
+		{v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm1", Owner: "65534"}, false},
+		{v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm1", Owner: "0", MultiQueue: true}, false},
+		{v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm1", Owner: "65534", Group: "0", MultiQueue: true}, false},
+		{v1.PortSpec{Network: "blue", Type: "tap", Ifname: "vm1", Owner: "65534", MultiQueue: true, Adopt: true}, false},
+	} {
+		q, err := NewPort("t", c.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := mq.SameSpec(q); got != c.same {
+			t.Errorf("%+v: same=%v, want %v", c.spec, got, c.same)
+		}
 	}
 }
 

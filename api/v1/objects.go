@@ -67,6 +67,20 @@ type PortSpec struct {
 	// daemon releases it after --netns-grace of its namespace gone. The
 	// CNI plugin sets it; without it a port stays until it is deleted.
 	ReleaseWithNetns bool `json:"release_with_netns,omitempty"`
+	// Owner and Group (tap only) let that user or group, besides root,
+	// open the tap (a VM runtime run unprivileged): a name, resolved by
+	// the daemon when the port is made, or a numeric ID.
+	Owner string `json:"owner,omitempty"`
+	Group string `json:"group,omitempty"`
+	// MultiQueue (tap only) makes a multi-queue tap, as qemu's queues=N
+	// (N ≥ 2) needs. Queues says the same the way qemu and libvirt do:
+	// 1 is a single-queue tap, 2-256 a multi-queue one.
+	MultiQueue bool `json:"multi_queue,omitempty"`
+	Queues     int  `json:"queues,omitempty"`
+	// Adopt (tap only) takes over the tap named by Ifname that a VM
+	// runtime made, instead of refusing it; the port's DELETE leaves the
+	// device to that runtime.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
 // NetnsPath resolves a netns field (PortSpec.Netns, Port.Netns) to a
@@ -95,6 +109,12 @@ type Port struct {
 	// DefaultRoute is the port's spec; what it displaced is the daemon's.
 	DefaultRoute     bool `json:"default_route,omitempty"`
 	ReleaseWithNetns bool `json:"release_with_netns,omitempty"`
+	// A tap's spec: Owner and Group as the numeric IDs they were resolved
+	// to, MultiQueue whichever of multi_queue and queues asked for it.
+	Owner      string `json:"owner,omitempty"`
+	Group      string `json:"group,omitempty"`
+	MultiQueue bool   `json:"multi_queue,omitempty"`
+	Adopt      bool   `json:"adopt,omitempty"`
 	// Status tells whether this host's port forwards now (PortForwarding
 	// or PortDown) and, when it does not, why: StatusReason is one of a
 	// fixed set the controller names (docs/API.md), StatusDetail the

@@ -218,36 +218,6 @@ func dropStaleAddrs(nsh *netlink.Handle, l netlink.Link, subnet netip.Prefix, ke
 	return nil
 }
 
-func ensureTap(n model.Network, p model.Port) (netlink.Link, error) {
-	tap, err := Lookup(p.HostIfname, datapath.PortAlias(p.Name))
-	if err != nil {
-		return nil, err
-	}
-	if tap == nil {
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name = p.HostIfname
-		// TUN_EXCL makes creation fail, rather than attach, when a tap of that name appeared meanwhile.
-		t := &netlink.Tuntap{LinkAttrs: attrs, Mode: netlink.TUNTAP_MODE_TAP, Flags: netlink.TUNTAP_DEFAULTS | netlink.TUNTAP_NO_PI}
-		if err := netlink.LinkAdd(t); err != nil {
-			if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EBUSY) {
-				return nil, fmt.Errorf("%w: create tap %s: an interface of that name exists", datapath.ErrConflict, p.HostIfname)
-			}
-			return nil, fmt.Errorf("create tap %s: %w", p.HostIfname, err)
-		}
-		if tap, err = netlink.LinkByName(p.HostIfname); err == nil {
-			err = netlink.LinkSetAlias(tap, datapath.PortAlias(p.Name))
-		}
-		if err != nil {
-			_ = netlink.LinkDel(t)
-			return nil, fmt.Errorf("set up tap %s: %w", p.HostIfname, err)
-		}
-	}
-	if err := configureHostEnd(tap, p, n.MTU); err != nil {
-		return nil, err
-	}
-	return tap, nil
-}
-
 // configureHostEnd seals the host end (see Seal) before it comes up, on every
 // attach: a link adopted from an older version is sealed too.
 func configureHostEnd(l netlink.Link, p model.Port, mtu int) error {

@@ -424,7 +424,7 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 func (b *Backend) detachPort(ctx context.Context, p model.Port) error {
 	b.portsMu.RLock()
 	defer b.portsMu.RUnlock()
-	if err := link.Delete(p.HostIfname, datapath.PortAlias(p.Name)); err != nil {
+	if err := link.DeletePort(p); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("detach-after-link-removed")

@@ -506,7 +506,7 @@ func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port)
 		// A spare whose claim failed early may still carry the spare's tag.
 		err = link.DeleteSpare(p.HostIfname, p.Name)
 	} else {
-		err = link.Delete(p.HostIfname, datapath.PortAlias(p.Name))
+		err = link.DeletePort(p)
 	}
 	if err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
