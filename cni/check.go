@@ -22,9 +22,10 @@ import (
 // Check verifies an attachment three ways: the daemon has the port, in this
 // network, namespace and interface; the result the runtime cached
 // (prevResult) agrees with it; and the interface in the namespace is there,
-// up, with the port's MAC and address, and the namespace has a default
-// route: the port's, unless another interface held one first (the daemon
-// leaves that one alone: docs/API.md, "Default route").
+// up, with the port's MAC and address, and, for a primary attachment
+// (NetConf.Primary), the namespace has a default route: the port's, unless
+// another interface held one first (the daemon leaves that one alone:
+// docs/API.md, "Default route").
 func (p *Plugin) Check(args *skel.CmdArgs) error {
 	conf, cl, err := setup(args)
 	if err != nil {
@@ -136,6 +137,9 @@ func checkInterface(netnsPath, ifname string, p v1.Port) error {
 		}
 		if !hasAddr(addrs, p.IP) {
 			return fmt.Errorf("interface %s lacks address %s (has %v)", ifname, p.IP, addrs)
+		}
+		if p.DefaultRoute != nil && !*p.DefaultRoute {
+			return nil // a secondary: the primary's route, or none, is not its business
 		}
 		ours, held, err := defaultRoute(l, gw)
 		if err != nil {

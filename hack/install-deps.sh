@@ -25,6 +25,9 @@ declare -A need=(
   [etcdctl]=etcd-client
   [python3]=python3
   [/usr/lib/cni/portmap]=containernetworking-plugins # chained by docs/CNI.md's example (e2e/cni_docs_test.go)
+  [podman]=podman # 4.3, with its CNI backend (e2e/podman_test.go); no Recommends, so no netavark
+  [runc]=runc # podman's runtime there: its Depends would pick crun
+  [/bin/busybox]=busybox-static # the containers' root file system (e2e/podman_test.go)
 )
 
 missing=()

@@ -59,9 +59,11 @@ type PortSpec struct {
 	IP      string `json:"ip,omitempty"`
 	MAC     string `json:"mac,omitempty"`
 	Type    string `json:"type,omitempty"`
-	// DefaultRoute takes the namespace's default route over where it has
-	// one (veth only); without it a port sets one only where there is none.
-	DefaultRoute bool `json:"default_route,omitempty"`
+	// DefaultRoute (veth only): absent, the port sets the namespace's
+	// default route only where there is none; true, it takes the default
+	// route over; false, it never sets one, as a secondary interface of a
+	// container whose default route another port holds (docs/CNI.md).
+	DefaultRoute *bool `json:"default_route,omitempty"`
 }
 
 // NetnsPath resolves a netns field (PortSpec.Netns, Port.Netns) to a
@@ -87,8 +89,9 @@ type Port struct {
 	HostIfname string `json:"host_ifname"`
 	Ofport     int    `json:"ofport,omitempty"`
 	Host       string `json:"host,omitempty"`
-	// DefaultRoute is the port's spec; what it displaced is the daemon's.
-	DefaultRoute bool `json:"default_route,omitempty"`
+	// DefaultRoute is the port's spec, absent when not asked; what it
+	// displaced is the daemon's.
+	DefaultRoute *bool `json:"default_route,omitempty"`
 	// Status tells whether this host's port forwards now (PortForwarding
 	// or PortDown) and, when it does not, why: StatusReason is one of a
 	// fixed set the controller names (docs/API.md), StatusDetail the
