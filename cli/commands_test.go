@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -56,6 +57,33 @@ func TestNetworkCommands(t *testing.T) {
 
 	check(t, f.vnetctl(t, nil, "network", "rm", "blue", "green"), ExitNotFound, "network blue deleted\n", `not found: network "green"`)
 	check(t, f.vnetctl(t, nil, "network", "delete", "green", "red", "--ignore-not-found", "-o", "name"), 0, "network/red\n", "")
+}
+
+// TestPortCreateDefaultRoute: --default-route asks for the take-over,
+// --default-route=false for no default route, and without it the request
+// leaves default_route out (docs/API.md, "Default route").
+func TestPortCreateDefaultRoute(t *testing.T) {
+	f := newFakeDaemon(t)
+	check(t, f.vnetctl(t, nil, "network", "create", "blue", "--subnet", "10.10.0.0/24"), 0, "*", "")
+	for name, c := range map[string]struct {
+		flags []string
+		want  string
+	}{
+		"usual": {nil, "<nil>"}, "taker": {[]string{"--default-route"}, "true"}, "second": {[]string{"--default-route=false"}, "false"},
+	} {
+		r := f.vnetctl(t, nil, append([]string{"port", "create", name, "--network", "blue", "--netns", name, "-o", "json"}, c.flags...)...)
+		var p v1.Port
+		if err := json.Unmarshal([]byte(r.out), &p); err != nil {
+			t.Fatalf("port create %s %v: %v %s", name, c.flags, err, r.out)
+		}
+		got := "<nil>"
+		if p.DefaultRoute != nil {
+			got = fmt.Sprint(*p.DefaultRoute)
+		}
+		if got != c.want {
+			t.Errorf("port create %v: default_route %s, want %s", c.flags, got, c.want)
+		}
+	}
 }
 
 func TestPortCommands(t *testing.T) {

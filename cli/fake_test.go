@@ -166,6 +166,7 @@ func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
 		p.HostIfname = p.Ifname
 	}
 	v := p.View(n)
+	v.DefaultRoute = spec.DefaultRoute
 	v.Status = v1.PortForwarding
 	if name == "down1" {
 		v.Status, v.StatusReason, v.StatusDetail = v1.PortDown, "netns_gone", "netns down1: network namespace does not exist"

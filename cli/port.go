@@ -51,6 +51,7 @@ func newPortCmd(app *App) *cobra.Command {
 
 func newPortCreateCmd(app *App, k kind[v1.Port]) *cobra.Command {
 	var spec v1.PortSpec
+	var defaultRoute bool
 	cmd := &cobra.Command{
 		Use:   "create NAME --network NET [--netns NS]",
 		Short: "Attach a namespace (veth) or create a tap device on a network",
@@ -70,6 +71,9 @@ the same spec changes nothing ("unchanged"); a different spec is a conflict
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("default-route") {
+				spec.DefaultRoute = &defaultRoute
+			}
 			ctx, cancel := app.Context(cmd)
 			defer cancel()
 			p, created, err := c.PutPort(ctx, args[0], spec)
@@ -86,7 +90,7 @@ the same spec changes nothing ("unchanged"); a different spec is a conflict
 	f.StringVar(&spec.IP, "ip", "", "IPv4 address in the subnet (default: the next free one)")
 	f.StringVar(&spec.MAC, "mac", "", "MAC address (default: derived from the port name)")
 	f.StringVar(&spec.Type, "type", "", "veth (default) or tap")
-	f.BoolVar(&spec.DefaultRoute, "default-route", false, "veth: take the namespace's default route over, and put it back on delete (default: set one only where there is none)")
+	f.BoolVar(&defaultRoute, "default-route", false, "veth: take the namespace's default route over, and put it back on delete; =false: never set one (default: set one only where there is none)")
 	f.StringVar(&spec.Owner, "owner", "", "tap: the user (name or ID) that may open the tap besides root, e.g. the one running qemu")
 	f.StringVar(&spec.Group, "group", "", "tap: the group (name or ID) whose members may open the tap")
 	f.IntVar(&spec.Queues, "queues", 0, "tap: 1 for a single-queue tap, 2-256 for a multi-queue one (qemu's queues=N)")

@@ -23,7 +23,8 @@ import (
 // network, namespace and interface; the daemon finds that it forwards (its
 // status); the result the runtime cached (prevResult) agrees with it; and
 // the interface in the namespace is there, up, with the port's MAC and
-// address, and the namespace has a default route: the port's, unless
+// address, and, for a primary attachment (NetConf.Primary), the namespace
+// has a default route: the port's, unless
 // another interface held one first (the daemon leaves that one alone:
 // docs/API.md, "Default route").
 func (p *Plugin) Check(args *skel.CmdArgs) error {
@@ -151,6 +152,9 @@ func checkInterface(netnsPath, ifname string, p v1.Port) error {
 		}
 		if !hasAddr(addrs, p.IP) {
 			return fmt.Errorf("interface %s lacks address %s (has %v)", ifname, p.IP, addrs)
+		}
+		if p.DefaultRoute != nil && !*p.DefaultRoute {
+			return nil // a secondary: the primary's route, or none, is not its business
 		}
 		ours, held, err := defaultRoute(l, gw)
 		if err != nil {

@@ -2,6 +2,7 @@ package cni
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -121,21 +122,28 @@ func TestDefaultRouteOf(t *testing.T) {
 
 // TestCheckDefaultRoute: CHECK wants the port's default route only where
 // the namespace has none: it passes where another interface holds it (the
-// daemon left that one alone) and fails where the namespace has none.
+// daemon left that one alone) and fails where the namespace has none,
+// unless the port is a secondary (default_route false), which wants none.
 func TestCheckDefaultRoute(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root, to make and enter network namespaces")
+	no := false
 	for _, c := range []struct {
-		via     string // addNetns
-		wantMsg string // "" for success
+		via       string // addNetns
+		secondary bool
+		wantMsg   string // "" for success
 	}{
 		{via: "eth0"},
 		{via: "up0"},
 		{via: "", wantMsg: "no default route via 10.10.0.1 on eth0, and none in the namespace"},
+		{via: "", secondary: true},
 	} {
-		t.Run("via "+c.via, func(t *testing.T) {
+		t.Run(fmt.Sprintf("via %s secondary %v", c.via, c.secondary), func(t *testing.T) {
 			path := addNetns(t, c.via)
 			port := testPort()
 			port.Netns, port.MAC = path, "02:00:00:00:00:05"
+			if c.secondary {
+				port.DefaultRoute = &no
+			}
 			f := newFakeDaemon(t, func(w http.ResponseWriter, r *http.Request) { answer(w, 200, port) })
 			err := fastPlugin(io.Discard).Check(&skel.CmdArgs{ContainerID: "c1", IfName: "eth0", Netns: path, StdinData: netconf(f.URL, "")})
 			if (c.wantMsg == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.wantMsg) {

@@ -37,6 +37,10 @@ type NetConf struct {
 	Server    string `json:"server"`     // daemon URL or unix socket path
 	TokenFile string `json:"token_file"` // file holding the API's bearer token
 	CAFile    string `json:"ca_file"`    // PEM bundle to verify an https server with
+	// DefaultRoute says whether the network's interface is a container's
+	// primary one, which may hold its default route; absent, the one on
+	// eth0 is (Primary).
+	DefaultRoute *bool `json:"default_route"`
 
 	// RuntimeConfig carries the "ips" and "mac" capabilities.
 	RuntimeConfig struct {
@@ -100,6 +104,25 @@ func (c *NetConf) Client() (*client.Client, error) {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("client of %s: %v", c.Server, err), "")
 	}
 	return cl, nil
+}
+
+// PrimaryIfname is the interface runtimes give a container's first network:
+// podman keeps eth0 for the network a container was created with and names
+// the ones connected later eth1, eth2…; CRI runtimes attach a pod as eth0;
+// Multus names the extra networks net1….
+const PrimaryIfname = "eth0"
+
+// Primary tells whether the attachment on ifname is the container's
+// primary one, the only one that sets its default route: a container's
+// networks are attached in no order one could rely on (podman 4's CNI
+// backend attaches them in Go map order on every start), so the namespace
+// having no default route yet does not tell the first network from the
+// others. The configuration's default_route decides where it has one.
+func (c *NetConf) Primary(ifname string) bool {
+	if c.DefaultRoute != nil {
+		return *c.DefaultRoute
+	}
+	return ifname == PrimaryIfname
 }
 
 // Request is what ADD asks the daemon for besides the network: a static

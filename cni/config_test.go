@@ -127,6 +127,29 @@ func TestRequestFrom(t *testing.T) {
 	}
 }
 
+// TestPrimary: the attachment on eth0 is a container's primary one unless
+// the configuration's default_route says otherwise, either way.
+func TestPrimary(t *testing.T) {
+	for _, c := range []struct {
+		conf, ifname string
+		want         bool
+	}{
+		{``, "eth0", true},
+		{``, "eth1", false},
+		{``, "net1", false},
+		{`,"default_route":true`, "eth1", true},
+		{`,"default_route":false`, "eth0", false},
+	} {
+		conf, err := ParseConfig([]byte(`{"cniVersion":"1.0.0","name":"n","network":"blue"` + c.conf + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := conf.Primary(c.ifname); got != c.want {
+			t.Errorf("configuration {…%s} on %s: primary %v, want %v", c.conf, c.ifname, got, c.want)
+		}
+	}
+}
+
 func TestClientOptions(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {

@@ -85,6 +85,9 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	name := PortName(args.ContainerID, args.IfName)
 	spec := v1.PortSpec{Network: conf.Network, Netns: netnsPath, Ifname: args.IfName,
 		IP: req.IP, MAC: req.MAC, Type: v1.PortVeth, ReleaseWithNetns: true}
+	if !conf.Primary(args.IfName) {
+		spec.DefaultRoute = new(bool) // false: a secondary sets none, even first
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeouts.Attach)
 	defer cancel()
 	port, _, err := cl.PutPort(ctx, name, spec)
@@ -92,7 +95,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		return daemonError(fmt.Sprintf("attach port %s (container %s, %s) to network %s", name, args.ContainerID, args.IfName, conf.Network), conf.Server, err)
 	}
 	// Looked at, not assumed: the daemon leaves a default route the
-	// namespace has already alone.
+	// namespace has already alone, and a secondary sets none.
 	defaultRoute, err := holdsDefaultRoute(netnsPath, args.IfName, port.Gateway)
 	if err != nil {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("port %s attached, but its default route could not be looked at: %v", name, err), "")

@@ -141,6 +141,8 @@ func TestAdd(t *testing.T) {
 			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + netnsPath + `","ifname":"eth0","ip":"10.10.0.5","mac":"02:00:00:00:00:05","type":"veth","release_with_netns":true}`},
 		{name: "unclean netns path", h: created, netns: strings.Replace(netnsPath, "/netns/", "/netns/../netns/", 1), wantRoutes: 1,
 			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + netnsPath + `","ifname":"eth0","type":"veth","release_with_netns":true}`},
+		{name: "secondary", h: created, extra: `,"default_route":false`, netns: uplinkPath, wantRoutes: 0,
+			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + uplinkPath + `","ifname":"eth0","type":"veth","default_route":false,"release_with_netns":true}`},
 		{name: "default route elsewhere", h: created, netns: uplinkPath, wantRoutes: 0,
 			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + uplinkPath + `","ifname":"eth0","type":"veth","release_with_netns":true}`},
 		{name: "unknown network", h: func(w http.ResponseWriter, r *http.Request) { daemonErr(w, 404, `not found: network "blue"`) },

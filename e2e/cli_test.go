@@ -63,10 +63,7 @@ func (v vnetctl) runEnv(extra []string, args ...string) cliRun {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, v.bin, args...)
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "VNETCTL_") })
-	// The race runtime waits a second at exit for late reports; a short-lived
-	// CLI run dozens of times would spend most of the test there.
-	race := "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
-	cmd.Env = slices.Concat(env, []string{race}, v.env, extra)
+	cmd.Env = slices.Concat(env, []string{quickRaceExit()}, v.env, extra)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

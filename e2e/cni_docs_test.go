@@ -110,6 +110,18 @@ func newCNIEnvFromDocs(t *testing.T, bins cniBins, dc docsCNIConfig, sock, token
 	return e
 }
 
+// unusedTokenFile is a token_file for the docs' examples, which have one:
+// the test daemons want no token, but the plugin reads the file and sends it
+// all the same.
+func unusedTokenFile(t *testing.T) string {
+	t.Helper()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("unused\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tokenFile
+}
+
 // cniPluginDir is the directory holding CNI plugin typ.
 func cniPluginDir(t *testing.T, where string, typ any) string {
 	t.Helper()
@@ -128,12 +140,7 @@ func cniPluginDir(t *testing.T, where string, typ any) string {
 // attaches a container through the plugins it chains, answers in its
 // cniVersion, passes CHECK, and DEL leaves no port.
 func runCNIDocs(t *testing.T, d *daemon, bins cniBins, sock string) {
-	// The daemon wants no token; the example's token_file is read and sent
-	// all the same.
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte("unused\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := unusedTokenFile(t)
 	for _, dc := range docsCNIConfigs(t) {
 		e := newCNIEnvFromDocs(t, bins, dc, sock, tokenFile)
 		ns := newNetns(t, "vnt-cd-")

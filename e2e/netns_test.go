@@ -142,7 +142,7 @@ func TestNetnsDefaultRoute(t *testing.T) {
 			// its DELETE puts the uplink's back.
 			var taker portView
 			d.must("PUT", "/v1/ports/taker", map[string]any{"network": "blue", "netns": up, "ifname": "eth2", "default_route": true}, 201, &taker)
-			if !taker.DefaultRoute {
+			if taker.DefaultRoute == nil || !*taker.DefaultRoute {
 				t.Errorf("port answer %+v lacks default_route", taker)
 			}
 			wantDefault(t, up, "default via 10.66.0.1 dev eth2")

@@ -86,6 +86,13 @@ func newNetns(t testing.TB, prefix string) string {
 	return name
 }
 
+// quickRaceExit is the GORACE setting for short-lived race-built programs
+// (vnetctl, the CNI plugin) run dozens of times: the race runtime waits a
+// second at exit for late reports, where a test would spend most of its time.
+func quickRaceExit() string {
+	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
+}
+
 // daemon is the real ovs-vnet binary running inside a host namespace.
 type daemon struct {
 	t        testing.TB

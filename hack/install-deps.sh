@@ -30,6 +30,8 @@ declare -A need=(
   [qemu-system-x86_64]=qemu-system-x86 # docs/VM.md's recipe (e2e/qemu_test.go)
   [modinfo]=kmod # hack/vm-image.sh: the VM's modules and what they need
   [setpriv]=util-linux # e2e/qemu_test.go runs the VM as nobody
+  [podman]=podman # 4.3, with its CNI backend (e2e/podman_test.go); no Recommends, so no netavark
+  [runc]=runc # podman's runtime there: its Depends would pick crun
 )
 
 missing=()

@@ -292,7 +292,11 @@ func jsonFields(t reflect.Type) (types map[string]string, always []string) {
 		if !f.IsExported() || name == "-" {
 			continue
 		}
-		types[name] = kinds[f.Type.Kind()]
+		typ := f.Type
+		if typ.Kind() == reflect.Pointer {
+			typ = typ.Elem() // written as what it points to (*bool: absent, true or false)
+		}
+		types[name] = kinds[typ.Kind()]
 		if f.Type.Implements(reflect.TypeFor[encoding.TextMarshaler]()) {
 			types[name] = "string" // netip.Addr, netip.Prefix
 		}

@@ -9,12 +9,35 @@ import (
 )
 
 func TestPortSpecDefaultRoute(t *testing.T) {
-	p, err := NewPort("a", v1.PortSpec{Network: "blue", Netns: "web1", DefaultRoute: true})
-	if err != nil || !p.DefaultRoute {
+	yes, no := true, false
+	p, err := NewPort("a", v1.PortSpec{Network: "blue", Netns: "web1", DefaultRoute: &yes})
+	if err != nil || !p.DefaultRoute || p.NoDefaultRoute {
 		t.Fatalf("veth with default_route: %+v, %v", p, err)
 	}
-	if _, err := NewPort("b", v1.PortSpec{Network: "blue", Type: v1.PortTap, DefaultRoute: true}); !errors.Is(err, v1.ErrInvalid) {
+	if _, err := NewPort("b", v1.PortSpec{Network: "blue", Type: v1.PortTap, DefaultRoute: &yes}); !errors.Is(err, v1.ErrInvalid) {
 		t.Fatalf("tap with default_route: %v, want invalid", err)
+	}
+	// Absent, true and false are three specs, and the answer shows which.
+	never, err := NewPort("c", v1.PortSpec{Network: "blue", Netns: "web1", DefaultRoute: &no})
+	if err != nil || never.DefaultRoute || !never.NoDefaultRoute {
+		t.Fatalf("veth with default_route false: %+v, %v", never, err)
+	}
+	usual, _ := NewPort("c", v1.PortSpec{Network: "blue", Netns: "web1"})
+	if never.SameSpec(usual) || usual.SameSpec(never) {
+		t.Fatal("default_route false and absent are the same spec")
+	}
+	n := Network{Subnet: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.0.1")}
+	for _, c := range []struct {
+		port Port
+		want *bool
+	}{{p, &yes}, {never, &no}, {usual, nil}} {
+		if got := c.port.View(n).DefaultRoute; (got == nil) != (c.want == nil) || got != nil && *got != *c.want {
+			t.Errorf("port %+v shows default_route %v, want %v", c.port, got, c.want)
+		}
+	}
+	tap, err := NewPort("d", v1.PortSpec{Network: "blue", Type: v1.PortTap, DefaultRoute: &no})
+	if err != nil || tap.NoDefaultRoute {
+		t.Fatalf("tap with default_route false: %+v, %v", tap, err)
 	}
 	// What the port displaced is the daemon's record, not the spec.
 	stored := p

@@ -45,6 +45,9 @@ type Port struct {
 	// DefaultRoute asks for the namespace's default route even where the
 	// namespace has one already: the port takes it over.
 	DefaultRoute bool `json:"default_route,omitempty"`
+	// NoDefaultRoute keeps the port from setting a default route at all,
+	// even where the namespace has none (default_route: false).
+	NoDefaultRoute bool `json:"no_default_route,omitempty"`
 	// ReleaseWithNetns: the port lives and dies with its namespace
 	// (controller/release.go).
 	ReleaseWithNetns bool `json:"release_with_netns,omitempty"`
@@ -118,11 +121,23 @@ func (p Port) View(n Network) v1.Port {
 		Ofport:     p.Ofport,
 		Host:       p.Host,
 
-		DefaultRoute:     p.DefaultRoute,
+		DefaultRoute:     p.defaultRouteSpec(),
 		ReleaseWithNetns: p.ReleaseWithNetns,
 		Owner:            p.Owner,
 		Group:            p.Group,
 		MultiQueue:       p.MultiQueue,
 		Adopt:            p.Adopt,
 	}
+}
+
+// defaultRouteSpec is default_route as the spec gave it: absent, true or
+// false.
+func (p Port) defaultRouteSpec() *bool {
+	switch {
+	case p.DefaultRoute:
+		return &p.DefaultRoute
+	case p.NoDefaultRoute:
+		return new(bool)
+	}
+	return nil
 }

@@ -138,8 +138,11 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 	if err := v1.ValidateName(name); err != nil {
 		return Port{}, err
 	}
-	p := Port{Name: name, Network: s.Network, Type: s.Type, Netns: s.Netns, Ifname: s.Ifname, DefaultRoute: s.DefaultRoute,
+	p := Port{Name: name, Network: s.Network, Type: s.Type, Netns: s.Netns, Ifname: s.Ifname,
 		ReleaseWithNetns: s.ReleaseWithNetns}
+	if s.DefaultRoute != nil {
+		p.DefaultRoute, p.NoDefaultRoute = *s.DefaultRoute, !*s.DefaultRoute
+	}
 	if s.Network == "" {
 		return Port{}, invalid("network is required")
 	}
@@ -168,6 +171,7 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 		if p.DefaultRoute {
 			return Port{}, invalid("default_route is for a veth port: a tap port has no namespace end")
 		}
+		p.NoDefaultRoute = false // nor a route to leave out
 		if p.ReleaseWithNetns {
 			return Port{}, invalid("release_with_netns is for a veth port: a tap port has no namespace")
 		}

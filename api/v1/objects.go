@@ -59,9 +59,11 @@ type PortSpec struct {
 	IP      string `json:"ip,omitempty"`
 	MAC     string `json:"mac,omitempty"`
 	Type    string `json:"type,omitempty"`
-	// DefaultRoute takes the namespace's default route over where it has
-	// one (veth only); without it a port sets one only where there is none.
-	DefaultRoute bool `json:"default_route,omitempty"`
+	// DefaultRoute (veth only): absent, the port sets the namespace's
+	// default route only where there is none; true, it takes the default
+	// route over; false, it never sets one, as a secondary interface of a
+	// container whose default route another port holds (docs/CNI.md).
+	DefaultRoute *bool `json:"default_route,omitempty"`
 	// ReleaseWithNetns ties the port to its namespace (veth only): a PUT
 	// of the port's name replaces it once its namespace has gone, and the
 	// daemon releases it after --netns-grace of its namespace gone. The
@@ -106,9 +108,10 @@ type Port struct {
 	HostIfname string `json:"host_ifname"`
 	Ofport     int    `json:"ofport,omitempty"`
 	Host       string `json:"host,omitempty"`
-	// DefaultRoute is the port's spec; what it displaced is the daemon's.
-	DefaultRoute     bool `json:"default_route,omitempty"`
-	ReleaseWithNetns bool `json:"release_with_netns,omitempty"`
+	// DefaultRoute is the port's spec, absent when not asked; what it
+	// displaced is the daemon's.
+	DefaultRoute     *bool `json:"default_route,omitempty"`
+	ReleaseWithNetns bool  `json:"release_with_netns,omitempty"`
 	// A tap's spec: Owner and Group as the numeric IDs they were resolved
 	// to, MultiQueue whichever of multi_queue and queues asked for it.
 	Owner      string `json:"owner,omitempty"`

@@ -108,8 +108,15 @@ func portOf(ns netns.NsHandle, nsh *netlink.Handle, index int) (string, error) {
 // it has none, and keeps the port's own. Where the namespace has another,
 // only a port that asked takes it over, and only while it is still the one
 // the port recorded as displaced: on a re-attach after someone replaced the
-// port's route, that someone's route stays.
+// port's route, that someone's route stays. A port that must set none (a
+// container's secondary interface) sets none even in an empty namespace:
+// runtimes attach a container's networks in no fixed order (podman 4's CNI
+// backend in Go map order), so "first come" would hand the route to
+// whichever network came first on that start.
 func setDefaultRoute(nsh *netlink.Handle, n model.Network, p model.Port, peer netlink.Link) error {
+	if p.NoDefaultRoute {
+		return nil
+	}
 	routes, err := defaultRoutes(nsh)
 	if err != nil {
 		return err

@@ -89,3 +89,55 @@ func TestCheckNetnsPortsRoute(t *testing.T) {
 		t.Fatalf("default route through another tool's veth: displaced %+v (%v), want %+v", got.Displaced, err, want)
 	}
 }
+
+// TestSecondarySetsNoDefaultRoute: a port that must set no default route
+// (default_route false: a container's secondary interface) attached first
+// into an empty namespace leaves it without one, so the usual port attached
+// after it takes the route whatever the order the runtime attached them
+// in; re-attached (a restart), the secondary still leaves the route to the
+// primary, and once the primary is gone it takes none (docs/API.md,
+// "Default route"). ip is the witness.
+func TestSecondarySetsNoDefaultRoute(t *testing.T) {
+	daemonNS, ns := testbed.Netns(t, "vnt-2rd-"), testbed.Netns(t, "vnt-2rc-")
+	blue := model.Network{Name: "blue", Subnet: netip.MustParsePrefix("10.10.0.0/24"), Gateway: netip.MustParseAddr("10.10.0.1"), MTU: 1500}
+	red := model.Network{Name: "red", Subnet: netip.MustParsePrefix("10.11.0.0/24"), Gateway: netip.MustParseAddr("10.11.0.1"), MTU: 1500}
+	no := false
+	port := func(name, network, ifname, ip string, defaultRoute *bool) model.Port {
+		p, err := model.NewPort(name, v1.PortSpec{Network: network, Netns: ns, Ifname: ifname, IP: ip, DefaultRoute: defaultRoute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.MAC = model.PortMAC(p.Name)
+		return p
+	}
+	primary, secondary := port("a", "blue", "eth0", "10.10.0.5", nil), port("b", "red", "eth1", "10.11.0.5", &no)
+	wantDefault := func(step, want string) {
+		t.Helper()
+		if got := strings.TrimSpace(testbed.Run(t, "ip", "-n", ns, "-4", "route", "show", "default")); got != want {
+			t.Fatalf("%s: default route %q, want %q", step, got, want)
+		}
+	}
+	ensureFrom(t, daemonNS, red, secondary)
+	wantDefault("secondary attached first", "")
+	ensureFrom(t, daemonNS, blue, primary)
+	wantDefault("primary attached second", "default via 10.10.0.1 dev eth0")
+	ensureFrom(t, daemonNS, red, secondary)
+	wantDefault("secondary re-attached", "default via 10.10.0.1 dev eth0")
+	if err := testbed.InNetns(daemonNS, func() error { return Delete(primary.HostIfname, datapath.PortAlias(primary.Name)) }); err != nil {
+		t.Fatal(err)
+	}
+	ensureFrom(t, daemonNS, red, secondary)
+	wantDefault("secondary re-attached without the primary", "")
+}
+
+// ensureFrom attaches p as the daemon would from daemonNS, its namespace.
+func ensureFrom(t *testing.T, daemonNS string, n model.Network, p model.Port) {
+	t.Helper()
+	err := testbed.InNetns(daemonNS, func() error {
+		_, err := EnsurePort(context.Background(), n, p, Options{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,7 +1,6 @@
 package link
 
 import (
-	"context"
 	"net/netip"
 	"strings"
 	"testing"
@@ -24,20 +23,10 @@ func TestEnsurePortDropsStaleAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.MAC = model.PortMAC(p.Name)
-	ensure := func() {
-		t.Helper()
-		err := testbed.InNetns(daemonNS, func() error {
-			_, err := EnsurePort(context.Background(), n, p, Options{})
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	ensure()
+	ensureFrom(t, daemonNS, n, p)
 	testbed.Run(t, "ip", "-n", ns, "addr", "add", "192.0.2.9/24", "dev", "eth0")
 	p.IP = netip.MustParseAddr("10.10.0.6")
-	ensure()
+	ensureFrom(t, daemonNS, n, p)
 	got := testbed.Run(t, "ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0")
 	for want, present := range map[string]bool{"10.10.0.6/24": true, "10.10.0.5/24": false, "192.0.2.9/24": true} {
 		if strings.Contains(got, " "+want+" ") != present {

@@ -1,0 +1,408 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/cni"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+)
+
+// busyboxStatic is where Debian's busybox-static puts the one binary the
+// containers' root file system holds.
+const busyboxStatic = "/bin/busybox"
+
+// podman is podman 4 with the CNI backend as docs/CNI.md has a user set it
+// up, but with storage, state and configuration of the test's own: global
+// flags name its storage, and a containers.conf of its own (CONTAINERS_CONF)
+// its runtime and network configuration, so nothing of the system's
+// (/etc/containers, /etc/cni, /var/lib/containers) is read or changed.
+type podman struct {
+	t     *testing.T
+	flags []string // global flags before the command
+	env   []string
+	// rootfs is the containers' root file system, run as it is (--rootfs):
+	// `podman import` would write its blob cache to /var/lib/containers,
+	// which podman 4.3 has no setting for.
+	rootfs string
+	netns  map[string]bool // the containers' namespaces seen, removed at cleanup if podman left them
+}
+
+// newPodman sets podman up for the CNI networks whose configurations are in
+// confDir, with the plugins in pluginDirs, and removes at cleanup every
+// container, namespace and file it made.
+func newPodman(t *testing.T, confDir string, pluginDirs []string) *podman {
+	t.Helper()
+	testbed.Need(t, lookPath("podman"), "podman: apt-get install podman (hack/install-deps.sh)")
+	testbed.Need(t, lookPath("runc"), "runc: apt-get install runc (hack/install-deps.sh)")
+	testbed.Need(t, isStatic(busyboxStatic), busyboxStatic+" statically linked: apt-get install busybox-static (hack/install-deps.sh)")
+	dir := t.TempDir()
+	quoted := make([]string, len(pluginDirs))
+	for i, d := range pluginDirs {
+		quoted[i] = fmt.Sprintf("%q", d)
+	}
+	// This machine's quirks (issue 19's notes): crun fails on hybrid
+	// cgroups, so runc; and a container's rlimits may not exceed the
+	// caller's, so smaller ones than podman's default.
+	conf := fmt.Sprintf(`[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+
+[network]
+network_backend = "cni"
+network_config_dir = %q
+cni_plugin_dirs = [%s]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "none"
+tmp_dir = %q
+`, confDir, strings.Join(quoted, ", "), filepath.Join(dir, "tmp"))
+	confFile := filepath.Join(dir, "containers.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &podman{t: t, rootfs: busyboxRootfs(t), netns: map[string]bool{},
+		flags: []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "runroot"), "--storage-driver", "vfs"},
+		env:   append(cleanEnv(), "CONTAINERS_CONF="+confFile, quickRaceExit())} // podman passes its environment on to the plugins
+	t.Cleanup(func() {
+		for _, args := range [][]string{{"rm", "--all", "--force", "--time", "0"}, {"system", "reset", "--force"}} {
+			if out, err := p.try(args...); err != nil {
+				t.Errorf("cleanup: %v\n%s", err, out)
+			}
+		}
+		for path := range p.netns {
+			if _, err := os.Stat(path); err == nil {
+				t.Errorf("podman left netns %s", path)
+				_ = exec.Command("ip", "netns", "del", filepath.Base(path)).Run()
+			}
+		}
+	})
+	return p
+}
+
+// isStatic tells whether path is an ELF executable without an interpreter,
+// as the containers' root file system, which holds nothing else, needs.
+func isStatic(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
+}
+
+// busyboxRootfs is a root file system of busybox-static and the applets the
+// test runs, unpacked from a tar as a user would make one for `podman
+// import` (docs/CNI.md).
+func busyboxRootfs(t *testing.T) string {
+	t.Helper()
+	bin, err := os.ReadFile(busyboxStatic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	hdrs := []*tar.Header{
+		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))},
+	}
+	for _, applet := range []string{"sh", "sleep", "ip", "ping"} {
+		hdrs = append(hdrs, &tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
+	}
+	for _, h := range hdrs {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			if _, err := tw.Write(bin); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tarFile, rootfs := filepath.Join(t.TempDir(), "busybox.tar"), t.TempDir()
+	if err := os.WriteFile(tarFile, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testbed.Run(t, "tar", "-C", rootfs, "-xf", tarFile)
+	return rootfs
+}
+
+// try runs podman with args and returns its output; the plugin, race-built,
+// writes its reports to podman's standard error.
+func (p *podman) try(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "podman", append(slices.Clone(p.flags), args...)...)
+	cmd.Env = p.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	testbed.CheckRace(p.t, "ovs-vnet-cni (podman "+args[0]+")", stderr.String(), nil)
+	if err != nil {
+		return stdout.String() + stderr.String(), fmt.Errorf("podman %s: %w", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+func (p *podman) run(args ...string) string {
+	p.t.Helper()
+	out, err := p.try(args...)
+	if err != nil {
+		p.t.Fatalf("%v\n%s", err, out)
+	}
+	return out
+}
+
+// start runs a container that sleeps, on networks, and returns its name.
+func (p *podman) start(name string, networks ...string) string {
+	p.t.Helper()
+	p.run("run", "--detach", "--name", name, "--network", strings.Join(networks, ","), "--rootfs", p.rootfs, "sleep", "3600")
+	p.inspect(name)
+	return name
+}
+
+// container is what podman says of a container's networking.
+type container struct {
+	ID              string `json:"Id"`
+	NetworkSettings struct {
+		SandboxKey string                      // its namespace's path
+		Networks   map[string]containerNetwork // by CNI network name
+	}
+}
+
+type containerNetwork struct {
+	IPAddress   string
+	IPPrefixLen int
+	MacAddress  string
+}
+
+func (p *podman) inspect(name string) container {
+	p.t.Helper()
+	var cs []container
+	out := p.run("container", "inspect", name)
+	if err := json.Unmarshal([]byte(out), &cs); err != nil || len(cs) != 1 {
+		p.t.Fatalf("podman container inspect %s: %v\n%s", name, err, out)
+	}
+	if ns := cs[0].NetworkSettings.SandboxKey; ns != "" {
+		p.netns[ns] = true
+	}
+	return cs[0]
+}
+
+// defaultRoute is the container's IPv4 default route as it sees it.
+func (p *podman) defaultRoute(name string) string {
+	p.t.Helper()
+	return strings.Join(strings.Fields(p.run("exec", name, "ip", "-4", "route", "show", "default")), " ")
+}
+
+func (p *podman) wantDefault(name, step, want string) {
+	p.t.Helper()
+	if got := p.defaultRoute(name); got != want {
+		p.t.Fatalf("%s: container %s's default route %q, want %q", step, name, got, want)
+	}
+}
+
+func (p *podman) ping(name, ip string) {
+	p.t.Helper()
+	p.run("exec", name, "ping", "-c", "2", "-i", "0.2", "-W", "2", ip)
+}
+
+// TestPodman is issue 19's podman acceptance, on each backend: podman 4.3
+// with its CNI backend, set up as docs/CNI.md says, with the conflist
+// exactly as it shows it.
+func TestPodman(t *testing.T) {
+	bins := buildCNI(t)
+	for _, bc := range backendKinds() {
+		t.Run(bc.name, func(t *testing.T) { runPodman(t, bins, bc) })
+	}
+}
+
+// podmanBed is a daemon with networks blue and red, and podman with a CNI
+// network for each: blue's the conflist of docs/CNI.md, red's the same for
+// network red under a name that sorts first, so that podman, which
+// attaches a container's networks in Go map order, mostly attaches red
+// before blue.
+type podmanBed struct {
+	d         *daemon
+	box       *testbed.Sandbox
+	hostNS    string
+	p         *podman
+	blue, red string // the CNI networks' names
+}
+
+// The daemon's networks under podman's CNI networks.
+const (
+	podmanBlueSubnet, podmanBlueGateway = "10.76.0.0/24", "10.76.0.1"
+	podmanRedSubnet, podmanRedGateway   = "10.77.0.0/24", "10.77.0.1"
+)
+
+func newPodmanBed(t *testing.T, bins cniBins, bc backendCase) *podmanBed {
+	hostNS := newNetns(t, "vnt-host-")
+	args, box := bc.setup(t, hostNS)
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	d := startSocketDaemon(t, hostNS, sock, args...)
+	d.must("PUT", "/v1/networks/blue", map[string]string{"subnet": podmanBlueSubnet}, 201, nil)
+	d.must("PUT", "/v1/networks/red", map[string]string{"subnet": podmanRedSubnet}, 201, nil)
+
+	var list docsCNIConfig
+	for _, dc := range docsCNIConfigs(t) {
+		if _, ok := dc.conf["plugins"]; ok {
+			list = dc
+			break
+		}
+	}
+	blue := newCNIEnvFromDocs(t, bins, list, sock, unusedTokenFile(t))
+	if got := blue.conf["plugins"].([]any)[0].(map[string]any)["network"]; got != "blue" {
+		t.Fatalf("docs/CNI.md's conflist attaches to network %v, want blue", got)
+	}
+	// red: a deep copy of blue's, in the same directory.
+	raw, err := json.Marshal(blue.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	red := &cniEnv{t: t, bins: bins, confDir: blue.confDir, ifname: "eth0", cniPath: blue.cniPath}
+	if err := json.Unmarshal(raw, &red.conf); err != nil {
+		t.Fatal(err)
+	}
+	red.conf["name"] = testbed.UniqueName("vnt-cnia-") // before vnt-cnidoc-
+	red.conf["plugins"].([]any)[0].(map[string]any)["network"] = "red"
+	red.write("20-red.conflist")
+
+	return &podmanBed{d: d, box: box, hostNS: hostNS, p: newPodman(t, blue.confDir, strings.Split(blue.cniPath, ":")),
+		blue: blue.name(), red: red.name()}
+}
+
+// port is the daemon's port of the container's attachment on ifname, which
+// must match what podman says of it on network.
+func (b *podmanBed) port(t *testing.T, name, network, ifname string) portView {
+	t.Helper()
+	c := b.p.inspect(name)
+	var p portView
+	b.d.must("GET", "/v1/ports/"+cni.PortName(c.ID, ifname), nil, 200, &p)
+	netns, n := c.NetworkSettings.SandboxKey, c.NetworkSettings.Networks[network]
+	if p.Netns != netns || p.Ifname != ifname || p.IP != fmt.Sprintf("%s/%d", n.IPAddress, n.IPPrefixLen) || p.MAC != n.MacAddress {
+		t.Fatalf("container %s on %s (netns %s, %+v): the daemon's port is %+v", name, network, netns, n, p)
+	}
+	return p
+}
+
+func runPodman(t *testing.T, bins cniBins, bc backendCase) {
+	b := newPodmanBed(t, bins, bc)
+	p, d := b.p, b.d
+
+	// Two containers on blue reach each other; the daemon's ports are
+	// theirs.
+	c1, c2 := p.start("vnt-c1", b.blue), p.start("vnt-c2", b.blue)
+	port1, port2 := b.port(t, c1, b.blue, "eth0"), b.port(t, c2, b.blue, "eth0")
+	p.ping(c1, strings.Split(port2.IP, "/")[0])
+	p.ping(c2, strings.Split(port1.IP, "/")[0])
+	first := "default via " + podmanBlueGateway + " dev eth0"
+	p.wantDefault(c1, "run", first)
+
+	// Connect red: eth1, and blue keeps the default route, also across
+	// restarts, on which podman attaches red first (most times: Go map
+	// order); disconnect leaves it too.
+	p.run("network", "connect", b.red, c1)
+	b.port(t, c1, b.red, "eth1")
+	p.wantDefault(c1, "network connect", first)
+	p.ping(c1, podmanRedGateway)
+	for i := range 2 {
+		p.run("restart", "--time", "0", c1)
+		p.wantDefault(c1, fmt.Sprintf("restart %d", i+1), first)
+		b.port(t, c1, b.blue, "eth0")
+		b.port(t, c1, b.red, "eth1")
+	}
+	p.run("network", "disconnect", b.red, c1)
+	p.wantDefault(c1, "network disconnect", first)
+	if routes := p.run("exec", c1, "ip", "-4", "route"); strings.Contains(routes, podmanRedSubnet) {
+		t.Fatalf("after disconnect, container %s still routes to red:\n%s", c1, routes)
+	}
+	p.ping(c1, strings.Split(port2.IP, "/")[0])
+
+	// With the daemon up, rm leaves no port.
+	p.run("rm", "--force", "--time", "0", c2)
+	d.must("GET", "/v1/ports/"+port2.Name, nil, 404, nil)
+
+	// Last: it needs Must 2's release, and may leave the daemon down.
+	t.Run("outage", func(t *testing.T) {
+		// The subtest drives the parent's daemon and podman, and fails
+		// itself, not the parent, when they fail.
+		defer func(dt testing.TB, pt *testing.T) { d.t, p.t = dt, pt }(d.t, p.t)
+		d.t, p.t = t, t
+		runPodmanOutage(t, b, c1)
+	})
+}
+
+// runPodmanOutage: the daemon is down while podman stops a container, so
+// its DEL fails; started again, the container's next start replaces the
+// port its gone namespace left (same container, same port name). Down
+// again while podman removes the container: the daemon, started with a
+// short --netns-grace, releases the port on its own, leaving no port, host
+// link, OVS port or address behind. The replacement and the release are
+// issue 19's Must 2 (docs/API.md).
+func runPodmanOutage(t *testing.T, b *podmanBed, peer string) {
+	p, d := b.p, b.d
+	peerIP := strings.Split(b.port(t, peer, b.blue, "eth0").IP, "/")[0]
+	c3 := p.start("vnt-c3", b.blue)
+	before := b.port(t, c3, b.blue, "eth0")
+
+	d.stop()
+	p.run("stop", "--time", "0", c3)
+	d.start()
+	p.run("start", c3)
+	after := b.port(t, c3, b.blue, "eth0")
+	if after.Name != before.Name || after.Netns == before.Netns {
+		t.Fatalf("port after the restart %+v, before %+v: want the same name in a new netns", after, before)
+	}
+	p.ping(c3, peerIP)
+
+	d.stop()
+	p.run("rm", "--force", "--time", "0", c3)
+	d.args = append(d.args, "--netns-grace", "3s")
+	d.start()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, _ := d.do("GET", "/v1/ports/"+after.Name, nil)
+		if code == 404 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port %s of removed container %s still there 30s after the daemon started (status %d)", after.Name, c3, code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, l := range linksIn(t, b.hostNS) {
+		if l.Attrs().Name == after.HostIfname {
+			t.Fatalf("port %s released, but its host link %s is left", after.Name, after.HostIfname)
+		}
+	}
+	if b.box != nil && slices.Contains(bridgePorts(t, b.box, b.hostNS), after.HostIfname) {
+		t.Fatalf("port %s released, but OVS port %s is left", after.Name, after.HostIfname)
+	}
+	// Its address is free again: a new port takes it.
+	ns := newNetns(t, "vnt-pa-")
+	ip := strings.Split(after.IP, "/")[0]
+	d.must("PUT", "/v1/ports/vnt-after", map[string]string{"network": "blue", "netns": ns, "ip": ip}, 201, nil)
+	ping(t, ns, peerIP, true)
+	d.must("DELETE", "/v1/ports/vnt-after", nil, 204, nil)
+}
