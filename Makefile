@@ -57,6 +57,8 @@ lint:
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzNetworkSpec$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzPortSpec$$' -fuzztime $(FUZZTIME) ./model
+	go test -run '^$$' -fuzz '^FuzzSecurityGroupSpec$$' -fuzztime $(FUZZTIME) ./model
+	go test -run '^$$' -fuzz '^FuzzGroupList$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzPool$$' -fuzztime $(FUZZTIME) ./controller/ipam
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./httpapi
 	go test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./httpapi/jsonkeys

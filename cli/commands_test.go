@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -107,7 +108,7 @@ func TestPortCommands(t *testing.T) {
 	check(t, f.vnetctl(t, nil, "port", "list", "--network", "nope"), ExitNotFound, "", `network "nope"`)
 	r = f.vnetctl(t, nil, "port", "get", "web1", "-o", "json")
 	var web1 v1.Port
-	if err := json.Unmarshal([]byte(r.out), &web1); err != nil || web1 != ports[2] {
+	if err := json.Unmarshal([]byte(r.out), &web1); err != nil || !reflect.DeepEqual(web1, ports[2]) {
 		t.Fatalf("port get -o json: %v %+v", err, web1)
 	}
 	check(t, f.vnetctl(t, nil, "port", "delete", "web1", "vm1"), 0, "port web1 deleted\nport vm1 deleted\n", "")

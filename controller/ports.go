@@ -246,6 +246,10 @@ func (c *Controller) claimPort(p model.Port, netnsErr error) (r reservation, exi
 	if err := c.readyLocked(); err != nil {
 		return r, existing, err
 	}
+	if p.SecurityGroups != "" && capabilities(c.backend).Policy == nil {
+		// Stored, the groups would promise a filter nothing enforces.
+		return r, existing, fmt.Errorf("%w: the %s backend does not enforce security groups", ErrUnsupported, c.backend.Info().Backend)
+	}
 	if p.IP, err = c.assignIP(n, p); err != nil {
 		return r, existing, err
 	}

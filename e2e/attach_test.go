@@ -97,7 +97,7 @@ func TestAttach(t *testing.T) {
 			// Same spec again: 200 and the same port.
 			var again portView
 			d.must("PUT", "/v1/ports/a", map[string]string{"network": "blue", "netns": nsA}, 200, &again)
-			if again != a {
+			if !reflect.DeepEqual(again, a) {
 				t.Fatalf("second PUT changed the port: %+v vs %+v", again, a)
 			}
 			checkNamespaceEnd(t, nsB, "net0", b)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -197,7 +198,7 @@ func TestCLI(t *testing.T) {
 			}
 			var got v1.Port
 			cli.json(&got, "port", "get", "b")
-			if got != b {
+			if !reflect.DeepEqual(got, b) {
 				t.Fatalf("port get b: %+v, created %+v", got, b)
 			}
 			if out := cli.ok("port", "ls"); !strings.HasPrefix(out, "NAME   NETWORK   TYPE   IP ") || !strings.Contains(out, "\nb      blue      veth   10.84.0.20/24   "+b.MAC+"   /var/run/netns/"+nsB+"   net0 ") {

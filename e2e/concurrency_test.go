@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -123,7 +124,7 @@ func TestConcurrentPuts(t *testing.T) {
 					continue
 				}
 				var created portView
-				if err := json.Unmarshal(w.body, &created); err != nil || created != p {
+				if err := json.Unmarshal(w.body, &created); err != nil || !reflect.DeepEqual(created, p) {
 					t.Errorf("port %s: listed %+v, created %+v (%v)", p.Name, p, created, err)
 				}
 				if other, dup := ips[p.IP]; dup {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,7 +62,7 @@ func identicalPuts(t *testing.T, d *daemon, spares bool) {
 		t.Fatalf("host_ifname %s: a spare's is %v, want %v", first.HostIfname, !spares, spares)
 	}
 	d.must("PUT", "/v1/ports/a", spec, http.StatusOK, &again)
-	if again != first {
+	if !reflect.DeepEqual(again, first) {
 		t.Fatalf("identical PUT answered %+v, want the port as created: %+v", again, first)
 	}
 	// Every field given, as the answer shows them: the same spec too.
@@ -78,7 +79,7 @@ func identicalPuts(t *testing.T, d *daemon, spares bool) {
 	tap := map[string]any{"network": "blue", "type": "tap"}
 	d.must("PUT", "/v1/ports/t", tap, http.StatusCreated, &first)
 	d.must("PUT", "/v1/ports/t", tap, http.StatusOK, &again)
-	if again != first {
+	if !reflect.DeepEqual(again, first) {
 		t.Fatalf("identical PUT of a tap answered %+v, want %+v", again, first)
 	}
 	d.must("DELETE", "/v1/ports/t", nil, http.StatusNoContent, nil)

@@ -63,6 +63,10 @@ type Port struct {
 	// Adopt (tap only): the tap is a VM runtime's, taken over when the
 	// port is attached and handed back, not deleted, when it is detached.
 	Adopt bool `json:"adopt,omitempty"`
+	// SecurityGroups are the groups whose rules filter the port's
+	// traffic; "" leaves it unrestricted. The first mutable field
+	// (SameImmutable).
+	SecurityGroups GroupList `json:"security_groups,omitempty"`
 	// Displaced is the default route a DefaultRoute port found in its
 	// namespace, read before the port is recorded and replaced only after:
 	// its DELETE puts it back, after a restart too. Zero when there was none.
@@ -94,7 +98,7 @@ func CompareRemote(a, b RemotePort) int {
 		return c
 	}
 	return cmp.Or(strings.Compare(a.Port.Network, b.Port.Network), a.HostIP.Compare(b.HostIP), a.Port.IP.Compare(b.Port.IP),
-		strings.Compare(a.Port.MAC, b.Port.MAC))
+		strings.Compare(a.Port.MAC, b.Port.MAC), strings.Compare(string(a.Port.SecurityGroups), string(b.Port.SecurityGroups)))
 }
 
 // View renders the network for the API.
@@ -127,6 +131,7 @@ func (p Port) View(n Network) v1.Port {
 		Group:            p.Group,
 		MultiQueue:       p.MultiQueue,
 		Adopt:            p.Adopt,
+		SecurityGroups:   p.SecurityGroups.Names(),
 	}
 }
 

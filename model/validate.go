@@ -149,6 +149,11 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 	if err := v1.ValidateName(s.Network); err != nil {
 		return Port{}, invalid("network: %v", err)
 	}
+	groups, err := NewGroupList(s.SecurityGroups)
+	if err != nil {
+		return Port{}, err
+	}
+	p.SecurityGroups = groups
 	switch p.Type {
 	case "", v1.PortVeth:
 		p.Type = v1.PortVeth
@@ -228,6 +233,15 @@ func (p Port) SameSpec(q Port) bool {
 	q.Displaced = p.Displaced
 	q.HostIfname = p.HostIfname
 	return p == q
+}
+
+// SameImmutable reports whether q asks for what p is but for the mutable
+// fields, which a PUT changes in place (docs/DESIGN.md §8.0): a port whose
+// spec differs only in them keeps its link, address and flows. Every other
+// field is immutable: a change of one is a new port, which a PUT refuses.
+func (p Port) SameImmutable(q Port) bool {
+	q.SecurityGroups = p.SecurityGroups
+	return p.SameSpec(q)
 }
 
 // DatapathMACs are the MACs the datapath gives itself, which no port may

@@ -1,5 +1,10 @@
 package v1
 
+import (
+	"strconv"
+	"strings"
+)
+
 // Flow is one of ovs-vnet's flows as the switch holds it, with its counters
 // and the object that owns it (GET /v1/flows).
 type Flow struct {
@@ -30,17 +35,40 @@ const (
 	OwnerRoutes   = "routes"   // a network's routes to its peers
 	OwnerPort     = "port"
 	OwnerRemote   = "remote port" // another host's port
+	// OwnerRule is a security group's rule, named by RuleOwner.
+	OwnerRule = "rule"
+	// OwnerMember is a port's address in its security groups' address
+	// sets (a local or a remote port's).
+	OwnerMember = "member"
 )
+
+// RuleOwner is the name of the owner of a security group rule's flows
+// (OwnerRule): the group's name and the rule's index, "db/2". A group's
+// name has no '/'.
+func RuleOwner(group string, index int) string {
+	return group + "/" + strconv.Itoa(index)
+}
 
 // OwnerString names a flow's owner for people, as trace steps and
 // `vnetctl flows` headings do: "pipeline", "network blue", "routes of
-// network blue", "port web1", "remote port db2 on h2".
+// network blue", "port web1", "remote port db2 on h2", "rule 2 of
+// security group db", "member port db2 on h2".
 func OwnerString(kind, name, host string) string {
 	switch kind {
 	case OwnerPipeline:
 		return OwnerPipeline
 	case OwnerRoutes:
 		return "routes of network " + name
+	case OwnerRule:
+		if group, index, ok := strings.Cut(name, "/"); ok {
+			return "rule " + index + " of security group " + group
+		}
+		return "rule of security group " + name
+	case OwnerMember:
+		if host == "" {
+			return "member port " + name
+		}
+		return "member port " + name + " on " + host
 	case OwnerRemote:
 		if host == "" {
 			return OwnerRemote + " " + name
@@ -63,6 +91,7 @@ const (
 	DropNoRoute     = "no_route"     // off-subnet, and the network does not masquerade
 	DropNoNeighbor  = "no_neighbor"  // routed to an address no port has
 	DropUnknownDst  = "unknown_dst"  // unicast to a MAC no port of the network has
+	DropPolicy      = "policy"       // no rule of the port's security groups allows it
 )
 
 // dropMeaning says, for people, what each drop reason means.
@@ -76,6 +105,7 @@ var dropMeaning = map[string]string{
 	DropNoRoute:     "the address is outside every network and the network does not masquerade",
 	DropNoNeighbor:  "no port has the destination address",
 	DropUnknownDst:  "no port of the network has the destination MAC",
+	DropPolicy:      "no rule of the port's security groups allows it",
 }
 
 // DropMeaning is a drop reason's explanation for people.

@@ -83,6 +83,11 @@ type PortSpec struct {
 	// runtime made, instead of refusing it; the port's DELETE leaves the
 	// device to that runtime.
 	Adopt bool `json:"adopt,omitempty"`
+	// SecurityGroups are the groups whose rules filter the port's
+	// traffic (docs/DESIGN.md §8.1), at most MaxPortGroups; none leaves
+	// it unrestricted. Mutable: a PUT that changes only them applies
+	// them in place (§8.0).
+	SecurityGroups []string `json:"security_groups,omitempty"`
 }
 
 // NetnsPath resolves a netns field (PortSpec.Netns, Port.Netns) to a
@@ -118,6 +123,8 @@ type Port struct {
 	Group      string `json:"group,omitempty"`
 	MultiQueue bool   `json:"multi_queue,omitempty"`
 	Adopt      bool   `json:"adopt,omitempty"`
+	// SecurityGroups as the spec listed them, sorted.
+	SecurityGroups []string `json:"security_groups,omitempty"`
 	// Status tells whether this host's port forwards now (PortForwarding
 	// or PortDown) and, when it does not, why: StatusReason is one of a
 	// fixed set the controller names (docs/API.md), StatusDetail the

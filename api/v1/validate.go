@@ -17,8 +17,9 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// ValidateName checks an object name (network, router or port). It is the
-// API's rule, so that a client can apply it before it asks.
+// ValidateName checks an object name (network, router, port or security
+// group). It is the API's rule, so that a client can apply it before it
+// asks.
 func ValidateName(name string) error {
 	if !nameRE.MatchString(name) {
 		return invalid("name %q must be 1-32 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", name)
