@@ -21,6 +21,9 @@ type Capabilities struct {
 	FlowLister FlowLister
 	// SwitchStats: the datapath has an OpenFlow switch's counters (OVS).
 	SwitchStats SwitchStatsSource
+	// Policy: the backend enforces security groups; without it the
+	// controller refuses ports and groups that ask for them.
+	Policy PolicyEnforcer
 	// OVSDBConnected reports whether the backend's OVSDB session is up;
 	// nil for a backend without OVSDB (Linux).
 	OVSDBConnected func() bool

@@ -195,6 +195,8 @@ type State struct {
 	// Remote are the other hosts' ports this host forwards to (cluster
 	// mode; see Overlay).
 	Remote []model.RemotePort
+	// Policy is the security groups' policy (see PolicyEnforcer).
+	Policy model.Policy
 }
 
 // Tunnel kinds of an Underlay.

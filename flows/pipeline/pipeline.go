@@ -22,6 +22,13 @@ const (
 	// unique cluster-wide because subnets may not overlap (an ofport means
 	// nothing across hosts).
 	KindRemote uint8 = 5
+	// KindRule is a security group's rule; object = the group's ID << 10 |
+	// the rule's index (below v1.MaxRules, so within 10 bits), so that a
+	// rule's flows (one per port mask) count its hits together.
+	KindRule uint8 = 6
+	// KindMember is an address in the security groups' address sets;
+	// object = the IPv4 address.
+	KindMember uint8 = 7
 )
 
 // Pipeline compiles flows for one integration bridge.
@@ -45,6 +52,10 @@ type Model struct {
 	// tunnel (see Pipeline.Tunnel): those that get flows, which the backend
 	// chose (datapath.SelectRemote), each with a distinct address and MAC.
 	Remote []model.RemotePort
+	// Policy is the security groups' policy: its groups' rules and its
+	// members' addresses, and the ACL flows of those of Ports that are
+	// attached.
+	Policy model.Policy
 }
 
 // Compile returns the whole desired state of the bridge for m.

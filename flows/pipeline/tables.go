@@ -23,6 +23,28 @@ const (
 	TableL2         uint8 = 50
 )
 
+// Tables of security groups (docs/DESIGN.md §8.1): the egress side of
+// the sending port, between the gateway and routing, and the ingress side
+// of the receiving port, between l2_forward and the output. Each side
+// tracks the packet in conntrack in its port's network's zone, lets
+// replies and related packets through, and judges the rest by one pass
+// per (port's group, peer's group) pair over the rules; only output
+// commits, once both sides have allowed a new connection.
+const (
+	TableEgressCT       uint8 = 21 // a guarded port's packets into conntrack, in its network's zone
+	TableEgressACL      uint8 = 22 // replies pass; the port's groups, one pass each (RegOwnGroup)
+	TableEgressPeer     uint8 = 23 // the destination's groups, one pass each (RegPeerGroup)
+	TableEgressRules    uint8 = 24 // egress rules, by (own group, peer group): FlagAllow
+	TableEgressVerdict  uint8 = 25 // allowed on, new ones to be committed; the rest dropped (policy)
+	TableEgressOut      uint8 = 26 // to route or l2_forward, as gateway decided (FlagRouted)
+	TableIngressCT      uint8 = 60 // a guarded destination port's packets into conntrack, in its network's zone
+	TableIngressACL     uint8 = 61 // as egress_acl, for the destination port (RegOutPort)
+	TableIngressPeer    uint8 = 62 // the source's groups, one pass each (RegPeerGroup)
+	TableIngressRules   uint8 = 63 // ingress rules, by (own group, peer group): FlagAllow
+	TableIngressVerdict uint8 = 64 // as egress_verdict
+	TableOutput         uint8 = 70 // commit what both sides allowed new; out of RegOutPort
+)
+
 // RegNetwork is the register (reg0) holding the ID of the network a packet
 // is in: the in_port's network from classification on, the destination
 // network once routed.
@@ -32,10 +54,40 @@ const RegNetwork = 0
 // a packet to a later stage.
 const RegFlags = 1
 
-// FlagTooBig is the bit of RegFlags that route sets when a routed packet is
-// longer than the destination network's MTU (check_pkt_larger), for
-// path_mtu to act on.
-const FlagTooBig = 0
+// Bits of RegFlags.
+const (
+	// FlagTooBig: route found a routed packet longer than the destination
+	// network's MTU (check_pkt_larger), for path_mtu to act on.
+	FlagTooBig = 0
+	// FlagAllow: a rule of the side being judged allows the packet.
+	FlagAllow = 1
+	// FlagCommitSrc and FlagCommitDst: the egress or the ingress side
+	// allowed a new connection, which output commits in that side's zone.
+	FlagCommitSrc = 2
+	FlagCommitDst = 3
+	// FlagRouted: gateway sent the packet to route, which egress_out
+	// resumes after the egress side.
+	FlagRouted = 4
+)
+
+// Registers of the security groups' tables, beside RegNetwork and
+// RegFlags.
+const (
+	// RegSrcZone (reg2) is the conntrack zone of the egress side: the
+	// sending port's network ID.
+	RegSrcZone = 2
+	// RegOutPort (reg3, bits 0-15) is the port l2_forward or route chose,
+	// for ingress and output: an ofport, or LOCAL (0xfffe).
+	RegOutPort = 3
+	// RegDstZone (reg4) is the conntrack zone of the ingress side: the
+	// destination port's network ID.
+	RegDstZone = 4
+	// RegOwnGroup (reg5) and RegPeerGroup (reg6) are the group IDs of one
+	// rules pass: one of the judged port's groups, and one of the peer
+	// address's groups or 0, the pass of remote CIDR rules.
+	RegOwnGroup  = 5
+	RegPeerGroup = 6
+)
 
 // Stage describes one table: what it does and why it drops.
 type Stage struct {
