@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ var (
 	// port: the address and MAC checks are lookups. Files written before it
 	// existed, or before it held MACs, get what they miss on Open.
 	ipamBucket = []byte("ipam")
+	// groupsBucket holds the security groups; ports name theirs
+	// (model.Port.SecurityGroups), groups' rules each other.
+	groupsBucket = []byte("security_groups")
 )
 
 // Bolt is the single-host store: a bbolt file with one bucket per kind of
@@ -64,7 +68,7 @@ func Open(path string) (_ *Bolt, err error) {
 		return nil, damaged(path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{networksBucket, routersBucket, portsBucket, ipamBucket} {
+		for _, b := range [][]byte{networksBucket, routersBucket, portsBucket, ipamBucket, groupsBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -147,7 +151,8 @@ func fillIPAM(tx *bolt.Tx) error {
 // Close releases the database file.
 func (s *Bolt) Close() error { return s.db.Close() }
 
-// Load returns every network, router and port, each in name order.
+// Load returns every network, router, port and security group, each in
+// name order.
 func (s *Bolt) Load(ctx context.Context) (State, error) {
 	var st State
 	if err := ctx.Err(); err != nil {
@@ -160,7 +165,10 @@ func (s *Bolt) Load(ctx context.Context) (State, error) {
 		if st.Routers, err = all[model.Router](tx, routersBucket); err != nil {
 			return err
 		}
-		st.Ports, err = all[model.Port](tx, portsBucket)
+		if st.Ports, err = all[model.Port](tx, portsBucket); err != nil {
+			return err
+		}
+		st.SecurityGroups, err = all[model.SecurityGroup](tx, groupsBucket)
 		return err
 	})
 	if err != nil {
@@ -247,6 +255,9 @@ func (s *Bolt) CreatePort(ctx context.Context, p model.Port) error {
 		if tx.Bucket(portsBucket).Get([]byte(p.Name)) != nil {
 			return errPortExists(p.Name)
 		}
+		if err := boltGroupsExist(tx, p.SecurityGroups.Names()); err != nil {
+			return err
+		}
 		ipam := tx.Bucket(ipamBucket)
 		addr, mac := []byte(ipamKey(p.Network, p.IP)), []byte(macKey(p.Network, p.MAC))
 		if holder := ipam.Get(addr); holder != nil {
@@ -279,6 +290,9 @@ func (s *Bolt) UpdatePort(ctx context.Context, p model.Port) error {
 		if err := checkPortUpdate(old, p); err != nil {
 			return err
 		}
+		if err := boltGroupsExist(tx, p.SecurityGroups.Names()); err != nil {
+			return err
+		}
 		return put(tx, portsBucket, p.Name, p)
 	})
 }
@@ -305,6 +319,66 @@ func (s *Bolt) DeletePort(ctx context.Context, name, host string) error {
 			}
 		}
 		return tx.Bucket(portsBucket).Delete([]byte(name))
+	})
+}
+
+// boltGroupsExist names the first of the listed security groups that is
+// not stored.
+func boltGroupsExist(tx *bolt.Tx, names []string) error {
+	for _, name := range names {
+		if tx.Bucket(groupsBucket).Get([]byte(name)) == nil {
+			return errNoGroup(name)
+		}
+	}
+	return nil
+}
+
+// PutSecurityGroup creates or replaces a security group whose references
+// all exist.
+func (s *Bolt) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (model.SecurityGroup, error) {
+	err := s.update(ctx, fmt.Sprintf("store security group %q", g.Name), func(tx *bolt.Tx) error {
+		groups, err := all[model.SecurityGroup](tx, groupsBucket)
+		if err != nil {
+			return err
+		}
+		if g, err = planSecurityGroup(groups, g); err != nil {
+			return err
+		}
+		return put(tx, groupsBucket, g.Name, g)
+	})
+	return g, err
+}
+
+// DeleteSecurityGroup removes a security group that no port lists and no
+// other group's rule names; a missing one is not an error.
+func (s *Bolt) DeleteSecurityGroup(ctx context.Context, name string) error {
+	return s.update(ctx, fmt.Sprintf("delete security group %q", name), func(tx *bolt.Tx) error {
+		if tx.Bucket(groupsBucket).Get([]byte(name)) == nil {
+			return nil
+		}
+		ports, err := all[model.Port](tx, portsBucket)
+		if err != nil {
+			return err
+		}
+		groups, err := all[model.SecurityGroup](tx, groupsBucket)
+		if err != nil {
+			return err
+		}
+		var listing, naming []string
+		for _, p := range ports {
+			if p.SecurityGroups.Has(name) {
+				listing = append(listing, p.Name)
+			}
+		}
+		for _, g := range groups {
+			if slices.Contains(g.References(), name) {
+				naming = append(naming, g.Name)
+			}
+		}
+		if err := groupUnused(name, listing, naming); err != nil {
+			return err
+		}
+		return tx.Bucket(groupsBucket).Delete([]byte(name))
 	})
 }
 

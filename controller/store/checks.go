@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -22,6 +23,10 @@ const (
 	MaxNetworkID = 4094
 	MaxRouterID  = 4094
 )
+
+// MaxSecurityGroupID bounds security groups' IDs: the OVS backend holds
+// one in 16 bits of a register, where 0 is no group.
+const MaxSecurityGroupID = 65535
 
 // planNetwork checks a new network against the existing ones and returns it
 // with the lowest ID none of them has.
@@ -77,6 +82,62 @@ func planRouter(nets []model.Network, routers []model.Router, r model.Router) (m
 	id, err := lowestFreeID(ids, MaxRouterID, "router")
 	r.ID = id
 	return r, err
+}
+
+// planSecurityGroup checks a group that creates or replaces the one of its
+// name, and returns it with its ID: the one it has when it replaces, else
+// the lowest no group has. The groups its rules name must exist.
+func planSecurityGroup(groups []model.SecurityGroup, g model.SecurityGroup) (model.SecurityGroup, error) {
+	if err := validName("security group", g.Name); err != nil {
+		return g, err
+	}
+	stored := make(map[string]int, len(groups))
+	for _, o := range groups {
+		stored[o.Name] = o.ID
+	}
+	if err := groupsExist(stored, g.References()); err != nil {
+		return g, err
+	}
+	if id, ok := stored[g.Name]; ok {
+		g.ID = id
+		return g, nil
+	}
+	id, err := lowestFreeID(slices.Collect(maps.Values(stored)), MaxSecurityGroupID, "security group")
+	g.ID = id
+	return g, err
+}
+
+// groupsExist names every listed group that is not stored; stored maps the
+// names of those that are (to anything).
+func groupsExist[V any](stored map[string]V, names []string) error {
+	for _, name := range names {
+		if _, ok := stored[name]; !ok {
+			return errNoGroup(name)
+		}
+	}
+	return nil
+}
+
+func errNoGroup(name string) error {
+	return fmt.Errorf("%w: security group %q", ErrNotFound, name)
+}
+
+// groupUnused refuses to let a security group go while ports list it or
+// other groups' rules name it, naming them so that the client knows what
+// to change first: `conflict: security group "web" is used by ports a, b
+// and groups db`.
+func groupUnused(name string, ports, groups []string) error {
+	var users []string
+	if len(ports) > 0 {
+		users = append(users, "ports "+strings.Join(slices.Sorted(slices.Values(ports)), ", "))
+	}
+	if len(groups) > 0 {
+		users = append(users, "groups "+strings.Join(slices.Sorted(slices.Values(groups)), ", "))
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("%w: security group %q is used by %s", ErrConflict, name, strings.Join(users, " and "))
+	}
+	return nil
 }
 
 func hasNetwork(nets []model.Network, name string) bool {

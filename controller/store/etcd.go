@@ -21,6 +21,14 @@ import (
 // the set of networks and routers commit only if it has not changed since
 // they read it.
 //
+// A security group is held by what names it: refs holds GROUP/port/PORT
+// and GROUP/group/GROUP2 (empty values) for every port that lists GROUP and
+// every other group whose rules name it, written in the transaction that
+// writes the holder; a group is deleted only while it has none. The group
+// set key changes with every write of a group: a group write that decides
+// on the set of groups (its ID, its references) commits only if it has not
+// changed since it read it.
+//
 // Ports stored before ports held their MAC (the first cluster-mode
 // version, never released) have no mac key: their MACs are not reserved
 // until they are deleted and created again. Nothing fills them in (Load
@@ -33,7 +41,10 @@ const (
 	portsDir    = "ports/"
 	hostsDir    = "hosts/"
 	ipamDir     = "ipam/"
+	groupsDir   = "securitygroups/"
+	refsDir     = "sgrefs/"
 	topologyKey = "topology"
+	groupSetKey = "securitygroupset"
 )
 
 // topologyTries bounds the optimistic retries of a network or router write
@@ -41,8 +52,8 @@ const (
 // clients creating networks at once needed up to 20 here.
 const topologyTries = 50
 
-// Etcd is the cluster store: networks, routers, ports and addresses of all
-// hosts in etcd, hosts registered with leases. Every check and its write are
+// Etcd is the cluster store: networks, routers, security groups, ports and
+// addresses of all hosts in etcd, hosts registered with leases. Every check and its write are
 // one etcd transaction, so that no two hosts ever both get a name, subnet or
 // address.
 type Etcd struct {
@@ -64,7 +75,7 @@ func (s *Etcd) Load(ctx context.Context) (State, error) {
 	var st State
 	err := s.do(ctx, "load state from etcd", func(ctx context.Context) error {
 		resp, err := s.cli.Txn(ctx).Then(
-			s.list(networksDir), s.list(routersDir), s.list(portsDir), s.list(hostsDir),
+			s.list(networksDir), s.list(routersDir), s.list(portsDir), s.list(hostsDir), s.list(groupsDir),
 		).Commit()
 		if err != nil {
 			return err
@@ -80,7 +91,10 @@ func (s *Etcd) Load(ctx context.Context) (State, error) {
 		if st.Ports, err = decodeAll[model.Port](r[2]); err != nil {
 			return err
 		}
-		st.Hosts, err = decodeAll[Host](r[3])
+		if st.Hosts, err = decodeAll[Host](r[3]); err != nil {
+			return err
+		}
+		st.SecurityGroups, err = decodeAll[model.SecurityGroup](r[4])
 		return err
 	})
 	if err != nil {
@@ -264,22 +278,25 @@ func (s *Etcd) CreatePort(ctx context.Context, p model.Port) error {
 	}
 	netKey, portKey := s.key(networksDir, p.Network), s.key(portsDir, p.Name)
 	ipKey, hwKey := s.key(ipamDir, ipamKey(p.Network, p.IP)), s.key(ipamDir, macKey(p.Network, p.MAC))
+	groups := p.SecurityGroups.Names()
+	cmps := []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(netKey), ">", 0),
+		clientv3.Compare(clientv3.CreateRevision(portKey), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(ipKey), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(hwKey), "=", 0),
+	}
+	writes := []clientv3.Op{clientv3.OpPut(portKey, string(val)), clientv3.OpPut(ipKey, p.Name), clientv3.OpPut(hwKey, p.Name)}
+	reads := []clientv3.Op{
+		clientv3.OpGet(netKey, clientv3.WithCountOnly()),
+		clientv3.OpGet(portKey),
+		clientv3.OpGet(ipKey),
+		clientv3.OpGet(hwKey),
+	}
+	cmps = append(cmps, s.groupsExist(groups)...)
+	writes = append(writes, s.refOps(nil, groups, "port/"+p.Name)...)
+	reads = append(reads, s.countGroups(groups)...)
 	return s.retry(ctx, fmt.Sprintf("create port %q", p.Name), func(ctx context.Context, again bool) error {
-		resp, err := s.cli.Txn(ctx).
-			If(
-				clientv3.Compare(clientv3.CreateRevision(netKey), ">", 0),
-				clientv3.Compare(clientv3.CreateRevision(portKey), "=", 0),
-				clientv3.Compare(clientv3.CreateRevision(ipKey), "=", 0),
-				clientv3.Compare(clientv3.CreateRevision(hwKey), "=", 0),
-			).
-			Then(clientv3.OpPut(portKey, string(val)), clientv3.OpPut(ipKey, p.Name), clientv3.OpPut(hwKey, p.Name)).
-			Else(
-				clientv3.OpGet(netKey, clientv3.WithCountOnly()),
-				clientv3.OpGet(portKey),
-				clientv3.OpGet(ipKey),
-				clientv3.OpGet(hwKey),
-			).
-			Commit()
+		resp, err := s.cli.Txn(ctx).If(cmps...).Then(writes...).Else(reads...).Commit()
 		if err != nil || resp.Succeeded {
 			return err
 		}
@@ -298,27 +315,32 @@ func (s *Etcd) CreatePort(ctx context.Context, p model.Port) error {
 		if kvs := resp.Responses[3].GetResponseRange().Kvs; len(kvs) > 0 {
 			return errMACInUse(p.MAC, string(kvs[0].Value), p.Network)
 		}
+		if err := missingGroup(groups, resp.Responses[4:]); err != nil {
+			return err
+		}
 		return errors.New("transaction refused, but every condition holds")
 	})
 }
 
-// changePort reads the port's record and, if decide accepts it, writes ops
-// in one transaction that commits only if the record has not changed since
-// it was read (its ModRevision). When it has, it reads and decides again. A
-// missing record is decided with ok false.
-func (s *Etcd) changePort(ctx context.Context, what, name string,
+// changePort reads the port's record and, if decide accepts it and the
+// security groups exist, writes ops in one transaction that commits only
+// if the record has not changed since it was read (its ModRevision) and
+// the groups still exist. When not, it reads and decides again. A missing
+// record is decided with ok false.
+func (s *Etcd) changePort(ctx context.Context, what, name string, groups []string,
 	decide func(old model.Port, ok bool) ([]clientv3.Op, error)) error {
 	portKey := s.key(portsDir, name)
+	reads := append([]clientv3.Op{clientv3.OpGet(portKey)}, s.countGroups(groups)...)
 	return s.do(ctx, what, func(ctx context.Context) error {
 		for try := 1; ; try++ {
-			resp, err := s.cli.Get(ctx, portKey)
+			resp, err := s.cli.Txn(ctx).Then(reads...).Commit()
 			if err != nil {
 				return err
 			}
 			var old model.Port
 			var rev int64
-			if len(resp.Kvs) > 0 {
-				kv := resp.Kvs[0]
+			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+				kv := kvs[0]
 				if err := json.Unmarshal(kv.Value, &old); err != nil {
 					return fmt.Errorf("decode %s: %w", kv.Key, err)
 				}
@@ -328,10 +350,11 @@ func (s *Etcd) changePort(ctx context.Context, what, name string,
 			if err != nil || len(ops) == 0 {
 				return err
 			}
-			txn, err := s.cli.Txn(ctx).
-				If(clientv3.Compare(clientv3.ModRevision(portKey), "=", rev)).
-				Then(ops...).
-				Commit()
+			if err := missingGroup(groups, resp.Responses[1:]); err != nil {
+				return err
+			}
+			cmps := append(s.groupsExist(groups), clientv3.Compare(clientv3.ModRevision(portKey), "=", rev))
+			txn, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 			switch {
 			case err != nil:
 				return err
@@ -345,13 +368,15 @@ func (s *Etcd) changePort(ctx context.Context, what, name string,
 }
 
 // UpdatePort replaces a port of p.Host that keeps its network, address and
-// MAC, if the record is still the one it checked.
+// MAC, if the record is still the one it checked and its security groups
+// exist.
 func (s *Etcd) UpdatePort(ctx context.Context, p model.Port) error {
 	val, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("update port %q: %w", p.Name, err)
 	}
-	return s.changePort(ctx, fmt.Sprintf("update port %q", p.Name), p.Name,
+	groups := p.SecurityGroups.Names()
+	return s.changePort(ctx, fmt.Sprintf("update port %q", p.Name), p.Name, groups,
 		func(old model.Port, ok bool) ([]clientv3.Op, error) {
 			if !ok {
 				return nil, errNoPort(p.Name)
@@ -359,7 +384,8 @@ func (s *Etcd) UpdatePort(ctx context.Context, p model.Port) error {
 			if err := checkPortUpdate(old, p); err != nil {
 				return nil, err
 			}
-			return []clientv3.Op{clientv3.OpPut(s.key(portsDir, p.Name), string(val))}, nil
+			ops := []clientv3.Op{clientv3.OpPut(s.key(portsDir, p.Name), string(val))}
+			return append(ops, s.refOps(old.SecurityGroups.Names(), groups, "port/"+p.Name)...), nil
 		})
 }
 
@@ -367,7 +393,7 @@ func (s *Etcd) UpdatePort(ctx context.Context, p model.Port) error {
 // one transaction, if the record is still the one it checked; a missing
 // port is not an error.
 func (s *Etcd) DeletePort(ctx context.Context, name, host string) error {
-	return s.changePort(ctx, fmt.Sprintf("delete port %q", name), name,
+	return s.changePort(ctx, fmt.Sprintf("delete port %q", name), name, nil,
 		func(old model.Port, ok bool) ([]clientv3.Op, error) {
 			if !ok {
 				return nil, nil
@@ -375,11 +401,12 @@ func (s *Etcd) DeletePort(ctx context.Context, name, host string) error {
 			if err := checkOwner(old, host); err != nil {
 				return nil, err
 			}
-			return []clientv3.Op{
+			ops := []clientv3.Op{
 				clientv3.OpDelete(s.key(portsDir, name)),
 				s.release(ipamKey(old.Network, old.IP), name),
 				s.release(macKey(old.Network, old.MAC), name),
-			}, nil
+			}
+			return append(ops, s.refOps(old.SecurityGroups.Names(), nil, "port/"+name)...), nil
 		})
 }
 

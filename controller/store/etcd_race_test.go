@@ -321,3 +321,52 @@ func TestEtcdDeletePortRace(t *testing.T) {
 	}
 	t.Logf("30 rounds: %v", outcomes)
 }
+
+// TestEtcdDeleteGroupRace: a port listing a security group is created, and
+// another group naming it is stored, on one host while another deletes the
+// group. Each round exactly one wins: the holder (the delete names it), or
+// the delete (the holder's group is not found). Never a port or a rule
+// naming a group that is gone.
+func TestEtcdDeleteGroupRace(t *testing.T) {
+	t.Parallel()
+	cluster := testbed.StartEtcd(t, 1)
+	hosts := openHosts(t, cluster, 2)
+	a, b := hosts[0], hosts[1]
+	ctx := t.Context()
+	if _, err := a.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]int{}
+	for round := range 30 {
+		if _, err := a.PutSecurityGroup(ctx, group("web")); err != nil {
+			t.Fatal(err)
+		}
+		var holdErr, delErr error
+		var wg sync.WaitGroup
+		holder, want := "port", `conflict: security group "web" is used by ports p`
+		if round%2 == 0 {
+			wg.Go(func() { holdErr = a.CreatePort(ctx, withGroups(port("p", "blue", "10.1.0.5"), "web")) })
+		} else {
+			holder, want = "group", `conflict: security group "web" is used by groups db`
+			wg.Go(func() { _, holdErr = a.PutSecurityGroup(ctx, group("db", "web")) })
+		}
+		wg.Go(func() { delErr = b.DeleteSecurityGroup(ctx, "web") })
+		wg.Wait()
+		switch {
+		case holdErr == nil && errors.Is(delErr, ErrConflict) && delErr.Error() == want:
+			outcomes[holder+" won"]++
+			if err := errors.Join(b.DeletePort(ctx, "p", "h1"), b.DeleteSecurityGroup(ctx, "db"), b.DeleteSecurityGroup(ctx, "web")); err != nil {
+				t.Fatal(err)
+			}
+		case delErr == nil && errors.Is(holdErr, ErrNotFound):
+			outcomes["delete won over a "+holder]++
+		default:
+			t.Fatalf("round %d: create the %s: %v; delete the group: %v", round, holder, holdErr, delErr)
+		}
+		st, err := a.Load(ctx)
+		if err != nil || len(st.SecurityGroups)+len(st.Ports) != 0 {
+			t.Fatalf("round %d: left %+v %v", round, st, err)
+		}
+	}
+	t.Logf("30 rounds: %v", outcomes)
+}

@@ -140,12 +140,12 @@ func ownRecord(h Host, raw []byte) error {
 	return nil
 }
 
-// Watch sends the changes of networks, routers, ports and hosts from
-// revision from on (from <= 0: from now), in order, until ctx ends or the
-// store is closed; then it closes the channel. It rides out etcd outages:
-// the watch resumes after the last revision it sent. When etcd has
-// compacted away revisions it still had to send, it sends one Event with
-// Reset set and closes the channel.
+// Watch sends the changes of networks, routers, security groups, ports and
+// hosts from revision from on (from <= 0: from now), in order, until ctx
+// ends or the store is closed; then it closes the channel. It rides out
+// etcd outages: the watch resumes after the last revision it sent. When
+// etcd has compacted away revisions it still had to send, it sends one
+// Event with Reset set and closes the channel.
 func (s *Etcd) Watch(ctx context.Context, from int64) <-chan Event {
 	out := make(chan Event, 64)
 	go func() {
@@ -247,8 +247,8 @@ func send(ctx context.Context, out chan<- Event, e Event) bool {
 	}
 }
 
-// event decodes a change of a key. Addresses and the topology key are the
-// store's own bookkeeping: they make no event. A record that does not
+// event decodes a change of a key. Addresses, references and the topology
+// and group set keys are the store's own bookkeeping: they make no event. A record that does not
 // decode is logged and skipped.
 func (s *Etcd) event(ev *clientv3.Event) (Event, bool) {
 	rel, _ := strings.CutPrefix(string(ev.Kv.Key), s.root)
@@ -268,11 +268,14 @@ func (s *Etcd) event(ev *clientv3.Event) (Event, bool) {
 	case hostsDir:
 		e.Kind, e.Host = KindHost, new(Host)
 		v = e.Host
+	case groupsDir:
+		e.Kind, e.SecurityGroup = KindSecurityGroup, new(model.SecurityGroup)
+		v = e.SecurityGroup
 	default:
 		return e, false
 	}
 	if ev.Type == mvccpb.DELETE {
-		e.Network, e.Router, e.Port, e.Host = nil, nil, nil, nil
+		e.Network, e.Router, e.Port, e.Host, e.SecurityGroup = nil, nil, nil, nil, nil
 		return e, true
 	}
 	if err := json.Unmarshal(ev.Kv.Value, v); err != nil {

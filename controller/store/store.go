@@ -1,4 +1,5 @@
-// Package store keeps the desired state — networks, routers and ports — where
+// Package store keeps the desired state — networks, routers, ports and
+// security groups — where
 // it survives restarts: in an embedded bbolt file for a single host (Bolt), or
 // in etcd for a cluster of hosts (Etcd). Networks, routers and addresses are
 // the cluster's; each port belongs to one host.
@@ -35,6 +36,8 @@ type State struct {
 	Routers  []model.Router
 	Ports    []model.Port // of every host
 	Hosts    []Host       // live hosts; none in a Bolt store
+	// SecurityGroups are the cluster's, like networks.
+	SecurityGroups []model.SecurityGroup
 	// Revision is the store's revision this state was read at: a Watch
 	// from Revision+1 misses nothing. Always 0 for Bolt.
 	Revision int64
@@ -70,12 +73,13 @@ type Store interface {
 	// CreatePort stores a new port and takes its address and its MAC in its
 	// network. ErrExists: a port of that name; ErrConflict: the address
 	// (also ErrAddressInUse) or the MAC (also ErrMACInUse) is taken;
-	// ErrNotFound: its network does not exist. The MAC must be in
-	// canonical form (v1.ParseMAC).
+	// ErrNotFound: its network or one of its security groups does not
+	// exist. The MAC must be in canonical form (v1.ParseMAC).
 	CreatePort(ctx context.Context, p model.Port) error
 	// UpdatePort replaces a stored port of host p.Host whose name, network,
-	// address and MAC stay the same (its host link or ofport changed);
-	// ErrNotFound if gone, ErrConflict if the port is another host's or the
+	// address and MAC stay the same (its host link, ofport or security
+	// groups changed); ErrNotFound if gone or one of its security groups
+	// does not exist, ErrConflict if the port is another host's or the
 	// update would change its network, address or MAC. A record without a
 	// host (stored before ports named their host) is any host's, and takes
 	// p.Host.
@@ -86,6 +90,15 @@ type Store interface {
 	// the record as it is when it deletes: a port deleted and created again
 	// meanwhile by another host is that host's, and stays.
 	DeletePort(ctx context.Context, name, host string) error
+	// PutSecurityGroup creates or replaces a security group and returns it
+	// with its ID: a new group gets the lowest no other group has, a
+	// replaced one keeps its own. ErrNotFound when a group its rules name
+	// in remote_group does not exist (the group itself excepted).
+	PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (model.SecurityGroup, error)
+	// DeleteSecurityGroup removes a security group; ErrConflict while a
+	// port lists it or another group's rule names it. A missing group is
+	// not an error.
+	DeleteSecurityGroup(ctx context.Context, name string) error
 	Close() error
 }
 
@@ -124,6 +137,8 @@ const (
 	KindRouter  = "router"
 	KindPort    = "port"
 	KindHost    = "host"
+
+	KindSecurityGroup = "security_group"
 )
 
 // Event is one change in a Cluster store. Exactly one of the object fields
@@ -140,4 +155,6 @@ type Event struct {
 	Router  *model.Router
 	Port    *model.Port
 	Host    *Host
+
+	SecurityGroup *model.SecurityGroup
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,6 +108,65 @@ func putRouter(r model.Router) func(context.Context, Store) error {
 			return fmt.Errorf("router %q got id %d, want %d", r.Name, got.ID, want)
 		}
 		return err
+	}
+}
+
+// group is a security group with one ingress tcp rule per peer: a CIDR
+// (it has a "/") or a group's name.
+func group(name string, peers ...string) model.SecurityGroup {
+	g := model.SecurityGroup{Name: name, Rules: []model.Rule{}}
+	for _, peer := range peers {
+		r := model.Rule{Direction: model.Ingress, Proto: model.ProtoTCP, PortMin: 80, PortMax: 80}
+		if strings.Contains(peer, "/") {
+			r.Remote = netip.MustParsePrefix(peer)
+		} else {
+			r.RemoteGroup = peer
+		}
+		g.Rules = append(g.Rules, r)
+	}
+	return g
+}
+
+// putGroup stores g and checks the store gives it wantID.
+func putGroup(g model.SecurityGroup, wantID int) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error {
+		got, err := s.PutSecurityGroup(ctx, g)
+		if err == nil && got.ID != wantID {
+			return fmt.Errorf("security group %q got id %d, want %d", g.Name, got.ID, wantID)
+		}
+		return err
+	}
+}
+
+func deleteGroup(name string) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error { return s.DeleteSecurityGroup(ctx, name) }
+}
+
+func withGroups(p model.Port, groups ...string) model.Port {
+	p.SecurityGroups = model.GroupList(strings.Join(groups, ","))
+	return p
+}
+
+// groupsLoaded checks the security groups Load returns: "db#2[web] web#1[]",
+// the groups their rules name in brackets.
+func groupsLoaded(want string) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error {
+		st, err := s.Load(ctx)
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, g := range st.SecurityGroups {
+			var peers []string
+			for _, r := range g.Rules {
+				peers = append(peers, cmp.Or(r.RemoteGroup, r.Remote.String()))
+			}
+			got = append(got, fmt.Sprintf("%s#%d%v", g.Name, g.ID, peers))
+		}
+		if strings.Join(got, " ") != want {
+			return fmt.Errorf("loaded groups %q, want %q", strings.Join(got, " "), want)
+		}
+		return nil
 	}
 }
 
@@ -268,6 +328,40 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			{do: deletePortOf("c", "h2")},
 			{do: createPort(port("d", "blue", "10.1.0.7"))}, // c's address was freed
 			{do: loaded("blue#1", "", "b@blue/10.1.0.6/2 d@blue/10.1.0.7/0")},
+		}},
+		{"security groups: ids, references", []step{
+			{do: putGroup(group("db", "web"), 0), want: ErrNotFound, msg: `not found: security group "web"`},
+			{do: putGroup(group("web", "10.0.0.0/8", "web"), 1)}, // naming itself needs nothing
+			{do: putGroup(group("db", "web"), 2)},
+			{do: putGroup(group("admin"), 3)},
+			{do: putGroup(group("db", "web", "admin"), 2)}, // replaced: keeps its id
+			{do: deleteGroup("web"), want: ErrConflict, msg: `conflict: security group "web" is used by groups db`},
+			{do: deleteGroup("admin"), want: ErrConflict},
+			{do: putGroup(group("db", "admin"), 2)}, // no longer names web
+			{do: deleteGroup("web")},
+			{do: deleteGroup("web")}, // missing: not an error
+			{do: putGroup(group("ssh"), 1)}, // web's id is free again
+			{do: putGroup(group("bad/name"), 0), want: v1.ErrInvalid},
+			{do: groupsLoaded("admin#3[] db#2[admin] ssh#1[]")},
+		}},
+		{"security groups: ports list them", []step{
+			{do: createNetwork(blue, 1)},
+			{do: createPort(withGroups(port("a", "blue", "10.1.0.5"), "web")), want: ErrNotFound, msg: `not found: security group "web"`},
+			{do: putGroup(group("web"), 1)},
+			{do: putGroup(group("db", "web"), 2)},
+			{do: createPort(withGroups(port("a", "blue", "10.1.0.5"), "db", "web"))},
+			{do: createPort(withGroups(port("b", "blue", "10.1.0.6"), "web"))},
+			{do: deleteGroup("web"), want: ErrConflict, msg: `conflict: security group "web" is used by ports a, b and groups db`},
+			{do: updatePort(withGroups(port("a", "blue", "10.1.0.5"), "nope")), want: ErrNotFound, msg: `not found: security group "nope"`},
+			{do: updatePort(withGroups(port("a", "blue", "10.1.0.5"), "db"))}, // in place: a leaves web
+			{do: deletePort("b")},
+			{do: deleteGroup("web"), want: ErrConflict, msg: `conflict: security group "web" is used by groups db`},
+			{do: deleteGroup("db"), want: ErrConflict, msg: `conflict: security group "db" is used by ports a`},
+			{do: updatePort(port("a", "blue", "10.1.0.5"))}, // no groups
+			{do: deleteGroup("db")},
+			{do: deleteGroup("web")},
+			{do: loaded("blue#1", "", "a@blue/10.1.0.5/0")},
+			{do: groupsLoaded("")},
 		}},
 		{"refuses what cannot be a key", []step{
 			{do: createNetwork(network("a/b", "10.1.0.0/24"), 0), want: v1.ErrInvalid},
