@@ -339,7 +339,7 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			{do: deleteGroup("admin"), want: ErrConflict},
 			{do: putGroup(group("db", "admin"), 2)}, // no longer names web
 			{do: deleteGroup("web")},
-			{do: deleteGroup("web")}, // missing: not an error
+			{do: deleteGroup("web")},        // missing: not an error
 			{do: putGroup(group("ssh"), 1)}, // web's id is free again
 			{do: putGroup(group("bad/name"), 0), want: v1.ErrInvalid},
 			{do: groupsLoaded("admin#3[] db#2[admin] ssh#1[]")},
