@@ -118,8 +118,29 @@ func (c *Controller) apply(ctx context.Context, ev store.Event) error {
 		}
 	case store.KindHost:
 		c.applyHost(ev)
+	case store.KindSecurityGroup:
+		c.applySecurityGroup(ev)
 	}
 	return nil
+}
+
+// applySecurityGroup records a group or its deletion, which the backend
+// learns with the next policy.
+func (c *Controller) applySecurityGroup(ev store.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, had := c.groups[ev.Name]
+	switch g := ev.SecurityGroup; {
+	case g != nil && had && old.ID == g.ID && old.SameSpec(*g):
+		return // this host's own write, or already known
+	case g != nil:
+		c.groups[ev.Name] = *g
+	case !had:
+		return
+	default:
+		delete(c.groups, ev.Name)
+	}
+	c.policyChanged()
 }
 
 func (c *Controller) applyNetwork(ctx context.Context, ev store.Event) error {
@@ -210,12 +231,18 @@ func (c *Controller) applyPort(ev store.Event) (drop model.Port, ok bool) {
 		if !had || old.IP != p.IP || old.MAC != p.MAC || old.Host != p.Host || old.Network != p.Network {
 			c.remoteChanged()
 		}
+		if (old.SecurityGroups != "" || p.SecurityGroups != "") && (old.IP != p.IP || old.SecurityGroups != p.SecurityGroups) {
+			c.policyChanged() // its address is in its groups' members
+		}
 		return drop, false
 	}
 	if old, ok := c.remote[ev.Name]; ok {
 		delete(c.remote, ev.Name)
 		c.release(old)
 		c.remoteChanged()
+		if old.SecurityGroups != "" {
+			c.policyChanged()
+		}
 		return drop, false
 	}
 	p, ok := c.ports[ev.Name]
@@ -238,6 +265,9 @@ func (c *Controller) dropPort(ctx context.Context, p model.Port) error {
 	var err error
 	if b != nil {
 		err = c.detach(ctx, b, n, p)
+	}
+	if err == nil {
+		defer c.leavePolicy(p) // once the port is gone, after the unlock
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -375,6 +405,9 @@ func (c *Controller) deleteRemotePort(ctx context.Context, name string) error {
 	}
 	delete(c.remote, name)
 	c.release(p)
+	if p.SecurityGroups != "" {
+		c.policyChanged()
+	}
 	return nil
 }
 

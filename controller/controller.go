@@ -49,8 +49,9 @@ type Connector func(ctx context.Context) (datapath.Backend, error)
 // while the datapath works, which on a busy switch takes most of the time.
 // Everything else changes under both locks, alone.
 //
-// Lock order: changing, then remoteMu, then mu. A goroutine holding one
-// of them takes only those after it, so none waits on another in a cycle.
+// Lock order: changing, then remoteMu, then policyMu, then mu. A
+// goroutine holding one of them takes only those after it, so none waits
+// on another in a cycle.
 type Controller struct {
 	log     *slog.Logger
 	store   store.Store
@@ -75,6 +76,10 @@ type Controller struct {
 	// so that the last to hand over has computed from the latest state
 	// (lock order: see Controller).
 	remoteMu sync.Mutex
+	// policyMu serialises the hand-over of the security groups' policy
+	// by changes that hold changing shared (secgroups.go, syncPolicy; lock
+	// order: see Controller).
+	policyMu sync.Mutex
 
 	// changing is held shared by port attaches and detaches for their
 	// whole run, and exclusively by every other change, the reconcile and
@@ -96,8 +101,10 @@ type Controller struct {
 	// last seen forwarding in (drift.go, procNetns).
 	netnsIDs map[string]nsfile.ID
 	cache
-	// remoteDirty wakes syncRemoteLoop (cluster.go).
+	// remoteDirty wakes syncRemoteLoop (cluster.go), policyDirty
+	// syncPolicyLoop (secgroups.go).
 	remoteDirty chan struct{}
+	policyDirty chan struct{}
 
 	// published is what readers that must not wait for a change in progress
 	// (readiness probes, metrics, the exporter) see: a copy made under mu
@@ -164,6 +171,7 @@ func New(st store.Store, host string, log *slog.Logger, m *Metrics, opts ...Opti
 		checkNetns:  link.CheckNetns,
 		netnsID:     nsfile.Identify,
 		remoteDirty: make(chan struct{}, 1),
+		policyDirty: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(c)
@@ -230,6 +238,8 @@ type cache struct {
 	// remote are the other hosts' ports, hosts the live hosts (cluster only).
 	remote map[string]model.Port
 	hosts  map[string]store.Host
+	// groups are the security groups, the cluster's like networks.
+	groups map[string]model.SecurityGroup
 	// seed is where the pools start looking for free addresses (cluster
 	// only, see allocationSeed).
 	seed uint64
@@ -238,7 +248,8 @@ type cache struct {
 func newCache(seed uint64) cache {
 	return cache{
 		networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]model.Port{},
-		pools: map[string]*ipam.Pool{}, remote: map[string]model.Port{}, hosts: map[string]store.Host{}, seed: seed,
+		pools: map[string]*ipam.Pool{}, remote: map[string]model.Port{}, hosts: map[string]store.Host{},
+		groups: map[string]model.SecurityGroup{}, seed: seed,
 	}
 }
 
@@ -252,12 +263,20 @@ func (c *Controller) load(ctx context.Context) (cache, int64, error) {
 		return cache{}, 0, fmt.Errorf("read the desired state: %w", err)
 	}
 	fresh := newCache(c.seed)
-	// Routers and ports refer to networks, so those come first; a dangling
-	// reference means the store was changed behind our back, and starting
-	// on it would hide that.
+	// Routers and ports refer to networks, ports and groups to groups, so
+	// those come first; a dangling reference means the store was changed
+	// behind our back, and starting on it would hide that.
 	for _, n := range s.Networks {
 		if err := fresh.addNetwork(n); err != nil {
 			return cache{}, 0, fmt.Errorf("load network %s: %w", n.Name, err)
+		}
+	}
+	for _, g := range s.SecurityGroups {
+		fresh.groups[g.Name] = g
+	}
+	for _, g := range s.SecurityGroups {
+		if err := fresh.groupsExist(g.References()); err != nil {
+			return cache{}, 0, fmt.Errorf("load security group %s: %w", g.Name, err)
 		}
 	}
 	for _, r := range s.Routers {
@@ -272,6 +291,9 @@ func (c *Controller) load(ctx context.Context) (cache, int64, error) {
 			return cache{}, 0, fmt.Errorf("load port %s: network %q is not in the store", p.Name, p.Network)
 		}
 		if err := pool.Reserve(p.IP, p.Name); err != nil {
+			return cache{}, 0, fmt.Errorf("load port %s: %w", p.Name, err)
+		}
+		if err := fresh.groupsExist(p.SecurityGroups.Names()); err != nil {
 			return cache{}, 0, fmt.Errorf("load port %s: %w", p.Name, err)
 		}
 		if c.isLocal(p) {
@@ -334,6 +356,7 @@ func (c *Controller) Run(ctx context.Context, connect Connector) error {
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+	go c.syncPolicyLoop(ctx)
 	if c.cluster != nil {
 		go c.follow(ctx, rev)
 	}
@@ -391,7 +414,9 @@ func (c *Controller) setNotReady(reason string) {
 // reconcile makes the host match the desired state: every network, router and
 // port is ensured (which leaves what is already right untouched), then whatever
 // the backend owns beyond that is removed. Routers come after their networks, as
-// EnsureRouter expects.
+// EnsureRouter expects. The security groups' policy is handed over before the
+// ports are attached, so that each port's rules come with its attach; the
+// backend only records it until Prune, which enforces it whole.
 func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	start := time.Now()
 	defer c.exclusive()()
@@ -406,6 +431,12 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 			return fmt.Errorf("reconcile: router %s: %w", r.Name, err)
 		}
 	}
+	policy := c.policyLocked()
+	if pe := capabilities(b).Policy; pe != nil {
+		if err := pe.SetPolicy(ctx, policy); err != nil {
+			return fmt.Errorf("reconcile: security groups: %w", err)
+		}
+	}
 	broken, err := c.attachAll(ctx, b)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
@@ -415,6 +446,7 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 		Routers:  slices.Collect(maps.Values(c.routers)),
 		Ports:    slices.Collect(maps.Values(c.ports)),
 		Remote:   c.remotePorts(),
+		Policy:   policy,
 	}
 	if err := b.Prune(ctx, state); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
@@ -423,7 +455,8 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	c.backend, c.notReady = b, ""
 	c.metrics.reconcileDuration.Observe(time.Since(start).Seconds())
 	c.log.Info("reconciled", "backend", b.Info().Backend, "networks", len(c.networks),
-		"routers", len(c.routers), "ports", len(c.ports), "ports_not_attached", broken, "took", time.Since(start))
+		"routers", len(c.routers), "ports", len(c.ports), "security_groups", len(c.groups),
+		"ports_not_attached", broken, "took", time.Since(start))
 	return nil
 }
 

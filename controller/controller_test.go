@@ -217,22 +217,3 @@ func TestAttachesRunAtOnce(t *testing.T) {
 		ips[body["ip"].(string)] = true
 	}
 }
-
-// TestGroupsNeedAnEnforcer: a port that lists security groups is refused,
-// and nothing of it kept, while the backend enforces none — stored, the
-// groups would promise a filter nothing applies.
-func TestGroupsNeedAnEnforcer(t *testing.T) {
-	f := newFixture(t)
-	f.Do(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`)
-	dir := t.TempDir()
-	code, body := f.Do(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`","security_groups":["web"]}`)
-	if code != 501 || !strings.Contains(fmt.Sprint(body["error"]), "does not enforce security groups") {
-		t.Fatalf("%d %v; want 501, the backend enforces no security groups", code, body)
-	}
-	if ports, _ := controllertest.StoredPorts(t, f.St); len(ports) != 0 || f.Fake.Ports["web1"] {
-		t.Fatalf("refused port kept: stored %v, attached %v", ports, f.Fake.Ports["web1"])
-	}
-	if code, body := f.Do(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`"}`); code != 201 {
-		t.Fatalf("%d %v", code, body)
-	}
-}

@@ -113,6 +113,7 @@ func (c *Controller) snapshot() (datapath.Backend, datapath.State, error) {
 		Routers:  routers,
 		Ports:    slices.Collect(maps.Values(c.ports)),
 		Remote:   c.remotePorts(),
+		Policy:   c.policyLocked(),
 	}, nil
 }
 

@@ -75,10 +75,12 @@ func (c *Controller) hostOf(p model.Port) string {
 	return p.Host
 }
 
-// PutPort creates a port and returns once it forwards, or confirms an identical
-// one (created=false). On any failure nothing of the port is left: no link, no
-// OVS port, no address, no record. Attaches of different ports run at once.
-// A spec with ReleaseWithNetns first replaces a port of the name whose
+// PutPort creates a port and returns once it forwards, confirms an identical
+// one, or changes an existing one's mutable fields in place (created=false
+// for both; docs/DESIGN.md §8.0). On any failure nothing of the port is
+// left: no link, no OVS port, no address, no record — or, for a change in
+// place, the port is as it was. Attaches of different ports run at once. A
+// spec with ReleaseWithNetns first replaces a port of the name whose
 // namespace has left (release.go).
 func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec) (view v1.Port, created bool, err error) {
 	p, err := model.NewPort(name, spec)
@@ -112,10 +114,22 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 		pc := capabilities(c.status().backend).PortChecker
 		view, err = c.ensurePort(ctx, pc, name, datapath.CheckAll)
 		return view, false, err
+	case r.was != nil:
+		view, err = c.changeInPlace(ctx, r)
+		return view, false, err
 	}
 	p, n, backend := r.port, r.network, r.backend
 	start := time.Now()
-	attached, err := backend.AttachPort(ctx, n, p)
+	var attached model.Port
+	if p.SecurityGroups != "" {
+		// Its rules are in place before it forwards: the policy names
+		// the port (busy), and the backend sends its port's rules with
+		// its attach (datapath.PolicyEnforcer).
+		err = c.syncPolicy(ctx)
+	}
+	if err == nil {
+		attached, err = backend.AttachPort(ctx, n, p)
+	}
 	rolledBack := err != nil
 	if rolledBack {
 		c.rollback("port "+name, func(ctx context.Context) error {
@@ -135,6 +149,9 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 		}
 	}
 	view, err = c.attached(n, p, attached, rolledBack, err)
+	if rolledBack {
+		c.leavePolicy(p)
+	}
 	if err == nil && procNetns(p) {
 		c.seenIn(ctx, name, p)
 	}
@@ -166,11 +183,13 @@ func (c *Controller) attached(n model.Network, p, attached model.Port, rolledBac
 }
 
 // reservation is a port whose attach may go ahead: its name, address and
-// interfaces are taken, its intent recorded.
+// interfaces are taken, its intent recorded. Or, with was, a change of an
+// existing port's mutable fields that may go ahead: the port is busy.
 type reservation struct {
 	port    model.Port
 	network model.Network
 	backend datapath.Backend
+	was     *model.Port // the port as it is, for a change in place
 }
 
 // reservePort checks p and, when it is new, reserves it: its name, address
@@ -180,7 +199,7 @@ type reservation struct {
 // netnsErr is why p's namespace cannot have p, if it cannot.
 func (c *Controller) reservePort(ctx context.Context, p model.Port, netnsErr error) (r reservation, existing v1.Port, err error) {
 	requested := p.IP
-	if r, existing, err = c.claimPort(p, netnsErr); err != nil || r.backend == nil {
+	if r, existing, err = c.claimPort(p, netnsErr); err != nil || r.backend == nil || r.was != nil {
 		return r, existing, err
 	}
 	for try := 0; ; try++ {
@@ -218,10 +237,14 @@ func (c *Controller) claimPort(p model.Port, netnsErr error) (r reservation, exi
 		if c.cluster == nil {
 			p.Host = old.Host // what a single host's record says is no one's business
 		}
-		if !old.SameSpec(p) {
+		switch {
+		case old.SameSpec(p):
+			return r, c.view(old), nil
+		case !old.SameImmutable(p):
 			return r, c.view(old), fmt.Errorf("%w: port %q exists with a different spec", ErrConflict, p.Name)
 		}
-		return r, c.view(old), nil
+		r, err = c.claimInPlace(n, old, p.SecurityGroups)
+		return r, existing, err
 	}
 	if _, ok := c.busy[p.Name]; ok {
 		return r, existing, fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, p.Name)
@@ -248,13 +271,79 @@ func (c *Controller) claimPort(p model.Port, netnsErr error) (r reservation, exi
 	}
 	if p.SecurityGroups != "" && capabilities(c.backend).Policy == nil {
 		// Stored, the groups would promise a filter nothing enforces.
-		return r, existing, fmt.Errorf("%w: the %s backend does not enforce security groups", ErrUnsupported, c.backend.Info().Backend)
+		return r, existing, unenforced(c.backend)
 	}
 	if p.IP, err = c.assignIP(n, p); err != nil {
 		return r, existing, err
 	}
 	c.busy[p.Name] = p
 	return reservation{port: p, network: n, backend: c.backend}, existing, nil
+}
+
+// claimInPlace reserves the change of port old's mutable fields to those
+// of the spec — its security groups — which needs no attach: the port is
+// busy until changeInPlace is done. mu is held.
+func (c *Controller) claimInPlace(n model.Network, old model.Port, groups model.GroupList) (reservation, error) {
+	if _, ok := c.busy[old.Name]; ok {
+		return reservation{}, fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, old.Name)
+	}
+	if err := c.readyLocked(); err != nil {
+		return reservation{}, err
+	}
+	if groups != "" && capabilities(c.backend).Policy == nil {
+		return reservation{}, unenforced(c.backend)
+	}
+	p := old
+	p.SecurityGroups = groups
+	c.busy[p.Name] = old
+	return reservation{port: p, network: n, backend: c.backend, was: &old}, nil
+}
+
+// changeInPlace applies a change claimInPlace reserved: the record first
+// (the store checks that the groups exist, against every host's writes),
+// then the policy, with no detach and no link touched — traffic the new
+// groups still allow never stops. A refusal puts the old port back.
+func (c *Controller) changeInPlace(ctx context.Context, r reservation) (v1.Port, error) {
+	p, old := r.port, *r.was
+	err := c.store.UpdatePort(ctx, p)
+	if err == nil {
+		c.setPort(p)
+		if err = c.syncPolicy(ctx); err != nil {
+			c.rollback("port "+p.Name, func(ctx context.Context) error {
+				c.setPort(old)
+				return errors.Join(c.store.UpdatePort(ctx, old), c.syncPolicy(ctx))
+			})
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.publish()
+	delete(c.busy, p.Name)
+	if err != nil {
+		return v1.Port{}, fmt.Errorf("change port %q in place: %w", p.Name, err)
+	}
+	return c.view(p), nil
+}
+
+func (c *Controller) setPort(p model.Port) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ports[p.Name] = p
+}
+
+// leavePolicy hands over the policy without a port that listed groups and
+// is gone (deleted, or its attach rolled back). The port's change is done
+// whatever comes of it, so a refusal is retried in the background.
+func (c *Controller) leavePolicy(p model.Port) {
+	if p.SecurityGroups == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	if err := c.syncPolicy(ctx); err != nil {
+		c.log.Error("security groups still name a port that is gone; retrying", "port", p.Name, "err", err)
+		time.AfterFunc(policyRetry, c.policyChanged)
+	}
 }
 
 // reclaim takes back the address of a port whose record the store refused
@@ -416,6 +505,9 @@ func (c *Controller) deletePort(ctx context.Context, name string, judged *model.
 				return aerr
 			})
 		}
+	}
+	if err == nil {
+		defer c.leavePolicy(p) // once the port is gone, after the unlock
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

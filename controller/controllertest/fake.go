@@ -37,6 +37,14 @@ type Fake struct {
 	Gate      chan struct{}
 	Attaching atomic.Int32
 	FlowsErr  error // what OVSFake's Flows fails with
+	// Policy is the last policy SetPolicy took, FailPolicy what it fails
+	// with (leaving Policy as it was), RuleStats what PolicyStats answers.
+	Policy     model.Policy
+	FailPolicy error
+	RuleStats  []datapath.RuleStats
+	// Calls are the changes asked of the fake, in order: "attach P",
+	// "detach P", "policy".
+	Calls []string
 }
 
 // NewFake returns a fake that holds nothing and fails nothing.
@@ -49,10 +57,52 @@ func NewFake() *Fake {
 
 func (f *Fake) Info() datapath.Info { return datapath.Info{Backend: "fake"} }
 
-// Capabilities: the fake traces. A fake made of it with more (or other)
-// roles reports its own.
+// Capabilities: the fake traces and enforces security groups. A fake made
+// of it with more (or other) roles reports its own.
 func (f *Fake) Capabilities() datapath.Capabilities {
-	return datapath.Capabilities{Tracer: f}
+	return datapath.Capabilities{Tracer: f, Policy: f}
+}
+
+func (f *Fake) SetPolicy(_ context.Context, p model.Policy) error {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	f.Calls = append(f.Calls, "policy")
+	if f.FailPolicy != nil {
+		return f.FailPolicy
+	}
+	f.Policy = p
+	return nil
+}
+
+func (f *Fake) PolicyStats(context.Context) (datapath.PolicyStats, error) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	return datapath.PolicyStats{Rules: slices.Clone(f.RuleStats)}, nil
+}
+
+// LastPolicy is the last policy SetPolicy took.
+func (f *Fake) LastPolicy() model.Policy {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	return f.Policy
+}
+
+// TakeCalls returns the calls since the last TakeCalls.
+func (f *Fake) TakeCalls() []string {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	calls := f.Calls
+	f.Calls = nil
+	return calls
+}
+
+// Unenforcing is the fake as a backend that enforces no security groups.
+type Unenforcing struct{ *Fake }
+
+func (f Unenforcing) Capabilities() datapath.Capabilities {
+	c := f.Fake.Capabilities()
+	c.Policy = nil
+	return c
 }
 
 // ErrFakeDatapath is the fake's failure of a trace to BrokenTrace.
@@ -112,6 +162,7 @@ func (f *Fake) AttachPort(_ context.Context, _ model.Network, p model.Port) (mod
 	}
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
+	f.Calls = append(f.Calls, "attach "+p.Name)
 	f.Ports[p.Name] = true // a failure can leave half a port: rollback must clear it
 	if err := f.FailPorts[p.Name]; err != nil {
 		return p, err
@@ -131,6 +182,7 @@ func (f *Fake) PortStats(context.Context) ([]datapath.PortStats, error) {
 func (f *Fake) DetachPort(_ context.Context, _ model.Network, p model.Port) error {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
+	f.Calls = append(f.Calls, "detach "+p.Name)
 	delete(f.Ports, p.Name)
 	return nil
 }

@@ -1,0 +1,350 @@
+package controller_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// policyText sums up a policy for the tests' comparisons:
+// "groups db#2 web#1 | ports a=db,web | members db=10.0.0.2 web=10.0.0.2,10.0.0.3".
+func policyText(p model.Policy) string {
+	var groups, ports, members []string
+	for _, name := range slices.Sorted(maps.Keys(p.Groups)) {
+		groups = append(groups, fmt.Sprintf("%s#%d", name, p.Groups[name].ID))
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Ports)) {
+		ports = append(ports, fmt.Sprintf("%s=%s", name, p.Ports[name]))
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Members)) {
+		var addrs []string
+		for _, a := range p.Members[name] {
+			addrs = append(addrs, a.String())
+		}
+		members = append(members, name+"="+strings.Join(addrs, ","))
+	}
+	return fmt.Sprintf("groups %s | ports %s | members %s", strings.Join(groups, " "), strings.Join(ports, " "), strings.Join(members, " "))
+}
+
+// must sends a request and fails the test unless it answers want.
+func (f *fixture) must(t *testing.T, method, path, body string, want int) map[string]any {
+	t.Helper()
+	code, out := f.Do(t, method, path, body)
+	if code != want {
+		t.Fatalf("%s %s %s: %d %v, want %d", method, path, body, code, out, want)
+	}
+	return out
+}
+
+// policyIs checks the policy the fake was last handed.
+func (f *fixture) policyIs(t *testing.T, want string) {
+	t.Helper()
+	if got := policyText(f.Fake.LastPolicy()); got != want {
+		t.Fatalf("policy\n  %s\nwant\n  %s", got, want)
+	}
+}
+
+// callsAre checks the changes asked of the fake since the last look.
+func (f *fixture) callsAre(t *testing.T, want ...string) {
+	t.Helper()
+	if got := f.Fake.TakeCalls(); !slices.Equal(got, want) {
+		t.Fatalf("calls %q, want %q", got, want)
+	}
+}
+
+const (
+	webRules = `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80"}]}`
+	dbRules  = `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"5432","remote_group":"web"}]}`
+)
+
+// TestSecurityGroups: groups are stored with IDs, their references
+// checked, and every change that alters the policy hands it over; a
+// request that changes nothing sends nothing.
+func TestSecurityGroups(t *testing.T) {
+	f := newFixture(t)
+	f.callsAre(t, "policy") // the start's, of an empty state
+	f.must(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.must(t, "PUT", "/v1/security-groups/db", dbRules, 404)
+	f.must(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.must(t, "PUT", "/v1/security-groups/db", dbRules, 201)
+	f.callsAre(t, "policy", "policy")
+	f.policyIs(t, "groups db#2 web#1 | ports  | members ")
+	f.must(t, "PUT", "/v1/security-groups/web", webRules, 200)
+	f.callsAre(t) // the same rules: nothing to send
+
+	for _, bad := range []string{
+		`{"rules":[{"direction":"ingress","protocol":"tcp","ports":"90-80"}]}`,
+		`{"rules":[{"direction":"ingress","remote":"10.0.0.0/8","remote_group":"web"}]}`,
+		`{"rules":[{"direction":"ingress","protocol":"icmp","ports":"80"}]}`,
+		`{"rules":[{"direction":"up"}]}`,
+		`{"rules":null}`,
+		`{"rules":[` + strings.Repeat(`{"direction":"ingress"},`, 1000) + `{"direction":"ingress"}]}`,
+	} {
+		f.must(t, "PUT", "/v1/security-groups/web", bad, 400)
+	}
+	f.callsAre(t)
+	view := f.must(t, "GET", "/v1/security-groups/web", "", 200)
+	if fmt.Sprint(view["rules"], view["referenced_by"]) != "[map[direction:ingress ports:80 protocol:tcp]] [db]" {
+		t.Fatalf("web is %v after refused PUTs", view)
+	}
+
+	dir := t.TempDir()
+	f.must(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["web","db"]}`, 201)
+	f.must(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`, 201)
+	// The policy names a new port before its attach: its rules come with it.
+	f.callsAre(t, "policy", "attach a", "policy", "attach b")
+	f.policyIs(t, "groups db#2 web#1 | ports a=db,web b=web | members db=10.0.0.2 web=10.0.0.2,10.0.0.3")
+	if view := f.must(t, "GET", "/v1/security-groups/web", "", 200); fmt.Sprint(view["ports"]) != "[a b]" {
+		t.Fatalf("web lists ports %v", view["ports"])
+	}
+	if list := f.must(t, "GET", "/v1/security-groups", "", 200); len(list["security_groups"].([]any)) != 2 {
+		t.Fatalf("list: %v", list)
+	}
+
+	out := f.must(t, "DELETE", "/v1/security-groups/web", "", 409)
+	if msg := fmt.Sprint(out["error"]); msg != `conflict: security group "web" is used by ports a, b and groups db` {
+		t.Fatalf("DELETE web: %s", msg)
+	}
+	f.must(t, "DELETE", "/v1/security-groups/nope", "", 404)
+	f.callsAre(t)
+
+	f.must(t, "DELETE", "/v1/ports/a", "", 204)
+	// Out of the policy once it is detached.
+	f.callsAre(t, "detach a", "policy")
+	f.policyIs(t, "groups db#2 web#1 | ports b=web | members web=10.0.0.3")
+	f.must(t, "DELETE", "/v1/security-groups/db", "", 204)
+	f.callsAre(t, "policy")
+	f.policyIs(t, "groups web#1 | ports b=web | members web=10.0.0.3")
+	if s, err := f.St.Load(context.Background()); err != nil || len(s.SecurityGroups) != 1 {
+		t.Fatalf("stored groups %v %v", s.SecurityGroups, err)
+	}
+	if got := f.LoggedErrors(); len(got) > 0 {
+		t.Fatalf("refusals logged errors: %q", got)
+	}
+}
+
+// TestPortGroupsInPlace: a PUT of an existing port that changes only its
+// security groups changes them in place (docs/DESIGN.md §8.0): 200, the
+// record and the policy change, the port is neither detached nor
+// attached. Any other change is 409, an unknown group 404, and neither
+// changes anything.
+func TestPortGroupsInPlace(t *testing.T) {
+	f := newFixture(t)
+	f.callsAre(t, "policy") // the start's, of an empty state
+	f.must(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.must(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.must(t, "PUT", "/v1/security-groups/ssh", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"22"}]}`, 201)
+	dir := t.TempDir()
+	spec := func(extra string) string {
+		return `{"network":"blue","netns":"` + dir + `","ip":"10.0.0.2"` + extra + `}`
+	}
+	f.must(t, "PUT", "/v1/ports/a", spec(""), 201)
+	f.callsAre(t, "policy", "policy", "attach a") // a port without groups changes no policy
+	f.policyIs(t, "groups ssh#2 web#1 | ports  | members ")
+
+	out := f.must(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web"]`), 200)
+	if fmt.Sprintf("%v %v", out["security_groups"], out["status"]) != "[web] forwarding" {
+		t.Fatalf("answer %v", out)
+	}
+	f.callsAre(t, "policy")
+	f.policyIs(t, "groups ssh#2 web#1 | ports a=web | members web=10.0.0.2")
+	f.must(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["ssh","web"]`), 200)
+	f.must(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web","ssh"]`), 200) // the same list
+	f.callsAre(t, "policy")
+	f.policyIs(t, "groups ssh#2 web#1 | ports a=ssh,web | members ssh=10.0.0.2 web=10.0.0.2")
+
+	f.must(t, "PUT", "/v1/ports/a", spec(`,"ifname":"eth1","security_groups":["web"]`), 409)
+	f.must(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web","nope"]`), 404)
+	f.must(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web","web"]`), 400)
+	f.must(t, "DELETE", "/v1/security-groups/ssh", "", 409)
+	f.callsAre(t) // the store refused the unknown group: nothing to undo
+	f.policyIs(t, "groups ssh#2 web#1 | ports a=ssh,web | members ssh=10.0.0.2 web=10.0.0.2")
+	if ports, err := controllertest.StoredPorts(t, f.St); err != nil || ports[0].SecurityGroups != "ssh,web" {
+		t.Fatalf("stored %v %v", ports, err)
+	}
+
+	f.must(t, "PUT", "/v1/ports/a", spec(""), 200) // a PUT is a whole spec: no groups
+	f.callsAre(t, "policy")
+	f.policyIs(t, "groups ssh#2 web#1 | ports  | members ")
+	if out := f.must(t, "GET", "/v1/ports/a", "", 200); out["security_groups"] != nil {
+		t.Fatalf("port a still lists %v", out["security_groups"])
+	}
+	f.must(t, "DELETE", "/v1/security-groups/ssh", "", 204)
+}
+
+// TestPolicyRefused: when the backend refuses the policy, the request
+// fails and changes nothing — in the store, in what the API shows, and in
+// the policy the backend is left with.
+func TestPolicyRefused(t *testing.T) {
+	f := newFixture(t)
+	f.callsAre(t, "policy") // the start's, of an empty state
+	f.must(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.must(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.must(t, "PUT", "/v1/security-groups/ssh", `{"rules":[]}`, 201)
+	dir := t.TempDir()
+	f.must(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["web"]}`, 201)
+	const before = "groups ssh#2 web#1 | ports a=web | members web=10.0.0.2"
+	f.policyIs(t, before)
+	stored := func() string {
+		s, err := f.St.Load(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, g := range s.SecurityGroups {
+			out = append(out, fmt.Sprintf("%s#%d/%d", g.Name, g.ID, len(g.Rules)))
+		}
+		for _, p := range s.Ports {
+			out = append(out, fmt.Sprintf("%s=%s", p.Name, p.SecurityGroups))
+		}
+		return strings.Join(out, " ")
+	}
+	was := stored()
+
+	f.Fake.Mu.Lock()
+	f.Fake.FailPolicy = errors.New("switch refused")
+	f.Fake.Mu.Unlock()
+	f.must(t, "PUT", "/v1/security-groups/db", dbRules, 500)
+	f.must(t, "PUT", "/v1/security-groups/web", `{"rules":[]}`, 500)
+	f.must(t, "DELETE", "/v1/security-groups/ssh", "", 500)
+	f.must(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["ssh"]}`, 500)
+	f.must(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","security_groups":["web"]}`, 500)
+	f.Fake.Mu.Lock()
+	f.Fake.FailPolicy = nil
+	attachedB := f.Fake.Ports["b"]
+	f.Fake.Mu.Unlock()
+
+	if attachedB || slices.Contains(f.Fake.TakeCalls(), "attach b") {
+		t.Fatal("port b attached with a policy the backend refused")
+	}
+	f.policyIs(t, before)
+	if got := stored(); got != was {
+		t.Fatalf("stored %s, was %s", got, was)
+	}
+	f.must(t, "GET", "/v1/security-groups/db", "", 404)
+	f.must(t, "GET", "/v1/ports/b", "", 404)
+	if out := f.must(t, "GET", "/v1/security-groups/web", "", 200); fmt.Sprint(out["rules"], out["ports"]) != "[map[direction:ingress ports:80 protocol:tcp]] [a]" {
+		t.Fatalf("web is %v", out)
+	}
+	// The next change hands over the policy with it: nothing was left half done.
+	f.must(t, "PUT", "/v1/security-groups/db", dbRules, 201)
+	f.policyIs(t, "groups db#3 ssh#2 web#1 | ports a=web | members web=10.0.0.2")
+}
+
+// TestGroupsNeedAnEnforcer: a backend that enforces no security groups
+// gets none: a group, or a port that lists one, is refused (501) and
+// nothing of it kept — stored, it would promise a filter nothing applies.
+func TestGroupsNeedAnEnforcer(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}}); err != nil {
+		t.Fatal(err)
+	}
+	fake := controllertest.NewFake()
+	f := startFixtureOn(t, st, fake, controllertest.Unenforcing{Fake: fake})
+	f.must(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	dir := t.TempDir()
+	out := f.must(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`","security_groups":["web"]}`, 501)
+	if !strings.Contains(fmt.Sprint(out["error"]), "does not enforce security groups") {
+		t.Fatalf("%v", out)
+	}
+	f.must(t, "PUT", "/v1/security-groups/db", `{"rules":[]}`, 501)
+	f.must(t, "GET", "/v1/security-groups/web?stats=true", "", 501)
+	if ports, _ := controllertest.StoredPorts(t, f.St); len(ports) != 0 || f.Fake.Ports["web1"] {
+		t.Fatalf("refused port kept: stored %v, attached %v", ports, f.Fake.Ports["web1"])
+	}
+	f.must(t, "GET", "/v1/security-groups/db", "", 404)
+	f.must(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`"}`, 201)
+	f.must(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`","security_groups":["web"]}`, 501)
+}
+
+// TestPolicyAtStart: a restarted daemon hands the backend the policy of the
+// stored state before it attaches a port, and the same to Prune — equal to
+// the one the last run left, so that a backend holding it sends nothing.
+func TestPolicyAtStart(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := startFixture(t, st)
+	f.must(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.must(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.must(t, "PUT", "/v1/security-groups/db", dbRules, 201)
+	f.must(t, "PUT", "/v1/ports/a", `{"network":"blue","type":"tap","ip":"10.0.0.2","security_groups":["db"]}`, 201)
+	f.must(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`, 201)
+	f.must(t, "PUT", "/v1/ports/c", `{"network":"blue","type":"tap","ip":"10.0.0.4"}`, 201)
+	last := f.Fake.LastPolicy()
+	f.Stop()
+
+	g := startFixture(t, st)
+	calls := g.Fake.TakeCalls()
+	if len(calls) != 4 || calls[0] != "policy" {
+		t.Fatalf("calls at start %q; want the policy, then the attaches", calls)
+	}
+	if p := g.Fake.LastPolicy(); !p.Equal(last) || policyText(p) != policyText(last) {
+		t.Fatalf("policy at start\n  %s\nlast run's\n  %s", policyText(p), policyText(last))
+	}
+	g.Fake.Mu.Lock()
+	pruned := g.Fake.Pruned.Policy
+	g.Fake.Mu.Unlock()
+	if policyText(pruned) != policyText(last) {
+		t.Fatalf("Prune got\n  %s\nwant\n  %s", policyText(pruned), policyText(last))
+	}
+}
+
+// TestClusterSecurityGroups: groups are the cluster's. Each host's policy
+// holds every group, its own ports' groups, and the addresses of every
+// host's ports as members — kept current as other hosts' ports come, change
+// their groups in place, and go.
+func TestClusterSecurityGroups(t *testing.T) {
+	etcd := testbed.StartEtcd(t, 1)
+	h1 := startClusterHost(t, etcd, "h1", "192.0.2.1")
+	h2 := startClusterHost(t, etcd, "h2", "192.0.2.2")
+	must := func(h *clusterHost, method, path, body string, want int) {
+		t.Helper()
+		if code, out := h.Do(t, method, path, body); code != want {
+			t.Fatalf("%s %s on %s: %d %v, want %d", method, path, h.C.HostName(), code, out, want)
+		}
+	}
+	policy := func(h *clusterHost, want string) {
+		t.Helper()
+		waitUntil(t, h.C.HostName()+"'s policy "+want, func() bool { return policyText(h.Fake.LastPolicy()) == want })
+	}
+	must(h1, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201)
+	must(h2, "PUT", "/v1/networks/red", `{"subnet":"10.2.0.0/24"}`, 201)
+	must(h1, "PUT", "/v1/security-groups/web", webRules, 201)
+	policy(h2, "groups web#1 | ports  | members ")
+	must(h2, "PUT", "/v1/security-groups/db", dbRules, 201)
+	policy(h1, "groups db#2 web#1 | ports  | members ")
+
+	must(h1, "PUT", "/v1/ports/w1", `{"network":"blue","type":"tap","ip":"10.1.0.11","security_groups":["web"]}`, 201)
+	must(h2, "PUT", "/v1/ports/d2", `{"network":"red","type":"tap","ip":"10.2.0.12","security_groups":["db"]}`, 201)
+	policy(h1, "groups db#2 web#1 | ports w1=web | members db=10.2.0.12 web=10.1.0.11")
+	policy(h2, "groups db#2 web#1 | ports d2=db | members db=10.2.0.12 web=10.1.0.11")
+
+	// Another host's port changed in place, and one created: members here.
+	must(h2, "PUT", "/v1/ports/d2", `{"network":"red","type":"tap","ip":"10.2.0.12","security_groups":["db","web"]}`, 200)
+	must(h2, "PUT", "/v1/ports/w2", `{"network":"red","type":"tap","ip":"10.2.0.13","security_groups":["web"]}`, 201)
+	policy(h1, "groups db#2 web#1 | ports w1=web | members db=10.2.0.12 web=10.1.0.11,10.2.0.12,10.2.0.13")
+	// A group only another host's port lists cannot go either.
+	must(h1, "DELETE", "/v1/security-groups/db", "", 409)
+	must(h2, "DELETE", "/v1/ports/w2", "", 204)
+	must(h2, "DELETE", "/v1/ports/d2", "", 204)
+	policy(h1, "groups db#2 web#1 | ports w1=web | members web=10.1.0.11")
+	must(h1, "DELETE", "/v1/security-groups/db", "", 204)
+	policy(h2, "groups web#1 | ports  | members web=10.1.0.11")
+}
