@@ -7,6 +7,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -88,6 +89,8 @@ func (a *API) routes(gatherer prometheus.Gatherer) []route {
 		{"/v1/ports/{name}", map[string]http.HandlerFunc{"GET": a.getPort, "PUT": putHandler(c.PutPort), "DELETE": deleteHandler(c.DeletePort)}},
 		{"/v1/routers", map[string]http.HandlerFunc{"GET": a.listRouters}},
 		{"/v1/routers/{name}", map[string]http.HandlerFunc{"GET": a.getRouter, "PUT": putHandler(c.PutRouter), "DELETE": deleteHandler(c.DeleteRouter)}},
+		{"/v1/security-groups", map[string]http.HandlerFunc{"GET": a.listSecurityGroups}},
+		{"/v1/security-groups/{name}", map[string]http.HandlerFunc{"GET": a.getSecurityGroup, "PUT": putHandler(c.PutSecurityGroup), "DELETE": deleteHandler(c.DeleteSecurityGroup)}},
 		{"/v1/hosts", map[string]http.HandlerFunc{"GET": a.listHosts}},
 		{"/v1/flows", map[string]http.HandlerFunc{"GET": a.flows}},
 		{"/v1/trace", map[string]http.HandlerFunc{"GET": a.trace}},
@@ -170,6 +173,28 @@ func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
 	}
 	ports, err := a.c.Ports(q["network"], q["host"])
 	respond(w, http.StatusOK, v1.PortList{Ports: ports}, err)
+}
+
+func (a *API) listSecurityGroups(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, v1.SecurityGroupList{SecurityGroups: a.c.SecurityGroups()})
+}
+
+// getSecurityGroup answers one group; ?stats=true adds its rules'
+// counters on this host, which asks the datapath.
+func (a *API) getSecurityGroup(w http.ResponseWriter, r *http.Request) {
+	q, ok := query(w, r, "stats")
+	if !ok {
+		return
+	}
+	stats, err := strconv.ParseBool(cmp.Or(q["stats"], "false"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid: stats must be true or false, not %q", q["stats"]))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	g, err := a.c.SecurityGroup(ctx, r.PathValue("name"), stats)
+	respond(w, http.StatusOK, g, err)
 }
 
 func (a *API) listHosts(w http.ResponseWriter, _ *http.Request) {

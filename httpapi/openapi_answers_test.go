@@ -210,6 +210,8 @@ func notReadyServer(t *testing.T) string {
 	p, err := model.NewPort("p1", v1.PortSpec{Network: "blue", Type: v1.PortTap, IP: "10.1.0.7"})
 	p.MAC = model.PortMAC("p1")
 	errs = append(errs, err, st.CreatePort(context.Background(), p), controllertest.PutRouter(st, model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}))
+	_, err = st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}})
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +315,32 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"GET", "/v1/routers/r1", "", 200, ""},
 		{"GET", "/v1/routers/nope", "", 404, ""},
 
+		{"GET", "/v1/security-groups", "", 200, ""},
+		{"PUT", "/v1/security-groups/web", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80"}]}`, 201, ""},
+		{"PUT", "/v1/security-groups/web", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80"}]}`, 200, ""},
+		{"PUT", "/v1/security-groups/db", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"5432","remote_group":"web"},{"direction":"egress","remote":"10.0.0.0/8"}]}`, 201, ""},
+		{"PUT", "/v1/security-groups/db", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"5432-5433","remote_group":"web"}]}`, 200, ""},
+		{"PUT", "/v1/security-groups/spare", `{"rules":[]}`, 201, ""},
+		{"PUT", "/v1/security-groups/x", `{"rules":[{"direction":"ingress","remote_group":"nope"}]}`, 404, ""},
+		{"PUT", "/v1/security-groups/x", `{}`, 400, ""},
+		{"PUT", "/v1/security-groups/x", `{"rules":[{"direction":"sideways"}]}`, 400, ""},
+		{"PUT", "/v1/security-groups/x", `{"rules":[{"direction":"ingress","protocol":"icmp","ports":"80"}]}`, 400, "ports with icmp: a rule across fields"},
+		{"PUT", "/v1/security-groups/x", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"90-80"}]}`, 400, "a range N-M with N > M: a pattern does no arithmetic"},
+		{"PUT", "/v1/security-groups/x", `{"rules":[{"direction":"ingress","remote":"10.0.0.0/8","remote_group":"web"}]}`, 400, "remote and remote_group exclude each other: a rule across fields"},
+		{"PUT", "/v1/security-groups/X", `{"rules":[]}`, 400, ""},
+		{"PUT", "/v1/security-groups/x", big, 413, ""},
+		{"PUT", "/v1/ports/p4", `{"network":"blue","type":"tap","security_groups":["web"]}`, 201, ""},
+		{"PUT", "/v1/ports/p4", `{"network":"blue","type":"tap","security_groups":["web","db"]}`, 200, ""},
+		{"PUT", "/v1/ports/p5", `{"network":"blue","type":"tap","security_groups":["nope"]}`, 404, ""},
+		{"GET", "/v1/security-groups", "", 200, ""},
+		{"GET", "/v1/security-groups/web", "", 200, ""},
+		{"GET", "/v1/security-groups/web?stats=true", "", 200, ""},
+		{"GET", "/v1/security-groups/web?stats=maybe", "", 400, ""},
+		{"GET", "/v1/security-groups/nope", "", 404, ""},
+		{"DELETE", "/v1/security-groups/web", "", 409, ""},
+		{"DELETE", "/v1/security-groups/spare", "", 204, ""},
+		{"DELETE", "/v1/security-groups/spare", "", 404, ""},
+
 		// The fake traces; it has no flows, as the Linux backend.
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200", "", 200, ""},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200&proto=tcp&dport=80&src=10.1.0.9&src_mac=02:00:00:00:00:09", "", 200, ""},
@@ -375,6 +403,8 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"DELETE", "/v1/ports/p1", "", 500, ""},
 		{"PUT", "/v1/routers/r5", `{"networks":["blue","red"]}`, 500, ""},
 		{"DELETE", "/v1/routers/r1", "", 500, ""},
+		{"PUT", "/v1/security-groups/gray", `{"rules":[]}`, 500, ""},
+		{"DELETE", "/v1/security-groups/db", "", 500, ""},
 	} {
 		a.send(f.Srv.URL, "s3cret", c)
 	}
@@ -418,6 +448,8 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"PUT", "/v1/networks/spare", `{"subnet":"10.3.0.0/24"}`, 201, ""},
 		{"PUT", "/v1/ports/p1", `{"network":"blue","type":"tap"}`, 201, ""},
 		{"PUT", "/v1/routers/r1", `{"networks":["blue","red"]}`, 201, ""},
+		{"PUT", "/v1/security-groups/web", `{"rules":[]}`, 201, ""},
+		{"PUT", "/v1/security-groups/spare", `{"rules":[]}`, 201, ""},
 	} {
 		a.send(withStall.Srv.URL, "s3cret", c)
 	}
@@ -431,8 +463,29 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"DELETE", "/v1/routers/r1", "", 504, ""},
 		{"GET", "/v1/flows", "", 504, ""},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.5", "", 504, ""},
+		{"PUT", "/v1/security-groups/web", `{"rules":[{"direction":"ingress"}]}`, 504, ""},
+		{"DELETE", "/v1/security-groups/spare", "", 504, ""},
 	} {
 		a.send(withStall.Srv.URL, "s3cret", c)
+	}
+	// A backend that enforces no security groups, over a stored group.
+	st4, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st4.Close() })
+	if _, err := st4.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}}); err != nil {
+		t.Fatal(err)
+	}
+	fake4 := controllertest.NewFake()
+	unenforcing := controllertest.StartFixtureOn(t, st4, fake4, controllertest.Unenforcing{Fake: fake4})
+	for _, c := range []apiCall{
+		{"PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201, ""},
+		{"PUT", "/v1/ports/p1", `{"network":"blue","type":"tap","security_groups":["web"]}`, 501, ""},
+		{"PUT", "/v1/security-groups/db", `{"rules":[]}`, 501, ""},
+		{"GET", "/v1/security-groups/web?stats=true", "", 501, ""},
+	} {
+		a.send(unenforcing.Srv.URL, "s3cret", c)
 	}
 	notReady := notReadyServer(t)
 	for _, c := range []apiCall{
@@ -447,14 +500,18 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"DELETE", "/v1/routers/r1", "", 503, ""},
 		{"GET", "/v1/flows", "", 503, ""},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.5", "", 503, ""},
+		{"PUT", "/v1/security-groups/x", `{"rules":[]}`, 503, ""},
+		{"DELETE", "/v1/security-groups/web", "", 503, ""},
+		{"GET", "/v1/security-groups/web?stats=true", "", 503, ""},
 	} {
 		a.send(notReady, "", c)
 	}
 
 	// Statuses the spec rightly lists that no request here can cause.
 	unprovoked := map[string]string{
-		"DELETE /v1/ports/{name} 409": "a DELETE while the port's attach is under way",
-		"PUT /v1/routers/{name} 409":  "all 4094 router ids in use",
+		"DELETE /v1/ports/{name} 409":        "a DELETE while the port's attach is under way",
+		"PUT /v1/routers/{name} 409":         "all 4094 router ids in use",
+		"PUT /v1/security-groups/{name} 409": "all 65535 security group ids in use",
 	}
 	for _, key := range slices.Sorted(maps.Keys(a.ops)) {
 		for _, status := range slices.Sorted(maps.Keys(a.ops[key]["responses"].(map[string]any))) {
@@ -487,8 +544,15 @@ var errStalled = fmt.Errorf("ovsdb transaction: %w", context.DeadlineExceeded)
 
 func (b *stalledBackend) Capabilities() datapath.Capabilities {
 	c := b.OVSFake.Capabilities()
-	c.Tracer, c.FlowLister = b, b
+	c.Tracer, c.FlowLister, c.Policy = b, b, b
 	return c
+}
+
+func (b *stalledBackend) SetPolicy(ctx context.Context, p model.Policy) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	return b.OVSFake.SetPolicy(ctx, p)
 }
 
 func (b *stalledBackend) check() error {
