@@ -21,18 +21,19 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// Bounds of the work one store event makes, and of the pause before a
-// failed hand-over of the remote ports is tried again.
+// Bounds of the work one store event makes, and the pause before a
+// failed hand-over in the background (of the remote ports, of the
+// security groups' policy) is tried again.
 const (
 	applyTimeout = 30 * time.Second
-	remoteRetry  = time.Second
+	syncRetry    = time.Second
 )
 
 // follow applies the store's changes after revision rev until ctx ends.
 // When the store cannot replay what this host missed, the state is read
 // whole again and reconciled.
 func (c *Controller) follow(ctx context.Context, rev int64) {
-	go c.syncRemoteLoop(ctx)
+	go c.loop(ctx, c.remoteDirty, c.syncRemote)
 	for ctx.Err() == nil {
 		if err := c.watch(ctx, rev); err != nil {
 			c.log.Warn("reading the desired state again", "reason", err)
@@ -328,24 +329,30 @@ func (c *Controller) remotePorts() []model.RemotePort {
 	return out
 }
 
-// remoteChanged asks syncRemoteLoop to hand the remote ports over again.
-func (c *Controller) remoteChanged() {
+// remoteChanged asks the loop on remoteDirty to hand the remote ports over
+// again.
+func (c *Controller) remoteChanged() { wake(c.remoteDirty) }
+
+// wake asks the loop waiting on dirty to run, unless it is asked already.
+func wake(dirty chan<- struct{}) {
 	select {
-	case c.remoteDirty <- struct{}{}:
+	case dirty <- struct{}{}:
 	default:
 	}
 }
 
-func (c *Controller) syncRemoteLoop(ctx context.Context) {
+// loop runs sync whenever dirty is woken, until ctx ends, with changing
+// held shared: no reconcile runs meanwhile.
+func (c *Controller) loop(ctx context.Context, dirty <-chan struct{}, sync func(context.Context)) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.remoteDirty:
+		case <-dirty:
 		}
 		c.changing.RLock()
 		sctx, cancel := context.WithTimeout(ctx, applyTimeout)
-		c.syncRemote(sctx)
+		sync(sctx)
 		cancel()
 		c.changing.RUnlock()
 	}
@@ -365,7 +372,7 @@ func (c *Controller) syncRemote(ctx context.Context) {
 	}
 	if err := ov.SetRemotePorts(ctx, ports); err != nil {
 		c.log.Error("hand the remote ports to the datapath; retrying", "ports", len(ports), "err", err)
-		time.AfterFunc(remoteRetry, c.remoteChanged)
+		time.AfterFunc(syncRetry, c.remoteChanged)
 		return
 	}
 	c.metrics.remotePorts.Set(float64(len(ports)))

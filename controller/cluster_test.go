@@ -72,6 +72,15 @@ func startClusterHost(t *testing.T, etcd *testbed.Etcd, name, underlay string) *
 	return &clusterHost{Fixture: controllertest.StartHost(t, name, st, fake.Fake, fake), fake: fake, unregister: unregister}
 }
 
+// mustDo sends a request to the host and fails the test unless it gets
+// status want.
+func (h *clusterHost) mustDo(t *testing.T, method, path, body string, want int) {
+	t.Helper()
+	if code, out := h.Do(t, method, path, body); code != want {
+		t.Fatalf("%s %s on %s: %d %v, want %d", method, path, h.C.HostName(), code, out, want)
+	}
+}
+
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -90,21 +99,15 @@ func TestClusterControllers(t *testing.T) {
 	etcd := testbed.StartEtcd(t, 1)
 	h1 := startClusterHost(t, etcd, "h1", "192.0.2.1")
 	h2 := startClusterHost(t, etcd, "h2", "192.0.2.2")
-	must := func(h *clusterHost, method, path, body string, want int) {
-		t.Helper()
-		if code, out := h.Do(t, method, path, body); code != want {
-			t.Fatalf("%s %s on %s: %d %v, want %d", method, path, h.C.HostName(), code, out, want)
-		}
-	}
 	remotes := func(h *clusterHost, want string) {
 		t.Helper()
 		waitUntil(t, h.C.HostName()+" remote ports "+want, func() bool { return h.fake.remotes() == want })
 	}
 
-	must(h1, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201)
-	must(h2, "PUT", "/v1/networks/red", `{"subnet":"10.2.0.0/24"}`, 201)
-	must(h2, "PUT", "/v1/networks/green", `{"subnet":"10.3.0.0/24"}`, 201)
-	must(h2, "PUT", "/v1/networks/blue", `{"subnet":"10.9.0.0/24"}`, 409)
+	h1.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201)
+	h2.mustDo(t, "PUT", "/v1/networks/red", `{"subnet":"10.2.0.0/24"}`, 201)
+	h2.mustDo(t, "PUT", "/v1/networks/green", `{"subnet":"10.3.0.0/24"}`, 201)
+	h2.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.9.0.0/24"}`, 409)
 	for _, h := range []*clusterHost{h1, h2} {
 		waitUntil(t, "every network on "+h.C.HostName()+"'s datapath", func() bool {
 			h.Fake.Mu.Lock()
@@ -112,17 +115,17 @@ func TestClusterControllers(t *testing.T) {
 			return len(h.Fake.Networks) == 3
 		})
 	}
-	must(h1, "PUT", "/v1/ports/a1", `{"network":"blue","type":"tap","ip":"10.1.0.11"}`, 201)
-	must(h2, "PUT", "/v1/ports/a2", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 201)
-	must(h2, "PUT", "/v1/ports/g2", `{"network":"green","type":"tap"}`, 201)
-	must(h1, "PUT", "/v1/ports/x", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 409) // a2's
-	remotes(h1, "a2@192.0.2.2")                                                             // not g2: h1 has no green port
+	h1.mustDo(t, "PUT", "/v1/ports/a1", `{"network":"blue","type":"tap","ip":"10.1.0.11"}`, 201)
+	h2.mustDo(t, "PUT", "/v1/ports/a2", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 201)
+	h2.mustDo(t, "PUT", "/v1/ports/g2", `{"network":"green","type":"tap"}`, 201)
+	h1.mustDo(t, "PUT", "/v1/ports/x", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 409) // a2's
+	remotes(h1, "a2@192.0.2.2")                                                                 // not g2: h1 has no green port
 	remotes(h2, "a1@192.0.2.1")
 
 	// A router makes red's ports needed where blue's are.
-	must(h2, "PUT", "/v1/ports/r2", `{"network":"red","type":"tap","ip":"10.2.0.12"}`, 201)
+	h2.mustDo(t, "PUT", "/v1/ports/r2", `{"network":"red","type":"tap","ip":"10.2.0.12"}`, 201)
 	remotes(h1, "a2@192.0.2.2")
-	must(h1, "PUT", "/v1/routers/r", `{"networks":["blue","red"]}`, 201)
+	h1.mustDo(t, "PUT", "/v1/routers/r", `{"networks":["blue","red"]}`, 201)
 	remotes(h1, "a2@192.0.2.2 r2@192.0.2.2")
 	waitUntil(t, "the router on h2's datapath", func() bool { _, ok := h2.Fake.Router("r"); return ok })
 
@@ -131,7 +134,7 @@ func TestClusterControllers(t *testing.T) {
 	if got := names(ports); err != nil || got != "a2 g2 r2" {
 		t.Errorf("h1 lists h2's ports as %s (%v)", got, err)
 	}
-	must(h1, "DELETE", "/v1/ports/a2", "", 409)
+	h1.mustDo(t, "DELETE", "/v1/ports/a2", "", 409)
 
 	// h2 stops renewing its lease (its controller runs on): h1 stops
 	// forwarding to its ports, and may now delete them, which frees their
@@ -139,8 +142,8 @@ func TestClusterControllers(t *testing.T) {
 	h2.unregister()
 	remotes(h1, "")
 	waitUntil(t, "h2 gone from h1's hosts", func() bool { return len(h1.C.Hosts()) == 1 })
-	must(h1, "DELETE", "/v1/ports/a2", "", 204)
-	must(h1, "PUT", "/v1/ports/y", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 201)
+	h1.mustDo(t, "DELETE", "/v1/ports/a2", "", 204)
+	h1.mustDo(t, "PUT", "/v1/ports/y", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 201)
 	waitUntil(t, "a2 detached on h2", func() bool {
 		h2.Fake.Mu.Lock()
 		defer h2.Fake.Mu.Unlock()

@@ -9,14 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
@@ -101,8 +99,8 @@ type Controller struct {
 	// last seen forwarding in (drift.go, procNetns).
 	netnsIDs map[string]nsfile.ID
 	cache
-	// remoteDirty wakes syncRemoteLoop (cluster.go), policyDirty
-	// syncPolicyLoop (secgroups.go).
+	// remoteDirty wakes the loop that hands over the remote ports
+	// (cluster.go), policyDirty the one of the policy (secgroups.go).
 	remoteDirty chan struct{}
 	policyDirty chan struct{}
 
@@ -356,7 +354,7 @@ func (c *Controller) Run(ctx context.Context, connect Connector) error {
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
-	go c.syncPolicyLoop(ctx)
+	go c.loop(ctx, c.policyDirty, c.retryPolicy)
 	if c.cluster != nil {
 		go c.follow(ctx, rev)
 	}
@@ -595,13 +593,4 @@ func sortedValues[T any](m map[string]T, key func(T) string) []T {
 	values = slices.AppendSeq(values, maps.Values(m))
 	slices.SortFunc(values, func(a, b T) int { return strings.Compare(key(a), key(b)) })
 	return values
-}
-
-// checkIP validates a requested address against the port's network.
-func checkIP(n model.Network, ip netip.Addr) error {
-	if !model.IsHostAddr(n.Subnet, ip) || ip == n.Gateway {
-		return fmt.Errorf("%w: ip %s is not a usable host address of network %q (%s, gateway %s)",
-			v1.ErrInvalid, ip, n.Name, n.Subnet, n.Gateway)
-	}
-	return nil
 }

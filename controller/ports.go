@@ -340,10 +340,16 @@ func (c *Controller) leavePolicy(p model.Port) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 	defer cancel()
-	if err := c.syncPolicy(ctx); err != nil {
-		c.log.Error("security groups still name a port that is gone; retrying", "port", p.Name, "err", err)
-		time.AfterFunc(policyRetry, c.policyChanged)
+	c.retryPolicy(ctx)
+}
+
+// checkIP validates a requested address against the port's network.
+func checkIP(n model.Network, ip netip.Addr) error {
+	if !model.IsHostAddr(n.Subnet, ip) || ip == n.Gateway {
+		return fmt.Errorf("%w: ip %s is not a usable host address of network %q (%s, gateway %s)",
+			v1.ErrInvalid, ip, n.Name, n.Subnet, n.Gateway)
 	}
+	return nil
 }
 
 // reclaim takes back the address of a port whose record the store refused

@@ -254,34 +254,16 @@ func (c *Controller) syncPolicy(ctx context.Context) error {
 	return nil
 }
 
-// policyRetry is the pause before a policy the backend refused in the
-// background is handed over again.
-const policyRetry = time.Second
+// policyChanged asks the loop on policyDirty (retryPolicy) to hand the
+// policy over again: after a change whose request could not wait for it
+// (another host's port) or must not fail for it (a port already gone).
+func (c *Controller) policyChanged() { wake(c.policyDirty) }
 
-// policyChanged asks syncPolicyLoop to hand the policy over again: after
-// a change whose request could not wait for it (another host's port) or
-// must not fail for it (a port already gone).
-func (c *Controller) policyChanged() {
-	select {
-	case c.policyDirty <- struct{}{}:
-	default:
-	}
-}
-
-func (c *Controller) syncPolicyLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.policyDirty:
-		}
-		c.changing.RLock()
-		sctx, cancel := context.WithTimeout(ctx, applyTimeout)
-		if err := c.syncPolicy(sctx); err != nil {
-			c.log.Error("security groups not enforced as they are; retrying", "err", err)
-			time.AfterFunc(policyRetry, c.policyChanged)
-		}
-		cancel()
-		c.changing.RUnlock()
+// retryPolicy is syncPolicy for the loop on policyDirty, which has no
+// request to fail: a refusal is tried again after a pause.
+func (c *Controller) retryPolicy(ctx context.Context) {
+	if err := c.syncPolicy(ctx); err != nil {
+		c.log.Error("security groups not enforced as they are; retrying", "err", err)
+		time.AfterFunc(syncRetry, c.policyChanged)
 	}
 }

@@ -36,16 +36,6 @@ func policyText(p model.Policy) string {
 	return fmt.Sprintf("groups %s | ports %s | members %s", strings.Join(groups, " "), strings.Join(ports, " "), strings.Join(members, " "))
 }
 
-// must sends a request and fails the test unless it answers want.
-func (f *fixture) must(t *testing.T, method, path, body string, want int) map[string]any {
-	t.Helper()
-	code, out := f.Do(t, method, path, body)
-	if code != want {
-		t.Fatalf("%s %s %s: %d %v, want %d", method, path, body, code, out, want)
-	}
-	return out
-}
-
 // policyIs checks the policy the fake was last handed.
 func (f *fixture) policyIs(t *testing.T, want string) {
 	t.Helper()
@@ -73,13 +63,13 @@ const (
 func TestSecurityGroups(t *testing.T) {
 	f := newFixture(t)
 	f.callsAre(t, "policy") // the start's, of an empty state
-	f.must(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
-	f.must(t, "PUT", "/v1/security-groups/db", dbRules, 404)
-	f.must(t, "PUT", "/v1/security-groups/web", webRules, 201)
-	f.must(t, "PUT", "/v1/security-groups/db", dbRules, 201)
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 404)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 201)
 	f.callsAre(t, "policy", "policy")
 	f.policyIs(t, "groups db#2 web#1 | ports  | members ")
-	f.must(t, "PUT", "/v1/security-groups/web", webRules, 200)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 200)
 	f.callsAre(t) // the same rules: nothing to send
 
 	for _, bad := range []string{
@@ -90,39 +80,39 @@ func TestSecurityGroups(t *testing.T) {
 		`{"rules":null}`,
 		`{"rules":[` + strings.Repeat(`{"direction":"ingress"},`, 1000) + `{"direction":"ingress"}]}`,
 	} {
-		f.must(t, "PUT", "/v1/security-groups/web", bad, 400)
+		f.mustDo(t, "PUT", "/v1/security-groups/web", bad, 400)
 	}
 	f.callsAre(t)
-	view := f.must(t, "GET", "/v1/security-groups/web", "", 200)
+	view := f.mustDo(t, "GET", "/v1/security-groups/web", "", 200)
 	if fmt.Sprint(view["rules"], view["referenced_by"]) != "[map[direction:ingress ports:80 protocol:tcp]] [db]" {
 		t.Fatalf("web is %v after refused PUTs", view)
 	}
 
 	dir := t.TempDir()
-	f.must(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["web","db"]}`, 201)
-	f.must(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`, 201)
+	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["web","db"]}`, 201)
+	f.mustDo(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`, 201)
 	// The policy names a new port before its attach: its rules come with it.
 	f.callsAre(t, "policy", "attach a", "policy", "attach b")
 	f.policyIs(t, "groups db#2 web#1 | ports a=db,web b=web | members db=10.0.0.2 web=10.0.0.2,10.0.0.3")
-	if view := f.must(t, "GET", "/v1/security-groups/web", "", 200); fmt.Sprint(view["ports"]) != "[a b]" {
+	if view := f.mustDo(t, "GET", "/v1/security-groups/web", "", 200); fmt.Sprint(view["ports"]) != "[a b]" {
 		t.Fatalf("web lists ports %v", view["ports"])
 	}
-	if list := f.must(t, "GET", "/v1/security-groups", "", 200); len(list["security_groups"].([]any)) != 2 {
+	if list := f.mustDo(t, "GET", "/v1/security-groups", "", 200); len(list["security_groups"].([]any)) != 2 {
 		t.Fatalf("list: %v", list)
 	}
 
-	out := f.must(t, "DELETE", "/v1/security-groups/web", "", 409)
+	out := f.mustDo(t, "DELETE", "/v1/security-groups/web", "", 409)
 	if msg := fmt.Sprint(out["error"]); msg != `conflict: security group "web" is used by ports a, b and groups db` {
 		t.Fatalf("DELETE web: %s", msg)
 	}
-	f.must(t, "DELETE", "/v1/security-groups/nope", "", 404)
+	f.mustDo(t, "DELETE", "/v1/security-groups/nope", "", 404)
 	f.callsAre(t)
 
-	f.must(t, "DELETE", "/v1/ports/a", "", 204)
+	f.mustDo(t, "DELETE", "/v1/ports/a", "", 204)
 	// Out of the policy once it is detached.
 	f.callsAre(t, "detach a", "policy")
 	f.policyIs(t, "groups db#2 web#1 | ports b=web | members web=10.0.0.3")
-	f.must(t, "DELETE", "/v1/security-groups/db", "", 204)
+	f.mustDo(t, "DELETE", "/v1/security-groups/db", "", 204)
 	f.callsAre(t, "policy")
 	f.policyIs(t, "groups web#1 | ports b=web | members web=10.0.0.3")
 	if s, err := f.St.Load(context.Background()); err != nil || len(s.SecurityGroups) != 1 {
@@ -141,45 +131,45 @@ func TestSecurityGroups(t *testing.T) {
 func TestPortGroupsInPlace(t *testing.T) {
 	f := newFixture(t)
 	f.callsAre(t, "policy") // the start's, of an empty state
-	f.must(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
-	f.must(t, "PUT", "/v1/security-groups/web", webRules, 201)
-	f.must(t, "PUT", "/v1/security-groups/ssh", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"22"}]}`, 201)
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/ssh", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"22"}]}`, 201)
 	dir := t.TempDir()
 	spec := func(extra string) string {
 		return `{"network":"blue","netns":"` + dir + `","ip":"10.0.0.2"` + extra + `}`
 	}
-	f.must(t, "PUT", "/v1/ports/a", spec(""), 201)
+	f.mustDo(t, "PUT", "/v1/ports/a", spec(""), 201)
 	f.callsAre(t, "policy", "policy", "attach a") // a port without groups changes no policy
 	f.policyIs(t, "groups ssh#2 web#1 | ports  | members ")
 
-	out := f.must(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web"]`), 200)
+	out := f.mustDo(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web"]`), 200)
 	if fmt.Sprintf("%v %v", out["security_groups"], out["status"]) != "[web] forwarding" {
 		t.Fatalf("answer %v", out)
 	}
 	f.callsAre(t, "policy")
 	f.policyIs(t, "groups ssh#2 web#1 | ports a=web | members web=10.0.0.2")
-	f.must(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["ssh","web"]`), 200)
-	f.must(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web","ssh"]`), 200) // the same list
+	f.mustDo(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["ssh","web"]`), 200)
+	f.mustDo(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web","ssh"]`), 200) // the same list
 	f.callsAre(t, "policy")
 	f.policyIs(t, "groups ssh#2 web#1 | ports a=ssh,web | members ssh=10.0.0.2 web=10.0.0.2")
 
-	f.must(t, "PUT", "/v1/ports/a", spec(`,"ifname":"eth1","security_groups":["web"]`), 409)
-	f.must(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web","nope"]`), 404)
-	f.must(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web","web"]`), 400)
-	f.must(t, "DELETE", "/v1/security-groups/ssh", "", 409)
+	f.mustDo(t, "PUT", "/v1/ports/a", spec(`,"ifname":"eth1","security_groups":["web"]`), 409)
+	f.mustDo(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web","nope"]`), 404)
+	f.mustDo(t, "PUT", "/v1/ports/a", spec(`,"security_groups":["web","web"]`), 400)
+	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 409)
 	f.callsAre(t) // the store refused the unknown group: nothing to undo
 	f.policyIs(t, "groups ssh#2 web#1 | ports a=ssh,web | members ssh=10.0.0.2 web=10.0.0.2")
 	if ports, err := controllertest.StoredPorts(t, f.St); err != nil || ports[0].SecurityGroups != "ssh,web" {
 		t.Fatalf("stored %v %v", ports, err)
 	}
 
-	f.must(t, "PUT", "/v1/ports/a", spec(""), 200) // a PUT is a whole spec: no groups
+	f.mustDo(t, "PUT", "/v1/ports/a", spec(""), 200) // a PUT is a whole spec: no groups
 	f.callsAre(t, "policy")
 	f.policyIs(t, "groups ssh#2 web#1 | ports  | members ")
-	if out := f.must(t, "GET", "/v1/ports/a", "", 200); out["security_groups"] != nil {
+	if out := f.mustDo(t, "GET", "/v1/ports/a", "", 200); out["security_groups"] != nil {
 		t.Fatalf("port a still lists %v", out["security_groups"])
 	}
-	f.must(t, "DELETE", "/v1/security-groups/ssh", "", 204)
+	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 204)
 }
 
 // TestPolicyRefused: when the backend refuses the policy, the request
@@ -188,11 +178,11 @@ func TestPortGroupsInPlace(t *testing.T) {
 func TestPolicyRefused(t *testing.T) {
 	f := newFixture(t)
 	f.callsAre(t, "policy") // the start's, of an empty state
-	f.must(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
-	f.must(t, "PUT", "/v1/security-groups/web", webRules, 201)
-	f.must(t, "PUT", "/v1/security-groups/ssh", `{"rules":[]}`, 201)
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/ssh", `{"rules":[]}`, 201)
 	dir := t.TempDir()
-	f.must(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["web"]}`, 201)
+	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["web"]}`, 201)
 	const before = "groups ssh#2 web#1 | ports a=web | members web=10.0.0.2"
 	f.policyIs(t, before)
 	stored := func() string {
@@ -214,11 +204,11 @@ func TestPolicyRefused(t *testing.T) {
 	f.Fake.Mu.Lock()
 	f.Fake.FailPolicy = errors.New("switch refused")
 	f.Fake.Mu.Unlock()
-	f.must(t, "PUT", "/v1/security-groups/db", dbRules, 500)
-	f.must(t, "PUT", "/v1/security-groups/web", `{"rules":[]}`, 500)
-	f.must(t, "DELETE", "/v1/security-groups/ssh", "", 500)
-	f.must(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["ssh"]}`, 500)
-	f.must(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","security_groups":["web"]}`, 500)
+	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 500)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", `{"rules":[]}`, 500)
+	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 500)
+	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["ssh"]}`, 500)
+	f.mustDo(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","security_groups":["web"]}`, 500)
 	f.Fake.Mu.Lock()
 	f.Fake.FailPolicy = nil
 	attachedB := f.Fake.Ports["b"]
@@ -231,13 +221,13 @@ func TestPolicyRefused(t *testing.T) {
 	if got := stored(); got != was {
 		t.Fatalf("stored %s, was %s", got, was)
 	}
-	f.must(t, "GET", "/v1/security-groups/db", "", 404)
-	f.must(t, "GET", "/v1/ports/b", "", 404)
-	if out := f.must(t, "GET", "/v1/security-groups/web", "", 200); fmt.Sprint(out["rules"], out["ports"]) != "[map[direction:ingress ports:80 protocol:tcp]] [a]" {
+	f.mustDo(t, "GET", "/v1/security-groups/db", "", 404)
+	f.mustDo(t, "GET", "/v1/ports/b", "", 404)
+	if out := f.mustDo(t, "GET", "/v1/security-groups/web", "", 200); fmt.Sprint(out["rules"], out["ports"]) != "[map[direction:ingress ports:80 protocol:tcp]] [a]" {
 		t.Fatalf("web is %v", out)
 	}
 	// The next change hands over the policy with it: nothing was left half done.
-	f.must(t, "PUT", "/v1/security-groups/db", dbRules, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 201)
 	f.policyIs(t, "groups db#3 ssh#2 web#1 | ports a=web | members web=10.0.0.2")
 }
 
@@ -255,20 +245,20 @@ func TestGroupsNeedAnEnforcer(t *testing.T) {
 	}
 	fake := controllertest.NewFake()
 	f := startFixtureOn(t, st, fake, controllertest.Unenforcing{Fake: fake})
-	f.must(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
 	dir := t.TempDir()
-	out := f.must(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`","security_groups":["web"]}`, 501)
+	out := f.mustDo(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`","security_groups":["web"]}`, 501)
 	if !strings.Contains(fmt.Sprint(out["error"]), "does not enforce security groups") {
 		t.Fatalf("%v", out)
 	}
-	f.must(t, "PUT", "/v1/security-groups/db", `{"rules":[]}`, 501)
-	f.must(t, "GET", "/v1/security-groups/web?stats=true", "", 501)
+	f.mustDo(t, "PUT", "/v1/security-groups/db", `{"rules":[]}`, 501)
+	f.mustDo(t, "GET", "/v1/security-groups/web?stats=true", "", 501)
 	if ports, _ := controllertest.StoredPorts(t, f.St); len(ports) != 0 || f.Fake.Ports["web1"] {
 		t.Fatalf("refused port kept: stored %v, attached %v", ports, f.Fake.Ports["web1"])
 	}
-	f.must(t, "GET", "/v1/security-groups/db", "", 404)
-	f.must(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`"}`, 201)
-	f.must(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`","security_groups":["web"]}`, 501)
+	f.mustDo(t, "GET", "/v1/security-groups/db", "", 404)
+	f.mustDo(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`"}`, 201)
+	f.mustDo(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`","security_groups":["web"]}`, 501)
 }
 
 // TestPolicyAtStart: a restarted daemon hands the backend the policy of the
@@ -281,12 +271,12 @@ func TestPolicyAtStart(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := startFixture(t, st)
-	f.must(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
-	f.must(t, "PUT", "/v1/security-groups/web", webRules, 201)
-	f.must(t, "PUT", "/v1/security-groups/db", dbRules, 201)
-	f.must(t, "PUT", "/v1/ports/a", `{"network":"blue","type":"tap","ip":"10.0.0.2","security_groups":["db"]}`, 201)
-	f.must(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`, 201)
-	f.must(t, "PUT", "/v1/ports/c", `{"network":"blue","type":"tap","ip":"10.0.0.4"}`, 201)
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 201)
+	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","type":"tap","ip":"10.0.0.2","security_groups":["db"]}`, 201)
+	f.mustDo(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`, 201)
+	f.mustDo(t, "PUT", "/v1/ports/c", `{"network":"blue","type":"tap","ip":"10.0.0.4"}`, 201)
 	last := f.Fake.LastPolicy()
 	f.Stop()
 
@@ -314,37 +304,31 @@ func TestClusterSecurityGroups(t *testing.T) {
 	etcd := testbed.StartEtcd(t, 1)
 	h1 := startClusterHost(t, etcd, "h1", "192.0.2.1")
 	h2 := startClusterHost(t, etcd, "h2", "192.0.2.2")
-	must := func(h *clusterHost, method, path, body string, want int) {
-		t.Helper()
-		if code, out := h.Do(t, method, path, body); code != want {
-			t.Fatalf("%s %s on %s: %d %v, want %d", method, path, h.C.HostName(), code, out, want)
-		}
-	}
 	policy := func(h *clusterHost, want string) {
 		t.Helper()
 		waitUntil(t, h.C.HostName()+"'s policy "+want, func() bool { return policyText(h.Fake.LastPolicy()) == want })
 	}
-	must(h1, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201)
-	must(h2, "PUT", "/v1/networks/red", `{"subnet":"10.2.0.0/24"}`, 201)
-	must(h1, "PUT", "/v1/security-groups/web", webRules, 201)
+	h1.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201)
+	h2.mustDo(t, "PUT", "/v1/networks/red", `{"subnet":"10.2.0.0/24"}`, 201)
+	h1.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
 	policy(h2, "groups web#1 | ports  | members ")
-	must(h2, "PUT", "/v1/security-groups/db", dbRules, 201)
+	h2.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 201)
 	policy(h1, "groups db#2 web#1 | ports  | members ")
 
-	must(h1, "PUT", "/v1/ports/w1", `{"network":"blue","type":"tap","ip":"10.1.0.11","security_groups":["web"]}`, 201)
-	must(h2, "PUT", "/v1/ports/d2", `{"network":"red","type":"tap","ip":"10.2.0.12","security_groups":["db"]}`, 201)
+	h1.mustDo(t, "PUT", "/v1/ports/w1", `{"network":"blue","type":"tap","ip":"10.1.0.11","security_groups":["web"]}`, 201)
+	h2.mustDo(t, "PUT", "/v1/ports/d2", `{"network":"red","type":"tap","ip":"10.2.0.12","security_groups":["db"]}`, 201)
 	policy(h1, "groups db#2 web#1 | ports w1=web | members db=10.2.0.12 web=10.1.0.11")
 	policy(h2, "groups db#2 web#1 | ports d2=db | members db=10.2.0.12 web=10.1.0.11")
 
 	// Another host's port changed in place, and one created: members here.
-	must(h2, "PUT", "/v1/ports/d2", `{"network":"red","type":"tap","ip":"10.2.0.12","security_groups":["db","web"]}`, 200)
-	must(h2, "PUT", "/v1/ports/w2", `{"network":"red","type":"tap","ip":"10.2.0.13","security_groups":["web"]}`, 201)
+	h2.mustDo(t, "PUT", "/v1/ports/d2", `{"network":"red","type":"tap","ip":"10.2.0.12","security_groups":["db","web"]}`, 200)
+	h2.mustDo(t, "PUT", "/v1/ports/w2", `{"network":"red","type":"tap","ip":"10.2.0.13","security_groups":["web"]}`, 201)
 	policy(h1, "groups db#2 web#1 | ports w1=web | members db=10.2.0.12 web=10.1.0.11,10.2.0.12,10.2.0.13")
 	// A group only another host's port lists cannot go either.
-	must(h1, "DELETE", "/v1/security-groups/db", "", 409)
-	must(h2, "DELETE", "/v1/ports/w2", "", 204)
-	must(h2, "DELETE", "/v1/ports/d2", "", 204)
+	h1.mustDo(t, "DELETE", "/v1/security-groups/db", "", 409)
+	h2.mustDo(t, "DELETE", "/v1/ports/w2", "", 204)
+	h2.mustDo(t, "DELETE", "/v1/ports/d2", "", 204)
 	policy(h1, "groups db#2 web#1 | ports w1=web | members web=10.1.0.11")
-	must(h1, "DELETE", "/v1/security-groups/db", "", 204)
+	h1.mustDo(t, "DELETE", "/v1/security-groups/db", "", 204)
 	policy(h2, "groups web#1 | ports  | members web=10.1.0.11")
 }

@@ -157,21 +157,28 @@ func (s *Etcd) writeTopology(ctx context.Context, what, network string,
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(topo), "=", t.rev))
 			writes = append(writes, clientv3.OpPut(topo, ""))
 			resp, err = s.cli.Txn(ctx).If(cmps...).Then(writes...).Else(reads...).Commit()
-			switch {
-			case err != nil:
+			if err != nil || resp.Succeeded {
 				return err
-			case resp.Succeeded:
-				return nil
-			case try == topologyTries:
-				return fmt.Errorf("%w: gave up after %d tries against concurrent changes", ErrUnavailable, try)
 			}
-			select {
-			case <-time.After(rand.N(time.Duration(min(try, 20)) * 5 * time.Millisecond)):
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := lost(ctx, try); err != nil {
+				return err
 			}
 		}
 	})
+}
+
+// lost pauses an optimistic write whose try number try lost to concurrent
+// writes before it tries again, or gives up after topologyTries.
+func lost(ctx context.Context, try int) error {
+	if try == topologyTries {
+		return fmt.Errorf("%w: gave up after %d tries against concurrent changes", ErrUnavailable, try)
+	}
+	select {
+	case <-time.After(rand.N(time.Duration(min(try, 20)) * 5 * time.Millisecond)):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func decodeTopology(r []*etcdserverpb.ResponseOp) (t topology, err error) {

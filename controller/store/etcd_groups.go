@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -113,18 +111,11 @@ func (s *Etcd) writeGroups(ctx context.Context, what string,
 			}
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(set), "=", rev))
 			txn, err := s.cli.Txn(ctx).If(cmps...).Then(append(writes, clientv3.OpPut(set, ""))...).Commit()
-			switch {
-			case err != nil:
+			if err != nil || txn.Succeeded {
 				return err
-			case txn.Succeeded:
-				return nil
-			case try == topologyTries:
-				return fmt.Errorf("%w: gave up after %d tries against concurrent changes", ErrUnavailable, try)
 			}
-			select {
-			case <-time.After(rand.N(time.Duration(min(try, 20)) * 5 * time.Millisecond)):
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := lost(ctx, try); err != nil {
+				return err
 			}
 		}
 	})
