@@ -206,7 +206,9 @@ func (c *Controller) policyLocked() model.Policy {
 	}
 	for _, m := range []map[string]model.Port{local, c.remote} {
 		for _, port := range m {
-			if port.SecurityGroups == "" {
+			// A port being claimed lists groups that only its record's
+			// write checks: until then they may not exist.
+			if port.SecurityGroups == "" || c.groupsExist(port.SecurityGroups.Names()) != nil {
 				continue
 			}
 			if c.isLocal(port) {
