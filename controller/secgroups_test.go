@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -99,6 +100,15 @@ func TestSecurityGroups(t *testing.T) {
 	}
 	if list := f.mustDo(t, "GET", "/v1/security-groups", "", 200); len(list["security_groups"].([]any)) != 2 {
 		t.Fatalf("list: %v", list)
+	}
+	f.Fake.Mu.Lock()
+	f.Fake.RuleStats = []datapath.RuleStats{{Group: "db", Index: 0, Packets: 9, Bytes: 900}, {Group: "web", Index: 0, Packets: 5, Bytes: 500}}
+	f.Fake.Mu.Unlock()
+	if view := f.mustDo(t, "GET", "/v1/security-groups/web?stats=true", "", 200); fmt.Sprint(view["hits"]) != "[map[bytes:500 packets:5 rule:0]]" {
+		t.Fatalf("web's hits %v", view["hits"])
+	}
+	if view := f.mustDo(t, "GET", "/v1/security-groups/web", "", 200); view["hits"] != nil {
+		t.Fatalf("hits %v without stats=true", view["hits"])
 	}
 
 	out := f.mustDo(t, "DELETE", "/v1/security-groups/web", "", 409)

@@ -38,13 +38,15 @@ func describe(e Event) string {
 		obj = fmt.Sprintf("%s %s on %s ofport %d", e.Port.Name, e.Port.IP, e.Port.Host, e.Port.Ofport)
 	case e.Host != nil:
 		obj = fmt.Sprintf("%s %s", e.Host.Name, e.Host.UnderlayIP)
+	case e.SecurityGroup != nil:
+		obj = fmt.Sprintf("%s #%d naming %v", e.SecurityGroup.Name, e.SecurityGroup.ID, e.SecurityGroup.References())
 	}
 	return e.Kind + " " + e.Name + ": " + obj
 }
 
 // TestEtcdWatch: what one host writes, another sees, in order, one event
-// per object change, with the store's bookkeeping (addresses, topology)
-// left out.
+// per object change, with the store's bookkeeping (addresses, topology,
+// security groups' references and group set) left out.
 func TestEtcdWatch(t *testing.T) {
 	t.Parallel()
 	cluster := testbed.StartEtcd(t, 1)
@@ -64,7 +66,7 @@ func TestEtcdWatch(t *testing.T) {
 	}
 	events := a.Watch(ctx, st.Revision+1)
 
-	p := port("p1", "blue", "10.1.0.5")
+	p := withGroups(port("p1", "blue", "10.1.0.5"), "db")
 	p.Host = "h2"
 	updated := p
 	updated.Ofport = 3
@@ -79,9 +81,12 @@ func TestEtcdWatch(t *testing.T) {
 		{func() error { _, err := b.CreateNetwork(ctx, network("red", "10.2.0.0/24")); return err },
 			[]string{"network red: red 10.2.0.0/24 #3"}},
 		{func() error { _, err := b.PutRouter(ctx, router("r1", 1, "blue", "red")); return err }, []string{"router r1: r1 [blue red]"}},
+		{func() error { _, err := b.PutSecurityGroup(ctx, group("web")); return err }, []string{"security_group web: web #1 naming []"}},
+		{func() error { _, err := b.PutSecurityGroup(ctx, group("db", "web")); return err }, []string{"security_group db: db #2 naming [web]"}},
 		{func() error { return b.CreatePort(ctx, p) }, []string{"port p1: p1 10.1.0.5 on h2 ofport 0"}},
 		{func() error { return b.UpdatePort(ctx, updated) }, []string{"port p1: p1 10.1.0.5 on h2 ofport 3"}},
 		{func() error { return b.DeletePort(ctx, "p1", "h2") }, []string{"port p1: deleted"}},
+		{func() error { return b.DeleteSecurityGroup(ctx, "db") }, []string{"security_group db: deleted"}},
 		{func() error { return b.DeleteRouter(ctx, "r1") }, []string{"router r1: deleted"}},
 		{func() error { return b.DeleteNetwork(ctx, "red") }, []string{"network red: deleted"}},
 		{func() error {
