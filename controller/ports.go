@@ -217,6 +217,9 @@ func (c *Controller) reservePort(ctx context.Context, p model.Port, netnsErr err
 		// held here until its port's record arrives, and another is tried.
 		retry := !requested.IsValid() && errors.Is(err, store.ErrAddressInUse) && try < addressRetries
 		if r.port, err = c.reclaim(r, retry, err); err != nil {
+			// Claimed, the port was in the policy of any change
+			// handed over meanwhile.
+			c.leavePolicy(r.port)
 			return reservation{}, existing, err
 		}
 	}
@@ -332,8 +335,9 @@ func (c *Controller) setPort(p model.Port) {
 }
 
 // leavePolicy hands over the policy without a port that listed groups and
-// is gone (deleted, or its attach rolled back). The port's change is done
-// whatever comes of it, so a refusal is retried in the background.
+// is gone (deleted, its record refused, or its attach rolled back). The
+// port's change is done whatever comes of it, so a refusal is retried in
+// the background.
 func (c *Controller) leavePolicy(p model.Port) {
 	if p.SecurityGroups == "" {
 		return
