@@ -16,10 +16,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"subnet":"10.10.0.0/24","gateway":"10.10.0.1","mtu":1500}`)
 	f.Add(`{"network":"blue","netns":"web1","ip":"10.10.0.5","mac":"02:00:00:00:00:01"}`)
 	f.Add(`{"networks":["blue","red"]}`)
+	f.Add(`{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80-90","remote_group":"web"},{"direction":"egress","remote":"10.0.0.0/8"}]}`)
+	f.Add(`{"network":"blue","type":"tap","security_groups":["web","db"]}`)
 	f.Add(`{"subnet":`)
 	f.Add(`[]`)
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, v := range []any{&v1.NetworkSpec{}, &v1.PortSpec{}, &v1.RouterSpec{}} {
+		for _, v := range []any{&v1.NetworkSpec{}, &v1.PortSpec{}, &v1.RouterSpec{}, &v1.SecurityGroupSpec{}} {
 			w := httptest.NewRecorder()
 			r := httptest.NewRequest("PUT", "/v1/x/y", strings.NewReader(body))
 			if !decode(w, r, v) {
@@ -35,6 +37,8 @@ func FuzzDecode(f *testing.F) {
 				_, _ = model.NewPort("p", *s)
 			case *v1.RouterSpec:
 				_, _ = model.NewRouter("r", *s)
+			case *v1.SecurityGroupSpec:
+				_, _ = model.NewSecurityGroup("g", *s)
 			}
 		}
 	})
