@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
@@ -341,4 +342,51 @@ func TestClusterSecurityGroups(t *testing.T) {
 	policy(h1, "groups db#2 web#1 | ports w1=web | members web=10.1.0.11")
 	h1.mustDo(t, "DELETE", "/v1/security-groups/db", "", 204)
 	policy(h2, "groups web#1 | ports  | members web=10.1.0.11")
+}
+
+// TestPolicyOfConcurrentChanges: ports with groups attached, changed in
+// place and deleted side by side leave the backend with the policy of the
+// state they end in — each hand-over computed after the last.
+func TestPolicyOfConcurrentChanges(t *testing.T) {
+	f := newFixture(t)
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 201)
+	const ports = 24
+	spec := func(i int, groups string) string {
+		return fmt.Sprintf(`{"network":"blue","type":"tap","ip":"10.0.0.%d","security_groups":[%s]}`, 10+i, groups)
+	}
+	for i := range ports / 2 {
+		f.mustDo(t, "PUT", fmt.Sprintf("/v1/ports/p%d", i), spec(i, `"web"`), 201)
+	}
+	var wg sync.WaitGroup
+	for i := range ports {
+		wg.Go(func() {
+			path := fmt.Sprintf("/v1/ports/p%d", i)
+			switch {
+			case i >= ports/2:
+				f.mustDo(t, "PUT", path, spec(i, `"web","db"`), 201)
+			case i%2 == 0:
+				f.mustDo(t, "PUT", path, spec(i, `"db"`), 200)
+			default:
+				f.mustDo(t, "DELETE", path, "", 204)
+			}
+		})
+	}
+	wg.Wait()
+	var local, db, web []string
+	for i := range ports {
+		ip := fmt.Sprintf("10.0.0.%d", 10+i)
+		switch {
+		case i >= ports/2:
+			local, db, web = append(local, fmt.Sprintf("p%d=db,web", i)), append(db, ip), append(web, ip)
+		case i%2 == 0:
+			local, db = append(local, fmt.Sprintf("p%d=db", i)), append(db, ip)
+		}
+	}
+	slices.SortFunc(local, func(a, b string) int { // by port name, as policyText
+		return strings.Compare(strings.Split(a, "=")[0], strings.Split(b, "=")[0])
+	})
+	f.policyIs(t, fmt.Sprintf("groups db#2 web#1 | ports %s | members db=%s web=%s",
+		strings.Join(local, " "), strings.Join(db, ","), strings.Join(web, ",")))
 }
