@@ -246,16 +246,7 @@ func TestPolicyRefused(t *testing.T) {
 // gets none: a group, or a port that lists one, is refused (501) and
 // nothing of it kept — stored, it would promise a filter nothing applies.
 func TestGroupsNeedAnEnforcer(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}}); err != nil {
-		t.Fatal(err)
-	}
-	fake := controllertest.NewFake()
-	f := startFixtureOn(t, st, fake, controllertest.Unenforcing{Fake: fake})
+	f := &fixture{controllertest.NewUnenforcingFixture(t)}
 	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
 	dir := t.TempDir()
 	out := f.mustDo(t, "PUT", "/v1/ports/web1", `{"network":"blue","netns":"`+dir+`","security_groups":["web"]}`, 501)

@@ -469,16 +469,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		a.send(withStall.Srv.URL, "s3cret", c)
 	}
 	// A backend that enforces no security groups, over a stored group.
-	st4, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st4.Close() })
-	if _, err := st4.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}}); err != nil {
-		t.Fatal(err)
-	}
-	fake4 := controllertest.NewFake()
-	unenforcing := controllertest.StartFixtureOn(t, st4, fake4, controllertest.Unenforcing{Fake: fake4})
+	unenforcing := controllertest.NewUnenforcingFixture(t)
 	for _, c := range []apiCall{
 		{"PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201, ""},
 		{"PUT", "/v1/ports/p1", `{"network":"blue","type":"tap","security_groups":["web"]}`, 501, ""},

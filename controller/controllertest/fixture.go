@@ -86,6 +86,23 @@ func NewFixture(t *testing.T) *Fixture {
 	return StartFixture(t, st)
 }
 
+// NewUnenforcingFixture starts a fixture on a fresh store that holds an
+// empty security group "web", over a fake that enforces none
+// (Unenforcing): a backend without security groups meeting a stored one.
+func NewUnenforcingFixture(t *testing.T) *Fixture {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}}); err != nil {
+		t.Fatal(err)
+	}
+	fake := NewFake()
+	return StartFixtureOn(t, st, fake, Unenforcing{Fake: fake})
+}
+
 // StartFixture runs a controller on st with a fresh fake backend and serves its
 // API; a second call on the same store is a daemon restart.
 func StartFixture(t *testing.T, st store.Store) *Fixture {
