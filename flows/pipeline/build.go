@@ -68,7 +68,9 @@ func flagBit(bit int) openflow.SubField {
 }
 
 // loadFlag sets a bit of RegFlags to v.
-func loadFlag(bit int, v uint64) openflow.Action { return openflow.NXRegLoad{Dst: flagBit(bit), Value: v} }
+func loadFlag(bit int, v uint64) openflow.Action {
+	return openflow.NXRegLoad{Dst: flagBit(bit), Value: v}
+}
 
 // flagTooBig is FlagTooBig as a field's bit.
 var flagTooBig = flagBit(FlagTooBig)
