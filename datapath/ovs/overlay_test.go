@@ -364,18 +364,7 @@ var (
 
 func dumpFlows(t *testing.T, h *overlayHost) ofctlDump {
 	t.Helper()
-	out := ofctlDump{}
-	for _, line := range strings.Split(h.box.Ofctl(t, "dump-flows", "br-vnet"), "\n") {
-		g := durationField.FindStringSubmatch(line)
-		if g == nil {
-			continue
-		}
-		var d float64
-		fmt.Sscan(g[1], &d)
-		key := counterFields.ReplaceAllString(strings.TrimSpace(line), "")
-		out[key] = d
-	}
-	return out
+	return boxFlows(t, h.box)
 }
 
 // compareDumps: the same flows, none of them replaced (a replaced flow

@@ -68,6 +68,9 @@ type Backend struct {
 	// before the first).
 	remoteMu    sync.Mutex
 	remoteGiven *[]model.RemotePort
+	// policyMu serialises SetPolicy, which diffs the policy it is given
+	// against the state's before it changes the state.
+	policyMu sync.Mutex
 	// skipped is what was logged of the remote ports that get no flows
 	// (datapath.SelectRemote). Guarded by mu.
 	skipped datapath.SkipLog
@@ -348,7 +351,7 @@ func (b *Backend) Info() datapath.Info {
 // Capabilities implements datapath.Backend: all of them.
 func (b *Backend) Capabilities() datapath.Capabilities {
 	return datapath.Capabilities{
-		PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, FlowLister: b, SwitchStats: b,
+		PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, FlowLister: b, SwitchStats: b, Policy: b,
 		OVSDBConnected: b.db.Connected,
 	}
 }

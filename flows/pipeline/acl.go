@@ -27,8 +27,11 @@ import (
 // counts, as in the Linux backend's chains and model.Policy.Allows.
 const prioRule uint16 = 2000
 
-// ruleObject is the cookie object of a group's rule (KindRule).
+// ruleObject is the cookie object of a group's rule (KindRule): the
+// index below v1.MaxRules fits ruleIndexMask.
 func ruleObject(groupID, index int) uint32 { return uint32(groupID)<<10 | uint32(index) }
+
+const ruleIndexMask = 1<<10 - 1
 
 // PortMask is one value/mask pair of a port range's cover.
 type PortMask struct{ Value, Mask uint16 }

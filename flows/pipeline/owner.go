@@ -84,12 +84,11 @@ func (o Owners) Of(cookie uint64) (Owner, bool) {
 		// Unknown: named by the address the cookie holds.
 		return Owner{Kind: v1.OwnerRemote, Name: objectAddr(object).String()}, true
 	case KindRule:
-		id, index := object>>10, int(object&(1<<10-1))
-		group, ok := o.groups[id]
+		group, ok := o.groups[object>>10]
 		if !ok {
-			group = "#" + strconv.FormatUint(uint64(id), 10)
+			group = "#" + strconv.FormatUint(uint64(object>>10), 10)
 		}
-		return Owner{Kind: v1.OwnerRule, Name: v1.RuleOwner(group, index)}, true
+		return Owner{Kind: v1.OwnerRule, Name: v1.RuleOwner(group, int(object&ruleIndexMask))}, true
 	case KindMember:
 		if m, ok := o.members[object]; ok {
 			return m, true
@@ -98,6 +97,17 @@ func (o Owners) Of(cookie uint64) (Owner, bool) {
 	default:
 		return Owner{Kind: fmt.Sprintf("kind %d", kind)}, false
 	}
+}
+
+// Rule names the security group rule whose flow has cookie: its group,
+// which the model must know, and its index in the group's rules.
+func (o Owners) Rule(cookie uint64) (group string, index int, ok bool) {
+	kind, object, _ := flowset.ParseCookie(cookie)
+	if kind != KindRule {
+		return "", 0, false
+	}
+	group, ok = o.groups[object>>10]
+	return group, int(object & ruleIndexMask), ok
 }
 
 // objectAddr is the IPv4 address a cookie object holds (addrObject).
