@@ -155,6 +155,11 @@ func TestSecurityGroups(t *testing.T) {
 	t.Run("matrix", func(t *testing.T) {
 		checkMatrix(t, policy, ports)
 	})
+	t.Run("fragments of small networks reassembled", func(t *testing.T) {
+		if n, ok := parseIPFMinV4(box.Appctl(t, "dpctl/ipf-get-status")); !ok || n != fragMinV4 {
+			t.Errorf("min v4 frag size %d (%v), want %d", n, ok, fragMinV4)
+		}
+	})
 	t.Run("trace names the rule", func(t *testing.T) {
 		r := h.do(t, agentCmd{Op: "trace", State: state(), Query: v1.Query{From: "web1", To: byName["db1"].IP, Proto: v1.ProtoTCP, DPort: sgPostgres}})
 		if r.Trace.Verdict != v1.Delivered || !strings.Contains(r.Trace.Summary, "allowed by rule 0 of security group db") {
