@@ -86,7 +86,8 @@ func sgPolicy(groups map[string]model.SecurityGroup, ports []model.Port, extra m
 // thing — a sandbox's ovs-vswitchd (userspace datapath), ports in network
 // namespaces, real packets: every pair of ports in two routed networks
 // tries TCP, UDP and ping, and gets through exactly when model.Policy.Allows
-// says (replies and related ICMP included); a removed rule cuts an
+// says (replies and related ICMP included), and replies through the
+// masquerading host come back to a guarded port; a removed rule cuts an
 // established TCP stream, and a rule added back lets a new connection
 // through at once; a membership change touches only its address's flows;
 // the trace names the rule, the counters count it; a restarted backend
@@ -105,6 +106,7 @@ func TestSecurityGroups(t *testing.T) {
 		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: 1500, ID: id}
 	}
 	front, back := nw("front", "10.97.1.0/24", 1), nw("back", "10.97.2.0/24", 2)
+	front.Masquerade = true
 	router := model.Router{Name: "r1", Networks: []string{"back", "front"}, ID: 1}
 	port := func(name string, n model.Network, host byte, groups ...string) model.Port {
 		l, err := model.NewGroupList(groups)
@@ -154,6 +156,25 @@ func TestSecurityGroups(t *testing.T) {
 
 	t.Run("matrix", func(t *testing.T) {
 		checkMatrix(t, policy, ports)
+	})
+	t.Run("masquerade: replies through the host pass", func(t *testing.T) {
+		// Another namespace behind the host: front's ping of it goes out
+		// to the host (LOCAL), which masquerades and forwards it, and the
+		// reply comes back from the host, which web1's ingress (ping from
+		// admin's members only) lets in as a reply.
+		out := testbed.Netns(t, "vnt-out-")
+		veth := testbed.UniqueName("vo")
+		testbed.Run(t, "ip", "link", "add", veth+"a", "netns", box.Netns, "type", "veth", "peer", "name", veth+"b", "netns", out)
+		testbed.Run(t, "ip", "-n", box.Netns, "addr", "add", "192.0.2.1/24", "dev", veth+"a")
+		testbed.Run(t, "ip", "-n", box.Netns, "link", "set", veth+"a", "up")
+		testbed.Run(t, "ip", "-n", out, "addr", "add", "192.0.2.2/24", "dev", veth+"b")
+		testbed.Run(t, "ip", "-n", out, "link", "set", veth+"b", "up")
+		testbed.Run(t, "ip", "netns", "exec", box.Netns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		for _, p := range []string{"web1", "other"} {
+			if err := pingOnce(byName[p].Netns, netip.MustParseAddr("192.0.2.2")); err != nil {
+				t.Errorf("%s → behind the host: %v", p, err)
+			}
+		}
 	})
 	t.Run("fragments of small networks reassembled", func(t *testing.T) {
 		if n, ok := parseIPFMinV4(box.Appctl(t, "dpctl/ipf-get-status")); !ok || n != fragMinV4 {
