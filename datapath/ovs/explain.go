@@ -222,23 +222,20 @@ func traceVerdict(res *v1.Result, o explain.Objects, from model.Port, n model.Ne
 }
 
 // policyDenial says whose security groups allow no rule for the packet:
-// the sender's egress (egress_verdict) or the receiver's ingress.
+// the sender's egress (egress_verdict) or the receiver's ingress — a port
+// of this host with the destination address, since only those have an
+// ingress side here.
 func policyDenial(o explain.Objects, from model.Port, q v1.Query, table uint8) string {
-	port := from.Name
-	if table != pipeline.TableEgressVerdict {
-		port = "with address " + q.To.String()
+	side, port := "egress", from.Name
+	if table == pipeline.TableIngressVerdict {
+		side, port = "ingress", q.To.String()
 		for _, p := range o.State.Ports {
 			if p.IP == q.To {
 				port = p.Name
 			}
 		}
 	}
-	groups := strings.Join(o.State.Policy.Ports[port].Names(), ", ")
-	side := "ingress"
-	if table == pipeline.TableEgressVerdict {
-		side = "egress"
-	}
-	return fmt.Sprintf("no %s rule of port %s's security groups (%s) allows it", side, port, groups)
+	return fmt.Sprintf("no %s rule of port %s's security groups (%s) allows it", side, port, strings.Join(o.State.Policy.Ports[port].Names(), ", "))
 }
 
 // tunnelDst reads the address of a set_field:ADDR->tun_dst action.
