@@ -66,6 +66,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzActions$$' -fuzztime $(FUZZTIME) ./flows/openflow
 	go test -run '^$$' -fuzz '^FuzzInstructions$$' -fuzztime $(FUZZTIME) ./flows/openflow
 	go test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./flows/pipeline
+	go test -run '^$$' -fuzz '^FuzzPolicyCompile$$' -fuzztime $(FUZZTIME) ./flows/pipeline
 	go test -run '^$$' -fuzz '^FuzzFragNeeded$$' -fuzztime $(FUZZTIME) ./flows/pmtu
 
 # The performance suite (issue 7, docs/BENCHMARKS.md): every figure beside its

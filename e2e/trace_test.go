@@ -38,11 +38,11 @@ func TestTrace(t *testing.T) {
 				stages          []string
 			}{
 				{"same network", "from=a1&to=10.71.0.3&proto=tcp&dport=80", v1.Delivered, "", "a2", "a1", "10.71.0.3",
-					[]string{"classify", "spoof_guard", "gateway", "l2_forward"}},
+					[]string{"classify", "spoof_guard", "gateway", "egress_ct", "egress_out", "l2_forward", "ingress_ct", "output"}},
 				{"across the router", "from=a1&to=10.72.0.2", v1.Delivered, "", "r1p", "a1", "10.72.0.2",
-					[]string{"classify", "spoof_guard", "gateway", "route", "path_mtu", "neighbor", "l2_forward"}},
+					[]string{"classify", "spoof_guard", "gateway", "egress_ct", "egress_out", "route", "path_mtu", "neighbor", "l2_forward", "ingress_ct", "output"}},
 				{"isolated", "from=g1&to=10.71.0.2", v1.Dropped, "isolated", "", "g1", "10.71.0.2",
-					[]string{"classify", "spoof_guard", "gateway", "route"}},
+					[]string{"classify", "spoof_guard", "gateway", "egress_ct", "egress_out", "route"}},
 				{"spoofed", "from=a1&to=10.71.0.3&src=10.71.0.99", v1.Dropped, "spoofed", "", "", "",
 					[]string{"classify", "spoof_guard"}},
 				{"gateway", "from=r1p&to=10.72.0.1", v1.Answered, "", "", "r1p", "10.72.0.1", nil},

@@ -54,7 +54,7 @@ type agentConfig struct {
 }
 
 type agentCmd struct {
-	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, close
+	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, close
 	Config  agentConfig
 	Network model.Network
 	Router  model.Router
@@ -62,6 +62,7 @@ type agentCmd struct {
 	Remote  []model.RemotePort
 	State   datapath.State
 	Query   v1.Query
+	Policy  model.Policy
 }
 
 type agentReply struct {
@@ -70,10 +71,12 @@ type agentReply struct {
 	// not_bound; Detail its error.
 	Check, Detail string
 	// Changed: Changed was signalled (drain, changed).
-	Changed bool
-	Port    model.Port
-	Flows   []v1.Flow
-	Trace   v1.Result
+	Changed     bool
+	Port        model.Port
+	Flows       []v1.Flow
+	Trace       v1.Result
+	PolicyStats datapath.PolicyStats
+	SwitchStats datapath.SwitchStats
 }
 
 // runAgent serves commands until stdin closes or a close command; it
@@ -163,6 +166,12 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		r.Flows, err = (*b).Flows(ctx, c.State)
 	case "trace":
 		r.Trace, err = (*b).Trace(ctx, c.State, c.Query)
+	case "policy":
+		err = (*b).SetPolicy(ctx, c.Policy)
+	case "policy-stats":
+		r.PolicyStats, err = (*b).PolicyStats(ctx)
+	case "switch-stats":
+		r.SwitchStats, err = (*b).SwitchStats(ctx)
 	default:
 		err = fmt.Errorf("unknown op %q", c.Op)
 	}

@@ -1,11 +1,13 @@
 package ovs
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/ovs/unixctl"
 )
 
 // ParseDpctlShow reads the datapaths out of `dpctl/show` (lib/dpctl.c,
@@ -92,4 +94,49 @@ func keys(m map[string]*uint64) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// fragMinV4 is the smallest IPv4 fragment (all but the last) that the
+// userspace datapath's reassembly before conntrack takes: its default, 1200,
+// would drop every fragment of a network whose MTU is below that (576 at
+// the least, model.MinMTU) at a port with security groups, whose packets
+// go through conntrack. 400 is the smallest OVS accepts.
+const fragMinV4 = 400
+
+// parseIPFMinV4 reads "min v4 frag size: N" out of `dpctl/ipf-get-status`
+// (lib/ipf.c, ipf_get_status).
+func parseIPFMinV4(text string) (int, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "min v4 frag size:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// ensureFragMin sets the userspace datapath's fragMinV4, which
+// ovs-vswitchd does not keep across its restarts: called when the bridge
+// (re)connects, it changes the setting only when the status shows another
+// value, so that a daemon restart changes nothing. The kernel datapath
+// reassembles in the kernel's conntrack: nothing to do.
+func (b *Backend) ensureFragMin(ctx context.Context) error {
+	if b.datapathType != "netdev" {
+		return nil
+	}
+	ctl, err := b.controlSocket()
+	if err != nil {
+		return fmt.Errorf("fragment reassembly: %w", err)
+	}
+	status, err := unixctl.Call(ctx, ctl, "dpctl/ipf-get-status")
+	if err != nil {
+		return fmt.Errorf("fragment reassembly: %w", err)
+	}
+	if n, ok := parseIPFMinV4(status); ok && n == fragMinV4 {
+		return nil
+	}
+	if _, err := unixctl.Call(ctx, ctl, "dpctl/ipf-set-min-frag", "v4", strconv.Itoa(fragMinV4)); err != nil {
+		return fmt.Errorf("fragment reassembly: set the minimum IPv4 fragment to %d: %w", fragMinV4, err)
+	}
+	return nil
 }

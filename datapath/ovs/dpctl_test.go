@@ -75,3 +75,18 @@ func TestParseDpctlShow(t *testing.T) {
 		})
 	}
 }
+
+// TestParseIPFMinV4 reads the setting out of ovs-vswitchd 3.1's status
+// (captured from a sandbox, userspace datapath, at its default).
+func TestParseIPFMinV4(t *testing.T) {
+	text, err := os.ReadFile("testdata/ipf-status-netdev.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := parseIPFMinV4(string(text)); !ok || n != 1200 {
+		t.Errorf("parseIPFMinV4 = %d, %v; want 1200", n, ok)
+	}
+	if _, ok := parseIPFMinV4("min v6 frag size: 1280\n"); ok {
+		t.Error("parseIPFMinV4 found a v4 size in a status without one")
+	}
+}

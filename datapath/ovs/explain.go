@@ -54,6 +54,14 @@ func tracePacket(q v1.Query, s datapath.State) (string, error) {
 // (the match is absent for a flow that matches everything).
 var stepLine = regexp.MustCompile(`^\s*(\d+)\.\s+(?:(.*), )?priority (\d+), cookie (0x[0-9a-f]+)\s*$`)
 
+// noMatch is a resubmit that found no flow: a rules pass no rule of which
+// matched ("24. No match."), which does nothing.
+var noMatch = regexp.MustCompile(`^\d+\.\s+No match\.?$`)
+
+// ctNext is conntrack's answer to each ct action that a traced packet
+// meets (egress_ct, ingress_ct): the first packet of a new connection.
+var ctNext = []string{"--ct-next", "trk,new", "--ct-next", "trk,new"}
+
 // explainTrace reads ofproto/trace's output for the packet made by
 // tracePacket(q, s) and maps each step to its table and owner, and the last
 // one to a verdict.
@@ -66,6 +74,7 @@ func explainTrace(q v1.Query, s datapath.State, packet, raw string) (v1.Result, 
 	res := v1.Result{Backend: "ovs", Packet: packet, Raw: raw}
 	owners := pipeline.NewOwners(pipelineModel(s))
 	var last *v1.Step
+	var rules []string // the rules that allowed the packet, in the order met
 	for _, line := range strings.Split(raw, "\n") {
 		if g := stepLine.FindStringSubmatch(line); g != nil {
 			table, _ := strconv.Atoi(g[1])
@@ -78,6 +87,9 @@ func explainTrace(q v1.Query, s datapath.State, packet, raw string) (v1.Result, 
 			if owner, ok := owners.Of(cookie); ok {
 				step.Owner = owner.String()
 			}
+			if _, _, ok := owners.Rule(cookie); ok {
+				rules = append(rules, step.Owner)
+			}
 			res.Steps = append(res.Steps, step)
 			last = &res.Steps[len(res.Steps)-1]
 			continue
@@ -89,7 +101,14 @@ func explainTrace(q v1.Query, s datapath.State, packet, raw string) (v1.Result, 
 				last = nil // the blank line after the last table
 			}
 		case strings.HasPrefix(act, "->"):
-			// OVS's note on what a move did; the action says enough.
+			// OVS's note on what an action did; the action says enough,
+			// except which port output:FIELD took.
+			if port, ok := strings.CutPrefix(act, "-> output port is "); ok && len(last.Actions) > 0 {
+				if i := len(last.Actions) - 1; strings.HasPrefix(last.Actions[i], "output:NXM_") {
+					last.Actions[i] = outputTo(port)
+				}
+			}
+		case noMatch.MatchString(act):
 		default:
 			last.Actions = append(last.Actions, act)
 		}
@@ -98,7 +117,19 @@ func explainTrace(q v1.Query, s datapath.State, packet, raw string) (v1.Result, 
 		return res, fmt.Errorf("ofproto/trace shows no table: %s", firstLine(raw))
 	}
 	traceVerdict(&res, o, from, n, q)
+	if res.Verdict != v1.Dropped && len(rules) > 0 {
+		res.Summary += "; allowed by " + strings.Join(rules, " and ")
+	}
 	return res, nil
+}
+
+// outputTo is the output action to the port output:FIELD chose, as
+// ovs-ofctl writes an output to it: LOCAL by name.
+func outputTo(port string) string {
+	if port == "65534" {
+		return "LOCAL"
+	}
+	return "output:" + port
 }
 
 // traceVerdict reads the last step's actions: an output to a port delivers, to
@@ -112,11 +143,20 @@ func traceVerdict(res *v1.Result, o explain.Objects, from model.Port, n model.Ne
 	}
 	var outs []string
 	answered, local, group := false, false, false
-	var tunDst netip.Addr // set by the actions before an output into the tunnel
+	// Set by the actions before an output into the tunnel: in l2_forward,
+	// which hands a unicast packet on to output.
+	var tunDst netip.Addr
+	for _, st := range res.Steps[:len(res.Steps)-1] {
+		for _, a := range st.Actions {
+			if dst, ok := tunnelDst(a); ok {
+				tunDst = dst
+			}
+		}
+	}
 	for i, a := range s.Actions {
 		switch {
 		case strings.HasPrefix(a, "set_field:") && strings.HasSuffix(a, "->tun_dst"):
-			tunDst, _ = netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(a, "set_field:"), "->tun_dst"))
+			tunDst, _ = tunnelDst(a)
 		case a == "IN_PORT":
 			answered = true
 		case a == "LOCAL" || a == "output:LOCAL":
@@ -175,7 +215,37 @@ func traceVerdict(res *v1.Result, o explain.Objects, from model.Port, n model.Ne
 			s.Drop = r
 		}
 		res.Summary = fmt.Sprintf("dropped in table %d (%s) by a flow of %s: %s", s.Table, s.Stage, s.Owner, v1.DropMeaning(res.Reason))
+		if res.Reason == v1.DropPolicy {
+			res.Summary = fmt.Sprintf("dropped in table %d (%s): %s", s.Table, s.Stage, policyDenial(o, from, q, uint8(s.Table)))
+		}
 	}
+}
+
+// policyDenial says whose security groups allow no rule for the packet:
+// the sender's egress (egress_verdict) or the receiver's ingress — a port
+// of this host with the destination address, since only those have an
+// ingress side here.
+func policyDenial(o explain.Objects, from model.Port, q v1.Query, table uint8) string {
+	side, port := "egress", from.Name
+	if table == pipeline.TableIngressVerdict {
+		side, port = "ingress", q.To.String()
+		for _, p := range o.State.Ports {
+			if p.IP == q.To {
+				port = p.Name
+			}
+		}
+	}
+	return fmt.Sprintf("no %s rule of port %s's security groups (%s) allows it", side, port, strings.Join(o.State.Policy.Ports[port].Names(), ", "))
+}
+
+// tunnelDst reads the address of a set_field:ADDR->tun_dst action.
+func tunnelDst(action string) (netip.Addr, bool) {
+	v, ok := strings.CutSuffix(strings.TrimPrefix(action, "set_field:"), "->tun_dst")
+	if !ok {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(v)
+	return a, err == nil
 }
 
 // tunnelTarget names what a packet sent into the tunnel to the host at

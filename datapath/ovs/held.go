@@ -41,9 +41,11 @@ func (b *Backend) Held(ctx context.Context) (datapath.Held, error) {
 		return datapath.Held{}, fmt.Errorf("held objects: %w", err)
 	}
 	// An empty model names no object: only the kind of each cookie counts.
+	// Security groups' rules are left out: groups may exist without any
+	// network, and a state with none compiles them anew.
 	owners := pipeline.NewOwners(pipeline.Model{})
 	for _, f := range flows {
-		if owner, _ := owners.Of(f.Cookie); owner.Kind != v1.OwnerPipeline {
+		if owner, _ := owners.Of(f.Cookie); owner.Kind != v1.OwnerPipeline && owner.Kind != v1.OwnerRule {
 			h.Flows++
 		}
 	}

@@ -58,7 +58,7 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.R
 	if err != nil {
 		return v1.Result{}, fmt.Errorf("trace: %w", err)
 	}
-	raw, err := unixctl.Call(ctx, ctl, "ofproto/trace", b.bridge, packet)
+	raw, err := unixctl.Call(ctx, ctl, "ofproto/trace", append([]string{b.bridge, packet}, ctNext...)...)
 	if err != nil {
 		return v1.Result{}, fmt.Errorf("trace %s: %w", packet, err)
 	}
@@ -67,7 +67,7 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.R
 
 // pipelineModel is what of the desired state the flows depend on.
 func pipelineModel(s datapath.State) pipeline.Model {
-	return pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote}
+	return pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote, Policy: s.Policy}
 }
 
 // inspected is the state s with only the remote ports that get flows

@@ -209,6 +209,45 @@ func TestOverlayTwoHosts(t *testing.T) {
 			}
 		}
 	})
+	t.Run("security groups across hosts", func(t *testing.T) {
+		// ba (h1) in web, whose rules allow nothing in; bb and rb (h2, the
+		// second across the router) in db, which takes PostgreSQL from
+		// web's members. Each host judges its own ports: h1 ba's egress,
+		// h2 the ingress of bb and rb; replies come back through the
+		// tunnel as replies of the connection h1 committed.
+		groups := sgGroups(t)
+		web := groups["web"]
+		web.Rules = []model.Rule{}
+		groups["web"] = web
+		for _, p := range []model.Port{ba, bb, rb} {
+			serve(t, p)
+		}
+		members := map[string][]netip.Addr{"web": {ba.IP}, "db": {bb.IP, rb.IP}}
+		pol := func(local map[string]model.GroupList) model.Policy {
+			return model.Policy{Groups: groups, Ports: local, Members: members}
+		}
+		h1.agent.do(t, agentCmd{Op: "policy", Policy: pol(map[string]model.GroupList{"ba": "web"})})
+		h2.agent.do(t, agentCmd{Op: "policy", Policy: pol(map[string]model.GroupList{"bb": "db", "rb": "db"})})
+		for _, c := range []struct {
+			from, to model.Port
+			port     uint16
+			want     bool
+		}{
+			{ba, bb, sgPostgres, true}, {ba, rb, sgPostgres, true}, {ba, bb, sgHTTP, false},
+			{bb, ba, sgHTTP, false}, {rb, bb, sgPostgres, false},
+		} {
+			if err := dialTCP(c.from.Netns, c.to.IP, c.port); (err == nil) != c.want {
+				t.Errorf("TCP %s → %s:%d: %v, want success %v", c.from.Name, c.to.Name, c.port, err, c.want)
+			}
+		}
+		if err := pingOnce(bb.Netns, ba.IP); err == nil {
+			t.Error("bb pings ba, whose group allows nothing in")
+		}
+		for _, h := range w.hosts {
+			h.agent.do(t, agentCmd{Op: "policy", Policy: model.Policy{}})
+		}
+		ping(t, bb.Netns, ba.IP, true)
+	})
 	t.Run("restart keeps the flows", func(t *testing.T) {
 		before := dumpFlows(t, h1)
 		pinger := startPing(t, bb.Netns, ba.IP)
@@ -364,18 +403,7 @@ var (
 
 func dumpFlows(t *testing.T, h *overlayHost) ofctlDump {
 	t.Helper()
-	out := ofctlDump{}
-	for _, line := range strings.Split(h.box.Ofctl(t, "dump-flows", "br-vnet"), "\n") {
-		g := durationField.FindStringSubmatch(line)
-		if g == nil {
-			continue
-		}
-		var d float64
-		fmt.Sscan(g[1], &d)
-		key := counterFields.ReplaceAllString(strings.TrimSpace(line), "")
-		out[key] = d
-	}
-	return out
+	return boxFlows(t, h.box)
 }
 
 // compareDumps: the same flows, none of them replaced (a replaced flow

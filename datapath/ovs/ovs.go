@@ -68,6 +68,9 @@ type Backend struct {
 	// before the first).
 	remoteMu    sync.Mutex
 	remoteGiven *[]model.RemotePort
+	// policyMu serialises SetPolicy, which diffs the policy it is given
+	// against the state's before it changes the state.
+	policyMu sync.Mutex
 	// skipped is what was logged of the remote ports that get no flows
 	// (datapath.SelectRemote). Guarded by mu.
 	skipped datapath.SkipLog
@@ -312,13 +315,17 @@ func (f *flowSource) Desired(dpid uint64) (flowset.Desired, bool) {
 }
 
 // Synced restores the host side after the bridge (re)connected: a restarted
-// ovs-vswitchd makes the bridge's interface anew, without our routes.
+// ovs-vswitchd makes the bridge's interface anew, without our routes, and
+// forgets its fragment reassembly settings.
 func (f *flowSource) Synced(dpid uint64) {
 	b := (*Backend)(f)
 	ctx, cancel := context.WithTimeout(context.Background(), hostSyncTimeout)
 	defer cancel()
 	if err := b.syncHost(ctx); err != nil {
 		b.log.Error("restore the host side of masquerade", "err", err)
+	}
+	if err := b.ensureFragMin(ctx); err != nil {
+		b.log.Error("set up the datapath for security groups", "err", err)
 	}
 }
 
@@ -348,7 +355,7 @@ func (b *Backend) Info() datapath.Info {
 // Capabilities implements datapath.Backend: all of them.
 func (b *Backend) Capabilities() datapath.Capabilities {
 	return datapath.Capabilities{
-		PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, FlowLister: b, SwitchStats: b,
+		PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, FlowLister: b, SwitchStats: b, Policy: b,
 		OVSDBConnected: b.db.Connected,
 	}
 }
@@ -575,6 +582,13 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	}
 	if err := b.flows.Sync(b.dpid); err != nil {
 		return fmt.Errorf("prune: sync flows: %w", err)
+	}
+	// Logged, not failed: without it only fragments in networks of small
+	// MTU miss the security groups' conntrack, and a daemon that cannot
+	// reach ovs-vswitchd's control socket (a TCP OVSDB endpoint without
+	// --vswitchd-ctl) runs as before.
+	if err := b.ensureFragMin(ctx); err != nil {
+		b.log.Error("set up the datapath for security groups", "err", err)
 	}
 	return b.spares.setActive(ctx, len(s.Networks) > 0)
 }

@@ -25,6 +25,8 @@ type state struct {
 	// model.CompareRemote order (cluster mode; SetRemotePorts replaces
 	// them whole); which of them get flows is for kept to say.
 	remote map[string][]model.RemotePort
+	// policy is the security groups' policy (SetPolicy, Prune).
+	policy model.Policy
 }
 
 func newState() state {
@@ -38,6 +40,7 @@ func (s state) model(self netip.Addr) pipeline.Model {
 	m := pipeline.Model{
 		Networks: slices.Collect(maps.Values(s.networks)),
 		Routers:  slices.Collect(maps.Values(s.routers)),
+		Policy:   s.policy,
 	}
 	for _, ports := range s.ports {
 		m.Ports = slices.AppendSeq(m.Ports, maps.Values(ports))
@@ -76,8 +79,9 @@ func (b *Backend) remote(s state, n model.Network) ([]flowset.Flow, flowset.Grou
 // change sends the difference of the scope before and after.
 type scope func(state) flowset.Desired
 
-// portScope is a port's flows, its network's flood group and its network's
-// remote ports' flows (which a local port may shadow).
+// portScope is a port's flows (its security groups' too), its network's
+// flood group and its network's remote ports' flows (which a local port
+// may shadow).
 func (b *Backend) portScope(network, port string) scope {
 	return func(s state) flowset.Desired {
 		var d flowset.Desired
@@ -86,7 +90,7 @@ func (b *Backend) portScope(network, port string) scope {
 			return d
 		}
 		if p, ok := s.ports[network][port]; ok {
-			d.Flows = b.pipeline.Port(p, n)
+			d.Flows = append(b.pipeline.Port(p, n), b.pipeline.PortACL(s.policy, p, n)...)
 		}
 		flows, flood := b.remote(s, n)
 		d.Flows = append(d.Flows, flows...)
@@ -185,6 +189,7 @@ func (b *Backend) prime(s datapath.State, remote map[string][]model.RemotePort) 
 	if remote != nil {
 		next.remote = remote
 	}
+	next.policy = s.Policy
 	for _, n := range s.Networks {
 		next.networks[n.Name] = n
 	}

@@ -202,6 +202,8 @@ var instCases = []instCase{
 		ovs: "push:NXM_NX_REG0[],pop:NXM_NX_REG1[0..7]"},
 	{name: "output_trunc", insts: apply(NXOutputTrunc{Port: 3, MaxLen: 100}),
 		hex: "0004001800000000ffff0010000023200027000300000064", ovs: "output(port=3,max_len=100)"},
+	{name: "output_reg", insts: apply(NXOutputReg{Src: SubField{Field: RefOf("reg3"), NBits: 16}, MaxLen: OutputRegMaxLen}),
+		hex: "0004002000000000ffff001800002320000f000f00010604ffff000000000000", ovs: "output:NXM_NX_REG3[0..15]"},
 	{name: "sample", insts: apply(NXSample{Probability: 10, CollectorSetID: 1, ObsDomainID: 2, ObsPointID: 3}),
 		hex: "0004002000000000ffff001800002320001d000a000000010000000200000003",
 		ovs: "sample(probability=10,collector_set_id=1,obs_domain_id=2,obs_point_id=3)"},

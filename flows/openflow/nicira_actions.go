@@ -12,6 +12,7 @@ const (
 	nxastRegLoad       = 7
 	nxastNote          = 8
 	nxastResubmitTable = 14
+	nxastOutputReg     = 15
 	nxastLearn         = 16
 	nxastFinTimeout    = 19
 	nxastController    = 20
@@ -346,6 +347,34 @@ func (a NXOutputTrunc) appendAction(b []byte) ([]byte, error) {
 	return nxFinish(binary.BigEndian.AppendUint32(b, a.MaxLen), start)
 }
 
+// NXOutputReg is NXAST_OUTPUT_REG, output:Src: out of the port a field
+// holds, so that one flow outputs where an earlier table decided.
+// MaxLen is the length sent to a controller port; OVS sets 0xffff
+// (OutputRegMaxLen) when it parses the text, and reports what it got.
+type NXOutputReg struct {
+	Src    SubField
+	MaxLen uint16
+}
+
+// OutputRegMaxLen is the MaxLen ovs-ofctl gives output:FIELD, so that a
+// flow sent with it reads back as ovs-ofctl would have added it.
+const OutputRegMaxLen uint16 = 0xffff
+
+func (a NXOutputReg) appendAction(b []byte) ([]byte, error) {
+	on, err := ofsNbits(a.Src.Ofs, a.Src.NBits)
+	if err != nil {
+		return b, fmt.Errorf("output_reg: %w", err)
+	}
+	src, err := ref32(a.Src.Field)
+	if err != nil {
+		return b, fmt.Errorf("output_reg: %w", err)
+	}
+	b, start := nxStart(b, nxastOutputReg)
+	b = binary.BigEndian.AppendUint16(b, on)
+	b = binary.BigEndian.AppendUint32(b, src)
+	return nxFinish(binary.BigEndian.AppendUint16(b, a.MaxLen), start)
+}
+
 // NXCTClear is NXAST_CT_CLEAR.
 type NXCTClear struct{}
 
@@ -426,6 +455,10 @@ func decodeNiciraBody(sub uint16, r *reader) (Action, error) {
 		a = NXConjunction{Clause: r.u8(), NClauses: r.u8(), ID: r.u32()}
 	case nxastOutputTrunc:
 		a = NXOutputTrunc{Port: r.u16(), MaxLen: r.u32()}
+	case nxastOutputReg:
+		ofs, nbits := splitOfsNbits(r.u16())
+		src := decodeRef32(r)
+		a = NXOutputReg{Src: SubField{Field: src, Ofs: ofs, NBits: nbits}, MaxLen: r.u16()}
 	case nxastCTClear:
 		a = NXCTClear{}
 	case nxastCT:

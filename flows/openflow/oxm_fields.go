@@ -408,8 +408,10 @@ func IPv4SrcPrefix(p netip.Prefix) OXM   { v, m := prefix4(p); return masked(bas
 func IPv4DstPrefix(p netip.Prefix) OXM   { v, m := prefix4(p); return masked(basic(12, v), m) }
 func TCPSrc(p uint16) OXM                { return basic(13, be16(p)) }
 func TCPDst(p uint16) OXM                { return basic(14, be16(p)) }
+func TCPDstMasked(p, mask uint16) OXM    { return masked(basic(14, be16(p)), be16(mask)) }
 func UDPSrc(p uint16) OXM                { return basic(15, be16(p)) }
 func UDPDst(p uint16) OXM                { return basic(16, be16(p)) }
+func UDPDstMasked(p, mask uint16) OXM    { return masked(basic(16, be16(p)), be16(mask)) }
 func SCTPSrc(p uint16) OXM               { return basic(17, be16(p)) }
 func SCTPDst(p uint16) OXM               { return basic(18, be16(p)) }
 func ICMPv4Type(t uint8) OXM             { return basic(19, []byte{t}) }

@@ -151,6 +151,8 @@ func formatAction(a Action) string {
 		return fmt.Sprintf("conjunction(%d,%d/%d)", a.ID, int(a.Clause)+1, a.NClauses)
 	case NXOutputTrunc:
 		return fmt.Sprintf("output(port=%s,max_len=%d)", port16(a.Port), a.MaxLen)
+	case NXOutputReg:
+		return "output:" + formatSubField(a.Src)
 	case NXCTClear:
 		return "ct_clear"
 	case NXCT:

@@ -235,6 +235,7 @@ func textCases() []textCase {
 			NXRegLoad2{Field: RegMasked(3, 0x10, 0xf0)}))},
 		{name: "output truncate and sample", fm: flow(0, 5, nil, acts(NXOutputTrunc{Port: 3, MaxLen: 100},
 			NXSample{Probability: 10, CollectorSetID: 1, ObsDomainID: 2, ObsPointID: 3}))},
+		{name: "output from a register", sandbox: true, fm: flow(0, 8, []OXM{ip}, acts(NXOutputReg{Src: SubField{Field: RefOf("reg3"), NBits: 16}, MaxLen: OutputRegMaxLen}))},
 		{name: "fin_timeout", fm: flow(0, 7, []OXM{ip, IPProto(IPProtoTCP)}, acts(NXFinTimeout{HardTimeout: 9}, NXFinTimeout{IdleTimeout: 1, HardTimeout: 2}))},
 		{name: "stack push pop", fm: flow(0, 6, nil, acts(NXStackPush{Field: SubField{Field: RefOf("reg0"), NBits: 32}},
 			NXStackPop{Field: SubField{Field: RefOf("reg1"), Ofs: 4, NBits: 1}}))},

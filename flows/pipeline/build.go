@@ -59,8 +59,21 @@ func gotoTable(t uint8) openflow.Instruction { return openflow.GotoTable{Table: 
 
 func setField(f openflow.OXM) openflow.Action { return openflow.ActionSetField{Field: f} }
 
+// regRef names register n for the actions that read or write fields.
+func regRef(n int) openflow.FieldRef { return openflow.RefOf(fmt.Sprintf("reg%d", n)) }
+
+// flagBit is a bit of RegFlags as a field's bit.
+func flagBit(bit int) openflow.SubField {
+	return openflow.SubField{Field: regRef(RegFlags), Ofs: uint16(bit), NBits: 1}
+}
+
+// loadFlag sets a bit of RegFlags to v.
+func loadFlag(bit int, v uint64) openflow.Action {
+	return openflow.NXRegLoad{Dst: flagBit(bit), Value: v}
+}
+
 // flagTooBig is FlagTooBig as a field's bit.
-var flagTooBig = openflow.SubField{Field: openflow.RefOf(fmt.Sprintf("reg%d", RegFlags)), Ofs: FlagTooBig, NBits: 1}
+var flagTooBig = flagBit(FlagTooBig)
 
 // routeTo makes m the packet's network and, when m's MTU is smaller than
 // from's, sets FlagTooBig for a packet that does not fit it. A packet that

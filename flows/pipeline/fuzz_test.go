@@ -3,6 +3,8 @@ package pipeline
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
@@ -112,6 +114,149 @@ func FuzzCompile(f *testing.F) {
 			len(plan.GroupModify) != 1 || len(plan.GroupAdd)+len(plan.GroupDelete) != 0 {
 			t.Fatalf("attaching one port: %d adds (want %d), %d modifies, %d deletes, groups +%d ~%d -%d",
 				len(plan.Add), len(own), len(plan.Modify), len(plan.Delete), len(plan.GroupAdd), len(plan.GroupModify), len(plan.GroupDelete))
+		}
+	})
+}
+
+// policyFrom builds a policy over m's ports from fuzz bytes: three groups
+// (IDs 1-3) with a rule per three bytes — either direction, any protocol,
+// a port range, any peer, a CIDR or a group — and each port in the groups
+// of a bitmask its byte gives; every group also has a member on another
+// host.
+func policyFrom(m Model, rules, memberships []byte) model.Policy {
+	names := []string{"g0", "g1", "g2"}
+	pol := model.Policy{Groups: map[string]model.SecurityGroup{}, Ports: map[string]model.GroupList{}, Members: map[string][]netip.Addr{}}
+	for i, n := range names {
+		pol.Groups[n] = model.SecurityGroup{Name: n, ID: i + 1, Rules: []model.Rule{}}
+		pol.Members[n] = []netip.Addr{netip.AddrFrom4([4]byte{10, 200, 0, byte(i + 1)})}
+	}
+	for ; len(rules) >= 3; rules = rules[3:] {
+		b0, b1, b2 := rules[0], rules[1], rules[2]
+		g := pol.Groups[names[int(b0)%3]]
+		r := model.Rule{Direction: model.Ingress + model.Direction(b0>>2&1),
+			Proto: []uint8{model.ProtoAny, model.ProtoICMP, model.ProtoTCP, model.ProtoUDP}[b0>>3&3]}
+		if r.Proto == model.ProtoTCP || r.Proto == model.ProtoUDP {
+			r.PortMin = uint16(b1)<<4 | 1
+			r.PortMax = r.PortMin + uint16(b2)*7
+		}
+		switch b0 >> 5 % 3 {
+		case 1:
+			r.Remote = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, b1, b2, 0}), int(b2%33)).Masked()
+		case 2:
+			r.RemoteGroup = names[int(b1)%3]
+		}
+		g.Rules = append(g.Rules, r)
+		pol.Groups[g.Name] = g
+	}
+	for i, p := range m.Ports {
+		var mask byte
+		if i < len(memberships) {
+			mask = memberships[i] % 8
+		}
+		var groups []string
+		for j, n := range names {
+			if mask>>j&1 == 1 {
+				groups = append(groups, n)
+				pol.Members[n] = append(pol.Members[n], p.IP)
+			}
+		}
+		if groups != nil {
+			pol.Ports[p.Name] = model.GroupList(strings.Join(groups, ","))
+		}
+	}
+	for n := range pol.Members {
+		slices.SortFunc(pol.Members[n], netip.Addr.Compare)
+		pol.Members[n] = slices.Compact(pol.Members[n])
+	}
+	return pol
+}
+
+// FuzzPolicyCompile checks, for any policy over any model: the flows form
+// a valid table that keeps to the declared stages, the policy's flows are
+// exactly 4 per guarded port, 2 per member address and one per port mask
+// of each rule, and from one policy to another only the flows of what
+// model.DiffPolicy names change — which is all the backend sends.
+func FuzzPolicyCompile(f *testing.F) {
+	f.Add([]byte{2, 1, 1, 0, 1, 5, 9, 14}, []byte{0x12, 0x34, 0x56, 0x48, 7, 9}, []byte{1, 2, 3, 4, 5})
+	f.Add([]byte{3, 7, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8}, []byte{0xa8, 0, 255, 0x31, 80, 0}, []byte{7, 7, 0, 1})
+	f.Fuzz(func(t *testing.T, data, rules, memberships []byte) {
+		m, _, ok := modelFrom(data)
+		if !ok || len(rules) > 90 {
+			return
+		}
+		p := testPipeline()
+		plain, err := p.Compile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Policy = policyFrom(m, rules, memberships)
+		d, err := p.Compile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := flowset.Diff(space, d, flowset.Installed{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := checkStages(d); err != nil {
+			t.Fatal(err)
+		}
+		for _, fl := range d.Flows {
+			if err := openflow.Validate(fl.Match); err != nil {
+				t.Fatalf("table %d priority %d: %v", fl.Table, fl.Priority, err)
+			}
+		}
+		want := 4 * len(m.Policy.Ports)
+		addrs := map[netip.Addr]bool{}
+		for _, ms := range m.Policy.Members {
+			for _, a := range ms {
+				addrs[a] = true
+			}
+		}
+		want += 2 * len(addrs)
+		for _, g := range m.Policy.Groups {
+			for _, r := range g.Rules {
+				want += max(1, len(PortMasks(r.PortMin, r.PortMax)))
+			}
+		}
+		if got := len(d.Flows) - len(plain.Flows); got != want {
+			t.Fatalf("%d policy flows, want %d", got, want)
+		}
+
+		// Another policy: only the flows of what DiffPolicy names change.
+		next := m
+		next.Policy = policyFrom(m, rules[min(3, len(rules)):], slices.Concat([]byte{5}, memberships))
+		d2, err := p.Compile(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := model.DiffPolicy(m.Policy, next.Policy)
+		owners := NewOwners(next)
+		prev := NewOwners(m)
+		inChange := func(cookie uint64) bool {
+			kind, object, _ := flowset.ParseCookie(cookie)
+			switch kind {
+			case KindRule:
+				g, _, ok := owners.Rule(cookie)
+				if !ok {
+					g, _, ok = prev.Rule(cookie)
+				}
+				return ok && slices.Contains(ch.Groups, g)
+			case KindMember:
+				return slices.Contains(ch.Members, objectAddr(object))
+			case KindPort:
+				o, _ := owners.Of(cookie)
+				return slices.Contains(ch.Ports, o.Name) || slices.Contains(ch.EgressFlip, o.Name)
+			}
+			return false
+		}
+		plan, err := flowset.Change(space, d, d2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fm := range slices.Concat(plan.Add, plan.Modify, plan.Delete) {
+			if !inChange(fm.Cookie) {
+				t.Fatalf("flow %s changed, but DiffPolicy names nothing of it: %+v", openflow.FormatFlowMod(&fm), ch)
+			}
 		}
 	})
 }

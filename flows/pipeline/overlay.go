@@ -26,8 +26,7 @@ func RemoteCookieObject(p model.Port) uint32 {
 	if !p.IP.Is4() {
 		return 0
 	}
-	b := p.IP.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	return addrObject(p.IP)
 }
 
 // RemoteFlows are the flows of n's remote ports among remote: delivery by
@@ -46,7 +45,8 @@ func (p Pipeline) RemoteFlows(n model.Network, remote []model.RemotePort) []flow
 		flows = append(flows,
 			flow(TableNeighbor, prioFallback, c, match(inNet, openflow.EthType(ethIPv4), openflow.IPv4Dst(r.Port.IP)),
 				apply(setField(openflow.EthDst(mac))), gotoTable(TableL2)),
-			flow(TableL2, prioFallback, c, match(inNet, openflow.EthDst(mac)), apply(p.toTunnel(n, r.HostIP)...)),
+			flow(TableL2, prioFallback, c, match(inNet, openflow.EthDst(mac)),
+				toIngress(p.Tunnel, p.tunnelKey(n, r.HostIP)...)...),
 		)
 	}
 	return flows
@@ -73,10 +73,15 @@ func (p Pipeline) fromTunnel(cookie uint64, n model.Network) flowset.Flow {
 
 // toTunnel sends a packet of network n to the host at underlay address host.
 func (p Pipeline) toTunnel(n model.Network, host netip.Addr) []openflow.Action {
+	return append(p.tunnelKey(n, host), openflow.ActionOutput{Port: p.Tunnel})
+}
+
+// tunnelKey addresses a packet of network n to the host at underlay
+// address host, for an output into the tunnel.
+func (p Pipeline) tunnelKey(n model.Network, host netip.Addr) []openflow.Action {
 	return []openflow.Action{
 		setField(openflow.TunID(uint64(n.ID))),
 		setField(openflow.TunIPv4Dst(host)),
-		openflow.ActionOutput{Port: p.Tunnel},
 	}
 }
 

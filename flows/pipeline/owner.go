@@ -27,11 +27,14 @@ type Owners struct {
 	networks map[uint32]string // by network ID
 	ports    map[uint32]string // by ofport
 	remote   map[uint32]Owner  // by RemoteCookieObject
+	groups   map[uint32]string // security groups' names by ID
+	members  map[uint32]Owner  // ports by their address (addrObject)
 }
 
 // NewOwners indexes m's networks, attached ports and remote ports.
 func NewOwners(m Model) Owners {
-	o := Owners{networks: map[uint32]string{}, ports: map[uint32]string{}, remote: map[uint32]Owner{}}
+	o := Owners{networks: map[uint32]string{}, ports: map[uint32]string{}, remote: map[uint32]Owner{},
+		groups: map[uint32]string{}, members: map[uint32]Owner{}}
 	for _, n := range m.Networks {
 		o.networks[uint32(n.ID)] = n.Name
 	}
@@ -42,6 +45,15 @@ func NewOwners(m Model) Owners {
 	}
 	for _, r := range m.Remote {
 		o.remote[RemoteCookieObject(r.Port)] = Owner{Kind: v1.OwnerRemote, Name: r.Port.Name, Host: r.Port.Host}
+		o.members[RemoteCookieObject(r.Port)] = Owner{Kind: v1.OwnerMember, Name: r.Port.Name, Host: r.Port.Host}
+	}
+	for _, p := range m.Ports {
+		if p.IP.Is4() {
+			o.members[addrObject(p.IP)] = Owner{Kind: v1.OwnerMember, Name: p.Name}
+		}
+	}
+	for _, g := range m.Policy.Groups {
+		o.groups[uint32(g.ID)] = g.Name
 	}
 	return o
 }
@@ -70,10 +82,37 @@ func (o Owners) Of(cookie uint64) (Owner, bool) {
 			return r, true
 		}
 		// Unknown: named by the address the cookie holds.
-		return Owner{Kind: v1.OwnerRemote, Name: netip.AddrFrom4([4]byte{byte(object >> 24), byte(object >> 16), byte(object >> 8), byte(object)}).String()}, true
+		return Owner{Kind: v1.OwnerRemote, Name: objectAddr(object).String()}, true
+	case KindRule:
+		group, ok := o.groups[object>>10]
+		if !ok {
+			group = "#" + strconv.FormatUint(uint64(object>>10), 10)
+		}
+		return Owner{Kind: v1.OwnerRule, Name: v1.RuleOwner(group, int(object&ruleIndexMask))}, true
+	case KindMember:
+		if m, ok := o.members[object]; ok {
+			return m, true
+		}
+		return Owner{Kind: v1.OwnerMember, Name: objectAddr(object).String()}, true
 	default:
 		return Owner{Kind: fmt.Sprintf("kind %d", kind)}, false
 	}
+}
+
+// Rule names the security group rule whose flow has cookie: its group,
+// which the model must know, and its index in the group's rules.
+func (o Owners) Rule(cookie uint64) (group string, index int, ok bool) {
+	kind, object, _ := flowset.ParseCookie(cookie)
+	if kind != KindRule {
+		return "", 0, false
+	}
+	group, ok = o.groups[object>>10]
+	return group, int(object & ruleIndexMask), ok
+}
+
+// objectAddr is the IPv4 address a cookie object holds (addrObject).
+func objectAddr(object uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(object >> 24), byte(object >> 16), byte(object >> 8), byte(object)})
 }
 
 // StageName is the name of a table of the pipeline, or "table N" for one it

@@ -90,7 +90,9 @@ func (p Pipeline) Compile(m Model) (flowset.Desired, error) {
 			return d, fmt.Errorf("port %s: network %q is not in the model", port.Name, port.Network)
 		}
 		d.Flows = append(d.Flows, p.Port(port, n)...)
+		d.Flows = append(d.Flows, p.PortACL(m.Policy, port, n)...)
 	}
+	d.Flows = append(d.Flows, p.Policy(m.Policy)...)
 	return d, nil
 }
 
@@ -114,7 +116,7 @@ func (p Pipeline) Base() []flowset.Flow {
 		flow(TableClassify, prioFallback, c, match(openflow.InPort(openflow.PortLocal)), gotoTable(TableFromHost)),
 		drop(TableSpoofGuard, prioGuard, c, openflow.EthType(ethIPv6)),
 		drop(TableFromHost, prioMiss, c),
-		flow(TableGateway, prioMiss, c, match(), gotoTable(TableL2)),
+		flow(TableGateway, prioMiss, c, match(), gotoTable(TableEgressCT)),
 		drop(TableRoute, prioMiss, c),
 		drop(TablePathMTU, prioMiss, c),
 		// A copy to the controller, as the packet came in, for the ICMP to
@@ -131,6 +133,7 @@ func (p Pipeline) Base() []flowset.Flow {
 		drop(TableNeighbor, prioMiss, c),
 		drop(TableL2, prioMiss, c),
 	}
+	flows = append(flows, p.policyBase(c)...)
 	if p.Tunnel != 0 {
 		// Above the networks' catch-alls and below their VNIs (prioExact).
 		flows = append(flows, drop(TableClassify, prioGuard, c, openflow.InPort(p.Tunnel)))
@@ -149,7 +152,9 @@ func (p Pipeline) Network(n model.Network) []flowset.Flow {
 		flow(TableGateway, prioExact, c, match(in, openflow.EthType(ethARP), openflow.ARPOp(arpRequest), openflow.ARPTpa(n.Gateway)),
 			apply(arpReply(gwMAC, n.Gateway)...)),
 		echoReply(c, n, n),
-		flow(TableGateway, prioFallback, c, match(in, openflow.EthDst(gwMAC), openflow.EthType(ethIPv4)), gotoTable(TableRoute)),
+		// To route, after the egress side (egress_out).
+		flow(TableGateway, prioFallback, c, match(in, openflow.EthDst(gwMAC), openflow.EthType(ethIPv4)),
+			apply(loadFlag(FlagRouted, 1)), gotoTable(TableEgressCT)),
 		drop(TableRoute, prioGuard, c, openflow.EthType(ethIPv4), openflow.IPv4DstPrefix(n.Subnet)),
 		// Routed into n, and not too big for it: on through n's gateway
 		// with the TTL decremented, as a router would.
@@ -165,7 +170,7 @@ func (p Pipeline) Network(n model.Network) []flowset.Flow {
 		flows = append(flows,
 			// The host routes and masquerades; it decrements the TTL itself.
 			flow(TableRoute, prioFallback, c, match(in, openflow.EthType(ethIPv4)),
-				apply(setField(openflow.EthDst(p.HostMAC)), openflow.ActionOutput{Port: openflow.PortLocal})),
+				toIngress(outLocal, setField(openflow.EthDst(p.HostMAC)))...),
 			flow(TableFromHost, prioFallback, c, match(openflow.EthType(ethIPv4), openflow.IPv4DstPrefix(n.Subnet)),
 				apply(setField(openflow.Reg(RegNetwork, uint32(n.ID))), setField(openflow.EthSrc(gwMAC))), gotoTable(TableNeighbor)),
 		)
@@ -208,7 +213,7 @@ func (p Pipeline) Port(port model.Port, n model.Network) []flowset.Flow {
 		drop(TableSpoofGuard, prioFallback, c, in),
 		flow(TableNeighbor, prioFallback, c, match(inNet, openflow.EthType(ethIPv4), openflow.IPv4Dst(port.IP)),
 			apply(setField(openflow.EthDst(mac))), gotoTable(TableL2)),
-		flow(TableL2, prioFallback, c, match(inNet, openflow.EthDst(mac)), apply(openflow.ActionOutput{Port: uint32(port.Ofport)})),
+		flow(TableL2, prioFallback, c, match(inNet, openflow.EthDst(mac)), toIngress(uint32(port.Ofport))...),
 	}
 	if n.Masquerade {
 		flows = append(flows, flow(TableFromHost, prioExact, c,

@@ -58,6 +58,7 @@ func TestStagesDeclareCompiledFlows(t *testing.T) {
 	}{
 		{"three-networks", testPipeline(), threeNetworks()},
 		{"overlay", overlayPipeline(), overlayModel()},
+		{"security-groups", testPipeline(), securityGroups(t)},
 	} {
 		d, err := c.p.Compile(c.m)
 		if err != nil {

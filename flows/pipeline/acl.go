@@ -1,0 +1,273 @@
+package pipeline
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
+	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// Security groups (docs/DESIGN.md §8.1, docs/PIPELINE.md): each side of a
+// guarded port tracks the packet in its network's conntrack zone, lets
+// replies and related packets through, and judges every other packet —
+// new ones and the original direction of established ones, so that a rule
+// removed cuts its connections at once — by one pass over the rules per
+// (port's group, peer's group) pair: the port's flow loads its group
+// (RegOwnGroup) and resubmits to the peer table, whose flow for the peer's
+// address resubmits once with RegPeerGroup 0 (the rules with a CIDR or any
+// peer) and once per group of the address. A rule is thus one flow per
+// port mask, an address two flows, a port four: O(ports + members +
+// rules), and a membership change touches only the address's flows.
+
+// prioRule is the priority of a group's first rule; rule i has prioRule-i,
+// so that within one pass the first matching rule by index decides and
+// counts, as in the Linux backend's chains and model.Policy.Allows.
+const prioRule uint16 = 2000
+
+// ruleObject is the cookie object of a group's rule (KindRule): the
+// index below v1.MaxRules fits ruleIndexMask.
+func ruleObject(groupID, index int) uint32 { return uint32(groupID)<<10 | uint32(index) }
+
+const ruleIndexMask = 1<<10 - 1
+
+// PortMask is one value/mask pair of a port range's cover.
+type PortMask struct{ Value, Mask uint16 }
+
+// PortMasks covers lo..hi exactly, with the fewest value/mask pairs: the
+// largest aligned block at each step. 0, 0 is every port: nil.
+func PortMasks(lo, hi uint16) []PortMask {
+	if lo == 0 && hi == 0 {
+		return nil
+	}
+	var out []PortMask
+	for v := uint32(lo); v <= uint32(hi); {
+		size := uint32(1)
+		for v&(2*size-1) == 0 && v+2*size-1 <= uint32(hi) {
+			size *= 2
+		}
+		out = append(out, PortMask{Value: uint16(v), Mask: uint16(^(size - 1))})
+		v += size
+	}
+	return out
+}
+
+// policyBase is the skeleton of the security groups' tables: ports
+// without groups pass both sides untracked, replies and related packets
+// of tracked connections pass, a packet no rule allowed is dropped, and
+// output commits what a side allowed new.
+func (p Pipeline) policyBase(c uint64) []flowset.Flow {
+	tracked := func(bits uint32) openflow.OXM {
+		return openflow.CtState(openflow.CtStateTracked|bits, openflow.CtStateTracked|bits)
+	}
+	allowed := openflow.RegMasked(RegFlags, 1<<FlagAllow, 1<<FlagAllow)
+	commit := func(zone int) openflow.Action {
+		return openflow.NXCT{Flags: openflow.NXCTCommit, RecircTable: openflow.NXCTNoRecirc,
+			ZoneSrc: openflow.SubField{Field: regRef(zone), NBits: 16}}
+	}
+	commitFlags := func(bits uint32) openflow.OXM { return openflow.RegMasked(RegFlags, bits, bits) }
+	src, dst := uint32(1)<<FlagCommitSrc, uint32(1)<<FlagCommitDst
+	ip := openflow.EthType(ethIPv4)
+	return []flowset.Flow{
+		flow(TableEgressCT, prioMiss, c, match(), gotoTable(TableEgressOut)),
+		flow(TableEgressACL, prioExact, c, match(tracked(openflow.CtStateEstablished|openflow.CtStateReply)), gotoTable(TableEgressOut)),
+		flow(TableEgressACL, prioExact, c, match(tracked(openflow.CtStateRelated)), gotoTable(TableEgressOut)),
+		flow(TableEgressACL, prioMiss, c, match(), gotoTable(TableEgressVerdict)),
+		flow(TableEgressPeer, prioMiss, c, match(), apply(peerPasses(TableEgressRules, nil)...)),
+		flow(TableEgressVerdict, prioExact, c, match(allowed, tracked(openflow.CtStateNew)),
+			apply(loadFlag(FlagCommitSrc, 1), loadFlag(FlagAllow, 0)), gotoTable(TableEgressOut)),
+		flow(TableEgressVerdict, prioGuard, c, match(allowed), apply(loadFlag(FlagAllow, 0)), gotoTable(TableEgressOut)),
+		drop(TableEgressVerdict, prioMiss, c),
+		flow(TableEgressOut, prioFallback, c, match(openflow.RegMasked(RegFlags, 1<<FlagRouted, 1<<FlagRouted)), gotoTable(TableRoute)),
+		flow(TableEgressOut, prioMiss, c, match(), gotoTable(TableL2)),
+
+		flow(TableIngressCT, prioMiss, c, match(), gotoTable(TableOutput)),
+		flow(TableIngressACL, prioExact, c, match(tracked(openflow.CtStateEstablished|openflow.CtStateReply)), gotoTable(TableOutput)),
+		flow(TableIngressACL, prioExact, c, match(tracked(openflow.CtStateRelated)), gotoTable(TableOutput)),
+		flow(TableIngressACL, prioMiss, c, match(), gotoTable(TableIngressVerdict)),
+		flow(TableIngressPeer, prioMiss, c, match(), apply(peerPasses(TableIngressRules, nil)...)),
+		flow(TableIngressVerdict, prioExact, c, match(allowed, tracked(openflow.CtStateNew)),
+			apply(loadFlag(FlagCommitDst, 1)), gotoTable(TableOutput)),
+		flow(TableIngressVerdict, prioGuard, c, match(allowed), gotoTable(TableOutput)),
+		drop(TableIngressVerdict, prioMiss, c),
+
+		flow(TableOutput, prioExact, c, match(ip, commitFlags(src|dst)), apply(commit(RegSrcZone), commit(RegDstZone), outputChosen)),
+		flow(TableOutput, prioGuard, c, match(ip, commitFlags(src)), apply(commit(RegSrcZone), outputChosen)),
+		flow(TableOutput, prioGuard, c, match(ip, commitFlags(dst)), apply(commit(RegDstZone), outputChosen)),
+		flow(TableOutput, prioMiss, c, match(), apply(outputChosen)),
+	}
+}
+
+// outputChosen outputs to the port l2_forward or route chose (RegOutPort).
+var outputChosen = openflow.NXOutputReg{Src: openflow.SubField{Field: regRef(RegOutPort), NBits: 16}, MaxLen: openflow.OutputRegMaxLen}
+
+// outLocal is the bridge's LOCAL port as RegOutPort holds it: output:FIELD
+// reads an OpenFlow 1.0 port number, 16 bits.
+const outLocal uint32 = 0xfffe
+
+// toIngress hands a packet whose output port is chosen to the ingress
+// side of that port, after the actions before.
+func toIngress(ofport uint32, before ...openflow.Action) []openflow.Instruction {
+	return []openflow.Instruction{apply(append(before, setField(openflow.Reg(RegOutPort, ofport)))...), gotoTable(TableIngressCT)}
+}
+
+// PortACL is a guarded local port's flows: into conntrack on both sides,
+// in its network's zone, and its groups' passes over the rules (all its
+// groups, so that a rule change leaves the port's flows alone; only
+// whether its egress is limited at all depends on the rules). nil for a
+// port without groups or ofport.
+func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []flowset.Flow {
+	if !pol.Guarded(port.Name) || port.Ofport <= 0 {
+		return nil
+	}
+	c := p.Space.Cookie(KindPort, uint32(port.Ofport), 0)
+	in := openflow.InPort(uint32(port.Ofport))
+	out := openflow.Reg(RegOutPort, uint32(port.Ofport))
+	trk := openflow.CtState(openflow.CtStateTracked, openflow.CtStateTracked)
+	ip := openflow.EthType(ethIPv4)
+	var own []uint32
+	for _, g := range pol.Ports[port.Name].Names() {
+		if id := pol.Groups[g].ID; id > 0 {
+			own = append(own, uint32(id))
+		}
+	}
+	egress := []openflow.Action{loadFlag(FlagAllow, 1)}
+	if pol.EgressLimited(port.Name) {
+		egress = ownPasses(TableEgressPeer, own)
+	}
+	return []flowset.Flow{
+		flow(TableEgressCT, prioFallback, c, match(in, ip),
+			apply(setField(openflow.Reg(RegSrcZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableEgressACL})),
+		flow(TableEgressACL, prioFallback, c, match(in, trk), applyThen(egress, TableEgressVerdict)...),
+		flow(TableIngressCT, prioFallback, c, match(ip, out),
+			apply(setField(openflow.Reg(RegDstZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableIngressACL})),
+		flow(TableIngressACL, prioFallback, c, match(out, trk), applyThen(ownPasses(TableIngressPeer, own), TableIngressVerdict)...),
+	}
+}
+
+// GroupRules is the flows of a group's rules under pol: one per port mask
+// of each rule (one for a rule without ports), in its direction's rules
+// table. A rule whose remote_group is no group of pol allows nothing and
+// has none. nil for a group pol does not have.
+func (p Pipeline) GroupRules(pol model.Policy, name string) []flowset.Flow {
+	g, ok := pol.Groups[name]
+	if !ok || g.ID <= 0 {
+		return nil
+	}
+	allow := apply(loadFlag(FlagAllow, 1))
+	var flows []flowset.Flow
+	for i, r := range g.Rules {
+		var peer uint32
+		if r.RemoteGroup != "" {
+			if peer = uint32(pol.Groups[r.RemoteGroup].ID); peer == 0 {
+				continue
+			}
+		}
+		table, peerPrefix := TableIngressRules, openflow.IPv4SrcPrefix
+		if r.Direction == model.Egress {
+			table, peerPrefix = TableEgressRules, openflow.IPv4DstPrefix
+		}
+		fields := []openflow.OXM{openflow.Reg(RegOwnGroup, uint32(g.ID)), openflow.Reg(RegPeerGroup, peer), openflow.EthType(ethIPv4)}
+		if r.Proto != model.ProtoAny {
+			fields = append(fields, openflow.IPProto(r.Proto))
+		}
+		// A /0 is any peer: no match on the address at all.
+		if r.Remote.IsValid() && r.Remote.Bits() > 0 {
+			fields = append(fields, peerPrefix(r.Remote))
+		}
+		c := p.Space.Cookie(KindRule, ruleObject(g.ID, i), 0)
+		prio := prioRule - uint16(i)
+		masks := PortMasks(r.PortMin, r.PortMax)
+		if masks == nil {
+			flows = append(flows, flow(table, prio, c, match(fields...), allow))
+			continue
+		}
+		dport := openflow.TCPDstMasked
+		if r.Proto == model.ProtoUDP {
+			dport = openflow.UDPDstMasked
+		}
+		for _, m := range masks {
+			flows = append(flows, flow(table, prio, c, match(append(slices.Clone(fields), dport(m.Value, m.Mask))...), allow))
+		}
+	}
+	return flows
+}
+
+// Member is the flows of an address in pol's groups: as the peer of
+// either side, one pass over the rules for each of its groups after the
+// pass every peer gets. nil for an address of no group.
+func (p Pipeline) Member(pol model.Policy, addr netip.Addr) []flowset.Flow {
+	var peer []uint32
+	for _, g := range pol.GroupsOf(addr) {
+		if id := pol.Groups[g].ID; id > 0 {
+			peer = append(peer, uint32(id))
+		}
+	}
+	if len(peer) == 0 || !addr.Is4() {
+		return nil
+	}
+	slices.Sort(peer)
+	c := p.Space.Cookie(KindMember, addrObject(addr), 0)
+	ip := openflow.EthType(ethIPv4)
+	return []flowset.Flow{
+		flow(TableEgressPeer, prioFallback, c, match(ip, openflow.IPv4Dst(addr)), apply(peerPasses(TableEgressRules, peer)...)),
+		flow(TableIngressPeer, prioFallback, c, match(ip, openflow.IPv4Src(addr)), apply(peerPasses(TableIngressRules, peer)...)),
+	}
+}
+
+// Policy is the flows of every group's rules and every member address of
+// pol; the ports' flows are PortACL's.
+func (p Pipeline) Policy(pol model.Policy) []flowset.Flow {
+	var flows []flowset.Flow
+	for _, name := range slices.Sorted(maps.Keys(pol.Groups)) {
+		flows = append(flows, p.GroupRules(pol, name)...)
+	}
+	var addrs []netip.Addr
+	for _, members := range pol.Members {
+		addrs = append(addrs, members...)
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	for _, a := range slices.Compact(addrs) {
+		flows = append(flows, p.Member(pol, a)...)
+	}
+	return flows
+}
+
+// ownPasses loads each of a port's groups and resubmits to the peer table.
+func ownPasses(peerTable uint8, groups []uint32) []openflow.Action {
+	var as []openflow.Action
+	for _, g := range groups {
+		as = append(as, setField(openflow.Reg(RegOwnGroup, g)), resubmit(peerTable))
+	}
+	return as
+}
+
+// peerPasses is the passes of a peer over the rules table: with no group
+// (rules of any or a CIDR peer), then with each of its groups.
+func peerPasses(rulesTable uint8, groups []uint32) []openflow.Action {
+	as := []openflow.Action{setField(openflow.Reg(RegPeerGroup, 0)), resubmit(rulesTable)}
+	for _, g := range groups {
+		as = append(as, setField(openflow.Reg(RegPeerGroup, g)), resubmit(rulesTable))
+	}
+	return as
+}
+
+// applyThen is the actions, if any, then on to table.
+func applyThen(as []openflow.Action, table uint8) []openflow.Instruction {
+	if len(as) == 0 {
+		return []openflow.Instruction{gotoTable(table)}
+	}
+	return []openflow.Instruction{apply(as...), gotoTable(table)}
+}
+
+func resubmit(table uint8) openflow.Action {
+	return openflow.NXResubmitTable{InPort: openflow.ResubmitInPort, Table: table}
+}
+
+// addrObject is an IPv4 address as a cookie object.
+func addrObject(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
