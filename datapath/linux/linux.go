@@ -82,6 +82,9 @@ type Backend struct {
 	startMu   sync.Mutex
 	primed    bool
 	leftRules *bridgeTable
+
+	// sg enforces the security groups (policy.go).
+	sg policyState
 }
 
 // New returns a backend naming its bridges prefix-<hash>. It checks that nft
@@ -138,7 +141,7 @@ func (b *Backend) Info() datapath.Info {
 
 // Capabilities implements datapath.Backend: no OpenFlow, no OVSDB.
 func (b *Backend) Capabilities() datapath.Capabilities {
-	return datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b}
+	return datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, Policy: b}
 }
 
 // Ready implements datapath.Backend: netlink is always there.
@@ -354,6 +357,9 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 	if err := b.ensurePortRules(ctx, p); err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	if err := b.policyPortUp(ctx, p); err != nil {
+		return p, fmt.Errorf("port %s: %w", p.Name, err)
+	}
 	fault.Point("attach-after-port-rules")
 	host, err := link.EnsurePort(ctx, n, p, link.Options{})
 	if err != nil {
@@ -428,6 +434,9 @@ func (b *Backend) detachPort(ctx context.Context, p model.Port) error {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("detach-after-link-removed")
+	if err := b.policyPortDown(ctx, p); err != nil {
+		return fmt.Errorf("port %s: %w", p.Name, err)
+	}
 	script, err := PortRulesDelete(p)
 	if err == nil {
 		err = hostnet.ApplyNft(ctx, script)
@@ -449,8 +458,9 @@ func (b *Backend) SpoofDrops(ctx context.Context, port string) (uint64, error) {
 	return n, nil
 }
 
-// Prune implements datapath.Backend: links, per-port rules and the inet table
-// are made to match s, and in a cluster the overlay: VXLAN devices, the
+// Prune implements datapath.Backend: links, per-port rules, the inet table
+// and the security groups' table are made to match s, and in a cluster the
+// overlay: VXLAN devices, the
 // gateway ARP rules, and the remote ports' entries, which must be s.Remote.
 // Per-port objects of ports in s are left as they are, so their counters
 // keep counting across a restart; entries that are right are not touched.
@@ -482,6 +492,9 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	}
 	b.inherited = false
 	if err := b.syncRules(ctx, ""); err != nil {
+		return err
+	}
+	if err := b.prunePolicy(ctx, s); err != nil {
 		return err
 	}
 	b.local = map[string]map[string]model.Port{}
