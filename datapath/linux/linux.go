@@ -3,7 +3,8 @@
 // bridge, routing between the networks of a router by the host, and isolation,
 // masquerade and anti-spoofing by nftables rules in tables of our own (`inet
 // ovs_vnet` for networks and routers, see Ruleset; `bridge ovs_vnet` for ports,
-// see PortRules). Nothing outside those tables and our own links is touched.
+// see PortRules; `inet ovs_vnet_sg` for security groups, see policy_nft.go).
+// Nothing outside those tables and our own links is touched.
 //
 // Given a datapath.Underlay the backend is one host of a cluster: each
 // network's bridge also holds a VXLAN device to the other hosts, and the

@@ -56,6 +56,13 @@ func (b *Backend) SetPolicy(ctx context.Context, p model.Policy) error {
 	return nil
 }
 
+// enforced is the policy the backend enforces, which a trace explains.
+func (b *Backend) enforced() model.Policy {
+	b.sg.mu.Lock()
+	defer b.sg.mu.Unlock()
+	return b.sg.policy
+}
+
 // policyPortUp gives an attached port its elements — before its link
 // joins the bridge, so that it never forwards unfiltered.
 func (b *Backend) policyPortUp(ctx context.Context, p model.Port) error {

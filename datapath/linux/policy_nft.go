@@ -131,7 +131,7 @@ func wantPolicy(p model.Policy, ports map[string]netip.Addr) policyTable {
 			t.chains = append(t.chains, chain)
 			for i, r := range g.Rules {
 				if r.Direction == d {
-					rules.WriteString(ruleLine(chain, ruleMatch(r)+"counter name "+quote(RuleCounter(name, i))+" accept"))
+					rules.WriteString(ruleLine(chain, ruleText(name, i, r)))
 				}
 			}
 			// Name order: the order Policy.Allows names the deciding rule in.
@@ -146,9 +146,8 @@ func wantPolicy(p model.Policy, ports map[string]netip.Addr) policyTable {
 		}
 		t.groups[name] = rules.String()
 	}
-	egress.WriteString(ruleLine(policyEgress, fmt.Sprintf("ip saddr @%s counter name %s drop", policySetLimited, quote(policyDropCounter))))
-	ingressRest := ruleLine(policyIngress, "ct state related accept") + ingressJumps.String() +
-		ruleLine(policyIngress, fmt.Sprintf("ip daddr @%s counter name %s drop", policySetGuarded, quote(policyDropCounter)))
+	egress.WriteString(ruleLine(policyEgress, policyDrop(model.Egress)))
+	ingressRest := ruleLine(policyIngress, "ct state related accept") + ingressJumps.String() + ruleLine(policyIngress, policyDrop(model.Ingress))
 
 	h := sha256.New()
 	for _, name := range names {
@@ -190,6 +189,11 @@ func wantPolicy(p model.Policy, ports map[string]netip.Addr) policyTable {
 	return t
 }
 
+// ruleText renders rule i of group as its chain holds it.
+func ruleText(group string, i int, r model.Rule) string {
+	return ruleMatch(r) + "counter name " + quote(RuleCounter(group, i)) + " accept"
+}
+
 // ruleMatch renders what a rule matches, the peer's address first: the
 // source of an ingress packet, the destination of an egress one.
 func ruleMatch(r model.Rule) string {
@@ -214,6 +218,15 @@ func ruleMatch(r model.Rule) string {
 		fmt.Fprintf(&b, "ip protocol %s ", proto)
 	}
 	return b.String()
+}
+
+// policyDrop is the last rule of a base chain: what no group allowed of
+// a port that its groups govern on that side.
+func policyDrop(d model.Direction) string {
+	if d == model.Egress {
+		return fmt.Sprintf("ip saddr @%s counter name %s drop", policySetLimited, quote(policyDropCounter))
+	}
+	return fmt.Sprintf("ip daddr @%s counter name %s drop", policySetGuarded, quote(policyDropCounter))
 }
 
 func ruleLine(chain, rule string) string {
