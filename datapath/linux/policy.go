@@ -35,7 +35,8 @@ type policyState struct {
 	// port's elements exist while it is attached.
 	ports map[string]netip.Addr
 	// primed: Prune ran, and every change since is sent. Before, a
-	// previous run's table stays in force untouched.
+	// previous run's table stays in force, and only what is missing is
+	// added (grown).
 	primed bool
 	// held is the table as the kernel holds it, known or nil; a change
 	// that failed makes it unknown, and the next reads the kernel first.
@@ -108,9 +109,6 @@ func (b *Backend) prunePolicy(ctx context.Context, s datapath.State) error {
 // syncPolicy sends the kernel what differs between the table it holds and
 // the one the policy wants; b.sg.mu is held.
 func (b *Backend) syncPolicy(ctx context.Context) error {
-	if !b.sg.primed {
-		return nil
-	}
 	if b.sg.held == nil {
 		have, err := readPolicyTable(ctx)
 		if err != nil {
@@ -119,6 +117,9 @@ func (b *Backend) syncPolicy(ctx context.Context) error {
 		b.sg.held = &have
 	}
 	have, want := *b.sg.held, wantPolicy(b.sg.policy, b.sg.ports)
+	if !b.sg.primed {
+		want = grown(have, want)
+	}
 	b.sg.held = nil // unknown until the change is through
 	switch {
 	case have.exists != want.exists || have.hash != want.hash || !covers(have, want):
@@ -132,6 +133,28 @@ func (b *Backend) syncPolicy(ctx context.Context) error {
 	}
 	b.sg.held = &want
 	return nil
+}
+
+// grown is what may change before the first Prune, while the ports are
+// attached one by one and the policy's other ports are not known yet:
+// what a previous run left stays, and only elements missing from its
+// sets are added, so that a port attached now is filtered at once. With
+// no table left (the host rebooted) the policy's table is made for the
+// ports attached so far.
+func grown(have, want policyTable) policyTable {
+	if !have.exists {
+		return want
+	}
+	g := have
+	g.elems = map[string]map[netip.Addr]bool{}
+	for set, elems := range have.elems {
+		g.elems[set] = map[netip.Addr]bool{}
+		maps.Copy(g.elems[set], elems)
+		for a := range want.elems[set] {
+			g.elems[set][a] = true
+		}
+	}
+	return g
 }
 
 // covers reports whether have holds every object want names: one removed

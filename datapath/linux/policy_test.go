@@ -499,7 +499,8 @@ func testRuleRemoval(s *sgBed, pol model.Policy) {
 // testPolicyRestart: a new backend on the same host, reconciled with the
 // same policy, sends nothing to the table (nft monitor sees nothing of
 // it), keeps its counters, and an established stream keeps flowing; a
-// Prune without a group removes its objects, one without groups the table.
+// Prune without a group removes its objects, one without groups the table;
+// a start on a host without the table filters each port from its attach.
 func testPolicyRestart(s *sgBed, pol model.Policy) {
 	t := s.t
 	st := startStream(t, s.ports["admin"].Netns, s.ports["web"].IP, sgHTTP)
@@ -539,6 +540,34 @@ func testPolicyRestart(s *sgBed, pol model.Policy) {
 	if out := testbed.Run(t, "ip", "netns", "exec", s.ns, "nft", "list", "tables"); strings.Contains(out, hostnet.PolicyTable) {
 		t.Errorf("the table outlived the last group:\n%s", out)
 	}
+	var stats datapath.PolicyStats
+	s.do("policy stats without a table", func() (err error) { stats, err = s.b.PolicyStats(s.ctx); return err })
+	if len(stats.Rules) != 0 || len(stats.Drops) != 0 {
+		t.Errorf("policy stats without a table: %+v", stats)
+	}
+
+	// As after a reboot: no table, the policy recorded, ports attached one
+	// by one before the first Prune. Each is filtered from its attach on.
+	s.do("start on a bare host", func() (err error) {
+		if s.b, err = New(s.ctx, "vnsg", nil); err != nil {
+			return err
+		}
+		if err := s.b.SetPolicy(s.ctx, pol); err != nil {
+			return err
+		}
+		for _, name := range []string{"db", "other"} {
+			p := s.ports[name]
+			if _, err := s.b.AttachPort(s.ctx, s.nets[p.Network], p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if s.run(probe{"other", "db", model.ProtoTCP, sgPG}) || !s.run(probe{"other", "web", model.ProtoTCP, sgHTTP}) {
+		t.Error("before the first Prune, db is not guarded by its groups yet")
+	}
+	s.do("reconcile", func() error { return s.bringUp(pol) })
+	s.checkMatrix(pol, "after a start on a bare host")
 }
 
 func ruleHits(s *sgBed, group string, index int) uint64 {
