@@ -358,7 +358,7 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 	if err := b.ensurePortRules(ctx, p); err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
-	if err := b.policyPortUp(ctx, p); err != nil {
+	if err := b.policyPort(ctx, p, true); err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("attach-after-port-rules")
@@ -435,7 +435,7 @@ func (b *Backend) detachPort(ctx context.Context, p model.Port) error {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("detach-after-link-removed")
-	if err := b.policyPortDown(ctx, p); err != nil {
+	if err := b.policyPort(ctx, p, false); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	script, err := PortRulesDelete(p)

@@ -64,26 +64,19 @@ func (b *Backend) enforced() model.Policy {
 	return b.sg.policy
 }
 
-// policyPortUp gives an attached port its elements — before its link
-// joins the bridge, so that it never forwards unfiltered.
-func (b *Backend) policyPortUp(ctx context.Context, p model.Port) error {
+// policyPort gives an attached port its elements — before its link joins
+// the bridge, so that it never forwards unfiltered — or takes a detached
+// port's away.
+func (b *Backend) policyPort(ctx context.Context, p model.Port, attached bool) error {
 	b.sg.mu.Lock()
 	defer b.sg.mu.Unlock()
 	if b.sg.ports == nil {
 		b.sg.ports = map[string]netip.Addr{}
 	}
-	b.sg.ports[p.Name] = p.IP
-	if err := b.syncPolicy(ctx); err != nil {
-		return fmt.Errorf("security groups: %w", err)
-	}
-	return nil
-}
-
-// policyPortDown takes a detached port's elements away.
-func (b *Backend) policyPortDown(ctx context.Context, p model.Port) error {
-	b.sg.mu.Lock()
-	defer b.sg.mu.Unlock()
 	delete(b.sg.ports, p.Name)
+	if attached {
+		b.sg.ports[p.Name] = p.IP
+	}
 	if err := b.syncPolicy(ctx); err != nil {
 		return fmt.Errorf("security groups: %w", err)
 	}
