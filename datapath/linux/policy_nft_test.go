@@ -2,8 +2,11 @@ package linux
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -163,6 +166,66 @@ func TestPolicyMembershipIsElements(t *testing.T) {
 	if got := len(types) - 2; got != 6 || elems != 7 {
 		t.Errorf("%d element messages with %d elements, want 6 with 7: %v", got, elems, types)
 	}
+}
+
+// TestPolicyScale: with N ports in one group of 20 rules (one a
+// remote_group rule naming the group), ten other groups naming it, the
+// table holds 3N elements and 20+10 rules — linear in N, with rules not
+// multiplied by ports — and one more member is three elements, however
+// large N.
+func TestPolicyScale(t *testing.T) {
+	for _, n := range []int{100, 1000} {
+		p, ports := scalePolicy(t, n)
+		have := wantPolicy(p, ports)
+		elems := 0
+		for _, set := range have.elems {
+			elems += len(set)
+		}
+		rules := strings.Count(strings.Join(slices.Collect(maps.Values(have.groups)), ""), "add rule ")
+		if elems != 3*n || rules != 30 {
+			t.Errorf("N=%d: %d elements, %d group rules; want %d and 30", n, elems, rules, 3*n)
+		}
+		t.Logf("N=%d: %d elements, %d group rules, %d counters", n, elems, rules, len(have.counters))
+
+		extra := netip.AddrFrom4([4]byte{10, 200, 255, 1})
+		ports["extra"] = extra
+		p.Ports["extra"] = groupList(t, "big")
+		p.Members["big"] = append(slices.Clone(p.Members["big"]), extra)
+		slices.SortFunc(p.Members["big"], netip.Addr.Compare)
+		want := wantPolicy(p, ports)
+		if want.hash != have.hash {
+			t.Fatalf("N=%d: a new member changes the rules", n)
+		}
+		changed := 0
+		for set := range want.elems {
+			add, del := elemDiff(have.elems[set], want.elems[set])
+			changed += len(add) + len(del)
+		}
+		if changed != 3 {
+			t.Errorf("N=%d: a new member changes %d elements, want 3 (guarded, p_big, m_big)", n, changed)
+		}
+	}
+}
+
+func scalePolicy(t *testing.T, n int) (model.Policy, map[string]netip.Addr) {
+	rules := []v1.Rule{{Direction: "ingress", Protocol: "tcp", Ports: "5432", RemoteGroup: "big"}}
+	for i := range 19 {
+		rules = append(rules, v1.Rule{Direction: "ingress", Protocol: "tcp", Ports: strconv.Itoa(8000 + i)})
+	}
+	p := model.Policy{Groups: map[string]model.SecurityGroup{"big": testGroup(t, "big", 1, rules...)},
+		Ports: map[string]model.GroupList{}, Members: map[string][]netip.Addr{}}
+	for i := range 10 {
+		name := fmt.Sprintf("ref%d", i)
+		p.Groups[name] = testGroup(t, name, 2+i, v1.Rule{Direction: "ingress", RemoteGroup: "big"})
+	}
+	ports := map[string]netip.Addr{}
+	for i := range n {
+		name, addr := fmt.Sprintf("p%d", i), netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)})
+		ports[name], p.Ports[name] = addr, groupList(t, "big")
+		p.Members["big"] = append(p.Members["big"], addr)
+	}
+	slices.SortFunc(p.Members["big"], netip.Addr.Compare)
+	return p, ports
 }
 
 func TestParseRuleCounter(t *testing.T) {

@@ -171,9 +171,9 @@ func (s *stream) flowing(limit time.Duration) bool {
 }
 
 // stalled waits, up to limit, for the count to stand still for a second,
-// and notes when it last grew.
-func (s *stream) stalled(limit time.Duration) bool {
-	last, lastChange := s.received.Load(), time.Now()
+// and notes when it last grew, since (when the wait began).
+func (s *stream) stalled(since time.Time, limit time.Duration) bool {
+	last, lastChange := s.received.Load(), since
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if n := s.received.Load(); n != last {
 			last, lastChange = n, time.Now()
