@@ -18,6 +18,12 @@ import (
 // changed.
 const Table = "ovs_vnet"
 
+// PolicyTable is the Linux backend's table of security groups, `inet
+// ovs_vnet_sg`: apart from Table's inet table, which is rendered whole on
+// every network or router change and would wipe the groups' address sets,
+// whose elements change one by one over netlink.
+const PolicyTable = "ovs_vnet_sg"
+
 // ApplyNft loads an nft script as one transaction: all of it lands or none.
 func ApplyNft(ctx context.Context, script string) error {
 	cmd := exec.CommandContext(ctx, "nft", "-f", "-")

@@ -22,7 +22,8 @@ type traceRoutes struct {
 // kernel's route or the nftables chain (nft.go, ports.go) that decides, in
 // the order a packet meets them: the port's anti-spoofing chain in the
 // bridge table, the namespace's route, then — off the bridge — the host's
-// route, the inet table's forward chain and, for masquerade, postrouting.
+// route, the inet table's forward chain and, for masquerade, postrouting;
+// last the security groups' chains (s.Policy), on the forward hook too.
 func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoutes) (v1.Result, error) {
 	o := explain.Index(s)
 	p, n, err := o.Source(q)
@@ -48,7 +49,7 @@ func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoute
 	}
 
 	if n.Subnet.Contains(q.To) {
-		return onNetwork(res, o, n, br, q), nil
+		return policed(onNetwork(res, o, n, br, q), s.Policy, p, q), nil
 	}
 	dn, known := o.NetworkOf(q.To)
 	hostRoute := v1.Step{Table: -1, Stage: "route on the host", Actions: []string{routes.OnHost}}
@@ -62,7 +63,7 @@ func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoute
 		if res.Verdict == v1.Delivered {
 			res.Summary += fmt.Sprintf(", routed from %s by router %s", n.Name, o.Router(n.Name, dn.Name))
 		}
-		return res, nil
+		return policed(res, s.Policy, p, q), nil
 	case known:
 		forward.Owner = "network " + n.Name
 		forward.Actions, forward.Drop = []string{fmt.Sprintf("iifname %q drop", br)}, v1.DropIsolated
@@ -76,7 +77,7 @@ func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoute
 		res.Steps = append(res.Steps, hostRoute, forward, nat)
 		res.Verdict = v1.ToHost
 		res.Summary = fmt.Sprintf("routed by the host to %s with its source masqueraded (network %s masquerades)", q.To, n.Name)
-		return res, nil
+		return policed(res, s.Policy, p, q), nil
 	default:
 		forward.Owner = "network " + n.Name
 		forward.Actions, forward.Drop = []string{fmt.Sprintf("iifname %q drop", br)}, v1.DropNoRoute
@@ -106,6 +107,49 @@ func onNetwork(res v1.Result, o explain.Objects, n model.Network, br string, q v
 		Actions: []string{fmt.Sprintf("to %s on %s", dst.MAC, dst.HostIfname)}})
 	res.Verdict, res.Ports = v1.Delivered, []string{dst.Name}
 	res.Summary = fmt.Sprintf("delivered to port %s (network %s)", dst.Name, n.Name)
+	return res
+}
+
+// policed adds to a packet the datapath forwards (to a port or out of the
+// host) the verdicts of the security groups' chains, as model.Policy.Allows
+// gives them for the first packet of a connection: the rule that allows
+// it, or the drop. Sides whose port no group governs are not shown.
+func policed(res v1.Result, pol model.Policy, src model.Port, q v1.Query) v1.Result {
+	if res.Verdict != v1.Delivered && res.Verdict != v1.ToHost {
+		return res
+	}
+	pkt := model.Packet{SrcPort: src.Name, Src: src.IP, Dst: q.To, Proto: model.ProtoICMP}
+	if res.Verdict == v1.Delivered {
+		pkt.DstPort = res.Ports[0]
+	}
+	switch q.Proto {
+	case v1.ProtoTCP:
+		pkt.Proto, pkt.DPort = model.ProtoTCP, q.DPort
+	case v1.ProtoUDP:
+		pkt.Proto, pkt.DPort = model.ProtoUDP, q.DPort
+	}
+	egress, ingress := pol.Allows(pkt)
+	for _, side := range []struct {
+		v     model.Verdict
+		port  string
+		chain string
+	}{{egress, pkt.SrcPort, policyEgress}, {ingress, pkt.DstPort, policyIngress}} {
+		if side.v.Allowed && side.v.Group == "" {
+			continue // the port is not guarded on this side
+		}
+		step := v1.Step{Table: -1, Stage: fmt.Sprintf("nft inet %s %s", hostnet.PolicyTable, side.chain)}
+		if side.v.Allowed {
+			step.Owner = v1.OwnerString(v1.OwnerRule, v1.RuleOwner(side.v.Group, side.v.Index), "")
+			step.Actions = []string{ruleText(side.v.Group, side.v.Index, pol.Groups[side.v.Group].Rules[side.v.Index])}
+			res.Steps = append(res.Steps, step)
+			continue
+		}
+		step.Owner = "port " + side.port
+		step.Actions, step.Drop = []string{policyDrop(side.v.Dir)}, v1.DropPolicy
+		res.Steps = append(res.Steps, step)
+		res.Ports = nil
+		return dropped(res, v1.DropPolicy, fmt.Sprintf("the %s chain of the security groups (port %s)", side.chain, side.port))
+	}
 	return res
 }
 

@@ -84,3 +84,62 @@ func traceState() datapath.State {
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestExplainTracePolicy: a packet the datapath forwards meets the
+// security groups' chains last; the step names the rule that allows it, as
+// model.Policy.Allows does, or the drop.
+func TestExplainTracePolicy(t *testing.T) {
+	s := traceState()
+	s.Policy = model.Policy{
+		Groups: map[string]model.SecurityGroup{
+			"web": testGroup(t, "web", 1, v1.Rule{Direction: "ingress", Protocol: "tcp", Ports: "80"}),
+			"db":  testGroup(t, "db", 2, v1.Rule{Direction: "ingress", Protocol: "tcp", Ports: "5432", RemoteGroup: "web"}),
+			"out": testGroup(t, "out", 3, v1.Rule{Direction: "egress", Protocol: "udp", Ports: "53"}),
+		},
+		Ports:   map[string]model.GroupList{"web1": groupList(t, "web"), "web2": groupList(t, "web"), "db1": groupList(t, "db", "out")},
+		Members: map[string][]netip.Addr{"web": addrs("10.61.0.2", "10.61.0.3"), "db": addrs("10.62.0.2"), "out": addrs("10.62.0.2")},
+	}
+	for _, tc := range []struct {
+		name    string
+		q       v1.Query
+		verdict string
+		last    v1.Step
+	}{
+		{"allowed", v1.Query{From: "web1", To: addr("10.61.0.3"), Proto: "tcp", DPort: 80}, v1.Delivered,
+			v1.Step{Stage: "nft inet ovs_vnet_sg ingress", Owner: "rule 0 of security group web", Actions: []string{`tcp dport 80 counter name "r_web_0" accept`}}},
+		{"denied port", v1.Query{From: "web1", To: addr("10.61.0.3"), Proto: "tcp", DPort: 81}, v1.Dropped,
+			v1.Step{Stage: "nft inet ovs_vnet_sg ingress", Owner: "port web2", Actions: []string{`ip daddr @guarded counter name "drop_policy" drop`}, Drop: v1.DropPolicy}},
+		{"routed remote group", v1.Query{From: "web1", To: addr("10.62.0.2"), Proto: "tcp", DPort: 5432}, v1.Delivered,
+			v1.Step{Stage: "nft inet ovs_vnet_sg ingress", Owner: "rule 0 of security group db", Actions: []string{`ip saddr @m_web tcp dport 5432 counter name "r_db_0" accept`}}},
+		{"egress limited", v1.Query{From: "db1", To: addr("10.61.0.2"), Proto: "tcp", DPort: 80}, v1.Dropped,
+			v1.Step{Stage: "nft inet ovs_vnet_sg egress", Owner: "port db1", Actions: []string{`ip saddr @limited counter name "drop_policy" drop`}, Drop: v1.DropPolicy}},
+		{"egress to the outside", v1.Query{From: "db1", To: addr("198.51.100.2"), Proto: "udp", DPort: 53}, v1.ToHost,
+			v1.Step{Stage: "nft inet ovs_vnet_sg egress", Owner: "rule 0 of security group out", Actions: []string{`udp dport 53 counter name "r_out_0" accept`}}},
+		// The gateway is the host's: the input hook, where groups do not judge.
+		{"limited source, gateway", v1.Query{From: "db1", To: addr("10.62.0.1")}, v1.Answered,
+			v1.Step{Stage: "nft inet ovs_vnet input", Owner: "network red"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			if err := q.Check(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := explainTrace(q, s, "vnbr", traceRoutes{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := res.Steps[len(res.Steps)-1]
+			last.Table = 0
+			if tc.last.Actions == nil {
+				last.Actions = nil
+			}
+			if res.Verdict != tc.verdict || last.Stage != tc.last.Stage || last.Owner != tc.last.Owner ||
+				strings.Join(last.Actions, "|") != strings.Join(tc.last.Actions, "|") || last.Drop != tc.last.Drop {
+				t.Errorf("got %s, last step %+v; want %s, %+v", res.Verdict, last, tc.verdict, tc.last)
+			}
+			if tc.verdict == v1.Dropped && (res.Reason != v1.DropPolicy || len(res.Ports) != 0 || !strings.Contains(res.Summary, "security groups")) {
+				t.Errorf("a policy drop: reason %q ports %v summary %q", res.Reason, res.Ports, res.Summary)
+			}
+		})
+	}
+}

@@ -3,7 +3,8 @@
 // bridge, routing between the networks of a router by the host, and isolation,
 // masquerade and anti-spoofing by nftables rules in tables of our own (`inet
 // ovs_vnet` for networks and routers, see Ruleset; `bridge ovs_vnet` for ports,
-// see PortRules). Nothing outside those tables and our own links is touched.
+// see PortRules; `inet ovs_vnet_sg` for security groups, see policy_nft.go).
+// Nothing outside those tables and our own links is touched.
 //
 // Given a datapath.Underlay the backend is one host of a cluster: each
 // network's bridge also holds a VXLAN device to the other hosts, and the
@@ -82,6 +83,9 @@ type Backend struct {
 	startMu   sync.Mutex
 	primed    bool
 	leftRules *bridgeTable
+
+	// sg enforces the security groups (policy.go).
+	sg policyState
 }
 
 // New returns a backend naming its bridges prefix-<hash>. It checks that nft
@@ -138,7 +142,7 @@ func (b *Backend) Info() datapath.Info {
 
 // Capabilities implements datapath.Backend: no OpenFlow, no OVSDB.
 func (b *Backend) Capabilities() datapath.Capabilities {
-	return datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b}
+	return datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, Policy: b}
 }
 
 // Ready implements datapath.Backend: netlink is always there.
@@ -354,6 +358,9 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 	if err := b.ensurePortRules(ctx, p); err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	if err := b.policyPort(ctx, p, true); err != nil {
+		return p, fmt.Errorf("port %s: %w", p.Name, err)
+	}
 	fault.Point("attach-after-port-rules")
 	host, err := link.EnsurePort(ctx, n, p, link.Options{})
 	if err != nil {
@@ -428,6 +435,9 @@ func (b *Backend) detachPort(ctx context.Context, p model.Port) error {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
 	fault.Point("detach-after-link-removed")
+	if err := b.policyPort(ctx, p, false); err != nil {
+		return fmt.Errorf("port %s: %w", p.Name, err)
+	}
 	script, err := PortRulesDelete(p)
 	if err == nil {
 		err = hostnet.ApplyNft(ctx, script)
@@ -449,8 +459,9 @@ func (b *Backend) SpoofDrops(ctx context.Context, port string) (uint64, error) {
 	return n, nil
 }
 
-// Prune implements datapath.Backend: links, per-port rules and the inet table
-// are made to match s, and in a cluster the overlay: VXLAN devices, the
+// Prune implements datapath.Backend: links, per-port rules, the inet table
+// and the security groups' table are made to match s, and in a cluster the
+// overlay: VXLAN devices, the
 // gateway ARP rules, and the remote ports' entries, which must be s.Remote.
 // Per-port objects of ports in s are left as they are, so their counters
 // keep counting across a restart; entries that are right are not touched.
@@ -482,6 +493,9 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	}
 	b.inherited = false
 	if err := b.syncRules(ctx, ""); err != nil {
+		return err
+	}
+	if err := b.prunePolicy(ctx, s); err != nil {
 		return err
 	}
 	b.local = map[string]map[string]model.Port{}

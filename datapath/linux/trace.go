@@ -39,6 +39,7 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.R
 		}
 	}
 	s.Remote = nil // the explanation knows this host's bridges only
+	s.Policy = b.enforced()
 	return explainTrace(q, s, b.prefix, routes)
 }
 

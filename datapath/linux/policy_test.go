@@ -1,0 +1,477 @@
+package linux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// sgPolicy is the matrix of docs/DESIGN.md §8.1: web takes tcp/80 (and
+// udp 5000-5001, for related ICMP) from anywhere, db tcp/5432 from web
+// only, web and db icmp from admin only; admin lists a group without rules
+// (ingress default deny, egress open); other lists none.
+func sgPolicy(t *testing.T, ports map[string]model.Port) model.Policy {
+	p := model.Policy{
+		Groups: map[string]model.SecurityGroup{
+			"web": testGroup(t, "web", 1, v1.Rule{Direction: "ingress", Protocol: "tcp", Ports: "80"},
+				v1.Rule{Direction: "ingress", Protocol: "udp", Ports: "5000-5001"}),
+			"db":         testGroup(t, "db", 2, v1.Rule{Direction: "ingress", Protocol: "tcp", Ports: "5432", RemoteGroup: "web"}),
+			"admin":      testGroup(t, "admin", 3),
+			"icmp-admin": testGroup(t, "icmp-admin", 4, v1.Rule{Direction: "ingress", Protocol: "icmp", RemoteGroup: "admin"}),
+		},
+		Ports: map[string]model.GroupList{
+			"web": groupList(t, "web", "icmp-admin"), "db": groupList(t, "db", "icmp-admin"), "admin": groupList(t, "admin"),
+		},
+	}
+	setMembers(&p, ports)
+	return p
+}
+
+// setMembers fills Members from Ports, as the controller does on one host.
+func setMembers(p *model.Policy, ports map[string]model.Port) {
+	p.Members = map[string][]netip.Addr{}
+	for name, groups := range p.Ports {
+		for _, g := range groups.Names() {
+			p.Members[g] = append(p.Members[g], ports[name].IP)
+		}
+	}
+	for _, members := range p.Members {
+		slices.SortFunc(members, netip.Addr.Compare)
+	}
+}
+
+type sgBed struct {
+	*hostBed
+	b     *Backend
+	nets  map[string]model.Network
+	ports map[string]model.Port
+	// nftLog records every nft process the backend starts (wrapNft).
+	nftLog string
+}
+
+// newSGBed makes networks sg-a and sg-b joined by a router, ports web, db,
+// other on sg-a and admin on sg-b, each serving sgHTTP, sgPG and sgUDP.
+func newSGBed(t *testing.T, ctx context.Context) *sgBed {
+	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
+	s := &sgBed{hostBed: &hostBed{t: t, ns: newNetns(t, "vnt-sh-"), ctx: ctx}, nftLog: wrapNft(t)}
+	testbed.Run(t, "ip", "-n", s.ns, "link", "set", "lo", "up")
+	a := model.Network{Name: "sg-a", Subnet: netip.MustParsePrefix("10.91.0.0/24"), Gateway: netip.MustParseAddr("10.91.0.1"), MTU: 1500}
+	bn := model.Network{Name: "sg-b", Subnet: netip.MustParsePrefix("10.92.0.0/24"), Gateway: netip.MustParseAddr("10.92.0.1"), MTU: 1500}
+	s.nets = map[string]model.Network{a.Name: a, bn.Name: bn}
+	s.ports = map[string]model.Port{
+		"web": s.port("web", a.Name, "10.91.0.5"), "db": s.port("db", a.Name, "10.91.0.6"),
+		"other": s.port("other", a.Name, "10.91.0.7"), "admin": s.port("admin", bn.Name, "10.92.0.5"),
+	}
+	for _, p := range s.ports {
+		serve(t, p.Netns)
+	}
+	s.do("set up", func() (err error) {
+		if s.b, err = New(ctx, "vnsg", nil); err != nil {
+			return err
+		}
+		return s.bringUp(sgPolicy(t, s.ports))
+	})
+	return s
+}
+
+// bringUp does what the controller's reconcile does: networks, router, the
+// policy recorded, ports attached, then Prune.
+func (s *sgBed) bringUp(p model.Policy) error {
+	ctx := s.ctx
+	st := s.state(p)
+	for _, n := range st.Networks {
+		if err := s.b.EnsureNetwork(ctx, n); err != nil {
+			return err
+		}
+	}
+	if err := s.b.EnsureRouter(ctx, st.Routers[0]); err != nil {
+		return err
+	}
+	if err := s.b.SetPolicy(ctx, p); err != nil {
+		return err
+	}
+	for _, port := range st.Ports {
+		if _, err := s.b.AttachPort(ctx, s.nets[port.Network], port); err != nil {
+			return err
+		}
+	}
+	return s.b.Prune(ctx, st)
+}
+
+func (s *sgBed) state(p model.Policy) datapath.State {
+	st := datapath.State{Networks: []model.Network{s.nets["sg-a"], s.nets["sg-b"]},
+		Routers: []model.Router{{Name: "sg-r", Networks: []string{"sg-a", "sg-b"}}}, Policy: p}
+	for _, name := range []string{"admin", "db", "other", "web"} {
+		st.Ports = append(st.Ports, s.ports[name])
+	}
+	return st
+}
+
+func (s *sgBed) setPolicy(p model.Policy) {
+	s.t.Helper()
+	s.do("set policy", func() error { return s.b.SetPolicy(s.ctx, p) })
+}
+
+// nftRuns counts the nft processes started so far.
+func (s *sgBed) nftRuns() int {
+	s.t.Helper()
+	data, err := os.ReadFile(s.nftLog)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return strings.Count(string(data), "\n")
+}
+
+// wrapNft puts an nft first on PATH that logs each run before it runs the
+// real one: the witness that a change started no nft process.
+func wrapNft(t *testing.T) string {
+	real, err := exec.LookPath("nft")
+	if err != nil {
+		t.Skipf("no nft: %v", err)
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "runs.log")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", log, real)
+	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return log
+}
+
+type probe struct {
+	from, to string
+	proto    uint8
+	port     int
+}
+
+func (p probe) String() string {
+	return fmt.Sprintf("%s -> %s %s/%d", p.from, p.to, map[uint8]string{model.ProtoICMP: "icmp", model.ProtoTCP: "tcp", model.ProtoUDP: "udp"}[p.proto], p.port)
+}
+
+// run sends the probe and reports whether it got through and back.
+func (s *sgBed) run(p probe) bool {
+	src, dst := s.ports[p.from], s.ports[p.to]
+	switch p.proto {
+	case model.ProtoTCP:
+		return tcpEcho(src.Netns, dst.IP, p.port)
+	case model.ProtoUDP:
+		if p.port == sgUDPClosed {
+			return udpProbe(src.Netns, dst.IP, p.port) == "refused"
+		}
+		return udpProbe(src.Netns, dst.IP, p.port) == "echo"
+	}
+	return ping(src.Netns, dst.IP.String()) != ""
+}
+
+// oracle is what model.Policy.Allows says of the probe.
+func oracle(pol model.Policy, s *sgBed, p probe) bool {
+	pkt := model.Packet{SrcPort: p.from, DstPort: p.to, Src: s.ports[p.from].IP, Dst: s.ports[p.to].IP, Proto: p.proto}
+	if p.proto != model.ProtoICMP {
+		pkt.DPort = uint16(p.port)
+	}
+	eg, in := pol.Allows(pkt)
+	return eg.Allowed && in.Allowed
+}
+
+// checkMatrix runs every ordered pair of ports × every probe side by side
+// and compares with the oracle.
+func (s *sgBed) checkMatrix(pol model.Policy, what string) {
+	s.t.Helper()
+	var probes []probe
+	for from := range s.ports {
+		for to := range s.ports {
+			if from == to {
+				continue
+			}
+			probes = append(probes, probe{from, to, model.ProtoTCP, sgHTTP}, probe{from, to, model.ProtoTCP, sgPG},
+				probe{from, to, model.ProtoUDP, sgUDP}, probe{from, to, model.ProtoUDP, sgUDPClosed}, probe{from, to, model.ProtoICMP, 0})
+		}
+	}
+	got := make([]bool, len(probes))
+	var wg sync.WaitGroup
+	for i, p := range probes {
+		wg.Go(func() { got[i] = s.run(p) })
+	}
+	wg.Wait()
+	allowed := 0
+	for i, p := range probes {
+		want := oracle(pol, s, p)
+		if got[i] != want {
+			s.t.Errorf("%s: %s: got through %v, want %v", what, p, got[i], want)
+		}
+		if want {
+			allowed++
+		}
+	}
+	s.t.Logf("%s: %d probes, %d allowed", what, len(probes), allowed)
+}
+
+// TestSecurityGroupsKernel proves the table against the kernel: the
+// policy matrix (TCP, UDP, ping, replies, related ICMP) against the
+// oracle; a membership change that is set elements only (nft monitor and
+// no nft process as witnesses); a removed rule cutting an established TCP
+// stream; a restart that changes nothing; Prune removing what is stale.
+func TestSecurityGroupsKernel(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	s := newSGBed(t, ctx)
+	pol := sgPolicy(t, s.ports)
+	s.checkMatrix(pol, "matrix")
+	// The matrix holds denials and allowances of every kind, or it proves
+	// little: web takes http from all, db pg from web alone, admin nothing.
+	for _, c := range []struct {
+		p    probe
+		want bool
+	}{
+		{probe{"other", "web", model.ProtoTCP, sgHTTP}, true},
+		{probe{"admin", "web", model.ProtoTCP, sgHTTP}, true},
+		{probe{"web", "db", model.ProtoTCP, sgPG}, true},
+		{probe{"other", "db", model.ProtoTCP, sgPG}, false},
+		{probe{"admin", "db", model.ProtoICMP, 0}, true},
+		{probe{"other", "db", model.ProtoICMP, 0}, false},
+		{probe{"web", "admin", model.ProtoICMP, 0}, false},
+		{probe{"admin", "other", model.ProtoUDP, sgUDP}, true},
+		{probe{"db", "web", model.ProtoUDP, sgUDPClosed}, true},
+	} {
+		if got := oracle(pol, s, c.p); got != c.want {
+			t.Fatalf("the oracle says %v for %s, the test expects %v", got, c.p, c.want)
+		}
+	}
+	if out := testbed.Run(t, "ip", "netns", "exec", s.ns, "nft", "list", "counter", "inet", hostnet.PolicyTable, policyDropCounter); strings.Contains(out, "packets 0 ") {
+		t.Errorf("denied probes were not counted in %s:\n%s", policyDropCounter, out)
+	}
+	var stats datapath.PolicyStats
+	s.do("policy stats", func() (err error) { stats, err = s.b.PolicyStats(ctx); return err })
+	if len(stats.Drops) != 1 || stats.Drops[0].Reason != v1.DropPolicy || stats.Drops[0].Packets == 0 {
+		t.Errorf("policy drops: %+v", stats.Drops)
+	}
+	hits := map[string]uint64{}
+	for _, r := range stats.Rules {
+		hits[v1.RuleOwner(r.Group, r.Index)] = r.Packets
+	}
+	if hits["web/0"] == 0 || hits["db/0"] == 0 || hits["icmp-admin/0"] == 0 || len(hits) != 4 {
+		t.Errorf("rule hits: %v", hits)
+	}
+
+	t.Run("membership is elements", func(t *testing.T) { s.t = t; testMembership(s, pol) })
+	t.Run("rule removal cuts", func(t *testing.T) { s.t = t; testRuleRemoval(s, pol) })
+	t.Run("restart", func(t *testing.T) { s.t = t; testPolicyRestart(s, pol) })
+}
+
+// testMembership: other joins admin (so may ping web and db, and becomes
+// guarded itself): set elements change, over netlink, and nothing else.
+func testMembership(s *sgBed, pol model.Policy) {
+	t := s.t
+	if s.run(probe{"other", "web", model.ProtoICMP, 0}) {
+		t.Fatal("other pings web before it joins admin")
+	}
+	q := sgPolicy(t, s.ports)
+	q.Ports["other"] = groupList(t, "admin")
+	setMembers(&q, s.ports)
+	mon := monitor(t, s.ns)
+	runs := s.nftRuns()
+	s.setPolicy(q)
+	events := mon()
+	if n := s.nftRuns() - runs; n != 0 {
+		t.Errorf("a membership change ran nft %d times", n)
+	}
+	var elems int
+	for _, line := range strings.Split(strings.TrimSpace(events), "\n") {
+		switch {
+		case strings.HasPrefix(line, "add element inet "+hostnet.PolicyTable+" "):
+			elems++
+		case strings.HasPrefix(line, "# new generation"):
+			// The process that made the change is named: not nft.
+			if strings.HasSuffix(line, "(nft)") {
+				t.Errorf("nft made a membership change: %s", line)
+			}
+		default:
+			t.Errorf("a membership change made the kernel event %q, want set elements only", line)
+		}
+	}
+	// guarded, p_admin and m_admin gain other's address.
+	if elems != 3 {
+		t.Errorf("%d element events, want 3:\n%s", elems, events)
+	}
+	t.Logf("kernel events of the membership change:\n%s", events)
+	s.checkMatrix(q, "other in admin")
+	s.setPolicy(pol)
+	s.checkMatrix(pol, "other out of admin")
+}
+
+// monitor runs `nft monitor` in netns and returns a function that stops
+// it and returns what it printed. It waits for the monitor to listen: a
+// change it does not see would pass for no change.
+func monitor(t *testing.T, netns string) func() string {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", netns, "nft", "monitor")
+	var out testbed.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() string {
+		if !stopped {
+			stopped = true
+			time.Sleep(200 * time.Millisecond) // events of the change just made
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		return out.String()
+	}
+	t.Cleanup(func() { stop() })
+	// A sentinel the monitor must report: a table of our own, made and
+	// dropped; its events are taken out of what the caller sees.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "sentinel") {
+		if time.Now().After(deadline) {
+			t.Fatalf("nft monitor did not start: %s", out.String())
+		}
+		testbed.Run(t, "ip", "netns", "exec", netns, "nft", "add table inet sentinel; delete table inet sentinel")
+		time.Sleep(50 * time.Millisecond)
+	}
+	skip := len(out.String())
+	return func() string {
+		all := stop()
+		var keep []string
+		for _, line := range strings.Split(all[skip:], "\n") {
+			if line != "" && !strings.Contains(line, "sentinel") {
+				keep = append(keep, line)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+}
+
+// testRuleRemoval: a TCP stream other -> web:80 runs; removing web's http
+// rule stalls it (original-direction packets are judged again), and adding
+// the rule back lets a new connection through on its first try.
+func testRuleRemoval(s *sgBed, pol model.Policy) {
+	t := s.t
+	st := startStream(t, s.ports["other"].Netns, s.ports["web"].IP, sgHTTP)
+	if !st.flowing(5 * time.Second) {
+		t.Fatal("the stream does not flow before the change")
+	}
+	q := sgPolicy(t, s.ports)
+	q.Groups["web"] = testGroup(t, "web", 1, v1.Rule{Direction: "ingress", Protocol: "udp", Ports: "5000-5001"})
+	s.setPolicy(q)
+	changed := time.Now()
+	if !st.stalled(changed, 10*time.Second) {
+		t.Fatalf("the stream still flows %v after its rule went", time.Since(changed))
+	}
+	t.Logf("the stream's last echo came %v after the rule's removal", st.stalledAt.Sub(changed).Round(time.Millisecond))
+	if tcpEcho(s.ports["admin"].Netns, s.ports["web"].IP, sgHTTP) {
+		t.Error("a new connection passes without its rule")
+	}
+	s.setPolicy(pol)
+	if !tcpEcho(s.ports["admin"].Netns, s.ports["web"].IP, sgHTTP) {
+		t.Error("a new connection is refused on its first try after its rule came back")
+	}
+}
+
+// testPolicyRestart: a new backend on the same host, reconciled with the
+// same policy, sends nothing to the table (nft monitor sees nothing of
+// it), keeps its counters, and an established stream keeps flowing; a
+// Prune without a group removes its objects, one without groups the table;
+// a start on a host without the table filters each port from its attach.
+func testPolicyRestart(s *sgBed, pol model.Policy) {
+	t := s.t
+	st := startStream(t, s.ports["admin"].Netns, s.ports["web"].IP, sgHTTP)
+	if !st.flowing(5 * time.Second) {
+		t.Fatal("the stream does not flow before the restart")
+	}
+	before := ruleHits(s, "web", 0)
+	mon := monitor(t, s.ns)
+	s.do("restart", func() (err error) {
+		if s.b, err = New(s.ctx, "vnsg", nil); err != nil {
+			return err
+		}
+		return s.bringUp(pol)
+	})
+	if events := mon(); strings.Contains(events, hostnet.PolicyTable) {
+		t.Errorf("a restart with the same policy changed the table:\n%s", events)
+	}
+	if after := ruleHits(s, "web", 0); after < before {
+		t.Errorf("web's rule 0 counter went from %d to %d over the restart", before, after)
+	}
+	if !st.flowing(5 * time.Second) {
+		t.Error("the stream stopped over the restart")
+	}
+	s.checkMatrix(pol, "after restart")
+
+	q := sgPolicy(t, s.ports)
+	delete(q.Groups, "icmp-admin")
+	q.Ports["web"], q.Ports["db"] = groupList(t, "web"), groupList(t, "db")
+	setMembers(&q, s.ports)
+	s.do("prune a group", func() error { return s.b.Prune(s.ctx, s.state(q)) })
+	out := testbed.Run(t, "ip", "netns", "exec", s.ns, "nft", "list", "table", "inet", hostnet.PolicyTable)
+	if strings.Contains(out, "icmp-admin") || !strings.Contains(out, "ig_web") {
+		t.Errorf("after a Prune without icmp-admin:\n%s", out)
+	}
+	s.checkMatrix(q, "icmp-admin pruned")
+	s.do("prune all groups", func() error { return s.b.Prune(s.ctx, s.state(model.Policy{})) })
+	if out := testbed.Run(t, "ip", "netns", "exec", s.ns, "nft", "list", "tables"); strings.Contains(out, hostnet.PolicyTable) {
+		t.Errorf("the table outlived the last group:\n%s", out)
+	}
+	var stats datapath.PolicyStats
+	s.do("policy stats without a table", func() (err error) { stats, err = s.b.PolicyStats(s.ctx); return err })
+	if len(stats.Rules) != 0 || len(stats.Drops) != 0 {
+		t.Errorf("policy stats without a table: %+v", stats)
+	}
+
+	// As after a reboot: no table, the policy recorded, ports attached one
+	// by one before the first Prune. Each is filtered from its attach on.
+	s.do("start on a bare host", func() (err error) {
+		if s.b, err = New(s.ctx, "vnsg", nil); err != nil {
+			return err
+		}
+		if err := s.b.SetPolicy(s.ctx, pol); err != nil {
+			return err
+		}
+		for _, name := range []string{"db", "other"} {
+			p := s.ports[name]
+			if _, err := s.b.AttachPort(s.ctx, s.nets[p.Network], p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if s.run(probe{"other", "db", model.ProtoTCP, sgPG}) || !s.run(probe{"other", "web", model.ProtoTCP, sgHTTP}) {
+		t.Error("before the first Prune, db is not guarded by its groups yet")
+	}
+	s.do("reconcile", func() error { return s.bringUp(pol) })
+	s.checkMatrix(pol, "after a start on a bare host")
+}
+
+func ruleHits(s *sgBed, group string, index int) uint64 {
+	s.t.Helper()
+	var stats datapath.PolicyStats
+	s.do("policy stats", func() (err error) { stats, err = s.b.PolicyStats(s.ctx); return err })
+	for _, r := range stats.Rules {
+		if r.Group == group && r.Index == index {
+			return r.Packets
+		}
+	}
+	s.t.Fatalf("no counter of rule %d of %s in %+v", index, group, stats.Rules)
+	return 0
+}
