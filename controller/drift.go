@@ -271,6 +271,14 @@ func (c *Controller) ensurePort(ctx context.Context, pc datapath.PortChecker, na
 			depth = datapath.CheckAll // a port down is looked at in full
 		}
 		err = pc.CheckPort(cctx, n, p, depth)
+		if err != nil && depth == datapath.CheckHost && reasonOf(err, "") != "" {
+			// CheckHost may read what the host showed before this port's
+			// own attach was seen (a shared dump of links lags their
+			// events under load): a fault it finds is looked at in full
+			// before the port is called down and attached again.
+			depth = datapath.CheckAll
+			err = pc.CheckPort(cctx, n, p, depth)
+		}
 		cancel()
 		if reason = reasonOf(err, ""); err != nil && reason == "" {
 			// The check itself failed (the switch did not answer in

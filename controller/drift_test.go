@@ -36,11 +36,14 @@ type checkFake struct {
 	attaches map[string]int
 	// sticky ports stay broken whatever an attach does.
 	sticky map[string]bool
+	// stale is what a CheckHost look reports of a port that a full look
+	// finds whole: a dump of links that predates the port.
+	stale map[string]error
 }
 
 func newCheckFake() *checkFake {
 	return &checkFake{Fake: controllertest.NewFake(), changed: make(chan struct{}, 1),
-		broken: map[string]error{}, attaches: map[string]int{}, sticky: map[string]bool{}}
+		broken: map[string]error{}, attaches: map[string]int{}, sticky: map[string]bool{}, stale: map[string]error{}}
 }
 
 func (f *checkFake) Capabilities() datapath.Capabilities {
@@ -51,9 +54,12 @@ func (f *checkFake) Capabilities() datapath.Capabilities {
 
 func (f *checkFake) Changed() <-chan struct{} { return f.changed }
 
-func (f *checkFake) CheckPort(_ context.Context, _ model.Network, p model.Port, _ datapath.CheckDepth) error {
+func (f *checkFake) CheckPort(_ context.Context, _ model.Network, p model.Port, depth datapath.CheckDepth) error {
 	f.cmu.Lock()
 	defer f.cmu.Unlock()
+	if err := f.stale[p.Name]; err != nil && depth == datapath.CheckHost {
+		return err
+	}
 	return f.broken[p.Name]
 }
 
@@ -188,6 +194,35 @@ func TestDriftRepairedOnSignal(t *testing.T) {
 	}
 	f.metric(t, "ovs_vnet_port_repairs_total", repairsMetric(1, 0))
 	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 0))
+}
+
+// TestDriftStaleHostLookIsConfirmed: a fault that only the cheap look
+// (CheckHost) reports — its dump of links predates the port — is looked at
+// in full first, and the port, whole, is neither shown down nor attached
+// again (TestConcurrentPuts saw both under load).
+func TestDriftStaleHostLookIsConfirmed(t *testing.T) {
+	f, cf := driftFixture(t)
+	if code, body := f.Do(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ifname":"tapb"}`); code != 201 {
+		t.Fatalf("port b: %d %v", code, body)
+	}
+	f.waitStatus(t, "a", v1.PortForwarding, "")
+	cf.cmu.Lock()
+	cf.stale["a"] = fmt.Errorf("host link tapa is missing: %w", datapath.ErrLinkGone)
+	cf.cmu.Unlock()
+	// Port b, really broken, is the witness of the rounds that looked at
+	// a: its second repair is in a round that began after the first ended.
+	for want := 2; want <= 3; want++ {
+		cf.breakPort("b", fmt.Errorf("tap tapb: %w", datapath.ErrLinkGone))
+		for cf.attachCount("b") < want {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	f.waitStatus(t, "b", v1.PortForwarding, "")
+	if n := cf.attachCount("a"); n != 1 {
+		t.Errorf("port a attached %d times; want 1 (its PUT)", n)
+	}
+	f.waitStatus(t, "a", v1.PortForwarding, "")
+	f.metric(t, "ovs_vnet_port_repairs_total", repairsMetric(2, 0))
 }
 
 // TestDriftNetnsGone: a port whose namespace is gone shows down, is not

@@ -80,8 +80,9 @@ func (c *Controller) hostOf(p model.Port) string {
 // for both; docs/DESIGN.md §8.0). On any failure nothing of the port is
 // left: no link, no OVS port, no address, no record — or, for a change in
 // place, the port is as it was. Attaches of different ports run at once. A
-// spec with ReleaseWithNetns first replaces a port of the name whose
-// namespace has left (release.go).
+// spec with ReleaseWithNetns replaces a port of the name whose namespace
+// has left, once the new port passes every check, and upgrades the record
+// of an older plugin's port (release.go).
 func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec) (view v1.Port, created bool, err error) {
 	p, err := model.NewPort(name, spec)
 	if err == nil {
@@ -101,10 +102,7 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 	p, netnsErr := c.checkNetns(ctx, p)
 	c.changing.RLock()
 	defer c.changing.RUnlock()
-	if err := c.replaceLeft(ctx, p, netnsErr); err != nil {
-		return view, false, err
-	}
-	r, view, err := c.reservePort(ctx, p, netnsErr)
+	r, view, err := c.reservePort(ctx, p, netnsErr, c.judgeLeft(ctx, p))
 	switch {
 	case err != nil:
 		return view, false, err
@@ -190,17 +188,36 @@ type reservation struct {
 	network model.Network
 	backend datapath.Backend
 	was     *model.Port // the port as it is, for a change in place
+	// replaces is the port of its name whose namespace has left, released
+	// before the port's record is stored (release.go).
+	replaces *leftPort
+	// upgrade: port is an existing port's record with what a newer plugin
+	// asks for, to be stored; the datapath is not touched (release.go).
+	upgrade bool
 }
 
 // reservePort checks p and, when it is new, reserves it: its name, address
 // and interfaces are taken (busy) before its record is stored, which
 // happens without mu, so that other requests are answered meanwhile. When
 // an identical port exists it returns no backend and that port's view.
-// netnsErr is why p's namespace cannot have p, if it cannot.
-func (c *Controller) reservePort(ctx context.Context, p model.Port, netnsErr error) (r reservation, existing v1.Port, err error) {
+// netnsErr is why p's namespace cannot have p, if it cannot; left is the
+// port of p's name whose namespace has left, if it has (judgeLeft).
+func (c *Controller) reservePort(ctx context.Context, p model.Port, netnsErr error, left *leftPort) (r reservation, existing v1.Port, err error) {
 	requested := p.IP
-	if r, existing, err = c.claimPort(p, netnsErr); err != nil || r.backend == nil || r.was != nil {
+	r, existing, err = c.claimPort(p, netnsErr, left)
+	switch {
+	case err != nil:
 		return r, existing, err
+	case r.upgrade:
+		existing, err = c.upgradePort(ctx, r.port)
+		return reservation{}, existing, err
+	case r.backend == nil, r.was != nil:
+		return r, existing, nil
+	case r.replaces != nil:
+		if err := c.replace(ctx, r); err != nil {
+			return reservation{}, existing, err
+		}
+		c.leavePolicy(r.replaces.port)
 	}
 	for try := 0; ; try++ {
 		fault.Point("attach-after-ipam")
@@ -226,7 +243,10 @@ func (c *Controller) reservePort(ctx context.Context, p model.Port, netnsErr err
 }
 
 // claimPort is reservePort's part under mu: the checks, and the address.
-func (c *Controller) claimPort(p model.Port, netnsErr error) (r reservation, existing v1.Port, err error) {
+// The port of p's name that left names (judgeLeft) is no obstacle to p,
+// and is released (replace) only once p has passed every check here, so
+// that a refused request changes nothing.
+func (c *Controller) claimPort(p model.Port, netnsErr error, left *leftPort) (r reservation, existing v1.Port, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.networks[p.Network]
@@ -236,21 +256,31 @@ func (c *Controller) claimPort(p model.Port, netnsErr error) (r reservation, exi
 	if o, ok := c.remote[p.Name]; ok {
 		return r, existing, fmt.Errorf("%w: port %q exists on host %s", ErrConflict, p.Name, o.Host)
 	}
-	if old, ok := c.ports[p.Name]; ok {
+	old, exists := c.ports[p.Name]
+	if exists {
 		if c.cluster == nil {
 			p.Host = old.Host // what a single host's record says is no one's business
 		}
-		switch {
-		case old.SameSpec(p):
+		if old.SameSpec(p) {
 			return r, c.view(old), nil
-		case !old.SameImmutable(p):
-			return r, c.view(old), fmt.Errorf("%w: port %q exists with a different spec", ErrConflict, p.Name)
 		}
-		r, err = c.claimInPlace(n, old, p.SecurityGroups)
-		return r, existing, err
 	}
 	if _, ok := c.busy[p.Name]; ok {
 		return r, existing, fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, p.Name)
+	}
+	if exists {
+		if up, ok := old.UpgradedBy(p); ok {
+			c.busy[p.Name] = old
+			return reservation{port: up, network: n, upgrade: true}, c.view(old), nil
+		}
+		if old.SameImmutable(p) {
+			r, err = c.claimInPlace(n, old, p.SecurityGroups)
+			return r, existing, err
+		}
+		// What left judged may have been changed since by another request.
+		if left == nil || !left.port.SameSpec(old) {
+			return r, c.view(old), fmt.Errorf("%w: port %q exists with a different spec", ErrConflict, p.Name)
+		}
 	}
 	if p.IP.IsValid() {
 		if err := checkIP(n, p.IP); err != nil {
@@ -280,7 +310,11 @@ func (c *Controller) claimPort(p model.Port, netnsErr error) (r reservation, exi
 		return r, existing, err
 	}
 	c.busy[p.Name] = p
-	return reservation{port: p, network: n, backend: c.backend}, existing, nil
+	r = reservation{port: p, network: n, backend: c.backend}
+	if exists {
+		r.replaces = left
+	}
+	return r, existing, nil
 }
 
 // claimInPlace reserves the change of port old's mutable fields to those
@@ -496,26 +530,7 @@ func (c *Controller) deletePort(ctx context.Context, name string, judged *model.
 	n, backend := c.networks[p.Network], c.backend
 	c.mu.Unlock()
 
-	restored := p
-	err = c.detach(ctx, backend, n, p)
-	if err == nil {
-		fault.Point("detach-before-store-delete")
-		err = c.store.DeletePort(ctx, name, p.Host)
-		switch {
-		case errors.Is(err, store.ErrConflict):
-			// Another host has a port of that name now: this host's was
-			// deleted meanwhile (by a host that took this one for gone),
-			// and is gone here too.
-			c.log.Warn("port deleted meanwhile and made again by another host", "port", name, "err", err)
-			err = nil
-		case err != nil:
-			err = fmt.Errorf("delete port %q: %w", name, err)
-			c.rollback("port "+name, func(ctx context.Context) (aerr error) {
-				restored, aerr = backend.AttachPort(ctx, n, p)
-				return aerr
-			})
-		}
-	}
+	restored, err := c.removePort(ctx, backend, n, p)
 	if err == nil {
 		defer c.leavePolicy(p) // once the port is gone, after the unlock
 	}
@@ -527,14 +542,47 @@ func (c *Controller) deletePort(ctx context.Context, name string, judged *model.
 		c.ports[name] = restored
 		return err
 	}
+	c.removed(p)
+	return nil
+}
+
+// removePort detaches port p, which its caller has made busy, and deletes
+// its record. When the record cannot be deleted p is attached again, and
+// restored is what it then is.
+func (c *Controller) removePort(ctx context.Context, backend datapath.Backend, n model.Network, p model.Port) (restored model.Port, err error) {
+	restored = p
+	if err := c.detach(ctx, backend, n, p); err != nil {
+		return restored, err
+	}
+	fault.Point("detach-before-store-delete")
+	err = c.store.DeletePort(ctx, p.Name, p.Host)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		// Another host has a port of that name now: this host's was
+		// deleted meanwhile (by a host that took this one for gone),
+		// and is gone here too.
+		c.log.Warn("port deleted meanwhile and made again by another host", "port", p.Name, "err", err)
+		err = nil
+	case err != nil:
+		err = fmt.Errorf("delete port %q: %w", p.Name, err)
+		c.rollback("port "+p.Name, func(ctx context.Context) (aerr error) {
+			restored, aerr = backend.AttachPort(ctx, n, p)
+			return aerr
+		})
+	}
+	return restored, err
+}
+
+// removed forgets port p, which removePort has removed, and frees its
+// address; mu is held.
+func (c *Controller) removed(p model.Port) {
 	fault.Point("detach-after-store-delete")
 	c.release(p)
-	delete(c.ports, name)
-	c.forget(name)
+	delete(c.ports, p.Name)
+	c.forget(p.Name)
 	if c.cluster != nil {
 		c.remoteChanged()
 	}
-	return nil
 }
 
 // detach takes p off the datapath and then puts back the default route p

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
@@ -16,8 +17,9 @@ import (
 // dies with its namespace, so that a DEL the runtime could not deliver —
 // the daemon was down, and podman 4.3 never sends GC — leaks neither the
 // port nor its address (docs/CNI.md):
-//   - a PUT of its name whose namespace end has left is a new port: the
-//     old one is released and the new one attached (replaceLeft);
+//   - a PUT of its name whose namespace end has left is a new port: once
+//     the new port passes every check, the old one is released and the
+//     new one attached (judgeLeft, replace);
 //   - the watcher releases it once its namespace has been gone for the
 //     grace period (releaseGone).
 // A port without it stays until it is deleted, as it always has.
@@ -34,16 +36,23 @@ func releaseReasons() []string {
 	return []string{ReasonNetnsGone}
 }
 
-// replaceLeft releases this host's port of p's name when p asks for
-// ReleaseWithNetns, differs from it, and the port's namespace end has left
-// (netnsLeft): what was there is gone, and the request is a new port —
-// the container's next start after a missed DEL. Whether the old port
-// asked for the release does not count: a port of an older plugin is
-// replaced too. A new port whose own namespace is refused (netnsErr)
-// replaces nothing: the request fails with that, and changes nothing.
-// changing is held shared; in any other case the port is left for
-// claimPort to judge.
-func (c *Controller) replaceLeft(ctx context.Context, p model.Port, netnsErr error) error {
+// leftPort is a port whose namespace end has left, and why (netnsLeft).
+type leftPort struct {
+	port model.Port
+	why  error
+}
+
+// judgeLeft returns this host's port of p's name when p asks for
+// ReleaseWithNetns, differs from it (nor only upgrades it: UpgradedBy),
+// and the port's namespace end has left (netnsLeft): what was there is
+// gone, and the request is a new port — the container's next start after
+// a missed DEL. Whether the old port asked for the release does not count:
+// a port of an older plugin is replaced too. claimPort judges p as if the
+// old port were not there and, if p passes, replace releases it; a p that
+// is refused (its own namespace, its address, an interface) replaces
+// nothing. It looks at namespaces, so takes no lock for that; changing is
+// held shared.
+func (c *Controller) judgeLeft(ctx context.Context, p model.Port) *leftPort {
 	if !p.ReleaseWithNetns {
 		return nil
 	}
@@ -58,26 +67,63 @@ func (c *Controller) replaceLeft(ctx context.Context, p model.Port, netnsErr err
 	if !ok || old.Type != v1.PortVeth || old.SameSpec(p) {
 		return nil
 	}
+	if _, up := old.UpgradedBy(p); up {
+		return nil
+	}
 	var seenIn *nsfile.ID
 	if seenOK {
 		seenIn = &seen
 	}
-	left := c.netnsLeft(ctx, pc, n, old, seenIn)
-	switch {
-	case left == nil:
-		return nil
-	case netnsErr != nil:
-		return netnsErr
+	if why := c.netnsLeft(ctx, pc, n, old, seenIn); why != nil {
+		return &leftPort{port: old, why: why}
 	}
-	err := c.deletePort(ctx, p.Name, &old)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil // deleted meanwhile
-	case err != nil:
-		return fmt.Errorf("replace port %q, whose namespace has left: %w", p.Name, err)
-	}
-	c.log.Info("port released for a new one of its name: its namespace has left", "port", p.Name, "netns", old.Netns, "new_netns", p.Netns, "why", left)
 	return nil
+}
+
+// replace releases r.replaces, as a DELETE would, for r's port, which
+// claimPort has reserved. The old port's address is freed unless the new
+// one has it (the same name holds it in the pool); when the old port
+// cannot be released it stays and r's reservation is undone.
+func (c *Controller) replace(ctx context.Context, r reservation) error {
+	old := r.replaces.port
+	c.mu.Lock()
+	n := c.networks[old.Network]
+	c.mu.Unlock()
+	restored, err := c.removePort(ctx, r.backend, n, old)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.publish()
+	kept := r.port
+	if old.Network == kept.Network && old.IP == kept.IP {
+		// One address, held in the pool by the one name: it stays.
+		old.IP, kept.IP = netip.Addr{}, netip.Addr{}
+	}
+	if err != nil {
+		delete(c.busy, kept.Name)
+		c.release(kept)
+		c.ports[old.Name] = restored
+		return fmt.Errorf("replace port %q, whose namespace has left: %w", old.Name, err)
+	}
+	c.removed(old)
+	c.log.Info("port released for a new one of its name: its namespace has left", "port", old.Name, "netns", old.Netns, "new_netns", r.port.Netns, "why", r.replaces.why)
+	return nil
+}
+
+// upgradePort stores p, the record of a port made by an older CNI plugin
+// with what the new plugin asks for (model.Port.UpgradedBy), which
+// claimPort has made busy. The datapath is not touched: a default route
+// the old port set stays where NoDefaultRoute is now asked for.
+func (c *Controller) upgradePort(ctx context.Context, p model.Port) (v1.Port, error) {
+	err := c.store.UpdatePort(ctx, p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.busy, p.Name)
+	if err != nil {
+		return v1.Port{}, fmt.Errorf("upgrade port %q: %w", p.Name, err)
+	}
+	c.ports[p.Name] = p
+	c.log.Info("port record upgraded for a newer CNI plugin", "port", p.Name, "release_with_netns", p.ReleaseWithNetns, "no_default_route", p.NoDefaultRoute)
+	return c.view(p), nil
 }
 
 // netnsLeft tells why veth port p's namespace end has left, or nil while

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,8 +32,9 @@ func vethSpec(netns, ifname, ip string, release bool) string {
 // a port of its name whose namespace is gone — also one that did not ask
 // for it, as an older plugin's — in one request, answering 201, and frees
 // the old port's address; without the flag it is still 409. The flag is
-// shown, and refused for a tap. A PUT whose own namespace is refused
-// replaces nothing.
+// shown, and refused for a tap. A PUT that is refused — its own
+// namespace, an address or interface another port has — replaces nothing;
+// one asking for the old port's address has it.
 func TestReplaceWhenNetnsGone(t *testing.T) {
 	f := newFixture(t)
 	f.Do(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`)
@@ -53,9 +55,20 @@ func TestReplaceWhenNetnsGone(t *testing.T) {
 	if code, body := f.Do(t, "PUT", "/v1/ports/c", vethSpec(gone, "eth1", "", true)); code != 400 {
 		t.Fatalf("PUT with release_with_netns into a missing netns: %d %v, want 400", code, body)
 	}
+	// Nor does one refused for what another port has: an address, an
+	// interface.
+	if code, body := f.Do(t, "PUT", "/v1/ports/other", vethSpec(fresh, "eth5", "10.0.0.5", false)); code != 201 {
+		t.Fatalf("%d %v", code, body)
+	}
+	for _, spec := range []string{vethSpec(fresh, "eth0", "10.0.0.5", true), vethSpec(fresh, "eth5", "", true)} {
+		if code, body := f.Do(t, "PUT", "/v1/ports/c", spec); code != 409 {
+			t.Fatalf("PUT %s with release_with_netns over a port whose netns is gone: %d %v, want 409", spec, code, body)
+		}
+	}
 	if code, body := f.Do(t, "GET", "/v1/ports/c", ""); code != 200 || body["ip"] != "10.0.0.9/24" {
 		t.Fatalf("the old port after a refused replace: %d %v", code, body)
 	}
+	f.Do(t, "DELETE", "/v1/ports/other", "")
 	code, body := f.Do(t, "PUT", "/v1/ports/c", vethSpec(fresh, "eth0", "", true))
 	if code != 201 || body["netns"] != fresh || body["release_with_netns"] != true || body["ip"] == "10.0.0.9/24" {
 		t.Fatalf("PUT with release_with_netns over a port whose netns is gone: %d %v, want 201 with a new port", code, body)
@@ -70,8 +83,57 @@ func TestReplaceWhenNetnsGone(t *testing.T) {
 	if code, body := f.Do(t, "PUT", "/v1/ports/d", vethSpec(fresh, "eth1", "10.0.0.9", false)); code != 201 {
 		t.Fatalf("PUT of the replaced port's address: %d %v", code, body)
 	}
+	// A new port that asks for the old one's address (fresh, a directory,
+	// is no namespace: c has left it) has it, and it stays held.
+	again, ip := t.TempDir(), body["ip"].(string)
+	if code, body := f.Do(t, "PUT", "/v1/ports/c", vethSpec(again, "eth0", strings.TrimSuffix(ip, "/24"), true)); code != 201 || body["netns"] != again || body["ip"] != ip {
+		t.Fatalf("replace asking for the old port's address %s: %d %v, want 201 with it", ip, code, body)
+	}
+	if code, body := f.Do(t, "PUT", "/v1/ports/e", vethSpec(again, "eth1", strings.TrimSuffix(ip, "/24"), false)); code != 409 {
+		t.Fatalf("PUT of the new port's address: %d %v, want 409", code, body)
+	}
 	if code, body := f.Do(t, "PUT", "/v1/ports/t", `{"network":"blue","type":"tap","release_with_netns":true}`); code != 400 {
 		t.Fatalf("tap with release_with_netns: %d %v, want 400", code, body)
+	}
+}
+
+// TestUpgradeOlderPluginsPort: the record of a port an older CNI plugin
+// made (neither release_with_netns nor, for a secondary interface,
+// default_route false) is the same port to the new plugin's request: 200,
+// the record upgraded in place, the datapath not touched. Nothing else is
+// relaxed, nor is an upgrade undone.
+func TestUpgradeOlderPluginsPort(t *testing.T) {
+	f := newFixture(t)
+	f.Do(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`)
+	dir := t.TempDir()
+	old := `{"network":"blue","netns":"` + dir + `","ifname":"eth1"}`
+	code, before := f.Do(t, "PUT", "/v1/ports/c", old)
+	if code != 201 {
+		t.Fatalf("%d %v", code, before)
+	}
+	// An attach from here on fails: the upgrade must make none.
+	f.Fake.Mu.Lock()
+	f.Fake.FailPorts["c"] = errors.New("re-attached")
+	f.Fake.Mu.Unlock()
+	upgrade := `{"network":"blue","netns":"` + dir + `","ifname":"eth1","release_with_netns":true,"default_route":false}`
+	for i := range 2 {
+		code, body := f.Do(t, "PUT", "/v1/ports/c", upgrade)
+		if code != 200 || body["release_with_netns"] != true || body["default_route"] != false || body["ip"] != before["ip"] || body["host_ifname"] != before["host_ifname"] {
+			t.Fatalf("PUT %d of the new plugin's request: %d %v, want 200 with the port upgraded", i, code, body)
+		}
+	}
+	ports, err := controllertest.StoredPorts(t, f.St)
+	if err != nil || len(ports) != 1 || !ports[0].ReleaseWithNetns || !ports[0].NoDefaultRoute {
+		t.Fatalf("stored %+v (%v), want the port upgraded", ports, err)
+	}
+	// Without release_with_netns, which would replace a port in a
+	// directory (no namespace: it has left).
+	for _, spec := range []string{old, // an upgrade is not undone
+		`{"network":"blue","netns":"` + dir + `","ifname":"eth1","default_route":false}`,
+		`{"network":"blue","netns":"` + dir + `","ifname":"eth1","default_route":true}`} {
+		if code, body := f.Do(t, "PUT", "/v1/ports/c", spec); code != 409 {
+			t.Fatalf("PUT %s: %d %v, want 409", spec, code, body)
+		}
 	}
 }
 

@@ -71,13 +71,39 @@ const (
 // Ownership marks: the alias of every Linux link a backend creates starts with
 // OwnerAlias, so that a restarted daemon can find — and only find — its own links.
 const (
-	OwnerAlias     = "ovs-vnet:"
-	portAliasPfx   = OwnerAlias + "port="
-	bridgeAliasPfx = OwnerAlias + "network="
+	OwnerAlias      = "ovs-vnet:"
+	portAliasPfx    = OwnerAlias + "port="
+	adoptedAliasPfx = OwnerAlias + "adopted:port="
+	bridgeAliasPfx  = OwnerAlias + "network="
 )
 
-// PortAlias is the alias of a port's host link.
+// PortAlias is the alias of a host link the daemon made for a port.
 func PortAlias(port string) string { return portAliasPfx + port }
+
+// AdoptedAlias is the alias of a tap a port adopted: a VM runtime's
+// device, which whatever finds it with no port to match (a restart's
+// Prune after a crash, --reset-dataplane) hands back — unbinds it and
+// clears the alias — and never deletes, as the runtime's VM may hold it.
+func AdoptedAlias(port string) string { return adoptedAliasPfx + port }
+
+// HostAlias is the alias p's host link carries: AdoptedAlias for a tap p
+// adopts, PortAlias otherwise.
+func HostAlias(p model.Port) string {
+	if p.Adopt {
+		return AdoptedAlias(p.Name)
+	}
+	return PortAlias(p.Name)
+}
+
+// AliasPort names the port whose host link carries alias, of either form;
+// adopted tells which. ok is false for any other alias.
+func AliasPort(alias string) (port string, adopted, ok bool) {
+	if port, ok = strings.CutPrefix(alias, portAliasPfx); ok {
+		return port, false, true
+	}
+	port, ok = strings.CutPrefix(alias, adoptedAliasPfx)
+	return port, ok, ok
+}
 
 // BridgeAlias is the alias of a network's Linux bridge.
 func BridgeAlias(network string) string { return bridgeAliasPfx + network }

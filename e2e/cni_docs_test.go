@@ -22,6 +22,63 @@ type docsCNIConfig struct {
 	conf  map[string]any
 }
 
+// docsBlock is an example of docs/CNI.md as a user copies it: a fenced
+// block (lang is its language) or a heredoc (lang "heredoc").
+type docsBlock struct{ lang, text string }
+
+// docsCNIBlocks are docs/CNI.md's fenced blocks and heredocs, in the order
+// they end.
+func docsCNIBlocks(t *testing.T) []docsBlock {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "docs", "CNI.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []docsBlock
+	var fenced, heredoc *docsBlock // the open ones: a heredoc may be in a fenced block
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case fenced == nil && heredoc == nil && strings.HasPrefix(trimmed, "```"):
+			fenced = &docsBlock{lang: strings.TrimPrefix(trimmed, "```")}
+			continue
+		case fenced != nil && heredoc == nil && trimmed == "```":
+			blocks = append(blocks, *fenced)
+			fenced = nil
+			continue
+		case fenced != nil:
+			fenced.text += line + "\n"
+		}
+		switch {
+		case heredoc != nil && trimmed == "JSON":
+			blocks = append(blocks, *heredoc)
+			heredoc = nil
+		case heredoc != nil:
+			heredoc.text += line + "\n"
+		case strings.Contains(line, "<<'JSON'"):
+			heredoc = &docsBlock{lang: "heredoc"}
+		}
+	}
+	return blocks
+}
+
+// docsCNIExample is the one block of language lang in docs/CNI.md that
+// holds marker: found by what it is, so the test fails, rather than test
+// nothing, if an edit of the docs drops it or makes it ambiguous.
+func docsCNIExample(t *testing.T, lang, marker string) string {
+	t.Helper()
+	var found []string
+	for _, b := range docsCNIBlocks(t) {
+		if b.lang == lang && strings.Contains(b.text, marker) {
+			found = append(found, b.text)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("docs/CNI.md: %d ```%s blocks hold %q, want one", len(found), lang, marker)
+	}
+	return found[0]
+}
+
 // docsCNIConfigs reads the CNI configurations of docs/CNI.md as a user
 // copies them: the ```json blocks that configure ovs-vnet-cni (the
 // conflist), and the configuration the cnitool recipe writes with a
@@ -30,29 +87,10 @@ type docsCNIConfig struct {
 // docs cannot leave them untested.
 func docsCNIConfigs(t *testing.T) []docsCNIConfig {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "docs", "CNI.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var blocks []string // fenced json blocks and heredocs, in order
-	var cur []string
-	in := ""
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		switch {
-		case in == "" && strings.TrimSpace(line) == "```json":
-			in, cur = "```", nil
-		case in == "" && strings.Contains(line, "<<'JSON'"):
-			in, cur = "JSON", nil
-		case in != "" && strings.TrimSpace(line) == in:
-			blocks = append(blocks, strings.Join(cur, "\n"))
-			in = ""
-		case in != "":
-			cur = append(cur, line)
-		}
-	}
 	var lists, singles []docsCNIConfig
-	for _, b := range blocks {
-		if !strings.Contains(b, `"ovs-vnet-cni"`) {
+	for _, blk := range docsCNIBlocks(t) {
+		b := blk.text
+		if (blk.lang != "json" && blk.lang != "heredoc") || !strings.Contains(b, `"ovs-vnet-cni"`) {
 			continue
 		}
 		var conf map[string]any

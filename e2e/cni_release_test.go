@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/cni"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
@@ -17,7 +16,8 @@ import (
 // runtime's DEL lost while the daemon was down) has its port released
 // after --netns-grace: no record, host link or OVS port, and the address
 // free. With a long grace, the same container's ADD into a new namespace
-// replaces the port whose namespace was deleted instead of answering 409.
+// replaces the port whose namespace was deleted instead of answering 409,
+// and its ADD over a port an older plugin made upgrades that port.
 func TestCNIRelease(t *testing.T) {
 	bins := buildCNI(t)
 	for _, bc := range backendKinds() {
@@ -34,6 +34,7 @@ func TestCNIRelease(t *testing.T) {
 			d.args = append(slices.Clone(args), "--netns-grace", "1h", "--listen", "unix:"+sock)
 			d.start()
 			ns := runCNIReplaced(t, d, box, hostNS, e)
+			runCNIUpgraded(t, d, hostNS, e)
 
 			d.must("DELETE", "/v1/networks/blue", nil, 204, nil)
 			d.stop()
@@ -82,14 +83,10 @@ func runCNIReleased(t *testing.T, d *daemon, box *testbed.Sandbox, hostNS string
 		t.Fatalf("port %s before: links %v, OVS ports %v", p.Name, links, ovsPorts)
 	}
 	testbed.Run(t, "ip", "netns", "del", ns)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if code, _ := d.do("GET", "/v1/ports/"+p.Name, nil); code == 404 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("port %s not released a minute after its namespace went", p.Name)
-		}
-	}
+	waitFor(t, "port "+p.Name+" released after its namespace went", func() bool {
+		code, _ := d.do("GET", "/v1/ports/"+p.Name, nil)
+		return code == 404
+	})
 	if links, ovsPorts := portLinks(t, box, hostNS, p); len(links) != 0 || len(ovsPorts) != 0 {
 		t.Fatalf("port %s released, but links %v, OVS ports %v are left", p.Name, links, ovsPorts)
 	}
@@ -121,4 +118,40 @@ func runCNIReplaced(t *testing.T, d *daemon, box *testbed.Sandbox, hostNS string
 	}
 	d.must("GET", "/v1/ports/"+p.Name, nil, 404, nil)
 	return ns2
+}
+
+// runCNIUpgraded: a port an older plugin made — no release_with_netns and,
+// on a secondary interface, no default_route false — is the same port to
+// the new plugin's ADD: its record is upgraded in place, and its host link
+// is the one it had (not attached again).
+func runCNIUpgraded(t *testing.T, d *daemon, hostNS string, e *cniEnv) {
+	ns := newNetns(t, "vnt-cu-")
+	path, name := "/var/run/netns/"+ns, cni.PortName("rel-old", "eth1")
+	var old portView
+	d.must("PUT", "/v1/ports/"+name, map[string]string{"network": "blue", "netns": path, "ifname": "eth1", "type": "veth"}, 201, &old)
+	index := func() int {
+		for _, l := range linksIn(t, hostNS) {
+			if l.Attrs().Name == old.HostIfname {
+				return l.Attrs().Index
+			}
+		}
+		t.Fatalf("port %s: no host link %s", name, old.HostIfname)
+		return 0
+	}
+	before := index()
+	env := []string{"CNI_CONTAINERID=rel-old", "CNI_NETNS=" + path, "CNI_IFNAME=eth1"}
+	if msg, code := e.plugin(t, "ADD", nil, env...); code != 0 {
+		t.Fatalf("ADD over an older plugin's port: code %d, %s", code, msg)
+	}
+	var p portView
+	d.must("GET", "/v1/ports/"+name, nil, 200, &p)
+	if !p.ReleaseWithNetns || p.DefaultRoute == nil || *p.DefaultRoute || p.IP != old.IP {
+		t.Fatalf("port %s after the new plugin's ADD: %+v, want it upgraded", name, p)
+	}
+	if after := index(); after != before {
+		t.Fatalf("port %s attached again: host link index %d, was %d", name, after, before)
+	}
+	if msg, code := e.plugin(t, "DEL", nil, env...); code != 0 {
+		t.Fatalf("DEL: code %d, %s", code, msg)
+	}
 }

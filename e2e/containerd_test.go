@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,11 +27,11 @@ import (
 
 // criTools are the binaries TestContainerd drives containerd with.
 type criTools struct {
-	containerd, ctr, crictl, busybox string
+	containerd, ctr, crictl string
 }
 
 // needCRITools finds containerd, ctr, crictl and a static busybox (the
-// pause image's one file), or gives the test up (testbed.Need).
+// pause image's one binary), or gives the test up (testbed.Need).
 func needCRITools(t *testing.T) criTools {
 	t.Helper()
 	look := func(name, how string) string {
@@ -44,14 +43,8 @@ func needCRITools(t *testing.T) criTools {
 		containerd: look("containerd", "apt-get install containerd: hack/install-deps.sh"),
 		ctr:        look("ctr", "apt-get install containerd: hack/install-deps.sh"),
 		crictl:     look("crictl", "hack/install-crictl.sh, which hack/install-deps.sh runs"),
-		busybox:    look("busybox", "apt-get install busybox-static: hack/install-deps.sh"),
 	}
-	static := false
-	if f, err := elf.Open(tools.busybox); err == nil {
-		static = !slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP })
-		f.Close()
-	}
-	testbed.Need(t, static, "a static "+tools.busybox+" for the pause image (apt-get install busybox-static)")
+	needStaticBusybox(t) // the pause image's one binary
 	return tools
 }
 
@@ -114,11 +107,7 @@ func containerdCNI(t *testing.T, bins cniBins, sock string) (confDir, binDir str
 	t.Helper()
 	configs := docsCNIConfigs(t) // which fails without a conflist
 	dc := configs[slices.IndexFunc(configs, func(dc docsCNIConfig) bool { return dc.conf["plugins"] != nil })]
-	tokenFile := filepath.Join(t.TempDir(), "token") // the daemon wants none; the example names one
-	if err := os.WriteFile(tokenFile, []byte("unused\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e := newCNIEnvFromDocs(t, bins, dc, sock, tokenFile)
+	e := newCNIEnvFromDocs(t, bins, dc, sock, unusedTokenFile(t))
 	binDir = t.TempDir()
 	plugins := []string{"loopback"}
 	for _, p := range dc.conf["plugins"].([]any) {
@@ -216,27 +205,26 @@ func startContainerd(t *testing.T, tools criTools, confDir, binDir string) *cont
 		t.Fatal(err)
 	}
 	c.cmd = exec.Command(tools.containerd, "--config", config)
+	// containerd passes its environment on to the plugins, and their
+	// standard error into its log.
+	c.cmd.Env = append(cleanEnv(), quickRaceExit())
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("start containerd: %v", err)
 	}
 	t.Cleanup(func() {
 		c.stop(t)
+		testbed.CheckRace(t, "ovs-vnet-cni (in containerd's log)", c.log.String(), nil)
 		if t.Failed() {
 			t.Logf("containerd log:\n%s", c.log)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := c.run("version"); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("containerd does not answer within 30s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitFor(t, "containerd answers crictl version", func() bool {
+		_, err := c.run("version")
+		return err == nil
+	})
 	image := filepath.Join(dir, "pause.tar")
-	writePauseImage(t, image, tools.busybox)
+	writePauseImage(t, image, busyboxRootfs(t))
 	testbed.Run(t, tools.ctr, "-a", c.sock, "-n", "k8s.io", "images", "import", "--snapshotter", "native", image)
 	return c
 }
@@ -387,8 +375,7 @@ func (c *containerd) stop(t *testing.T) {
 			_ = os.Remove(ns)
 		}
 	}
-	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/" + c.cgroup)
-	for _, cg := range cgroups {
+	for _, cg := range c.cgroups() {
 		// A pod's cgroup runc left (it removes its own on delete) first.
 		pods, _ := filepath.Glob(filepath.Join(cg, "*", "cgroup.procs"))
 		for _, p := range pods {
@@ -417,15 +404,30 @@ func (c *containerd) leftProcesses() []int {
 			pids = append(pids, pidOf(filepath.Base(filepath.Dir(p))))
 		}
 	}
-	lists, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", c.cgroup, "*", "cgroup.procs"))
-	for _, l := range lists {
-		raw, _ := os.ReadFile(l)
-		for _, f := range strings.Fields(string(raw)) {
-			pids = append(pids, pidOf(f))
+	for _, cg := range c.cgroups() {
+		lists, _ := filepath.Glob(filepath.Join(cg, "*", "cgroup.procs"))
+		for _, l := range lists {
+			raw, _ := os.ReadFile(l)
+			for _, f := range strings.Fields(string(raw)) {
+				pids = append(pids, pidOf(f))
+			}
 		}
 	}
 	slices.Sort(pids)
 	return slices.DeleteFunc(slices.Compact(pids), func(pid int) bool { return pid <= 0 })
+}
+
+// cgroups are the pods' cgroup parent's directories: one, directly under
+// /sys/fs/cgroup, with unified cgroups (cgroup v2, Debian 12's default); one
+// in each controller's hierarchy, /sys/fs/cgroup/*/, with hybrid or v1
+// cgroups.
+func (c *containerd) cgroups() []string {
+	var dirs []string
+	for _, pattern := range []string{"/sys/fs/cgroup/" + c.cgroup, "/sys/fs/cgroup/*/" + c.cgroup} {
+		found, _ := filepath.Glob(pattern)
+		dirs = append(dirs, found...)
+	}
+	return dirs
 }
 
 // pidOf is the process id s names, or 0.
@@ -452,29 +454,14 @@ func mountsUnder(dir string) []string {
 }
 
 // writePauseImage writes to path, as `docker save` would, an image of one
-// layer holding the static busybox, whose entrypoint sleeps: what a pod
+// layer, the root file system rootfs, whose entrypoint sleeps: what a pod
 // sandbox's pause container needs to do.
-func writePauseImage(t *testing.T, path, busybox string) {
+func writePauseImage(t *testing.T, path, rootfs string) {
 	t.Helper()
-	bin, err := os.ReadFile(busybox)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
-	for _, f := range []struct {
-		hdr  tar.Header
-		body []byte
-	}{
-		{tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
-		{tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))}, bin},
-	} {
-		if err := tw.WriteHeader(&f.hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(f.body); err != nil {
-			t.Fatal(err)
-		}
+	if err := tw.AddFS(os.DirFS(rootfs)); err != nil {
+		t.Fatalf("pause image layer of %s: %v", rootfs, err)
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)

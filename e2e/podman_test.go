@@ -1,16 +1,15 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,10 +17,6 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/cni"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
-
-// busyboxStatic is where Debian's busybox-static puts the one binary the
-// containers' root file system holds.
-const busyboxStatic = "/bin/busybox"
 
 // podman is podman 4 with the CNI backend as docs/CNI.md has a user set it
 // up, but with storage, state and configuration of the test's own: global
@@ -33,8 +28,8 @@ type podman struct {
 	flags []string // global flags before the command
 	env   []string
 	// rootfs is the containers' root file system, run as it is (--rootfs):
-	// `podman import` would write its blob cache to /var/lib/containers,
-	// which podman 4.3 has no setting for.
+	// `podman import` writes /var/lib/containers/cache whatever --root says
+	// (docs/CNI.md).
 	rootfs string
 	netns  map[string]bool // the containers' namespaces seen, removed at cleanup if podman left them
 }
@@ -46,31 +41,9 @@ func newPodman(t *testing.T, confDir string, pluginDirs []string) *podman {
 	t.Helper()
 	testbed.Need(t, lookPath("podman"), "podman: apt-get install podman (hack/install-deps.sh)")
 	testbed.Need(t, lookPath("runc"), "runc: apt-get install runc (hack/install-deps.sh)")
-	testbed.Need(t, isStatic(busyboxStatic), busyboxStatic+" statically linked: apt-get install busybox-static (hack/install-deps.sh)")
 	dir := t.TempDir()
-	quoted := make([]string, len(pluginDirs))
-	for i, d := range pluginDirs {
-		quoted[i] = fmt.Sprintf("%q", d)
-	}
-	// This machine's quirks (issue 19's notes): crun fails on hybrid
-	// cgroups, so runc; and a container's rlimits may not exceed the
-	// caller's, so smaller ones than podman's default.
-	conf := fmt.Sprintf(`[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-
-[network]
-network_backend = "cni"
-network_config_dir = %q
-cni_plugin_dirs = [%s]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "none"
-tmp_dir = %q
-`, confDir, strings.Join(quoted, ", "), filepath.Join(dir, "tmp"))
 	confFile := filepath.Join(dir, "containers.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(confFile, []byte(podmanConf(t, confDir, pluginDirs, filepath.Join(dir, "tmp"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := &podman{t: t, rootfs: busyboxRootfs(t), netns: map[string]bool{},
@@ -92,59 +65,34 @@ tmp_dir = %q
 	return p
 }
 
-// isStatic tells whether path is an ELF executable without an interpreter,
-// as the containers' root file system, which holds nothing else, needs.
-func isStatic(path string) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	for _, prog := range f.Progs {
-		if prog.Type == elf.PT_INTERP {
-			return false
-		}
-	}
-	return true
-}
-
-// busyboxRootfs is a root file system of busybox-static and the applets the
-// test runs, unpacked from a tar as a user would make one for `podman
-// import` (docs/CNI.md).
-func busyboxRootfs(t *testing.T) string {
+// podmanConf is the containers.conf docs/CNI.md shows, its [network] table
+// as written but for the directories, which are confDir and pluginDirs, and
+// the test's additions it shows below it, with tmpDir as tmp_dir.
+func podmanConf(t *testing.T, confDir string, pluginDirs []string, tmpDir string) string {
 	t.Helper()
-	bin, err := os.ReadFile(busyboxStatic)
-	if err != nil {
-		t.Fatal(err)
+	quoted := make([]string, len(pluginDirs))
+	for i, d := range pluginDirs {
+		quoted[i] = strconv.Quote(d)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	hdrs := []*tar.Header{
-		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))},
-	}
-	for _, applet := range []string{"sh", "sleep", "ip", "ping"} {
-		hdrs = append(hdrs, &tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
-	}
-	for _, h := range hdrs {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			if _, err := tw.Write(bin); err != nil {
-				t.Fatal(err)
+	var conf strings.Builder
+	for _, ex := range []struct {
+		marker string
+		set    map[string]string // key = value, for the example's line of key
+	}{
+		{"network_backend", map[string]string{"network_config_dir": strconv.Quote(confDir), "cni_plugin_dirs": "[" + strings.Join(quoted, ", ") + "]"}},
+		{"events_logger", map[string]string{"tmp_dir": strconv.Quote(tmpDir)}},
+	} {
+		lines := strings.Split(docsCNIExample(t, "toml", ex.marker), "\n")
+		for key, value := range ex.set {
+			i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, key+" =") })
+			if i < 0 {
+				t.Fatalf("docs/CNI.md's containers.conf example with %s sets no %s", ex.marker, key)
 			}
+			lines[i] = key + " = " + value
 		}
+		conf.WriteString(strings.Join(lines, "\n") + "\n")
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	tarFile, rootfs := filepath.Join(t.TempDir(), "busybox.tar"), t.TempDir()
-	if err := os.WriteFile(tarFile, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testbed.Run(t, "tar", "-C", rootfs, "-xf", tarFile)
-	return rootfs
+	return conf.String()
 }
 
 // try runs podman with args and returns its output; the plugin, race-built,
@@ -380,17 +328,10 @@ func runPodmanOutage(t *testing.T, b *podmanBed, peer string) {
 	p.run("rm", "--force", "--time", "0", c3)
 	d.args = append(d.args, "--netns-grace", "3s")
 	d.start()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitFor(t, fmt.Sprintf("port %s of removed container %s gone after the daemon started", after.Name, c3), func() bool {
 		code, _ := d.do("GET", "/v1/ports/"+after.Name, nil)
-		if code == 404 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("port %s of removed container %s still there 30s after the daemon started (status %d)", after.Name, c3, code)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return code == 404
+	})
 	for _, l := range linksIn(t, b.hostNS) {
 		if l.Attrs().Name == after.HostIfname {
 			t.Fatalf("port %s released, but its host link %s is left", after.Name, after.HostIfname)

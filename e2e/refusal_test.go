@@ -15,7 +15,9 @@ import (
 // OVS port another tool made, is refused with 409 and a message that
 // starts with its kind; what the other tool made stays; the refusal leaves
 // no record and is no incomplete rollback in the daemon's log; once the
-// device is gone the same PUT makes the port.
+// device is gone the same PUT makes the port. Adopt refuses, leaving the
+// device as it was, a tap in another tool's bridge and, on OVS, the
+// switch's own device (the netdev datapath's bridge device is a tap).
 func TestForeignTapRefused(t *testing.T) {
 	for _, bc := range backendKinds() {
 		t.Run(bc.name, func(t *testing.T) {
@@ -33,6 +35,14 @@ func TestForeignTapRefused(t *testing.T) {
 			testbed.Run(t, "ip", "-n", hostNS, "link", "del", "vnt-ftap0")
 			d.must("PUT", "/v1/ports/vm", spec, http.StatusCreated, nil)
 
+			testbed.Run(t, "ip", "-n", hostNS, "link", "add", "vnt-fbr0", "type", "bridge")
+			testbed.Run(t, "ip", "-n", hostNS, "tuntap", "add", "dev", "vnt-ftap2", "mode", "tap")
+			testbed.Run(t, "ip", "-n", hostNS, "link", "set", "vnt-ftap2", "master", "vnt-fbr0", "mtu", "1234")
+			adoptRefused(t, d, hostNS, "vnt-ftap2")
+			if box != nil {
+				adoptRefused(t, d, hostNS, "br-vnet")
+			}
+
 			if box == nil {
 				return
 			}
@@ -48,6 +58,23 @@ func TestForeignTapRefused(t *testing.T) {
 				t.Fatal("the refused attach's tap is left behind")
 			}
 		})
+	}
+}
+
+// adoptRefused checks that a port adopting the device dev is refused
+// (conflict) and that the device is left exactly as it was: its link
+// (MTU, alias, master, group, flags) and the sysctls link.Seal sets.
+func adoptRefused(t *testing.T, d *daemon, hostNS, dev string) {
+	t.Helper()
+	state := func() string {
+		return testbed.Run(t, "ip", "-n", hostNS, "-j", "link", "show", "dev", dev) +
+			testbed.Run(t, "ip", "netns", "exec", hostNS, "sysctl", "-n", "net.ipv4.conf."+dev+".arp_ignore",
+				"net.ipv4.conf."+dev+".rp_filter")
+	}
+	before := state()
+	conflict(t, d, "adopter", `{"network":"blue","type":"tap","adopt":true,"ifname":"`+dev+`"}`)
+	if after := state(); after != before {
+		t.Fatalf("adopting %s was refused but changed it:\nbefore %s\nafter  %s", dev, before, after)
 	}
 }
 

@@ -4,22 +4,32 @@
 # an address and gateway given on the kernel command line, pings a target,
 # prints a marker line on the serial console and powers off.
 #
-#   hack/vm-image.sh CACHE_DIR   → CACHE_DIR/vmlinuz, CACHE_DIR/initrd.img
+#   hack/vm-image.sh [CACHE_DIR]   → prints IMAGE_DIR, which holds vmlinuz
+#                                    and initrd.img
+#
+# CACHE_DIR defaults to ${XDG_CACHE_HOME:-/var/cache}/ovs-vnet/vm (never the
+# repository). The image is kept there, in a directory per kernel version
+# (IMAGE_DIR = CACHE_DIR/<version>): a run with it in place only resolves
+# the kernel package and prints it; a new kernel in the archive is built
+# anew. The directories are open to all (qemu runs as the tap's owner).
+# What it did, and how long that took, goes to stderr: a build takes well
+# under a minute.
 #
 # Kernel command line the /init reads (all but vnet.ping optional):
 #   vnet.ip=10.1.0.5/24 vnet.gw=10.1.0.1 vnet.mtu=1500 vnet.ping=10.1.0.7
 # It prints "VNET-PING-OK <target>" or "VNET-PING-FAIL <target>".
 #
 # Nothing is installed: the kernel's .deb is fetched with `apt-get download`
-# and unpacked with `dpkg-deb -x` into CACHE_DIR (never the repository; a
-# test's temp dir or $XDG_CACHE_HOME/ovs-vnet). A second run with the image
-# in place does nothing. Needs apt-get, dpkg-deb, modinfo (kmod), readelf and
-# busybox-static (hack/install-deps.sh).
+# and unpacked with `dpkg-deb -x`. Stale package lists (the package cannot be
+# resolved or downloaded) get one `apt-get update` and a retry. Needs
+# apt-get, dpkg-deb, modinfo (kmod), readelf and busybox-static
+# (hack/install-deps.sh).
 set -euo pipefail
 
-[ $# -eq 1 ] || { echo "usage: $0 CACHE_DIR" >&2; exit 2; }
-cache=$(mkdir -p "$1" && cd "$1" && pwd)
-[ -s "$cache/vmlinuz" ] && [ -s "$cache/initrd.img" ] && exit 0
+[ $# -le 1 ] || { echo "usage: $0 [CACHE_DIR]" >&2; exit 2; }
+cache=${1:-${XDG_CACHE_HOME:-/var/cache}/ovs-vnet/vm}
+mkdir -p -m 0755 "$cache"
+cache=$(cd "$cache" && pwd)
 
 # The initramfs has no libraries: its busybox must be busybox-static's.
 busybox=$(command -v busybox || true)
@@ -28,16 +38,37 @@ if [ -z "$busybox" ] || readelf -d "$busybox" | grep -q NEEDED; then
   exit 1
 fi
 
-work=$(mktemp -d "$cache/build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-
 # The meta-package only depends on the versioned image: resolve it.
 meta=linux-image-cloud-amd64
-pkg=$(apt-cache depends "$meta" | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+resolve() { apt-cache depends "$meta" | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+updated=
+update() {
+  [ -z "$updated" ] || return 1
+  echo "vm-image: $1; updating the package lists once" >&2
+  apt-get update -qq
+  updated=1
+}
+pkg=$(resolve)
+if [ -z "$pkg" ] && update "cannot resolve $meta"; then pkg=$(resolve); fi
 [ -n "$pkg" ] || { echo "vm-image: cannot resolve $meta to a versioned kernel package" >&2; exit 1; }
-(cd "$work" && apt-get download -qq "$pkg" 2>/dev/null)
-dpkg-deb -x "$work"/"$pkg"_*.deb "$work/kernel"
 kver=${pkg#linux-image-}
+image="$cache/$kver"
+if [ -s "$image/vmlinuz" ] && [ -s "$image/initrd.img" ]; then
+  echo "vm-image: $image is in place" >&2
+  echo "$image"
+  exit 0
+fi
+
+work=$(mktemp -d "$cache/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+# As root, into a directory the _apt sandbox user cannot write: apt would
+# fall back to root with a warning; say so instead.
+download() { (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$pkg"); }
+if ! download; then
+  update "apt-get download $pkg failed" || exit 1
+  download
+fi
+dpkg-deb -x "$work"/"$pkg"_*.deb "$work/kernel"
 moddir="$work/kernel/lib/modules/$kver"
 
 # virtio_net and what it needs (failover, net_failover, virtio, the PCI
@@ -96,6 +127,11 @@ chmod +x "$root/init"
 
 (cd "$root" && find . | "$busybox" cpio -o -H newc 2>/dev/null | gzip -1) >"$work/initrd.img"
 cp "$work/kernel/boot/vmlinuz-$kver" "$work/vmlinuz"
-# Renamed into place last: an interrupted build leaves no half image.
-mv "$work/initrd.img" "$cache/initrd.img"
-mv "$work/vmlinuz" "$cache/vmlinuz"
+# Renamed into place last, whole: an interrupted build leaves no half image.
+mkdir "$work/image"
+mv "$work/initrd.img" "$work/vmlinuz" "$work/image/"
+chmod -R a+rX "$work/image"
+rm -rf "$image"
+mv "$work/image" "$image"
+echo "vm-image: built $image in ${SECONDS}s" >&2
+echo "$image"

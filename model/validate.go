@@ -244,6 +244,18 @@ func (p Port) SameImmutable(q Port) bool {
 	return p.SameSpec(q)
 }
 
+// UpgradedBy returns p as q asks for it, and whether q asks for p but for
+// what a newer CNI plugin sets that an older one did not: ReleaseWithNetns,
+// and NoDefaultRoute (default_route: false, sent for a secondary
+// interface). Only each going from false to true is an upgrade; any other
+// difference is another spec (SameSpec).
+func (p Port) UpgradedBy(q Port) (Port, bool) {
+	u := p
+	u.ReleaseWithNetns = p.ReleaseWithNetns || q.ReleaseWithNetns
+	u.NoDefaultRoute = p.NoDefaultRoute || q.NoDefaultRoute
+	return u, u != p && u.SameSpec(q)
+}
+
 // DatapathMACs are the MACs the datapath gives itself, which no port may
 // have: the datapath would take the port's frames for its own, or send
 // the port's to itself.

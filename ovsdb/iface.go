@@ -15,6 +15,7 @@ import (
 type Interface struct {
 	Ofport int    // 0 while not assigned, -1 if ovs-vswitchd could not add it
 	Error  string // Interface.error, "" when none
+	Owned  bool   // it carries OwnerKey: ovs-vnet made it
 }
 
 // Interface reads the interface called name from the cache; found is false
@@ -32,6 +33,7 @@ func (c *Client) Interface(ctx context.Context, name string) (iface Interface, f
 		iface.Ofport = *row.Ofport
 	}
 	iface.Error = derefString(row.Error)
+	iface.Owned = owned(row.ExternalIDs)
 	return iface, true, nil
 }
 

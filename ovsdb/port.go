@@ -345,7 +345,9 @@ func (c *Client) deletePortOps(ctx context.Context, br *vswitch.Bridge, found bo
 		return nil, ErrNotOwned
 	}
 	if name == br.Name {
-		return nil, errors.New("the bridge's own local port is EnsureBridge's to manage")
+		// Not a port of the caller's: a detach of a port refused for its
+		// name (a tap port named after the bridge) leaves it alone.
+		return nil, fmt.Errorf("%w: the bridge's own local port is EnsureBridge's to manage", ErrNotOwned)
 	}
 	if !found {
 		return nil, errors.New("port is not on this bridge")

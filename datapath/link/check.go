@@ -34,7 +34,7 @@ func CheckPort(ctx context.Context, host netlink.Link, p model.Port, depth datap
 	switch {
 	case host == nil:
 		return fmt.Errorf("host link %s is missing: %w", p.HostIfname, datapath.ErrLinkGone)
-	case host.Attrs().Alias != datapath.PortAlias(p.Name):
+	case host.Attrs().Alias != datapath.HostAlias(p):
 		return fmt.Errorf("host link %s is not the port's (alias %q): %w", p.HostIfname, host.Attrs().Alias, datapath.ErrLinkGone)
 	case !deep:
 		return nil

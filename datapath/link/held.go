@@ -18,7 +18,7 @@ func Held() (ports, networks []string, err error) {
 	}
 	for _, l := range all {
 		alias := l.Attrs().Alias
-		if name, ok := strings.CutPrefix(alias, datapath.PortAlias("")); ok {
+		if name, _, ok := datapath.AliasPort(alias); ok {
 			ports = append(ports, name)
 		} else if name, ok := strings.CutPrefix(alias, datapath.BridgeAlias("")); ok {
 			networks = append(networks, name)

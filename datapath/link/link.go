@@ -284,13 +284,14 @@ func Delete(name, alias string) error {
 func PortLinks(ports []model.Port) map[string]string {
 	want := make(map[string]string, len(ports))
 	for _, p := range ports {
-		want[p.HostIfname] = datapath.PortAlias(p.Name)
+		want[p.HostIfname] = datapath.HostAlias(p)
 	}
 	return want
 }
 
 // Prune deletes every host link marked as ovs-vnet's unless want maps its name
-// to its alias. Links of other tools are never looked at twice.
+// to its alias — but a tap a port adopted it hands back (handBack): the
+// device is a VM runtime's. Links of other tools are never looked at twice.
 func Prune(want map[string]string) error {
 	all, err := List(nil)
 	if err != nil {
@@ -299,6 +300,12 @@ func Prune(want map[string]string) error {
 	for _, l := range all {
 		a := l.Attrs()
 		if !strings.HasPrefix(a.Alias, datapath.OwnerAlias) || want[a.Name] == a.Alias {
+			continue
+		}
+		if _, adopted, _ := datapath.AliasPort(a.Alias); adopted {
+			if err := handBack(l); err != nil {
+				return fmt.Errorf("prune: %w", err)
+			}
 			continue
 		}
 		if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {

@@ -17,7 +17,7 @@ import (
 // A tap that is ours is kept as it is: a VM holding it keeps its file
 // descriptors across a restart of the daemon.
 func ensureTap(n model.Network, p model.Port) (netlink.Link, error) {
-	tap, err := Lookup(p.HostIfname, datapath.PortAlias(p.Name))
+	tap, err := Lookup(p.HostIfname, datapath.HostAlias(p))
 	switch {
 	case errors.Is(err, datapath.ErrConflict) && p.Adopt:
 		tap, err = adoptTap(p)
@@ -45,6 +45,8 @@ func ensureTap(n model.Network, p model.Port) (netlink.Link, error) {
 // closed once the tap is persistent: one held open would tie the tap's
 // traffic to the daemon, which must be free to restart while a VM uses
 // the tap; and a failure before that takes the half-made tap with it.
+// A failure after it deletes the tap by name: a persistent tap outlives
+// its queue, and one with no alias is no one's to prune.
 func createTap(p model.Port) (netlink.Link, error) {
 	if err := makeTap(p); err != nil {
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EBUSY) {
@@ -55,11 +57,10 @@ func createTap(p model.Port) (netlink.Link, error) {
 	tap, err := netlink.LinkByName(p.HostIfname)
 	if err == nil {
 		err = netlink.LinkSetAlias(tap, datapath.PortAlias(p.Name))
-		if err != nil {
-			_ = netlink.LinkDel(tap)
-		}
 	}
 	if err != nil {
+		// By name, so that a failed look-up has a link to delete too.
+		_ = netlink.LinkDel(&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: p.HostIfname}})
 		return nil, fmt.Errorf("set up tap %s: %w", p.HostIfname, err)
 	}
 	return tap, nil
@@ -107,10 +108,14 @@ func makeTap(p model.Port) error {
 }
 
 // adoptTap takes over the tap called p.HostIfname that a VM runtime made
-// (libvirt's managed taps, qemu's bridge helper): it gets p's alias, and
-// ensureTap seals it, sets its MTU and brings it up. Only a tap with no
-// alias at all is taken: an alias is a tool's mark, ours for another
-// port or another tool's. The device is taken as the runtime made it; a
+// (libvirt's managed taps, qemu's bridge helper): it gets p's alias
+// (datapath.AdoptedAlias: never deleted, whatever happens), and ensureTap
+// seals it, sets its MTU and brings it up. Only a tap with no alias and no
+// master is taken: an alias is a tool's mark, ours for another port or
+// another tool's, and a master is a bridge or a switch's datapath (OVS's)
+// that holds it already. All is checked before anything is changed, so
+// that a refusal leaves the device as it was. The device is taken as the
+// runtime made it; a
 // port that asks for an owner, a group or a queueing the device does not
 // have is refused rather than the device changed under a VM that may hold
 // it already.
@@ -128,14 +133,16 @@ func adoptTap(p model.Port) (netlink.Link, error) {
 		return nil, conflict("it is a %s device, not a tap", l.Type())
 	case l.Attrs().Alias != "":
 		return nil, conflict("it carries the alias %q: another port's or another tool's", l.Attrs().Alias)
+	case l.Attrs().MasterIndex != 0:
+		return nil, conflict("it is in a bridge or a switch already (master index %d)", l.Attrs().MasterIndex)
 	}
 	if err := tapMatches(t, p); err != nil {
 		return nil, conflict("%v", err)
 	}
-	if err := netlink.LinkSetAlias(l, datapath.PortAlias(p.Name)); err != nil {
+	if err := netlink.LinkSetAlias(l, datapath.AdoptedAlias(p.Name)); err != nil {
 		return nil, fmt.Errorf("adopt %s: set alias: %w", p.HostIfname, err)
 	}
-	l.Attrs().Alias = datapath.PortAlias(p.Name)
+	l.Attrs().Alias = datapath.AdoptedAlias(p.Name)
 	return l, nil
 }
 
@@ -162,7 +169,7 @@ func tapMatches(t *netlink.Tuntap, p model.Port) error {
 // to the runtime that made it. Such a tap that is gone, or is not ours,
 // is success, as with Delete.
 func DeletePort(p model.Port) error {
-	alias := datapath.PortAlias(p.Name)
+	alias := datapath.HostAlias(p)
 	if !p.Adopt {
 		return Delete(p.HostIfname, alias)
 	}
@@ -173,11 +180,17 @@ func DeletePort(p model.Port) error {
 	if err != nil || l == nil {
 		return err
 	}
+	return handBack(l)
+}
+
+// handBack undoes an adoption: the tap l leaves our bridge and loses our
+// alias; the device stays.
+func handBack(l netlink.Link) error {
 	if err := leaveBridge(l); err != nil {
-		return fmt.Errorf("hand back %s: %w", p.HostIfname, err)
+		return fmt.Errorf("hand back %s: %w", l.Attrs().Name, err)
 	}
 	if err := netlink.LinkSetAlias(l, ""); err != nil && !isNotFound(err) {
-		return fmt.Errorf("hand back %s: clear alias: %w", p.HostIfname, err)
+		return fmt.Errorf("hand back %s: clear alias: %w", l.Attrs().Name, err)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package link
 import (
 	"context"
 	"errors"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,9 +19,10 @@ import (
 var tapNet = model.Network{Name: "blue", MTU: 1400}
 
 // TestTapOwnedMultiQueue: a tap port with an owner, a group and
-// multi_queue is made so, one with an owner only with no group, (the kernel's own account, `ip -d link show`, is
-// the witness), persistent with no queue left open by the daemon, found
-// healthy, and kept — the same device — by the next attach.
+// multi_queue is made so, and one with an owner only has no group (the
+// kernel's own account, `ip -d link show`, is the witness); the tap is
+// persistent with no queue left open by the daemon, found healthy, and
+// kept — the same device — by the next attach.
 func TestTapOwnedMultiQueue(t *testing.T) {
 	ns := testbed.Netns(t, "vnt-tapmq-")
 	p := model.Port{Name: "vm", Type: v1.PortTap, Ifname: "vnt-mq", HostIfname: "vnt-mq", Owner: "65534", Group: "100", MultiQueue: true}
@@ -71,13 +74,19 @@ func TestTapOwnedMultiQueue(t *testing.T) {
 
 // TestTapAdopt: a runtime's tap (`ip tuntap add … user nobody`) is refused
 // without adopt and with an adopt that asks for what it is not; adopted,
-// it is the same device with the port's alias, healthy; the port's delete
-// hands it back without its alias and leaves it. adopt of a device that
-// is not a tap, or of none, is a conflict.
+// it is the same device with the adopted alias, healthy, and a port that
+// does not adopt cannot take it; the port's delete hands it back without
+// its alias and leaves it. adopt of a device that is not a tap, or of
+// none, is a conflict, and so is adopt of a tap in another's bridge,
+// which is left as it was.
 func TestTapAdopt(t *testing.T) {
 	ns := testbed.Netns(t, "vnt-tapad-")
 	testbed.Run(t, "ip", "-n", ns, "tuntap", "add", "dev", "vnt-rt", "mode", "tap", "user", "65534")
 	testbed.Run(t, "ip", "-n", ns, "link", "add", "vnt-veth", "type", "veth", "peer", "name", "vnt-vpeer")
+	testbed.Run(t, "ip", "-n", ns, "link", "add", "vnt-fbr", "type", "bridge")
+	testbed.Run(t, "ip", "-n", ns, "tuntap", "add", "dev", "vnt-inbr", "mode", "tap")
+	testbed.Run(t, "ip", "-n", ns, "link", "set", "vnt-inbr", "master", "vnt-fbr", "mtu", "1234")
+	inBridge := deviceState(t, ns, "vnt-inbr")
 	p := model.Port{Name: "vm", Type: v1.PortTap, Ifname: "vnt-rt", HostIfname: "vnt-rt"}
 	ctx := context.Background()
 	err := testbed.InNetns(ns, func() error {
@@ -95,6 +104,7 @@ func TestTapAdopt(t *testing.T) {
 			{"other owner", func() model.Port { q := adopt; q.Owner = "1000"; return q }()},
 			{"multi_queue", func() model.Port { q := adopt; q.MultiQueue = true; return q }()},
 			{"a veth", func() model.Port { q := adopt; q.Ifname, q.HostIfname = "vnt-veth", "vnt-veth"; return q }()},
+			{"in a bridge", func() model.Port { q := adopt; q.Ifname, q.HostIfname = "vnt-inbr", "vnt-inbr"; return q }()},
 		} {
 			if _, err := EnsurePort(ctx, tapNet, c.p, Options{}); !errors.Is(err, datapath.ErrConflict) {
 				t.Errorf("%s: %v, want a conflict", c.what, err)
@@ -114,11 +124,14 @@ func TestTapAdopt(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if tap.Attrs().Index != before.Attrs().Index || tap.Attrs().Alias != datapath.PortAlias("vm") {
-			t.Errorf("adopted %d alias %q; want the runtime's %d with the port's alias", tap.Attrs().Index, tap.Attrs().Alias, before.Attrs().Index)
+		if tap.Attrs().Index != before.Attrs().Index || tap.Attrs().Alias != datapath.AdoptedAlias("vm") {
+			t.Errorf("adopted %d alias %q; want the runtime's %d with the adopted alias", tap.Attrs().Index, tap.Attrs().Alias, before.Attrs().Index)
 		}
 		if err := CheckPort(ctx, tap, owned, datapath.CheckAll); err != nil {
 			t.Errorf("adopted tap: %v", err)
+		}
+		if _, err := EnsurePort(ctx, tapNet, p, Options{}); !errors.Is(err, datapath.ErrConflict) {
+			t.Errorf("a port that does not adopt, on the adopted tap: %v, want a conflict", err)
 		}
 		if err := DeletePort(owned); err != nil {
 			return err
@@ -132,4 +145,76 @@ func TestTapAdopt(t *testing.T) {
 	if strings.Contains(out, "ovs-vnet") || !strings.Contains(out, "tun type tap") {
 		t.Errorf("the runtime's tap after the port's delete: %s", out)
 	}
+	if after := deviceState(t, ns, "vnt-inbr"); after != inBridge {
+		t.Errorf("the refused adopt changed the tap in another's bridge:\nbefore %s\nafter  %s", inBridge, after)
+	}
+}
+
+// TestPruneHandsBackAdopted: Prune finds an adopted tap that no port
+// wants (the port's record went, and a crash or a failed detach kept the
+// alias; or --reset-dataplane) and hands it back: the device stays, out
+// of our bridge and without our alias, while a tap the daemon made goes.
+func TestPruneHandsBackAdopted(t *testing.T) {
+	ns := testbed.Netns(t, "vnt-tappr-")
+	testbed.Run(t, "ip", "-n", ns, "link", "add", "vnt-br", "type", "bridge")
+	testbed.Run(t, "ip", "-n", ns, "tuntap", "add", "dev", "vnt-rt", "mode", "tap", "user", "65534")
+	adopted := model.Port{Name: "vm", Type: v1.PortTap, Ifname: "vnt-rt", HostIfname: "vnt-rt", Adopt: true}
+	made := model.Port{Name: "vm2", Type: v1.PortTap, Ifname: "vnt-made", HostIfname: "vnt-made"}
+	err := testbed.InNetns(ns, func() error {
+		for _, p := range []model.Port{adopted, made} {
+			if _, err := EnsurePort(context.Background(), tapNet, p, Options{}); err != nil {
+				return err
+			}
+		}
+		want := PortLinks([]model.Port{adopted})
+		if want["vnt-rt"] != datapath.AdoptedAlias("vm") {
+			t.Errorf("PortLinks: %v, want the adopted alias", want)
+		}
+		ports, _, err := Held()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(ports, []string{"vm", "vm2"}) {
+			t.Errorf("Held: %v, want the adopted port too", ports)
+		}
+		return Prune(nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testbed.Run(t, "ip", "-n", ns, "link", "set", "vnt-rt", "master", "vnt-br")
+	err = testbed.InNetns(ns, func() error {
+		if err := netlink.LinkSetAlias(mustLink(t, "vnt-rt"), datapath.AdoptedAlias("vm")); err != nil {
+			return err
+		}
+		return Prune(nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := testbed.Run(t, "ip", "-n", ns, "-d", "link", "show", "vnt-rt")
+	if strings.Contains(out, "ovs-vnet") || strings.Contains(out, "master") || !strings.Contains(out, "tun type tap") {
+		t.Errorf("the adopted tap after Prune: %s", out)
+	}
+	if exec.Command("ip", "-n", ns, "link", "show", "vnt-made").Run() == nil {
+		t.Error("Prune left the tap the daemon made")
+	}
+}
+
+func mustLink(t *testing.T, name string) netlink.Link {
+	t.Helper()
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// deviceState is what a refused adopt must leave as it was: the link
+// (MTU, alias, master, group, flags) and the sysctls Seal sets.
+func deviceState(t *testing.T, ns, dev string) string {
+	t.Helper()
+	return testbed.Run(t, "ip", "-n", ns, "-j", "link", "show", "dev", dev) +
+		testbed.Run(t, "ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.conf."+dev+".arp_ignore",
+			"net.ipv4.conf."+dev+".rp_filter")
 }

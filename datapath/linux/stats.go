@@ -70,7 +70,7 @@ func (b *Backend) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
 // portStats joins the link dump with the spoof counters; it is apart from
 // PortStats so that tests can feed it links without a kernel.
 func portStats(links []netlink.Link, spoofed map[string]uint64) []datapath.PortStats {
-	portPfx, bridgePfx := datapath.PortAlias(""), datapath.BridgeAlias("")
+	bridgePfx := datapath.BridgeAlias("")
 	networks := map[int]string{} // bridge ifindex -> network
 	for _, l := range links {
 		a := l.Attrs()
@@ -81,7 +81,7 @@ func portStats(links []netlink.Link, spoofed map[string]uint64) []datapath.PortS
 	var out []datapath.PortStats
 	for _, l := range links {
 		a := l.Attrs()
-		port, ok := strings.CutPrefix(a.Alias, portPfx)
+		port, _, ok := datapath.AliasPort(a.Alias)
 		if !ok {
 			continue
 		}

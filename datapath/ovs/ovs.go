@@ -395,6 +395,9 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 			return b.attachSpare(ctx, n, p, sp)
 		}
 	}
+	if err := b.adoptable(ctx, p); err != nil {
+		return p, fmt.Errorf("port %s: %w", p.Name, err)
+	}
 	spec, rebound, err := b.rebindSpec(ctx, n, p)
 	if err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
@@ -542,7 +545,8 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	for _, op := range owned {
 		// A spare's OVS port keeps its spare label until the claim is
 		// written; the link's alias says whose it is.
-		if want[op.Name] == datapath.PortAlias(op.ExternalIDs[portKey]) || op.ExternalIDs[spareKey] != "" && want[op.Name] != "" ||
+		port, _, ok := datapath.AliasPort(want[op.Name])
+		if ok && port == op.ExternalIDs[portKey] || op.ExternalIDs[spareKey] != "" && want[op.Name] != "" ||
 			op.Name == tunnelPort && b.underlay != nil {
 			continue
 		}
