@@ -289,13 +289,16 @@ func nftCounts(b *testing.B, hostNS string) map[string]float64 {
 }
 
 // reportNftEvents reports what `nft monitor` printed for one change: its
-// element lines, the elements they name, and every other line.
+// transactions, its element lines, the elements they name, and every other
+// line (rules, chains, sets: none for a membership change).
 func reportNftEvents(b *testing.B, events string) {
 	b.Helper()
 	var lines, elements, other int
+	b.ReportMetric(float64(strings.Count(events, "# new generation")), "transactions")
 	for _, line := range strings.Split(events, "\n") {
 		switch {
-		case line == "":
+		case line == "", strings.HasPrefix(line, "# new generation"):
+			// nft's note of the transaction, one per batch.
 		case strings.HasPrefix(line, "add element "), strings.HasPrefix(line, "delete element "):
 			lines++
 			_, set, _ := strings.Cut(line, "{")
