@@ -16,7 +16,7 @@ import (
 // sgAttachPairs is how many ports with groups, and as many without, the
 // attach comparison times at full size, alternated so that drift on the
 // shared machine hits both alike.
-const sgAttachPairs = 20
+const sgAttachPairs = 40
 
 // The groups of BenchmarkSecurityGroups (issue 20, Scale and Speed): "big"
 // is the group every bulk port joins, 20 rules of which one names big
