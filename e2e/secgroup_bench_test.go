@@ -36,17 +36,18 @@ var sgThree = []string{"r0", "r1", "r2"}
 //   - size: -ports ports attached into big in four steps (16 clients); at
 //     each, the switch's flows (ovs-ofctl dump-flows, all and those of the
 //     policy tables) or the kernel's rules and set elements of the policy
-//     table (nft -j list table), and "x-linear", the growth per port of the
-//     second half over that of the first quarter (1 = linear);
+//     table (nft -j list table), and "x-linear", the growth per port from
+//     N/2 to N over that from N/4 to N/2 (1 = linear);
 //   - attach: one port after another on top, alternately with 3 groups and
 //     without; p50 and mean of each and their ratio (target ≤ 1.2); on OVS
-//     also the time of one `ovs-appctl revalidator/wait`, which SetPolicy
-//     waits for;
-//   - member: a port without groups PUT in place into big (1,000 members,
+//     also the time of `ovs-appctl revalidator/wait`, which SetPolicy waits
+//     for after a change packets can meet, and the waits the daemon logged
+//     as failed;
+//   - member: a port without groups PUT in place into big (-ports members,
 //     referenced by 10 groups): OVS — the bundles and flow mods the daemon
 //     sent (ovs-ofctl snoop) and the flows the switch changed (a flow
-//     monitor); Linux — what `nft monitor` saw: element lines, elements,
-//     anything else.
+//     monitor); Linux — what `nft monitor` saw: transactions, element
+//     lines, elements, anything else.
 //
 // Figures only: nothing here asserts a time.
 func BenchmarkSecurityGroups(b *testing.B) {
