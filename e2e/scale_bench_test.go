@@ -51,7 +51,7 @@ func BenchmarkAtScale(b *testing.B) {
 			}
 			cpu := testbed.CPUTime(b, d.cmd.Process.Pid)
 			start := time.Now()
-			lat := attachConcurrently(b, d, namespaces, *benchClients)
+			lat := attachConcurrently(b, d, 0, namespaces, *benchClients)
 			total := time.Since(start)
 			cpu = testbed.CPUTime(b, d.cmd.Process.Pid) - cpu
 
@@ -113,9 +113,10 @@ func BenchmarkAtScale(b *testing.B) {
 	}
 }
 
-// attachConcurrently attaches port i into namespaces[i] from clients
-// goroutines and returns each attach's latency.
-func attachConcurrently(b *testing.B, d *daemon, namespaces []string, clients int) []time.Duration {
+// attachConcurrently attaches port c<first+i> into namespaces[i], in the
+// security groups listed, from clients goroutines and returns each attach's
+// latency.
+func attachConcurrently(b *testing.B, d *daemon, first int, namespaces []string, clients int, groups ...string) []time.Duration {
 	lat := make([]time.Duration, len(namespaces))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -125,11 +126,11 @@ func attachConcurrently(b *testing.B, d *daemon, namespaces []string, clients in
 		wg.Go(func() {
 			for i := range next {
 				start := time.Now()
-				code, body := d.do("PUT", fmt.Sprintf("/v1/ports/c%d", i), map[string]string{"network": "bench", "netns": namespaces[i]})
+				code, body := d.do("PUT", fmt.Sprintf("/v1/ports/c%d", first+i), benchPortSpec(namespaces[i], groups))
 				lat[i] = time.Since(start)
 				if code != 201 {
 					mu.Lock()
-					failed = append(failed, fmt.Sprintf("c%d: %d %s", i, code, body))
+					failed = append(failed, fmt.Sprintf("c%d: %d %s", first+i, code, body))
 					mu.Unlock()
 				}
 			}

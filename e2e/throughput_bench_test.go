@@ -52,11 +52,17 @@ func BenchmarkThroughput(b *testing.B) {
 		name       string
 		base, vnet tputSide
 	}{
-		{"ovs", tputSide{"normal", setupOVSNormal}, tputSide{"vnet", setupVnet("ovs")}},
+		{"ovs", tputSide{"normal", setupOVSNormal}, tputSide{"vnet", setupVnet("ovs", false)}},
 		// What idle spare ports cost: ovs-vswitchd's main thread polls
 		// them with the workload's ports on the userspace datapath.
-		{"ovs-spares", tputSide{"normal", setupOVSNormal}, tputSide{"vnet", setupVnet("ovs", "--spare-ports", "64")}},
-		{"linux", tputSide{"bridge", setupLinuxBridge}, tputSide{"vnet", setupVnet("linux")}},
+		{"ovs-spares", tputSide{"normal", setupOVSNormal}, tputSide{"vnet", setupVnet("ovs", false, "--spare-ports", "64")}},
+		{"linux", tputSide{"bridge", setupLinuxBridge}, tputSide{"vnet", setupVnet("linux", false)}},
+		// What security groups cost (issue 20: ≥ 0.9×): both ports in a
+		// group that allows iperf3 and ping between its members, so each
+		// packet passes conntrack and the rules on both sides, against the
+		// same two ports without groups.
+		{"ovs-groups", tputSide{"open", setupVnet("ovs", false)}, tputSide{"vnet", setupVnet("ovs", true)}},
+		{"linux-groups", tputSide{"open", setupVnet("linux", false)}, tputSide{"vnet", setupVnet("linux", true)}},
 	} {
 		b.Run(pair.name, func(b *testing.B) {
 			sides := []*tputTopo{newTputTopo(b, pair.base), newTputTopo(b, pair.vnet)}
@@ -112,8 +118,10 @@ func newTputTopo(b *testing.B, side tputSide) *tputTopo {
 }
 
 // setupVnet starts the daemon with backend in hostNS and attaches the two
-// namespaces to one network through the API, as a user would.
-func setupVnet(backend string, extra ...string) func(b *testing.B, hostNS, srvNS, cliNS string) *testbed.Sandbox {
+// namespaces to one network through the API, as a user would; guarded, both
+// ports are in a security group that allows TCP to iperf3's port and ICMP
+// from its members, both ways.
+func setupVnet(backend string, guarded bool, extra ...string) func(b *testing.B, hostNS, srvNS, cliNS string) *testbed.Sandbox {
 	return func(b *testing.B, hostNS, srvNS, cliNS string) *testbed.Sandbox {
 		args := []string{"--backend", "linux", "--bridge", "vnbr"}
 		var box *testbed.Sandbox
@@ -126,8 +134,22 @@ func setupVnet(backend string, extra ...string) func(b *testing.B, hostNS, srvNS
 		if slices.Contains(extra, "--spare-ports") {
 			waitSpares(b, d)
 		}
-		d.must("PUT", "/v1/ports/srv", map[string]string{"network": "tput", "netns": srvNS, "ifname": "eth0", "ip": tputSrvIP}, 201, nil)
-		d.must("PUT", "/v1/ports/cli", map[string]string{"network": "tput", "netns": cliNS, "ifname": "eth0", "ip": tputCliIP}, 201, nil)
+		if guarded {
+			var rules []map[string]string
+			for _, dir := range []string{"ingress", "egress"} {
+				rules = append(rules,
+					map[string]string{"direction": dir, "protocol": "tcp", "ports": "5201", "remote_group": "tput"},
+					map[string]string{"direction": dir, "protocol": "icmp", "remote_group": "tput"})
+			}
+			d.must("PUT", "/v1/security-groups/tput", map[string]any{"rules": rules}, 201, nil)
+		}
+		for _, p := range []struct{ name, ns, ip string }{{"srv", srvNS, tputSrvIP}, {"cli", cliNS, tputCliIP}} {
+			spec := map[string]any{"network": "tput", "netns": p.ns, "ifname": "eth0", "ip": p.ip}
+			if guarded {
+				spec["security_groups"] = []string{"tput"}
+			}
+			d.must("PUT", "/v1/ports/"+p.name, spec, 201, nil)
+		}
 		return box
 	}
 }

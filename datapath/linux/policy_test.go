@@ -287,7 +287,7 @@ func testMembership(s *sgBed, pol model.Policy) {
 	q := sgPolicy(t, s.ports)
 	q.Ports["other"] = groupList(t, "admin")
 	setMembers(&q, s.ports)
-	mon := monitor(t, s.ns)
+	mon := testbed.NftMonitor(t, s.ns)
 	runs := s.nftRuns()
 	s.setPolicy(q)
 	events := mon()
@@ -316,51 +316,6 @@ func testMembership(s *sgBed, pol model.Policy) {
 	s.checkMatrix(q, "other in admin")
 	s.setPolicy(pol)
 	s.checkMatrix(pol, "other out of admin")
-}
-
-// monitor runs `nft monitor` in netns and returns a function that stops
-// it and returns what it printed. It waits for the monitor to listen: a
-// change it does not see would pass for no change.
-func monitor(t *testing.T, netns string) func() string {
-	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", netns, "nft", "monitor")
-	var out testbed.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() string {
-		if !stopped {
-			stopped = true
-			time.Sleep(200 * time.Millisecond) // events of the change just made
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		return out.String()
-	}
-	t.Cleanup(func() { stop() })
-	// A sentinel the monitor must report: a table of our own, made and
-	// dropped; its events are taken out of what the caller sees.
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(out.String(), "sentinel") {
-		if time.Now().After(deadline) {
-			t.Fatalf("nft monitor did not start: %s", out.String())
-		}
-		testbed.Run(t, "ip", "netns", "exec", netns, "nft", "add table inet sentinel; delete table inet sentinel")
-		time.Sleep(50 * time.Millisecond)
-	}
-	skip := len(out.String())
-	return func() string {
-		all := stop()
-		var keep []string
-		for _, line := range strings.Split(all[skip:], "\n") {
-			if line != "" && !strings.Contains(line, "sentinel") {
-				keep = append(keep, line)
-			}
-		}
-		return strings.Join(keep, "\n")
-	}
 }
 
 // testRuleRemoval: a TCP stream other -> web:80 runs; removing web's http
@@ -401,7 +356,7 @@ func testPolicyRestart(s *sgBed, pol model.Policy) {
 		t.Fatal("the stream does not flow before the restart")
 	}
 	before := ruleHits(s, "web", 0)
-	mon := monitor(t, s.ns)
+	mon := testbed.NftMonitor(t, s.ns)
 	s.do("restart", func() (err error) {
 		if s.b, err = New(s.ctx, "vnsg", nil); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
@@ -25,6 +26,7 @@ func (b *Backend) SetPolicy(ctx context.Context, p model.Policy) error {
 	defer b.policyMu.Unlock()
 	b.mu.Lock()
 	ch := model.DiffPolicy(b.state.policy, p)
+	inFlight := meetsTraffic(b.state, ch)
 	b.mu.Unlock()
 	if ch.Empty() {
 		return nil
@@ -40,10 +42,41 @@ func (b *Backend) SetPolicy(ctx context.Context, p model.Policy) error {
 	if err != nil {
 		return fmt.Errorf("security groups: flows: %w", err)
 	}
-	if primed {
+	if primed && inFlight {
 		b.waitRevalidated(ctx)
 	}
 	return nil
+}
+
+// meetsTraffic tells whether a policy change can meet packets the datapath
+// already forwards, whose cached flows may then be stale: it changes a
+// group's rules, an attached port's ACL flows, or the passes of an address
+// that an attached or another host's port holds. The change that readies a
+// port before its AttachPort (its groups, its address's passes) cannot: no
+// packet from or to its address is forwarded before the port exists (the
+// spoof guard, no neighbour), so it needs no revalidator round, like the
+// attach of a port without groups. The wait is up to a round's period
+// (500 ms) and was half the time of such attaches at 1,000 ports
+// (docs/BENCHMARKS.md).
+func meetsTraffic(s state, ch model.PolicyChange) bool {
+	if len(ch.Groups) > 0 {
+		return true
+	}
+	attached := map[string]bool{}
+	held := map[netip.Addr]bool{}
+	for _, byName := range s.ports {
+		for name, p := range byName {
+			attached[name] = true
+			held[p.IP] = true
+		}
+	}
+	for _, ports := range s.remote {
+		for _, r := range ports {
+			held[r.Port.IP] = true
+		}
+	}
+	return slices.ContainsFunc(slices.Concat(ch.Ports, ch.EgressFlip), func(name string) bool { return attached[name] }) ||
+		slices.ContainsFunc(ch.Members, func(a netip.Addr) bool { return held[a] })
 }
 
 // waitRevalidated waits for a round of ovs-vswitchd's revalidators. The

@@ -582,3 +582,30 @@ func allContain(lines []string, s string) bool {
 	}
 	return true
 }
+
+// TestMeetsTraffic: SetPolicy waits for the revalidators only for a change
+// that packets already forwarded can meet, not for the one that readies a
+// port before its attach (nor the one after its detach).
+func TestMeetsTraffic(t *testing.T) {
+	s := newState()
+	s.ports["blue"] = map[string]model.Port{"a": {Name: "a", Network: "blue", IP: netip.MustParseAddr("10.98.1.10")}}
+	s.remote = byNetwork([]model.RemotePort{remotePort("r", "blue", "10.98.1.20", "10.99.0.2")})
+	addr := netip.MustParseAddr
+	for _, tc := range []struct {
+		name string
+		ch   model.PolicyChange
+		want bool
+	}{
+		{"a port being attached and its address", model.PolicyChange{Ports: []string{"new"}, Members: []netip.Addr{addr("10.98.1.30")}}, false},
+		{"nothing", model.PolicyChange{}, false},
+		{"a group's rules", model.PolicyChange{Groups: []string{"db"}}, true},
+		{"an attached port's groups", model.PolicyChange{Ports: []string{"a"}, Members: []netip.Addr{addr("10.98.1.10")}}, true},
+		{"an attached port's egress opening", model.PolicyChange{EgressFlip: []string{"a"}}, true},
+		{"an attached port's address alone", model.PolicyChange{Members: []netip.Addr{addr("10.98.1.10")}}, true},
+		{"another host's port", model.PolicyChange{Members: []netip.Addr{addr("10.98.1.20")}}, true},
+	} {
+		if got := meetsTraffic(s, tc.ch); got != tc.want {
+			t.Errorf("%s: meetsTraffic = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
