@@ -185,7 +185,12 @@ func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
 	}
 	name := r.PathValue("name")
 	if old, ok := f.ports[name]; ok {
-		// The groups change in place; the rest of the spec is not compared.
+		// The groups change in place; of the rest only the address is
+		// compared, as the daemon would.
+		if spec.IP != "" && spec.IP+"/24" != old.IP {
+			fail(w, http.StatusConflict, `conflict: port "`+name+`" exists with a different spec`)
+			return
+		}
 		old.SecurityGroups = groups.Names()
 		f.ports[name] = old
 		reply(w, http.StatusOK, old)

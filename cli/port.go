@@ -164,7 +164,8 @@ its groups changed (docs/API.md, "Changing a port in place").`,
 // the daemon takes it as the same port, so only the fields changed on it
 // count. Another host's port is refused by the daemon, not here.
 func portSpecOf(p v1.Port) v1.PortSpec {
-	return v1.PortSpec{Network: p.Network, Netns: p.Netns, Ifname: p.Ifname, IP: p.IP, MAC: p.MAC, Type: p.Type,
+	ip, _, _ := strings.Cut(p.IP, "/") // the view's prefix; a spec's address is bare
+	return v1.PortSpec{Network: p.Network, Netns: p.Netns, Ifname: p.Ifname, IP: ip, MAC: p.MAC, Type: p.Type,
 		DefaultRoute: p.DefaultRoute, ReleaseWithNetns: p.ReleaseWithNetns, Owner: p.Owner, Group: p.Group,
 		MultiQueue: p.MultiQueue, Adopt: p.Adopt, SecurityGroups: p.SecurityGroups}
 }
