@@ -16,7 +16,8 @@ import (
 // plugin with security_groups in its configuration, a port's groups changed
 // in place by vnetctl and by the plugin, a denied ping counted as a policy
 // drop and an allowed one under its rule in /metrics (which promtool
-// accepts), and vnetctl's get --stats and trace naming the rule.
+// accepts), and vnetctl's get --stats and trace naming the rule; then the
+// README's example.
 func TestSecurityGroupSurface(t *testing.T) {
 	bins := buildCNI(t)
 	for _, bc := range backendKinds() {
@@ -110,8 +111,44 @@ func runSecurityGroupSurface(t *testing.T, bins cniBins, bc backendCase) {
 	mustTool(t, e, "del", pathS)
 	cli.ok("port", "delete", "a", "x")
 	cli.ok("network", "delete", "blue")
+
+	workloads := readmeSecurityGroups(t, cli)
 	d.stop()
-	assertNothingLeft(t, hostNS, box, d.stateDir, nsA, nsX, nsS)
+	assertNothingLeft(t, hostNS, box, d.stateDir, append(workloads, nsA, nsX, nsS)...)
+}
+
+// readmeSecurityGroups runs the README's security-group example as written
+// (but for the subnets, 10.95/10.96 for 10.10/10.20) on the README's
+// topology, made with vnetctl, and cleans it up; it returns the namespaces.
+func readmeSecurityGroups(t *testing.T, cli vnetctl) []string {
+	web1, web2, db1 := newNetns(t, "vnt-rw1-"), newNetns(t, "vnt-rw2-"), newNetns(t, "vnt-rdb-")
+	cli.ok("network", "create", "blue", "--subnet", "10.95.0.0/24")
+	cli.ok("network", "create", "red", "--subnet", "10.96.0.0/24", "--masquerade")
+	cli.ok("port", "create", "web1", "--network", "blue", "--netns", web1)
+	cli.ok("port", "create", "web2", "--network", "blue", "--netns", web2, "--ip", "10.95.0.20")
+	cli.ok("port", "create", "db1", "--network", "red", "--netns", db1)
+	cli.ok("router", "create", "r1", "--network", "blue", "--network", "red")
+
+	cli.ok("security-group", "create", "web", "--rule", "ingress tcp 80")
+	cli.ok("security-group", "create", "db", "--rule", "ingress tcp 5432 from group:web", "--rule", "ingress icmp from group:web")
+	cli.ok("port", "set-groups", "web1", "web")
+	cli.ok("port", "set-groups", "db1", "db")
+	ping(t, web1, "10.96.0.2", true)
+	ping(t, web2, "10.96.0.2", false)
+	if out := cli.ok("trace", "--from", "web2", "--to", "10.96.0.2"); !strings.Contains(out, "[reason: policy]") {
+		t.Errorf("trace --from web2:\n%s", out)
+	}
+	if out := cli.ok("security-group", "get", "db", "--stats"); !strings.Contains(out, "\n1       ingress icmp from group:web       ") {
+		t.Errorf("security-group get db --stats:\n%s", out)
+	}
+	cli.ok("port", "set-groups", "db1")
+	ping(t, web2, "10.96.0.2", true)
+
+	cli.ok("router", "delete", "r1")
+	cli.ok("port", "delete", "web1", "web2", "db1")
+	cli.ok("security-group", "delete", "db", "web")
+	cli.ok("network", "delete", "blue", "red")
+	return []string{web1, web2, db1}
 }
 
 // sample is the value of family name's series with exactly labels (0 if
