@@ -28,11 +28,12 @@ type fakeDaemon struct {
 	networks map[string]model.Network
 	routers  map[string]model.Router
 	ports    map[string]v1.Port
+	groups   map[string]model.SecurityGroup
 	srv      *httptest.Server
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
-	f := &fakeDaemon{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]v1.Port{}}
+	f := &fakeDaemon{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]v1.Port{}, groups: map[string]model.SecurityGroup{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if f.notReady != "" {
@@ -73,6 +74,29 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 	mux.HandleFunc("GET /v1/networks/{name}", get("network", func(n string) (any, bool) { v, ok := f.networks[n]; return v, ok }))
 	mux.HandleFunc("GET /v1/routers/{name}", get("router", func(n string) (any, bool) { v, ok := f.routers[n]; return v, ok }))
 	mux.HandleFunc("GET /v1/ports/{name}", get("port", func(n string) (any, bool) { v, ok := f.ports[n]; return v, ok }))
+	mux.HandleFunc("GET /v1/security-groups", func(w http.ResponseWriter, _ *http.Request) {
+		gs := []v1.SecurityGroup{}
+		for _, g := range sortedValues(f.groups) {
+			gs = append(gs, f.groupView(g))
+		}
+		reply(w, http.StatusOK, map[string]any{"security_groups": gs})
+	})
+	mux.HandleFunc("GET /v1/security-groups/{name}", func(w http.ResponseWriter, r *http.Request) {
+		g, ok := f.groups[r.PathValue("name")]
+		if !ok {
+			fail(w, http.StatusNotFound, `not found: security group "`+r.PathValue("name")+`"`)
+			return
+		}
+		v := f.groupView(g)
+		if r.URL.Query().Get("stats") == "true" {
+			// Rule i allowed i+1 packets of 100 bytes, a made-up pattern.
+			for i := range v.Rules {
+				v.Hits = append(v.Hits, v1.RuleHits{Rule: i, Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1))})
+			}
+		}
+		reply(w, http.StatusOK, v)
+	})
+	mux.HandleFunc("PUT /v1/security-groups/{name}", f.putSecurityGroup)
 	mux.HandleFunc("PUT /v1/networks/{name}", f.putNetwork)
 	mux.HandleFunc("PUT /v1/routers/{name}", f.putRouter)
 	mux.HandleFunc("PUT /v1/ports/{name}", f.putPort)
@@ -148,8 +172,27 @@ func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, `not found: network "`+spec.Network+`"`)
 		return
 	}
+	for _, g := range spec.SecurityGroups {
+		if _, ok := f.groups[g]; !ok {
+			fail(w, http.StatusNotFound, `not found: security group "`+g+`"`)
+			return
+		}
+	}
+	groups, err := model.NewGroupList(spec.SecurityGroups)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	name := r.PathValue("name")
 	if old, ok := f.ports[name]; ok {
+		// The groups change in place; of the rest only the address is
+		// compared, as the daemon would.
+		if spec.IP != "" && spec.IP+"/24" != old.IP {
+			fail(w, http.StatusConflict, `conflict: port "`+name+`" exists with a different spec`)
+			return
+		}
+		old.SecurityGroups = groups.Names()
+		f.ports[name] = old
 		reply(w, http.StatusOK, old)
 		return
 	}
@@ -165,6 +208,7 @@ func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
 	if p.Type == v1.PortTap {
 		p.HostIfname = p.Ifname
 	}
+	p.SecurityGroups = groups
 	v := p.View(n)
 	v.DefaultRoute = spec.DefaultRoute
 	v.Status = v1.PortForwarding
@@ -173,6 +217,48 @@ func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
 	}
 	f.ports[name] = v
 	reply(w, http.StatusCreated, f.ports[name])
+}
+
+func (f *fakeDaemon) putSecurityGroup(w http.ResponseWriter, r *http.Request) {
+	var spec v1.SecurityGroupSpec
+	if !decode(w, r, &spec) {
+		return
+	}
+	g, err := model.NewSecurityGroup(r.PathValue("name"), spec)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	for _, ref := range g.References() {
+		if _, ok := f.groups[ref]; !ok {
+			fail(w, http.StatusNotFound, `not found: security group "`+ref+`"`)
+			return
+		}
+	}
+	status := http.StatusCreated
+	if old, ok := f.groups[g.Name]; ok {
+		g.ID, status = old.ID, http.StatusOK
+	} else {
+		g.ID = len(f.groups) + 1
+	}
+	f.groups[g.Name] = g
+	reply(w, status, f.groupView(g))
+}
+
+// groupView is g as the daemon shows it, with the ports and groups naming it.
+func (f *fakeDaemon) groupView(g model.SecurityGroup) v1.SecurityGroup {
+	ports, refs := []string{}, []string{}
+	for _, p := range sortedValues(f.ports) {
+		if slices.Contains(p.SecurityGroups, g.Name) {
+			ports = append(ports, p.Name)
+		}
+	}
+	for _, o := range sortedValues(f.groups) {
+		if slices.Contains(o.References(), g.Name) {
+			refs = append(refs, o.Name)
+		}
+	}
+	return g.View(ports, refs)
 }
 
 func (f *fakeDaemon) delete(w http.ResponseWriter, r *http.Request) {
@@ -188,9 +274,16 @@ func (f *fakeDaemon) delete(w http.ResponseWriter, r *http.Request) {
 	case "ports":
 		_, found = f.ports[name]
 		delete(f.ports, name)
+	case "security-groups":
+		if _, found = f.groups[name]; found && len(f.groupView(f.groups[name]).Ports) > 0 {
+			fail(w, http.StatusConflict, `conflict: security group "`+name+`" is used by ports `+strings.Join(f.groupView(f.groups[name]).Ports, ", "))
+			return
+		}
+		delete(f.groups, name)
 	}
 	if !found {
-		fail(w, http.StatusNotFound, "not found: "+strings.TrimSuffix(r.PathValue("kind"), "s")+` "`+name+`"`)
+		kind := strings.ReplaceAll(strings.TrimSuffix(r.PathValue("kind"), "s"), "-", " ")
+		fail(w, http.StatusNotFound, "not found: "+kind+` "`+name+`"`)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

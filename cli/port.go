@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"net/http"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -45,7 +48,7 @@ func portStatus(p v1.Port) string {
 func newPortCmd(app *App) *cobra.Command {
 	k := portKind()
 	cmd := groupCmd("port", "Attach namespaces and VMs to networks, show and detach them", "ports")
-	cmd.AddCommand(newPortCreateCmd(app, k), newGetCmd(app, k), newPortListCmd(app, k), newDeleteCmd(app, k))
+	cmd.AddCommand(newPortCreateCmd(app, k), newGetCmd(app, k), newPortListCmd(app, k), newPortSetGroupsCmd(app, k), newDeleteCmd(app, k))
 	return cmd
 }
 
@@ -57,13 +60,16 @@ func newPortCreateCmd(app *App, k kind[v1.Port]) *cobra.Command {
 		Short: "Attach a namespace (veth) or create a tap device on a network",
 		Long: `Create a port. It returns once the port forwards: a ping sent right after
 works. The address and MAC are allocated unless given. Creating it again with
-the same spec changes nothing ("unchanged"); a different spec is a conflict
-(exit 4): delete and re-create it to change it.`,
+the same spec changes nothing ("unchanged"); a spec that differs only in its
+--security-group list changes the groups in place ("groups changed", as
+set-groups does); any other difference is a conflict (exit 4): delete and
+re-create it to change it.`,
 		Example: `  ip netns add web1
   vnetctl port create web1 --network blue --netns web1
   vnetctl port create db1 --network blue --netns /proc/4242/ns/net --ifname net0 --ip 10.10.0.20
   vnetctl port create vm1 --network blue --type tap --ifname tap-vm1
-  vnetctl port create vm2 --network blue --type tap --ifname tap-vm2 --owner libvirt-qemu --queues 2`,
+  vnetctl port create vm2 --network blue --type tap --ifname tap-vm2 --owner libvirt-qemu --queues 2
+  vnetctl port create db1 --network blue --netns db1 --security-group db --security-group ssh`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -76,9 +82,17 @@ the same spec changes nothing ("unchanged"); a different spec is a conflict
 			}
 			ctx, cancel := app.Context(cmd)
 			defer cancel()
+			// Only to tell "unchanged" from "groups changed": both answer 200.
+			before, err := c.Port(ctx, args[0])
+			if err != nil && client.StatusOf(err) != http.StatusNotFound {
+				return err
+			}
 			p, created, err := c.PutPort(ctx, args[0], spec)
 			if err != nil {
 				return err
+			}
+			if !created && !slices.Equal(before.SecurityGroups, p.SecurityGroups) {
+				return printApplied(app, k, p, "groups changed", groupsDetail(before, p))
 			}
 			return printApplied(app, k, p, outcome(created), p.IP+" "+p.MAC+" on "+p.Network)
 		},
@@ -95,14 +109,85 @@ the same spec changes nothing ("unchanged"); a different spec is a conflict
 	f.StringVar(&spec.Group, "group", "", "tap: the group (name or ID) whose members may open the tap")
 	f.IntVar(&spec.Queues, "queues", 0, "tap: 1 for a single-queue tap, 2-256 for a multi-queue one (qemu's queues=N)")
 	f.BoolVar(&spec.Adopt, "adopt", false, "tap: take over the tap --ifname names that a VM runtime made (libvirt's managed taps); delete hands it back")
+	f.StringSliceVar(&spec.SecurityGroups, "security-group", nil, "a security group whose rules filter the port (repeat the flag, or separate by commas; default: none, unfiltered)")
 	_ = cmd.MarkFlagRequired("network")
 	_ = cmd.RegisterFlagCompletionFunc("network", completeNetworks(app))
 	_ = cmd.RegisterFlagCompletionFunc("netns", completeNetns)
+	_ = cmd.RegisterFlagCompletionFunc("security-group", completeNames(app, securityGroupKind(), -1))
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{v1.PortVeth, v1.PortTap}, cobra.ShellCompDirectiveNoFileComp))
 	for _, name := range []string{"ifname", "ip", "mac", "owner", "group", "queues"} {
 		_ = cmd.RegisterFlagCompletionFunc(name, cobra.NoFileCompletions)
 	}
 	return cmd
+}
+
+func newPortSetGroupsCmd(app *App, k kind[v1.Port]) *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-groups NAME [GROUP...]",
+		Short: "Change the security groups of a port in place",
+		Long: `Replace the security groups that filter a port by the ones given; none
+leaves the port unfiltered. The port keeps its link, address and connections:
+traffic the new groups allow goes on without a lost packet, and connections
+they no longer allow are cut. It is a PUT of the port's own spec with only
+its groups changed (docs/API.md, "Changing a port in place").`,
+		Example: `  vnetctl port set-groups db1 db ssh
+  vnetctl port set-groups db1        # no groups: unfiltered`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeSetGroups(app, k),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := app.Client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := app.Context(cmd)
+			defer cancel()
+			before, err := c.Port(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			spec := portSpecOf(before)
+			spec.SecurityGroups = args[1:]
+			p, _, err := c.PutPort(ctx, args[0], spec)
+			if err != nil {
+				return err
+			}
+			result := "unchanged"
+			if !slices.Equal(before.SecurityGroups, p.SecurityGroups) {
+				result = "groups changed"
+			}
+			return printApplied(app, k, p, result, groupsDetail(before, p))
+		},
+	}
+}
+
+// portSpecOf is the spec a port was made with, as far as a PUT compares it:
+// the daemon takes it as the same port, so only the fields changed on it
+// count. Another host's port is refused by the daemon, not here.
+func portSpecOf(p v1.Port) v1.PortSpec {
+	ip, _, _ := strings.Cut(p.IP, "/") // the view's prefix; a spec's address is bare
+	return v1.PortSpec{Network: p.Network, Netns: p.Netns, Ifname: p.Ifname, IP: ip, MAC: p.MAC, Type: p.Type,
+		DefaultRoute: p.DefaultRoute, ReleaseWithNetns: p.ReleaseWithNetns, Owner: p.Owner, Group: p.Group,
+		MultiQueue: p.MultiQueue, Adopt: p.Adopt, SecurityGroups: p.SecurityGroups}
+}
+
+// groupsDetail says what a port's groups are now and were.
+func groupsDetail(before, after v1.Port) string {
+	now := "groups " + dash(strings.Join(after.SecurityGroups, ","))
+	if slices.Equal(before.SecurityGroups, after.SecurityGroups) {
+		return now
+	}
+	return now + ", were " + dash(strings.Join(before.SecurityGroups, ","))
+}
+
+// completeSetGroups completes the port first, then the groups.
+func completeSetGroups(app *App, k kind[v1.Port]) cobra.CompletionFunc {
+	ports, groups := completeNames(app, k, 1), completeNames(app, securityGroupKind(), -1)
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) == 0 {
+			return ports(cmd, args, toComplete)
+		}
+		return groups(cmd, args[1:], toComplete)
+	}
 }
 
 func newPortListCmd(app *App, k kind[v1.Port]) *cobra.Command {

@@ -18,6 +18,7 @@ func commands() []func(*App) *cobra.Command {
 		newNetworkCmd,
 		newRouterCmd,
 		newPortCmd,
+		newSecurityGroupCmd,
 		newTopologyCmd,
 		newFlowsCmd,
 		newTraceCmd,
@@ -29,9 +30,10 @@ func commands() []func(*App) *cobra.Command {
 func NewRoot(app *App) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "vnetctl",
-		Short: "Manage ovs-vnet's networks, routers and ports",
+		Short: "Manage ovs-vnet's networks, routers, ports and security groups",
 		Long: `vnetctl talks to the ovs-vnet daemon's REST API: it creates, lists and
-deletes networks, routers and ports, and shows the topology they make.
+deletes networks, routers, ports and security groups, and shows the
+topology they make.
 
 The daemon is reached at --server ($` + EnvServer + `, default ` + client.DefaultServer + `):
 an http:// or https:// URL, or its unix socket (unix:/run/ovs-vnet/api.sock).`,

@@ -270,6 +270,39 @@ func (c *Client) DeletePort(ctx context.Context, name string) error {
 	return err
 }
 
+// SecurityGroups lists every security group, sorted by name.
+func (c *Client) SecurityGroups(ctx context.Context) ([]v1.SecurityGroup, error) {
+	var l v1.SecurityGroupList
+	_, err := c.Do(ctx, http.MethodGet, "/v1/security-groups", nil, &l)
+	return l.SecurityGroups, err
+}
+
+// SecurityGroup gets one security group; with stats, its rules' hits on the
+// daemon's host too.
+func (c *Client) SecurityGroup(ctx context.Context, name string, stats bool) (v1.SecurityGroup, error) {
+	path := "/v1/security-groups/" + url.PathEscape(name)
+	if stats {
+		path += "?stats=true"
+	}
+	var g v1.SecurityGroup
+	_, err := c.Do(ctx, http.MethodGet, path, nil, &g)
+	return g, err
+}
+
+// PutSecurityGroup creates or replaces a security group (created false when
+// it existed, with these rules or others).
+func (c *Client) PutSecurityGroup(ctx context.Context, name string, spec v1.SecurityGroupSpec) (g v1.SecurityGroup, created bool, err error) {
+	status, err := c.Do(ctx, http.MethodPut, "/v1/security-groups/"+url.PathEscape(name), spec, &g)
+	return g, status == http.StatusCreated, err
+}
+
+// DeleteSecurityGroup deletes a security group no port lists and no other
+// group's rule names.
+func (c *Client) DeleteSecurityGroup(ctx context.Context, name string) error {
+	_, err := c.Do(ctx, http.MethodDelete, "/v1/security-groups/"+url.PathEscape(name), nil, nil)
+	return err
+}
+
 // Flows lists ovs-vnet's flows with their counters (OVS only): those of one
 // port, or of one network and its ports, or all when both are "".
 func (c *Client) Flows(ctx context.Context, port, network string) ([]v1.Flow, error) {

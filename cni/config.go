@@ -41,6 +41,11 @@ type NetConf struct {
 	// primary one, which may hold its default route; absent, the one on
 	// eth0 is (Primary).
 	DefaultRoute *bool `json:"default_route"`
+	// SecurityGroups are the security groups whose rules filter the
+	// container's port (docs/API.md); absent, none. Editing them in the
+	// configuration takes effect at the container's next ADD, which the
+	// daemon applies in place (the port keeps its address and connections).
+	SecurityGroups []string `json:"security_groups"`
 
 	// RuntimeConfig carries the "ips" and "mac" capabilities.
 	RuntimeConfig struct {
@@ -73,6 +78,11 @@ func ParseConfig(data []byte) (*NetConf, error) {
 	}
 	if err := v1.ValidateName(c.Network); err != nil {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf(`"network": %v`, err), "")
+	}
+	for i, g := range c.SecurityGroups {
+		if err := v1.ValidateName(g); err != nil {
+			return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf(`"security_groups"[%d]: %v`, i, err), "")
+		}
 	}
 	if c.Server == "" {
 		c.Server = client.DefaultServer

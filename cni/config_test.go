@@ -54,6 +54,16 @@ func TestParseConfig(t *testing.T) {
 					t.Fatalf("valid attachments %+v", c.ValidAttachments)
 				}
 			}},
+		{name: "security groups", in: `{"cniVersion":"1.1.0","name":"n","network":"blue","security_groups":["web","ssh"]}`,
+			wantServer: client.DefaultServer, check: func(t *testing.T, c *NetConf) {
+				if strings.Join(c.SecurityGroups, ",") != "web,ssh" {
+					t.Fatalf("security groups %q", c.SecurityGroups)
+				}
+			}},
+		{name: "invalid security group", in: `{"cniVersion":"1.1.0","name":"n","network":"blue","security_groups":["web","Web!"]}`,
+			wantCode: types.ErrInvalidNetworkConfig, wantErr: `"security_groups"[1]: `},
+		{name: "security groups not a list", in: `{"cniVersion":"1.1.0","name":"n","network":"blue","security_groups":"web"}`,
+			wantCode: types.ErrDecodingFailure},
 		{name: "legacy attachments key", in: `{"cniVersion":"1.1.0","name":"n","network":"blue",
 			"cni.dev/attachments":[{"containerID":"c2","ifname":"net1"}]}`,
 			wantServer: client.DefaultServer, check: func(t *testing.T, c *NetConf) {

@@ -39,7 +39,8 @@ func daemonError(doing, server string, err error) *types.Error {
 		return types.NewError(types.ErrTryAgainLater, msg, "")
 	case status == http.StatusConflict && strings.Contains(err.Error(), "being changed by another request"):
 		return types.NewError(types.ErrTryAgainLater, msg, "")
-	case status == http.StatusBadRequest || status == http.StatusNotFound || status == http.StatusConflict:
+	case status == http.StatusBadRequest || status == http.StatusNotFound || status == http.StatusConflict ||
+		status == http.StatusNotImplemented: // security groups on a backend that does not enforce them
 		return types.NewError(types.ErrInvalidNetworkConfig, msg, "")
 	default:
 		return types.NewError(types.ErrInternal, msg, "")

@@ -63,7 +63,8 @@ func setup(args *skel.CmdArgs) (*NetConf, *client.Client, error) {
 
 // Add attaches the container's interface as port PortName(container, ifname)
 // and prints the result. The daemon answers a repeated ADD of the same spec
-// with the port as it is, so a runtime's retry is harmless.
+// with the port as it is, so a runtime's retry is harmless; one whose
+// security_groups changed changes the port's groups in place.
 func (p *Plugin) Add(args *skel.CmdArgs) error {
 	conf, cl, err := setup(args)
 	if err != nil {
@@ -84,7 +85,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	name := PortName(args.ContainerID, args.IfName)
 	spec := v1.PortSpec{Network: conf.Network, Netns: netnsPath, Ifname: args.IfName,
-		IP: req.IP, MAC: req.MAC, Type: v1.PortVeth, ReleaseWithNetns: true}
+		IP: req.IP, MAC: req.MAC, Type: v1.PortVeth, ReleaseWithNetns: true, SecurityGroups: conf.SecurityGroups}
 	if !conf.Primary(args.IfName) {
 		spec.DefaultRoute = new(bool) // false: a secondary sets none, even first
 	}

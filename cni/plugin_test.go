@@ -139,6 +139,14 @@ func TestAdd(t *testing.T) {
 			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + netnsPath + `","ifname":"eth0","type":"veth","release_with_netns":true}`},
 		{name: "static ip and mac", h: created, extra: `,"runtimeConfig":{"ips":["10.10.0.5/24"],"mac":"02:00:00:00:00:05"}`, wantRoutes: 1,
 			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + netnsPath + `","ifname":"eth0","ip":"10.10.0.5","mac":"02:00:00:00:00:05","type":"veth","release_with_netns":true}`},
+		{name: "security groups", h: created, extra: `,"security_groups":["web","ssh"]`, wantRoutes: 1,
+			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + netnsPath + `","ifname":"eth0","type":"veth","release_with_netns":true,"security_groups":["web","ssh"]}`},
+		{name: "unknown security group", h: func(w http.ResponseWriter, r *http.Request) {
+			daemonErr(w, 404, `not found: create port "x": security group "web"`)
+		}, extra: `,"security_groups":["web"]`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: `security group "web"`, wantReq: "PUT"},
+		{name: "groups not enforced", h: func(w http.ResponseWriter, r *http.Request) {
+			daemonErr(w, 501, "not supported: the linux backend does not enforce security groups")
+		}, extra: `,"security_groups":["web"]`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: "does not enforce", wantReq: "PUT"},
 		{name: "unclean netns path", h: created, netns: strings.Replace(netnsPath, "/netns/", "/netns/../netns/", 1), wantRoutes: 1,
 			wantReq: `PUT /v1/ports/` + name + ` {"network":"blue","netns":"` + netnsPath + `","ifname":"eth0","type":"veth","release_with_netns":true}`},
 		{name: "secondary", h: created, extra: `,"default_route":false`, netns: uplinkPath, wantRoutes: 0,

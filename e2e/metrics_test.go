@@ -35,7 +35,10 @@ func TestMetrics(t *testing.T) {
 			d.must("PUT", "/v1/networks/blue", `{"subnet":"10.93.0.0/24"}`, 201, nil)
 			nsA, nsB := newNetns(t, "vnt-a-"), newNetns(t, "vnt-b-")
 			d.must("PUT", "/v1/ports/a", map[string]string{"network": "blue", "netns": nsA, "ip": "10.93.0.11"}, 201, nil)
-			d.must("PUT", "/v1/ports/b", map[string]string{"network": "blue", "netns": nsB, "ip": "10.93.0.12"}, 201, nil)
+			// b's group lets the pings in, so the security groups' series
+			// are exposed too.
+			d.must("PUT", "/v1/security-groups/pingable", `{"rules":[{"direction":"ingress","protocol":"icmp"}]}`, 201, nil)
+			d.must("PUT", "/v1/ports/b", map[string]any{"network": "blue", "netns": nsB, "ip": "10.93.0.12", "security_groups": []string{"pingable"}}, 201, nil)
 
 			before := scrape(t, d)
 			const pings, size = 20, 1000
@@ -105,6 +108,13 @@ func TestMetrics(t *testing.T) {
 
 func scrape(t *testing.T, d *daemon) map[string]*dto.MetricFamily {
 	t.Helper()
+	_, fams := scrapeBody(t, d)
+	return fams
+}
+
+// scrapeBody is scrape with the text it parsed.
+func scrapeBody(t *testing.T, d *daemon) ([]byte, map[string]*dto.MetricFamily) {
+	t.Helper()
 	code, body := d.do("GET", "/metrics", nil)
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
@@ -114,7 +124,7 @@ func scrape(t *testing.T, d *daemon) map[string]*dto.MetricFamily {
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)
 	}
-	return fams
+	return body, fams
 }
 
 // value is the sample of family name whose port label is port (0 if none).

@@ -1,11 +1,12 @@
 // Package exporter turns the datapath's counters into Prometheus metrics. Each
-// scrape asks the source for one snapshot per collector (ports, switch) and
-// builds const metrics from it, so a port deleted since the last scrape has no
-// series any more, and nothing the exporter keeps grows with churn.
+// scrape asks the source for one snapshot per collector (ports, switch,
+// policy) and builds const metrics from it, so a port deleted since the last
+// scrape has no series any more, and nothing the exporter keeps grows with
+// churn.
 //
 // A scrape never waits on a dead switch for longer than Options.Timeout: the
 // collector whose source fails or overruns is left out of that scrape and
-// ovs_vnet_scrape_errors_total{collector} rises, while the other collector
+// ovs_vnet_scrape_errors_total{collector} rises, while the other collectors
 // and every other metric on the registry are served as usual.
 package exporter
 
@@ -28,6 +29,8 @@ type Source interface {
 	PortStats(ctx context.Context) ([]datapath.PortStats, error)
 	// SwitchStats: ok is false when the backend has no switch (Linux).
 	SwitchStats(ctx context.Context) (s datapath.SwitchStats, ok bool, err error)
+	// PolicyStats are the security groups' counters (datapath.PolicyEnforcer).
+	PolicyStats(ctx context.Context) (datapath.PolicyStats, error)
 }
 
 // Options tune the exporter.
@@ -51,6 +54,7 @@ const DefaultTimeout = 5 * time.Second
 const (
 	CollectorPorts  = "ports"
 	CollectorSwitch = "switch"
+	CollectorPolicy = "policy"
 )
 
 // Exporter is a prometheus.Collector for the datapath's counters. Register it
@@ -60,6 +64,7 @@ type Exporter struct {
 	log      *slog.Logger
 	ports    *portsCollector
 	sw       *switchCollector
+	policy   *policyCollector
 	errors   *prometheus.CounterVec
 	duration *prometheus.Desc
 
@@ -75,11 +80,13 @@ func New(src Source, opts Options) *Exporter {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	sw := newSwitchCollector(src.SwitchStats)
 	e := &Exporter{
 		timeout: opts.Timeout,
 		log:     opts.Log,
 		ports:   newPortsCollector(src.PortStats, opts.PerPort),
-		sw:      newSwitchCollector(src.SwitchStats),
+		sw:      sw,
+		policy:  newPolicyCollector(src.PolicyStats, sw),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ovs_vnet_scrape_errors_total",
 			Help: "Snapshots of the datapath that failed or missed their deadline, by collector; that collector's series are missing from the scrape.",
@@ -92,6 +99,7 @@ func New(src Source, opts Options) *Exporter {
 	// the first error.
 	e.errors.WithLabelValues(CollectorPorts)
 	e.errors.WithLabelValues(CollectorSwitch)
+	e.errors.WithLabelValues(CollectorPolicy)
 	return e
 }
 
@@ -99,12 +107,13 @@ func New(src Source, opts Options) *Exporter {
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	e.ports.describe(ch)
 	e.sw.describe(ch)
+	e.policy.describe(ch)
 	e.errors.Describe(ch)
 	ch <- e.duration
 }
 
-// Collect implements prometheus.Collector. Both snapshots are taken at the
-// same time, so a scrape lasts at most one Timeout even when both overrun.
+// Collect implements prometheus.Collector. The snapshots are taken at the
+// same time, so a scrape lasts at most one Timeout even when all overrun.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	type result struct {
 		name    string
@@ -119,10 +128,15 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		ms, err := collect(ctx)
 		out <- result{name, ms, time.Since(start), err}
 	}
-	results := make(chan result, 2)
-	go run(CollectorPorts, e.ports.collect, results)
-	go run(CollectorSwitch, e.sw.collect, results)
-	for range 2 {
+	collectors := []struct {
+		name    string
+		collect func(context.Context) ([]prometheus.Metric, error)
+	}{{CollectorPorts, e.ports.collect}, {CollectorSwitch, e.sw.collect}, {CollectorPolicy, e.policy.collect}}
+	results := make(chan result, len(collectors))
+	for _, c := range collectors {
+		go run(c.name, c.collect, results)
+	}
+	for range collectors {
 		r := <-results
 		for _, m := range r.metrics {
 			ch <- m
@@ -130,7 +144,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		e.report(r.name, r.err)
 		ch <- constMetric(e.duration, prometheus.GaugeValue, r.took.Seconds(), r.name)
 	}
-	// After both, so this scrape already counts its own failures.
+	// After all, so this scrape already counts its own failures.
 	e.errors.Collect(ch)
 }
 

@@ -25,8 +25,9 @@ import (
 // fakeSource serves whatever its functions return; nil means an empty
 // snapshot (ports) or no switch.
 type fakeSource struct {
-	ports func(context.Context) ([]datapath.PortStats, error)
-	sw    func(context.Context) (datapath.SwitchStats, bool, error)
+	ports  func(context.Context) ([]datapath.PortStats, error)
+	sw     func(context.Context) (datapath.SwitchStats, bool, error)
+	policy func(context.Context) (datapath.PolicyStats, error)
 }
 
 func (f *fakeSource) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
@@ -41,6 +42,13 @@ func (f *fakeSource) SwitchStats(ctx context.Context) (datapath.SwitchStats, boo
 		return datapath.SwitchStats{}, false, nil
 	}
 	return f.sw(ctx)
+}
+
+func (f *fakeSource) PolicyStats(ctx context.Context) (datapath.PolicyStats, error) {
+	if f.policy == nil {
+		return datapath.PolicyStats{}, nil
+	}
+	return f.policy(ctx)
 }
 
 func staticPorts(ps ...datapath.PortStats) func(context.Context) ([]datapath.PortStats, error) {
@@ -75,6 +83,22 @@ func sampleSwitch() datapath.SwitchStats {
 		},
 		PathMTU: datapath.PathMTUStats{ICMPSent: 7, RateLimited: 2},
 	}
+}
+
+func staticPolicy(s datapath.PolicyStats) func(context.Context) (datapath.PolicyStats, error) {
+	return func(context.Context) (datapath.PolicyStats, error) { return s, nil }
+}
+
+// samplePolicy is an OVS backend's: rules only, its policy drops are the
+// switch's.
+func samplePolicy() datapath.PolicyStats {
+	return datapath.PolicyStats{Rules: []datapath.RuleStats{
+		{Group: "web", Index: 0, Packets: 40, Bytes: 2400},
+		{Group: "db", Index: 1, Packets: 0, Bytes: 0},
+		{Group: "db", Index: 0, Packets: 12, Bytes: 900},
+		{Group: "db", Index: 0, Packets: 99}, // a duplicate must not break the scrape
+		{Group: "", Index: 0, Packets: 99},
+	}}
 }
 
 // newRegistry registers an exporter on a pedantic registry, which checks
@@ -132,7 +156,8 @@ func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (fl
 // TestGolden compares a whole scrape (but the durations, which vary) with
 // testdata/scrape.prom and has promlint check it.
 func TestGolden(t *testing.T) {
-	src := &fakeSource{ports: staticPorts(port("web-1", "blue", 0), port("web-2", "blue", 100), port("db", "red", 1000)), sw: staticSwitch(sampleSwitch())}
+	src := &fakeSource{ports: staticPorts(port("web-1", "blue", 0), port("web-2", "blue", 100), port("db", "red", 1000)), sw: staticSwitch(sampleSwitch()),
+		policy: staticPolicy(samplePolicy())}
 	reg, _ := newRegistry(t, src, Options{PerPort: true})
 
 	// The handler's text is the exposition format a scraper reads.
@@ -159,7 +184,7 @@ func TestGolden(t *testing.T) {
 func TestPromtool(t *testing.T) {
 	bin, err := exec.LookPath("promtool")
 	testbed.Need(t, err == nil, "promtool (Debian package prometheus)")
-	src := &fakeSource{ports: staticPorts(port("web-1", "blue", 0), port("db", "red", 1000)), sw: staticSwitch(sampleSwitch())}
+	src := &fakeSource{ports: staticPorts(port("web-1", "blue", 0), port("db", "red", 1000)), sw: staticSwitch(sampleSwitch()), policy: staticPolicy(samplePolicy())}
 	reg, _ := newRegistry(t, src, Options{PerPort: true})
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -402,6 +427,53 @@ func TestDropsMonotonic(t *testing.T) {
 	set(datapath.DropStats{Reason: "spoofed", Packets: 14, Bytes: 1400})
 	if v, _ := value(gather(t, reg), "ovs_vnet_drop_packets_total", "reason=spoofed"); v != 18 {
 		t.Errorf("spoofed %v after 10 more, want 18", v)
+	}
+}
+
+// TestLinuxPolicy: without a switch, the policy drops come with the rules'
+// counters, under the drop metric a switch would serve them in.
+func TestLinuxPolicy(t *testing.T) {
+	src := &fakeSource{policy: staticPolicy(datapath.PolicyStats{
+		Rules: []datapath.RuleStats{{Group: "db", Index: 0, Packets: 3, Bytes: 180}},
+		Drops: []datapath.DropStats{{Reason: "policy", Packets: 7, Bytes: 420}},
+	})}
+	reg, _ := newRegistry(t, src, Options{})
+	fams := gather(t, reg)
+	if v, _ := value(fams, "ovs_vnet_drop_packets_total", "reason=policy"); v != 7 {
+		t.Errorf("policy drops %v, want 7", v)
+	}
+	if v, _ := value(fams, "ovs_vnet_security_group_rule_bytes_total", "group=db", "rule=0"); v != 180 {
+		t.Errorf("rule bytes %v, want 180", v)
+	}
+	if _, ok := fams["ovs_vnet_openflow_table_lookups_total"]; ok {
+		t.Error("switch series without a switch")
+	}
+}
+
+// TestRulesMonotonic: a group's rules rewritten (counters back at 0) must not
+// make a rule's counter go down; a rule that is gone ends its series.
+func TestRulesMonotonic(t *testing.T) {
+	var rules atomic.Pointer[[]datapath.RuleStats]
+	set := func(rs ...datapath.RuleStats) { rules.Store(&rs) }
+	src := &fakeSource{policy: func(context.Context) (datapath.PolicyStats, error) {
+		return datapath.PolicyStats{Rules: *rules.Load()}, nil
+	}}
+	reg, _ := newRegistry(t, src, Options{})
+	set(datapath.RuleStats{Group: "db", Index: 0, Packets: 10}, datapath.RuleStats{Group: "db", Index: 1, Packets: 5})
+	if v, _ := value(gather(t, reg), "ovs_vnet_security_group_rule_packets_total", "group=db", "rule=1"); v != 5 {
+		t.Fatalf("rule 1: %v, want 5", v)
+	}
+	set(datapath.RuleStats{Group: "db", Index: 0, Packets: 2}) // db replaced by one rule: counters reset
+	fams := gather(t, reg)
+	if v, _ := value(fams, "ovs_vnet_security_group_rule_packets_total", "group=db", "rule=0"); v != 12 {
+		t.Errorf("rule 0 after the reset: %v, want 12", v)
+	}
+	if _, ok := value(fams, "ovs_vnet_security_group_rule_packets_total", "group=db", "rule=1"); ok {
+		t.Error("rule 1 is gone but still served")
+	}
+	set(datapath.RuleStats{Group: "db", Index: 0, Packets: 2}, datapath.RuleStats{Group: "db", Index: 1, Packets: 1})
+	if v, _ := value(gather(t, reg), "ovs_vnet_security_group_rule_packets_total", "group=db", "rule=1"); v != 1 {
+		t.Errorf("rule 1 back: %v, want 1 (its old count forgotten)", v)
 	}
 }
 

@@ -45,6 +45,18 @@ type dropMemo struct {
 	offPackets, offBytes   uint64
 }
 
+// fold takes a new reading of the counters and returns them made monotonic.
+func (m *dropMemo) fold(packets, bytes uint64) (uint64, uint64) {
+	if packets < m.lastPackets {
+		m.offPackets += m.lastPackets - packets
+	}
+	if bytes < m.lastBytes {
+		m.offBytes += m.lastBytes - bytes
+	}
+	m.lastPackets, m.lastBytes = packets, bytes
+	return packets + m.offPackets, bytes + m.offBytes
+}
+
 func newSwitchCollector(read func(context.Context) (datapath.SwitchStats, bool, error)) *switchCollector {
 	dp := []string{"datapath"}
 	table := []string{"table"}
@@ -146,7 +158,8 @@ func (c *switchCollector) collect(ctx context.Context) ([]prometheus.Metric, err
 
 // foldDrops sums the drops by reason and keeps each sum from going down (see
 // dropMemo). Reasons are few and fixed by the pipeline, so their memory is
-// kept for the life of the process.
+// kept for the life of the process. The policy collector folds a Linux
+// backend's policy drops here too.
 func (c *switchCollector) foldDrops(drops []datapath.DropStats) []datapath.DropStats {
 	sums := map[string]datapath.DropStats{}
 	for _, d := range drops {
@@ -164,15 +177,9 @@ func (c *switchCollector) foldDrops(drops []datapath.DropStats) []datapath.DropS
 	defer c.mu.Unlock()
 	for r, s := range sums {
 		m := c.drops[r]
-		if s.Packets < m.lastPackets {
-			m.offPackets += m.lastPackets - s.Packets
-		}
-		if s.Bytes < m.lastBytes {
-			m.offBytes += m.lastBytes - s.Bytes
-		}
-		m.lastPackets, m.lastBytes = s.Packets, s.Bytes
+		packets, bytes := m.fold(s.Packets, s.Bytes)
 		c.drops[r] = m
-		out = append(out, datapath.DropStats{Reason: r, Packets: s.Packets + m.offPackets, Bytes: s.Bytes + m.offBytes})
+		out = append(out, datapath.DropStats{Reason: r, Packets: packets, Bytes: bytes})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Reason < out[j].Reason })
 	return out
