@@ -23,12 +23,14 @@ import (
 // The services every port of the security group tests offers: TCP echo on
 // sgHTTP and sgPostgres, UDP echo on sgUDPEcho. Nothing listens on
 // sgUDPClosed, which db's rules allow: the port unreachable it draws must
-// come back to the sender as related. sgStream takes the streams of the
-// live-change and restart checks (db's rules allow it beside sgPostgres).
+// come back to the sender as related. sgStream and sgDownload take the
+// streams of the live-change and restart checks (db's rules allow them
+// beside sgPostgres).
 const (
 	sgHTTP      = 80
 	sgPostgres  = 5432
 	sgStream    = 5433
+	sgDownload  = 5434
 	sgUDPEcho   = 5353
 	sgUDPClosed = 5354
 )
@@ -255,42 +257,62 @@ func sgPing(ns string, to netip.Addr) error {
 	return nil
 }
 
-// sgStreamer is a TCP stream from one namespace to another: the sender
-// writes as fast as it can, the receiver counts.
+// sgStreamer is a TCP stream between two namespaces: one end writes as
+// fast as it can, the other counts.
 type sgStreamer struct {
 	received atomic.Int64
 }
 
-func sgStartStream(t *testing.T, nsFrom, nsTo string, to netip.AddrPort) *sgStreamer {
+// sgStartStream connects from namespace client to a listener on to in
+// namespace server; the client writes, or with download the server does
+// (the bulk then flows in the connection's reply direction).
+func sgStartStream(t *testing.T, client, server string, to netip.AddrPort, download bool) *sgStreamer {
 	t.Helper()
-	ln := sgListen(t, nsTo, to)
+	ln := sgListen(t, server, to)
 	s := &sgStreamer{}
+	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
+			close(accepted)
 			return
 		}
-		defer c.Close()
+		accepted <- c
+	}()
+	c, err := sgConnect(client, to.Addr(), to.Port(), sgProbeTimeout)
+	if err != nil {
+		t.Fatalf("stream to %s: %v", to, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	sc, ok := <-accepted
+	if !ok {
+		t.Fatalf("stream to %s: not accepted", to)
+	}
+	t.Cleanup(func() { sc.Close() })
+	from, into := c, sc
+	if download {
+		from, into = sc, c
+	}
+	go func() {
 		buf := make([]byte, 64<<10)
 		for {
-			n, err := c.Read(buf)
+			n, err := into.Read(buf)
 			s.received.Add(int64(n))
 			if err != nil {
 				return
 			}
 		}
 	}()
-	c, err := sgConnect(nsFrom, to.Addr(), to.Port(), sgProbeTimeout)
-	if err != nil {
-		t.Fatalf("stream to %s: %v", to, err)
-	}
-	t.Cleanup(func() { c.Close() })
 	go func() {
+		// About 100 Mbit/s: enough to see a stall at once, not so much
+		// that the userspace datapath drops the single-packet probes the
+		// tests run beside it.
 		buf := make([]byte, 64<<10)
 		for {
-			if _, err := c.Write(buf); err != nil {
+			if _, err := from.Write(buf); err != nil {
 				return
 			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	return s
