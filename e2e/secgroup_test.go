@@ -205,6 +205,26 @@ func runSecurityGroups(t *testing.T, bc backendCase) {
 		flowing("vswitchd restarted", "upload")
 		checkSGMatrix(t, "after the vswitchd restart", pol, ports)
 	})
+
+	t.Run("fragments in a small network", func(t *testing.T) {
+		// A ping of 1,400 bytes in a network of MTU 576 is three
+		// fragments each way, the last smaller than OVS's default minimum
+		// fragment: conntrack must reassemble them to judge the ping
+		// (allowed: admin's egress, web's ingress from admin) and its
+		// reply.
+		d.must("PUT", "/v1/networks/sg-small", map[string]any{"subnet": "10.83.3.0/24", "mtu": 576}, http.StatusCreated, nil)
+		from := sgPort{name: "small-admin", network: "sg-small", ns: newNetns(t, "vnt-sg-"), ip: netip.MustParseAddr("10.83.3.10"), groups: []string{"admin"}}
+		to := sgPort{name: "small-web", network: "sg-small", ns: newNetns(t, "vnt-sg-"), ip: netip.MustParseAddr("10.83.3.11"), groups: []string{"web"}}
+		for _, p := range []sgPort{from, to} {
+			d.must("PUT", "/v1/ports/"+p.name, p.spec(), http.StatusCreated, nil)
+			if mtu := linkIn(t, p.ns, "eth0").Attrs().MTU; mtu != 576 {
+				t.Fatalf("%s's eth0 has MTU %d, want the network's 576", p.name, mtu)
+			}
+		}
+		if out, err := exec.Command("ip", "netns", "exec", from.ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "1400", to.ip.String()).CombinedOutput(); err != nil {
+			t.Errorf("ping -s 1400 %s → %s in a network of MTU 576: %v\n%s", from.name, to.name, err, out)
+		}
+	})
 }
 
 // checkGroupsInPlace changes to's groups with PUTs (none → web → none)
@@ -221,15 +241,7 @@ func checkGroupsInPlace(t *testing.T, d *daemon, ports []sgPort, from, to, peer 
 		byName[ports[i].name] = &ports[i]
 	}
 	src, dst, pr := *byName[from], byName[to], *byName[peer]
-	ifindex := func() int {
-		for _, l := range linksIn(t, dst.ns) {
-			if l.Attrs().Name == "eth0" {
-				return l.Attrs().Index
-			}
-		}
-		t.Fatalf("no eth0 in %s", dst.ns)
-		return 0
-	}
+	ifindex := func() int { return linkIn(t, dst.ns, "eth0").Attrs().Index }
 	before := ifindex()
 	const count = "600"
 	ping := exec.Command("ip", "netns", "exec", src.ns, "ping", "-i", "0.01", "-c", count, "-W", "1", dst.ip.String())
