@@ -73,10 +73,10 @@ func sgPorts() []sgPort {
 // through a real daemon's API: the policy matrix (docs/DESIGN.md §8.1),
 // live changes (a removed rule cuts an established stream within a
 // second, an added one lets the next connection through, a port's groups
-// change in place without losing a ping), and restarts of the daemon
+// change in place without losing a ping), restarts of the daemon
 // (SIGKILL) and of ovs-vswitchd that keep allowed connections alive and
 // denied ones denied, the daemon's restart without a change to the
-// datapath.
+// datapath, and fragments judged whole in a network of the smallest MTU.
 func TestSecurityGroups(t *testing.T) {
 	for _, bc := range backendKinds() {
 		t.Run(bc.name, func(t *testing.T) { runSecurityGroups(t, bc) })
