@@ -81,11 +81,16 @@ func SealGateway(name string) error {
 // disable_ipv6=1, in the daemon's network namespace): the link gets no
 // address and the host takes nothing from it over IPv6. Networks are IPv4
 // only, so this is right for every link ovs-vnet makes. A kernel without
-// IPv6 has nothing to turn off.
+// IPv6 has nothing to turn off, nor has a link whose MTU is below IPv6's
+// minimum (a network's may be 576): the kernel takes IPv6 and its conf off
+// such a link, and a network's MTU never changes.
 func disableIPv6(name string) error {
 	err := setSysctl("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", "1")
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, statErr := os.Stat("/proc/sys/net/ipv6"); errors.Is(statErr, fs.ErrNotExist) {
+			return nil
+		}
+		if l, linkErr := netlink.LinkByName(name); linkErr == nil && l.Attrs().MTU < ipv6MinMTU {
 			return nil
 		}
 	}
@@ -94,6 +99,9 @@ func disableIPv6(name string) error {
 	}
 	return nil
 }
+
+// ipv6MinMTU is IPv6's minimum link MTU (RFC 8200 §5).
+const ipv6MinMTU = 1280
 
 // setSysctl writes value to the sysctl file path unless it holds it already:
 // a write takes the kernel's RTNL lock, which a read does not.
