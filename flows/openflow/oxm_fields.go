@@ -60,6 +60,9 @@ const (
 	VlanNone    uint16 = 0x0000
 )
 
+// TCPFlagSYN is the SYN bit for TCPFlags.
+const TCPFlagSYN uint16 = 0x002
+
 // Connection-tracking state bits for CtState (OVS lib/packets.h CS_*).
 const (
 	CtStateNew uint32 = 1 << iota
@@ -137,6 +140,9 @@ var Fields = []FieldInfo{
 	// NXM_NX_TUN_ID; the two are different wire headers for one field.
 	{Name: "tunnel_id", MatchName: "tun_id", Class: OXMClassOpenFlow, Field: 38, Width: 8, Maskable: true},
 	{Name: "ipv6_exthdr", Class: OXMClassOpenFlow, Field: 39, Width: 2, Maskable: true, Prereqs: preIPv6},
+	// OpenFlow 1.3 has no basic tcp_flags; OVS takes and reports ONF's
+	// experimenter field (the only experimenter field known here).
+	{Name: "tcp_flags", Class: OXMClassExperimenter, Field: onfTCPFlags, Width: 2, Maskable: true, Prereqs: preTCP},
 
 	{Name: "reg0", Class: OXMClassNXM1, Field: 0, Width: 4, Maskable: true},
 	{Name: "reg1", Class: OXMClassNXM1, Field: 1, Width: 4, Maskable: true},
@@ -214,7 +220,7 @@ func FieldByName(name string) (FieldInfo, bool) {
 
 // Info returns what the codec knows of o's field.
 func (o OXM) Info() (FieldInfo, bool) {
-	if o.Class == OXMClassExperimenter {
+	if o.Class == OXMClassExperimenter && o.Experimenter != vendorONF {
 		return FieldInfo{}, false
 	}
 	return LookupField(o.Class, o.Field)
@@ -438,6 +444,13 @@ func MPLSTC(tc uint8) OXM                { return basic(35, []byte{tc}) }
 func MPLSBoS(bos uint8) OXM              { return basic(36, []byte{bos}) }
 func PBBISID(isid uint32) OXM            { return basic(37, be32(isid)[1:]) }
 func IPv6Exthdr(flags, mask uint16) OXM  { return masked(basic(39, be16(flags)), be16(mask)) }
+
+// TCPFlags matches the TCP flag bits (TCPFlag*) set in mask to their
+// values in flags, as ONF's experimenter field: OVS reads a tcp_flags
+// match back so in OpenFlow 1.3, and a reconciler compares what it reads.
+func TCPFlags(flags, mask uint16) OXM {
+	return masked(OXM{Class: OXMClassExperimenter, Field: onfTCPFlags, Experimenter: vendorONF, Value: be16(flags)}, be16(mask))
+}
 
 // Reg matches all of register n (0..15); it panics on another n.
 func Reg(n int, v uint32) OXM { return RegMasked(n, v, ^uint32(0)) }

@@ -19,7 +19,7 @@ import (
 // (RegOwnGroup) and resubmits to the peer table, whose flow for the peer's
 // address resubmits once with RegPeerGroup 0 (the rules with a CIDR or any
 // peer) and once per group of the address. A rule is thus one flow per
-// port mask, an address two flows, a port four: O(ports + members +
+// port mask, an address two flows, a port six: O(ports + members +
 // rules), and a membership change touches only the address's flows.
 
 // prioRule is the priority of a group's first rule; rule i has prioRule-i,
@@ -58,47 +58,98 @@ func PortMasks(lo, hi uint16) []PortMask {
 // without groups pass both sides untracked, replies and related packets
 // of tracked connections pass, a packet no rule allowed is dropped, and
 // output commits what a side allowed new.
+//
+// Conntrack does not outlive ovs-vswitchd: after a restart a connection's
+// next packet is +new, and if it comes from the side that did not open it
+// (a download's data) the rules judge it as a connection the wrong way
+// round. So a +new TCP packet without SYN, which opens nothing, is judged
+// both ways: as it is, and swapped, by the rules that would have judged
+// its reverse (the receiver's egress, the sender's ingress). Both sides
+// must take it the same way — one allowing it as it is and the other only
+// as its reverse would let through what no connection allowed. Taken as
+// the reverse, it is committed as it is with ctMarkFlip: the entry's
+// reply direction is then the opener's, which is judged, and its original
+// direction passes as replies do, but never a SYN, which would open a
+// connection the rules deny. A connection a rule change cut has no
+// allowing reverse either, so it stays cut.
 func (p Pipeline) policyBase(c uint64) []flowset.Flow {
 	tracked := func(bits uint32) openflow.OXM {
 		return openflow.CtState(openflow.CtStateTracked|bits, openflow.CtStateTracked|bits)
 	}
-	allowed := openflow.RegMasked(RegFlags, 1<<FlagAllow, 1<<FlagAllow)
-	commit := func(zone int) openflow.Action {
-		return openflow.NXCT{Flags: openflow.NXCTCommit, RecircTable: openflow.NXCTNoRecirc,
+	reply := openflow.CtState(openflow.CtStateTracked|openflow.CtStateEstablished|openflow.CtStateReply,
+		openflow.CtStateTracked|openflow.CtStateEstablished|openflow.CtStateReply)
+	original := openflow.CtState(openflow.CtStateTracked|openflow.CtStateEstablished,
+		openflow.CtStateTracked|openflow.CtStateEstablished|openflow.CtStateReply)
+	notNew := openflow.CtState(openflow.CtStateTracked, openflow.CtStateTracked|openflow.CtStateNew)
+	unflipped, flipped := openflow.CtMark(0, ctMarkFlip), openflow.CtMark(ctMarkFlip, ctMarkFlip)
+	noSYN := openflow.TCPFlags(0, openflow.TCPFlagSYN)
+	// flags matches the bits of RegFlags in set to 1, those in unset to 0.
+	flags := func(set, unset uint32) openflow.OXM { return openflow.RegMasked(RegFlags, set, set|unset) }
+	allow, allowRev := uint32(1)<<FlagAllow, uint32(1)<<FlagAllowRev
+	commit := func(zone int, mark bool) openflow.Action {
+		ct := openflow.NXCT{Flags: openflow.NXCTCommit, RecircTable: openflow.NXCTNoRecirc,
 			ZoneSrc: openflow.SubField{Field: regRef(zone), NBits: 16}}
+		if mark {
+			ct.Actions = []openflow.Action{openflow.NXRegLoad{Dst: openflow.SubField{Field: openflow.RefOf("ct_mark"), NBits: 1}, Value: 1}}
+		}
+		return ct
 	}
-	commitFlags := func(bits uint32) openflow.OXM { return openflow.RegMasked(RegFlags, bits, bits) }
-	src, dst := uint32(1)<<FlagCommitSrc, uint32(1)<<FlagCommitDst
+	src, dst, flip := uint32(1)<<FlagCommitSrc, uint32(1)<<FlagCommitDst, uint32(1)<<FlagFlip
 	ip := openflow.EthType(ethIPv4)
+	tcp := openflow.IPProto(model.ProtoTCP)
+	judged := []openflow.Action{loadFlag(FlagAllow, 0), loadFlag(FlagAllowRev, 0)}
 	return []flowset.Flow{
-		flow(TableEgressCT, prioMiss, c, match(), gotoTable(TableEgressOut)),
-		flow(TableEgressACL, prioExact, c, match(tracked(openflow.CtStateEstablished|openflow.CtStateReply)), gotoTable(TableEgressOut)),
+		flow(TableEgressCT, prioMiss, c, match(), apply(loadFlag(FlagSrcRev, 1)), gotoTable(TableEgressOut)),
+		flow(TableEgressACL, prioExact, c, match(reply, unflipped), gotoTable(TableEgressOut)),
+		flow(TableEgressACL, prioExact, c, match(ip, tcp, original, flipped, noSYN), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioExact, c, match(tracked(openflow.CtStateRelated)), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioMiss, c, match(), gotoTable(TableEgressVerdict)),
 		flow(TableEgressPeer, prioMiss, c, match(), apply(peerPasses(TableEgressRules, nil)...)),
-		flow(TableEgressVerdict, prioExact, c, match(allowed, tracked(openflow.CtStateNew)),
-			apply(loadFlag(FlagCommitSrc, 1), loadFlag(FlagAllow, 0)), gotoTable(TableEgressOut)),
-		flow(TableEgressVerdict, prioGuard, c, match(allowed), apply(loadFlag(FlagAllow, 0)), gotoTable(TableEgressOut)),
+		flow(TableEgressVerdict, prioBoth, c, match(flags(allow|allowRev, 0)),
+			apply(append(judged, loadFlag(FlagCommitSrc, 1), loadFlag(FlagSrcRev, 1))...), gotoTable(TableEgressOut)),
+		flow(TableEgressVerdict, prioExact, c, match(flags(allow, 0), tracked(openflow.CtStateNew)),
+			apply(append(judged, loadFlag(FlagCommitSrc, 1))...), gotoTable(TableEgressOut)),
+		flow(TableEgressVerdict, prioReverse, c, match(flags(allowRev, 0)),
+			apply(append(judged, loadFlag(FlagCommitSrc, 1), loadFlag(FlagSrcRev, 1), loadFlag(FlagFlip, 1))...), gotoTable(TableEgressOut)),
+		flow(TableEgressVerdict, prioGuard, c, match(flags(allow, 0)), apply(judged...), gotoTable(TableEgressOut)),
 		drop(TableEgressVerdict, prioMiss, c),
 		flow(TableEgressOut, prioFallback, c, match(openflow.RegMasked(RegFlags, 1<<FlagRouted, 1<<FlagRouted)), gotoTable(TableRoute)),
 		flow(TableEgressOut, prioMiss, c, match(), gotoTable(TableL2)),
 
 		flow(TableIngressCT, prioMiss, c, match(), gotoTable(TableOutput)),
-		flow(TableIngressACL, prioExact, c, match(tracked(openflow.CtStateEstablished|openflow.CtStateReply)), gotoTable(TableOutput)),
+		flow(TableIngressACL, prioExact, c, match(reply, unflipped), gotoTable(TableOutput)),
+		flow(TableIngressACL, prioExact, c, match(ip, tcp, original, flipped, noSYN), gotoTable(TableOutput)),
 		flow(TableIngressACL, prioExact, c, match(tracked(openflow.CtStateRelated)), gotoTable(TableOutput)),
 		flow(TableIngressACL, prioMiss, c, match(), gotoTable(TableIngressVerdict)),
 		flow(TableIngressPeer, prioMiss, c, match(), apply(peerPasses(TableIngressRules, nil)...)),
-		flow(TableIngressVerdict, prioExact, c, match(allowed, tracked(openflow.CtStateNew)),
+		flow(TableIngressVerdict, prioExact, c, match(flags(allow, flip), tracked(openflow.CtStateNew)),
 			apply(loadFlag(FlagCommitDst, 1)), gotoTable(TableOutput)),
-		flow(TableIngressVerdict, prioGuard, c, match(allowed), gotoTable(TableOutput)),
+		flow(TableIngressVerdict, prioReverse, c, match(flags(allowRev|1<<FlagSrcRev, 0)),
+			apply(loadFlag(FlagCommitDst, 1), loadFlag(FlagFlip, 1)), gotoTable(TableOutput)),
+		flow(TableIngressVerdict, prioGuard, c, match(flags(allow, 0), notNew), gotoTable(TableOutput)),
 		drop(TableIngressVerdict, prioMiss, c),
 
-		flow(TableOutput, prioExact, c, match(ip, commitFlags(src|dst)), apply(commit(RegSrcZone), commit(RegDstZone), outputChosen)),
-		flow(TableOutput, prioGuard, c, match(ip, commitFlags(src)), apply(commit(RegSrcZone), outputChosen)),
-		flow(TableOutput, prioGuard, c, match(ip, commitFlags(dst)), apply(commit(RegDstZone), outputChosen)),
+		flow(TableOutput, prioBoth, c, match(ip, flags(src|dst|flip, 0)), apply(commit(RegSrcZone, true), commit(RegDstZone, true), outputChosen)),
+		flow(TableOutput, prioExact, c, match(ip, flags(src|dst, 0)), apply(commit(RegSrcZone, false), commit(RegDstZone, false), outputChosen)),
+		flow(TableOutput, prioReverse, c, match(ip, flags(src|flip, 0)), apply(commit(RegSrcZone, true), outputChosen)),
+		flow(TableOutput, prioReverse, c, match(ip, flags(dst|flip, 0)), apply(commit(RegDstZone, true), outputChosen)),
+		flow(TableOutput, prioGuard, c, match(ip, flags(src, 0)), apply(commit(RegSrcZone, false), outputChosen)),
+		flow(TableOutput, prioGuard, c, match(ip, flags(dst, 0)), apply(commit(RegDstZone, false), outputChosen)),
 		flow(TableOutput, prioMiss, c, match(), apply(outputChosen)),
 	}
 }
+
+// ctMarkFlip is the ct_mark bit of a connection committed as the reverse
+// of its opening (see policyBase).
+const ctMarkFlip uint32 = 1
+
+// Priorities of the verdict and output tables beside the shared ones:
+// both ways allowed above one way, the reverse between the exact case and
+// the guard.
+const (
+	prioBoth    = prioExact + 10
+	prioReverse = prioGuard + 10
+)
 
 // outputChosen outputs to the port l2_forward or route chose (RegOutPort).
 var outputChosen = openflow.NXOutputReg{Src: openflow.SubField{Field: regRef(RegOutPort), NBits: 16}, MaxLen: openflow.OutputRegMaxLen}
@@ -137,14 +188,52 @@ func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []
 	if pol.EgressLimited(port.Name) {
 		egress = ownPasses(TableEgressPeer, own)
 	}
+	ingress := ownPasses(TableIngressPeer, own)
+	// A +new TCP packet without SYN: first the rules of the other
+	// direction on the packet swapped, kept in FlagAllowRev.
+	newNoSYN := []openflow.OXM{ip, openflow.IPProto(model.ProtoTCP),
+		openflow.CtState(openflow.CtStateTracked|openflow.CtStateNew, openflow.CtStateTracked|openflow.CtStateNew),
+		openflow.TCPFlags(0, openflow.TCPFlagSYN)}
+	reversed := func(as []openflow.Action) []openflow.Action {
+		out := append(swapped(), as...)
+		return append(append(out, swapped()...), keepReverse...)
+	}
 	return []flowset.Flow{
 		flow(TableEgressCT, prioFallback, c, match(in, ip),
 			apply(setField(openflow.Reg(RegSrcZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableEgressACL})),
 		flow(TableEgressACL, prioFallback, c, match(in, trk), applyThen(egress, TableEgressVerdict)...),
+		flow(TableEgressACL, prioGuard, c, match(append([]openflow.OXM{in}, newNoSYN...)...),
+			applyThen(append(reversed(ingress), egress...), TableEgressVerdict)...),
 		flow(TableIngressCT, prioFallback, c, match(ip, out),
 			apply(setField(openflow.Reg(RegDstZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableIngressACL})),
-		flow(TableIngressACL, prioFallback, c, match(out, trk), applyThen(ownPasses(TableIngressPeer, own), TableIngressVerdict)...),
+		flow(TableIngressACL, prioFallback, c, match(out, trk), applyThen(ingress, TableIngressVerdict)...),
+		flow(TableIngressACL, prioGuard, c, match(append(newNoSYN, out)...),
+			applyThen(append(reversed(egress), ingress...), TableIngressVerdict)...),
 	}
+}
+
+// swapped exchanges a TCP packet's addresses and ports, through the stack:
+// done twice it is the packet again, and between the two the rules judge
+// the packet's reverse. No commit point lies between, so the datapath
+// never sees the swap.
+func swapped() []openflow.Action {
+	var as []openflow.Action
+	for _, pair := range [][2]openflow.FieldRef{{nxmIPSrc, nxmIPDst}, {nxmTCPSrc, nxmTCPDst}} {
+		a, b := pair[0], pair[1]
+		as = append(as,
+			openflow.NXStackPush{Field: openflow.SubField{Field: a, NBits: uint16(a.Len) * 8}},
+			openflow.NXStackPush{Field: openflow.SubField{Field: b, NBits: uint16(b.Len) * 8}},
+			openflow.NXStackPop{Field: openflow.SubField{Field: a, NBits: uint16(a.Len) * 8}},
+			openflow.NXStackPop{Field: openflow.SubField{Field: b, NBits: uint16(b.Len) * 8}})
+	}
+	return as
+}
+
+// keepReverse moves the reverse's verdict to FlagAllowRev, for the
+// packet's own passes to start from nothing allowed.
+var keepReverse = []openflow.Action{
+	openflow.NXRegMove{NBits: 1, SrcOfs: FlagAllow, DstOfs: FlagAllowRev, Src: regRef(RegFlags), Dst: regRef(RegFlags)},
+	loadFlag(FlagAllow, 0),
 }
 
 // GroupRules is the flows of a group's rules under pol: one per port mask

@@ -154,7 +154,7 @@ func TestPortMasks(t *testing.T) {
 }
 
 // TestPolicyFlowCount proves the flows linear in ports, members and rules:
-// exactly the skeleton's, four per guarded port, two per member address
+// exactly the skeleton's, six per guarded port, two per member address
 // and one per port mask of each rule, at 10, 100 and 1,000 ports in one
 // group of 20 rules, one of them naming the group itself.
 func TestPolicyFlowCount(t *testing.T) {
@@ -174,9 +174,9 @@ func TestPolicyFlowCount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := 4*n + 2*n + rules
+		want := 6*n + 2*n + rules
 		if got := len(d.Flows) - len(without.Flows); got != want {
-			t.Errorf("%d ports: %d policy flows, want 4×%d + 2×%d + %d rule flows = %d", n, got, n, n, rules, want)
+			t.Errorf("%d ports: %d policy flows, want 6×%d + 2×%d + %d rule flows = %d", n, got, n, n, rules, want)
 		}
 		t.Logf("%d ports, 20 rules: %d flows in all, %d of them the policy's, skeleton %d", n, len(d.Flows), want, len(base.Flows))
 	}
@@ -231,7 +231,10 @@ func TestPolicyAgainstOVS(t *testing.T) {
 	mac := model.PortMAC
 	gw := model.BridgeMAC
 	tcp := func(from string, of int, src, dstMAC, dst string, port int) string {
-		return fmt.Sprintf("tcp,in_port=%d,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64,tp_src=40000,tp_dst=%d", of, mac(from), dstMAC, src, dst, port)
+		return fmt.Sprintf("tcp,in_port=%d,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64,tp_src=40000,tp_dst=%d,tcp_flags=syn", of, mac(from), dstMAC, src, dst, port)
+	}
+	ack := func(from string, of int, src, dstMAC, dst string, sport, dport int) string {
+		return fmt.Sprintf("tcp,in_port=%d,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64,tp_src=%d,tp_dst=%d,tcp_flags=ack", of, mac(from), dstMAC, src, dst, sport, dport)
 	}
 	newNew := []string{"--ct-next", "trk,new", "--ct-next", "trk,new"}
 	// Datapath port numbers are the ofports + 1: br0's own is 1.
@@ -254,10 +257,16 @@ func TestPolicyAgainstOVS(t *testing.T) {
 		{"admin1 → db1 5432: egress rule 1 of admin, db's ingress has none", tcp("admin1", 4, "10.72.0.3", mac("db1"), "10.72.0.2", 5432), newNew,
 			[]string{"24. ip,reg5=0x3,reg6=0x2, priority 1999, cookie 0x760600000c010000", "64. priority 0"}},
 		{"db1 → web1, a reply", tcp("db1", 3, "10.72.0.2", gw("back"), "10.71.0.2", 40000), []string{"--ct-next", "trk,est,rpl", "--ct-next", "trk,est,rpl"},
-			[]string{"22. ct_state=+est+rpl+trk, priority 200", "61. ct_state=+est+rpl+trk, priority 200", "output port is 1"}},
+			[]string{"22. ct_state=+est+rpl+trk,ct_mark=0/0x1, priority 200", "61. ct_state=+est+rpl+trk,ct_mark=0/0x1, priority 200", "output port is 1"}},
+		// After an ovs-vswitchd restart: conntrack lost, a download's
+		// next packet comes from the side that did not open it.
+		{"db1 5432 → web1, new without SYN: web1 may have opened it, committed flipped", ack("db1", 3, "10.72.0.2", gw("back"), "10.71.0.2", 5432, 40000), newNew,
+			[]string{"Datapath actions: ct(commit,zone=2,mark=0x1/0x1),ct(commit,zone=1,mark=0x1/0x1),2"}},
+		{"db1 40000 → web1 22, new without SYN: no rule allows either way", ack("db1", 3, "10.72.0.2", gw("back"), "10.71.0.2", 40000, 22), newNew,
+			[]string{"64. priority 0, cookie 0x7601000000000000\n drop"}},
 		{"web1 → db1 5432, established: judged again, not committed", tcp("web1", 1, "10.71.0.2", gw("front"), "10.72.0.2", 5432),
 			[]string{"--ct-next", "trk,est", "--ct-next", "trk,est"},
-			[]string{"cookie 0x7606000008000000", "64. reg1=0x2/0x2, priority 150", "Datapath actions: 4"}},
+			[]string{"cookie 0x7606000008000000", "64. ct_state=-new+trk,reg1=0x2/0x2, priority 150", "Datapath actions: 4"}},
 	}
 	for _, c := range cases {
 		out := box.Appctl(t, append([]string{"ofproto/trace", "br0", c.flow}, c.ct...)...)

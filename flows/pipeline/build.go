@@ -25,7 +25,7 @@ const (
 // multicastBit is the group bit of a MAC: broadcast and multicast have it.
 var multicastBit = net.HardwareAddr{0x01, 0, 0, 0, 0, 0}
 
-// Fields that the Nicira move action names by their NXM headers: OVS
+// Fields that the Nicira move and stack actions name by their NXM headers: OVS
 // reports reg_move on OpenFlow 1.3 with these, and a flow must be sent as it
 // is reported back, or every resync would find it changed.
 var (
@@ -33,6 +33,8 @@ var (
 	nxmEthSrc = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 2, Len: 6}
 	nxmIPSrc  = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 7, Len: 4}
 	nxmIPDst  = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 8, Len: 4}
+	nxmTCPSrc = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 9, Len: 2}
+	nxmTCPDst = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 10, Len: 2}
 	nxmARPSpa = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 16, Len: 4}
 	nxmARPTpa = openflow.FieldRef{Class: openflow.OXMClassNXM0, Field: 17, Len: 4}
 	nxmARPSha = openflow.FieldRef{Class: openflow.OXMClassNXM1, Field: 17, Len: 6}

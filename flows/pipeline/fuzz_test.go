@@ -205,7 +205,7 @@ func FuzzPolicyCompile(f *testing.F) {
 				t.Fatalf("table %d priority %d: %v", fl.Table, fl.Priority, err)
 			}
 		}
-		want := 4 * len(m.Policy.Ports)
+		want := 6 * len(m.Policy.Ports)
 		addrs := map[netip.Addr]bool{}
 		for _, ms := range m.Policy.Members {
 			for _, a := range ms {

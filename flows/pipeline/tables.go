@@ -68,6 +68,17 @@ const (
 	// FlagRouted: gateway sent the packet to route, which egress_out
 	// resumes after the egress side.
 	FlagRouted = 4
+	// FlagAllowRev: a rule of the side being judged allows the packet's
+	// reverse (a +new TCP packet without SYN: its receiver may have opened
+	// the connection before conntrack was lost, e.g. by an ovs-vswitchd
+	// restart).
+	FlagAllowRev = 5
+	// FlagSrcRev: the egress side allows the reverse (or has no groups):
+	// the ingress side may take the packet as its own port's connection.
+	FlagSrcRev = 6
+	// FlagFlip: the sides took the packet as its reverse; output commits
+	// it with ctMarkFlip.
+	FlagFlip = 7
 )
 
 // Registers of the security groups' tables, beside RegNetwork and
@@ -122,13 +133,13 @@ func Stages() []Stage {
 			nil},
 		{TableEgressCT, "egress_ct", "IPv4 of a port with security groups → conntrack in its network's zone (reg2); other packets skip the egress side",
 			nil},
-		{TableEgressACL, "egress_acl", "replies and related packets pass; else the port's open egress allows (reg1 bit 1), or one pass over the rules per group of the port (reg5)",
+		{TableEgressACL, "egress_acl", "replies (the original direction of a flipped connection's TCP without SYN) and related packets pass; else the port's open egress allows (reg1 bit 1), or one pass over the rules per group of the port (reg5); a new TCP packet without SYN also over its ingress rules, swapped (reg1 bit 5)",
 			nil},
 		{TableEgressPeer, "egress_peer", "per pass: the rules with no peer group, then one pass per group of the destination address (reg6)",
 			nil},
 		{TableEgressRules, "egress_rules", "egress rules by (port's group, peer's group): a match allows (reg1 bit 1); the first rule by index counts",
 			nil},
-		{TableEgressVerdict, "egress_verdict", "allowed packets on, new connections to be committed (reg1 bit 2); the rest dropped",
+		{TableEgressVerdict, "egress_verdict", "allowed packets on, new connections to be committed (reg1 bit 2), those allowed swapped also flippable (bit 6) or flipped (bit 7); the rest dropped",
 			map[uint16]string{prioMiss: v1.DropPolicy}},
 		{TableEgressOut, "egress_out", "to route when gateway said so (reg1 bit 4), else to l2_forward",
 			nil},
@@ -142,15 +153,15 @@ func Stages() []Stage {
 			map[uint16]string{prioMiss: v1.DropUnknownDst}},
 		{TableIngressCT, "ingress_ct", "IPv4 to a port with security groups → conntrack in its network's zone (reg4); other packets skip the ingress side",
 			nil},
-		{TableIngressACL, "ingress_acl", "replies and related packets pass; else one pass over the rules per group of the destination port (reg5)",
+		{TableIngressACL, "ingress_acl", "as egress_acl: a new TCP packet without SYN also over the port's egress rules, swapped (reg1 bit 5)",
 			nil},
 		{TableIngressPeer, "ingress_peer", "per pass: the rules with no peer group, then one pass per group of the source address (reg6)",
 			nil},
 		{TableIngressRules, "ingress_rules", "ingress rules by (port's group, peer's group): a match allows (reg1 bit 1); the first rule by index counts",
 			nil},
-		{TableIngressVerdict, "ingress_verdict", "allowed packets on, new connections to be committed (reg1 bit 3); the rest dropped",
+		{TableIngressVerdict, "ingress_verdict", "allowed packets on, new connections to be committed (reg1 bit 3): as they are if both sides allow them so, flipped (bit 7) if both allow the reverse; the rest dropped",
 			map[uint16]string{prioMiss: v1.DropPolicy}},
-		{TableOutput, "output", "commits the connections a side allowed new, in that side's zone, and outputs to the chosen port (reg3)",
+		{TableOutput, "output", "commits the connections a side allowed new, in that side's zone (flipped ones with ct_mark 1), and outputs to the chosen port (reg3)",
 			nil},
 	}
 }
