@@ -46,7 +46,14 @@ func tracePacket(q v1.Query, s datapath.State) (string, error) {
 	if q.Proto == v1.ProtoICMP {
 		return pkt + ",icmp_type=8,icmp_code=0", nil
 	}
-	return fmt.Sprintf("%s,%s_src=%d,%s_dst=%d", pkt, q.Proto, traceSrcPort, q.Proto, q.DPort), nil
+	pkt = fmt.Sprintf("%s,%s_src=%d,%s_dst=%d", pkt, q.Proto, traceSrcPort, q.Proto, q.DPort)
+	if q.Proto == v1.ProtoTCP {
+		// A SYN: a new TCP packet without one is also judged as its
+		// reverse (flows/pipeline's policyBase), which a connection's
+		// first packet never is.
+		pkt += ",tcp_flags=syn"
+	}
+	return pkt, nil
 }
 
 // stepLine is the head of one table's step in ofproto/trace's output:

@@ -49,7 +49,7 @@ func TestExplainTrace(t *testing.T) {
 		summary string
 	}{
 		{"same-network", v1.Query{From: "web1", To: addr("10.61.0.3"), Proto: "tcp", DPort: 80},
-			"tcp,in_port=1,dl_src=72:72:17:b1:8e:99,dl_dst=6a:b9:b7:ed:08:19,nw_src=10.61.0.2,nw_dst=10.61.0.3,nw_ttl=64,tcp_src=40000,tcp_dst=80",
+			"tcp,in_port=1,dl_src=72:72:17:b1:8e:99,dl_dst=6a:b9:b7:ed:08:19,nw_src=10.61.0.2,nw_dst=10.61.0.3,nw_ttl=64,tcp_src=40000,tcp_dst=80,tcp_flags=syn",
 			v1.Delivered, []string{"web2"}, "", []string{"classify", "spoof_guard", "gateway", "l2_forward"},
 			[]string{"port web1", "port web1", "pipeline", "port web2"}, "delivered to port web2 (network blue)"},
 		{"routed", v1.Query{From: "web1", To: addr("10.62.0.2")},
@@ -61,7 +61,7 @@ func TestExplainTrace(t *testing.T) {
 			v1.Dropped, nil, v1.DropIsolated, []string{"classify", "spoof_guard", "gateway", "route"},
 			[]string{"port g1", "port g1", "network green", "network blue"}, "dropped in table 30 (route) by a flow of network blue: no router joins"},
 		{"spoofed", v1.Query{From: "web1", To: addr("10.61.0.3"), Proto: "tcp", DPort: 80, Src: addr("10.61.0.99")},
-			"tcp,in_port=1,dl_src=72:72:17:b1:8e:99,dl_dst=6a:b9:b7:ed:08:19,nw_src=10.61.0.99,nw_dst=10.61.0.3,nw_ttl=64,tcp_src=40000,tcp_dst=80",
+			"tcp,in_port=1,dl_src=72:72:17:b1:8e:99,dl_dst=6a:b9:b7:ed:08:19,nw_src=10.61.0.99,nw_dst=10.61.0.3,nw_ttl=64,tcp_src=40000,tcp_dst=80,tcp_flags=syn",
 			v1.Dropped, nil, v1.DropSpoofed, []string{"classify", "spoof_guard"}, []string{"port web1", "port web1"},
 			"dropped in table 10 (spoof_guard) by a flow of port web1: its source MAC or IP is not the port's own"},
 		{"masquerade", v1.Query{From: "db1", To: addr("198.51.100.2"), Proto: "udp", DPort: 53},

@@ -217,7 +217,7 @@ func TestSecurityGroups(t *testing.T) {
 	})
 	t.Run("a removed rule cuts an established stream", func(t *testing.T) {
 		db1, web1 := byName["db1"], byName["web1"]
-		s := startStream(t, web1.Netns, db1.Netns, netip.AddrPortFrom(db1.IP, sgStream))
+		s := startStream(t, web1.Netns, db1.Netns, netip.AddrPortFrom(db1.IP, sgStream), false)
 		s.waitFlowing(t)
 		cut := sgPolicy(sgGroups(t), want, map[string][]netip.Addr{"web": {remoteWeb}})
 		db := cut.Groups["db"]
@@ -249,7 +249,7 @@ func TestSecurityGroups(t *testing.T) {
 		if len(changed) != 2 || !allContain(changed, "cookie=0x76070a610162") {
 			t.Errorf("a remote member joining web changed %d flows, want its 2:\n%s", len(changed), strings.Join(changed, "\n"))
 		}
-		// other joins web: its four port flows and its address's two.
+		// other joins web: its six port flows and its address's two.
 		joined := slices.Clone(want)
 		joined[1].SecurityGroups = "web"
 		before = boxFlows(t, box)
@@ -266,8 +266,8 @@ func TestSecurityGroups(t *testing.T) {
 			}
 		}
 		// And the second remote member left: its two flows went.
-		if len(changed) != 8 || ports != 4 || members != 2 {
-			t.Errorf("other joining web changed %d flows (%d of the port, %d of its address), want 8 (4, 2 and 2 of 10.97.1.98):\n%s",
+		if len(changed) != 10 || ports != 6 || members != 2 {
+			t.Errorf("other joining web changed %d flows (%d of the port, %d of its address), want 10 (6, 2 and 2 of 10.97.1.98):\n%s",
 				len(changed), ports, members, strings.Join(changed, "\n"))
 		}
 		if err := dialTCP(byName["web1"].Netns, byName["other"].IP, sgPostgres); err == nil {
@@ -280,6 +280,39 @@ func TestSecurityGroups(t *testing.T) {
 		if err := dialTCP(byName["other"].Netns, byName["db1"].IP, sgPostgres); err == nil {
 			t.Error("other left web, but still reaches db1")
 		}
+	})
+	t.Run("an ovs-vswitchd restart keeps a download, and a cut stream cut", func(t *testing.T) {
+		db1, web1 := byName["db1"], byName["web1"]
+		// web1 opens, db1 sends: after the restart db1's next segment is
+		// the first packet conntrack sees, the wrong way round.
+		s := startStream(t, web1.Netns, db1.Netns, netip.AddrPortFrom(db1.IP, sgStream), true)
+		s.waitFlowing(t)
+		restartVswitchd(t, box)
+		at := s.received.Load()
+		eventually(t, "download resumed after the ovs-vswitchd restart", func() bool { return s.received.Load() > at+1<<20 })
+		if err := dialTCP(db1.Netns, web1.IP, sgPostgres); err == nil {
+			t.Error("db1 → web1 passed after the restart: web's rules do not allow it")
+		}
+		if err := dialTCP(byName["other"].Netns, db1.IP, sgPostgres); err == nil {
+			t.Error("other → db1 passed after the restart: db's rules allow only web")
+		}
+
+		// The rule removed cuts the download; a restart must not bring it
+		// back: db1's retransmissions are new again, and now neither way
+		// is allowed.
+		cut := sgPolicy(sgGroups(t), want, map[string][]netip.Addr{"web": {remoteWeb}})
+		db := cut.Groups["db"]
+		db.Rules = db.Rules[1:]
+		cut.Groups["db"] = db
+		h.do(t, agentCmd{Op: "policy", Policy: cut})
+		s.waitStalled(t)
+		restartVswitchd(t, box)
+		at = s.received.Load()
+		time.Sleep(3 * time.Second)
+		if n := s.received.Load(); n != at {
+			t.Errorf("the cut download got %d bytes in 3 s after the restart", n-at)
+		}
+		h.do(t, agentCmd{Op: "policy", Policy: policy})
 	})
 	t.Run("restart sends nothing", func(t *testing.T) {
 		before := boxFlows(t, box)
@@ -463,13 +496,15 @@ func pingOnce(ns string, to netip.Addr) error {
 	return nil
 }
 
-// stream is a TCP stream from one namespace to another: the sender writes
-// as fast as it can, the receiver counts.
+// stream is a TCP stream between two namespaces: one side writes as fast
+// as it can, the other counts.
 type stream struct {
 	received atomic.Int64
 }
 
-func startStream(t *testing.T, nsFrom, nsTo string, to netip.AddrPort) *stream {
+// startStream connects from nsFrom to a listener at to in nsTo: an upload
+// (the opener writes) or a download (the opener reads).
+func startStream(t *testing.T, nsFrom, nsTo string, to netip.AddrPort, download bool) *stream {
 	t.Helper()
 	var ln net.Listener
 	if err := testbed.InNetns(nsTo, func() (err error) {
@@ -480,20 +515,17 @@ func startStream(t *testing.T, nsFrom, nsTo string, to netip.AddrPort) *stream {
 	}
 	t.Cleanup(func() { ln.Close() })
 	s := &stream{}
+	writer, reader := s.write, s.count
+	if download {
+		writer, reader = reader, writer
+	}
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		defer c.Close()
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := c.Read(buf)
-			s.received.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
+		reader(c)
 	}()
 	var c net.Conn
 	if err := testbed.InNetns(nsFrom, func() (err error) {
@@ -503,15 +535,30 @@ func startStream(t *testing.T, nsFrom, nsTo string, to netip.AddrPort) *stream {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	}()
+	go writer(c)
 	return s
+}
+
+// write sends on c until it fails.
+func (s *stream) write(c net.Conn) {
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := c.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+// count receives from c until it fails.
+func (s *stream) count(c net.Conn) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		s.received.Add(int64(n))
+		if err != nil {
+			return
+		}
+	}
 }
 
 // waitFlowing waits, generously bounded, for bytes to arrive.
@@ -537,6 +584,16 @@ func (s *stream) waitStalled(t *testing.T) time.Duration {
 		}
 	}
 	return lastAt.Sub(start)
+}
+
+// restartVswitchd restarts the sandbox's ovs-vswitchd, which loses its
+// flows and conntrack, and waits, generously bounded, for the backend to
+// have put the flows back (the output table's commit flows among them).
+func restartVswitchd(t *testing.T, box *testbed.Sandbox) {
+	t.Helper()
+	before := len(boxFlows(t, box))
+	box.RestartVswitchd(t)
+	eventually(t, "flows back after the ovs-vswitchd restart", func() bool { return len(boxFlows(t, box)) >= before })
 }
 
 // boxFlows is the integration bridge's flows (ofctlDump): text without
