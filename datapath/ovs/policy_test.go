@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -154,6 +153,15 @@ func TestSecurityGroups(t *testing.T) {
 		serve(t, p)
 	}
 
+	// cut is the policy without db's TCP rule, which the streams use.
+	cut := func() model.Policy {
+		p := sgPolicy(sgGroups(t), want, map[string][]netip.Addr{"web": {remoteWeb}})
+		db := p.Groups["db"]
+		db.Rules = db.Rules[1:]
+		p.Groups["db"] = db
+		return p
+	}
+
 	t.Run("matrix", func(t *testing.T) {
 		checkMatrix(t, policy, ports)
 	})
@@ -219,12 +227,8 @@ func TestSecurityGroups(t *testing.T) {
 		db1, web1 := byName["db1"], byName["web1"]
 		s := startStream(t, web1.Netns, db1.Netns, netip.AddrPortFrom(db1.IP, sgStream), false)
 		s.waitFlowing(t)
-		cut := sgPolicy(sgGroups(t), want, map[string][]netip.Addr{"web": {remoteWeb}})
-		db := cut.Groups["db"]
-		db.Rules = db.Rules[1:]
-		cut.Groups["db"] = db
 		sent := time.Now()
-		h.do(t, agentCmd{Op: "policy", Policy: cut})
+		h.do(t, agentCmd{Op: "policy", Policy: cut()})
 		applied := time.Since(sent)
 		took := s.waitStalled(t)
 		t.Logf("the stream's last bytes came %v after SetPolicy returned (it took %v)", took, applied)
@@ -300,11 +304,7 @@ func TestSecurityGroups(t *testing.T) {
 		// The rule removed cuts the download; a restart must not bring it
 		// back: db1's retransmissions are new again, and now neither way
 		// is allowed.
-		cut := sgPolicy(sgGroups(t), want, map[string][]netip.Addr{"web": {remoteWeb}})
-		db := cut.Groups["db"]
-		db.Rules = db.Rules[1:]
-		cut.Groups["db"] = db
-		h.do(t, agentCmd{Op: "policy", Policy: cut})
+		h.do(t, agentCmd{Op: "policy", Policy: cut()})
 		s.waitStalled(t)
 		restartVswitchd(t, box)
 		at = s.received.Load()
@@ -494,96 +494,6 @@ func pingOnce(ns string, to netip.Addr) error {
 		return fmt.Errorf("ping %s: %v: %s", to, err, out)
 	}
 	return nil
-}
-
-// stream is a TCP stream between two namespaces: one side writes as fast
-// as it can, the other counts.
-type stream struct {
-	received atomic.Int64
-}
-
-// startStream connects from nsFrom to a listener at to in nsTo: an upload
-// (the opener writes) or a download (the opener reads).
-func startStream(t *testing.T, nsFrom, nsTo string, to netip.AddrPort, download bool) *stream {
-	t.Helper()
-	var ln net.Listener
-	if err := testbed.InNetns(nsTo, func() (err error) {
-		ln, err = net.Listen("tcp4", to.String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	s := &stream{}
-	writer, reader := s.write, s.count
-	if download {
-		writer, reader = reader, writer
-	}
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		reader(c)
-	}()
-	var c net.Conn
-	if err := testbed.InNetns(nsFrom, func() (err error) {
-		c, err = net.DialTimeout("tcp4", ln.Addr().String(), probeTimeout)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	go writer(c)
-	return s
-}
-
-// write sends on c until it fails.
-func (s *stream) write(c net.Conn) {
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := c.Write(buf); err != nil {
-			return
-		}
-	}
-}
-
-// count receives from c until it fails.
-func (s *stream) count(c net.Conn) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := c.Read(buf)
-		s.received.Add(int64(n))
-		if err != nil {
-			return
-		}
-	}
-}
-
-// waitFlowing waits, generously bounded, for bytes to arrive.
-func (s *stream) waitFlowing(t *testing.T) {
-	t.Helper()
-	eventually(t, "stream flowing", func() bool { return s.received.Load() > 1<<20 })
-}
-
-// waitStalled waits, generously bounded, until no byte has arrived for a
-// while, and returns how long after the call the last byte came.
-func (s *stream) waitStalled(t *testing.T) time.Duration {
-	t.Helper()
-	const quiet, bound = 500 * time.Millisecond, 10 * time.Second
-	start := time.Now()
-	last, lastAt := s.received.Load(), time.Now()
-	for time.Since(lastAt) < quiet {
-		if time.Since(start) > bound {
-			t.Fatalf("the stream still flows %v after the rule was removed (%d bytes)", bound, s.received.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
-		if n := s.received.Load(); n != last {
-			last, lastAt = n, time.Now()
-		}
-	}
-	return lastAt.Sub(start)
 }
 
 // restartVswitchd restarts the sandbox's ovs-vswitchd, which loses its
