@@ -1,17 +1,9 @@
 package e2e
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"net"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,294 +80,69 @@ func sgOracle(t *testing.T, d *daemon, ports []sgPort) model.Policy {
 	return pol
 }
 
-// checkSGMatrix has every port try every service of every other port —
-// TCP connect and echo, UDP echo, UDP to a closed port, ping — and checks
-// each outcome against pol.Allows: an echo or a ping answer proves the
-// reply passed too, and a port unreachable seen by the sender of the
-// closed-port probe proves related ICMP passes. The probes run at once: a
-// denied one waits out its timeout.
+// sgMatrix is the security group tests' matrix: every port tries every
+// service of every other port — TCP connect and echo, UDP echo, UDP to a
+// closed port, ping — and each outcome is checked against pol.Allows.
+var sgMatrix = testbed.Matrix{TCP: []uint16{sgHTTP, sgPostgres}, UDPEcho: sgUDPEcho, UDPClosed: sgUDPClosed, Wait: sgProbeTimeout}
+
+// checkSGMatrix runs sgMatrix on the ports and checks that it holds both
+// allowed and denied probes, or it proves nothing.
 func checkSGMatrix(t *testing.T, step string, pol model.Policy, ports []sgPort) {
 	t.Helper()
-	type probe struct {
-		from, to sgPort
-		proto    uint8
-		dport    uint16
+	var mp []testbed.MatrixPort
+	for _, p := range ports {
+		mp = append(mp, testbed.MatrixPort{Name: p.name, Netns: p.ns, IP: p.ip})
 	}
-	var probes []probe
-	for _, from := range ports {
-		for _, to := range ports {
-			if from.name != to.name {
-				probes = append(probes, probe{from, to, model.ProtoTCP, sgHTTP}, probe{from, to, model.ProtoTCP, sgPostgres},
-					probe{from, to, model.ProtoUDP, sgUDPEcho}, probe{from, to, model.ProtoUDP, sgUDPClosed}, probe{from, to, model.ProtoICMP, 0})
-			}
-		}
-	}
-	errs := make([]error, len(probes))
-	var wg sync.WaitGroup
-	for i, p := range probes {
-		wg.Go(func() {
-			switch p.proto {
-			case model.ProtoTCP:
-				errs[i] = sgDial(p.from.ns, p.to.ip, p.dport, sgProbeTimeout)
-			case model.ProtoUDP:
-				errs[i] = sgUDPEchoOnce(p.from.ns, p.to.ip, p.dport)
-			default:
-				errs[i] = sgPing(p.from.ns, p.to.ip)
-			}
-		})
-	}
-	wg.Wait()
-	allowed := 0
-	for i, p := range probes {
-		eg, in := pol.Allows(model.Packet{SrcPort: p.from.name, DstPort: p.to.name, Src: p.from.ip, Dst: p.to.ip, Proto: p.proto, DPort: p.dport})
-		want := eg.Allowed && in.Allowed
-		got := errs[i] == nil
-		if p.dport == sgUDPClosed {
-			got = errors.Is(errs[i], syscall.ECONNREFUSED)
-		}
-		if got != want {
-			t.Errorf("%s: %s → %s proto %d port %d: passed %v, want %v (egress %+v, ingress %+v): %v",
-				step, p.from.name, p.to.name, p.proto, p.dport, got, want, eg, in, errs[i])
-		}
-		if want {
-			allowed++
-		}
-	}
-	t.Logf("%s: %d probes, %d of them allowed", step, len(probes), allowed)
-	if allowed == 0 || allowed == len(probes) {
-		t.Errorf("%s: the matrix proves nothing: %d of %d allowed", step, allowed, len(probes))
+	if allowed, n := sgMatrix.Check(t, step, pol, mp); allowed == 0 || allowed == n {
+		t.Errorf("%s: the matrix proves nothing: %d of %d allowed", step, allowed, n)
 	}
 }
 
-// sgServe runs the TCP and UDP echo services on the port's address, in its
+// sgServe runs sgMatrix's services on the port's address, in its
 // namespace, until the test ends.
 func sgServe(t *testing.T, p sgPort) {
 	t.Helper()
-	for _, port := range []uint16{sgHTTP, sgPostgres} {
-		ln := sgListen(t, p.ns, netip.AddrPortFrom(p.ip, port))
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					_, _ = io.Copy(c, c)
-				}()
-			}
-		}()
-	}
-	var pc net.PacketConn
-	if err := testbed.InNetns(p.ns, func() (err error) {
-		pc, err = net.ListenPacket("udp4", netip.AddrPortFrom(p.ip, sgUDPEcho).String())
-		return err
-	}); err != nil {
-		t.Fatalf("listen on %s:%d/udp: %v", p.name, sgUDPEcho, err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
+	testbed.ServeEcho(t, p.ns, p.ip, sgMatrix.TCP, []uint16{sgMatrix.UDPEcho})
 }
 
-func sgListen(t *testing.T, ns string, at netip.AddrPort) net.Listener {
-	t.Helper()
-	var ln net.Listener
-	if err := testbed.InNetns(ns, func() (err error) {
-		ln, err = net.Listen("tcp4", at.String())
-		return err
-	}); err != nil {
-		t.Fatalf("listen on %s in %s: %v", at, ns, err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
-
-// sgConnect opens a TCP connection from namespace ns.
-func sgConnect(ns string, to netip.Addr, port uint16, timeout time.Duration) (net.Conn, error) {
-	var c net.Conn
-	err := testbed.InNetns(ns, func() (err error) {
-		c, err = net.DialTimeout("tcp4", netip.AddrPortFrom(to, port).String(), timeout)
-		return err
-	})
-	return c, err
-}
-
-// sgDial connects from namespace ns and has one byte echoed.
+// sgDial connects from namespace ns, waiting at most timeout, and has one
+// byte echoed.
 func sgDial(ns string, to netip.Addr, port uint16, timeout time.Duration) error {
-	c, err := sgConnect(ns, to, port, timeout)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return sgEcho(c, sgProbeTimeout)
+	return testbed.TCPEcho(ns, netip.AddrPortFrom(to, port), timeout, sgProbeTimeout)
 }
 
-// sgUDPEchoOnce sends a datagram from namespace ns and waits for it back;
-// a port unreachable shows as ECONNREFUSED.
-func sgUDPEchoOnce(ns string, to netip.Addr, port uint16) error {
-	var c net.Conn
-	if err := testbed.InNetns(ns, func() (err error) {
-		c, err = net.Dial("udp4", netip.AddrPortFrom(to, port).String())
-		return err
-	}); err != nil {
-		return err
-	}
-	defer c.Close()
-	return sgEcho(c, sgProbeTimeout)
-}
-
-// sgEcho sends a byte and waits, at most timeout, for it to come back.
-func sgEcho(c net.Conn, timeout time.Duration) error {
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte{42}); err != nil {
-		return err
-	}
-	b := make([]byte, 1)
-	if _, err := c.Read(b); err != nil {
-		return err
-	}
-	if b[0] != 42 {
-		return fmt.Errorf("echoed %d, sent 42", b[0])
-	}
-	return nil
-}
-
-func sgPing(ns string, to netip.Addr) error {
-	out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", to.String()).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ping %s: %v: %s", to, err, out)
-	}
-	return nil
-}
-
-// sgStreamer is a TCP stream between two namespaces: one end writes as
-// fast as it can, the other counts.
-type sgStreamer struct {
-	received atomic.Int64
-}
-
-// sgStartStream connects from namespace client to a listener on to in
-// namespace server; the client writes, or with download the server does
-// (the bulk then flows in the connection's reply direction).
-func sgStartStream(t *testing.T, client, server string, to netip.AddrPort, download bool) *sgStreamer {
+// sgStartStream starts a stream from namespace client to a listener on to
+// in namespace server, about 100 Mbit/s: enough to see a stall at once,
+// not so much that the userspace datapath drops the single-packet probes
+// the tests run beside it. The client writes, or with download the server
+// does (the bulk then flows in the connection's reply direction).
+func sgStartStream(t *testing.T, client, server string, to netip.AddrPort, download bool) *testbed.Stream {
 	t.Helper()
-	ln := sgListen(t, server, to)
-	s := &sgStreamer{}
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}()
-	c, err := sgConnect(client, to.Addr(), to.Port(), sgProbeTimeout)
-	if err != nil {
-		t.Fatalf("stream to %s: %v", to, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	sc, ok := <-accepted
-	if !ok {
-		t.Fatalf("stream to %s: not accepted", to)
-	}
-	t.Cleanup(func() { sc.Close() })
-	from, into := c, sc
-	if download {
-		from, into = sc, c
-	}
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := into.Read(buf)
-			s.received.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		// About 100 Mbit/s: enough to see a stall at once, not so much
-		// that the userspace datapath drops the single-packet probes the
-		// tests run beside it.
-		buf := make([]byte, 64<<10)
-		for {
-			if _, err := from.Write(buf); err != nil {
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	return s
+	return testbed.StartStream(t, client, server, to, download, testbed.Pace{Chunk: 64 << 10, Pause: 5 * time.Millisecond}, sgProbeTimeout)
 }
 
-// waitFlowing waits, generously bounded, for another MiB to arrive.
-func (s *sgStreamer) waitFlowing(t *testing.T, what string) {
+// sgWaitFlowing waits, generously bounded, for another MiB of s to arrive.
+func sgWaitFlowing(t *testing.T, s *testbed.Stream, what string) {
 	t.Helper()
-	from := s.received.Load()
-	waitFor(t, what, func() bool { return s.received.Load() > from+1<<20 })
-}
-
-// waitStalled waits, generously bounded, until no byte has arrived for
-// half a second, and returns when the last byte came, measured from since.
-func (s *sgStreamer) waitStalled(t *testing.T, since time.Time) time.Duration {
-	t.Helper()
-	const quiet, bound = 500 * time.Millisecond, 10 * time.Second
-	last, lastAt := s.received.Load(), since
-	for time.Since(lastAt) < quiet {
-		if time.Since(since) > bound {
-			t.Fatalf("the stream still flows %v after the rule was removed (%d bytes)", bound, s.received.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-		if n := s.received.Load(); n != last {
-			last, lastAt = n, time.Now()
-		}
+	if !s.WaitPast(s.Received()+1<<20, 30*time.Second) {
+		t.Fatalf("%s: not within 30s", what)
 	}
-	return lastAt.Sub(since)
 }
 
-// nftMonitor runs `nft monitor` in netns and returns a function that stops
-// it and returns the lines it printed about table (e.g. "ovs_vnet_sg"). It
-// waits for the monitor to listen: a change it does not see would pass for
-// no change.
+// sgWaitStalled waits, generously bounded, until no byte of s has arrived
+// for half a second, and returns when the last byte came, measured from
+// since.
+func sgWaitStalled(t *testing.T, s *testbed.Stream, since time.Time) time.Duration {
+	t.Helper()
+	return s.WaitStalled(t, since, 500*time.Millisecond, 10*time.Second).Sub(since)
+}
+
+// nftMonitor runs `nft monitor` in netns (testbed.NftMonitor) and returns
+// a function that stops it and returns the lines it printed about table
+// (e.g. "ovs_vnet_sg").
 func nftMonitor(t *testing.T, netns, table string) func() []string {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", netns, "nft", "monitor")
-	var out testbed.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() string {
-		if !stopped {
-			stopped = true
-			time.Sleep(200 * time.Millisecond) // events of the change just made
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		return out.String()
-	}
-	t.Cleanup(func() { stop() })
-	// A sentinel table of our own, made and dropped, that the monitor must
-	// report before it counts.
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(out.String(), "vnt_sentinel") {
-		if time.Now().After(deadline) {
-			t.Fatalf("nft monitor did not start: %s", out.String())
-		}
-		testbed.Run(t, "ip", "netns", "exec", netns, "nft", "add table inet vnt_sentinel; delete table inet vnt_sentinel")
-		time.Sleep(50 * time.Millisecond)
-	}
+	stop := testbed.NftMonitor(t, netns)
 	return func() []string {
 		var keep []string
 		for _, line := range strings.Split(stop(), "\n") {

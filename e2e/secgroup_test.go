@@ -103,13 +103,13 @@ func runSecurityGroups(t *testing.T, bc backendCase) {
 
 	t.Run("a removed rule cuts an established stream", func(t *testing.T) {
 		s := sgStartStream(t, web.ns, db.ns, netip.AddrPortFrom(db.ip, sgStream), false)
-		s.waitFlowing(t, "web → db stream flowing")
-		sent := s.received.Load()
+		sgWaitFlowing(t, s, "web → db stream flowing")
+		sent := s.Received()
 		d.must("PUT", "/v1/security-groups/db", sgDB(false), http.StatusOK, nil)
-		answered := s.received.Load()
-		last := s.waitStalled(t, time.Now())
+		answered := s.Received()
+		last := sgWaitStalled(t, s, time.Now())
 		t.Logf("%d KiB of the stream came while the PUT was under way, %d KiB after its answer; the last %v after it",
-			(answered-sent)>>10, (s.received.Load()-answered)>>10, last)
+			(answered-sent)>>10, (s.Received()-answered)>>10, last)
 		if last >= time.Second {
 			t.Errorf("the stream's last bytes came %v after the PUT's answer, want under 1s", last)
 		}
@@ -136,14 +136,14 @@ func runSecurityGroups(t *testing.T, bc backendCase) {
 	t.Run("restarts", func(t *testing.T) {
 		// An allowed connection held open across the restarts, and a
 		// denied one tried after each.
-		held, err := sgConnect(web.ns, db.ip, sgPostgres, sgProbeTimeout)
+		held, err := testbed.Connect(web.ns, netip.AddrPortFrom(db.ip, sgPostgres), sgProbeTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer held.Close()
 		alive := func(step string, within time.Duration) {
 			t.Helper()
-			if err := sgEcho(held, within); err != nil {
+			if err := testbed.Echo(held, within); err != nil {
 				t.Errorf("%s: the established web → db connection: %v", step, err)
 			}
 			if err := sgDial(other.ns, db.ip, sgPostgres, sgProbeTimeout); err == nil {
@@ -154,7 +154,7 @@ func runSecurityGroups(t *testing.T, bc backendCase) {
 		// And streams both ways of web's connections to db: web's upload
 		// flows in the connections' original direction, its download in
 		// the reply direction, which web's own rules would not let in.
-		streams := map[string]*sgStreamer{
+		streams := map[string]*testbed.Stream{
 			"upload":   sgStartStream(t, web.ns, db.ns, netip.AddrPortFrom(db.ip, sgStream), false),
 			"download": sgStartStream(t, web.ns, db.ns, netip.AddrPortFrom(db.ip, sgDownload), true),
 		}
@@ -163,7 +163,7 @@ func runSecurityGroups(t *testing.T, bc backendCase) {
 			for _, name := range names {
 				s := streams[name]
 				start := time.Now()
-				s.waitFlowing(t, step+": web's "+name+" flowing")
+				sgWaitFlowing(t, s, step+": web's "+name+" flowing")
 				t.Logf("%s: web's %s flowing after %v", step, name, time.Since(start))
 			}
 		}
@@ -196,7 +196,7 @@ func runSecurityGroups(t *testing.T, bc backendCase) {
 		// restores the flows, and the held connection's next packet (web
 		// sends it: the original direction) is judged again and allowed.
 		box.RestartVswitchd(t)
-		waitFor(t, "admin → web ping after the vswitchd restart", func() bool { return sgPing(admin.ns, web.ip) == nil })
+		waitFor(t, "admin → web ping after the vswitchd restart", func() bool { return testbed.Ping(admin.ns, web.ip, sgProbeTimeout) == nil })
 		alive("vswitchd restarted", 30*time.Second)
 		// The download too: ovs-vswitchd's conntrack went with it, and
 		// the download's next packet, from db, is the first its new

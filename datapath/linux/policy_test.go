@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,7 +78,8 @@ func newSGBed(t *testing.T, ctx context.Context) *sgBed {
 		"other": s.port("other", a.Name, "10.91.0.7"), "admin": s.port("admin", bn.Name, "10.92.0.5"),
 	}
 	for _, p := range s.ports {
-		serve(t, p.Netns)
+		// Every address: the port gets its own at the attach below.
+		testbed.ServeEcho(t, p.Netns, netip.IPv4Unspecified(), sgMatrix.TCP, []uint16{sgMatrix.UDPEcho})
 	}
 	s.do("set up", func() (err error) {
 		if s.b, err = New(ctx, "vnsg", nil); err != nil {
@@ -157,10 +158,23 @@ func wrapNft(t *testing.T) string {
 	return log
 }
 
+// The ports' services: TCP echo on 80 and 5432, UDP echo on 5000; 5001
+// is closed, so a datagram to it draws an ICMP port unreachable.
+const (
+	sgHTTP, sgPG, sgUDP, sgUDPClosed = 80, 5432, 5000, 5001
+	// probeWait bounds a probe: the namespaces are on one host, so an
+	// answer that comes at all comes in microseconds.
+	probeWait = time.Second
+)
+
+// sgMatrix is TestSecurityGroupsKernel's matrix: real sockets opened in
+// the ports' namespaces.
+var sgMatrix = testbed.Matrix{TCP: []uint16{sgHTTP, sgPG}, UDPEcho: sgUDP, UDPClosed: sgUDPClosed, Wait: probeWait}
+
 type probe struct {
 	from, to string
 	proto    uint8
-	port     int
+	port     uint16
 }
 
 func (p probe) String() string {
@@ -169,60 +183,29 @@ func (p probe) String() string {
 
 // run sends the probe and reports whether it got through and back.
 func (s *sgBed) run(p probe) bool {
-	src, dst := s.ports[p.from], s.ports[p.to]
-	switch p.proto {
-	case model.ProtoTCP:
-		return tcpEcho(src.Netns, dst.IP, p.port)
-	case model.ProtoUDP:
-		if p.port == sgUDPClosed {
-			return udpProbe(src.Netns, dst.IP, p.port) == "refused"
-		}
-		return udpProbe(src.Netns, dst.IP, p.port) == "echo"
-	}
-	return ping(src.Netns, dst.IP.String()) != ""
+	passed, _ := sgMatrix.Try(s.ports[p.from].Netns, s.ports[p.to].IP, p.proto, p.port)
+	return passed
 }
 
 // oracle is what model.Policy.Allows says of the probe.
 func oracle(pol model.Policy, s *sgBed, p probe) bool {
 	pkt := model.Packet{SrcPort: p.from, DstPort: p.to, Src: s.ports[p.from].IP, Dst: s.ports[p.to].IP, Proto: p.proto}
 	if p.proto != model.ProtoICMP {
-		pkt.DPort = uint16(p.port)
+		pkt.DPort = p.port
 	}
 	eg, in := pol.Allows(pkt)
 	return eg.Allowed && in.Allowed
 }
 
-// checkMatrix runs every ordered pair of ports × every probe side by side
-// and compares with the oracle.
+// checkMatrix runs sgMatrix on the ports and compares with the oracle.
 func (s *sgBed) checkMatrix(pol model.Policy, what string) {
 	s.t.Helper()
-	var probes []probe
-	for from := range s.ports {
-		for to := range s.ports {
-			if from == to {
-				continue
-			}
-			probes = append(probes, probe{from, to, model.ProtoTCP, sgHTTP}, probe{from, to, model.ProtoTCP, sgPG},
-				probe{from, to, model.ProtoUDP, sgUDP}, probe{from, to, model.ProtoUDP, sgUDPClosed}, probe{from, to, model.ProtoICMP, 0})
-		}
+	var ports []testbed.MatrixPort
+	for _, name := range slices.Sorted(maps.Keys(s.ports)) {
+		p := s.ports[name]
+		ports = append(ports, testbed.MatrixPort{Name: name, Netns: p.Netns, IP: p.IP})
 	}
-	got := make([]bool, len(probes))
-	var wg sync.WaitGroup
-	for i, p := range probes {
-		wg.Go(func() { got[i] = s.run(p) })
-	}
-	wg.Wait()
-	allowed := 0
-	for i, p := range probes {
-		want := oracle(pol, s, p)
-		if got[i] != want {
-			s.t.Errorf("%s: %s: got through %v, want %v", what, p, got[i], want)
-		}
-		if want {
-			allowed++
-		}
-	}
-	s.t.Logf("%s: %d probes, %d allowed", what, len(probes), allowed)
+	sgMatrix.Check(s.t, what, pol, ports)
 }
 
 // TestSecurityGroupsKernel proves the table against the kernel: the
@@ -323,23 +306,21 @@ func testMembership(s *sgBed, pol model.Policy) {
 // the rule back lets a new connection through on its first try.
 func testRuleRemoval(s *sgBed, pol model.Policy) {
 	t := s.t
-	st := startStream(t, s.ports["other"].Netns, s.ports["web"].IP, sgHTTP)
-	if !st.flowing(5 * time.Second) {
+	st := startStream(t, s.ports["other"].Netns, s.ports["web"].IP)
+	if !st.WaitPast(st.Received(), 5*time.Second) {
 		t.Fatal("the stream does not flow before the change")
 	}
 	q := sgPolicy(t, s.ports)
 	q.Groups["web"] = testGroup(t, "web", 1, v1.Rule{Direction: "ingress", Protocol: "udp", Ports: "5000-5001"})
 	s.setPolicy(q)
 	changed := time.Now()
-	if !st.stalled(changed, 10*time.Second) {
-		t.Fatalf("the stream still flows %v after its rule went", time.Since(changed))
-	}
-	t.Logf("the stream's last echo came %v after the rule's removal", st.stalledAt.Sub(changed).Round(time.Millisecond))
-	if tcpEcho(s.ports["admin"].Netns, s.ports["web"].IP, sgHTTP) {
+	stalledAt := st.WaitStalled(t, changed, time.Second, 10*time.Second)
+	t.Logf("the stream's last echo came %v after the rule's removal", stalledAt.Sub(changed).Round(time.Millisecond))
+	if s.run(probe{"admin", "web", model.ProtoTCP, sgHTTP}) {
 		t.Error("a new connection passes without its rule")
 	}
 	s.setPolicy(pol)
-	if !tcpEcho(s.ports["admin"].Netns, s.ports["web"].IP, sgHTTP) {
+	if !s.run(probe{"admin", "web", model.ProtoTCP, sgHTTP}) {
 		t.Error("a new connection is refused on its first try after its rule came back")
 	}
 }
@@ -351,8 +332,8 @@ func testRuleRemoval(s *sgBed, pol model.Policy) {
 // a start on a host without the table filters each port from its attach.
 func testPolicyRestart(s *sgBed, pol model.Policy) {
 	t := s.t
-	st := startStream(t, s.ports["admin"].Netns, s.ports["web"].IP, sgHTTP)
-	if !st.flowing(5 * time.Second) {
+	st := startStream(t, s.ports["admin"].Netns, s.ports["web"].IP)
+	if !st.WaitPast(st.Received(), 5*time.Second) {
 		t.Fatal("the stream does not flow before the restart")
 	}
 	before := ruleHits(s, "web", 0)
@@ -369,7 +350,7 @@ func testPolicyRestart(s *sgBed, pol model.Policy) {
 	if after := ruleHits(s, "web", 0); after < before {
 		t.Errorf("web's rule 0 counter went from %d to %d over the restart", before, after)
 	}
-	if !st.flowing(5 * time.Second) {
+	if !st.WaitPast(st.Received(), 5*time.Second) {
 		t.Error("the stream stopped over the restart")
 	}
 	s.checkMatrix(pol, "after restart")
@@ -416,6 +397,13 @@ func testPolicyRestart(s *sgBed, pol model.Policy) {
 	}
 	s.do("reconcile", func() error { return s.bringUp(pol) })
 	s.checkMatrix(pol, "after a start on a bare host")
+}
+
+// startStream writes to web's TCP echo on sgHTTP from netns, 1 KiB a
+// millisecond, and counts what comes back.
+func startStream(t *testing.T, netns string, web netip.Addr) *testbed.Stream {
+	t.Helper()
+	return testbed.StartEchoStream(t, netns, netip.AddrPortFrom(web, sgHTTP), testbed.Pace{Chunk: 1024, Pause: time.Millisecond}, probeWait)
 }
 
 func ruleHits(s *sgBed, group string, index int) uint64 {

@@ -240,7 +240,7 @@ func TestOverlayTwoHosts(t *testing.T) {
 				t.Errorf("TCP %s → %s:%d: %v, want success %v", c.from.Name, c.to.Name, c.port, err, c.want)
 			}
 		}
-		if err := pingOnce(bb.Netns, ba.IP); err == nil {
+		if err := testbed.Ping(bb.Netns, ba.IP, probeTimeout); err == nil {
 			t.Error("bb pings ba, whose group allows nothing in")
 		}
 		for _, h := range w.hosts {

@@ -1,18 +1,12 @@
 package ovs
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -179,7 +173,7 @@ func TestSecurityGroups(t *testing.T) {
 		testbed.Run(t, "ip", "-n", out, "link", "set", veth+"b", "up")
 		testbed.Run(t, "ip", "netns", "exec", box.Netns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 		for _, p := range []string{"web1", "other"} {
-			if err := pingOnce(byName[p].Netns, netip.MustParseAddr("192.0.2.2")); err != nil {
+			if err := testbed.Ping(byName[p].Netns, netip.MustParseAddr("192.0.2.2"), probeTimeout); err != nil {
 				t.Errorf("%s → behind the host: %v", p, err)
 			}
 		}
@@ -225,12 +219,12 @@ func TestSecurityGroups(t *testing.T) {
 	})
 	t.Run("a removed rule cuts an established stream", func(t *testing.T) {
 		db1, web1 := byName["db1"], byName["web1"]
-		s := startStream(t, web1.Netns, db1.Netns, netip.AddrPortFrom(db1.IP, sgStream), false)
-		s.waitFlowing(t)
+		s := testbed.StartStream(t, web1.Netns, db1.Netns, netip.AddrPortFrom(db1.IP, sgStream), false, streamPace, probeTimeout)
+		waitFlowing(t, s, "stream flowing", 0)
 		sent := time.Now()
 		h.do(t, agentCmd{Op: "policy", Policy: cut()})
 		applied := time.Since(sent)
-		took := s.waitStalled(t)
+		took := waitStalled(t, s)
 		t.Logf("the stream's last bytes came %v after SetPolicy returned (it took %v)", took, applied)
 		if err := dialTCP(web1.Netns, db1.IP, sgPostgres); err == nil {
 			t.Error("a new connection passed the removed rule")
@@ -240,7 +234,7 @@ func TestSecurityGroups(t *testing.T) {
 		// on a machine the other tests share, and a SYN lost to that costs
 		// a second.
 		sent = time.Now()
-		if err := dialTCPWithin(web1.Netns, db1.IP, sgPostgres, 10*time.Second); err != nil {
+		if err := testbed.TCPEcho(web1.Netns, netip.AddrPortFrom(db1.IP, sgPostgres), 10*time.Second, probeTimeout); err != nil {
 			t.Errorf("the rule is back, but the first new connection failed: %v", err)
 		}
 		t.Logf("the first new connection after the rule came back took %v", time.Since(sent))
@@ -289,11 +283,10 @@ func TestSecurityGroups(t *testing.T) {
 		db1, web1 := byName["db1"], byName["web1"]
 		// web1 opens, db1 sends: after the restart db1's next segment is
 		// the first packet conntrack sees, the wrong way round.
-		s := startStream(t, web1.Netns, db1.Netns, netip.AddrPortFrom(db1.IP, sgStream), true)
-		s.waitFlowing(t)
+		s := testbed.StartStream(t, web1.Netns, db1.Netns, netip.AddrPortFrom(db1.IP, sgStream), true, streamPace, probeTimeout)
+		waitFlowing(t, s, "download flowing", 0)
 		restartVswitchd(t, box)
-		at := s.received.Load()
-		eventually(t, "download resumed after the ovs-vswitchd restart", func() bool { return s.received.Load() > at+1<<20 })
+		waitFlowing(t, s, "download resumed after the ovs-vswitchd restart", s.Received())
 		if err := dialTCP(db1.Netns, web1.IP, sgPostgres); err == nil {
 			t.Error("db1 → web1 passed after the restart: web's rules do not allow it")
 		}
@@ -305,11 +298,11 @@ func TestSecurityGroups(t *testing.T) {
 		// back: db1's retransmissions are new again, and now neither way
 		// is allowed.
 		h.do(t, agentCmd{Op: "policy", Policy: cut()})
-		s.waitStalled(t)
+		waitStalled(t, s)
 		restartVswitchd(t, box)
-		at = s.received.Load()
+		at := s.Received()
 		time.Sleep(3 * time.Second)
-		if n := s.received.Load(); n != at {
+		if n := s.Received(); n != at {
 			t.Errorf("the cut download got %d bytes in 3 s after the restart", n-at)
 		}
 		h.do(t, agentCmd{Op: "policy", Policy: policy})
@@ -331,169 +324,58 @@ func TestSecurityGroups(t *testing.T) {
 	})
 }
 
-// checkMatrix has every port try every service of every other port and
-// checks the outcome against the policy: TCP connects and echoes, UDP
-// echoes, ping answers exactly when Allows lets the packet through both
-// sides — which also proves the replies pass — and a UDP packet an allowed
-// rule lets to a closed port is answered by a port unreachable the sender
-// sees (related ICMP). The probes run at once: a denied one waits out its
-// timeout.
-func checkMatrix(t *testing.T, pol model.Policy, ports []model.Port) {
-	type probe struct {
-		from, to model.Port
-		proto    uint8
-		dport    uint16
-	}
-	var probes []probe
-	for _, from := range ports {
-		for _, to := range ports {
-			if from.Name == to.Name {
-				continue
-			}
-			probes = append(probes, probe{from, to, model.ProtoTCP, sgHTTP}, probe{from, to, model.ProtoTCP, sgPostgres},
-				probe{from, to, model.ProtoUDP, sgUDPEcho}, probe{from, to, model.ProtoUDP, sgUDPClosed}, probe{from, to, model.ProtoICMP, 0})
-		}
-	}
-	errs := make([]error, len(probes))
-	var wg sync.WaitGroup
-	for i, p := range probes {
-		wg.Go(func() {
-			switch {
-			case p.proto == model.ProtoTCP:
-				errs[i] = dialTCP(p.from.Netns, p.to.IP, p.dport)
-			case p.proto == model.ProtoUDP:
-				errs[i] = udpEcho(p.from.Netns, p.to.IP, p.dport)
-			default:
-				errs[i] = pingOnce(p.from.Netns, p.to.IP)
-			}
-		})
-	}
-	wg.Wait()
-	allowed := 0
-	for i, p := range probes {
-		eg, in := pol.Allows(model.Packet{SrcPort: p.from.Name, DstPort: p.to.Name, Src: p.from.IP, Dst: p.to.IP, Proto: p.proto, DPort: p.dport})
-		want := eg.Allowed && in.Allowed
-		err := errs[i]
-		got := err == nil
-		if p.dport == sgUDPClosed {
-			// Reached: the port unreachable came back, as related.
-			got = errors.Is(err, syscall.ECONNREFUSED)
-		}
-		name := fmt.Sprintf("%s → %s proto %d port %d", p.from.Name, p.to.Name, p.proto, p.dport)
-		if got != want {
-			t.Errorf("%s: passed %v, want %v (egress %+v, ingress %+v): %v", name, got, want, eg, in, err)
-		}
-		if want {
-			allowed++
-		}
-	}
-	t.Logf("%d probes, %d of them allowed", len(probes), allowed)
-	if allowed == 0 || allowed == len(probes) {
-		t.Errorf("the matrix proves nothing: %d of %d allowed", allowed, len(probes))
-	}
-}
+// sgMatrix is TestSecurityGroups' matrix: every port tries every service
+// of every other port, and gets an answer exactly when Allows lets the
+// packet through both sides.
+var sgMatrix = testbed.Matrix{TCP: []uint16{sgHTTP, sgPostgres}, UDPEcho: sgUDPEcho, UDPClosed: sgUDPClosed, Wait: probeTimeout}
 
 // probeTimeout bounds a probe that the policy drops.
 const probeTimeout = 2 * time.Second
 
-// serve runs TCP and UDP echo services on the port's address, in its
+// checkMatrix runs sgMatrix on the ports and checks that it holds both
+// allowed and denied probes, or it proves nothing.
+func checkMatrix(t *testing.T, pol model.Policy, ports []model.Port) {
+	t.Helper()
+	var mp []testbed.MatrixPort
+	for _, p := range ports {
+		mp = append(mp, testbed.MatrixPort{Name: p.Name, Netns: p.Netns, IP: p.IP})
+	}
+	if allowed, n := sgMatrix.Check(t, "matrix", pol, mp); allowed == 0 || allowed == n {
+		t.Errorf("the matrix proves nothing: %d of %d allowed", allowed, n)
+	}
+}
+
+// serve runs sgMatrix's services on the port's address, in its
 // namespace, until the test ends.
 func serve(t *testing.T, p model.Port) {
 	t.Helper()
-	for _, port := range []int{sgHTTP, sgPostgres} {
-		var ln net.Listener
-		if err := testbed.InNetns(p.Netns, func() (err error) {
-			ln, err = net.Listen("tcp4", netip.AddrPortFrom(p.IP, uint16(port)).String())
-			return err
-		}); err != nil {
-			t.Fatalf("listen on %s:%d: %v", p.Name, port, err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					_, _ = io.Copy(c, c)
-				}()
-			}
-		}()
-	}
-	var pc net.PacketConn
-	if err := testbed.InNetns(p.Netns, func() (err error) {
-		pc, err = net.ListenPacket("udp4", netip.AddrPortFrom(p.IP, sgUDPEcho).String())
-		return err
-	}); err != nil {
-		t.Fatalf("listen on %s:%d/udp: %v", p.Name, sgUDPEcho, err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	}()
+	testbed.ServeEcho(t, p.Netns, p.IP, sgMatrix.TCP, []uint16{sgMatrix.UDPEcho})
 }
 
 // dialTCP connects from namespace ns and has one byte echoed.
 func dialTCP(ns string, to netip.Addr, port uint16) error {
-	return dialTCPWithin(ns, to, port, probeTimeout)
+	return testbed.TCPEcho(ns, netip.AddrPortFrom(to, port), probeTimeout, probeTimeout)
 }
 
-func dialTCPWithin(ns string, to netip.Addr, port uint16, timeout time.Duration) error {
-	var c net.Conn
-	if err := testbed.InNetns(ns, func() (err error) {
-		c, err = net.DialTimeout("tcp4", netip.AddrPortFrom(to, port).String(), timeout)
-		return err
-	}); err != nil {
-		return err
+// streamPace is the streams' pace: as fast as they go.
+var streamPace = testbed.Pace{Chunk: 64 << 10}
+
+// waitFlowing waits, generously bounded, for another MiB of the stream
+// past from bytes.
+func waitFlowing(t *testing.T, s *testbed.Stream, what string, from int64) {
+	t.Helper()
+	if !s.WaitPast(from+1<<20, 30*time.Second) {
+		t.Fatalf("no %s after 30 s (%d bytes in all)", what, s.Received())
 	}
-	defer c.Close()
-	return echo(c)
 }
 
-// udpEcho sends a datagram from namespace ns and waits for it back; a
-// port unreachable shows as ECONNREFUSED.
-func udpEcho(ns string, to netip.Addr, port uint16) error {
-	var c net.Conn
-	if err := testbed.InNetns(ns, func() (err error) {
-		c, err = net.Dial("udp4", netip.AddrPortFrom(to, port).String())
-		return err
-	}); err != nil {
-		return err
-	}
-	defer c.Close()
-	return echo(c)
-}
-
-func echo(c net.Conn) error {
-	_ = c.SetDeadline(time.Now().Add(probeTimeout))
-	if _, err := c.Write([]byte{42}); err != nil {
-		return err
-	}
-	b := make([]byte, 1)
-	if _, err := c.Read(b); err != nil {
-		return err
-	}
-	if b[0] != 42 {
-		return fmt.Errorf("echoed %d, sent 42", b[0])
-	}
-	return nil
-}
-
-func pingOnce(ns string, to netip.Addr) error {
-	out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", to.String()).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ping %s: %v: %s", to, err, out)
-	}
-	return nil
+// waitStalled waits, generously bounded, until no byte of the stream has
+// arrived for half a second, and returns how long after the call the last
+// byte came.
+func waitStalled(t *testing.T, s *testbed.Stream) time.Duration {
+	t.Helper()
+	start := time.Now()
+	return s.WaitStalled(t, start, 500*time.Millisecond, 10*time.Second).Sub(start)
 }
 
 // restartVswitchd restarts the sandbox's ovs-vswitchd, which loses its

@@ -1,6 +1,8 @@
 // Package testbed holds what the integration tests share: private OVS
-// sandboxes (hack/ovs-sandbox.sh) and running code inside a network
-// namespace. It is imported by tests only.
+// sandboxes (hack/ovs-sandbox.sh), running code inside a network
+// namespace, and real traffic between namespaces (probe.go, stream.go,
+// and the security groups' policy matrix, matrix.go). It is imported by
+// tests only.
 package testbed
 
 import (
