@@ -63,6 +63,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzPortSpec$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzSecurityGroupSpec$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzGroupList$$' -fuzztime $(FUZZTIME) ./model
+	go test -run '^$$' -fuzz '^FuzzNetworkDHCP$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzPool$$' -fuzztime $(FUZZTIME) ./controller/ipam
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./httpapi
 	go test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./httpapi/jsonkeys
@@ -72,6 +73,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME_COMPILE) ./flows/pipeline
 	go test -run '^$$' -fuzz '^FuzzPolicyCompile$$' -fuzztime $(FUZZTIME_COMPILE) ./flows/pipeline
 	go test -run '^$$' -fuzz '^FuzzFragNeeded$$' -fuzztime $(FUZZTIME) ./flows/pmtu
+	go test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) ./dhcp
 
 # The performance suite (issue 7, docs/BENCHMARKS.md): every figure beside its
 # baseline from the same run — attach one after another per tenth of PORTS

@@ -50,7 +50,7 @@ func TestNetworkCommands(t *testing.T) {
 	check(t, f.vnetctl(t, nil, "network", "list", "-o", "name"), 0, "network/blue\nnetwork/red\n", "")
 	r = f.vnetctl(t, nil, "network", "list", "-o", "json")
 	var nets []v1.Network
-	if err := json.Unmarshal([]byte(r.out), &nets); err != nil || len(nets) != 2 || nets[1] != red {
+	if err := json.Unmarshal([]byte(r.out), &nets); err != nil || len(nets) != 2 || !reflect.DeepEqual(nets[1], red) {
 		t.Fatalf("list -o json: %v %+v", err, nets)
 	}
 	check(t, f.vnetctl(t, nil, "network", "get", "green"), ExitNotFound, "", "Error: not found: network \"green\" (HTTP 404)\n")

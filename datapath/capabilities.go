@@ -24,6 +24,9 @@ type Capabilities struct {
 	// Policy: the backend enforces security groups; without it the
 	// controller refuses ports and groups that ask for them.
 	Policy PolicyEnforcer
+	// DHCP: the backend answers DHCP for its ports (both backends); its
+	// counters are what GET /metrics shows of DHCP.
+	DHCP DHCPServer
 	// OVSDBConnected reports whether the backend's OVSDB session is up;
 	// nil for a backend without OVSDB (Linux).
 	OVSDBConnected func() bool

@@ -23,6 +23,13 @@ type Network struct {
 	// reused while the network exists; backends derive per-network datapath
 	// identifiers from it (reg0 and the flood group ID on OVS).
 	ID int `json:"id"`
+	// DHCP, DNS and Domain are what the network's DHCP answers carry, and
+	// whether it answers at all (docs/DESIGN.md §8.4); mutable
+	// (SameImmutable). A record without the dhcp key answers
+	// (UnmarshalJSON).
+	DHCP   bool     `json:"dhcp"`
+	DNS    AddrList `json:"dns,omitempty"`
+	Domain string   `json:"domain,omitempty"`
 }
 
 // Port attaches a workload to a network.
@@ -67,6 +74,10 @@ type Port struct {
 	// traffic; "" leaves it unrestricted. The first mutable field
 	// (SameImmutable).
 	SecurityGroups GroupList `json:"security_groups,omitempty"`
+	// NoConfigure (veth only): configure:false, the namespace end is left
+	// unaddressed for a DHCP client inside (docs/DESIGN.md §8.4). Mutable.
+	// The negative is stored so that older records stay configured.
+	NoConfigure bool `json:"no_configure,omitempty"`
 	// Displaced is the default route a DefaultRoute port found in its
 	// namespace, read before the port is recorded and replaced only after:
 	// its DELETE puts it back, after a restart too. Zero when there was none.
@@ -102,7 +113,10 @@ func CompareRemote(a, b RemotePort) int {
 }
 
 // View renders the network for the API.
-func (n Network) View() v1.Network { return v1.Network(n) }
+func (n Network) View() v1.Network {
+	return v1.Network{Name: n.Name, Subnet: n.Subnet, Gateway: n.Gateway, MTU: n.MTU, Masquerade: n.Masquerade,
+		ID: n.ID, DHCP: n.DHCP, DNS: n.DNS.Strings(), Domain: n.Domain}
+}
 
 // NetnsPath is where the port's network namespace lives: a bare name refers to
 // `ip netns` (/var/run/netns/NAME), anything else is an absolute path.
@@ -132,11 +146,21 @@ func (p Port) View(n Network) v1.Port {
 		MultiQueue:       p.MultiQueue,
 		Adopt:            p.Adopt,
 		SecurityGroups:   p.SecurityGroups.Names(),
+		Configure:        p.configureSpec(),
 	}
 }
 
 // defaultRouteSpec is default_route as the spec gave it: absent, true or
 // false.
+// configureSpec is the port's configure field as a spec writes it: false
+// when it is, absent (the default, true) otherwise.
+func (p Port) configureSpec() *bool {
+	if p.NoConfigure {
+		return new(bool)
+	}
+	return nil
+}
+
 func (p Port) defaultRouteSpec() *bool {
 	switch {
 	case p.DefaultRoute:

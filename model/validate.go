@@ -65,6 +65,9 @@ func NewNetwork(name string, s v1.NetworkSpec) (Network, error) {
 		}
 		n.MTU = s.MTU
 	}
+	if err := dhcpOf(&n, s); err != nil {
+		return Network{}, err
+	}
 	return n, nil
 }
 
@@ -139,7 +142,7 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 		return Port{}, err
 	}
 	p := Port{Name: name, Network: s.Network, Type: s.Type, Netns: s.Netns, Ifname: s.Ifname,
-		ReleaseWithNetns: s.ReleaseWithNetns}
+		ReleaseWithNetns: s.ReleaseWithNetns, NoConfigure: s.Configure != nil && !*s.Configure}
 	if s.DefaultRoute != nil {
 		p.DefaultRoute, p.NoDefaultRoute = *s.DefaultRoute, !*s.DefaultRoute
 	}
@@ -169,6 +172,9 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 		if err := refuseTapSpec(s); err != nil {
 			return Port{}, err
 		}
+		if p.NoConfigure && p.DefaultRoute {
+			return Port{}, invalid("default_route true needs configure: an unconfigured port sets no route")
+		}
 	case v1.PortTap:
 		if p.Netns != "" {
 			return Port{}, invalid("netns must be empty for a tap port: the tap device stays on the host")
@@ -179,6 +185,9 @@ func NewPort(name string, s v1.PortSpec) (Port, error) {
 		p.NoDefaultRoute = false // nor a route to leave out
 		if p.ReleaseWithNetns {
 			return Port{}, invalid("release_with_netns is for a veth port: a tap port has no namespace")
+		}
+		if p.NoConfigure {
+			return Port{}, invalid("configure applies to veth ports: the daemon never addresses a tap")
 		}
 		if err := tapSpec(&p, s); err != nil {
 			return Port{}, err
@@ -241,6 +250,7 @@ func (p Port) SameSpec(q Port) bool {
 // field is immutable: a change of one is a new port, which a PUT refuses.
 func (p Port) SameImmutable(q Port) bool {
 	q.SecurityGroups = p.SecurityGroups
+	q.NoConfigure = p.NoConfigure
 	return p.SameSpec(q)
 }
 

@@ -17,11 +17,11 @@ func TestNetworkSpec(t *testing.T) {
 		want Network // zero when invalid
 	}{
 		{"defaults", v1.NetworkSpec{Subnet: "10.10.0.0/24"},
-			Network{Name: "defaults", Subnet: netip.MustParsePrefix("10.10.0.0/24"), Gateway: netip.MustParseAddr("10.10.0.1"), MTU: 1500}},
+			Network{Name: "defaults", Subnet: netip.MustParsePrefix("10.10.0.0/24"), Gateway: netip.MustParseAddr("10.10.0.1"), MTU: 1500, DHCP: true}},
 		{"everything", v1.NetworkSpec{Subnet: "10.0.0.0/8", Gateway: "10.255.255.254", MTU: 9000, Masquerade: true},
-			Network{Name: "everything", Subnet: netip.MustParsePrefix("10.0.0.0/8"), Gateway: netip.MustParseAddr("10.255.255.254"), MTU: 9000, Masquerade: true}},
+			Network{Name: "everything", Subnet: netip.MustParsePrefix("10.0.0.0/8"), Gateway: netip.MustParseAddr("10.255.255.254"), MTU: 9000, Masquerade: true, DHCP: true}},
 		{"slash30", v1.NetworkSpec{Subnet: "192.168.7.4/30"},
-			Network{Name: "slash30", Subnet: netip.MustParsePrefix("192.168.7.4/30"), Gateway: netip.MustParseAddr("192.168.7.5"), MTU: 1500}},
+			Network{Name: "slash30", Subnet: netip.MustParsePrefix("192.168.7.4/30"), Gateway: netip.MustParseAddr("192.168.7.5"), MTU: 1500, DHCP: true}},
 		{"no-subnet", v1.NetworkSpec{}, Network{}},
 		{"v6", v1.NetworkSpec{Subnet: "fd00::/64"}, Network{}},
 		{"host-bits", v1.NetworkSpec{Subnet: "10.10.0.1/24"}, Network{}},
@@ -48,11 +48,11 @@ func TestNetworkSpec(t *testing.T) {
 		{"reserved", v1.NetworkSpec{Subnet: "240.0.0.0/8"}, Network{}},
 		{"broadcast", v1.NetworkSpec{Subnet: "255.255.255.252/30"}, Network{}},
 		{"below-link-local", v1.NetworkSpec{Subnet: "169.253.0.0/16"},
-			Network{Name: "below-link-local", Subnet: netip.MustParsePrefix("169.253.0.0/16"), Gateway: netip.MustParseAddr("169.253.0.1"), MTU: 1500}},
+			Network{Name: "below-link-local", Subnet: netip.MustParsePrefix("169.253.0.0/16"), Gateway: netip.MustParseAddr("169.253.0.1"), MTU: 1500, DHCP: true}},
 		{"below-multicast", v1.NetworkSpec{Subnet: "223.255.255.0/24"},
-			Network{Name: "below-multicast", Subnet: netip.MustParsePrefix("223.255.255.0/24"), Gateway: netip.MustParseAddr("223.255.255.1"), MTU: 1500}},
+			Network{Name: "below-multicast", Subnet: netip.MustParsePrefix("223.255.255.0/24"), Gateway: netip.MustParseAddr("223.255.255.1"), MTU: 1500, DHCP: true}},
 		{"above-this-network", v1.NetworkSpec{Subnet: "1.0.0.0/8"},
-			Network{Name: "above-this-network", Subnet: netip.MustParsePrefix("1.0.0.0/8"), Gateway: netip.MustParseAddr("1.0.0.1"), MTU: 1500}},
+			Network{Name: "above-this-network", Subnet: netip.MustParsePrefix("1.0.0.0/8"), Gateway: netip.MustParseAddr("1.0.0.1"), MTU: 1500, DHCP: true}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -92,6 +92,7 @@ const (
 	DropNoNeighbor  = "no_neighbor"  // routed to an address no port has
 	DropUnknownDst  = "unknown_dst"  // unicast to a MAC no port of the network has
 	DropPolicy      = "policy"       // no rule of the port's security groups allows it
+	DropDHCPOff     = "dhcp_off"     // DHCP from a port of a network with "dhcp": false
 )
 
 // dropMeaning says, for people, what each drop reason means.
@@ -106,6 +107,7 @@ var dropMeaning = map[string]string{
 	DropNoNeighbor:  "no port has the destination address",
 	DropUnknownDst:  "no port of the network has the destination MAC",
 	DropPolicy:      "no rule of the port's security groups allows it",
+	DropDHCPOff:     "DHCP from a port of a network whose DHCP is off (\"dhcp\": false)",
 }
 
 // DropMeaning is a drop reason's explanation for people.

@@ -14,7 +14,18 @@ type NetworkSpec struct {
 	Gateway    string `json:"gateway,omitempty"`
 	MTU        int    `json:"mtu,omitempty"`
 	Masquerade bool   `json:"masquerade,omitempty"`
+	// DHCP, DNS and Domain are the network's DHCP (docs/DESIGN.md §8.4):
+	// DHCP absent or true answers DHCPv4 on its ports, false turns it off;
+	// DNS (option 6, in order, at most MaxDNS) and Domain (option 15) go
+	// into the answers when set. All three are mutable: a PUT that changes
+	// only them applies them in place (clients see them when they renew).
+	DHCP   *bool    `json:"dhcp,omitempty"`
+	DNS    []string `json:"dns,omitempty"`
+	Domain string   `json:"domain,omitempty"`
 }
+
+// MaxDNS is how many DNS servers a network hands out.
+const MaxDNS = 8
 
 // Network is a network as the API shows it: the fields and JSON of the
 // stored model.Network (model/view_test.go holds the two together), so
@@ -26,6 +37,9 @@ type Network struct {
 	MTU        int          `json:"mtu"`
 	Masquerade bool         `json:"masquerade"`
 	ID         int          `json:"id"`
+	DHCP       bool         `json:"dhcp"`
+	DNS        []string     `json:"dns,omitempty"`
+	Domain     string       `json:"domain,omitempty"`
 }
 
 // NetworkList is GET /v1/networks.
@@ -88,6 +102,11 @@ type PortSpec struct {
 	// it unrestricted. Mutable: a PUT that changes only them applies
 	// them in place (§8.0).
 	SecurityGroups []string `json:"security_groups,omitempty"`
+	// Configure (veth only): absent or true, the daemon addresses the
+	// namespace end and sets its route; false leaves it named, up and
+	// unaddressed, for a DHCP client inside (docs/DESIGN.md §8.4). The
+	// port's address is its own all the same. Mutable (§8.0).
+	Configure *bool `json:"configure,omitempty"`
 }
 
 // NetnsPath resolves a netns field (PortSpec.Netns, Port.Netns) to a
@@ -125,6 +144,8 @@ type Port struct {
 	Adopt      bool   `json:"adopt,omitempty"`
 	// SecurityGroups as the spec listed them, sorted.
 	SecurityGroups []string `json:"security_groups,omitempty"`
+	// Configure is false when the spec says so, absent otherwise.
+	Configure *bool `json:"configure,omitempty"`
 	// Status tells whether this host's port forwards now (PortForwarding
 	// or PortDown) and, when it does not, why: StatusReason is one of a
 	// fixed set the controller names (docs/API.md), StatusDetail the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/dhcp"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -57,10 +58,19 @@ func NewFake() *Fake {
 
 func (f *Fake) Info() datapath.Info { return datapath.Info{Backend: "fake"} }
 
-// Capabilities: the fake traces and enforces security groups. A fake made
-// of it with more (or other) roles reports its own.
+// Capabilities: the fake traces, enforces security groups and answers
+// DHCP (counting nothing). A fake made of it with more (or other) roles
+// reports its own.
 func (f *Fake) Capabilities() datapath.Capabilities {
-	return datapath.Capabilities{Tracer: f, Policy: f}
+	return datapath.Capabilities{Tracer: f, Policy: f, DHCP: f}
+}
+
+// DHCPStats: the fake answers no packet, so every counter is there and
+// zero, as a backend's are before its first packet.
+func (f *Fake) DHCPStats(context.Context) (datapath.DHCPStats, error) {
+	var none dhcp.Counters
+	s := none.Snapshot()
+	return datapath.DHCPStats{Requests: s.Requests, Answers: s.Answers, Refused: s.Refused}, nil
 }
 
 func (f *Fake) SetPolicy(_ context.Context, p model.Policy) error {
