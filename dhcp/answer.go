@@ -66,7 +66,7 @@ func Answer(frame []byte, b Binding) ([]byte, Verdict) {
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
 		v.Answer = AnswerOffer
-		return reply(req, b, dhcpv4.MessageTypeOffer, b.IP, true), v
+		return reply(req, b, dhcpv4.MessageTypeOffer, b.IP, zeroIP, true), v
 	case dhcpv4.MessageTypeRequest:
 		asked := ciaddr
 		if rip := req.RequestedIPAddress(); rip != nil {
@@ -85,7 +85,7 @@ func Answer(frame []byte, b Binding) ([]byte, Verdict) {
 			return nak(req, b), v
 		}
 		v.Answer = AnswerAck
-		return reply(req, b, dhcpv4.MessageTypeAck, b.IP, true), v
+		return reply(req, b, dhcpv4.MessageTypeAck, b.IP, ciaddr, true), v
 	case dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline:
 		// The IPAM record is the lease: the port keeps its address. A
 		// DECLINE (someone else answers ARP for it) is the backend's to log.
@@ -96,7 +96,7 @@ func Answer(frame []byte, b Binding) ([]byte, Verdict) {
 			return nil, v
 		}
 		v.Answer = AnswerAck
-		return reply(req, b, dhcpv4.MessageTypeAck, zeroIP, false), v
+		return reply(req, b, dhcpv4.MessageTypeAck, zeroIP, ciaddr, false), v
 	default:
 		v.Reason = ReasonUnsupported
 		return nil, v
@@ -130,13 +130,14 @@ func addr(ip net.IP) netip.Addr {
 	return a.Unmap()
 }
 
-// reply builds an OFFER or ACK of yiaddr (zero for an INFORM's ACK) and
-// frames it as RFC 2131 §4.1 says a server on the client's link sends it:
-// to ciaddr when the client has one, else broadcast when it asks so, else
-// to yiaddr at chaddr. Every one of them reaches only the port.
-func reply(req *dhcpv4.DHCPv4, b Binding, t dhcpv4.MessageType, yiaddr netip.Addr, lease bool) []byte {
+// reply builds an OFFER or ACK of yiaddr (zero for an INFORM's ACK) with
+// the client's ciaddr (zero in an OFFER, RFC 2131 table 3) and frames it
+// as §4.1 says a server on the client's link sends it: to ciaddr when the
+// client has one, else broadcast when it asks so, else to yiaddr at
+// chaddr. Every one of them reaches only the port.
+func reply(req *dhcpv4.DHCPv4, b Binding, t dhcpv4.MessageType, yiaddr, ciaddr netip.Addr, lease bool) []byte {
 	r := header(req)
-	r.ClientIPAddr = req.ClientIPAddr.To4()
+	r.ClientIPAddr = ciaddr.AsSlice()
 	r.YourIPAddr = yiaddr.AsSlice()
 	r.UpdateOption(dhcpv4.OptMessageType(t))
 	for _, o := range b.options(lease) {
@@ -144,7 +145,7 @@ func reply(req *dhcpv4.DHCPv4, b Binding, t dhcpv4.MessageType, yiaddr netip.Add
 	}
 	echoClientID(req, r)
 	dst, dstMAC := yiaddr, req.ClientHWAddr
-	switch ciaddr := addr(req.ClientIPAddr); {
+	switch {
 	case ciaddr != zeroIP:
 		dst = ciaddr
 	case req.IsBroadcast():

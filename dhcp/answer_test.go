@@ -99,6 +99,8 @@ func TestAnswer(t *testing.T) {
 			want: Verdict{TypeDiscover, AnswerOffer, ""}, yiaddr: portIP, dstIP: broadcastIP, dstMAC: broadcastMAC},
 		{name: "discover asking for another address gets its own", req: client{t: dhcpv4.MessageTypeDiscover, requested: otherIP},
 			want: Verdict{TypeDiscover, AnswerOffer, ""}, yiaddr: portIP, dstIP: portIP, dstMAC: portMAC},
+		{name: "discover with a ciaddr is offered with none", req: client{t: dhcpv4.MessageTypeDiscover, src: portIP, ciaddr: portIP},
+			want: Verdict{TypeDiscover, AnswerOffer, ""}, yiaddr: portIP, dstIP: portIP, dstMAC: portMAC, ciaddr: zeroIP},
 		{name: "request selecting", req: client{t: dhcpv4.MessageTypeRequest, requested: portIP, server: gwIP},
 			want: Verdict{TypeRequest, AnswerAck, ""}, yiaddr: portIP, dstIP: portIP, dstMAC: portMAC},
 		{name: "request selecting another server", req: client{t: dhcpv4.MessageTypeRequest, requested: portIP, server: netip.MustParseAddr("10.81.0.254")},

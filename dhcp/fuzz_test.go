@@ -29,7 +29,7 @@ func FuzzAnswer(f *testing.F) {
 		for _, name := range []struct {
 			value string
 			set   []string
-		}{{v.Type, types}, {v.Answer, answers}, {v.Reason, reasons}} {
+		}{{v.Type, types[:]}, {v.Answer, answers[:]}, {v.Reason, reasons[:]}} {
 			if name.value != "" && !slices.Contains(name.set, name.value) {
 				t.Fatalf("verdict %+v names %q", v, name.value)
 			}

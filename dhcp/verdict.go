@@ -56,9 +56,9 @@ const (
 )
 
 var (
-	types   = []string{TypeDiscover, TypeRequest, TypeDecline, TypeRelease, TypeInform, TypeOther}
-	answers = []string{AnswerOffer, AnswerAck, AnswerNak}
-	reasons = []string{ReasonMalformed, ReasonUnknownMAC, ReasonWrongSource, ReasonRelayed,
+	types   = [...]string{TypeDiscover, TypeRequest, TypeDecline, TypeRelease, TypeInform, TypeOther}
+	answers = [...]string{AnswerOffer, AnswerAck, AnswerNak}
+	reasons = [...]string{ReasonMalformed, ReasonUnknownMAC, ReasonWrongSource, ReasonRelayed,
 		ReasonWrongAddress, ReasonNotForUs, ReasonUnsupported, ReasonUnknownPort, ReasonDHCPOff,
 		ReasonRateLimited, ReasonQueueFull, ReasonSendFailed}
 )
@@ -73,20 +73,20 @@ type Verdict struct {
 // Counters count verdicts, by name; safe for concurrent use. The zero
 // value counts from zero.
 type Counters struct {
-	types   [6]atomic.Uint64
-	answers [3]atomic.Uint64
-	reasons [12]atomic.Uint64
+	types   [len(types)]atomic.Uint64
+	answers [len(answers)]atomic.Uint64
+	reasons [len(reasons)]atomic.Uint64
 }
 
 // Count adds one verdict.
 func (c *Counters) Count(v Verdict) {
-	add(c.types[:], types, v.Type)
-	add(c.answers[:], answers, v.Answer)
-	add(c.reasons[:], reasons, v.Reason)
+	add(c.types[:], types[:], v.Type)
+	add(c.answers[:], answers[:], v.Answer)
+	add(c.reasons[:], reasons[:], v.Reason)
 }
 
 // Refuse counts a frame a backend refused before, or without, Answer.
-func (c *Counters) Refuse(reason string) { add(c.reasons[:], reasons, reason) }
+func (c *Counters) Refuse(reason string) { add(c.reasons[:], reasons[:], reason) }
 
 // Snapshot is a copy of the counters, by name; every name is there, zero
 // included, so that rates work from the first scrape.
@@ -97,9 +97,9 @@ type Snapshot struct {
 // Snapshot copies the counters.
 func (c *Counters) Snapshot() Snapshot {
 	return Snapshot{
-		Requests: snapshot(c.types[:], types),
-		Answers:  snapshot(c.answers[:], answers),
-		Refused:  snapshot(c.reasons[:], reasons),
+		Requests: snapshot(c.types[:], types[:]),
+		Answers:  snapshot(c.answers[:], answers[:]),
+		Refused:  snapshot(c.reasons[:], reasons[:]),
 	}
 }
 
