@@ -2,12 +2,10 @@ package controller_test
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/controller"
 	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
-	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/dhcp"
 )
@@ -37,13 +35,8 @@ func TestDHCPStats(t *testing.T) {
 		t.Fatalf("counters %v", s)
 	}
 
-	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	fake := controllertest.NewFake()
-	g := startFixtureOn(t, st, fake, noDHCPFake{fake})
+	g := startFixtureOn(t, openStore(t), fake, noDHCPFake{fake})
 	if _, err := g.C.DHCPStats(t.Context()); !errors.Is(err, controller.ErrUnsupported) {
 		t.Fatalf("without DHCP: %v", err)
 	}

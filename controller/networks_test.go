@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"sync/atomic"
 	"testing"
@@ -95,12 +94,7 @@ func (s *flakyStore) UpdatePort(ctx context.Context, p model.Port) error {
 
 func startChanging(t *testing.T) (*fixture, *changingFake, *flakyStore) {
 	t.Helper()
-	bolt, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bolt.Close() })
-	st := &flakyStore{Store: bolt}
+	st := &flakyStore{Store: openStore(t)}
 	fake := newChangingFake()
 	return startFixtureOn(t, st, fake.Fake, fake), fake, st
 }
