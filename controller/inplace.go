@@ -1,9 +1,5 @@
 package controller
 
-// A PUT of an existing port whose spec differs only in its mutable fields
-// — security groups, configure — changes them in place (docs/DESIGN.md
-// §8.0): the port keeps its link, address and flows.
-
 import (
 	"context"
 	"errors"
@@ -12,6 +8,11 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
+
+// A port's security groups and configure change in place (docs/DESIGN.md
+// §8.0, §8.4): no detach, no new link, only its record, the policy and,
+// for configure, an attach of the port as it now is; and a port that
+// listed groups leaves the policy.
 
 // claimInPlace reserves the change of port old's mutable fields to those
 // of q — its security groups, configure — which needs no detach: the port
@@ -90,4 +91,17 @@ func (c *Controller) setPort(p model.Port) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ports[p.Name] = p
+}
+
+// leavePolicy hands over the policy without a port that listed groups and
+// is gone (deleted, its record refused, or its attach rolled back). The
+// port's change is done whatever comes of it, so a refusal is retried in
+// the background.
+func (c *Controller) leavePolicy(p model.Port) {
+	if p.SecurityGroups == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	c.retryPolicy(ctx)
 }

@@ -317,19 +317,6 @@ func (c *Controller) claimPort(p model.Port, netnsErr error, left *leftPort) (r 
 	return r, existing, nil
 }
 
-// leavePolicy hands over the policy without a port that listed groups and
-// is gone (deleted, its record refused, or its attach rolled back). The
-// port's change is done whatever comes of it, so a refusal is retried in
-// the background.
-func (c *Controller) leavePolicy(p model.Port) {
-	if p.SecurityGroups == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
-	defer cancel()
-	c.retryPolicy(ctx)
-}
-
 // checkIP validates a requested address against the port's network.
 func checkIP(n model.Network, ip netip.Addr) error {
 	if !model.IsHostAddr(n.Subnet, ip) || ip == n.Gateway {
