@@ -148,8 +148,19 @@ func (c *Controller) applyNetwork(ctx context.Context, ev store.Event) error {
 	defer c.exclusive()()
 	defer c.publish()
 	old, had := c.networks[ev.Name]
-	if ev.Network != nil && had && old == *ev.Network {
+	switch n := ev.Network; {
+	case n != nil && had && old == *n:
 		return nil // this host's own write, or already known
+	case n != nil && had && old.ID == n.ID && old.SameImmutable(*n):
+		// Changed in place (changeNetwork): its ports stay.
+		c.networks[ev.Name] = *n
+		if c.backend == nil {
+			return nil
+		}
+		if err := c.backend.EnsureNetwork(ctx, *n); err != nil {
+			return fmt.Errorf("ensure network %s: %w", ev.Name, err)
+		}
+		return nil
 	}
 	if had {
 		// The store deletes no network a port holds an address in, so

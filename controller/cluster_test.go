@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -20,11 +21,35 @@ import (
 )
 
 // overlayFake is the fake with an overlay: it records the remote ports it
-// was last handed.
+// was last handed, and the networks it was asked to ensure and delete.
 type overlayFake struct {
 	*controllertest.Fake
 	remoteMu sync.Mutex
 	remote   []string // "port@host-ip"
+	networks []string // "ensure blue dns=10.1.0.53", "delete blue"; guarded by remoteMu
+}
+
+func (f *overlayFake) EnsureNetwork(ctx context.Context, n model.Network) error {
+	f.remoteMu.Lock()
+	f.networks = append(f.networks, fmt.Sprintf("ensure %s dns=%s", n.Name, n.DNS))
+	f.remoteMu.Unlock()
+	return f.Fake.EnsureNetwork(ctx, n)
+}
+
+func (f *overlayFake) DeleteNetwork(ctx context.Context, n model.Network) error {
+	f.remoteMu.Lock()
+	f.networks = append(f.networks, "delete "+n.Name)
+	f.remoteMu.Unlock()
+	return f.Fake.DeleteNetwork(ctx, n)
+}
+
+// networkCalls are the network calls since the last look.
+func (f *overlayFake) networkCalls() string {
+	f.remoteMu.Lock()
+	defer f.remoteMu.Unlock()
+	calls := strings.Join(f.networks, ", ")
+	f.networks = nil
+	return calls
 }
 
 func (f *overlayFake) Capabilities() datapath.Capabilities {
@@ -161,4 +186,53 @@ func names(ports []v1.Port) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, " ")
+}
+
+// TestClusterNetworkInPlace: a network's DHCP fields changed on one host
+// reach the others' datapaths in place — ensured again, never deleted
+// under the ports they have on it — and their API shows the change.
+func TestClusterNetworkInPlace(t *testing.T) {
+	etcd := testbed.StartEtcd(t, 1)
+	h1 := startClusterHost(t, etcd, "h1", "192.0.2.1")
+	h2 := startClusterHost(t, etcd, "h2", "192.0.2.2")
+	// networkCalls waits until h's datapath was asked for want since
+	// the last look, and for nothing else.
+	networkCalls := func(h *clusterHost, want string) {
+		t.Helper()
+		var got []string
+		waitUntil(t, h.C.HostName()+": "+want, func() bool {
+			if calls := h.fake.networkCalls(); calls != "" {
+				got = append(got, calls)
+			}
+			return strings.Join(got, ", ") == want
+		})
+	}
+	h1.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24"}`, 201)
+	networkCalls(h1, "ensure blue dns=")
+	networkCalls(h2, "ensure blue dns=")
+	h2.mustDo(t, "PUT", "/v1/ports/p2", `{"network":"blue","type":"tap","ip":"10.1.0.12"}`, 201)
+
+	h1.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24","dns":["10.1.0.53"]}`, 200)
+	networkCalls(h1, "ensure blue dns=10.1.0.53")
+	networkCalls(h2, "ensure blue dns=10.1.0.53")
+	if got, err := h2.C.Network("blue"); err != nil || fmt.Sprint(got.DNS) != "[10.1.0.53]" || got.ID != 1 {
+		t.Fatalf("h2 shows blue as %+v (%v)", got, err)
+	}
+	// From h2 too; h1 follows, and h2's own write comes back as no change.
+	h2.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/24","dhcp":false}`, 200)
+	networkCalls(h2, "ensure blue dns=")
+	networkCalls(h1, "ensure blue dns=")
+	if got, _ := h1.C.Network("blue"); got.DHCP {
+		t.Fatalf("h1 shows blue as %+v", got)
+	}
+	h2.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.1.0.0/25"}`, 409)
+	time.Sleep(100 * time.Millisecond) // an event would have come by now
+	for _, h := range []*clusterHost{h1, h2} {
+		if calls := h.fake.networkCalls(); calls != "" {
+			t.Fatalf("%s's network calls: %s", h.C.HostName(), calls)
+		}
+	}
+	if calls := h2.Fake.TakeCalls(); slices.Contains(calls, "detach p2") {
+		t.Fatalf("h2's port calls: %q", calls)
+	}
 }

@@ -34,7 +34,9 @@ func (c *Controller) Network(name string) (v1.Network, error) {
 	return n.View(), nil
 }
 
-// PutNetwork creates a network, or confirms an identical one (created=false).
+// PutNetwork creates a network, confirms an identical one, or changes an
+// existing one's mutable fields — dhcp, dns, domain — in place
+// (created=false for both; docs/DESIGN.md §8.0, §8.4).
 func (c *Controller) PutNetwork(ctx context.Context, name string, spec v1.NetworkSpec) (v1.Network, bool, error) {
 	n, created, err := c.putNetwork(ctx, name, spec)
 	return n.View(), created, err
@@ -47,10 +49,14 @@ func (c *Controller) putNetwork(ctx context.Context, name string, spec v1.Networ
 	defer c.exclusive()()
 	defer c.publish()
 	if old, ok := c.networks[name]; ok {
-		if !old.SameSpec(n) {
+		switch {
+		case old.SameSpec(n):
+			return old, false, nil
+		case !old.SameImmutable(n):
 			return old, false, fmt.Errorf("%w: network %q exists with a different spec", ErrConflict, name)
 		}
-		return old, false, nil
+		n, err = c.changeNetwork(ctx, old, n)
+		return n, false, err
 	}
 	if err := c.readyLocked(); err != nil {
 		return n, false, err
@@ -89,6 +95,29 @@ func (c *Controller) putNetwork(ctx context.Context, name string, spec v1.Networ
 		return n, false, err
 	}
 	return n, true, nil
+}
+
+// changeNetwork changes network old's mutable fields to n's in place:
+// the record first (a crash after it converges on n at restart), then the
+// datapath, which answers DHCP from the networks it holds; its ports stay
+// as they are. A refusal of the datapath puts old back in both. Both
+// locks are held (exclusive).
+func (c *Controller) changeNetwork(ctx context.Context, old, n model.Network) (model.Network, error) {
+	if err := c.readyLocked(); err != nil {
+		return old, err
+	}
+	n.ID = old.ID
+	if err := c.store.UpdateNetwork(ctx, n); err != nil {
+		return old, err // the store says what it was updating
+	}
+	if err := c.backend.EnsureNetwork(ctx, n); err != nil {
+		c.rollback("network "+n.Name, func(ctx context.Context) error {
+			return errors.Join(c.store.UpdateNetwork(ctx, old), c.backend.EnsureNetwork(ctx, old))
+		})
+		return old, fmt.Errorf("change network %q in place: %w", n.Name, err)
+	}
+	c.networks[n.Name] = n
+	return n, nil
 }
 
 // gatewayMACFree refuses a new network whose gateway MACs (derived from

@@ -216,6 +216,23 @@ func (s *Bolt) DeleteNetwork(ctx context.Context, name string) error {
 	})
 }
 
+// UpdateNetwork replaces a network whose mutable fields alone changed.
+func (s *Bolt) UpdateNetwork(ctx context.Context, n model.Network) error {
+	return s.update(ctx, fmt.Sprintf("update network %q", n.Name), func(tx *bolt.Tx) error {
+		old, ok, err := get[model.Network](tx, networksBucket, n.Name)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return errNoNetwork(n.Name)
+		}
+		if err := checkNetworkUpdate(old, n); err != nil {
+			return err
+		}
+		return put(tx, networksBucket, n.Name, n)
+	})
+}
+
 // PutRouter creates or replaces a router whose networks all exist.
 func (s *Bolt) PutRouter(ctx context.Context, r model.Router) (model.Router, error) {
 	err := s.update(ctx, fmt.Sprintf("store router %q", r.Name), func(tx *bolt.Tx) error {

@@ -191,6 +191,18 @@ func networkUnused(network string, ports, routers []string) error {
 	return nil
 }
 
+// checkNetworkUpdate refuses an update that would be another network: a
+// changed ID or immutable field. The controller checks the same against
+// the network it knows; the store checks against the record, which
+// another host may have deleted and created again meanwhile.
+func checkNetworkUpdate(old, n model.Network) error {
+	if old.ID != n.ID || !old.SameImmutable(n) {
+		return fmt.Errorf("%w: network %q is %s #%d (gateway %s, mtu %d, masquerade %t); an update changes only dhcp, dns and domain",
+			ErrConflict, n.Name, old.Subnet, old.ID, old.Gateway, old.MTU, old.Masquerade)
+	}
+	return nil
+}
+
 // checkNewPort checks what a port must have before any store sees it. Its
 // MAC must be in the canonical form (v1.ParseMAC), which is the key it is
 // held under: two spellings of one MAC must not be two keys.

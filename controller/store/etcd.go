@@ -245,6 +245,47 @@ func (s *Etcd) DeleteNetwork(ctx context.Context, name string) error {
 		})
 }
 
+// UpdateNetwork replaces a network whose mutable fields alone changed, if
+// its record is still the one it checked (its ModRevision): a delete and
+// create of the name by another host meanwhile is checked anew. The
+// topology key stays as it is: no other write decides on a network's
+// mutable fields.
+func (s *Etcd) UpdateNetwork(ctx context.Context, n model.Network) error {
+	val, err := json.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("update network %q: %w", n.Name, err)
+	}
+	key := s.key(networksDir, n.Name)
+	return s.do(ctx, fmt.Sprintf("update network %q", n.Name), func(ctx context.Context) error {
+		resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(key)).Commit()
+		if err != nil {
+			return err
+		}
+		for try := 1; ; try++ {
+			kvs := resp.Responses[0].GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				return errNoNetwork(n.Name)
+			}
+			var old model.Network
+			if err := json.Unmarshal(kvs[0].Value, &old); err != nil {
+				return fmt.Errorf("decode %s: %w", kvs[0].Key, err)
+			}
+			// Equal: nothing to write, or the last attempt was applied.
+			if err := checkNetworkUpdate(old, n); err != nil || old == n {
+				return err
+			}
+			unchanged := clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)
+			resp, err = s.cli.Txn(ctx).If(unchanged).Then(clientv3.OpPut(key, string(val))).Else(clientv3.OpGet(key)).Commit()
+			if err != nil || resp.Succeeded {
+				return err
+			}
+			if err := lost(ctx, try); err != nil {
+				return err
+			}
+		}
+	})
+}
+
 // PutRouter creates or replaces a router whose networks all exist.
 func (s *Etcd) PutRouter(ctx context.Context, r model.Router) (model.Router, error) {
 	var stored model.Router

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -369,4 +370,107 @@ func TestEtcdDeleteGroupRace(t *testing.T) {
 		}
 	}
 	t.Logf("30 rounds: %v", outcomes)
+}
+
+// TestEtcdUpdateNetworkRace: a network's DHCP fields updated from three
+// hosts at once all succeed, each losing race tried again; and an update
+// whose record changes between its read and its write — another host's
+// update, or its delete and create of the name with another subnet —
+// reads again and decides on what it finds: it writes over the update,
+// and refuses the other network rather than write the old subnet over it.
+func TestEtcdUpdateNetworkRace(t *testing.T) {
+	t.Parallel()
+	cluster := testbed.StartEtcd(t, 1)
+	hosts := openHosts(t, cluster, 3)
+	ctx := t.Context()
+	blue := withDNS(network("blue", "10.1.0.0/24"), 0, true, "")
+	if _, err := hosts[0].CreateNetwork(ctx, blue); err != nil {
+		t.Fatal(err)
+	}
+	blue.ID = 1
+	var wg sync.WaitGroup
+	for h, s := range hosts {
+		for i := range 10 {
+			wg.Go(func() {
+				if err := s.UpdateNetwork(ctx, withDNS(blue, 1, true, "", fmt.Sprintf("10.1.0.%d", 10+h*10+i))); err != nil {
+					t.Errorf("host %d update %d: %v", h, i, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	st, err := hosts[0].Load(ctx)
+	if err != nil || len(st.Networks) != 1 || st.Networks[0].ID != 1 || len(st.Networks[0].DNS.Addrs()) != 1 {
+		t.Fatalf("after 30 updates: %+v %v", st.Networks, err)
+	}
+
+	a, b := hosts[1], hosts[2]
+	other := withDNS(network("blue", "10.1.0.0/25"), 1, true, "")
+	for _, c := range []struct {
+		name      string
+		update    model.Network
+		meanwhile func() error
+		want      error
+		stored    model.Network
+	}{
+		{"updated meanwhile", withDNS(blue, 1, true, "", "10.1.0.53"),
+			func() error { return b.UpdateNetwork(ctx, withDNS(blue, 1, false, "")) },
+			nil, withDNS(blue, 1, true, "", "10.1.0.53")},
+		{"made again meanwhile", withDNS(blue, 1, true, "", "10.1.0.54"), func() error {
+			if err := b.DeleteNetwork(ctx, "blue"); err != nil {
+				return err
+			}
+			_, err := b.CreateNetwork(ctx, other)
+			return err
+		}, ErrConflict, other},
+	} {
+		a.cli.KV = &beforeWrite{KV: a.cli.KV, hook: c.meanwhile}
+		err := a.UpdateNetwork(ctx, c.update)
+		a.cli.KV = a.cli.KV.(*beforeWrite).KV
+		if !errors.Is(err, c.want) || c.want == nil && err != nil {
+			t.Errorf("%s: update: %v, want %v", c.name, err, c.want)
+		}
+		if st, err := a.Load(ctx); err != nil || len(st.Networks) != 1 || st.Networks[0] != c.stored {
+			t.Errorf("%s: stored %+v %v, want %+v", c.name, st.Networks, err, c.stored)
+		}
+	}
+}
+
+// beforeWrite runs hook, once, before the first conditional transaction
+// is sent: another host's write between a read and the write that
+// depends on it.
+type beforeWrite struct {
+	clientv3.KV
+	hook func() error
+	once sync.Once
+}
+
+func (k *beforeWrite) Txn(ctx context.Context) clientv3.Txn {
+	return &hookedTxn{Txn: k.KV.Txn(ctx), kv: k}
+}
+
+type hookedTxn struct {
+	clientv3.Txn
+	kv          *beforeWrite
+	conditional bool
+}
+
+func (t *hookedTxn) If(cs ...clientv3.Cmp) clientv3.Txn {
+	t.conditional = true
+	t.Txn = t.Txn.If(cs...)
+	return t
+}
+
+func (t *hookedTxn) Then(ops ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Then(ops...); return t }
+func (t *hookedTxn) Else(ops ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Else(ops...); return t }
+
+func (t *hookedTxn) Commit() (*clientv3.TxnResponse, error) {
+	var err error
+	if t.conditional {
+		t.kv.once.Do(func() { err = t.kv.hook() })
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t.Txn.Commit()
 }

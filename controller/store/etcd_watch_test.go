@@ -32,6 +32,9 @@ func describe(e Event) string {
 		return "reset"
 	case e.Network != nil:
 		obj = fmt.Sprintf("%s %s #%d", e.Network.Name, e.Network.Subnet, e.Network.ID)
+		if e.Network.DNS != "" {
+			obj += " dns " + string(e.Network.DNS)
+		}
 	case e.Router != nil:
 		obj = fmt.Sprintf("%s %v", e.Router.Name, e.Router.Networks)
 	case e.Port != nil:
@@ -70,6 +73,7 @@ func TestEtcdWatch(t *testing.T) {
 	p.Host = "h2"
 	updated := p
 	updated.Ofport = 3
+	redDNS := withDNS(network("red", "10.2.0.0/24"), 3, false, "", "10.2.0.53")
 	regCtx, stopReg := context.WithCancel(ctx)
 	regDone := make(chan error, 1)
 	steps := []struct {
@@ -80,6 +84,8 @@ func TestEtcdWatch(t *testing.T) {
 			[]string{"network blue: blue 10.1.0.0/24 #2"}},
 		{func() error { _, err := b.CreateNetwork(ctx, network("red", "10.2.0.0/24")); return err },
 			[]string{"network red: red 10.2.0.0/24 #3"}},
+		// In place: the same key written again is one put.
+		{func() error { return b.UpdateNetwork(ctx, redDNS) }, []string{"network red: red 10.2.0.0/24 #3 dns 10.2.0.53"}},
 		{func() error { _, err := b.PutRouter(ctx, router("r1", 1, "blue", "red")); return err }, []string{"router r1: r1 [blue red]"}},
 		{func() error { _, err := b.PutSecurityGroup(ctx, group("web")); return err }, []string{"security_group web: web #1 naming []"}},
 		{func() error { _, err := b.PutSecurityGroup(ctx, group("db", "web")); return err }, []string{"security_group db: db #2 naming [web]"}},

@@ -64,6 +64,12 @@ type Store interface {
 	// DeleteNetwork removes a network; ErrConflict while a port or a router
 	// uses it. A missing network is not an error.
 	DeleteNetwork(ctx context.Context, name string) error
+	// UpdateNetwork replaces a stored network whose mutable fields alone
+	// changed (model.Network.SameImmutable; its ID is the stored one's).
+	// ErrNotFound if gone; ErrConflict if the update would change its ID
+	// or an immutable field, as another host's delete and create of the
+	// name meanwhile may have.
+	UpdateNetwork(ctx context.Context, n model.Network) error
 	// PutRouter creates or replaces a router and returns it with its ID: a
 	// new router gets one no other router has, a replaced one keeps its own.
 	// ErrNotFound when one of its networks does not exist.

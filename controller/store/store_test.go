@@ -53,6 +53,41 @@ func createNetwork(n model.Network, wantID int) func(context.Context, Store) err
 	}
 }
 
+func updateNetwork(n model.Network) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error { return s.UpdateNetwork(ctx, n) }
+}
+
+// withDNS is n with the DHCP fields a test changes in place.
+func withDNS(n model.Network, id int, dhcp bool, domain string, dns ...string) model.Network {
+	list, err := model.NewAddrList(dns)
+	if err != nil {
+		panic(err)
+	}
+	n.ID, n.DHCP, n.Domain, n.DNS = id, dhcp, domain, list
+	return n
+}
+
+// networkIs checks a stored network's ID and DHCP fields: "#1 dhcp true
+// dns 10.1.0.53,9.9.9.9 domain lab.example".
+func networkIs(name, want string) func(context.Context, Store) error {
+	return func(ctx context.Context, s Store) error {
+		st, err := s.Load(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range st.Networks {
+			if n.Name != name {
+				continue
+			}
+			if got := fmt.Sprintf("#%d dhcp %t dns %s domain %s", n.ID, n.DHCP, n.DNS, n.Domain); got != want {
+				return fmt.Errorf("network %s is %q, want %q", name, got, want)
+			}
+			return nil
+		}
+		return fmt.Errorf("no network %s", name)
+	}
+}
+
 func createPort(p model.Port) func(context.Context, Store) error {
 	return func(ctx context.Context, s Store) error { return s.CreatePort(ctx, p) }
 }
@@ -221,6 +256,25 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			{do: createNetwork(network("green", "10.1.0.0/16"), 1)},
 			{do: createNetwork(network("blue", "10.4.0.0/24"), 3)},
 			{do: loaded("blue#3 green#1 red#2", "", "")},
+		}},
+		{"networks: update in place", []step{
+			{do: updateNetwork(withDNS(blue, 1, true, "")), want: ErrNotFound, msg: `not found: network "blue"`},
+			{do: createNetwork(withDNS(blue, 0, true, ""), 1)},
+			{do: createNetwork(withDNS(red, 0, true, ""), 2)},
+			{do: createPort(port("a", "blue", "10.1.0.5"))}, // a port on it changes nothing
+			{do: updateNetwork(withDNS(blue, 1, false, "lab.example", "10.1.0.53", "9.9.9.9"))},
+			{do: networkIs("blue", "#1 dhcp false dns 10.1.0.53,9.9.9.9 domain lab.example")},
+			{do: updateNetwork(withDNS(blue, 1, false, "lab.example", "10.1.0.53", "9.9.9.9"))}, // the same again
+			{do: updateNetwork(withDNS(blue, 1, true, ""))},
+			{do: networkIs("blue", "#1 dhcp true dns  domain ")},
+			{do: updateNetwork(withDNS(network("blue", "10.1.0.0/25"), 1, true, "")), want: ErrConflict,
+				msg: `conflict: network "blue" is 10.1.0.0/24 #1 (gateway 10.1.0.1, mtu 1500, masquerade false); an update changes only dhcp, dns and domain`},
+			{do: updateNetwork(func() model.Network { n := withDNS(blue, 1, true, ""); n.MTU = 9000; return n }()), want: ErrConflict},
+			{do: updateNetwork(func() model.Network { n := withDNS(blue, 1, true, ""); n.Masquerade = true; return n }()), want: ErrConflict},
+			{do: updateNetwork(withDNS(blue, 2, true, "x.example")), want: ErrConflict}, // another ID: another network
+			{do: networkIs("blue", "#1 dhcp true dns  domain ")},
+			{do: networkIs("red", "#2 dhcp true dns  domain ")},
+			{do: loaded("blue#1 red#2", "", "a@blue/10.1.0.5/0")},
 		}},
 		{"network in use", []step{
 			{do: createNetwork(blue, 1)},
