@@ -100,7 +100,9 @@ func TestMeterRange(t *testing.T) {
 // differs, foreign meters are never touched, and meters stay out of the
 // bundle's messages.
 func TestDiffMeters(t *testing.T) {
-	m := func(id, rate uint32) flowset.Meter { return flowset.Meter{ID: space.Meter(0, uint16(id)), Rate: rate, Burst: 5} }
+	m := func(id, rate uint32) flowset.Meter {
+		return flowset.Meter{ID: space.Meter(0, uint16(id)), Rate: rate, Burst: 5}
+	}
 	// As OVS reports them; and a foreign meter.
 	var installed flowset.Installed
 	for _, id := range []uint32{1, 2, 3} {
