@@ -1,0 +1,235 @@
+package ovs
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/dhcp"
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+	"github.com/ovs-vnet/ovs-vnet/model"
+)
+
+// busybox is Debian's busybox-static, whose udhcpc is the client here.
+const busybox = "/bin/busybox"
+
+// udhcpcScript records each event udhcpc reports with what it was given,
+// and applies a lease as a client's own script would: address, MTU, default
+// route.
+const udhcpcScript = `#!/bin/sh
+echo "$1 ip=$ip subnet=$subnet router=$router dns=$dns domain=$domain mtu=$mtu lease=$lease serverid=$serverid" >> "$EVENTS"
+case "$1" in
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/$subnet" dev "$interface"
+	[ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
+	ip route replace default via "$router" dev "$interface"
+	;;
+esac
+exit 0
+`
+
+// TestDHCPAnswers runs busybox udhcpc in a port's namespace against the
+// real backend on a sandboxed bridge — the e2e path without the daemon:
+// the lease carries the port's address and the network's options, the
+// client pings the gateway and another port with it, renews by unicast,
+// gets nothing with its network's DHCP off or with a MAC not its port's,
+// and renews again after the backend restarted (the flows and meters
+// stayed on the bridge).
+func TestDHCPAnswers(t *testing.T) {
+	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
+	_, err := os.Stat(busybox)
+	testbed.Need(t, err == nil, busybox+": apt-get install busybox-static (hack/install-deps.sh)")
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := testbed.StartSandbox(t, root, "")
+	cfg := agentConfig{DB: "unix:" + box.DBSock, Bridge: "br-vnet", Listen: "tcp:127.0.0.1:6653",
+		VswitchdCtl: filepath.Join(box.Dir, "ovs-vswitchd.ctl")}
+	prefix := netip.MustParsePrefix("10.98.0.0/24")
+	dns, err := model.NewAddrList([]string{"10.98.0.53", "9.9.9.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := model.Network{Name: "dh", Subnet: prefix, Gateway: prefix.Addr().Next(), MTU: 1400, ID: 1, DHCP: true, DNS: dns, Domain: "lab.example"}
+	port := func(name, ip string) model.Port {
+		return model.Port{Name: name, Network: n.Name, Type: v1.PortVeth, Netns: testbed.Netns(t, "vnt-dh-"), Ifname: "eth0",
+			IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), HostIfname: model.HostIfname(name)}
+	}
+	want := []model.Port{port("dha", "10.98.0.10"), port("dhb", "10.98.0.11")}
+	var ports []model.Port
+	start := func() *agent {
+		h := startAgent(t, t, "host", box.Netns)
+		h.do(t, agentCmd{Op: "new", Config: cfg})
+		h.do(t, agentCmd{Op: "network", Network: n})
+		ports = ports[:0]
+		for _, p := range want {
+			ports = append(ports, h.do(t, agentCmd{Op: "attach", Network: n, Port: p}).Port)
+		}
+		h.do(t, agentCmd{Op: "prune", State: datapath.State{Networks: []model.Network{n}, Ports: ports}})
+		return h
+	}
+	h := start()
+	a, b := ports[0], ports[1]
+	// The port as configure:false leaves it (datapath/link): up, and no
+	// address nor route.
+	testbed.Run(t, "ip", "-n", a.Netns, "addr", "flush", "dev", "eth0")
+
+	dir := t.TempDir()
+	script := filepath.Join(dir, "udhcpc.script")
+	if err := os.WriteFile(script, []byte(udhcpcScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	events := filepath.Join(dir, "events")
+	udhcpc := func(ctx context.Context, args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", a.Netns, busybox, "udhcpc", "-i", "eth0", "-s", script}, args...)...)
+		cmd.Env = append(os.Environ(), "EVENTS="+events)
+		return cmd
+	}
+	stats := func() datapath.DHCPStats { return h.do(t, agentCmd{Op: "dhcp-stats"}).DHCPStats }
+
+	t.Run("lease", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if out, err := udhcpc(ctx, "-f", "-q", "-n", "-t", "3", "-T", "1").CombinedOutput(); err != nil {
+			t.Fatalf("udhcpc: %v\n%s", err, out)
+		}
+		got := lastEvent(t, events, "bound")
+		wantLease := "bound ip=10.98.0.10 subnet=255.255.255.0 router=10.98.0.1 dns=10.98.0.53 9.9.9.9 domain=lab.example mtu=1400 lease=86400 serverid=10.98.0.1"
+		if got != wantLease {
+			t.Fatalf("lease:\n got %s\nwant %s", got, wantLease)
+		}
+		s := stats()
+		if s.Requests[dhcp.TypeDiscover] < 1 || s.Requests[dhcp.TypeRequest] < 1 || s.Answers[dhcp.AnswerOffer] < 1 || s.Answers[dhcp.AnswerAck] < 1 {
+			t.Fatalf("counters: %+v", s)
+		}
+	})
+	t.Run("ping", func(t *testing.T) {
+		testbed.Run(t, "ip", "netns", "exec", a.Netns, "ping", "-c", "2", "-W", "2", n.Gateway.String())
+		testbed.Run(t, "ip", "netns", "exec", a.Netns, "ping", "-c", "2", "-W", "2", b.IP.String())
+		testbed.Run(t, "ip", "netns", "exec", b.Netns, "ping", "-c", "2", "-W", "2", a.IP.String())
+	})
+	renew := func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		before := stats()
+		cmd := udhcpc(ctx, "-f", "-t", "3", "-T", "1", "-n")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		bound := waitEvents(t, events, "bound")
+		// udhcpc runs under ip netns exec, which execs it: the pid is its.
+		if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		got := waitEvents(t, events, "renew")
+		if !strings.HasPrefix(got, "renew ip=10.98.0.10 ") || bound == "" {
+			t.Fatalf("renew: %s", got)
+		}
+		after := stats()
+		if after.Answers[dhcp.AnswerAck] < before.Answers[dhcp.AnswerAck]+2 {
+			t.Fatalf("acks %d → %d: the renew was not ACKed here", before.Answers[dhcp.AnswerAck], after.Answers[dhcp.AnswerAck])
+		}
+	}
+	t.Run("renew", renew)
+	t.Run("dhcp off", func(t *testing.T) {
+		off := n
+		off.DHCP = false
+		h.do(t, agentCmd{Op: "network", Network: off})
+		dropped := func() (string, int) {
+			dump := box.Ofctl(t, "dump-flows", "br-vnet", "table=12")
+			_, count, _ := strings.Cut(dump, "n_packets=")
+			count, _, _ = strings.Cut(count, ",")
+			k, _ := strconv.Atoi(count)
+			return dump, k
+		}
+		_, before := dropped()
+		defer h.do(t, agentCmd{Op: "network", Network: n})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if out, err := udhcpc(ctx, "-f", "-q", "-n", "-t", "1", "-T", "1").CombinedOutput(); err == nil {
+			t.Fatalf("udhcpc got a lease with DHCP off:\n%s", out)
+		}
+		// The miss, dhcp_off's drop, is the table's one flow, and counted.
+		if got, after := dropped(); !strings.Contains(got, "priority=0 actions=drop") || strings.Contains(got, "controller") || after <= before {
+			t.Fatalf("table 12 with DHCP off (%d packets before):\n%s", before, got)
+		}
+	})
+	t.Run("another MAC", func(t *testing.T) {
+		// The client takes b's MAC: its DHCP is no port's own, and the
+		// spoof guard drops it.
+		testbed.Run(t, "ip", "-n", a.Netns, "link", "set", "eth0", "address", b.MAC)
+		defer testbed.Run(t, "ip", "-n", a.Netns, "link", "set", "eth0", "address", a.MAC)
+		before := stats()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if out, err := udhcpc(ctx, "-f", "-q", "-n", "-t", "2", "-T", "1").CombinedOutput(); err == nil {
+			t.Fatalf("udhcpc got a lease with another port's MAC:\n%s", out)
+		}
+		if after := stats(); after.Requests[dhcp.TypeDiscover] != before.Requests[dhcp.TypeDiscover] {
+			t.Fatalf("the daemon was sent a DISCOVER from another port's MAC: %d → %d", before.Requests[dhcp.TypeDiscover], after.Requests[dhcp.TypeDiscover])
+		}
+	})
+	t.Run("after a restart", func(t *testing.T) {
+		h.stop()
+		h = start()
+		renew(t)
+	})
+}
+
+// lastEvent is the last line of udhcpc's events starting with kind.
+func lastEvent(t *testing.T, path, kind string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, kind+" ") {
+			last = l
+		}
+	}
+	if last == "" {
+		t.Fatalf("no %s event in:\n%s", kind, b)
+	}
+	return last
+}
+
+// waitEvents waits for a new event of kind (one after those the file has
+// when called) and returns it.
+func waitEvents(t *testing.T, path, kind string) string {
+	t.Helper()
+	count := func() (int, string) {
+		b, _ := os.ReadFile(path)
+		n, last := 0, ""
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, kind+" ") {
+				n, last = n+1, l
+			}
+		}
+		return n, last
+	}
+	seen, _ := count()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if n, last := count(); n > seen {
+			return last
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(path)
+	t.Fatalf("no new %s event in 15 s:\n%s", kind, b)
+	return ""
+}
