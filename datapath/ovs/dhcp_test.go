@@ -143,6 +143,18 @@ func TestDHCPAnswers(t *testing.T) {
 		}
 	}
 	t.Run("renew", renew)
+	t.Run("trace", func(t *testing.T) {
+		state := datapath.State{Networks: []model.Network{n}, Ports: ports}
+		got := h.do(t, agentCmd{Op: "trace", State: state, Query: v1.Query{From: a.Name, To: n.Gateway, Proto: v1.ProtoUDP, DPort: dhcp.ServerPort}}).Trace
+		var stages []string
+		for _, s := range got.Steps {
+			stages = append(stages, s.Stage)
+		}
+		if got.Verdict != v1.Answered || got.Summary != "answered by the daemon (DHCP of network dh)" ||
+			strings.Join(stages, " ") != "classify spoof_guard dhcp" {
+			t.Fatalf("trace: %s, %q through %v", got.Verdict, got.Summary, stages)
+		}
+	})
 	t.Run("dhcp off", func(t *testing.T) {
 		off := n
 		off.DHCP = false
