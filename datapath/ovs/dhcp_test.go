@@ -2,6 +2,7 @@ package ovs
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -11,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
@@ -43,8 +47,9 @@ exit 0
 // the lease carries the port's address and the network's options, the
 // client pings the gateway and another port with it, renews by unicast,
 // gets nothing with its network's DHCP off or with a MAC not its port's,
-// and renews again after the backend restarted (the flows and meters
-// stayed on the bridge).
+// is answered within a second while another port floods DISCOVERs, and
+// renews again after the backend restarted (the flows and meters stayed
+// on the bridge).
 func TestDHCPAnswers(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
 	_, err := os.Stat(busybox)
@@ -66,7 +71,7 @@ func TestDHCPAnswers(t *testing.T) {
 		return model.Port{Name: name, Network: n.Name, Type: v1.PortVeth, Netns: testbed.Netns(t, "vnt-dh-"), Ifname: "eth0",
 			IP: netip.MustParseAddr(ip), MAC: model.PortMAC(name), HostIfname: model.HostIfname(name)}
 	}
-	want := []model.Port{port("dha", "10.98.0.10"), port("dhb", "10.98.0.11")}
+	want := []model.Port{port("dha", "10.98.0.10"), port("dhb", "10.98.0.11"), port("dhf", "10.98.0.12")}
 	var ports []model.Port
 	start := func() *agent {
 		h := startAgent(t, t, "host", box.Netns)
@@ -80,7 +85,7 @@ func TestDHCPAnswers(t *testing.T) {
 		return h
 	}
 	h := start()
-	a, b := ports[0], ports[1]
+	a, b, f := ports[0], ports[1], ports[2]
 	// The port as configure:false leaves it (datapath/link): up, and no
 	// address nor route.
 	testbed.Run(t, "ip", "-n", a.Netns, "addr", "flush", "dev", "eth0")
@@ -193,6 +198,51 @@ func TestDHCPAnswers(t *testing.T) {
 			t.Fatalf("the daemon was sent a DISCOVER from another port's MAC: %d → %d", before.Requests[dhcp.TypeDiscover], after.Requests[dhcp.TypeDiscover])
 		}
 	})
+	t.Run("flood", func(t *testing.T) {
+		// f floods DISCOVERs at 2,000 a second for 3 s while a asks three
+		// times with udhcpc waiting 1 s for each answer (-T 1) and sending
+		// each of its packets once (-t 1; SELECT is resent only unanswered):
+		// one DISCOVER and one SELECT each time prove both answers came
+		// within the second. f's meter drops nearly all of the flood.
+		before := stats()
+		sock := openPacketSocket(t, f.Netns)
+		discover := discoverFrame(t, f)
+		stop := make(chan struct{})
+		sent := make(chan int, 1)
+		start := time.Now()
+		go func() { sent <- flood(sock, discover, stop) }()
+		for round := range 3 {
+			time.Sleep(500 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			out, err := udhcpc(ctx, "-f", "-q", "-n", "-t", "1", "-T", "1", "-A", "0").CombinedOutput()
+			cancel()
+			if err != nil || strings.Count(string(out), "broadcasting discover") != 1 || strings.Count(string(out), "broadcasting select") != 1 {
+				close(stop)
+				t.Fatalf("round %d beside the flood: %v\n%s", round, err, out)
+			}
+		}
+		time.Sleep(time.Until(start.Add(3 * time.Second)))
+		close(stop)
+		n := <-sent
+		after := stats()
+		limited := after.Refused[dhcp.ReasonRateLimited] - before.Refused[dhcp.ReasonRateLimited]
+		queued := after.Refused[dhcp.ReasonQueueFull] - before.Refused[dhcp.ReasonQueueFull]
+		// The port's burst (20) and rate (10/s) let some 60 through in the
+		// flood's few seconds.
+		if n < 4000 || int(limited+queued) < n-100 {
+			t.Fatalf("flood of %d DISCOVERs: %d rate limited, %d queue full", n, limited, queued)
+		}
+		t.Logf("flood of %d DISCOVERs: %d rate limited, %d queue full, %d offers", n, limited, queued,
+			after.Answers[dhcp.AnswerOffer]-before.Answers[dhcp.AnswerOffer])
+		// Once the flood stops, f's bucket fills again and f is answered.
+		time.Sleep(2 * time.Second)
+		if _, err := sock.Write(discover); err != nil {
+			t.Fatal(err)
+		}
+		if got := readOffer(t, sock); got != f.IP {
+			t.Fatalf("f's DISCOVER after the flood: offer of %s, want %s", got, f.IP)
+		}
+	})
 	t.Run("after a restart", func(t *testing.T) {
 		h.stop()
 		h = start()
@@ -244,4 +294,95 @@ func waitEvents(t *testing.T, path, kind string) string {
 	b, _ := os.ReadFile(path)
 	t.Fatalf("no new %s event in 15 s:\n%s", kind, b)
 	return ""
+}
+
+// openPacketSocket opens a packet socket on eth0 in namespace ns, which
+// sends frames as they are and reads what eth0 carries; non-blocking, so
+// that its reads take a deadline.
+func openPacketSocket(t *testing.T, ns string) *os.File {
+	t.Helper()
+	var fd int
+	err := testbed.InNetns(ns, func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		proto := int(htons(unix.ETH_P_ALL))
+		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto); err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
+	})
+	if err != nil {
+		t.Fatalf("packet socket in %s: %v", ns, err)
+	}
+	f := os.NewFile(uintptr(fd), "packet")
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// discoverFrame is a DISCOVER from port p, as its client would broadcast it.
+func discoverFrame(t *testing.T, p model.Port) []byte {
+	t.Helper()
+	mac, err := net.ParseMAC(p.MAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dhcpv4.NewDiscovery(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dhcp.Frame(dhcp.Header{SrcMAC: mac, DstMAC: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		SrcIP: netip.IPv4Unspecified(), DstIP: netip.AddrFrom4([4]byte{255, 255, 255, 255}),
+		SrcPort: dhcp.ClientPort, DstPort: dhcp.ServerPort}, m.ToBytes())
+}
+
+// flood sends frame 20 times every 10 ms (2,000 a second) until stop, and
+// returns how many went out.
+func flood(sock *os.File, frame []byte, stop <-chan struct{}) int {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case <-stop:
+			return n
+		case <-tick.C:
+			for range 20 {
+				if _, err := sock.Write(frame); err == nil {
+					n++
+				}
+			}
+		}
+	}
+}
+
+// readOffer reads frames from sock for up to 3 s and returns the address
+// of the first OFFER among them.
+func readOffer(t *testing.T, sock *os.File) netip.Addr {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	buf := make([]byte, 2048)
+	for time.Now().Before(deadline) {
+		if err := sock.SetReadDeadline(deadline); err != nil {
+			t.Fatal(err)
+		}
+		n, err := sock.Read(buf)
+		if err != nil {
+			break
+		}
+		h, payload, err := dhcp.ParseFrame(buf[:n])
+		if err != nil || h.SrcPort != dhcp.ServerPort {
+			continue
+		}
+		m, err := dhcpv4.FromBytes(payload)
+		if err == nil && m.MessageType() == dhcpv4.MessageTypeOffer {
+			a, _ := netip.AddrFromSlice(m.YourIPAddr.To4())
+			return a
+		}
+	}
+	t.Fatal("no OFFER within 3 s")
+	return netip.Addr{}
 }
