@@ -80,8 +80,8 @@ func (b *Backend) remote(s state, n model.Network) ([]flowset.Flow, flowset.Grou
 type scope func(state) flowset.Desired
 
 // portScope is a port's flows (its security groups' too) and meters, its
-// network's flood group and its network's remote ports' flows (which a local port
-// may shadow).
+// network's flood group and its network's remote ports' flows (which a
+// local port may shadow).
 func (b *Backend) portScope(network, port string) scope {
 	return func(s state) flowset.Desired {
 		var d flowset.Desired
