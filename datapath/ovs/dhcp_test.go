@@ -49,7 +49,7 @@ exit 0
 // gets nothing with its network's DHCP off or with a MAC not its port's,
 // is answered within a second while another port floods DISCOVERs, and
 // renews again after the backend restarted (the flows and meters stayed
-// on the bridge).
+// on the bridge) and after ovs-vswitchd restarted (they came back).
 func TestDHCPAnswers(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
 	_, err := os.Stat(busybox)
@@ -246,6 +246,15 @@ func TestDHCPAnswers(t *testing.T) {
 	t.Run("after a restart", func(t *testing.T) {
 		h.stop()
 		h = start()
+		renew(t)
+	})
+	t.Run("after an ovs-vswitchd restart", func(t *testing.T) {
+		// The switch forgot its flows and meters; the resync must put the
+		// meters back before the flows that use them.
+		restartVswitchd(t, box)
+		if meters := box.Ofctl(t, "dump-meters", "br-vnet"); strings.Count(meters, "meter=") != 2+len(ports) {
+			t.Fatalf("meters after the restart:\n%s", meters)
+		}
 		renew(t)
 	})
 }
