@@ -54,7 +54,7 @@ type agentConfig struct {
 }
 
 type agentCmd struct {
-	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, close
+	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, dhcp-stats, close
 	Config  agentConfig
 	Network model.Network
 	Router  model.Router
@@ -77,6 +77,7 @@ type agentReply struct {
 	Trace       v1.Result
 	PolicyStats datapath.PolicyStats
 	SwitchStats datapath.SwitchStats
+	DHCPStats   datapath.DHCPStats
 }
 
 // runAgent serves commands until stdin closes or a close command; it
@@ -172,6 +173,8 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		r.PolicyStats, err = (*b).PolicyStats(ctx)
 	case "switch-stats":
 		r.SwitchStats, err = (*b).SwitchStats(ctx)
+	case "dhcp-stats":
+		r.DHCPStats, err = (*b).DHCPStats(ctx)
 	default:
 		err = fmt.Errorf("unknown op %q", c.Op)
 	}

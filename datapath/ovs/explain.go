@@ -10,6 +10,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/explain"
+	"github.com/ovs-vnet/ovs-vnet/dhcp"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -46,7 +47,13 @@ func tracePacket(q v1.Query, s datapath.State) (string, error) {
 	if q.Proto == v1.ProtoICMP {
 		return pkt + ",icmp_type=8,icmp_code=0", nil
 	}
-	pkt = fmt.Sprintf("%s,%s_src=%d,%s_dst=%d", pkt, q.Proto, traceSrcPort, q.Proto, q.DPort)
+	sport := traceSrcPort
+	if q.Proto == v1.ProtoUDP && q.DPort == dhcp.ServerPort {
+		// A DHCP client's: what the dhcp stage takes (a renewal, to the
+		// gateway, from the port's address).
+		sport = dhcp.ClientPort
+	}
+	pkt = fmt.Sprintf("%s,%s_src=%d,%s_dst=%d", pkt, q.Proto, sport, q.Proto, q.DPort)
 	if q.Proto == v1.ProtoTCP {
 		// A SYN: a new TCP packet without one is also judged as its
 		// reverse (flows/pipeline's policyBase), which a connection's
@@ -140,7 +147,8 @@ func outputTo(port string) string {
 }
 
 // traceVerdict reads the last step's actions: an output to a port delivers, to
-// IN_PORT answers in place, to LOCAL hands to the host, a group floods, and
+// IN_PORT answers in place, to LOCAL hands to the host, a group floods, to
+// the controller from the dhcp stage is the daemon's to answer, and
 // nothing drops for the reason the dropping flow stands for.
 func traceVerdict(res *v1.Result, o explain.Objects, from model.Port, n model.Network, q v1.Query) {
 	s := &res.Steps[len(res.Steps)-1]
@@ -149,7 +157,7 @@ func traceVerdict(res *v1.Result, o explain.Objects, from model.Port, n model.Ne
 		byOfport[strconv.Itoa(p.Ofport)] = p.Name
 	}
 	var outs []string
-	answered, local, group := false, false, false
+	answered, local, group, daemon := false, false, false, false
 	// Set by the actions before an output into the tunnel: in l2_forward,
 	// which hands a unicast packet on to output.
 	var tunDst netip.Addr
@@ -166,6 +174,8 @@ func traceVerdict(res *v1.Result, o explain.Objects, from model.Port, n model.Ne
 			tunDst, _ = tunnelDst(a)
 		case a == "IN_PORT":
 			answered = true
+		case strings.HasPrefix(a, "controller(") && s.Table == int(pipeline.TableDHCP):
+			daemon = true
 		case a == "LOCAL" || a == "output:LOCAL":
 			local = true
 		case strings.HasPrefix(a, "group:"):
@@ -187,6 +197,9 @@ func traceVerdict(res *v1.Result, o explain.Objects, from model.Port, n model.Ne
 		}
 	}
 	switch {
+	case daemon:
+		res.Verdict = v1.Answered
+		res.Summary = fmt.Sprintf("answered by the daemon (DHCP of network %s)", n.Name)
 	case answered:
 		res.Verdict = v1.Answered
 		res.Summary = fmt.Sprintf("answered in place by the gateway of network %s (%s)", n.Name, q.To)

@@ -25,6 +25,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
+	"github.com/ovs-vnet/ovs-vnet/dhcp"
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
@@ -87,6 +88,8 @@ type Backend struct {
 	dropReasons *dropReasonTable
 	// pmtu counts the ICMP sent for path_mtu's packet-ins (pmtu.go).
 	pmtu pathMTU
+	// dhcp counts what came of the DHCP the daemon was sent (dhcp.go).
+	dhcp dhcp.Counters
 	// dumpMu guards dump, the flow dump under way that concurrent stats
 	// calls share.
 	dumpMu sync.Mutex
@@ -355,7 +358,7 @@ func (b *Backend) Info() datapath.Info {
 // Capabilities implements datapath.Backend: all of them.
 func (b *Backend) Capabilities() datapath.Capabilities {
 	return datapath.Capabilities{
-		PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, FlowLister: b, SwitchStats: b, Policy: b,
+		PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, FlowLister: b, SwitchStats: b, Policy: b, DHCP: b,
 		OVSDBConnected: b.db.Connected,
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -22,82 +21,14 @@ import (
 // destination network to the controller, through a meter; the daemon
 // answers it here, as the router of the sender's network would, with ICMP
 // "fragmentation needed". The Linux backend's routers are the kernel's,
-// which does the same by itself.
+// which does the same by itself. The meter is the pipeline's, reconciled
+// with the flows (flows/pipeline BaseMeters).
 
-// pmtuTimeout bounds one OpenFlow exchange of the path MTU side: the
-// meter's installation, one ICMP's packet-out.
+// pmtuTimeout bounds one ICMP's packet-out.
 const pmtuTimeout = 10 * time.Second
 
 // pathMTU counts the ICMP fragmentation needed the daemon sent.
 type pathMTU struct{ sent atomic.Uint64 }
-
-// serveSession is the OpenFlow session handler: for our bridge the
-// packet-in meter first, so that path_mtu's packet-ins are bounded from
-// the first, then the packet-ins answered beside the reconciler, which
-// owns the session (flows.Handle) and never sees them (ofconn's own queue).
-func (b *Backend) serveSession(c *ofconn.Conn) {
-	if c.DatapathID() == b.dpid {
-		if err := b.ensurePacketInMeter(c); err != nil {
-			// The flows still send too-big packets to the controller,
-			// unmetered: answered all the same.
-			b.log.Error("path MTU: install the packet-in meter", "err", err)
-		}
-		go b.answerPacketIns(c)
-	}
-	b.flows.Handle(c)
-}
-
-// ensurePacketInMeter makes the bridge hold the meter as the pipeline
-// wants it: read first, since a reconnecting bridge normally has it and a
-// daemon restart must send the switch no change (docs/PIPELINE.md,
-// Restart); added when missing (a new or restarted ovs-vswitchd), set when
-// different.
-func (b *Backend) ensurePacketInMeter(c *ofconn.Conn) error {
-	ctx, cancel := context.WithTimeout(context.Background(), pmtuTimeout)
-	defer cancel()
-	b.mu.Lock() // the pipeline's tunnel changes under Prune (setTunnel)
-	want := b.pipeline.PacketInMeterMod(openflow.MeterAdd)
-	b.mu.Unlock()
-	configs, err := ofconn.Stats[*openflow.MeterConfigReply](ctx, c, &openflow.MeterConfigRequest{MeterID: openflow.MeterAll})
-	if err != nil {
-		return fmt.Errorf("meter %#x: read the meters: %w", want.MeterID, err)
-	}
-	for _, have := range configs.Configs {
-		if have.MeterID != want.MeterID {
-			continue
-		}
-		if have.Flags == want.Flags && slices.EqualFunc(have.Bands, want.Bands, sameBand) {
-			return nil
-		}
-		want.Command = openflow.MeterModify
-	}
-	if err := c.SendBatch(ctx, []openflow.Message{want}); err != nil {
-		return fmt.Errorf("meter %#x: %w", want.MeterID, err)
-	}
-	return nil
-}
-
-func sameBand(a, b openflow.MeterBand) bool {
-	return a.Type == b.Type && a.Rate == b.Rate && a.BurstSize == b.BurstSize && a.PrecLevel == b.PrecLevel
-}
-
-// answerPacketIns answers path_mtu's packet-ins until the session ends.
-func (b *Backend) answerPacketIns(c *ofconn.Conn) {
-	log := b.log.With("component", "pmtu")
-	for {
-		select {
-		case <-c.Done():
-			return
-		case m := <-c.PacketIns():
-			in, ok := m.Body.(*openflow.PacketIn)
-			if !ok || in.TableID != pipeline.TablePathMTU || !cookieSpace.Owns(in.Cookie) {
-				log.Debug("packet-in not from path_mtu ignored", "type", m.Header.Type)
-				continue
-			}
-			b.answerTooBig(c, in, log)
-		}
-	}
-}
 
 // answerTooBig sends the ICMP for one too-big packet out of the port it
 // came from.

@@ -79,9 +79,9 @@ func (b *Backend) remote(s state, n model.Network) ([]flowset.Flow, flowset.Grou
 // change sends the difference of the scope before and after.
 type scope func(state) flowset.Desired
 
-// portScope is a port's flows (its security groups' too), its network's
-// flood group and its network's remote ports' flows (which a local port
-// may shadow).
+// portScope is a port's flows (its security groups' too) and meters, its
+// network's flood group and its network's remote ports' flows (which a
+// local port may shadow).
 func (b *Backend) portScope(network, port string) scope {
 	return func(s state) flowset.Desired {
 		var d flowset.Desired
@@ -91,6 +91,7 @@ func (b *Backend) portScope(network, port string) scope {
 		}
 		if p, ok := s.ports[network][port]; ok {
 			d.Flows = append(b.pipeline.Port(p, n), b.pipeline.PortACL(s.policy, p, n)...)
+			d.Meters = b.pipeline.PortMeters(p)
 		}
 		flows, flood := b.remote(s, n)
 		d.Flows = append(d.Flows, flows...)

@@ -18,11 +18,81 @@ type Plan struct {
 	Modify      []openflow.FlowMod // same owner, other instructions: MODIFY_STRICT keeps the counters
 	Delete      []openflow.FlowMod // ours and no longer wanted
 	GroupDelete []openflow.GroupMod
+	// Meter mods go outside the bundle (OVS bundles no METER_MOD):
+	// see MeterMessages.
+	MeterAdd    []openflow.MeterMod
+	MeterModify []openflow.MeterMod
+	MeterDelete []openflow.MeterMod
 }
 
 // Len is the number of messages in the plan.
 func (p Plan) Len() int {
-	return len(p.Add) + len(p.Modify) + len(p.Delete) + len(p.GroupAdd) + len(p.GroupModify) + len(p.GroupDelete)
+	return len(p.Add) + len(p.Modify) + len(p.Delete) + len(p.GroupAdd) + len(p.GroupModify) + len(p.GroupDelete) +
+		len(p.MeterAdd) + len(p.MeterModify) + len(p.MeterDelete)
+}
+
+// MeterMessages returns the meter mods of plans applied in order, as the
+// switch must take them around the bundle that carries the plans' flows
+// and groups (Messages): before it the meters its flows will use (adds,
+// modifies), since a flow naming a missing meter fails the bundle; after
+// it the meters no flow uses any more (deletes), since OVS deletes a
+// meter's flows with it. A meter several plans touch gets one mod, from
+// what it was before the first to what it is after the last: a port
+// detached and another attached on the same ofport in one batch keep the
+// meter, where an add of it would fail and a delete would take the new
+// port's flows.
+func MeterMessages(plans ...Plan) (before, after []openflow.Message) {
+	type fate struct {
+		existed bool               // before the first plan that touches it
+		final   *openflow.MeterMod // after the last; nil: deleted
+	}
+	var order []uint32
+	fates := map[uint32]*fate{}
+	touch := func(mod *openflow.MeterMod, existed, stays bool) {
+		f, ok := fates[mod.MeterID]
+		if !ok {
+			f = &fate{existed: existed}
+			fates[mod.MeterID] = f
+			order = append(order, mod.MeterID)
+		}
+		f.final = nil
+		if stays {
+			f.final = mod
+		}
+	}
+	for i := range plans {
+		p := &plans[i]
+		for j := range p.MeterAdd {
+			touch(&p.MeterAdd[j], false, true)
+		}
+		for j := range p.MeterModify {
+			touch(&p.MeterModify[j], true, true)
+		}
+		for j := range p.MeterDelete {
+			touch(&p.MeterDelete[j], true, false)
+		}
+	}
+	for _, id := range order {
+		f := fates[id]
+		switch {
+		case f.final != nil && f.existed:
+			m := *f.final
+			m.Command = openflow.MeterModify
+			before = append(before, &m)
+		case f.final != nil:
+			// An add is a delete, a no-op for a meter the switch does
+			// not have, then the add: a meter left over by a change that
+			// failed after its meters went, or by a delete that failed,
+			// holds no flow of ours, and must not fail this change
+			// (OFPMMFC_METER_EXISTS).
+			m := *f.final
+			m.Command = openflow.MeterAdd
+			before = append(before, &openflow.MeterMod{Command: openflow.MeterDelete, MeterID: id}, &m)
+		case f.existed:
+			after = append(after, &openflow.MeterMod{Command: openflow.MeterDelete, MeterID: id})
+		}
+	}
+	return before, after
 }
 
 // Messages returns the plan in the order a bundle should carry it: groups
@@ -60,12 +130,16 @@ type flowKey struct {
 // installed presents a desired state as if a switch had reported it, so that
 // the difference between two desired states is computed like any other.
 func (d Desired) installed() Installed {
-	in := Installed{Flows: make([]openflow.FlowStats, len(d.Flows)), Groups: make([]openflow.GroupDesc, len(d.Groups))}
+	in := Installed{Flows: make([]openflow.FlowStats, len(d.Flows)), Groups: make([]openflow.GroupDesc, len(d.Groups)),
+		Meters: make([]openflow.MeterConfig, len(d.Meters))}
 	for i, f := range d.Flows {
 		in.Flows[i] = openflow.FlowStats{TableID: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Instructions: f.Instructions}
 	}
 	for i, g := range d.Groups {
 		in.Groups[i] = openflow.GroupDesc{GroupID: g.ID, GroupType: g.Type, Buckets: g.Buckets}
+	}
+	for i, m := range d.Meters {
+		in.Meters[i] = m.config()
 	}
 	return in
 }
@@ -78,14 +152,17 @@ func Change(space CookieSpace, before, after Desired) (Plan, error) {
 
 // Diff computes what turns installed into desired. Installed flows and
 // groups outside space are ignored. Two desired flows with one key, or two
-// groups with one ID, are an error: the second would silently replace the
-// first.
+// groups or meters with one ID, are an error: the second would silently
+// replace the first.
 func Diff(space CookieSpace, desired Desired, installed Installed) (Plan, error) {
 	var plan Plan
 	if err := diffFlows(&plan, space, desired.Flows, installed.Flows); err != nil {
 		return Plan{}, err
 	}
 	if err := diffGroups(&plan, space, desired.Groups, installed.Groups); err != nil {
+		return Plan{}, err
+	}
+	if err := diffMeters(&plan, space, desired.Meters, installed.Meters); err != nil {
 		return Plan{}, err
 	}
 	return plan, nil
@@ -169,6 +246,51 @@ func diffGroups(plan *Plan, space CookieSpace, desired []Group, installed []open
 		}
 	}
 	return nil
+}
+
+func diffMeters(plan *Plan, space CookieSpace, desired []Meter, installed []openflow.MeterConfig) error {
+	want := make(map[uint32]openflow.MeterConfig, len(desired))
+	for _, m := range desired {
+		if !space.OwnsMeter(m.ID) {
+			return fmt.Errorf("desired meter %#x lies outside our meter range", m.ID)
+		}
+		if _, dup := want[m.ID]; dup {
+			return fmt.Errorf("meter %#x is desired twice", m.ID)
+		}
+		want[m.ID] = m.config()
+	}
+	seen := make(map[uint32]bool, len(installed))
+	for _, s := range installed {
+		if !space.OwnsMeter(s.MeterID) {
+			continue
+		}
+		seen[s.MeterID] = true
+		m, ok := want[s.MeterID]
+		switch {
+		case !ok:
+			plan.MeterDelete = append(plan.MeterDelete, openflow.MeterMod{Command: openflow.MeterDelete, MeterID: s.MeterID})
+		case !sameMeter(m, s):
+			plan.MeterModify = append(plan.MeterModify, meterMod(openflow.MeterModify, m))
+		}
+	}
+	for _, m := range desired {
+		if !seen[m.ID] {
+			plan.MeterAdd = append(plan.MeterAdd, meterMod(openflow.MeterAdd, m.config()))
+		}
+	}
+	return nil
+}
+
+func meterMod(cmd openflow.MeterModCommand, c openflow.MeterConfig) openflow.MeterMod {
+	return openflow.MeterMod{Command: cmd, MeterID: c.MeterID, Flags: c.Flags, Bands: c.Bands}
+}
+
+// sameMeter compares meters by what they do: the band fields that no
+// band of ours uses are left out.
+func sameMeter(a, b openflow.MeterConfig) bool {
+	return a.Flags == b.Flags && slices.EqualFunc(a.Bands, b.Bands, func(x, y openflow.MeterBand) bool {
+		return x.Type == y.Type && x.Rate == y.Rate && x.BurstSize == y.BurstSize && x.PrecLevel == y.PrecLevel
+	})
 }
 
 // sameBuckets compares buckets by their encoding, like sameInstructions.

@@ -1,6 +1,7 @@
 package flowset_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
@@ -86,5 +87,104 @@ func TestChangeTouchesOnlyTheDifference(t *testing.T) {
 	}
 	if _, err := flowset.Change(space, flowset.Desired{}, flowset.Desired{Groups: []flowset.Group{{ID: 7}}}); err == nil {
 		t.Fatal("a group outside our range was accepted")
+	}
+}
+
+func TestMeterRange(t *testing.T) {
+	if id := space.Meter(1, 0x1234); id != 0x76011234 || !space.OwnsMeter(id) || space.OwnsMeter(0x01011234) {
+		t.Fatalf("meter id %#x", id)
+	}
+}
+
+// TestDiffMeters: a meter is added, modified or deleted only when it
+// differs, foreign meters are never touched, and meters stay out of the
+// bundle's messages.
+func TestDiffMeters(t *testing.T) {
+	m := func(id, rate uint32) flowset.Meter {
+		return flowset.Meter{ID: space.Meter(0, uint16(id)), Rate: rate, Burst: 5}
+	}
+	// As OVS reports them; and a foreign meter.
+	var installed flowset.Installed
+	for _, id := range []uint32{1, 2, 3} {
+		installed.Meters = append(installed.Meters, openflow.MeterConfig{MeterID: m(id, 0).ID,
+			Flags: openflow.MeterFlagPktps | openflow.MeterFlagBurst | openflow.MeterFlagStats,
+			Bands: []openflow.MeterBand{{Type: openflow.MeterBandDrop, Rate: 10, BurstSize: 5}}})
+	}
+	installed.Meters = append(installed.Meters, openflow.MeterConfig{MeterID: 7, Flags: openflow.MeterFlagKbps})
+	plan, err := flowset.Diff(space, flowset.Desired{Meters: []flowset.Meter{m(1, 10), m(2, 10), m(3, 10)}}, installed)
+	if err != nil || plan.Len() != 0 {
+		t.Fatalf("unchanged meters: plan %+v, %v", plan, err)
+	}
+	plan, err = flowset.Diff(space, flowset.Desired{Meters: []flowset.Meter{m(1, 10), m(2, 20), m(4, 10)}}, installed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.MeterAdd) != 1 || plan.MeterAdd[0].MeterID != m(4, 0).ID || plan.MeterAdd[0].Command != openflow.MeterAdd ||
+		len(plan.MeterModify) != 1 || plan.MeterModify[0].MeterID != m(2, 0).ID || plan.MeterModify[0].Bands[0].Rate != 20 ||
+		len(plan.MeterDelete) != 1 || plan.MeterDelete[0].MeterID != m(3, 0).ID || plan.Len() != 3 {
+		t.Fatalf("plan %+v", plan)
+	}
+	if len(plan.Messages()) != 0 {
+		t.Fatalf("meter mods in the bundle: %v", plan.Messages())
+	}
+	for _, d := range []flowset.Desired{{Meters: []flowset.Meter{{ID: 9}}}, {Meters: []flowset.Meter{m(1, 1), m(1, 2)}}} {
+		if _, err := flowset.Diff(space, d, flowset.Installed{}); err == nil {
+			t.Errorf("desired meters %+v accepted", d.Meters)
+		}
+	}
+}
+
+// TestMeterMessages: around one bundle, meters its flows use come before
+// and meters no flow uses after; several plans touching one meter give
+// the one mod from its first state to its last.
+func TestMeterMessages(t *testing.T) {
+	meter := func(rate uint32) flowset.Desired {
+		return flowset.Desired{Meters: []flowset.Meter{{ID: space.Meter(1, 5), Rate: rate, Burst: 20}}}
+	}
+	change := func(before, after flowset.Desired) flowset.Plan {
+		p, err := flowset.Change(space, before, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	none := flowset.Desired{}
+	attach, detach, modify := change(none, meter(10)), change(meter(10), none), change(meter(10), meter(20))
+	type mod struct {
+		cmd  openflow.MeterModCommand
+		rate uint32
+	}
+	read := func(msgs []openflow.Message) []mod {
+		var out []mod
+		for _, m := range msgs {
+			mm := m.(*openflow.MeterMod)
+			r := mod{cmd: mm.Command}
+			if len(mm.Bands) > 0 {
+				r.rate = mm.Bands[0].Rate
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name          string
+		plans         []flowset.Plan
+		before, after []mod
+	}{
+		{"attach", []flowset.Plan{attach}, []mod{{openflow.MeterDelete, 0}, {openflow.MeterAdd, 10}}, nil},
+		{"detach", []flowset.Plan{detach}, nil, []mod{{openflow.MeterDelete, 0}}},
+		{"modify", []flowset.Plan{modify}, []mod{{openflow.MeterModify, 20}}, nil},
+		{"detach, attach on the same ofport", []flowset.Plan{detach, attach}, []mod{{openflow.MeterModify, 10}}, nil},
+		{"attach, detach", []flowset.Plan{attach, detach}, nil, nil},
+		{"attach, modify", []flowset.Plan{attach, modify}, []mod{{openflow.MeterDelete, 0}, {openflow.MeterAdd, 20}}, nil},
+		{"modify, detach", []flowset.Plan{modify, detach}, nil, []mod{{openflow.MeterDelete, 0}}},
+	} {
+		before, after := flowset.MeterMessages(tc.plans...)
+		if got := read(before); !slices.Equal(got, tc.before) {
+			t.Errorf("%s: before the bundle %v, want %v", tc.name, got, tc.before)
+		}
+		if got := read(after); !slices.Equal(got, tc.after) {
+			t.Errorf("%s: after the bundle %v, want %v", tc.name, got, tc.after)
+		}
 	}
 }

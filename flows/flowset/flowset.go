@@ -1,5 +1,5 @@
 // Package flowset is what the controller wants on a bridge — flows, groups,
-// and the cookie space that marks them ours — and the pure difference
+// meters, and the cookie space that marks them ours — and the pure difference
 // between two such states. The compiler (flows/pipeline) produces flow sets
 // and the applier (flows/reconcile) sends their differences, so neither
 // knows the other.
@@ -53,6 +53,19 @@ func (s CookieSpace) OwnsGroup(id uint32) bool {
 	return id&groupRange == uint32(s.Value>>32)&groupRange
 }
 
+// Meter returns the ID of our meter of kind and object: the space's top
+// byte, as for groups, then the kind and the object.
+//
+//	31      24 23    16 15          0
+//	| space   | kind   | object       |
+func (s CookieSpace) Meter(kind uint8, object uint16) uint32 {
+	return uint32(s.Value>>32)&groupRange | uint32(kind)<<16 | uint32(object)
+}
+
+// OwnsMeter reports whether a meter ID lies in the space's range, which is
+// the groups'.
+func (s CookieSpace) OwnsMeter(id uint32) bool { return s.OwnsGroup(id) }
+
 // ParseCookie splits a cookie made by CookieSpace.Cookie, for tools that
 // group flows by owner.
 func ParseCookie(c uint64) (kind uint8, object uint32, generation uint16) {
@@ -67,14 +80,30 @@ type Group struct {
 	Buckets []openflow.Bucket
 }
 
+// Meter is a meter the controller wants on a bridge: Rate packets a
+// second with bursts of Burst packets, beyond which its one band drops;
+// the switch counts what it passed and dropped. Its ID lies in the cookie
+// space's range (CookieSpace.Meter).
+type Meter struct {
+	ID, Rate, Burst uint32
+}
+
+// config is the meter as the switch reports it.
+func (m Meter) config() openflow.MeterConfig {
+	return openflow.MeterConfig{MeterID: m.ID, Flags: openflow.MeterFlagPktps | openflow.MeterFlagBurst | openflow.MeterFlagStats,
+		Bands: []openflow.MeterBand{{Type: openflow.MeterBandDrop, Rate: m.Rate, BurstSize: m.Burst}}}
+}
+
 // Desired is everything the controller wants on one bridge.
 type Desired struct {
 	Flows  []Flow
 	Groups []Group
+	Meters []Meter
 }
 
 // Installed is what a bridge reports it holds.
 type Installed struct {
 	Flows  []openflow.FlowStats
 	Groups []openflow.GroupDesc
+	Meters []openflow.MeterConfig
 }

@@ -17,6 +17,7 @@ const (
 	arpRequest      = 1
 	arpReplyOp      = 2
 	protoICMP       = 1
+	protoUDP        = 17
 	icmpEchoRequest = 8
 	icmpEchoReply   = 0
 	ethHeaderLen    = 14

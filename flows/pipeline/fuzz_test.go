@@ -13,7 +13,8 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// modelFrom builds a valid model from fuzz bytes: up to four networks, a
+// modelFrom builds a valid model from fuzz bytes: up to four networks
+// (masquerading or not, with DHCP or not, by the bits of the second), a
 // router per byte pair, a port per remaining byte; the last port is returned
 // apart, to be attached incrementally.
 func modelFrom(data []byte) (Model, model.Port, bool) {
@@ -27,7 +28,7 @@ func modelFrom(data []byte) (Model, model.Port, bool) {
 	for i := range nNets {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i + 1), 0, 0}), 24)
 		m.Networks = append(m.Networks, model.Network{Name: fmt.Sprintf("n%d", i), Subnet: p, Gateway: p.Addr().Next(),
-			MTU: 1500, Masquerade: data[1]>>i&1 == 1, ID: i + 1})
+			MTU: 1500, Masquerade: data[1]>>i&1 == 1, DHCP: data[1]>>(i+4)&1 == 0, ID: i + 1})
 	}
 	nRouters := int(data[2] % 3)
 	rest := data[3:]
@@ -111,9 +112,11 @@ func FuzzCompile(f *testing.F) {
 		}
 		own := p.Port(extra, net)
 		if len(plan.Add) != len(own) || len(plan.Modify)+len(plan.Delete) != 0 ||
-			len(plan.GroupModify) != 1 || len(plan.GroupAdd)+len(plan.GroupDelete) != 0 {
-			t.Fatalf("attaching one port: %d adds (want %d), %d modifies, %d deletes, groups +%d ~%d -%d",
-				len(plan.Add), len(own), len(plan.Modify), len(plan.Delete), len(plan.GroupAdd), len(plan.GroupModify), len(plan.GroupDelete))
+			len(plan.GroupModify) != 1 || len(plan.GroupAdd)+len(plan.GroupDelete) != 0 ||
+			len(plan.MeterAdd) != len(p.PortMeters(extra)) || len(plan.MeterModify)+len(plan.MeterDelete) != 0 {
+			t.Fatalf("attaching one port: %d adds (want %d), %d modifies, %d deletes, groups +%d ~%d -%d, meters +%d ~%d -%d",
+				len(plan.Add), len(own), len(plan.Modify), len(plan.Delete), len(plan.GroupAdd), len(plan.GroupModify), len(plan.GroupDelete),
+				len(plan.MeterAdd), len(plan.MeterModify), len(plan.MeterDelete))
 		}
 	})
 }

@@ -73,7 +73,7 @@ func (p Pipeline) Compile(m Model) (flowset.Desired, error) {
 		remote[r.Port.Network] = append(remote[r.Port.Network], r)
 	}
 	peers := model.Peers(m.Routers)
-	d := flowset.Desired{Flows: p.Base()}
+	d := flowset.Desired{Flows: p.Base(), Meters: p.BaseMeters()}
 	for _, n := range m.Networks {
 		d.Flows = append(d.Flows, p.Network(n)...)
 		nets, err := resolve(byName, peers[n.Name])
@@ -91,6 +91,7 @@ func (p Pipeline) Compile(m Model) (flowset.Desired, error) {
 		}
 		d.Flows = append(d.Flows, p.Port(port, n)...)
 		d.Flows = append(d.Flows, p.PortACL(m.Policy, port, n)...)
+		d.Meters = append(d.Meters, p.PortMeters(port)...)
 	}
 	d.Flows = append(d.Flows, p.Policy(m.Policy)...)
 	return d, nil
@@ -115,6 +116,7 @@ func (p Pipeline) Base() []flowset.Flow {
 		drop(TableClassify, prioMiss, c),
 		flow(TableClassify, prioFallback, c, match(openflow.InPort(openflow.PortLocal)), gotoTable(TableFromHost)),
 		drop(TableSpoofGuard, prioGuard, c, openflow.EthType(ethIPv6)),
+		drop(TableDHCP, prioMiss, c),
 		drop(TableFromHost, prioMiss, c),
 		flow(TableGateway, prioMiss, c, match(), gotoTable(TableEgressCT)),
 		drop(TableRoute, prioMiss, c),
@@ -142,8 +144,8 @@ func (p Pipeline) Base() []flowset.Flow {
 }
 
 // Network is a network's own flows: its gateway answering ARP and ping,
-// routing entry, isolation from the other networks, flooding, and the way
-// out through the host when it masquerades.
+// routing entry, isolation from the other networks, flooding, its DHCP to
+// the daemon, and the way out through the host when it masquerades.
 func (p Pipeline) Network(n model.Network) []flowset.Flow {
 	c := p.Space.Cookie(KindNetwork, uint32(n.ID), 0)
 	gwMAC := gatewayMAC(n)
@@ -163,6 +165,7 @@ func (p Pipeline) Network(n model.Network) []flowset.Flow {
 		flow(TableL2, prioFallback, c, match(in, openflow.EthDstMasked(multicastBit, multicastBit)),
 			apply(openflow.ActionGroup{GroupID: p.floodGroupID(n)})),
 	}
+	flows = append(flows, p.networkDHCP(c, n)...)
 	if p.Tunnel != 0 {
 		flows = append(flows, p.fromTunnel(c, n))
 	}
@@ -196,8 +199,9 @@ func (p Pipeline) Routes(n model.Network, peers []model.Network) []flowset.Flow 
 }
 
 // Port is a port's flows: classification into its network, the spoof
-// guard, delivery by MAC and by IP, and — in a masquerading network — the
-// host's ARP for it answered.
+// guard and its DHCP intercept, delivery by MAC and by IP, and — in a
+// masquerading network — the host's ARP for it answered. Its meters are
+// PortMeters'.
 func (p Pipeline) Port(port model.Port, n model.Network) []flowset.Flow {
 	c := p.Space.Cookie(KindPort, uint32(port.Ofport), 0)
 	in := openflow.InPort(uint32(port.Ofport))
@@ -215,6 +219,7 @@ func (p Pipeline) Port(port model.Port, n model.Network) []flowset.Flow {
 			apply(setField(openflow.EthDst(mac))), gotoTable(TableL2)),
 		flow(TableL2, prioFallback, c, match(inNet, openflow.EthDst(mac)), toIngress(uint32(port.Ofport))...),
 	}
+	flows = append(flows, p.portDHCP(c, port, mac)...)
 	if n.Masquerade {
 		flows = append(flows, flow(TableFromHost, prioExact, c,
 			match(openflow.EthType(ethARP), openflow.ARPOp(arpRequest), openflow.ARPTpa(port.IP)),

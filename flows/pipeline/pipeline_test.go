@@ -35,7 +35,8 @@ func testPipeline() Pipeline {
 func threeNetworks() Model {
 	nw := func(name, subnet string, id int, masq bool, mtu int) model.Network {
 		p := netip.MustParsePrefix(subnet)
-		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: mtu, Masquerade: masq, ID: id}
+		// Green answers no DHCP.
+		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: mtu, Masquerade: masq, ID: id, DHCP: name != "green"}
 	}
 	port := func(name, network, ip string, ofport int) model.Port {
 		return model.Port{Name: name, Network: network, Type: v1.PortVeth, IP: netip.MustParseAddr(ip),
@@ -65,7 +66,15 @@ func render(d flowset.Desired) string {
 	for _, g := range d.Groups {
 		lines = append(lines, renderGroup(g))
 	}
+	for _, m := range d.Meters {
+		lines = append(lines, renderMeter(m))
+	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// renderMeter writes a meter as `ovs-ofctl dump-meters` does, on one line.
+func renderMeter(m flowset.Meter) string {
+	return fmt.Sprintf("meter=%d pktps burst stats bands= type=drop rate=%d burst_size=%d", m.ID, m.Rate, m.Burst)
 }
 
 func renderGroup(g flowset.Group) string {
@@ -122,8 +131,8 @@ func TestAgainstOVS(t *testing.T) {
 		// goes to the controller, metered, as it came in, and on.
 		{"routed, too big", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + gw("blue") + ",ip,nw_src=10.61.0.2,nw_dst=10.62.0.2,nw_ttl=64",
 			[]string{"35. reg1=0x1/0x1, priority 200, cookie 0x7601000000000000\n                    controller(max_len=128,meter_id=1979711489)",
-				"check_pkt_len(size=1514,gt(userspace(pid=0,controller(reason=1",
-				"max_len=128)),set(eth(src=" + gw("red") + ",dst=" + mac("r1p") + ")),4),le("}},
+				"check_pkt_len(size=1514,gt(sample(sample=100.0%,actions(meter(0),userspace(pid=0,controller(reason=1",
+				"max_len=128)))),set(eth(src=" + gw("red") + ",dst=" + mac("r1p") + ")),4),le("}},
 		{"routed to a larger MTU, not checked", "in_port=3,dl_src=" + mac("r1p") + ",dl_dst=" + gw("red") + ",ip,nw_src=10.62.0.2,nw_dst=10.61.0.2,nw_ttl=64",
 			[]string{"Datapath actions: set(eth(src=" + gw("blue") + ",dst=" + mac("b1") + ")),"}},
 		{"spoofed source", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + mac("b2") + ",ip,nw_src=10.61.0.77,nw_dst=10.61.0.3",
@@ -138,6 +147,17 @@ func TestAgainstOVS(t *testing.T) {
 			[]string{"IN_PORT\n", "arp_spa=10.63.0.1,arp_tpa=10.63.0.2,arp_op=2,arp_sha=" + gw("green")}},
 		{"ping a peer's gateway", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + gw("blue") + ",icmp,nw_src=10.61.0.2,nw_dst=10.62.0.1,nw_ttl=64,icmp_type=8,icmp_code=0",
 			[]string{"IN_PORT", "Final flow: icmp,reg0=0x1,in_port=1,vlan_tci=0x0000,dl_src=" + gw("blue") + ",dl_dst=" + mac("b1") + ",nw_src=10.62.0.1,nw_dst=10.61.0.2", "icmp_type=0"}},
+		// DHCP from 0.0.0.0 and from the port's address: through the
+		// port's meter to the daemon, through the bridge's.
+		{"DHCP discover", "udp,in_port=1,dl_src=" + mac("b1") + ",dl_dst=ff:ff:ff:ff:ff:ff,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67",
+			[]string{"10. udp,in_port=1,dl_src=" + mac("b1") + ",tp_src=68,tp_dst=67, priority 210, cookie 0x7604000000010000\n meter:1979777025\n goto_table:12",
+				"12. reg0=0x1, priority 100, cookie 0x7602000000010000\n controller(meter_id=1979711490)"}},
+		{"DHCP renew", "udp,in_port=3,dl_src=" + mac("r1p") + ",dl_dst=" + gw("red") + ",nw_src=10.62.0.2,nw_dst=10.62.0.1,udp_src=68,udp_dst=67",
+			[]string{"meter:1979777027", "controller(meter_id=1979711490)"}},
+		{"DHCP off", "udp,in_port=4,dl_src=" + mac("g1") + ",dl_dst=ff:ff:ff:ff:ff:ff,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67",
+			[]string{"meter:1979777028", "12. priority 0, cookie 0x7601000000000000\n drop"}},
+		{"DHCP from another MAC", "udp,in_port=1,dl_src=" + mac("b2") + ",dl_dst=ff:ff:ff:ff:ff:ff,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67",
+			[]string{"10. in_port=1, priority 100, cookie 0x7604000000010000\n drop"}},
 		{"broadcast", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_op=1,arp_spa=10.61.0.2,arp_tpa=10.61.0.3,arp_sha=" + mac("b1"),
 			[]string{fmt.Sprintf("group:%d", space.Group(1)), "output:2"}},
 	})

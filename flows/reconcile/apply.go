@@ -57,9 +57,9 @@ type Result struct {
 	Took time.Duration
 }
 
-// Sync makes the switch's flows and groups in our space equal desired, in
-// one atomic bundle: either every change lands or none does. Nothing is sent
-// when nothing differs.
+// Sync makes the switch's flows, groups and meters in our space equal
+// desired, the flows and groups in one atomic bundle: either every change
+// of them lands or none does. Nothing is sent when nothing differs.
 func (b *Bridge) Sync(ctx context.Context, desired flowset.Desired) (Result, error) {
 	b.syncing.Lock()
 	defer b.syncing.Unlock()
@@ -148,16 +148,13 @@ func (b *Bridge) sendQueue(ctx context.Context) {
 			return
 		}
 		b.qmu.Unlock()
-		var msgs []openflow.Message
-		for _, p := range batch {
-			msgs = append(msgs, p.plan.Messages()...)
+		plans := make([]flowset.Plan, len(batch))
+		for i, p := range batch {
+			plans[i] = p.plan
 		}
 		b.syncing.RLock()
-		err := b.Apply(ctx, msgs)
+		err := b.applyPlans(ctx, plans...)
 		b.syncing.RUnlock()
-		if err != nil {
-			b.metrics.switchError(err)
-		}
 		for _, p := range batch {
 			if err == nil {
 				b.metrics.applied(p.plan)
@@ -171,15 +168,49 @@ func (b *Bridge) applyPlan(ctx context.Context, plan flowset.Plan) error {
 	if plan.Len() == 0 {
 		return nil
 	}
-	if err := b.Apply(ctx, plan.Messages()); err != nil {
-		b.metrics.switchError(err)
+	if err := b.applyPlans(ctx, plan); err != nil {
 		return err
 	}
 	b.metrics.applied(plan)
 	return nil
 }
 
-// Dump returns the switch's flows and groups in our space.
+// applyPlans sends plans, in order, as one change: the meters their flows
+// will use, then their flows and groups in one bundle, then the deletion
+// of the meters no flow uses any more (flowset.MeterMessages: OVS bundles
+// no meter mod). A failure leaves the bridge's flows as they were; meters
+// added before it hold no flow, and the next change or sync replaces them.
+func (b *Bridge) applyPlans(ctx context.Context, plans ...flowset.Plan) error {
+	before, after := flowset.MeterMessages(plans...)
+	var msgs []openflow.Message
+	for _, p := range plans {
+		msgs = append(msgs, p.Messages()...)
+	}
+	err := b.sendMeters(ctx, before)
+	if err == nil && len(msgs) > 0 {
+		err = b.Apply(ctx, msgs)
+	}
+	if err == nil {
+		err = b.sendMeters(ctx, after)
+	}
+	if err != nil {
+		b.metrics.switchError(err)
+	}
+	return err
+}
+
+// sendMeters sends meter mods and waits until the switch has taken them.
+func (b *Bridge) sendMeters(ctx context.Context, mods []openflow.Message) error {
+	if len(mods) == 0 {
+		return nil
+	}
+	if err := b.conn.SendBatch(ctx, mods); err != nil {
+		return fmt.Errorf("meters: %w", err)
+	}
+	return nil
+}
+
+// Dump returns the switch's flows, groups and meters in our space.
 func (b *Bridge) Dump(ctx context.Context) (flowset.Installed, error) {
 	flows, err := ofconn.Stats[*openflow.FlowStatsReply](ctx, b.conn, openflow.FlowStatsByCookie(openflow.TableAll, b.space.Value, b.space.Mask))
 	if err != nil {
@@ -189,7 +220,11 @@ func (b *Bridge) Dump(ctx context.Context) (flowset.Installed, error) {
 	if err != nil {
 		return flowset.Installed{}, fmt.Errorf("dump groups: %w", err)
 	}
-	return flowset.Installed{Flows: flows.Stats, Groups: groups.Groups}, nil
+	meters, err := ofconn.Stats[*openflow.MeterConfigReply](ctx, b.conn, &openflow.MeterConfigRequest{MeterID: openflow.MeterAll})
+	if err != nil {
+		return flowset.Installed{}, fmt.Errorf("dump meters: %w", err)
+	}
+	return flowset.Installed{Flows: flows.Stats, Groups: groups.Groups, Meters: meters.Configs}, nil
 }
 
 // Apply sends msgs as one atomic, ordered bundle. Any message the switch

@@ -195,6 +195,7 @@ func (m *Manager) sync(b *Bridge) error {
 	m.log.Info("flows synced", "datapath", fmt.Sprintf("%016x", dpid),
 		"added", len(p.Add), "modified", len(p.Modify), "deleted", len(p.Delete),
 		"groups_added", len(p.GroupAdd), "groups_modified", len(p.GroupModify), "groups_deleted", len(p.GroupDelete),
+		"meters_added", len(p.MeterAdd), "meters_modified", len(p.MeterModify), "meters_deleted", len(p.MeterDelete),
 		"took", res.Took)
 	m.logPlan(dpid, p)
 	return nil

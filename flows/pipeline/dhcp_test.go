@@ -1,0 +1,40 @@
+package pipeline
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
+)
+
+// TestDHCPFlows: a port's intercept and meter do not depend on its
+// network's DHCP, so turning DHCP off or on changes the network's one
+// flow in the dhcp table and nothing else; a port whose ofport no meter ID
+// holds gets neither intercept nor meter, and its DHCP meets the spoof
+// guard.
+func TestDHCPFlows(t *testing.T) {
+	p := testPipeline()
+	m := threeNetworks()
+	blue, port := m.Networks[0], m.Ports[0]
+	off := blue
+	off.DHCP = false
+	plan, err := flowset.Change(space, flowset.Desired{Flows: p.Network(blue)}, flowset.Desired{Flows: p.Network(off)})
+	if err != nil || plan.Len() != 1 || len(plan.Delete) != 1 || plan.Delete[0].TableID != TableDHCP {
+		t.Fatalf("DHCP off: %+v, %v", plan, err)
+	}
+	if a, b := render(flowset.Desired{Flows: p.Port(port, blue)}), render(flowset.Desired{Flows: p.Port(port, off)}); a != b {
+		t.Fatalf("the port's flows depend on its network's DHCP:\n%s\n%s", a, b)
+	}
+	if got := render(flowset.Desired{Flows: p.Port(port, blue), Meters: p.PortMeters(port)}); !strings.Contains(got,
+		"table=10, priority=210,udp,in_port=1,dl_src="+port.MAC+",tp_src=68,tp_dst=67 actions=meter:1979777025,goto_table:12") ||
+		!strings.Contains(got, "meter=1979777025 pktps burst stats bands= type=drop rate=10 burst_size=20") {
+		t.Fatalf("port 1:\n%s", got)
+	}
+	for _, ofport := range []int{0xfeff, 0xff00} {
+		port.Ofport = ofport
+		intercept := strings.Contains(render(flowset.Desired{Flows: p.Port(port, blue)}), "priority=210")
+		if want := ofport < 0xff00; intercept != want || (len(p.PortMeters(port)) == 1) != want {
+			t.Errorf("ofport %#x: intercept %v, meters %v", ofport, intercept, p.PortMeters(port))
+		}
+	}
+}
