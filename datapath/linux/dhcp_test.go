@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -12,10 +13,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/dhcp"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
@@ -24,8 +27,9 @@ import (
 
 var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
-// rawClient is a packet socket on eth0 of a port's namespace: it sends
-// the frames a DHCP client (or a liar) would, and reads what comes back.
+// rawClient is a packet socket on eth0 of a port's namespace, or a tap's
+// file as a VM has it: it sends the frames a DHCP client (or a liar)
+// would, and reads what comes back.
 type rawClient struct {
 	t  *testing.T
 	fd int
@@ -54,6 +58,51 @@ func newRawClient(t *testing.T, ns string) *rawClient {
 		t.Fatalf("packet socket in %s: %v", ns, err)
 	}
 	return c
+}
+
+// ifreqFlags is struct ifreq with its union holding flags, as TUNSETIFF
+// wants it.
+type ifreqFlags struct {
+	name  [unix.IFNAMSIZ]byte
+	flags uint16
+	_     [22]byte
+}
+
+// newTapClient attaches to the persistent tap of p as a VM does, in the
+// host's namespace.
+func newTapClient(t *testing.T, hostNS string, p model.Port) *rawClient {
+	t.Helper()
+	c := &rawClient{t: t, fd: -1}
+	err := testbed.InNetns(hostNS, func() (err error) {
+		if c.fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0); err != nil {
+			return err
+		}
+		var req ifreqFlags
+		copy(req.name[:unix.IFNAMSIZ-1], p.HostIfname)
+		req.flags = unix.IFF_TAP | unix.IFF_NO_PI
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(c.fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); errno != 0 {
+			return fmt.Errorf("TUNSETIFF: %w", errno)
+		}
+		return nil
+	})
+	if c.fd >= 0 {
+		t.Cleanup(func() { unix.Close(c.fd) })
+	}
+	if err != nil {
+		t.Fatalf("attach to tap %s: %v", p.HostIfname, err)
+	}
+	// The tap has carrier now, but sends nothing until the kernel's link
+	// watch (up to a second later) gives it its queue discipline back: an
+	// answer before that is dropped, as a VM that is still booting would
+	// not notice.
+	for end := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(testbed.Run(t, "ip", "-n", hostNS, "-o", "link", "show", "dev", p.HostIfname), "state UP") {
+			return c
+		}
+		if time.Now().After(end) {
+			t.Fatalf("tap %s: not up 3 s after a queue attached", p.HostIfname)
+		}
+	}
 }
 
 // request frames m as a port's client sends it: from mac (and src), to
@@ -90,7 +139,8 @@ func (c *rawClient) answer(xid dhcpv4.TransactionID, wait time.Duration) (*dhcpv
 	for end := time.Now().Add(wait); time.Now().Before(end); {
 		n, err := unix.Read(c.fd, buf)
 		if err != nil {
-			continue // the receive timeout
+			time.Sleep(10 * time.Millisecond) // nothing yet (a tap is non-blocking)
+			continue
 		}
 		h, payload, err := dhcp.ParseFrame(buf[:n])
 		if err != nil || h.SrcPort != dhcp.ServerPort || h.DstPort != dhcp.ClientPort {
@@ -163,9 +213,10 @@ esac
 // end. A real client (busybox udhcpc) on a configure:false port gets its
 // address, gateway, DNS, domain, MTU and lease and then reaches the
 // gateway and another port; a renewal unicast to the gateway's MAC is
-// ACKed; a client lying about its MAC gets nothing, one asking for
+// ACKed; a VM on a tap port is answered too; a client lying about its MAC gets nothing, one asking for
 // another port's address a NAK; no port sees another's DHCP; a network
-// with DHCP off answers nothing; a detached port's socket is closed.
+// with DHCP off answers nothing; after a restart the port is answered
+// again; a detached port's socket is closed.
 // Witnesses: the frames in the namespaces, udhcpc and ping.
 func TestLinuxDHCP(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
@@ -177,6 +228,8 @@ func TestLinuxDHCP(t *testing.T) {
 	n := dhcpNetwork(t)
 	a, c := h.port("a", "dh", "10.81.0.5"), h.port("c", "dh", "10.81.0.6")
 	a.NoConfigure = true
+	vm := model.Port{Name: "vm", Network: "dh", Type: v1.PortTap, IP: netip.MustParseAddr("10.81.0.9"), MAC: model.PortMAC("vm")}
+	vm.Ifname, vm.HostIfname = model.HostIfname(vm.Name), model.HostIfname(vm.Name)
 	var b *Backend
 	h.do("set up", func() (err error) {
 		if b, err = New(ctx, "vnbr", nil); err != nil {
@@ -185,7 +238,7 @@ func TestLinuxDHCP(t *testing.T) {
 		if err := b.EnsureNetwork(ctx, n); err != nil {
 			return err
 		}
-		for _, p := range []model.Port{a, c} {
+		for _, p := range []model.Port{a, c, vm} {
 			if _, err := b.AttachPort(ctx, n, p); err != nil {
 				return err
 			}
@@ -198,6 +251,9 @@ func TestLinuxDHCP(t *testing.T) {
 	zero := netip.IPv4Unspecified()
 
 	t.Run("udhcpc", func(t *testing.T) {
+		if got := testbed.Run(t, "ip", "-n", a.Netns, "-4", "-o", "addr", "show", "dev", "eth0"); got != "" {
+			t.Fatalf("configure:false port has an address before DHCP: %s", got)
+		}
 		dir := t.TempDir()
 		script, log := filepath.Join(dir, "script"), filepath.Join(dir, "log")
 		if err := os.WriteFile(script, []byte(udhcpcScript), 0o755); err != nil {
@@ -219,6 +275,19 @@ func TestLinuxDHCP(t *testing.T) {
 		h.expect(a.Netns, "10.81.0.1", true, "gateway after DHCP")
 		h.expect(a.Netns, "10.81.0.6", true, "another port after DHCP")
 		h.expect(c.Netns, "10.81.0.5", true, "the DHCP port from another port")
+	})
+
+	t.Run("tap", func(t *testing.T) {
+		cl, mac := newTapClient(t, h.ns, vm), macOf(t, vm)
+		m := discover(t, mac, mac)
+		cl.send(request(t, m, mac, zero, nil, netip.Addr{}))
+		offer, hdr := cl.answer(m.TransactionID, 2*time.Second)
+		if offer == nil || offer.MessageType() != dhcpv4.MessageTypeOffer || !offer.YourIPAddr.Equal(vm.IP.AsSlice()) {
+			t.Fatalf("DISCOVER from the VM: answer %v, want an OFFER of %s", offer, vm.IP)
+		}
+		if !bytes.Equal(hdr.DstMAC, mac) {
+			t.Errorf("OFFER to %s, want the VM's MAC %s", hdr.DstMAC, mac)
+		}
 	})
 
 	t.Run("renew", func(t *testing.T) {
@@ -307,13 +376,34 @@ func TestLinuxDHCP(t *testing.T) {
 		offerFor(t, a, aMAC)
 	})
 
+	t.Run("restart", func(t *testing.T) {
+		// A new process: the port's rules are inherited as they are, and
+		// its socket is opened anew by the reconcile's attach.
+		b.Close()
+		h.do("restart", func() (err error) {
+			if b, err = New(ctx, "vnbr", nil); err != nil {
+				return err
+			}
+			if err := b.EnsureNetwork(ctx, n); err != nil {
+				return err
+			}
+			for _, p := range []model.Port{a, c, vm} {
+				if _, err := b.AttachPort(ctx, n, p); err != nil {
+					return err
+				}
+			}
+			return b.Prune(ctx, datapath.State{Networks: []model.Network{n}, Ports: []model.Port{a, c, vm}})
+		})
+		offerFor(t, a, aMAC)
+	})
+
 	t.Run("detach", func(t *testing.T) {
 		h.do("detach", func() error { return b.DetachPort(ctx, n, c) })
 		b.dhcp.mu.RLock()
 		_, open := b.dhcp.sockets[c.Name]
 		left := len(b.dhcp.sockets)
 		b.dhcp.mu.RUnlock()
-		if open || left != 1 {
+		if open || left != 2 {
 			t.Errorf("after detaching %s: its socket open %v, %d sockets", c.Name, open, left)
 		}
 		h.do("prune", func() error { return b.Prune(ctx, datapath.State{Networks: []model.Network{n}}) })
