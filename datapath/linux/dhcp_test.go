@@ -13,7 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
@@ -60,14 +59,6 @@ func newRawClient(t *testing.T, ns string) *rawClient {
 	return c
 }
 
-// ifreqFlags is struct ifreq with its union holding flags, as TUNSETIFF
-// wants it.
-type ifreqFlags struct {
-	name  [unix.IFNAMSIZ]byte
-	flags uint16
-	_     [22]byte
-}
-
 // newTapClient attaches to the persistent tap of p as a VM does, in the
 // host's namespace.
 func newTapClient(t *testing.T, hostNS string, p model.Port) *rawClient {
@@ -77,11 +68,13 @@ func newTapClient(t *testing.T, hostNS string, p model.Port) *rawClient {
 		if c.fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0); err != nil {
 			return err
 		}
-		var req ifreqFlags
-		copy(req.name[:unix.IFNAMSIZ-1], p.HostIfname)
-		req.flags = unix.IFF_TAP | unix.IFF_NO_PI
-		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(c.fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); errno != 0 {
-			return fmt.Errorf("TUNSETIFF: %w", errno)
+		ifr, err := unix.NewIfreq(p.HostIfname)
+		if err != nil {
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(c.fd, unix.TUNSETIFF, ifr); err != nil {
+			return fmt.Errorf("TUNSETIFF: %w", err)
 		}
 		return nil
 	})
@@ -230,21 +223,7 @@ func TestLinuxDHCP(t *testing.T) {
 	a.NoConfigure = true
 	vm := model.Port{Name: "vm", Network: "dh", Type: v1.PortTap, IP: netip.MustParseAddr("10.81.0.9"), MAC: model.PortMAC("vm")}
 	vm.Ifname, vm.HostIfname = model.HostIfname(vm.Name), model.HostIfname(vm.Name)
-	var b *Backend
-	h.do("set up", func() (err error) {
-		if b, err = New(ctx, "vnbr", nil); err != nil {
-			return err
-		}
-		if err := b.EnsureNetwork(ctx, n); err != nil {
-			return err
-		}
-		for _, p := range []model.Port{a, c, vm} {
-			if _, err := b.AttachPort(ctx, n, p); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	b := h.start(n, a, c, vm)
 	t.Cleanup(func() { b.Close() })
 	aMAC, cMAC := macOf(t, a), macOf(t, c)
 	gwMAC, _ := net.ParseMAC(model.BridgeMAC(n.Name))
@@ -380,20 +359,7 @@ func TestLinuxDHCP(t *testing.T) {
 		// A new process: the port's rules are inherited as they are, and
 		// its socket is opened anew by the reconcile's attach.
 		b.Close()
-		h.do("restart", func() (err error) {
-			if b, err = New(ctx, "vnbr", nil); err != nil {
-				return err
-			}
-			if err := b.EnsureNetwork(ctx, n); err != nil {
-				return err
-			}
-			for _, p := range []model.Port{a, c, vm} {
-				if _, err := b.AttachPort(ctx, n, p); err != nil {
-					return err
-				}
-			}
-			return b.Prune(ctx, datapath.State{Networks: []model.Network{n}, Ports: []model.Port{a, c, vm}})
-		})
+		b = h.start(n, a, c, vm)
 		offerFor(t, a, aMAC)
 	})
 
@@ -414,6 +380,28 @@ func TestLinuxDHCP(t *testing.T) {
 			t.Errorf("after a prune of every port: %d sockets", left)
 		}
 	})
+}
+
+// start starts a backend in h as the daemon does: n and ports ensured,
+// then pruned to them. The caller closes it.
+func (h *hostBed) start(n model.Network, ports ...model.Port) *Backend {
+	h.t.Helper()
+	var b *Backend
+	h.do("start", func() (err error) {
+		if b, err = New(h.ctx, "vnbr", nil); err != nil {
+			return err
+		}
+		if err := b.EnsureNetwork(h.ctx, n); err != nil {
+			return err
+		}
+		for _, p := range ports {
+			if _, err := b.AttachPort(h.ctx, n, p); err != nil {
+				return err
+			}
+		}
+		return b.Prune(h.ctx, datapath.State{Networks: []model.Network{n}, Ports: ports})
+	})
+	return b
 }
 
 // offerFor sends a DISCOVER from p's namespace and returns the OFFER.
@@ -441,21 +429,7 @@ func TestLinuxDHCPFloodIsolation(t *testing.T) {
 	h := &hostBed{t: t, ns: newNetns(t, "vnt-dhf-"), ctx: ctx}
 	n := dhcpNetwork(t)
 	f, g := h.port("f", "dh", "10.81.0.7"), h.port("g", "dh", "10.81.0.8")
-	var b *Backend
-	h.do("set up", func() (err error) {
-		if b, err = New(ctx, "vnbr", nil); err != nil {
-			return err
-		}
-		if err := b.EnsureNetwork(ctx, n); err != nil {
-			return err
-		}
-		for _, p := range []model.Port{f, g} {
-			if _, err := b.AttachPort(ctx, n, p); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	b := h.start(n, f, g)
 	t.Cleanup(func() { b.Close() })
 	fMAC, gMAC := macOf(t, f), macOf(t, g)
 	flooder, client := newRawClient(t, f.Netns), newRawClient(t, g.Netns)
