@@ -208,8 +208,8 @@ esac
 // gateway and another port; a renewal unicast to the gateway's MAC is
 // ACKed; a VM on a tap port is answered too; a client lying about its MAC gets nothing, one asking for
 // another port's address a NAK; no port sees another's DHCP; a network
-// with DHCP off answers nothing; after a restart the port is answered
-// again; a detached port's socket is closed.
+// with DHCP off answers nothing; after a repair that made the link anew
+// and after a restart the port is answered again; a detached port's socket is closed.
 // Witnesses: the frames in the namespaces, udhcpc and ping.
 func TestLinuxDHCP(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
@@ -353,6 +353,14 @@ func TestLinuxDHCP(t *testing.T) {
 		}
 		h.do("dhcp on", func() error { return b.EnsureNetwork(ctx, n) })
 		offerFor(t, a, aMAC)
+	})
+
+	t.Run("repair", func(t *testing.T) {
+		// A link deleted under the daemon and made again by the repair's
+		// attach has a new index: the port's socket follows it.
+		testbed.Run(t, "ip", "-n", h.ns, "link", "del", c.HostIfname)
+		h.do("repair", func() error { _, err := b.AttachPort(ctx, n, c); return err })
+		offerFor(t, c, cMAC)
 	})
 
 	t.Run("restart", func(t *testing.T) {
