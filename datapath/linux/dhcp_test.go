@@ -328,12 +328,27 @@ func TestLinuxDHCP(t *testing.T) {
 	})
 
 	t.Run("isolated", func(t *testing.T) {
-		// A port's DHCP reaches only the daemon: not another port.
+		// A port's DHCP reaches only the daemon: not another port, not
+		// even a REBINDING broadcast from the port's own address, which
+		// anti-spoofing alone would pass; and a DISCOVER from 0.0.0.0 is
+		// DHCP, not spoofing.
 		cl, other := newRawClient(t, a.Netns), newRawClient(t, c.Netns)
+		spoofBefore := h.spoofDrops(b, "a")
 		m := discover(t, aMAC, aMAC)
 		cl.send(request(t, m, aMAC, zero, nil, netip.Addr{}))
+		rebind, err := dhcpv4.NewRequestFromOffer(offerFor(t, a, aMAC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rebind.ClientIPAddr = a.IP.AsSlice()
+		rebind.Options.Del(dhcpv4.OptionServerIdentifier)
+		rebind.Options.Del(dhcpv4.OptionRequestedIPAddress)
+		cl.send(request(t, rebind, aMAC, a.IP, nil, netip.Addr{}))
 		if other.heard(time.Second) {
 			t.Errorf("port %s heard port %s's DHCP", c.Name, a.Name)
+		}
+		if got := h.spoofDrops(b, "a"); got != spoofBefore {
+			t.Errorf("DHCP counted as spoofing: %d -> %d", spoofBefore, got)
 		}
 	})
 
