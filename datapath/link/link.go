@@ -33,7 +33,7 @@ type Options struct {
 
 // EnsurePort makes the host link of p exist and be configured — for a veth port
 // with its namespace end named, addressed, up and routed via the gateway (see
-// setDefaultRoute) — and returns the host link, up but not yet in any bridge.
+// setDefaultRoute), or only named and up when p.NoConfigure — and returns the host link, up but not yet in any bridge.
 // A link that is already right is kept as it is, so adopting a running port
 // after a restart does not disturb its traffic.
 func EnsurePort(ctx context.Context, n model.Network, p model.Port, opts Options) (netlink.Link, error) {
@@ -170,6 +170,12 @@ func adoptUntagged(p model.Port, nsh *netlink.Handle, conflict error) (netlink.L
 	return host, nil
 }
 
+// configureNamespaceEnd brings the namespace end up with the network's MTU
+// and, unless the port is unconfigured (configure:false, docs/DESIGN.md
+// §8.4), gives it the port's address and route. An unconfigured port's
+// addresses and routes are its DHCP client's: nothing is removed, so
+// turning configure off in place cuts no connection (the client's lease is
+// the same address), and turning it on adds what a configured port has.
 func configureNamespaceEnd(nsh *netlink.Handle, n model.Network, p model.Port, peer netlink.Link) error {
 	if lo, err := nsh.LinkByName("lo"); err == nil {
 		if err := nsh.LinkSetUp(lo); err != nil {
@@ -180,6 +186,12 @@ func configureNamespaceEnd(nsh *netlink.Handle, n model.Network, p model.Port, p
 		if err := nsh.LinkSetMTU(peer, n.MTU); err != nil {
 			return fmt.Errorf("set mtu: %w", err)
 		}
+	}
+	if p.NoConfigure {
+		if err := nsh.LinkSetUp(peer); err != nil {
+			return fmt.Errorf("set up: %w", err)
+		}
+		return nil
 	}
 	if err := dropStaleAddrs(nsh, peer, n.Subnet, p.IP); err != nil {
 		return err

@@ -86,6 +86,8 @@ type Backend struct {
 
 	// sg enforces the security groups (policy.go).
 	sg policyState
+	// dhcp answers the ports' DHCP (dhcp.go).
+	dhcp *dhcpServer
 }
 
 // New returns a backend naming its bridges prefix-<hash>. It checks that nft
@@ -121,6 +123,9 @@ func New(ctx context.Context, prefix string, underlay *datapath.Underlay, opts .
 	for _, o := range opts {
 		o(b)
 	}
+	if b.dhcp, err = newDHCPServer(b.log, func(network string) string { return bridgeMAC(network, u) }); err != nil {
+		return nil, err
+	}
 	if b.links, err = link.Watch(b.log); err != nil {
 		return nil, err
 	}
@@ -142,7 +147,7 @@ func (b *Backend) Info() datapath.Info {
 
 // Capabilities implements datapath.Backend: no OpenFlow, no OVSDB.
 func (b *Backend) Capabilities() datapath.Capabilities {
-	return datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, Policy: b}
+	return datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, Policy: b, DHCP: b}
 }
 
 // Ready implements datapath.Backend: netlink is always there.
@@ -151,6 +156,7 @@ func (b *Backend) Ready() error { return nil }
 // Close implements datapath.Backend.
 func (b *Backend) Close() error {
 	b.links.Close()
+	b.dhcp.closeAll()
 	return nil
 }
 
@@ -199,6 +205,7 @@ func (b *Backend) EnsureNetwork(ctx context.Context, n model.Network) error {
 		return fmt.Errorf("network %s: bridge %s: %w", n.Name, name, err)
 	}
 	b.networks[n.Name] = n
+	b.dhcp.setNetwork(n)
 	var overlay string
 	if b.underlay != nil {
 		overlay = OverlayNetwork(b.prefix, n)
@@ -287,6 +294,7 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	delete(b.networks, n.Name)
+	b.dhcp.deleteNetwork(n.Name)
 	b.underlayMTU.Forget(n.Name)
 	var overlay string
 	if b.underlay != nil && len(b.networks) > 0 {
@@ -366,6 +374,12 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 	if err != nil {
 		return p, fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	// Before the link joins the bridge, so that a client's first DISCOVER
+	// is read: from then on the port's chain drops its DHCP frames, which
+	// only this socket reads.
+	if err := b.dhcp.serve(p, host.Attrs().Index); err != nil {
+		return p, fmt.Errorf("port %s: %w", p.Name, err)
+	}
 	if host.Attrs().MasterIndex != br.Attrs().Index {
 		if err := netlink.LinkSetMaster(host, br); err != nil {
 			return p, fmt.Errorf("port %s: add %s to bridge %s: %w", p.Name, p.HostIfname, br.Attrs().Name, err)
@@ -434,6 +448,7 @@ func (b *Backend) detachPort(ctx context.Context, p model.Port) error {
 	if err := link.DeletePort(p); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	b.dhcp.stop(p.Name)
 	fault.Point("detach-after-link-removed")
 	if err := b.policyPort(ctx, p, false); err != nil {
 		return fmt.Errorf("port %s: %w", p.Name, err)
@@ -487,6 +502,7 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	for _, n := range s.Networks {
 		b.networks[n.Name] = n
 	}
+	b.dhcp.keep(s.Networks, s.Ports)
 	b.routers = map[string]model.Router{}
 	for _, r := range s.Routers {
 		b.routers[r.Name] = r

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
+	"github.com/ovs-vnet/ovs-vnet/dhcp"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -23,7 +24,8 @@ import (
 //	map ports { type ifname : verdict }  host ifname -> jump port_<port name>
 //	chain prerouting                     iifname vmap @ports (frames of bridge ports
 //	                                     that are not ours match nothing and pass)
-//	chain port_<port name>               own MAC and IPv4 accepted, own ARP accepted,
+//	chain port_<port name>               own DHCP (UDP 68→67 from own MAC) dropped,
+//	                                     own MAC and IPv4 accepted, own ARP accepted,
 //	                                     own IPv6 chatter dropped, the rest counted
 //	                                     in spoof_<port name> and dropped
 //	counter spoof_<port name>            the port's spoofed-frame drops
@@ -34,6 +36,7 @@ const (
 	portsMap       = "ports"
 	portChainPfx   = "port_"
 	spoofCounterPx = "spoof_"
+	dhcpComment    = "dhcp, read by the daemon's socket"
 )
 
 // SpoofCounter names the nftables counter of a port's spoofed-frame drops: a
@@ -84,6 +87,9 @@ func PortRules(p model.Port) (string, error) {
 		fmt.Fprintf(&b, format, args...)
 		b.WriteByte('\n')
 	}
+	// The port's DHCP goes no further: its socket (dhcp.go) read it
+	// before this hook, and no other port nor the host may see it.
+	rule("ether saddr %s udp sport %d udp dport %d drop comment %q", mac, dhcp.ClientPort, dhcp.ServerPort, dhcpComment)
 	rule("ether saddr %s ip saddr %s accept", mac, p.IP)
 	rule("ether saddr %s arp saddr ether %s arp saddr ip %s accept", mac, mac, p.IP)
 	rule("ether saddr %s ether type ip6 counter drop comment \"ipv6, not spoofing\"", mac)
