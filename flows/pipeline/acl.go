@@ -19,8 +19,9 @@ import (
 // (RegOwnGroup) and resubmits to the peer table, whose flow for the peer's
 // address resubmits once with RegPeerGroup 0 (the rules with a CIDR or any
 // peer) and once per group of the address. A rule is thus one flow per
-// port mask, an address two flows, a port six: O(ports + members +
-// rules), and a membership change touches only the address's flows.
+// port mask, an address two flows (three in a cluster: remote_sender's),
+// a port six: O(ports + members + rules), and a membership change touches
+// only the address's flows.
 
 // prioRule is the priority of a group's first rule; rule i has prioRule-i,
 // so that within one pass the first matching rule by index decides and
@@ -72,6 +73,18 @@ func PortMasks(lo, hi uint16) []PortMask {
 // direction passes as replies do, but never a SYN, which would open a
 // connection the rules deny. A connection a rule change cut has no
 // allowing reverse either, so it stays cut.
+//
+// A packet from the tunnel skips the egress side, whose verdict does not
+// cross hosts: the receiving host judges the remote sender's side of the
+// reverse itself (remote_sender, see Member), from the sender's groups,
+// which Members holds for every host's ports, and the rules it has of
+// every group. Trusting the sending host instead would not do: it passes
+// a +new packet its egress allows forward without asking whether its
+// ingress allows the reverse, so the receiver would flip on its own
+// egress alone — a non-SYN packet neither direction allows delivered, a
+// connection a rule change cut revived by a restart. A source of no group
+// is an unguarded sender's, which may flip as an unguarded local
+// sender's does (egress_ct's miss).
 func (p Pipeline) policyBase(c uint64) []flowset.Flow {
 	tracked := func(bits uint32) openflow.OXM {
 		return openflow.CtState(openflow.CtStateTracked|bits, openflow.CtStateTracked|bits)
@@ -98,7 +111,7 @@ func (p Pipeline) policyBase(c uint64) []flowset.Flow {
 	ip := openflow.EthType(ethIPv4)
 	tcp := openflow.IPProto(model.ProtoTCP)
 	judged := []openflow.Action{loadFlag(FlagAllow, 0), loadFlag(FlagAllowRev, 0)}
-	return []flowset.Flow{
+	flows := []flowset.Flow{
 		flow(TableEgressCT, prioMiss, c, match(), apply(loadFlag(FlagSrcRev, 1)), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioExact, c, match(reply, unflipped), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioExact, c, match(ip, tcp, original, flipped, noSYN), gotoTable(TableEgressOut)),
@@ -137,6 +150,10 @@ func (p Pipeline) policyBase(c uint64) []flowset.Flow {
 		flow(TableOutput, prioGuard, c, match(ip, flags(dst, 0)), apply(commit(RegDstZone, false), outputChosen)),
 		flow(TableOutput, prioMiss, c, match(), apply(outputChosen)),
 	}
+	if p.Tunnel != 0 {
+		flows = append(flows, flow(TableRemoteSender, prioFallback, c, match(openflow.InPort(p.Tunnel)), apply(loadFlag(FlagSrcRev, 1))))
+	}
+	return flows
 }
 
 // ctMarkFlip is the ct_mark bit of a connection committed as the reverse
@@ -198,6 +215,12 @@ func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []
 		out := append(swapped(), as...)
 		return append(append(out, swapped()...), keepReverse...)
 	}
+	// From the tunnel no egress side said whether the sender allows the
+	// reverse: remote_sender judges it here (see policyBase).
+	var sender []openflow.Action
+	if p.Tunnel != 0 {
+		sender = []openflow.Action{resubmit(TableRemoteSender)}
+	}
 	return []flowset.Flow{
 		flow(TableEgressCT, prioFallback, c, match(in, ip),
 			apply(setField(openflow.Reg(RegSrcZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableEgressACL})),
@@ -208,7 +231,7 @@ func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []
 			apply(setField(openflow.Reg(RegDstZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableIngressACL})),
 		flow(TableIngressACL, prioFallback, c, match(out, trk), applyThen(ingress, TableIngressVerdict)...),
 		flow(TableIngressACL, prioGuard, c, match(append(newNoSYN, out)...),
-			applyThen(append(reversed(egress), ingress...), TableIngressVerdict)...),
+			applyThen(slices.Concat(sender, reversed(egress), ingress), TableIngressVerdict)...),
 	}
 }
 
@@ -286,7 +309,12 @@ func (p Pipeline) GroupRules(pol model.Policy, name string) []flowset.Flow {
 
 // Member is the flows of an address in pol's groups: as the peer of
 // either side, one pass over the rules for each of its groups after the
-// pass every peer gets. nil for an address of no group.
+// pass every peer gets; in a cluster also, as the source of a packet from
+// the tunnel, its groups' ingress passes on the packet swapped, whose
+// verdict is FlagSrcRev (see policyBase). nil for an address of no group.
+// The last flow is for other hosts' ports, but the policy does not tell
+// them from this host's: a local address's never matches, since no packet
+// of a local port comes from the tunnel.
 func (p Pipeline) Member(pol model.Policy, addr netip.Addr) []flowset.Flow {
 	var peer []uint32
 	for _, g := range pol.GroupsOf(addr) {
@@ -300,10 +328,22 @@ func (p Pipeline) Member(pol model.Policy, addr netip.Addr) []flowset.Flow {
 	slices.Sort(peer)
 	c := p.Space.Cookie(KindMember, addrObject(addr), 0)
 	ip := openflow.EthType(ethIPv4)
-	return []flowset.Flow{
+	flows := []flowset.Flow{
 		flow(TableEgressPeer, prioFallback, c, match(ip, openflow.IPv4Dst(addr)), apply(peerPasses(TableEgressRules, peer)...)),
 		flow(TableIngressPeer, prioFallback, c, match(ip, openflow.IPv4Src(addr)), apply(peerPasses(TableIngressRules, peer)...)),
 	}
+	if p.Tunnel != 0 {
+		as := slices.Concat([]openflow.Action{loadFlag(FlagAllow, 0)}, swapped(), ownPasses(TableIngressPeer, peer), swapped(), keepSrcRev)
+		flows = append(flows, flow(TableRemoteSender, prioExact, c, match(openflow.InPort(p.Tunnel), ip, openflow.IPProto(model.ProtoTCP), openflow.IPv4Src(addr)), apply(as...)))
+	}
+	return flows
+}
+
+// keepSrcRev moves the remote sender's verdict on the reverse to
+// FlagSrcRev, for the receiver's passes to start from nothing allowed.
+var keepSrcRev = []openflow.Action{
+	openflow.NXRegMove{NBits: 1, SrcOfs: FlagAllow, DstOfs: FlagSrcRev, Src: regRef(RegFlags), Dst: regRef(RegFlags)},
+	loadFlag(FlagAllow, 0),
 }
 
 // Policy is the flows of every group's rules and every member address of

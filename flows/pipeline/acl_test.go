@@ -83,18 +83,30 @@ func addrs(s ...string) []netip.Addr {
 	return out
 }
 
+// TestCompileSecurityGroupsGolden: the security groups' model on one host
+// and on a host of a cluster (securityGroupsCluster, with remote_sender's
+// flows).
 func TestCompileSecurityGroupsGolden(t *testing.T) {
-	d, err := testPipeline().Compile(securityGroups(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden.Check(t, "testdata/security-groups.golden", render(d))
-	if _, err := flowset.Diff(space, d, flowset.Installed{}); err != nil {
-		t.Fatalf("flows collide: %v", err)
-	}
-	for _, f := range d.Flows {
-		if err := openflow.Validate(f.Match); err != nil {
-			t.Errorf("flow %s: %v", render(flowset.Desired{Flows: []flowset.Flow{f}}), err)
+	for _, c := range []struct {
+		golden string
+		p      Pipeline
+		m      Model
+	}{
+		{"testdata/security-groups.golden", testPipeline(), securityGroups(t)},
+		{"testdata/security-groups-cluster.golden", overlayPipeline(), securityGroupsCluster(t)},
+	} {
+		d, err := c.p.Compile(c.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden.Check(t, c.golden, render(d))
+		if _, err := flowset.Diff(space, d, flowset.Installed{}); err != nil {
+			t.Fatalf("%s: flows collide: %v", c.golden, err)
+		}
+		for _, f := range d.Flows {
+			if err := openflow.Validate(f.Match); err != nil {
+				t.Errorf("flow %s: %v", render(flowset.Desired{Flows: []flowset.Flow{f}}), err)
+			}
 		}
 	}
 }
@@ -155,30 +167,37 @@ func TestPortMasks(t *testing.T) {
 
 // TestPolicyFlowCount proves the flows linear in ports, members and rules:
 // exactly the skeleton's, six per guarded port, two per member address
-// and one per port mask of each rule, at 10, 100 and 1,000 ports in one
-// group of 20 rules, one of them naming the group itself.
+// (three in a cluster: remote_sender's) and one per port mask of each
+// rule, at 10, 100 and 1,000 ports in one group of 20 rules, one of them
+// naming the group itself.
 func TestPolicyFlowCount(t *testing.T) {
-	base, err := testPipeline().Compile(Model{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []int{10, 100, 1000} {
-		m, rules := scaleModel(t, n)
-		d, err := testPipeline().Compile(m)
+	for _, c := range []struct {
+		name    string
+		p       Pipeline
+		perAddr int
+	}{{"one host", testPipeline(), 2}, {"cluster", overlayPipeline(), 3}} {
+		base, err := c.p.Compile(Model{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		plain := m
-		plain.Policy = model.Policy{}
-		without, err := testPipeline().Compile(plain)
-		if err != nil {
-			t.Fatal(err)
+		for _, n := range []int{10, 100, 1000} {
+			m, rules := scaleModel(t, n)
+			d, err := c.p.Compile(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain := m
+			plain.Policy = model.Policy{}
+			without, err := c.p.Compile(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 6*n + c.perAddr*n + rules
+			if got := len(d.Flows) - len(without.Flows); got != want {
+				t.Errorf("%s, %d ports: %d policy flows, want 6×%d + %d×%d + %d rule flows = %d", c.name, n, got, n, c.perAddr, n, rules, want)
+			}
+			t.Logf("%s, %d ports, 20 rules: %d flows in all, %d of them the policy's, skeleton %d", c.name, n, len(d.Flows), want, len(base.Flows))
 		}
-		want := 6*n + 2*n + rules
-		if got := len(d.Flows) - len(without.Flows); got != want {
-			t.Errorf("%d ports: %d policy flows, want 6×%d + 2×%d + %d rule flows = %d", n, got, n, n, rules, want)
-		}
-		t.Logf("%d ports, 20 rules: %d flows in all, %d of them the policy's, skeleton %d", n, len(d.Flows), want, len(base.Flows))
 	}
 }
 

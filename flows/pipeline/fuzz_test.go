@@ -173,18 +173,22 @@ func policyFrom(m Model, rules, memberships []byte) model.Policy {
 
 // FuzzPolicyCompile checks, for any policy over any model: the flows form
 // a valid table that keeps to the declared stages, the policy's flows are
-// exactly 4 per guarded port, 2 per member address and one per port mask
-// of each rule, and from one policy to another only the flows of what
-// model.DiffPolicy names change — which is all the backend sends.
+// exactly 6 per guarded port, 2 per member address (3 in a cluster) and
+// one per port mask of each rule, and from one policy to another only the
+// flows of what model.DiffPolicy names change — which is all the backend
+// sends.
 func FuzzPolicyCompile(f *testing.F) {
-	f.Add([]byte{2, 1, 1, 0, 1, 5, 9, 14}, []byte{0x12, 0x34, 0x56, 0x48, 7, 9}, []byte{1, 2, 3, 4, 5})
-	f.Add([]byte{3, 7, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8}, []byte{0xa8, 0, 255, 0x31, 80, 0}, []byte{7, 7, 0, 1})
-	f.Fuzz(func(t *testing.T, data, rules, memberships []byte) {
+	f.Add([]byte{2, 1, 1, 0, 1, 5, 9, 14}, []byte{0x12, 0x34, 0x56, 0x48, 7, 9}, []byte{1, 2, 3, 4, 5}, false)
+	f.Add([]byte{3, 7, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8}, []byte{0xa8, 0, 255, 0x31, 80, 0}, []byte{7, 7, 0, 1}, true)
+	f.Fuzz(func(t *testing.T, data, rules, memberships []byte, cluster bool) {
 		m, _, ok := modelFrom(data)
 		if !ok || len(rules) > 90 {
 			return
 		}
-		p := testPipeline()
+		p, perAddr := testPipeline(), 2
+		if cluster {
+			p, perAddr = overlayPipeline(), 3
+		}
 		plain, err := p.Compile(m)
 		if err != nil {
 			t.Fatal(err)
@@ -212,7 +216,7 @@ func FuzzPolicyCompile(f *testing.F) {
 				addrs[a] = true
 			}
 		}
-		want += 2 * len(addrs)
+		want += perAddr * len(addrs)
 		for _, g := range m.Policy.Groups {
 			for _, r := range g.Rules {
 				want += max(1, len(PortMasks(r.PortMin, r.PortMax)))
