@@ -212,7 +212,8 @@ func (s *sgBed) checkMatrix(pol model.Policy, what string) {
 // policy matrix (TCP, UDP, ping, replies, related ICMP) against the
 // oracle; a membership change that is set elements only (nft monitor and
 // no nft process as witnesses); a removed rule cutting an established TCP
-// stream; a restart that changes nothing; Prune removing what is stale.
+// stream; a table deleted by hand written again at the next change; a
+// restart that changes nothing; Prune removing what is stale.
 func TestSecurityGroupsKernel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -257,7 +258,31 @@ func TestSecurityGroupsKernel(t *testing.T) {
 
 	t.Run("membership is elements", func(t *testing.T) { s.t = t; testMembership(s, pol) })
 	t.Run("rule removal cuts", func(t *testing.T) { s.t = t; testRuleRemoval(s, pol) })
+	t.Run("a table deleted by hand", func(t *testing.T) { s.t = t; testTableDeleted(s, pol) })
 	t.Run("restart", func(t *testing.T) { s.t = t; testPolicyRestart(s, pol) })
+}
+
+// testTableDeleted: with the table deleted by hand, the next change
+// succeeds and makes the table whole again (the matrix is the oracle's):
+// a membership change, elements only into sets that are gone, and a
+// change of rules, whose script would delete a counter that is gone.
+func testTableDeleted(s *sgBed, pol model.Policy) {
+	deleteTable := func() {
+		testbed.Run(s.t, "ip", "netns", "exec", s.ns, "nft", "delete", "table", "inet", hostnet.PolicyTable)
+	}
+	deleteTable()
+	q := sgPolicy(s.t, s.ports)
+	q.Ports["other"] = groupList(s.t, "admin")
+	setMembers(&q, s.ports)
+	s.setPolicy(q)
+	s.checkMatrix(q, "other in admin, after the table was deleted")
+	deleteTable()
+	r := sgPolicy(s.t, s.ports)
+	r.Groups["web"] = testGroup(s.t, "web", 1, v1.Rule{Direction: "ingress", Protocol: "udp", Ports: "5000-5001"})
+	s.setPolicy(r)
+	s.checkMatrix(r, "web without its http rule, after the table was deleted")
+	s.setPolicy(pol)
+	s.checkMatrix(pol, "the policy back")
 }
 
 // testMembership: other joins admin (so may ping web and db, and becomes
