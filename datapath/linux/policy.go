@@ -46,10 +46,15 @@ type policyState struct {
 // SetPolicy implements datapath.PolicyEnforcer. A membership change is
 // one netlink batch of set elements; a change of rules is one `nft -f`
 // that carries the elements' changes too (policyScript). An equal policy
-// sends nothing.
+// sends nothing. A policy that guards a port is refused while bridged
+// traffic skips the table (judgeable) — unless it is the one in force,
+// which a refused change's rollback hands back.
 func (b *Backend) SetPolicy(ctx context.Context, p model.Policy) error {
 	b.sg.mu.Lock()
 	defer b.sg.mu.Unlock()
+	if err := b.judgeable(p); err != nil && !p.Equal(b.sg.policy) {
+		return fmt.Errorf("security groups: %w", err)
+	}
 	b.sg.policy = p
 	if err := b.syncPolicy(ctx); err != nil {
 		return fmt.Errorf("security groups: %w", err)
