@@ -76,7 +76,11 @@ func (c *Controller) PolicyStats(ctx context.Context) (datapath.PolicyStats, err
 }
 
 func unenforced(b datapath.Backend) error {
-	return fmt.Errorf("%w: the %s backend does not enforce security groups", ErrUnsupported, b.Info().Backend)
+	err := fmt.Errorf("%w: the %s backend does not enforce security groups", ErrUnsupported, b.Info().Backend)
+	if why := capabilities(b).NoPolicy; why != "" {
+		return fmt.Errorf("%w: %s", err, why)
+	}
+	return err
 }
 
 // groupsExist names the first listed security group that is not in the

@@ -24,6 +24,10 @@ type Capabilities struct {
 	// Policy: the backend enforces security groups; without it the
 	// controller refuses ports and groups that ask for them.
 	Policy PolicyEnforcer
+	// NoPolicy says why Policy is nil when the backend could enforce
+	// security groups but for the host's setup, and how to change it:
+	// the refusal of a group or of a port's groups gives it.
+	NoPolicy string
 	// OVSDBConnected reports whether the backend's OVSDB session is up;
 	// nil for a backend without OVSDB (Linux).
 	OVSDBConnected func() bool
