@@ -206,9 +206,13 @@ func (c *Controller) policyLocked() model.Policy {
 	}
 	for _, m := range []map[string]model.Port{local, c.remote} {
 		for _, port := range m {
-			// A port being claimed lists groups that only its record's
-			// write checks: until then they may not exist.
-			if port.SecurityGroups == "" || c.groupsExist(port.SecurityGroups.Names()) != nil {
+			// A port keeps its whole list even while a group of it is
+			// not in this host's cache (made on another host moments
+			// ago, or a claimed port's group its record's write will
+			// refuse): a group the policy lacks allows nothing and
+			// limits egress (model.Policy), so the port fails closed
+			// until the group arrives, instead of going unguarded.
+			if port.SecurityGroups == "" {
 				continue
 			}
 			if c.isLocal(port) {

@@ -183,6 +183,38 @@ func TestPortGroupsInPlace(t *testing.T) {
 	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 204)
 }
 
+// TestPolicyOfUnknownGroup: a port listing a group this host has not
+// heard of yet — made on another host moments ago, here stored behind
+// the controller's back — is handed over with its whole list, so that
+// the backend guards it (an unknown group allows nothing, and limits
+// egress: model.Policy), never without it. Both for a new port and for a
+// change in place, and with no group known at all.
+func TestPolicyOfUnknownGroup(t *testing.T) {
+	f := newFixture(t)
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	unknown := func(name string) {
+		t.Helper()
+		if _, err := f.St.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: name, Rules: []model.Rule{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unknown("xn")
+	f.mustDo(t, "PUT", "/v1/ports/x1", `{"network":"blue","type":"tap","ip":"10.0.0.2","security_groups":["xn"]}`, 201)
+	f.policyIs(t, "groups  | ports x1=xn | members xn=10.0.0.2")
+
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/ports/w1", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`, 201)
+	unknown("xm")
+	f.mustDo(t, "PUT", "/v1/ports/w1", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web","xm"]}`, 200)
+	f.policyIs(t, "groups web#2 | ports w1=web,xm x1=xn | members web=10.0.0.3 xm=10.0.0.3 xn=10.0.0.2")
+	p := f.Fake.LastPolicy()
+	for _, port := range []string{"w1", "x1"} {
+		if !p.Guarded(port) || !p.EgressLimited(port) {
+			t.Errorf("%s: guarded %v, egress limited %v; want both", port, p.Guarded(port), p.EgressLimited(port))
+		}
+	}
+}
+
 // TestPolicyRefused: when the backend refuses the policy, the request
 // fails and changes nothing — in the store, in what the API shows, and in
 // the policy the backend is left with.
