@@ -143,7 +143,7 @@ func (c *Controller) PutSecurityGroup(ctx context.Context, name string, spec v1.
 		c.rollback("security group "+name, func(ctx context.Context) error {
 			return c.restoreGroup(ctx, name, old, exists)
 		})
-		return v1.SecurityGroup{}, false, fmt.Errorf("store security group %q: %w", name, err)
+		return v1.SecurityGroup{}, false, fmt.Errorf("enforce security group %q: %w", name, err)
 	}
 	return c.groupView(g), !exists, nil
 }

@@ -247,7 +247,10 @@ func TestPolicyRefused(t *testing.T) {
 	f.Fake.Mu.Lock()
 	f.Fake.FailPolicy = errors.New("switch refused")
 	f.Fake.Mu.Unlock()
-	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 500)
+	out := f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 500)
+	if msg := fmt.Sprint(out["error"]); !strings.Contains(msg, `enforce security group "db": switch refused`) {
+		t.Errorf("refused PUT says %q", msg) // the store took it; the backend refused
+	}
 	f.mustDo(t, "PUT", "/v1/security-groups/web", `{"rules":[]}`, 500)
 	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 500)
 	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["ssh"]}`, 500)
