@@ -194,7 +194,7 @@ func TestPolicyOfUnknownGroup(t *testing.T) {
 	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
 	unknown := func(name string) {
 		t.Helper()
-		if _, err := f.St.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: name, Rules: []model.Rule{}}); err != nil {
+		if _, _, err := f.St.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: name, Rules: []model.Rule{}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -212,6 +212,46 @@ func TestPolicyOfUnknownGroup(t *testing.T) {
 		if !p.Guarded(port) || !p.EgressLimited(port) {
 			t.Errorf("%s: guarded %v, egress limited %v; want both", port, p.Guarded(port), p.EgressLimited(port))
 		}
+	}
+}
+
+// TestGroupPutOverUncached: a group PUT over a group this host has not
+// heard of yet (made on another host, here stored behind the controller's
+// back) is a replace — 200, not 201 — and when the backend refuses it,
+// the group is put back as the store had it, not deleted.
+func TestGroupPutOverUncached(t *testing.T) {
+	f := newFixture(t)
+	stored := func() string {
+		t.Helper()
+		s, err := f.St.Load(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, g := range s.SecurityGroups {
+			out = append(out, fmt.Sprintf("%s#%d/%d", g.Name, g.ID, len(g.Rules)))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, name := range []string{"xn", "xm"} {
+		g := model.SecurityGroup{Name: name, Rules: []model.Rule{{Direction: model.Ingress}}}
+		if _, _, err := f.St.PutSecurityGroup(context.Background(), g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mustDo(t, "PUT", "/v1/security-groups/xn", `{"rules":[]}`, 200)
+	f.Fake.Mu.Lock()
+	f.Fake.FailPolicy = errors.New("switch refused")
+	f.Fake.Mu.Unlock()
+	f.mustDo(t, "PUT", "/v1/security-groups/xm", `{"rules":[]}`, 500)
+	if got := stored(); got != "xm#2/1 xn#1/0" {
+		t.Fatalf("stored %s; want xm as it was, xn replaced", got)
+	}
+	f.Fake.Mu.Lock()
+	f.Fake.FailPolicy = nil
+	f.Fake.Mu.Unlock()
+	if out := f.mustDo(t, "GET", "/v1/security-groups/xm", "", 200); fmt.Sprint(out["rules"]) != "[map[direction:ingress protocol:any]]" {
+		t.Fatalf("xm is %v", out)
 	}
 }
 
