@@ -155,8 +155,7 @@ func (c *Controller) PutSecurityGroup(ctx context.Context, name string, spec v1.
 func (c *Controller) DeleteSecurityGroup(ctx context.Context, name string) error {
 	defer c.exclusive()()
 	defer c.publish()
-	old, ok := c.groups[name]
-	if !ok {
+	if _, ok := c.groups[name]; !ok {
 		return fmt.Errorf("%w: security group %q", ErrNotFound, name)
 	}
 	if err := c.readyLocked(); err != nil {
@@ -168,20 +167,22 @@ func (c *Controller) DeleteSecurityGroup(ctx context.Context, name string) error
 		return err
 	}
 	delete(c.groups, name)
+	// Done whatever the backend says, and never undone: stored again,
+	// the group could come back under another ID. The store found it
+	// unused, so the rules a refusing backend keeps of it match no
+	// port's traffic; the policy without it is retried in the
+	// background, as for a port that is gone.
 	if err := c.enforceLocked(ctx); err != nil {
-		c.rollback("security group "+name, func(ctx context.Context) error {
-			return c.restoreGroup(ctx, name, old)
-		})
-		return fmt.Errorf("delete security group %q: %w", name, err)
+		c.log.Warn("security group deleted; the datapath refused the policy without it, retrying", "group", name, "err", err)
+		c.policyChanged()
 	}
 	return nil
 }
 
-// restoreGroup undoes a group's change that the backend refused: the
-// group it replaced stored again (a deleted one may come back with
-// another ID, which the policy carries), or, when it replaced none (ID
-// 0), the new one deleted; then the policy of the restored state is
-// handed over. The cache follows the store: what the store did not undo
+// restoreGroup undoes a group PUT that the backend refused: the group it
+// replaced stored again, under its ID, or, when it replaced none (ID 0),
+// the new one deleted; then the policy of the restored state is handed
+// over. The cache follows the store: what the store did not undo
 // stays, for the next reconcile. Both locks are held.
 func (c *Controller) restoreGroup(ctx context.Context, name string, was model.SecurityGroup) error {
 	var err error

@@ -292,7 +292,6 @@ func TestPolicyRefused(t *testing.T) {
 		t.Errorf("refused PUT says %q", msg) // the store took it; the backend refused
 	}
 	f.mustDo(t, "PUT", "/v1/security-groups/web", `{"rules":[]}`, 500)
-	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 500)
 	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["ssh"]}`, 500)
 	f.mustDo(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","security_groups":["web"]}`, 500)
 	f.Fake.Mu.Lock()
@@ -315,6 +314,31 @@ func TestPolicyRefused(t *testing.T) {
 	// The next change hands over the policy with it: nothing was left half done.
 	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 201)
 	f.policyIs(t, "groups db#3 ssh#2 web#1 | ports a=web | members web=10.0.0.2")
+}
+
+// TestGroupDeleteRefused: a group's DELETE is not undone when the
+// backend refuses the policy without it — stored again it could come back
+// under another ID — and the policy is handed over again in the
+// background until the backend takes it.
+func TestGroupDeleteRefused(t *testing.T) {
+	f := newFixture(t)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/ssh", `{"rules":[]}`, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 201)
+	f.Fake.Mu.Lock()
+	f.Fake.FailPolicy = errors.New("switch refused")
+	f.Fake.Mu.Unlock()
+	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 204)
+	f.mustDo(t, "GET", "/v1/security-groups/ssh", "", 404)
+	if s, err := f.St.Load(context.Background()); err != nil || len(s.SecurityGroups) != 2 {
+		t.Fatalf("stored groups %v %v; want web and db", s.SecurityGroups, err)
+	}
+	f.policyIs(t, "groups db#3 ssh#2 web#1 | ports  | members ") // refused: the backend's is the old
+	f.Fake.Mu.Lock()
+	f.Fake.FailPolicy = nil
+	f.Fake.Mu.Unlock()
+	const want = "groups db#3 web#1 | ports  | members "
+	waitUntil(t, "the policy without ssh", func() bool { return policyText(f.Fake.LastPolicy()) == want })
 }
 
 // TestGroupsNeedAnEnforcer: a backend that enforces no security groups
