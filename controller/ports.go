@@ -150,10 +150,12 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 			err = c.store.UpdatePort(ctx, attached)
 		}
 	}
-	view, err = c.attached(n, p, attached, rolledBack, err)
 	if rolledBack {
-		c.leavePolicy(p)
+		// Claimed, the port was in the policy handed over for it, or
+		// for any change meanwhile.
+		c.leaveBeforeRelease(p)
 	}
+	view, err = c.attached(n, p, attached, rolledBack, err)
 	if err == nil && procNetns(p) {
 		c.seenIn(ctx, name, p)
 	}
@@ -472,7 +474,7 @@ func (c *Controller) deletePort(ctx context.Context, name string, judged *model.
 
 	restored, err := c.removePort(ctx, backend, n, p)
 	if err == nil {
-		defer c.leavePolicy(p) // once the port is gone, after the unlock
+		c.leaveBeforeRelease(p)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

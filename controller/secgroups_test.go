@@ -341,6 +341,78 @@ func TestGroupDeleteRefused(t *testing.T) {
 	waitUntil(t, "the policy without ssh", func() bool { return policyText(f.Fake.LastPolicy()) == want })
 }
 
+// TestPolicyLeftBeforeAddressFreed: a port with groups that is deleted,
+// or whose attach is rolled back, keeps its address until the policy
+// without it is handed over: a port given the address meanwhile would be
+// a member of the gone port's groups until that policy lands.
+func TestPolicyLeftBeforeAddressFreed(t *testing.T) {
+	f := newFixture(t)
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","type":"tap","ip":"10.0.0.2","security_groups":["web"]}`, 201)
+	holdPolicy := func() (release func()) {
+		gate := make(chan struct{})
+		f.Fake.Mu.Lock()
+		f.Fake.PolicyGate = gate
+		f.Fake.Mu.Unlock()
+		f.Fake.PolicyHeld.Store(0)
+		release = sync.OnceFunc(func() {
+			f.Fake.Mu.Lock()
+			f.Fake.PolicyGate = nil
+			f.Fake.Mu.Unlock()
+			close(gate)
+		})
+		t.Cleanup(release) // a failed check must not leave the controller stuck
+		return release
+	}
+	// other takes the address while the policy is held, and answers 409
+	// while the gone port still holds it.
+	other := func(name, ip string) {
+		t.Helper()
+		waitUntil(t, "a policy held", func() bool { return f.Fake.PolicyHeld.Load() > 0 })
+		f.mustDo(t, "PUT", "/v1/ports/"+name, `{"network":"blue","type":"tap","ip":"`+ip+`"}`, 409)
+	}
+
+	release := holdPolicy()
+	deleted := make(chan int, 1)
+	go func() {
+		code, _ := f.Do(t, "DELETE", "/v1/ports/a", "")
+		deleted <- code
+	}()
+	other("c", "10.0.0.2")
+	release()
+	if code := <-deleted; code != 204 {
+		t.Fatalf("DELETE a: %d", code)
+	}
+	f.policyIs(t, "groups web#1 | ports  | members ")
+	f.mustDo(t, "PUT", "/v1/ports/c", `{"network":"blue","type":"tap","ip":"10.0.0.2"}`, 201)
+
+	// An attach rolled back: the policy that named b was handed over
+	// before the attach; the one without it is held.
+	attach := make(chan struct{})
+	openAttach := sync.OnceFunc(func() { close(attach) })
+	t.Cleanup(openAttach)
+	f.Fake.Mu.Lock()
+	f.Fake.FailPorts["b"] = errors.New("switch refused")
+	f.Fake.Mu.Unlock()
+	f.Fake.Gate = attach // no attach runs yet: set before the request
+	failed := make(chan int, 1)
+	go func() {
+		code, _ := f.Do(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`)
+		failed <- code
+	}()
+	waitUntil(t, "b's attach", func() bool { return f.Fake.Attaching.Load() > 0 })
+	release = holdPolicy()
+	openAttach()
+	other("d", "10.0.0.3")
+	release()
+	if code := <-failed; code != 500 {
+		t.Fatalf("PUT b, its attach refused: %d", code)
+	}
+	f.policyIs(t, "groups web#1 | ports  | members ")
+	f.mustDo(t, "PUT", "/v1/ports/d", `{"network":"blue","type":"tap","ip":"10.0.0.3"}`, 201)
+}
+
 // TestGroupsNeedAnEnforcer: a backend that enforces no security groups
 // gets none: a group, or a port that lists one, is refused (501) and
 // nothing of it kept — stored, it would promise a filter nothing applies.
