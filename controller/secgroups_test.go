@@ -54,6 +54,24 @@ func (f *fixture) callsAre(t *testing.T, want ...string) {
 	}
 }
 
+// stored sums up the groups and the ports' lists the store holds:
+// "ssh#2/0 web#1/1 a=web", a group as its name, ID and number of rules.
+func (f *fixture) stored(t *testing.T) string {
+	t.Helper()
+	s, err := f.St.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, g := range s.SecurityGroups {
+		out = append(out, fmt.Sprintf("%s#%d/%d", g.Name, g.ID, len(g.Rules)))
+	}
+	for _, p := range s.Ports {
+		out = append(out, fmt.Sprintf("%s=%s", p.Name, p.SecurityGroups))
+	}
+	return strings.Join(out, " ")
+}
+
 const (
 	webRules = `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80"}]}`
 	dbRules  = `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"5432","remote_group":"web"}]}`
@@ -221,18 +239,6 @@ func TestPolicyOfUnknownGroup(t *testing.T) {
 // the group is put back as the store had it, not deleted.
 func TestGroupPutOverUncached(t *testing.T) {
 	f := newFixture(t)
-	stored := func() string {
-		t.Helper()
-		s, err := f.St.Load(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, g := range s.SecurityGroups {
-			out = append(out, fmt.Sprintf("%s#%d/%d", g.Name, g.ID, len(g.Rules)))
-		}
-		return strings.Join(out, " ")
-	}
 	for _, name := range []string{"xn", "xm"} {
 		g := model.SecurityGroup{Name: name, Rules: []model.Rule{{Direction: model.Ingress}}}
 		if _, _, err := f.St.PutSecurityGroup(context.Background(), g); err != nil {
@@ -244,7 +250,7 @@ func TestGroupPutOverUncached(t *testing.T) {
 	f.Fake.FailPolicy = errors.New("switch refused")
 	f.Fake.Mu.Unlock()
 	f.mustDo(t, "PUT", "/v1/security-groups/xm", `{"rules":[]}`, 500)
-	if got := stored(); got != "xm#2/1 xn#1/0" {
+	if got := f.stored(t); got != "xm#2/1 xn#1/0" {
 		t.Fatalf("stored %s; want xm as it was, xn replaced", got)
 	}
 	f.Fake.Mu.Lock()
@@ -268,21 +274,7 @@ func TestPolicyRefused(t *testing.T) {
 	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["web"]}`, 201)
 	const before = "groups ssh#2 web#1 | ports a=web | members web=10.0.0.2"
 	f.policyIs(t, before)
-	stored := func() string {
-		s, err := f.St.Load(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, g := range s.SecurityGroups {
-			out = append(out, fmt.Sprintf("%s#%d/%d", g.Name, g.ID, len(g.Rules)))
-		}
-		for _, p := range s.Ports {
-			out = append(out, fmt.Sprintf("%s=%s", p.Name, p.SecurityGroups))
-		}
-		return strings.Join(out, " ")
-	}
-	was := stored()
+	was := f.stored(t)
 
 	f.Fake.Mu.Lock()
 	f.Fake.FailPolicy = errors.New("switch refused")
@@ -303,7 +295,7 @@ func TestPolicyRefused(t *testing.T) {
 		t.Fatal("port b attached with a policy the backend refused")
 	}
 	f.policyIs(t, before)
-	if got := stored(); got != was {
+	if got := f.stored(t); got != was {
 		t.Fatalf("stored %s, was %s", got, was)
 	}
 	f.mustDo(t, "GET", "/v1/security-groups/db", "", 404)
@@ -330,8 +322,8 @@ func TestGroupDeleteRefused(t *testing.T) {
 	f.Fake.Mu.Unlock()
 	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 204)
 	f.mustDo(t, "GET", "/v1/security-groups/ssh", "", 404)
-	if s, err := f.St.Load(context.Background()); err != nil || len(s.SecurityGroups) != 2 {
-		t.Fatalf("stored groups %v %v; want web and db", s.SecurityGroups, err)
+	if got := f.stored(t); got != "db#3/1 web#1/1" {
+		t.Fatalf("stored %s; want web and db", got)
 	}
 	f.policyIs(t, "groups db#3 ssh#2 web#1 | ports  | members ") // refused: the backend's is the old
 	f.Fake.Mu.Lock()
@@ -365,27 +357,34 @@ func TestPolicyLeftBeforeAddressFreed(t *testing.T) {
 		t.Cleanup(release) // a failed check must not leave the controller stuck
 		return release
 	}
-	// other takes the address while the policy is held, and answers 409
-	// while the gone port still holds it.
-	other := func(name, ip string) {
+	// request runs in the background and answers on the channel.
+	request := func(method, path, body string) <-chan int {
+		code := make(chan int, 1)
+		go func() {
+			c, _ := f.Do(t, method, path, body)
+			code <- c
+		}()
+		return code
+	}
+	// addressHeld checks, while the policy without the gone port is held,
+	// that port name cannot take its address ip (409); then lets the
+	// policy through, checks the request answered want, and that the
+	// address is free for name.
+	addressHeld := func(name, ip string, release func(), answer <-chan int, want int) {
 		t.Helper()
+		spec := `{"network":"blue","type":"tap","ip":"` + ip + `"}`
 		waitUntil(t, "a policy held", func() bool { return f.Fake.PolicyHeld.Load() > 0 })
-		f.mustDo(t, "PUT", "/v1/ports/"+name, `{"network":"blue","type":"tap","ip":"`+ip+`"}`, 409)
+		f.mustDo(t, "PUT", "/v1/ports/"+name, spec, 409)
+		release()
+		if code := <-answer; code != want {
+			t.Fatalf("the request whose policy was held: %d, want %d", code, want)
+		}
+		f.policyIs(t, "groups web#1 | ports  | members ")
+		f.mustDo(t, "PUT", "/v1/ports/"+name, spec, 201)
 	}
 
 	release := holdPolicy()
-	deleted := make(chan int, 1)
-	go func() {
-		code, _ := f.Do(t, "DELETE", "/v1/ports/a", "")
-		deleted <- code
-	}()
-	other("c", "10.0.0.2")
-	release()
-	if code := <-deleted; code != 204 {
-		t.Fatalf("DELETE a: %d", code)
-	}
-	f.policyIs(t, "groups web#1 | ports  | members ")
-	f.mustDo(t, "PUT", "/v1/ports/c", `{"network":"blue","type":"tap","ip":"10.0.0.2"}`, 201)
+	addressHeld("c", "10.0.0.2", release, request("DELETE", "/v1/ports/a", ""), 204)
 
 	// An attach rolled back: the policy that named b was handed over
 	// before the attach; the one without it is held.
@@ -396,21 +395,11 @@ func TestPolicyLeftBeforeAddressFreed(t *testing.T) {
 	f.Fake.FailPorts["b"] = errors.New("switch refused")
 	f.Fake.Mu.Unlock()
 	f.Fake.Gate = attach // no attach runs yet: set before the request
-	failed := make(chan int, 1)
-	go func() {
-		code, _ := f.Do(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`)
-		failed <- code
-	}()
+	answer := request("PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`)
 	waitUntil(t, "b's attach", func() bool { return f.Fake.Attaching.Load() > 0 })
 	release = holdPolicy()
 	openAttach()
-	other("d", "10.0.0.3")
-	release()
-	if code := <-failed; code != 500 {
-		t.Fatalf("PUT b, its attach refused: %d", code)
-	}
-	f.policyIs(t, "groups web#1 | ports  | members ")
-	f.mustDo(t, "PUT", "/v1/ports/d", `{"network":"blue","type":"tap","ip":"10.0.0.3"}`, 201)
+	addressHeld("d", "10.0.0.3", release, answer, 500)
 }
 
 // TestGroupsNeedAnEnforcer: a backend that enforces no security groups
