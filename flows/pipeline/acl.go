@@ -98,6 +98,7 @@ func (p Pipeline) policyBase(c uint64) []flowset.Flow {
 	ip := openflow.EthType(ethIPv4)
 	tcp := openflow.IPProto(model.ProtoTCP)
 	judged := []openflow.Action{loadFlag(FlagAllow, 0), loadFlag(FlagAllowRev, 0)}
+	out := outputChosen()
 	return []flowset.Flow{
 		flow(TableEgressCT, prioMiss, c, match(), apply(loadFlag(FlagSrcRev, 1)), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioExact, c, match(reply, unflipped), gotoTable(TableEgressOut)),
@@ -129,13 +130,13 @@ func (p Pipeline) policyBase(c uint64) []flowset.Flow {
 		flow(TableIngressVerdict, prioGuard, c, match(flags(allow, 0), notNew), gotoTable(TableOutput)),
 		drop(TableIngressVerdict, prioMiss, c),
 
-		flow(TableOutput, prioBoth, c, match(ip, flags(src|dst|flip, 0)), apply(commit(RegSrcZone, true), commit(RegDstZone, true), outputChosen)),
-		flow(TableOutput, prioExact, c, match(ip, flags(src|dst, 0)), apply(commit(RegSrcZone, false), commit(RegDstZone, false), outputChosen)),
-		flow(TableOutput, prioReverse, c, match(ip, flags(src|flip, 0)), apply(commit(RegSrcZone, true), outputChosen)),
-		flow(TableOutput, prioReverse, c, match(ip, flags(dst|flip, 0)), apply(commit(RegDstZone, true), outputChosen)),
-		flow(TableOutput, prioGuard, c, match(ip, flags(src, 0)), apply(commit(RegSrcZone, false), outputChosen)),
-		flow(TableOutput, prioGuard, c, match(ip, flags(dst, 0)), apply(commit(RegDstZone, false), outputChosen)),
-		flow(TableOutput, prioMiss, c, match(), apply(outputChosen)),
+		flow(TableOutput, prioBoth, c, match(ip, flags(src|dst|flip, 0)), apply(commit(RegSrcZone, true), commit(RegDstZone, true), out)),
+		flow(TableOutput, prioExact, c, match(ip, flags(src|dst, 0)), apply(commit(RegSrcZone, false), commit(RegDstZone, false), out)),
+		flow(TableOutput, prioReverse, c, match(ip, flags(src|flip, 0)), apply(commit(RegSrcZone, true), out)),
+		flow(TableOutput, prioReverse, c, match(ip, flags(dst|flip, 0)), apply(commit(RegDstZone, true), out)),
+		flow(TableOutput, prioGuard, c, match(ip, flags(src, 0)), apply(commit(RegSrcZone, false), out)),
+		flow(TableOutput, prioGuard, c, match(ip, flags(dst, 0)), apply(commit(RegDstZone, false), out)),
+		flow(TableOutput, prioMiss, c, match(), apply(out)),
 	}
 }
 
@@ -152,7 +153,9 @@ const (
 )
 
 // outputChosen outputs to the port l2_forward or route chose (RegOutPort).
-var outputChosen = openflow.NXOutputReg{Src: openflow.SubField{Field: regRef(RegOutPort), NBits: 16}, MaxLen: openflow.OutputRegMaxLen}
+func outputChosen() openflow.Action {
+	return openflow.NXOutputReg{Src: openflow.SubField{Field: regRef(RegOutPort), NBits: 16}, MaxLen: openflow.OutputRegMaxLen}
+}
 
 // outLocal is the bridge's LOCAL port as RegOutPort holds it: output:FIELD
 // reads an OpenFlow 1.0 port number, 16 bits.
@@ -196,7 +199,7 @@ func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []
 		openflow.TCPFlags(0, openflow.TCPFlagSYN)}
 	reversed := func(as []openflow.Action) []openflow.Action {
 		out := append(swapped(), as...)
-		return append(append(out, swapped()...), keepReverse...)
+		return append(append(out, swapped()...), keepReverse()...)
 	}
 	return []flowset.Flow{
 		flow(TableEgressCT, prioFallback, c, match(in, ip),
@@ -231,9 +234,11 @@ func swapped() []openflow.Action {
 
 // keepReverse moves the reverse's verdict to FlagAllowRev, for the
 // packet's own passes to start from nothing allowed.
-var keepReverse = []openflow.Action{
-	openflow.NXRegMove{NBits: 1, SrcOfs: FlagAllow, DstOfs: FlagAllowRev, Src: regRef(RegFlags), Dst: regRef(RegFlags)},
-	loadFlag(FlagAllow, 0),
+func keepReverse() []openflow.Action {
+	return []openflow.Action{
+		openflow.NXRegMove{NBits: 1, SrcOfs: FlagAllow, DstOfs: FlagAllowRev, Src: regRef(RegFlags), Dst: regRef(RegFlags)},
+		loadFlag(FlagAllow, 0),
+	}
 }
 
 // GroupRules is the flows of a group's rules under pol: one per port mask
