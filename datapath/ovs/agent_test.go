@@ -230,6 +230,9 @@ func startAgent(t *testing.T, owner testing.TB, name, ns string) *agent {
 	}
 	owner.Cleanup(func() {
 		a.stop()
+		// The agent is the race-built test binary: the backend's calls
+		// run there, and a race in them fails the test here.
+		testbed.CheckRace(owner, "agent "+a.name, a.log.String(), a.cmd.ProcessState)
 		if owner.Failed() {
 			owner.Logf("agent %s (%s) log:\n%s", a.name, ns, a.log.String())
 		}
