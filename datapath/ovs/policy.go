@@ -120,7 +120,7 @@ func (b *Backend) policyScope(ch model.PolicyChange) scope {
 			}
 			for name, p := range byName {
 				if ports[name] {
-					d.Flows = append(d.Flows, b.pipeline.PortACL(s.policy, p, n)...)
+					d.Flows = append(d.Flows, b.pipeline.PortACL(s.policy, p, n, s.pickup != 0)...)
 				}
 			}
 		}

@@ -62,17 +62,22 @@ func PortMasks(lo, hi uint16) []PortMask {
 // Conntrack does not outlive ovs-vswitchd: after a restart a connection's
 // next packet is +new, and if it comes from the side that did not open it
 // (a download's data) the rules judge it as a connection the wrong way
-// round. So a +new TCP packet without SYN, which opens nothing, is judged
-// both ways: as it is, and swapped, by the rules that would have judged
-// its reverse (the receiver's egress, the sender's ingress). Both sides
-// must take it the same way — one allowing it as it is and the other only
-// as its reverse would let through what no connection allowed. Taken as
-// the reverse, it is committed as it is with ctMarkFlip: the entry's
-// reply direction is then the opener's, which is judged, and its original
-// direction passes as replies do, but never a SYN, which would open a
-// connection the rules deny. A connection a rule change cut has no
-// allowing reverse either, so it stays cut.
-func (p Pipeline) policyBase(c uint64) []flowset.Flow {
+// round. So while the pickup window is open (pickup: Model.Pickup) a +new
+// TCP packet without SYN, which opens nothing, is judged both ways: as it
+// is, and swapped, by the rules that would have judged its reverse (the
+// receiver's egress, the sender's ingress). Both sides must take it the
+// same way — one allowing it as it is and the other only as its reverse
+// would let through what no connection allowed. Taken as the reverse, it
+// is committed as it is with ctMarkFlip: the entry's reply direction is
+// then the opener's, which is judged, and its original direction passes
+// as replies do, but never a SYN, which would open a connection the rules
+// deny. A connection a rule change cut has no allowing reverse either, so
+// it stays cut. Outside the window such a packet is judged only as it is:
+// otherwise any peer a guarded port's egress lets it answer could probe
+// it with bare ACKs through default-deny (docs/PIPELINE.md); the flipped
+// entries picked up stay, and keep passing by the ACL tables' flows, which
+// are always there.
+func (p Pipeline) policyBase(c uint64, pickup bool) []flowset.Flow {
 	tracked := func(bits uint32) openflow.OXM {
 		return openflow.CtState(openflow.CtStateTracked|bits, openflow.CtStateTracked|bits)
 	}
@@ -99,19 +104,21 @@ func (p Pipeline) policyBase(c uint64) []flowset.Flow {
 	tcp := openflow.IPProto(model.ProtoTCP)
 	judged := []openflow.Action{loadFlag(FlagAllow, 0), loadFlag(FlagAllowRev, 0)}
 	out := outputChosen()
-	return []flowset.Flow{
-		flow(TableEgressCT, prioMiss, c, match(), apply(loadFlag(FlagSrcRev, 1)), gotoTable(TableEgressOut)),
+	// An unguarded sender allows any reverse: with the window open, its
+	// egress says so.
+	unguarded := []openflow.Instruction{gotoTable(TableEgressOut)}
+	if pickup {
+		unguarded = []openflow.Instruction{apply(loadFlag(FlagSrcRev, 1)), gotoTable(TableEgressOut)}
+	}
+	flows := []flowset.Flow{
+		flow(TableEgressCT, prioMiss, c, match(), unguarded...),
 		flow(TableEgressACL, prioExact, c, match(reply, unflipped), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioExact, c, match(ip, tcp, original, flipped, noSYN), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioExact, c, match(tracked(openflow.CtStateRelated)), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioMiss, c, match(), gotoTable(TableEgressVerdict)),
 		flow(TableEgressPeer, prioMiss, c, match(), apply(peerPasses(TableEgressRules, nil)...)),
-		flow(TableEgressVerdict, prioBoth, c, match(flags(allow|allowRev, 0)),
-			apply(append(judged, loadFlag(FlagCommitSrc, 1), loadFlag(FlagSrcRev, 1))...), gotoTable(TableEgressOut)),
 		flow(TableEgressVerdict, prioExact, c, match(flags(allow, 0), tracked(openflow.CtStateNew)),
 			apply(append(judged, loadFlag(FlagCommitSrc, 1))...), gotoTable(TableEgressOut)),
-		flow(TableEgressVerdict, prioReverse, c, match(flags(allowRev, 0)),
-			apply(append(judged, loadFlag(FlagCommitSrc, 1), loadFlag(FlagSrcRev, 1), loadFlag(FlagFlip, 1))...), gotoTable(TableEgressOut)),
 		flow(TableEgressVerdict, prioGuard, c, match(flags(allow, 0)), apply(judged...), gotoTable(TableEgressOut)),
 		drop(TableEgressVerdict, prioMiss, c),
 		flow(TableEgressOut, prioFallback, c, match(openflow.RegMasked(RegFlags, 1<<FlagRouted, 1<<FlagRouted)), gotoTable(TableRoute)),
@@ -125,19 +132,45 @@ func (p Pipeline) policyBase(c uint64) []flowset.Flow {
 		flow(TableIngressPeer, prioMiss, c, match(), apply(peerPasses(TableIngressRules, nil)...)),
 		flow(TableIngressVerdict, prioExact, c, match(flags(allow, flip), tracked(openflow.CtStateNew)),
 			apply(loadFlag(FlagCommitDst, 1)), gotoTable(TableOutput)),
-		flow(TableIngressVerdict, prioReverse, c, match(flags(allowRev|1<<FlagSrcRev, 0)),
-			apply(loadFlag(FlagCommitDst, 1), loadFlag(FlagFlip, 1)), gotoTable(TableOutput)),
 		flow(TableIngressVerdict, prioGuard, c, match(flags(allow, 0), notNew), gotoTable(TableOutput)),
 		drop(TableIngressVerdict, prioMiss, c),
 
-		flow(TableOutput, prioBoth, c, match(ip, flags(src|dst|flip, 0)), apply(commit(RegSrcZone, true), commit(RegDstZone, true), out)),
 		flow(TableOutput, prioExact, c, match(ip, flags(src|dst, 0)), apply(commit(RegSrcZone, false), commit(RegDstZone, false), out)),
-		flow(TableOutput, prioReverse, c, match(ip, flags(src|flip, 0)), apply(commit(RegSrcZone, true), out)),
-		flow(TableOutput, prioReverse, c, match(ip, flags(dst|flip, 0)), apply(commit(RegDstZone, true), out)),
 		flow(TableOutput, prioGuard, c, match(ip, flags(src, 0)), apply(commit(RegSrcZone, false), out)),
 		flow(TableOutput, prioGuard, c, match(ip, flags(dst, 0)), apply(commit(RegDstZone, false), out)),
 		flow(TableOutput, prioMiss, c, match(), apply(out)),
 	}
+	if !pickup {
+		return flows
+	}
+	return append(flows,
+		flow(TableEgressVerdict, prioBoth, c, match(flags(allow|allowRev, 0)),
+			apply(append(judged, loadFlag(FlagCommitSrc, 1), loadFlag(FlagSrcRev, 1))...), gotoTable(TableEgressOut)),
+		flow(TableEgressVerdict, prioReverse, c, match(flags(allowRev, 0)),
+			apply(append(judged, loadFlag(FlagCommitSrc, 1), loadFlag(FlagSrcRev, 1), loadFlag(FlagFlip, 1))...), gotoTable(TableEgressOut)),
+		pickupMark(c),
+		flow(TableOutput, prioBoth, c, match(ip, flags(src|dst|flip, 0)), apply(commit(RegSrcZone, true), commit(RegDstZone, true), out)),
+		flow(TableOutput, prioReverse, c, match(ip, flags(src|flip, 0)), apply(commit(RegSrcZone, true), out)),
+		flow(TableOutput, prioReverse, c, match(ip, flags(dst|flip, 0)), apply(commit(RegDstZone, true), out)),
+	)
+}
+
+// pickupMark is the ingress side's verdict on a packet taken as its
+// reverse: a flow of the skeleton only an open pickup window has.
+func pickupMark(c uint64) flowset.Flow {
+	both := uint32(1)<<FlagAllowRev | 1<<FlagSrcRev
+	return flow(TableIngressVerdict, prioReverse, c, match(openflow.RegMasked(RegFlags, both, both)),
+		apply(loadFlag(FlagCommitDst, 1), loadFlag(FlagFlip, 1)), gotoTable(TableOutput))
+}
+
+// PickupMark is the table, cookie and priority of the one flow of the
+// skeleton that only an open pickup window has (see policyBase): a switch
+// whose skeleton holds it had the window open, and a switch without any
+// flow of the skeleton's in that table holds none of ours. The skeleton
+// comes and goes whole, in one bundle.
+func (p Pipeline) PickupMark() (table uint8, cookie uint64, priority uint16) {
+	f := pickupMark(p.Space.Cookie(KindBase, 0, 0))
+	return f.Table, f.Cookie, f.Priority
 }
 
 // ctMarkFlip is the ct_mark bit of a connection committed as the reverse
@@ -170,9 +203,11 @@ func toIngress(ofport uint32, before ...openflow.Action) []openflow.Instruction 
 // PortACL is a guarded local port's flows: into conntrack on both sides,
 // in its network's zone, and its groups' passes over the rules (all its
 // groups, so that a rule change leaves the port's flows alone; only
-// whether its egress is limited at all depends on the rules). nil for a
-// port without groups or ofport.
-func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []flowset.Flow {
+// whether its egress is limited at all depends on the rules), and while
+// the pickup window is open (pickup, see policyBase) the judgement of a
+// +new TCP packet without SYN both ways. nil for a port without groups or
+// ofport.
+func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network, pickup bool) []flowset.Flow {
 	if !pol.Guarded(port.Name) || port.Ofport <= 0 {
 		return nil
 	}
@@ -192,6 +227,17 @@ func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []
 		egress = ownPasses(TableEgressPeer, own)
 	}
 	ingress := ownPasses(TableIngressPeer, own)
+	flows := []flowset.Flow{
+		flow(TableEgressCT, prioFallback, c, match(in, ip),
+			apply(setField(openflow.Reg(RegSrcZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableEgressACL})),
+		flow(TableEgressACL, prioFallback, c, match(in, trk), applyThen(egress, TableEgressVerdict)...),
+		flow(TableIngressCT, prioFallback, c, match(ip, out),
+			apply(setField(openflow.Reg(RegDstZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableIngressACL})),
+		flow(TableIngressACL, prioFallback, c, match(out, trk), applyThen(ingress, TableIngressVerdict)...),
+	}
+	if !pickup {
+		return flows
+	}
 	// A +new TCP packet without SYN: first the rules of the other
 	// direction on the packet swapped, kept in FlagAllowRev.
 	newNoSYN := []openflow.OXM{ip, openflow.IPProto(model.ProtoTCP),
@@ -201,18 +247,12 @@ func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []
 		out := append(swapped(), as...)
 		return append(append(out, swapped()...), keepReverse()...)
 	}
-	return []flowset.Flow{
-		flow(TableEgressCT, prioFallback, c, match(in, ip),
-			apply(setField(openflow.Reg(RegSrcZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableEgressACL})),
-		flow(TableEgressACL, prioFallback, c, match(in, trk), applyThen(egress, TableEgressVerdict)...),
+	return append(flows,
 		flow(TableEgressACL, prioGuard, c, match(append([]openflow.OXM{in}, newNoSYN...)...),
 			applyThen(append(reversed(ingress), egress...), TableEgressVerdict)...),
-		flow(TableIngressCT, prioFallback, c, match(ip, out),
-			apply(setField(openflow.Reg(RegDstZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableIngressACL})),
-		flow(TableIngressACL, prioFallback, c, match(out, trk), applyThen(ingress, TableIngressVerdict)...),
 		flow(TableIngressACL, prioGuard, c, match(append(newNoSYN, out)...),
 			applyThen(append(reversed(egress), ingress...), TableIngressVerdict)...),
-	}
+	)
 }
 
 // swapped exchanges a TCP packet's addresses and ports, through the stack:
