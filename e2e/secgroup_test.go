@@ -322,18 +322,20 @@ func testSGCluster(t *testing.T, backend string) {
 
 	// Must 6 across hosts: h1's ovs-vswitchd forgets conntrack, and db's
 	// next packet of web's download comes from the tunnel, the first h1's
-	// new conntrack sees and the wrong way round. h1 judges db's side of
-	// its reverse by db's groups itself (flows/pipeline's policyBase): db's
+	// new conntrack sees and the wrong way round. In the pickup window h1
+	// opened as its new switch connected (datapath/ovs/pickup.go), h1
+	// judges db's side of its reverse by db's groups itself
+	// (flows/pipeline's policyBase): db's
 	// ingress allows web → db, web's egress is open, so it passes at db's
 	// next retransmission. Without that it waits for web, which has nothing
 	// to send: 27 s here, or for good.
 	t.Run("an ovs-vswitchd restart keeps a cross-host download", func(t *testing.T) {
 		web, db := byName["web"], byName["db"]
 		s := sgStartStream(t, web.ns, db.ns, netip.AddrPortFrom(db.ip, sgDownload), true)
-		s.waitFlowing(t, "web's download from db flowing")
+		sgWaitFlowing(t, s, "web's download from db flowing")
 		testbed.Run(t, filepath.Join(repoRoot, "hack", "ovs-sandbox.sh"), "restart-vswitchd", filepath.Join(c.dir, "h1", "ovs"))
 		start := time.Now()
-		s.waitFlowing(t, "web's download from db flowing after h1's vswitchd restart")
+		sgWaitFlowing(t, s, "web's download from db flowing after h1's vswitchd restart")
 		took := time.Since(start)
 		t.Logf("web's download flowing %v after h1's vswitchd restart", took)
 		if took > 10*time.Second {

@@ -23,15 +23,23 @@ func securityGroupsCluster(t testing.TB) Model {
 	return m
 }
 
+// withPickup is m with the pickup window open.
+func withPickup(m Model) Model {
+	m.Pickup = true
+	return m
+}
+
 // TestPolicyFromTunnelAgainstOVS traces, on a real bridge with a tunnel
 // port, +new TCP packets without SYN from the tunnel — what an ovs-vswitchd
 // restart makes of a connection's packets — and from a local port for
 // comparison: the receiving host judges the remote sender's side of the
 // reverse by the sender's groups (remote_sender), trusting nothing of the
-// other host's.
+// other host's — while the pickup window is open; with it closed such a
+// packet from the tunnel is judged as it is, as a local one.
 func TestPolicyFromTunnelAgainstOVS(t *testing.T) {
 	box := overlayBridge(t, 5)
-	d, err := overlayPipeline().Compile(securityGroupsCluster(t))
+	m := securityGroupsCluster(t)
+	d, err := overlayPipeline().Compile(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +53,17 @@ func TestPolicyFromTunnelAgainstOVS(t *testing.T) {
 			tunnelOfport, vni, gw(map[int]string{1: "front", 2: "back"}[vni]), dstMAC, src, dst, sport, dport)
 	}
 	tunnelNew := []string{"--ct-next", "trk,new"}
+	// The window closed: no remote_sender, a download's data packet from
+	// a remote db is judged forward only, and dropped for policy.
+	checkTrace(t, "db9 5432 → web1 40000 from the tunnel, window closed: dropped",
+		box.Appctl(t, append([]string{"ofproto/trace", "br0", ack(1, mac("web1"), "10.72.0.9", "10.71.0.2", 5432, 40000)}, tunnelNew...)...),
+		[]string{"64. priority 0, cookie 0x7601000000000000\n drop", "Datapath actions: drop"})
+
+	d, err = overlayPipeline().Compile(withPickup(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	installAndCompare(t, box, "br0", d)
 	for _, c := range []struct {
 		name, flow string
 		ct, want   []string
