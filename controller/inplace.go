@@ -93,6 +93,25 @@ func (c *Controller) setPort(p model.Port) {
 	c.ports[p.Name] = p
 }
 
+// leaveBeforeRelease hands over the policy without port p, which listed
+// groups and is gone (detached and its record deleted, or its attach
+// rolled back), while p's address is still held: a port given the
+// address next must not be a member of p's groups until that policy
+// lands. p stays busy, without groups — out of the policy, its name and
+// address still taken — for the caller to release under mu.
+func (c *Controller) leaveBeforeRelease(p model.Port) {
+	if p.SecurityGroups == "" {
+		return
+	}
+	c.mu.Lock()
+	delete(c.ports, p.Name)
+	gone := p
+	gone.SecurityGroups = ""
+	c.busy[p.Name] = gone
+	c.mu.Unlock()
+	c.leavePolicy(p)
+}
+
 // leavePolicy hands over the policy without a port that listed groups and
 // is gone (deleted, its record refused, or its attach rolled back). The
 // port's change is done whatever comes of it, so a refusal is retried in

@@ -106,14 +106,18 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 	switch {
 	case err != nil:
 		return view, false, err
-	case r.backend == nil:
-		// An identical port exists: the client wants it forwarding, so
-		// a broken one is repaired before the answer (drift.go).
+	case r.backend == nil, r.was != nil:
+		// The port exists, identical or with other groups or configure:
+		// the client wants it forwarding, so a broken one — a CNI re-ADD's
+		// new namespace at the old path, with its groups changed or not —
+		// is repaired before the answer (drift.go).
+		if r.was != nil {
+			if view, err = c.changeInPlace(ctx, r); err != nil {
+				return view, false, err
+			}
+		}
 		pc := capabilities(c.status().backend).PortChecker
 		view, err = c.ensurePort(ctx, pc, name, datapath.CheckAll)
-		return view, false, err
-	case r.was != nil:
-		view, err = c.changeInPlace(ctx, r)
 		return view, false, err
 	}
 	p, n, backend := r.port, r.network, r.backend
@@ -146,10 +150,12 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 			err = c.store.UpdatePort(ctx, attached)
 		}
 	}
-	view, err = c.attached(n, p, attached, rolledBack, err)
 	if rolledBack {
-		c.leavePolicy(p)
+		// Claimed, the port was in the policy handed over for it, or
+		// for any change meanwhile.
+		c.leaveBeforeRelease(p)
 	}
+	view, err = c.attached(n, p, attached, rolledBack, err)
 	if err == nil && procNetns(p) {
 		c.seenIn(ctx, name, p)
 	}
@@ -468,7 +474,7 @@ func (c *Controller) deletePort(ctx context.Context, name string, judged *model.
 
 	restored, err := c.removePort(ctx, backend, n, p)
 	if err == nil {
-		defer c.leavePolicy(p) // once the port is gone, after the unlock
+		c.leaveBeforeRelease(p)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -24,6 +24,10 @@ type Capabilities struct {
 	// Policy: the backend enforces security groups; without it the
 	// controller refuses ports and groups that ask for them.
 	Policy PolicyEnforcer
+	// NoPolicy says why Policy is nil when the backend could enforce
+	// security groups but for the host's setup, and how to change it:
+	// the refusal of a group or of a port's groups gives it.
+	NoPolicy string
 	// DHCP: the backend answers DHCP for its ports (both backends); its
 	// counters are what GET /metrics shows of DHCP.
 	DHCP DHCPServer

@@ -43,6 +43,10 @@ type Fake struct {
 	Policy     model.Policy
 	FailPolicy error
 	RuleStats  []datapath.RuleStats
+	// PolicyGate, when set, holds every SetPolicy until it is closed;
+	// PolicyHeld counts the ones held.
+	PolicyGate chan struct{}
+	PolicyHeld atomic.Int32
 	// Calls are the changes asked of the fake, in order: "attach P",
 	// "detach P", "policy".
 	Calls []string
@@ -74,6 +78,13 @@ func (f *Fake) DHCPStats(context.Context) (datapath.DHCPStats, error) {
 }
 
 func (f *Fake) SetPolicy(_ context.Context, p model.Policy) error {
+	f.Mu.Lock()
+	gate := f.PolicyGate
+	f.Mu.Unlock()
+	if gate != nil {
+		f.PolicyHeld.Add(1)
+		<-gate
+	}
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
 	f.Calls = append(f.Calls, "policy")

@@ -51,10 +51,12 @@ type agentConfig struct {
 	VswitchdCtl string
 	Underlay    *datapath.Underlay
 	SparePorts  int
+	// PickupWindow is Config.PickupWindow.
+	PickupWindow time.Duration
 }
 
 type agentCmd struct {
-	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, dhcp-stats, close
+	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, dhcp-stats, end-pickup, close
 	Config  agentConfig
 	Network model.Network
 	Router  model.Router
@@ -131,7 +133,7 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		}
 		*b, err = New(ctx, db, Config{Bridge: c.Config.Bridge, DatapathType: "netdev", OpenFlowListen: c.Config.Listen,
 			VswitchdCtl: c.Config.VswitchdCtl, Underlay: c.Config.Underlay, SparePorts: c.Config.SparePorts, Log: log,
-			Registerer: prometheus.NewRegistry()})
+			Registerer: prometheus.NewRegistry(), PickupWindow: c.Config.PickupWindow})
 		if err != nil {
 			db.Close()
 		}
@@ -175,6 +177,12 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		r.SwitchStats, err = (*b).SwitchStats(ctx)
 	case "dhcp-stats":
 		r.DHCPStats, err = (*b).DHCPStats(ctx)
+	case "end-pickup":
+		// What the window's timer does when its time is up.
+		(*b).mu.Lock()
+		n := (*b).state.pickup
+		(*b).mu.Unlock()
+		err = (*b).closePickup(ctx, n)
 	default:
 		err = fmt.Errorf("unknown op %q", c.Op)
 	}
@@ -233,6 +241,9 @@ func startAgent(t *testing.T, owner testing.TB, name, ns string) *agent {
 	}
 	owner.Cleanup(func() {
 		a.stop()
+		// The agent is the race-built test binary: the backend's calls
+		// run there, and a race in them fails the test here.
+		testbed.CheckRace(owner, "agent "+a.name, a.log.String(), a.cmd.ProcessState)
 		if owner.Failed() {
 			owner.Logf("agent %s (%s) log:\n%s", a.name, ns, a.log.String())
 		}

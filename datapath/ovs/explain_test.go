@@ -128,3 +128,16 @@ func TestExplainTraceUnknownOutput(t *testing.T) {
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestNoMatch: a rules pass that found no flow is told from the actions
+// around it.
+func TestNoMatch(t *testing.T) {
+	for act, want := range map[string]bool{
+		"24. No match.": true, "63. No match": true, "24.   No match.": true,
+		"No match.": false, ". No match.": false, "24. resubmit(,24)": false, "24. No match at all": false,
+	} {
+		if got := noMatch(act); got != want {
+			t.Errorf("noMatch(%q) = %v, want %v", act, got, want)
+		}
+	}
+}

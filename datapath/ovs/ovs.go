@@ -7,6 +7,7 @@
 package ovs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -102,6 +103,8 @@ type Backend struct {
 	// primed: the state is complete (the first Prune has run). Until then
 	// a connecting bridge keeps the flows it has, which still forward.
 	primed bool
+	// pickup is the pickup window's clock (pickup.go). Guarded by mu.
+	pickup pickupClock
 }
 
 // cookieSpace holds the cookie of every flow ovs-vnet installs: 'v' in the
@@ -155,6 +158,9 @@ type Config struct {
 	// daemon's (ovsdb.LockOptions): the daemon must stop driving the
 	// bridge. It must not block.
 	Lost func(error)
+	// PickupWindow is how long the pickup window stays open (pickup.go);
+	// 0 is pickupWindow.
+	PickupWindow time.Duration
 }
 
 // New makes sure the integration bridge exists as configured, with the daemon
@@ -242,6 +248,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (_ *Backend, err err
 		spares:      newSpares(db, cfg.Bridge, cfg.SparePorts, cfg.Log.With("component", "spares")),
 		log:         cfg.Log,
 		lock:        lock,
+		pickup:      pickupClock{length: cmp.Or(cfg.PickupWindow, pickupWindow)},
 	}
 	if err := b.spares.load(); err != nil {
 		ln.Close()
@@ -377,6 +384,7 @@ func (b *Backend) Ready() error {
 // Close implements datapath.Backend. The flows stay on the bridge (fail_mode
 // secure), so ports keep forwarding.
 func (b *Backend) Close() error {
+	b.stopPickup()
 	b.spares.close()
 	b.links.Close()
 	b.stopOpenFlow()

@@ -16,9 +16,11 @@ const dhcpQueue = 64
 // serveSession is the OpenFlow session handler: for our bridge the
 // packet-ins are answered beside the reconciler, which owns the session
 // (flows.Handle) and never sees them (ofconn's own queue). The bridge's
-// meters come with its flows (flows/pipeline BaseMeters).
+// meters come with its flows (flows/pipeline BaseMeters). The pickup
+// window is judged first, before the sync the connection starts.
 func (b *Backend) serveSession(c *ofconn.Conn) {
 	if c.DatapathID() == b.dpid {
+		b.checkPickup(c)
 		go b.answerPacketIns(c)
 	}
 	b.flows.Handle(c)

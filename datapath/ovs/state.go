@@ -27,6 +27,9 @@ type state struct {
 	remote map[string][]model.RemotePort
 	// policy is the security groups' policy (SetPolicy, Prune).
 	policy model.Policy
+	// pickup is the number of the open pickup window, 0 when it is
+	// closed (pickup.go).
+	pickup uint64
 }
 
 func newState() state {
@@ -41,6 +44,7 @@ func (s state) model(self netip.Addr) pipeline.Model {
 		Networks: slices.Collect(maps.Values(s.networks)),
 		Routers:  slices.Collect(maps.Values(s.routers)),
 		Policy:   s.policy,
+		Pickup:   s.pickup != 0,
 	}
 	for _, ports := range s.ports {
 		m.Ports = slices.AppendSeq(m.Ports, maps.Values(ports))
@@ -90,7 +94,7 @@ func (b *Backend) portScope(network, port string) scope {
 			return d
 		}
 		if p, ok := s.ports[network][port]; ok {
-			d.Flows = append(b.pipeline.Port(p, n), b.pipeline.PortACL(s.policy, p, n)...)
+			d.Flows = append(b.pipeline.Port(p, n), b.pipeline.PortACL(s.policy, p, n, s.pickup != 0)...)
 			d.Meters = b.pipeline.PortMeters(p)
 		}
 		flows, flood := b.remote(s, n)
@@ -191,6 +195,7 @@ func (b *Backend) prime(s datapath.State, remote map[string][]model.RemotePort) 
 		next.remote = remote
 	}
 	next.policy = s.Policy
+	next.pickup = b.state.pickup // opened as the switch connected (checkPickup)
 	for _, n := range s.Networks {
 		next.networks[n.Name] = n
 	}

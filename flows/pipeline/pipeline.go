@@ -56,6 +56,11 @@ type Model struct {
 	// members' addresses, and the ACL flows of those of Ports that are
 	// attached.
 	Policy model.Policy
+	// Pickup opens the pickup window: the flows that take up, after
+	// conntrack was lost, connections whose next packet comes from the
+	// side that did not open them (see policyBase). The backend opens it
+	// when the switch may have lost conntrack, for a while.
+	Pickup bool
 }
 
 // Compile returns the whole desired state of the bridge for m.
@@ -73,7 +78,7 @@ func (p Pipeline) Compile(m Model) (flowset.Desired, error) {
 		remote[r.Port.Network] = append(remote[r.Port.Network], r)
 	}
 	peers := model.Peers(m.Routers)
-	d := flowset.Desired{Flows: p.Base(), Meters: p.BaseMeters()}
+	d := flowset.Desired{Flows: p.Base(m.Pickup), Meters: p.BaseMeters()}
 	for _, n := range m.Networks {
 		d.Flows = append(d.Flows, p.Network(n)...)
 		nets, err := resolve(byName, peers[n.Name])
@@ -90,10 +95,10 @@ func (p Pipeline) Compile(m Model) (flowset.Desired, error) {
 			return d, fmt.Errorf("port %s: network %q is not in the model", port.Name, port.Network)
 		}
 		d.Flows = append(d.Flows, p.Port(port, n)...)
-		d.Flows = append(d.Flows, p.PortACL(m.Policy, port, n)...)
+		d.Flows = append(d.Flows, p.PortACL(m.Policy, port, n, m.Pickup)...)
 		d.Meters = append(d.Meters, p.PortMeters(port)...)
 	}
-	d.Flows = append(d.Flows, p.Policy(m.Policy)...)
+	d.Flows = append(d.Flows, p.Policy(m.Policy, m.Pickup)...)
 	return d, nil
 }
 
@@ -109,8 +114,9 @@ func resolve(byName map[string]model.Network, names []string) ([]model.Network, 
 	return nets, nil
 }
 
-// Base is the pipeline's skeleton: each table's default, and the host's way in.
-func (p Pipeline) Base() []flowset.Flow {
+// Base is the pipeline's skeleton: each table's default, and the host's
+// way in; pickup is Model.Pickup.
+func (p Pipeline) Base(pickup bool) []flowset.Flow {
 	c := p.Space.Cookie(KindBase, 0, 0)
 	flows := []flowset.Flow{
 		drop(TableClassify, prioMiss, c),
@@ -135,7 +141,7 @@ func (p Pipeline) Base() []flowset.Flow {
 		drop(TableNeighbor, prioMiss, c),
 		drop(TableL2, prioMiss, c),
 	}
-	flows = append(flows, p.policyBase(c)...)
+	flows = append(flows, p.policyBase(c, pickup)...)
 	if p.Tunnel != 0 {
 		// Above the networks' catch-alls and below their VNIs (prioExact).
 		flows = append(flows, drop(TableClassify, prioGuard, c, openflow.InPort(p.Tunnel)))
