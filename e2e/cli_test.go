@@ -159,8 +159,8 @@ func TestCLI(t *testing.T) {
 			if len(nets) != 2 || nets[0].Name != "blue" || nets[1] != red {
 				t.Fatalf("network ls -o json: %+v", nets)
 			}
-			if out := cli.ok("network", "list"); !strings.HasPrefix(out, "NAME   SUBNET         GATEWAY       MTU    MASQ   ID\n") ||
-				!strings.Contains(out, "\nred    10.85.0.0/24   10.85.0.254   1500   yes    ") {
+			if out := cli.ok("network", "list"); !strings.HasPrefix(out, "NAME   SUBNET         GATEWAY       MTU    MASQ   DHCP   ID\n") ||
+				!strings.Contains(out, "\nred    10.85.0.0/24   10.85.0.254   1500   yes    yes    ") {
 				t.Errorf("network list:\n%s", out)
 			}
 			if out := cli.ok("network", "list", "-o", "name"); out != "network/blue\nnetwork/red\n" {
