@@ -150,3 +150,16 @@ func (c *Controller) SwitchStats(ctx context.Context) (s datapath.SwitchStats, o
 	s, err = src.SwitchStats(ctx)
 	return s, true, err
 }
+
+// DHCPStats returns the DHCP responder's counters (for the exporter).
+func (c *Controller) DHCPStats(ctx context.Context) (datapath.DHCPStats, error) {
+	st := c.status()
+	if st.backend == nil {
+		return datapath.DHCPStats{}, fmt.Errorf("%w: %s", ErrNotReady, st.notReady)
+	}
+	d := capabilities(st.backend).DHCP
+	if d == nil {
+		return datapath.DHCPStats{}, fmt.Errorf("%w: the %s backend answers no DHCP", ErrUnsupported, st.backend.Info().Backend)
+	}
+	return d.DHCPStats(ctx)
+}
