@@ -84,7 +84,9 @@ func TestDHCP(t *testing.T) {
 // dhcp collector's series and counts its error; the rest is served.
 func TestDHCPFailing(t *testing.T) {
 	src := &fakeSource{ports: staticPorts(port("a", "blue", 0)),
-		dhcp: func(context.Context) (datapath.DHCPStats, error) { return datapath.DHCPStats{}, errors.New("unsupported") }}
+		dhcp: func(context.Context) (datapath.DHCPStats, error) {
+			return datapath.DHCPStats{}, errors.New("unsupported")
+		}}
 	reg, _ := newRegistry(t, src, Options{PerPort: true})
 	fams := gather(t, reg)
 	if _, ok := fams["ovs_vnet_dhcp_requests_total"]; ok {
