@@ -39,7 +39,17 @@ func TestDHCP(t *testing.T) {
 			if a.Configure == nil || *a.Configure {
 				t.Fatalf("port a shows configure %v, want false", a.Configure)
 			}
-			t.Run("lease", func(t *testing.T) {
+			// step runs a subtest on the shared daemon, whose must then
+			// fails the subtest, not its parent.
+			outer := t
+			step := func(name string, f func(t *testing.T)) {
+				outer.Run(name, func(t *testing.T) {
+					d.t = t
+					defer func() { d.t = outer }()
+					f(t)
+				})
+			}
+			step("lease", func(t *testing.T) {
 				if addrs := ipv4Addrs(t, nsA); len(addrs) != 0 {
 					t.Fatalf("the configure:false port's eth0 has addresses before DHCP: %v", addrs)
 				}
@@ -63,7 +73,7 @@ func TestDHCP(t *testing.T) {
 				}
 			})
 
-			t.Run("ping", func(t *testing.T) {
+			step("ping", func(t *testing.T) {
 				ping(t, nsA, "10.81.0.1", true)
 				ping(t, nsA, bIP, true)
 				ping(t, nsB, aIP, true)
@@ -73,7 +83,7 @@ func TestDHCP(t *testing.T) {
 			// restart included.
 			client := startUdhcpc(t, nsA, "-f", "-t", "3", "-T", "1")
 
-			t.Run("renew", func(t *testing.T) {
+			step("renew", func(t *testing.T) {
 				client.waitEvent(t, 0, "bound")
 				before := dhcpCounters(t, d)
 				e := client.signal(t, syscall.SIGUSR1, "renew")
@@ -83,7 +93,7 @@ func TestDHCP(t *testing.T) {
 				checkCounted(t, "renew", before, dhcpCounters(t, d), map[string]float64{"requests{request}": 1, "answers{ack}": 1}, true)
 			})
 
-			t.Run("release", func(t *testing.T) {
+			step("release", func(t *testing.T) {
 				before := dhcpCounters(t, d)
 				client.signal(t, syscall.SIGUSR2, "deconfig")
 				waitFor(t, "the release to be counted", func() bool {
@@ -103,7 +113,7 @@ func TestDHCP(t *testing.T) {
 				}
 			})
 
-			t.Run("restart", func(t *testing.T) {
+			step("restart", func(t *testing.T) {
 				flowsBefore, metersBefore := ourFlows(t, box), ourMeters(t, box)
 				d.kill()
 				d.start()
@@ -133,7 +143,7 @@ func TestDHCP(t *testing.T) {
 				}
 			})
 
-			t.Run("spoofed", func(t *testing.T) {
+			step("spoofed", func(t *testing.T) {
 				order := dhcpOrder{Ifname: "eth0", Type: "discover", EthSrc: a.MAC, Chaddr: b.MAC, Wait: 2 * time.Second}
 				before := dhcpCounters(t, d)
 				if r := dhcpSend(t, nsA, order); len(r.Replies) != 0 {
@@ -162,7 +172,7 @@ func TestDHCP(t *testing.T) {
 				checkCounted(t, "b's address", before, dhcpCounters(t, d), map[string]float64{"refused{wrong_address}": 1, "answers{nak}": 1}, true)
 			})
 
-			t.Run("configure_in_place", func(t *testing.T) {
+			step("configure_in_place", func(t *testing.T) {
 				nsH := newNetns(t, "vnt-dhh-")
 				var h portView
 				d.must("PUT", "/v1/ports/h", map[string]any{"network": "dh-a", "netns": nsH}, 201, &h)
@@ -193,7 +203,7 @@ func TestDHCP(t *testing.T) {
 				d.must("DELETE", "/v1/ports/h", nil, 204, nil)
 			})
 
-			t.Run("network_in_place", func(t *testing.T) {
+			step("network_in_place", func(t *testing.T) {
 				d.must("PUT", "/v1/networks/dh-a", `{"subnet":"10.81.0.0/24","mtu":1400,"dns":["10.81.0.54"],"domain":"lab.example"}`, 200, nil)
 				if e := client.signal(t, syscall.SIGUSR1, "renew"); e.Fields["dns"] != "10.81.0.54" || e.Fields["ip"] != aIP {
 					t.Errorf("renew after the DNS change: %v, want dns 10.81.0.54", e)
