@@ -90,7 +90,14 @@ func TestDHCP(t *testing.T) {
 				if e.Fields["ip"] != aIP || e.Fields["lease"] != "86400" {
 					t.Errorf("renew: %v, want ip %s and lease 86400", e, aIP)
 				}
-				checkCounted(t, "renew", before, dhcpCounters(t, d), map[string]float64{"requests{request}": 1, "answers{ack}": 1}, true)
+				// One REQUEST, unless the answer took longer than udhcpc's
+				// -T 1 (a loaded machine, a race-built daemon): it then
+				// broadcasts it again. Every one is ACKed.
+				after := dhcpCounters(t, d)
+				requests := after["requests{request}"] - before["requests{request}"]
+				if acks := after["answers{ack}"] - before["answers{ack}"]; requests < 1 || acks != requests {
+					t.Errorf("renew: %v REQUESTs and %v ACKs counted, want at least one, each ACKed", requests, acks)
+				}
 			})
 
 			step("release", func(t *testing.T) {
