@@ -156,19 +156,7 @@ its groups changed (docs/API.md, "Changing a port in place").`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completeSetGroups(app, k),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := app.Client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.Context(cmd)
-			defer cancel()
-			before, err := c.Port(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			spec := portSpecOf(before)
-			spec.SecurityGroups = args[1:]
-			p, _, err := c.PutPort(ctx, args[0], spec)
+			before, p, err := changePort(app, cmd, args[0], func(spec *v1.PortSpec) { spec.SecurityGroups = args[1:] })
 			if err != nil {
 				return err
 			}
@@ -179,6 +167,24 @@ its groups changed (docs/API.md, "Changing a port in place").`,
 			return printApplied(app, k, p, result, groupsDetail(before, p))
 		},
 	}
+}
+
+// changePort changes a port in place: a GET of the port, then a PUT of its
+// own spec as change leaves it. It returns the port before and after.
+func changePort(app *App, cmd *cobra.Command, name string, change func(*v1.PortSpec)) (before, after v1.Port, err error) {
+	c, err := app.Client()
+	if err != nil {
+		return before, after, err
+	}
+	ctx, cancel := app.Context(cmd)
+	defer cancel()
+	if before, err = c.Port(ctx, name); err != nil {
+		return before, after, err
+	}
+	spec := portSpecOf(before)
+	change(&spec)
+	after, _, err = c.PutPort(ctx, name, spec)
+	return before, after, err
 }
 
 // portSpecOf is the spec a port was made with, as far as a PUT compares it:
@@ -209,19 +215,7 @@ with only configure changed (docs/API.md, "Changing a port in place").`,
 			if err != nil {
 				return usageErrorf("configure %q: true or false", args[1])
 			}
-			c, err := app.Client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.Context(cmd)
-			defer cancel()
-			before, err := c.Port(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			spec := portSpecOf(before)
-			spec.Configure = &want
-			p, _, err := c.PutPort(ctx, args[0], spec)
+			before, p, err := changePort(app, cmd, args[0], func(spec *v1.PortSpec) { spec.Configure = &want })
 			if err != nil {
 				return err
 			}

@@ -34,12 +34,7 @@ const vmBoot = 3 * time.Minute
 // its runtime makes it anew, and is left to its maker, without our mark,
 // by the port's DELETE.
 func TestQemuTap(t *testing.T) {
-	for _, bin := range []string{"qemu-system-x86_64", "setpriv", "unshare", "curl", "jq"} {
-		_, err := exec.LookPath(bin)
-		testbed.Need(t, err == nil, bin+" (hack/install-deps.sh)")
-	}
-	recipe := docsVMRecipe(t)
-	image := vmImage(t)
+	recipe, image := needVM(t)
 	for _, bc := range backendKinds() {
 		t.Run(bc.name, func(t *testing.T) {
 			hostNS := newNetns(t, "vnt-qemu-")
@@ -116,12 +111,7 @@ func TestQemuTap(t *testing.T) {
 // hack/vm-image.sh — with the port's address, the gateway, the network's
 // MTU and DNS, and pings a namespace port.
 func TestQemuDHCP(t *testing.T) {
-	for _, bin := range []string{"qemu-system-x86_64", "setpriv", "unshare", "curl", "jq"} {
-		_, err := exec.LookPath(bin)
-		testbed.Need(t, err == nil, bin+" (hack/install-deps.sh)")
-	}
-	recipe := docsVMRecipe(t)
-	image := vmImage(t)
+	recipe, image := needVM(t)
 	for _, bc := range backendKinds() {
 		t.Run(bc.name, func(t *testing.T) {
 			hostNS := newNetns(t, "vnt-qdh-")
@@ -140,6 +130,17 @@ func TestQemuDHCP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// needVM gives the test up (testbed.Need) without the programs docs/VM.md's
+// recipe runs, and returns the recipe and the VM image.
+func needVM(t *testing.T) (recipe, image string) {
+	t.Helper()
+	for _, bin := range []string{"qemu-system-x86_64", "setpriv", "unshare", "curl", "jq"} {
+		_, err := exec.LookPath(bin)
+		testbed.Need(t, err == nil, bin+" (hack/install-deps.sh)")
+	}
+	return docsVMRecipe(t), vmImage(t)
 }
 
 // docsVMRecipe is docs/VM.md's qemu recipe: the ```sh block that runs
