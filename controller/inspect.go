@@ -151,15 +151,17 @@ func (c *Controller) SwitchStats(ctx context.Context) (s datapath.SwitchStats, o
 	return s, true, err
 }
 
-// DHCPStats returns the DHCP responder's counters (for the exporter).
+// DHCPStats returns the counters of the backend's DHCP responder (for the
+// exporter). A backend that answers no DHCP is ErrUnsupported: its
+// collector fails rather than show counters that never move.
 func (c *Controller) DHCPStats(ctx context.Context) (datapath.DHCPStats, error) {
 	st := c.status()
 	if st.backend == nil {
 		return datapath.DHCPStats{}, fmt.Errorf("%w: %s", ErrNotReady, st.notReady)
 	}
-	d := capabilities(st.backend).DHCP
-	if d == nil {
-		return datapath.DHCPStats{}, fmt.Errorf("%w: the %s backend answers no DHCP", ErrUnsupported, st.backend.Info().Backend)
+	server := capabilities(st.backend).DHCP
+	if server == nil {
+		return datapath.DHCPStats{}, fmt.Errorf("%w: the %s backend does not answer DHCP", ErrUnsupported, st.backend.Info().Backend)
 	}
-	return d.DHCPStats(ctx)
+	return server.DHCPStats(ctx)
 }
