@@ -152,6 +152,9 @@ func TestDHCP(t *testing.T) {
 				if len(metersBefore) == 0 || len(metersAfter) != len(metersBefore) {
 					t.Errorf("%d meters before the restart, %d after", len(metersBefore), len(metersAfter))
 				}
+				if _, body := d.do("GET", "/metrics", nil); !strings.Contains(string(body), `ovs_vnet_openflow_flow_mods_total{op="add"} 0`) {
+					t.Errorf("the restarted daemon sent flow mods")
+				}
 			})
 
 			step("spoofed", func(t *testing.T) {
