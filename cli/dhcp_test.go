@@ -58,6 +58,11 @@ func TestNetworkDHCPCommands(t *testing.T) {
 			}
 		}
 	}
+	check(t, f.vnetctl(t, nil, "network", "create", "quiet", "--subnet", "10.83.0.0/24", "--dhcp=false"), 0, "network quiet created\n", "")
+	check(t, f.vnetctl(t, nil, "network", "list"), 0, ""+
+		"NAME    SUBNET         GATEWAY     MTU    MASQ   DHCP   ID\n"+
+		"lab     10.81.0.0/24   10.81.0.1   1400   no     yes    1\n"+
+		"quiet   10.83.0.0/24   10.83.0.1   1500   no     no     2\n", "")
 	check(t, f.vnetctl(t, nil, "network", "set", "lab", "--dns", "9.9.9.9", "--no-dns"), ExitUsage, "", "none of the others can be")
 	check(t, f.vnetctl(t, nil, "network", "set", "lab", "--dns", "224.0.0.1"), ExitError, "", "Error: invalid: dns[0]: 224.0.0.1 is not a unicast address")
 	check(t, f.vnetctl(t, nil, "network", "set", "nope", "--dhcp=false"), ExitNotFound, "", `not found: network "nope"`)
