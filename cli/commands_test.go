@@ -41,12 +41,13 @@ func TestNetworkCommands(t *testing.T) {
 		t.Fatalf("created %+v", red)
 	}
 	check(t, f.vnetctl(t, nil, "network", "ls"), 0, ""+
-		"NAME   SUBNET         GATEWAY       MTU    MASQ   ID\n"+
-		"blue   10.10.0.0/24   10.10.0.1     1500   no     1\n"+
-		"red    10.20.0.0/24   10.20.0.254   9000   yes    2\n", "")
+		"NAME   SUBNET         GATEWAY       MTU    MASQ   DHCP   ID\n"+
+		"blue   10.10.0.0/24   10.10.0.1     1500   no     yes    1\n"+
+		"red    10.20.0.0/24   10.20.0.254   9000   yes    yes    2\n", "")
 	check(t, f.vnetctl(t, nil, "network", "get", "red"), 0, ""+
-		"NAME   SUBNET         GATEWAY       MTU    MASQ   ID\n"+
-		"red    10.20.0.0/24   10.20.0.254   9000   yes    2\n", "")
+		"NAME   SUBNET         GATEWAY       MTU    MASQ   DHCP   ID\n"+
+		"red    10.20.0.0/24   10.20.0.254   9000   yes    yes    2\n"+
+		"dhcp: yes\ndns: -\ndomain: -\n", "")
 	check(t, f.vnetctl(t, nil, "network", "list", "-o", "name"), 0, "network/blue\nnetwork/red\n", "")
 	r = f.vnetctl(t, nil, "network", "list", "-o", "json")
 	var nets []v1.Network

@@ -130,11 +130,14 @@ func (f *fakeDaemon) putNetwork(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if old, ok := f.networks[n.Name]; ok {
-		if !old.SameSpec(n) {
+		if !old.SameImmutable(n) {
 			fail(w, http.StatusConflict, `conflict: network "`+n.Name+`" exists with a different spec`)
 			return
 		}
-		reply(w, http.StatusOK, old)
+		// Its DHCP fields change in place, as the daemon's do.
+		n.ID = old.ID
+		f.networks[n.Name] = n
+		reply(w, http.StatusOK, n)
 		return
 	}
 	n.ID = len(f.networks) + 1
@@ -192,6 +195,10 @@ func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		old.SecurityGroups = groups.Names()
+		old.Configure = nil
+		if spec.Configure != nil && !*spec.Configure {
+			old.Configure = spec.Configure
+		}
 		f.ports[name] = old
 		reply(w, http.StatusOK, old)
 		return
@@ -209,6 +216,7 @@ func (f *fakeDaemon) putPort(w http.ResponseWriter, r *http.Request) {
 		p.HostIfname = p.Ifname
 	}
 	p.SecurityGroups = groups
+	p.NoConfigure = spec.Configure != nil && !*spec.Configure
 	v := p.View(n)
 	v.DefaultRoute = spec.DefaultRoute
 	v.Status = v1.PortForwarding

@@ -22,7 +22,10 @@ type kind[T any] struct {
 	plural string   // "networks"
 	header []string // table columns
 	row    func(T) []string
-	nameOf func(T) string
+	// details are "key: value" lines get prints under its one-row table,
+	// for what a list's row has no room for; nil for none.
+	details func(T) []string
+	nameOf  func(T) string
 	// The client's methods, as method expressions: (*client.Client).Network.
 	get  func(*client.Client, context.Context, string) (T, error)
 	list func(*client.Client, context.Context) ([]T, error)
@@ -120,7 +123,8 @@ func newDeleteCmd[T any](app *App, k kind[T]) *cobra.Command {
 	return cmd
 }
 
-// printOne renders one object: a one-row table, the JSON object or kind/name.
+// printOne renders one object: a one-row table and its details, the JSON
+// object or kind/name.
 func printOne[T any](app *App, k kind[T], obj T) error {
 	format, err := app.Format(OutputTable, OutputJSON, OutputName)
 	if err != nil {
@@ -132,7 +136,10 @@ func printOne[T any](app *App, k kind[T], obj T) error {
 	case OutputName:
 		return app.Printf("%s/%s\n", k.name, k.nameOf(obj))
 	}
-	return app.Table(k.header, [][]string{k.row(obj)})
+	if err := app.Table(k.header, [][]string{k.row(obj)}); err != nil || k.details == nil {
+		return err
+	}
+	return app.Printf("%s\n", strings.Join(k.details(obj), "\n"))
 }
 
 // printList renders objects: a table, a JSON list (never null) or kind/name lines.

@@ -159,14 +159,24 @@ func TestCLI(t *testing.T) {
 			if len(nets) != 2 || nets[0].Name != "blue" || nets[1] != red {
 				t.Fatalf("network ls -o json: %+v", nets)
 			}
-			if out := cli.ok("network", "list"); !strings.HasPrefix(out, "NAME   SUBNET         GATEWAY       MTU    MASQ   ID\n") ||
-				!strings.Contains(out, "\nred    10.85.0.0/24   10.85.0.254   1500   yes    ") {
+			if out := cli.ok("network", "list"); !strings.HasPrefix(out, "NAME   SUBNET         GATEWAY       MTU    MASQ   DHCP   ID\n") ||
+				!strings.Contains(out, "\nred    10.85.0.0/24   10.85.0.254   1500   yes    yes    ") {
 				t.Errorf("network list:\n%s", out)
 			}
 			if out := cli.ok("network", "list", "-o", "name"); out != "network/blue\nnetwork/red\n" {
 				t.Errorf("network list -o name: %q", out)
 			}
 			cli.run("network", "get", "nope").fails(t, 3, `Error: not found: network "nope" (HTTP 404)`)
+			// What DHCP hands out changes in place (docs/DHCP.md).
+			if out := cli.ok("network", "set", "blue", "--dns", "10.84.0.53,9.9.9.9", "--domain", "lab.example"); out != "network blue changed\n" {
+				t.Errorf("network set: %q", out)
+			}
+			if out := cli.ok("network", "set", "blue", "--dns", "10.84.0.53", "--dns", "9.9.9.9"); out != "network blue unchanged\n" {
+				t.Errorf("network set again: %q", out)
+			}
+			if out := cli.ok("network", "get", "blue"); !strings.HasSuffix(out, "\ndhcp: yes\ndns: 10.84.0.53, 9.9.9.9\ndomain: lab.example\n") {
+				t.Errorf("network get after set:\n%s", out)
+			}
 
 			// Ports, made only with the CLI, forward at once.
 			nsA, nsB, nsC := newNetns(t, "vnt-a-"), newNetns(t, "vnt-b-"), newNetns(t, "vnt-c-")
@@ -188,6 +198,17 @@ func TestCLI(t *testing.T) {
 			ping(t, nsA, strings.Split(c.IP, "/")[0], false) // no router yet
 			if out := cli.ok("port", "create", "a", "--network", "blue", "--netns", nsA); !strings.HasPrefix(out, "port a unchanged (") {
 				t.Errorf("port create again: %q", out)
+			}
+			// configure flips in place: the port keeps forwarding.
+			if out := cli.ok("port", "set-configure", "a", "false"); out != "port a configure changed (configure false)\n" {
+				t.Errorf("port set-configure false: %q", out)
+			}
+			if out := cli.ok("port", "get", "a"); !strings.HasSuffix(out, "\nconfigure: false\n") {
+				t.Errorf("port get after set-configure false:\n%s", out)
+			}
+			ping(t, nsA, "10.84.0.20", true)
+			if out := cli.ok("port", "set-configure", "a", "true"); out != "port a configure changed (configure true)\n" {
+				t.Errorf("port set-configure true: %q", out)
 			}
 			cli.run("port", "create", "a", "--network", "blue", "--netns", nsA, "--ip", "10.84.0.99").fails(t, 4, "Error: conflict: ", "(HTTP 409)")
 			cli.run("port", "create", "x", "--network", "nope", "--netns", nsA).fails(t, 3, `Error: not found: network "nope"`, "(HTTP 404)")

@@ -61,6 +61,17 @@ func TestMetrics(t *testing.T) {
 				return true
 			})
 
+			// DHCP's series are there from 0, every name, before any DHCP.
+			for name, label := range map[string]map[string]string{
+				"ovs_vnet_dhcp_requests_total": {"type": "discover"},
+				"ovs_vnet_dhcp_answers_total":  {"type": "offer"},
+				"ovs_vnet_dhcp_refused_total":  {"reason": "rate_limited"},
+			} {
+				if _, ok := after[name]; !ok || sample(after, name, label) != 0 {
+					t.Errorf("%s%v: present %v, value %v; want present at 0", name, label, ok, sample(after, name, label))
+				}
+			}
+
 			_, body := d.do("GET", "/metrics", nil)
 			promtool(t, body)
 			for name := range after {

@@ -34,12 +34,7 @@ const vmBoot = 3 * time.Minute
 // its runtime makes it anew, and is left to its maker, without our mark,
 // by the port's DELETE.
 func TestQemuTap(t *testing.T) {
-	for _, bin := range []string{"qemu-system-x86_64", "setpriv", "unshare", "curl", "jq"} {
-		_, err := exec.LookPath(bin)
-		testbed.Need(t, err == nil, bin+" (hack/install-deps.sh)")
-	}
-	recipe := docsVMRecipe(t)
-	image := vmImage(t)
+	recipe, image := needVM(t)
 	for _, bc := range backendKinds() {
 		t.Run(bc.name, func(t *testing.T) {
 			hostNS := newNetns(t, "vnt-qemu-")
@@ -69,7 +64,7 @@ func TestQemuTap(t *testing.T) {
 			if out := testbed.Run(t, "ip", "-n", hostNS, "-d", "link", "show", "vnt-qtap0"); !strings.Contains(out, "multi_queue") || !strings.Contains(out, "numqueues 0") {
 				t.Fatalf("tap after the restart: %s", out)
 			}
-			runVM(t, hostNS, recipe, image, "vm", peerIP)
+			runVM(t, hostNS, recipe, image, "vm", peerIP, "STATIC=1")
 			d.must("GET", "/v1/ports/vm", nil, 200, &vm)
 			if vm.Status != "forwarding" {
 				t.Fatalf("tap port after the VM: %+v", vm)
@@ -85,7 +80,7 @@ func TestQemuTap(t *testing.T) {
 			if got := tapIndex(t, hostNS, "vnt-qtap1"); got != runtimeIndex {
 				t.Fatalf("adopt made the tap again: index %d, was %d", got, runtimeIndex)
 			}
-			runVM(t, hostNS, recipe, image, "vm1", peerIP)
+			runVM(t, hostNS, recipe, image, "vm1", peerIP, "STATIC=1")
 			// The runtime makes its tap anew (libvirt restarting the VM): the
 			// port is down meanwhile, then adopts the new tap on its own.
 			testbed.Run(t, "ip", "-n", hostNS, "link", "del", "vnt-qtap1")
@@ -94,7 +89,7 @@ func TestQemuTap(t *testing.T) {
 			waitForwarding(t, d, "vm1", "once its runtime made its tap again", func() bool {
 				return strings.Contains(testbed.Run(t, "ip", "-n", hostNS, "link", "show", "vnt-qtap1"), "ovs-vnet:adopted:port=vm1")
 			})
-			runVM(t, hostNS, recipe, image, "vm1", peerIP)
+			runVM(t, hostNS, recipe, image, "vm1", peerIP, "STATIC=1")
 			d.must("DELETE", "/v1/ports/vm1", nil, 204, nil)
 			out := testbed.Run(t, "ip", "-n", hostNS, "-d", "link", "show", "vnt-qtap1")
 			if !strings.Contains(out, "tun type tap") || strings.Contains(out, "ovs-vnet") || strings.Contains(out, "master") {
@@ -108,6 +103,44 @@ func TestQemuTap(t *testing.T) {
 			testbed.Run(t, "ip", "-n", hostNS, "link", "del", "vnt-qtap1")
 		})
 	}
+}
+
+// TestQemuDHCP is issue 22's VM acceptance, on each backend: a VM on a
+// tap port made with no static setting runs docs/VM.md's recipe as
+// written, configures itself by DHCP — busybox udhcpc in the image of
+// hack/vm-image.sh — with the port's address, the gateway, the network's
+// MTU and DNS, and pings a namespace port.
+func TestQemuDHCP(t *testing.T) {
+	recipe, image := needVM(t)
+	for _, bc := range backendKinds() {
+		t.Run(bc.name, func(t *testing.T) {
+			hostNS := newNetns(t, "vnt-qdh-")
+			args, _ := bc.setup(t, hostNS)
+			d := startDaemon(t, hostNS, args...)
+			d.must("PUT", "/v1/networks/vmnet", `{"subnet":"10.76.0.0/24","mtu":1400,"dns":["10.76.0.53"],"domain":"vm.example"}`, 201, nil)
+			peerNS := newNetns(t, "vnt-qdpeer-")
+			var peer, vm portView
+			d.must("PUT", "/v1/ports/peer", map[string]string{"network": "vmnet", "netns": peerNS}, 201, &peer)
+			peerIP, _, _ := strings.Cut(peer.IP, "/")
+			d.must("PUT", "/v1/ports/vm", `{"network":"vmnet","type":"tap","ifname":"vnt-qdtap0","owner":"nobody"}`, 201, &vm)
+			console := runVM(t, hostNS, recipe, image, "vm", peerIP)
+			want := "VNET-DHCP-OK ip=" + vm.IP + " router=10.76.0.1 mtu=1400 dns=10.76.0.53 domain=vm.example lease=86400"
+			if !strings.Contains(console, want) {
+				t.Fatalf("the VM's DHCP: want %q on its console:\n%s", want, console)
+			}
+		})
+	}
+}
+
+// needVM gives the test up (testbed.Need) without the programs docs/VM.md's
+// recipe runs, and returns the recipe and the VM image.
+func needVM(t *testing.T) (recipe, image string) {
+	t.Helper()
+	for _, bin := range []string{"qemu-system-x86_64", "setpriv", "unshare", "curl", "jq"} {
+		_, err := exec.LookPath(bin)
+		testbed.Need(t, err == nil, bin+" (hack/install-deps.sh)")
+	}
+	return docsVMRecipe(t), vmImage(t)
 }
 
 // docsVMRecipe is docs/VM.md's qemu recipe: the ```sh block that runs
@@ -150,13 +183,14 @@ func vmImage(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-// runVM runs docs/VM.md's recipe for port in hostNS, as nobody, and waits
-// for the VM's verdict on pinging target from the port's address. The
+// runVM runs docs/VM.md's recipe for port in hostNS, as nobody, with env
+// added to its environment, and waits for the VM's verdict on pinging
+// target from the port's address; it returns the VM's console. The
 // machine's /dev/net/tun may be root's only (the tap's owner is checked
 // when the tap is attached, not when the device file is opened): a node of
 // it open to all is mounted over it, in a mount namespace of the VM's own.
 // The VM's processes are a process group, killed by its ID at cleanup.
-func runVM(t *testing.T, hostNS, recipe, image, port, target string) {
+func runVM(t *testing.T, hostNS, recipe, image, port, target string, env ...string) string {
 	t.Helper()
 	tun := filepath.Join(t.TempDir(), "tun")
 	if err := syscall.Mknod(tun, syscall.S_IFCHR|0o666, 10<<8|200); err != nil {
@@ -167,7 +201,7 @@ func runVM(t *testing.T, hostNS, recipe, image, port, target string) {
 	}
 	cmd := exec.Command("ip", "netns", "exec", hostNS, "unshare", "--mount", "sh", "-c",
 		`mount --bind "$0" /dev/net/tun && exec setpriv --reuid=`+nobody+` --regid=`+nobody+` --clear-groups sh -c "$1"`, tun, recipe)
-	cmd.Env = append(os.Environ(), "PORT="+port, "VM_IMAGE="+image, "PING="+target)
+	cmd.Env = append(os.Environ(), append([]string{"PORT=" + port, "VM_IMAGE=" + image, "PING=" + target}, env...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var console testbed.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &console, &console
@@ -189,6 +223,7 @@ func runVM(t *testing.T, hostNS, recipe, image, port, target string) {
 	if want := "VNET-PING-OK " + target; err != nil || !strings.Contains(console.String(), want) {
 		t.Fatalf("VM on port %s: %v; want %q on its console:\n%s", port, err, want, console.String())
 	}
+	return console.String()
 }
 
 // waitStatus waits until GET shows port name with status, failing after

@@ -1,8 +1,8 @@
 // Package exporter turns the datapath's counters into Prometheus metrics. Each
 // scrape asks the source for one snapshot per collector (ports, switch,
-// policy) and builds const metrics from it, so a port deleted since the last
-// scrape has no series any more, and nothing the exporter keeps grows with
-// churn.
+// policy, dhcp) and builds const metrics from it, so a port deleted since
+// the last scrape has no series any more, and nothing the exporter keeps
+// grows with churn.
 //
 // A scrape never waits on a dead switch for longer than Options.Timeout: the
 // collector whose source fails or overruns is left out of that scrape and
@@ -31,6 +31,8 @@ type Source interface {
 	SwitchStats(ctx context.Context) (s datapath.SwitchStats, ok bool, err error)
 	// PolicyStats are the security groups' counters (datapath.PolicyEnforcer).
 	PolicyStats(ctx context.Context) (datapath.PolicyStats, error)
+	// DHCPStats are the DHCP responder's counters (datapath.DHCPServer).
+	DHCPStats(ctx context.Context) (datapath.DHCPStats, error)
 }
 
 // Options tune the exporter.
@@ -55,6 +57,7 @@ const (
 	CollectorPorts  = "ports"
 	CollectorSwitch = "switch"
 	CollectorPolicy = "policy"
+	CollectorDHCP   = "dhcp"
 )
 
 // Exporter is a prometheus.Collector for the datapath's counters. Register it
@@ -65,6 +68,7 @@ type Exporter struct {
 	ports    *portsCollector
 	sw       *switchCollector
 	policy   *policyCollector
+	dhcp     *dhcpCollector
 	errors   *prometheus.CounterVec
 	duration *prometheus.Desc
 
@@ -87,6 +91,7 @@ func New(src Source, opts Options) *Exporter {
 		ports:   newPortsCollector(src.PortStats, opts.PerPort),
 		sw:      sw,
 		policy:  newPolicyCollector(src.PolicyStats, sw),
+		dhcp:    newDHCPCollector(src.DHCPStats),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ovs_vnet_scrape_errors_total",
 			Help: "Snapshots of the datapath that failed or missed their deadline, by collector; that collector's series are missing from the scrape.",
@@ -100,6 +105,7 @@ func New(src Source, opts Options) *Exporter {
 	e.errors.WithLabelValues(CollectorPorts)
 	e.errors.WithLabelValues(CollectorSwitch)
 	e.errors.WithLabelValues(CollectorPolicy)
+	e.errors.WithLabelValues(CollectorDHCP)
 	return e
 }
 
@@ -108,6 +114,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	e.ports.describe(ch)
 	e.sw.describe(ch)
 	e.policy.describe(ch)
+	e.dhcp.describe(ch)
 	e.errors.Describe(ch)
 	ch <- e.duration
 }
@@ -131,7 +138,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	collectors := []struct {
 		name    string
 		collect func(context.Context) ([]prometheus.Metric, error)
-	}{{CollectorPorts, e.ports.collect}, {CollectorSwitch, e.sw.collect}, {CollectorPolicy, e.policy.collect}}
+	}{{CollectorPorts, e.ports.collect}, {CollectorSwitch, e.sw.collect}, {CollectorPolicy, e.policy.collect}, {CollectorDHCP, e.dhcp.collect}}
 	results := make(chan result, len(collectors))
 	for _, c := range collectors {
 		go run(c.name, c.collect, results)

@@ -28,6 +28,7 @@ type fakeSource struct {
 	ports  func(context.Context) ([]datapath.PortStats, error)
 	sw     func(context.Context) (datapath.SwitchStats, bool, error)
 	policy func(context.Context) (datapath.PolicyStats, error)
+	dhcp   func(context.Context) (datapath.DHCPStats, error)
 }
 
 func (f *fakeSource) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
@@ -49,6 +50,13 @@ func (f *fakeSource) PolicyStats(ctx context.Context) (datapath.PolicyStats, err
 		return datapath.PolicyStats{}, nil
 	}
 	return f.policy(ctx)
+}
+
+func (f *fakeSource) DHCPStats(ctx context.Context) (datapath.DHCPStats, error) {
+	if f.dhcp == nil {
+		return datapath.DHCPStats{}, nil
+	}
+	return f.dhcp(ctx)
 }
 
 func staticPorts(ps ...datapath.PortStats) func(context.Context) ([]datapath.PortStats, error) {
@@ -157,7 +165,7 @@ func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (fl
 // testdata/scrape.prom and has promlint check it.
 func TestGolden(t *testing.T) {
 	src := &fakeSource{ports: staticPorts(port("web-1", "blue", 0), port("web-2", "blue", 100), port("db", "red", 1000)), sw: staticSwitch(sampleSwitch()),
-		policy: staticPolicy(samplePolicy())}
+		policy: staticPolicy(samplePolicy()), dhcp: staticDHCP(sampleDHCP())}
 	reg, _ := newRegistry(t, src, Options{PerPort: true})
 
 	// The handler's text is the exposition format a scraper reads.
@@ -184,7 +192,8 @@ func TestGolden(t *testing.T) {
 func TestPromtool(t *testing.T) {
 	bin, err := exec.LookPath("promtool")
 	testbed.Need(t, err == nil, "promtool (Debian package prometheus)")
-	src := &fakeSource{ports: staticPorts(port("web-1", "blue", 0), port("db", "red", 1000)), sw: staticSwitch(sampleSwitch()), policy: staticPolicy(samplePolicy())}
+	src := &fakeSource{ports: staticPorts(port("web-1", "blue", 0), port("db", "red", 1000)), sw: staticSwitch(sampleSwitch()), policy: staticPolicy(samplePolicy()),
+		dhcp: staticDHCP(sampleDHCP())}
 	reg, _ := newRegistry(t, src, Options{PerPort: true})
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))

@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# Builds a tiny VM for the tap port acceptance (e2e TestQemuTap, docs/VM.md):
-# Debian's cloud kernel and a busybox initramfs whose /init brings eth0 up with
-# an address and gateway given on the kernel command line, pings a target,
-# prints a marker line on the serial console and powers off.
+# Builds a tiny VM for the tap port acceptance (e2e TestQemuTap, TestQemuDHCP,
+# docs/VM.md): Debian's cloud kernel and a busybox initramfs whose /init
+# brings eth0 up with an address and gateway given on the kernel command
+# line, or asks DHCP for them, pings a target, prints a marker line on the
+# serial console and powers off.
 #
 #   hack/vm-image.sh [CACHE_DIR]   → prints IMAGE_DIR, which holds vmlinuz
 #                                    and initrd.img
 #
 # CACHE_DIR defaults to ${XDG_CACHE_HOME:-/var/cache}/ovs-vnet/vm (never the
 # repository). The image is kept there, in a directory per kernel version
-# (IMAGE_DIR = CACHE_DIR/<version>): a run with it in place only resolves
-# the kernel package and prints it; a new kernel in the archive is built
-# anew. The directories are open to all (qemu runs as the tap's owner).
+# and guest recipe (IMAGE_DIR = CACHE_DIR/<version>-<12 hex of the sha256 of
+# the guest's scripts>): a run with it in place only resolves the kernel
+# package and prints it; a new kernel in the archive, or a changed /init, is
+# built anew. The directories are open to all (qemu runs as the tap's owner).
 # What it did, and how long that took, goes to stderr: a build takes well
 # under a minute.
 #
 # Kernel command line the /init reads (all but vnet.ping optional):
 #   vnet.ip=10.1.0.5/24 vnet.gw=10.1.0.1 vnet.mtu=1500 vnet.ping=10.1.0.7
-# It prints "VNET-PING-OK <target>" or "VNET-PING-FAIL <target>".
+# or, instead of vnet.ip/gw/mtu, vnet.dhcp=1: busybox udhcpc asks for the
+# address, router and MTU (docs/DHCP.md) and the /init prints
+#   "VNET-DHCP-OK ip=10.1.0.5/24 router=10.1.0.1 mtu=1500 dns=… domain=… lease=…"
+# or "VNET-DHCP-FAIL". It prints "VNET-PING-OK <target>" or
+# "VNET-PING-FAIL <target>".
 #
 # Nothing is installed: the kernel's .deb is fetched with `apt-get download`
 # and unpacked with `dpkg-deb -x`. Stale package lists (the package cannot be
@@ -52,7 +58,66 @@ pkg=$(resolve)
 if [ -z "$pkg" ] && update "cannot resolve $meta"; then pkg=$(resolve); fi
 [ -n "$pkg" ] || { echo "vm-image: cannot resolve $meta to a versioned kernel package" >&2; exit 1; }
 kver=${pkg#linux-image-}
-image="$cache/$kver"
+
+# The guest's scripts, here first: their hash names the image.
+init=$(cat <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
+ip= gw= mtu= target= dhcp=
+for arg in $(cat /proc/cmdline); do
+  case $arg in
+    vnet.ip=*) ip=${arg#vnet.ip=} ;;
+    vnet.gw=*) gw=${arg#vnet.gw=} ;;
+    vnet.mtu=*) mtu=${arg#vnet.mtu=} ;;
+    vnet.dhcp=1) dhcp=1 ;;
+    vnet.ping=*) target=${arg#vnet.ping=} ;;
+  esac
+done
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+[ -n "$mtu" ] && ip link set eth0 mtu "$mtu"
+ip link set lo up
+ip link set eth0 up
+[ -n "$ip" ] && ip addr add "$ip" dev eth0
+[ -n "$gw" ] && ip route add default via "$gw"
+if [ -n "$dhcp" ]; then
+  # 5 tries 2 s apart: time for the link to come up on both sides.
+  udhcpc -i eth0 -q -n -t 5 -T 2 -s /udhcpc.script || echo "VNET-DHCP-FAIL"
+  ip=$(ip -4 -o addr show dev eth0 | awk '{print $4}')
+fi
+echo "VNET-UP $(cat /sys/class/net/eth0/address) $ip"
+result=FAIL
+i=0
+while [ $i -lt 30 ]; do
+  if ping -c 1 -W 2 "$target" >/dev/null 2>&1; then result=OK; break; fi
+  i=$((i+1))
+done
+echo "VNET-PING-$result $target"
+poweroff -f
+EOF
+)
+# udhcpc's script: applies what it was given and says so on the console.
+dhcp_script=$(cat <<'EOF'
+#!/bin/busybox sh
+case $1 in
+  deconfig) ip -4 addr flush dev "$interface" ;;
+  bound|renew)
+    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    echo "VNET-DHCP-OK ip=$ip/$mask router=$router mtu=$mtu dns=$(echo $dns | tr ' ' ,) domain=$domain lease=$lease"
+    ;;
+esac
+exit 0
+EOF
+)
+recipe=$(printf '%s\n%s\n' "$init" "$dhcp_script" | sha256sum | cut -c1-12)
+image="$cache/$kver-$recipe"
 if [ -s "$image/vmlinuz" ] && [ -s "$image/initrd.img" ]; then
   echo "vm-image: $image is in place" >&2
   echo "$image"
@@ -72,8 +137,9 @@ dpkg-deb -x "$work"/"$pkg"_*.deb "$work/kernel"
 moddir="$work/kernel/lib/modules/$kver"
 
 # virtio_net and what it needs (failover, net_failover, virtio, the PCI
-# transport), deps first; a driver built into the kernel has no .ko and
-# needs nothing.
+# transport), deps first, and af_packet, whose packet sockets udhcpc sends
+# and reads with; a driver built into the kernel has no .ko and needs
+# nothing.
 root="$work/root"
 mkdir -p "$root"/{bin,proc,sys,dev,lib/modules}
 order=()
@@ -86,44 +152,13 @@ add() {
   cp "$ko" "$root/lib/modules/"
   order+=("$m")
 }
-for m in virtio_pci virtio_net; do add "$m"; done
+for m in virtio_pci virtio_net af_packet; do add "$m"; done
 printf '%s\n' "${order[@]}" >"$root/lib/modules/order"
 
 cp "$busybox" "$root/bin/busybox"
-cat >"$root/init" <<'EOF'
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
-ip= gw= mtu= target=
-for arg in $(cat /proc/cmdline); do
-  case $arg in
-    vnet.ip=*) ip=${arg#vnet.ip=} ;;
-    vnet.gw=*) gw=${arg#vnet.gw=} ;;
-    vnet.mtu=*) mtu=${arg#vnet.mtu=} ;;
-    vnet.ping=*) target=${arg#vnet.ping=} ;;
-  esac
-done
-i=0
-while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-[ -n "$mtu" ] && ip link set eth0 mtu "$mtu"
-ip link set lo up
-ip link set eth0 up
-[ -n "$ip" ] && ip addr add "$ip" dev eth0
-[ -n "$gw" ] && ip route add default via "$gw"
-echo "VNET-UP $(cat /sys/class/net/eth0/address) $ip"
-result=FAIL
-i=0
-while [ $i -lt 30 ]; do
-  if ping -c 1 -W 2 "$target" >/dev/null 2>&1; then result=OK; break; fi
-  i=$((i+1))
-done
-echo "VNET-PING-$result $target"
-poweroff -f
-EOF
-chmod +x "$root/init"
+printf '%s\n' "$init" >"$root/init"
+printf '%s\n' "$dhcp_script" >"$root/udhcpc.script"
+chmod +x "$root/init" "$root/udhcpc.script"
 
 (cd "$root" && find . | "$busybox" cpio -o -H newc 2>/dev/null | gzip -1) >"$work/initrd.img"
 cp "$work/kernel/boot/vmlinuz-$kver" "$work/vmlinuz"
