@@ -27,7 +27,7 @@ type dhcpCollector struct {
 	// again from 0 when ovs-vswitchd does, or shrinks when a port's meter
 	// goes with the port: kept from going down as a drop reason's sum is.
 	// Names are few and fixed by package dhcp, so this memory is too.
-	memo map[string]dropMemo // "requests/discover" -> see dropMemo
+	memo map[string]monotonic // "requests/discover" -> see monotonic
 }
 
 func newDHCPCollector(read func(context.Context) (datapath.DHCPStats, error)) *dhcpCollector {
@@ -39,7 +39,7 @@ func newDHCPCollector(read func(context.Context) (datapath.DHCPStats, error)) *d
 			"DHCP answers the daemon sent to its ports, by type (offer, ack, nak).", []string{"type"}, nil),
 		refused: prometheus.NewDesc("ovs_vnet_dhcp_refused_total",
 			"DHCP messages from ports that got no answer, or a NAK, by reason.", []string{"reason"}, nil),
-		memo: map[string]dropMemo{},
+		memo: map[string]monotonic{},
 	}
 }
 
