@@ -63,6 +63,8 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzPortSpec$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzSecurityGroupSpec$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzGroupList$$' -fuzztime $(FUZZTIME) ./model
+	go test -run '^$$' -fuzz '^FuzzFloatingIPSpec$$' -fuzztime $(FUZZTIME) ./model
+	go test -run '^$$' -fuzz '^FuzzPortForwardSpec$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzPool$$' -fuzztime $(FUZZTIME) ./controller/ipam
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./httpapi
 	go test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./httpapi/jsonkeys

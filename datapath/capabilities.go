@@ -24,6 +24,9 @@ type Capabilities struct {
 	// Policy: the backend enforces security groups; without it the
 	// controller refuses ports and groups that ask for them.
 	Policy PolicyEnforcer
+	// NAT: the backend enforces floating IPs and port forwards; without
+	// it the controller refuses them.
+	NAT NATEnforcer
 	// OVSDBConnected reports whether the backend's OVSDB session is up;
 	// nil for a backend without OVSDB (Linux).
 	OVSDBConnected func() bool

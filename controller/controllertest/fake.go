@@ -42,8 +42,13 @@ type Fake struct {
 	Policy     model.Policy
 	FailPolicy error
 	RuleStats  []datapath.RuleStats
+	// NAT is the last NAT SetNAT took, FailNAT what it fails with
+	// (leaving NAT as it was), NATCounters what NATStats answers.
+	NAT         model.NAT
+	FailNAT     error
+	NATCounters datapath.NATStats
 	// Calls are the changes asked of the fake, in order: "attach P",
-	// "detach P", "policy".
+	// "detach P", "policy", "nat".
 	Calls []string
 }
 
@@ -57,10 +62,11 @@ func NewFake() *Fake {
 
 func (f *Fake) Info() datapath.Info { return datapath.Info{Backend: "fake"} }
 
-// Capabilities: the fake traces and enforces security groups. A fake made
-// of it with more (or other) roles reports its own.
+// Capabilities: the fake traces, enforces security groups and translates
+// floating IPs and forwards. A fake made of it with more (or other) roles
+// reports its own.
 func (f *Fake) Capabilities() datapath.Capabilities {
-	return datapath.Capabilities{Tracer: f, Policy: f}
+	return datapath.Capabilities{Tracer: f, Policy: f, NAT: f}
 }
 
 func (f *Fake) SetPolicy(_ context.Context, p model.Policy) error {
@@ -78,6 +84,30 @@ func (f *Fake) PolicyStats(context.Context) (datapath.PolicyStats, error) {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
 	return datapath.PolicyStats{Rules: slices.Clone(f.RuleStats)}, nil
+}
+
+func (f *Fake) SetNAT(_ context.Context, n model.NAT) error {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	f.Calls = append(f.Calls, "nat")
+	if f.FailNAT != nil {
+		return f.FailNAT
+	}
+	f.NAT = n
+	return nil
+}
+
+func (f *Fake) NATStats(context.Context) (datapath.NATStats, error) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	return datapath.NATStats{Forwards: slices.Clone(f.NATCounters.Forwards), Floating: slices.Clone(f.NATCounters.Floating)}, nil
+}
+
+// LastNAT is the last NAT SetNAT took.
+func (f *Fake) LastNAT() model.NAT {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	return f.NAT
 }
 
 // LastPolicy is the last policy SetPolicy took.
