@@ -51,15 +51,25 @@ const (
 // sends nothing (Hash).
 const hashPrefix = "nat="
 
+// Host is what a backend adds to the NAT it renders.
+type Host struct {
+	// Ours are the interfaces that lead into the backend's networks (OVS:
+	// the bridge's own interface; Linux: the networks' bridges): a
+	// floating port's connections are SNAT'd on any other.
+	Ours []string
+	// Subnets are the networks' subnets. A forward on every address of the
+	// host takes none of them: the Linux backend's gateways are addresses
+	// of the host, OVS's are not, and a port dialling its gateway must
+	// meet the same on both (docs/PIPELINE.md).
+	Subnets []netip.Prefix
+}
+
 // Render is the `nft -f` script that makes the table hold n, as one
-// transaction. ours are the interfaces that lead into the backend's
-// networks (OVS: the bridge's own interface; Linux: the networks'
-// bridges): a floating port's connections are SNAT'd on any other. had
-// are the counters the table holds now: those n has no more are deleted,
+// transaction, on h. had are the counters the table holds now: those n has no more are deleted,
 // the others kept with their values, since the script flushes the rules
 // and declares the counters again, which leaves an existing counter as it
 // is. With n empty the table goes.
-func Render(n model.NAT, ours []string, had []string) string {
+func Render(n model.NAT, h Host, had []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "add table ip %s\n", hostnet.NATTable)
 	if n.Empty() {
@@ -67,7 +77,7 @@ func Render(n model.NAT, ours []string, had []string) string {
 		return b.String()
 	}
 	fmt.Fprintf(&b, "flush table ip %s\n", hostnet.NATTable)
-	b.WriteString(body(n, ours, Hash(n, ours)))
+	b.WriteString(body(n, h, Hash(n, h)))
 	keep := CounterNames(n)
 	for _, c := range slices.Sorted(slices.Values(had)) {
 		if _, found := slices.BinarySearch(keep, c); !found {
@@ -77,10 +87,10 @@ func Render(n model.NAT, ours []string, had []string) string {
 	return b.String()
 }
 
-// Hash names what Render makes of n and ours; the first rule's comment
+// Hash names what Render makes of n on h; the first rule's comment
 // carries it.
-func Hash(n model.NAT, ours []string) string {
-	sum := sha256.Sum256([]byte(body(n, ours, "")))
+func Hash(n model.NAT, h Host) string {
+	sum := sha256.Sum256([]byte(body(n, h, "")))
 	return hex.EncodeToString(sum[:8])
 }
 
@@ -98,14 +108,14 @@ func CounterNames(n model.NAT) []string {
 }
 
 // body is the table's declaration, hash in its first rule's comment.
-func body(n model.NAT, ours []string, hash string) string {
+func body(n model.NAT, h Host, hash string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table ip %s {\n", hostnet.NATTable)
 	for _, c := range CounterNames(n) {
 		fmt.Fprintf(&b, "\tcounter %s {\n\t}\n", c)
 	}
 	var pre, out []string
-	for _, r := range dnatRules(n) {
+	for _, r := range dnatRules(n, h.Subnets) {
 		pre = append(pre, r.match+r.action)
 		if r.anyLocal {
 			// The host's own connections to 127.0.0.0/8 stay its own:
@@ -120,9 +130,9 @@ func body(n model.NAT, ours []string, hash string) string {
 	chain(&b, chainOutput, "nat", "output", dnatPriority, first, out)
 
 	notOurs := ""
-	if len(ours) > 0 {
-		quoted := make([]string, len(ours))
-		for i, o := range slices.Sorted(slices.Values(ours)) {
+	if len(h.Ours) > 0 {
+		quoted := make([]string, len(h.Ours))
+		for i, o := range slices.Sorted(slices.Values(h.Ours)) {
 			quoted[i] = quote(o)
 		}
 		notOurs = "oifname != { " + strings.Join(quoted, ", ") + " } "
@@ -161,7 +171,15 @@ type dnatRule struct {
 // dnatRules are n's translations in the order model.NAT.Translate tries
 // them: floating addresses, forwards on one address, forwards on every
 // local address. Overlaps are ResolveNAT's to leave out.
-func dnatRules(n model.NAT) []dnatRule {
+func dnatRules(n model.NAT, subnets []netip.Prefix) []dnatRule {
+	anyLocal := "fib daddr type local "
+	if len(subnets) > 0 {
+		s := make([]string, len(subnets))
+		for i, p := range slices.SortedFunc(slices.Values(subnets), netip.Prefix.Compare) {
+			s[i] = p.Masked().String()
+		}
+		anyLocal += "ip daddr != { " + strings.Join(s, ", ") + " } "
+	}
 	var rules []dnatRule
 	for _, f := range n.Floating {
 		rules = append(rules, dnatRule{match: fmt.Sprintf("ip daddr %s ", f.Address),
@@ -172,7 +190,7 @@ func dnatRules(n model.NAT) []dnatRule {
 			if f.HostIP.IsValid() != specific {
 				continue
 			}
-			r := dnatRule{match: "fib daddr type local ", anyLocal: true,
+			r := dnatRule{match: anyLocal, anyLocal: true,
 				action: fmt.Sprintf("%s dport %d counter name %s dnat to %s comment %s", protoName(f.Proto), f.HostPort,
 					quote(counterConns+f.Name), netip.AddrPortFrom(f.IP, f.TargetPort), quote(model.KindPortForward+" "+f.Name))}
 			if specific {

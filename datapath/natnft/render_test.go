@@ -17,6 +17,8 @@ var (
 	web = model.Target{Port: "web1", Network: "blue", IP: netip.MustParseAddr("10.61.0.5")}
 	db  = model.Target{Port: "db1", Network: "red", IP: netip.MustParseAddr("10.62.0.7")}
 
+	ovsHost = Host{Ours: []string{"br-vnet"}, Subnets: []netip.Prefix{netip.MustParsePrefix("10.62.0.0/24"), netip.MustParsePrefix("10.61.0.0/24")}}
+
 	sample = model.NAT{
 		Floating: []model.FloatingRule{{Name: "pub", Address: netip.MustParseAddr("203.0.113.50"), Target: web}},
 		Forwards: []model.ForwardRule{
@@ -27,32 +29,38 @@ var (
 )
 
 func TestRender(t *testing.T) {
-	ovs := Render(sample, []string{"br-vnet"}, nil)
+	ovs := Render(sample, ovsHost, nil)
 	check(t, "testdata/ovs.golden", "", ovs)
-	linux := Render(sample, []string{"vnet-red", "vnet-blue"}, nil)
+	linux := Render(sample, Host{Ours: []string{"vnet-red", "vnet-blue"}, Subnets: ovsHost.Subnets}, nil)
 	check(t, "testdata/linux.golden", "", linux)
 
 	// One forward fewer, on a table that holds the sample: its counters
 	// go, the others are declared again (and so keep their values).
 	fewer := model.NAT{Floating: sample.Floating, Forwards: sample.Forwards[1:]}
-	check(t, "testdata/removed.golden", ovs, Render(fewer, []string{"br-vnet"}, CounterNames(sample)))
+	check(t, "testdata/removed.golden", ovs, Render(fewer, ovsHost, CounterNames(sample)))
 
 	// Nothing left: the table goes, whatever it held.
-	check(t, "testdata/empty.golden", ovs, Render(model.NAT{}, []string{"br-vnet"}, CounterNames(sample)))
+	check(t, "testdata/empty.golden", ovs, Render(model.NAT{}, ovsHost, CounterNames(sample)))
 }
 
 func TestHash(t *testing.T) {
-	h := Hash(sample, []string{"a", "b"})
-	if again := Hash(sample, []string{"b", "a"}); again != h {
-		t.Errorf("the interfaces' order changes the hash: %s, %s", h, again)
+	ab, ba := ovsHost, ovsHost
+	ab.Ours, ba.Ours = []string{"a", "b"}, []string{"b", "a"}
+	ba.Subnets = []netip.Prefix{ovsHost.Subnets[1], ovsHost.Subnets[0]}
+	h := Hash(sample, ab)
+	if again := Hash(sample, ba); again != h {
+		t.Errorf("the interfaces' or subnets' order changes the hash: %s, %s", h, again)
 	}
 	other := sample
 	other.Forwards = slices.Clone(sample.Forwards)
 	other.Forwards[1].TargetPort = 81
-	if Hash(other, []string{"a", "b"}) == h {
+	if Hash(other, ab) == h {
 		t.Error("another target port, the same hash")
 	}
-	if !strings.Contains(Render(sample, []string{"b", "a"}, nil), `comment "nat=`+h+` floating-ip pub"`) {
+	if Hash(sample, Host{Ours: ab.Ours}) == h {
+		t.Error("other subnets, the same hash")
+	}
+	if !strings.Contains(Render(sample, ba, nil), `comment "nat=`+h+` floating-ip pub"`) {
 		t.Errorf("the first rule does not carry the hash %s", h)
 	}
 }
