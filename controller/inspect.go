@@ -99,6 +99,10 @@ func (c *Controller) knownPort(name string) error {
 
 // snapshot is the connected backend and a copy of the desired state.
 func (c *Controller) snapshot() (datapath.Backend, datapath.State, error) {
+	addrs, err := c.localAddrs()
+	if err != nil {
+		return nil, datapath.State{}, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.backend == nil {
@@ -114,6 +118,7 @@ func (c *Controller) snapshot() (datapath.Backend, datapath.State, error) {
 		Ports:    slices.Collect(maps.Values(c.ports)),
 		Remote:   c.remotePorts(),
 		Policy:   c.policyLocked(),
+		NAT:      c.natLocked(addrs),
 	}, nil
 }
 

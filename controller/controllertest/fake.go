@@ -126,12 +126,13 @@ func (f *Fake) TakeCalls() []string {
 	return calls
 }
 
-// Unenforcing is the fake as a backend that enforces no security groups.
+// Unenforcing is the fake as a backend that enforces no security groups
+// and translates no floating IPs and port forwards.
 type Unenforcing struct{ *Fake }
 
 func (f Unenforcing) Capabilities() datapath.Capabilities {
 	c := f.Fake.Capabilities()
-	c.Policy = nil
+	c.Policy, c.NAT = nil, nil
 	return c
 }
 
