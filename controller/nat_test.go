@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/controller"
 	"github.com/ovs-vnet/ovs-vnet/controller/controllertest"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
@@ -290,4 +291,52 @@ func TestClusterNAT(t *testing.T) {
 	waitUntil(t, "web2 gone on h1", func() bool { code, _ := h1.Do(t, "GET", "/v1/port-forwards/web2", ""); return code == 404 })
 	h1.mustDo(t, "DELETE", "/v1/floating-ips/pub", "", 204)
 	natOn(h1, "fwd web1 tcp/8080>a1@10.1.0.11:8080")
+}
+
+// TestTraceFromOutside: a trace from an outside address runs the host's
+// NAT first and hands the tracer the translated packet; one no rule
+// takes is the host's.
+func TestTraceFromOutside(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fake := controllertest.NewFake()
+	f := startFixtureOn(t, st, fake, fake, controller.WithLocalAddrs(func() ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("192.0.2.1")}, nil
+	}))
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","type":"tap","ip":"10.0.0.2"}`, 201)
+	f.mustDo(t, "PUT", "/v1/port-forwards/web", `{"host_port":8080,"port":"a","target_port":80}`, 201)
+	f.mustDo(t, "PUT", "/v1/floating-ips/pub", `{"address":"203.0.113.5","port":"a"}`, 201)
+	traced := func() string {
+		f.Fake.Mu.Lock()
+		defer f.Fake.Mu.Unlock()
+		q := f.Fake.Traced
+		f.Fake.Traced = v1.Query{}
+		return fmt.Sprintf("%s>%s:%d %s", q.FromAddress, q.To, q.DPort, q.Proto)
+	}
+	for _, c := range []struct{ query, owner, action, traced string }{
+		{"from_address=198.51.100.2&to=192.0.2.1&proto=tcp&dport=8080", "port-forward web", "dnat to 10.0.0.2:80", "198.51.100.2>10.0.0.2:80 tcp"},
+		{"from_address=198.51.100.2&to=203.0.113.5", "floating-ip pub", "dnat to 10.0.0.2", "198.51.100.2>10.0.0.2:0 icmp"},
+		{"from_address=198.51.100.2&to=203.0.113.5&proto=udp&dport=53", "floating-ip pub", "dnat to 10.0.0.2:53", "198.51.100.2>10.0.0.2:53 udp"},
+		// Not translated: the host's own, and loopback is never forwarded.
+		{"from_address=198.51.100.2&to=192.0.2.1&proto=tcp&dport=22", "pipeline", "no floating IP or port forward of this host's ports takes it", "invalid IP>invalid IP:0 "},
+		{"from_address=198.51.100.2&to=127.0.0.1&proto=tcp&dport=8080", "pipeline", "no floating IP or port forward of this host's ports takes it", "invalid IP>invalid IP:0 "},
+	} {
+		out := f.mustDo(t, "GET", "/v1/trace?"+c.query, "", 200)
+		step := out["steps"].([]any)[0].(map[string]any)
+		if step["owner"] != c.owner || fmt.Sprint(step["actions"]) != "["+c.action+"]" {
+			t.Errorf("%s: first step %v", c.query, step)
+		}
+		if got := traced(); got != c.traced {
+			t.Errorf("%s: traced %s, want %s", c.query, got, c.traced)
+		}
+		if c.owner == "pipeline" && out["verdict"] != v1.ToHost {
+			t.Errorf("%s: verdict %v", c.query, out["verdict"])
+		}
+	}
+	f.mustDo(t, "GET", "/v1/trace?from=a&from_address=198.51.100.2&to=203.0.113.5", "", 400)
+	f.mustDo(t, "GET", "/v1/trace?from_address=198.51.100.2&to=203.0.113.5&src=10.0.0.9", "", 400)
 }

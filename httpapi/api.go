@@ -245,7 +245,7 @@ func (a *API) flows(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) trace(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r, "from", "to", "proto", "dport", "src", "src_mac")
+	q, ok := query(w, r, "from", "from_address", "to", "proto", "dport", "src", "src_mac")
 	if !ok {
 		return
 	}
@@ -289,6 +289,11 @@ func traceQuery(q map[string]string) (v1.Query, error) {
 	if s := q["src"]; s != "" {
 		if tq.Src, err = netip.ParseAddr(s); err != nil {
 			return tq, fmt.Errorf("invalid: src: %v", err)
+		}
+	}
+	if s := q["from_address"]; s != "" {
+		if tq.FromAddress, err = netip.ParseAddr(s); err != nil {
+			return tq, fmt.Errorf("invalid: from_address: %v", err)
 		}
 	}
 	if s := q["dport"]; s != "" {

@@ -385,6 +385,8 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200", "", 200, ""},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200&proto=tcp&dport=80&src=10.1.0.9&src_mac=02:00:00:00:00:09", "", 200, ""},
 		{"GET", "/v1/trace?from=nope&to=10.1.0.200", "", 404, ""},
+		{"GET", "/v1/trace?from_address=198.51.100.2&to=203.0.113.6", "", 200, ""},
+		{"GET", "/v1/trace?from=p1&from_address=198.51.100.2&to=203.0.113.6", "", 400, "from and from_address exclude each other: a rule across parameters"},
 		{"GET", "/v1/trace?from=p1", "", 400, ""},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200&proto=tcp", "", 400, "dport is required for tcp: a rule across parameters"},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200&dport=0", "", 400, ""},
