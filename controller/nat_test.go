@@ -277,7 +277,7 @@ func TestClusterNAT(t *testing.T) {
 	// Stored by h1, for h2's port: h2 enforces it, h1 does not.
 	h1.mustDo(t, "PUT", "/v1/port-forwards/web2", `{"host_port":8080,"port":"a2"}`, 201)
 	h1.mustDo(t, "PUT", "/v1/port-forwards/web1", `{"host_port":8080,"port":"a1"}`, 201) // another host: no conflict
-	h2.mustDo(t, "PUT", "/v1/port-forwards/web3", `{"host_port":8080,"port":"a1"}`, 409)  // h1's tcp/8080 is web1's
+	h2.mustDo(t, "PUT", "/v1/port-forwards/web3", `{"host_port":8080,"port":"a1"}`, 409) // h1's tcp/8080 is web1's
 	natOn(h1, "fwd web1 tcp/8080>a1@10.1.0.11:8080")
 	natOn(h2, "fwd web2 tcp/8080>a2@10.1.0.12:8080")
 	h2.mustDo(t, "PUT", "/v1/floating-ips/pub", `{"address":"203.0.113.5","port":"a1"}`, 201)

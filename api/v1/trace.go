@@ -32,8 +32,8 @@ type Query struct {
 	// entering the networks from the host.
 	FromAddress netip.Addr `json:"from_address,omitzero"`
 	To          netip.Addr `json:"to"`
-	Proto string     `json:"proto"` // icmp (default), tcp or udp
-	DPort uint16     `json:"dport,omitempty"`
+	Proto       string     `json:"proto"` // icmp (default), tcp or udp
+	DPort       uint16     `json:"dport,omitempty"`
 	// Src and SrcMAC replace the port's own addresses, to see what the
 	// anti-spoofing rules do with a forged packet. Zero: the port's own.
 	Src    netip.Addr `json:"src,omitzero"`
