@@ -86,53 +86,54 @@ func listNAT[T comparable, V any](c *Controller, k natKind[T], port string, view
 // FloatingIP returns one floating IP; with stats, also its counters, which
 // its port's host has (another host's port: none).
 func (c *Controller) FloatingIP(ctx context.Context, name string, stats bool) (v1.FloatingIP, error) {
-	v, local, err := getNAT(c, fipKind, name, c.fipView)
-	if err != nil || !stats || !local {
-		return v, err
-	}
-	s, err := c.NATStats(ctx)
-	if err != nil {
-		return v1.FloatingIP{}, err
-	}
-	v.Stats = &v1.NATStats{}
-	for _, f := range s.Floating {
-		if f.Name == name {
-			v.Stats = &v1.NATStats{Connections: f.ConnectionsIn, ConnectionsOut: f.ConnectionsOut}
+	return getNAT(c, ctx, fipKind, name, stats, c.fipView, func(v *v1.FloatingIP, s datapath.NATStats) {
+		v.Stats = &v1.NATStats{}
+		for _, f := range s.Floating {
+			if f.Name == name {
+				v.Stats = &v1.NATStats{Connections: f.ConnectionsIn, ConnectionsOut: f.ConnectionsOut}
+			}
 		}
-	}
-	return v, nil
+	})
 }
 
 // PortForward returns one port forward; with stats, also its counters,
 // which its port's host has (another host's port: none).
 func (c *Controller) PortForward(ctx context.Context, name string, stats bool) (v1.PortForward, error) {
-	v, local, err := getNAT(c, fwdKind, name, c.fwdView)
-	if err != nil || !stats || !local {
-		return v, err
+	return getNAT(c, ctx, fwdKind, name, stats, c.fwdView, func(v *v1.PortForward, s datapath.NATStats) {
+		v.Stats = &v1.NATStats{}
+		for _, f := range s.Forwards {
+			if f.Name == name {
+				v.Stats = &v1.NATStats{Connections: f.Connections, Packets: f.Packets, Bytes: f.Bytes}
+			}
+		}
+	})
+}
+
+// getNAT renders one object and, with stats and on its port's host, fills
+// in its counters.
+func getNAT[T comparable, V any](c *Controller, ctx context.Context, k natKind[T], name string, stats bool,
+	view func(T) V, fill func(*V, datapath.NATStats)) (V, error) {
+	c.mu.Lock()
+	o, ok := k.objects(&c.cache)[name]
+	var v V
+	_, local := c.ports[k.port(o)]
+	if ok {
+		v = view(o)
+	}
+	c.mu.Unlock()
+	switch {
+	case !ok:
+		return v, fmt.Errorf("%w: %s %q", ErrNotFound, k.what, name)
+	case !stats || !local:
+		return v, nil
 	}
 	s, err := c.NATStats(ctx)
 	if err != nil {
-		return v1.PortForward{}, err
+		var none V
+		return none, err
 	}
-	v.Stats = &v1.NATStats{}
-	for _, f := range s.Forwards {
-		if f.Name == name {
-			v.Stats = &v1.NATStats{Connections: f.Connections, Packets: f.Packets, Bytes: f.Bytes}
-		}
-	}
+	fill(&v, s)
 	return v, nil
-}
-
-// getNAT renders one object, and tells whether its port is this host's.
-func getNAT[T comparable, V any](c *Controller, k natKind[T], name string, view func(T) V) (v V, local bool, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	o, ok := k.objects(&c.cache)[name]
-	if !ok {
-		return v, false, fmt.Errorf("%w: %s %q", ErrNotFound, k.what, name)
-	}
-	_, local = c.ports[k.port(o)]
-	return view(o), local, nil
 }
 
 // NATStats returns the floating IPs' and forwards' counters of the
