@@ -150,6 +150,9 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 	if rolledBack {
 		c.leavePolicy(p)
 	}
+	if err == nil {
+		c.syncPortNAT(ctx, name) // named meanwhile (another host's request)
+	}
 	if err == nil && procNetns(p) {
 		c.seenIn(ctx, name, p)
 	}
@@ -540,6 +543,7 @@ func (c *Controller) deletePort(ctx context.Context, name string, judged *model.
 	delete(c.busy, name)
 	if err != nil {
 		c.ports[name] = restored
+		c.natChanged() // its rules went with the try
 		return err
 	}
 	c.removed(p)
@@ -551,6 +555,8 @@ func (c *Controller) deletePort(ctx context.Context, name string, judged *model.
 // restored is what it then is.
 func (c *Controller) removePort(ctx context.Context, backend datapath.Backend, n model.Network, p model.Port) (restored model.Port, err error) {
 	restored = p
+	// p is busy: its floating IPs' and forwards' rules go first.
+	c.syncPortNAT(ctx, p.Name)
 	if err := c.detach(ctx, backend, n, p); err != nil {
 		return restored, err
 	}
@@ -580,6 +586,7 @@ func (c *Controller) removed(p model.Port) {
 	c.release(p)
 	delete(c.ports, p.Name)
 	c.forget(p.Name)
+	c.dropNATOf(p.Name)
 	if c.cluster != nil {
 		c.remoteChanged()
 	}

@@ -47,6 +47,8 @@ type Fake struct {
 	NAT         model.NAT
 	FailNAT     error
 	NATCounters datapath.NATStats
+	// Traced is the last query Trace took.
+	Traced v1.Query
 	// Calls are the changes asked of the fake, in order: "attach P",
 	// "detach P", "policy", "nat".
 	Calls []string
@@ -126,12 +128,13 @@ func (f *Fake) TakeCalls() []string {
 	return calls
 }
 
-// Unenforcing is the fake as a backend that enforces no security groups.
+// Unenforcing is the fake as a backend that enforces no security groups
+// and translates no floating IPs and port forwards.
 type Unenforcing struct{ *Fake }
 
 func (f Unenforcing) Capabilities() datapath.Capabilities {
 	c := f.Fake.Capabilities()
-	c.Policy = nil
+	c.Policy, c.NAT = nil, nil
 	return c
 }
 
@@ -143,6 +146,9 @@ var BrokenTrace = netip.MustParseAddr("192.0.2.255")
 // Trace answers every query as delivered to the sender itself, except one to
 // BrokenTrace, which fails as a datapath would.
 func (f *Fake) Trace(_ context.Context, _ datapath.State, q v1.Query) (v1.Result, error) {
+	f.Mu.Lock()
+	f.Traced = q
+	f.Mu.Unlock()
 	if q.To == BrokenTrace {
 		return v1.Result{}, ErrFakeDatapath
 	}
