@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -167,7 +166,7 @@ func covers(have, want policyTable) bool {
 // one netlink batch (one transaction): set elements and nothing else. dial
 // replaces the kernel in tests.
 func applyElements(ctx context.Context, dial func([]netlink.Message) ([]netlink.Message, error), have, want policyTable) error {
-	c, err := policyConn(ctx, dial)
+	c, err := hostnet.NftConn(ctx, dial)
 	if err != nil {
 		return err
 	}
@@ -200,32 +199,10 @@ func elements(addrs []netip.Addr) []nftables.SetElement {
 	return e
 }
 
-// policyConn is an nftables netlink connection bounded by ctx's deadline.
-// Its sockets are opened on the calling thread, in the namespace this call
-// acts on (see Backend).
-func policyConn(ctx context.Context, dial func([]netlink.Message) ([]netlink.Message, error)) (*nftables.Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(10 * time.Second)
-	}
-	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error { return c.SetDeadline(deadline) })}
-	if dial != nil {
-		opts = []nftables.ConnOption{nftables.WithTestDial(dial)}
-	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("nftables netlink: %w", err)
-	}
-	return c, nil
-}
-
 // readPolicyTable reads the table over netlink: its objects' names, the
 // sets' elements and the rules' hash. No table is an empty one.
 func readPolicyTable(ctx context.Context) (policyTable, error) {
-	c, err := policyConn(ctx, nil)
+	c, err := hostnet.NftConn(ctx, nil)
 	if err != nil {
 		return policyTable{}, err
 	}
@@ -307,7 +284,7 @@ func readPolicyCounters(c *nftables.Conn, table *nftables.Table) (map[string]*ex
 // drop_policy, from one netlink dump of the table's counters. No table, no
 // counters.
 func (b *Backend) PolicyStats(ctx context.Context) (datapath.PolicyStats, error) {
-	c, err := policyConn(ctx, nil)
+	c, err := hostnet.NftConn(ctx, nil)
 	if err != nil {
 		return datapath.PolicyStats{}, fmt.Errorf("policy stats: %w", err)
 	}

@@ -1,0 +1,51 @@
+package hostnet
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	vnl "github.com/vishvananda/netlink"
+)
+
+// NftConn is an nftables netlink connection bounded by ctx's deadline
+// (ten seconds without one). Its sockets are opened on the calling thread,
+// in the network namespace the caller acts on. dial, when set, replaces
+// the kernel (tests).
+func NftConn(ctx context.Context, dial func([]netlink.Message) ([]netlink.Message, error)) (*nftables.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error { return c.SetDeadline(deadline) })}
+	if dial != nil {
+		opts = []nftables.ConnOption{nftables.WithTestDial(dial)}
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("nftables netlink: %w", err)
+	}
+	return c, nil
+}
+
+// LocalAddrs are the IPv4 addresses of the network namespace the caller
+// acts on: what `fib daddr type local` takes, loopback included.
+func LocalAddrs() ([]netip.Addr, error) {
+	addrs, err := vnl.AddrList(nil, vnl.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("list the host's addresses: %w", err)
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
+			out = append(out, ip)
+		}
+	}
+	return out, nil
+}
