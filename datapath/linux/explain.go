@@ -23,7 +23,8 @@ type traceRoutes struct {
 // the order a packet meets them: the port's anti-spoofing chain in the
 // bridge table, the namespace's route, then — off the bridge — the host's
 // route, the inet table's forward chain and, for masquerade, postrouting;
-// last the security groups' chains (s.Policy), on the forward hook too.
+// last the security groups' chains (s.Policy): egress on the forward
+// hook, ingress on postrouting, after every translation of the host.
 func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoutes) (v1.Result, error) {
 	o := explain.Index(s)
 	p, n, err := o.Source(q)

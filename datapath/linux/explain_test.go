@@ -114,7 +114,7 @@ func TestExplainTracePolicy(t *testing.T) {
 		{"egress limited", v1.Query{From: "db1", To: addr("10.61.0.2"), Proto: "tcp", DPort: 80}, v1.Dropped,
 			v1.Step{Stage: "nft inet ovs_vnet_sg egress", Owner: "port db1", Actions: []string{`ip saddr @limited counter name "drop_policy" drop`}, Drop: v1.DropPolicy}},
 		{"egress to the outside", v1.Query{From: "db1", To: addr("198.51.100.2"), Proto: "udp", DPort: 53}, v1.ToHost,
-			v1.Step{Stage: "nft inet ovs_vnet_sg egress", Owner: "rule 0 of security group out", Actions: []string{`udp dport 53 counter name "r_out_0" accept`}}},
+			v1.Step{Stage: "nft inet ovs_vnet_sg egress", Owner: "rule 0 of security group out", Actions: []string{`meta l4proto udp ct original proto-dst 53 counter name "r_out_0" accept`}}},
 		// The gateway is the host's: the input hook, where groups do not judge.
 		{"limited source, gateway", v1.Query{From: "db1", To: addr("10.62.0.1")}, v1.Answered,
 			v1.Step{Stage: "nft inet ovs_vnet input", Owner: "network red"}},

@@ -114,7 +114,7 @@ func (b *Backend) syncPolicy(ctx context.Context) error {
 	}
 	b.sg.held = nil // unknown until the change is through
 	switch {
-	case have.exists != want.exists || have.hash != want.hash || !covers(have, want):
+	case have.exists != want.exists || have.hash != want.hash || b.sg.primed && have.forwardIngress || !covers(have, want):
 		if err := hostnet.ApplyNft(ctx, policyScript(have, want)); err != nil {
 			return fmt.Errorf("rules: %w", err)
 		}
@@ -226,6 +226,7 @@ func readPolicyTable(ctx context.Context) (policyTable, error) {
 		if ch.Name != policyIngress {
 			continue
 		}
+		t.forwardIngress = ch.Hooknum != nil && *ch.Hooknum == *nftables.ChainHookForward
 		rules, err := c.GetRules(table, ch)
 		if err != nil {
 			return policyTable{}, fmt.Errorf("read chain %s: %w", ch.Name, err)
