@@ -112,7 +112,7 @@ func (b *Backend) natApplied(ctx context.Context, held natHeld) {
 	b.nat.enforced = now
 	// The rules are right whatever conntrack does: a connection left is
 	// one the rule would have ended, logged, not failed.
-	if _, err := natnft.Forget(ctx, was, now, b.natHost().Subnets); err != nil {
+	if err := natnft.Forget(ctx, was, now); err != nil {
 		b.log.Warn("nat: forget connections of removed rules", "err", err)
 	}
 }

@@ -156,18 +156,35 @@ func TestLinuxNAT(t *testing.T) {
 	}
 
 	// Security groups judge what the port receives, whoever sent it: the
-	// outside is let in, the host (through the forward) is not.
-	policy := model.Policy{
-		Groups: map[string]model.SecurityGroup{"web": {Name: "web", ID: 1, Rules: []model.Rule{
-			{Direction: model.Ingress, Proto: model.ProtoTCP, PortMin: 80, PortMax: 80, Remote: netip.MustParsePrefix("198.51.100.2/32")}}}},
-		Ports: map[string]model.GroupList{w1.Name: "web"},
+	// outside is let in, the host (through the forward) is not. And what
+	// a port sends as it sent it: the client's egress rule names the
+	// address and port it dialled, not the port they are translated to.
+	webFrom := func(remote string) model.SecurityGroup {
+		return model.SecurityGroup{Name: "web", ID: 1, Rules: []model.Rule{
+			{Direction: model.Ingress, Proto: model.ProtoTCP, PortMin: 80, PortMax: 80, Remote: netip.MustParsePrefix(remote)}}}
 	}
-	h.do("security groups", func() error { return b.SetPolicy(ctx, policy) })
-	if got := who(outside, fwd); got != outAddr.String() {
-		t.Errorf("guarded: outside through the forward seen from %q", got)
-	}
-	if got := who(h.ns, fwd); got != "" {
-		t.Errorf("guarded: the host through the forward got through, seen from %q", got)
+	client := model.SecurityGroup{Name: "client", ID: 2, Rules: []model.Rule{
+		{Direction: model.Egress, Proto: model.ProtoTCP, PortMin: 8080, PortMax: 8080, Remote: netip.MustParsePrefix("198.51.100.1/32")}}}
+	for _, c := range []struct {
+		what   string
+		groups []model.SecurityGroup
+		from   string
+		to     netip.AddrPort
+		want   string
+	}{
+		{"outside through the forward, allowed", []model.SecurityGroup{webFrom("198.51.100.2/32")}, outside, fwd, outAddr.String()},
+		{"the host through the forward, not allowed", []model.SecurityGroup{webFrom("198.51.100.2/32")}, h.ns, fwd, ""},
+		{"the client to what it may dial", []model.SecurityGroup{webFrom("198.51.100.0/24"), client}, g1.Netns, fwd, hostAddr.String()},
+		{"the client to what it may not dial", []model.SecurityGroup{webFrom("198.51.100.0/24"), client}, g1.Netns, pub, ""},
+	} {
+		policy := model.Policy{Groups: map[string]model.SecurityGroup{}, Ports: map[string]model.GroupList{w1.Name: "web", g1.Name: "client"}}
+		for _, g := range c.groups {
+			policy.Groups[g.Name] = g
+		}
+		h.do("security groups", func() error { return b.SetPolicy(ctx, policy) })
+		if got := who(c.from, c.to); got != c.want {
+			t.Errorf("guarded: %s: %s seen from %q, want %q", c.what, c.to, got, c.want)
+		}
 	}
 	h.do("no security groups", func() error { return b.SetPolicy(ctx, model.Policy{}) })
 

@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -17,23 +18,28 @@ import (
 // removed rule takes its connections with it, which would otherwise go
 // on translated until they end (docs/DESIGN.md §8.5: deleting removes the
 // rules at once). And a UDP forward that now takes a host port takes it
-// from the datagrams that came before it: their untranslated entries
-// would hold the flow off the rule for as long as the client keeps
-// sending. subnets are the networks': a port's own traffic to that port
-// number is none of the forward's.
-func Forget(ctx context.Context, was, now model.NAT, subnets []netip.Prefix) (uint, error) {
+// from the datagrams that came before it: their untranslated entries to
+// the host's addresses would hold the flow off the rule for as long as
+// the client keeps sending.
+func Forget(ctx context.Context, was, now model.NAT) error {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return err
 	}
-	f := forgetFilter(was, now, subnets)
+	f := forgetFilter(was, now, nil)
 	if f.empty() {
-		return 0, nil
+		return nil
 	}
-	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f)
-	if err != nil {
-		return n, fmt.Errorf("delete conntrack entries of removed NAT rules: %w", err)
+	if len(f.udp) > 0 {
+		local, err := hostnet.LocalAddrs()
+		if err != nil {
+			return fmt.Errorf("forget connections: %w", err)
+		}
+		f.local = local
 	}
-	return n, nil
+	if _, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f); err != nil {
+		return fmt.Errorf("delete conntrack entries of changed NAT rules: %w", err)
+	}
+	return nil
 }
 
 // forgetter matches the conntrack entries Forget deletes.
@@ -41,11 +47,11 @@ type forgetter struct {
 	forwards []model.ForwardRule  // removed or changed
 	floating []model.FloatingRule // removed or changed
 	udp      []model.ForwardRule  // new UDP forwards
-	subnets  []netip.Prefix
+	local    []netip.Addr         // the host's addresses, for udp
 }
 
-func forgetFilter(was, now model.NAT, subnets []netip.Prefix) forgetter {
-	f := forgetter{subnets: subnets}
+func forgetFilter(was, now model.NAT, local []netip.Addr) forgetter {
+	f := forgetter{local: local}
 	for _, r := range was.Forwards {
 		if !slices.Contains(now.Forwards, r) {
 			f.forwards = append(f.forwards, r)
@@ -91,13 +97,9 @@ func (f forgetter) MatchConntrackFlow(c *netlink.ConntrackFlow) bool {
 	}
 	for _, r := range f.udp {
 		if !translated && c.Forward.Protocol == model.ProtoUDP && c.Forward.DstPort == r.HostPort &&
-			(origDst == r.HostIP || !r.HostIP.IsValid() && !f.inSubnets(origDst)) {
+			(origDst == r.HostIP || !r.HostIP.IsValid() && slices.Contains(f.local, origDst)) {
 			return true
 		}
 	}
 	return false
-}
-
-func (f forgetter) inSubnets(a netip.Addr) bool {
-	return slices.ContainsFunc(f.subnets, func(p netip.Prefix) bool { return p.Contains(a) })
 }
