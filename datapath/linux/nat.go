@@ -54,7 +54,9 @@ func (b *Backend) SetNAT(ctx context.Context, n model.NAT) error {
 	if !b.nat.primed || n.Equal(was) && b.nat.held != nil {
 		return nil
 	}
-	inet := !maps.EqualFunc(floatingPorts(was), floatingPorts(n), slices.Equal) || was.Empty() != n.Empty()
+	// Against what the kernel took: after a failed change the inet
+	// table may still hold the ports of an older NAT.
+	inet := !maps.EqualFunc(floatingPorts(b.nat.enforced), floatingPorts(n), slices.Equal)
 	if err := b.sync(ctx, inet, ""); err != nil {
 		return fmt.Errorf("nat: %w", err)
 	}

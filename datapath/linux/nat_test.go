@@ -2,10 +2,12 @@ package linux
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +240,44 @@ func TestLinuxNAT(t *testing.T) {
 		if strings.Contains(out, s) {
 			t.Errorf("the ruleset still holds %q:\n%s", s, out)
 		}
+	}
+
+	// The standard portmap plugin chained after ours: its DNAT (iptables,
+	// in its own chains) reaches the port from outside, from another
+	// network and from the host, through the admission that serves ours.
+	if _, err := os.Stat(portmapPlugin); err != nil {
+		t.Logf("no chained portmap check: %v", err)
+		return
+	}
+	portmap(t, h.ns, "ADD", w1, 18080, 80)
+	defer portmap(t, h.ns, "DEL", w1, 18080, 80)
+	pm := netip.AddrPortFrom(hostAddr, 18080)
+	for _, c := range []struct{ what, from, want string }{
+		{"outside", outside, outAddr.String()},
+		{"another network's port", g1.Netns, hostAddr.String()}, // our hairpin SNAT serves portmap's DNAT too
+		{"the host", h.ns, hostAddr.String()},
+	} {
+		if got := who(c.from, pm); got != c.want {
+			t.Errorf("portmap from %s: %s seen from %q, want %q", c.what, pm, got, c.want)
+		}
+	}
+}
+
+const portmapPlugin = "/usr/lib/cni/portmap"
+
+// portmap runs the portmap plugin in the host namespace as a runtime
+// chaining it after ovs-vnet-cni would, mapping hostPort to p's port.
+func portmap(t *testing.T, hostNS, command string, p model.Port, hostPort, port int) {
+	t.Helper()
+	conf := fmt.Sprintf(`{"cniVersion":"0.4.0","name":"vnet","type":"portmap","capabilities":{"portMappings":true},
+		"runtimeConfig":{"portMappings":[{"hostPort":%d,"containerPort":%d,"protocol":"tcp"}]},
+		"prevResult":{"cniVersion":"0.4.0","interfaces":[{"name":"eth0","sandbox":"/var/run/netns/%s"}],
+		"ips":[{"version":"4","address":"%s/24","interface":0}]}}`, hostPort, port, p.Netns, p.IP)
+	cmd := exec.Command("ip", "netns", "exec", hostNS, portmapPlugin)
+	cmd.Env = append(os.Environ(), "CNI_COMMAND="+command, "CNI_CONTAINERID=vnt-"+p.Name, "CNI_NETNS=/var/run/netns/"+p.Netns,
+		"CNI_IFNAME=eth0", "CNI_PATH=/usr/lib/cni")
+	cmd.Stdin = strings.NewReader(conf)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("portmap %s: %v: %s", command, err, out)
 	}
 }
