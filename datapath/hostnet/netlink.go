@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	vnl "github.com/vishvananda/netlink"
 )
@@ -32,6 +33,23 @@ func NftConn(ctx context.Context, dial func([]netlink.Message) ([]netlink.Messag
 		return nil, fmt.Errorf("nftables netlink: %w", err)
 	}
 	return c, nil
+}
+
+// NftCounters reads a table's named counters, by name, in one dump.
+func NftCounters(c *nftables.Conn, table *nftables.Table) (map[string]*expr.Counter, error) {
+	objs, err := c.GetNamedObjects(table)
+	if err != nil {
+		return nil, fmt.Errorf("read counters of %s: %w", table.Name, err)
+	}
+	out := map[string]*expr.Counter{}
+	for _, o := range objs {
+		if n, ok := o.(*nftables.NamedObj); ok && n.Table.Name == table.Name {
+			if counter, ok := n.Obj.(*expr.Counter); ok {
+				out[n.Name] = counter
+			}
+		}
+	}
+	return out, nil
 }
 
 // LocalAddrs are the IPv4 addresses of the network namespace the caller

@@ -1,7 +1,6 @@
 package linux
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -55,17 +54,14 @@ func who(ns string, to netip.AddrPort) string {
 // floating port's own connections out; security groups judging what the
 // port receives; and, the rules removed, nothing left of them.
 func TestLinuxNAT(t *testing.T) {
-	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	h := &hostBed{t: t, ns: newNetns(t, "vnt-nh-"), ctx: ctx}
-	testbed.Run(t, "ip", "-n", h.ns, "link", "set", "lo", "up")
-	outside := newNetns(t, "vnt-no-")
-	testbed.Run(t, "ip", "-n", h.ns, "link", "add", "vout", "type", "veth", "peer", "name", "eth0", "netns", outside)
-	testbed.Run(t, "ip", "-n", h.ns, "addr", "add", "198.51.100.1/24", "dev", "vout")
-	testbed.Run(t, "ip", "-n", h.ns, "link", "set", "vout", "up")
-	testbed.Run(t, "ip", "-n", outside, "addr", "add", "198.51.100.2/24", "dev", "eth0")
-	testbed.Run(t, "ip", "-n", outside, "link", "set", "eth0", "up")
+	h := newHostBed(t, "vnt-nh-", 3*time.Minute)
+	ctx := h.ctx
+	var (
+		hostAddr = netip.MustParseAddr("198.51.100.1")
+		outAddr  = netip.MustParseAddr("198.51.100.2")
+		pubAddr  = netip.MustParseAddr("203.0.113.50")
+	)
+	outside := h.outside(hostAddr, outAddr)
 	// The outside routes the floating addresses to the host, and is the
 	// host's default route (the host reaches a floating address only
 	// with a route to it); it has none to the networks.
@@ -80,11 +76,8 @@ func TestLinuxNAT(t *testing.T) {
 		testbed.Run(t, "ip", "-n", p.Netns, "link", "set", "lo", "up")
 	}
 	var (
-		hostAddr = netip.MustParseAddr("198.51.100.1")
-		outAddr  = netip.MustParseAddr("198.51.100.2")
-		pubAddr  = netip.MustParseAddr("203.0.113.50")
-		target   = model.Target{Port: w1.Name, Network: w1.Network, IP: w1.IP}
-		nat      = model.NAT{
+		target = model.Target{Port: w1.Name, Network: w1.Network, IP: w1.IP}
+		nat    = model.NAT{
 			Floating: []model.FloatingRule{{Name: "pub", Address: pubAddr, Target: target}},
 			Forwards: []model.ForwardRule{
 				{Name: "dns", Proto: model.ProtoUDP, HostPort: 5353, TargetPort: 53, Target: target},
@@ -94,8 +87,12 @@ func TestLinuxNAT(t *testing.T) {
 		}
 		state = datapath.State{Networks: []model.Network{blue, green}, Ports: []model.Port{w1, g1}, NAT: nat}
 	)
+	// start is a daemon's start: a new backend, the networks ensured,
+	// and (on a fresh host) the ports attached, the NAT recorded — before
+	// the first Prune it is only recorded — then Prune.
 	var b *Backend
-	h.do("set up", func() (err error) {
+	start := func(fresh bool) error {
+		var err error
 		if b, err = New(ctx, "vnnat", nil); err != nil {
 			return err
 		}
@@ -104,17 +101,19 @@ func TestLinuxNAT(t *testing.T) {
 				return err
 			}
 		}
-		for _, p := range state.Ports {
-			if _, err := b.AttachPort(ctx, nets[p.Network], p); err != nil {
+		if fresh {
+			for _, p := range state.Ports {
+				if _, err := b.AttachPort(ctx, nets[p.Network], p); err != nil {
+					return err
+				}
+			}
+			if err := b.SetNAT(ctx, nat); err != nil {
 				return err
 			}
 		}
-		// Before the first Prune the NAT is only recorded.
-		if err := b.SetNAT(ctx, nat); err != nil {
-			return err
-		}
 		return b.Prune(ctx, state)
-	})
+	}
+	h.do("set up", func() error { return start(true) })
 	serveWho(t, w1.Netns, netip.MustParseAddrPort("0.0.0.0:80"))
 	testbed.ServeEcho(t, w1.Netns, netip.IPv4Unspecified(), []uint16{7}, []uint16{53})
 	serveWho(t, outside, netip.MustParseAddrPort("198.51.100.2:9000"))
@@ -202,17 +201,7 @@ func TestLinuxNAT(t *testing.T) {
 		conns = append(conns, c)
 	}
 	monitor := testbed.NftMonitor(t, h.ns)
-	h.do("restart", func() (err error) {
-		if b, err = New(ctx, "vnnat", nil); err != nil {
-			return err
-		}
-		for _, n := range state.Networks {
-			if err := b.EnsureNetwork(ctx, n); err != nil {
-				return err
-			}
-		}
-		return b.Prune(ctx, state)
-	})
+	h.do("restart", func() error { return start(false) })
 	if out := monitor(); strings.Contains(out, "ovs_vnet_nat") {
 		t.Errorf("a restart with the same NAT changed its table:\n%s", out)
 	}

@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 
@@ -253,7 +252,7 @@ func readPolicyTable(ctx context.Context) (policyTable, error) {
 			}
 		}
 	}
-	counters, err := readPolicyCounters(c, table)
+	counters, err := hostnet.NftCounters(c, table)
 	if err != nil {
 		return policyTable{}, err
 	}
@@ -262,23 +261,6 @@ func readPolicyTable(ctx context.Context) (policyTable, error) {
 	slices.Sort(t.sets)
 	slices.Sort(t.counters)
 	return t, nil
-}
-
-// readPolicyCounters reads the table's named counters in one dump.
-func readPolicyCounters(c *nftables.Conn, table *nftables.Table) (map[string]*expr.Counter, error) {
-	objs, err := c.GetNamedObjects(table)
-	if err != nil {
-		return nil, fmt.Errorf("read counters: %w", err)
-	}
-	out := map[string]*expr.Counter{}
-	for _, o := range objs {
-		if n, ok := o.(*nftables.NamedObj); ok && n.Table.Name == table.Name {
-			if counter, ok := n.Obj.(*expr.Counter); ok {
-				out[n.Name] = counter
-			}
-		}
-	}
-	return out, nil
 }
 
 // PolicyStats implements datapath.PolicyEnforcer: the rules' counters and
@@ -290,7 +272,7 @@ func (b *Backend) PolicyStats(ctx context.Context) (datapath.PolicyStats, error)
 		return datapath.PolicyStats{}, fmt.Errorf("policy stats: %w", err)
 	}
 	table := &nftables.Table{Name: hostnet.PolicyTable, Family: nftables.TableFamilyINet}
-	counters, err := readPolicyCounters(c, table)
+	counters, err := hostnet.NftCounters(c, table)
 	if errors.Is(err, os.ErrNotExist) {
 		return datapath.PolicyStats{}, nil
 	}

@@ -58,7 +58,7 @@ func read(ctx context.Context) (string, map[string]*expr.Counter, error) {
 		comment, _ := userdata.GetString(rules[0].UserData, userdata.TypeComment)
 		hash = parseHash(comment)
 	}
-	objs, err := readCounters(c, table)
+	objs, err := hostnet.NftCounters(c, table)
 	return hash, objs, err
 }
 
@@ -70,23 +70,6 @@ func parseHash(comment string) string {
 	}
 	hash, _, _ := strings.Cut(rest, " ")
 	return hash
-}
-
-// readCounters reads the table's named counters in one dump.
-func readCounters(c *nftables.Conn, table *nftables.Table) (map[string]*expr.Counter, error) {
-	objs, err := c.GetNamedObjects(table)
-	if err != nil {
-		return nil, fmt.Errorf("read counters of %s: %w", hostnet.NATTable, err)
-	}
-	out := map[string]*expr.Counter{}
-	for _, o := range objs {
-		if n, ok := o.(*nftables.NamedObj); ok && n.Table.Name == table.Name {
-			if counter, ok := n.Obj.(*expr.Counter); ok {
-				out[n.Name] = counter
-			}
-		}
-	}
-	return out, nil
 }
 
 // stats sorts counters by the object they count: a nat chain sees the
