@@ -231,6 +231,34 @@ func TestLinuxNAT(t *testing.T) {
 		}
 	}
 
+	// A UDP client that sent before its forward existed is forwarded as
+	// soon as the forward is: the untranslated entry of its earlier
+	// datagrams goes (with it, conntrack would keep the flow off the
+	// rule for as long as the client keeps sending).
+	var early net.PacketConn
+	if err := testbed.InNetns(outside, func() (err error) {
+		early, err = net.ListenPacket("udp4", "198.51.100.2:40053")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	dns := net.UDPAddrFromAddrPort(netip.AddrPortFrom(hostAddr, 5353))
+	if _, err := early.WriteTo([]byte("early"), dns); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the host's port unreachable, and its entry
+	h.do("a UDP forward", func() error { return b.SetNAT(ctx, model.NAT{Forwards: nat.Forwards[:1]}) })
+	_ = early.SetDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 16)
+	if _, err := early.WriteTo([]byte("late"), dns); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := early.ReadFrom(buf); err != nil || string(buf[:n]) != "late" {
+		t.Errorf("a UDP client that sent before the forward: %q, %v", buf[:n], err)
+	}
+	h.do("no forward", func() error { return b.SetNAT(ctx, model.NAT{}) })
+
 	// The standard portmap plugin chained after ours: its DNAT (iptables,
 	// in its own chains) reaches the port from outside, from another
 	// network and from the host, through the admission that serves ours.
