@@ -3,13 +3,11 @@ package hostnet
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
-	vnl "github.com/vishvananda/netlink"
 )
 
 // NftConn is an nftables netlink connection bounded by ctx's deadline
@@ -47,22 +45,6 @@ func NftCounters(c *nftables.Conn, table *nftables.Table) (map[string]*expr.Coun
 			if counter, ok := n.Obj.(*expr.Counter); ok {
 				out[n.Name] = counter
 			}
-		}
-	}
-	return out, nil
-}
-
-// LocalAddrs are the IPv4 addresses of the network namespace the caller
-// acts on: what `fib daddr type local` takes, loopback included.
-func LocalAddrs() ([]netip.Addr, error) {
-	addrs, err := vnl.AddrList(nil, vnl.FAMILY_V4)
-	if err != nil {
-		return nil, fmt.Errorf("list the host's addresses: %w", err)
-	}
-	out := make([]netip.Addr, 0, len(addrs))
-	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
-			out = append(out, ip)
 		}
 	}
 	return out, nil

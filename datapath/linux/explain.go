@@ -31,6 +31,9 @@ type traceRoutes struct {
 // hook, ingress on postrouting, after every translation of the host.
 func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoutes) (v1.Result, error) {
 	o := explain.Index(s)
+	if q.FromAddress.IsValid() {
+		return fromOutside(q, o, s.Policy, prefix)
+	}
 	p, n, err := o.Source(q)
 	if err != nil {
 		return v1.Result{}, err

@@ -208,3 +208,49 @@ func TestExplainTraceNAT(t *testing.T) {
 		})
 	}
 }
+
+// TestExplainTraceFromOutside: the controller hands the tracer a packet
+// from outside as the host translated it; it enters the target's network
+// from the host, and the target's ingress rules judge the outside's
+// address.
+func TestExplainTraceFromOutside(t *testing.T) {
+	s := traceState()
+	guarded := s
+	guarded.Policy = model.Policy{
+		Groups: map[string]model.SecurityGroup{"web": testGroup(t, "web", 1, v1.Rule{Direction: "ingress", Protocol: "tcp", Ports: "80", Remote: "198.51.100.0/24"})},
+		Ports:  map[string]model.GroupList{"web2": groupList(t, "web")},
+	}
+	for _, tc := range []struct {
+		name    string
+		s       datapath.State
+		q       v1.Query
+		verdict string
+		last    string
+	}{
+		{"delivered", s, v1.Query{FromAddress: addr("192.0.2.7"), To: addr("10.61.0.3"), Proto: "tcp", DPort: 80}, v1.Delivered,
+			"to " + model.PortMAC("web2") + " on " + model.HostIfname("web2")},
+		{"allowed", guarded, v1.Query{FromAddress: addr("198.51.100.2"), To: addr("10.61.0.3"), Proto: "tcp", DPort: 80}, v1.Delivered,
+			`ip saddr 198.51.100.0/24 tcp dport 80 counter name "r_web_0" accept`},
+		{"denied", guarded, v1.Query{FromAddress: addr("192.0.2.7"), To: addr("10.61.0.3"), Proto: "tcp", DPort: 80}, v1.Dropped,
+			`ip daddr @guarded counter name "drop_policy" drop`},
+		{"no port", s, v1.Query{FromAddress: addr("192.0.2.7"), To: addr("10.61.0.99")}, v1.Dropped, "ARP for 10.61.0.99: no port answers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			if err := q.Check(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := explainTrace(q, tc.s, "vnbr", traceRoutes{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Steps[0].Stage != "nft inet ovs_vnet forward" || !strings.Contains(res.Packet, "from "+q.FromAddress.String()) {
+				t.Errorf("first step %+v, packet %q", res.Steps[0], res.Packet)
+			}
+			last := res.Steps[len(res.Steps)-1]
+			if res.Verdict != tc.verdict || strings.Join(last.Actions, "|") != tc.last {
+				t.Errorf("got %s, last step %+v; want %s, %q", res.Verdict, last, tc.verdict, tc.last)
+			}
+		})
+	}
+}
