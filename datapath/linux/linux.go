@@ -3,7 +3,8 @@
 // bridge, routing between the networks of a router by the host, and isolation,
 // masquerade and anti-spoofing by nftables rules in tables of our own (`inet
 // ovs_vnet` for networks and routers, see Ruleset; `bridge ovs_vnet` for ports,
-// see PortRules; `inet ovs_vnet_sg` for security groups, see policy_nft.go).
+// see PortRules; `inet ovs_vnet_sg` for security groups, see policy_nft.go;
+// `ip ovs_vnet_nat` for floating IPs and port forwards, see nat.go).
 // Nothing outside those tables and our own links is touched.
 //
 // Given a datapath.Underlay the backend is one host of a cluster: each
@@ -478,8 +479,8 @@ func (b *Backend) SpoofDrops(ctx context.Context, port string) (uint64, error) {
 	return n, nil
 }
 
-// Prune implements datapath.Backend: links, per-port rules, the inet table
-// and the security groups' table are made to match s, and in a cluster the
+// Prune implements datapath.Backend: links, per-port rules, the inet table,
+// the NAT table and the security groups' table are made to match s, and in a cluster the
 // overlay: VXLAN devices, the
 // gateway ARP rules, and the remote ports' entries, which must be s.Remote.
 // Per-port objects of ports in s are left as they are, so their counters
