@@ -262,22 +262,22 @@ func TestLinuxNAT(t *testing.T) {
 	// The standard portmap plugin chained after ours: its DNAT (iptables,
 	// in its own chains) reaches the port from outside, from another
 	// network and from the host, through the admission that serves ours.
-	if _, err := os.Stat(portmapPlugin); err != nil {
-		t.Logf("no chained portmap check: %v", err)
-		return
-	}
-	portmap(t, h.ns, "ADD", w1, 18080, 80)
-	defer portmap(t, h.ns, "DEL", w1, 18080, 80)
-	pm := netip.AddrPortFrom(hostAddr, 18080)
-	for _, c := range []struct{ what, from, want string }{
-		{"outside", outside, outAddr.String()},
-		{"another network's port", g1.Netns, hostAddr.String()}, // our hairpin SNAT serves portmap's DNAT too
-		{"the host", h.ns, hostAddr.String()},
-	} {
-		if got := who(c.from, pm); got != c.want {
-			t.Errorf("portmap from %s: %s seen from %q, want %q", c.what, pm, got, c.want)
+	t.Run("chained portmap", func(t *testing.T) {
+		_, err := os.Stat(portmapPlugin)
+		testbed.Need(t, err == nil, "the portmap CNI plugin (Debian: containernetworking-plugins)")
+		portmap(t, h.ns, "ADD", w1, 18080, 80)
+		defer portmap(t, h.ns, "DEL", w1, 18080, 80)
+		pm := netip.AddrPortFrom(hostAddr, 18080)
+		for _, c := range []struct{ what, from, want string }{
+			{"outside", outside, outAddr.String()},
+			{"another network's port", g1.Netns, hostAddr.String()}, // our hairpin SNAT serves portmap's DNAT too
+			{"the host", h.ns, hostAddr.String()},
+		} {
+			if got := who(c.from, pm); got != c.want {
+				t.Errorf("portmap from %s: %s seen from %q, want %q", c.what, pm, got, c.want)
+			}
 		}
-	}
+	})
 }
 
 const portmapPlugin = "/usr/lib/cni/portmap"
