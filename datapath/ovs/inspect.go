@@ -67,7 +67,7 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.R
 
 // pipelineModel is what of the desired state the flows depend on.
 func pipelineModel(s datapath.State) pipeline.Model {
-	return pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote, Policy: s.Policy}
+	return pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote, Policy: s.Policy, NAT: s.NAT}
 }
 
 // inspected is the state s with only the remote ports that get flows
