@@ -97,8 +97,9 @@ const (
 // outside's address), the floating port's own connection out (the
 // outside sees the floating address), hairpin, another network through
 // the host's address, the host itself, TCP and UDP; the host reaches no
-// port but through them; a restart sends no NAT script; the NAT removed,
-// nothing of it is left.
+// port but through them; the target's security groups judge the source it
+// sees; a restart sends no NAT script; the NAT removed, nothing of it is
+// left.
 func TestNAT(t *testing.T) {
 	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
 	root, err := filepath.Abs("../..")
@@ -255,6 +256,35 @@ func TestNAT(t *testing.T) {
 			if err := tcp(c.from, c.to, c.port); err == nil {
 				t.Errorf("%s (%s:%d) passed", c.what, c.to, c.port)
 			}
+		}
+	})
+	t.Run("security groups judge what the port receives", func(t *testing.T) {
+		// web's group lets in HTTP from the outside's address alone: a
+		// port or the host reaching the forward comes from the host's
+		// address (the hairpin SNAT; the host's own), and is refused.
+		g, err := model.NewSecurityGroup("webin", v1.SecurityGroupSpec{Rules: []v1.Rule{
+			{Direction: v1.DirIngress, Protocol: v1.ProtoTCP, Ports: fmt.Sprint(natEcho), Remote: natOutside.String() + "/32"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.ID = 1
+		groups, err := model.NewGroupList([]string{"webin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.do(t, agentCmd{Op: "policy", Policy: model.Policy{Groups: map[string]model.SecurityGroup{"webin": g},
+			Ports: map[string]model.GroupList{"web": groups}, Members: map[string][]netip.Addr{"webin": {web.IP}}}})
+		if err := tcp(out, natHostAddr, 8080); err != nil {
+			t.Errorf("outside → forward web, allowed by web's group: %v", err)
+		}
+		for _, from := range []string{box.Netns, rclient.Netns, bclient.Netns} {
+			if err := tcp(from, natHostAddr, 8080); err == nil {
+				t.Errorf("%s → forward web passed: web's group allows only the outside", from)
+			}
+		}
+		h.do(t, agentCmd{Op: "policy", Policy: model.Policy{}})
+		if err := tcp(box.Netns, natHostAddr, 8080); err != nil {
+			t.Errorf("the host → forward web, the group gone: %v", err)
 		}
 	})
 	t.Run("counters", func(t *testing.T) {
