@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -101,14 +99,7 @@ const (
 // sees; a restart sends no NAT script; the NAT removed, nothing of it is
 // left.
 func TestNAT(t *testing.T) {
-	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	box := testbed.StartSandbox(t, root, "")
-	cfg := agentConfig{DB: "unix:" + box.DBSock, Bridge: "br-vnet", Listen: "tcp:127.0.0.1:6653",
-		VswitchdCtl: filepath.Join(box.Dir, "ovs-vswitchd.ctl")}
+	box, cfg := startHostBox(t)
 	nw := func(name, subnet string, id int, masq bool) model.Network {
 		p := netip.MustParsePrefix(subnet)
 		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: 1500, ID: id, Masquerade: masq}
@@ -206,12 +197,7 @@ func TestNAT(t *testing.T) {
 		}
 	})
 	t.Run("hairpin, other networks, the host", func(t *testing.T) {
-		for _, c := range []struct {
-			what string
-			from string
-			to   netip.Addr
-			port uint16
-		}{
+		for _, c := range []natProbe{
 			{"web → its own forward", web.Netns, natHostAddr, 8080},
 			{"bclient (same network) → forward", bclient.Netns, natHostAddr, 8080},
 			{"rclient (red, no masquerade) → forward", rclient.Netns, natHostAddr, 8080},
@@ -239,12 +225,7 @@ func TestNAT(t *testing.T) {
 		}
 	})
 	t.Run("nothing else gets in", func(t *testing.T) {
-		for _, c := range []struct {
-			what string
-			from string
-			to   netip.Addr
-			port uint16
-		}{
+		for _, c := range []natProbe{
 			{"the host → web directly", box.Netns, web.IP, natEcho},
 			{"the host → db directly", box.Netns, db.IP, natEcho},
 			{"outside → db directly", out, db.IP, natEcho},
@@ -287,6 +268,20 @@ func TestNAT(t *testing.T) {
 			t.Errorf("the host → forward web, the group gone: %v", err)
 		}
 	})
+	t.Run("trace from the host", func(t *testing.T) {
+		// The outside's connection to db's floating address as the host
+		// sends it on, translated.
+		q := v1.Query{Src: natOutside, To: db.IP, Proto: v1.ProtoTCP, DPort: natWho}
+		r := h.do(t, agentCmd{Op: "trace", State: state(nat), Query: q}).Trace
+		if r.Verdict != v1.Delivered || !slices.Equal(r.Ports, []string{"db"}) || r.Steps[0].Stage != "classify" || r.Steps[1].Stage != "from_host" {
+			t.Errorf("trace %s: %s %v: %s\n%s", r.Packet, r.Verdict, r.Ports, r.Summary, r.Raw)
+		}
+		q.To = netip.MustParseAddr("10.97.12.77")
+		r = h.do(t, agentCmd{Op: "trace", State: state(nat), Query: q}).Trace
+		if r.Verdict != v1.Dropped || r.Reason != v1.DropHost {
+			t.Errorf("trace %s: %s (%s): %s\n%s", r.Packet, r.Verdict, r.Reason, r.Summary, r.Raw)
+		}
+	})
 	t.Run("counters", func(t *testing.T) {
 		st := h.do(t, agentCmd{Op: "nat-stats"}).NATStats
 		i := slices.IndexFunc(st.Forwards, func(f datapath.ForwardStats) bool { return f.Name == "web" })
@@ -326,6 +321,14 @@ func TestNAT(t *testing.T) {
 			}
 		}
 	})
+}
+
+// natProbe is a TCP connection TestNAT tries.
+type natProbe struct {
+	what string
+	from string // namespace
+	to   netip.Addr
+	port uint16
 }
 
 // serveWho runs a TCP service at in namespace ns that writes each
