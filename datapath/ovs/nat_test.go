@@ -289,12 +289,29 @@ func TestNAT(t *testing.T) {
 			t.Errorf("forward web counted nothing: %+v", st)
 		}
 	})
-	t.Run("restart sends no NAT script", func(t *testing.T) {
+	t.Run("a forward's change sends only its flows", func(t *testing.T) {
+		more := nat
+		more.Forwards = append(slices.Clone(nat.Forwards), model.ForwardRule{Name: "extra", Proto: model.ProtoTCP, HostPort: 9090,
+			TargetPort: natEcho, Target: target(rclient)})
+		for _, n := range []model.NAT{more, nat} {
+			before := boxFlows(t, box)
+			h.do(t, agentCmd{Op: "nat", NAT: n})
+			changed := changedFlows(before, boxFlows(t, box))
+			if len(changed) != 2 || !strings.Contains(changed[0], "nw_src="+rclient.IP.String()) || !strings.Contains(changed[1], "tp_dst=9090") {
+				t.Errorf("the forward's change changed %d flows, want its 2:\n%s", len(changed), strings.Join(changed, "\n"))
+			}
+		}
+	})
+	t.Run("restart sends no NAT script nor flow", func(t *testing.T) {
+		before := boxFlows(t, box)
 		stop := testbed.NftMonitor(t, box.Netns)
 		h.stop()
 		h = start(t, nat)
 		if events := stop(); strings.Contains(events, hostnet.NATTable) {
 			t.Errorf("the restart changed the NAT table:\n%s", events)
+		}
+		if changed := changedFlows(before, boxFlows(t, box)); len(changed) != 0 {
+			t.Errorf("the restart changed %d flows:\n%s", len(changed), strings.Join(changed, "\n"))
 		}
 		if err := tcp(out, natHostAddr, 8080); err != nil {
 			t.Errorf("outside → forward web after the restart: %v", err)
