@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -54,14 +55,11 @@ func (b *Backend) SetNAT(ctx context.Context, n model.NAT) error {
 	b.natMu.Lock()
 	defer b.natMu.Unlock()
 	b.mu.Lock()
-	old := b.state.nat
+	old, primed := b.state.nat, b.primed
 	b.mu.Unlock()
 	if old.Equal(n) {
 		return nil
 	}
-	b.mu.Lock()
-	primed := b.primed
-	b.mu.Unlock()
 	err := b.change(ctx, b.natScope(), func(s *state) func() {
 		s.nat = n
 		return func() { s.nat = old }
@@ -72,6 +70,8 @@ func (b *Backend) SetNAT(ctx context.Context, n model.NAT) error {
 	if !primed {
 		return nil
 	}
+	// The whole host side when the floating ports change (HostRuleset
+	// lets them out) or the first rule comes (IPv4 forwarding).
 	if slices.Equal(floatingIPs(old), floatingIPs(n)) && old.Empty() == n.Empty() {
 		err = b.syncNAT(ctx)
 	} else {
@@ -110,10 +110,7 @@ func (b *Backend) syncNAT(ctx context.Context) error {
 	b.hostMu.Lock()
 	defer b.hostMu.Unlock()
 	b.mu.Lock()
-	networks := make([]model.Network, 0, len(b.state.networks))
-	for _, n := range b.state.networks {
-		networks = append(networks, n)
-	}
+	networks := slices.Collect(maps.Values(b.state.networks))
 	nat := b.state.nat
 	b.mu.Unlock()
 	return b.syncNATTable(ctx, networks, nat)
