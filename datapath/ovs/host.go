@@ -3,7 +3,6 @@ package ovs
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -161,10 +160,7 @@ func (b *Backend) syncHostAfter(ctx context.Context, n model.Network) error {
 func (b *Backend) syncHost(ctx context.Context) error {
 	b.hostMu.Lock()
 	defer b.hostMu.Unlock()
-	b.mu.Lock()
-	networks := slices.Collect(maps.Values(b.state.networks))
-	nat := b.state.nat
-	b.mu.Unlock()
+	networks, nat := b.hostSide()
 	want := map[netip.Prefix]bool{}
 	masquerade := false
 	for _, n := range networks {

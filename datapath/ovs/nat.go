@@ -109,11 +109,15 @@ func (b *Backend) natScope() scope {
 func (b *Backend) syncNAT(ctx context.Context) error {
 	b.hostMu.Lock()
 	defer b.hostMu.Unlock()
-	b.mu.Lock()
-	networks := slices.Collect(maps.Values(b.state.networks))
-	nat := b.state.nat
-	b.mu.Unlock()
+	networks, nat := b.hostSide()
 	return b.syncNATTable(ctx, networks, nat)
+}
+
+// hostSide is what of the state the host side follows.
+func (b *Backend) hostSide() ([]model.Network, model.NAT) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Collect(maps.Values(b.state.networks)), b.state.nat
 }
 
 // loadNAT learns what the host's NAT table holds, which a restart with the
