@@ -78,6 +78,7 @@ var (
 	natOutside   = netip.MustParseAddr("198.51.100.2")
 	natFloating  = netip.MustParseAddr("203.0.113.50")
 	natFloating2 = netip.MustParseAddr("203.0.113.51")
+	natNowhere   = netip.MustParseAddr("203.0.113.52")
 )
 
 // Services of TestNAT's ports: TCP and UDP echo, and "who", which writes
@@ -92,8 +93,9 @@ const (
 // sandbox's ovs-vswitchd, ports in two networks (one masquerades, one
 // does not), an outside namespace routed to the host, real packets: from
 // outside through a forward and a floating address (the server sees the
-// outside's address), the floating port's own connection out (the
-// outside sees the floating address), hairpin, another network through
+// outside's address), the floating ports' own connections out (the
+// outside sees the floating address, ahead of masquerade too), hairpin,
+// another network through
 // the host's address, the host itself, TCP and UDP; the host reaches no
 // port but through them; the target's security groups judge the source it
 // sees; a restart sends no NAT script; the NAT removed, nothing of it is
@@ -114,7 +116,10 @@ func TestNAT(t *testing.T) {
 	web, bclient, db, rclient := port("web", blue, 10), port("bclient", blue, 11), port("db", red, 10), port("rclient", red, 11)
 	target := func(p model.Port) model.Target { return model.Target{Port: p.Name, Network: p.Network, IP: p.IP} }
 	nat := model.NAT{
-		Floating: []model.FloatingRule{{Name: "pub", Address: natFloating, Target: target(db)}},
+		Floating: []model.FloatingRule{
+			{Name: "pub", Address: natFloating, Target: target(db)},
+			{Name: "pub2", Address: natFloating2, Target: target(bclient)},
+		},
 		Forwards: []model.ForwardRule{
 			{Name: "dns", Proto: model.ProtoUDP, HostPort: natUDPEcho, TargetPort: natUDPEcho, Target: target(db)},
 			{Name: "web", Proto: model.ProtoTCP, HostPort: 8080, TargetPort: natEcho, Target: target(web)},
@@ -192,8 +197,12 @@ func TestNAT(t *testing.T) {
 		if got := who(t, db.Netns, netip.AddrPortFrom(natOutside, natWho)); got != natFloating {
 			t.Errorf("the outside saw db's connection from %s, want its floating address %s", got, natFloating)
 		}
-		if got := who(t, bclient.Netns, netip.AddrPortFrom(natOutside, natWho)); got != natHostAddr {
-			t.Errorf("the outside saw bclient's (masquerade) from %s, want %s", got, natHostAddr)
+		// In a masquerading network the floating address comes first.
+		if got := who(t, bclient.Netns, netip.AddrPortFrom(natOutside, natWho)); got != natFloating2 {
+			t.Errorf("the outside saw bclient's connection from %s, want its floating address %s", got, natFloating2)
+		}
+		if got := who(t, web.Netns, netip.AddrPortFrom(natOutside, natWho)); got != natHostAddr {
+			t.Errorf("the outside saw web's (masquerade) from %s, want %s", got, natHostAddr)
 		}
 	})
 	t.Run("hairpin, other networks, the host", func(t *testing.T) {
@@ -232,7 +241,7 @@ func TestNAT(t *testing.T) {
 			{"outside → web directly", out, web.IP, natEcho},
 			{"outside → a port not forwarded", out, natHostAddr, 8082},
 			{"the floating address on loopback's forward port", box.Netns, netip.MustParseAddr("127.0.0.1"), 8080},
-			{"another floating address", out, natFloating2, natEcho},
+			{"an address no floating IP has", out, natNowhere, natEcho},
 		} {
 			if err := tcp(c.from, c.to, c.port); err == nil {
 				t.Errorf("%s (%s:%d) passed", c.what, c.to, c.port)
@@ -326,7 +335,7 @@ func TestNAT(t *testing.T) {
 			t.Error("outside → floating address passed after it went")
 		}
 		ruleset := testbed.Run(t, "ip", "netns", "exec", box.Netns, "nft", "list", "ruleset")
-		for _, s := range []string{hostnet.NATTable, natFloating.String(), db.IP.String(), web.IP.String()} {
+		for _, s := range []string{hostnet.NATTable, natFloating.String(), natFloating2.String(), db.IP.String(), web.IP.String(), bclient.IP.String()} {
 			if strings.Contains(ruleset, s) {
 				t.Errorf("nft list ruleset still holds %s:\n%s", s, ruleset)
 			}

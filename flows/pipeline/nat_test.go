@@ -43,9 +43,6 @@ func TestNATGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden.Check(t, "testdata/nat.golden", render(d))
-	if err := checkStages(d); err != nil {
-		t.Error(err)
-	}
 	if _, err := flowset.Diff(space, d, flowset.Installed{}); err != nil {
 		t.Errorf("the flows collide: %v", err)
 	}
