@@ -54,7 +54,7 @@ type agentConfig struct {
 }
 
 type agentCmd struct {
-	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, close
+	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, nat, nat-stats, close
 	Config  agentConfig
 	Network model.Network
 	Router  model.Router
@@ -63,6 +63,7 @@ type agentCmd struct {
 	State   datapath.State
 	Query   v1.Query
 	Policy  model.Policy
+	NAT     model.NAT
 }
 
 type agentReply struct {
@@ -77,6 +78,7 @@ type agentReply struct {
 	Trace       v1.Result
 	PolicyStats datapath.PolicyStats
 	SwitchStats datapath.SwitchStats
+	NATStats    datapath.NATStats
 }
 
 // runAgent serves commands until stdin closes or a close command; it
@@ -130,7 +132,7 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		}
 		*b, err = New(ctx, db, Config{Bridge: c.Config.Bridge, DatapathType: "netdev", OpenFlowListen: c.Config.Listen,
 			VswitchdCtl: c.Config.VswitchdCtl, Underlay: c.Config.Underlay, SparePorts: c.Config.SparePorts, Log: log,
-			Registerer: prometheus.NewRegistry()})
+			Registerer: prometheus.NewRegistry(), NAT: testNATHost()})
 		if err != nil {
 			db.Close()
 		}
@@ -172,6 +174,10 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		r.PolicyStats, err = (*b).PolicyStats(ctx)
 	case "switch-stats":
 		r.SwitchStats, err = (*b).SwitchStats(ctx)
+	case "nat":
+		err = (*b).SetNAT(ctx, c.NAT)
+	case "nat-stats":
+		r.NATStats, err = (*b).NATStats(ctx)
 	default:
 		err = fmt.Errorf("unknown op %q", c.Op)
 	}

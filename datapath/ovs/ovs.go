@@ -71,6 +71,10 @@ type Backend struct {
 	// policyMu serialises SetPolicy, which diffs the policy it is given
 	// against the state's before it changes the state.
 	policyMu sync.Mutex
+	// natHost is the host's NAT table (nat.go); nil: no NAT. natMu
+	// serialises SetNAT, as policyMu SetPolicy.
+	natHost *NATHost
+	natMu   sync.Mutex
 	// skipped is what was logged of the remote ports that get no flows
 	// (datapath.SelectRemote). Guarded by mu.
 	skipped datapath.SkipLog
@@ -99,6 +103,11 @@ type Backend struct {
 	// primed: the state is complete (the first Prune has run). Until then
 	// a connecting bridge keeps the flows it has, which still forward.
 	primed bool
+	// natHash and natCounters are what the host's NAT table holds: the
+	// hash it was rendered with ("" without a table) and its counters.
+	// Guarded by hostMu.
+	natHash     string
+	natCounters []string
 }
 
 // cookieSpace holds the cookie of every flow ovs-vnet installs: 'v' in the
@@ -152,6 +161,10 @@ type Config struct {
 	// daemon's (ovsdb.LockOptions): the daemon must stop driving the
 	// bridge. It must not block.
 	Lost func(error)
+	// NAT reads the host's NAT table and its connections; nil: the
+	// backend enforces no floating IPs and port forwards (no
+	// Capabilities.NAT) and leaves the table alone.
+	NAT *NATHost
 }
 
 // New makes sure the integration bridge exists as configured, with the daemon
@@ -239,6 +252,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (_ *Backend, err err
 		spares:      newSpares(db, cfg.Bridge, cfg.SparePorts, cfg.Log.With("component", "spares")),
 		log:         cfg.Log,
 		lock:        lock,
+		natHost:     cfg.NAT,
 	}
 	if err := b.spares.load(); err != nil {
 		ln.Close()
@@ -352,12 +366,17 @@ func (b *Backend) Info() datapath.Info {
 	return datapath.Info{Backend: "ovs", Bridge: b.bridge, DatapathType: b.datapathType, OpenFlowConnected: b.flows.Synced(b.dpid)}
 }
 
-// Capabilities implements datapath.Backend: all of them.
+// Capabilities implements datapath.Backend: all of them, NAT when the
+// backend has the host's NAT table.
 func (b *Backend) Capabilities() datapath.Capabilities {
-	return datapath.Capabilities{
+	c := datapath.Capabilities{
 		PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, FlowLister: b, SwitchStats: b, Policy: b,
 		OVSDBConnected: b.db.Connected,
 	}
+	if b.natHost != nil {
+		c.NAT = b
+	}
+	return c
 }
 
 // Ready implements datapath.Backend.
@@ -578,6 +597,9 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	b.reportSkips(logged...)
 	b.setGiven(s.Remote)
 	b.remoteMu.Unlock()
+	if err := b.loadNAT(ctx); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
 	if err := b.syncHost(ctx); err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}

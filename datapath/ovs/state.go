@@ -27,6 +27,8 @@ type state struct {
 	remote map[string][]model.RemotePort
 	// policy is the security groups' policy (SetPolicy, Prune).
 	policy model.Policy
+	// nat is this host's floating IPs and port forwards (SetNAT, Prune).
+	nat model.NAT
 }
 
 func newState() state {
@@ -41,6 +43,7 @@ func (s state) model(self netip.Addr) pipeline.Model {
 		Networks: slices.Collect(maps.Values(s.networks)),
 		Routers:  slices.Collect(maps.Values(s.routers)),
 		Policy:   s.policy,
+		NAT:      s.nat,
 	}
 	for _, ports := range s.ports {
 		m.Ports = slices.AppendSeq(m.Ports, maps.Values(ports))
@@ -190,6 +193,9 @@ func (b *Backend) prime(s datapath.State, remote map[string][]model.RemotePort) 
 		next.remote = remote
 	}
 	next.policy = s.Policy
+	if b.natHost != nil {
+		next.nat = s.NAT
+	}
 	for _, n := range s.Networks {
 		next.networks[n.Name] = n
 	}
@@ -248,12 +254,9 @@ func (b *Backend) removePort(ctx context.Context, name string) error {
 	})
 }
 
-// HostConflict implements datapath.HostChecker: only a masquerading network
-// has a host side here, a route through the bridge's LOCAL interface (host.go).
+// HostConflict implements datapath.HostChecker: a network's host side
+// here is a route through the bridge's LOCAL interface (host.go).
 func (b *Backend) HostConflict(n model.Network) (string, error) {
-	if !n.Masquerade {
-		return "", nil
-	}
 	return hostnet.SubnetConflict(n.Subnet, datapath.OwnerAlias)
 }
 

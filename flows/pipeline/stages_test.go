@@ -59,6 +59,7 @@ func TestStagesDeclareCompiledFlows(t *testing.T) {
 		{"three-networks", testPipeline(), threeNetworks()},
 		{"overlay", overlayPipeline(), overlayModel()},
 		{"security-groups", testPipeline(), securityGroups(t)},
+		{"nat", testPipeline(), natModel()},
 	} {
 		d, err := c.p.Compile(c.m)
 		if err != nil {
