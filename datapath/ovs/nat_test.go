@@ -1,15 +1,11 @@
 package ovs
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,58 +13,16 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
+	"github.com/ovs-vnet/ovs-vnet/datapath/natnft"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// testNATHost reads the NAT table with `nft list` for the tests, standing
-// in for datapath/natnft's reader; it deletes no connections.
+// testNATHost is what the daemon passes (datapath/backend): the agent runs
+// in the host's namespace, so the real reader and conntrack clean-up act
+// on the table and connections TestNAT makes.
 func testNATHost() *NATHost {
-	list := func(ctx context.Context) (string, error) {
-		out, err := hostnet.ListNft(ctx, "table", "ip", hostnet.NATTable)
-		if errors.Is(err, hostnet.ErrNotExist) {
-			return "", nil
-		}
-		return string(out), err
-	}
-	return &NATHost{
-		Installed: func(ctx context.Context) (string, []string, error) {
-			out, err := list(ctx)
-			if err != nil || out == "" {
-				return "", nil, err
-			}
-			var counters []string
-			for _, m := range regexp.MustCompile(`"counter": \{[^{}]*"name": "([^"]+)"`).FindAllStringSubmatch(out, -1) {
-				counters = append(counters, m[1])
-			}
-			hash := ""
-			if m := regexp.MustCompile(`"comment": "nat=([0-9a-f]+)`).FindStringSubmatch(out); m != nil {
-				hash = m[1]
-			}
-			slices.Sort(counters)
-			return hash, slices.Compact(counters), nil
-		},
-		Stats: func(ctx context.Context) (datapath.NATStats, error) {
-			out, err := list(ctx)
-			var st datapath.NATStats
-			for _, m := range regexp.MustCompile(`"counter": \{[^{}]*"name": "(f[cp])_([^"]+)"[^{}]*"packets": (\d+), "bytes": (\d+)`).FindAllStringSubmatch(out, -1) {
-				packets, _ := strconv.ParseUint(m[3], 10, 64)
-				bytes, _ := strconv.ParseUint(m[4], 10, 64)
-				i := slices.IndexFunc(st.Forwards, func(f datapath.ForwardStats) bool { return f.Name == m[2] })
-				if i < 0 {
-					st.Forwards = append(st.Forwards, datapath.ForwardStats{Name: m[2]})
-					i = len(st.Forwards) - 1
-				}
-				if m[1] == "fc" {
-					st.Forwards[i].Connections = packets
-				} else {
-					st.Forwards[i].Packets, st.Forwards[i].Bytes = packets, bytes
-				}
-			}
-			return st, err
-		},
-		Forget: func(context.Context, model.NAT, model.NAT) error { return nil },
-	}
+	return &NATHost{Installed: natnft.Installed, Stats: natnft.ReadStats, Forget: natnft.Forget}
 }
 
 // Addresses of TestNAT: the host's on the outside link, the outside's,
