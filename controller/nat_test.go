@@ -304,7 +304,8 @@ func TestTraceFromOutside(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	fake := controllertest.NewFake()
 	f := startFixtureOn(t, st, fake, fake, controller.WithLocalAddrs(func() ([]netip.Addr, error) {
-		return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("192.0.2.1")}, nil
+		// 10.0.0.1, blue's gateway, is the host's as on Linux.
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("10.0.0.1")}, nil
 	}))
 	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
 	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","type":"tap","ip":"10.0.0.2"}`, 201)
@@ -321,9 +322,11 @@ func TestTraceFromOutside(t *testing.T) {
 		{"from_address=198.51.100.2&to=192.0.2.1&proto=tcp&dport=8080", "port-forward web", "dnat to 10.0.0.2:80", "198.51.100.2>10.0.0.2:80 tcp"},
 		{"from_address=198.51.100.2&to=203.0.113.5", "floating-ip pub", "dnat to 10.0.0.2", "198.51.100.2>10.0.0.2:0 icmp"},
 		{"from_address=198.51.100.2&to=203.0.113.5&proto=udp&dport=53", "floating-ip pub", "dnat to 10.0.0.2:53", "198.51.100.2>10.0.0.2:53 udp"},
-		// Not translated: the host's own, and loopback is never forwarded.
+		// Not translated: the host's own, loopback, and a network's
+		// address, which the rules skip.
 		{"from_address=198.51.100.2&to=192.0.2.1&proto=tcp&dport=22", "pipeline", "no floating IP or port forward of this host's ports takes it", "invalid IP>invalid IP:0 "},
 		{"from_address=198.51.100.2&to=127.0.0.1&proto=tcp&dport=8080", "pipeline", "no floating IP or port forward of this host's ports takes it", "invalid IP>invalid IP:0 "},
+		{"from_address=198.51.100.2&to=10.0.0.1&proto=tcp&dport=8080", "pipeline", "no floating IP or port forward of this host's ports takes it", "invalid IP>invalid IP:0 "},
 	} {
 		out := f.mustDo(t, "GET", "/v1/trace?"+c.query, "", 200)
 		step := out["steps"].([]any)[0].(map[string]any)

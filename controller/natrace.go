@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
@@ -21,7 +20,7 @@ var traceProtos = map[string]uint8{v1.ProtoICMP: model.ProtoICMP, v1.ProtoTCP: m
 // is said in the summary: whether the outside routes the address to the
 // host, and the host's other tables.
 func (c *Controller) traceFromOutside(ctx context.Context, b datapath.Backend, s datapath.State, addrs []netip.Addr, q v1.Query) (v1.Result, error) {
-	t, ok := s.NAT.Translate(q.To, traceProtos[q.Proto], q.DPort, func(a netip.Addr) bool { return slices.Contains(addrs, a) })
+	t, ok := s.NAT.Translate(q.To, traceProtos[q.Proto], q.DPort, model.HostAddress(addrs, s.Networks))
 	packet := fmt.Sprintf("%s from %s to %s", q.Proto, q.FromAddress, q.To)
 	if q.DPort != 0 {
 		packet = fmt.Sprintf("%s from %s to %s", q.Proto, q.FromAddress, netip.AddrPortFrom(q.To, q.DPort))

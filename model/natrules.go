@@ -122,6 +122,17 @@ func ResolveNAT(fips []FloatingIP, fwds []PortForward, ports map[string]Port, ho
 
 func target(p Port) Target { return Target{Port: p.Name, Network: p.Network, IP: p.IP} }
 
+// HostAddress is Translate's local for the host's addresses local and the
+// networks: a forward without a host_ip takes an address of the host but
+// none in a network's subnet, as the rules skip them (datapath/natnft:
+// `fib daddr type local ip daddr != { SUBNETS }`) — on Linux the gateways
+// are host addresses, and a packet to one is not translated.
+func HostAddress(local []netip.Addr, networks []Network) func(netip.Addr) bool {
+	return func(a netip.Addr) bool {
+		return slices.Contains(local, a) && !slices.ContainsFunc(networks, func(n Network) bool { return n.Subnet.Contains(a) })
+	}
+}
+
 // Translation is what a rule makes of a new connection: its destination
 // rewritten to To, on the port Target.
 type Translation struct {

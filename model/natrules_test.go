@@ -68,7 +68,9 @@ func TestTranslate(t *testing.T) {
 			{Name: "dns", Proto: ProtoUDP, HostIP: addr("192.0.2.9"), HostPort: 53, TargetPort: 5353, Port: "db1"},
 		},
 		map[string]Port{"web1": natWeb, "db1": natDB}, nil)
-	local := func(a netip.Addr) bool { return a == hostIP || a == addr("192.0.2.9") || a.IsLoopback() }
+	// The gateway 10.61.0.1 is the host's, as on Linux: in a subnet, not forwarded.
+	local := HostAddress([]netip.Addr{hostIP, addr("192.0.2.9"), addr("127.0.0.1"), addr("10.61.0.1")},
+		[]Network{{Name: "blue", Subnet: netip.MustParsePrefix("10.61.0.0/24")}})
 	for _, c := range []struct {
 		dst   string
 		proto uint8
@@ -85,6 +87,7 @@ func TestTranslate(t *testing.T) {
 		{"198.51.100.1", ProtoICMP, 0, ""},
 		{"127.0.0.1", ProtoTCP, 8080, ""}, // loopback is never forwarded
 		{"198.51.100.9", ProtoTCP, 8080, ""},
+		{"10.61.0.1", ProtoTCP, 8080, ""}, // a network's gateway
 	} {
 		got := ""
 		if tr, ok := n.Translate(addr(c.dst), c.proto, c.dport, local); ok {

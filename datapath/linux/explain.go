@@ -56,7 +56,7 @@ func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoute
 		res.Steps = append(res.Steps, v1.Step{Table: -1, Stage: "route in netns " + p.Netns, Actions: []string{routes.InNetns}})
 	}
 
-	if t, ok := s.NAT.Translate(q.To, packet(p, q).Proto, q.DPort, hostAddress(s, routes.Local)); ok {
+	if t, ok := s.NAT.Translate(q.To, packet(p, q).Proto, q.DPort, model.HostAddress(routes.Local, s.Networks)); ok {
 		return translated(res, o, s.Policy, p, q, t, prefix), nil
 	}
 	if n.Subnet.Contains(q.To) {

@@ -2,24 +2,12 @@ package linux
 
 import (
 	"fmt"
-	"net/netip"
-	"slices"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
-	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/explain"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
-
-// hostAddress reports whether a is one a forward without a host_ip takes:
-// an address of the host (local), but none of the networks' — the
-// gateways, here — as the NAT table's rules skip the subnets.
-func hostAddress(s datapath.State, local []netip.Addr) func(netip.Addr) bool {
-	return func(a netip.Addr) bool {
-		return slices.Contains(local, a) && !slices.ContainsFunc(s.Networks, func(n model.Network) bool { return n.Subnet.Contains(a) })
-	}
-}
 
 // fromOutside explains a packet from outside that the host translated
 // (the controller's NAT step, docs/DESIGN.md §8.5): q is the translated
