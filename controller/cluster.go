@@ -274,7 +274,7 @@ func (c *Controller) dropPort(ctx context.Context, p model.Port) error {
 		err = c.detach(ctx, b, n, p)
 	}
 	if err == nil {
-		defer c.leavePolicy(p) // once the port is gone, after the unlock
+		c.leaveBeforeRelease(p)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

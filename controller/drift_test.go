@@ -251,6 +251,31 @@ func TestDriftNetnsGone(t *testing.T) {
 	f.metric(t, "ovs_vnet_ports_down", downMetric(0, 0, 0, 0))
 }
 
+// TestInPlaceChangeRepairs: a PUT that changes only a broken port's
+// groups repairs it before the answer, as an identical PUT does — a CNI
+// re-ADD with changed groups and a new namespace at the old path must
+// not answer 200 with no interface.
+func TestInPlaceChangeRepairs(t *testing.T) {
+	f, cf := driftFixture(t)
+	f.waitStatus(t, "a", v1.PortForwarding, "")
+	if code, body := f.Do(t, "PUT", "/v1/security-groups/web", webRules); code != 201 {
+		t.Fatalf("group: %d %v", code, body)
+	}
+	cf.cmu.Lock()
+	cf.broken["a"] = fmt.Errorf("tap tapa: %w", datapath.ErrLinkGone) // no signal: only the PUT looks
+	cf.cmu.Unlock()
+	code, body := f.Do(t, "PUT", "/v1/ports/a", `{"network":"blue","type":"tap","ifname":"tapa","security_groups":["web"]}`)
+	if code != 200 || body["status"] != v1.PortForwarding {
+		t.Fatalf("in-place PUT of a broken port: %d %v", code, body)
+	}
+	if n := cf.attachCount("a"); n != 2 {
+		t.Errorf("%d attaches before the answer, want 2: the broken port was not repaired", n)
+	}
+	if p := policyText(cf.LastPolicy()); !strings.Contains(p, "ports a=web") {
+		t.Errorf("policy %s", p)
+	}
+}
+
 // TestDriftFailedRepairBacksOff: a repair that fails leaves the port down
 // with the check's reason, the attach's words, and a backoff that signals
 // do not cut short; an identical PUT answers the attach's error and keeps

@@ -106,14 +106,18 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 	switch {
 	case err != nil:
 		return view, false, err
-	case r.backend == nil:
-		// An identical port exists: the client wants it forwarding, so
-		// a broken one is repaired before the answer (drift.go).
+	case r.backend == nil, r.was != nil:
+		// The port exists, identical or with other groups: the client
+		// wants it forwarding, so a broken one — a CNI re-ADD's new
+		// namespace at the old path, with its groups changed or not — is
+		// repaired before the answer (drift.go).
+		if r.was != nil {
+			if view, err = c.changeInPlace(ctx, r); err != nil {
+				return view, false, err
+			}
+		}
 		pc := capabilities(c.status().backend).PortChecker
 		view, err = c.ensurePort(ctx, pc, name, datapath.CheckAll)
-		return view, false, err
-	case r.was != nil:
-		view, err = c.changeInPlace(ctx, r)
 		return view, false, err
 	}
 	p, n, backend := r.port, r.network, r.backend
@@ -146,10 +150,12 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 			err = c.store.UpdatePort(ctx, attached)
 		}
 	}
-	view, err = c.attached(n, p, attached, rolledBack, err)
 	if rolledBack {
-		c.leavePolicy(p)
+		// Claimed, the port was in the policy handed over for it, or
+		// for any change meanwhile.
+		c.leaveBeforeRelease(p)
 	}
+	view, err = c.attached(n, p, attached, rolledBack, err)
 	if err == nil {
 		c.syncPortNAT(ctx, name) // named meanwhile (another host's request)
 	}
@@ -320,70 +326,6 @@ func (c *Controller) claimPort(p model.Port, netnsErr error, left *leftPort) (r 
 	return r, existing, nil
 }
 
-// claimInPlace reserves the change of port old's mutable fields to those
-// of the spec — its security groups — which needs no attach: the port is
-// busy until changeInPlace is done. mu is held.
-func (c *Controller) claimInPlace(n model.Network, old model.Port, groups model.GroupList) (reservation, error) {
-	if _, ok := c.busy[old.Name]; ok {
-		return reservation{}, fmt.Errorf("%w: port %q is being changed by another request", ErrConflict, old.Name)
-	}
-	if err := c.readyLocked(); err != nil {
-		return reservation{}, err
-	}
-	if groups != "" && capabilities(c.backend).Policy == nil {
-		return reservation{}, unenforced(c.backend)
-	}
-	p := old
-	p.SecurityGroups = groups
-	c.busy[p.Name] = old
-	return reservation{port: p, network: n, backend: c.backend, was: &old}, nil
-}
-
-// changeInPlace applies a change claimInPlace reserved: the record first
-// (the store checks that the groups exist, against every host's writes),
-// then the policy, with no detach and no link touched — traffic the new
-// groups still allow never stops. A refusal puts the old port back.
-func (c *Controller) changeInPlace(ctx context.Context, r reservation) (v1.Port, error) {
-	p, old := r.port, *r.was
-	err := c.store.UpdatePort(ctx, p)
-	if err == nil {
-		c.setPort(p)
-		if err = c.syncPolicy(ctx); err != nil {
-			c.rollback("port "+p.Name, func(ctx context.Context) error {
-				c.setPort(old)
-				return errors.Join(c.store.UpdatePort(ctx, old), c.syncPolicy(ctx))
-			})
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer c.publish()
-	delete(c.busy, p.Name)
-	if err != nil {
-		return v1.Port{}, fmt.Errorf("change port %q in place: %w", p.Name, err)
-	}
-	return c.view(p), nil
-}
-
-func (c *Controller) setPort(p model.Port) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ports[p.Name] = p
-}
-
-// leavePolicy hands over the policy without a port that listed groups and
-// is gone (deleted, its record refused, or its attach rolled back). The
-// port's change is done whatever comes of it, so a refusal is retried in
-// the background.
-func (c *Controller) leavePolicy(p model.Port) {
-	if p.SecurityGroups == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
-	defer cancel()
-	c.retryPolicy(ctx)
-}
-
 // checkIP validates a requested address against the port's network.
 func checkIP(n model.Network, ip netip.Addr) error {
 	if !model.IsHostAddr(n.Subnet, ip) || ip == n.Gateway {
@@ -535,7 +477,7 @@ func (c *Controller) deletePort(ctx context.Context, name string, judged *model.
 
 	restored, err := c.removePort(ctx, backend, n, p)
 	if err == nil {
-		defer c.leavePolicy(p) // once the port is gone, after the unlock
+		c.leaveBeforeRelease(p)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

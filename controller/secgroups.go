@@ -76,7 +76,11 @@ func (c *Controller) PolicyStats(ctx context.Context) (datapath.PolicyStats, err
 }
 
 func unenforced(b datapath.Backend) error {
-	return fmt.Errorf("%w: the %s backend does not enforce security groups", ErrUnsupported, b.Info().Backend)
+	err := fmt.Errorf("%w: the %s backend does not enforce security groups", ErrUnsupported, b.Info().Backend)
+	if why := capabilities(b).NoPolicy; why != "" {
+		return fmt.Errorf("%w: %s", err, why)
+	}
+	return err
 }
 
 // groupsExist names the first listed security group that is not in the
@@ -114,7 +118,8 @@ func (c *Controller) groupView(g model.SecurityGroup) v1.SecurityGroup {
 // PutSecurityGroup creates a security group, confirms an identical one, or
 // replaces one's rules (created=false for both), which applies to the
 // ports that list it at once. On any failure the previous state is
-// restored: no group, or the old one.
+// restored: no group, or the old one — as the store had them, which in a
+// cluster may be a group this host has not heard of yet.
 func (c *Controller) PutSecurityGroup(ctx context.Context, name string, spec v1.SecurityGroupSpec) (v1.SecurityGroup, bool, error) {
 	g, err := model.NewSecurityGroup(name, spec)
 	if err != nil {
@@ -122,8 +127,7 @@ func (c *Controller) PutSecurityGroup(ctx context.Context, name string, spec v1.
 	}
 	defer c.exclusive()()
 	defer c.publish()
-	old, exists := c.groups[name]
-	if exists && old.SameSpec(g) {
+	if old, ok := c.groups[name]; ok && old.SameSpec(g) {
 		return c.groupView(old), false, nil
 	}
 	if err := c.readyLocked(); err != nil {
@@ -134,18 +138,20 @@ func (c *Controller) PutSecurityGroup(ctx context.Context, name string, spec v1.
 		return v1.SecurityGroup{}, false, unenforced(c.backend)
 	}
 	// Intent first, as for every object: the store checks the
-	// references (against every host's writes) and gives the ID.
-	if g, err = c.store.PutSecurityGroup(ctx, g); err != nil {
+	// references (against every host's writes), gives the ID, and says
+	// what it replaced.
+	g, was, err := c.store.PutSecurityGroup(ctx, g)
+	if err != nil {
 		return v1.SecurityGroup{}, false, err // the store says what it was storing
 	}
 	c.groups[name] = g
 	if err := c.enforceLocked(ctx); err != nil {
 		c.rollback("security group "+name, func(ctx context.Context) error {
-			return c.restoreGroup(ctx, name, old, exists)
+			return c.restoreGroup(ctx, name, was)
 		})
-		return v1.SecurityGroup{}, false, fmt.Errorf("store security group %q: %w", name, err)
+		return v1.SecurityGroup{}, false, fmt.Errorf("enforce security group %q: %w", name, err)
 	}
-	return c.groupView(g), !exists, nil
+	return c.groupView(g), was.ID == 0, nil
 }
 
 // DeleteSecurityGroup removes a security group that no port lists and no
@@ -153,8 +159,7 @@ func (c *Controller) PutSecurityGroup(ctx context.Context, name string, spec v1.
 func (c *Controller) DeleteSecurityGroup(ctx context.Context, name string) error {
 	defer c.exclusive()()
 	defer c.publish()
-	old, ok := c.groups[name]
-	if !ok {
+	if _, ok := c.groups[name]; !ok {
 		return fmt.Errorf("%w: security group %q", ErrNotFound, name)
 	}
 	if err := c.readyLocked(); err != nil {
@@ -166,25 +171,28 @@ func (c *Controller) DeleteSecurityGroup(ctx context.Context, name string) error
 		return err
 	}
 	delete(c.groups, name)
+	// Done whatever the backend says, and never undone: stored again,
+	// the group could come back under another ID. The store found it
+	// unused, so the rules a refusing backend keeps of it match no
+	// port's traffic; the policy without it is retried in the
+	// background, as for a port that is gone.
 	if err := c.enforceLocked(ctx); err != nil {
-		c.rollback("security group "+name, func(ctx context.Context) error {
-			return c.restoreGroup(ctx, name, old, true)
-		})
-		return fmt.Errorf("delete security group %q: %w", name, err)
+		c.log.Warn("security group deleted; the datapath refused the policy without it, retrying", "group", name, "err", err)
+		c.policyChanged()
 	}
 	return nil
 }
 
-// restoreGroup undoes a group's change that the backend refused: the old
-// group stored again (a deleted one may come back with another ID, which
-// the policy carries), or the new one deleted; then the policy of the
-// restored state is handed over. The cache follows the store: what the
-// store did not undo stays, for the next reconcile. Both locks are held.
-func (c *Controller) restoreGroup(ctx context.Context, name string, old model.SecurityGroup, existed bool) error {
+// restoreGroup undoes a group PUT that the backend refused: the group it
+// replaced stored again, under its ID, or, when it replaced none (ID 0),
+// the new one deleted; then the policy of the restored state is handed
+// over. The cache follows the store: what the store did not undo
+// stays, for the next reconcile. Both locks are held.
+func (c *Controller) restoreGroup(ctx context.Context, name string, was model.SecurityGroup) error {
 	var err error
-	if existed {
-		if old, err = c.store.PutSecurityGroup(ctx, old); err == nil {
-			c.groups[name] = old
+	if was.ID != 0 {
+		if was, _, err = c.store.PutSecurityGroup(ctx, was); err == nil {
+			c.groups[name] = was
 		}
 	} else if err = c.store.DeleteSecurityGroup(ctx, name); err == nil {
 		delete(c.groups, name)
@@ -206,9 +214,13 @@ func (c *Controller) policyLocked() model.Policy {
 	}
 	for _, m := range []map[string]model.Port{local, c.remote} {
 		for _, port := range m {
-			// A port being claimed lists groups that only its record's
-			// write checks: until then they may not exist.
-			if port.SecurityGroups == "" || c.groupsExist(port.SecurityGroups.Names()) != nil {
+			// A port keeps its whole list even while a group of it is
+			// not in this host's cache (made on another host moments
+			// ago, or a claimed port's group its record's write will
+			// refuse): a group the policy lacks allows nothing and
+			// limits egress (model.Policy), so the port fails closed
+			// until the group arrives, instead of going unguarded.
+			if port.SecurityGroups == "" {
 				continue
 			}
 			if c.isLocal(port) {

@@ -54,6 +54,24 @@ func (f *fixture) callsAre(t *testing.T, want ...string) {
 	}
 }
 
+// stored sums up the groups and the ports' lists the store holds:
+// "ssh#2/0 web#1/1 a=web", a group as its name, ID and number of rules.
+func (f *fixture) stored(t *testing.T) string {
+	t.Helper()
+	s, err := f.St.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, g := range s.SecurityGroups {
+		out = append(out, fmt.Sprintf("%s#%d/%d", g.Name, g.ID, len(g.Rules)))
+	}
+	for _, p := range s.Ports {
+		out = append(out, fmt.Sprintf("%s=%s", p.Name, p.SecurityGroups))
+	}
+	return strings.Join(out, " ")
+}
+
 const (
 	webRules = `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80"}]}`
 	dbRules  = `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"5432","remote_group":"web"}]}`
@@ -183,6 +201,66 @@ func TestPortGroupsInPlace(t *testing.T) {
 	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 204)
 }
 
+// TestPolicyOfUnknownGroup: a port listing a group this host has not
+// heard of yet — made on another host moments ago, here stored behind
+// the controller's back — is handed over with its whole list, so that
+// the backend guards it (an unknown group allows nothing, and limits
+// egress: model.Policy), never without it. Both for a new port and for a
+// change in place, and with no group known at all.
+func TestPolicyOfUnknownGroup(t *testing.T) {
+	f := newFixture(t)
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	unknown := func(name string) {
+		t.Helper()
+		if _, _, err := f.St.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: name, Rules: []model.Rule{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unknown("xn")
+	f.mustDo(t, "PUT", "/v1/ports/x1", `{"network":"blue","type":"tap","ip":"10.0.0.2","security_groups":["xn"]}`, 201)
+	f.policyIs(t, "groups  | ports x1=xn | members xn=10.0.0.2")
+
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/ports/w1", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`, 201)
+	unknown("xm")
+	f.mustDo(t, "PUT", "/v1/ports/w1", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web","xm"]}`, 200)
+	f.policyIs(t, "groups web#2 | ports w1=web,xm x1=xn | members web=10.0.0.3 xm=10.0.0.3 xn=10.0.0.2")
+	p := f.Fake.LastPolicy()
+	for _, port := range []string{"w1", "x1"} {
+		if !p.Guarded(port) || !p.EgressLimited(port) {
+			t.Errorf("%s: guarded %v, egress limited %v; want both", port, p.Guarded(port), p.EgressLimited(port))
+		}
+	}
+}
+
+// TestGroupPutOverUncached: a group PUT over a group this host has not
+// heard of yet (made on another host, here stored behind the controller's
+// back) is a replace — 200, not 201 — and when the backend refuses it,
+// the group is put back as the store had it, not deleted.
+func TestGroupPutOverUncached(t *testing.T) {
+	f := newFixture(t)
+	for _, name := range []string{"xn", "xm"} {
+		g := model.SecurityGroup{Name: name, Rules: []model.Rule{{Direction: model.Ingress}}}
+		if _, _, err := f.St.PutSecurityGroup(context.Background(), g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mustDo(t, "PUT", "/v1/security-groups/xn", `{"rules":[]}`, 200)
+	f.Fake.Mu.Lock()
+	f.Fake.FailPolicy = errors.New("switch refused")
+	f.Fake.Mu.Unlock()
+	f.mustDo(t, "PUT", "/v1/security-groups/xm", `{"rules":[]}`, 500)
+	if got := f.stored(t); got != "xm#2/1 xn#1/0" {
+		t.Fatalf("stored %s; want xm as it was, xn replaced", got)
+	}
+	f.Fake.Mu.Lock()
+	f.Fake.FailPolicy = nil
+	f.Fake.Mu.Unlock()
+	if out := f.mustDo(t, "GET", "/v1/security-groups/xm", "", 200); fmt.Sprint(out["rules"]) != "[map[direction:ingress protocol:any]]" {
+		t.Fatalf("xm is %v", out)
+	}
+}
+
 // TestPolicyRefused: when the backend refuses the policy, the request
 // fails and changes nothing — in the store, in what the API shows, and in
 // the policy the backend is left with.
@@ -196,28 +274,16 @@ func TestPolicyRefused(t *testing.T) {
 	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["web"]}`, 201)
 	const before = "groups ssh#2 web#1 | ports a=web | members web=10.0.0.2"
 	f.policyIs(t, before)
-	stored := func() string {
-		s, err := f.St.Load(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, g := range s.SecurityGroups {
-			out = append(out, fmt.Sprintf("%s#%d/%d", g.Name, g.ID, len(g.Rules)))
-		}
-		for _, p := range s.Ports {
-			out = append(out, fmt.Sprintf("%s=%s", p.Name, p.SecurityGroups))
-		}
-		return strings.Join(out, " ")
-	}
-	was := stored()
+	was := f.stored(t)
 
 	f.Fake.Mu.Lock()
 	f.Fake.FailPolicy = errors.New("switch refused")
 	f.Fake.Mu.Unlock()
-	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 500)
+	out := f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 500)
+	if msg := fmt.Sprint(out["error"]); !strings.Contains(msg, `enforce security group "db": switch refused`) {
+		t.Errorf("refused PUT says %q", msg) // the store took it; the backend refused
+	}
 	f.mustDo(t, "PUT", "/v1/security-groups/web", `{"rules":[]}`, 500)
-	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 500)
 	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","netns":"`+dir+`","ip":"10.0.0.2","security_groups":["ssh"]}`, 500)
 	f.mustDo(t, "PUT", "/v1/ports/b", `{"network":"blue","type":"tap","security_groups":["web"]}`, 500)
 	f.Fake.Mu.Lock()
@@ -229,7 +295,7 @@ func TestPolicyRefused(t *testing.T) {
 		t.Fatal("port b attached with a policy the backend refused")
 	}
 	f.policyIs(t, before)
-	if got := stored(); got != was {
+	if got := f.stored(t); got != was {
 		t.Fatalf("stored %s, was %s", got, was)
 	}
 	f.mustDo(t, "GET", "/v1/security-groups/db", "", 404)
@@ -240,6 +306,100 @@ func TestPolicyRefused(t *testing.T) {
 	// The next change hands over the policy with it: nothing was left half done.
 	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 201)
 	f.policyIs(t, "groups db#3 ssh#2 web#1 | ports a=web | members web=10.0.0.2")
+}
+
+// TestGroupDeleteRefused: a group's DELETE is not undone when the
+// backend refuses the policy without it — stored again it could come back
+// under another ID — and the policy is handed over again in the
+// background until the backend takes it.
+func TestGroupDeleteRefused(t *testing.T) {
+	f := newFixture(t)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/ssh", `{"rules":[]}`, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/db", dbRules, 201)
+	f.Fake.Mu.Lock()
+	f.Fake.FailPolicy = errors.New("switch refused")
+	f.Fake.Mu.Unlock()
+	f.mustDo(t, "DELETE", "/v1/security-groups/ssh", "", 204)
+	f.mustDo(t, "GET", "/v1/security-groups/ssh", "", 404)
+	if got := f.stored(t); got != "db#3/1 web#1/1" {
+		t.Fatalf("stored %s; want web and db", got)
+	}
+	f.policyIs(t, "groups db#3 ssh#2 web#1 | ports  | members ") // refused: the backend's is the old
+	f.Fake.Mu.Lock()
+	f.Fake.FailPolicy = nil
+	f.Fake.Mu.Unlock()
+	const want = "groups db#3 web#1 | ports  | members "
+	waitUntil(t, "the policy without ssh", func() bool { return policyText(f.Fake.LastPolicy()) == want })
+}
+
+// TestPolicyLeftBeforeAddressFreed: a port with groups that is deleted,
+// or whose attach is rolled back, keeps its address until the policy
+// without it is handed over: a port given the address meanwhile would be
+// a member of the gone port's groups until that policy lands.
+func TestPolicyLeftBeforeAddressFreed(t *testing.T) {
+	f := newFixture(t)
+	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
+	f.mustDo(t, "PUT", "/v1/security-groups/web", webRules, 201)
+	f.mustDo(t, "PUT", "/v1/ports/a", `{"network":"blue","type":"tap","ip":"10.0.0.2","security_groups":["web"]}`, 201)
+	holdPolicy := func() (release func()) {
+		gate := make(chan struct{})
+		f.Fake.Mu.Lock()
+		f.Fake.PolicyGate = gate
+		f.Fake.Mu.Unlock()
+		f.Fake.PolicyHeld.Store(0)
+		release = sync.OnceFunc(func() {
+			f.Fake.Mu.Lock()
+			f.Fake.PolicyGate = nil
+			f.Fake.Mu.Unlock()
+			close(gate)
+		})
+		t.Cleanup(release) // a failed check must not leave the controller stuck
+		return release
+	}
+	// request runs in the background and answers on the channel.
+	request := func(method, path, body string) <-chan int {
+		code := make(chan int, 1)
+		go func() {
+			c, _ := f.Do(t, method, path, body)
+			code <- c
+		}()
+		return code
+	}
+	// addressHeld checks, while the policy without the gone port is held,
+	// that port name cannot take its address ip (409); then lets the
+	// policy through, checks the request answered want, and that the
+	// address is free for name.
+	addressHeld := func(name, ip string, release func(), answer <-chan int, want int) {
+		t.Helper()
+		spec := `{"network":"blue","type":"tap","ip":"` + ip + `"}`
+		waitUntil(t, "a policy held", func() bool { return f.Fake.PolicyHeld.Load() > 0 })
+		f.mustDo(t, "PUT", "/v1/ports/"+name, spec, 409)
+		release()
+		if code := <-answer; code != want {
+			t.Fatalf("the request whose policy was held: %d, want %d", code, want)
+		}
+		f.policyIs(t, "groups web#1 | ports  | members ")
+		f.mustDo(t, "PUT", "/v1/ports/"+name, spec, 201)
+	}
+
+	release := holdPolicy()
+	addressHeld("c", "10.0.0.2", release, request("DELETE", "/v1/ports/a", ""), 204)
+
+	// An attach rolled back: the policy that named b was handed over
+	// before the attach; the one without it is held.
+	attach := make(chan struct{})
+	openAttach := sync.OnceFunc(func() { close(attach) })
+	t.Cleanup(openAttach)
+	f.Fake.Mu.Lock()
+	f.Fake.FailPorts["b"] = errors.New("switch refused")
+	f.Fake.Mu.Unlock()
+	f.Fake.Gate = attach // no attach runs yet: set before the request
+	answer := request("PUT", "/v1/ports/b", `{"network":"blue","type":"tap","ip":"10.0.0.3","security_groups":["web"]}`)
+	waitUntil(t, "b's attach", func() bool { return f.Fake.Attaching.Load() > 0 })
+	release = holdPolicy()
+	openAttach()
+	addressHeld("d", "10.0.0.3", release, answer, 500)
 }
 
 // TestGroupsNeedAnEnforcer: a backend that enforces no security groups

@@ -27,6 +27,10 @@ type Capabilities struct {
 	// NAT: the backend enforces floating IPs and port forwards; without
 	// it the controller refuses them.
 	NAT NATEnforcer
+	// NoPolicy says why Policy is nil when the backend could enforce
+	// security groups but for the host's setup, and how to change it:
+	// the refusal of a group or of a port's groups gives it.
+	NoPolicy string
 	// OVSDBConnected reports whether the backend's OVSDB session is up;
 	// nil for a backend without OVSDB (Linux).
 	OVSDBConnected func() bool

@@ -23,6 +23,10 @@ var (
 	// ErrTaken means another ovs-vnet daemon owns what the backend was
 	// to use (an OVS bridge); waiting does not make it ours.
 	ErrTaken = errors.New("taken by another ovs-vnet daemon")
+	// ErrUnsupported means the backend cannot do what was asked on this
+	// host as it is set up (security groups on Linux without
+	// br_netfilter); controller.ErrUnsupported is this one.
+	ErrUnsupported = errors.New("not supported")
 )
 
 // Why a port that was attached does not forward now (PortChecker). Each is

@@ -230,3 +230,28 @@ func constMetric(d *prometheus.Desc, t prometheus.ValueType, v float64, labels .
 	}
 	return m
 }
+
+// monotonic keeps a counter made of datapath counters from going down,
+// the one way the exporter does (drop reasons, rules' hits). A fall has
+// causes the exporter cannot tell apart — a flow that took its count
+// with it out of a sum (a detached port's spoof drop), or counters
+// started again from 0 (a group's rules rewritten) — so it is made up
+// by its own size: the series continues from its last value, never
+// counts a packet twice, and misses at most what was counted between
+// the fall and the scrape that sees it.
+type monotonic struct {
+	lastPackets, lastBytes uint64
+	offPackets, offBytes   uint64
+}
+
+// fold takes a new reading of the counters and returns them made monotonic.
+func (m *monotonic) fold(packets, bytes uint64) (uint64, uint64) {
+	if packets < m.lastPackets {
+		m.offPackets += m.lastPackets - packets
+	}
+	if bytes < m.lastBytes {
+		m.offBytes += m.lastBytes - bytes
+	}
+	m.lastPackets, m.lastBytes = packets, bytes
+	return packets + m.offPackets, bytes + m.offBytes
+}

@@ -451,7 +451,8 @@ func TestLinuxPolicy(t *testing.T) {
 }
 
 // TestRulesMonotonic: a group's rules rewritten (counters back at 0) must not
-// make a rule's counter go down; a rule that is gone ends its series.
+// make a rule's counter go down: it goes on from its last value, as a drop
+// reason's sum does (monotonic); a rule that is gone ends its series.
 func TestRulesMonotonic(t *testing.T) {
 	var rules atomic.Pointer[[]datapath.RuleStats]
 	set := func(rs ...datapath.RuleStats) { rules.Store(&rs) }
@@ -465,14 +466,18 @@ func TestRulesMonotonic(t *testing.T) {
 	}
 	set(datapath.RuleStats{Group: "db", Index: 0, Packets: 2}) // db replaced by one rule: counters reset
 	fams := gather(t, reg)
-	if v, _ := value(fams, "ovs_vnet_security_group_rule_packets_total", "group=db", "rule=0"); v != 12 {
-		t.Errorf("rule 0 after the reset: %v, want 12", v)
+	if v, _ := value(fams, "ovs_vnet_security_group_rule_packets_total", "group=db", "rule=0"); v != 10 {
+		t.Errorf("rule 0 after the reset: %v, want 10", v)
 	}
 	if _, ok := value(fams, "ovs_vnet_security_group_rule_packets_total", "group=db", "rule=1"); ok {
 		t.Error("rule 1 is gone but still served")
 	}
-	set(datapath.RuleStats{Group: "db", Index: 0, Packets: 2}, datapath.RuleStats{Group: "db", Index: 1, Packets: 1})
-	if v, _ := value(gather(t, reg), "ovs_vnet_security_group_rule_packets_total", "group=db", "rule=1"); v != 1 {
+	set(datapath.RuleStats{Group: "db", Index: 0, Packets: 7}, datapath.RuleStats{Group: "db", Index: 1, Packets: 1})
+	fams = gather(t, reg)
+	if v, _ := value(fams, "ovs_vnet_security_group_rule_packets_total", "group=db", "rule=0"); v != 15 {
+		t.Errorf("rule 0, 5 more after the reset: %v, want 15", v)
+	}
+	if v, _ := value(fams, "ovs_vnet_security_group_rule_packets_total", "group=db", "rule=1"); v != 1 {
 		t.Errorf("rule 1 back: %v, want 1 (its old count forgotten)", v)
 	}
 }

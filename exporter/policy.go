@@ -26,30 +26,12 @@ type policyCollector struct {
 	sw *switchCollector
 
 	mu    sync.Mutex
-	rules map[ruleKey]ruleMemo
+	rules map[ruleKey]monotonic
 }
 
 type ruleKey struct {
 	group string
 	index int
-}
-
-// ruleMemo keeps a rule's counters from going down. Unlike a drop reason's
-// sum (dropMemo), a rule's counters fall only when the backend rewrites the
-// group's rules and starts them again from 0, so a fall is a reset: what
-// was counted before it is kept whole.
-type ruleMemo struct {
-	lastPackets, lastBytes uint64
-	offPackets, offBytes   uint64
-}
-
-func (m *ruleMemo) fold(packets, bytes uint64) (uint64, uint64) {
-	if packets < m.lastPackets || bytes < m.lastBytes {
-		m.offPackets += m.lastPackets
-		m.offBytes += m.lastBytes
-	}
-	m.lastPackets, m.lastBytes = packets, bytes
-	return packets + m.offPackets, bytes + m.offBytes
 }
 
 func newPolicyCollector(read func(context.Context) (datapath.PolicyStats, error), sw *switchCollector) *policyCollector {
@@ -61,7 +43,7 @@ func newPolicyCollector(read func(context.Context) (datapath.PolicyStats, error)
 			"Packets a security group's rule allowed, by group and rule (its index in the group's rules, from 0).", labels, nil),
 		ruleBytes: prometheus.NewDesc("ovs_vnet_security_group_rule_bytes_total",
 			"Bytes a security group's rule allowed, by group and rule (its index in the group's rules, from 0).", labels, nil),
-		rules: map[ruleKey]ruleMemo{},
+		rules: map[ruleKey]monotonic{},
 	}
 }
 
@@ -87,7 +69,7 @@ func (c *policyCollector) collect(ctx context.Context) ([]prometheus.Metric, err
 	return out, nil
 }
 
-// foldRules keeps each rule's counters from going down (see ruleMemo): a
+// foldRules keeps each rule's counters from going down (monotonic): a
 // backend resets them when it rewrites the group's rules (OVS replaces the
 // flows, Linux the counters), and the series must not read as a reset. A
 // rule gone from the snapshot (its group deleted, or shortened) is

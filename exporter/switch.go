@@ -25,36 +25,12 @@ type switchCollector struct {
 	pmtuSent, pmtuLimited           *prometheus.Desc
 
 	mu    sync.Mutex
-	drops map[string]dropMemo // reason -> see monotonic
+	drops map[string]monotonic // reason -> its sum's memory
 }
 
 type switchSnapshot struct {
 	stats datapath.SwitchStats
 	ok    bool
-}
-
-// dropMemo keeps a drop reason's counters from going down. A reason is the
-// sum of several drop flows — one spoof drop per port — and a detached port
-// takes its flow and that flow's count with it; the sum must not fall back
-// (see portsCollector for why). The flows carry no identity here, so a fall
-// is made up from an offset: the count of a flow that left is kept, at the
-// price of missing what the other flows counted in the same interval, and a
-// switch restart is not seen as a reset but continues from the last value.
-type dropMemo struct {
-	lastPackets, lastBytes uint64
-	offPackets, offBytes   uint64
-}
-
-// fold takes a new reading of the counters and returns them made monotonic.
-func (m *dropMemo) fold(packets, bytes uint64) (uint64, uint64) {
-	if packets < m.lastPackets {
-		m.offPackets += m.lastPackets - packets
-	}
-	if bytes < m.lastBytes {
-		m.offBytes += m.lastBytes - bytes
-	}
-	m.lastPackets, m.lastBytes = packets, bytes
-	return packets + m.offPackets, bytes + m.offBytes
 }
 
 func newSwitchCollector(read func(context.Context) (datapath.SwitchStats, bool, error)) *switchCollector {
@@ -85,7 +61,7 @@ func newSwitchCollector(read func(context.Context) (datapath.SwitchStats, bool, 
 			"ICMP fragmentation needed sent for routed packets too big for their destination network.", nil, nil),
 		pmtuLimited: prometheus.NewDesc("ovs_vnet_pmtu_rate_limited_total",
 			"Routed packets too big for their destination network that the packet-in meter dropped unanswered.", nil, nil),
-		drops: map[string]dropMemo{},
+		drops: map[string]monotonic{},
 	}
 }
 
@@ -156,9 +132,13 @@ func (c *switchCollector) collect(ctx context.Context) ([]prometheus.Metric, err
 	return out, err
 }
 
-// foldDrops sums the drops by reason and keeps each sum from going down (see
-// dropMemo). Reasons are few and fixed by the pipeline, so their memory is
-// kept for the life of the process. The policy collector folds a Linux
+// foldDrops sums the drops by reason and keeps each sum from going down
+// (monotonic). A reason is the sum of several drop flows — one spoof drop
+// per port — and a detached port takes its flow and that flow's count with
+// it; the sum must not fall back (see portsCollector for why), and a switch
+// restart is not seen as a reset but continues from the last value.
+// Reasons are few and fixed by the pipeline, so their memory is kept for
+// the life of the process. The policy collector folds a Linux
 // backend's policy drops here too.
 func (c *switchCollector) foldDrops(drops []datapath.DropStats) []datapath.DropStats {
 	sums := map[string]datapath.DropStats{}

@@ -35,10 +35,13 @@ func (p Policy) Guarded(port string) bool { return p.Ports[port] != "" }
 
 // EgressLimited reports whether a local port's new connections pass only
 // as its groups' egress rules allow: some group of it has an egress rule.
-// Without one its egress is open (docs/DESIGN.md §8.1).
+// Without one its egress is open (docs/DESIGN.md §8.1). A group the
+// policy lacks (listed by a port before it reached this host) counts as
+// one whose rules limit egress and allow nothing: its real rules are not
+// known yet, and the port fails closed until they are.
 func (p Policy) EgressLimited(port string) bool {
-	for _, g := range p.Ports[port].Names() {
-		if p.Groups[g].Has(Egress) {
+	for _, name := range p.Ports[port].Names() {
+		if g, ok := p.Groups[name]; !ok || g.Has(Egress) {
 			return true
 		}
 	}

@@ -148,6 +148,33 @@ func TestAllowsFirstRule(t *testing.T) {
 	}
 }
 
+// TestAllowsUnknownGroup: a port listing a group the policy lacks (made
+// on another host, not yet here) fails closed on both sides, whatever
+// its other groups allow: the missing group's rules are unknown.
+func TestAllowsUnknownGroup(t *testing.T) {
+	p := Policy{Groups: map[string]SecurityGroup{
+		"web": mustGroup(t, "web", 1, v1.Rule{Direction: "ingress", Protocol: "tcp", Ports: "80"}),
+	}, Ports: map[string]GroupList{"w1": "web,xn", "x1": "xn"}}
+	if !p.Guarded("x1") || !p.EgressLimited("x1") || !p.EgressLimited("w1") {
+		t.Fatalf("x1 guarded %v, limited %v; w1 limited %v: want all true", p.Guarded("x1"), p.EgressLimited("x1"), p.EgressLimited("w1"))
+	}
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	for _, pkt := range []Packet{
+		{SrcPort: "x1", Src: a, Dst: b, Proto: ProtoTCP, DPort: 80},
+		{DstPort: "x1", Src: b, Dst: a, Proto: ProtoTCP, DPort: 80},
+		{SrcPort: "w1", Src: a, Dst: b, Proto: ProtoUDP, DPort: 53},
+	} {
+		eg, in := p.Allows(pkt)
+		if eg.Allowed && in.Allowed {
+			t.Errorf("%+v allowed: egress %+v, ingress %+v", pkt, eg, in)
+		}
+	}
+	// Its known group still allows what it allows.
+	if _, in := p.Allows(Packet{DstPort: "w1", Src: b, Dst: a, Proto: ProtoTCP, DPort: 80}); !in.Allowed || in.Group != "web" {
+		t.Errorf("web's rule into w1: %+v", in)
+	}
+}
+
 func TestPolicyQueries(t *testing.T) {
 	p := matrixPolicy(t)
 	for port, want := range map[string][2]bool{

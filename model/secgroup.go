@@ -64,7 +64,10 @@ const (
 	ProtoUDP  uint8 = 17
 )
 
-var protoNames = map[string]uint8{v1.ProtoAny: ProtoAny, v1.ProtoICMP: ProtoICMP, v1.ProtoTCP: ProtoTCP, v1.ProtoUDP: ProtoUDP}
+// protoNames maps the API's protocol names to the numbers a rule holds.
+func protoNames() map[string]uint8 {
+	return map[string]uint8{v1.ProtoAny: ProtoAny, v1.ProtoICMP: ProtoICMP, v1.ProtoTCP: ProtoTCP, v1.ProtoUDP: ProtoUDP}
+}
 
 // Rule is an allow rule of a security group, parsed: what both backends
 // compile, and Policy.Allows judges by.
@@ -128,7 +131,7 @@ func newRule(i int, s v1.Rule) (Rule, error) {
 	default:
 		return Rule{}, invalid("rules[%d].direction must be ingress or egress, not %q", i, s.Direction)
 	}
-	proto, ok := protoNames[cmp.Or(s.Protocol, v1.ProtoAny)]
+	proto, ok := protoNames()[cmp.Or(s.Protocol, v1.ProtoAny)]
 	if !ok {
 		return Rule{}, invalid("rules[%d].protocol must be tcp, udp, icmp or any, not %q", i, s.Protocol)
 	}
@@ -221,7 +224,7 @@ func (g SecurityGroup) View(ports, referencedBy []string) v1.SecurityGroup {
 // port range of one port as "N", remote masked.
 func (r Rule) View() v1.Rule {
 	v := v1.Rule{Direction: r.Direction.String(), Protocol: v1.ProtoAny, RemoteGroup: r.RemoteGroup}
-	for name, p := range protoNames {
+	for name, p := range protoNames() {
 		if p == r.Proto {
 			v.Protocol = name
 		}

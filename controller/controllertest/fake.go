@@ -49,6 +49,10 @@ type Fake struct {
 	NATCounters datapath.NATStats
 	// Traced is the last query Trace took.
 	Traced v1.Query
+	// PolicyGate, when set, holds every SetPolicy until it is closed;
+	// PolicyHeld counts the ones held.
+	PolicyGate chan struct{}
+	PolicyHeld atomic.Int32
 	// Calls are the changes asked of the fake, in order: "attach P",
 	// "detach P", "policy", "nat".
 	Calls []string
@@ -72,6 +76,13 @@ func (f *Fake) Capabilities() datapath.Capabilities {
 }
 
 func (f *Fake) SetPolicy(_ context.Context, p model.Policy) error {
+	f.Mu.Lock()
+	gate := f.PolicyGate
+	f.Mu.Unlock()
+	if gate != nil {
+		f.PolicyHeld.Add(1)
+		<-gate
+	}
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
 	f.Calls = append(f.Calls, "policy")

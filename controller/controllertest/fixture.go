@@ -96,7 +96,7 @@ func NewUnenforcingFixture(t *testing.T) *Fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if _, err := st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}}); err != nil {
+	if _, _, err := st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}}); err != nil {
 		t.Fatal(err)
 	}
 	fake := NewFake()

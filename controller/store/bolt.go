@@ -356,18 +356,22 @@ func boltGroupsExist(tx *bolt.Tx, names []string) error {
 
 // PutSecurityGroup creates or replaces a security group whose references
 // all exist.
-func (s *Bolt) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (model.SecurityGroup, error) {
-	err := s.update(ctx, fmt.Sprintf("store security group %q", g.Name), func(tx *bolt.Tx) error {
+func (s *Bolt) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (stored, was model.SecurityGroup, err error) {
+	err = s.update(ctx, fmt.Sprintf("store security group %q", g.Name), func(tx *bolt.Tx) error {
 		groups, err := all[model.SecurityGroup](tx, groupsBucket)
 		if err != nil {
 			return err
 		}
-		if g, err = planSecurityGroup(groups, g); err != nil {
+		if stored, err = planSecurityGroup(groups, g); err != nil {
 			return err
 		}
-		return put(tx, groupsBucket, g.Name, g)
+		was = replaced(groups, g.Name)
+		return put(tx, groupsBucket, stored.Name, stored)
 	})
-	return g, err
+	if err != nil {
+		return model.SecurityGroup{}, model.SecurityGroup{}, err
+	}
+	return stored, was, nil
 }
 
 // DeleteSecurityGroup removes a security group that no port lists and no

@@ -107,6 +107,15 @@ func planSecurityGroup(groups []model.SecurityGroup, g model.SecurityGroup) (mod
 	return g, err
 }
 
+// replaced is the stored group of name that a put replaces; the zero
+// group when there is none.
+func replaced(groups []model.SecurityGroup, name string) model.SecurityGroup {
+	if i := slices.IndexFunc(groups, func(o model.SecurityGroup) bool { return o.Name == name }); i >= 0 {
+		return groups[i]
+	}
+	return model.SecurityGroup{}
+}
+
 // groupsExist names every listed group that is not stored; stored maps the
 // names of those that are (to anything).
 func groupsExist[V any](stored map[string]V, names []string) error {

@@ -19,9 +19,8 @@ import (
 // PutSecurityGroup creates or replaces a security group whose references
 // all exist, and moves the references its rules hold from the old rules'
 // groups to the new ones'.
-func (s *Etcd) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (model.SecurityGroup, error) {
-	var stored model.SecurityGroup
-	err := s.writeGroups(ctx, fmt.Sprintf("store security group %q", g.Name),
+func (s *Etcd) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (stored, was model.SecurityGroup, err error) {
+	err = s.writeGroups(ctx, fmt.Sprintf("store security group %q", g.Name),
 		func(groups []model.SecurityGroup, _ []string) ([]clientv3.Op, []clientv3.Cmp, error) {
 			var err error
 			if stored, err = planSecurityGroup(groups, g); err != nil {
@@ -31,15 +30,17 @@ func (s *Etcd) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (mod
 			if err != nil {
 				return nil, nil, err
 			}
-			var was []string
-			if i := slices.IndexFunc(groups, func(o model.SecurityGroup) bool { return o.Name == g.Name }); i >= 0 {
-				was = groups[i].References()
-			}
+			// Planned anew on every try: what it replaces is what the
+			// write that succeeds saw.
+			was = replaced(groups, g.Name)
 			ops := append([]clientv3.Op{clientv3.OpPut(s.key(groupsDir, g.Name), string(val))},
-				s.refOps(was, stored.References(), "group/"+g.Name)...)
+				s.refOps(was.References(), stored.References(), "group/"+g.Name)...)
 			return ops, nil, nil
 		})
-	return stored, err
+	if err != nil {
+		return model.SecurityGroup{}, model.SecurityGroup{}, err
+	}
+	return stored, was, nil
 }
 
 // DeleteSecurityGroup removes a security group that holds no reference;

@@ -338,7 +338,7 @@ func TestEtcdDeleteGroupRace(t *testing.T) {
 	}
 	outcomes := map[string]int{}
 	for round := range 30 {
-		if _, err := a.PutSecurityGroup(ctx, group("web")); err != nil {
+		if _, _, err := a.PutSecurityGroup(ctx, group("web")); err != nil {
 			t.Fatal(err)
 		}
 		var holdErr, delErr error
@@ -348,7 +348,7 @@ func TestEtcdDeleteGroupRace(t *testing.T) {
 			wg.Go(func() { holdErr = a.CreatePort(ctx, withGroups(port("p", "blue", "10.1.0.5"), "web")) })
 		} else {
 			holder, want = "group", `conflict: security group "web" is used by groups db`
-			wg.Go(func() { _, holdErr = a.PutSecurityGroup(ctx, group("db", "web")) })
+			wg.Go(func() { _, _, holdErr = a.PutSecurityGroup(ctx, group("db", "web")) })
 		}
 		wg.Go(func() { delErr = b.DeleteSecurityGroup(ctx, "web") })
 		wg.Wait()

@@ -100,10 +100,13 @@ type Store interface {
 	// outlive the workload that had it.
 	DeletePort(ctx context.Context, name, host string) error
 	// PutSecurityGroup creates or replaces a security group and returns it
-	// with its ID: a new group gets the lowest no other group has, a
-	// replaced one keeps its own. ErrNotFound when a group its rules name
-	// in remote_group does not exist (the group itself excepted).
-	PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (model.SecurityGroup, error)
+	// with its ID — a new group gets the lowest no other group has, a
+	// replaced one keeps its own — and the group it replaced, as it was
+	// stored: the zero group (ID 0) when it created one. What was stored
+	// is the store's to say, not a cache's: in a cluster another host may
+	// have made the group a moment ago. ErrNotFound when a group its rules
+	// name in remote_group does not exist (the group itself excepted).
+	PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (stored, was model.SecurityGroup, err error)
 	// DeleteSecurityGroup removes a security group; ErrConflict while a
 	// port lists it or another group's rule names it. A missing group is
 	// not an error.

@@ -127,15 +127,34 @@ func group(name string, peers ...string) model.SecurityGroup {
 	return g
 }
 
-// putGroup stores g and checks the store gives it wantID.
-func putGroup(g model.SecurityGroup, wantID int) func(context.Context, Store) error {
+// putGroup stores g and checks the store gives it wantID and says it
+// replaced was ("db#2[web]" as groupsLoaded writes it; "" for none).
+func putGroup(g model.SecurityGroup, wantID int, was string) func(context.Context, Store) error {
 	return func(ctx context.Context, s Store) error {
-		got, err := s.PutSecurityGroup(ctx, g)
-		if err == nil && got.ID != wantID {
+		got, old, err := s.PutSecurityGroup(ctx, g)
+		switch {
+		case err != nil:
+			return err
+		case got.ID != wantID:
 			return fmt.Errorf("security group %q got id %d, want %d", g.Name, got.ID, wantID)
+		case groupText(old) != was:
+			return fmt.Errorf("security group %q replaced %q, want %q", g.Name, groupText(old), was)
 		}
-		return err
+		return nil
 	}
+}
+
+// groupText is "db#2[web]": a group's name, ID and its rules' peers; ""
+// for the zero group.
+func groupText(g model.SecurityGroup) string {
+	if g.ID == 0 {
+		return ""
+	}
+	var peers []string
+	for _, r := range g.Rules {
+		peers = append(peers, cmp.Or(r.RemoteGroup, r.Remote.String()))
+	}
+	return fmt.Sprintf("%s#%d%v", g.Name, g.ID, peers)
 }
 
 func deleteGroup(name string) func(context.Context, Store) error {
@@ -157,11 +176,7 @@ func groupsLoaded(want string) func(context.Context, Store) error {
 		}
 		var got []string
 		for _, g := range st.SecurityGroups {
-			var peers []string
-			for _, r := range g.Rules {
-				peers = append(peers, cmp.Or(r.RemoteGroup, r.Remote.String()))
-			}
-			got = append(got, fmt.Sprintf("%s#%d%v", g.Name, g.ID, peers))
+			got = append(got, groupText(g))
 		}
 		if strings.Join(got, " ") != want {
 			return fmt.Errorf("loaded groups %q, want %q", strings.Join(got, " "), want)
@@ -330,25 +345,25 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			{do: loaded("blue#1", "", "b@blue/10.1.0.6/2 d@blue/10.1.0.7/0")},
 		}},
 		{"security groups: ids, references", []step{
-			{do: putGroup(group("db", "web"), 0), want: ErrNotFound, msg: `not found: security group "web"`},
-			{do: putGroup(group("web", "10.0.0.0/8", "web"), 1)}, // naming itself needs nothing
-			{do: putGroup(group("db", "web"), 2)},
-			{do: putGroup(group("admin"), 3)},
-			{do: putGroup(group("db", "web", "admin"), 2)}, // replaced: keeps its id
+			{do: putGroup(group("db", "web"), 0, ""), want: ErrNotFound, msg: `not found: security group "web"`},
+			{do: putGroup(group("web", "10.0.0.0/8", "web"), 1, "")}, // naming itself needs nothing
+			{do: putGroup(group("db", "web"), 2, "")},
+			{do: putGroup(group("admin"), 3, "")},
+			{do: putGroup(group("db", "web", "admin"), 2, "db#2[web]")}, // replaced: keeps its id
 			{do: deleteGroup("web"), want: ErrConflict, msg: `conflict: security group "web" is used by groups db`},
 			{do: deleteGroup("admin"), want: ErrConflict},
-			{do: putGroup(group("db", "admin"), 2)}, // no longer names web
+			{do: putGroup(group("db", "admin"), 2, "db#2[web admin]")}, // no longer names web
 			{do: deleteGroup("web")},
-			{do: deleteGroup("web")},        // missing: not an error
-			{do: putGroup(group("ssh"), 1)}, // web's id is free again
-			{do: putGroup(group("bad/name"), 0), want: v1.ErrInvalid},
+			{do: deleteGroup("web")},            // missing: not an error
+			{do: putGroup(group("ssh"), 1, "")}, // web's id is free again
+			{do: putGroup(group("bad/name"), 0, ""), want: v1.ErrInvalid},
 			{do: groupsLoaded("admin#3[] db#2[admin] ssh#1[]")},
 		}},
 		{"security groups: ports list them", []step{
 			{do: createNetwork(blue, 1)},
 			{do: createPort(withGroups(port("a", "blue", "10.1.0.5"), "web")), want: ErrNotFound, msg: `not found: security group "web"`},
-			{do: putGroup(group("web"), 1)},
-			{do: putGroup(group("db", "web"), 2)},
+			{do: putGroup(group("web"), 1, "")},
+			{do: putGroup(group("db", "web"), 2, "")},
 			{do: createPort(withGroups(port("a", "blue", "10.1.0.5"), "db", "web"))},
 			{do: createPort(withGroups(port("b", "blue", "10.1.0.6"), "web"))},
 			{do: deleteGroup("web"), want: ErrConflict, msg: `conflict: security group "web" is used by ports a, b and groups db`},

@@ -168,6 +168,9 @@ func (a *agent) close() {
 			<-done
 			a.t.Errorf("agent in %s did not stop; killed\n%s", a.ns, a.stderr)
 		}
+		// The agent is the race-built test binary: the backend's calls
+		// run there, and a race in them fails the test here.
+		testbed.CheckRace(a.t, "agent in "+a.ns, a.stderr.String(), a.cmd.ProcessState)
 	})
 }
 

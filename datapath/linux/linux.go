@@ -89,6 +89,11 @@ type Backend struct {
 	sg policyState
 	// nat enforces floating IPs and port forwards (nat.go); mu guards it.
 	nat natState
+	// proc is where /proc is (bridgenf.go). noPolicy is why the backend
+	// does not offer security groups, found at New: bridged traffic
+	// skips the hooks its table is on.
+	proc     string
+	noPolicy string
 }
 
 // New returns a backend naming its bridges prefix-<hash>. It checks that nft
@@ -120,9 +125,13 @@ func New(ctx context.Context, prefix string, underlay *datapath.Underlay, opts .
 		return nil, fmt.Errorf("linux backend: %w", err)
 	}
 	b := &Backend{prefix: prefix, underlay: u, log: slog.Default(), networks: map[string]model.Network{}, routers: map[string]model.Router{},
-		inherited: err == nil, local: map[string]map[string]model.Port{}}
+		inherited: err == nil, local: map[string]map[string]model.Port{}, proc: "/proc"}
 	for _, o := range opts {
 		o(b)
+	}
+	if err := bridgeNetfilter(b.proc); err != nil {
+		b.noPolicy = err.Error() + ", then restart the daemon"
+		b.log.Warn("security groups not offered", "why", b.noPolicy)
 	}
 	if b.links, err = link.Watch(b.log); err != nil {
 		return nil, err
@@ -143,9 +152,14 @@ func (b *Backend) Info() datapath.Info {
 	return datapath.Info{Backend: "linux", Bridge: b.prefix}
 }
 
-// Capabilities implements datapath.Backend: no OpenFlow, no OVSDB.
+// Capabilities implements datapath.Backend: no OpenFlow, no OVSDB; security
+// groups only if bridged traffic met the inet hooks at New.
 func (b *Backend) Capabilities() datapath.Capabilities {
-	return datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, Policy: b, NAT: b}
+	c := datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, Policy: b, NAT: b}
+	if b.noPolicy != "" {
+		c.Policy, c.NoPolicy = nil, b.noPolicy
+	}
+	return c
 }
 
 // Ready implements datapath.Backend: netlink is always there.
@@ -486,8 +500,13 @@ func (b *Backend) SpoofDrops(ctx context.Context, port string) (uint64, error) {
 // Per-port objects of ports in s are left as they are, so their counters
 // keep counting across a restart; entries that are right are not touched.
 // On a single host every VXLAN device of ours goes (a host that left its
-// cluster).
+// cluster). A policy that guards a port is refused, with nothing changed,
+// while bridged traffic skips the security groups' table (judgeable): a
+// start on a host without br_netfilter fails closed.
 func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
+	if err := b.judgeable(s.Policy); err != nil {
+		return fmt.Errorf("prune: security groups: %w", err)
+	}
 	want := link.PortLinks(s.Ports)
 	for _, n := range s.Networks {
 		want[b.bridgeName(n.Name)] = datapath.BridgeAlias(n.Name)

@@ -44,10 +44,15 @@ type policyState struct {
 // SetPolicy implements datapath.PolicyEnforcer. A membership change is
 // one netlink batch of set elements; a change of rules is one `nft -f`
 // that carries the elements' changes too (policyScript). An equal policy
-// sends nothing.
+// sends nothing. A policy that guards a port is refused while bridged
+// traffic skips the table (judgeable) — unless it is the one in force,
+// which a refused change's rollback hands back.
 func (b *Backend) SetPolicy(ctx context.Context, p model.Policy) error {
 	b.sg.mu.Lock()
 	defer b.sg.mu.Unlock()
+	if err := b.judgeable(p); err != nil && !p.Equal(b.sg.policy) {
+		return fmt.Errorf("security groups: %w", err)
+	}
 	b.sg.policy = p
 	if err := b.syncPolicy(ctx); err != nil {
 		return fmt.Errorf("security groups: %w", err)
@@ -99,21 +104,59 @@ func (b *Backend) prunePolicy(ctx context.Context, s datapath.State) error {
 
 // syncPolicy sends the kernel what differs between the table it holds and
 // the one the policy wants; b.sg.mu is held.
+//
+// What it holds is our copy, which someone may have made stale (the table
+// or a set deleted by hand): a change made from it can then fail (elements
+// into a set that is gone, a counter deleted that is gone), so on a failure
+// from our copy the kernel's table is read and the change sent by a
+// script, which makes whatever is missing.
 func (b *Backend) syncPolicy(ctx context.Context) error {
-	if b.sg.held == nil {
+	cached := b.sg.held != nil
+	if !cached {
 		have, err := readPolicyTable(ctx)
 		if err != nil {
 			return err
 		}
 		b.sg.held = &have
 	}
-	have, want := *b.sg.held, wantPolicy(b.sg.policy, b.sg.ports)
+	have := *b.sg.held
+	want := b.wantFrom(have)
+	b.sg.held = nil // unknown until the change is through
+	// Primed, a table whose ingress chain an earlier version put on the
+	// forward hook is rewritten whole (policyScript moves the chain).
+	failed := sendPolicy(ctx, have, want, b.sg.primed && have.forwardIngress)
+	if failed != nil && !cached {
+		return failed
+	}
+	if failed != nil {
+		have, err := readPolicyTable(ctx)
+		if err != nil {
+			return fmt.Errorf("%w; read the table again: %w", failed, err)
+		}
+		want = b.wantFrom(have)
+		if err := hostnet.ApplyNft(ctx, policyScript(have, want)); err != nil {
+			return fmt.Errorf("%w; rules, from the table read again: %w", failed, err)
+		}
+		b.log.Warn("security groups: the table was not as last written (changed by hand?); written again", "table", hostnet.PolicyTable, "err", failed)
+	}
+	b.sg.held = &want
+	return nil
+}
+
+// wantFrom is the table to make of have, the kernel's; b.sg.mu is held.
+func (b *Backend) wantFrom(have policyTable) policyTable {
+	want := wantPolicy(b.sg.policy, b.sg.ports)
 	if !b.sg.primed {
 		want = grown(have, want)
 	}
-	b.sg.held = nil // unknown until the change is through
+	return want
+}
+
+// sendPolicy turns the table have into want: by a script when objects or
+// rules differ or rewrite is set, by set elements alone when only they do.
+func sendPolicy(ctx context.Context, have, want policyTable, rewrite bool) error {
 	switch {
-	case have.exists != want.exists || have.hash != want.hash || b.sg.primed && have.forwardIngress || !covers(have, want):
+	case have.exists != want.exists || have.hash != want.hash || rewrite || !covers(have, want):
 		if err := hostnet.ApplyNft(ctx, policyScript(have, want)); err != nil {
 			return fmt.Errorf("rules: %w", err)
 		}
@@ -122,7 +165,6 @@ func (b *Backend) syncPolicy(ctx context.Context) error {
 			return fmt.Errorf("address sets: %w", err)
 		}
 	}
-	b.sg.held = &want
 	return nil
 }
 

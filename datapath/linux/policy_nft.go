@@ -108,9 +108,11 @@ type policyTable struct {
 
 // wantPolicy renders the table p needs, given this host's attached ports'
 // addresses: a port of p.Ports not attached has no address yet and no
-// elements until it is. No groups, no table.
+// elements until it is. No groups and no guarded port, no table: a port
+// may list groups this host has none of yet (made on another host), and
+// it must be guarded, with nothing allowed, until they arrive.
 func wantPolicy(p model.Policy, ports map[string]netip.Addr) policyTable {
-	if len(p.Groups) == 0 {
+	if len(p.Groups) == 0 && len(p.Ports) == 0 {
 		return policyTable{}
 	}
 	t := policyTable{exists: true, groups: map[string]string{}, elems: map[string]map[netip.Addr]bool{}}

@@ -273,3 +273,22 @@ func countElements(t *testing.T, data []byte) int {
 	}
 	return n
 }
+
+// TestPolicyOfUnknownGroupOnly: a port listing only a group this host has
+// not heard of yet (made on another host a moment ago), with no other group
+// known, is guarded and limited, so it fails closed until the group comes.
+func TestPolicyOfUnknownGroupOnly(t *testing.T) {
+	p := model.Policy{
+		Ports:   map[string]model.GroupList{"x1": groupList(t, "xn")},
+		Members: map[string][]netip.Addr{"xn": addrs("10.81.0.2")},
+	}
+	got := wantPolicy(p, map[string]netip.Addr{"x1": netip.MustParseAddr("10.81.0.2")})
+	if !got.exists {
+		t.Fatal("no table for a port whose only group is unknown here: the port would pass everything")
+	}
+	for _, set := range []string{policySetGuarded, policySetLimited} {
+		if !got.elems[set][netip.MustParseAddr("10.81.0.2")] {
+			t.Errorf("x1's address is not in %s: %v", set, got.elems[set])
+		}
+	}
+}

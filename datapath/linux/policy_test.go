@@ -212,7 +212,8 @@ func (s *sgBed) checkMatrix(pol model.Policy, what string) {
 // policy matrix (TCP, UDP, ping, replies, related ICMP) against the
 // oracle; a membership change that is set elements only (nft monitor and
 // no nft process as witnesses); a removed rule cutting an established TCP
-// stream; a restart that changes nothing; Prune removing what is stale.
+// stream; a table deleted by hand written again at the next change; a
+// restart that changes nothing; Prune removing what is stale.
 func TestSecurityGroupsKernel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -257,7 +258,93 @@ func TestSecurityGroupsKernel(t *testing.T) {
 
 	t.Run("membership is elements", func(t *testing.T) { s.t = t; testMembership(s, pol) })
 	t.Run("rule removal cuts", func(t *testing.T) { s.t = t; testRuleRemoval(s, pol) })
+	t.Run("a table deleted by hand", func(t *testing.T) { s.t = t; testTableDeleted(s, pol) })
+	t.Run("br_netfilter off", func(t *testing.T) { s.t = t; testBridgeNfOff(s, pol) })
 	t.Run("restart", func(t *testing.T) { s.t = t; testPolicyRestart(s, pol) })
+}
+
+// testBridgeNfOff: with bridge-nf-call-iptables off in the host's
+// namespace, traffic within a network passes unjudged; a change of a
+// policy that guards ports, and a Prune, are refused as not supported,
+// naming the setting, with nothing sent to the table (nft monitor); the
+// policy in force may be handed back (a refused change's rollback does);
+// a backend made meanwhile offers no security groups and says why. Once
+// it is on again, the change goes through.
+func testBridgeNfOff(s *sgBed, pol model.Policy) {
+	t := s.t
+	sysctl := func(v string) *exec.Cmd {
+		return exec.Command("ip", "netns", "exec", s.ns, "sysctl", "-qw", bridgeNfSysctl+"="+v)
+	}
+	if out, err := sysctl("0").CombinedOutput(); err != nil {
+		t.Fatalf("switch %s off: %v\n%s", bridgeNfSysctl, err, out)
+	}
+	t.Cleanup(func() { _ = sysctl("1").Run() })
+	if !s.run(probe{"other", "db", model.ProtoTCP, sgPG}) {
+		t.Errorf("other -> db (one network) is still judged with %s off: the check guards nothing", bridgeNfSysctl)
+	}
+	q := sgPolicy(t, s.ports)
+	q.Ports["other"] = groupList(t, "admin")
+	setMembers(&q, s.ports)
+	refused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, datapath.ErrUnsupported) || !strings.Contains(err.Error(), bridgeNfSysctl+" is 0") {
+			t.Errorf("%s with %s off: %v, want not supported, naming the setting", what, bridgeNfSysctl, err)
+		}
+	}
+	mon := testbed.NftMonitor(t, s.ns)
+	var setErr, pruneErr error
+	s.do("changes with the setting off", func() error {
+		setErr = s.b.SetPolicy(s.ctx, q)
+		pruneErr = s.b.Prune(s.ctx, s.state(pol))
+		return s.b.SetPolicy(s.ctx, pol)
+	})
+	refused("a membership change", setErr)
+	refused("a Prune", pruneErr)
+	if events := mon(); events != "" {
+		t.Errorf("refused changes changed nftables:\n%s", events)
+	}
+	var caps datapath.Capabilities
+	s.do("a backend made with the setting off", func() error {
+		b, err := New(s.ctx, "vnsg", nil)
+		if err != nil {
+			return err
+		}
+		caps = b.Capabilities()
+		return b.Close()
+	})
+	if caps.Policy != nil || !strings.Contains(caps.NoPolicy, bridgeNfSysctl+" is 0") || !strings.Contains(caps.NoPolicy, "restart") {
+		t.Errorf("a backend made with %s off offers security groups %v, and says %q", bridgeNfSysctl, caps.Policy != nil, caps.NoPolicy)
+	}
+
+	if out, err := sysctl("1").CombinedOutput(); err != nil {
+		t.Fatalf("switch %s on: %v\n%s", bridgeNfSysctl, err, out)
+	}
+	s.setPolicy(q)
+	s.checkMatrix(q, "other in admin, the setting on again")
+	s.setPolicy(pol)
+}
+
+// testTableDeleted: with the table deleted by hand, the next change
+// succeeds and makes the table whole again (the matrix is the oracle's):
+// a membership change, elements only into sets that are gone, and a
+// change of rules, whose script would delete a counter that is gone.
+func testTableDeleted(s *sgBed, pol model.Policy) {
+	deleteTable := func() {
+		testbed.Run(s.t, "ip", "netns", "exec", s.ns, "nft", "delete", "table", "inet", hostnet.PolicyTable)
+	}
+	deleteTable()
+	q := sgPolicy(s.t, s.ports)
+	q.Ports["other"] = groupList(s.t, "admin")
+	setMembers(&q, s.ports)
+	s.setPolicy(q)
+	s.checkMatrix(q, "other in admin, after the table was deleted")
+	deleteTable()
+	r := sgPolicy(s.t, s.ports)
+	r.Groups["web"] = testGroup(s.t, "web", 1, v1.Rule{Direction: "ingress", Protocol: "udp", Ports: "5000-5001"})
+	s.setPolicy(r)
+	s.checkMatrix(r, "web without its http rule, after the table was deleted")
+	s.setPolicy(pol)
+	s.checkMatrix(pol, "the policy back")
 }
 
 // testMembership: other joins admin (so may ping web and db, and becomes
@@ -273,10 +360,11 @@ func testMembership(s *sgBed, pol model.Policy) {
 	mon := testbed.NftMonitor(t, s.ns)
 	runs := s.nftRuns()
 	s.setPolicy(q)
-	events := mon()
+	// Counted before the monitor's stop, which runs nft itself.
 	if n := s.nftRuns() - runs; n != 0 {
 		t.Errorf("a membership change ran nft %d times", n)
 	}
+	events := mon()
 	var elems int
 	for _, line := range strings.Split(strings.TrimSpace(events), "\n") {
 		switch {

@@ -51,10 +51,12 @@ type agentConfig struct {
 	VswitchdCtl string
 	Underlay    *datapath.Underlay
 	SparePorts  int
+	// PickupWindow is Config.PickupWindow.
+	PickupWindow time.Duration
 }
 
 type agentCmd struct {
-	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, nat, nat-stats, close
+	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, nat, nat-stats, end-pickup, close
 	Config  agentConfig
 	Network model.Network
 	Router  model.Router
@@ -132,7 +134,8 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		}
 		*b, err = New(ctx, db, Config{Bridge: c.Config.Bridge, DatapathType: "netdev", OpenFlowListen: c.Config.Listen,
 			VswitchdCtl: c.Config.VswitchdCtl, Underlay: c.Config.Underlay, SparePorts: c.Config.SparePorts, Log: log,
-			Registerer: prometheus.NewRegistry(), NAT: testNATHost()})
+			Registerer: prometheus.NewRegistry(), NAT: testNATHost(),
+			PickupWindow: c.Config.PickupWindow})
 		if err != nil {
 			db.Close()
 		}
@@ -178,6 +181,12 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		err = (*b).SetNAT(ctx, c.NAT)
 	case "nat-stats":
 		r.NATStats, err = (*b).NATStats(ctx)
+	case "end-pickup":
+		// What the window's timer does when its time is up.
+		(*b).mu.Lock()
+		n := (*b).state.pickup
+		(*b).mu.Unlock()
+		err = (*b).closePickup(ctx, n)
 	default:
 		err = fmt.Errorf("unknown op %q", c.Op)
 	}
@@ -236,6 +245,9 @@ func startAgent(t *testing.T, owner testing.TB, name, ns string) *agent {
 	}
 	owner.Cleanup(func() {
 		a.stop()
+		// The agent is the race-built test binary: the backend's calls
+		// run there, and a race in them fails the test here.
+		testbed.CheckRace(owner, "agent "+a.name, a.log.String(), a.cmd.ProcessState)
 		if owner.Failed() {
 			owner.Logf("agent %s (%s) log:\n%s", a.name, ns, a.log.String())
 		}

@@ -103,13 +103,17 @@ func traceSource(o explain.Objects, q v1.Query) (model.Port, model.Network, erro
 // (the match is absent for a flow that matches everything).
 var stepLine = regexp.MustCompile(`^\s*(\d+)\.\s+(?:(.*), )?priority (\d+), cookie (0x[0-9a-f]+)\s*$`)
 
-// noMatch is a resubmit that found no flow: a rules pass no rule of which
-// matched ("24. No match."), which does nothing.
-var noMatch = regexp.MustCompile(`^\d+\.\s+No match\.?$`)
+// noMatch tells a resubmit that found no flow: a rules pass no rule of
+// which matched ("24. No match."), which does nothing.
+func noMatch(act string) bool {
+	table := strings.TrimLeft(act, "0123456789")
+	rest, ok := strings.CutPrefix(table, ".")
+	return ok && len(table) < len(act) && strings.TrimSuffix(strings.TrimSpace(rest), ".") == "No match"
+}
 
 // ctNext is conntrack's answer to each ct action that a traced packet
 // meets (egress_ct, ingress_ct): the first packet of a new connection.
-var ctNext = []string{"--ct-next", "trk,new", "--ct-next", "trk,new"}
+func ctNext() []string { return []string{"--ct-next", "trk,new", "--ct-next", "trk,new"} }
 
 // explainTrace reads ofproto/trace's output for the packet made by
 // tracePacket(q, s) and maps each step to its table and owner, and the last
@@ -157,7 +161,7 @@ func explainTrace(q v1.Query, s datapath.State, packet, raw string) (v1.Result, 
 					last.Actions[i] = outputTo(port)
 				}
 			}
-		case noMatch.MatchString(act):
+		case noMatch(act):
 		default:
 			last.Actions = append(last.Actions, act)
 		}

@@ -153,3 +153,16 @@ func TestHostPacket(t *testing.T) {
 		t.Error("no error for an address in no network")
 	}
 }
+
+// TestNoMatch: a rules pass that found no flow is told from the actions
+// around it.
+func TestNoMatch(t *testing.T) {
+	for act, want := range map[string]bool{
+		"24. No match.": true, "63. No match": true, "24.   No match.": true,
+		"No match.": false, ". No match.": false, "24. resubmit(,24)": false, "24. No match at all": false,
+	} {
+		if got := noMatch(act); got != want {
+			t.Errorf("noMatch(%q) = %v, want %v", act, got, want)
+		}
+	}
+}

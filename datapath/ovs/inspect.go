@@ -67,7 +67,7 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.R
 	if err != nil {
 		return v1.Result{}, fmt.Errorf("trace: %w", err)
 	}
-	raw, err := unixctl.Call(ctx, ctl, "ofproto/trace", append([]string{b.bridge, packet}, ctNext...)...)
+	raw, err := unixctl.Call(ctx, ctl, "ofproto/trace", append([]string{b.bridge, packet}, ctNext()...)...)
 	if err != nil {
 		return v1.Result{}, fmt.Errorf("trace %s: %w", packet, err)
 	}

@@ -61,8 +61,10 @@ func newOverlayHost(t *testing.T, root, name, ns, nic string, ip netip.Addr) *ov
 }
 
 func (h *overlayHost) config(kind string) agentConfig {
+	// The pickup window closes when the test says (end-pickup), never
+	// by its timer in the middle of a subtest.
 	c := agentConfig{DB: "unix:" + h.box.DBSock, Bridge: "br-vnet", Listen: "tcp:127.0.0.1:6653",
-		VswitchdCtl: filepath.Join(h.box.Dir, "ovs-vswitchd.ctl")}
+		VswitchdCtl: filepath.Join(h.box.Dir, "ovs-vswitchd.ctl"), PickupWindow: time.Hour}
 	if kind != "" {
 		c.Underlay = &datapath.Underlay{LocalIP: h.ip, Kind: kind}
 	}
@@ -247,6 +249,44 @@ func TestOverlayTwoHosts(t *testing.T) {
 			h.agent.do(t, agentCmd{Op: "policy", Policy: model.Policy{}})
 		}
 		ping(t, bb.Netns, ba.IP, true)
+	})
+	t.Run("remote_sender's flows only in the pickup window", func(t *testing.T) {
+		// h1 started on a switch without its flows: its window is open,
+		// and table 65 (pipeline.Member) holds a flow per member address
+		// and the skeleton's. A membership change sends the address's
+		// while the window is open, not once it closed; closing it
+		// removes them all.
+		groups := sgGroups(t)
+		pol := func(members map[string][]netip.Addr) model.Policy {
+			return model.Policy{Groups: groups, Ports: map[string]model.GroupList{"ba": "web"}, Members: members}
+		}
+		flowsOf := func(table, addr string) int {
+			n := 0
+			for f := range dumpFlows(t, h1) {
+				if strings.Contains(f, " table="+table+",") && strings.Contains(f, addr) {
+					n++
+				}
+			}
+			return n
+		}
+		check := func(when string, remoteSender int) {
+			t.Helper()
+			if n := flowsOf("65", ""); n != remoteSender {
+				t.Errorf("%s: %d flows in table 65, want %d", when, n, remoteSender)
+			}
+		}
+		h1.agent.do(t, agentCmd{Op: "policy", Policy: pol(map[string][]netip.Addr{"web": {ba.IP}})})
+		check("window open", 2)
+		h1.agent.do(t, agentCmd{Op: "policy", Policy: pol(map[string][]netip.Addr{"web": {ba.IP}, "db": {bb.IP}})})
+		check("bb joined db in the window", 3)
+		h1.agent.do(t, agentCmd{Op: "end-pickup"})
+		check("window closed", 0)
+		h1.agent.do(t, agentCmd{Op: "policy", Policy: pol(map[string][]netip.Addr{"web": {ba.IP}, "db": {bb.IP, rb.IP}})})
+		check("rb joined db after the window", 0)
+		if n := flowsOf("62", "nw_src="+rb.IP.String()+" "); n != 1 {
+			t.Errorf("rb joined db after the window: %d ingress_peer flows of its address, want 1", n)
+		}
+		h1.agent.do(t, agentCmd{Op: "policy", Policy: model.Policy{}})
 	})
 	t.Run("restart keeps the flows", func(t *testing.T) {
 		before := dumpFlows(t, h1)

@@ -7,6 +7,7 @@
 package ovs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -108,6 +109,8 @@ type Backend struct {
 	// Guarded by hostMu.
 	natHash     string
 	natCounters []string
+	// pickup is the pickup window's clock (pickup.go). Guarded by mu.
+	pickup pickupClock
 }
 
 // cookieSpace holds the cookie of every flow ovs-vnet installs: 'v' in the
@@ -165,6 +168,9 @@ type Config struct {
 	// backend enforces no floating IPs and port forwards (no
 	// Capabilities.NAT) and leaves the table alone.
 	NAT *NATHost
+	// PickupWindow is how long the pickup window stays open (pickup.go);
+	// 0 is pickupWindow.
+	PickupWindow time.Duration
 }
 
 // New makes sure the integration bridge exists as configured, with the daemon
@@ -253,6 +259,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (_ *Backend, err err
 		log:         cfg.Log,
 		lock:        lock,
 		natHost:     cfg.NAT,
+		pickup:      pickupClock{length: cmp.Or(cfg.PickupWindow, pickupWindow)},
 	}
 	if err := b.spares.load(); err != nil {
 		ln.Close()
@@ -393,6 +400,7 @@ func (b *Backend) Ready() error {
 // Close implements datapath.Backend. The flows stay on the bridge (fail_mode
 // secure), so ports keep forwarding.
 func (b *Backend) Close() error {
+	b.stopPickup()
 	b.spares.close()
 	b.links.Close()
 	b.stopOpenFlow()
@@ -460,58 +468,6 @@ func (b *Backend) portSpec(n model.Network, p model.Port) ovsdb.PortSpec {
 		Name:        p.HostIfname,
 		ExternalIDs: map[string]string{portKey: p.Name, networkKey: n.Name},
 	}
-}
-
-// attachSpare installs p's flows while it gives the spare to p; no OVSDB
-// change waits on the way. The two run at once because both mostly wait:
-// the bundle on ovs-vswitchd, the move of the free end into the namespace
-// on the kernel (an RCU barrier, about 15 ms here). The bundle is sent
-// first: the move's link events make ovs-vswitchd reconfigure the whole
-// bridge, and a request sent after them would wait for that. Until the
-// claim is done the spare carries no traffic, so its flows match nothing.
-// The returned port names the spare as its host link. A failure removes
-// the spare, so the controller's rollback, which knows only the port, has
-// nothing left to undo.
-func (b *Backend) attachSpare(ctx context.Context, n model.Network, p model.Port, sp spare) (model.Port, error) {
-	orig := p
-	p.HostIfname = sp.name
-	var err error
-	if sp.ofport == 0 {
-		sp.ofport, err = b.recoverSpare(ctx, n, p)
-	}
-	if err == nil {
-		p.Ofport = sp.ofport
-		flows := make(chan error, 1)
-		go func() { flows <- b.putPort(ctx, p) }()
-		err = link.ClaimSpare(ctx, n, p, b.linkOpts)
-		if ferr := <-flows; ferr != nil {
-			err = errors.Join(err, fmt.Errorf("flows: %w", ferr))
-		}
-	}
-	if err != nil {
-		return orig, errors.Join(fmt.Errorf("port %s: %w", p.Name, err), b.DetachPort(ctx, n, p))
-	}
-	fault.Point("attach-after-flows")
-	b.spares.labelled(b.portSpec(n, p))
-	return p, nil
-}
-
-// recoverSpare returns the ofport of a spare claimed before a restart, and
-// puts it back on the bridge if a crash during its detach took it off, or
-// binds it again to its link (rebindSpec).
-func (b *Backend) recoverSpare(ctx context.Context, n model.Network, p model.Port) (int, error) {
-	spec, _, err := b.rebindSpec(ctx, n, p)
-	if err != nil {
-		return 0, err
-	}
-	has, err := b.db.HasPort(p.HostIfname)
-	if err == nil && !has {
-		err = b.db.AddPort(ctx, b.bridge, spec)
-	}
-	if err != nil {
-		return 0, err
-	}
-	return b.db.WaitOfport(ctx, p.HostIfname)
 }
 
 // DetachPort implements datapath.Backend: the port's flows go first, so

@@ -37,6 +37,7 @@ type pathMTU struct{ sent atomic.Uint64 }
 // owns the session (flows.Handle) and never sees them (ofconn's own queue).
 func (b *Backend) serveSession(c *ofconn.Conn) {
 	if c.DatapathID() == b.dpid {
+		b.checkPickup(c)
 		if err := b.ensurePacketInMeter(c); err != nil {
 			// The flows still send too-big packets to the controller,
 			// unmetered: answered all the same.

@@ -111,7 +111,7 @@ func (b *Backend) policyScope(ch model.PolicyChange) scope {
 			d.Flows = append(d.Flows, b.pipeline.GroupRules(s.policy, g)...)
 		}
 		for _, a := range ch.Members {
-			d.Flows = append(d.Flows, b.pipeline.Member(s.policy, a)...)
+			d.Flows = append(d.Flows, b.pipeline.Member(s.policy, a, s.pickup != 0)...)
 		}
 		for network, byName := range s.ports {
 			n, ok := s.networks[network]
@@ -120,7 +120,7 @@ func (b *Backend) policyScope(ch model.PolicyChange) scope {
 			}
 			for name, p := range byName {
 				if ports[name] {
-					d.Flows = append(d.Flows, b.pipeline.PortACL(s.policy, p, n)...)
+					d.Flows = append(d.Flows, b.pipeline.PortACL(s.policy, p, n, s.pickup != 0)...)
 				}
 			}
 		}

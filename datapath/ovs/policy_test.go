@@ -60,8 +60,10 @@ func startHostBox(t *testing.T) (*testbed.Sandbox, agentConfig) {
 		t.Fatal(err)
 	}
 	box := testbed.StartSandbox(t, root, "")
+	// The pickup window closes when the test says (end-pickup), never
+	// on its own in the middle of a subtest that counts flows.
 	return box, agentConfig{DB: "unix:" + box.DBSock, Bridge: "br-vnet", Listen: "tcp:127.0.0.1:6653",
-		VswitchdCtl: filepath.Join(box.Dir, "ovs-vswitchd.ctl")}
+		VswitchdCtl: filepath.Join(box.Dir, "ovs-vswitchd.ctl"), PickupWindow: time.Hour}
 }
 
 // sgPolicy is the policy of groups for ports, as the controller computes
@@ -285,6 +287,31 @@ func TestSecurityGroups(t *testing.T) {
 			t.Error("other left web, but still reaches db1")
 		}
 	})
+	// ack is ofproto/trace's bare ACK from other (no groups) to web1's
+	// port 22, which web's rules do not open: a scan through
+	// default-deny if it passed.
+	ack := func() string {
+		o, w := byName["other"], byName["web1"]
+		return fmt.Sprintf("tcp,in_port=%d,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64,tp_src=40000,tp_dst=22,tcp_flags=ack",
+			o.Ofport, o.MAC, w.MAC, o.IP, w.IP)
+	}
+	traceACK := func(t *testing.T) string {
+		return box.Appctl(t, "ofproto/trace", "br-vnet", ack(), "--ct-next", "trk,new", "--ct-next", "trk,new")
+	}
+	// A daemon's start on a switch without our flows opened the window.
+	if !pickupOpen(t, box) {
+		t.Fatal("the backend started on a switch without its flows, but opened no pickup window")
+	}
+	h.do(t, agentCmd{Op: "end-pickup"})
+
+	t.Run("outside the pickup window a bare ACK no rule allows is dropped", func(t *testing.T) {
+		if pickupOpen(t, box) {
+			t.Error("the pickup window's flows are still on the bridge after it closed")
+		}
+		if out := traceACK(t); !strings.Contains(out, "Datapath actions: drop") || !strings.Contains(out, "64. priority 0, cookie 0x7601000000000000") {
+			t.Errorf("other's bare ACK to web1:22 is not dropped by ingress_verdict's miss (reason policy):\n%s", out)
+		}
+	})
 	t.Run("an ovs-vswitchd restart keeps a download, and a cut stream cut", func(t *testing.T) {
 		db1, web1 := byName["db1"], byName["web1"]
 		// web1 opens, db1 sends: after the restart db1's next segment is
@@ -292,12 +319,30 @@ func TestSecurityGroups(t *testing.T) {
 		s := testbed.StartStream(t, web1.Netns, db1.Netns, netip.AddrPortFrom(db1.IP, sgStream), true, streamPace, probeTimeout)
 		waitFlowing(t, s, "download flowing", 0)
 		restartVswitchd(t, box)
+		if !pickupOpen(t, box) {
+			t.Fatal("no pickup window after the ovs-vswitchd restart")
+		}
 		waitFlowing(t, s, "download resumed after the ovs-vswitchd restart", s.Received())
 		if err := dialTCP(db1.Netns, web1.IP, sgPostgres); err == nil {
 			t.Error("db1 → web1 passed after the restart: web's rules do not allow it")
 		}
 		if err := dialTCP(byName["other"].Netns, db1.IP, sgPostgres); err == nil {
 			t.Error("other → db1 passed after the restart: db's rules allow only web")
+		}
+		// What the window accepts (docs/PIPELINE.md): web1's egress
+		// allows the reverse, and other has no groups.
+		if out := traceACK(t); !strings.Contains(out, "Datapath actions: ct(commit,zone=1,mark=0x1/0x1),") {
+			t.Errorf("in the pickup window other's bare ACK to web1:22 is not taken as the reverse of a connection web1 opened:\n%s", out)
+		}
+		// The window closes; the download it picked up goes on.
+		before := boxFlows(t, box)
+		h.do(t, agentCmd{Op: "end-pickup"})
+		if changed := changedFlows(before, boxFlows(t, box)); len(changed) != pickupFlows {
+			t.Errorf("closing the window changed %d flows, want its %d:\n%s", len(changed), pickupFlows, strings.Join(changed, "\n"))
+		}
+		waitFlowing(t, s, "download after the pickup window closed", s.Received())
+		if out := traceACK(t); !strings.Contains(out, "Datapath actions: drop") {
+			t.Errorf("after the pickup window other's bare ACK to web1:22 is not dropped:\n%s", out)
 		}
 
 		// The rule removed cuts the download; a restart must not bring it
@@ -314,11 +359,26 @@ func TestSecurityGroups(t *testing.T) {
 		h.do(t, agentCmd{Op: "policy", Policy: policy})
 	})
 	t.Run("restart sends nothing", func(t *testing.T) {
+		// In the window the last ovs-vswitchd restart opened: it goes on.
+		if !pickupOpen(t, box) {
+			t.Fatal("no pickup window after the ovs-vswitchd restart")
+		}
 		before := boxFlows(t, box)
 		h.stop()
 		start(t)
 		if changed := changedFlows(before, boxFlows(t, box)); len(changed) != 0 {
+			t.Errorf("the restart in the pickup window changed %d flows:\n%s", len(changed), strings.Join(changed, "\n"))
+		}
+		// Outside it: none opens.
+		h.do(t, agentCmd{Op: "end-pickup"})
+		before = boxFlows(t, box)
+		h.stop()
+		start(t)
+		if changed := changedFlows(before, boxFlows(t, box)); len(changed) != 0 {
 			t.Errorf("the restart changed %d flows:\n%s", len(changed), strings.Join(changed, "\n"))
+		}
+		if pickupOpen(t, box) {
+			t.Error("a daemon restart that found its flows in place opened the pickup window")
 		}
 		h.do(t, agentCmd{Op: "policy", Policy: policy})
 		if changed := changedFlows(before, boxFlows(t, box)); len(changed) != 0 {
@@ -392,6 +452,24 @@ func restartVswitchd(t *testing.T, box *testbed.Sandbox) {
 	before := len(boxFlows(t, box))
 	box.RestartVswitchd(t)
 	eventually(t, "flows back after the ovs-vswitchd restart", func() bool { return len(boxFlows(t, box)) >= before })
+}
+
+// pickupFlows is what the pickup window adds or changes on
+// TestSecurityGroups' bridge, as changedFlows counts: two flows of each
+// of its three guarded ports, six of the skeleton, and egress_ct's miss,
+// replaced (its old and new text).
+const pickupFlows = 2*3 + 6 + 2
+
+// pickupOpen tells whether the bridge holds the pickup window's flows:
+// its mark, ingress_verdict's verdict on a packet taken as its reverse.
+func pickupOpen(t *testing.T, box *testbed.Sandbox) bool {
+	t.Helper()
+	for f := range boxFlows(t, box) {
+		if strings.Contains(f, "cookie=0x7601000000000000, table=64, priority=160,") {
+			return true
+		}
+	}
+	return false
 }
 
 // boxFlows is the integration bridge's flows (ofctlDump): text without

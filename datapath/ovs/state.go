@@ -29,6 +29,9 @@ type state struct {
 	policy model.Policy
 	// nat is this host's floating IPs and port forwards (SetNAT, Prune).
 	nat model.NAT
+	// pickup is the number of the open pickup window, 0 when it is
+	// closed (pickup.go).
+	pickup uint64
 }
 
 func newState() state {
@@ -44,6 +47,7 @@ func (s state) model(self netip.Addr) pipeline.Model {
 		Routers:  slices.Collect(maps.Values(s.routers)),
 		Policy:   s.policy,
 		NAT:      s.nat,
+		Pickup:   s.pickup != 0,
 	}
 	for _, ports := range s.ports {
 		m.Ports = slices.AppendSeq(m.Ports, maps.Values(ports))
@@ -93,7 +97,7 @@ func (b *Backend) portScope(network, port string) scope {
 			return d
 		}
 		if p, ok := s.ports[network][port]; ok {
-			d.Flows = append(b.pipeline.Port(p, n), b.pipeline.PortACL(s.policy, p, n)...)
+			d.Flows = append(b.pipeline.Port(p, n), b.pipeline.PortACL(s.policy, p, n, s.pickup != 0)...)
 		}
 		flows, flood := b.remote(s, n)
 		d.Flows = append(d.Flows, flows...)
@@ -196,6 +200,7 @@ func (b *Backend) prime(s datapath.State, remote map[string][]model.RemotePort) 
 	if b.natHost != nil {
 		next.nat = s.NAT
 	}
+	next.pickup = b.state.pickup // opened as the switch connected (checkPickup)
 	for _, n := range s.Networks {
 		next.networks[n.Name] = n
 	}

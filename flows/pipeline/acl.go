@@ -19,8 +19,10 @@ import (
 // (RegOwnGroup) and resubmits to the peer table, whose flow for the peer's
 // address resubmits once with RegPeerGroup 0 (the rules with a CIDR or any
 // peer) and once per group of the address. A rule is thus one flow per
-// port mask, an address two flows, a port six: O(ports + members +
-// rules), and a membership change touches only the address's flows.
+// port mask, an address two flows, a port four: O(ports + members +
+// rules), and a membership change touches only the address's flows. The
+// pickup window (see policyBase) adds two per port and, in a cluster, one
+// per address (remote_sender's).
 
 // prioRule is the priority of a group's first rule; rule i has prioRule-i,
 // so that within one pass the first matching rule by index decides and
@@ -62,17 +64,36 @@ func PortMasks(lo, hi uint16) []PortMask {
 // Conntrack does not outlive ovs-vswitchd: after a restart a connection's
 // next packet is +new, and if it comes from the side that did not open it
 // (a download's data) the rules judge it as a connection the wrong way
-// round. So a +new TCP packet without SYN, which opens nothing, is judged
-// both ways: as it is, and swapped, by the rules that would have judged
-// its reverse (the receiver's egress, the sender's ingress). Both sides
-// must take it the same way — one allowing it as it is and the other only
-// as its reverse would let through what no connection allowed. Taken as
-// the reverse, it is committed as it is with ctMarkFlip: the entry's
-// reply direction is then the opener's, which is judged, and its original
-// direction passes as replies do, but never a SYN, which would open a
-// connection the rules deny. A connection a rule change cut has no
-// allowing reverse either, so it stays cut.
-func (p Pipeline) policyBase(c uint64) []flowset.Flow {
+// round. So while the pickup window is open (pickup: Model.Pickup) a +new
+// TCP packet without SYN, which opens nothing, is judged both ways: as it
+// is, and swapped, by the rules that would have judged its reverse (the
+// receiver's egress, the sender's ingress). Both sides must take it the
+// same way — one allowing it as it is and the other only as its reverse
+// would let through what no connection allowed. Taken as the reverse, it
+// is committed as it is with ctMarkFlip: the entry's reply direction is
+// then the opener's, which is judged, and its original direction passes
+// as replies do, but never a SYN, which would open a connection the rules
+// deny. A connection a rule change cut has no allowing reverse either, so
+// it stays cut. Outside the window such a packet is judged only as it is,
+// from a local port or from the tunnel: otherwise any peer a guarded
+// port's egress lets it answer could probe it with bare ACKs through
+// default-deny (docs/PIPELINE.md); the flipped entries picked up stay,
+// and keep passing by the ACL tables' flows, which are always there.
+//
+// A packet from the tunnel skips the egress side, whose verdict does not
+// cross hosts: while the window is open the receiving host judges the
+// remote sender's side of the reverse itself (remote_sender, see
+// Member), from the sender's groups, which Members holds for every host's
+// ports, and the rules it has of every group. Trusting the sending host
+// instead would not do: it passes a +new packet its egress allows forward
+// without asking whether its ingress allows the reverse, so the receiver
+// would flip on its own egress alone — a non-SYN packet neither direction
+// allows delivered, a connection a rule change cut revived by a restart.
+// A source of no group is an unguarded sender's, which may flip as an
+// unguarded local sender's does (egress_ct's miss). remote_sender's flows
+// are pickup flows like the rest: outside the window nothing resubmits to
+// the table.
+func (p Pipeline) policyBase(c uint64, pickup bool) []flowset.Flow {
 	tracked := func(bits uint32) openflow.OXM {
 		return openflow.CtState(openflow.CtStateTracked|bits, openflow.CtStateTracked|bits)
 	}
@@ -98,19 +119,22 @@ func (p Pipeline) policyBase(c uint64) []flowset.Flow {
 	ip := openflow.EthType(ethIPv4)
 	tcp := openflow.IPProto(model.ProtoTCP)
 	judged := []openflow.Action{loadFlag(FlagAllow, 0), loadFlag(FlagAllowRev, 0)}
-	return []flowset.Flow{
-		flow(TableEgressCT, prioMiss, c, match(), apply(loadFlag(FlagSrcRev, 1)), gotoTable(TableEgressOut)),
+	out := outputChosen()
+	// An unguarded sender allows any reverse: with the window open, its
+	// egress says so.
+	unguarded := []openflow.Instruction{gotoTable(TableEgressOut)}
+	if pickup {
+		unguarded = []openflow.Instruction{apply(loadFlag(FlagSrcRev, 1)), gotoTable(TableEgressOut)}
+	}
+	flows := []flowset.Flow{
+		flow(TableEgressCT, prioMiss, c, match(), unguarded...),
 		flow(TableEgressACL, prioExact, c, match(reply, unflipped), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioExact, c, match(ip, tcp, original, flipped, noSYN), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioExact, c, match(tracked(openflow.CtStateRelated)), gotoTable(TableEgressOut)),
 		flow(TableEgressACL, prioMiss, c, match(), gotoTable(TableEgressVerdict)),
 		flow(TableEgressPeer, prioMiss, c, match(), apply(peerPasses(TableEgressRules, nil)...)),
-		flow(TableEgressVerdict, prioBoth, c, match(flags(allow|allowRev, 0)),
-			apply(append(judged, loadFlag(FlagCommitSrc, 1), loadFlag(FlagSrcRev, 1))...), gotoTable(TableEgressOut)),
 		flow(TableEgressVerdict, prioExact, c, match(flags(allow, 0), tracked(openflow.CtStateNew)),
 			apply(append(judged, loadFlag(FlagCommitSrc, 1))...), gotoTable(TableEgressOut)),
-		flow(TableEgressVerdict, prioReverse, c, match(flags(allowRev, 0)),
-			apply(append(judged, loadFlag(FlagCommitSrc, 1), loadFlag(FlagSrcRev, 1), loadFlag(FlagFlip, 1))...), gotoTable(TableEgressOut)),
 		flow(TableEgressVerdict, prioGuard, c, match(flags(allow, 0)), apply(judged...), gotoTable(TableEgressOut)),
 		drop(TableEgressVerdict, prioMiss, c),
 		flow(TableEgressOut, prioFallback, c, match(openflow.RegMasked(RegFlags, 1<<FlagRouted, 1<<FlagRouted)), gotoTable(TableRoute)),
@@ -124,19 +148,49 @@ func (p Pipeline) policyBase(c uint64) []flowset.Flow {
 		flow(TableIngressPeer, prioMiss, c, match(), apply(peerPasses(TableIngressRules, nil)...)),
 		flow(TableIngressVerdict, prioExact, c, match(flags(allow, flip), tracked(openflow.CtStateNew)),
 			apply(loadFlag(FlagCommitDst, 1)), gotoTable(TableOutput)),
-		flow(TableIngressVerdict, prioReverse, c, match(flags(allowRev|1<<FlagSrcRev, 0)),
-			apply(loadFlag(FlagCommitDst, 1), loadFlag(FlagFlip, 1)), gotoTable(TableOutput)),
 		flow(TableIngressVerdict, prioGuard, c, match(flags(allow, 0), notNew), gotoTable(TableOutput)),
 		drop(TableIngressVerdict, prioMiss, c),
 
-		flow(TableOutput, prioBoth, c, match(ip, flags(src|dst|flip, 0)), apply(commit(RegSrcZone, true), commit(RegDstZone, true), outputChosen)),
-		flow(TableOutput, prioExact, c, match(ip, flags(src|dst, 0)), apply(commit(RegSrcZone, false), commit(RegDstZone, false), outputChosen)),
-		flow(TableOutput, prioReverse, c, match(ip, flags(src|flip, 0)), apply(commit(RegSrcZone, true), outputChosen)),
-		flow(TableOutput, prioReverse, c, match(ip, flags(dst|flip, 0)), apply(commit(RegDstZone, true), outputChosen)),
-		flow(TableOutput, prioGuard, c, match(ip, flags(src, 0)), apply(commit(RegSrcZone, false), outputChosen)),
-		flow(TableOutput, prioGuard, c, match(ip, flags(dst, 0)), apply(commit(RegDstZone, false), outputChosen)),
-		flow(TableOutput, prioMiss, c, match(), apply(outputChosen)),
+		flow(TableOutput, prioExact, c, match(ip, flags(src|dst, 0)), apply(commit(RegSrcZone, false), commit(RegDstZone, false), out)),
+		flow(TableOutput, prioGuard, c, match(ip, flags(src, 0)), apply(commit(RegSrcZone, false), out)),
+		flow(TableOutput, prioGuard, c, match(ip, flags(dst, 0)), apply(commit(RegDstZone, false), out)),
+		flow(TableOutput, prioMiss, c, match(), apply(out)),
 	}
+	if !pickup {
+		return flows
+	}
+	flows = append(flows,
+		flow(TableEgressVerdict, prioBoth, c, match(flags(allow|allowRev, 0)),
+			apply(append(judged, loadFlag(FlagCommitSrc, 1), loadFlag(FlagSrcRev, 1))...), gotoTable(TableEgressOut)),
+		flow(TableEgressVerdict, prioReverse, c, match(flags(allowRev, 0)),
+			apply(append(judged, loadFlag(FlagCommitSrc, 1), loadFlag(FlagSrcRev, 1), loadFlag(FlagFlip, 1))...), gotoTable(TableEgressOut)),
+		pickupMark(c),
+		flow(TableOutput, prioBoth, c, match(ip, flags(src|dst|flip, 0)), apply(commit(RegSrcZone, true), commit(RegDstZone, true), out)),
+		flow(TableOutput, prioReverse, c, match(ip, flags(src|flip, 0)), apply(commit(RegSrcZone, true), out)),
+		flow(TableOutput, prioReverse, c, match(ip, flags(dst|flip, 0)), apply(commit(RegDstZone, true), out)),
+	)
+	if p.Tunnel != 0 {
+		flows = append(flows, flow(TableRemoteSender, prioFallback, c, match(openflow.InPort(p.Tunnel)), apply(loadFlag(FlagSrcRev, 1))))
+	}
+	return flows
+}
+
+// pickupMark is the ingress side's verdict on a packet taken as its
+// reverse: a flow of the skeleton only an open pickup window has.
+func pickupMark(c uint64) flowset.Flow {
+	both := uint32(1)<<FlagAllowRev | 1<<FlagSrcRev
+	return flow(TableIngressVerdict, prioReverse, c, match(openflow.RegMasked(RegFlags, both, both)),
+		apply(loadFlag(FlagCommitDst, 1), loadFlag(FlagFlip, 1)), gotoTable(TableOutput))
+}
+
+// PickupMark is the table, cookie and priority of the one flow of the
+// skeleton that only an open pickup window has (see policyBase): a switch
+// whose skeleton holds it had the window open, and a switch without any
+// flow of the skeleton's in that table holds none of ours. The skeleton
+// comes and goes whole, in one bundle.
+func (p Pipeline) PickupMark() (table uint8, cookie uint64, priority uint16) {
+	f := pickupMark(p.Space.Cookie(KindBase, 0, 0))
+	return f.Table, f.Cookie, f.Priority
 }
 
 // ctMarkFlip is the ct_mark bit of a connection committed as the reverse
@@ -152,7 +206,9 @@ const (
 )
 
 // outputChosen outputs to the port l2_forward or route chose (RegOutPort).
-var outputChosen = openflow.NXOutputReg{Src: openflow.SubField{Field: regRef(RegOutPort), NBits: 16}, MaxLen: openflow.OutputRegMaxLen}
+func outputChosen() openflow.Action {
+	return openflow.NXOutputReg{Src: openflow.SubField{Field: regRef(RegOutPort), NBits: 16}, MaxLen: openflow.OutputRegMaxLen}
+}
 
 // outLocal is the bridge's LOCAL port as RegOutPort holds it: output:FIELD
 // reads an OpenFlow 1.0 port number, 16 bits.
@@ -167,9 +223,11 @@ func toIngress(ofport uint32, before ...openflow.Action) []openflow.Instruction 
 // PortACL is a guarded local port's flows: into conntrack on both sides,
 // in its network's zone, and its groups' passes over the rules (all its
 // groups, so that a rule change leaves the port's flows alone; only
-// whether its egress is limited at all depends on the rules). nil for a
-// port without groups or ofport.
-func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []flowset.Flow {
+// whether its egress is limited at all depends on the rules), and while
+// the pickup window is open (pickup, see policyBase) the judgement of a
+// +new TCP packet without SYN both ways. nil for a port without groups or
+// ofport.
+func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network, pickup bool) []flowset.Flow {
 	if !pol.Guarded(port.Name) || port.Ofport <= 0 {
 		return nil
 	}
@@ -189,6 +247,17 @@ func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []
 		egress = ownPasses(TableEgressPeer, own)
 	}
 	ingress := ownPasses(TableIngressPeer, own)
+	flows := []flowset.Flow{
+		flow(TableEgressCT, prioFallback, c, match(in, ip),
+			apply(setField(openflow.Reg(RegSrcZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableEgressACL})),
+		flow(TableEgressACL, prioFallback, c, match(in, trk), applyThen(egress, TableEgressVerdict)...),
+		flow(TableIngressCT, prioFallback, c, match(ip, out),
+			apply(setField(openflow.Reg(RegDstZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableIngressACL})),
+		flow(TableIngressACL, prioFallback, c, match(out, trk), applyThen(ingress, TableIngressVerdict)...),
+	}
+	if !pickup {
+		return flows
+	}
 	// A +new TCP packet without SYN: first the rules of the other
 	// direction on the packet swapped, kept in FlagAllowRev.
 	newNoSYN := []openflow.OXM{ip, openflow.IPProto(model.ProtoTCP),
@@ -196,20 +265,20 @@ func (p Pipeline) PortACL(pol model.Policy, port model.Port, n model.Network) []
 		openflow.TCPFlags(0, openflow.TCPFlagSYN)}
 	reversed := func(as []openflow.Action) []openflow.Action {
 		out := append(swapped(), as...)
-		return append(append(out, swapped()...), keepReverse...)
+		return append(append(out, swapped()...), keepReverse()...)
 	}
-	return []flowset.Flow{
-		flow(TableEgressCT, prioFallback, c, match(in, ip),
-			apply(setField(openflow.Reg(RegSrcZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableEgressACL})),
-		flow(TableEgressACL, prioFallback, c, match(in, trk), applyThen(egress, TableEgressVerdict)...),
+	// From the tunnel no egress side said whether the sender allows the
+	// reverse: remote_sender judges it here (see policyBase).
+	var sender []openflow.Action
+	if p.Tunnel != 0 {
+		sender = []openflow.Action{resubmit(TableRemoteSender)}
+	}
+	return append(flows,
 		flow(TableEgressACL, prioGuard, c, match(append([]openflow.OXM{in}, newNoSYN...)...),
 			applyThen(append(reversed(ingress), egress...), TableEgressVerdict)...),
-		flow(TableIngressCT, prioFallback, c, match(ip, out),
-			apply(setField(openflow.Reg(RegDstZone, uint32(n.ID))), openflow.NXCT{Zone: uint16(n.ID), RecircTable: TableIngressACL})),
-		flow(TableIngressACL, prioFallback, c, match(out, trk), applyThen(ingress, TableIngressVerdict)...),
 		flow(TableIngressACL, prioGuard, c, match(append(newNoSYN, out)...),
-			applyThen(append(reversed(egress), ingress...), TableIngressVerdict)...),
-	}
+			applyThen(slices.Concat(sender, reversed(egress), ingress), TableIngressVerdict)...),
+	)
 }
 
 // swapped exchanges a TCP packet's addresses and ports, through the stack:
@@ -231,9 +300,11 @@ func swapped() []openflow.Action {
 
 // keepReverse moves the reverse's verdict to FlagAllowRev, for the
 // packet's own passes to start from nothing allowed.
-var keepReverse = []openflow.Action{
-	openflow.NXRegMove{NBits: 1, SrcOfs: FlagAllow, DstOfs: FlagAllowRev, Src: regRef(RegFlags), Dst: regRef(RegFlags)},
-	loadFlag(FlagAllow, 0),
+func keepReverse() []openflow.Action {
+	return []openflow.Action{
+		openflow.NXRegMove{NBits: 1, SrcOfs: FlagAllow, DstOfs: FlagAllowRev, Src: regRef(RegFlags), Dst: regRef(RegFlags)},
+		loadFlag(FlagAllow, 0),
+	}
 }
 
 // GroupRules is the flows of a group's rules under pol: one per port mask
@@ -286,8 +357,14 @@ func (p Pipeline) GroupRules(pol model.Policy, name string) []flowset.Flow {
 
 // Member is the flows of an address in pol's groups: as the peer of
 // either side, one pass over the rules for each of its groups after the
-// pass every peer gets. nil for an address of no group.
-func (p Pipeline) Member(pol model.Policy, addr netip.Addr) []flowset.Flow {
+// pass every peer gets; in a cluster while the pickup window is open
+// (pickup, see policyBase) also, as the source of a packet from the
+// tunnel, its groups' ingress passes on the packet swapped, whose verdict
+// is FlagSrcRev. nil for an address of no group. The last flow is for
+// other hosts' ports, but the policy does not tell them from this host's:
+// a local address's never matches, since no packet of a local port comes
+// from the tunnel.
+func (p Pipeline) Member(pol model.Policy, addr netip.Addr, pickup bool) []flowset.Flow {
 	var peer []uint32
 	for _, g := range pol.GroupsOf(addr) {
 		if id := pol.Groups[g].ID; id > 0 {
@@ -300,26 +377,48 @@ func (p Pipeline) Member(pol model.Policy, addr netip.Addr) []flowset.Flow {
 	slices.Sort(peer)
 	c := p.Space.Cookie(KindMember, addrObject(addr), 0)
 	ip := openflow.EthType(ethIPv4)
-	return []flowset.Flow{
+	flows := []flowset.Flow{
 		flow(TableEgressPeer, prioFallback, c, match(ip, openflow.IPv4Dst(addr)), apply(peerPasses(TableEgressRules, peer)...)),
 		flow(TableIngressPeer, prioFallback, c, match(ip, openflow.IPv4Src(addr)), apply(peerPasses(TableIngressRules, peer)...)),
+	}
+	if pickup && p.Tunnel != 0 {
+		as := slices.Concat([]openflow.Action{loadFlag(FlagAllow, 0)}, swapped(), ownPasses(TableIngressPeer, peer), swapped(), keepSrcRev())
+		flows = append(flows, flow(TableRemoteSender, prioExact, c, match(openflow.InPort(p.Tunnel), ip, openflow.IPProto(model.ProtoTCP), openflow.IPv4Src(addr)), apply(as...)))
+	}
+	return flows
+}
+
+// keepSrcRev moves the remote sender's verdict on the reverse to
+// FlagSrcRev, for the receiver's passes to start from nothing allowed.
+func keepSrcRev() []openflow.Action {
+	return []openflow.Action{
+		openflow.NXRegMove{NBits: 1, SrcOfs: FlagAllow, DstOfs: FlagSrcRev, Src: regRef(RegFlags), Dst: regRef(RegFlags)},
+		loadFlag(FlagAllow, 0),
 	}
 }
 
 // Policy is the flows of every group's rules and every member address of
-// pol; the ports' flows are PortACL's.
-func (p Pipeline) Policy(pol model.Policy) []flowset.Flow {
+// pol, pickup as Model.Pickup; the ports' flows are PortACL's.
+func (p Pipeline) Policy(pol model.Policy, pickup bool) []flowset.Flow {
 	var flows []flowset.Flow
 	for _, name := range slices.Sorted(maps.Keys(pol.Groups)) {
 		flows = append(flows, p.GroupRules(pol, name)...)
 	}
+	return append(flows, p.Members(pol, pickup)...)
+}
+
+// Members is Member's flows of every member address of pol: all the
+// pickup window changes of the policy's flows (remote_sender's, in a
+// cluster), which closing it compiles both ways.
+func (p Pipeline) Members(pol model.Policy, pickup bool) []flowset.Flow {
+	var flows []flowset.Flow
 	var addrs []netip.Addr
 	for _, members := range pol.Members {
 		addrs = append(addrs, members...)
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	for _, a := range slices.Compact(addrs) {
-		flows = append(flows, p.Member(pol, a)...)
+		flows = append(flows, p.Member(pol, a, pickup)...)
 	}
 	return flows
 }

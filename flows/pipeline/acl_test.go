@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
@@ -83,18 +84,50 @@ func addrs(s ...string) []netip.Addr {
 	return out
 }
 
+// TestCompileSecurityGroupsGolden: the security groups' model on one host
+// and on a host of a cluster (securityGroupsCluster), each with the pickup
+// window closed, and what opening it adds or changes (the flows of the
+// open window that the closed one does not have as they are; in the
+// cluster remote_sender's among them).
 func TestCompileSecurityGroupsGolden(t *testing.T) {
-	d, err := testPipeline().Compile(securityGroups(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden.Check(t, "testdata/security-groups.golden", render(d))
-	if _, err := flowset.Diff(space, d, flowset.Installed{}); err != nil {
-		t.Fatalf("flows collide: %v", err)
-	}
-	for _, f := range d.Flows {
-		if err := openflow.Validate(f.Match); err != nil {
-			t.Errorf("flow %s: %v", render(flowset.Desired{Flows: []flowset.Flow{f}}), err)
+	for _, c := range []struct {
+		golden string
+		p      Pipeline
+		m      Model
+	}{
+		{"testdata/security-groups", testPipeline(), securityGroups(t)},
+		{"testdata/security-groups-cluster", overlayPipeline(), securityGroupsCluster(t)},
+	} {
+		closed, err := c.p.Compile(c.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden.Check(t, c.golden+".golden", render(closed))
+		c.m.Pickup = true
+		open, err := c.p.Compile(c.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		had := map[string]bool{}
+		for _, l := range strings.Split(render(closed), "\n") {
+			had[l] = true
+		}
+		var added []string
+		for _, l := range strings.Split(strings.TrimSpace(render(open)), "\n") {
+			if !had[l] {
+				added = append(added, l)
+			}
+		}
+		golden.Check(t, c.golden+"-pickup.golden", strings.Join(added, "\n")+"\n")
+		for _, d := range []flowset.Desired{closed, open} {
+			if _, err := flowset.Diff(space, d, flowset.Installed{}); err != nil {
+				t.Fatalf("%s: flows collide: %v", c.golden, err)
+			}
+			for _, f := range d.Flows {
+				if err := openflow.Validate(f.Match); err != nil {
+					t.Errorf("flow %s: %v", render(flowset.Desired{Flows: []flowset.Flow{f}}), err)
+				}
+			}
 		}
 	}
 }
@@ -154,33 +187,56 @@ func TestPortMasks(t *testing.T) {
 }
 
 // TestPolicyFlowCount proves the flows linear in ports, members and rules:
-// exactly the skeleton's, six per guarded port, two per member address
+// exactly the skeleton's, four per guarded port, two per member address
 // and one per port mask of each rule, at 10, 100 and 1,000 ports in one
-// group of 20 rules, one of them naming the group itself.
+// group of 20 rules, one of them naming the group itself; and the pickup
+// window two more per guarded port, in a cluster one more per member
+// address (remote_sender's), and pickupBaseFlows in the skeleton (one
+// more in a cluster: remote_sender's for an unguarded sender).
 func TestPolicyFlowCount(t *testing.T) {
-	base, err := testPipeline().Compile(Model{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []int{10, 100, 1000} {
-		m, rules := scaleModel(t, n)
-		d, err := testPipeline().Compile(m)
+	for _, c := range []struct {
+		name             string
+		p                Pipeline
+		pickupAddr, base int
+	}{{"one host", testPipeline(), 0, pickupBaseFlows}, {"cluster", overlayPipeline(), 1, pickupBaseFlows + 1}} {
+		base, err := c.p.Compile(Model{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		plain := m
-		plain.Policy = model.Policy{}
-		without, err := testPipeline().Compile(plain)
-		if err != nil {
-			t.Fatal(err)
+		for _, n := range []int{10, 100, 1000} {
+			m, rules := scaleModel(t, n)
+			d, err := c.p.Compile(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain := m
+			plain.Policy = model.Policy{}
+			without, err := c.p.Compile(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 4*n + 2*n + rules
+			if got := len(d.Flows) - len(without.Flows); got != want {
+				t.Errorf("%s, %d ports: %d policy flows, want 4×%d + 2×%d + %d rule flows = %d", c.name, n, got, n, n, rules, want)
+			}
+			m.Pickup = true
+			open, err := c.p.Compile(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, more := len(open.Flows)-len(d.Flows), 2*n+c.pickupAddr*n+c.base; got != more {
+				t.Errorf("%s, %d ports: the pickup window adds %d flows, want 2×%d + %d×%d + %d = %d", c.name, n, got, n, c.pickupAddr, n, c.base, more)
+			}
+			t.Logf("%s, %d ports, 20 rules: %d flows in all (%d with the window open), %d of them the policy's, skeleton %d",
+				c.name, n, len(d.Flows), len(open.Flows), want, len(base.Flows))
 		}
-		want := 6*n + 2*n + rules
-		if got := len(d.Flows) - len(without.Flows); got != want {
-			t.Errorf("%d ports: %d policy flows, want 6×%d + 2×%d + %d rule flows = %d", n, got, n, n, rules, want)
-		}
-		t.Logf("%d ports, 20 rules: %d flows in all, %d of them the policy's, skeleton %d", n, len(d.Flows), want, len(base.Flows))
 	}
 }
+
+// pickupBaseFlows is the flows the pickup window adds to the skeleton:
+// egress_verdict's both ways and reverse, ingress_verdict's reverse, and
+// output's three flipped commits.
+const pickupBaseFlows = 6
 
 // scaleModel is n ports in one network, all in group g of 20 rules, and
 // the number of rule flows those compile to.
@@ -222,7 +278,8 @@ func TestPolicyAgainstOVS(t *testing.T) {
 		box.Vsctl(t, "add-port", "br0", fmt.Sprintf("p%d", i), "--", "set", "interface", fmt.Sprintf("p%d", i),
 			"type=internal", fmt.Sprintf("ofport_request=%d", i))
 	}
-	d, err := testPipeline().Compile(securityGroups(t))
+	m := securityGroups(t)
+	d, err := testPipeline().Compile(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,19 +315,45 @@ func TestPolicyAgainstOVS(t *testing.T) {
 			[]string{"24. ip,reg5=0x3,reg6=0x2, priority 1999, cookie 0x760600000c010000", "64. priority 0"}},
 		{"db1 → web1, a reply", tcp("db1", 3, "10.72.0.2", gw("back"), "10.71.0.2", 40000), []string{"--ct-next", "trk,est,rpl", "--ct-next", "trk,est,rpl"},
 			[]string{"22. ct_state=+est+rpl+trk,ct_mark=0/0x1, priority 200", "61. ct_state=+est+rpl+trk,ct_mark=0/0x1, priority 200", "output port is 1"}},
-		// After an ovs-vswitchd restart: conntrack lost, a download's
-		// next packet comes from the side that did not open it.
-		{"db1 5432 → web1, new without SYN: web1 may have opened it, committed flipped", ack("db1", 3, "10.72.0.2", gw("back"), "10.71.0.2", 5432, 40000), newNew,
-			[]string{"Datapath actions: ct(commit,zone=2,mark=0x1/0x1),ct(commit,zone=1,mark=0x1/0x1),2"}},
-		{"db1 40000 → web1 22, new without SYN: no rule allows either way", ack("db1", 3, "10.72.0.2", gw("back"), "10.71.0.2", 40000, 22), newNew,
-			[]string{"64. priority 0, cookie 0x7601000000000000\n drop"}},
 		{"web1 → db1 5432, established: judged again, not committed", tcp("web1", 1, "10.71.0.2", gw("front"), "10.72.0.2", 5432),
 			[]string{"--ct-next", "trk,est", "--ct-next", "trk,est"},
 			[]string{"cookie 0x7606000008000000", "64. ct_state=-new+trk,reg1=0x2/0x2, priority 150", "Datapath actions: 4"}},
+		// Outside the pickup window a +new packet without SYN is judged
+		// as it is: plain's bare ACK to web1's port 22 (web allows only
+		// 80 and 8000-8080) is a scan, and dropped for policy.
+		{"plain 40000 → web1 22, new without SYN, window closed: dropped", ack("plain", 5, "10.71.0.4", mac("web1"), "10.71.0.2", 40000, 22), newNew,
+			[]string{"64. priority 0, cookie 0x7601000000000000\n drop", "Datapath actions: drop"}},
+		{"db1 5432 → web1, new without SYN, window closed: dropped", ack("db1", 3, "10.72.0.2", gw("back"), "10.71.0.2", 5432, 40000), newNew,
+			[]string{"64. priority 0, cookie 0x7601000000000000\n drop", "Datapath actions: drop"}},
 	}
 	for _, c := range cases {
 		out := box.Appctl(t, append([]string{"ofproto/trace", "br0", c.flow}, c.ct...)...)
 		checkTrace(t, c.name, out, c.want)
+	}
+
+	// The pickup window open, after an ovs-vswitchd restart: conntrack
+	// lost, a download's next packet comes from the side that did not
+	// open it.
+	m.Pickup = true
+	d, err = testPipeline().Compile(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installAndCompare(t, box, "br0", d)
+	for _, c := range []struct {
+		name, flow string
+		want       []string
+	}{
+		{"db1 5432 → web1, new without SYN: web1 may have opened it, committed flipped", ack("db1", 3, "10.72.0.2", gw("back"), "10.71.0.2", 5432, 40000),
+			[]string{"Datapath actions: ct(commit,zone=2,mark=0x1/0x1),ct(commit,zone=1,mark=0x1/0x1),2"}},
+		{"db1 40000 → web1 22, new without SYN: no rule allows either way", ack("db1", 3, "10.72.0.2", gw("back"), "10.71.0.2", 40000, 22),
+			[]string{"64. priority 0, cookie 0x7601000000000000\n drop"}},
+		// What the window accepts (docs/PIPELINE.md): web1's egress
+		// allows the reverse, and plain has no groups.
+		{"plain 40000 → web1 22, new without SYN: its reverse allowed both sides, committed flipped", ack("plain", 5, "10.71.0.4", mac("web1"), "10.71.0.2", 40000, 22),
+			[]string{"Datapath actions: ct(commit,zone=1,mark=0x1/0x1),2"}},
+	} {
+		checkTrace(t, c.name, box.Appctl(t, append([]string{"ofproto/trace", "br0", c.flow}, newNew...)...), c.want)
 	}
 }
 

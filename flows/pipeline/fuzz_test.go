@@ -215,20 +215,31 @@ func policyFrom(m Model, rules, memberships []byte) model.Policy {
 	return pol
 }
 
-// FuzzPolicyCompile checks, for any policy over any model: the flows form
-// a valid table that keeps to the declared stages, the policy's flows are
-// exactly 4 per guarded port, 2 per member address and one per port mask
-// of each rule, and from one policy to another only the flows of what
-// model.DiffPolicy names change — which is all the backend sends.
+// FuzzPolicyCompile checks, for any policy over any model, on one host or
+// a host of a cluster, with the pickup window open or closed: the flows
+// form a valid table that keeps to the declared stages, the policy's
+// flows are exactly 4 per guarded port (6 with the window open), 2 per
+// member address (3 in a cluster with the window open) and one per port
+// mask of each rule, and from one policy to another only the flows of
+// what model.DiffPolicy names change — which is all the backend sends.
 func FuzzPolicyCompile(f *testing.F) {
-	f.Add([]byte{2, 1, 1, 0, 1, 5, 9, 14}, []byte{0x12, 0x34, 0x56, 0x48, 7, 9}, []byte{1, 2, 3, 4, 5})
-	f.Add([]byte{3, 7, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8}, []byte{0xa8, 0, 255, 0x31, 80, 0}, []byte{7, 7, 0, 1})
-	f.Fuzz(func(t *testing.T, data, rules, memberships []byte) {
+	f.Add([]byte{2, 1, 1, 0, 1, 5, 9, 14}, []byte{0x12, 0x34, 0x56, 0x48, 7, 9}, []byte{1, 2, 3, 4, 5}, false, false)
+	f.Add([]byte{2, 1, 1, 0, 1, 5, 9, 14}, []byte{0x12, 0x34, 0x56, 0x48, 7, 9}, []byte{1, 2, 3, 4, 5}, false, true)
+	f.Add([]byte{3, 7, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8}, []byte{0xa8, 0, 255, 0x31, 80, 0}, []byte{7, 7, 0, 1}, true, false)
+	f.Add([]byte{3, 7, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8}, []byte{0xa8, 0, 255, 0x31, 80, 0}, []byte{7, 7, 0, 1}, true, true)
+	f.Fuzz(func(t *testing.T, data, rules, memberships []byte, cluster, pickup bool) {
 		m, _, ok := modelFrom(data)
 		if !ok || len(rules) > 90 {
 			return
 		}
-		p := testPipeline()
+		m.Pickup = pickup
+		p, perAddr := testPipeline(), 2
+		if cluster {
+			p = overlayPipeline()
+			if pickup {
+				perAddr = 3
+			}
+		}
 		plain, err := p.Compile(m)
 		if err != nil {
 			t.Fatal(err)
@@ -249,14 +260,18 @@ func FuzzPolicyCompile(f *testing.F) {
 				t.Fatalf("table %d priority %d: %v", fl.Table, fl.Priority, err)
 			}
 		}
-		want := 6 * len(m.Policy.Ports)
+		perPort := 4
+		if m.Pickup {
+			perPort = 6
+		}
+		want := perPort * len(m.Policy.Ports)
 		addrs := map[netip.Addr]bool{}
 		for _, ms := range m.Policy.Members {
 			for _, a := range ms {
 				addrs[a] = true
 			}
 		}
-		want += 2 * len(addrs)
+		want += perAddr * len(addrs)
 		for _, g := range m.Policy.Groups {
 			for _, r := range g.Rules {
 				want += max(1, len(PortMasks(r.PortMin, r.PortMax)))

@@ -117,20 +117,27 @@ func TestOwnersNameRemotePorts(t *testing.T) {
 	}
 }
 
+// overlayBridge is a sandbox with bridge br0 as a cluster host has it:
+// ports p1..pN at ofports 1..N and a flow-based VXLAN port at tunnelOfport.
+func overlayBridge(t *testing.T, ports int) *testbed.Sandbox {
+	box := testbed.StartSandbox(t, "../..", "")
+	box.Vsctl(t, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev", "fail_mode=secure", "protocols=OpenFlow13")
+	for i := 1; i <= ports; i++ {
+		box.Vsctl(t, "add-port", "br0", fmt.Sprintf("p%d", i), "--", "set", "interface", fmt.Sprintf("p%d", i),
+			"type=internal", fmt.Sprintf("ofport_request=%d", i))
+	}
+	box.Vsctl(t, "add-port", "br0", "tun0", "--", "set", "interface", "tun0", "type=vxlan",
+		"options:remote_ip=flow", "options:key=flow", "options:local_ip=10.99.0.1", fmt.Sprintf("ofport_request=%d", tunnelOfport))
+	return box
+}
+
 // TestOverlayAgainstOVS installs the overlay pipeline on a real bridge with
 // a flow-based VXLAN port, checks that OVS holds exactly the compiled flows
 // and groups (set_field of tun_id and of the NXM tun_dst round-trip), and
 // traces packets to and from the tunnel — among them the split horizon: a
 // broadcast from the tunnel goes out of no tunnel bucket.
 func TestOverlayAgainstOVS(t *testing.T) {
-	box := testbed.StartSandbox(t, "../..", "")
-	box.Vsctl(t, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev", "fail_mode=secure", "protocols=OpenFlow13")
-	for i := 1; i <= 4; i++ {
-		box.Vsctl(t, "add-port", "br0", fmt.Sprintf("p%d", i), "--", "set", "interface", fmt.Sprintf("p%d", i),
-			"type=internal", fmt.Sprintf("ofport_request=%d", i))
-	}
-	box.Vsctl(t, "add-port", "br0", "tun0", "--", "set", "interface", "tun0", "type=vxlan",
-		"options:remote_ip=flow", "options:key=flow", "options:local_ip=10.99.0.1", fmt.Sprintf("ofport_request=%d", tunnelOfport))
+	box := overlayBridge(t, 4)
 	d, err := overlayPipeline().Compile(overlayModel())
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,11 @@ type Model struct {
 	Policy model.Policy
 	// NAT is this host's floating IPs and port forwards (see NAT).
 	NAT model.NAT
+	// Pickup opens the pickup window: the flows that take up, after
+	// conntrack was lost, connections whose next packet comes from the
+	// side that did not open them (see policyBase). The backend opens it
+	// when the switch may have lost conntrack, for a while.
+	Pickup bool
 }
 
 // Compile returns the whole desired state of the bridge for m.
@@ -75,7 +80,7 @@ func (p Pipeline) Compile(m Model) (flowset.Desired, error) {
 		remote[r.Port.Network] = append(remote[r.Port.Network], r)
 	}
 	peers := model.Peers(m.Routers)
-	d := flowset.Desired{Flows: p.Base()}
+	d := flowset.Desired{Flows: p.Base(m.Pickup)}
 	for _, n := range m.Networks {
 		d.Flows = append(d.Flows, p.Network(n)...)
 		nets, err := resolve(byName, peers[n.Name])
@@ -92,9 +97,9 @@ func (p Pipeline) Compile(m Model) (flowset.Desired, error) {
 			return d, fmt.Errorf("port %s: network %q is not in the model", port.Name, port.Network)
 		}
 		d.Flows = append(d.Flows, p.Port(port, n)...)
-		d.Flows = append(d.Flows, p.PortACL(m.Policy, port, n)...)
+		d.Flows = append(d.Flows, p.PortACL(m.Policy, port, n, m.Pickup)...)
 	}
-	d.Flows = append(d.Flows, p.Policy(m.Policy)...)
+	d.Flows = append(d.Flows, p.Policy(m.Policy, m.Pickup)...)
 	d.Flows = append(d.Flows, p.NAT(m.NAT, byName)...)
 	return d, nil
 }
@@ -111,8 +116,9 @@ func resolve(byName map[string]model.Network, names []string) ([]model.Network, 
 	return nets, nil
 }
 
-// Base is the pipeline's skeleton: each table's default, and the host's way in.
-func (p Pipeline) Base() []flowset.Flow {
+// Base is the pipeline's skeleton: each table's default, and the host's
+// way in; pickup is Model.Pickup.
+func (p Pipeline) Base(pickup bool) []flowset.Flow {
 	c := p.Space.Cookie(KindBase, 0, 0)
 	flows := []flowset.Flow{
 		drop(TableClassify, prioMiss, c),
@@ -136,7 +142,7 @@ func (p Pipeline) Base() []flowset.Flow {
 		drop(TableNeighbor, prioMiss, c),
 		drop(TableL2, prioMiss, c),
 	}
-	flows = append(flows, p.policyBase(c)...)
+	flows = append(flows, p.policyBase(c, pickup)...)
 	if p.Tunnel != 0 {
 		// Above the networks' catch-alls and below their VNIs (prioExact).
 		flows = append(flows, drop(TableClassify, prioGuard, c, openflow.InPort(p.Tunnel)))

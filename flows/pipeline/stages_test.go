@@ -60,6 +60,9 @@ func TestStagesDeclareCompiledFlows(t *testing.T) {
 		{"overlay", overlayPipeline(), overlayModel()},
 		{"security-groups", testPipeline(), securityGroups(t)},
 		{"nat", testPipeline(), natModel()},
+		{"security-groups-cluster", overlayPipeline(), securityGroupsCluster(t)},
+		// The pickup window's flows, remote_sender's among them.
+		{"security-groups-cluster, pickup window open", overlayPipeline(), withPickup(securityGroupsCluster(t))},
 	} {
 		d, err := c.p.Compile(c.m)
 		if err != nil {

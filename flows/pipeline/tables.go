@@ -42,6 +42,7 @@ const (
 	TableIngressPeer    uint8 = 62 // the source's groups, one pass each (RegPeerGroup)
 	TableIngressRules   uint8 = 63 // ingress rules, by (own group, peer group): FlagAllow
 	TableIngressVerdict uint8 = 64 // as egress_verdict
+	TableRemoteSender   uint8 = 65 // from the tunnel: the sender's own ingress passes on the packet's reverse (FlagSrcRev)
 	TableOutput         uint8 = 70 // commit what both sides allowed new; out of RegOutPort
 )
 
@@ -75,6 +76,8 @@ const (
 	FlagAllowRev = 5
 	// FlagSrcRev: the egress side allows the reverse (or has no groups):
 	// the ingress side may take the packet as its own port's connection.
+	// For a packet from the tunnel, which skips the egress side, the
+	// receiving host sets it itself (remote_sender).
 	FlagSrcRev = 6
 	// FlagFlip: the sides took the packet as its reverse; output commits
 	// it with ctMarkFlip.
@@ -161,6 +164,8 @@ func Stages() []Stage {
 			nil},
 		{TableIngressVerdict, "ingress_verdict", "allowed packets on, new connections to be committed (reg1 bit 3): as they are if both sides allow them so, flipped (bit 7) if both allow the reverse; the rest dropped",
 			map[uint16]string{prioMiss: v1.DropPolicy}},
+		{TableRemoteSender, "remote_sender", "resubmitted from ingress_acl for a new TCP packet without SYN: from the tunnel, per member address (source), the packet swapped through the sender's groups' ingress passes, that verdict in reg1 bit 6; another source from the tunnel has no groups: bit 6",
+			nil},
 		{TableOutput, "output", "commits the connections a side allowed new, in that side's zone (flipped ones with ct_mark 1), and outputs to the chosen port (reg3)",
 			nil},
 	}
