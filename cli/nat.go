@@ -23,6 +23,9 @@ type natKind[T any] struct {
 	statsRow func(*v1.NATStats) []string
 	statsOf  func(T) *v1.NATStats
 	metrics  string // the metrics that count the same, for the help
+	// mapping is what the object maps, as create prints it:
+	// "203.0.113.50 -> web1 10.10.0.2".
+	mapping func(T) string
 }
 
 func floatingIPKind() natKind[v1.FloatingIP] {
@@ -47,6 +50,7 @@ func floatingIPKind() natKind[v1.FloatingIP] {
 		statsRow: func(s *v1.NATStats) []string { return []string{count64(s.Connections), count64(s.ConnectionsOut)} },
 		statsOf:  func(f v1.FloatingIP) *v1.NATStats { return f.Stats },
 		metrics:  "ovs_vnet_floating_ip_*",
+		mapping:  func(f v1.FloatingIP) string { return f.Address.String() + " -> " + f.Port + " " + f.IP.String() },
 	}
 }
 
@@ -58,7 +62,7 @@ func portForwardKind() natKind[v1.PortForward] {
 			header: []string{"NAME", "PROTOCOL", "HOST-PORT", "PORT", "TARGET", "NETWORK", "HOST"},
 			row: func(f v1.PortForward) []string {
 				return []string{f.Name, f.Protocol, hostPort(f), f.Port,
-					netip.AddrPortFrom(f.IP, uint16(f.TargetPort)).String(), f.Network, dash(f.Host)}
+					target(f), f.Network, dash(f.Host)}
 			},
 			nameOf: func(f v1.PortForward) string { return f.Name },
 			get: func(c *client.Client, ctx context.Context, name string) (v1.PortForward, error) {
@@ -75,6 +79,9 @@ func portForwardKind() natKind[v1.PortForward] {
 		},
 		statsOf: func(f v1.PortForward) *v1.NATStats { return f.Stats },
 		metrics: "ovs_vnet_port_forward_*",
+		mapping: func(f v1.PortForward) string {
+			return f.Protocol + "/" + hostPort(f) + " -> " + f.Port + " " + target(f)
+		},
 	}
 }
 
@@ -86,6 +93,9 @@ func hostPort(f v1.PortForward) string {
 	}
 	return strconv.Itoa(f.HostPort)
 }
+
+// target is where a forward leads: the port's address and target port.
+func target(f v1.PortForward) string { return netip.AddrPortFrom(f.IP, uint16(f.TargetPort)).String() }
 
 func count64(n uint64) string { return strconv.FormatUint(n, 10) }
 
@@ -120,22 +130,9 @@ another port or address it is replaced at once ("replaced").`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeNames(app, k.kind, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := app.Client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.Context(cmd)
-			defer cancel()
-			// Only to tell "unchanged" from "replaced": both answer 200.
-			before, err := c.FloatingIP(ctx, args[0], false)
-			if err != nil && client.StatusOf(err) != http.StatusNotFound {
-				return err
-			}
-			f, created, err := c.PutFloatingIP(ctx, args[0], spec)
-			if err != nil {
-				return err
-			}
-			return printApplied(app, k.kind, f, applied(created, before == f), f.Address.String()+" -> "+f.Port+" "+f.IP.String())
+			return putNAT(app, cmd, k, args[0], func(c *client.Client, ctx context.Context) (v1.FloatingIP, bool, error) {
+				return c.PutFloatingIP(ctx, args[0], spec)
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -168,22 +165,9 @@ changes nothing ("unchanged"); with another one it is replaced at once
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeNames(app, k.kind, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := app.Client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := app.Context(cmd)
-			defer cancel()
-			before, err := c.PortForward(ctx, args[0], false)
-			if err != nil && client.StatusOf(err) != http.StatusNotFound {
-				return err
-			}
-			f, created, err := c.PutPortForward(ctx, args[0], spec)
-			if err != nil {
-				return err
-			}
-			detail := f.Protocol + "/" + hostPort(f) + " -> " + f.Port + " " + netip.AddrPortFrom(f.IP, uint16(f.TargetPort)).String()
-			return printApplied(app, k.kind, f, applied(created, before == f), detail)
+			return putNAT(app, cmd, k, args[0], func(c *client.Client, ctx context.Context) (v1.PortForward, bool, error) {
+				return c.PutPortForward(ctx, args[0], spec)
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -202,13 +186,30 @@ changes nothing ("unchanged"); with another one it is replaced at once
 	return cmd
 }
 
-// applied is the outcome of a PUT that replaces: same tells that the object
-// read before it is the one it answered.
-func applied(created, same bool) string {
-	if !created && !same {
-		return "replaced"
+// putNAT runs a create: put, and print the outcome with what the object
+// maps. A PUT of another spec replaces the object and answers 200 as one of
+// the same spec does: the object read before it tells "replaced" from
+// "unchanged".
+func putNAT[T comparable](app *App, cmd *cobra.Command, k natKind[T], name string, put func(*client.Client, context.Context) (T, bool, error)) error {
+	c, err := app.Client()
+	if err != nil {
+		return err
 	}
-	return outcome(created)
+	ctx, cancel := app.Context(cmd)
+	defer cancel()
+	before, err := k.get(c, ctx, name)
+	if err != nil && client.StatusOf(err) != http.StatusNotFound {
+		return err
+	}
+	obj, created, err := put(c, ctx)
+	if err != nil {
+		return err
+	}
+	result := outcome(created)
+	if !created && before != obj {
+		result = "replaced"
+	}
+	return printApplied(app, k.kind, obj, result, k.mapping(obj))
 }
 
 func newNATListCmd[T any](app *App, k natKind[T]) *cobra.Command {
