@@ -47,7 +47,13 @@ func newPodman(t *testing.T, confDir string, pluginDirs []string) *podman {
 	t.Helper()
 	testbed.Need(t, lookPath("podman"), "podman: apt-get install podman (hack/install-deps.sh)")
 	testbed.Need(t, lookPath("runc"), "runc: apt-get install runc (hack/install-deps.sh)")
-	dir := t.TempDir()
+	// Not t.TempDir(), whose name holds the test's: podman refuses a
+	// runroot longer than 50 characters.
+	dir, err := os.MkdirTemp("", "vnt-podman-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	confFile := filepath.Join(dir, "containers.conf")
 	if err := os.WriteFile(confFile, []byte(podmanConf(t, confDir, pluginDirs, filepath.Join(dir, "tmp"))), 0o644); err != nil {
 		t.Fatal(err)
