@@ -419,6 +419,20 @@ func runPodmanPortMappings(t *testing.T, bins cniBins, bc backendCase, variant s
 		t.Errorf("%s: the container's port has %d port forwards, want %d", variant, len(fwds.PortForwards), want)
 	}
 
+	if variant == "portMappings" {
+		// Another container asking for the same host port: the plugin's
+		// ADD fails with the daemon's refusal and undoes itself.
+		out, err := p.try("run", "--detach", "--name", "vnt-pm2", "--network", env.name(), "-p", "18080:8080", "--rootfs", p.rootfs, "sleep", "3600")
+		if err == nil || !strings.Contains(out, "is forwarded by") {
+			t.Errorf("a second container on host port 18080: %v\n%s", err, out)
+		}
+		var ports struct{ Ports []portView }
+		d.must("GET", "/v1/ports", nil, 200, &ports)
+		if len(ports.Ports) != 1 {
+			t.Errorf("after the refused ADD the daemon has ports %v, want the first container's alone", portNames(ports.Ports))
+		}
+	}
+
 	p.run("rm", "--force", "--time", "0", "vnt-pm")
 	runNATProbes(t, variant+": container removed", []natProbe{
 		{what: "outside → host:18080", ns: outNS, proto: "tcp", to: published},
