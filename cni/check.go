@@ -21,10 +21,10 @@ import (
 
 // Check verifies an attachment five ways: the daemon has the port, in this
 // network, namespace and interface; the daemon finds that it forwards (its
-// status); each port mapping has its port forward; the result the runtime cached (prevResult) agrees with it; and
-// the interface in the namespace is there, up, with the port's MAC and
-// address, and, for a primary attachment (NetConf.Primary), the namespace
-// has a default route: the port's, unless
+// status); each port mapping has its port forward; the result the runtime
+// cached (prevResult) agrees with it; and the interface in the namespace is
+// there, up, with the port's MAC and address, and, for a primary attachment
+// (NetConf.Primary), the namespace has a default route: the port's, unless
 // another interface held one first (the daemon leaves that one alone:
 // docs/API.md, "Default route").
 func (p *Plugin) Check(args *skel.CmdArgs) error {

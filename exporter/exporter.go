@@ -1,8 +1,8 @@
 // Package exporter turns the datapath's counters into Prometheus metrics. Each
 // scrape asks the source for one snapshot per collector (ports, switch,
-// policy, nat) and builds const metrics from it, so a port deleted since the last
-// scrape has no series any more, and nothing the exporter keeps grows with
-// churn.
+// policy, nat) and builds const metrics from it, so a port deleted since the
+// last scrape has no series any more, and nothing the exporter keeps grows
+// with churn.
 //
 // A scrape never waits on a dead switch for longer than Options.Timeout: the
 // collector whose source fails or overruns is left out of that scrape and
