@@ -79,9 +79,9 @@ func (f *fakeDaemon) natRoutes(mux *http.ServeMux) {
 				return
 			}
 		}
-		old, existed := f.fips[o.Name]
+		_, existed := f.fips[o.Name]
 		f.fips[o.Name] = o
-		reply(w, putStatus(existed, old == o), o.View(f.modelPort(o.Port)))
+		reply(w, putStatus(existed), o.View(f.modelPort(o.Port)))
 	})
 	mux.HandleFunc("PUT /v1/port-forwards/{name}", func(w http.ResponseWriter, r *http.Request) {
 		var spec v1.PortForwardSpec
@@ -103,13 +103,15 @@ func (f *fakeDaemon) natRoutes(mux *http.ServeMux) {
 				return
 			}
 		}
-		old, existed := f.fwds[o.Name]
+		_, existed := f.fwds[o.Name]
 		f.fwds[o.Name] = o
-		reply(w, putStatus(existed, old == o), o.View(f.modelPort(o.Port)))
+		reply(w, putStatus(existed), o.View(f.modelPort(o.Port)))
 	})
 }
 
-func putStatus(existed, same bool) int {
+// putStatus is a PUT's answer: 200 for an object replaced or unchanged,
+// 201 for a new one.
+func putStatus(existed bool) int {
 	if existed {
 		return http.StatusOK
 	}
