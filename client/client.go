@@ -280,12 +280,8 @@ func (c *Client) SecurityGroups(ctx context.Context) ([]v1.SecurityGroup, error)
 // SecurityGroup gets one security group; with stats, its rules' hits on the
 // daemon's host too.
 func (c *Client) SecurityGroup(ctx context.Context, name string, stats bool) (v1.SecurityGroup, error) {
-	path := "/v1/security-groups/" + url.PathEscape(name)
-	if stats {
-		path += "?stats=true"
-	}
 	var g v1.SecurityGroup
-	_, err := c.Do(ctx, http.MethodGet, path, nil, &g)
+	_, err := c.Do(ctx, http.MethodGet, "/v1/security-groups/"+url.PathEscape(name)+statsQuery(stats), nil, &g)
 	return g, err
 }
 

@@ -23,11 +23,12 @@ import (
 )
 
 // fakeSource serves whatever its functions return; nil means an empty
-// snapshot (ports) or no switch.
+// snapshot (ports, policy, nat) or no switch.
 type fakeSource struct {
 	ports  func(context.Context) ([]datapath.PortStats, error)
 	sw     func(context.Context) (datapath.SwitchStats, bool, error)
 	policy func(context.Context) (datapath.PolicyStats, error)
+	nat    func(context.Context) (datapath.NATStats, error)
 }
 
 func (f *fakeSource) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
@@ -49,6 +50,13 @@ func (f *fakeSource) PolicyStats(ctx context.Context) (datapath.PolicyStats, err
 		return datapath.PolicyStats{}, nil
 	}
 	return f.policy(ctx)
+}
+
+func (f *fakeSource) NATStats(ctx context.Context) (datapath.NATStats, error) {
+	if f.nat == nil {
+		return datapath.NATStats{}, nil
+	}
+	return f.nat(ctx)
 }
 
 func staticPorts(ps ...datapath.PortStats) func(context.Context) ([]datapath.PortStats, error) {
@@ -157,7 +165,7 @@ func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (fl
 // testdata/scrape.prom and has promlint check it.
 func TestGolden(t *testing.T) {
 	src := &fakeSource{ports: staticPorts(port("web-1", "blue", 0), port("web-2", "blue", 100), port("db", "red", 1000)), sw: staticSwitch(sampleSwitch()),
-		policy: staticPolicy(samplePolicy())}
+		policy: staticPolicy(samplePolicy()), nat: staticNAT(sampleNAT())}
 	reg, _ := newRegistry(t, src, Options{PerPort: true})
 
 	// The handler's text is the exposition format a scraper reads.

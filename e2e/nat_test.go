@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
+)
+
+// Issue 21's acceptance, on both backends: floating IPs and port forwards
+// reached from outside, from ports, from the port itself and from the
+// host; the sources the servers see; conflicts, cleanup and restarts; and
+// security groups judging it all (docs/API.md, docs/PIPELINE.md).
+
+// TestNATFromOutside: the outside reaches a TCP server in a port through a
+// floating IP and through a port forward, in a masquerading network and in
+// one that does not masquerade, and the server sees the outside's address;
+// the port's own connection out comes from its floating address.
+func TestNATFromOutside(t *testing.T) {
+	for _, bc := range backendKinds() {
+		t.Run(bc.name, func(t *testing.T) {
+			b := newNATBed(t, bc)
+			runNATProbes(t, "before any NAT object", []natProbe{
+				{what: "outside → web's floating IP", ns: b.outNS, proto: "tcp", to: addrPort(natFIPWeb, natWhoPort)},
+				{what: "outside → forward tcp/8080", ns: b.outNS, proto: "tcp", to: addrPort(natHost, 8080)},
+			})
+			b.putAll(t)
+			out := natOutside.String()
+			runNATProbes(t, "from outside", []natProbe{
+				{what: "outside → web's floating IP", ns: b.outNS, proto: "tcp", to: addrPort(natFIPWeb, natWhoPort), want: out},
+				{what: "outside → db's floating IP (no masquerade)", ns: b.outNS, proto: "tcp", to: addrPort(natFIPDB, natWhoPort), want: out},
+				{what: "outside → db's floating IP, udp", ns: b.outNS, proto: "udp", to: addrPort(natFIPDB, natUDPPort), want: out},
+				{what: "outside → forward tcp/8080 (web)", ns: b.outNS, proto: "tcp", to: addrPort(natHost, 8080), want: out},
+				{what: "outside → forward udp/5353 (db)", ns: b.outNS, proto: "udp", to: addrPort(natHost, 5353), want: out},
+				{what: "outside → forward tcp/host_ip:8081 (db)", ns: b.outNS, proto: "tcp", to: addrPort(natHost, 8081), want: out},
+				{what: "outside → a host port not forwarded", ns: b.outNS, proto: "tcp", to: addrPort(natHost, 8082)},
+				{what: "web's own connection out", ns: b.web.ns, proto: "tcp", to: addrPort(natOutside, natOutPort), want: natFIPWeb.String()},
+				{what: "db's own connection out (no masquerade)", ns: b.db.ns, proto: "tcp", to: addrPort(natOutside, natOutPort), want: natFIPDB.String()},
+				{what: "client out: no floating IP, no masquerade", ns: b.client.ns, proto: "tcp", to: addrPort(natOutside, natOutPort)},
+			})
+			// Any protocol: a floating IP answers ping.
+			if err := testbed.Ping(b.outNS, natFIPDB, 2*time.Second); err != nil {
+				t.Errorf("outside → db's floating IP, ping: %v", err)
+			}
+		})
+	}
+}
+
+// TestNATHairpinAndHost: a forward and a floating IP reached from the port
+// itself (hairpin), from another port in another network through the
+// host's address, and from the host on its non-loopback address, tcp and
+// udp; each server sees the address the client dialled. Loopback is not
+// forwarded, and the host reaches no port but through a forward or a
+// floating IP.
+func TestNATHairpinAndHost(t *testing.T) {
+	for _, bc := range backendKinds() {
+		t.Run(bc.name, func(t *testing.T) {
+			b := newNATBed(t, bc)
+			b.putAll(t)
+			host := natHost.String()
+			runNATProbes(t, "hairpin, other ports, the host", []natProbe{
+				{what: "web → its own forward (hairpin)", ns: b.web.ns, proto: "tcp", to: addrPort(natHost, 8080), want: host},
+				{what: "web → its own floating IP (hairpin)", ns: b.web.ns, proto: "tcp", to: addrPort(natFIPWeb, natWhoPort), want: natFIPWeb.String()},
+				{what: "db → its own forward, udp (hairpin)", ns: b.db.ns, proto: "udp", to: addrPort(natHost, 5353), want: host},
+				{what: "client (nred) → web's forward (nblue)", ns: b.client.ns, proto: "tcp", to: addrPort(natHost, 8080), want: host},
+				{what: "client → web's floating IP", ns: b.client.ns, proto: "tcp", to: addrPort(natFIPWeb, natWhoPort), want: natFIPWeb.String()},
+				{what: "client → db's forward, udp (same network)", ns: b.client.ns, proto: "udp", to: addrPort(natHost, 5353), want: host},
+				{what: "web (nblue) → db's forward (nred)", ns: b.web.ns, proto: "tcp", to: addrPort(natHost, 8081), want: host},
+				{what: "host → forward tcp/8080", ns: b.hostNS, proto: "tcp", to: addrPort(natHost, 8080), want: host},
+				{what: "host → forward udp/5353", ns: b.hostNS, proto: "udp", to: addrPort(natHost, 5353), want: host},
+				{what: "host → web's floating IP", ns: b.hostNS, proto: "tcp", to: addrPort(natFIPWeb, natWhoPort), want: host},
+				{what: "host → 127.0.0.1:8080, not forwarded", ns: b.hostNS, proto: "tcp", to: addrPort(netip.MustParseAddr("127.0.0.1"), 8080)},
+				{what: "host → web directly", ns: b.hostNS, proto: "tcp", to: addrPort(b.web.ip, natWhoPort)},
+				{what: "host → client directly (no NAT object)", ns: b.hostNS, proto: "tcp", to: addrPort(b.client.ip, natWhoPort)},
+			})
+		})
+	}
+}
+
+// TestNATConflictAndCleanup: what the API refuses, with nothing changed;
+// a restart that sends nothing and keeps connections; deleting a floating
+// IP cuts its connections; deleting a port takes its objects and every
+// rule naming them out of the host's ruleset.
+func TestNATConflictAndCleanup(t *testing.T) {
+	for _, bc := range backendKinds() {
+		t.Run(bc.name, func(t *testing.T) {
+			b := newNATBed(t, bc)
+			d := b.d
+			b.putAll(t)
+			before := nftRuleset(t, b.hostNS)
+			for _, c := range []struct {
+				what, path string
+				body       any
+				status     int
+			}{
+				{"the same host port", "/v1/port-forwards/again", natFwdWeb, 409},
+				{"the same host port on one address", "/v1/port-forwards/again",
+					map[string]any{"port": "client", "host_port": 8080, "host_ip": hostOutsideIP}, 409},
+				{"a port that does not exist", "/v1/port-forwards/again", map[string]any{"port": "nope", "host_port": 9999}, 404},
+				{"host port 0", "/v1/port-forwards/again", map[string]any{"port": "client", "host_port": 0}, 400},
+				{"a taken floating address", "/v1/floating-ips/again", map[string]string{"address": natFIPWeb.String(), "port": "client"}, 409},
+				{"an address in a subnet", "/v1/floating-ips/again", map[string]string{"address": "10.82.0.99", "port": "client"}, 409},
+				{"the host's own address", "/v1/floating-ips/again", map[string]string{"address": hostOutsideIP, "port": "client"}, 409},
+				{"a second floating IP of a port", "/v1/floating-ips/again", map[string]string{"address": "203.0.113.99", "port": "web"}, 409},
+				{"loopback", "/v1/floating-ips/again", map[string]string{"address": "127.0.0.2", "port": "client"}, 400},
+			} {
+				if code, body := d.do("PUT", c.path, c.body); code != c.status {
+					t.Errorf("%s: %d %s, want %d", c.what, code, body, c.status)
+				}
+			}
+			d.must("PUT", "/v1/networks/clash", map[string]any{"subnet": "203.0.113.0/24"}, 409, nil)
+			if after := nftRuleset(t, b.hostNS); after != before {
+				t.Errorf("refused requests changed the ruleset:\nbefore\n%s\nafter\n%s", before, after)
+			}
+			// Another protocol on the same host port is no conflict.
+			d.must("PUT", "/v1/port-forwards/udp8080", map[string]any{"port": "client", "protocol": "udp", "host_port": 8080, "target_port": natUDPPort}, 201, nil)
+
+			// A restart with nothing changed sends no NAT table and no flow,
+			// and a connection through the floating IP lives on.
+			conn, err := testbed.Connect(b.outNS, addrPort(natFIPWeb, natEchoPort), 3*time.Second)
+			if err != nil {
+				t.Fatalf("outside → web's echo through its floating IP: %v", err)
+			}
+			defer conn.Close()
+			if err := testbed.Echo(conn, 3*time.Second); err != nil {
+				t.Fatalf("echo before the restart: %v", err)
+			}
+			events := testbed.NftMonitor(t, b.hostNS)
+			d.stop()
+			d.start()
+			if ev := events(); strings.Contains(ev, "ovs_vnet_nat") {
+				t.Errorf("the restart re-sent the NAT table:\n%s", ev)
+			}
+			if _, body := d.do("GET", "/metrics", nil); bc.kind == "ovs" && !strings.Contains(string(body), `ovs_vnet_openflow_flow_mods_total{op="add"} 0`) {
+				t.Errorf("the restart added flows")
+			}
+			if err := testbed.Echo(conn, 3*time.Second); err != nil {
+				t.Errorf("the connection did not live through the restart: %v", err)
+			}
+
+			// Deleting the floating IP cuts its connections at once.
+			d.must("DELETE", "/v1/floating-ips/fipweb", nil, 204, nil)
+			if err := testbed.Echo(conn, 2*time.Second); err == nil {
+				t.Errorf("a connection through a deleted floating IP still echoes")
+			}
+			d.must("DELETE", "/v1/floating-ips/fipweb", nil, 404, nil)
+
+			// Deleting a port deletes its forwards: the outside's attempt
+			// fails, and the ruleset holds nothing of them.
+			d.must("PUT", "/v1/floating-ips/fipweb", map[string]string{"address": natFIPWeb.String(), "port": "web"}, 201, nil)
+			runNATProbes(t, "web's objects back", []natProbe{
+				{what: "outside → web's floating IP", ns: b.outNS, proto: "tcp", to: addrPort(natFIPWeb, natWhoPort), want: outsideIP},
+				{what: "outside → forward tcp/8080", ns: b.outNS, proto: "tcp", to: addrPort(natHost, 8080), want: outsideIP},
+			})
+			d.must("DELETE", "/v1/ports/web", nil, 204, nil)
+			d.must("GET", "/v1/port-forwards/fwdweb", nil, 404, nil)
+			d.must("GET", "/v1/floating-ips/fipweb", nil, 404, nil)
+			runNATProbes(t, "web deleted", []natProbe{
+				{what: "outside → web's floating IP", ns: b.outNS, proto: "tcp", to: addrPort(natFIPWeb, natWhoPort)},
+				{what: "outside → forward tcp/8080", ns: b.outNS, proto: "tcp", to: addrPort(natHost, 8080)},
+				{what: "outside → db's forward", ns: b.outNS, proto: "tcp", to: addrPort(natHost, 8081), want: outsideIP},
+			})
+			rs := nftRuleset(t, b.hostNS)
+			for _, gone := range []string{natFIPWeb.String(), "fipweb", "fwdweb", b.web.ip.String()} {
+				if strings.Contains(rs, gone) {
+					t.Errorf("the ruleset still holds %s of deleted port web:\n%s", gone, rs)
+				}
+			}
+			// The last objects gone, the NAT table goes too.
+			d.must("DELETE", "/v1/ports/db", nil, 204, nil)
+			d.must("DELETE", "/v1/port-forwards/udp8080", nil, 204, nil)
+			if rs := nftRuleset(t, b.hostNS); strings.Contains(rs, "ovs_vnet_nat") {
+				t.Errorf("no NAT object left, but the ruleset has the NAT table:\n%s", rs)
+			}
+		})
+	}
+}
+
+// TestNATSecurityGroups: the target port's ingress rules judge forwarded
+// connections by the source the port sees: a rule that does not allow the
+// outside's address blocks the forward, one that does lets it through, and
+// the host is judged by the address it used.
+func TestNATSecurityGroups(t *testing.T) {
+	for _, bc := range backendKinds() {
+		t.Run(bc.name, func(t *testing.T) {
+			b := newNATBed(t, bc)
+			d := b.d
+			b.putAll(t)
+			fromOut := natProbe{what: "outside → forward tcp/8080", ns: b.outNS, proto: "tcp", to: addrPort(natHost, 8080)}
+			fromFIP := natProbe{what: "outside → web's floating IP", ns: b.outNS, proto: "tcp", to: addrPort(natFIPWeb, natWhoPort)}
+			fromHost := natProbe{what: "host → forward tcp/8080", ns: b.hostNS, proto: "tcp", to: addrPort(natHost, 8080)}
+			fromPort := natProbe{what: "client → forward tcp/8080", ns: b.client.ns, proto: "tcp", to: addrPort(natHost, 8080)}
+			with := func(p natProbe, want string) natProbe { p.want = want; return p }
+
+			d.must("PUT", "/v1/security-groups/webin", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80","remote":"10.0.0.0/8"}]}`, 201, nil)
+			d.must("PUT", "/v1/ports/web", b.web.spec("webin"), 200, nil)
+			runNATProbes(t, "ingress from 10.0.0.0/8 only", []natProbe{fromOut, fromFIP, fromHost, fromPort})
+
+			d.must("PUT", "/v1/security-groups/webin", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80","remote":"198.51.100.2/32"}]}`, 200, nil)
+			runNATProbes(t, "ingress from the outside only", []natProbe{
+				with(fromOut, outsideIP), with(fromFIP, outsideIP), fromHost, fromPort})
+
+			d.must("PUT", "/v1/security-groups/webin", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80","remote":"198.51.100.0/24"}]}`, 200, nil)
+			runNATProbes(t, "ingress from the uplink's subnet: the host's address too", []natProbe{
+				with(fromOut, outsideIP), with(fromFIP, outsideIP), with(fromHost, hostOutsideIP), with(fromPort, hostOutsideIP)})
+		})
+	}
+}
