@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
@@ -16,6 +17,10 @@ import (
 // model, the port's existence (404) and the conflicts of one host (409), as
 // the daemon answers them (docs/API.md).
 func (f *fakeDaemon) natRoutes(mux *http.ServeMux) {
+	// A trace answers with its query as the packet: what vnetctl sent.
+	mux.HandleFunc("GET /v1/trace", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, v1.Result{Backend: "ovs", Packet: r.URL.RawQuery, Verdict: v1.Delivered, Summary: "delivered"})
+	})
 	mux.HandleFunc("GET /v1/floating-ips", func(w http.ResponseWriter, r *http.Request) {
 		out := []v1.FloatingIP{}
 		for _, o := range sortedValues(f.fips) {
@@ -204,5 +209,17 @@ func TestNATCommands(t *testing.T) {
 	}
 	if !slices.Equal(slices.Sorted(maps.Keys(f.ports)), []string{"far", "web2"}) {
 		t.Fatalf("ports %v", f.ports)
+	}
+}
+
+func TestTraceFromAddress(t *testing.T) {
+	f := newFakeDaemon(t)
+	check(t, f.vnetctl(t, nil, "trace", "--to", "203.0.113.50"), ExitUsage, "", "at least one of the flags in the group [from from-address] is required")
+	check(t, f.vnetctl(t, nil, "trace", "--from", "web1", "--from-address", "198.51.100.2", "--to", "203.0.113.50"), ExitUsage, "", "none of the others can be")
+	check(t, f.vnetctl(t, nil, "trace", "--from-address", "198.51.100.2", "--src", "10.0.0.1", "--to", "203.0.113.50"), ExitUsage, "", "none of the others can be")
+	check(t, f.vnetctl(t, nil, "trace", "--from-address", "nope", "--to", "203.0.113.50"), ExitUsage, "", `--from-address "nope": want an IPv4 address`)
+	r := f.vnetctl(t, nil, "trace", "--from-address", "198.51.100.2", "--to", "203.0.113.50", "--proto", "tcp", "--dport", "80")
+	if r.code != 0 || !strings.Contains(r.out, "Packet:  dport=80&from_address=198.51.100.2&proto=tcp&to=203.0.113.50\n") {
+		t.Fatalf("exit %d:\n%s%s", r.code, r.out, r.errOut)
 	}
 }

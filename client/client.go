@@ -318,9 +318,16 @@ func (c *Client) Flows(ctx context.Context, port, network string) ([]v1.Flow, er
 	return l.Flows, err
 }
 
-// Trace asks what a packet from port q.From to q.To does in the datapath.
+// Trace asks what a packet from port q.From, or from q.FromAddress outside
+// the host, to q.To does in the datapath.
 func (c *Client) Trace(ctx context.Context, q v1.Query) (v1.Result, error) {
-	v := url.Values{"from": {q.From}, "to": {q.To.String()}}
+	v := url.Values{"to": {q.To.String()}}
+	if q.From != "" {
+		v.Set("from", q.From)
+	}
+	if q.FromAddress.IsValid() {
+		v.Set("from_address", q.FromAddress.String())
+	}
 	if q.Proto != "" {
 		v.Set("proto", q.Proto)
 	}

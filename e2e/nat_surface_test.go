@@ -84,6 +84,17 @@ func runNATSurface(t *testing.T, bc backendCase) {
 		t.Errorf("fip show pub --stats:\n%s", out)
 	}
 
+	// The trace from outside names the object that translates, then
+	// follows the translated packet into the network.
+	out := cli.ok("trace", "--from-address", outsideIP, "--to", hostOutsideIP, "--proto", "tcp", "--dport", "8080")
+	t.Logf("vnetctl trace --from-address %s --to %s --proto tcp --dport 8080:\n%s", outsideIP, hostOutsideIP, out)
+	if !strings.Contains(out, "port-forward http") || !strings.Contains(out, "dnat to 10.98.0.10:80") || !strings.Contains(out, "Verdict: DNAT by port-forward http to port web; then delivered") {
+		t.Errorf("trace from outside through forward http:\n%s", out)
+	}
+	if out := cli.ok("trace", "--from-address", outsideIP, "--to", hostOutsideIP, "--proto", "tcp", "--dport", "8082"); !strings.Contains(out, "not forwarded by ovs-vnet") {
+		t.Errorf("trace from outside to a port not forwarded:\n%s", out)
+	}
+
 	// Deleting the port deletes its objects and their series.
 	cli.ok("port", "delete", "web")
 	cli.run("pf", "get", "http").fails(t, 3, "(HTTP 404)")
