@@ -48,8 +48,8 @@ func tracePacket(q v1.Query, s datapath.State) (string, error) {
 // fromHost tells a query of a packet the host's stack sends into a
 // network: a connection from outside or from the host itself as the
 // host's NAT translated it (docs/PIPELINE.md, floating IPs and port
-// forwards), with no port as its sender (From empty), Src its source and
-// To, DPort its translated destination.
+// forwards), with no port as its sender (From empty), FromAddress its
+// source (v1.Query) and To, DPort its translated destination.
 func fromHost(q v1.Query) bool { return q.From == "" }
 
 // hostPacket is the packet of a query fromHost, as ofproto/trace takes
@@ -65,9 +65,9 @@ func hostPacket(q v1.Query, s datapath.State, hostMAC string) (string, error) {
 	dst, ok := o.PortWith(n.Name, q.To)
 	if !ok {
 		return fmt.Sprintf("arp,in_port=LOCAL,dl_src=%s,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=%s,arp_tpa=%s,arp_sha=%s",
-			hostMAC, q.Src, q.To, hostMAC), nil
+			hostMAC, q.FromAddress, q.To, hostMAC), nil
 	}
-	return withL4(fmt.Sprintf("%s,in_port=LOCAL,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64", q.Proto, hostMAC, dst.MAC, q.Src, q.To), q), nil
+	return withL4(fmt.Sprintf("%s,in_port=LOCAL,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64", q.Proto, hostMAC, dst.MAC, q.FromAddress, q.To), q), nil
 }
 
 // withL4 completes an IPv4 packet with q's protocol header.

@@ -138,18 +138,18 @@ func TestHostPacket(t *testing.T) {
 		q    v1.Query
 		want string
 	}{
-		{v1.Query{Src: addr("198.51.100.2"), To: addr("10.61.0.2"), Proto: v1.ProtoTCP, DPort: 80},
+		{v1.Query{FromAddress: addr("198.51.100.2"), To: addr("10.61.0.2"), Proto: v1.ProtoTCP, DPort: 80},
 			"tcp,in_port=LOCAL,dl_src=" + host + ",dl_dst=72:72:17:b1:8e:99,nw_src=198.51.100.2,nw_dst=10.61.0.2,nw_ttl=64,tcp_src=40000,tcp_dst=80,tcp_flags=syn"},
-		{v1.Query{Src: addr("198.51.100.2"), To: addr("10.62.0.2"), Proto: v1.ProtoICMP},
+		{v1.Query{FromAddress: addr("198.51.100.2"), To: addr("10.62.0.2"), Proto: v1.ProtoICMP},
 			"icmp,in_port=LOCAL,dl_src=" + host + ",dl_dst=ce:e4:5f:b6:e9:ce,nw_src=198.51.100.2,nw_dst=10.62.0.2,nw_ttl=64,icmp_type=8,icmp_code=0"},
-		{v1.Query{Src: addr("198.51.100.2"), To: addr("10.62.0.77"), Proto: v1.ProtoUDP, DPort: 53},
+		{v1.Query{FromAddress: addr("198.51.100.2"), To: addr("10.62.0.77"), Proto: v1.ProtoUDP, DPort: 53},
 			"arp,in_port=LOCAL,dl_src=" + host + ",dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=198.51.100.2,arp_tpa=10.62.0.77,arp_sha=" + host},
 	} {
 		if got, err := hostPacket(c.q, devModel(), host); err != nil || got != c.want {
 			t.Errorf("%+v: %s (%v)\nwant %s", c.q, got, err, c.want)
 		}
 	}
-	if _, err := hostPacket(v1.Query{Src: addr("198.51.100.2"), To: addr("192.0.2.7"), Proto: v1.ProtoICMP}, devModel(), host); err == nil {
+	if _, err := hostPacket(v1.Query{FromAddress: addr("198.51.100.2"), To: addr("192.0.2.7"), Proto: v1.ProtoICMP}, devModel(), host); err == nil {
 		t.Error("no error for an address in no network")
 	}
 }

@@ -234,7 +234,7 @@ func TestNAT(t *testing.T) {
 	t.Run("trace from the host", func(t *testing.T) {
 		// The outside's connection to db's floating address as the host
 		// sends it on, translated.
-		q := v1.Query{Src: natOutside, To: db.IP, Proto: v1.ProtoTCP, DPort: natWho}
+		q := v1.Query{FromAddress: natOutside, To: db.IP, Proto: v1.ProtoTCP, DPort: natWho}
 		r := h.do(t, agentCmd{Op: "trace", State: state(nat), Query: q}).Trace
 		if r.Verdict != v1.Delivered || !slices.Equal(r.Ports, []string{"db"}) || r.Steps[0].Stage != "classify" || r.Steps[1].Stage != "from_host" {
 			t.Errorf("trace %s: %s %v: %s\n%s", r.Packet, r.Verdict, r.Ports, r.Summary, r.Raw)
