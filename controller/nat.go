@@ -191,7 +191,24 @@ func (c *Controller) PutPortForward(ctx context.Context, name string, spec v1.Po
 	if err != nil {
 		return v1.PortForward{}, false, err
 	}
-	return putNAT(c, ctx, fwdKind(), f, name, c.fwdView, func(model.Port) error { return nil })
+	return putNAT(c, ctx, fwdKind(), f, name, c.fwdView, func(p model.Port) error {
+		// A host_ip not the host's would translate connections to a
+		// third party: the rules' fib check translates nothing then,
+		// but the forward would promise what nothing does. Only the
+		// port's host knows its addresses; another host's port is
+		// stored and its host leaves the forward out (docs/API.md).
+		if !f.HostIP.IsValid() || !c.isLocal(p) {
+			return nil
+		}
+		addrs, err := c.localAddrs()
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(addrs, f.HostIP) {
+			return fmt.Errorf("%w: host_ip %s is not an address of host %s, the port's", ErrConflict, f.HostIP, c.host)
+		}
+		return nil
+	})
 }
 
 // putNAT stores o and hands the backend the NAT with it. The store checks
