@@ -58,6 +58,12 @@ func WithLocalAddrs(addrs func() ([]netip.Addr, error)) Option {
 	return func(c *Controller) { c.localAddrs = addrs }
 }
 
+// WithBroadcasts reads the host's broadcast addresses with addrs instead
+// of hostnet.Broadcasts: for tests only.
+func WithBroadcasts(addrs func() ([]netip.Addr, error)) Option {
+	return func(c *Controller) { c.broadcasts = addrs }
+}
+
 // FloatingIPs lists the floating IPs by name: of one port when port is not
 // empty.
 func (c *Controller) FloatingIPs(port string) ([]v1.FloatingIP, error) {
@@ -178,6 +184,13 @@ func (c *Controller) PutFloatingIP(ctx context.Context, name string, spec v1.Flo
 		}
 		if slices.Contains(addrs, f.Address) {
 			return fmt.Errorf("%w: address %s is one of host %s's own; a port forward shares the host's address", ErrConflict, f.Address, c.host)
+		}
+		// The rule takes every packet to the address: the host's
+		// directed broadcasts would go to the port.
+		if bcast, err := c.broadcasts(); err != nil {
+			return err
+		} else if slices.Contains(bcast, f.Address) {
+			return fmt.Errorf("%w: address %s is a broadcast address of host %s's subnets", ErrConflict, f.Address, c.host)
 		}
 		return nil
 	})

@@ -90,6 +90,7 @@ func TestNAT(t *testing.T) {
 		// not its own, before the store's checks (controller/store
 		// tests those).
 		{"/v1/floating-ips/pub2", `{"address":"192.0.2.9","port":"b"}`, 409, `conflict: address 192.0.2.9 is one of host h1's own; a port forward shares the host's address`},
+		{"/v1/floating-ips/pub2", `{"address":"192.0.2.255","port":"b"}`, 409, `conflict: address 192.0.2.255 is a broadcast address of host h1's subnets`},
 		{"/v1/floating-ips/pub2", `{"address":"127.0.0.1","port":"b"}`, 400, ""},
 		{"/v1/floating-ips/pub2", `{"address":"203.0.113.6","port":"nope"}`, 404, `not found: port "nope"`},
 		{"/v1/port-forwards/web2", `{"host_port":8080,"port":"b"}`, 409, `conflict: host port tcp/8080 is forwarded by "web" (port a)`},

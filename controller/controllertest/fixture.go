@@ -125,6 +125,12 @@ func HostAddrs() ([]netip.Addr, error) {
 	return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("192.0.2.9")}, nil
 }
 
+// HostBroadcasts are a fixture host's broadcast addresses: 192.0.2.9's
+// subnet's.
+func HostBroadcasts() ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("192.0.2.255")}, nil
+}
+
 // StartHost is StartFixtureOn for the controller of host (a cluster's
 // hosts share st).
 func StartHost(t *testing.T, host string, st store.Store, fake *Fake, b datapath.Backend, opts ...controller.Option) *Fixture {
@@ -133,8 +139,8 @@ func StartHost(t *testing.T, host string, st store.Store, fake *Fake, b datapath
 	log := slog.New(f.errorLog)
 	check := func(ctx context.Context, p model.Port) (model.Port, error) { return f.CheckNetns(ctx, p) }
 	// The machine's own addresses are no test's: every host has
-	// HostAddrs unless opts say otherwise.
-	opts = append([]controller.Option{controller.WithLocalAddrs(HostAddrs)}, opts...)
+	// HostAddrs and HostBroadcasts unless opts say otherwise.
+	opts = append([]controller.Option{controller.WithLocalAddrs(HostAddrs), controller.WithBroadcasts(HostBroadcasts)}, opts...)
 	c, err := controller.New(st, host, log, controller.NewMetrics(f.Reg, "test"), append(opts, controller.WithNetnsCheck(check))...)
 	if err != nil {
 		t.Fatal(err)
