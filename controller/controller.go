@@ -87,6 +87,9 @@ type Controller struct {
 	// localAddrs reads the host's own addresses (hostnet.LocalAddrs;
 	// WithLocalAddrs in tests).
 	localAddrs func() ([]netip.Addr, error)
+	// broadcasts reads the host's directed broadcast addresses
+	// (hostnet.Broadcasts; WithBroadcasts in tests).
+	broadcasts func() ([]netip.Addr, error)
 	// natLeft are the NAT objects this host cannot enforce, by "KIND
 	// NAME", and why: each is logged once (nat.go, natLocked).
 	natLeft map[string]string
@@ -186,6 +189,7 @@ func New(st store.Store, host string, log *slog.Logger, m *Metrics, opts ...Opti
 		policyDirty: make(chan struct{}, 1),
 		natDirty:    make(chan struct{}, 1),
 		localAddrs:  hostnet.LocalAddrs,
+		broadcasts:  hostnet.Broadcasts,
 	}
 	for _, o := range opts {
 		o(c)

@@ -32,22 +32,25 @@ type natKind[T comparable] struct {
 	port    func(T) string
 }
 
-var (
-	fipKind = natKind[model.FloatingIP]{
+func fipKind() natKind[model.FloatingIP] {
+	return natKind[model.FloatingIP]{
 		what:    "floating IP",
 		objects: func(c *cache) map[string]model.FloatingIP { return c.fips },
 		put:     store.Store.PutFloatingIP,
 		del:     store.Store.DeleteFloatingIP,
 		port:    func(f model.FloatingIP) string { return f.Port },
 	}
-	fwdKind = natKind[model.PortForward]{
+}
+
+func fwdKind() natKind[model.PortForward] {
+	return natKind[model.PortForward]{
 		what:    "port forward",
 		objects: func(c *cache) map[string]model.PortForward { return c.fwds },
 		put:     store.Store.PutPortForward,
 		del:     store.Store.DeletePortForward,
 		port:    func(f model.PortForward) string { return f.Port },
 	}
-)
+}
 
 // WithLocalAddrs reads the host's own addresses with addrs instead of
 // hostnet.LocalAddrs: for tests only, whose host is not the one under test.
@@ -55,16 +58,22 @@ func WithLocalAddrs(addrs func() ([]netip.Addr, error)) Option {
 	return func(c *Controller) { c.localAddrs = addrs }
 }
 
+// WithBroadcasts reads the host's broadcast addresses with addrs instead
+// of hostnet.Broadcasts: for tests only.
+func WithBroadcasts(addrs func() ([]netip.Addr, error)) Option {
+	return func(c *Controller) { c.broadcasts = addrs }
+}
+
 // FloatingIPs lists the floating IPs by name: of one port when port is not
 // empty.
 func (c *Controller) FloatingIPs(port string) ([]v1.FloatingIP, error) {
-	return listNAT(c, fipKind, port, c.fipView)
+	return listNAT(c, fipKind(), port, c.fipView)
 }
 
 // PortForwards lists the port forwards by name: of one port when port is
 // not empty.
 func (c *Controller) PortForwards(port string) ([]v1.PortForward, error) {
-	return listNAT(c, fwdKind, port, c.fwdView)
+	return listNAT(c, fwdKind(), port, c.fwdView)
 }
 
 func listNAT[T comparable, V any](c *Controller, k natKind[T], port string, view func(T) V) ([]V, error) {
@@ -86,7 +95,7 @@ func listNAT[T comparable, V any](c *Controller, k natKind[T], port string, view
 // FloatingIP returns one floating IP; with stats, also its counters, which
 // its port's host has (another host's port: none).
 func (c *Controller) FloatingIP(ctx context.Context, name string, stats bool) (v1.FloatingIP, error) {
-	return getNAT(c, ctx, fipKind, name, stats, c.fipView, func(v *v1.FloatingIP, s datapath.NATStats) {
+	return getNAT(c, ctx, fipKind(), name, stats, c.fipView, func(v *v1.FloatingIP, s datapath.NATStats) {
 		v.Stats = &v1.NATStats{}
 		for _, f := range s.Floating {
 			if f.Name == name {
@@ -99,7 +108,7 @@ func (c *Controller) FloatingIP(ctx context.Context, name string, stats bool) (v
 // PortForward returns one port forward; with stats, also its counters,
 // which its port's host has (another host's port: none).
 func (c *Controller) PortForward(ctx context.Context, name string, stats bool) (v1.PortForward, error) {
-	return getNAT(c, ctx, fwdKind, name, stats, c.fwdView, func(v *v1.PortForward, s datapath.NATStats) {
+	return getNAT(c, ctx, fwdKind(), name, stats, c.fwdView, func(v *v1.PortForward, s datapath.NATStats) {
 		v.Stats = &v1.NATStats{}
 		for _, f := range s.Forwards {
 			if f.Name == name {
@@ -163,7 +172,7 @@ func (c *Controller) PutFloatingIP(ctx context.Context, name string, spec v1.Flo
 	if err != nil {
 		return v1.FloatingIP{}, false, err
 	}
-	return putNAT(c, ctx, fipKind, f, name, c.fipView, func(p model.Port) error {
+	return putNAT(c, ctx, fipKind(), f, name, c.fipView, func(p model.Port) error {
 		// Only the port's host knows its addresses; another host's
 		// leaves the floating IP out if it is one (ResolveNAT).
 		if !c.isLocal(p) {
@@ -175,6 +184,13 @@ func (c *Controller) PutFloatingIP(ctx context.Context, name string, spec v1.Flo
 		}
 		if slices.Contains(addrs, f.Address) {
 			return fmt.Errorf("%w: address %s is one of host %s's own; a port forward shares the host's address", ErrConflict, f.Address, c.host)
+		}
+		// The rule takes every packet to the address: the host's
+		// directed broadcasts would go to the port.
+		if bcast, err := c.broadcasts(); err != nil {
+			return err
+		} else if slices.Contains(bcast, f.Address) {
+			return fmt.Errorf("%w: address %s is a broadcast address of host %s's subnets", ErrConflict, f.Address, c.host)
 		}
 		return nil
 	})
@@ -188,7 +204,24 @@ func (c *Controller) PutPortForward(ctx context.Context, name string, spec v1.Po
 	if err != nil {
 		return v1.PortForward{}, false, err
 	}
-	return putNAT(c, ctx, fwdKind, f, name, c.fwdView, func(model.Port) error { return nil })
+	return putNAT(c, ctx, fwdKind(), f, name, c.fwdView, func(p model.Port) error {
+		// A host_ip not the host's would translate connections to a
+		// third party: the rules' fib check translates nothing then,
+		// but the forward would promise what nothing does. Only the
+		// port's host knows its addresses; another host's port is
+		// stored and its host leaves the forward out (docs/API.md).
+		if !f.HostIP.IsValid() || !c.isLocal(p) {
+			return nil
+		}
+		addrs, err := c.localAddrs()
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(addrs, f.HostIP) {
+			return fmt.Errorf("%w: host_ip %s is not an address of host %s, the port's", ErrConflict, f.HostIP, c.host)
+		}
+		return nil
+	})
 }
 
 // putNAT stores o and hands the backend the NAT with it. The store checks
@@ -223,7 +256,7 @@ func putNAT[T comparable, V any](c *Controller, ctx context.Context, k natKind[T
 		c.rollback(k.what+" "+name, func(ctx context.Context) error {
 			return restoreNAT(c, ctx, k, name, old, exists)
 		})
-		return v, false, fmt.Errorf("store %s %q: %w", k.what, name, err)
+		return v, false, fmt.Errorf("%w: store %s %q", err, k.what, name)
 	}
 	return view(o), !exists, nil
 }
@@ -231,13 +264,13 @@ func putNAT[T comparable, V any](c *Controller, ctx context.Context, k natKind[T
 // DeleteFloatingIP removes a floating IP; its rules and connections go at
 // once.
 func (c *Controller) DeleteFloatingIP(ctx context.Context, name string) error {
-	return deleteNAT(c, ctx, fipKind, name)
+	return deleteNAT(c, ctx, fipKind(), name)
 }
 
 // DeletePortForward removes a port forward; its rules and connections go
 // at once.
 func (c *Controller) DeletePortForward(ctx context.Context, name string) error {
-	return deleteNAT(c, ctx, fwdKind, name)
+	return deleteNAT(c, ctx, fwdKind(), name)
 }
 
 func deleteNAT[T comparable](c *Controller, ctx context.Context, k natKind[T], name string) error {
@@ -259,7 +292,7 @@ func deleteNAT[T comparable](c *Controller, ctx context.Context, k natKind[T], n
 		c.rollback(k.what+" "+name, func(ctx context.Context) error {
 			return restoreNAT(c, ctx, k, name, old, true)
 		})
-		return fmt.Errorf("delete %s %q: %w", k.what, name, err)
+		return fmt.Errorf("%w: delete %s %q", err, k.what, name)
 	}
 	return nil
 }
@@ -416,10 +449,10 @@ func (c *Controller) dropNATOf(port string) {
 // applyFloatingIP and applyPortForward record another host's change of a
 // floating IP or forward (cluster.go), which this host's backend learns
 // when it names one of this host's ports.
-func (c *Controller) applyFloatingIP(ev store.Event) { applyNAT(c, fipKind, ev.Name, ev.FloatingIP) }
+func (c *Controller) applyFloatingIP(ev store.Event) { applyNAT(c, fipKind(), ev.Name, ev.FloatingIP) }
 
 func (c *Controller) applyPortForward(ev store.Event) {
-	applyNAT(c, fwdKind, ev.Name, ev.PortForward)
+	applyNAT(c, fwdKind(), ev.Name, ev.PortForward)
 }
 
 func applyNAT[T comparable](c *Controller, k natKind[T], name string, o *T) {

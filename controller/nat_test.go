@@ -86,12 +86,17 @@ func TestNAT(t *testing.T) {
 		{"/v1/floating-ips/pub2", `{"address":"203.0.113.5","port":"b"}`, 409, `conflict: address 203.0.113.5 is floating IP "pub"'s`},
 		{"/v1/floating-ips/pub2", `{"address":"203.0.113.6","port":"a"}`, 409, `conflict: port "a" has floating IP "pub"`},
 		{"/v1/floating-ips/pub2", `{"address":"10.0.0.9","port":"b"}`, 409, `conflict: address 10.0.0.9 is in subnet 10.0.0.0/24 of network "blue"`},
-		{"/v1/floating-ips/pub2", `{"address":"192.0.2.9","port":"b"}`, 409, `conflict: address 192.0.2.9 is the host_ip of port forward "dns"`},
+		// The port's host refuses its own addresses, and a host_ip
+		// not its own, before the store's checks (controller/store
+		// tests those).
+		{"/v1/floating-ips/pub2", `{"address":"192.0.2.9","port":"b"}`, 409, `conflict: address 192.0.2.9 is one of host h1's own; a port forward shares the host's address`},
+		{"/v1/floating-ips/pub2", `{"address":"192.0.2.255","port":"b"}`, 409, `conflict: address 192.0.2.255 is a broadcast address of host h1's subnets`},
 		{"/v1/floating-ips/pub2", `{"address":"127.0.0.1","port":"b"}`, 400, ""},
 		{"/v1/floating-ips/pub2", `{"address":"203.0.113.6","port":"nope"}`, 404, `not found: port "nope"`},
 		{"/v1/port-forwards/web2", `{"host_port":8080,"port":"b"}`, 409, `conflict: host port tcp/8080 is forwarded by "web" (port a)`},
 		{"/v1/port-forwards/web2", `{"host_port":8080,"port":"b","host_ip":"198.51.100.1"}`, 409, ""},
-		{"/v1/port-forwards/web2", `{"host_port":80,"port":"b","host_ip":"203.0.113.5"}`, 409, `conflict: host_ip 203.0.113.5 is floating IP "pub"'s address`},
+		{"/v1/port-forwards/web2", `{"host_port":80,"port":"b","host_ip":"203.0.113.5"}`, 409, `conflict: host_ip 203.0.113.5 is not an address of host h1, the port's`},
+		{"/v1/port-forwards/web2", `{"protocol":"udp","host_port":53,"port":"b","host_ip":"8.8.8.8"}`, 409, `conflict: host_ip 8.8.8.8 is not an address of host h1, the port's`},
 		{"/v1/port-forwards/web2", `{"host_port":0,"port":"b"}`, 400, ""},
 		{"/v1/port-forwards/web2", `{"protocol":"icmp","host_port":1,"port":"b"}`, 400, ""},
 	} {

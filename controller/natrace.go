@@ -10,8 +10,17 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// traceProtos are the trace's protocols as the NAT knows them.
-var traceProtos = map[string]uint8{v1.ProtoICMP: model.ProtoICMP, v1.ProtoTCP: model.ProtoTCP, v1.ProtoUDP: model.ProtoUDP}
+// traceProto is the trace's protocol as the NAT knows it; the API
+// refuses any other than these three before a trace starts.
+func traceProto(proto string) uint8 {
+	switch proto {
+	case v1.ProtoTCP:
+		return model.ProtoTCP
+	case v1.ProtoUDP:
+		return model.ProtoUDP
+	}
+	return model.ProtoICMP
+}
 
 // traceFromOutside explains a packet from outside (q.FromAddress): the
 // host's NAT translates it as model.NAT.Translate says, and the backend
@@ -20,7 +29,7 @@ var traceProtos = map[string]uint8{v1.ProtoICMP: model.ProtoICMP, v1.ProtoTCP: m
 // is said in the summary: whether the outside routes the address to the
 // host, and the host's other tables.
 func (c *Controller) traceFromOutside(ctx context.Context, b datapath.Backend, s datapath.State, addrs []netip.Addr, q v1.Query) (v1.Result, error) {
-	t, ok := s.NAT.Translate(q.To, traceProtos[q.Proto], q.DPort, model.HostAddress(addrs, s.Networks))
+	t, ok := s.NAT.Translate(q.To, traceProto(q.Proto), q.DPort, model.HostAddress(addrs, s.Networks))
 	packet := fmt.Sprintf("%s from %s to %s", q.Proto, q.FromAddress, q.To)
 	if q.DPort != 0 {
 		packet = fmt.Sprintf("%s from %s to %s", q.Proto, q.FromAddress, netip.AddrPortFrom(q.To, q.DPort))

@@ -105,6 +105,10 @@ func TestNATConflictAndCleanup(t *testing.T) {
 				{"the host's own address", "/v1/floating-ips/again", map[string]string{"address": hostOutsideIP, "port": "client"}, 409},
 				{"a second floating IP of a port", "/v1/floating-ips/again", map[string]string{"address": "203.0.113.99", "port": "web"}, 409},
 				{"loopback", "/v1/floating-ips/again", map[string]string{"address": "127.0.0.2", "port": "client"}, 400},
+				{"the uplink's broadcast address", "/v1/floating-ips/again", map[string]string{"address": "198.51.100.255", "port": "client"}, 409},
+				{"a host_ip not the host's", "/v1/port-forwards/again",
+					map[string]any{"port": "client", "protocol": "udp", "host_port": 53, "host_ip": "8.8.8.8"}, 409},
+				{"the overlay's VXLAN port", "/v1/port-forwards/again", map[string]any{"port": "client", "protocol": "udp", "host_port": 4789}, 400},
 			} {
 				if code, body := d.do("PUT", c.path, c.body); code != c.status {
 					t.Errorf("%s: %d %s, want %d", c.what, code, body, c.status)
@@ -116,6 +120,20 @@ func TestNATConflictAndCleanup(t *testing.T) {
 			}
 			// Another protocol on the same host port is no conflict.
 			d.must("PUT", "/v1/port-forwards/udp8080", map[string]any{"port": "client", "protocol": "udp", "host_port": 8080, "target_port": natUDPPort}, 201, nil)
+
+			// A host_ip is translated only while the host has it: one it
+			// has lost is a third party's, whose connections are not the
+			// forward's (the daemon is not told; the rule's fib check is).
+			lost := netip.MustParseAddr("192.0.2.77")
+			testbed.Run(t, "ip", "-n", b.hostNS, "addr", "add", lost.String()+"/32", "dev", "lo")
+			d.must("PUT", "/v1/port-forwards/lost", map[string]any{"port": "client", "host_port": 8083, "target_port": natWhoPort, "host_ip": lost.String()}, 201, nil)
+			toLost := natProbe{what: "web → forward tcp/host_ip:8083 (client)", ns: b.web.ns, proto: "tcp", to: addrPort(lost, 8083)}
+			has := toLost
+			has.want = lost.String()
+			runNATProbes(t, "a host_ip the host has", []natProbe{has})
+			testbed.Run(t, "ip", "-n", b.hostNS, "addr", "del", lost.String()+"/32", "dev", "lo")
+			runNATProbes(t, "a host_ip the host lost", []natProbe{toLost})
+			d.must("DELETE", "/v1/port-forwards/lost", nil, 204, nil)
 
 			// A restart with nothing changed sends no NAT table and no flow,
 			// and a connection through the floating IP lives on.

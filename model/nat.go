@@ -71,6 +71,9 @@ func NewPortForward(name string, s v1.PortForwardSpec) (PortForward, error) {
 		return PortForward{}, invalid("host_port %d is not a port: 1-65535 (required)", s.HostPort)
 	}
 	f.HostPort = uint16(s.HostPort)
+	if tunnel := overlayTunnel(f.Proto, f.HostPort); tunnel != "" {
+		return PortForward{}, invalid("host_port udp/%d is %s's, which carries a cluster's overlay between its hosts", f.HostPort, tunnel)
+	}
 	f.TargetPort = f.HostPort
 	if s.TargetPort != 0 {
 		if s.TargetPort < 1 || s.TargetPort > 65535 {
@@ -89,6 +92,23 @@ func NewPortForward(name string, s v1.PortForwardSpec) (PortForward, error) {
 		return PortForward{}, err
 	}
 	return f, nil
+}
+
+// overlayTunnel names the tunnel whose port proto/port is, or is empty:
+// a cluster's tunnels use VXLAN (datapath/linux/overlay.go) or, on OVS,
+// VXLAN or Geneve, at their IANA ports. A forward on one would take the
+// other hosts' tunnelled traffic at prerouting; it is refused on a lone
+// host too, which may join a cluster later with its forwards stored.
+func overlayTunnel(proto uint8, port uint16) string {
+	switch {
+	case proto != ProtoUDP:
+		return ""
+	case port == 4789:
+		return "VXLAN"
+	case port == 6081:
+		return "Geneve"
+	}
+	return ""
 }
 
 // natAddr parses an address the host is to translate: IPv4, and none of

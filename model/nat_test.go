@@ -62,6 +62,9 @@ func TestNewPortForward(t *testing.T) {
 		{spec: v1.PortForwardSpec{HostPort: 80, HostIP: "127.0.0.1"}, wantErr: "host_ip 127.0.0.1 lies in 127.0.0.0/8"},
 		{spec: v1.PortForwardSpec{HostPort: 80, HostIP: "0.0.0.0"}, wantErr: "host_ip 0.0.0.0"},
 		{spec: v1.PortForwardSpec{HostPort: 80, HostIP: "::1"}, wantErr: "host_ip \"::1\" is not an IPv4 address"},
+		{spec: v1.PortForwardSpec{Protocol: "udp", HostPort: 4789}, wantErr: "host_port udp/4789 is VXLAN's"},
+		{spec: v1.PortForwardSpec{Protocol: "udp", HostPort: 6081, HostIP: "192.0.2.9"}, wantErr: "host_port udp/6081 is Geneve's"},
+		{spec: v1.PortForwardSpec{HostPort: 4789}, want: web(PortForward{Proto: ProtoTCP, HostPort: 4789, TargetPort: 4789})},
 	} {
 		c.spec.Port = "web1"
 		f, err := NewPortForward("web", c.spec)

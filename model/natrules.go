@@ -70,7 +70,8 @@ const (
 // is given: a floating address that is one of hostAddrs (the host's own),
 // or that an earlier floating IP (by name) has, a port's second floating
 // IP, a forward that overlaps an earlier one or whose host_ip is a
-// floating address, are left out.
+// floating address or none of hostAddrs (stored by another host, or an
+// address the host has lost), are left out.
 func ResolveNAT(fips []FloatingIP, fwds []PortForward, ports map[string]Port, hostAddrs []netip.Addr) (NAT, []LeftOut) {
 	var n NAT
 	var left []LeftOut
@@ -108,6 +109,8 @@ func ResolveNAT(fips []FloatingIP, fwds []PortForward, ports map[string]Port, ho
 			reason = "host port " + f.String() + " is forwarded by " + kept[i].Name
 		} else if f.HostIP.IsValid() && floating[f.HostIP] != "" {
 			reason = "host_ip is floating IP " + floating[f.HostIP] + "'s address"
+		} else if f.HostIP.IsValid() && !slices.Contains(hostAddrs, f.HostIP) {
+			reason = "host_ip is not the host's"
 		}
 		if reason != "" {
 			left = append(left, LeftOut{Kind: KindPortForward, Name: f.Name, Reason: reason})
@@ -147,9 +150,9 @@ type Translation struct {
 // against, and the trace's NAT step. local reports whether an address is
 // one of the host's (nftables' `fib daddr type local`). A floating
 // address takes every protocol; a forward with a host_ip takes its
-// address, one without every local address but loopback, which the
-// kernel does not route to another host (no route_localnet). ok is false
-// when no rule applies.
+// address while it is local, one without every local address but
+// loopback, which the kernel does not route to another host (no
+// route_localnet). ok is false when no rule applies.
 func (n NAT) Translate(dst netip.Addr, proto uint8, dport uint16, local func(netip.Addr) bool) (t Translation, ok bool) {
 	for _, f := range n.Floating {
 		if f.Address == dst {
@@ -167,7 +170,7 @@ func (n NAT) Translate(dst netip.Addr, proto uint8, dport uint16, local func(net
 			if f.Proto != proto || f.HostPort != dport || f.HostIP.IsValid() != specific {
 				continue
 			}
-			if specific && f.HostIP == dst || !specific && local(dst) {
+			if (!specific || f.HostIP == dst) && local(dst) {
 				return Translation{Kind: KindPortForward, Name: f.Name, To: netip.AddrPortFrom(f.IP, f.TargetPort), Target: f.Target}, true
 			}
 		}

@@ -29,8 +29,9 @@ func TestResolveNAT(t *testing.T) {
 		{Name: "dns", Proto: ProtoUDP, HostIP: addr("192.0.2.9"), HostPort: 53, TargetPort: 5353, Port: "db1"},
 		{Name: "onfip", Proto: ProtoTCP, HostIP: addr("203.0.113.50"), HostPort: 22, TargetPort: 22, Port: "db1"},
 		{Name: "away", Proto: ProtoTCP, HostPort: 9000, TargetPort: 9000, Port: "other1"},
+		{Name: "third", Proto: ProtoUDP, HostIP: addr("8.8.8.8"), HostPort: 53, TargetPort: 53, Port: "db1"}, // not the host's
 	}
-	n, left := ResolveNAT(fips, fwds, ports, []netip.Addr{hostIP})
+	n, left := ResolveNAT(fips, fwds, ports, []netip.Addr{hostIP, addr("192.0.2.9")})
 	wantN := NAT{
 		Floating: []FloatingRule{{Name: "pub", Address: addr("203.0.113.50"), Target: Target{Port: "web1", Network: "blue", IP: natWeb.IP}}},
 		Forwards: []ForwardRule{
@@ -50,6 +51,7 @@ func TestResolveNAT(t *testing.T) {
 		"floating-ip pub2: the address is floating IP pub's",
 		"floating-ip pub3: port web1 has floating IP pub",
 		"port-forward onfip: host_ip is floating IP pub's address",
+		"port-forward third: host_ip is not the host's",
 		"port-forward web2: host port tcp/198.51.100.1:8080 is forwarded by web",
 	}
 	if !slices.Equal(names, wantLeft) {
@@ -67,7 +69,7 @@ func TestTranslate(t *testing.T) {
 			{Name: "web", Proto: ProtoTCP, HostPort: 8080, TargetPort: 80, Port: "web1"},
 			{Name: "dns", Proto: ProtoUDP, HostIP: addr("192.0.2.9"), HostPort: 53, TargetPort: 5353, Port: "db1"},
 		},
-		map[string]Port{"web1": natWeb, "db1": natDB}, nil)
+		map[string]Port{"web1": natWeb, "db1": natDB}, []netip.Addr{addr("192.0.2.9")})
 	// The gateway 10.61.0.1 is the host's, as on Linux: in a subnet, not forwarded.
 	local := HostAddress([]netip.Addr{hostIP, addr("192.0.2.9"), addr("127.0.0.1"), addr("10.61.0.1")},
 		[]Network{{Name: "blue", Subnet: netip.MustParsePrefix("10.61.0.0/24")}})
@@ -96,5 +98,11 @@ func TestTranslate(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s proto %d port %d: %q, want %q", c.dst, c.proto, c.dport, got, c.want)
 		}
+	}
+	// The host has lost dns's host_ip since: as the rule's fib check,
+	// nothing is translated, whoever the address is now.
+	lost := HostAddress([]netip.Addr{hostIP}, nil)
+	if tr, ok := n.Translate(addr("192.0.2.9"), ProtoUDP, 53, lost); ok {
+		t.Errorf("a host_ip the host lost translated by %s", tr.Name)
 	}
 }

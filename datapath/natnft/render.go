@@ -169,8 +169,8 @@ type dnatRule struct {
 }
 
 // dnatRules are n's translations in the order model.NAT.Translate tries
-// them: floating addresses, forwards on one address, forwards on every
-// local address. Overlaps are ResolveNAT's to leave out.
+// them: floating addresses, forwards on one local address, forwards on
+// every local address. Overlaps are ResolveNAT's to leave out.
 func dnatRules(n model.NAT, subnets []netip.Prefix) []dnatRule {
 	anyLocal := "fib daddr type local "
 	if len(subnets) > 0 {
@@ -194,7 +194,10 @@ func dnatRules(n model.NAT, subnets []netip.Prefix) []dnatRule {
 				action: fmt.Sprintf("%s dport %d counter name %s dnat to %s comment %s", protoName(f.Proto), f.HostPort,
 					quote(counterConns+f.Name), netip.AddrPortFrom(f.IP, f.TargetPort), quote(model.KindPortForward+" "+f.Name))}
 			if specific {
-				r.match, r.anyLocal = fmt.Sprintf("ip daddr %s ", f.HostIP), false
+				// While the host has the address: one it has lost (or
+				// never had) is a third party's, whose traffic is not
+				// the forward's to take (docs/API.md).
+				r.match, r.anyLocal = fmt.Sprintf("fib daddr type local ip daddr %s ", f.HostIP), false
 			}
 			rules = append(rules, r)
 		}
