@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +207,46 @@ func TestNATSecurityGroups(t *testing.T) {
 			d.must("PUT", "/v1/security-groups/webin", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80","remote":"198.51.100.0/24"}]}`, 200, nil)
 			runNATProbes(t, "ingress from the uplink's subnet: the host's address too", []natProbe{
 				with(fromOut, outsideIP), with(fromFIP, outsideIP), with(fromHost, hostOutsideIP), with(fromPort, hostOutsideIP)})
+		})
+	}
+}
+
+// TestNATForeignDNAT: another tool's DNAT on the host (a Docker published
+// port, a kube-proxy service: here a table of the test's own in the host's
+// namespace) whose target is outside our networks takes a port only where
+// the port may go out. A port of a network that neither masquerades nor
+// has a floating IP dials a "ClusterIP" on a forward's host port (the
+// forward's flow brings it to the host on OVS, routing on Linux), and its
+// gateway (a host address on Linux; on OVS the flows keep a subnet's
+// addresses), and the foreign DNAT sends both to the outside: refused. A
+// masquerading network's port, the control, goes out.
+func TestNATForeignDNAT(t *testing.T) {
+	clusterIP := netip.MustParseAddr("10.96.0.10")
+	for _, bc := range backendKinds() {
+		t.Run(bc.name, func(t *testing.T) {
+			b := newNATBed(t, bc)
+			b.d.must("PUT", "/v1/port-forwards/fwdweb", natFwdWeb, 201, nil)
+			// The outside routes the isolated network back, so that
+			// nothing but the host's forward chain stands in the way.
+			testbed.Run(t, "ip", "-n", b.outNS, "route", "add", "10.82.0.0/24", "via", hostOutsideIP)
+			foreign := `table ip foreigntest {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr { ` + clusterIP.String() + `, 10.82.0.1 } tcp dport 8080 dnat to ` + outsideIP + `:` + fmt.Sprint(natOutPort) + `
+	}
+}
+`
+			cmd := exec.Command("ip", "netns", "exec", b.hostNS, "nft", "-f", "-")
+			cmd.Stdin = strings.NewReader(foreign)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("foreign table: %v\n%s", err, out)
+			}
+			runNATProbes(t, "through another tool's DNAT to the outside", []natProbe{
+				{what: "client (nred: no masquerade, no floating IP) → ClusterIP:8080", ns: b.client.ns, proto: "tcp",
+					to: addrPort(clusterIP, 8080)},
+				{what: "client → its gateway:8080", ns: b.client.ns, proto: "tcp", to: addrPort(netip.MustParseAddr("10.82.0.1"), 8080)},
+				{what: "web (nblue masquerades) → ClusterIP:8080", ns: b.web.ns, proto: "tcp", to: addrPort(clusterIP, 8080), want: hostOutsideIP},
+			})
 		})
 	}
 }

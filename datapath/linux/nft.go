@@ -28,9 +28,12 @@ const (
 // translations in the NAT table (datapath/natnft).
 //
 // Forward: a connection the host translated (DNAT: a port forward or
-// floating IP, ours or a chained portmap plugin's) passes first, from
-// anywhere to any port, both ways: security groups judge it in their own
-// table. Then a network's bridge forwards to itself (br_netfilter sends
+// floating IP, ours or a chained portmap plugin's) passes first, when it
+// goes into one of our bridges, from anywhere, and its replies back out:
+// security groups judge it in their own table. A translation that leads
+// out of our bridges is another tool's (Docker's published ports,
+// kube-proxy's services), and a port reaches it only where the rules
+// below let the port out. Then a network's bridge forwards to itself (br_netfilter sends
 // bridged IPv4 through the forward hook with iif = oif = the bridge), to
 // the bridges of the networks a router joins it to, and — with masquerade,
 // or from a port with a floating IP — to any interface that is not one of
@@ -80,7 +83,8 @@ func Ruleset(prefix string, networks []model.Network, routers []model.Router, na
 
 	fmt.Fprintf(&b, "table inet %s {\n", hostnet.Table)
 	fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook forward priority filter; policy accept;\n", chainForward)
-	fmt.Fprintf(&b, "\t\tct status dnat accept comment %s\n", quote(commentTranslated))
+	fmt.Fprintf(&b, "\t\toifname %s ct status dnat accept comment %s\n", ours, quote(commentTranslated))
+	fmt.Fprintf(&b, "\t\tiifname %s ct direction reply ct status dnat accept comment %s\n", ours, quote(commentTranslated))
 	for _, n := range sorted {
 		br := quote(model.BridgeName(prefix, n.Name))
 		comment := quote("network " + n.Name)
