@@ -163,7 +163,8 @@ func (b *Backend) syncHostAfter(ctx context.Context, n model.Network) error {
 }
 
 // syncHost makes the host's routes through the LOCAL interface, our
-// nftables tables and the NAT table match the networks and the NAT.
+// nftables tables and the NAT table match the networks and the NAT, the
+// tables in one nft transaction.
 func (b *Backend) syncHost(ctx context.Context) error {
 	b.hostMu.Lock()
 	defer b.hostMu.Unlock()
@@ -184,10 +185,17 @@ func (b *Backend) syncHost(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := hostnet.ApplyNft(ctx, HostRuleset(b.bridge, networks, nat)); err != nil {
+	// One transaction with the NAT table: the admission of a floating
+	// port's own connections (HostRuleset) never goes in without the SNAT
+	// that gives them the floating address.
+	natScript, hash := b.natTable(networks, nat)
+	if err := hostnet.ApplyNft(ctx, HostRuleset(b.bridge, networks, nat)+natScript); err != nil {
 		return fmt.Errorf("host rules: %w", err)
 	}
-	return b.syncNATTable(ctx, networks, nat)
+	if natScript != "" {
+		b.natTook(hash, nat)
+	}
+	return nil
 }
 
 func (b *Backend) syncRoutes(want map[netip.Prefix]bool) error {

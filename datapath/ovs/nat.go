@@ -110,7 +110,15 @@ func (b *Backend) syncNAT(ctx context.Context) error {
 	b.hostMu.Lock()
 	defer b.hostMu.Unlock()
 	networks, nat := b.hostSide()
-	return b.syncNATTable(ctx, networks, nat)
+	script, hash := b.natTable(networks, nat)
+	if script == "" {
+		return nil
+	}
+	if err := hostnet.ApplyNft(ctx, script); err != nil {
+		return fmt.Errorf("nat table: %w", err)
+	}
+	b.natTook(hash, nat)
+	return nil
 }
 
 // hostSide is what of the state the host side follows.
@@ -136,29 +144,31 @@ func (b *Backend) loadNAT(ctx context.Context) error {
 	return nil
 }
 
-// syncNATTable renders the NAT table for nat on networks unless it holds
-// it already; hostMu is held. The table is rendered with the networks'
-// subnets (natnft.Host), so a network change may change it too.
-func (b *Backend) syncNATTable(ctx context.Context, networks []model.Network, nat model.NAT) error {
+// natTable is the script that makes the NAT table hold nat on networks,
+// "" when it does, and the hash it is rendered with; hostMu is held. The
+// table is rendered with the networks' subnets (natnft.Host), so a network
+// change may change it too.
+func (b *Backend) natTable(networks []model.Network, nat model.NAT) (script, hash string) {
 	if b.natHost == nil {
-		return nil
+		return "", b.natHash
 	}
 	h := natnft.Host{Ours: []string{b.bridge}}
 	for _, n := range networks {
 		h.Subnets = append(h.Subnets, n.Subnet)
 	}
-	hash := ""
 	if !nat.Empty() {
 		hash = natnft.Hash(nat, h)
 	}
 	if hash == b.natHash {
-		return nil
+		return "", hash
 	}
-	if err := hostnet.ApplyNft(ctx, natnft.Render(nat, h, b.natCounters)); err != nil {
-		return fmt.Errorf("nat table: %w", err)
-	}
+	return natnft.Render(nat, h, b.natCounters), hash
+}
+
+// natTook records that the NAT table took nat, rendered with hash;
+// hostMu is held.
+func (b *Backend) natTook(hash string, nat model.NAT) {
 	b.natHash, b.natCounters = hash, natnft.CounterNames(nat)
-	return nil
 }
 
 // floatingIPs are the addresses of n's floating ports, which the host's
