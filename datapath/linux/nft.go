@@ -52,11 +52,14 @@ const (
 // or one a restarted daemon has not ensured yet) is cut off in every chain, so
 // a gap in what we know fails closed.
 //
-// Postrouting: a connection a port opened to a translated address of the
-// host, whose target is behind one of our bridges, leaves with the
-// address the port dialled as its source, so that the reply comes back
-// through the host (a port drops packets from its own address: the
-// hairpin). A masquerade network's source is rewritten to the host's
+// Postrouting: every translated connection from a network's subnet into
+// one of our bridges — to any port, not only back to the port that opened
+// it — leaves with the address the port dialled as its source, so that the
+// reply comes back through the host to be translated back (needed for the
+// hairpin, where a port would drop packets from its own address, and kept
+// for the rest as one rule). Its target sees the forward's or floating
+// address, never the client's: remote-group rules do not match these
+// clients (docs/PIPELINE.md). A masquerade network's source is rewritten to the host's
 // address on the way out of an interface that is not ours; routed traffic
 // between networks keeps its source.
 func Ruleset(prefix string, networks []model.Network, routers []model.Router, nat model.NAT) string {
