@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -223,6 +225,74 @@ func TestNATSecurityGroups(t *testing.T) {
 			d.must("PUT", "/v1/security-groups/webin", `{"rules":[{"direction":"ingress","protocol":"tcp","ports":"80","remote":"198.51.100.0/24"}]}`, 200, nil)
 			runNATProbes(t, "ingress from the uplink's subnet: the host's address too", []natProbe{
 				with(fromOut, outsideIP), with(fromFIP, outsideIP), with(fromHost, hostOutsideIP), with(fromPort, hostOutsideIP)})
+		})
+	}
+}
+
+// TestNATForeignDNAT: another tool's DNAT on the host (a Docker published
+// port, a kube-proxy service: here a table of the test's own in the host's
+// namespace) whose target is outside our networks takes a port only where
+// the port may go out. A port of a network that neither masquerades nor
+// has a floating IP dials a "ClusterIP" on a forward's host port (the
+// forward's flow brings it to the host on OVS, routing on Linux), and its
+// gateway (a host address on Linux; on OVS the flows keep a subnet's
+// addresses), and the foreign DNAT sends both to the outside: refused. A
+// masquerading network's port, the control, goes out. And another tool's
+// container that uses a floating port's address goes out with its own
+// source, not the floating address.
+func TestNATForeignDNAT(t *testing.T) {
+	clusterIP := netip.MustParseAddr("10.96.0.10")
+	for _, bc := range backendKinds() {
+		t.Run(bc.name, func(t *testing.T) {
+			b := newNATBed(t, bc)
+			b.d.must("PUT", "/v1/port-forwards/fwdweb", natFwdWeb, 201, nil)
+			// The outside routes the isolated network back, so that
+			// nothing but the host's forward chain stands in the way.
+			testbed.Run(t, "ip", "-n", b.outNS, "route", "add", "10.82.0.0/24", "via", hostOutsideIP)
+			foreign := `table ip foreigntest {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr { ` + clusterIP.String() + `, 10.82.0.1 } tcp dport 8080 dnat to ` + outsideIP + `:` + fmt.Sprint(natOutPort) + `
+	}
+}
+`
+			cmd := exec.Command("ip", "netns", "exec", b.hostNS, "nft", "-f", "-")
+			cmd.Stdin = strings.NewReader(foreign)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("foreign table: %v\n%s", err, out)
+			}
+			runNATProbes(t, "through another tool's DNAT to the outside", []natProbe{
+				{what: "client (nred: no masquerade, no floating IP) → ClusterIP:8080", ns: b.client.ns, proto: "tcp",
+					to: addrPort(clusterIP, 8080)},
+				{what: "client → its gateway:8080", ns: b.client.ns, proto: "tcp", to: addrPort(netip.MustParseAddr("10.82.0.1"), 8080)},
+				{what: "web (nblue masquerades) → ClusterIP:8080", ns: b.web.ns, proto: "tcp", to: addrPort(clusterIP, 8080), want: hostOutsideIP},
+			})
+
+			// Another tool's container with db's address behind a link of
+			// its own: db's floating SNAT is not its. The host sends the
+			// outside's answers to that address back to its link.
+			b.d.must("PUT", "/v1/floating-ips/fipdb", map[string]string{"address": natFIPDB.String(), "port": "db"}, 201, nil)
+			fns := newNetns(t, "vnt-fc-")
+			for _, args := range [][]string{
+				{"-n", b.hostNS, "link", "add", "vnt-fx0", "type", "veth", "peer", "name", "eth0", "netns", fns},
+				{"-n", b.hostNS, "addr", "add", "169.254.77.1/32", "dev", "vnt-fx0"},
+				{"-n", b.hostNS, "link", "set", "vnt-fx0", "up"},
+				{"-n", b.hostNS, "rule", "add", "iif", "vnt-up0", "to", b.db.ip.String(), "lookup", "177"},
+				{"-n", b.hostNS, "route", "add", b.db.ip.String(), "dev", "vnt-fx0", "table", "177"},
+				{"-n", fns, "addr", "add", b.db.ip.String() + "/32", "dev", "eth0"},
+				{"-n", fns, "link", "set", "eth0", "up"},
+				{"-n", fns, "route", "add", "169.254.77.1", "dev", "eth0"},
+				{"-n", fns, "route", "add", "default", "via", "169.254.77.1"},
+			} {
+				testbed.Run(t, "ip", args...)
+			}
+			// Its source is also a route through our bridge: loosen the
+			// reverse-path check on its link.
+			testbed.Run(t, "ip", "netns", "exec", b.hostNS, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.vnt-fx0.rp_filter=0")
+			serveWho(t, b.outNS, nil, []uint16{natOutPort})
+			runNATProbes(t, "another tool's container with a floating port's address", []natProbe{
+				{what: "foreign 10.82.0.10 → outside, udp", ns: fns, proto: "udp", to: addrPort(natOutside, natOutPort), want: b.db.ip.String()},
+			})
 		})
 	}
 }

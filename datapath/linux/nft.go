@@ -28,9 +28,12 @@ const (
 // translations in the NAT table (datapath/natnft).
 //
 // Forward: a connection the host translated (DNAT: a port forward or
-// floating IP, ours or a chained portmap plugin's) passes first, from
-// anywhere to any port, both ways: security groups judge it in their own
-// table. Then a network's bridge forwards to itself (br_netfilter sends
+// floating IP, ours or a chained portmap plugin's) passes first, when it
+// goes into one of our bridges, from anywhere, and its replies back out:
+// security groups judge it in their own table. A translation that leads
+// out of our bridges is another tool's (Docker's published ports,
+// kube-proxy's services), and a port reaches it only where the rules
+// below let the port out. Then a network's bridge forwards to itself (br_netfilter sends
 // bridged IPv4 through the forward hook with iif = oif = the bridge), to
 // the bridges of the networks a router joins it to, and — with masquerade,
 // or from a port with a floating IP — to any interface that is not one of
@@ -49,11 +52,14 @@ const (
 // or one a restarted daemon has not ensured yet) is cut off in every chain, so
 // a gap in what we know fails closed.
 //
-// Postrouting: a connection a port opened to a translated address of the
-// host, whose target is behind one of our bridges, leaves with the
-// address the port dialled as its source, so that the reply comes back
-// through the host (a port drops packets from its own address: the
-// hairpin). A masquerade network's source is rewritten to the host's
+// Postrouting: every translated connection from a network's subnet into
+// one of our bridges — to any port, not only back to the port that opened
+// it — leaves with the address the port dialled as its source, so that the
+// reply comes back through the host to be translated back (needed for the
+// hairpin, where a port would drop packets from its own address, and kept
+// for the rest as one rule). Its target sees the forward's or floating
+// address, never the client's: remote-group rules do not match these
+// clients (docs/PIPELINE.md). A masquerade network's source is rewritten to the host's
 // address on the way out of an interface that is not ours; routed traffic
 // between networks keeps its source.
 func Ruleset(prefix string, networks []model.Network, routers []model.Router, nat model.NAT) string {
@@ -80,7 +86,8 @@ func Ruleset(prefix string, networks []model.Network, routers []model.Router, na
 
 	fmt.Fprintf(&b, "table inet %s {\n", hostnet.Table)
 	fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook forward priority filter; policy accept;\n", chainForward)
-	fmt.Fprintf(&b, "\t\tct status dnat accept comment %s\n", quote(commentTranslated))
+	fmt.Fprintf(&b, "\t\toifname %s ct status dnat accept comment %s\n", ours, quote(commentTranslated))
+	fmt.Fprintf(&b, "\t\tiifname %s ct direction reply ct status dnat accept comment %s\n", ours, quote(commentTranslated))
 	for _, n := range sorted {
 		br := quote(model.BridgeName(prefix, n.Name))
 		comment := quote("network " + n.Name)

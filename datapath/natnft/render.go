@@ -135,7 +135,9 @@ func body(n model.NAT, h Host, hash string) string {
 		for i, o := range slices.Sorted(slices.Values(h.Ours)) {
 			quoted[i] = quote(o)
 		}
-		notOurs = "oifname != { " + strings.Join(quoted, ", ") + " } "
+		// From our bridges only: another tool's container may use the
+		// same address behind its own bridge.
+		notOurs = "iifname { " + strings.Join(quoted, ", ") + " } oifname != { " + strings.Join(quoted, ", ") + " } "
 	}
 	var snat []string
 	for _, f := range n.Floating {

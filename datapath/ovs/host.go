@@ -50,7 +50,10 @@ const routeProtocol = hostnet.RouteProtocol
 // them is in the flows, where isolation is decided), forwards from a
 // masquerading network or a floating IP's port only to the outside, lets
 // nothing open a connection into a network but what a DNAT translated (a
-// port forward, a floating IP, a chained portmap plugin's), sends nothing
+// port forward, a floating IP, a chained portmap plugin's), lets no port
+// through another tool's translation that leads out of the networks (a
+// Docker published port, a kube-proxy service) unless it may go out at
+// all, sends nothing
 // of its own into one but that, and offers the networks none of its own
 // services. A connection a port opens to a forward or floating address
 // leaves the host into the networks with the address it dialled as its
@@ -78,7 +81,11 @@ func HostRuleset(bridge string, networks []model.Network, nat model.NAT) string 
 	fmt.Fprintf(&b, "table inet %s {\n", hostnet.Table)
 	b.WriteString(hostEndsChain("prerouting", "raw"))
 	fmt.Fprintf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
-	fmt.Fprintf(&b, "\t\tct status dnat accept comment %q\n", "forwarded ports, floating IPs")
+	// Into the networks and the replies back: a translation that leads
+	// elsewhere is another tool's (Docker's, kube-proxy's), which the
+	// networks reach only as far as the rules below let them out.
+	fmt.Fprintf(&b, "\t\toifname %q ct status dnat accept comment %q\n", bridge, "forwarded ports, floating IPs")
+	fmt.Fprintf(&b, "\t\tiifname %q ct direction reply ct status dnat accept comment %q\n", bridge, "forwarded ports, floating IPs")
 	fmt.Fprintf(&b, "\t\tiifname %q oifname %q drop\n", bridge, bridge)
 	fmt.Fprintf(&b, "\t\toifname %q ct state established,related accept\n", bridge)
 	fmt.Fprintf(&b, "\t\toifname %q drop\n", bridge)
@@ -156,7 +163,8 @@ func (b *Backend) syncHostAfter(ctx context.Context, n model.Network) error {
 }
 
 // syncHost makes the host's routes through the LOCAL interface, our
-// nftables tables and the NAT table match the networks and the NAT.
+// nftables tables and the NAT table match the networks and the NAT, the
+// tables in one nft transaction.
 func (b *Backend) syncHost(ctx context.Context) error {
 	b.hostMu.Lock()
 	defer b.hostMu.Unlock()
@@ -177,10 +185,17 @@ func (b *Backend) syncHost(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := hostnet.ApplyNft(ctx, HostRuleset(b.bridge, networks, nat)); err != nil {
+	// One transaction with the NAT table: the admission of a floating
+	// port's own connections (HostRuleset) never goes in without the SNAT
+	// that gives them the floating address.
+	natScript, hash := b.natTable(networks, nat)
+	if err := hostnet.ApplyNft(ctx, HostRuleset(b.bridge, networks, nat)+natScript); err != nil {
 		return fmt.Errorf("host rules: %w", err)
 	}
-	return b.syncNATTable(ctx, networks, nat)
+	if natScript != "" {
+		b.natTook(hash, nat)
+	}
+	return nil
 }
 
 func (b *Backend) syncRoutes(want map[netip.Prefix]bool) error {

@@ -42,12 +42,13 @@ var _ datapath.NATEnforcer = (*Backend)(nil)
 var errNoNATHost = errors.New("nat: the backend has no NAT table (Config.NAT)")
 
 // SetNAT implements datapath.NATEnforcer: the NAT flows' difference in one
-// bundle, then the host's rules — the admission of floating ports' own
-// connections when they changed, and the NAT table, one transaction each
-// — then the connections of removed rules go. The flows only carry
-// packets to the host and back, which takes only what it translates, so
-// between the two steps a packet is dropped at worst. An equal NAT sends
-// nothing; before the first Prune n is only recorded.
+// bundle, then the host's rules — the NAT table, with the admission of
+// floating ports' own connections when they changed, in one transaction —
+// then the connections of removed rules go. The flows only carry packets
+// to the host and back, which takes only what it translates, so between
+// the two steps a packet is dropped at worst. An equal NAT sends nothing,
+// unless the host's step failed since; before the first Prune n is only
+// recorded.
 func (b *Backend) SetNAT(ctx context.Context, n model.NAT) error {
 	if b.natHost == nil {
 		return errNoNATHost
@@ -57,7 +58,7 @@ func (b *Backend) SetNAT(ctx context.Context, n model.NAT) error {
 	b.mu.Lock()
 	old, primed := b.state.nat, b.primed
 	b.mu.Unlock()
-	if old.Equal(n) {
+	if old.Equal(n) && b.natStale == nil {
 		return nil
 	}
 	err := b.change(ctx, b.natScope(), func(s *state) func() {
@@ -70,17 +71,25 @@ func (b *Backend) SetNAT(ctx context.Context, n model.NAT) error {
 	if !primed {
 		return nil
 	}
+	// What the host holds: old, or what it held before a failed step,
+	// whose admission rules may be in any state — the whole host then.
+	held := old
+	if b.natStale != nil {
+		held = *b.natStale
+	}
 	// The whole host side when the floating ports change (HostRuleset
 	// lets them out) or the first rule comes (IPv4 forwarding).
-	if slices.Equal(floatingIPs(old), floatingIPs(n)) && old.Empty() == n.Empty() {
+	if b.natStale == nil && slices.Equal(floatingIPs(old), floatingIPs(n)) && old.Empty() == n.Empty() {
 		err = b.syncNAT(ctx)
 	} else {
 		err = b.syncHost(ctx)
 	}
 	if err != nil {
+		b.natStale = &held
 		return fmt.Errorf("nat: %w", err)
 	}
-	if err := b.natHost.Forget(ctx, old, n); err != nil {
+	b.natStale = nil
+	if err := b.natHost.Forget(ctx, held, n); err != nil {
 		b.log.Warn("nat: drop the connections of removed rules", "err", err)
 	}
 	return nil
@@ -110,7 +119,15 @@ func (b *Backend) syncNAT(ctx context.Context) error {
 	b.hostMu.Lock()
 	defer b.hostMu.Unlock()
 	networks, nat := b.hostSide()
-	return b.syncNATTable(ctx, networks, nat)
+	script, hash := b.natTable(networks, nat)
+	if script == "" {
+		return nil
+	}
+	if err := hostnet.ApplyNft(ctx, script); err != nil {
+		return fmt.Errorf("nat table: %w", err)
+	}
+	b.natTook(hash, nat)
+	return nil
 }
 
 // hostSide is what of the state the host side follows.
@@ -136,29 +153,31 @@ func (b *Backend) loadNAT(ctx context.Context) error {
 	return nil
 }
 
-// syncNATTable renders the NAT table for nat on networks unless it holds
-// it already; hostMu is held. The table is rendered with the networks'
-// subnets (natnft.Host), so a network change may change it too.
-func (b *Backend) syncNATTable(ctx context.Context, networks []model.Network, nat model.NAT) error {
+// natTable is the script that makes the NAT table hold nat on networks,
+// "" when it does, and the hash it is rendered with; hostMu is held. The
+// table is rendered with the networks' subnets (natnft.Host), so a network
+// change may change it too.
+func (b *Backend) natTable(networks []model.Network, nat model.NAT) (script, hash string) {
 	if b.natHost == nil {
-		return nil
+		return "", b.natHash
 	}
 	h := natnft.Host{Ours: []string{b.bridge}}
 	for _, n := range networks {
 		h.Subnets = append(h.Subnets, n.Subnet)
 	}
-	hash := ""
 	if !nat.Empty() {
 		hash = natnft.Hash(nat, h)
 	}
 	if hash == b.natHash {
-		return nil
+		return "", hash
 	}
-	if err := hostnet.ApplyNft(ctx, natnft.Render(nat, h, b.natCounters)); err != nil {
-		return fmt.Errorf("nat table: %w", err)
-	}
+	return natnft.Render(nat, h, b.natCounters), hash
+}
+
+// natTook records that the NAT table took nat, rendered with hash;
+// hostMu is held.
+func (b *Backend) natTook(hash string, nat model.NAT) {
 	b.natHash, b.natCounters = hash, natnft.CounterNames(nat)
-	return nil
 }
 
 // floatingIPs are the addresses of n's floating ports, which the host's

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -265,6 +266,31 @@ func TestNAT(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a refused host change goes in whole, and is retried", func(t *testing.T) {
+		h.do(t, agentCmd{Op: "nat", NAT: model.NAT{}})
+		release := holdNftTable(t, box.Netns, "ip "+hostnet.NATTable)
+		if _, err := h.call(agentCmd{Op: "nat", NAT: nat}); err == nil {
+			t.Fatal("SetNAT passed while another process owned the NAT table's name")
+		}
+		// One transaction: the floating ports are not let out without the
+		// SNAT that gives them their floating address.
+		inet := testbed.Run(t, "ip", "netns", "exec", box.Netns, "nft", "list", "table", "inet", hostnet.Table)
+		for _, p := range []model.Port{db, bclient} {
+			if strings.Contains(inet, p.IP.String()) {
+				t.Errorf("the host lets floating port %s out while its NAT was refused:\n%s", p.Name, inet)
+			}
+		}
+		release()
+		// The flows took nat already: the same NAT again must still
+		// bring the host's rules.
+		h.do(t, agentCmd{Op: "nat", NAT: nat})
+		if err := tcp(out, natHostAddr, 8080); err != nil {
+			t.Errorf("outside → forward web after the retry: %v", err)
+		}
+		if got := who(t, db.Netns, netip.AddrPortFrom(natOutside, natWho)); got != natFloating {
+			t.Errorf("after the retry the outside saw db's connection from %s, want %s", got, natFloating)
+		}
+	})
 	t.Run("restart sends no NAT script nor flow", func(t *testing.T) {
 		before := boxFlows(t, box)
 		stop := testbed.NftMonitor(t, box.Netns)
@@ -301,6 +327,46 @@ func TestNAT(t *testing.T) {
 			}
 		}
 	})
+}
+
+// holdNftTable makes table (family and name) in netns ns owned by an `nft
+// -i` of the test's (NFT_TABLE_F_OWNER): every other process's change of
+// it is refused, a real nft failure. The returned func releases it — the
+// kernel removes an owned table with its owner's socket — and waits,
+// bounded, until it is gone.
+func holdNftTable(t *testing.T, ns, table string) (release func()) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-i")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if _, err := fmt.Fprintf(in, "add table %s { flags owner; }\n", table); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(present bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			held := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", strings.Fields(table)[0], strings.Fields(table)[1]).Run() == nil
+			if held == present {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("table %s in %s: present=%v never came", table, ns, present)
+			}
+		}
+	}
+	wait(true)
+	return func() {
+		t.Helper()
+		in.Close()
+		_ = cmd.Wait()
+		wait(false)
+	}
 }
 
 // natProbe is a TCP connection TestNAT tries.

@@ -76,6 +76,11 @@ type Backend struct {
 	// serialises SetNAT, as policyMu SetPolicy.
 	natHost *NATHost
 	natMu   sync.Mutex
+	// natStale is the NAT the host's rules held before a SetNAT whose
+	// host step failed after its flows went in, nil when the last one
+	// went through: the next SetNAT syncs the host even for an equal NAT,
+	// and forgets the connections from there. Guarded by natMu.
+	natStale *model.NAT
 	// skipped is what was logged of the remote ports that get no flows
 	// (datapath.SelectRemote). Guarded by mu.
 	skipped datapath.SkipLog
