@@ -67,6 +67,8 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzSecurityGroupSpec$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzGroupList$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzNetworkDHCP$$' -fuzztime $(FUZZTIME) ./model
+	go test -run '^$$' -fuzz '^FuzzFloatingIPSpec$$' -fuzztime $(FUZZTIME) ./model
+	go test -run '^$$' -fuzz '^FuzzPortForwardSpec$$' -fuzztime $(FUZZTIME) ./model
 	go test -run '^$$' -fuzz '^FuzzPool$$' -fuzztime $(FUZZTIME) ./controller/ipam
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./httpapi
 	go test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./httpapi/jsonkeys

@@ -264,7 +264,7 @@ func TestCompletion(t *testing.T) {
 func TestTopologyCommand(t *testing.T) {
 	f := newFakeDaemon(t)
 	check(t, f.vnetctl(t, nil, "topology"), 0, "no networks\n", "")
-	check(t, f.vnetctl(t, nil, "topology", "-o", "json"), 0, "{\n  \"networks\": [],\n  \"routers\": [],\n  \"ports\": []\n}\n", "")
+	check(t, f.vnetctl(t, nil, "topology", "-o", "json"), 0, "{\n  \"networks\": [],\n  \"routers\": [],\n  \"ports\": [],\n  \"floating_ips\": []\n}\n", "")
 	check(t, f.vnetctl(t, nil, "network", "create", "blue", "--subnet", "10.10.0.0/24"), 0, "*", "")
 	check(t, f.vnetctl(t, nil, "port", "create", "web1", "--network", "blue", "--netns", "web1"), 0, "*", "")
 	r := f.vnetctl(t, nil, "topology", "-o", "dot")

@@ -11,19 +11,22 @@ import (
 
 // Topology is every object the daemon holds, as `topology -o json` prints it.
 type Topology struct {
-	Networks []v1.Network `json:"networks"`
-	Routers  []v1.Router  `json:"routers"`
-	Ports    []v1.Port    `json:"ports"`
+	Networks    []v1.Network    `json:"networks"`
+	Routers     []v1.Router     `json:"routers"`
+	Ports       []v1.Port       `json:"ports"`
+	FloatingIPs []v1.FloatingIP `json:"floating_ips"`
 }
 
 // sorted returns a copy of t with each list sorted by name, and the ports
 // grouped by network: what both renderings walk. The daemon already sorts,
 // but a pure function should not depend on it.
 func (t Topology) sorted() (Topology, map[string][]v1.Port) {
-	s := Topology{Networks: slices.Clone(t.Networks), Routers: slices.Clone(t.Routers), Ports: slices.Clone(t.Ports)}
+	s := Topology{Networks: slices.Clone(t.Networks), Routers: slices.Clone(t.Routers), Ports: slices.Clone(t.Ports),
+		FloatingIPs: slices.Clone(t.FloatingIPs)}
 	slices.SortFunc(s.Networks, func(a, b v1.Network) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(s.Routers, func(a, b v1.Router) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(s.Ports, func(a, b v1.Port) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(s.FloatingIPs, func(a, b v1.FloatingIP) int { return strings.Compare(a.Name, b.Name) })
 	byNet := map[string][]v1.Port{}
 	for _, p := range s.Ports {
 		byNet[p.Network] = append(byNet[p.Network], p)
@@ -60,9 +63,10 @@ func colors(i int) (pale, strong string) {
 }
 
 // DOT renders the topology as a Graphviz graph (`dot -Tsvg`), left to right:
-// the outside world that masquerading networks reach, the routers joined to
-// the networks they list, and each network as a coloured box holding its node
-// and its ports. It is a pure function of t.
+// the outside world that masquerading networks reach, the floating IPs that
+// reach into ports, the routers joined to the networks they list, and each
+// network as a coloured box holding its node and its ports. It is a pure
+// function of t.
 func DOT(t Topology) string {
 	t, byNet := t.sorted()
 	var b strings.Builder
@@ -77,6 +81,10 @@ func DOT(t Topology) string {
 	if slices.ContainsFunc(t.Networks, func(n v1.Network) bool { return n.Masquerade }) {
 		w("\n\t%s [label=<<B>outside</B><BR/>%s>, shape=box, style=\"rounded,dashed\"];\n",
 			quoteID("outside"), small("through the host's address"))
+	}
+	for _, f := range t.FloatingIPs {
+		w("\n\t%s [label=<<B>%s</B><BR/>%s>, shape=cds, style=filled, fillcolor=\"#fff3c4\"];\n",
+			quoteID("fip:"+f.Name), esc(f.Name), small(f.Address.String(), "floating IP"))
 	}
 	for _, r := range t.Routers {
 		w("\n\t%s [label=<<B>%s</B><BR/>%s>, shape=octagon, style=filled, fillcolor=\"#4d4d4d\", fontcolor=white];\n",
@@ -116,6 +124,9 @@ func DOT(t Topology) string {
 		if n.Masquerade {
 			w("\t%s -- %s [style=dashed, label=%s];\n", quoteID("outside"), quoteID("net:"+n.Name), quoteID("SNAT"))
 		}
+	}
+	for _, f := range t.FloatingIPs {
+		w("\t%s -- %s [penwidth=2, color=\"#a08a00\", label=%s];\n", quoteID("fip:"+f.Name), quoteID("port:"+f.Port), quoteID("DNAT+SNAT"))
 	}
 	w("}\n")
 	return b.String()

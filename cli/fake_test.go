@@ -29,11 +29,14 @@ type fakeDaemon struct {
 	routers  map[string]model.Router
 	ports    map[string]v1.Port
 	groups   map[string]model.SecurityGroup
+	fips     map[string]model.FloatingIP
+	fwds     map[string]model.PortForward
 	srv      *httptest.Server
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
-	f := &fakeDaemon{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]v1.Port{}, groups: map[string]model.SecurityGroup{}}
+	f := &fakeDaemon{networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]v1.Port{}, groups: map[string]model.SecurityGroup{},
+		fips: map[string]model.FloatingIP{}, fwds: map[string]model.PortForward{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if f.notReady != "" {
@@ -101,6 +104,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 	mux.HandleFunc("PUT /v1/routers/{name}", f.putRouter)
 	mux.HandleFunc("PUT /v1/ports/{name}", f.putPort)
 	mux.HandleFunc("DELETE /v1/{kind}/{name}", f.delete)
+	f.natRoutes(mux)
 
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -282,6 +286,15 @@ func (f *fakeDaemon) delete(w http.ResponseWriter, r *http.Request) {
 	case "ports":
 		_, found = f.ports[name]
 		delete(f.ports, name)
+		// The cascade of docs/API.md: a port's floating IPs and forwards go with it.
+		maps.DeleteFunc(f.fips, func(_ string, o model.FloatingIP) bool { return o.Port == name })
+		maps.DeleteFunc(f.fwds, func(_ string, o model.PortForward) bool { return o.Port == name })
+	case "floating-ips":
+		_, found = f.fips[name]
+		delete(f.fips, name)
+	case "port-forwards":
+		_, found = f.fwds[name]
+		delete(f.fwds, name)
 	case "security-groups":
 		if _, found = f.groups[name]; found && len(f.groupView(f.groups[name]).Ports) > 0 {
 			fail(w, http.StatusConflict, `conflict: security group "`+name+`" is used by ports `+strings.Join(f.groupView(f.groups[name]).Ports, ", "))

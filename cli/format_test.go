@@ -59,7 +59,7 @@ func TestExitCode(t *testing.T) {
 
 // sampleTopology has what a picture must show: several networks (one
 // masquerading, one empty), veth and tap ports, a router, and a port whose
-// network was not listed (created between the reads).
+// network was not listed (created between the reads), a floating IP.
 func sampleTopology() Topology {
 	return Topology{
 		Networks: []v1.Network{
@@ -75,6 +75,8 @@ func sampleTopology() Topology {
 			{Name: "db1", Network: "red", Type: "veth", Netns: "db1", Ifname: "eth0", IP: "10.20.0.2/24", MAC: "02:00:00:00:02:02", Gateway: "10.20.0.254", HostIfname: "vnet5e6f7a8b9c", Ofport: 6},
 			{Name: "late", Network: "green", Type: "veth", Netns: "late", Ifname: "eth0", IP: "10.40.0.2/24", MAC: "02:00:00:00:04:02", Gateway: "10.40.0.1", HostIfname: "vnet1111111111"},
 		},
+		FloatingIPs: []v1.FloatingIP{{Name: "pub", Address: netip.MustParseAddr("203.0.113.50"), Port: "web1",
+			IP: netip.MustParseAddr("10.10.0.2"), Network: "blue"}},
 	}
 }
 

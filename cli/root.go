@@ -19,6 +19,8 @@ func commands() []func(*App) *cobra.Command {
 		newRouterCmd,
 		newPortCmd,
 		newSecurityGroupCmd,
+		newFloatingIPCmd,
+		newPortForwardCmd,
 		newTopologyCmd,
 		newFlowsCmd,
 		newTraceCmd,
@@ -30,10 +32,10 @@ func commands() []func(*App) *cobra.Command {
 func NewRoot(app *App) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "vnetctl",
-		Short: "Manage ovs-vnet's networks, routers, ports and security groups",
+		Short: "Manage ovs-vnet's networks, routers, ports, security groups and NAT",
 		Long: `vnetctl talks to the ovs-vnet daemon's REST API: it creates, lists and
-deletes networks, routers, ports and security groups, and shows the
-topology they make.
+deletes networks, routers, ports, security groups, floating IPs and port
+forwards, and shows the topology they make.
 
 The daemon is reached at --server ($` + EnvServer + `, default ` + client.DefaultServer + `):
 an http:// or https:// URL, or its unix socket (unix:/run/ovs-vnet/api.sock).`,

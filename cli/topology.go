@@ -37,8 +37,10 @@ func newTopologyCmd(app *App) *cobra.Command {
 			}
 			ctx, cancel := app.Context(cmd)
 			defer cancel()
-			// Three reads, not one snapshot: a change in between shows as
-			// a port of a network not listed, which both renderings handle.
+			// Four reads, not one snapshot: a change in between shows as
+			// a port of a network not listed, which both renderings
+			// handle, or a floating IP of a port not listed, which DOT
+			// draws as a bare node.
 			var t Topology
 			if t.Networks, err = c.Networks(ctx); err != nil {
 				return err
@@ -49,9 +51,12 @@ func newTopologyCmd(app *App) *cobra.Command {
 			if t.Ports, err = c.Ports(ctx, ""); err != nil {
 				return err
 			}
+			if t.FloatingIPs, err = c.FloatingIPs(ctx, ""); err != nil {
+				return err
+			}
 			switch format {
 			case OutputJSON:
-				t.Networks, t.Routers, t.Ports = nonNil(t.Networks), nonNil(t.Routers), nonNil(t.Ports)
+				t.Networks, t.Routers, t.Ports, t.FloatingIPs = nonNil(t.Networks), nonNil(t.Routers), nonNil(t.Ports), nonNil(t.FloatingIPs)
 				return app.PrintJSON(t)
 			case formatDOT:
 				return app.Printf("%s", DOT(t))
@@ -62,7 +67,7 @@ func newTopologyCmd(app *App) *cobra.Command {
 }
 
 // writeTree renders the topology for a terminal: each network with its
-// ports below it, then the routers.
+// ports below it, then the routers and the floating IPs.
 func writeTree(out io.Writer, t Topology) error {
 	t, byNet := t.sorted()
 	var b strings.Builder
@@ -83,6 +88,9 @@ func writeTree(out io.Writer, t Topology) error {
 	}
 	for _, r := range t.Routers {
 		fmt.Fprintf(&b, "router %s: %s\n", r.Name, strings.Join(r.Networks, " <-> "))
+	}
+	for _, f := range t.FloatingIPs {
+		fmt.Fprintf(&b, "floating-ip %s: %s -> port %s (%s)\n", f.Name, f.Address, f.Port, f.IP)
 	}
 	if _, err := io.WriteString(out, b.String()); err != nil {
 		return fmt.Errorf("write output: %w", err)

@@ -13,13 +13,13 @@ import (
 
 func newTraceCmd(app *App) *cobra.Command {
 	var (
-		q       v1.Query
-		to, src string
-		dport   int
-		showRaw bool
+		q                 v1.Query
+		to, src, fromAddr string
+		dport             int
+		showRaw           bool
 	)
 	cmd := &cobra.Command{
-		Use:   "trace --from PORT --to IP [--proto icmp|tcp|udp] [--dport N]",
+		Use:   "trace (--from PORT | --from-address ADDR) --to IP [--proto icmp|tcp|udp] [--dport N]",
 		Short: "Show what a packet a port sends does, and why",
 		Long: `Build the packet PORT would send to IP and show its way through the datapath:
 each table (or, on Linux, route and nftables chain) it meets, which network,
@@ -31,10 +31,17 @@ On OVS the packet goes through the bridge's real flow tables (ovs-vswitchd's
 ofproto/trace); nothing is sent. On Linux the answer is best-effort, from the
 kernel's routes and the rules ovs-vnet installs.
 
---src and --src-mac forge the source, to see the anti-spoofing rules at work.`,
+--src and --src-mac forge the source, to see the anti-spoofing rules at work.
+
+--from-address ADDR instead of --from traces a packet from outside the host,
+sent to one of its addresses or a floating IP: the step the host's NAT takes
+(which floating IP or port forward translates it, or none), then the
+translated packet entering the networks from the host. Whether the outside
+routes the address to the host, and the host's other firewalls, are not seen.`,
 		Example: `  vnetctl trace --from web1 --to 10.20.0.2
   vnetctl trace --from web1 --to 10.10.0.3 --proto tcp --dport 80
-  vnetctl trace --from web1 --to 10.10.0.3 --src 10.10.0.99   # spoofed: dropped`,
+  vnetctl trace --from web1 --to 10.10.0.3 --src 10.10.0.99   # spoofed: dropped
+  vnetctl trace --from-address 198.51.100.2 --to 203.0.113.50 --proto tcp --dport 80`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -44,6 +51,11 @@ kernel's routes and the rules ovs-vnet installs.
 			if src != "" {
 				if q.Src, err = netip.ParseAddr(src); err != nil {
 					return usageErrorf("--src %q: want an IPv4 address", src)
+				}
+			}
+			if fromAddr != "" {
+				if q.FromAddress, err = netip.ParseAddr(fromAddr); err != nil {
+					return usageErrorf("--from-address %q: want an IPv4 address", fromAddr)
 				}
 			}
 			if dport < 0 || dport > 65535 {
@@ -71,14 +83,18 @@ kernel's routes and the rules ovs-vnet installs.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&q.From, "from", "", "the port that sends (required)")
+	f.StringVar(&q.From, "from", "", "the port that sends")
+	f.StringVar(&fromAddr, "from-address", "", "an address outside the host that sends, instead of a port")
 	f.StringVar(&to, "to", "", "destination IPv4 address (required)")
 	f.StringVar(&q.Proto, "proto", v1.ProtoICMP, "icmp (an echo request), tcp or udp")
 	f.IntVar(&dport, "dport", 0, "destination port, for tcp and udp")
 	f.StringVar(&src, "src", "", "source address instead of the port's own")
 	f.StringVar(&q.SrcMAC, "src-mac", "", "source MAC instead of the port's own")
 	f.BoolVar(&showRaw, "raw", false, "also print the datapath's own trace (ofproto/trace)")
-	_ = cmd.MarkFlagRequired("from")
+	cmd.MarkFlagsOneRequired("from", "from-address")
+	cmd.MarkFlagsMutuallyExclusive("from", "from-address")
+	cmd.MarkFlagsMutuallyExclusive("from-address", "src")
+	cmd.MarkFlagsMutuallyExclusive("from-address", "src-mac")
 	_ = cmd.MarkFlagRequired("to")
 	_ = cmd.RegisterFlagCompletionFunc("from", completeNames(app, portKind(), -1))
 	_ = cmd.RegisterFlagCompletionFunc("proto", cobra.FixedCompletions([]string{v1.ProtoICMP, v1.ProtoTCP, v1.ProtoUDP}, cobra.ShellCompDirectiveNoFileComp))

@@ -280,12 +280,8 @@ func (c *Client) SecurityGroups(ctx context.Context) ([]v1.SecurityGroup, error)
 // SecurityGroup gets one security group; with stats, its rules' hits on the
 // daemon's host too.
 func (c *Client) SecurityGroup(ctx context.Context, name string, stats bool) (v1.SecurityGroup, error) {
-	path := "/v1/security-groups/" + url.PathEscape(name)
-	if stats {
-		path += "?stats=true"
-	}
 	var g v1.SecurityGroup
-	_, err := c.Do(ctx, http.MethodGet, path, nil, &g)
+	_, err := c.Do(ctx, http.MethodGet, "/v1/security-groups/"+url.PathEscape(name)+statsQuery(stats), nil, &g)
 	return g, err
 }
 
@@ -322,9 +318,16 @@ func (c *Client) Flows(ctx context.Context, port, network string) ([]v1.Flow, er
 	return l.Flows, err
 }
 
-// Trace asks what a packet from port q.From to q.To does in the datapath.
+// Trace asks what a packet from port q.From, or from q.FromAddress outside
+// the host, to q.To does in the datapath.
 func (c *Client) Trace(ctx context.Context, q v1.Query) (v1.Result, error) {
-	v := url.Values{"from": {q.From}, "to": {q.To.String()}}
+	v := url.Values{"to": {q.To.String()}}
+	if q.From != "" {
+		v.Set("from", q.From)
+	}
+	if q.FromAddress.IsValid() {
+		v.Set("from_address", q.FromAddress.String())
+	}
 	if q.Proto != "" {
 		v.Set("proto", q.Proto)
 	}

@@ -19,12 +19,12 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/client"
 )
 
-// Check verifies an attachment four ways: the daemon has the port, in this
+// Check verifies an attachment five ways: the daemon has the port, in this
 // network, namespace and interface; the daemon finds that it forwards (its
-// status); the result the runtime cached (prevResult) agrees with it; and
-// the interface in the namespace is there, up, with the port's MAC and
-// address, and, for a primary attachment (NetConf.Primary), the namespace
-// has a default route: the port's, unless
+// status); each port mapping has its port forward; the result the runtime
+// cached (prevResult) agrees with it; and the interface in the namespace is
+// there, up, with the port's MAC and address, and, for a primary attachment
+// (NetConf.Primary), the namespace has a default route: the port's, unless
 // another interface held one first (the daemon leaves that one alone:
 // docs/API.md, "Default route").
 func (p *Plugin) Check(args *skel.CmdArgs) error {
@@ -52,6 +52,9 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	}
 	if err := forwards(port); err != nil {
 		return checkFailed(name, err)
+	}
+	if terr := checkForwards(ctx, cl, conf.Server, port, MappingForwards(args.ContainerID, args.IfName, name, conf.RuntimeConfig.PortMappings)); terr != nil {
+		return terr
 	}
 	if conf.PrevResult != nil {
 		if err := matchPrevResult(conf.PrevResult, port, args.IfName); err != nil {

@@ -47,10 +47,12 @@ type NetConf struct {
 	// daemon applies in place (the port keeps its address and connections).
 	SecurityGroups []string `json:"security_groups"`
 
-	// RuntimeConfig carries the "ips" and "mac" capabilities.
+	// RuntimeConfig carries the "ips", "mac" and "portMappings"
+	// capabilities.
 	RuntimeConfig struct {
-		IPs []string `json:"ips"`
-		MAC string   `json:"mac"`
+		IPs          []string      `json:"ips"`
+		MAC          string        `json:"mac"`
+		PortMappings []PortMapping `json:"portMappings"`
 	} `json:"runtimeConfig"`
 	// Args is the conventional args.cni block of a network configuration.
 	Args struct {

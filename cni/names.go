@@ -3,6 +3,7 @@ package cni
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -20,11 +21,28 @@ const portPrefix = "cni-"
 // within the daemon's 32.
 const portHashLen = 16
 
+// forwardPrefix starts the name of every port forward the plugin makes for
+// a port mapping (docs/CNI.md, "Port mappings").
+const forwardPrefix = "cnf-"
+
 // PortName is the port of one attachment, a container's interface. The NUL
 // separator keeps ("ab", "c") and ("a", "bc") apart.
 func PortName(containerID, ifname string) string {
-	sum := sha256.Sum256([]byte(containerID + "\x00" + ifname))
-	return portPrefix + hex.EncodeToString(sum[:])[:portHashLen]
+	return portPrefix + hashOf(containerID, ifname)
+}
+
+// ForwardName is the port forward of one port mapping of an attachment: a
+// repeated ADD puts the same forward again, and DEL finds it without state.
+// hostIP is "" for every address of the host.
+func ForwardName(containerID, ifname, proto, hostIP string, hostPort int) string {
+	return forwardPrefix + hashOf(containerID, ifname, proto, hostIP, strconv.Itoa(hostPort))
+}
+
+// hashOf is the first portHashLen hex digits of the sha256 of parts joined
+// by NUL, which no part holds: ("ab", "c") and ("a", "bc") differ.
+func hashOf(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(sum[:])[:portHashLen]
 }
 
 // IsPluginPort says whether name has the exact form PortName gives.

@@ -61,10 +61,12 @@ func setup(args *skel.CmdArgs) (*NetConf, *client.Client, error) {
 	return conf, cl, nil
 }
 
-// Add attaches the container's interface as port PortName(container, ifname)
-// and prints the result. The daemon answers a repeated ADD of the same spec
-// with the port as it is, so a runtime's retry is harmless; one whose
-// security_groups changed changes the port's groups in place.
+// Add attaches the container's interface as port PortName(container, ifname),
+// forwards the port mappings to it (ForwardName) and prints the result. The
+// daemon answers a repeated ADD of the same spec with the port and forwards
+// as they are, so a runtime's retry is harmless; one whose security_groups
+// changed changes the port's groups in place. A forward the daemon refuses
+// (a host port another container has) fails the ADD and undoes it.
 func (p *Plugin) Add(args *skel.CmdArgs) error {
 	conf, cl, err := setup(args)
 	if err != nil {
@@ -91,9 +93,13 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeouts.Attach)
 	defer cancel()
-	port, _, err := cl.PutPort(ctx, name, spec)
+	port, portCreated, err := cl.PutPort(ctx, name, spec)
 	if err != nil {
 		return daemonError(fmt.Sprintf("attach port %s (container %s, %s) to network %s", name, args.ContainerID, args.IfName, conf.Network), conf.Server, err)
+	}
+	fwds := MappingForwards(args.ContainerID, args.IfName, name, conf.RuntimeConfig.PortMappings)
+	if created, terr := putForwards(ctx, cl, conf.Server, fwds); terr != nil {
+		return p.undoAdd(cl, name, portCreated, created, terr)
 	}
 	// Looked at, not assumed: the daemon leaves a default route the
 	// namespace has already alone, and a secondary sets none.
@@ -115,9 +121,12 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	return nil
 }
 
-// Del detaches the port. A port the daemon does not know is already gone,
-// and the daemon itself tolerates a namespace or link that went away, so DEL
-// needs neither CNI_NETNS nor the namespace to still exist.
+// Del deletes the port mappings' forwards and detaches the port. A port the
+// daemon does not know is already gone, and the daemon itself tolerates a
+// namespace or link that went away, so DEL needs neither CNI_NETNS nor the
+// namespace to still exist. Deleting the port would take its forwards with
+// it (docs/API.md); deleting them by name first leaves none behind even
+// when the port is gone already.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
 	conf, cl, err := setup(args)
 	if err != nil {
@@ -126,6 +135,14 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	name := PortName(args.ContainerID, args.IfName)
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeouts.Detach)
 	defer cancel()
+	fwds := MappingForwards(args.ContainerID, args.IfName, name, conf.RuntimeConfig.PortMappings)
+	names := make([]string, len(fwds))
+	for i, f := range fwds {
+		names[i] = f.Name
+	}
+	if err := deleteForwards(ctx, cl, names); err != nil {
+		return daemonError(fmt.Sprintf("detach port %s (container %s, %s)", name, args.ContainerID, args.IfName), conf.Server, err)
+	}
 	if err := cl.DeletePort(ctx, name); err != nil && client.StatusOf(err) != http.StatusNotFound {
 		return daemonError(fmt.Sprintf("detach port %s (container %s, %s)", name, args.ContainerID, args.IfName), conf.Server, err)
 	}

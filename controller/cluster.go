@@ -121,6 +121,10 @@ func (c *Controller) apply(ctx context.Context, ev store.Event) error {
 		c.applyHost(ev)
 	case store.KindSecurityGroup:
 		c.applySecurityGroup(ev)
+	case store.KindFloatingIP:
+		c.applyFloatingIP(ev)
+	case store.KindPortForward:
+		c.applyPortForward(ev)
 	}
 	return nil
 }
@@ -251,6 +255,7 @@ func (c *Controller) applyPort(ev store.Event) (drop model.Port, ok bool) {
 	if old, ok := c.remote[ev.Name]; ok {
 		delete(c.remote, ev.Name)
 		c.release(old)
+		c.dropNATOf(ev.Name) // deleted with it
 		c.remoteChanged()
 		if old.SecurityGroups != "" {
 			c.policyChanged()
@@ -274,6 +279,7 @@ func (c *Controller) dropPort(ctx context.Context, p model.Port) error {
 	c.mu.Lock()
 	n, b := c.networks[p.Network], c.backend
 	c.mu.Unlock()
+	c.syncPortNAT(ctx, p.Name) // p is busy: its rules go first
 	var err error
 	if b != nil {
 		err = c.detach(ctx, b, n, p)
@@ -286,12 +292,14 @@ func (c *Controller) dropPort(ctx context.Context, p model.Port) error {
 	defer c.publish()
 	delete(c.busy, p.Name)
 	if err != nil {
+		c.natChanged() // its rules went with the try
 		return fmt.Errorf("detach port %s, deleted by another host: %w", p.Name, err)
 	}
 	c.log.Warn("port deleted by another host", "port", p.Name)
 	c.release(p)
 	delete(c.ports, p.Name)
 	c.forget(p.Name)
+	c.dropNATOf(p.Name)
 	c.remoteChanged()
 	return nil
 }
@@ -423,6 +431,7 @@ func (c *Controller) deleteRemotePort(ctx context.Context, name string) error {
 	}
 	delete(c.remote, name)
 	c.release(p)
+	c.dropNATOf(name) // deleted with it
 	if p.SecurityGroups != "" {
 		c.policyChanged()
 	}

@@ -9,15 +9,16 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ovs-vnet/ovs-vnet/controller/ipam"
 	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
 	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
 	"github.com/ovs-vnet/ovs-vnet/model"
@@ -47,7 +48,8 @@ type Connector func(ctx context.Context) (datapath.Backend, error)
 // while the datapath works, which on a busy switch takes most of the time.
 // Everything else changes under both locks, alone.
 //
-// Lock order: changing, then remoteMu, then policyMu, then mu. A
+// Lock order: changing, then remoteMu, then policyMu, then natMu, then
+// mu. A
 // goroutine holding one of them takes only those after it, so none waits
 // on another in a cycle.
 type Controller struct {
@@ -78,6 +80,19 @@ type Controller struct {
 	// by changes that hold changing shared (secgroups.go, syncPolicy; lock
 	// order: see Controller).
 	policyMu sync.Mutex
+	// natMu serialises the hand-over of the floating IPs' and forwards'
+	// NAT by changes that hold changing shared (nat.go, syncNAT; lock
+	// order: see Controller).
+	natMu sync.Mutex
+	// localAddrs reads the host's own addresses (hostnet.LocalAddrs;
+	// WithLocalAddrs in tests).
+	localAddrs func() ([]netip.Addr, error)
+	// broadcasts reads the host's directed broadcast addresses
+	// (hostnet.Broadcasts; WithBroadcasts in tests).
+	broadcasts func() ([]netip.Addr, error)
+	// natLeft are the NAT objects this host cannot enforce, by "KIND
+	// NAME", and why: each is logged once (nat.go, natLocked).
+	natLeft map[string]string
 
 	// changing is held shared by port attaches and detaches for their
 	// whole run, and exclusively by every other change, the reconcile and
@@ -100,9 +115,11 @@ type Controller struct {
 	netnsIDs map[string]nsfile.ID
 	cache
 	// remoteDirty wakes the loop that hands over the remote ports
-	// (cluster.go), policyDirty the one of the policy (secgroups.go).
+	// (cluster.go), policyDirty the one of the policy (secgroups.go),
+	// natDirty the one of the NAT (nat.go).
 	remoteDirty chan struct{}
 	policyDirty chan struct{}
+	natDirty    chan struct{}
 
 	// published is what readers that must not wait for a change in progress
 	// (readiness probes, metrics, the exporter) see: a copy made under mu
@@ -170,6 +187,9 @@ func New(st store.Store, host string, log *slog.Logger, m *Metrics, opts ...Opti
 		netnsID:     nsfile.Identify,
 		remoteDirty: make(chan struct{}, 1),
 		policyDirty: make(chan struct{}, 1),
+		natDirty:    make(chan struct{}, 1),
+		localAddrs:  hostnet.LocalAddrs,
+		broadcasts:  hostnet.Broadcasts,
 	}
 	for _, o := range opts {
 		o(c)
@@ -227,102 +247,6 @@ func WithNetnsCheck(check func(context.Context, model.Port) (model.Port, error))
 // this host was down looks like a wiped etcd, and is refused like one.
 var ErrEmptyState = errors.New("the state store holds no network")
 
-// cache is the desired state as the controller holds it.
-type cache struct {
-	networks map[string]model.Network
-	routers  map[string]model.Router
-	ports    map[string]model.Port // this host's
-	pools    map[string]*ipam.Pool // by network name; also hold remote ports' addresses
-	// remote are the other hosts' ports, hosts the live hosts (cluster only).
-	remote map[string]model.Port
-	hosts  map[string]store.Host
-	// groups are the security groups, the cluster's like networks.
-	groups map[string]model.SecurityGroup
-	// seed is where the pools start looking for free addresses (cluster
-	// only, see allocationSeed).
-	seed uint64
-}
-
-func newCache(seed uint64) cache {
-	return cache{
-		networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]model.Port{},
-		pools: map[string]*ipam.Pool{}, remote: map[string]model.Port{}, hosts: map[string]store.Host{},
-		groups: map[string]model.SecurityGroup{}, seed: seed,
-	}
-}
-
-// load reads the desired state from the store and, once it is whole, makes
-// it the cache; it returns the store's revision. The store is read without
-// the locks, so that reads are served meanwhile; the caller takes them to
-// swap.
-func (c *Controller) load(ctx context.Context) (cache, int64, error) {
-	s, err := c.store.Load(ctx)
-	if err != nil {
-		return cache{}, 0, fmt.Errorf("read the desired state: %w", err)
-	}
-	fresh := newCache(c.seed)
-	// Routers and ports refer to networks, ports and groups to groups, so
-	// those come first; a dangling reference means the store was changed
-	// behind our back, and starting on it would hide that.
-	for _, n := range s.Networks {
-		if err := fresh.addNetwork(n); err != nil {
-			return cache{}, 0, fmt.Errorf("load network %s: %w", n.Name, err)
-		}
-	}
-	for _, g := range s.SecurityGroups {
-		fresh.groups[g.Name] = g
-	}
-	for _, g := range s.SecurityGroups {
-		if err := fresh.groupsExist(g.References()); err != nil {
-			return cache{}, 0, fmt.Errorf("load security group %s: %w", g.Name, err)
-		}
-	}
-	for _, r := range s.Routers {
-		if err := fresh.networksExist(r.Networks); err != nil {
-			return cache{}, 0, fmt.Errorf("load router %s: %w", r.Name, err)
-		}
-		fresh.routers[r.Name] = r
-	}
-	for _, p := range s.Ports {
-		pool, ok := fresh.pools[p.Network]
-		if !ok {
-			return cache{}, 0, fmt.Errorf("load port %s: network %q is not in the store", p.Name, p.Network)
-		}
-		if err := pool.Reserve(p.IP, p.Name); err != nil {
-			return cache{}, 0, fmt.Errorf("load port %s: %w", p.Name, err)
-		}
-		if err := fresh.groupsExist(p.SecurityGroups.Names()); err != nil {
-			return cache{}, 0, fmt.Errorf("load port %s: %w", p.Name, err)
-		}
-		if c.isLocal(p) {
-			fresh.ports[p.Name] = p
-		} else {
-			fresh.remote[p.Name] = p
-		}
-	}
-	for _, h := range s.Hosts {
-		fresh.hosts[h.Name] = h
-	}
-	return fresh, s.Revision, nil
-}
-
-// isLocal tells this host's ports from the others'. A single host owns every
-// port, also those stored before ports named their host.
-func (c *Controller) isLocal(p model.Port) bool {
-	return c.cluster == nil || p.Host == c.host
-}
-
-func (c *cache) addNetwork(n model.Network) error {
-	pool, err := ipam.New(n.Subnet, n.Gateway)
-	if err != nil {
-		return err
-	}
-	pool.StartAt(c.seed)
-	c.networks[n.Name] = n
-	c.pools[n.Name] = pool
-	return nil
-}
-
 // Run connects the backend (retrying with backoff until ctx ends), reconciles
 // the host with the desired state, and then serves until ctx ends, when it
 // closes the backend. The dataplane is left as it is: ports keep forwarding
@@ -355,6 +279,7 @@ func (c *Controller) Run(ctx context.Context, connect Connector) error {
 		backoff = min(2*backoff, 10*time.Second)
 	}
 	go c.loop(ctx, c.policyDirty, c.retryPolicy)
+	go c.loop(ctx, c.natDirty, c.retryNAT)
 	if c.cluster != nil {
 		go c.follow(ctx, rev)
 	}
@@ -414,7 +339,8 @@ func (c *Controller) setNotReady(reason string) {
 // the backend owns beyond that is removed. Routers come after their networks, as
 // EnsureRouter expects. The security groups' policy is handed over before the
 // ports are attached, so that each port's rules come with its attach; the
-// backend only records it until Prune, which enforces it whole.
+// backend only records it until Prune, which enforces it whole. Prune
+// enforces the NAT of the attached ports too (State.NAT).
 func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	start := time.Now()
 	defer c.exclusive()()
@@ -439,12 +365,17 @@ func (c *Controller) reconcile(ctx context.Context, b datapath.Backend) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
+	addrs, err := c.localAddrs()
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
 	state := datapath.State{
 		Networks: slices.Collect(maps.Values(c.networks)),
 		Routers:  slices.Collect(maps.Values(c.routers)),
 		Ports:    slices.Collect(maps.Values(c.ports)),
 		Remote:   c.remotePorts(),
 		Policy:   policy,
+		NAT:      c.natLocked(addrs),
 	}
 	if err := b.Prune(ctx, state); err != nil {
 		return fmt.Errorf("reconcile: %w", err)

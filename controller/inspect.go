@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
@@ -19,7 +20,7 @@ type FlowFilter struct {
 
 // Flows lists ovs-vnet's flows with their counters, each named by its owner.
 func (c *Controller) Flows(ctx context.Context, f FlowFilter) ([]v1.Flow, error) {
-	b, s, err := c.snapshot()
+	b, s, _, err := c.snapshot()
 	if err != nil {
 		return nil, err
 	}
@@ -69,21 +70,27 @@ func isPort(fl v1.Flow) bool {
 	return fl.OwnerKind == v1.OwnerPort || fl.OwnerKind == v1.OwnerRemote
 }
 
-// Trace explains what a packet the port q.From sends to q.To does.
+// Trace explains what a packet the port q.From sends to q.To does, or one
+// from outside, from q.FromAddress (natrace.go).
 func (c *Controller) Trace(ctx context.Context, q v1.Query) (v1.Result, error) {
 	if err := q.Check(); err != nil {
 		return v1.Result{}, err
 	}
-	if err := c.knownPort(q.From); err != nil {
-		return v1.Result{}, err
+	if !q.FromAddress.IsValid() {
+		if err := c.knownPort(q.From); err != nil {
+			return v1.Result{}, err
+		}
 	}
-	b, s, err := c.snapshot()
+	b, s, addrs, err := c.snapshot()
 	if err != nil {
 		return v1.Result{}, err
 	}
 	tracer := capabilities(b).Tracer
 	if tracer == nil {
 		return v1.Result{}, fmt.Errorf("%w: the %s backend cannot trace", ErrUnsupported, b.Info().Backend)
+	}
+	if q.FromAddress.IsValid() {
+		return c.traceFromOutside(ctx, b, s, addrs, q)
 	}
 	return tracer.Trace(ctx, s, q)
 }
@@ -97,12 +104,17 @@ func (c *Controller) knownPort(name string) error {
 	return nil
 }
 
-// snapshot is the connected backend and a copy of the desired state.
-func (c *Controller) snapshot() (datapath.Backend, datapath.State, error) {
+// snapshot is the connected backend, a copy of the desired state, and the
+// host's addresses its NAT was resolved with.
+func (c *Controller) snapshot() (datapath.Backend, datapath.State, []netip.Addr, error) {
+	addrs, err := c.localAddrs()
+	if err != nil {
+		return nil, datapath.State{}, nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.backend == nil {
-		return nil, datapath.State{}, fmt.Errorf("%w: %s", ErrNotReady, c.notReady)
+		return nil, datapath.State{}, nil, fmt.Errorf("%w: %s", ErrNotReady, c.notReady)
 	}
 	routers := make([]model.Router, 0, len(c.routers))
 	for _, r := range c.routers {
@@ -114,7 +126,8 @@ func (c *Controller) snapshot() (datapath.Backend, datapath.State, error) {
 		Ports:    slices.Collect(maps.Values(c.ports)),
 		Remote:   c.remotePorts(),
 		Policy:   c.policyLocked(),
-	}, nil
+		NAT:      c.natLocked(addrs),
+	}, addrs, nil
 }
 
 // Info describes the backend in use, or says (ErrNotReady) why there is

@@ -27,6 +27,11 @@ type metrics struct {
 	// released counts the ports the daemon released on its own, by
 	// reason (release.go).
 	released *prometheus.CounterVec
+	// natLeftOut are the floating IPs and forwards of this host's ports
+	// that it cannot enforce; natSyncErrors the hand-overs of the NAT
+	// that failed in the background (nat.go).
+	natLeftOut    prometheus.Gauge
+	natSyncErrors prometheus.Counter
 }
 
 // NewMetrics creates the controller's metrics and registers them on reg.
@@ -63,6 +68,14 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Name: "ovs_vnet_ports_released_total",
 			Help: "Ports the daemon released on its own, by reason: netns_gone, a release_with_netns port whose namespace was gone for --netns-grace.",
 		}, []string{"reason"}),
+		natLeftOut: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ovs_vnet_nat_left_out",
+			Help: "Floating IPs and port forwards of this host's ports that it cannot enforce (logged as \"nat left out\" with the reason).",
+		}),
+		natSyncErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ovs_vnet_nat_sync_errors_total",
+			Help: "Hand-overs of the floating IPs and port forwards to the datapath that failed after a port's change or another host's; each is retried.",
+		}),
 	}
 	for _, r := range faultReasons() {
 		m.portsDown.WithLabelValues(r)
@@ -73,11 +86,12 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 	for _, r := range releaseReasons() {
 		m.released.WithLabelValues(r)
 	}
-	reg.MustRegister(m.attachDuration, m.reconcileDuration, m.remotePorts, m.routeRestoreFailures, m.portsDown, m.repairs, m.released, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name:        "ovs_vnet_build_info",
-		Help:        "Build information; the value is always 1.",
-		ConstLabels: prometheus.Labels{"version": version},
-	}, func() float64 { return 1 }))
+	reg.MustRegister(m.attachDuration, m.reconcileDuration, m.remotePorts, m.routeRestoreFailures, m.portsDown, m.repairs, m.released,
+		m.natLeftOut, m.natSyncErrors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "ovs_vnet_build_info",
+			Help:        "Build information; the value is always 1.",
+			ConstLabels: prometheus.Labels{"version": version},
+		}, func() float64 { return 1 }))
 	return &Metrics{m: m, reg: reg}
 }
 

@@ -156,6 +156,9 @@ func (c *Controller) PutPort(ctx context.Context, name string, spec v1.PortSpec)
 		c.leaveBeforeRelease(p)
 	}
 	view, err = c.attached(n, p, attached, rolledBack, err)
+	if err == nil {
+		c.syncPortNAT(ctx, name) // named meanwhile (another host's request)
+	}
 	if err == nil && procNetns(p) {
 		c.seenIn(ctx, name, p)
 	}
@@ -482,6 +485,7 @@ func (c *Controller) deletePort(ctx context.Context, name string, judged *model.
 	delete(c.busy, name)
 	if err != nil {
 		c.ports[name] = restored
+		c.natChanged() // its rules went with the try
 		return err
 	}
 	c.removed(p)
@@ -493,6 +497,8 @@ func (c *Controller) deletePort(ctx context.Context, name string, judged *model.
 // restored is what it then is.
 func (c *Controller) removePort(ctx context.Context, backend datapath.Backend, n model.Network, p model.Port) (restored model.Port, err error) {
 	restored = p
+	// p is busy: its floating IPs' and forwards' rules go first.
+	c.syncPortNAT(ctx, p.Name)
 	if err := c.detach(ctx, backend, n, p); err != nil {
 		return restored, err
 	}
@@ -522,6 +528,7 @@ func (c *Controller) removed(p model.Port) {
 	c.release(p)
 	delete(c.ports, p.Name)
 	c.forget(p.Name)
+	c.dropNATOf(p.Name)
 	if c.cluster != nil {
 		c.remoteChanged()
 	}

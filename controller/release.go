@@ -102,6 +102,7 @@ func (c *Controller) replace(ctx context.Context, r reservation) error {
 		delete(c.busy, kept.Name)
 		c.release(kept)
 		c.ports[old.Name] = restored
+		c.natChanged() // its rules went with the try
 		return fmt.Errorf("replace port %q, whose namespace has left: %w", old.Name, err)
 	}
 	c.removed(old)

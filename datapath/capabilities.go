@@ -24,6 +24,9 @@ type Capabilities struct {
 	// Policy: the backend enforces security groups; without it the
 	// controller refuses ports and groups that ask for them.
 	Policy PolicyEnforcer
+	// NAT: the backend enforces floating IPs and port forwards; without
+	// it the controller refuses them.
+	NAT NATEnforcer
 	// NoPolicy says why Policy is nil when the backend could enforce
 	// security groups but for the host's setup, and how to change it:
 	// the refusal of a group or of a port's groups gives it.

@@ -227,6 +227,8 @@ type State struct {
 	Remote []model.RemotePort
 	// Policy is the security groups' policy (see PolicyEnforcer).
 	Policy model.Policy
+	// NAT is this host's floating IPs and port forwards (see NATEnforcer).
+	NAT model.NAT
 }
 
 // Tunnel kinds of an Underlay.

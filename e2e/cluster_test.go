@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
@@ -331,4 +333,56 @@ func hasHost(t *testing.T, d *daemon, name string) bool {
 	var l struct{ Hosts []struct{ Name string } }
 	d.must("GET", "/v1/hosts", nil, http.StatusOK, &l)
 	return slices.ContainsFunc(l.Hosts, func(h struct{ Name string }) bool { return h.Name == name })
+}
+
+// TestClusterNAT is issue 21 in a cluster, on each backend: NAT objects are
+// the cluster's, and only the host of a forward's port applies it, so the
+// same host port forwarded on two hosts is no conflict, and on one host it
+// is.
+func TestClusterNAT(t *testing.T) {
+	testbed.Need(t, lookPath("etcd"), "etcd (apt-get install etcd-server)")
+	for _, backend := range []string{"ovs", "linux"} {
+		t.Run(backend, func(t *testing.T) {
+			c := startCluster(t, backend, 2)
+			h1, h2 := c.hosts["h1"], c.hosts["h2"]
+			h1.must("PUT", "/v1/networks/blue", map[string]any{"subnet": "10.61.1.0/24"}, http.StatusCreated, nil)
+			waitFor(t, "blue on h2", func() bool { code, _ := h2.do("GET", "/v1/networks/blue", nil); return code == http.StatusOK })
+			w1, _ := c.port("h1", "w1", "blue")
+			w2, _ := c.port("h2", "w2", "blue")
+			serveWho(t, w1, []uint16{natWhoPort}, nil)
+			serveWho(t, w2, []uint16{natWhoPort}, nil)
+
+			// Made on one host, for a port of the other: applied there.
+			h1.must("PUT", "/v1/port-forwards/f2", map[string]any{"port": "w2", "host_port": 8080, "target_port": natWhoPort}, http.StatusCreated, nil)
+			h2.must("PUT", "/v1/port-forwards/f1", map[string]any{"port": "w1", "host_port": 8080, "target_port": natWhoPort}, http.StatusCreated, nil)
+			var f v1.PortForward
+			h1.must("GET", "/v1/port-forwards/f2", nil, http.StatusOK, &f)
+			if f.Host != "h2" {
+				t.Errorf("forward f2 of port w2: host %q, want h2", f.Host)
+			}
+			c.port("h1", "w1b", "blue")
+			h2.must("PUT", "/v1/port-forwards/f1b", map[string]any{"port": "w1b", "host_port": 8080}, http.StatusConflict, nil)
+
+			h1Addr, h2Addr := netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2")
+			probes := []natProbe{
+				{what: "h1 → h2:8080 (f2, w2)", ns: h1.hostNS, proto: "tcp", to: addrPort(h2Addr, 8080), want: h1Addr.String()},
+				{what: "h2 → h1:8080 (f1, w1)", ns: h2.hostNS, proto: "tcp", to: addrPort(h1Addr, 8080), want: h2Addr.String()},
+				{what: "h1 → h1:8080 (f1, w1)", ns: h1.hostNS, proto: "tcp", to: addrPort(h1Addr, 8080), want: h1Addr.String()},
+			}
+			// A host applies what another made once the store's watch
+			// brings it, a little after the PUT answered.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+				if !slices.ContainsFunc(probes, func(p natProbe) bool { got, err := askWho(p.ns, p.proto, p.to); return err != nil || got != p.want }) {
+					break
+				}
+			}
+			runNATProbes(t, "forwards of the same host port on two hosts", probes)
+			for h, want := range map[*daemon][2]string{h1: {"f1", "f2"}, h2: {"f2", "f1"}} {
+				rs := nftRuleset(t, h.hostNS)
+				if !strings.Contains(rs, `port-forward `+want[0]+`"`) || strings.Contains(rs, `port-forward `+want[1]+`"`) {
+					t.Errorf("%s's NAT table should hold %s and not %s:\n%s", h.hostNS, want[0], want[1], rs)
+				}
+			}
+		})
+	}
 }

@@ -99,6 +99,41 @@ func runContainerd(t *testing.T, tools criTools, bins cniBins, bc backendCase) {
 	assertNothingLeft(t, hostNS, box, d.stateDir)
 }
 
+// TestContainerdHostPort is issue 21's CRI acceptance: a pod sandbox's
+// hostPort, run by containerd with docs/CNI.md's conflist, reaches the
+// sandbox from outside and from the host through the plugin's port
+// forward, which stopping the sandbox removes.
+func TestContainerdHostPort(t *testing.T) {
+	tools := needCRITools(t)
+	bins := buildCNI(t)
+	for _, bc := range backendKinds() {
+		t.Run(bc.name, func(t *testing.T) {
+			hostNS := newNetns(t, "vnt-host-")
+			args, _ := bc.setup(t, hostNS)
+			sock := filepath.Join(t.TempDir(), "api.sock")
+			d := startSocketDaemon(t, hostNS, sock, args...)
+			d.must("PUT", "/v1/networks/blue", `{"subnet":"10.75.0.0/24"}`, 201, nil)
+			outNS := newOutside(t, hostNS)
+			confDir, binDir := containerdCNI(t, bins, sock)
+			c := startContainerd(t, tools, confDir, binDir)
+
+			id, sb := c.runPod(t, map[string]any{"container_port": 8080, "host_port": 18081}) // protocol 0: TCP
+			serveWho(t, sb.netns, []uint16{8080}, nil)
+			published := addrPort(natHost, 18081)
+			runNATProbes(t, "hostPort 18081", []natProbe{
+				{what: "outside → host:18081", ns: outNS, proto: "tcp", to: published, want: outsideIP},
+				{what: "host → host:18081", ns: hostNS, proto: "tcp", to: published, want: hostOutsideIP},
+			})
+			name := cni.ForwardName(id, "eth0", "tcp", "", 18081)
+			d.must("GET", "/v1/port-forwards/"+name, nil, 200, nil)
+
+			c.crictl(t, "stopp", id)
+			d.must("GET", "/v1/port-forwards/"+name, nil, 404, nil)
+			runNATProbes(t, "sandbox stopped", []natProbe{{what: "outside → host:18081", ns: outNS, proto: "tcp", to: published}})
+		})
+	}
+}
+
 // containerdCNI is docs/CNI.md's conflist as newCNIEnvFromDocs adapts it,
 // in a configuration directory of its own, and a plugin directory holding
 // every plugin it names and loopback, which containerd runs for each
@@ -290,14 +325,18 @@ func (c *containerd) inspect(t *testing.T, id string) sandbox {
 
 // runPod runs a pod sandbox and returns its id and what inspectp says of it
 // once ready.
-func (c *containerd) runPod(t *testing.T) (string, sandbox) {
+func (c *containerd) runPod(t *testing.T, portMappings ...map[string]any) (string, sandbox) {
 	t.Helper()
 	name := testbed.UniqueName("vnt-pod-")
-	pod, err := json.Marshal(map[string]any{
+	config := map[string]any{
 		"metadata":      map[string]any{"name": name, "namespace": "default", "uid": name},
 		"log_directory": filepath.Join(c.dir, "logs"),
 		"linux":         map[string]any{"cgroup_parent": "/" + c.cgroup},
-	})
+	}
+	if len(portMappings) > 0 {
+		config["port_mappings"] = portMappings // the CRI's hostPort
+	}
+	pod, err := json.Marshal(config)
 	if err != nil {
 		t.Fatal(err)
 	}

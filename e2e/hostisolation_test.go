@@ -42,7 +42,8 @@ const (
 // TCP SYNs to the host's service over IPv4 and every host link-local address
 // change nothing on the host — no route, address or neighbour — and the host
 // sends nothing back; from the veth port real connects fail too, to the
-// gateway's address as well (it answers ping only). The frames
+// gateway's address as well (it answers ping only); nor does the host
+// reach the port, which it may only through a forward. The frames
 // demonstrably reached the host end (its receive counter), and on OVS the
 // host's stack demonstrably dropped them (our nft counters, Ip6InDiscards).
 // A restart seals a link an older version left unsealed.
@@ -66,6 +67,10 @@ func TestHostIsolation(t *testing.T) {
 			d.must("PUT", "/v1/ports/p", map[string]string{"network": "blue", "netns": nsP}, 201, &p)
 			d.must("PUT", "/v1/ports/vm", `{"network":"blue","type":"tap","ifname":"vnt-tap0"}`, 201, &vm)
 			ping(t, nsP, p.Gateway, true) // what a port is offered still works
+			// The other way, the host reaches a port only through a port
+			// forward or a floating IP (docs/API.md), on both backends,
+			// though it has a route into the network.
+			ping(t, hostNS, strings.Split(p.IP, "/")[0], false)
 			for _, port := range []portView{p, vm} {
 				checkSealed(t, hostNS, port.HostIfname)
 			}

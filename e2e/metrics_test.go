@@ -39,6 +39,10 @@ func TestMetrics(t *testing.T) {
 			// are exposed too.
 			d.must("PUT", "/v1/security-groups/pingable", `{"rules":[{"direction":"ingress","protocol":"icmp"}]}`, 201, nil)
 			d.must("PUT", "/v1/ports/b", map[string]any{"network": "blue", "netns": nsB, "ip": "10.93.0.12", "security_groups": []string{"pingable"}}, 201, nil)
+			// A port forward and a floating IP: their series are exposed
+			// while they exist, traffic or not.
+			d.must("PUT", "/v1/port-forwards/fw", map[string]any{"port": "b", "host_port": 8080}, 201, nil)
+			d.must("PUT", "/v1/floating-ips/fip", map[string]string{"address": "203.0.113.9", "port": "a"}, 201, nil)
 
 			before := scrape(t, d)
 			const pings, size = 20, 1000

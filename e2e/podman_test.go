@@ -32,6 +32,12 @@ type podman struct {
 	// (docs/CNI.md).
 	rootfs string
 	netns  map[string]bool // the containers' namespaces seen, removed at cleanup if podman left them
+	// hostNS is the network namespace podman runs in, and so the plugins
+	// it chains (portmap's iptables rules); "" for the test's own. Only the
+	// network namespace: podman's bind mounts of the containers'
+	// namespaces must be seen by its next command and by the test, which
+	// `ip netns exec`'s mount namespace would keep to itself.
+	hostNS string
 }
 
 // newPodman sets podman up for the CNI networks whose configurations are in
@@ -41,7 +47,13 @@ func newPodman(t *testing.T, confDir string, pluginDirs []string) *podman {
 	t.Helper()
 	testbed.Need(t, lookPath("podman"), "podman: apt-get install podman (hack/install-deps.sh)")
 	testbed.Need(t, lookPath("runc"), "runc: apt-get install runc (hack/install-deps.sh)")
-	dir := t.TempDir()
+	// Not t.TempDir(), whose name holds the test's: podman refuses a
+	// runroot longer than 50 characters.
+	dir, err := os.MkdirTemp("", "vnt-podman-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	confFile := filepath.Join(dir, "containers.conf")
 	if err := os.WriteFile(confFile, []byte(podmanConf(t, confDir, pluginDirs, filepath.Join(dir, "tmp"))), 0o644); err != nil {
 		t.Fatal(err)
@@ -100,7 +112,11 @@ func podmanConf(t *testing.T, confDir string, pluginDirs []string, tmpDir string
 func (p *podman) try(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "podman", append(slices.Clone(p.flags), args...)...)
+	argv := append([]string{"podman"}, append(slices.Clone(p.flags), args...)...)
+	if p.hostNS != "" {
+		argv = append([]string{"nsenter", "--net=/var/run/netns/" + p.hostNS}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = p.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -346,4 +362,83 @@ func runPodmanOutage(t *testing.T, b *podmanBed, peer string) {
 	d.must("PUT", "/v1/ports/vnt-after", map[string]string{"network": "blue", "netns": ns, "ip": ip}, 201, nil)
 	ping(t, ns, peerIP, true)
 	d.must("DELETE", "/v1/ports/vnt-after", nil, 204, nil)
+}
+
+// TestPodmanPortMappings is issue 21's podman acceptance, on each backend:
+// podman 4.3's `run -p 18080:8080` reaches the container from the host
+// and from the outside, with docs/CNI.md's conflist (the plugin's
+// portMappings, backed by a port forward) and with its variant chaining
+// the standard portmap, on a masquerading network (the variant's limit on
+// OVS). podman runs in the daemon's host namespace, where portmap writes
+// its iptables rules.
+func TestPodmanPortMappings(t *testing.T) {
+	bins := buildCNI(t)
+	for _, bc := range backendKinds() {
+		for _, variant := range []string{"portMappings", "portmap"} {
+			t.Run(bc.name+"/"+variant, func(t *testing.T) { runPodmanPortMappings(t, bins, bc, variant) })
+		}
+	}
+}
+
+func runPodmanPortMappings(t *testing.T, bins cniBins, bc backendCase, variant string) {
+	hostNS := newNetns(t, "vnt-host-")
+	args, _ := bc.setup(t, hostNS)
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	d := startSocketDaemon(t, hostNS, sock, args...)
+	d.must("PUT", "/v1/networks/blue", map[string]any{"subnet": podmanBlueSubnet, "masquerade": true}, 201, nil)
+	outNS := newOutside(t, hostNS)
+
+	var list docsCNIConfig
+	for _, dc := range docsCNIConfigs(t) {
+		plugins, _ := dc.conf["plugins"].([]any)
+		chained := slices.ContainsFunc(plugins, func(p any) bool { return p.(map[string]any)["type"] == "portmap" })
+		if plugins != nil && chained == (variant == "portmap") {
+			list = dc
+			break
+		}
+	}
+	if list.conf == nil {
+		t.Fatalf("docs/CNI.md has no conflist for %s", variant)
+	}
+	env := newCNIEnvFromDocs(t, bins, list, sock, unusedTokenFile(t))
+	p := newPodman(t, env.confDir, strings.Split(env.cniPath, ":"))
+	p.hostNS = hostNS
+	p.run("run", "--detach", "--name", "vnt-pm", "--network", env.name(), "-p", "18080:8080", "--rootfs", p.rootfs, "sleep", "3600")
+	c := p.inspect("vnt-pm")
+	serveWho(t, c.NetworkSettings.SandboxKey, []uint16{8080}, nil)
+	published := addrPort(natHost, 18080)
+	runNATProbes(t, variant+": -p 18080:8080", []natProbe{
+		{what: "outside → host:18080", ns: outNS, proto: "tcp", to: published, want: outsideIP},
+		{what: "host → host:18080", ns: hostNS, proto: "tcp", to: published, want: hostOutsideIP},
+	})
+	var fwds struct {
+		PortForwards []struct{ Name string } `json:"port_forwards"`
+	}
+	d.must("GET", "/v1/port-forwards?port="+cni.PortName(c.ID, "eth0"), nil, 200, &fwds)
+	if want := map[string]int{"portMappings": 1, "portmap": 0}[variant]; len(fwds.PortForwards) != want {
+		t.Errorf("%s: the container's port has %d port forwards, want %d", variant, len(fwds.PortForwards), want)
+	}
+
+	if variant == "portMappings" {
+		// Another container asking for the same host port: the plugin's
+		// ADD fails with the daemon's refusal and undoes itself.
+		out, err := p.try("run", "--detach", "--name", "vnt-pm2", "--network", env.name(), "-p", "18080:8080", "--rootfs", p.rootfs, "sleep", "3600")
+		if err == nil || !strings.Contains(out, "is forwarded by") {
+			t.Errorf("a second container on host port 18080: %v\n%s", err, out)
+		}
+		var ports struct{ Ports []portView }
+		d.must("GET", "/v1/ports", nil, 200, &ports)
+		if len(ports.Ports) != 1 {
+			t.Errorf("after the refused ADD the daemon has ports %v, want the first container's alone", portNames(ports.Ports))
+		}
+	}
+
+	p.run("rm", "--force", "--time", "0", "vnt-pm")
+	runNATProbes(t, variant+": container removed", []natProbe{
+		{what: "outside → host:18080", ns: outNS, proto: "tcp", to: published},
+	})
+	d.must("GET", "/v1/port-forwards", nil, 200, &fwds)
+	if len(fwds.PortForwards) != 0 {
+		t.Errorf("%s: port forwards left after the container's removal: %v", variant, fwds.PortForwards)
+	}
 }

@@ -63,9 +63,9 @@ func runSecurityGroupSurface(t *testing.T, bins cniBins, bc backendCase) {
 	ping(t, nsA, ipS, true)           // a is in client: server's rule 0
 	ping(t, nsX, ipS, false)          // x is in no group: nothing allows it
 	ping(t, nsS, "10.97.0.11", false) // a's group allows nothing in
-	// The host's own traffic to a port is not judged on Linux (output
-	// hook) and never reaches a port on OVS (docs/API.md, Security groups).
-	ping(t, hostNS, "10.97.0.11", bc.kind == "linux")
+	// The host reaches a port only through a port forward or a floating
+	// IP, on both backends (docs/API.md, Security groups).
+	ping(t, hostNS, "10.97.0.11", false)
 	rule := map[string]string{"group": "server", "rule": "0"}
 	policy := map[string]string{"reason": v1.DropPolicy}
 	var body []byte

@@ -1,8 +1,8 @@
 // Package exporter turns the datapath's counters into Prometheus metrics. Each
 // scrape asks the source for one snapshot per collector (ports, switch,
-// policy, dhcp) and builds const metrics from it, so a port deleted since
-// the last scrape has no series any more, and nothing the exporter keeps
-// grows with churn.
+// policy, dhcp, nat) and builds const metrics from it, so a port deleted
+// since the last scrape has no series any more, and nothing the exporter
+// keeps grows with churn.
 //
 // A scrape never waits on a dead switch for longer than Options.Timeout: the
 // collector whose source fails or overruns is left out of that scrape and
@@ -58,6 +58,7 @@ const (
 	CollectorSwitch = "switch"
 	CollectorPolicy = "policy"
 	CollectorDHCP   = "dhcp"
+	CollectorNAT    = "nat"
 )
 
 // Exporter is a prometheus.Collector for the datapath's counters. Register it
@@ -69,6 +70,7 @@ type Exporter struct {
 	sw       *switchCollector
 	policy   *policyCollector
 	dhcp     *dhcpCollector
+	nat      *natCollector // nil: the source is no NATSource
 	errors   *prometheus.CounterVec
 	duration *prometheus.Desc
 
@@ -106,6 +108,10 @@ func New(src Source, opts Options) *Exporter {
 	e.errors.WithLabelValues(CollectorSwitch)
 	e.errors.WithLabelValues(CollectorPolicy)
 	e.errors.WithLabelValues(CollectorDHCP)
+	if ns, ok := src.(NATSource); ok {
+		e.nat = newNATCollector(ns.NATStats)
+		e.errors.WithLabelValues(CollectorNAT)
+	}
 	return e
 }
 
@@ -115,6 +121,9 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	e.sw.describe(ch)
 	e.policy.describe(ch)
 	e.dhcp.describe(ch)
+	if e.nat != nil {
+		e.nat.describe(ch)
+	}
 	e.errors.Describe(ch)
 	ch <- e.duration
 }
@@ -135,10 +144,14 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		ms, err := collect(ctx)
 		out <- result{name, ms, time.Since(start), err}
 	}
-	collectors := []struct {
+	type named struct {
 		name    string
 		collect func(context.Context) ([]prometheus.Metric, error)
-	}{{CollectorPorts, e.ports.collect}, {CollectorSwitch, e.sw.collect}, {CollectorPolicy, e.policy.collect}, {CollectorDHCP, e.dhcp.collect}}
+	}
+	collectors := []named{{CollectorPorts, e.ports.collect}, {CollectorSwitch, e.sw.collect}, {CollectorPolicy, e.policy.collect}, {CollectorDHCP, e.dhcp.collect}}
+	if e.nat != nil {
+		collectors = append(collectors, named{CollectorNAT, e.nat.collect})
+	}
 	results := make(chan result, len(collectors))
 	for _, c := range collectors {
 		go run(c.name, c.collect, results)

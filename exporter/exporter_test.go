@@ -23,12 +23,13 @@ import (
 )
 
 // fakeSource serves whatever its functions return; nil means an empty
-// snapshot (ports) or no switch.
+// snapshot (ports, policy, nat) or no switch.
 type fakeSource struct {
 	ports  func(context.Context) ([]datapath.PortStats, error)
 	sw     func(context.Context) (datapath.SwitchStats, bool, error)
 	policy func(context.Context) (datapath.PolicyStats, error)
 	dhcp   func(context.Context) (datapath.DHCPStats, error)
+	nat    func(context.Context) (datapath.NATStats, error)
 }
 
 func (f *fakeSource) PortStats(ctx context.Context) ([]datapath.PortStats, error) {
@@ -57,6 +58,13 @@ func (f *fakeSource) DHCPStats(ctx context.Context) (datapath.DHCPStats, error) 
 		return datapath.DHCPStats{}, nil
 	}
 	return f.dhcp(ctx)
+}
+
+func (f *fakeSource) NATStats(ctx context.Context) (datapath.NATStats, error) {
+	if f.nat == nil {
+		return datapath.NATStats{}, nil
+	}
+	return f.nat(ctx)
 }
 
 func staticPorts(ps ...datapath.PortStats) func(context.Context) ([]datapath.PortStats, error) {
@@ -165,7 +173,7 @@ func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (fl
 // testdata/scrape.prom and has promlint check it.
 func TestGolden(t *testing.T) {
 	src := &fakeSource{ports: staticPorts(port("web-1", "blue", 0), port("web-2", "blue", 100), port("db", "red", 1000)), sw: staticSwitch(sampleSwitch()),
-		policy: staticPolicy(samplePolicy()), dhcp: staticDHCP(sampleDHCP())}
+		policy: staticPolicy(samplePolicy()), dhcp: staticDHCP(sampleDHCP()), nat: staticNAT(sampleNAT())}
 	reg, _ := newRegistry(t, src, Options{PerPort: true})
 
 	// The handler's text is the exposition format a scraper reads.

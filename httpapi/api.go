@@ -90,7 +90,11 @@ func (a *API) routes(gatherer prometheus.Gatherer) []route {
 		{"/v1/routers", map[string]http.HandlerFunc{"GET": a.listRouters}},
 		{"/v1/routers/{name}", map[string]http.HandlerFunc{"GET": a.getRouter, "PUT": putHandler(c.PutRouter), "DELETE": deleteHandler(c.DeleteRouter)}},
 		{"/v1/security-groups", map[string]http.HandlerFunc{"GET": a.listSecurityGroups}},
-		{"/v1/security-groups/{name}", map[string]http.HandlerFunc{"GET": a.getSecurityGroup, "PUT": putHandler(c.PutSecurityGroup), "DELETE": deleteHandler(c.DeleteSecurityGroup)}},
+		{"/v1/security-groups/{name}", map[string]http.HandlerFunc{"GET": withStats(c.SecurityGroup), "PUT": putHandler(c.PutSecurityGroup), "DELETE": deleteHandler(c.DeleteSecurityGroup)}},
+		{"/v1/floating-ips", map[string]http.HandlerFunc{"GET": a.listFloatingIPs}},
+		{"/v1/floating-ips/{name}", map[string]http.HandlerFunc{"GET": withStats(c.FloatingIP), "PUT": putHandler(c.PutFloatingIP), "DELETE": deleteHandler(c.DeleteFloatingIP)}},
+		{"/v1/port-forwards", map[string]http.HandlerFunc{"GET": a.listPortForwards}},
+		{"/v1/port-forwards/{name}", map[string]http.HandlerFunc{"GET": withStats(c.PortForward), "PUT": putHandler(c.PutPortForward), "DELETE": deleteHandler(c.DeletePortForward)}},
 		{"/v1/hosts", map[string]http.HandlerFunc{"GET": a.listHosts}},
 		{"/v1/flows", map[string]http.HandlerFunc{"GET": a.flows}},
 		{"/v1/trace", map[string]http.HandlerFunc{"GET": a.trace}},
@@ -179,22 +183,45 @@ func (a *API) listSecurityGroups(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, v1.SecurityGroupList{SecurityGroups: a.c.SecurityGroups()})
 }
 
-// getSecurityGroup answers one group; ?stats=true adds its rules'
-// counters on this host, which asks the datapath.
-func (a *API) getSecurityGroup(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r, "stats")
+// withStats serves a GET of one object whose ?stats=true adds its
+// counters on this host, which asks the datapath: a security group's
+// rules', a floating IP's or a forward's.
+func withStats[V any](get func(ctx context.Context, name string, stats bool) (V, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q, ok := query(w, r, "stats")
+		if !ok {
+			return
+		}
+		stats, err := strconv.ParseBool(cmp.Or(q["stats"], "false"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid: stats must be true or false, not %q", q["stats"]))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		v, err := get(ctx, r.PathValue("name"), stats)
+		respond(w, http.StatusOK, v, err)
+	}
+}
+
+// listFloatingIPs and listPortForwards answer the lists, of one port with
+// ?port=.
+func (a *API) listFloatingIPs(w http.ResponseWriter, r *http.Request) {
+	q, ok := query(w, r, "port")
 	if !ok {
 		return
 	}
-	stats, err := strconv.ParseBool(cmp.Or(q["stats"], "false"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid: stats must be true or false, not %q", q["stats"]))
+	fips, err := a.c.FloatingIPs(q["port"])
+	respond(w, http.StatusOK, v1.FloatingIPList{FloatingIPs: fips}, err)
+}
+
+func (a *API) listPortForwards(w http.ResponseWriter, r *http.Request) {
+	q, ok := query(w, r, "port")
+	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
-	g, err := a.c.SecurityGroup(ctx, r.PathValue("name"), stats)
-	respond(w, http.StatusOK, g, err)
+	fwds, err := a.c.PortForwards(q["port"])
+	respond(w, http.StatusOK, v1.PortForwardList{PortForwards: fwds}, err)
 }
 
 func (a *API) listHosts(w http.ResponseWriter, _ *http.Request) {
@@ -218,7 +245,7 @@ func (a *API) flows(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) trace(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r, "from", "to", "proto", "dport", "src", "src_mac")
+	q, ok := query(w, r, "from", "from_address", "to", "proto", "dport", "src", "src_mac")
 	if !ok {
 		return
 	}
@@ -262,6 +289,11 @@ func traceQuery(q map[string]string) (v1.Query, error) {
 	if s := q["src"]; s != "" {
 		if tq.Src, err = netip.ParseAddr(s); err != nil {
 			return tq, fmt.Errorf("invalid: src: %v", err)
+		}
+	}
+	if s := q["from_address"]; s != "" {
+		if tq.FromAddress, err = netip.ParseAddr(s); err != nil {
+			return tq, fmt.Errorf("invalid: from_address: %v", err)
 		}
 	}
 	if s := q["dport"]; s != "" {

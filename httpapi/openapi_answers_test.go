@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -211,7 +212,7 @@ func notReadyServer(t *testing.T) string {
 	p.MAC = model.PortMAC("p1")
 	errs = append(errs, err, st.CreatePort(context.Background(), p), controllertest.PutRouter(st, model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}))
 	_, _, err = st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}})
-	errs = append(errs, err)
+	errs = append(errs, err, putNAT(st, "p1"))
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
@@ -345,10 +346,51 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"DELETE", "/v1/security-groups/spare", "", 204, ""},
 		{"DELETE", "/v1/security-groups/spare", "", 404, ""},
 
+		{"GET", "/v1/floating-ips", "", 200, ""},
+		{"PUT", "/v1/floating-ips/pub", `{"address":"203.0.113.5","port":"p1"}`, 201, ""},
+		{"PUT", "/v1/floating-ips/pub", `{"address":"203.0.113.5","port":"p1"}`, 200, ""},
+		{"PUT", "/v1/floating-ips/keep", `{"address":"203.0.113.5","port":"p2"}`, 409, ""},
+		{"PUT", "/v1/floating-ips/keep", `{"address":"203.0.113.6","port":"nope"}`, 404, ""},
+		{"PUT", "/v1/floating-ips/keep", `{"address":"127.0.0.1","port":"p2"}`, 400, "a loopback address: a pattern does not tell ranges apart"},
+		{"PUT", "/v1/floating-ips/keep", `{"address":"203.0.113.6"}`, 400, ""},
+		{"PUT", "/v1/floating-ips/Keep", `{"address":"203.0.113.6","port":"p2"}`, 400, ""},
+		{"PUT", "/v1/floating-ips/keep", big, 413, ""},
+		{"PUT", "/v1/floating-ips/keep", `{"address":"203.0.113.6","port":"p4"}`, 201, ""},
+		{"GET", "/v1/floating-ips?port=p1", "", 200, ""},
+		{"GET", "/v1/floating-ips?port=nope", "", 404, ""},
+		{"GET", "/v1/floating-ips?prot=p1", "", 400, ""},
+		{"GET", "/v1/floating-ips/pub", "", 200, ""},
+		{"GET", "/v1/floating-ips/pub?stats=true", "", 200, ""},
+		{"GET", "/v1/floating-ips/pub?stats=maybe", "", 400, ""},
+		{"GET", "/v1/floating-ips/nope", "", 404, ""},
+		{"DELETE", "/v1/floating-ips/pub", "", 204, ""},
+		{"DELETE", "/v1/floating-ips/pub", "", 404, ""},
+		{"GET", "/v1/port-forwards", "", 200, ""},
+		{"PUT", "/v1/port-forwards/web", `{"host_port":8080,"port":"p1","target_port":80}`, 201, ""},
+		{"PUT", "/v1/port-forwards/web", `{"protocol":"tcp","host_port":8080,"port":"p1","target_port":80}`, 200, ""},
+		{"PUT", "/v1/port-forwards/keep", `{"host_port":8080,"port":"p2","host_ip":"192.0.2.9"}`, 409, ""},
+		{"PUT", "/v1/port-forwards/keep", `{"host_port":8080,"port":"nope"}`, 404, ""},
+		{"PUT", "/v1/port-forwards/keep", `{"host_port":0,"port":"p2"}`, 400, ""},
+		{"PUT", "/v1/port-forwards/keep", `{"protocol":"sctp","host_port":53,"port":"p2"}`, 400, ""},
+		{"PUT", "/v1/port-forwards/keep", `{"host_port":53,"port":"p2","host_ip":"224.0.0.1"}`, 400, "a multicast host_ip: a pattern does not tell ranges apart"},
+		{"PUT", "/v1/port-forwards/keep", big, 413, ""},
+		{"PUT", "/v1/port-forwards/keep", `{"protocol":"udp","host_port":53,"port":"p4","host_ip":"192.0.2.9"}`, 201, ""},
+		{"GET", "/v1/port-forwards?port=p1", "", 200, ""},
+		{"GET", "/v1/port-forwards?port=nope", "", 404, ""},
+		{"GET", "/v1/port-forwards?port=p1&port=p2", "", 400, ""},
+		{"GET", "/v1/port-forwards/web", "", 200, ""},
+		{"GET", "/v1/port-forwards/web?stats=true", "", 200, ""},
+		{"GET", "/v1/port-forwards/web?stats=2", "", 400, ""},
+		{"GET", "/v1/port-forwards/nope", "", 404, ""},
+		{"DELETE", "/v1/port-forwards/web", "", 204, ""},
+		{"DELETE", "/v1/port-forwards/web", "", 404, ""},
+
 		// The fake traces; it has no flows, as the Linux backend.
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200", "", 200, ""},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200&proto=tcp&dport=80&src=10.1.0.9&src_mac=02:00:00:00:00:09", "", 200, ""},
 		{"GET", "/v1/trace?from=nope&to=10.1.0.200", "", 404, ""},
+		{"GET", "/v1/trace?from_address=198.51.100.2&to=203.0.113.6", "", 200, ""},
+		{"GET", "/v1/trace?from=p1&from_address=198.51.100.2&to=203.0.113.6", "", 400, "from and from_address exclude each other: a rule across parameters"},
 		{"GET", "/v1/trace?from=p1", "", 400, ""},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200&proto=tcp", "", 400, "dport is required for tcp: a rule across parameters"},
 		{"GET", "/v1/trace?from=p1&to=10.1.0.200&dport=0", "", 400, ""},
@@ -409,6 +451,10 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"DELETE", "/v1/routers/r1", "", 500, ""},
 		{"PUT", "/v1/security-groups/gray", `{"rules":[]}`, 500, ""},
 		{"DELETE", "/v1/security-groups/db", "", 500, ""},
+		{"PUT", "/v1/floating-ips/gray", `{"address":"203.0.113.7","port":"p4"}`, 500, ""},
+		{"DELETE", "/v1/floating-ips/keep", "", 500, ""},
+		{"PUT", "/v1/port-forwards/gray", `{"host_port":22,"port":"p4"}`, 500, ""},
+		{"DELETE", "/v1/port-forwards/keep", "", 500, ""},
 	} {
 		a.send(f.Srv.URL, "s3cret", c)
 	}
@@ -454,6 +500,8 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"PUT", "/v1/routers/r1", `{"networks":["blue","red"]}`, 201, ""},
 		{"PUT", "/v1/security-groups/web", `{"rules":[]}`, 201, ""},
 		{"PUT", "/v1/security-groups/spare", `{"rules":[]}`, 201, ""},
+		{"PUT", "/v1/floating-ips/pub", `{"address":"203.0.113.5","port":"p1"}`, 201, ""},
+		{"PUT", "/v1/port-forwards/web", `{"host_port":8080,"port":"p1"}`, 201, ""},
 	} {
 		a.send(withStall.Srv.URL, "s3cret", c)
 	}
@@ -470,6 +518,10 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"PUT", "/v1/security-groups/web", `{"rules":[{"direction":"ingress"}]}`, 504, ""},
 		// Not undone: the datapath is handed the policy again later.
 		{"DELETE", "/v1/security-groups/spare", "", 204, ""},
+		{"PUT", "/v1/floating-ips/pub", `{"address":"203.0.113.6","port":"p1"}`, 504, ""},
+		{"DELETE", "/v1/floating-ips/pub", "", 504, ""},
+		{"PUT", "/v1/port-forwards/web", `{"host_port":8081,"port":"p1"}`, 504, ""},
+		{"DELETE", "/v1/port-forwards/web", "", 504, ""},
 	} {
 		a.send(withStall.Srv.URL, "s3cret", c)
 	}
@@ -480,8 +532,19 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"PUT", "/v1/ports/p1", `{"network":"blue","type":"tap","security_groups":["web"]}`, 501, ""},
 		{"PUT", "/v1/security-groups/db", `{"rules":[]}`, 501, ""},
 		{"GET", "/v1/security-groups/web?stats=true", "", 501, ""},
+		{"PUT", "/v1/floating-ips/pub", `{"address":"203.0.113.5","port":"p1"}`, 501, ""},
+		{"PUT", "/v1/port-forwards/web", `{"host_port":8080,"port":"p1"}`, 501, ""},
 	} {
 		a.send(unenforcing.Srv.URL, "s3cret", c)
+	}
+	// A backend that translates nothing, over a stored floating IP and
+	// forward.
+	held := natServer(t)
+	for _, c := range []apiCall{
+		{"GET", "/v1/floating-ips/pub?stats=true", "", 501, ""},
+		{"GET", "/v1/port-forwards/web?stats=true", "", 501, ""},
+	} {
+		a.send(held, "s3cret", c)
 	}
 	notReady := notReadyServer(t)
 	for _, c := range []apiCall{
@@ -499,6 +562,12 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{"PUT", "/v1/security-groups/x", `{"rules":[]}`, 503, ""},
 		{"DELETE", "/v1/security-groups/web", "", 503, ""},
 		{"GET", "/v1/security-groups/web?stats=true", "", 503, ""},
+		{"PUT", "/v1/floating-ips/x", `{"address":"203.0.113.9","port":"p1"}`, 503, ""},
+		{"GET", "/v1/floating-ips/pub?stats=true", "", 503, ""},
+		{"DELETE", "/v1/floating-ips/pub", "", 503, ""},
+		{"PUT", "/v1/port-forwards/x", `{"host_port":9,"port":"p1"}`, 503, ""},
+		{"GET", "/v1/port-forwards/web?stats=true", "", 503, ""},
+		{"DELETE", "/v1/port-forwards/web", "", 503, ""},
 	} {
 		a.send(notReady, "", c)
 	}
@@ -540,8 +609,15 @@ var errStalled = fmt.Errorf("ovsdb transaction: %w", context.DeadlineExceeded)
 
 func (b *stalledBackend) Capabilities() datapath.Capabilities {
 	c := b.OVSFake.Capabilities()
-	c.Tracer, c.FlowLister, c.Policy = b, b, b
+	c.Tracer, c.FlowLister, c.Policy, c.NAT = b, b, b, b
 	return c
+}
+
+func (b *stalledBackend) SetNAT(ctx context.Context, n model.NAT) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	return b.OVSFake.SetNAT(ctx, n)
 }
 
 func (b *stalledBackend) SetPolicy(ctx context.Context, p model.Policy) error {
@@ -612,4 +688,35 @@ func (b *stalledBackend) Trace(ctx context.Context, s datapath.State, q v1.Query
 		return v1.Result{}, err
 	}
 	return b.OVSFake.Trace(ctx, s, q)
+}
+
+// putNAT stores floating IP "pub" (203.0.113.5) and port forward "web"
+// (tcp/8080) of port.
+func putNAT(st store.Store, port string) error {
+	ctx := context.Background()
+	return errors.Join(
+		st.PutFloatingIP(ctx, model.FloatingIP{Name: "pub", Address: netip.MustParseAddr("203.0.113.5"), Port: port}),
+		st.PutPortForward(ctx, model.PortForward{Name: "web", Proto: model.ProtoTCP, HostPort: 8080, TargetPort: 8080, Port: port}))
+}
+
+// natServer serves a controller on a fake that translates nothing
+// (controllertest.Unenforcing), over a stored port p1 with floating IP
+// "pub" and forward "web": a backend without NAT meeting stored objects.
+func natServer(t *testing.T) string {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	n, err := model.NewNetwork("blue", v1.NetworkSpec{Subnet: "10.1.0.0/24"})
+	n.ID = 1
+	errs := []error{err, controllertest.CreateNetwork(st, n)}
+	p, err := model.NewPort("p1", v1.PortSpec{Network: "blue", Type: v1.PortTap, IP: "10.1.0.7"})
+	p.MAC = model.PortMAC("p1")
+	errs = append(errs, err, st.CreatePort(context.Background(), p), putNAT(st, "p1"))
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	fake := controllertest.NewFake()
+	return controllertest.StartFixtureOn(t, st, fake, controllertest.Unenforcing{Fake: fake}).Srv.URL
 }

@@ -284,7 +284,7 @@ func checkPathParams(t *testing.T, s *openAPI, key string) {
 // jsonFields are a struct's fields as encoding/json writes them: name → its
 // JSON type, and whether it is always written (no omitempty).
 func jsonFields(t reflect.Type) (types map[string]string, always []string) {
-	kinds := map[reflect.Kind]string{reflect.String: "string", reflect.Bool: "boolean", reflect.Int: "integer", reflect.Slice: "array",
+	kinds := map[reflect.Kind]string{reflect.String: "string", reflect.Bool: "boolean", reflect.Int: "integer", reflect.Slice: "array", reflect.Struct: "object",
 		reflect.Uint8: "integer", reflect.Uint16: "integer", reflect.Uint64: "integer"}
 	types = map[string]string{}
 	for f := range t.Fields() {
@@ -303,7 +303,7 @@ func jsonFields(t reflect.Type) (types map[string]string, always []string) {
 		if types[name] == "" {
 			types[name] = "(Go " + f.Type.String() + ", unknown to this test)"
 		}
-		if !slices.Contains(strings.Split(opts, ","), "omitempty") {
+		if o := strings.Split(opts, ","); !slices.Contains(o, "omitempty") && !slices.Contains(o, "omitzero") {
 			always = append(always, name)
 		}
 	}
@@ -339,6 +339,13 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		{"Rule", reflect.TypeFor[v1.Rule]()},
 		{"SecurityGroup", reflect.TypeFor[v1.SecurityGroup]()},
 		{"SecurityGroupList", reflect.TypeFor[v1.SecurityGroupList]()},
+		{"FloatingIPSpec", reflect.TypeFor[v1.FloatingIPSpec]()},
+		{"FloatingIP", reflect.TypeFor[v1.FloatingIP]()},
+		{"FloatingIPList", reflect.TypeFor[v1.FloatingIPList]()},
+		{"PortForwardSpec", reflect.TypeFor[v1.PortForwardSpec]()},
+		{"PortForward", reflect.TypeFor[v1.PortForward]()},
+		{"PortForwardList", reflect.TypeFor[v1.PortForwardList]()},
+		{"NATStats", reflect.TypeFor[v1.NATStats]()},
 		{"Info", reflect.TypeFor[v1.Info]()},
 		{"Host", reflect.TypeFor[v1.Host]()},
 		{"Flow", reflect.TypeFor[v1.Flow]()},

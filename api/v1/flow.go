@@ -40,6 +40,10 @@ const (
 	// OwnerMember is a port's address in its security groups' address
 	// sets (a local or a remote port's).
 	OwnerMember = "member"
+	// OwnerNAT carries floating IPs' and port forwards' packets to and
+	// from the host: named by the target port, the forwarded host port
+	// ("tcp/8080") or the floating address.
+	OwnerNAT = "nat"
 )
 
 // RuleOwner is the name of the owner of a security group rule's flows

@@ -21,12 +21,19 @@ const (
 	Dropped   = "dropped"
 )
 
-// Query is the packet to trace (GET /v1/trace): what port From would send to To.
+// Query is the packet to trace (GET /v1/trace): what port From would send to To,
+// or, with FromAddress instead, what a host outside sends to one of this host's
+// addresses or a floating IP (docs/DESIGN.md §8.5).
 type Query struct {
-	From  string     `json:"from"`
-	To    netip.Addr `json:"to"`
-	Proto string     `json:"proto"` // icmp (default), tcp or udp
-	DPort uint16     `json:"dport,omitempty"`
+	From string `json:"from"`
+	// FromAddress is the outside sender's address. The controller
+	// translates the packet as the host's NAT would, and hands the
+	// backend's tracer the translated one (To and DPort the port's),
+	// entering the networks from the host.
+	FromAddress netip.Addr `json:"from_address,omitzero"`
+	To          netip.Addr `json:"to"`
+	Proto       string     `json:"proto"` // icmp (default), tcp or udp
+	DPort       uint16     `json:"dport,omitempty"`
 	// Src and SrcMAC replace the port's own addresses, to see what the
 	// anti-spoofing rules do with a forged packet. Zero: the port's own.
 	Src    netip.Addr `json:"src,omitzero"`
@@ -35,8 +42,17 @@ type Query struct {
 
 // Check validates the query's own fields and fills in defaults.
 func (q *Query) Check() error {
-	if err := ValidateName(q.From); err != nil {
-		return fmt.Errorf("from: %w", err)
+	switch {
+	case q.FromAddress.IsValid() && q.From != "":
+		return invalid("give from or from_address, not both")
+	case q.FromAddress.IsValid() && !q.FromAddress.Is4():
+		return invalid("from_address must be an IPv4 address, not %q", q.FromAddress)
+	case q.FromAddress.IsValid() && (q.Src.IsValid() || q.SrcMAC != ""):
+		return invalid("src and src_mac are a port's forgeries; from_address has none")
+	case !q.FromAddress.IsValid():
+		if err := ValidateName(q.From); err != nil {
+			return fmt.Errorf("from: %w", err)
+		}
 	}
 	if !q.To.Is4() {
 		return invalid("to must be an IPv4 address, not %q", q.To)

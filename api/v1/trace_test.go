@@ -21,6 +21,11 @@ func TestQueryCheck(t *testing.T) {
 		{Query{From: "web1", To: addr("10.0.0.1"), DPort: 80}, "dport applies to tcp and udp only"},
 		{Query{From: "web1", To: addr("10.0.0.1"), SrcMAC: "01:00:00:00:00:01"}, "src_mac"},
 		{Query{From: "web1", To: addr("10.0.0.1"), Src: addr("fd00::2")}, "src must be an IPv4"},
+		{Query{FromAddress: addr("198.51.100.2"), To: addr("198.51.100.50"), Proto: "tcp", DPort: 80}, ""},
+		{Query{From: "web1", FromAddress: addr("198.51.100.2"), To: addr("10.0.0.1")}, "not both"},
+		{Query{FromAddress: addr("fd00::2"), To: addr("10.0.0.1")}, "from_address must be an IPv4"},
+		{Query{FromAddress: addr("198.51.100.2"), To: addr("10.0.0.1"), Src: addr("10.0.0.9")}, "src and src_mac"},
+		{Query{To: addr("10.0.0.1")}, "from"},
 	} {
 		q := tc.q
 		err := q.Check()

@@ -43,12 +43,19 @@ type Fake struct {
 	Policy     model.Policy
 	FailPolicy error
 	RuleStats  []datapath.RuleStats
+	// NAT is the last NAT SetNAT took, FailNAT what it fails with
+	// (leaving NAT as it was), NATCounters what NATStats answers.
+	NAT         model.NAT
+	FailNAT     error
+	NATCounters datapath.NATStats
+	// Traced is the last query Trace took.
+	Traced v1.Query
 	// PolicyGate, when set, holds every SetPolicy until it is closed;
 	// PolicyHeld counts the ones held.
 	PolicyGate chan struct{}
 	PolicyHeld atomic.Int32
 	// Calls are the changes asked of the fake, in order: "attach P",
-	// "detach P", "policy".
+	// "detach P", "policy", "nat".
 	Calls []string
 }
 
@@ -62,11 +69,11 @@ func NewFake() *Fake {
 
 func (f *Fake) Info() datapath.Info { return datapath.Info{Backend: "fake"} }
 
-// Capabilities: the fake traces, enforces security groups and answers
-// DHCP (counting nothing). A fake made of it with more (or other) roles
-// reports its own.
+// Capabilities: the fake traces, enforces security groups, translates
+// floating IPs and forwards and answers DHCP (counting nothing). A fake
+// made of it with more (or other) roles reports its own.
 func (f *Fake) Capabilities() datapath.Capabilities {
-	return datapath.Capabilities{Tracer: f, Policy: f, DHCP: f}
+	return datapath.Capabilities{Tracer: f, Policy: f, NAT: f, DHCP: f}
 }
 
 // DHCPStats: the fake answers no packet, so every counter is there and
@@ -101,6 +108,30 @@ func (f *Fake) PolicyStats(context.Context) (datapath.PolicyStats, error) {
 	return datapath.PolicyStats{Rules: slices.Clone(f.RuleStats)}, nil
 }
 
+func (f *Fake) SetNAT(_ context.Context, n model.NAT) error {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	f.Calls = append(f.Calls, "nat")
+	if f.FailNAT != nil {
+		return f.FailNAT
+	}
+	f.NAT = n
+	return nil
+}
+
+func (f *Fake) NATStats(context.Context) (datapath.NATStats, error) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	return datapath.NATStats{Forwards: slices.Clone(f.NATCounters.Forwards), Floating: slices.Clone(f.NATCounters.Floating)}, nil
+}
+
+// LastNAT is the last NAT SetNAT took.
+func (f *Fake) LastNAT() model.NAT {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	return f.NAT
+}
+
 // LastPolicy is the last policy SetPolicy took.
 func (f *Fake) LastPolicy() model.Policy {
 	f.Mu.Lock()
@@ -117,12 +148,13 @@ func (f *Fake) TakeCalls() []string {
 	return calls
 }
 
-// Unenforcing is the fake as a backend that enforces no security groups.
+// Unenforcing is the fake as a backend that enforces no security groups
+// and translates no floating IPs and port forwards.
 type Unenforcing struct{ *Fake }
 
 func (f Unenforcing) Capabilities() datapath.Capabilities {
 	c := f.Fake.Capabilities()
-	c.Policy = nil
+	c.Policy, c.NAT = nil, nil
 	return c
 }
 
@@ -134,6 +166,9 @@ var BrokenTrace = netip.MustParseAddr("192.0.2.255")
 // Trace answers every query as delivered to the sender itself, except one to
 // BrokenTrace, which fails as a datapath would.
 func (f *Fake) Trace(_ context.Context, _ datapath.State, q v1.Query) (v1.Result, error) {
+	f.Mu.Lock()
+	f.Traced = q
+	f.Mu.Unlock()
 	if q.To == BrokenTrace {
 		return v1.Result{}, ErrFakeDatapath
 	}

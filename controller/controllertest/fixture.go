@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,6 +119,18 @@ func StartFixtureOn(t *testing.T, st store.Store, fake *Fake, b datapath.Backend
 	return StartHost(t, "h1", st, fake, b, opts...)
 }
 
+// HostAddrs are a fixture host's own addresses: loopback and 192.0.2.9,
+// which a port forward's host_ip may name.
+func HostAddrs() ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("192.0.2.9")}, nil
+}
+
+// HostBroadcasts are a fixture host's broadcast addresses: 192.0.2.9's
+// subnet's.
+func HostBroadcasts() ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("192.0.2.255")}, nil
+}
+
 // StartHost is StartFixtureOn for the controller of host (a cluster's
 // hosts share st).
 func StartHost(t *testing.T, host string, st store.Store, fake *Fake, b datapath.Backend, opts ...controller.Option) *Fixture {
@@ -125,6 +138,9 @@ func StartHost(t *testing.T, host string, st store.Store, fake *Fake, b datapath
 	f := &Fixture{Fake: fake, St: st, Reg: prometheus.NewPedanticRegistry(), CheckNetns: CheckNetns, errorLog: &errorLog{}}
 	log := slog.New(f.errorLog)
 	check := func(ctx context.Context, p model.Port) (model.Port, error) { return f.CheckNetns(ctx, p) }
+	// The machine's own addresses are no test's: every host has
+	// HostAddrs and HostBroadcasts unless opts say otherwise.
+	opts = append([]controller.Option{controller.WithLocalAddrs(HostAddrs), controller.WithBroadcasts(HostBroadcasts)}, opts...)
 	c, err := controller.New(st, host, log, controller.NewMetrics(f.Reg, "test"), append(opts, controller.WithNetnsCheck(check))...)
 	if err != nil {
 		t.Fatal(err)

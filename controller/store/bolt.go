@@ -28,6 +28,10 @@ var (
 	// groupsBucket holds the security groups; ports name theirs
 	// (model.Port.SecurityGroups), groups' rules each other.
 	groupsBucket = []byte("security_groups")
+	// fipsBucket and fwdsBucket hold the floating IPs and port forwards;
+	// each names a port (bolt_nat.go).
+	fipsBucket = []byte("floating_ips")
+	fwdsBucket = []byte("port_forwards")
 )
 
 // Bolt is the single-host store: a bbolt file with one bucket per kind of
@@ -68,7 +72,7 @@ func Open(path string) (_ *Bolt, err error) {
 		return nil, damaged(path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{networksBucket, routersBucket, portsBucket, ipamBucket, groupsBucket} {
+		for _, b := range [][]byte{networksBucket, routersBucket, portsBucket, ipamBucket, groupsBucket, fipsBucket, fwdsBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -151,8 +155,8 @@ func fillIPAM(tx *bolt.Tx) error {
 // Close releases the database file.
 func (s *Bolt) Close() error { return s.db.Close() }
 
-// Load returns every network, router, port and security group, each in
-// name order.
+// Load returns every network, router, port, security group, floating IP
+// and port forward, each in name order.
 func (s *Bolt) Load(ctx context.Context) (State, error) {
 	var st State
 	if err := ctx.Err(); err != nil {
@@ -168,7 +172,13 @@ func (s *Bolt) Load(ctx context.Context) (State, error) {
 		if st.Ports, err = all[model.Port](tx, portsBucket); err != nil {
 			return err
 		}
-		st.SecurityGroups, err = all[model.SecurityGroup](tx, groupsBucket)
+		if st.SecurityGroups, err = all[model.SecurityGroup](tx, groupsBucket); err != nil {
+			return err
+		}
+		if st.FloatingIPs, err = all[model.FloatingIP](tx, fipsBucket); err != nil {
+			return err
+		}
+		st.PortForwards, err = all[model.PortForward](tx, fwdsBucket)
 		return err
 	})
 	if err != nil {
@@ -185,6 +195,13 @@ func (s *Bolt) CreateNetwork(ctx context.Context, n model.Network) (model.Networ
 			return err
 		}
 		if n, err = planNetwork(nets, n); err != nil {
+			return err
+		}
+		st, err := boltNAT(tx)
+		if err != nil {
+			return err
+		}
+		if err := subnetFree(n, st.fips, st.fwds); err != nil {
 			return err
 		}
 		return put(tx, networksBucket, n.Name, n)
@@ -314,8 +331,9 @@ func (s *Bolt) UpdatePort(ctx context.Context, p model.Port) error {
 	})
 }
 
-// DeletePort removes a port of host and frees its address and its MAC; a
-// missing one is not an error, another host's is ErrConflict.
+// DeletePort removes a port of host, its floating IPs and forwards, and
+// frees its address and its MAC; a missing one is not an error, another
+// host's is ErrConflict.
 func (s *Bolt) DeletePort(ctx context.Context, name, host string) error {
 	return s.update(ctx, fmt.Sprintf("delete port %q", name), func(tx *bolt.Tx) error {
 		old, ok, err := get[model.Port](tx, portsBucket, name)
@@ -334,6 +352,9 @@ func (s *Bolt) DeletePort(ctx context.Context, name, host string) error {
 					return err
 				}
 			}
+		}
+		if err := boltDeleteNATOf(tx, name); err != nil {
+			return err
 		}
 		return tx.Bucket(portsBucket).Delete([]byte(name))
 	})

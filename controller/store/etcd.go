@@ -29,6 +29,11 @@ import (
 // on the set of groups (its ID, its references) commits only if it has not
 // changed since it read it.
 //
+// Floating IPs and port forwards each name a port (etcd_nat.go): a port's
+// delete deletes them in its transaction, and their writes and a network's
+// creation, which check each other, commit only if what they read of the
+// other is unchanged.
+//
 // Ports stored before ports held their MAC (the first cluster-mode
 // version, never released) have no mac key: their MACs are not reserved
 // until they are deleted and created again. Nothing fills them in (Load
@@ -43,6 +48,8 @@ const (
 	ipamDir     = "ipam/"
 	groupsDir   = "securitygroups/"
 	refsDir     = "sgrefs/"
+	fipsDir     = "floating-ips/"
+	fwdsDir     = "port-forwards/"
 	topologyKey = "topology"
 	groupSetKey = "securitygroupset"
 )
@@ -76,6 +83,7 @@ func (s *Etcd) Load(ctx context.Context) (State, error) {
 	err := s.do(ctx, "load state from etcd", func(ctx context.Context) error {
 		resp, err := s.cli.Txn(ctx).Then(
 			s.list(networksDir), s.list(routersDir), s.list(portsDir), s.list(hostsDir), s.list(groupsDir),
+			s.list(fipsDir), s.list(fwdsDir),
 		).Commit()
 		if err != nil {
 			return err
@@ -94,7 +102,13 @@ func (s *Etcd) Load(ctx context.Context) (State, error) {
 		if st.Hosts, err = decodeAll[Host](r[3]); err != nil {
 			return err
 		}
-		st.SecurityGroups, err = decodeAll[model.SecurityGroup](r[4])
+		if st.SecurityGroups, err = decodeAll[model.SecurityGroup](r[4]); err != nil {
+			return err
+		}
+		if st.FloatingIPs, err = decodeAll[model.FloatingIP](r[5]); err != nil {
+			return err
+		}
+		st.PortForwards, err = decodeAll[model.PortForward](r[6])
 		return err
 	})
 	if err != nil {
@@ -123,8 +137,11 @@ func decodeAll[T any](r *etcdserverpb.ResponseOp) ([]T, error) {
 // revision.
 type topology struct {
 	rev      int64 // of the topology key: 0 before the first write
+	read     int64 // the store's revision it was read at
 	networks []model.Network
 	routers  []model.Router
+	fips     []model.FloatingIP
+	fwds     []model.PortForward
 	ports    []string // holding addresses in the network being deleted
 }
 
@@ -136,7 +153,7 @@ type topology struct {
 func (s *Etcd) writeTopology(ctx context.Context, what, network string,
 	plan func(t topology, again bool) ([]clientv3.Op, []clientv3.Cmp, error)) error {
 	topo := s.root + topologyKey
-	reads := []clientv3.Op{clientv3.OpGet(topo), s.list(networksDir), s.list(routersDir)}
+	reads := []clientv3.Op{clientv3.OpGet(topo), s.list(networksDir), s.list(routersDir), s.list(fipsDir), s.list(fwdsDir)}
 	if network != "" {
 		reads = append(reads, s.list(ipamDir+network+"/"))
 	}
@@ -150,6 +167,7 @@ func (s *Etcd) writeTopology(ctx context.Context, what, network string,
 			if err != nil {
 				return err
 			}
+			t.read = resp.Header.Revision
 			writes, cmps, err := plan(t, again)
 			if err != nil || len(writes) == 0 {
 				return err
@@ -191,8 +209,14 @@ func decodeTopology(r []*etcdserverpb.ResponseOp) (t topology, err error) {
 	if t.routers, err = decodeAll[model.Router](r[2]); err != nil {
 		return t, err
 	}
-	if len(r) > 3 {
-		for _, kv := range r[3].GetResponseRange().Kvs {
+	if t.fips, err = decodeAll[model.FloatingIP](r[3]); err != nil {
+		return t, err
+	}
+	if t.fwds, err = decodeAll[model.PortForward](r[4]); err != nil {
+		return t, err
+	}
+	if len(r) > 5 {
+		for _, kv := range r[5].GetResponseRange().Kvs {
 			t.ports = append(t.ports, string(kv.Value))
 		}
 	}
@@ -217,8 +241,13 @@ func (s *Etcd) CreateNetwork(ctx context.Context, n model.Network) (model.Networ
 			if planned, err = planNetwork(t.networks, n); err != nil {
 				return nil, nil, err
 			}
+			if err := subnetFree(planned, t.fips, t.fwds); err != nil {
+				return nil, nil, err
+			}
 			val, err := json.Marshal(planned)
-			return []clientv3.Op{clientv3.OpPut(s.key(networksDir, n.Name), string(val))}, nil, err
+			// A floating IP or forward is written without touching the
+			// topology: it is their prefixes that must be unchanged.
+			return []clientv3.Op{clientv3.OpPut(s.key(networksDir, n.Name), string(val))}, s.unchangedSince(t.read, fipsDir, fwdsDir), err
 		})
 	if err != nil {
 		return n, err
@@ -374,11 +403,16 @@ func (s *Etcd) CreatePort(ctx context.Context, p model.Port) error {
 // security groups exist, writes ops in one transaction that commits only
 // if the record has not changed since it was read (its ModRevision) and
 // the groups still exist. When not, it reads and decides again. A missing
-// record is decided with ok false.
-func (s *Etcd) changePort(ctx context.Context, what, name string, groups []string,
-	decide func(old model.Port, ok bool) ([]clientv3.Op, error)) error {
+// record is decided with ok false. With withNAT, decide also gets the
+// floating IPs and forwards read with the record, and the transaction
+// commits only if they are unchanged too.
+func (s *Etcd) changePort(ctx context.Context, what, name string, groups []string, withNAT bool,
+	decide func(old model.Port, ok bool, nat natState) ([]clientv3.Op, error)) error {
 	portKey := s.key(portsDir, name)
 	reads := append([]clientv3.Op{clientv3.OpGet(portKey)}, s.countGroups(groups)...)
+	if withNAT {
+		reads = append(reads, s.list(fipsDir), s.list(fwdsDir))
+	}
 	return s.do(ctx, what, func(ctx context.Context) error {
 		for try := 1; ; try++ {
 			resp, err := s.cli.Txn(ctx).Then(reads...).Commit()
@@ -394,14 +428,25 @@ func (s *Etcd) changePort(ctx context.Context, what, name string, groups []strin
 				}
 				rev = kv.ModRevision
 			}
-			ops, err := decide(old, rev != 0)
+			var nat natState
+			cmps := append(s.groupsExist(groups), clientv3.Compare(clientv3.ModRevision(portKey), "=", rev))
+			if withNAT {
+				r := resp.Responses[1+len(groups):]
+				if nat.fips, err = decodeAll[model.FloatingIP](r[0]); err != nil {
+					return err
+				}
+				if nat.fwds, err = decodeAll[model.PortForward](r[1]); err != nil {
+					return err
+				}
+				cmps = append(cmps, s.unchangedSince(resp.Header.Revision, fipsDir, fwdsDir)...)
+			}
+			ops, err := decide(old, rev != 0, nat)
 			if err != nil || len(ops) == 0 {
 				return err
 			}
 			if err := missingGroup(groups, resp.Responses[1:]); err != nil {
 				return err
 			}
-			cmps := append(s.groupsExist(groups), clientv3.Compare(clientv3.ModRevision(portKey), "=", rev))
 			txn, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 			switch {
 			case err != nil:
@@ -424,8 +469,8 @@ func (s *Etcd) UpdatePort(ctx context.Context, p model.Port) error {
 		return fmt.Errorf("update port %q: %w", p.Name, err)
 	}
 	groups := p.SecurityGroups.Names()
-	return s.changePort(ctx, fmt.Sprintf("update port %q", p.Name), p.Name, groups,
-		func(old model.Port, ok bool) ([]clientv3.Op, error) {
+	return s.changePort(ctx, fmt.Sprintf("update port %q", p.Name), p.Name, groups, false,
+		func(old model.Port, ok bool, _ natState) ([]clientv3.Op, error) {
 			if !ok {
 				return nil, errNoPort(p.Name)
 			}
@@ -437,12 +482,13 @@ func (s *Etcd) UpdatePort(ctx context.Context, p model.Port) error {
 		})
 }
 
-// DeletePort removes a port of host and frees its address and its MAC in
-// one transaction, if the record is still the one it checked; a missing
-// port is not an error.
+// DeletePort removes a port of host, its floating IPs and forwards, and
+// frees its address and its MAC in one transaction, if the record and the
+// floating IPs and forwards are still those it checked; a missing port is
+// not an error.
 func (s *Etcd) DeletePort(ctx context.Context, name, host string) error {
-	return s.changePort(ctx, fmt.Sprintf("delete port %q", name), name, nil,
-		func(old model.Port, ok bool) ([]clientv3.Op, error) {
+	return s.changePort(ctx, fmt.Sprintf("delete port %q", name), name, nil, true,
+		func(old model.Port, ok bool, nat natState) ([]clientv3.Op, error) {
 			if !ok {
 				return nil, nil
 			}
@@ -453,6 +499,13 @@ func (s *Etcd) DeletePort(ctx context.Context, name, host string) error {
 				clientv3.OpDelete(s.key(portsDir, name)),
 				s.release(ipamKey(old.Network, old.IP), name),
 				s.release(macKey(old.Network, old.MAC), name),
+			}
+			fips, fwds := natOf(name, nat.fips, nat.fwds)
+			for _, f := range fips {
+				ops = append(ops, clientv3.OpDelete(s.key(fipsDir, f)))
+			}
+			for _, f := range fwds {
+				ops = append(ops, clientv3.OpDelete(s.key(fwdsDir, f)))
 			}
 			return append(ops, s.refOps(old.SecurityGroups.Names(), nil, "port/"+name)...), nil
 		})

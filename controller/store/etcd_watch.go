@@ -140,8 +140,8 @@ func ownRecord(h Host, raw []byte) error {
 	return nil
 }
 
-// Watch sends the changes of networks, routers, security groups, ports and
-// hosts from revision from on (from <= 0: from now), in order, until ctx
+// Watch sends the changes of networks, routers, security groups, ports,
+// floating IPs, port forwards and hosts from revision from on (from <= 0: from now), in order, until ctx
 // ends or the store is closed; then it closes the channel. It rides out
 // etcd outages: the watch resumes after the last revision it sent. When
 // etcd has compacted away revisions it still had to send, it sends one
@@ -271,11 +271,17 @@ func (s *Etcd) event(ev *clientv3.Event) (Event, bool) {
 	case groupsDir:
 		e.Kind, e.SecurityGroup = KindSecurityGroup, new(model.SecurityGroup)
 		v = e.SecurityGroup
+	case fipsDir:
+		e.Kind, e.FloatingIP = KindFloatingIP, new(model.FloatingIP)
+		v = e.FloatingIP
+	case fwdsDir:
+		e.Kind, e.PortForward = KindPortForward, new(model.PortForward)
+		v = e.PortForward
 	default:
 		return e, false
 	}
 	if ev.Type == mvccpb.DELETE {
-		e.Network, e.Router, e.Port, e.Host, e.SecurityGroup = nil, nil, nil, nil, nil
+		e.Network, e.Router, e.Port, e.Host, e.SecurityGroup, e.FloatingIP, e.PortForward = nil, nil, nil, nil, nil, nil, nil
 		return e, true
 	}
 	if err := json.Unmarshal(ev.Kv.Value, v); err != nil {

@@ -43,6 +43,10 @@ func describe(e Event) string {
 		obj = fmt.Sprintf("%s %s", e.Host.Name, e.Host.UnderlayIP)
 	case e.SecurityGroup != nil:
 		obj = fmt.Sprintf("%s #%d naming %v", e.SecurityGroup.Name, e.SecurityGroup.ID, e.SecurityGroup.References())
+	case e.FloatingIP != nil:
+		obj = fmt.Sprintf("%s to %s", e.FloatingIP.Address, e.FloatingIP.Port)
+	case e.PortForward != nil:
+		obj = fmt.Sprintf("%s to %s", e.PortForward, e.PortForward.Port)
 	}
 	return e.Kind + " " + e.Name + ": " + obj
 }
@@ -91,7 +95,12 @@ func TestEtcdWatch(t *testing.T) {
 		{func() error { _, _, err := b.PutSecurityGroup(ctx, group("db", "web")); return err }, []string{"security_group db: db #2 naming [web]"}},
 		{func() error { return b.CreatePort(ctx, p) }, []string{"port p1: p1 10.1.0.5 on h2 ofport 0"}},
 		{func() error { return b.UpdatePort(ctx, updated) }, []string{"port p1: p1 10.1.0.5 on h2 ofport 3"}},
-		{func() error { return b.DeletePort(ctx, "p1", "h2") }, []string{"port p1: deleted"}},
+		{func() error { return b.PutFloatingIP(ctx, fip("pub", "203.0.113.5", "p1")) }, []string{"floating_ip pub: 203.0.113.5 to p1"}},
+		{func() error { return b.PutPortForward(ctx, fwd("web", "tcp/8080", "p1")) }, []string{"port_forward web: tcp/8080 to p1"}},
+		{func() error { return b.DeletePortForward(ctx, "web") }, []string{"port_forward web: deleted"}},
+		{func() error { return b.PutPortForward(ctx, fwd("web", "tcp/8080", "p1")) }, []string{"port_forward web: tcp/8080 to p1"}},
+		// The port's delete takes its objects with it, in one revision.
+		{func() error { return b.DeletePort(ctx, "p1", "h2") }, []string{"port p1: deleted", "floating_ip pub: deleted", "port_forward web: deleted"}},
 		{func() error { return b.DeleteSecurityGroup(ctx, "db") }, []string{"security_group db: deleted"}},
 		{func() error { return b.DeleteRouter(ctx, "r1") }, []string{"router r1: deleted"}},
 		{func() error { return b.DeleteNetwork(ctx, "red") }, []string{"network red: deleted"}},
@@ -111,13 +120,14 @@ func TestEtcdWatch(t *testing.T) {
 		if err := s.do(); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		for _, want := range s.want {
+		for j, want := range s.want {
 			e := nextEvent(t, events)
 			if got := describe(e); got != want {
 				t.Fatalf("step %d: event %q, want %q", i, got, want)
 			}
-			if e.Revision <= last {
-				t.Errorf("step %d: revision %d after %d", i, e.Revision, last)
+			// One step is one transaction: its events share a revision.
+			if j == 0 && e.Revision <= last || j > 0 && e.Revision != last {
+				t.Errorf("step %d: event %d at revision %d after %d", i, j, e.Revision, last)
 			}
 			last = e.Revision
 		}

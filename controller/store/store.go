@@ -1,5 +1,5 @@
-// Package store keeps the desired state — networks, routers, ports and
-// security groups — where
+// Package store keeps the desired state — networks, routers, ports,
+// security groups, floating IPs and port forwards — where
 // it survives restarts: in an embedded bbolt file for a single host (Bolt), or
 // in etcd for a cluster of hosts (Etcd). Networks, routers and addresses are
 // the cluster's; each port belongs to one host.
@@ -38,6 +38,10 @@ type State struct {
 	Hosts    []Host       // live hosts; none in a Bolt store
 	// SecurityGroups are the cluster's, like networks.
 	SecurityGroups []model.SecurityGroup
+	// FloatingIPs and PortForwards are the cluster's; each names a port,
+	// whose host enforces it.
+	FloatingIPs  []model.FloatingIP
+	PortForwards []model.PortForward
 	// Revision is the store's revision this state was read at: a Watch
 	// from Revision+1 misses nothing. Always 0 for Bolt.
 	Revision int64
@@ -59,7 +63,8 @@ type Store interface {
 	Load(ctx context.Context) (State, error)
 	// CreateNetwork stores a new network with an ID no other network has,
 	// and returns it with that ID. ErrExists: a network of that name;
-	// ErrConflict: its subnet overlaps another network's.
+	// ErrConflict: its subnet overlaps another network's, or holds a
+	// floating address or a forward's host_ip.
 	CreateNetwork(ctx context.Context, n model.Network) (model.Network, error)
 	// DeleteNetwork removes a network; ErrConflict while a port or a router
 	// uses it. A missing network is not an error.
@@ -95,6 +100,10 @@ type Store interface {
 	// ErrConflict (a record without a host is any host's). It decides on
 	// the record as it is when it deletes: a port deleted and created again
 	// meanwhile by another host is that host's, and stays.
+	//
+	// The port's floating IPs and forwards go with it, in the same
+	// transaction: a forward is a claim on a host port, which must not
+	// outlive the workload that had it.
 	DeletePort(ctx context.Context, name, host string) error
 	// PutSecurityGroup creates or replaces a security group and returns it
 	// with its ID — a new group gets the lowest no other group has, a
@@ -108,6 +117,22 @@ type Store interface {
 	// port lists it or another group's rule names it. A missing group is
 	// not an error.
 	DeleteSecurityGroup(ctx context.Context, name string) error
+	// PutFloatingIP creates or replaces a floating IP. ErrNotFound: its
+	// port does not exist; ErrConflict: its address is in a network's
+	// subnet, is another floating IP's or a forward's host_ip, or its port
+	// has another floating IP.
+	PutFloatingIP(ctx context.Context, f model.FloatingIP) error
+	// DeleteFloatingIP removes a floating IP; a missing one is not an
+	// error.
+	DeleteFloatingIP(ctx context.Context, name string) error
+	// PutPortForward creates or replaces a port forward. ErrNotFound: its
+	// port does not exist; ErrConflict: it overlaps a forward of a port on
+	// the same host (model.PortForward.Overlaps), or its host_ip is in a
+	// network's subnet or is a floating address.
+	PutPortForward(ctx context.Context, f model.PortForward) error
+	// DeletePortForward removes a port forward; a missing one is not an
+	// error.
+	DeletePortForward(ctx context.Context, name string) error
 	Close() error
 }
 
@@ -148,6 +173,8 @@ const (
 	KindHost    = "host"
 
 	KindSecurityGroup = "security_group"
+	KindFloatingIP    = "floating_ip"
+	KindPortForward   = "port_forward"
 )
 
 // Event is one change in a Cluster store. Exactly one of the object fields
@@ -166,4 +193,6 @@ type Event struct {
 	Host    *Host
 
 	SecurityGroup *model.SecurityGroup
+	FloatingIP    *model.FloatingIP
+	PortForward   *model.PortForward
 }

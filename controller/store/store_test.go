@@ -440,6 +440,7 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 			{do: loaded("blue#1", "", "")},
 		}},
 	}
+	cases = append(cases, natCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/linux"
+	"github.com/ovs-vnet/ovs-vnet/datapath/natnft"
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 )
@@ -82,6 +83,7 @@ func openOVS(ctx context.Context, cfg Config) (datapath.Backend, error) {
 		OpenFlowCert: cfg.OpenFlowCert, OpenFlowKey: cfg.OpenFlowKey, OpenFlowCA: cfg.OpenFlowCA,
 		VswitchdCtl: vswitchdCtl(cfg.VswitchdCtl), SparePorts: cfg.SparePorts, Registerer: cfg.Registerer, Log: cfg.Log,
 		Underlay: cfg.Underlay, Owner: cfg.Owner.String(), Lost: cfg.Lost,
+		NAT: &ovs.NATHost{Installed: natnft.Installed, Stats: natnft.ReadStats, Forget: natnft.Forget},
 	})
 	if err != nil {
 		db.Close()

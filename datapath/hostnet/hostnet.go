@@ -24,6 +24,11 @@ const Table = "ovs_vnet"
 // whose elements change one by one over netlink.
 const PolicyTable = "ovs_vnet_sg"
 
+// NATTable is both backends' table of floating IPs and port forwards, `ip
+// ovs_vnet_nat` (datapath/natnft): apart from Table's, which each backend
+// renders on network changes, so that a forward's change rewrites only it.
+const NATTable = "ovs_vnet_nat"
+
 // ApplyNft loads an nft script as one transaction: all of it lands or none.
 func ApplyNft(ctx context.Context, script string) error {
 	cmd := exec.CommandContext(ctx, "nft", "-f", "-")

@@ -2,6 +2,7 @@ package linux
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
@@ -15,6 +16,9 @@ import (
 type traceRoutes struct {
 	InNetns string // the source namespace's route to the destination (`ip route get`), or why there is none
 	OnHost  string // the host's route to it, for a packet that leaves the source's bridge
+	// Local are the host's addresses, which a port forward without a
+	// host_ip takes (nftables' `fib daddr type local`).
+	Local []netip.Addr
 }
 
 // explainTrace explains q on this backend (bridges named with prefix):
@@ -23,9 +27,13 @@ type traceRoutes struct {
 // the order a packet meets them: the port's anti-spoofing chain in the
 // bridge table, the namespace's route, then — off the bridge — the host's
 // route, the inet table's forward chain and, for masquerade, postrouting;
-// last the security groups' chains (s.Policy), on the forward hook too.
+// last the security groups' chains (s.Policy): egress on the forward
+// hook, ingress on postrouting, after every translation of the host.
 func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoutes) (v1.Result, error) {
 	o := explain.Index(s)
+	if q.FromAddress.IsValid() {
+		return fromOutside(q, o, s.Policy, prefix)
+	}
 	p, n, err := o.Source(q)
 	if err != nil {
 		return v1.Result{}, err
@@ -48,6 +56,9 @@ func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoute
 		res.Steps = append(res.Steps, v1.Step{Table: -1, Stage: "route in netns " + p.Netns, Actions: []string{routes.InNetns}})
 	}
 
+	if t, ok := s.NAT.Translate(q.To, packet(p, q).Proto, q.DPort, model.HostAddress(routes.Local, s.Networks)); ok {
+		return translated(res, o, s.Policy, p, q, t, prefix), nil
+	}
 	if n.Subnet.Contains(q.To) {
 		return policed(onNetwork(res, o, n, br, q), s.Policy, p, q), nil
 	}
@@ -118,22 +129,24 @@ func policed(res v1.Result, pol model.Policy, src model.Port, q v1.Query) v1.Res
 	if res.Verdict != v1.Delivered && res.Verdict != v1.ToHost {
 		return res
 	}
-	pkt := model.Packet{SrcPort: src.Name, Src: src.IP, Dst: q.To, Proto: model.ProtoICMP}
+	pkt := packet(src, q)
 	if res.Verdict == v1.Delivered {
 		pkt.DstPort = res.Ports[0]
 	}
-	switch q.Proto {
-	case v1.ProtoTCP:
-		pkt.Proto, pkt.DPort = model.ProtoTCP, q.DPort
-	case v1.ProtoUDP:
-		pkt.Proto, pkt.DPort = model.ProtoUDP, q.DPort
-	}
-	egress, ingress := pol.Allows(pkt)
+	return judged(res, pol, pkt, pkt)
+}
+
+// judged adds the egress side's verdict on out, the packet as its port
+// sent it, and the ingress side's on in, the packet as its port receives
+// it: the same packet unless the host translated it.
+func judged(res v1.Result, pol model.Policy, out, in model.Packet) v1.Result {
+	egress, _ := pol.Allows(out)
+	_, ingress := pol.Allows(in)
 	for _, side := range []struct {
 		v     model.Verdict
 		port  string
 		chain string
-	}{{egress, pkt.SrcPort, policyEgress}, {ingress, pkt.DstPort, policyIngress}} {
+	}{{egress, out.SrcPort, policyEgress}, {ingress, in.DstPort, policyIngress}} {
 		if side.v.Allowed && side.v.Group == "" {
 			continue // the port is not guarded on this side
 		}
@@ -151,6 +164,19 @@ func policed(res v1.Result, pol model.Policy, src model.Port, q v1.Query) v1.Res
 		return dropped(res, v1.DropPolicy, fmt.Sprintf("the %s chain of the security groups (port %s)", side.chain, side.port))
 	}
 	return res
+}
+
+// packet is the first packet of the connection q describes, sent by port
+// src.
+func packet(src model.Port, q v1.Query) model.Packet {
+	pkt := model.Packet{SrcPort: src.Name, Src: src.IP, Dst: q.To, Proto: model.ProtoICMP}
+	switch q.Proto {
+	case v1.ProtoTCP:
+		pkt.Proto, pkt.DPort = model.ProtoTCP, q.DPort
+	case v1.ProtoUDP:
+		pkt.Proto, pkt.DPort = model.ProtoUDP, q.DPort
+	}
+	return pkt
 }
 
 func dropped(res v1.Result, reason, where string) v1.Result {

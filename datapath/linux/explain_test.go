@@ -114,7 +114,7 @@ func TestExplainTracePolicy(t *testing.T) {
 		{"egress limited", v1.Query{From: "db1", To: addr("10.61.0.2"), Proto: "tcp", DPort: 80}, v1.Dropped,
 			v1.Step{Stage: "nft inet ovs_vnet_sg egress", Owner: "port db1", Actions: []string{`ip saddr @limited counter name "drop_policy" drop`}, Drop: v1.DropPolicy}},
 		{"egress to the outside", v1.Query{From: "db1", To: addr("198.51.100.2"), Proto: "udp", DPort: 53}, v1.ToHost,
-			v1.Step{Stage: "nft inet ovs_vnet_sg egress", Owner: "rule 0 of security group out", Actions: []string{`udp dport 53 counter name "r_out_0" accept`}}},
+			v1.Step{Stage: "nft inet ovs_vnet_sg egress", Owner: "rule 0 of security group out", Actions: []string{`meta l4proto udp ct original proto-dst 53 counter name "r_out_0" accept`}}},
 		// The gateway is the host's: the input hook, where groups do not judge.
 		{"limited source, gateway", v1.Query{From: "db1", To: addr("10.62.0.1")}, v1.Answered,
 			v1.Step{Stage: "nft inet ovs_vnet input", Owner: "network red"}},
@@ -139,6 +139,117 @@ func TestExplainTracePolicy(t *testing.T) {
 			}
 			if tc.verdict == v1.Dropped && (res.Reason != v1.DropPolicy || len(res.Ports) != 0 || !strings.Contains(res.Summary, "security groups")) {
 				t.Errorf("a policy drop: reason %q ports %v summary %q", res.Reason, res.Ports, res.Summary)
+			}
+		})
+	}
+}
+
+// TestExplainTraceNAT: a packet a port sends to an address the host
+// translates is traced through the DNAT, the admission and the hairpin SNAT
+// to the target port, whose ingress rules judge the dialled address as its
+// source, while the sender's egress rules judge what it dialled.
+func TestExplainTraceNAT(t *testing.T) {
+	s := traceState()
+	web2 := model.Target{Port: "web2", Network: "blue", IP: addr("10.61.0.3")}
+	s.NAT = model.NAT{
+		Floating: []model.FloatingRule{{Name: "pub", Address: addr("203.0.113.50"), Target: model.Target{Port: "db1", Network: "red", IP: addr("10.62.0.2")}}},
+		Forwards: []model.ForwardRule{{Name: "web", Proto: model.ProtoTCP, HostPort: 8080, TargetPort: 80, Target: web2}},
+	}
+	routes := traceRoutes{Local: addrs("127.0.0.1", "198.51.100.1", "10.61.0.1", "10.62.0.1", "10.63.0.1")}
+	guarded := s
+	guarded.Policy = model.Policy{
+		Groups: map[string]model.SecurityGroup{
+			"web":    testGroup(t, "web", 1, v1.Rule{Direction: "ingress", Protocol: "tcp", Ports: "80", Remote: "198.51.100.0/24"}),
+			"client": testGroup(t, "client", 2, v1.Rule{Direction: "egress", Protocol: "tcp", Ports: "8080", Remote: "198.51.100.1/32"}),
+		},
+		Ports: map[string]model.GroupList{"web2": groupList(t, "web"), "g1": groupList(t, "client")},
+	}
+	nat := []string{"nft bridge ovs_vnet port_g1", "route in netns ns-g1", "nft ip ovs_vnet_nat prerouting", "nft inet ovs_vnet forward", "nft inet ovs_vnet postrouting", "bridge "}
+	for _, tc := range []struct {
+		name    string
+		s       datapath.State
+		q       v1.Query
+		verdict string
+		stages  []string
+		last    string // the last step's action
+		summary string
+	}{
+		{"forward from another network", s, v1.Query{From: "g1", To: addr("198.51.100.1"), Proto: "tcp", DPort: 8080}, v1.Delivered, nat,
+			"to " + model.PortMAC("web2") + " on " + model.HostIfname("web2"), "delivered to port web2 (network blue) through port-forward web, from 198.51.100.1"},
+		{"floating IP", s, v1.Query{From: "g1", To: addr("203.0.113.50")}, v1.Delivered, nat[:4], "", "through floating-ip pub"},
+		{"the gateway is not forwarded", s, v1.Query{From: "web1", To: addr("10.61.0.1"), Proto: "tcp", DPort: 8080}, v1.Answered, nil, "", "gateway"},
+		{"another port", s, v1.Query{From: "g1", To: addr("198.51.100.1"), Proto: "tcp", DPort: 8081}, v1.Dropped, nil, "", ""},
+		{"guarded", guarded, v1.Query{From: "g1", To: addr("198.51.100.1"), Proto: "tcp", DPort: 8080}, v1.Delivered, nil,
+			`ip saddr 198.51.100.0/24 tcp dport 80 counter name "r_web_0" accept`, ""},
+		{"egress limited", guarded, v1.Query{From: "g1", To: addr("203.0.113.50"), Proto: "tcp", DPort: 80}, v1.Dropped, nil,
+			`ip saddr @limited counter name "drop_policy" drop`, "security groups"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			if err := q.Check(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := explainTrace(q, tc.s, "vnbr", routes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Verdict != tc.verdict || !strings.Contains(res.Summary, tc.summary) {
+				t.Errorf("got %s %q, want %s %q", res.Verdict, res.Summary, tc.verdict, tc.summary)
+			}
+			for i, want := range tc.stages {
+				if i >= len(res.Steps) || !strings.HasPrefix(res.Steps[i].Stage, want) {
+					t.Errorf("steps %+v, want stages %v", res.Steps, tc.stages)
+					break
+				}
+			}
+			if last := res.Steps[len(res.Steps)-1]; tc.last != "" && strings.Join(last.Actions, "|") != tc.last {
+				t.Errorf("last step %+v, want the action %q", last, tc.last)
+			}
+		})
+	}
+}
+
+// TestExplainTraceFromOutside: the controller hands the tracer a packet
+// from outside as the host translated it; it enters the target's network
+// from the host, and the target's ingress rules judge the outside's
+// address.
+func TestExplainTraceFromOutside(t *testing.T) {
+	s := traceState()
+	guarded := s
+	guarded.Policy = model.Policy{
+		Groups: map[string]model.SecurityGroup{"web": testGroup(t, "web", 1, v1.Rule{Direction: "ingress", Protocol: "tcp", Ports: "80", Remote: "198.51.100.0/24"})},
+		Ports:  map[string]model.GroupList{"web2": groupList(t, "web")},
+	}
+	for _, tc := range []struct {
+		name    string
+		s       datapath.State
+		q       v1.Query
+		verdict string
+		last    string
+	}{
+		{"delivered", s, v1.Query{FromAddress: addr("192.0.2.7"), To: addr("10.61.0.3"), Proto: "tcp", DPort: 80}, v1.Delivered,
+			"to " + model.PortMAC("web2") + " on " + model.HostIfname("web2")},
+		{"allowed", guarded, v1.Query{FromAddress: addr("198.51.100.2"), To: addr("10.61.0.3"), Proto: "tcp", DPort: 80}, v1.Delivered,
+			`ip saddr 198.51.100.0/24 tcp dport 80 counter name "r_web_0" accept`},
+		{"denied", guarded, v1.Query{FromAddress: addr("192.0.2.7"), To: addr("10.61.0.3"), Proto: "tcp", DPort: 80}, v1.Dropped,
+			`ip daddr @guarded counter name "drop_policy" drop`},
+		{"no port", s, v1.Query{FromAddress: addr("192.0.2.7"), To: addr("10.61.0.99")}, v1.Dropped, "ARP for 10.61.0.99: no port answers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			if err := q.Check(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := explainTrace(q, tc.s, "vnbr", traceRoutes{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Steps[0].Stage != "nft inet ovs_vnet forward" || !strings.Contains(res.Packet, "from "+q.FromAddress.String()) {
+				t.Errorf("first step %+v, packet %q", res.Steps[0], res.Packet)
+			}
+			last := res.Steps[len(res.Steps)-1]
+			if res.Verdict != tc.verdict || strings.Join(last.Actions, "|") != tc.last {
+				t.Errorf("got %s, last step %+v; want %s, %q", res.Verdict, last, tc.verdict, tc.last)
 			}
 		})
 	}

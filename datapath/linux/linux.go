@@ -3,7 +3,8 @@
 // bridge, routing between the networks of a router by the host, and isolation,
 // masquerade and anti-spoofing by nftables rules in tables of our own (`inet
 // ovs_vnet` for networks and routers, see Ruleset; `bridge ovs_vnet` for ports,
-// see PortRules; `inet ovs_vnet_sg` for security groups, see policy_nft.go).
+// see PortRules; `inet ovs_vnet_sg` for security groups, see policy_nft.go;
+// `ip ovs_vnet_nat` for floating IPs and port forwards, see nat.go).
 // Nothing outside those tables and our own links is touched.
 //
 // Given a datapath.Underlay the backend is one host of a cluster: each
@@ -86,6 +87,8 @@ type Backend struct {
 
 	// sg enforces the security groups (policy.go).
 	sg policyState
+	// nat enforces floating IPs and port forwards (nat.go); mu guards it.
+	nat natState
 	// proc is where /proc is (bridgenf.go). noPolicy is why the backend
 	// does not offer security groups, found at New: bridged traffic
 	// skips the hooks its table is on.
@@ -157,7 +160,7 @@ func (b *Backend) Info() datapath.Info {
 // Capabilities implements datapath.Backend: no OpenFlow, no OVSDB; security
 // groups only if bridged traffic met the inet hooks at New.
 func (b *Backend) Capabilities() datapath.Capabilities {
-	c := datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, Policy: b, DHCP: b}
+	c := datapath.Capabilities{PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, Policy: b, NAT: b, DHCP: b}
 	if b.noPolicy != "" {
 		c.Policy, c.NoPolicy = nil, b.noPolicy
 	}
@@ -331,30 +334,42 @@ func (b *Backend) DeleteNetwork(ctx context.Context, n model.Network) error {
 
 // syncRules re-renders the inet table from the networks and routers we hold,
 // with extra (bridge table commands) in the same transaction; b.mu is held.
-// Forwarding goes on before the rules that rely on it.
+func (b *Backend) syncRules(ctx context.Context, extra string) error { return b.sync(ctx, true, extra) }
+
+// sync re-renders the inet table when inet is set, and the NAT table when
+// it no longer holds what the NAT and the networks make, in one
+// transaction with extra; b.mu is held. Forwarding goes on before the
+// rules that rely on it.
 //
 // Before the first Prune a table inherited from a previous run is left alone:
 // rendering the part of the state ensured so far would cut the routes of
 // networks not yet ensured for the length of the restart. On a fresh host
 // there is no such table, and rules are written at once.
-func (b *Backend) syncRules(ctx context.Context, extra string) error {
+func (b *Backend) sync(ctx context.Context, inet bool, extra string) error {
 	networks := slices.Collect(maps.Values(b.networks))
 	routers := slices.Collect(maps.Values(b.routers))
-	if routing(networks, routers) {
+	if routing(networks, routers, b.nat.want) {
 		if err := hostnet.EnableForwarding(); err != nil {
 			return err
 		}
 	}
 	script := extra
-	if !b.inherited {
-		script = Ruleset(b.prefix, networks, routers) + extra
+	if inet && !b.inherited {
+		script = Ruleset(b.prefix, networks, routers, b.nat.want) + extra
 	}
-	if script == "" {
+	nat, held, err := b.natScript(ctx)
+	if err != nil {
+		return fmt.Errorf("nat rules: %w", err)
+	}
+	if script+nat == "" {
+		b.natApplied(ctx, held)
 		return nil
 	}
-	if err := hostnet.ApplyNft(ctx, script); err != nil {
+	b.nat.held = nil // unknown until the change is through
+	if err := hostnet.ApplyNft(ctx, script+nat); err != nil {
 		return fmt.Errorf("network rules: %w", err)
 	}
+	b.natApplied(ctx, held)
 	return nil
 }
 
@@ -398,6 +413,11 @@ func (b *Backend) AttachPort(ctx context.Context, n model.Network, p model.Port)
 		if err := netlink.LinkSetMaster(host, br); err != nil {
 			return p, fmt.Errorf("port %s: add %s to bridge %s: %w", p.Name, p.HostIfname, br.Attrs().Name, err)
 		}
+	}
+	// Every port, and every adopted one: a forward may target it later,
+	// ours or a chained portmap's (nat.go).
+	if err := netlink.LinkSetHairpin(host, true); err != nil {
+		return p, fmt.Errorf("port %s: hairpin mode on %s: %w", p.Name, p.HostIfname, err)
 	}
 	fault.Point("attach-after-bridge-master")
 	return p, nil
@@ -488,8 +508,8 @@ func (b *Backend) SpoofDrops(ctx context.Context, port string) (uint64, error) {
 	return n, nil
 }
 
-// Prune implements datapath.Backend: links, per-port rules, the inet table
-// and the security groups' table are made to match s, and in a cluster the
+// Prune implements datapath.Backend: links, per-port rules, the inet table,
+// the NAT table and the security groups' table are made to match s, and in a cluster the
 // overlay: VXLAN devices, the
 // gateway ARP rules, and the remote ports' entries, which must be s.Remote.
 // Per-port objects of ports in s are left as they are, so their counters
@@ -527,6 +547,7 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 		b.routers[r.Name] = r
 	}
 	b.inherited = false
+	b.nat.want, b.nat.primed, b.nat.held = s.NAT, true, nil
 	if err := b.syncRules(ctx, ""); err != nil {
 		return err
 	}

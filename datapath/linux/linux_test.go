@@ -35,6 +35,31 @@ func newNetns(t *testing.T, prefix string) string {
 	return name
 }
 
+// newHostBed makes the host namespace, loopback up, for a test of at most
+// timeout.
+func newHostBed(t *testing.T, prefix string, timeout time.Duration) *hostBed {
+	t.Helper()
+	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	h := &hostBed{t: t, ns: newNetns(t, prefix), ctx: ctx}
+	testbed.Run(t, "ip", "-n", h.ns, "link", "set", "lo", "up")
+	return h
+}
+
+// outside makes an "outside" namespace on the host's uplink "vout":
+// hostAddr and outAddr are the two ends' addresses in one /24.
+func (h *hostBed) outside(hostAddr, outAddr netip.Addr) string {
+	h.t.Helper()
+	out := newNetns(h.t, "vnt-lo-")
+	testbed.Run(h.t, "ip", "-n", h.ns, "link", "add", "vout", "type", "veth", "peer", "name", "eth0", "netns", out)
+	testbed.Run(h.t, "ip", "-n", h.ns, "addr", "add", hostAddr.String()+"/24", "dev", "vout")
+	testbed.Run(h.t, "ip", "-n", h.ns, "link", "set", "vout", "up")
+	testbed.Run(h.t, "ip", "-n", out, "addr", "add", outAddr.String()+"/24", "dev", "eth0")
+	testbed.Run(h.t, "ip", "-n", out, "link", "set", "eth0", "up")
+	return out
+}
+
 // do runs f in the host namespace.
 func (h *hostBed) do(what string, f func() error) {
 	h.t.Helper()
@@ -81,11 +106,8 @@ func (h *hostBed) spoofDrops(b *Backend, port string) uint64 {
 }
 
 func TestLinuxBackendReachability(t *testing.T) {
-	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	h := &hostBed{t: t, ns: newNetns(t, "vnt-lh-"), ctx: ctx}
-	testbed.Run(t, "ip", "-n", h.ns, "link", "set", "lo", "up")
+	h := newHostBed(t, "vnt-lh-", 2*time.Minute)
+	ctx := h.ctx
 
 	blue := model.Network{Name: "blue", Subnet: netip.MustParsePrefix("10.71.0.0/24"), Gateway: netip.MustParseAddr("10.71.0.1"), MTU: 1500}
 	red := model.Network{Name: "red", Subnet: netip.MustParsePrefix("10.72.0.0/24"), Gateway: netip.MustParseAddr("10.72.0.1"), MTU: 1500}
@@ -123,12 +145,7 @@ func TestLinuxBackendReachability(t *testing.T) {
 
 	// An "outside" world reached through the host: with no route back to the
 	// networks, a reply arrives only if the host masqueraded the request.
-	outside := newNetns(t, "vnt-lo-")
-	testbed.Run(t, "ip", "-n", h.ns, "link", "add", "vout", "type", "veth", "peer", "name", "eth0", "netns", outside)
-	testbed.Run(t, "ip", "-n", h.ns, "addr", "add", "192.0.2.1/24", "dev", "vout")
-	testbed.Run(t, "ip", "-n", h.ns, "link", "set", "vout", "up")
-	testbed.Run(t, "ip", "-n", outside, "addr", "add", "192.0.2.2/24", "dev", "eth0")
-	testbed.Run(t, "ip", "-n", outside, "link", "set", "eth0", "up")
+	outside := h.outside(netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"))
 
 	h.expect(b1.Netns, "10.71.0.6", true, "same network")
 	h.expect(b1.Netns, "10.71.0.1", true, "own gateway")

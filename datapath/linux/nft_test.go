@@ -27,18 +27,31 @@ var (
 )
 
 func TestRulesetGolden(t *testing.T) {
+	webTarget := model.Target{Port: web.Name, Network: web.Network, IP: web.IP}
+	nat := model.NAT{
+		Floating: []model.FloatingRule{
+			{Name: "pub", Address: netip.MustParseAddr("203.0.113.50"), Target: webTarget},
+			{Name: "vmpub", Address: netip.MustParseAddr("203.0.113.51"), Target: model.Target{Port: vm.Name, Network: vm.Network, IP: vm.IP}},
+			{Name: "gpub", Address: netip.MustParseAddr("203.0.113.52"), Target: model.Target{Port: "g", Network: "green", IP: netip.MustParseAddr("10.63.0.5")}},
+		},
+		Forwards: []model.ForwardRule{{Name: "http", Proto: model.ProtoTCP, HostPort: 8080, TargetPort: 80, Target: webTarget}},
+	}
 	for _, c := range []struct {
 		file    string
 		nets    []model.Network
 		routers []model.Router
+		nat     model.NAT
 	}{
-		{"testdata/two-networks.nft", []model.Network{red, blue}, nil},
-		{"testdata/empty.nft", nil, nil},
+		{"testdata/two-networks.nft", []model.Network{red, blue}, nil, model.NAT{}},
+		{"testdata/empty.nft", nil, nil, model.NAT{}},
 		// The router names a network that is gone: it must not appear.
 		{"testdata/router-masquerade.nft", []model.Network{red, blue, green},
-			[]model.Router{{Name: "r1", Networks: []string{"blue", "green", "gone"}}}},
+			[]model.Router{{Name: "r1", Networks: []string{"blue", "green", "gone"}}}, model.NAT{}},
+		// Floating IPs of ports of networks that do not masquerade let
+		// those ports out, and their replies in; green's need nothing.
+		{"testdata/floating.nft", []model.Network{red, blue, green}, nil, nat},
 	} {
-		nftGolden(t, c.file, "", Ruleset("vnbr", c.nets, c.routers))
+		nftGolden(t, c.file, "", Ruleset("vnbr", c.nets, c.routers, c.nat))
 	}
 }
 

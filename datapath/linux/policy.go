@@ -10,10 +10,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 
@@ -124,7 +122,9 @@ func (b *Backend) syncPolicy(ctx context.Context) error {
 	have := *b.sg.held
 	want := b.wantFrom(have)
 	b.sg.held = nil // unknown until the change is through
-	failed := sendPolicy(ctx, have, want)
+	// Primed, a table whose ingress chain an earlier version put on the
+	// forward hook is rewritten whole (policyScript moves the chain).
+	failed := sendPolicy(ctx, have, want, b.sg.primed && have.forwardIngress)
 	if failed != nil && !cached {
 		return failed
 	}
@@ -153,10 +153,10 @@ func (b *Backend) wantFrom(have policyTable) policyTable {
 }
 
 // sendPolicy turns the table have into want: by a script when objects or
-// rules differ, by set elements alone when only they do.
-func sendPolicy(ctx context.Context, have, want policyTable) error {
+// rules differ or rewrite is set, by set elements alone when only they do.
+func sendPolicy(ctx context.Context, have, want policyTable, rewrite bool) error {
 	switch {
-	case have.exists != want.exists || have.hash != want.hash || !covers(have, want):
+	case have.exists != want.exists || have.hash != want.hash || rewrite || !covers(have, want):
 		if err := hostnet.ApplyNft(ctx, policyScript(have, want)); err != nil {
 			return fmt.Errorf("rules: %w", err)
 		}
@@ -207,7 +207,7 @@ func covers(have, want policyTable) bool {
 // one netlink batch (one transaction): set elements and nothing else. dial
 // replaces the kernel in tests.
 func applyElements(ctx context.Context, dial func([]netlink.Message) ([]netlink.Message, error), have, want policyTable) error {
-	c, err := policyConn(ctx, dial)
+	c, err := hostnet.NftConn(ctx, dial)
 	if err != nil {
 		return err
 	}
@@ -240,32 +240,10 @@ func elements(addrs []netip.Addr) []nftables.SetElement {
 	return e
 }
 
-// policyConn is an nftables netlink connection bounded by ctx's deadline.
-// Its sockets are opened on the calling thread, in the namespace this call
-// acts on (see Backend).
-func policyConn(ctx context.Context, dial func([]netlink.Message) ([]netlink.Message, error)) (*nftables.Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(10 * time.Second)
-	}
-	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error { return c.SetDeadline(deadline) })}
-	if dial != nil {
-		opts = []nftables.ConnOption{nftables.WithTestDial(dial)}
-	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("nftables netlink: %w", err)
-	}
-	return c, nil
-}
-
 // readPolicyTable reads the table over netlink: its objects' names, the
 // sets' elements and the rules' hash. No table is an empty one.
 func readPolicyTable(ctx context.Context) (policyTable, error) {
-	c, err := policyConn(ctx, nil)
+	c, err := hostnet.NftConn(ctx, nil)
 	if err != nil {
 		return policyTable{}, err
 	}
@@ -289,6 +267,7 @@ func readPolicyTable(ctx context.Context) (policyTable, error) {
 		if ch.Name != policyIngress {
 			continue
 		}
+		t.forwardIngress = ch.Hooknum != nil && *ch.Hooknum == *nftables.ChainHookForward
 		rules, err := c.GetRules(table, ch)
 		if err != nil {
 			return policyTable{}, fmt.Errorf("read chain %s: %w", ch.Name, err)
@@ -315,7 +294,7 @@ func readPolicyTable(ctx context.Context) (policyTable, error) {
 			}
 		}
 	}
-	counters, err := readPolicyCounters(c, table)
+	counters, err := hostnet.NftCounters(c, table)
 	if err != nil {
 		return policyTable{}, err
 	}
@@ -326,33 +305,16 @@ func readPolicyTable(ctx context.Context) (policyTable, error) {
 	return t, nil
 }
 
-// readPolicyCounters reads the table's named counters in one dump.
-func readPolicyCounters(c *nftables.Conn, table *nftables.Table) (map[string]*expr.Counter, error) {
-	objs, err := c.GetNamedObjects(table)
-	if err != nil {
-		return nil, fmt.Errorf("read counters: %w", err)
-	}
-	out := map[string]*expr.Counter{}
-	for _, o := range objs {
-		if n, ok := o.(*nftables.NamedObj); ok && n.Table.Name == table.Name {
-			if counter, ok := n.Obj.(*expr.Counter); ok {
-				out[n.Name] = counter
-			}
-		}
-	}
-	return out, nil
-}
-
 // PolicyStats implements datapath.PolicyEnforcer: the rules' counters and
 // drop_policy, from one netlink dump of the table's counters. No table, no
 // counters.
 func (b *Backend) PolicyStats(ctx context.Context) (datapath.PolicyStats, error) {
-	c, err := policyConn(ctx, nil)
+	c, err := hostnet.NftConn(ctx, nil)
 	if err != nil {
 		return datapath.PolicyStats{}, fmt.Errorf("policy stats: %w", err)
 	}
 	table := &nftables.Table{Name: hostnet.PolicyTable, Family: nftables.TableFamilyINet}
-	counters, err := readPolicyCounters(c, table)
+	counters, err := hostnet.NftCounters(c, table)
 	if errors.Is(err, os.ErrNotExist) {
 		return datapath.PolicyStats{}, nil
 	}

@@ -22,10 +22,20 @@ import (
 //	set m_<group>            every port of the group, any host: remote_group's peers
 //	chain ig_<group>         the group's ingress rules, each `... counter name r_<group>_<i> accept`
 //	chain eg_<group>         its egress rules
-//	chain egress, ingress    base chains on the forward hook (filter+10, filter+20):
-//	                         replies and related ICMP pass on conntrack, then a jump
-//	                         per group into its chain, then a guarded port's
+//	chain egress             base chain on the forward hook (filter+10)
+//	chain ingress            base chain on the postrouting hook (srcnat+10)
+//	                         both: replies and related ICMP pass on conntrack, then a
+//	                         jump per group into its chain, then a guarded port's
 //	                         leftovers count in drop_policy and drop
+//
+// Egress judges what a port sends, ingress what it receives, as on OVS:
+// egress rules match the connection's original destination (`ct
+// original`), the address and port the port dialled even when the host
+// translates them (a port forward, a floating IP); ingress sits after
+// every translation — the host's own packets and hairpinned ones, whose
+// source the host rewrote, pass postrouting and not forward — so its
+// rules see the source the port sees. A drop there still comes before
+// conntrack confirms the connection.
 //
 // Every address is a port's own (the bridge table pins them to ports), so
 // rules keyed on addresses are keyed on ports, which br_netfilter does not
@@ -91,6 +101,9 @@ type policyTable struct {
 	sets, chains, counters []string
 	// elems are the sets' elements.
 	elems map[string]map[netip.Addr]bool
+	// forwardIngress: the kernel's ingress chain is on the forward hook,
+	// where releases before floating IPs had it; it is made again.
+	forwardIngress bool
 }
 
 // wantPolicy renders the table p needs, given this host's attached ports'
@@ -197,25 +210,26 @@ func ruleText(group string, i int, r model.Rule) string {
 }
 
 // ruleMatch renders what a rule matches, the peer's address first: the
-// source of an ingress packet, the destination of an egress one.
+// source of an ingress packet, the destination an egress one was sent to
+// (its connection's original one, before the host translated it).
 func ruleMatch(r model.Rule) string {
-	peer := "saddr"
+	peer, dport := "ip saddr", "%s dport"
 	if r.Direction == model.Egress {
-		peer = "daddr"
+		peer, dport = "ct original ip daddr", "meta l4proto %s ct original proto-dst"
 	}
 	var b strings.Builder
 	switch {
 	case r.RemoteGroup != "":
-		fmt.Fprintf(&b, "ip %s @%s ", peer, memberSet(r.RemoteGroup))
+		fmt.Fprintf(&b, "%s @%s ", peer, memberSet(r.RemoteGroup))
 	case r.Remote.IsValid():
-		fmt.Fprintf(&b, "ip %s %s ", peer, r.Remote)
+		fmt.Fprintf(&b, "%s %s ", peer, r.Remote)
 	}
 	proto := map[uint8]string{model.ProtoICMP: "icmp", model.ProtoTCP: "tcp", model.ProtoUDP: "udp"}[r.Proto]
 	switch {
 	case r.PortMin != 0 && r.PortMin == r.PortMax:
-		fmt.Fprintf(&b, "%s dport %d ", proto, r.PortMin)
+		fmt.Fprintf(&b, dport+" %d ", proto, r.PortMin)
 	case r.PortMin != 0:
-		fmt.Fprintf(&b, "%s dport %d-%d ", proto, r.PortMin, r.PortMax)
+		fmt.Fprintf(&b, dport+" %d-%d ", proto, r.PortMin, r.PortMax)
 	case proto != "":
 		fmt.Fprintf(&b, "ip protocol %s ", proto)
 	}
@@ -258,7 +272,10 @@ func policyScript(have, want policyTable) string {
 		case policyEgress:
 			fmt.Fprintf(&b, "add chain inet %s %s { type filter hook forward priority filter + 10; policy accept; }\n", t, c)
 		case policyIngress:
-			fmt.Fprintf(&b, "add chain inet %s %s { type filter hook forward priority filter + 20; policy accept; }\n", t, c)
+			if have.forwardIngress {
+				fmt.Fprintf(&b, "flush chain inet %s %s\ndelete chain inet %s %s\n", t, c, t, c)
+			}
+			fmt.Fprintf(&b, "add chain inet %s %s { type filter hook postrouting priority srcnat + 10; policy accept; }\n", t, c)
 		default:
 			fmt.Fprintf(&b, "add chain inet %s %s\n", t, c)
 		}

@@ -443,6 +443,23 @@ func testPolicyRestart(s *sgBed, pol model.Policy) {
 	}
 	s.checkMatrix(pol, "after restart")
 
+	// A table of a release that had the ingress chain on the forward
+	// hook: a restart puts it on postrouting, where it judges the host's
+	// own packets too.
+	chain := testbed.Run(t, "ip", "netns", "exec", s.ns, "nft", "list", "chain", "inet", hostnet.PolicyTable, policyIngress)
+	old := strings.Replace(chain, "hook postrouting priority srcnat + 10", "hook forward priority filter + 20", 1)
+	testbed.Run(t, "ip", "netns", "exec", s.ns, "nft", fmt.Sprintf("flush chain inet %[1]s %[2]s; delete chain inet %[1]s %[2]s; %[3]s",
+		hostnet.PolicyTable, policyIngress, old))
+	s.do("upgrade", func() (err error) {
+		if s.b, err = New(s.ctx, "vnsg", nil); err != nil {
+			return err
+		}
+		return s.bringUp(pol)
+	})
+	if chain := testbed.Run(t, "ip", "netns", "exec", s.ns, "nft", "list", "chain", "inet", hostnet.PolicyTable, policyIngress); !strings.Contains(chain, "hook postrouting") {
+		t.Errorf("the ingress chain after an upgrade:\n%s", chain)
+	}
+
 	q := sgPolicy(t, s.ports)
 	delete(q.Groups, "icmp-admin")
 	q.Ports["web"], q.Ports["db"] = groupList(t, "web"), groupList(t, "db")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
 	"github.com/ovs-vnet/ovs-vnet/datapath/nsfile"
 )
 
@@ -40,6 +41,14 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.R
 	}
 	s.Remote = nil // the explanation knows this host's bridges only
 	s.Policy = b.enforced()
+	b.mu.Lock()
+	s.NAT = b.nat.want
+	b.mu.Unlock()
+	local, err := hostnet.LocalAddrs()
+	if err != nil {
+		return v1.Result{}, fmt.Errorf("trace: %w", err)
+	}
+	routes.Local = local
 	return explainTrace(q, s, b.prefix, routes)
 }
 

@@ -56,7 +56,7 @@ type agentConfig struct {
 }
 
 type agentCmd struct {
-	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, dhcp-stats, end-pickup, close
+	Op      string // new, network, router, attach, detach, check, drain, changed, remote, prune, flows, trace, policy, policy-stats, switch-stats, nat, nat-stats, dhcp-stats, end-pickup, close
 	Config  agentConfig
 	Network model.Network
 	Router  model.Router
@@ -65,6 +65,7 @@ type agentCmd struct {
 	State   datapath.State
 	Query   v1.Query
 	Policy  model.Policy
+	NAT     model.NAT
 }
 
 type agentReply struct {
@@ -80,6 +81,7 @@ type agentReply struct {
 	PolicyStats datapath.PolicyStats
 	SwitchStats datapath.SwitchStats
 	DHCPStats   datapath.DHCPStats
+	NATStats    datapath.NATStats
 }
 
 // runAgent serves commands until stdin closes or a close command; it
@@ -133,7 +135,8 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		}
 		*b, err = New(ctx, db, Config{Bridge: c.Config.Bridge, DatapathType: "netdev", OpenFlowListen: c.Config.Listen,
 			VswitchdCtl: c.Config.VswitchdCtl, Underlay: c.Config.Underlay, SparePorts: c.Config.SparePorts, Log: log,
-			Registerer: prometheus.NewRegistry(), PickupWindow: c.Config.PickupWindow})
+			Registerer: prometheus.NewRegistry(), NAT: testNATHost(),
+			PickupWindow: c.Config.PickupWindow})
 		if err != nil {
 			db.Close()
 		}
@@ -175,6 +178,10 @@ func agentDo(ctx context.Context, b **Backend, c agentCmd, r *agentReply, log *s
 		r.PolicyStats, err = (*b).PolicyStats(ctx)
 	case "switch-stats":
 		r.SwitchStats, err = (*b).SwitchStats(ctx)
+	case "nat":
+		err = (*b).SetNAT(ctx, c.NAT)
+	case "nat-stats":
+		r.NATStats, err = (*b).NATStats(ctx)
 	case "dhcp-stats":
 		r.DHCPStats, err = (*b).DHCPStats(ctx)
 	case "end-pickup":

@@ -43,9 +43,38 @@ func tracePacket(q v1.Query, s datapath.State) (string, error) {
 		}
 		dstMAC = dst.MAC
 	}
-	pkt := fmt.Sprintf("%s,in_port=%d,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64", q.Proto, p.Ofport, srcMAC, dstMAC, src, q.To)
+	return withL4(fmt.Sprintf("%s,in_port=%d,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64", q.Proto, p.Ofport, srcMAC, dstMAC, src, q.To), q), nil
+}
+
+// fromHost tells a query of a packet the host's stack sends into a
+// network: a connection from outside or from the host itself as the
+// host's NAT translated it (docs/PIPELINE.md, floating IPs and port
+// forwards), with no port as its sender (From empty), FromAddress its
+// source (v1.Query) and To, DPort its translated destination.
+func fromHost(q v1.Query) bool { return q.From == "" }
+
+// hostPacket is the packet of a query fromHost, as ofproto/trace takes
+// it: in through the bridge's own port (LOCAL), from the host's MAC to the
+// MAC of the port with the destination address, which the host learned by
+// ARP — or, when no port has the address, that ARP request.
+func hostPacket(q v1.Query, s datapath.State, hostMAC string) (string, error) {
+	o := explain.Index(s)
+	n, ok := o.NetworkOf(q.To)
+	if !ok {
+		return "", fmt.Errorf("%s is in no network: the host does not send it into the bridge", q.To)
+	}
+	dst, ok := o.PortWith(n.Name, q.To)
+	if !ok {
+		return fmt.Sprintf("arp,in_port=LOCAL,dl_src=%s,dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=%s,arp_tpa=%s,arp_sha=%s",
+			hostMAC, q.FromAddress, q.To, hostMAC), nil
+	}
+	return withL4(fmt.Sprintf("%s,in_port=LOCAL,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64", q.Proto, hostMAC, dst.MAC, q.FromAddress, q.To), q), nil
+}
+
+// withL4 completes an IPv4 packet with q's protocol header.
+func withL4(pkt string, q v1.Query) string {
 	if q.Proto == v1.ProtoICMP {
-		return pkt + ",icmp_type=8,icmp_code=0", nil
+		return pkt + ",icmp_type=8,icmp_code=0"
 	}
 	sport := traceSrcPort
 	if q.Proto == v1.ProtoUDP && q.DPort == dhcp.ServerPort {
@@ -60,7 +89,20 @@ func tracePacket(q v1.Query, s datapath.State) (string, error) {
 		// first packet never is.
 		pkt += ",tcp_flags=syn"
 	}
-	return pkt, nil
+	return pkt
+}
+
+// traceSource is the port that sends q's packet and its network; for a
+// packet from the host, no port and the destination's network.
+func traceSource(o explain.Objects, q v1.Query) (model.Port, model.Network, error) {
+	if !fromHost(q) {
+		return o.Source(q)
+	}
+	n, ok := o.NetworkOf(q.To)
+	if !ok {
+		return model.Port{}, n, fmt.Errorf("%s is in no network", q.To)
+	}
+	return model.Port{}, n, nil
 }
 
 // stepLine is the head of one table's step in ofproto/trace's output:
@@ -85,7 +127,7 @@ func ctNext() []string { return []string{"--ct-next", "trk,new", "--ct-next", "t
 // one to a verdict.
 func explainTrace(q v1.Query, s datapath.State, packet, raw string) (v1.Result, error) {
 	o := explain.Index(s)
-	from, n, err := o.Source(q)
+	from, n, err := traceSource(o, q)
 	if err != nil {
 		return v1.Result{}, err
 	}

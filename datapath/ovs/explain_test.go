@@ -129,6 +129,31 @@ func TestExplainTraceUnknownOutput(t *testing.T) {
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
+// TestHostPacket: a query without a port is the packet the host sends
+// into a network, translated: in at LOCAL, to the port's MAC, or the
+// host's ARP request when no port has the address.
+func TestHostPacket(t *testing.T) {
+	const host = "02:76:00:00:00:fe"
+	for _, c := range []struct {
+		q    v1.Query
+		want string
+	}{
+		{v1.Query{FromAddress: addr("198.51.100.2"), To: addr("10.61.0.2"), Proto: v1.ProtoTCP, DPort: 80},
+			"tcp,in_port=LOCAL,dl_src=" + host + ",dl_dst=72:72:17:b1:8e:99,nw_src=198.51.100.2,nw_dst=10.61.0.2,nw_ttl=64,tcp_src=40000,tcp_dst=80,tcp_flags=syn"},
+		{v1.Query{FromAddress: addr("198.51.100.2"), To: addr("10.62.0.2"), Proto: v1.ProtoICMP},
+			"icmp,in_port=LOCAL,dl_src=" + host + ",dl_dst=ce:e4:5f:b6:e9:ce,nw_src=198.51.100.2,nw_dst=10.62.0.2,nw_ttl=64,icmp_type=8,icmp_code=0"},
+		{v1.Query{FromAddress: addr("198.51.100.2"), To: addr("10.62.0.77"), Proto: v1.ProtoUDP, DPort: 53},
+			"arp,in_port=LOCAL,dl_src=" + host + ",dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa=198.51.100.2,arp_tpa=10.62.0.77,arp_sha=" + host},
+	} {
+		if got, err := hostPacket(c.q, devModel(), host); err != nil || got != c.want {
+			t.Errorf("%+v: %s (%v)\nwant %s", c.q, got, err, c.want)
+		}
+	}
+	if _, err := hostPacket(v1.Query{FromAddress: addr("198.51.100.2"), To: addr("192.0.2.7"), Proto: v1.ProtoICMP}, devModel(), host); err == nil {
+		t.Error("no error for an address in no network")
+	}
+}
+
 // TestNoMatch: a rules pass that found no flow is told from the actions
 // around it.
 func TestNoMatch(t *testing.T) {

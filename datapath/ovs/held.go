@@ -42,10 +42,11 @@ func (b *Backend) Held(ctx context.Context) (datapath.Held, error) {
 	}
 	// An empty model names no object: only the kind of each cookie counts.
 	// Security groups' rules are left out: groups may exist without any
-	// network, and a state with none compiles them anew.
+	// network, and a state with none compiles them anew. So are the NAT's
+	// flows, which follow the ports they name.
 	owners := pipeline.NewOwners(pipeline.Model{})
 	for _, f := range flows {
-		if owner, _ := owners.Of(f.Cookie); owner.Kind != v1.OwnerPipeline && owner.Kind != v1.OwnerRule {
+		if owner, _ := owners.Of(f.Cookie); owner.Kind != v1.OwnerPipeline && owner.Kind != v1.OwnerRule && owner.Kind != v1.OwnerNAT {
 			h.Flows++
 		}
 	}

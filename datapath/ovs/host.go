@@ -3,7 +3,6 @@ package ovs
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -16,14 +15,16 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// The host side of masquerade. A masquerading network's traffic for the
-// outside leaves the bridge through its own (LOCAL) interface into the host's
-// IP stack, which routes it out and masquerades it; the replies come back the
-// same way. For that the host has a route to each masquerading subnet through
-// the LOCAL interface — and no address in it: on the userspace datapath the
-// host stack also sees every frame of the ports' veth ends, and would answer
-// ARP for the gateway there in place of the flows. Our nftables table keeps
-// the host from doing anything else with the networks' traffic.
+// The host side of masquerade and NAT. A masquerading network's traffic
+// for the outside leaves the bridge through its own (LOCAL) interface into
+// the host's IP stack, which routes it out and masquerades it; the replies
+// come back the same way. Floating IPs and port forwards are translated
+// there too (datapath/natnft), for every network. For that the host has a
+// route to each network's subnet through the LOCAL interface — and no
+// address in it: on the userspace datapath the host stack also sees every
+// frame of the ports' veth ends, and would answer ARP for the gateway there
+// in place of the flows. Our nftables table keeps the host from doing
+// anything else with the networks' traffic.
 
 // routeProtocol marks the routes we add (rtnetlink's protocol field), so
 // that we find — and remove — only ours, and hostnet.SubnetConflict does not
@@ -42,14 +43,23 @@ const routeProtocol = hostnet.RouteProtocol
 // IPv6, which link.Seal turns off on them already) before conntrack or
 // routing; the arp table drops their ARP, so the host neither answers nor
 // learns a neighbour. One static rule per family: attaching a port changes no
-// rule. The bridge's own interface (LOCAL) is in no group, so masquerade
-// traffic, which enters the host there, is judged by the chains below.
+// rule. The bridge's own interface (LOCAL) is in no group, so the traffic
+// that enters the host there is judged by the chains below.
 //
-// The host never forwards between two networks (routing between them is in
-// the flows, where isolation is decided), forwards from a masquerading
-// network only to the outside, lets nothing from outside open a connection
-// into a network, and offers the networks none of its own services.
-func HostRuleset(bridge string, networks []model.Network) string {
+// The host never forwards between two networks on its own (routing between
+// them is in the flows, where isolation is decided), forwards from a
+// masquerading network or a floating IP's port only to the outside, lets
+// nothing open a connection into a network but what a DNAT translated (a
+// port forward, a floating IP, a chained portmap plugin's), lets no port
+// through another tool's translation that leads out of the networks (a
+// Docker published port, a kube-proxy service) unless it may go out at
+// all, sends nothing
+// of its own into one but that, and offers the networks none of its own
+// services. A connection a port opens to a forward or floating address
+// leaves the host into the networks with the address it dialled as its
+// source, so that its answers come back through the host (docs/DESIGN.md
+// §8.5).
+func HostRuleset(bridge string, networks []model.Network, nat model.NAT) string {
 	var b strings.Builder
 	// "add table" makes the delete valid when the table does not exist yet.
 	for _, family := range []string{"inet", "arp"} {
@@ -58,32 +68,53 @@ func HostRuleset(bridge string, networks []model.Network) string {
 	if len(networks) == 0 {
 		return b.String()
 	}
-	var subnets []string
+	var all, masq, floating []string
 	for _, n := range networks {
+		all = append(all, n.Subnet.String())
 		if n.Masquerade {
-			subnets = append(subnets, n.Subnet.String())
+			masq = append(masq, n.Subnet.String())
 		}
+	}
+	for _, f := range nat.Floating {
+		floating = append(floating, f.IP.String())
 	}
 	fmt.Fprintf(&b, "table inet %s {\n", hostnet.Table)
 	b.WriteString(hostEndsChain("prerouting", "raw"))
-	if len(subnets) > 0 {
-		slices.Sort(subnets)
-		set := "{ " + strings.Join(subnets, ", ") + " }"
-		fmt.Fprintf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
-		fmt.Fprintf(&b, "\t\tiifname %q oifname %q drop\n", bridge, bridge)
-		fmt.Fprintf(&b, "\t\toifname %q ct state established,related accept\n", bridge)
-		fmt.Fprintf(&b, "\t\toifname %q drop\n", bridge)
-		fmt.Fprintf(&b, "\t\tiifname %q ip saddr %s accept\n", bridge, set)
-		fmt.Fprintf(&b, "\t\tiifname %q drop\n\t}\n", bridge)
-		fmt.Fprintf(&b, "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
-		fmt.Fprintf(&b, "\t\tiifname %q ct state established,related accept\n", bridge)
-		fmt.Fprintf(&b, "\t\tiifname %q drop\n\t}\n", bridge)
-		fmt.Fprintf(&b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
-		fmt.Fprintf(&b, "\t\toifname != %q ip saddr %s masquerade\n\t}\n", bridge, set)
+	fmt.Fprintf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
+	// Into the networks and the replies back: a translation that leads
+	// elsewhere is another tool's (Docker's, kube-proxy's), which the
+	// networks reach only as far as the rules below let them out.
+	fmt.Fprintf(&b, "\t\toifname %q ct status dnat accept comment %q\n", bridge, "forwarded ports, floating IPs")
+	fmt.Fprintf(&b, "\t\tiifname %q ct direction reply ct status dnat accept comment %q\n", bridge, "forwarded ports, floating IPs")
+	fmt.Fprintf(&b, "\t\tiifname %q oifname %q drop\n", bridge, bridge)
+	fmt.Fprintf(&b, "\t\toifname %q ct state established,related accept\n", bridge)
+	fmt.Fprintf(&b, "\t\toifname %q drop\n", bridge)
+	for _, from := range [][]string{masq, floating} {
+		if len(from) > 0 {
+			fmt.Fprintf(&b, "\t\tiifname %q ip saddr %s accept\n", bridge, set(from))
+		}
 	}
-	b.WriteString("}\n")
+	fmt.Fprintf(&b, "\t\tiifname %q drop\n\t}\n", bridge)
+	fmt.Fprintf(&b, "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n")
+	fmt.Fprintf(&b, "\t\tiifname %q ct state established,related accept\n", bridge)
+	fmt.Fprintf(&b, "\t\tiifname %q drop\n\t}\n", bridge)
+	fmt.Fprintf(&b, "\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n")
+	fmt.Fprintf(&b, "\t\toifname %q ct status dnat accept\n", bridge)
+	fmt.Fprintf(&b, "\t\toifname %q ct state established,related accept\n", bridge)
+	fmt.Fprintf(&b, "\t\toifname %q drop comment %q\n\t}\n", bridge, "host to port")
+	fmt.Fprintf(&b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n")
+	fmt.Fprintf(&b, "\t\tct status dnat ip saddr %s oifname %q snat ip to ct original ip daddr comment %q\n", set(all), bridge, "hairpin: from the address dialled")
+	if len(masq) > 0 {
+		fmt.Fprintf(&b, "\t\toifname != %q ip saddr %s masquerade\n", bridge, set(masq))
+	}
+	b.WriteString("\t}\n}\n")
 	fmt.Fprintf(&b, "table arp %s {\n%s}\n", hostnet.Table, hostEndsChain("input", "filter"))
 	return b.String()
+}
+
+// set is an nft anonymous set of the elements, sorted.
+func set(elems []string) string {
+	return "{ " + strings.Join(slices.Sorted(slices.Values(elems)), ", ") + " }"
 }
 
 // HostEndsGuard renders the two chains of HostRuleset that keep the host's
@@ -115,15 +146,14 @@ func hostEndsChain(hook, priority string) string {
 	return fmt.Sprintf("\tchain %s {\n\t\ttype filter hook %s priority %s; policy accept;\n\t\t%s\n\t}\n", hook, hook, priority, hostEndsRule())
 }
 
-// syncHostAfter syncs the host side after network n changed, if the change
-// matters to it: n masquerades, or n is the first network or was the last
-// (HostRuleset guards the ports' links while any network exists). Until the
+// syncHostAfter syncs the host side after network n changed: every
+// network has a route, and its subnet is in the host's rules. Until the
 // state is complete the first Prune does it.
 func (b *Backend) syncHostAfter(ctx context.Context, n model.Network) error {
 	b.mu.Lock()
-	primed, count := b.primed, len(b.state.networks)
+	primed := b.primed
 	b.mu.Unlock()
-	if !primed || !n.Masquerade && count > 1 {
+	if !primed {
 		return nil
 	}
 	if err := b.syncHost(ctx); err != nil {
@@ -132,33 +162,38 @@ func (b *Backend) syncHostAfter(ctx context.Context, n model.Network) error {
 	return nil
 }
 
-// syncHost makes the host's routes through the LOCAL interface and our
-// nftables tables match the networks.
+// syncHost makes the host's routes through the LOCAL interface, our
+// nftables tables and the NAT table match the networks and the NAT, the
+// tables in one nft transaction.
 func (b *Backend) syncHost(ctx context.Context) error {
 	b.hostMu.Lock()
 	defer b.hostMu.Unlock()
-	b.mu.Lock()
-	networks := slices.Collect(maps.Values(b.state.networks))
-	b.mu.Unlock()
+	networks, nat := b.hostSide()
 	want := map[netip.Prefix]bool{}
+	masquerade := false
 	for _, n := range networks {
-		if n.Masquerade {
-			want[n.Subnet] = true
-		}
+		want[n.Subnet] = true
+		masquerade = masquerade || n.Masquerade
 	}
 	// The routes come first: they need the bridge's interface, so a call in
 	// the wrong network namespace fails before it changes anything.
-	masquerade := len(want) > 0
 	if err := b.syncRoutes(want); err != nil {
 		return fmt.Errorf("routes through %s: %w", b.bridge, err)
 	}
-	if masquerade {
+	if masquerade || !nat.Empty() {
 		if err := hostnet.EnableForwarding(); err != nil {
 			return err
 		}
 	}
-	if err := hostnet.ApplyNft(ctx, HostRuleset(b.bridge, networks)); err != nil {
+	// One transaction with the NAT table: the admission of a floating
+	// port's own connections (HostRuleset) never goes in without the SNAT
+	// that gives them the floating address.
+	natScript, hash := b.natTable(networks, nat)
+	if err := hostnet.ApplyNft(ctx, HostRuleset(b.bridge, networks, nat)+natScript); err != nil {
 		return fmt.Errorf("host rules: %w", err)
+	}
+	if natScript != "" {
+		b.natTook(hash, nat)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath/ovs/unixctl"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
 	"github.com/ovs-vnet/ovs-vnet/flows/pipeline"
+	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Flows implements datapath.FlowLister: our flows on the integration bridge
@@ -47,10 +48,18 @@ func (b *Backend) Flows(ctx context.Context, s datapath.State) ([]v1.Flow, error
 
 // Trace implements datapath.Tracer: the packet goes through the bridge's
 // real tables with ofproto/trace (nothing is sent on any port), and the
-// answer is mapped to the objects of s.
+// answer is mapped to the objects of s. A query without From is a packet
+// the host sends into a network (fromHost): the controller's trace from
+// outside, once the NAT translated it.
 func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.Result, error) {
 	s = b.inspected(s)
-	packet, err := tracePacket(q, s)
+	var packet string
+	var err error
+	if fromHost(q) {
+		packet, err = hostPacket(q, s, model.HostMAC(b.bridge))
+	} else {
+		packet, err = tracePacket(q, s)
+	}
 	if err != nil {
 		return v1.Result{}, fmt.Errorf("trace: %w", err)
 	}
@@ -67,7 +76,7 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.R
 
 // pipelineModel is what of the desired state the flows depend on.
 func pipelineModel(s datapath.State) pipeline.Model {
-	return pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote, Policy: s.Policy}
+	return pipeline.Model{Networks: s.Networks, Routers: s.Routers, Ports: s.Ports, Remote: s.Remote, Policy: s.Policy, NAT: s.NAT}
 }
 
 // inspected is the state s with only the remote ports that get flows

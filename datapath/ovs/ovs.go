@@ -73,6 +73,15 @@ type Backend struct {
 	// policyMu serialises SetPolicy, which diffs the policy it is given
 	// against the state's before it changes the state.
 	policyMu sync.Mutex
+	// natHost is the host's NAT table (nat.go); nil: no NAT. natMu
+	// serialises SetNAT, as policyMu SetPolicy.
+	natHost *NATHost
+	natMu   sync.Mutex
+	// natStale is the NAT the host's rules held before a SetNAT whose
+	// host step failed after its flows went in, nil when the last one
+	// went through: the next SetNAT syncs the host even for an equal NAT,
+	// and forgets the connections from there. Guarded by natMu.
+	natStale *model.NAT
 	// skipped is what was logged of the remote ports that get no flows
 	// (datapath.SelectRemote). Guarded by mu.
 	skipped datapath.SkipLog
@@ -103,6 +112,11 @@ type Backend struct {
 	// primed: the state is complete (the first Prune has run). Until then
 	// a connecting bridge keeps the flows it has, which still forward.
 	primed bool
+	// natHash and natCounters are what the host's NAT table holds: the
+	// hash it was rendered with ("" without a table) and its counters.
+	// Guarded by hostMu.
+	natHash     string
+	natCounters []string
 	// pickup is the pickup window's clock (pickup.go). Guarded by mu.
 	pickup pickupClock
 }
@@ -158,6 +172,10 @@ type Config struct {
 	// daemon's (ovsdb.LockOptions): the daemon must stop driving the
 	// bridge. It must not block.
 	Lost func(error)
+	// NAT reads the host's NAT table and its connections; nil: the
+	// backend enforces no floating IPs and port forwards (no
+	// Capabilities.NAT) and leaves the table alone.
+	NAT *NATHost
 	// PickupWindow is how long the pickup window stays open (pickup.go);
 	// 0 is pickupWindow.
 	PickupWindow time.Duration
@@ -248,6 +266,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (_ *Backend, err err
 		spares:      newSpares(db, cfg.Bridge, cfg.SparePorts, cfg.Log.With("component", "spares")),
 		log:         cfg.Log,
 		lock:        lock,
+		natHost:     cfg.NAT,
 		pickup:      pickupClock{length: cmp.Or(cfg.PickupWindow, pickupWindow)},
 	}
 	if err := b.spares.load(); err != nil {
@@ -362,12 +381,17 @@ func (b *Backend) Info() datapath.Info {
 	return datapath.Info{Backend: "ovs", Bridge: b.bridge, DatapathType: b.datapathType, OpenFlowConnected: b.flows.Synced(b.dpid)}
 }
 
-// Capabilities implements datapath.Backend: all of them.
+// Capabilities implements datapath.Backend: all of them, NAT when the
+// backend has the host's NAT table.
 func (b *Backend) Capabilities() datapath.Capabilities {
-	return datapath.Capabilities{
+	c := datapath.Capabilities{
 		PortChecker: b, HostChecker: b, Overlay: b, Tracer: b, FlowLister: b, SwitchStats: b, Policy: b, DHCP: b,
 		OVSDBConnected: b.db.Connected,
 	}
+	if b.natHost != nil {
+		c.NAT = b
+	}
+	return c
 }
 
 // Ready implements datapath.Backend.
@@ -454,58 +478,6 @@ func (b *Backend) portSpec(n model.Network, p model.Port) ovsdb.PortSpec {
 	}
 }
 
-// attachSpare installs p's flows while it gives the spare to p; no OVSDB
-// change waits on the way. The two run at once because both mostly wait:
-// the bundle on ovs-vswitchd, the move of the free end into the namespace
-// on the kernel (an RCU barrier, about 15 ms here). The bundle is sent
-// first: the move's link events make ovs-vswitchd reconfigure the whole
-// bridge, and a request sent after them would wait for that. Until the
-// claim is done the spare carries no traffic, so its flows match nothing.
-// The returned port names the spare as its host link. A failure removes
-// the spare, so the controller's rollback, which knows only the port, has
-// nothing left to undo.
-func (b *Backend) attachSpare(ctx context.Context, n model.Network, p model.Port, sp spare) (model.Port, error) {
-	orig := p
-	p.HostIfname = sp.name
-	var err error
-	if sp.ofport == 0 {
-		sp.ofport, err = b.recoverSpare(ctx, n, p)
-	}
-	if err == nil {
-		p.Ofport = sp.ofport
-		flows := make(chan error, 1)
-		go func() { flows <- b.putPort(ctx, p) }()
-		err = link.ClaimSpare(ctx, n, p, b.linkOpts)
-		if ferr := <-flows; ferr != nil {
-			err = errors.Join(err, fmt.Errorf("flows: %w", ferr))
-		}
-	}
-	if err != nil {
-		return orig, errors.Join(fmt.Errorf("port %s: %w", p.Name, err), b.DetachPort(ctx, n, p))
-	}
-	fault.Point("attach-after-flows")
-	b.spares.labelled(b.portSpec(n, p))
-	return p, nil
-}
-
-// recoverSpare returns the ofport of a spare claimed before a restart, and
-// puts it back on the bridge if a crash during its detach took it off, or
-// binds it again to its link (rebindSpec).
-func (b *Backend) recoverSpare(ctx context.Context, n model.Network, p model.Port) (int, error) {
-	spec, _, err := b.rebindSpec(ctx, n, p)
-	if err != nil {
-		return 0, err
-	}
-	has, err := b.db.HasPort(p.HostIfname)
-	if err == nil && !has {
-		err = b.db.AddPort(ctx, b.bridge, spec)
-	}
-	if err != nil {
-		return 0, err
-	}
-	return b.db.WaitOfport(ctx, p.HostIfname)
-}
-
 // DetachPort implements datapath.Backend: the port's flows go first, so
 // none is left pointing at a port that is gone.
 func (b *Backend) DetachPort(ctx context.Context, _ model.Network, p model.Port) error {
@@ -589,6 +561,9 @@ func (b *Backend) Prune(ctx context.Context, s datapath.State) error {
 	b.reportSkips(logged...)
 	b.setGiven(s.Remote)
 	b.remoteMu.Unlock()
+	if err := b.loadNAT(ctx); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
 	if err := b.syncHost(ctx); err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}

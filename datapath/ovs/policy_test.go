@@ -51,6 +51,21 @@ func sgGroups(t *testing.T) map[string]model.SecurityGroup {
 	}
 }
 
+// startHostBox starts a sandbox whose namespace plays the host, and the
+// configuration of a backend on its bridge br-vnet.
+func startHostBox(t *testing.T) (*testbed.Sandbox, agentConfig) {
+	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := testbed.StartSandbox(t, root, "")
+	// The pickup window closes when the test says (end-pickup), never
+	// on its own in the middle of a subtest that counts flows.
+	return box, agentConfig{DB: "unix:" + box.DBSock, Bridge: "br-vnet", Listen: "tcp:127.0.0.1:6653",
+		VswitchdCtl: filepath.Join(box.Dir, "ovs-vswitchd.ctl"), PickupWindow: time.Hour}
+}
+
 // sgPolicy is the policy of groups for ports, as the controller computes
 // it: the members of each group are the addresses of the ports that list
 // it, and extra ones (other hosts' ports).
@@ -86,16 +101,7 @@ func sgPolicy(groups map[string]model.SecurityGroup, ports []model.Port, extra m
 // the trace names the rule, the counters count it; a restarted backend
 // sends nothing.
 func TestSecurityGroups(t *testing.T) {
-	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	box := testbed.StartSandbox(t, root, "")
-	// The pickup window closes when the test says (end-pickup), never
-	// on its own in the middle of a subtest that counts flows.
-	cfg := agentConfig{DB: "unix:" + box.DBSock, Bridge: "br-vnet", Listen: "tcp:127.0.0.1:6653",
-		VswitchdCtl: filepath.Join(box.Dir, "ovs-vswitchd.ctl"), PickupWindow: time.Hour}
+	box, cfg := startHostBox(t)
 	nw := func(name, subnet string, id int) model.Network {
 		p := netip.MustParsePrefix(subnet)
 		return model.Network{Name: name, Subnet: p, Gateway: p.Addr().Next(), MTU: 1500, ID: id}

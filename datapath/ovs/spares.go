@@ -2,6 +2,7 @@ package ovs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovs-vnet/ovs-vnet/datapath/link"
+	"github.com/ovs-vnet/ovs-vnet/internal/fault"
 	"github.com/ovs-vnet/ovs-vnet/model"
 	"github.com/ovs-vnet/ovs-vnet/ovsdb"
 )
@@ -367,4 +369,56 @@ func deleteLinks(names []string) {
 			_ = netlink.LinkDel(l)
 		}
 	}
+}
+
+// attachSpare installs p's flows while it gives the spare to p; no OVSDB
+// change waits on the way. The two run at once because both mostly wait:
+// the bundle on ovs-vswitchd, the move of the free end into the namespace
+// on the kernel (an RCU barrier, about 15 ms here). The bundle is sent
+// first: the move's link events make ovs-vswitchd reconfigure the whole
+// bridge, and a request sent after them would wait for that. Until the
+// claim is done the spare carries no traffic, so its flows match nothing.
+// The returned port names the spare as its host link. A failure removes
+// the spare, so the controller's rollback, which knows only the port, has
+// nothing left to undo.
+func (b *Backend) attachSpare(ctx context.Context, n model.Network, p model.Port, sp spare) (model.Port, error) {
+	orig := p
+	p.HostIfname = sp.name
+	var err error
+	if sp.ofport == 0 {
+		sp.ofport, err = b.recoverSpare(ctx, n, p)
+	}
+	if err == nil {
+		p.Ofport = sp.ofport
+		flows := make(chan error, 1)
+		go func() { flows <- b.putPort(ctx, p) }()
+		err = link.ClaimSpare(ctx, n, p, b.linkOpts)
+		if ferr := <-flows; ferr != nil {
+			err = errors.Join(err, fmt.Errorf("flows: %w", ferr))
+		}
+	}
+	if err != nil {
+		return orig, errors.Join(fmt.Errorf("port %s: %w", p.Name, err), b.DetachPort(ctx, n, p))
+	}
+	fault.Point("attach-after-flows")
+	b.spares.labelled(b.portSpec(n, p))
+	return p, nil
+}
+
+// recoverSpare returns the ofport of a spare claimed before a restart, and
+// puts it back on the bridge if a crash during its detach took it off, or
+// binds it again to its link (rebindSpec).
+func (b *Backend) recoverSpare(ctx context.Context, n model.Network, p model.Port) (int, error) {
+	spec, _, err := b.rebindSpec(ctx, n, p)
+	if err != nil {
+		return 0, err
+	}
+	has, err := b.db.HasPort(p.HostIfname)
+	if err == nil && !has {
+		err = b.db.AddPort(ctx, b.bridge, spec)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return b.db.WaitOfport(ctx, p.HostIfname)
 }

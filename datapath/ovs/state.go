@@ -27,6 +27,8 @@ type state struct {
 	remote map[string][]model.RemotePort
 	// policy is the security groups' policy (SetPolicy, Prune).
 	policy model.Policy
+	// nat is this host's floating IPs and port forwards (SetNAT, Prune).
+	nat model.NAT
 	// pickup is the number of the open pickup window, 0 when it is
 	// closed (pickup.go).
 	pickup uint64
@@ -44,6 +46,7 @@ func (s state) model(self netip.Addr) pipeline.Model {
 		Networks: slices.Collect(maps.Values(s.networks)),
 		Routers:  slices.Collect(maps.Values(s.routers)),
 		Policy:   s.policy,
+		NAT:      s.nat,
 		Pickup:   s.pickup != 0,
 	}
 	for _, ports := range s.ports {
@@ -195,6 +198,9 @@ func (b *Backend) prime(s datapath.State, remote map[string][]model.RemotePort) 
 		next.remote = remote
 	}
 	next.policy = s.Policy
+	if b.natHost != nil {
+		next.nat = s.NAT
+	}
 	next.pickup = b.state.pickup // opened as the switch connected (checkPickup)
 	for _, n := range s.Networks {
 		next.networks[n.Name] = n
@@ -254,12 +260,9 @@ func (b *Backend) removePort(ctx context.Context, name string) error {
 	})
 }
 
-// HostConflict implements datapath.HostChecker: only a masquerading network
-// has a host side here, a route through the bridge's LOCAL interface (host.go).
+// HostConflict implements datapath.HostChecker: a network's host side
+// here is a route through the bridge's LOCAL interface (host.go).
 func (b *Backend) HostConflict(n model.Network) (string, error) {
-	if !n.Masquerade {
-		return "", nil
-	}
 	return hostnet.SubnetConflict(n.Subnet, datapath.OwnerAlias)
 }
 

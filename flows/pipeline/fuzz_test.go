@@ -57,17 +57,47 @@ func modelFrom(data []byte) (Model, model.Port, bool) {
 	}
 	last := m.Ports[len(m.Ports)-1]
 	m.Ports = m.Ports[:len(m.Ports)-1]
+	m.NAT = natFrom(m.Ports, rest)
 	return m, last, true
 }
 
-// FuzzCompile checks, for any model: the flows form a valid table (no two
-// with one key, every match acceptable to a switch, every cookie ours) that
+// natFrom gives some of ports floating IPs and forwards, chosen by their
+// bytes, and resolves them as a host does (model.ResolveNAT): addresses
+// and host ports collide often, so that what is left out is exercised too.
+func natFrom(ports []model.Port, data []byte) model.NAT {
+	var fips []model.FloatingIP
+	var fwds []model.PortForward
+	byName := map[string]model.Port{}
+	for i, p := range ports {
+		byName[p.Name] = p
+		c := data[i]
+		if c&0x80 != 0 {
+			fips = append(fips, model.FloatingIP{Name: "f" + p.Name, Address: netip.AddrFrom4([4]byte{203, 0, 113, c % 8}), Port: p.Name})
+		}
+		if c&0x40 != 0 {
+			f := model.PortForward{Name: "w" + p.Name, Proto: model.ProtoTCP, HostPort: 8000 + uint16(c%4), TargetPort: 80 + uint16(c%3), Port: p.Name}
+			if c&1 != 0 {
+				f.Proto = model.ProtoUDP
+			}
+			if c&2 != 0 {
+				f.HostIP = netip.AddrFrom4([4]byte{192, 0, 2, c % 4})
+			}
+			fwds = append(fwds, f)
+		}
+	}
+	n, _ := model.ResolveNAT(fips, fwds, byName, nil)
+	return n
+}
+
+// FuzzCompile checks, for any model (floating IPs and forwards included):
+// the flows form a valid table (no two with one key, every match acceptable to a switch, every cookie ours) that
 // keeps to the declared stages (checkStages), a recompile changes nothing,
-// and attaching one more port changes exactly its own flows and its
+// the NAT's flows are its own, and attaching one more port changes exactly its own flows and its
 // network's flood group — what the backend sends.
 func FuzzCompile(f *testing.F) {
 	f.Add([]byte{2, 1, 1, 0, 1, 5, 9, 14})
 	f.Add([]byte{3, 7, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add([]byte{2, 1, 0, 0xc1, 0xc5, 0x43, 0x81, 0x46, 0xc2, 9})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, extra, ok := modelFrom(data)
 		if !ok {
@@ -91,6 +121,20 @@ func FuzzCompile(f *testing.F) {
 		}
 		if plan, err := flowset.Change(space, before, before); err != nil || plan.Len() != 0 {
 			t.Fatalf("recompile: %v, %d changes", err, plan.Len())
+		}
+		// The NAT's flows are its own: without it, exactly they go.
+		byName := map[string]model.Network{}
+		for _, n := range m.Networks {
+			byName[n.Name] = n
+		}
+		bare := m
+		bare.NAT = model.NAT{}
+		without, err := p.Compile(bare)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plan, err := flowset.Change(space, before, without); err != nil || len(plan.Delete) != len(p.NAT(m.NAT, byName)) || len(plan.Delete) != plan.Len() {
+			t.Fatalf("the NAT removed: %v, %d deletes of %d changes, want its %d flows", err, len(plan.Delete), plan.Len(), len(p.NAT(m.NAT, byName)))
 		}
 		m.Ports = append(m.Ports, extra)
 		after, err := p.Compile(m)

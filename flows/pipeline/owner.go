@@ -7,6 +7,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
+	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
 // Owner is the object a flow belongs to.
@@ -29,12 +30,13 @@ type Owners struct {
 	remote   map[uint32]Owner  // by RemoteCookieObject
 	groups   map[uint32]string // security groups' names by ID
 	members  map[uint32]Owner  // ports by their address (addrObject)
+	nat      map[uint32]string // NAT target ports by their address
 }
 
 // NewOwners indexes m's networks, attached ports and remote ports.
 func NewOwners(m Model) Owners {
 	o := Owners{networks: map[uint32]string{}, ports: map[uint32]string{}, remote: map[uint32]Owner{},
-		groups: map[uint32]string{}, members: map[uint32]Owner{}}
+		groups: map[uint32]string{}, members: map[uint32]Owner{}, nat: map[uint32]string{}}
 	for _, n := range m.Networks {
 		o.networks[uint32(n.ID)] = n.Name
 	}
@@ -54,6 +56,12 @@ func NewOwners(m Model) Owners {
 	}
 	for _, g := range m.Policy.Groups {
 		o.groups[uint32(g.ID)] = g.Name
+	}
+	for _, f := range m.NAT.Floating {
+		o.nat[addrObject(f.IP)] = f.Port
+	}
+	for _, f := range m.NAT.Forwards {
+		o.nat[addrObject(f.IP)] = f.Port
 	}
 	return o
 }
@@ -94,6 +102,13 @@ func (o Owners) Of(cookie uint64) (Owner, bool) {
 			return m, true
 		}
 		return Owner{Kind: v1.OwnerMember, Name: objectAddr(object).String()}, true
+	case KindNAT:
+		if port, ok := o.nat[object]; ok {
+			return Owner{Kind: v1.OwnerNAT, Name: port}, true
+		}
+		return Owner{Kind: v1.OwnerNAT, Name: objectAddr(object).String()}, true
+	case KindHostBound:
+		return Owner{Kind: v1.OwnerNAT, Name: hostBound(object)}, true
 	default:
 		return Owner{Kind: fmt.Sprintf("kind %d", kind)}, false
 	}
@@ -108,6 +123,19 @@ func (o Owners) Rule(cookie uint64) (group string, index int, ok bool) {
 	}
 	group, ok = o.groups[object>>10]
 	return group, int(object & ruleIndexMask), ok
+}
+
+// hostBound names a KindHostBound object: a forwarded host port
+// ("tcp/8080") or a floating address.
+func hostBound(object uint32) string {
+	if object >= 1<<24 {
+		return objectAddr(object).String()
+	}
+	proto := "tcp"
+	if uint8(object>>16) == model.ProtoUDP {
+		proto = "udp"
+	}
+	return proto + "/" + strconv.FormatUint(uint64(object&0xffff), 10)
 }
 
 // objectAddr is the IPv4 address a cookie object holds (addrObject).

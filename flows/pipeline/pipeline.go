@@ -56,6 +56,8 @@ type Model struct {
 	// members' addresses, and the ACL flows of those of Ports that are
 	// attached.
 	Policy model.Policy
+	// NAT is this host's floating IPs and port forwards (see NAT).
+	NAT model.NAT
 	// Pickup opens the pickup window: the flows that take up, after
 	// conntrack was lost, connections whose next packet comes from the
 	// side that did not open them (see policyBase). The backend opens it
@@ -99,6 +101,7 @@ func (p Pipeline) Compile(m Model) (flowset.Desired, error) {
 		d.Meters = append(d.Meters, p.PortMeters(port)...)
 	}
 	d.Flows = append(d.Flows, p.Policy(m.Policy, m.Pickup)...)
+	d.Flows = append(d.Flows, p.NAT(m.NAT, byName)...)
 	return d, nil
 }
 
@@ -151,7 +154,10 @@ func (p Pipeline) Base(pickup bool) []flowset.Flow {
 
 // Network is a network's own flows: its gateway answering ARP and ping,
 // routing entry, isolation from the other networks, flooding, its DHCP to
-// the daemon, and the way out through the host when it masquerades.
+// the daemon, the way in from the host, and the way out through the host
+// when it masquerades. The host routes to every network (the targets of
+// its port forwards and floating IPs may be in any); its nftables decide
+// what it sends there.
 func (p Pipeline) Network(n model.Network) []flowset.Flow {
 	c := p.Space.Cookie(KindNetwork, uint32(n.ID), 0)
 	gwMAC := gatewayMAC(n)
@@ -170,19 +176,17 @@ func (p Pipeline) Network(n model.Network) []flowset.Flow {
 			apply(openflow.ActionDecNWTTL{}, setField(openflow.EthSrc(gwMAC))), gotoTable(TableNeighbor)),
 		flow(TableL2, prioFallback, c, match(in, openflow.EthDstMasked(multicastBit, multicastBit)),
 			apply(openflow.ActionGroup{GroupID: p.floodGroupID(n)})),
+		flow(TableFromHost, prioFallback, c, match(openflow.EthType(ethIPv4), openflow.IPv4DstPrefix(n.Subnet)),
+			apply(setField(openflow.Reg(RegNetwork, uint32(n.ID))), setField(openflow.EthSrc(gwMAC))), gotoTable(TableNeighbor)),
 	}
 	flows = append(flows, p.networkDHCP(c, n)...)
 	if p.Tunnel != 0 {
 		flows = append(flows, p.fromTunnel(c, n))
 	}
 	if n.Masquerade {
-		flows = append(flows,
-			// The host routes and masquerades; it decrements the TTL itself.
-			flow(TableRoute, prioFallback, c, match(in, openflow.EthType(ethIPv4)),
-				toIngress(outLocal, setField(openflow.EthDst(p.HostMAC)))...),
-			flow(TableFromHost, prioFallback, c, match(openflow.EthType(ethIPv4), openflow.IPv4DstPrefix(n.Subnet)),
-				apply(setField(openflow.Reg(RegNetwork, uint32(n.ID))), setField(openflow.EthSrc(gwMAC))), gotoTable(TableNeighbor)),
-		)
+		// The host routes and masquerades; it decrements the TTL itself.
+		flows = append(flows, flow(TableRoute, prioFallback, c, match(in, openflow.EthType(ethIPv4)),
+			toIngress(outLocal, setField(openflow.EthDst(p.HostMAC)))...))
 	}
 	return flows
 }
@@ -205,9 +209,8 @@ func (p Pipeline) Routes(n model.Network, peers []model.Network) []flowset.Flow 
 }
 
 // Port is a port's flows: classification into its network, the spoof
-// guard and its DHCP intercept, delivery by MAC and by IP, and — in a
-// masquerading network — the host's ARP for it answered. Its meters are
-// PortMeters'.
+// guard and its DHCP intercept, delivery by MAC and by IP, and the host's
+// ARP for it answered. Its meters are PortMeters'.
 func (p Pipeline) Port(port model.Port, n model.Network) []flowset.Flow {
 	c := p.Space.Cookie(KindPort, uint32(port.Ofport), 0)
 	in := openflow.InPort(uint32(port.Ofport))
@@ -224,14 +227,11 @@ func (p Pipeline) Port(port model.Port, n model.Network) []flowset.Flow {
 		flow(TableNeighbor, prioFallback, c, match(inNet, openflow.EthType(ethIPv4), openflow.IPv4Dst(port.IP)),
 			apply(setField(openflow.EthDst(mac))), gotoTable(TableL2)),
 		flow(TableL2, prioFallback, c, match(inNet, openflow.EthDst(mac)), toIngress(uint32(port.Ofport))...),
-	}
-	flows = append(flows, p.portDHCP(c, port, mac)...)
-	if n.Masquerade {
-		flows = append(flows, flow(TableFromHost, prioExact, c,
+		flow(TableFromHost, prioExact, c,
 			match(openflow.EthType(ethARP), openflow.ARPOp(arpRequest), openflow.ARPTpa(port.IP)),
-			apply(arpReply(mac, port.IP)...)))
+			apply(arpReply(mac, port.IP)...)),
 	}
-	return flows
+	return append(flows, p.portDHCP(c, port, mac)...)
 }
 
 // Flood is a network's ALL group: one bucket per local port, in ofport

@@ -59,6 +59,7 @@ func TestStagesDeclareCompiledFlows(t *testing.T) {
 		{"three-networks", testPipeline(), threeNetworks()},
 		{"overlay", overlayPipeline(), overlayModel()},
 		{"security-groups", testPipeline(), securityGroups(t)},
+		{"nat", testPipeline(), natModel()},
 		{"security-groups-cluster", overlayPipeline(), securityGroupsCluster(t)},
 		// The pickup window's flows, remote_sender's among them.
 		{"security-groups-cluster, pickup window open", overlayPipeline(), withPickup(securityGroupsCluster(t))},
