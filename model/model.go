@@ -150,8 +150,6 @@ func (p Port) View(n Network) v1.Port {
 	}
 }
 
-// defaultRouteSpec is default_route as the spec gave it: absent, true or
-// false.
 // configureSpec is the port's configure field as a spec writes it: false
 // when it is, absent (the default, true) otherwise.
 func (p Port) configureSpec() *bool {
@@ -161,6 +159,8 @@ func (p Port) configureSpec() *bool {
 	return nil
 }
 
+// defaultRouteSpec is default_route as the spec gave it: absent, true or
+// false.
 func (p Port) defaultRouteSpec() *bool {
 	switch {
 	case p.DefaultRoute:
