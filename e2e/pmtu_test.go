@@ -77,11 +77,13 @@ func runPMTU(t *testing.T, bc backendCase) {
 	d.stop()
 	d.start()
 	checkFragNeeded(t, nsJ1, j1.Gateway)
-	if strings.Contains(d.log.String(), "install the packet-in meter") {
-		t.Errorf("the packet-in meter was not installed:\n%s", d.log)
-	}
 
 	if box != nil {
+		// The meter is the pipeline's, reconciled as flows are: the
+		// switch itself shows it after the restart.
+		if meters := box.Ofctl(t, "dump-meters", "br-vnet"); !strings.Contains(meters, "meter=1979711489 ") {
+			t.Errorf("no path-MTU meter 0x76000001 on the bridge:\n%s", meters)
+		}
 		if flows := box.Ofctl(t, "dump-flows", "br-vnet"); !strings.Contains(flows, "check_pkt_larger(1514)") {
 			t.Errorf("no check_pkt_larger(1514) on the bridge:\n%s", flows)
 		}
