@@ -33,6 +33,9 @@ type Source interface {
 	PolicyStats(ctx context.Context) (datapath.PolicyStats, error)
 	// DHCPStats are the DHCP responder's counters (datapath.DHCPServer).
 	DHCPStats(ctx context.Context) (datapath.DHCPStats, error)
+	// NATStats are the floating IPs' and port forwards' counters
+	// (datapath.NATEnforcer).
+	NATStats(ctx context.Context) (datapath.NATStats, error)
 }
 
 // Options tune the exporter.
@@ -70,7 +73,7 @@ type Exporter struct {
 	sw       *switchCollector
 	policy   *policyCollector
 	dhcp     *dhcpCollector
-	nat      *natCollector // nil: the source is no NATSource
+	nat      *natCollector
 	errors   *prometheus.CounterVec
 	duration *prometheus.Desc
 
@@ -94,6 +97,7 @@ func New(src Source, opts Options) *Exporter {
 		sw:      sw,
 		policy:  newPolicyCollector(src.PolicyStats, sw),
 		dhcp:    newDHCPCollector(src.DHCPStats),
+		nat:     newNATCollector(src.NATStats),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ovs_vnet_scrape_errors_total",
 			Help: "Snapshots of the datapath that failed or missed their deadline, by collector; that collector's series are missing from the scrape.",
@@ -108,10 +112,7 @@ func New(src Source, opts Options) *Exporter {
 	e.errors.WithLabelValues(CollectorSwitch)
 	e.errors.WithLabelValues(CollectorPolicy)
 	e.errors.WithLabelValues(CollectorDHCP)
-	if ns, ok := src.(NATSource); ok {
-		e.nat = newNATCollector(ns.NATStats)
-		e.errors.WithLabelValues(CollectorNAT)
-	}
+	e.errors.WithLabelValues(CollectorNAT)
 	return e
 }
 
@@ -121,9 +122,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	e.sw.describe(ch)
 	e.policy.describe(ch)
 	e.dhcp.describe(ch)
-	if e.nat != nil {
-		e.nat.describe(ch)
-	}
+	e.nat.describe(ch)
 	e.errors.Describe(ch)
 	ch <- e.duration
 }
@@ -144,14 +143,11 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		ms, err := collect(ctx)
 		out <- result{name, ms, time.Since(start), err}
 	}
-	type named struct {
+	collectors := []struct {
 		name    string
 		collect func(context.Context) ([]prometheus.Metric, error)
-	}
-	collectors := []named{{CollectorPorts, e.ports.collect}, {CollectorSwitch, e.sw.collect}, {CollectorPolicy, e.policy.collect}, {CollectorDHCP, e.dhcp.collect}}
-	if e.nat != nil {
-		collectors = append(collectors, named{CollectorNAT, e.nat.collect})
-	}
+	}{{CollectorPorts, e.ports.collect}, {CollectorSwitch, e.sw.collect}, {CollectorPolicy, e.policy.collect},
+		{CollectorDHCP, e.dhcp.collect}, {CollectorNAT, e.nat.collect}}
 	results := make(chan result, len(collectors))
 	for _, c := range collectors {
 		go run(c.name, c.collect, results)

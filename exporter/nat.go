@@ -11,13 +11,6 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 )
 
-// NATSource is a Source that also reads the counters of floating IPs and
-// port forwards (datapath.NATEnforcer); the exporter exports their series
-// when its source is one.
-type NATSource interface {
-	NATStats(ctx context.Context) (datapath.NATStats, error)
-}
-
 // natCollector exports what each floating IP and port forward of this host
 // carried. The host's NAT table keeps an object's counters across other
 // objects' changes and restarts (docs/PIPELINE.md, "NAT on the host"), so

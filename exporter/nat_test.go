@@ -53,21 +53,3 @@ func TestNAT(t *testing.T) {
 		t.Error("a deleted floating IP still has its series")
 	}
 }
-
-// plainSource is a Source without NAT counters.
-type plainSource struct{ *fakeSource }
-
-func (plainSource) NATStats() {} // hides fakeSource's: not a NATSource
-
-// TestNoNATSource: a source that counts no NAT gets no NAT collector, and
-// so no scrape error series for one.
-func TestNoNATSource(t *testing.T) {
-	reg, _ := newRegistry(t, plainSource{&fakeSource{}}, Options{})
-	fams := gather(t, reg)
-	if _, ok := value(fams, "ovs_vnet_scrape_errors_total", "collector=nat"); ok {
-		t.Error("a source without NAT has a nat collector")
-	}
-	if _, ok := value(fams, "ovs_vnet_scrape_errors_total", "collector=policy"); !ok {
-		t.Error("no scrape errors series at all")
-	}
-}
