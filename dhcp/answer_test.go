@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/inetsum"
 )
 
 var (
@@ -270,7 +272,7 @@ func TestAnswerRefusesWhatIsNoDHCP(t *testing.T) {
 func TestFrameChecksums(t *testing.T) {
 	out, _ := Answer(client{t: dhcpv4.MessageTypeDiscover}.frame(t), testBinding())
 	ip := out[ethLen : ethLen+ipv4MinLen]
-	if checksum(0, ip) != 0 {
+	if inetsum.Checksum(0, ip) != 0 {
 		t.Errorf("IPv4 header checksum does not verify")
 	}
 	udp := out[ethLen+ipv4MinLen:]
@@ -278,7 +280,7 @@ func TestFrameChecksums(t *testing.T) {
 	for i := 12; i < 20; i += 2 {
 		pseudo += uint32(ip[i])<<8 | uint32(ip[i+1])
 	}
-	if checksum(pseudo, udp) != 0 {
+	if inetsum.Checksum(pseudo, udp) != 0 {
 		t.Errorf("UDP checksum does not verify")
 	}
 }
