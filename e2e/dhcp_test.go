@@ -191,6 +191,16 @@ func TestDHCP(t *testing.T) {
 					t.Errorf("a REQUEST for b's address from a got %v, want one NAK", r.Replies)
 				}
 				checkCounted(t, "b's address", before, dhcpCounters(t, d), map[string]float64{"refused{wrong_address}": 1, "answers{nak}": 1}, true)
+
+				// A client renewing, from that address, a lease of an address
+				// that is no longer the port's: a NAK (RFC 2131 §4.3.2).
+				order = dhcpOrder{Ifname: "eth0", Type: "request", EthSrc: a.MAC, Chaddr: a.MAC, Ciaddr: "10.81.0.200", Wait: 2 * time.Second}
+				before = dhcpCounters(t, d)
+				r = dhcpSend(t, nsA, order)
+				if len(r.Replies) != 1 || r.Replies[0].Type != "nak" {
+					t.Errorf("a renewal of a stale address from a got %v, want one NAK", r.Replies)
+				}
+				checkCounted(t, "stale renewal", before, dhcpCounters(t, d), map[string]float64{"refused{wrong_address}": 1, "answers{nak}": 1}, true)
 			})
 
 			step("configure_in_place", func(t *testing.T) {

@@ -29,6 +29,7 @@ type dhcpOrder struct {
 	EthSrc    string
 	Chaddr    string
 	Requested string        // a REQUEST's requested IP (INIT-REBOOT: no server id)
+	Ciaddr    string        // a REQUEST's ciaddr and IPv4 source (RENEWING), instead of Requested
 	Rate      int           // frames per second; 0 sends one
 	For       time.Duration // how long to send at Rate
 	Wait      time.Duration // listening after the last frame
@@ -170,10 +171,19 @@ func orderFrame(o dhcpOrder) ([]byte, dhcpv4.TransactionID, error) {
 	binary.BigEndian.PutUint32(xid[:], rand.Uint32())
 	mods := []dhcpv4.Modifier{dhcpv4.WithTransactionID(xid), dhcpv4.WithBroadcast(true)}
 	var msg *dhcpv4.DHCPv4
-	switch o.Type {
-	case "discover":
+	src := netip.IPv4Unspecified()
+	switch {
+	case o.Type == "discover":
 		msg, err = dhcpv4.NewDiscovery(chaddr, mods...)
-	case "request":
+	case o.Type == "request" && o.Ciaddr != "":
+		ci, perr := netip.ParseAddr(o.Ciaddr)
+		if perr != nil {
+			return nil, xid, perr
+		}
+		src = ci
+		msg, err = dhcpv4.New(append(mods, dhcpv4.WithHwAddr(chaddr), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+			dhcpv4.WithClientIP(ci.AsSlice()))...)
+	case o.Type == "request":
 		req, perr := netip.ParseAddr(o.Requested)
 		if perr != nil {
 			return nil, xid, perr
@@ -187,7 +197,7 @@ func orderFrame(o dhcpOrder) ([]byte, dhcpv4.TransactionID, error) {
 		return nil, xid, err
 	}
 	h := dhcp.Header{SrcMAC: ethSrc, DstMAC: broadcastMAC,
-		SrcIP: netip.IPv4Unspecified(), DstIP: netip.AddrFrom4([4]byte{255, 255, 255, 255}),
+		SrcIP: src, DstIP: netip.AddrFrom4([4]byte{255, 255, 255, 255}),
 		SrcPort: dhcp.ClientPort, DstPort: dhcp.ServerPort}
 	return dhcp.Frame(h, msg.ToBytes()), xid, nil
 }
