@@ -402,32 +402,17 @@ func startCapture(t *testing.T, ns, ifname string) func() map[uint32]bool {
 		t.Fatal(err)
 	}
 	heard := map[uint32]bool{}
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			select {
-			case <-quit:
-				return
-			default:
-			}
-			n, _, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil {
-				continue // the timeout, to look at quit
-			}
-			h, payload, err := dhcp.ParseFrame(buf[:n])
-			if err != nil || h.DstPort != dhcp.ClientPort {
-				continue
-			}
-			if m, err := dhcpv4.FromBytes(payload); err == nil {
-				heard[binary.BigEndian.Uint32(m.TransactionID[:])] = true
-			}
+	stop := receive(fd, func(frame []byte) {
+		h, payload, err := dhcp.ParseFrame(frame)
+		if err != nil || h.DstPort != dhcp.ClientPort {
+			return
 		}
-	}()
+		if m, err := dhcpv4.FromBytes(payload); err == nil {
+			heard[binary.BigEndian.Uint32(m.TransactionID[:])] = true
+		}
+	})
 	return func() map[uint32]bool {
-		close(quit)
-		<-done
+		stop()
 		return heard
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -101,32 +100,12 @@ func sendDHCP(fd, index int, o dhcpOrder) (dhcpReport, error) {
 		return r, err
 	}
 
-	var mu sync.Mutex
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			n, from, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil {
-				continue // the timeout, to look at stop
-			}
-			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-				continue
-			}
-			if reply, ok := readReply(buf[:n], xid); ok {
-				mu.Lock()
-				r.Replies = append(r.Replies, reply)
-				mu.Unlock()
-			}
+	// The replies are read only once stop has returned.
+	stop := receive(fd, func(frame []byte) {
+		if reply, ok := readReply(frame, xid); ok {
+			r.Replies = append(r.Replies, reply)
 		}
-	}()
+	})
 
 	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: index, Halen: 6}
 	copy(to.Addr[:], broadcastMAC)
@@ -140,8 +119,7 @@ func sendDHCP(fd, index int, o dhcpOrder) (dhcpReport, error) {
 		}
 		for ; r.Sent < due; r.Sent++ {
 			if err := unix.Sendto(fd, frame, 0, to); err != nil && err != unix.ENOBUFS {
-				close(stop)
-				<-done
+				stop()
 				return r, fmt.Errorf("send: %w", err)
 			}
 		}
@@ -151,9 +129,36 @@ func sendDHCP(fd, index int, o dhcpOrder) (dhcpReport, error) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	time.Sleep(o.Wait)
-	close(stop)
-	<-done
+	stop()
 	return r, nil
+}
+
+// receive hands each frame packet socket fd receives, except those sent
+// from it, to each, on a goroutine of its own, until the function it
+// returns is called, which returns once that goroutine has stopped. fd
+// must have a receive timeout, for the goroutine to see the call.
+func receive(fd int, each func(frame []byte)) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			n, from, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				continue // the timeout, to look at quit
+			}
+			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+				continue
+			}
+			each(buf[:n])
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // orderFrame builds the one frame the order sends, over and over: the
