@@ -201,7 +201,10 @@ func (c *Client) Network(ctx context.Context, name string) (v1.Network, error) {
 	return n, err
 }
 
-// PutNetwork creates the network, or finds it with the same spec (created false).
+// PutNetwork creates the network, or finds it with the same spec, or changes
+// its dhcp, dns and domain in place to spec's (created false for both): a
+// spec without them clears dns and domain and turns DHCP on. Any other
+// difference is a conflict.
 func (c *Client) PutNetwork(ctx context.Context, name string, spec v1.NetworkSpec) (n v1.Network, created bool, err error) {
 	status, err := c.Do(ctx, http.MethodPut, "/v1/networks/"+url.PathEscape(name), spec, &n)
 	return n, status == http.StatusCreated, err

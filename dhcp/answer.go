@@ -26,14 +26,18 @@ const nakMessage = "the address is not this port's"
 //	DISCOVER                          OFFER of b.IP
 //	REQUEST naming another server     nothing (not_for_us)
 //	REQUEST for b.IP                  ACK
-//	REQUEST for another address       NAK (wrong_address)
+//	REQUEST for another address       NAK (wrong_address), also when
+//	                                  renewing it from that address
 //	RELEASE, DECLINE                  nothing: the port keeps its address
 //	INFORM from b.IP                  ACK without a lease (RFC 2131 §3.4)
 //
 // The address asked for is the requested-IP option, or else ciaddr
 // (RENEWING, REBINDING); a server identifier names the server chosen
 // (SELECTING). Every request must come from b.MAC, in its Ethernet source
-// and its chaddr, and from 0.0.0.0 or b.IP.
+// and its chaddr, and from 0.0.0.0 or b.IP — or, for a REQUEST, from its
+// ciaddr: a client renewing a lease that is no longer the port's (the port
+// re-created with its MAC and another address) is told so by a NAK, as
+// RFC 2131 §4.3.2 asks, rather than left on it until the lease ends.
 func Answer(frame []byte, b Binding) ([]byte, Verdict) {
 	if !b.valid() {
 		return nil, Verdict{Reason: ReasonUnknownPort}
@@ -52,7 +56,7 @@ func Answer(frame []byte, b Binding) ([]byte, Verdict) {
 	switch {
 	case !bytes.Equal(h.SrcMAC, b.MAC) || !bytes.Equal(req.ClientHWAddr, b.MAC):
 		v.Reason = ReasonUnknownMAC
-	case h.SrcIP != zeroIP && h.SrcIP != b.IP:
+	case h.SrcIP != zeroIP && h.SrcIP != b.IP && (req.MessageType() != dhcpv4.MessageTypeRequest || h.SrcIP != ciaddr):
 		v.Reason = ReasonWrongSource
 	case giaddr.IsValid() && giaddr != zeroIP:
 		v.Reason = ReasonRelayed
@@ -80,7 +84,7 @@ func Answer(frame []byte, b Binding) ([]byte, Verdict) {
 		case !asked.IsValid() || asked == zeroIP:
 			v.Reason = ReasonMalformed
 			return nil, v
-		case asked != b.IP:
+		case asked != b.IP, ciaddr != zeroIP && ciaddr != b.IP:
 			v.Answer, v.Reason = AnswerNak, ReasonWrongAddress
 			return nak(req, b), v
 		}

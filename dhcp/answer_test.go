@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/inetsum"
 )
 
 var (
@@ -117,6 +119,20 @@ func TestAnswer(t *testing.T) {
 			want: Verdict{TypeRequest, AnswerAck, ""}, yiaddr: portIP, dstIP: portIP, dstMAC: portMAC, ciaddr: portIP},
 		{name: "request renewing another address", req: client{t: dhcpv4.MessageTypeRequest, ciaddr: otherIP},
 			want: Verdict{TypeRequest, AnswerNak, ReasonWrongAddress}, dstIP: broadcastIP, dstMAC: broadcastMAC},
+		// A port re-created with its MAC and another address, its client
+		// still holding the old lease: RFC 2131 §4.3.2 asks for a NAK.
+		{name: "request renewing a stale address", req: client{t: dhcpv4.MessageTypeRequest, src: otherIP, ciaddr: otherIP},
+			want: Verdict{TypeRequest, AnswerNak, ReasonWrongAddress}, dstIP: broadcastIP, dstMAC: broadcastMAC},
+		{name: "request rebinding a stale address", req: client{t: dhcpv4.MessageTypeRequest, src: otherIP, ciaddr: otherIP, broadcast: true},
+			want: Verdict{TypeRequest, AnswerNak, ReasonWrongAddress}, dstIP: broadcastIP, dstMAC: broadcastMAC},
+		{name: "request with a stale ciaddr asking for the port's", req: client{t: dhcpv4.MessageTypeRequest, ciaddr: otherIP, requested: portIP},
+			want: Verdict{TypeRequest, AnswerNak, ReasonWrongAddress}, dstIP: broadcastIP, dstMAC: broadcastMAC},
+		{name: "request renewing from another source than its ciaddr", req: client{t: dhcpv4.MessageTypeRequest, src: otherIP, ciaddr: netip.MustParseAddr("10.81.0.7")},
+			want: Verdict{TypeRequest, "", ReasonWrongSource}},
+		{name: "stale-address request from another MAC", req: client{t: dhcpv4.MessageTypeRequest, src: otherIP, ciaddr: otherIP, chaddr: otherMAC},
+			want: Verdict{TypeRequest, "", ReasonUnknownMAC}},
+		{name: "discover from a stale address", req: client{t: dhcpv4.MessageTypeDiscover, src: otherIP, ciaddr: otherIP},
+			want: Verdict{TypeDiscover, "", ReasonWrongSource}},
 		{name: "request for nothing", req: client{t: dhcpv4.MessageTypeRequest},
 			want: Verdict{TypeRequest, "", ReasonMalformed}},
 		{name: "release", req: client{t: dhcpv4.MessageTypeRelease, src: portIP, ciaddr: portIP, server: gwIP},
@@ -270,7 +286,7 @@ func TestAnswerRefusesWhatIsNoDHCP(t *testing.T) {
 func TestFrameChecksums(t *testing.T) {
 	out, _ := Answer(client{t: dhcpv4.MessageTypeDiscover}.frame(t), testBinding())
 	ip := out[ethLen : ethLen+ipv4MinLen]
-	if checksum(0, ip) != 0 {
+	if inetsum.Checksum(0, ip) != 0 {
 		t.Errorf("IPv4 header checksum does not verify")
 	}
 	udp := out[ethLen+ipv4MinLen:]
@@ -278,7 +294,7 @@ func TestFrameChecksums(t *testing.T) {
 	for i := 12; i < 20; i += 2 {
 		pseudo += uint32(ip[i])<<8 | uint32(ip[i+1])
 	}
-	if checksum(pseudo, udp) != 0 {
+	if inetsum.Checksum(pseudo, udp) != 0 {
 		t.Errorf("UDP checksum does not verify")
 	}
 }

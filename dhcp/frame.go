@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/inetsum"
 )
 
 // ErrMalformed is why a frame is not a DHCP packet this package can read.
@@ -53,7 +55,7 @@ func Frame(h Header, payload []byte) []byte {
 	src, dst := h.SrcIP.As4(), h.DstIP.As4()
 	copy(ip[12:16], src[:])
 	copy(ip[16:20], dst[:])
-	binary.BigEndian.PutUint16(ip[10:], checksum(0, ip))
+	binary.BigEndian.PutUint16(ip[10:], inetsum.Checksum(0, ip))
 
 	udp := out[ethLen+ipv4MinLen:]
 	binary.BigEndian.PutUint16(udp[0:], h.SrcPort)
@@ -65,7 +67,7 @@ func Frame(h Header, payload []byte) []byte {
 	for _, b := range [][4]byte{src, dst} {
 		pseudo += uint32(binary.BigEndian.Uint16(b[0:])) + uint32(binary.BigEndian.Uint16(b[2:]))
 	}
-	sum := checksum(pseudo, udp)
+	sum := inetsum.Checksum(pseudo, udp)
 	if sum == 0 {
 		sum = 0xffff // 0 means "no checksum" in UDP over IPv4
 	}
@@ -107,18 +109,4 @@ func ParseFrame(frame []byte) (Header, []byte, error) {
 		DstPort: binary.BigEndian.Uint16(udp[2:]),
 	}
 	return h, udp[udpLen:length], nil
-}
-
-// checksum is the Internet checksum (RFC 1071) of b, starting from sum.
-func checksum(sum uint32, b []byte) uint16 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

@@ -30,12 +30,12 @@ const (
 	// is not the port's MAC.
 	ReasonUnknownMAC = "unknown_mac"
 	// ReasonWrongSource: the IPv4 source is neither 0.0.0.0 nor the port's
-	// address.
+	// address (nor, for a REQUEST, its ciaddr).
 	ReasonWrongSource = "wrong_source"
 	// ReasonRelayed: giaddr is set; nothing relays onto a network's links.
 	ReasonRelayed = "relayed"
 	// ReasonWrongAddress: a REQUEST (NAKed) or an INFORM for an address
-	// that is not the port's.
+	// that is not the port's, a renewal of one included.
 	ReasonWrongAddress = "wrong_address"
 	// ReasonNotForUs: a REQUEST that chose another server (RFC 2131 §4.3.2).
 	ReasonNotForUs = "not_for_us"

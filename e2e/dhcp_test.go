@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -11,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
+
+	"github.com/ovs-vnet/ovs-vnet/dhcp"
 	"github.com/ovs-vnet/ovs-vnet/internal/testbed"
 )
 
@@ -184,6 +191,16 @@ func TestDHCP(t *testing.T) {
 					t.Errorf("a REQUEST for b's address from a got %v, want one NAK", r.Replies)
 				}
 				checkCounted(t, "b's address", before, dhcpCounters(t, d), map[string]float64{"refused{wrong_address}": 1, "answers{nak}": 1}, true)
+
+				// A client renewing, from that address, a lease of an address
+				// that is no longer the port's: a NAK (RFC 2131 §4.3.2).
+				order = dhcpOrder{Ifname: "eth0", Type: "request", EthSrc: a.MAC, Chaddr: a.MAC, Ciaddr: "10.81.0.200", Wait: 2 * time.Second}
+				before = dhcpCounters(t, d)
+				r = dhcpSend(t, nsA, order)
+				if len(r.Replies) != 1 || r.Replies[0].Type != "nak" {
+					t.Errorf("a renewal of a stale address from a got %v, want one NAK", r.Replies)
+				}
+				checkCounted(t, "stale renewal", before, dhcpCounters(t, d), map[string]float64{"refused{wrong_address}": 1, "answers{nak}": 1}, true)
 			})
 
 			step("configure_in_place", func(t *testing.T) {
@@ -246,6 +263,157 @@ func TestDHCP(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestDHCPRogueServer: a port is never heard as a DHCP server (docs/DHCP.md).
+// Port r sends OFFERs that would make r the router and DNS server of port
+// v, broadcast and to v's MAC, from its own MAC and address (so
+// anti-spoofing passes them); a capture on v's eth0 hears none of them,
+// while the same frames from UDP port 1067 instead of 67, sent alongside,
+// reach it through the same capture.
+func TestDHCPRogueServer(t *testing.T) {
+	for _, bc := range backendKinds() {
+		t.Run(bc.name, func(t *testing.T) {
+			hostNS := newNetns(t, "vnt-rg-")
+			args, _ := bc.setup(t, hostNS)
+			d := startDaemon(t, hostNS, args...)
+			d.must("PUT", "/v1/networks/rg", `{"subnet":"10.82.0.0/24"}`, 201, nil)
+			nsR, nsV := newNetns(t, "vnt-rgr-"), newNetns(t, "vnt-rgv-")
+			var r, v portView
+			d.must("PUT", "/v1/ports/r", map[string]any{"network": "rg", "netns": nsR}, 201, &r)
+			d.must("PUT", "/v1/ports/v", map[string]any{"network": "rg", "netns": nsV}, 201, &v)
+			rIP, _, _ := strings.Cut(r.IP, "/")
+			vIP, _, _ := strings.Cut(v.IP, "/")
+			type probe struct {
+				name    string
+				srcPort uint16
+				dstMAC  string
+				dstIP   string
+				xid     uint32
+			}
+			probes := []probe{
+				{"rogue broadcast", dhcp.ServerPort, "ff:ff:ff:ff:ff:ff", "255.255.255.255", 0x76000001},
+				{"rogue unicast", dhcp.ServerPort, v.MAC, vIP, 0x76000002},
+				{"control broadcast", 1067, "ff:ff:ff:ff:ff:ff", "255.255.255.255", 0x76000003},
+				{"control unicast", 1067, v.MAC, vIP, 0x76000004},
+			}
+			stopCapture := startCapture(t, nsV, "eth0")
+			before := dhcpCounters(t, d)
+			var frames [][]byte
+			for _, p := range probes {
+				frames = append(frames, rogueOffer(t, r.MAC, rIP, v.MAC, vIP, p.srcPort, p.dstMAC, p.dstIP, p.xid))
+			}
+			sendFrames(t, nsR, "eth0", frames)
+			time.Sleep(time.Second)
+			heard := stopCapture()
+			for _, p := range probes {
+				got, want := heard[p.xid], p.srcPort != dhcp.ServerPort
+				if got != want {
+					t.Errorf("%s from r (UDP %d→68): heard on v %v, want %v", p.name, p.srcPort, got, want)
+				}
+			}
+			waitFor(t, "the rogue OFFERs to be counted", func() bool {
+				return dhcpCounters(t, d)["drop{dhcp_server}"]-before["drop{dhcp_server}"] >= 2
+			})
+			checkCounted(t, "rogue OFFERs", before, dhcpCounters(t, d), map[string]float64{"drop{dhcp_server}": 2}, true)
+		})
+	}
+}
+
+// rogueOffer is the OFFER a rogue DHCP server on port r would send port v:
+// v's address, with r as its router and DNS server.
+func rogueOffer(t *testing.T, rMAC, rIP, vMAC, vIP string, srcPort uint16, dstMAC, dstIP string, xid uint32) []byte {
+	t.Helper()
+	chaddr, src, dst := mustMAC(t, vMAC), mustMAC(t, rMAC), mustMAC(t, dstMAC)
+	server := netip.MustParseAddr(rIP)
+	var id dhcpv4.TransactionID
+	binary.BigEndian.PutUint32(id[:], xid)
+	m, err := dhcpv4.New(dhcpv4.WithTransactionID(id), dhcpv4.WithHwAddr(chaddr), dhcpv4.WithYourIP(netip.MustParseAddr(vIP).AsSlice()),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeOffer), dhcpv4.WithServerIP(server.AsSlice()),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(server.AsSlice())),
+		dhcpv4.WithRouter(server.AsSlice()), dhcpv4.WithDNS(server.AsSlice()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.OpCode = dhcpv4.OpcodeBootReply
+	return dhcp.Frame(dhcp.Header{SrcMAC: src, DstMAC: dst, SrcIP: server, DstIP: netip.MustParseAddr(dstIP),
+		SrcPort: srcPort, DstPort: dhcp.ClientPort}, m.ToBytes())
+}
+
+func mustMAC(t *testing.T, s string) net.HardwareAddr {
+	t.Helper()
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// sendFrames writes frames, whole, on ifname in ns.
+func sendFrames(t *testing.T, ns, ifname string, frames [][]byte) {
+	t.Helper()
+	err := testbed.InNetns(ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		for _, f := range frames {
+			to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index, Halen: 6}
+			copy(to.Addr[:], f[0:6])
+			if err := unix.Sendto(fd, f, 0, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("send frames on %s in %s: %v", ifname, ns, err)
+	}
+}
+
+// startCapture listens on ifname in ns, with a packet socket, for DHCP
+// answers (UDP to port 68) until the function it returns is called, which
+// returns the transaction IDs heard.
+func startCapture(t *testing.T, ns, ifname string) func() map[uint32]bool {
+	t.Helper()
+	var fd int
+	err := testbed.InNetns(ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP))); err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index})
+	})
+	if err != nil {
+		t.Fatalf("capture on %s in %s: %v", ifname, ns, err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	heard := map[uint32]bool{}
+	stop := receive(fd, func(frame []byte) {
+		h, payload, err := dhcp.ParseFrame(frame)
+		if err != nil || h.DstPort != dhcp.ClientPort {
+			return
+		}
+		if m, err := dhcpv4.FromBytes(payload); err == nil {
+			heard[binary.BigEndian.Uint32(m.TransactionID[:])] = true
+		}
+	})
+	return func() map[uint32]bool {
+		stop()
+		return heard
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ type dhcpOrder struct {
 	EthSrc    string
 	Chaddr    string
 	Requested string        // a REQUEST's requested IP (INIT-REBOOT: no server id)
+	Ciaddr    string        // a REQUEST's ciaddr and IPv4 source (RENEWING), instead of Requested
 	Rate      int           // frames per second; 0 sends one
 	For       time.Duration // how long to send at Rate
 	Wait      time.Duration // listening after the last frame
@@ -100,32 +100,12 @@ func sendDHCP(fd, index int, o dhcpOrder) (dhcpReport, error) {
 		return r, err
 	}
 
-	var mu sync.Mutex
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			n, from, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil {
-				continue // the timeout, to look at stop
-			}
-			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-				continue
-			}
-			if reply, ok := readReply(buf[:n], xid); ok {
-				mu.Lock()
-				r.Replies = append(r.Replies, reply)
-				mu.Unlock()
-			}
+	// The replies are read only once stop has returned.
+	stop := receive(fd, func(frame []byte) {
+		if reply, ok := readReply(frame, xid); ok {
+			r.Replies = append(r.Replies, reply)
 		}
-	}()
+	})
 
 	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: index, Halen: 6}
 	copy(to.Addr[:], broadcastMAC)
@@ -139,8 +119,7 @@ func sendDHCP(fd, index int, o dhcpOrder) (dhcpReport, error) {
 		}
 		for ; r.Sent < due; r.Sent++ {
 			if err := unix.Sendto(fd, frame, 0, to); err != nil && err != unix.ENOBUFS {
-				close(stop)
-				<-done
+				stop()
 				return r, fmt.Errorf("send: %w", err)
 			}
 		}
@@ -150,9 +129,36 @@ func sendDHCP(fd, index int, o dhcpOrder) (dhcpReport, error) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	time.Sleep(o.Wait)
-	close(stop)
-	<-done
+	stop()
 	return r, nil
+}
+
+// receive hands each frame packet socket fd receives, except those sent
+// from it, to each, on a goroutine of its own, until the function it
+// returns is called, which returns once that goroutine has stopped. fd
+// must have a receive timeout, for the goroutine to see the call.
+func receive(fd int, each func(frame []byte)) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			n, from, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				continue // the timeout, to look at quit
+			}
+			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+				continue
+			}
+			each(buf[:n])
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // orderFrame builds the one frame the order sends, over and over: the
@@ -170,10 +176,19 @@ func orderFrame(o dhcpOrder) ([]byte, dhcpv4.TransactionID, error) {
 	binary.BigEndian.PutUint32(xid[:], rand.Uint32())
 	mods := []dhcpv4.Modifier{dhcpv4.WithTransactionID(xid), dhcpv4.WithBroadcast(true)}
 	var msg *dhcpv4.DHCPv4
-	switch o.Type {
-	case "discover":
+	src := netip.IPv4Unspecified()
+	switch {
+	case o.Type == "discover":
 		msg, err = dhcpv4.NewDiscovery(chaddr, mods...)
-	case "request":
+	case o.Type == "request" && o.Ciaddr != "":
+		ci, perr := netip.ParseAddr(o.Ciaddr)
+		if perr != nil {
+			return nil, xid, perr
+		}
+		src = ci
+		msg, err = dhcpv4.New(append(mods, dhcpv4.WithHwAddr(chaddr), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+			dhcpv4.WithClientIP(ci.AsSlice()))...)
+	case o.Type == "request":
 		req, perr := netip.ParseAddr(o.Requested)
 		if perr != nil {
 			return nil, xid, perr
@@ -187,7 +202,7 @@ func orderFrame(o dhcpOrder) ([]byte, dhcpv4.TransactionID, error) {
 		return nil, xid, err
 	}
 	h := dhcp.Header{SrcMAC: ethSrc, DstMAC: broadcastMAC,
-		SrcIP: netip.IPv4Unspecified(), DstIP: netip.AddrFrom4([4]byte{255, 255, 255, 255}),
+		SrcIP: src, DstIP: netip.AddrFrom4([4]byte{255, 255, 255, 255}),
 		SrcPort: dhcp.ClientPort, DstPort: dhcp.ServerPort}
 	return dhcp.Frame(h, msg.ToBytes()), xid, nil
 }

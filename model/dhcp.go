@@ -83,10 +83,6 @@ func (l *AddrList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// maxDomain is the longest domain name in text, without a trailing dot
-// (RFC 1035 §2.3.4: 255 octets on the wire).
-const maxDomain = 253
-
 var domainLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // canonicalDomain checks a network's domain and returns it lower-cased:
@@ -95,12 +91,12 @@ var domainLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 // resolv.conf as is: nothing but letters, digits, hyphens and dots.
 func canonicalDomain(s string) (string, error) {
 	d := strings.ToLower(s)
-	ok := len(d) <= maxDomain
+	ok := len(d) <= v1.MaxDomain
 	for label := range strings.SplitSeq(d, ".") {
 		ok = ok && domainLabelRE.MatchString(label)
 	}
 	if !ok {
-		return "", invalid("domain %q: labels of 1-63 letters, digits and hyphens, not starting or ending with a hyphen, %d characters at most, no trailing dot", s, maxDomain)
+		return "", invalid("domain %q: labels of 1-63 letters, digits and hyphens, not starting or ending with a hyphen, %d characters at most, no trailing dot", s, v1.MaxDomain)
 	}
 	return d, nil
 }

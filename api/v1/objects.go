@@ -27,6 +27,13 @@ type NetworkSpec struct {
 // MaxDNS is how many DNS servers a network hands out.
 const MaxDNS = 8
 
+// MaxDomain is the longest domain (in text, without a trailing dot) a
+// network hands out: with MaxDNS servers and a client identifier of up to
+// 32 bytes echoed, the largest answer is then a 576-byte IP datagram, all
+// that RFC 2131 §2 promises a client takes (dhcp's TestLargestAnswerFits).
+// DNS allows 253; no search domain is that long.
+const MaxDomain = 188
+
 // Network is a network as the API shows it: the fields and JSON of the
 // stored model.Network (model/view_test.go holds the two together), so
 // that answers and records keep one shape.

@@ -48,6 +48,7 @@ type dhcpServer struct {
 	gatewayMAC func(network string) string
 	limiter    *dhcp.Limiter
 	counters   dhcp.Counters
+	declines   dhcp.Declines
 	// dropped are the frames sockets' full buffers dropped
 	// (PACKET_STATISTICS, which resets as it is read), counted as
 	// queue_full.
@@ -288,7 +289,7 @@ func (s *dhcpServer) answer(sock *dhcpSocket, frame []byte, now time.Time) {
 	}
 	reply, v := dhcp.Answer(frame, b)
 	s.counters.Count(v)
-	if v.Type == dhcp.TypeDecline {
+	if s.declines.Warn(p.Name, v, now) {
 		s.log.Warn("DHCP decline: the port's client says another host has its address", "port", p.Name, "address", p.IP)
 	}
 	if reply == nil {

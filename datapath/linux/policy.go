@@ -307,21 +307,30 @@ func readPolicyTable(ctx context.Context) (policyTable, error) {
 
 // PolicyStats implements datapath.PolicyEnforcer: the rules' counters and
 // drop_policy, from one netlink dump of the table's counters. No table, no
-// counters.
+// counters. The bridge table's drop_dhcp_server (ports.go) comes with
+// them: these drops are the Linux backend's only ones with a reason, and
+// the exporter counts them under the reason's name as a switch's drops.
 func (b *Backend) PolicyStats(ctx context.Context) (datapath.PolicyStats, error) {
 	c, err := hostnet.NftConn(ctx, nil)
 	if err != nil {
 		return datapath.PolicyStats{}, fmt.Errorf("policy stats: %w", err)
 	}
+	var s datapath.PolicyStats
+	bridge, err := hostnet.NftCounters(c, &nftables.Table{Name: hostnet.Table, Family: nftables.TableFamilyBridge})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return datapath.PolicyStats{}, fmt.Errorf("policy stats: %w", err)
+	}
+	if n, ok := bridge[dhcpServerCounter]; ok {
+		s.Drops = append(s.Drops, datapath.DropStats{Reason: v1.DropDHCPServer, Packets: n.Packets, Bytes: n.Bytes})
+	}
 	table := &nftables.Table{Name: hostnet.PolicyTable, Family: nftables.TableFamilyINet}
 	counters, err := hostnet.NftCounters(c, table)
 	if errors.Is(err, os.ErrNotExist) {
-		return datapath.PolicyStats{}, nil
+		return s, nil
 	}
 	if err != nil {
 		return datapath.PolicyStats{}, fmt.Errorf("policy stats: %w", err)
 	}
-	var s datapath.PolicyStats
 	for _, name := range slices.Sorted(maps.Keys(counters)) {
 		n := counters[name]
 		if name == policyDropCounter {

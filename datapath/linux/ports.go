@@ -24,7 +24,10 @@ import (
 //	map ports { type ifname : verdict }  host ifname -> jump port_<port name>
 //	chain prerouting                     iifname vmap @ports (frames of bridge ports
 //	                                     that are not ours match nothing and pass)
-//	chain port_<port name>               own DHCP (UDP 68→67 from own MAC) dropped,
+//	counter drop_dhcp_server             every port's DHCP server messages, dropped
+//	chain port_<port name>               DHCP server messages (UDP 67→68) counted in
+//	                                     drop_dhcp_server and dropped, own DHCP (UDP
+//	                                     68→67 from own MAC) dropped,
 //	                                     own MAC and IPv4 accepted, own ARP accepted,
 //	                                     own IPv6 chatter dropped, the rest counted
 //	                                     in spoof_<port name> and dropped
@@ -37,6 +40,9 @@ const (
 	portChainPfx   = "port_"
 	spoofCounterPx = "spoof_"
 	dhcpComment    = "dhcp, read by the daemon's socket"
+	// dhcpServerCounter counts, for every port, the drops PolicyStats
+	// reports as v1.DropDHCPServer: one counter, like OVS's one flow.
+	dhcpServerCounter = "drop_" + v1.DropDHCPServer
 )
 
 // SpoofCounter names the nftables counter of a port's spoofed-frame drops: a
@@ -63,6 +69,7 @@ func BridgeSkeleton() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "add table bridge %s\n", t)
 	fmt.Fprintf(&b, "add map bridge %s %s { type ifname : verdict; }\n", t, portsMap)
+	fmt.Fprintf(&b, "add counter bridge %s %s\n", t, dhcpServerCounter)
 	fmt.Fprintf(&b, "add chain bridge %s prerouting { type filter hook prerouting priority filter; policy accept; }\n", t)
 	fmt.Fprintf(&b, "flush chain bridge %s prerouting\n", t)
 	fmt.Fprintf(&b, "add rule bridge %s prerouting iifname vmap @%s\n", t, portsMap)
@@ -87,6 +94,11 @@ func PortRules(p model.Port) (string, error) {
 		fmt.Fprintf(&b, format, args...)
 		b.WriteByte('\n')
 	}
+	// A port is never a DHCP server (docs/DHCP.md): its OFFER or ACK,
+	// broadcast or to a neighbour's MAC, would hand that neighbour a
+	// router and DNS server of its choosing. Whatever the source, so that
+	// every such frame counts here and not as spoofed.
+	rule("ether type ip udp sport %d udp dport %d counter name %s drop", dhcp.ServerPort, dhcp.ClientPort, quote(dhcpServerCounter))
 	// The port's DHCP goes no further: its socket (dhcp.go) read it
 	// before this hook, and no other port nor the host may see it.
 	rule("ether saddr %s udp sport %d udp dport %d drop comment %q", mac, dhcp.ClientPort, dhcp.ServerPort, dhcpComment)

@@ -50,7 +50,7 @@ func (b *Backend) answerDHCP(c *ofconn.Conn, in *openflow.PacketIn, log *slog.Lo
 		return
 	}
 	reply, v := dhcp.Answer(in.Data, binding)
-	if v.Type == dhcp.TypeDecline {
+	if b.declines.Warn(port.Name, v, time.Now()) {
 		// Anti-spoofing admits only the port's address: nobody else
 		// should be able to hold it.
 		log.Warn("DHCP decline: the client says its address is in use", "port", port.Name, "address", port.IP)

@@ -100,6 +100,8 @@ type Backend struct {
 	pmtu pathMTU
 	// dhcp counts what came of the DHCP the daemon was sent (dhcp.go).
 	dhcp dhcp.Counters
+	// declines are the DECLINEs worth a warning.
+	declines dhcp.Declines
 	// dumpMu guards dump, the flow dump under way that concurrent stats
 	// calls share.
 	dumpMu sync.Mutex

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/inetsum"
 )
 
 // Why a too-big packet gets no ICMP. Each is counted, none is an error of
@@ -98,13 +100,13 @@ func FragNeeded(frame []byte, gw Gateway, mtu int) ([]byte, error) {
 	h[8], h[9] = ttl, protoICMP
 	copy(h[12:16], gw.IP.AsSlice())
 	copy(h[16:20], ip.src.AsSlice())
-	binary.BigEndian.PutUint16(h[10:], checksum(h))
+	binary.BigEndian.PutUint16(h[10:], inetsum.Checksum(0, h))
 
 	icmp := out[ethLen+ipv4MinLen:]
 	icmp[0], icmp[1] = icmpDestUnreach, icmpFragNeeded
 	binary.BigEndian.PutUint16(icmp[6:], uint16(mtu)) // RFC 1191: next-hop MTU in the low 16 bits
 	copy(icmp[icmpLen:], quote)
-	binary.BigEndian.PutUint16(icmp[2:], checksum(icmp))
+	binary.BigEndian.PutUint16(icmp[2:], inetsum.Checksum(0, icmp))
 	return out, nil
 }
 
@@ -143,19 +145,4 @@ func etherType(frame []byte) uint16 {
 		return 0
 	}
 	return binary.BigEndian.Uint16(frame[12:])
-}
-
-// checksum is the Internet checksum (RFC 1071) of b.
-func checksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/ovs-vnet/ovs-vnet/internal/inetsum"
 )
 
 var (
@@ -51,7 +53,7 @@ func (p packet) frame() []byte {
 	h[8], h[9] = 63, p.proto
 	copy(h[12:], netip.MustParseAddr(p.src).AsSlice())
 	copy(h[16:], netip.MustParseAddr("10.92.0.11").AsSlice())
-	binary.BigEndian.PutUint16(h[10:], checksum(h))
+	binary.BigEndian.PutUint16(h[10:], inetsum.Checksum(0, h))
 	b = append(b, h...)
 	for i := range p.payload {
 		b = append(b, byte(i))
@@ -118,14 +120,14 @@ func checkReply(t *testing.T, in, out []byte, mtu, quoteData int) {
 		t.Errorf("ethernet %x, want to the sender %x from %s, IPv4", out[:14], in[6:12], gwMAC)
 	}
 	ip := out[14:34]
-	if ip[0] != 0x45 || int(binary.BigEndian.Uint16(ip[2:])) != len(out)-14 || ip[8] != 64 || ip[9] != 1 || checksum(ip) != 0 {
+	if ip[0] != 0x45 || int(binary.BigEndian.Uint16(ip[2:])) != len(out)-14 || ip[8] != 64 || ip[9] != 1 || inetsum.Checksum(0, ip) != 0 {
 		t.Errorf("IPv4 header %x: want version 4, 20 bytes, length %d, TTL 64, ICMP, a valid checksum", ip, len(out)-14)
 	}
 	if src, dst := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20])); src != gw.IP || dst != netip.AddrFrom4([4]byte(in[26:30])) {
 		t.Errorf("from %s to %s, want from the gateway %s to the sender", src, dst, gw.IP)
 	}
 	icmp := out[34:]
-	if icmp[0] != 3 || icmp[1] != 4 || binary.BigEndian.Uint16(icmp[4:]) != 0 || int(binary.BigEndian.Uint16(icmp[6:])) != mtu || checksum(icmp) != 0 {
+	if icmp[0] != 3 || icmp[1] != 4 || binary.BigEndian.Uint16(icmp[4:]) != 0 || int(binary.BigEndian.Uint16(icmp[6:])) != mtu || inetsum.Checksum(0, icmp) != 0 {
 		t.Errorf("ICMP header %x: want type 3 code 4, next-hop MTU %d, a valid checksum", icmp[:8], mtu)
 	}
 	if !bytes.Equal(icmp[8:], quote) {
@@ -148,16 +150,6 @@ func TestFragNeededArguments(t *testing.T) {
 		if _, err := FragNeeded(in, c.gw, c.mtu); err == nil {
 			t.Errorf("%s: no error", c.name)
 		}
-	}
-}
-
-func TestChecksum(t *testing.T) {
-	// RFC 1071 §3's example: the sum of 0001 f203 f4f5 f6f7 is ddf2.
-	if got := checksum([]byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7}); got != ^uint16(0xddf2) {
-		t.Errorf("checksum %#04x, want %#04x", got, ^uint16(0xddf2))
-	}
-	if got := checksum([]byte{0xff}); got != ^uint16(0xff00) {
-		t.Errorf("odd length: %#04x", got)
 	}
 }
 
