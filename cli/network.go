@@ -46,8 +46,10 @@ func newNetworkCreateCmd(app *App, k kind[v1.Network]) *cobra.Command {
 		Short: "Create a network, or confirm one with the same spec exists",
 		Long: `Create a network. Creating it again with the same spec changes nothing
 ("unchanged"); a spec that differs only in --dhcp, --dns or --domain changes
-them in place ("changed", as set does); any other difference is a conflict
-(exit 4): delete and re-create it to change it.
+them in place ("changed"): create states the whole spec, so a flag left out
+takes its default (no DNS servers, no domain, DHCP on) — set changes one
+field and keeps the others. Any other difference is a conflict (exit 4):
+delete and re-create the network to change it.
 
 The network answers DHCP on its ports (docs/DHCP.md) unless --dhcp=false:
 the port's own address, the gateway as router, the MTU, and --dns (repeat
