@@ -48,6 +48,10 @@ type dhcpServer struct {
 	gatewayMAC func(network string) string
 	limiter    *dhcp.Limiter
 	counters   dhcp.Counters
+	// off says why no port gets a socket: the daemon may not open packet
+	// sockets (probeDHCP). Ports attach without DHCP then, their DHCP
+	// dropped by their chains (ports.go), and GET /v1/info says why.
+	off string
 	// dropped are the frames sockets' full buffers dropped
 	// (PACKET_STATISTICS, which resets as it is read), counted as
 	// queue_full.
@@ -75,9 +79,28 @@ func newDHCPServer(log *slog.Logger, gatewayMAC func(network string) string) (*d
 	if err != nil {
 		return nil, err
 	}
-	return &dhcpServer{log: log, filter: sockFprog(prog), gatewayMAC: gatewayMAC,
+	s := &dhcpServer{log: log, filter: sockFprog(prog), gatewayMAC: gatewayMAC,
 		limiter:  dhcp.NewLimiter(dhcp.PortRate, dhcp.PortBurst, dhcp.HostRate, dhcp.HostBurst),
-		networks: map[string]model.Network{}, sockets: map[string]*dhcpSocket{}}, nil
+		networks: map[string]model.Network{}, sockets: map[string]*dhcpSocket{}}
+	if err := probeDHCP(); err != nil {
+		s.off = "ports get no DHCP answers: the daemon cannot open packet sockets (" + err.Error() +
+			"); give it CAP_NET_RAW, and AF_PACKET where address families are restricted (systemd's RestrictAddressFamilies), then restart it"
+		log.Error("DHCP not offered", "why", s.off)
+	}
+	return s, nil
+}
+
+// probeDHCP opens and closes a packet socket as openDHCPSocket does: what
+// the daemon may do is known once, at New, so that a daemon without
+// CAP_NET_RAW (or AF_PACKET) attaches its ports without DHCP rather than
+// failing every attach. The socket, of protocol 0 and unbound, reads
+// nothing.
+func probeDHCP() error {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("packet socket: %w", err)
+	}
+	return unix.Close(fd)
 }
 
 // setNetwork takes a network new or changed (its DHCP fields are mutable).
@@ -96,8 +119,12 @@ func (s *dhcpServer) deleteNetwork(name string) {
 // serve answers p's DHCP from the host end of index ifindex, on the
 // calling thread's network namespace. A socket already there for p is kept
 // while its link is the same; a repair that made the link anew gets a new
-// socket.
+// socket. Without packet sockets (off) nothing is served; a socket that
+// fails after the probe succeeded is an anomaly, and fails the attach.
 func (s *dhcpServer) serve(p model.Port, ifindex int) error {
+	if s.off != "" {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.sockets[p.Name]; old != nil {
