@@ -47,7 +47,7 @@ func newInfoCmd(app *App) *cobra.Command {
 
 func writeInfo(app *App, info v1.Info, ready string) error {
 	tw := tabwriter.NewWriter(app.Out, 0, 8, 2, ' ', 0)
-	for _, kv := range [][2]string{
+	rows := [][2]string{
 		{"Server", app.ServerAddress()},
 		{"Version", info.Version},
 		{"Backend", info.Backend},
@@ -55,7 +55,11 @@ func writeInfo(app *App, info v1.Info, ready string) error {
 		{"Datapath type", dash(info.DatapathType)},
 		{"OpenFlow connected", yesNo(info.OpenFlowConnected)},
 		{"Ready", ready},
-	} {
+	}
+	if info.NoDHCP != "" {
+		rows = append(rows, [2]string{"DHCP", "no: " + info.NoDHCP})
+	}
+	for _, kv := range rows {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 	}
 	if err := tw.Flush(); err != nil {

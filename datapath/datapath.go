@@ -120,6 +120,9 @@ type Info struct {
 	// OpenFlowConnected: the bridge is connected to our controller and has
 	// its flows (OVS only).
 	OpenFlowConnected bool
+	// NoDHCP says why the backend answers no port's DHCP although
+	// networks ask for it, and how to change that; empty when it answers.
+	NoDHCP string
 }
 
 // Backend realises networks and ports. Every method is idempotent: repeating a

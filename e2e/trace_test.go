@@ -22,7 +22,7 @@ func TestTrace(t *testing.T) {
 			d := startDaemon(t, hostNS, args...)
 			d.must("PUT", "/v1/networks/blue", `{"subnet":"10.71.0.0/24"}`, 201, nil)
 			d.must("PUT", "/v1/networks/red", `{"subnet":"10.72.0.0/24"}`, 201, nil)
-			d.must("PUT", "/v1/networks/green", `{"subnet":"10.73.0.0/24"}`, 201, nil)
+			d.must("PUT", "/v1/networks/green", `{"subnet":"10.73.0.0/24","dhcp":false}`, 201, nil)
 			d.must("PUT", "/v1/routers/r1", `{"networks":["blue","red"]}`, 201, nil)
 			ns := map[string]string{}
 			for _, p := range []struct{ name, network string }{{"a1", "blue"}, {"a2", "blue"}, {"r1p", "red"}, {"g1", "green"}} {
@@ -36,24 +36,32 @@ func TestTrace(t *testing.T) {
 				port            string // delivered to
 				pingFrom, to    string // the real packet that must agree ("" for none)
 				stages          []string
+				summary         string // the same on both backends, if set
 			}{
 				{"same network", "from=a1&to=10.71.0.3&proto=tcp&dport=80", v1.Delivered, "", "a2", "a1", "10.71.0.3",
-					[]string{"classify", "spoof_guard", "gateway", "egress_ct", "egress_out", "l2_forward", "ingress_ct", "output"}},
+					[]string{"classify", "spoof_guard", "gateway", "egress_ct", "egress_out", "l2_forward", "ingress_ct", "output"}, ""},
 				{"across the router", "from=a1&to=10.72.0.2", v1.Delivered, "", "r1p", "a1", "10.72.0.2",
-					[]string{"classify", "spoof_guard", "gateway", "egress_ct", "egress_out", "route", "path_mtu", "neighbor", "l2_forward", "ingress_ct", "output"}},
+					[]string{"classify", "spoof_guard", "gateway", "egress_ct", "egress_out", "route", "path_mtu", "neighbor", "l2_forward", "ingress_ct", "output"}, ""},
 				{"isolated", "from=g1&to=10.71.0.2", v1.Dropped, "isolated", "", "g1", "10.71.0.2",
-					[]string{"classify", "spoof_guard", "gateway", "egress_ct", "egress_out", "route"}},
+					[]string{"classify", "spoof_guard", "gateway", "egress_ct", "egress_out", "route"}, ""},
 				{"spoofed", "from=a1&to=10.71.0.3&src=10.71.0.99", v1.Dropped, "spoofed", "", "", "",
-					[]string{"classify", "spoof_guard"}},
-				{"gateway", "from=r1p&to=10.72.0.1", v1.Answered, "", "", "r1p", "10.72.0.1", nil},
-				{"nowhere", "from=a1&to=192.0.2.1&proto=udp&dport=53", v1.Dropped, "no_route", "", "", "", nil},
+					[]string{"classify", "spoof_guard"}, ""},
+				{"gateway", "from=r1p&to=10.72.0.1", v1.Answered, "", "", "r1p", "10.72.0.1", nil, ""},
+				{"nowhere", "from=a1&to=192.0.2.1&proto=udp&dport=53", v1.Dropped, "no_route", "", "", "", nil, ""},
+				// A DHCP client's packet, whatever its destination (docs/DHCP.md).
+				{"dhcp", "from=a1&to=10.71.0.1&proto=udp&dport=67", v1.Answered, "", "", "", "",
+					[]string{"classify", "spoof_guard", "dhcp"}, "answered by the daemon (DHCP of network blue)"},
+				{"dhcp to a port", "from=a1&to=10.71.0.3&proto=udp&dport=67", v1.Answered, "", "", "", "",
+					[]string{"classify", "spoof_guard", "dhcp"}, "answered by the daemon (DHCP of network blue)"},
+				{"dhcp off", "from=g1&to=10.73.0.1&proto=udp&dport=67", v1.Dropped, "dhcp_off", "", "", "",
+					[]string{"classify", "spoof_guard", "dhcp"}, ""},
 			} {
 				var res v1.Result
 				d.must("GET", "/v1/trace?"+tc.query, nil, 200, &res)
 				if res.Verdict != tc.verdict || res.Reason != tc.reason || (tc.port != "" && strings.Join(res.Ports, ",") != tc.port) {
 					t.Errorf("%s: verdict %s reason %q ports %v, want %s %q %s\n%s", tc.name, res.Verdict, res.Reason, res.Ports, tc.verdict, tc.reason, tc.port, res.Raw)
 				}
-				if res.Summary == "" || res.BestEffort != (bc.kind == "linux") {
+				if res.Summary == "" || res.BestEffort != (bc.kind == "linux") || !strings.Contains(res.Summary, tc.summary) {
 					t.Errorf("%s: summary %q, best effort %v", tc.name, res.Summary, res.BestEffort)
 				}
 				if bc.kind == "ovs" {

@@ -147,6 +147,7 @@ func (a *API) info(w http.ResponseWriter, _ *http.Request) {
 		DatapathType:      info.DatapathType,
 		Version:           a.version,
 		OpenFlowConnected: info.OpenFlowConnected,
+		NoDHCP:            info.NoDHCP,
 		Host:              a.c.HostName(),
 		Cluster:           a.c.Clustered(),
 	})

@@ -198,6 +198,9 @@ type Info struct {
 	OpenFlowConnected bool   `json:"openflow_connected"`
 	Host              string `json:"host"`
 	Cluster           bool   `json:"cluster"`
+	// NoDHCP says why no port's DHCP is answered although networks ask
+	// for it (the Linux backend without packet sockets); absent otherwise.
+	NoDHCP string `json:"no_dhcp,omitempty"`
 }
 
 // Error is the body of every answer that is not a success.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
+	"github.com/ovs-vnet/ovs-vnet/dhcp"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -98,4 +99,18 @@ func Sender(q v1.Query, p model.Port) (netip.Addr, string) {
 		srcMAC = q.SrcMAC
 	}
 	return src, srcMAC
+}
+
+// DHCPRequest reports whether q's packet, sent by a port, is a DHCP
+// client's: UDP to port 67 is taken as coming from port 68, as a renewal
+// does, and both backends hand it to the daemon whatever its destination
+// (docs/DHCP.md).
+func DHCPRequest(q v1.Query) bool {
+	return !q.FromAddress.IsValid() && q.Proto == v1.ProtoUDP && q.DPort == dhcp.ServerPort
+}
+
+// DHCPAnswered is the summary of a DHCP request the daemon answers for
+// network n, the same on both backends.
+func DHCPAnswered(n model.Network) string {
+	return fmt.Sprintf("answered by the daemon (DHCP of network %s)", n.Name)
 }

@@ -48,6 +48,8 @@ type agentReq struct {
 
 type agentResp struct {
 	Err string `json:"err,omitempty"`
+	// NoDHCP is the backend's Info().NoDHCP, after any call.
+	NoDHCP string `json:"no_dhcp,omitempty"`
 }
 
 // agentCallTimeout bounds each backend call in the agent.
@@ -71,6 +73,9 @@ func runAgent(in io.Reader, out io.Writer) int {
 		var resp agentResp
 		if err != nil {
 			resp.Err = err.Error()
+		}
+		if b != nil {
+			resp.NoDHCP = b.Info().NoDHCP
 		}
 		if err := enc.Encode(resp); err != nil {
 			fmt.Fprintln(os.Stderr, "agent: write response:", err)
@@ -118,12 +123,14 @@ type agent struct {
 	stop   sync.Once
 }
 
-// startAgent runs the test binary as an agent inside the host namespace ns.
-// It stops at cleanup, failed test or not.
-func startAgent(t *testing.T, ns string) *agent {
+// startAgent runs the test binary as an agent inside the host namespace ns,
+// under the command wrap if given (setpriv, to run it with fewer
+// capabilities). It stops at cleanup, failed test or not.
+func startAgent(t *testing.T, ns string, wrap ...string) *agent {
 	t.Helper()
 	a := &agent{t: t, ns: ns, resp: make(chan agentResp), stderr: &testbed.SyncBuffer{}}
-	a.cmd = exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^$")
+	argv := append(wrap, "ip", "netns", "exec", ns, os.Args[0], "-test.run=^$")
+	a.cmd = exec.Command(argv[0], argv[1:]...)
 	a.cmd.Env = append(os.Environ(), agentEnv+"=1")
 	a.cmd.Stderr = a.stderr
 	var err error
@@ -177,6 +184,13 @@ func (a *agent) close() {
 // call runs one backend call in the agent and returns its error.
 func (a *agent) call(req agentReq) error {
 	a.t.Helper()
+	_, err := a.do(req)
+	return err
+}
+
+// do runs one backend call in the agent and returns its answer.
+func (a *agent) do(req agentReq) (agentResp, error) {
+	a.t.Helper()
 	data, err := json.Marshal(req)
 	if err != nil {
 		a.t.Fatal(err)
@@ -190,12 +204,12 @@ func (a *agent) call(req agentReq) error {
 			a.t.Fatalf("agent in %s died during %s\n%s", a.ns, req.Op, a.stderr)
 		}
 		if r.Err != "" {
-			return fmt.Errorf("%s in %s: %s", req.Op, a.ns, r.Err)
+			return r, fmt.Errorf("%s in %s: %s", req.Op, a.ns, r.Err)
 		}
-		return nil
+		return r, nil
 	case <-time.After(agentCallTimeout + 5*time.Second):
 		a.t.Fatalf("agent in %s: no answer to %s\n%s", a.ns, req.Op, a.stderr)
-		return nil
+		return agentResp{}, nil
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +38,17 @@ const (
 	// dhcpSendTimeout bounds an answer's send: a packet socket's send
 	// does not block unless the host end's queue is full.
 	dhcpSendTimeout = 2 * time.Second
+	// dhcpPause is how long a port's reader stops reading once the
+	// limiter refused one of its frames: the time its bucket takes to
+	// get a token back. Meanwhile the kernel queues the port's frames
+	// in the socket's buffer and drops the rest (queue_full), at no
+	// cost to the daemon, as OVS's meter drops in the datapath.
+	dhcpPause = time.Second / dhcp.PortRate
+	// dhcpDrainMax bounds the frames read and discarded after a pause:
+	// more than a full buffer holds (dhcpRcvBuf, doubled by the kernel,
+	// of frames taking at least 512 bytes each), so that a flooding
+	// port's next request is not answered behind its stale ones.
+	dhcpDrainMax = 2 * dhcpRcvBuf / 512
 )
 
 // dhcpServer answers DHCP for the backend's ports from its own view of
@@ -49,6 +61,10 @@ type dhcpServer struct {
 	limiter    *dhcp.Limiter
 	counters   dhcp.Counters
 	declines   dhcp.Declines
+	// off says why no port gets a socket: the daemon may not open packet
+	// sockets (probeDHCP). Ports attach without DHCP then, their DHCP
+	// dropped by their chains (ports.go), and GET /v1/info says why.
+	off string
 	// dropped are the frames sockets' full buffers dropped
 	// (PACKET_STATISTICS, which resets as it is read), counted as
 	// queue_full.
@@ -65,10 +81,11 @@ type dhcpSocket struct {
 	f       *os.File
 	ifindex int
 	port    model.Port
-	// closed: closeLocked closed it, and the read loop's error is that.
-	// dead: the read loop ended on another error; the next attach opens
-	// a new socket.
+	// closed: closeLocked closed it, and the read loop's error is that;
+	// done is closed then too, ending a pause. dead: the read loop ended
+	// on another error; the next attach opens a new socket.
 	closed, dead atomic.Bool
+	done         chan struct{}
 }
 
 func newDHCPServer(log *slog.Logger, gatewayMAC func(network string) string) (*dhcpServer, error) {
@@ -76,9 +93,28 @@ func newDHCPServer(log *slog.Logger, gatewayMAC func(network string) string) (*d
 	if err != nil {
 		return nil, err
 	}
-	return &dhcpServer{log: log, filter: sockFprog(prog), gatewayMAC: gatewayMAC,
+	s := &dhcpServer{log: log, filter: sockFprog(prog), gatewayMAC: gatewayMAC,
 		limiter:  dhcp.NewLimiter(dhcp.PortRate, dhcp.PortBurst, dhcp.HostRate, dhcp.HostBurst),
-		networks: map[string]model.Network{}, sockets: map[string]*dhcpSocket{}}, nil
+		networks: map[string]model.Network{}, sockets: map[string]*dhcpSocket{}}
+	if err := probeDHCP(); err != nil {
+		s.off = "ports get no DHCP answers: the daemon cannot open packet sockets (" + err.Error() +
+			"); give it CAP_NET_RAW, and AF_PACKET where address families are restricted (systemd's RestrictAddressFamilies), then restart it"
+		log.Error("DHCP not offered", "why", s.off)
+	}
+	return s, nil
+}
+
+// probeDHCP opens and closes a packet socket as openDHCPSocket does: what
+// the daemon may do is known once, at New, so that a daemon without
+// CAP_NET_RAW (or AF_PACKET) attaches its ports without DHCP rather than
+// failing every attach. The socket, of protocol 0 and unbound, reads
+// nothing.
+func probeDHCP() error {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("packet socket: %w", err)
+	}
+	return unix.Close(fd)
 }
 
 // setNetwork takes a network new or changed (its DHCP fields are mutable).
@@ -97,8 +133,12 @@ func (s *dhcpServer) deleteNetwork(name string) {
 // serve answers p's DHCP from the host end of index ifindex, on the
 // calling thread's network namespace. A socket already there for p is kept
 // while its link is the same; a repair that made the link anew gets a new
-// socket.
+// socket. Without packet sockets (off) nothing is served; a socket that
+// fails after the probe succeeded is an anomaly, and fails the attach.
 func (s *dhcpServer) serve(p model.Port, ifindex int) error {
+	if s.off != "" {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.sockets[p.Name]; old != nil {
@@ -112,7 +152,7 @@ func (s *dhcpServer) serve(p model.Port, ifindex int) error {
 	if err != nil {
 		return fmt.Errorf("dhcp socket on %s: %w", p.HostIfname, err)
 	}
-	sock := &dhcpSocket{f: f, ifindex: ifindex, port: p}
+	sock := &dhcpSocket{f: f, ifindex: ifindex, port: p, done: make(chan struct{})}
 	s.sockets[p.Name] = sock
 	go s.read(sock)
 	return nil
@@ -162,6 +202,7 @@ func (s *dhcpServer) closeLocked(port string) {
 	}
 	s.addDrops(sock)
 	sock.closed.Store(true)
+	close(sock.done)
 	_ = sock.f.Close()
 	delete(s.sockets, port)
 	s.limiter.Forget(port)
@@ -254,7 +295,9 @@ func (s *dhcpServer) read(sock *dhcpSocket) {
 			// again when it is up.
 			continue
 		case err == nil && rerr == nil:
-			s.answer(sock, buf[:n], time.Now())
+			if !s.answer(sock, buf[:n], time.Now()) && !s.pause(sock, rc, buf) {
+				return
+			}
 			continue
 		}
 		sock.dead.Store(true)
@@ -263,8 +306,33 @@ func (s *dhcpServer) read(sock *dhcpSocket) {
 	}
 }
 
-// answer answers one frame that came in on sock's port.
-func (s *dhcpServer) answer(sock *dhcpSocket, frame []byte, now time.Time) {
+// pause stops reading sock for dhcpPause, so that a port over its rate
+// costs the daemon a few reads per pause rather than one per frame it
+// sends (docs/DHCP.md, "Limits"); then it discards what queued meanwhile,
+// counted as rate_limited, so that the port's next request is answered
+// at once. It returns false when sock was closed.
+func (s *dhcpServer) pause(sock *dhcpSocket, rc syscall.RawConn, buf []byte) bool {
+	t := time.NewTimer(dhcpPause)
+	defer t.Stop()
+	select {
+	case <-sock.done:
+		return false
+	case <-t.C:
+	}
+	_ = rc.Control(func(fd uintptr) {
+		for range dhcpDrainMax {
+			if _, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT); err != nil {
+				return
+			}
+			s.counters.Refuse(dhcp.ReasonRateLimited)
+		}
+	})
+	return true
+}
+
+// answer answers one frame that came in on sock's port, and reports
+// false when the limiter refused it.
+func (s *dhcpServer) answer(sock *dhcpSocket, frame []byte, now time.Time) bool {
 	s.mu.RLock()
 	p := sock.port
 	n, known := s.networks[p.Network]
@@ -272,11 +340,11 @@ func (s *dhcpServer) answer(sock *dhcpSocket, frame []byte, now time.Time) {
 	s.mu.RUnlock()
 	if !s.limiter.Allow(p.Name, now) {
 		s.counters.Refuse(dhcp.ReasonRateLimited)
-		return
+		return false
 	}
 	if !known {
 		s.counters.Refuse(dhcp.ReasonUnknownPort)
-		return
+		return true
 	}
 	b, ok := datapath.DHCPBinding(n, p, s.gatewayMAC(n.Name))
 	if !ok {
@@ -285,7 +353,7 @@ func (s *dhcpServer) answer(sock *dhcpSocket, frame []byte, now time.Time) {
 			reason = dhcp.ReasonDHCPOff
 		}
 		s.counters.Refuse(reason)
-		return
+		return true
 	}
 	reply, v := dhcp.Answer(frame, b)
 	s.counters.Count(v)
@@ -293,12 +361,13 @@ func (s *dhcpServer) answer(sock *dhcpSocket, frame []byte, now time.Time) {
 		s.log.Warn("DHCP decline: the port's client says another host has its address", "port", p.Name, "address", p.IP)
 	}
 	if reply == nil {
-		return
+		return true
 	}
 	if err := send(sock.f, ifindex, reply); err != nil {
 		s.counters.Refuse(dhcp.ReasonSendFailed)
 		s.log.Warn("DHCP answer not sent", "port", p.Name, "err", err)
 	}
+	return true
 }
 
 // send writes frame out of the link of index ifindex, into the port.

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/datapath/explain"
 	"github.com/ovs-vnet/ovs-vnet/datapath/hostnet"
+	"github.com/ovs-vnet/ovs-vnet/dhcp"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -19,6 +21,8 @@ type traceRoutes struct {
 	// Local are the host's addresses, which a port forward without a
 	// host_ip takes (nftables' `fib daddr type local`).
 	Local []netip.Addr
+	// NoDHCP is why the backend has no DHCP sockets (dhcp.go), if so.
+	NoDHCP string
 }
 
 // explainTrace explains q on this backend (bridges named with prefix):
@@ -45,6 +49,9 @@ func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoute
 	}
 	br := model.BridgeName(prefix, n.Name)
 	guard := v1.Step{Table: -1, Stage: fmt.Sprintf("nft bridge %s %s", hostnet.Table, portChain(p.Name)), Owner: "port " + p.Name}
+	if srcMAC == p.MAC && explain.DHCPRequest(q) {
+		return dhcpRequest(res, guard, p, n, routes.NoDHCP), nil
+	}
 	if src != p.IP || srcMAC != p.MAC {
 		guard.Actions, guard.Drop = []string{"counter name " + SpoofCounter(p.Name) + " drop"}, v1.DropSpoofed
 		res.Steps = append(res.Steps, guard)
@@ -95,6 +102,32 @@ func explainTrace(q v1.Query, s datapath.State, prefix string, routes traceRoute
 		res.Steps = append(res.Steps, hostRoute, forward)
 		return dropped(res, v1.DropNoRoute, "the forward chain"), nil
 	}
+}
+
+// dhcpRequest ends the way of a DHCP request from port p of network n, as
+// on OVS: whatever its destination, the daemon's packet socket on the
+// port's host end reads it before the bridge, and the port's chain drops
+// the frame (ports.go) after it was read.
+func dhcpRequest(res v1.Result, guard v1.Step, p model.Port, n model.Network, noDHCP string) v1.Result {
+	res.Packet = strings.Replace(res.Packet, "udp dport", fmt.Sprintf("udp sport %d dport", dhcp.ClientPort), 1)
+	guard.Actions = []string{fmt.Sprintf("ether saddr %s udp sport %d udp dport %d drop comment %q", p.MAC, dhcp.ClientPort, dhcp.ServerPort, dhcpComment)}
+	if noDHCP != "" {
+		guard.Drop = v1.DropDHCPOff
+		res.Steps = append(res.Steps, guard)
+		res.Verdict, res.Reason = v1.Dropped, v1.DropDHCPOff
+		res.Summary = fmt.Sprintf("dropped by port %s's chain in the bridge table, unanswered: %s", p.Name, noDHCP)
+		return res
+	}
+	read := v1.Step{Table: -1, Stage: "dhcp socket on " + p.HostIfname, Owner: "port " + p.Name,
+		Actions: []string{fmt.Sprintf("read by the daemon: udp sport %d dport %d", dhcp.ClientPort, dhcp.ServerPort)}}
+	if !n.DHCP {
+		read.Drop = v1.DropDHCPOff
+		res.Steps = append(res.Steps, read, guard)
+		return dropped(res, v1.DropDHCPOff, "the daemon (network "+n.Name+")")
+	}
+	res.Steps = append(res.Steps, read, guard)
+	res.Verdict, res.Summary = v1.Answered, explain.DHCPAnswered(n)
+	return res
 }
 
 // onNetwork ends the packet's way on network n (bridge br): the gateway

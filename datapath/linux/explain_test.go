@@ -254,3 +254,69 @@ func TestExplainTraceFromOutside(t *testing.T) {
 		})
 	}
 }
+
+// TestExplainTraceDHCP: UDP to port 67 from a port is a DHCP client's, as
+// on OVS (datapath/ovs's explanation): the daemon's socket reads it
+// whatever its destination and answers it on a network with DHCP on; with
+// DHCP off, or without the daemon's packet sockets, it is dropped as
+// dhcp_off. A forged MAC is spoofing still.
+func TestExplainTraceDHCP(t *testing.T) {
+	s := traceState()
+	s.Networks[0].DHCP = true // blue; green's is off
+	dhcpStages := []string{"dhcp socket on " + model.HostIfname("web1"), "nft bridge ovs_vnet port_web1"}
+	for _, tc := range []struct {
+		name    string
+		q       v1.Query
+		noDHCP  string
+		verdict string
+		reason  string
+		stages  []string
+		summary string
+	}{
+		{"renewal", v1.Query{From: "web1", To: addr("10.61.0.1"), Proto: "udp", DPort: 67}, "", v1.Answered, "", dhcpStages,
+			"answered by the daemon (DHCP of network blue)"},
+		{"to a port", v1.Query{From: "web1", To: addr("10.61.0.3"), Proto: "udp", DPort: 67}, "", v1.Answered, "", dhcpStages,
+			"answered by the daemon (DHCP of network blue)"},
+		{"dhcp off", v1.Query{From: "g1", To: addr("10.63.0.1"), Proto: "udp", DPort: 67}, "", v1.Dropped, v1.DropDHCPOff,
+			[]string{"dhcp socket on " + model.HostIfname("g1"), "nft bridge ovs_vnet port_g1"}, "DHCP is off"},
+		{"no sockets", v1.Query{From: "web1", To: addr("10.61.0.1"), Proto: "udp", DPort: 67}, "no CAP_NET_RAW", v1.Dropped, v1.DropDHCPOff,
+			[]string{"nft bridge ovs_vnet port_web1"}, "unanswered: no CAP_NET_RAW"},
+		{"forged MAC", v1.Query{From: "web1", To: addr("10.61.0.1"), Proto: "udp", DPort: 67, SrcMAC: "02:00:00:00:00:99"}, "", v1.Dropped, v1.DropSpoofed,
+			[]string{"nft bridge ovs_vnet port_web1"}, "anti-spoofing"},
+		{"not 67", v1.Query{From: "web1", To: addr("10.61.0.1"), Proto: "udp", DPort: 53}, "", v1.Answered, "",
+			[]string{"nft bridge ovs_vnet port_web1", "route in netns", "nft inet ovs_vnet input"}, "answered by the host as the gateway"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			if err := q.Check(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := explainTrace(q, s, "vnbr", traceRoutes{NoDHCP: tc.noDHCP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Verdict != tc.verdict || res.Reason != tc.reason || len(res.Ports) != 0 {
+				t.Errorf("got %s %q %v, want %s %q", res.Verdict, res.Reason, res.Ports, tc.verdict, tc.reason)
+			}
+			var stages []string
+			for _, st := range res.Steps {
+				stages = append(stages, st.Stage)
+			}
+			if len(stages) != len(tc.stages) {
+				t.Errorf("stages %q, want %q", stages, tc.stages)
+			}
+			for i, want := range tc.stages {
+				if i >= len(stages) || !strings.HasPrefix(stages[i], want) {
+					t.Errorf("stages %q, want %q", stages, tc.stages)
+					break
+				}
+			}
+			if !strings.Contains(res.Summary, tc.summary) {
+				t.Errorf("summary %q lacks %q", res.Summary, tc.summary)
+			}
+			if tc.q.DPort == 67 && tc.reason != v1.DropSpoofed && !strings.Contains(res.Packet, "udp sport 68 dport 67") {
+				t.Errorf("packet %q: not a DHCP client's", res.Packet)
+			}
+		})
+	}
+}

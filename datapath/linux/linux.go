@@ -153,7 +153,7 @@ func WithLog(l *slog.Logger) Option {
 
 // Info implements datapath.Backend.
 func (b *Backend) Info() datapath.Info {
-	return datapath.Info{Backend: "linux", Bridge: b.prefix}
+	return datapath.Info{Backend: "linux", Bridge: b.prefix, NoDHCP: b.dhcp.off}
 }
 
 // Capabilities implements datapath.Backend: no OpenFlow, no OVSDB; security

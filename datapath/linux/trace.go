@@ -48,7 +48,7 @@ func (b *Backend) Trace(ctx context.Context, s datapath.State, q v1.Query) (v1.R
 	if err != nil {
 		return v1.Result{}, fmt.Errorf("trace: %w", err)
 	}
-	routes.Local = local
+	routes.Local, routes.NoDHCP = local, b.dhcp.off
 	return explainTrace(q, s, b.prefix, routes)
 }
 

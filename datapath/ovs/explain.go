@@ -77,9 +77,8 @@ func withL4(pkt string, q v1.Query) string {
 		return pkt + ",icmp_type=8,icmp_code=0"
 	}
 	sport := traceSrcPort
-	if q.Proto == v1.ProtoUDP && q.DPort == dhcp.ServerPort {
-		// A DHCP client's: what the dhcp stage takes (a renewal, to the
-		// gateway, from the port's address).
+	if explain.DHCPRequest(q) {
+		// What the dhcp stage takes.
 		sport = dhcp.ClientPort
 	}
 	pkt = fmt.Sprintf("%s,%s_src=%d,%s_dst=%d", pkt, q.Proto, sport, q.Proto, q.DPort)
@@ -245,7 +244,7 @@ func traceVerdict(res *v1.Result, o explain.Objects, from model.Port, n model.Ne
 	switch {
 	case daemon:
 		res.Verdict = v1.Answered
-		res.Summary = fmt.Sprintf("answered by the daemon (DHCP of network %s)", n.Name)
+		res.Summary = explain.DHCPAnswered(n)
 	case answered:
 		res.Verdict = v1.Answered
 		res.Summary = fmt.Sprintf("answered in place by the gateway of network %s (%s)", n.Name, q.To)
