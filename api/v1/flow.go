@@ -97,6 +97,7 @@ const (
 	DropUnknownDst  = "unknown_dst"  // unicast to a MAC no port of the network has
 	DropPolicy      = "policy"       // no rule of the port's security groups allows it
 	DropDHCPOff     = "dhcp_off"     // DHCP from a port of a network with "dhcp": false
+	DropDHCPServer  = "dhcp_server"  // a DHCP server message (UDP 67 → 68) from a port
 )
 
 // dropMeaning says, for people, what each drop reason means.
@@ -112,6 +113,7 @@ var dropMeaning = map[string]string{
 	DropUnknownDst:  "no port of the network has the destination MAC",
 	DropPolicy:      "no rule of the port's security groups allows it",
 	DropDHCPOff:     "DHCP from a port of a network whose DHCP is off (\"dhcp\": false)",
+	DropDHCPServer:  "a DHCP server message from a port: only ovs-vnet answers DHCP",
 }
 
 // DropMeaning is a drop reason's explanation for people.

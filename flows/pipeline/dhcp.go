@@ -25,6 +25,16 @@ import (
 // such flow would fail its whole restore. All ports together are bounded
 // by the daemon (datapath/ovs), since a packet-in carries one meter only.
 
+// dhcpServerGuard drops the DHCP server messages (UDP 67 → 68) a port
+// sends, from any address, above every flow of a port's: the daemon is
+// its network's only DHCP server, and a port answering its neighbours'
+// DISCOVERs (the answer floods) could hand them itself as their router and
+// DNS server. The host and the tunnel never pass spoof_guard.
+func dhcpServerGuard(c uint64) flowset.Flow {
+	return drop(TableSpoofGuard, prioDHCPServer, c, openflow.EthType(ethIPv4), openflow.IPProto(protoUDP),
+		openflow.UDPSrc(dhcp.ServerPort), openflow.UDPDst(dhcp.ClientPort))
+}
+
 // portDHCP is a port's intercept and its way to the daemon through its
 // meter; none for a port whose ofport no meter ID holds (PortDHCPMeter),
 // whose DHCP the spoof guard then drops. Neither depends on the network's

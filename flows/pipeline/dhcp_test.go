@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovs-vnet/ovs-vnet/api/v1"
 	"github.com/ovs-vnet/ovs-vnet/flows/flowset"
 )
 
@@ -12,7 +13,8 @@ import (
 // one drop in the dhcp table and nothing else; no flow names a meter in an
 // instruction (ovs-save's restore would fail on it, docs/PIPELINE.md,
 // Meters); a port whose ofport no meter ID holds gets neither intercept
-// nor meter, and its DHCP meets the spoof guard.
+// nor meter, and its DHCP meets the spoof guard; and DHCP server messages
+// from any port drop, above every port's flow, as dhcp_server.
 func TestDHCPFlows(t *testing.T) {
 	p := testPipeline()
 	m := threeNetworks()
@@ -39,6 +41,17 @@ func TestDHCPFlows(t *testing.T) {
 	all := render(d)
 	if strings.Contains(all, "meter:") {
 		t.Errorf("a meter instruction:\n%s", all)
+	}
+	if !strings.Contains(all, "table=10, priority=220,udp,tp_src=67,tp_dst=68 actions=drop") {
+		t.Errorf("no guard against DHCP servers on ports:\n%s", all)
+	}
+	for _, f := range d.Flows {
+		if f.Table == TableSpoofGuard && f.Priority >= prioDHCPServer && f.Cookie != p.Space.Cookie(KindBase, 0, 0) {
+			t.Errorf("a port's flow at or above the DHCP server guard: %+v", f)
+		}
+	}
+	if r, _ := DropReason(TableSpoofGuard, prioDHCPServer); r != v1.DropDHCPServer {
+		t.Errorf("the guard's drop reason: %q", r)
 	}
 	for _, ofport := range []int{0xfeff, 0xff00} {
 		port.Ofport = ofport

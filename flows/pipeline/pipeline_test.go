@@ -156,6 +156,10 @@ func TestAgainstOVS(t *testing.T) {
 			[]string{"controller(meter_id=1979777027)"}},
 		{"DHCP off", "udp,in_port=4,dl_src=" + mac("g1") + ",dl_dst=ff:ff:ff:ff:ff:ff,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67",
 			[]string{"12. reg0=0x3, priority 150, cookie 0x7602000000030000\n drop", "Datapath actions: drop"}},
+		// A port's OFFER, broadcast from its own MAC and address as a
+		// rogue server's: dropped before it can flood (dhcp_server).
+		{"DHCP server on a port", "udp,in_port=1,dl_src=" + mac("b1") + ",dl_dst=ff:ff:ff:ff:ff:ff,nw_src=10.61.0.2,nw_dst=255.255.255.255,udp_src=67,udp_dst=68",
+			[]string{"10. udp,tp_src=67,tp_dst=68, priority 220, cookie 0x7601000000000000\n drop", "Datapath actions: drop"}},
 		{"DHCP from another MAC", "udp,in_port=1,dl_src=" + mac("b2") + ",dl_dst=ff:ff:ff:ff:ff:ff,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67",
 			[]string{"10. in_port=1, priority 100, cookie 0x7604000000010000\n drop"}},
 		{"broadcast", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_op=1,arp_spa=10.61.0.2,arp_tpa=10.61.0.3,arp_sha=" + mac("b1"),
