@@ -2,7 +2,6 @@ package ovs
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -99,13 +98,17 @@ func (b *Backend) dhcpBinding(inPort, network uint32) (model.Port, dhcp.Binding,
 // DHCPStats implements datapath.DHCPServer: the daemon's counters, and as
 // rate_limited also what the ports' meters dropped — the switch's count,
 // which starts again with ovs-vswitchd and loses a port's share when the
-// port's meter goes with the port.
+// port's meter goes with the port. When the switch does not answer, the
+// daemon's counters are still reported, without rate_limited, which would
+// count the daemon's share alone (docs/metrics.md, DHCP).
 func (b *Backend) DHCPStats(ctx context.Context) (datapath.DHCPStats, error) {
 	snap := b.dhcp.Snapshot()
 	s := datapath.DHCPStats{Requests: snap.Requests, Answers: snap.Answers, Refused: snap.Refused}
 	body, err := statsOf[*openflow.MeterStatsReply](ctx, b, &openflow.MeterStatsRequest{MeterID: openflow.MeterAll})
 	if err != nil {
-		return s, fmt.Errorf("DHCP meter stats: %w", err)
+		b.log.Debug("DHCP meter stats: rate_limited left out", "err", err)
+		delete(s.Refused, dhcp.ReasonRateLimited)
+		return s, nil
 	}
 	b.mu.Lock()
 	p := b.pipeline

@@ -52,7 +52,8 @@ exit 0
 // is answered within a second while another port floods DISCOVERs, and
 // renews again after the backend restarted (the flows and meters stayed
 // on the bridge), after ovs-save's restore (ovs-ctl restart) and after
-// ovs-vswitchd restarted (they came back).
+// ovs-vswitchd restarted (they came back); its counters are still read
+// with the switch down.
 func TestDHCPAnswers(t *testing.T) {
 	_, err := os.Stat(busybox)
 	testbed.Need(t, err == nil, busybox+": apt-get install busybox-static (hack/install-deps.sh)")
@@ -288,6 +289,27 @@ func TestDHCPAnswers(t *testing.T) {
 		h = start()
 		renew(t)
 	})
+	t.Run("switch down", func(t *testing.T) {
+		// The daemon's own counters need no switch: with ovs-vswitchd
+		// gone they are still reported, and only rate_limited, which
+		// the ports' meters count too, is left out.
+		before, flows := stats(), len(boxFlows(t, box))
+		pid, err := os.ReadFile(filepath.Join(box.Dir, "ovs-vswitchd.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		testbed.Run(t, "kill", "-KILL", strings.TrimSpace(string(pid)))
+		defer func() {
+			box.RestartVswitchd(t)
+			eventually(t, "flows back after the ovs-vswitchd restart", func() bool { return len(boxFlows(t, box)) >= flows })
+		}()
+		got, err := h.call(agentCmd{Op: "dhcp-stats"})
+		if _, limited := got.DHCPStats.Refused[dhcp.ReasonRateLimited]; err != nil || limited ||
+			got.DHCPStats.Requests[dhcp.TypeRequest] != before.Requests[dhcp.TypeRequest] || before.Requests[dhcp.TypeRequest] == 0 ||
+			got.DHCPStats.Answers[dhcp.AnswerAck] != before.Answers[dhcp.AnswerAck] {
+			t.Fatalf("DHCP stats with the switch down: %+v, %v (before %+v)", got.DHCPStats, err, before)
+		}
+	})
 	t.Run("after an ovs-vswitchd restart", func(t *testing.T) {
 		// The switch forgot its flows and meters; the resync puts both
 		// back: path_mtu's meter and the ports'.
@@ -297,7 +319,6 @@ func TestDHCPAnswers(t *testing.T) {
 		}
 		renew(t)
 	})
-
 }
 
 // flowTexts is the bridge's flows as ovs-save dumps them, sorted: their
