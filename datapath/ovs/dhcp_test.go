@@ -53,7 +53,7 @@ exit 0
 // renews again after the backend restarted (the flows and meters stayed
 // on the bridge), after ovs-save's restore (ovs-ctl restart) and after
 // ovs-vswitchd restarted (they came back); its counters are still read
-// with the switch down.
+// with the switch down; a failed attach leaves no meter behind.
 func TestDHCPAnswers(t *testing.T) {
 	_, err := os.Stat(busybox)
 	testbed.Need(t, err == nil, busybox+": apt-get install busybox-static (hack/install-deps.sh)")
@@ -318,6 +318,29 @@ func TestDHCPAnswers(t *testing.T) {
 			t.Fatalf("meters after the restart:\n%s", meters)
 		}
 		renew(t)
+	})
+	t.Run("failed attach", func(t *testing.T) {
+		// An attach the switch refuses — its network's flood group, which
+		// the attach changes, is gone (OFPGMFC_UNKNOWN_GROUP) — is rolled
+		// back, and leaves no meter of its port on the bridge.
+		meters := func() []string {
+			var out []string
+			for _, l := range strings.Split(box.Ofctl(t, "dump-meters", "br-vnet"), "\n") {
+				if strings.HasPrefix(l, "meter=") {
+					out = append(out, l)
+				}
+			}
+			return out
+		}
+		before := meters()
+		box.Ofctl(t, "del-groups", "br-vnet", "group_id="+strconv.FormatUint(uint64(cookieSpace.Group(uint32(n.ID))), 10))
+		_, err := h.call(agentCmd{Op: "attach", Network: n, Port: port("dhg", "10.98.0.13")})
+		if err == nil || !strings.Contains(err.Error(), "commit bundle") {
+			t.Fatalf("attach without its network's flood group: %v", err)
+		}
+		if after := meters(); !slices.Equal(after, before) {
+			t.Fatalf("meters after the failed attach:\n%s\nbefore:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+		}
 	})
 }
 
