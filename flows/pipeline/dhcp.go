@@ -21,8 +21,8 @@ import (
 // The meter is the controller action's (meter_id), never a meter
 // instruction: OVS takes a flow whose controller action names a meter it
 // does not have, but refuses one whose instruction does — and ovs-save,
-// which ovs-ctl restart restores the bridge with, saves no meters, so one
-// such flow would fail its whole restore. All ports together are bounded
+// which ovs-ctl restart restores the bridge with, saves no meters, so the
+// first such flow would end its restore (docs/PIPELINE.md, Meters). All ports together are bounded
 // by the daemon (datapath/ovs), since a packet-in carries one meter only.
 
 // dhcpServerGuard drops the DHCP server messages (UDP 67 → 68) a port
