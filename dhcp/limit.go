@@ -57,6 +57,16 @@ func (l *Limiter) Allow(port string, now time.Time) bool {
 	return l.host.take(now, l.hostRate, l.hostBurst)
 }
 
+// AllowHost takes a token from the host's bucket alone at now, and tells
+// whether it had one: for a backend whose switch bounds each port itself
+// (OVS: the ports' meters), so that both backends bound the host with
+// this one bucket.
+func (l *Limiter) AllowHost(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.host.take(now, l.hostRate, l.hostBurst)
+}
+
 // Forget drops port's bucket, when the port goes.
 func (l *Limiter) Forget(port string) {
 	l.mu.Lock()

@@ -52,6 +52,35 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
+// TestLimiterAllowHost: the host's bucket alone, the same one Allow
+// takes from: its burst at once, its rate a second later, whatever the
+// ports' buckets hold.
+func TestLimiterAllowHost(t *testing.T) {
+	start := time.Unix(1000, 0)
+	l := NewLimiter(1, 1, 50, 30)
+	host := func(at time.Time, n int) int {
+		got := 0
+		for range n {
+			if l.AllowHost(at) {
+				got++
+			}
+		}
+		return got
+	}
+	if got := host(start, 100); got != 30 {
+		t.Fatalf("at once: %d allowed, want the host's burst of 30", got)
+	}
+	if got := host(start.Add(time.Second), 100); got != 30 {
+		t.Fatalf("a second later: %d allowed, want 30 (the rate of 50 capped by the burst)", got)
+	}
+	if got := host(start.Add(1200*time.Millisecond), 100); got != 10 {
+		t.Fatalf("200 ms later: %d allowed, want 10", got)
+	}
+	if l.Allow("a", start.Add(1200*time.Millisecond)) {
+		t.Fatal("Allow passed with the host's bucket empty")
+	}
+}
+
 func TestCounters(t *testing.T) {
 	var c Counters
 	c.Count(Verdict{TypeDiscover, AnswerOffer, ""})

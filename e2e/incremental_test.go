@@ -35,7 +35,7 @@ func TestLiveChanges(t *testing.T) {
 			}
 
 			// Each step and the flow and group changes the switch may see on
-			// OVS: a port in a masquerading network has 8 flows, a router of
+			// OVS: a port in a masquerading network has 9 flows, a router of
 			// two networks 4 (a route and a gateway ping each way); the flood
 			// group of the port's network changes, nothing else does.
 			steps := []struct {
@@ -46,13 +46,13 @@ func TestLiveChanges(t *testing.T) {
 			}{
 				{"attach", func() {
 					d.must("PUT", "/v1/ports/b2", map[string]string{"network": "blue", "netns": nsB2, "ip": "10.91.0.12"}, 201, nil)
-				}, map[string]int{"flow/add": 8, "group/modify": 1}, func() { ping(t, nsB2, "10.91.0.11", true) }},
+				}, map[string]int{"flow/add": 9, "group/modify": 1}, func() { ping(t, nsB2, "10.91.0.11", true) }},
 				{"router", func() { d.must("PUT", "/v1/routers/r1", `{"networks":["blue","red"]}`, 201, nil) },
 					map[string]int{"flow/add": 4}, func() { ping(t, nsB1, "10.92.0.11", true) }},
 				{"same router again", func() { d.must("PUT", "/v1/routers/r1", `{"networks":["red","blue"]}`, 200, nil) },
 					map[string]int{}, func() { ping(t, nsR, "10.91.0.12", true) }},
 				{"detach", func() { d.must("DELETE", "/v1/ports/b2", nil, 204, nil) },
-					map[string]int{"flow/delete": 8, "group/modify": 1}, func() { ping(t, nsB1, "10.92.0.11", true) }},
+					map[string]int{"flow/delete": 9, "group/modify": 1}, func() { ping(t, nsB1, "10.92.0.11", true) }},
 				{"router gone", func() { d.must("DELETE", "/v1/routers/r1", nil, 204, nil) },
 					map[string]int{"flow/delete": 4}, func() { ping(t, nsB1, "10.92.0.11", false) }},
 			}

@@ -2,7 +2,6 @@ package ovs
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 )
 
 // DHCP on the OVS backend (docs/PIPELINE.md, DHCP): the pipeline sends a
-// port's DHCP, metered, to the controller with the port's in_port and its
+// port's DHCP, through its meter, to the controller with the port's in_port and its
 // network's ID (reg0) in the packet-in's match; the daemon answers from the
 // port's binding with a packet-out to that port alone. The port is known
 // by where the frame came in, never by the MAC it claims.
@@ -70,7 +69,7 @@ func (b *Backend) answerDHCP(c *ofconn.Conn, in *openflow.PacketIn, log *slog.Lo
 // dhcpBinding finds the port on inPort in the state as it is now, which
 // must be of network (reg0: the state may have changed since the switch
 // sent the frame), and its binding; reason is "" when it has one. A scan:
-// the meters let the daemon see 500 frames a second at most.
+// the host's bucket lets 500 frames a second this far at most.
 func (b *Backend) dhcpBinding(inPort, network uint32) (model.Port, dhcp.Binding, string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -97,15 +96,19 @@ func (b *Backend) dhcpBinding(inPort, network uint32) (model.Port, dhcp.Binding,
 }
 
 // DHCPStats implements datapath.DHCPServer: the daemon's counters, and as
-// rate_limited what the DHCP meters' bands dropped — the switch's count,
+// rate_limited also what the ports' meters dropped — the switch's count,
 // which starts again with ovs-vswitchd and loses a port's share when the
-// port's meter goes with the port.
+// port's meter goes with the port. When the switch does not answer, the
+// daemon's counters are still reported, without rate_limited, which would
+// count the daemon's share alone (docs/metrics.md, DHCP).
 func (b *Backend) DHCPStats(ctx context.Context) (datapath.DHCPStats, error) {
 	snap := b.dhcp.Snapshot()
 	s := datapath.DHCPStats{Requests: snap.Requests, Answers: snap.Answers, Refused: snap.Refused}
 	body, err := statsOf[*openflow.MeterStatsReply](ctx, b, &openflow.MeterStatsRequest{MeterID: openflow.MeterAll})
 	if err != nil {
-		return s, fmt.Errorf("DHCP meter stats: %w", err)
+		b.log.Debug("DHCP meter stats: rate_limited left out", "err", err)
+		delete(s.Refused, dhcp.ReasonRateLimited)
+		return s, nil
 	}
 	b.mu.Lock()
 	p := b.pipeline

@@ -2,11 +2,13 @@ package ovs
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,18 +51,14 @@ exit 0
 // gets nothing with its network's DHCP off or with a MAC not its port's,
 // is answered within a second while another port floods DISCOVERs, and
 // renews again after the backend restarted (the flows and meters stayed
-// on the bridge) and after ovs-vswitchd restarted (they came back).
+// on the bridge), after ovs-save's restore (ovs-ctl restart) and after
+// ovs-vswitchd restarted (they came back); its counters are still read
+// with the switch down; a failed attach leaves no meter behind.
 func TestDHCPAnswers(t *testing.T) {
-	testbed.Need(t, os.Geteuid() == 0, "root: the test creates network namespaces")
 	_, err := os.Stat(busybox)
 	testbed.Need(t, err == nil, busybox+": apt-get install busybox-static (hack/install-deps.sh)")
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	box := testbed.StartSandbox(t, root, "")
-	cfg := agentConfig{DB: "unix:" + box.DBSock, Bridge: "br-vnet", Listen: "tcp:127.0.0.1:6653",
-		VswitchdCtl: filepath.Join(box.Dir, "ovs-vswitchd.ctl")}
+	box, cfg := startHostBox(t)
+	cfg.PickupWindow = 0 // the daemon's default
 	prefix := netip.MustParsePrefix("10.98.0.0/24")
 	dns, err := model.NewAddrList([]string{"10.98.0.53", "9.9.9.9"})
 	if err != nil {
@@ -164,12 +162,19 @@ func TestDHCPAnswers(t *testing.T) {
 		off := n
 		off.DHCP = false
 		h.do(t, agentCmd{Op: "network", Network: off})
+		// The network's drop, above its ports' ways to the daemon: the
+		// table's one dhcp_off flow that counts.
 		dropped := func() (string, int) {
-			dump := box.Ofctl(t, "dump-flows", "br-vnet", "table=12")
-			_, count, _ := strings.Cut(dump, "n_packets=")
-			count, _, _ = strings.Cut(count, ",")
-			k, _ := strconv.Atoi(count)
-			return dump, k
+			dump := box.Ofctl(t, "dump-flows", "br-vnet", "table=12,reg0=1")
+			for _, l := range strings.Split(dump, "\n") {
+				if strings.Contains(l, "priority=150,reg0=0x1 actions=drop") {
+					_, count, _ := strings.Cut(l, "n_packets=")
+					count, _, _ = strings.Cut(count, ",")
+					k, _ := strconv.Atoi(count)
+					return dump, k
+				}
+			}
+			return dump, -1
 		}
 		_, before := dropped()
 		defer h.do(t, agentCmd{Op: "network", Network: n})
@@ -178,8 +183,7 @@ func TestDHCPAnswers(t *testing.T) {
 		if out, err := udhcpc(ctx, "-f", "-q", "-n", "-t", "1", "-T", "1").CombinedOutput(); err == nil {
 			t.Fatalf("udhcpc got a lease with DHCP off:\n%s", out)
 		}
-		// The miss, dhcp_off's drop, is the table's one flow, and counted.
-		if got, after := dropped(); !strings.Contains(got, "priority=0 actions=drop") || strings.Contains(got, "controller") || after <= before {
+		if got, after := dropped(); before < 0 || after <= before {
 			t.Fatalf("table 12 with DHCP off (%d packets before):\n%s", before, got)
 		}
 	})
@@ -245,18 +249,106 @@ func TestDHCPAnswers(t *testing.T) {
 	})
 	t.Run("after a restart", func(t *testing.T) {
 		h.stop()
+		// A bridge from a release that bounded all ports' DHCP with a
+		// meter of the bridge's (object 2) loses it at the sync.
+		old := strconv.FormatUint(uint64(cookieSpace.Meter(0, 2)), 10)
+		box.Ofctl(t, "add-meter", "br-vnet", "meter="+old+",pktps,burst,stats,band=type=drop,rate=500,burst_size=100")
+		h = start()
+		eventually(t, "the bridge's old DHCP meter gone", func() bool {
+			return !strings.Contains(box.Ofctl(t, "dump-meters", "br-vnet"), "meter="+old+" ")
+		})
+		renew(t)
+	})
+	t.Run("after ovs-save's restore", func(t *testing.T) {
+		// ovs-ctl restart saves the bridge's flows and groups with
+		// ovs-save, restarts ovs-vswitchd and runs the saved script before
+		// any controller connects; meters are not saved. With the daemon
+		// stopped, what the bridge holds after is the script's alone: all
+		// of its flows, and a port reaches another through them.
+		h.stop()
+		want := flowTexts(t, box)
+		script := filepath.Join(t.TempDir(), "restore")
+		env := append(os.Environ(), "OVS_RUNDIR="+box.Dir)
+		save := exec.Command("ip", "netns", "exec", box.Netns, "/usr/share/openvswitch/scripts/ovs-save", "save-flows", "br-vnet")
+		save.Env = env
+		saved, err := save.Output()
+		if err != nil {
+			t.Fatalf("ovs-save: %v", err)
+		}
+		if err := os.WriteFile(script, saved, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		box.RestartVswitchd(t)
+		restore := exec.Command("ip", "netns", "exec", box.Netns, "sh", script)
+		restore.Env = env
+		out, err := restore.CombinedOutput()
+		if got := flowTexts(t, box); err != nil || got != want {
+			t.Fatalf("ovs-save's restore: %v\n%s\nflows after:\n%s\nbefore:\n%s", err, out, got, want)
+		}
+		testbed.Run(t, "ip", "netns", "exec", b.Netns, "ping", "-c", "2", "-W", "2", a.IP.String())
 		h = start()
 		renew(t)
 	})
+	t.Run("switch down", func(t *testing.T) {
+		// The daemon's own counters need no switch: with ovs-vswitchd
+		// gone they are still reported, and only rate_limited, which
+		// the ports' meters count too, is left out.
+		before, flows := stats(), len(boxFlows(t, box))
+		pid, err := os.ReadFile(filepath.Join(box.Dir, "ovs-vswitchd.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		testbed.Run(t, "kill", "-KILL", strings.TrimSpace(string(pid)))
+		defer func() {
+			box.RestartVswitchd(t)
+			eventually(t, "flows back after the ovs-vswitchd restart", func() bool { return len(boxFlows(t, box)) >= flows })
+		}()
+		got, err := h.call(agentCmd{Op: "dhcp-stats"})
+		if _, limited := got.DHCPStats.Refused[dhcp.ReasonRateLimited]; err != nil || limited ||
+			got.DHCPStats.Requests[dhcp.TypeRequest] != before.Requests[dhcp.TypeRequest] || before.Requests[dhcp.TypeRequest] == 0 ||
+			got.DHCPStats.Answers[dhcp.AnswerAck] != before.Answers[dhcp.AnswerAck] {
+			t.Fatalf("DHCP stats with the switch down: %+v, %v (before %+v)", got.DHCPStats, err, before)
+		}
+	})
 	t.Run("after an ovs-vswitchd restart", func(t *testing.T) {
-		// The switch forgot its flows and meters; the resync must put the
-		// meters back before the flows that use them.
+		// The switch forgot its flows and meters; the resync puts both
+		// back: path_mtu's meter and the ports'.
 		restartVswitchd(t, box)
-		if meters := box.Ofctl(t, "dump-meters", "br-vnet"); strings.Count(meters, "meter=") != 2+len(ports) {
+		if meters := box.Ofctl(t, "dump-meters", "br-vnet"); strings.Count(meters, "meter=") != 1+len(ports) {
 			t.Fatalf("meters after the restart:\n%s", meters)
 		}
 		renew(t)
 	})
+	t.Run("failed attach", func(t *testing.T) {
+		// An attach the switch refuses — its network's flood group, which
+		// the attach changes, is gone (OFPGMFC_UNKNOWN_GROUP) — is rolled
+		// back, and leaves no meter of its port on the bridge.
+		meters := func() []string {
+			var out []string
+			for _, l := range strings.Split(box.Ofctl(t, "dump-meters", "br-vnet"), "\n") {
+				if strings.HasPrefix(l, "meter=") {
+					out = append(out, l)
+				}
+			}
+			return out
+		}
+		before := meters()
+		box.Ofctl(t, "del-groups", "br-vnet", "group_id="+strconv.FormatUint(uint64(cookieSpace.Group(uint32(n.ID))), 10))
+		_, err := h.call(agentCmd{Op: "attach", Network: n, Port: port("dhg", "10.98.0.13")})
+		if err == nil || !strings.Contains(err.Error(), "commit bundle") {
+			t.Fatalf("attach without its network's flood group: %v", err)
+		}
+		if after := meters(); !slices.Equal(after, before) {
+			t.Fatalf("meters after the failed attach:\n%s\nbefore:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+		}
+	})
+}
+
+// flowTexts is the bridge's flows as ovs-save dumps them, sorted: their
+// text without counters.
+func flowTexts(t *testing.T, box *testbed.Sandbox) string {
+	t.Helper()
+	return strings.Join(slices.Sorted(maps.Keys(boxFlows(t, box))), "\n")
 }
 
 // lastEvent is the last line of udhcpc's events starting with kind.

@@ -102,6 +102,9 @@ type Backend struct {
 	dhcp dhcp.Counters
 	// declines are the DECLINEs worth a warning.
 	declines dhcp.Declines
+	// dhcpHost bounds the DHCP of all ports together (its host bucket;
+	// each port's own bound is its meter on the switch).
+	dhcpHost *dhcp.Limiter
 	// dumpMu guards dump, the flow dump under way that concurrent stats
 	// calls share.
 	dumpMu sync.Mutex
@@ -264,6 +267,7 @@ func New(ctx context.Context, db *ovsdb.Client, cfg Config) (_ *Backend, err err
 		pipeline:    pipeline.Pipeline{Space: cookieSpace, HostMAC: hostMAC},
 		state:       newState(),
 		dropReasons: newDropReasonTable(),
+		dhcpHost:    dhcp.NewLimiter(dhcp.PortRate, dhcp.PortBurst, dhcp.HostRate, dhcp.HostBurst),
 		vswitchdCtl: cfg.VswitchdCtl,
 		spares:      newSpares(db, cfg.Bridge, cfg.SparePorts, cfg.Log.With("component", "spares")),
 		log:         cfg.Log,

@@ -1,6 +1,8 @@
 package ovs
 
 import (
+	"time"
+
 	"github.com/ovs-vnet/ovs-vnet/dhcp"
 	"github.com/ovs-vnet/ovs-vnet/flows/ofconn"
 	"github.com/ovs-vnet/ovs-vnet/flows/openflow"
@@ -9,8 +11,8 @@ import (
 
 // dhcpQueue is how many DHCP packet-ins wait for the session's DHCP
 // worker; beyond that they are dropped and counted (queue_full). The
-// meters let 500 a second through at most: the queue holds the burst
-// the worker has not caught up with yet.
+// host's bucket lets 500 a second through at most: the queue holds the
+// burst the worker has not caught up with yet.
 const dhcpQueue = 64
 
 // serveSession is the OpenFlow session handler: for our bridge the
@@ -29,7 +31,10 @@ func (b *Backend) serveSession(c *ofconn.Conn) {
 // answerPacketIns dispatches the session's packet-ins by the table that
 // sent them until the session ends: path_mtu's are answered here, dhcp's
 // by a worker of their own through a bounded queue, so that neither a
-// DHCP flood nor a slow DHCP answer delays path MTU.
+// DHCP flood nor a slow DHCP answer delays path MTU. DHCP is bounded for
+// all ports together here, before the queue, as the Linux backend bounds
+// it (dhcp.Limiter's host bucket): each port's meter keeps one port from
+// taking the others' share, and a packet-in carries one meter only.
 func (b *Backend) answerPacketIns(c *ofconn.Conn) {
 	log := b.log.With("component", "packet-in")
 	dhcpq := make(chan *openflow.PacketIn, dhcpQueue)
@@ -48,6 +53,10 @@ func (b *Backend) answerPacketIns(c *ofconn.Conn) {
 			case pipeline.TablePathMTU:
 				b.answerTooBig(c, in, log)
 			case pipeline.TableDHCP:
+				if !b.dhcpHost.AllowHost(time.Now()) {
+					b.dhcp.Refuse(dhcp.ReasonRateLimited)
+					continue
+				}
 				select {
 				case dhcpq <- in:
 				default:

@@ -14,11 +14,11 @@ const (
 	meterKindPort   uint8 = 1
 )
 
-// Objects of the bridge's meters.
-const (
-	meterPathMTU uint16 = 1
-	meterDHCP    uint16 = 2
-)
+// meterPathMTU is the object of path_mtu's meter. Object 2 was the
+// bridge's DHCP meter, which the daemon's own bound replaced (see
+// portDHCP); a bridge that still has it loses it at the next sync, as any
+// meter of ours no flow uses.
+const meterPathMTU uint16 = 1
 
 // maxMeteredOfport bounds the ofports a port's meter ID can hold. OVS
 // numbers ports from 1 and reserves 0xff00 up; a port above it gets no
@@ -28,13 +28,9 @@ const maxMeteredOfport = 0xfeff
 // PacketInMeter is the ID of the meter on path_mtu's packet-ins.
 func (p Pipeline) PacketInMeter() uint32 { return p.Space.Meter(meterKindBridge, meterPathMTU) }
 
-// DHCPMeter is the ID of the meter on the bridge's DHCP packet-ins: what
-// all ports together may send the daemon.
-func (p Pipeline) DHCPMeter() uint32 { return p.Space.Meter(meterKindBridge, meterDHCP) }
-
-// PortDHCPMeter is the ID of the meter on a port's DHCP, so that a port
-// flooding DHCP spends its own budget and not the bridge's; ok is false
-// for an ofport no meter ID can hold.
+// PortDHCPMeter is the ID of the meter on a port's DHCP packet-ins, so
+// that a port flooding DHCP spends its own budget and not the other
+// ports'; ok is false for an ofport no meter ID can hold.
 func (p Pipeline) PortDHCPMeter(ofport int) (id uint32, ok bool) {
 	if ofport < 1 || ofport > maxMeteredOfport {
 		return 0, false
@@ -42,22 +38,19 @@ func (p Pipeline) PortDHCPMeter(ofport int) (id uint32, ok bool) {
 	return p.Space.Meter(meterKindPort, uint16(ofport)), true
 }
 
-// IsDHCPMeter reports whether id is a DHCP meter: the bridge's or a port's.
+// IsDHCPMeter reports whether id is a port's DHCP meter.
 func (p Pipeline) IsDHCPMeter(id uint32) bool {
-	return id == p.DHCPMeter() || id&^0xffff == p.Space.Meter(meterKindPort, 0)
+	return id&^0xffff == p.Space.Meter(meterKindPort, 0)
 }
 
-// BaseMeters are the bridge's meters: path_mtu's and DHCP's. The DHCP
-// rates are the Linux backend's limiter's (package dhcp), so that both
-// backends answer a flood alike.
+// BaseMeters are the bridge's meters: path_mtu's.
 func (p Pipeline) BaseMeters() []flowset.Meter {
-	return []flowset.Meter{
-		{ID: p.PacketInMeter(), Rate: PacketInRate, Burst: PacketInBurst},
-		{ID: p.DHCPMeter(), Rate: dhcp.HostRate, Burst: dhcp.HostBurst},
-	}
+	return []flowset.Meter{{ID: p.PacketInMeter(), Rate: PacketInRate, Burst: PacketInBurst}}
 }
 
-// PortMeters are a port's meters: its DHCP's.
+// PortMeters are a port's meters: its DHCP's, at the Linux backend's
+// limiter's rate (package dhcp), so that both backends answer a flood
+// alike.
 func (p Pipeline) PortMeters(port model.Port) []flowset.Meter {
 	id, ok := p.PortDHCPMeter(port.Ofport)
 	if !ok {

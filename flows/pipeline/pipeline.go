@@ -125,6 +125,7 @@ func (p Pipeline) Base(pickup bool) []flowset.Flow {
 		drop(TableClassify, prioMiss, c),
 		flow(TableClassify, prioFallback, c, match(openflow.InPort(openflow.PortLocal)), gotoTable(TableFromHost)),
 		drop(TableSpoofGuard, prioGuard, c, openflow.EthType(ethIPv6)),
+		dhcpServerGuard(c),
 		drop(TableDHCP, prioMiss, c),
 		drop(TableFromHost, prioMiss, c),
 		flow(TableGateway, prioMiss, c, match(), gotoTable(TableEgressCT)),

@@ -147,15 +147,19 @@ func TestAgainstOVS(t *testing.T) {
 			[]string{"IN_PORT\n", "arp_spa=10.63.0.1,arp_tpa=10.63.0.2,arp_op=2,arp_sha=" + gw("green")}},
 		{"ping a peer's gateway", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=" + gw("blue") + ",icmp,nw_src=10.61.0.2,nw_dst=10.62.0.1,nw_ttl=64,icmp_type=8,icmp_code=0",
 			[]string{"IN_PORT", "Final flow: icmp,reg0=0x1,in_port=1,vlan_tci=0x0000,dl_src=" + gw("blue") + ",dl_dst=" + mac("b1") + ",nw_src=10.62.0.1,nw_dst=10.61.0.2", "icmp_type=0"}},
-		// DHCP from 0.0.0.0 and from the port's address: through the
-		// port's meter to the daemon, through the bridge's.
+		// DHCP from 0.0.0.0 and from the port's address: to the daemon
+		// through the port's meter.
 		{"DHCP discover", "udp,in_port=1,dl_src=" + mac("b1") + ",dl_dst=ff:ff:ff:ff:ff:ff,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67",
-			[]string{"10. udp,in_port=1,dl_src=" + mac("b1") + ",tp_src=68,tp_dst=67, priority 210, cookie 0x7604000000010000\n meter:1979777025\n goto_table:12",
-				"12. reg0=0x1, priority 100, cookie 0x7602000000010000\n controller(meter_id=1979711490)"}},
+			[]string{"10. udp,in_port=1,dl_src=" + mac("b1") + ",tp_src=68,tp_dst=67, priority 210, cookie 0x7604000000010000\n goto_table:12",
+				"12. in_port=1, priority 100, cookie 0x7604000000010000\n controller(meter_id=1979777025)"}},
 		{"DHCP renew", "udp,in_port=3,dl_src=" + mac("r1p") + ",dl_dst=" + gw("red") + ",nw_src=10.62.0.2,nw_dst=10.62.0.1,udp_src=68,udp_dst=67",
-			[]string{"meter:1979777027", "controller(meter_id=1979711490)"}},
+			[]string{"controller(meter_id=1979777027)"}},
 		{"DHCP off", "udp,in_port=4,dl_src=" + mac("g1") + ",dl_dst=ff:ff:ff:ff:ff:ff,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67",
-			[]string{"meter:1979777028", "12. priority 0, cookie 0x7601000000000000\n drop"}},
+			[]string{"12. reg0=0x3, priority 150, cookie 0x7602000000030000\n drop", "Datapath actions: drop"}},
+		// A port's OFFER, broadcast from its own MAC and address as a
+		// rogue server's: dropped before it can flood (dhcp_server).
+		{"DHCP server on a port", "udp,in_port=1,dl_src=" + mac("b1") + ",dl_dst=ff:ff:ff:ff:ff:ff,nw_src=10.61.0.2,nw_dst=255.255.255.255,udp_src=67,udp_dst=68",
+			[]string{"10. udp,tp_src=67,tp_dst=68, priority 220, cookie 0x7601000000000000\n drop", "Datapath actions: drop"}},
 		{"DHCP from another MAC", "udp,in_port=1,dl_src=" + mac("b2") + ",dl_dst=ff:ff:ff:ff:ff:ff,nw_src=0.0.0.0,nw_dst=255.255.255.255,udp_src=68,udp_dst=67",
 			[]string{"10. in_port=1, priority 100, cookie 0x7604000000010000\n drop"}},
 		{"broadcast", "in_port=1,dl_src=" + mac("b1") + ",dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_op=1,arp_spa=10.61.0.2,arp_tpa=10.61.0.3,arp_sha=" + mac("b1"),

@@ -23,8 +23,8 @@ const (
 	TableL2         uint8 = 50
 )
 
-// TableDHCP takes the DHCP a port sends (spoof_guard sends it here, through
-// the port's meter) to the daemon, which answers it (docs/DESIGN.md §8.4).
+// TableDHCP takes the DHCP a port sends (spoof_guard sends it here) to the
+// daemon through the port's meter, which answers it (docs/DESIGN.md §8.4).
 const TableDHCP uint8 = 12
 
 // Tables of security groups (docs/DESIGN.md §8.1): the egress side of
@@ -128,6 +128,9 @@ const (
 	// prioDHCP: a port's DHCP, above its own-MAC and -address flows
 	// (prioExact), since a client without an address sends from 0.0.0.0.
 	prioDHCP uint16 = 210
+	// prioDHCPServer: DHCP server messages from any port, above all of a
+	// port's flows, its DHCP intercept included.
+	prioDHCPServer uint16 = 220
 )
 
 // Stages lists the pipeline's tables in the order packets traverse them.
@@ -135,10 +138,10 @@ func Stages() []Stage {
 	return []Stage{
 		{TableClassify, "classify", "in_port → the port's network (reg0); the host's port goes to from_host; the tunnel's VNI → its network, straight to l2_forward",
 			map[uint16]string{prioMiss: v1.DropUnknownPort, prioGuard: v1.DropUnknownVNI}},
-		{TableSpoofGuard, "spoof_guard", "only the port's own MAC and IPv4 address (and ARP sender) pass; DHCP from the port's MAC, from any address, → dhcp through the port's meter",
-			map[uint16]string{prioFallback: v1.DropSpoofed, prioGuard: v1.DropIPv6}},
-		{TableDHCP, "dhcp", "DHCP from a port (metered per port in spoof_guard) → the daemon, metered per bridge, which answers with a packet-out to that port; networks with dhcp false drop it",
-			map[uint16]string{prioMiss: v1.DropDHCPOff}},
+		{TableSpoofGuard, "spoof_guard", "DHCP server messages (UDP 67 → 68) from any port dropped; only the port's own MAC and IPv4 address (and ARP sender) pass; DHCP from the port's MAC, from any address, → dhcp",
+			map[uint16]string{prioFallback: v1.DropSpoofed, prioGuard: v1.DropIPv6, prioDHCPServer: v1.DropDHCPServer}},
+		{TableDHCP, "dhcp", "DHCP from a port → the daemon through the port's meter (in_port), which answers with a packet-out to that port; networks with dhcp false drop it (reg0)",
+			map[uint16]string{prioMiss: v1.DropDHCPOff, prioGuard: v1.DropDHCPOff}},
 		{TableFromHost, "from_host", "what the host sends into a network (masquerade replies, translated connections), by destination subnet; ARP for ports answered",
 			map[uint16]string{prioMiss: v1.DropHost}},
 		{TableGateway, "gateway", "ARP and ping for gateway addresses answered in place; IPv4 to the gateway MAC is to be routed (reg1 bit 4); on to the egress side",

@@ -178,8 +178,8 @@ func (b *Bridge) applyPlan(ctx context.Context, plan flowset.Plan) error {
 // applyPlans sends plans, in order, as one change: the meters their flows
 // will use, then their flows and groups in one bundle, then the deletion
 // of the meters no flow uses any more (flowset.MeterMessages: OVS bundles
-// no meter mod). A failure leaves the bridge's flows as they were; meters
-// added before it hold no flow, and the next change or sync replaces them.
+// no meter mod). A failure leaves the bridge's flows as they were, and
+// takes back the meters it added (undoMeters).
 func (b *Bridge) applyPlans(ctx context.Context, plans ...flowset.Plan) error {
 	before, after := flowset.MeterMessages(plans...)
 	var msgs []openflow.Message
@@ -190,6 +190,9 @@ func (b *Bridge) applyPlans(ctx context.Context, plans ...flowset.Plan) error {
 	if err == nil && len(msgs) > 0 {
 		err = b.Apply(ctx, msgs)
 	}
+	if err != nil {
+		err = errors.Join(err, b.undoMeters(ctx, before))
+	}
 	if err == nil {
 		err = b.sendMeters(ctx, after)
 	}
@@ -197,6 +200,27 @@ func (b *Bridge) applyPlans(ctx context.Context, plans ...flowset.Plan) error {
 		b.metrics.switchError(err)
 	}
 	return err
+}
+
+// undoMeters deletes the meters that mods added, after the change they
+// were for failed: no flow uses them, and the caller rolls back as if the
+// change never was (the attach of a port, whose meter would otherwise
+// stay until the next sync). Meters modified are left as they are: their
+// flows stayed, and a modify refused changed nothing. Best effort, and
+// bounded on its own: ctx may be what ran out.
+func (b *Bridge) undoMeters(ctx context.Context, mods []openflow.Message) error {
+	var undo []openflow.Message
+	for _, m := range mods {
+		if mod, ok := m.(*openflow.MeterMod); ok && mod.Command == openflow.MeterAdd {
+			undo = append(undo, &openflow.MeterMod{Command: openflow.MeterDelete, MeterID: mod.MeterID})
+		}
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := b.sendMeters(uctx, undo); err != nil {
+		return fmt.Errorf("undo: %w", err)
+	}
+	return nil
 }
 
 // sendMeters sends meter mods and waits until the switch has taken them.

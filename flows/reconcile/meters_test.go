@@ -31,8 +31,9 @@ func both(a, b flowset.Desired) flowset.Desired {
 // TestMetersAgainstOVS: meters come and go with the flows that use them —
 // at a sync, which also leaves a foreign meter alone and sends nothing for
 // meters as desired; at a change, where a meter an earlier failure left
-// behind does not fail the add; and at a detach and an attach of the same
-// meter in one bundle, which keeps it with the new flow.
+// behind does not fail the add; at a detach and an attach of the same
+// meter in one bundle, which keeps it with the new flow; and at a change
+// the switch refuses, which takes back the meter it added.
 func TestMetersAgainstOVS(t *testing.T) {
 	box := ovsBridge(t)
 	box.Ofctl(t, "add-meter", "br0", "meter=9,pktps,band=type=drop,rate=5")
@@ -106,6 +107,22 @@ func TestMetersAgainstOVS(t *testing.T) {
 	}
 	if res, err := b.Sync(ctx, both(one, next)); err != nil || res.Plan.Len() != 0 {
 		t.Fatalf("resync: %+v, %v", res.Plan, err)
+	}
+
+	// A change the switch refuses (its flow outputs to a group the
+	// bridge does not have) takes back the meter it added before its
+	// bundle, and leaves alone those that were there.
+	bad := metered(2, 10)
+	bad.Flows[0].Instructions = []openflow.Instruction{openflow.ApplyActions{Actions: []openflow.Action{
+		openflow.ActionGroup{GroupID: space.Group(77)}}}}
+	if _, err := change(ctx, b, both(one, next), both(both(one, next), bad)); err == nil {
+		t.Fatal("the switch took a flow to a group it does not have")
+	}
+	if has(2) || !has(0) || !has(1) {
+		t.Fatalf("meters after the refused change:\n%s", meters())
+	}
+	if flows := box.Ofctl(t, "dump-flows", "br0"); strings.Count(flows, "cookie=") != 2 {
+		t.Fatalf("flows after the refused change:\n%s", flows)
 	}
 }
 
