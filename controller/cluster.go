@@ -5,7 +5,8 @@ package controller
 // and follows the store's changes: the other hosts' networks and routers are
 // ensured here too, and the backend is handed the remote ports this host
 // needs. The store is the authority; this host's own writes come back as
-// events that change nothing.
+// events that change nothing, and the events still on their way from
+// before one of them are skipped (stale).
 
 import (
 	"context"
@@ -228,6 +229,9 @@ func (c *Controller) applyNetwork(ctx context.Context, ev store.Event) error {
 func (c *Controller) applyRouter(ctx context.Context, ev store.Event) error {
 	defer c.exclusive()()
 	defer c.publish()
+	if c.stale(ev) {
+		return nil
+	}
 	old, had := c.routers[ev.Name]
 	switch {
 	case ev.Router != nil && had && old.SameSpec(*ev.Router):

@@ -29,6 +29,7 @@ type overlayFake struct {
 	remote   []string // "port@host-ip"
 	networks []string // "ensure blue dns=10.1.0.53", "delete blue"; guarded by remoteMu
 	policies []model.Policy
+	routers  []string // "r [blue red]", every router ensured
 }
 
 func (f *overlayFake) SetPolicy(ctx context.Context, p model.Policy) error {
@@ -53,6 +54,13 @@ func (f *overlayFake) EnsureNetwork(ctx context.Context, n model.Network) error 
 	f.networks = append(f.networks, fmt.Sprintf("ensure %s dns=%s", n.Name, n.DNS))
 	f.remoteMu.Unlock()
 	return f.Fake.EnsureNetwork(ctx, n)
+}
+
+func (f *overlayFake) EnsureRouter(ctx context.Context, r model.Router) error {
+	f.remoteMu.Lock()
+	f.routers = append(f.routers, fmt.Sprintf("%s %v", r.Name, r.Networks))
+	f.remoteMu.Unlock()
+	return f.Fake.EnsureRouter(ctx, r)
 }
 
 func (f *overlayFake) DeleteNetwork(ctx context.Context, n model.Network) error {
@@ -283,5 +291,31 @@ func TestClusterGroupInPlace(t *testing.T) {
 				t.Fatalf("h1 handed its datapath group %s as %+v after changing it to port 443", name, g.Rules)
 			}
 		}
+	}
+}
+
+// TestClusterRouterInPlace: a router whose networks change twice in a row
+// on one host is never set up with its older networks again there.
+func TestClusterRouterInPlace(t *testing.T) {
+	etcd := testbed.StartEtcd(t, 1)
+	h1 := startClusterHost(t, etcd, "h1", "192.0.2.1")
+	h2 := startClusterHost(t, etcd, "h2", "192.0.2.2")
+	for i, n := range []string{"blue", "red", "green"} {
+		h1.mustDo(t, "PUT", "/v1/networks/"+n, fmt.Sprintf(`{"subnet":"10.%d.0.0/24"}`, i+1), 201)
+	}
+	var want []string
+	for i := range 20 {
+		name := fmt.Sprintf("r%d", i)
+		h1.mustDo(t, "PUT", "/v1/routers/"+name, `{"networks":["blue","red"]}`, 201)
+		h1.mustDo(t, "PUT", "/v1/routers/"+name, `{"networks":["blue","green"]}`, 200)
+		want = append(want, name+" [blue red]", name+" [blue green]")
+	}
+	// h2's write comes to h1 after h1's own, in the order they committed.
+	h2.mustDo(t, "PUT", "/v1/security-groups/last", `{"rules":[]}`, 201)
+	waitUntil(t, "h1 has group last", func() bool { _, err := h1.C.SecurityGroup(context.Background(), "last", false); return err == nil })
+	h1.fake.remoteMu.Lock()
+	defer h1.fake.remoteMu.Unlock()
+	if got := strings.Join(h1.fake.routers, ", "); got != strings.Join(want, ", ") {
+		t.Fatalf("h1 ensured routers\n  %s\nwant\n  %s", got, strings.Join(want, ", "))
 	}
 }

@@ -205,6 +205,6 @@ func CreateNetwork(st store.Store, n model.Network) error {
 
 // PutRouter stores r as a test's earlier run would have.
 func PutRouter(st store.Store, r model.Router) error {
-	_, err := st.PutRouter(context.Background(), r)
+	_, _, err := st.PutRouter(context.Background(), r)
 	return err
 }

@@ -251,7 +251,7 @@ func (s *Bolt) UpdateNetwork(ctx context.Context, n model.Network) (int64, error
 }
 
 // PutRouter creates or replaces a router whose networks all exist.
-func (s *Bolt) PutRouter(ctx context.Context, r model.Router) (model.Router, error) {
+func (s *Bolt) PutRouter(ctx context.Context, r model.Router) (model.Router, int64, error) {
 	err := s.update(ctx, fmt.Sprintf("store router %q", r.Name), func(tx *bolt.Tx) error {
 		nets, err := all[model.Network](tx, networksBucket)
 		if err != nil {
@@ -266,12 +266,12 @@ func (s *Bolt) PutRouter(ctx context.Context, r model.Router) (model.Router, err
 		}
 		return put(tx, routersBucket, r.Name, r)
 	})
-	return r, err
+	return r, 0, err
 }
 
 // DeleteRouter removes a router; a missing one is not an error.
-func (s *Bolt) DeleteRouter(ctx context.Context, name string) error {
-	return s.update(ctx, fmt.Sprintf("delete router %q", name), func(tx *bolt.Tx) error {
+func (s *Bolt) DeleteRouter(ctx context.Context, name string) (int64, error) {
+	return 0, s.update(ctx, fmt.Sprintf("delete router %q", name), func(tx *bolt.Tx) error {
 		return tx.Bucket(routersBucket).Delete([]byte(name))
 	})
 }

@@ -336,9 +336,9 @@ func (s *Etcd) UpdateNetwork(ctx context.Context, n model.Network) (rev int64, e
 }
 
 // PutRouter creates or replaces a router whose networks all exist.
-func (s *Etcd) PutRouter(ctx context.Context, r model.Router) (model.Router, error) {
+func (s *Etcd) PutRouter(ctx context.Context, r model.Router) (model.Router, int64, error) {
 	var stored model.Router
-	_, err := s.writeTopology(ctx, fmt.Sprintf("store router %q", r.Name), "",
+	rev, err := s.writeTopology(ctx, fmt.Sprintf("store router %q", r.Name), "",
 		func(t topology, _ bool) ([]clientv3.Op, []clientv3.Cmp, error) {
 			var err error
 			if stored, err = planRouter(t.networks, t.routers, r); err != nil {
@@ -347,19 +347,24 @@ func (s *Etcd) PutRouter(ctx context.Context, r model.Router) (model.Router, err
 			val, err := json.Marshal(stored)
 			return []clientv3.Op{clientv3.OpPut(s.key(routersDir, r.Name), string(val))}, nil, err
 		})
-	return stored, err
+	return stored, rev, err
 }
 
 // DeleteRouter removes a router; a missing one is not an error.
-func (s *Etcd) DeleteRouter(ctx context.Context, name string) error {
+func (s *Etcd) DeleteRouter(ctx context.Context, name string) (rev int64, err error) {
 	key := s.key(routersDir, name)
-	return s.do(ctx, fmt.Sprintf("delete router %q", name), func(ctx context.Context) error {
-		_, err := s.cli.Txn(ctx).
+	err = s.do(ctx, fmt.Sprintf("delete router %q", name), func(ctx context.Context) error {
+		resp, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
 			Then(clientv3.OpDelete(key), clientv3.OpPut(s.root+topologyKey, "")).
 			Commit()
+		rev = committed(resp, err)
 		return err
 	})
+	if err != nil {
+		return 0, err
+	}
+	return rev, nil
 }
 
 // CreatePort stores a new port and takes its address and its MAC in one

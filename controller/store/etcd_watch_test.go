@@ -90,7 +90,7 @@ func TestEtcdWatch(t *testing.T) {
 			[]string{"network red: red 10.2.0.0/24 #3"}},
 		// In place: the same key written again is one put.
 		{func() error { return errOf(b.UpdateNetwork(ctx, redDNS)) }, []string{"network red: red 10.2.0.0/24 #3 dns 10.2.0.53"}},
-		{func() error { _, err := b.PutRouter(ctx, router("r1", 1, "blue", "red")); return err }, []string{"router r1: r1 [blue red]"}},
+		{func() error { _, _, err := b.PutRouter(ctx, router("r1", 1, "blue", "red")); return err }, []string{"router r1: r1 [blue red]"}},
 		{func() error { _, _, _, err := b.PutSecurityGroup(ctx, group("web")); return err }, []string{"security_group web: web #1 naming []"}},
 		{func() error { _, _, _, err := b.PutSecurityGroup(ctx, group("db", "web")); return err }, []string{"security_group db: db #2 naming [web]"}},
 		{func() error { return b.CreatePort(ctx, p) }, []string{"port p1: p1 10.1.0.5 on h2 ofport 0"}},
@@ -102,7 +102,7 @@ func TestEtcdWatch(t *testing.T) {
 		// The port's delete takes its objects with it, in one revision.
 		{func() error { return b.DeletePort(ctx, "p1", "h2") }, []string{"port p1: deleted", "floating_ip pub: deleted", "port_forward web: deleted"}},
 		{func() error { return errOf(b.DeleteSecurityGroup(ctx, "db")) }, []string{"security_group db: deleted"}},
-		{func() error { return b.DeleteRouter(ctx, "r1") }, []string{"router r1: deleted"}},
+		{func() error { return errOf(b.DeleteRouter(ctx, "r1")) }, []string{"router r1: deleted"}},
 		{func() error { return errOf(b.DeleteNetwork(ctx, "red")) }, []string{"network red: deleted"}},
 		{func() error {
 			go func() {

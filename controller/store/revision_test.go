@@ -38,6 +38,15 @@ func revisionSteps() []struct {
 			_, _, rev, err := s.PutSecurityGroup(ctx, group("web", "web"))
 			return rev, err
 		}},
+		{KindRouter, "r1", func(ctx context.Context, s Store) (int64, error) {
+			if _, _, err := s.CreateNetwork(ctx, network("red", "10.2.0.0/24")); err != nil {
+				return 0, err
+			}
+			_, rev, err := s.PutRouter(ctx, router("r1", 1, "blue", "red"))
+			return rev, err
+		}},
+		{KindRouter, "r1", func(ctx context.Context, s Store) (int64, error) { return s.DeleteRouter(ctx, "r1") }},
+		{"", "", func(ctx context.Context, s Store) (int64, error) { return s.DeleteRouter(ctx, "r1") }},
 		{KindFloatingIP, "pub", func(ctx context.Context, s Store) (int64, error) {
 			if err := s.CreatePort(ctx, port("p1", "blue", "10.1.0.5")); err != nil {
 				return 0, err
@@ -89,10 +98,10 @@ func TestEtcdWriteRevision(t *testing.T) {
 			t.Fatalf("step %d: revision %d, not after %d", i, rev, last)
 		}
 		last = rev
-		// The port's own changes (step 5's create, the delete before
-		// step 13) come first.
+		// What a step writes first (network red, port p1 and its
+		// delete) comes first.
 		ev := nextEvent(t, events)
-		for ev.Kind == KindPort {
+		for ev.Kind == KindPort || ev.Name == "red" {
 			ev = nextEvent(t, events)
 		}
 		if ev.Kind != step.kind || ev.Name != step.name || ev.Revision != rev {

@@ -88,9 +88,9 @@ type Store interface {
 	// PutRouter creates or replaces a router and returns it with its ID: a
 	// new router gets one no other router has, a replaced one keeps its own.
 	// ErrNotFound when one of its networks does not exist.
-	PutRouter(ctx context.Context, r model.Router) (model.Router, error)
+	PutRouter(ctx context.Context, r model.Router) (stored model.Router, rev int64, err error)
 	// DeleteRouter removes a router; a missing one is not an error.
-	DeleteRouter(ctx context.Context, name string) error
+	DeleteRouter(ctx context.Context, name string) (rev int64, err error)
 	// CreatePort stores a new port and takes its address and its MAC in its
 	// network. ErrExists: a port of that name; ErrConflict: the address
 	// (also ErrAddressInUse) or the MAC (also ErrMACInUse) is taken;

@@ -138,7 +138,7 @@ func putRouter(r model.Router) func(context.Context, Store) error {
 	return func(ctx context.Context, s Store) error {
 		want := r.ID
 		r.ID = 0
-		got, err := s.PutRouter(ctx, r)
+		got, _, err := s.PutRouter(ctx, r)
 		if err == nil && got.ID != want {
 			return fmt.Errorf("router %q got id %d, want %d", r.Name, got.ID, want)
 		}
@@ -221,7 +221,7 @@ func groupsLoaded(want string) func(context.Context, Store) error {
 }
 
 func deleteRouter(name string) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.DeleteRouter(ctx, name) }
+	return func(ctx context.Context, s Store) error { return errOf(s.DeleteRouter(ctx, name)) }
 }
 
 // loaded checks what Load returns, by name: networks with their IDs,
