@@ -24,6 +24,9 @@ type cache struct {
 	// host's ports (nat.go).
 	fips map[string]model.FloatingIP
 	fwds map[string]model.PortForward
+	// written are the revisions of this host's own writes the watch has
+	// not caught up with, by object (cluster.go, stale).
+	written map[object]int64
 	// seed is where the pools start looking for free addresses (cluster
 	// only, see allocationSeed).
 	seed uint64
@@ -34,7 +37,7 @@ func newCache(seed uint64) cache {
 		networks: map[string]model.Network{}, routers: map[string]model.Router{}, ports: map[string]model.Port{},
 		pools: map[string]*ipam.Pool{}, remote: map[string]model.Port{}, hosts: map[string]store.Host{},
 		groups: map[string]model.SecurityGroup{}, fips: map[string]model.FloatingIP{}, fwds: map[string]model.PortForward{},
-		seed: seed,
+		written: map[object]int64{}, seed: seed,
 	}
 }
 

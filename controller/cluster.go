@@ -5,7 +5,8 @@ package controller
 // and follows the store's changes: the other hosts' networks and routers are
 // ensured here too, and the backend is handed the remote ports this host
 // needs. The store is the authority; this host's own writes come back as
-// events that change nothing.
+// events that change nothing, and the events still on their way from
+// before one of them are skipped (stale).
 
 import (
 	"context"
@@ -104,6 +105,37 @@ func (c *Controller) reload(ctx context.Context) (int64, error) {
 	return rev, c.reconcile(rctx, b)
 }
 
+// object names a stored object: its kind (store.KindNetwork, ...) and
+// its name.
+type object struct{ kind, name string }
+
+// wrote records that this host's own write of an object committed at
+// revision rev (0: unknown, which records nothing). The write is applied
+// here already; the watch still sends the changes of the object before
+// it, and stale skips them. mu is held.
+func (c *cache) wrote(kind, name string, rev int64) {
+	if o := (object{kind, name}); rev > c.written[o] {
+		c.written[o] = rev
+	}
+}
+
+// stale reports whether ev is older than this host's own latest write of
+// its object: applied, it would undo that write until the echo came (a
+// network's old DNS, a group's removed rule allowing again, a deleted
+// object back). The watch sends changes in order, so an entry is dropped
+// once a change of its object at or past its revision arrives — the echo
+// of the write itself, which is applied as any change (it changes
+// nothing, or repairs a rollback that failed); a reload reads past every
+// write and starts with none. mu is held.
+func (c *cache) stale(ev store.Event) bool {
+	o := object{ev.Kind, ev.Name}
+	rev, ok := c.written[o]
+	if ok && ev.Revision >= rev {
+		delete(c.written, o)
+	}
+	return ok && ev.Revision < rev
+}
+
 // apply makes one change of the store real on this host.
 func (c *Controller) apply(ctx context.Context, ev store.Event) error {
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
@@ -134,6 +166,9 @@ func (c *Controller) apply(ctx context.Context, ev store.Event) error {
 func (c *Controller) applySecurityGroup(ev store.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.stale(ev) {
+		return
+	}
 	old, had := c.groups[ev.Name]
 	switch g := ev.SecurityGroup; {
 	case g != nil && had && old.ID == g.ID && old.SameSpec(*g):
@@ -151,6 +186,9 @@ func (c *Controller) applySecurityGroup(ev store.Event) {
 func (c *Controller) applyNetwork(ctx context.Context, ev store.Event) error {
 	defer c.exclusive()()
 	defer c.publish()
+	if c.stale(ev) {
+		return nil
+	}
 	old, had := c.networks[ev.Name]
 	switch n := ev.Network; {
 	case n != nil && had && old == *n:
@@ -191,6 +229,9 @@ func (c *Controller) applyNetwork(ctx context.Context, ev store.Event) error {
 func (c *Controller) applyRouter(ctx context.Context, ev store.Event) error {
 	defer c.exclusive()()
 	defer c.publish()
+	if c.stale(ev) {
+		return nil
+	}
 	old, had := c.routers[ev.Name]
 	switch {
 	case ev.Router != nil && had && old.SameSpec(*ev.Router):

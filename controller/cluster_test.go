@@ -21,12 +21,32 @@ import (
 )
 
 // overlayFake is the fake with an overlay: it records the remote ports it
-// was last handed, and the networks it was asked to ensure and delete.
+// was last handed, the networks it was asked to ensure and delete, and
+// every policy it took.
 type overlayFake struct {
 	*controllertest.Fake
 	remoteMu sync.Mutex
 	remote   []string // "port@host-ip"
 	networks []string // "ensure blue dns=10.1.0.53", "delete blue"; guarded by remoteMu
+	policies []model.Policy
+	routers  []string // "r [blue red]", every router ensured
+}
+
+func (f *overlayFake) SetPolicy(ctx context.Context, p model.Policy) error {
+	if err := f.Fake.SetPolicy(ctx, p); err != nil {
+		return err
+	}
+	f.remoteMu.Lock()
+	defer f.remoteMu.Unlock()
+	f.policies = append(f.policies, p)
+	return nil
+}
+
+// policiesSince are the policies taken after the first n.
+func (f *overlayFake) policiesSince(n int) []model.Policy {
+	f.remoteMu.Lock()
+	defer f.remoteMu.Unlock()
+	return slices.Clone(f.policies[n:])
 }
 
 func (f *overlayFake) EnsureNetwork(ctx context.Context, n model.Network) error {
@@ -34,6 +54,13 @@ func (f *overlayFake) EnsureNetwork(ctx context.Context, n model.Network) error 
 	f.networks = append(f.networks, fmt.Sprintf("ensure %s dns=%s", n.Name, n.DNS))
 	f.remoteMu.Unlock()
 	return f.Fake.EnsureNetwork(ctx, n)
+}
+
+func (f *overlayFake) EnsureRouter(ctx context.Context, r model.Router) error {
+	f.remoteMu.Lock()
+	f.routers = append(f.routers, fmt.Sprintf("%s %v", r.Name, r.Networks))
+	f.remoteMu.Unlock()
+	return f.Fake.EnsureRouter(ctx, r)
 }
 
 func (f *overlayFake) DeleteNetwork(ctx context.Context, n model.Network) error {
@@ -54,7 +81,7 @@ func (f *overlayFake) networkCalls() string {
 
 func (f *overlayFake) Capabilities() datapath.Capabilities {
 	c := f.Fake.Capabilities()
-	c.Overlay = f
+	c.Overlay, c.Policy = f, f
 	return c
 }
 
@@ -234,5 +261,61 @@ func TestClusterNetworkInPlace(t *testing.T) {
 	}
 	if calls := h2.Fake.TakeCalls(); slices.Contains(calls, "detach p2") {
 		t.Fatalf("h2's port calls: %q", calls)
+	}
+}
+
+// TestClusterGroupInPlace: a security group changed twice in a row on one
+// host never has its older rules back there — the watch still sends the
+// first write's change after the second is applied, and a removed rule
+// allowing again, even for a moment, is a hole.
+func TestClusterGroupInPlace(t *testing.T) {
+	etcd := testbed.StartEtcd(t, 1)
+	h1 := startClusterHost(t, etcd, "h1", "192.0.2.1")
+	h2 := startClusterHost(t, etcd, "h2", "192.0.2.2")
+	rules := func(port int) string {
+		return fmt.Sprintf(`{"rules":[{"direction":"ingress","protocol":"tcp","ports":"%d"}]}`, port)
+	}
+	since := map[string]int{} // by group: h1's policies before its second write was applied
+	for i := range 20 {
+		name := fmt.Sprintf("g%d", i)
+		h1.mustDo(t, "PUT", "/v1/security-groups/"+name, rules(80), 201)
+		h1.mustDo(t, "PUT", "/v1/security-groups/"+name, rules(443), 200)
+		since[name] = len(h1.fake.policiesSince(0)) - 1 // the second write's own policy on
+	}
+	// h2's write comes to h1 after h1's own, in the order they committed.
+	h2.mustDo(t, "PUT", "/v1/security-groups/last", rules(22), 201)
+	waitUntil(t, "h1 has group last", func() bool { _, err := h1.C.SecurityGroup(context.Background(), "last", false); return err == nil })
+	for name, n := range since {
+		for _, p := range h1.fake.policiesSince(n) {
+			if g := p.Groups[name]; len(g.Rules) != 1 || g.Rules[0].PortMin != 443 {
+				t.Fatalf("h1 handed its datapath group %s as %+v after changing it to port 443", name, g.Rules)
+			}
+		}
+	}
+}
+
+// TestClusterRouterInPlace: a router whose networks change twice in a row
+// on one host is never set up with its older networks again there.
+func TestClusterRouterInPlace(t *testing.T) {
+	etcd := testbed.StartEtcd(t, 1)
+	h1 := startClusterHost(t, etcd, "h1", "192.0.2.1")
+	h2 := startClusterHost(t, etcd, "h2", "192.0.2.2")
+	for i, n := range []string{"blue", "red", "green"} {
+		h1.mustDo(t, "PUT", "/v1/networks/"+n, fmt.Sprintf(`{"subnet":"10.%d.0.0/24"}`, i+1), 201)
+	}
+	var want []string
+	for i := range 20 {
+		name := fmt.Sprintf("r%d", i)
+		h1.mustDo(t, "PUT", "/v1/routers/"+name, `{"networks":["blue","red"]}`, 201)
+		h1.mustDo(t, "PUT", "/v1/routers/"+name, `{"networks":["blue","green"]}`, 200)
+		want = append(want, name+" [blue red]", name+" [blue green]")
+	}
+	// h2's write comes to h1 after h1's own, in the order they committed.
+	h2.mustDo(t, "PUT", "/v1/security-groups/last", `{"rules":[]}`, 201)
+	waitUntil(t, "h1 has group last", func() bool { _, err := h1.C.SecurityGroup(context.Background(), "last", false); return err == nil })
+	h1.fake.remoteMu.Lock()
+	defer h1.fake.remoteMu.Unlock()
+	if got := strings.Join(h1.fake.routers, ", "); got != strings.Join(want, ", ") {
+		t.Fatalf("h1 ensured routers\n  %s\nwant\n  %s", got, strings.Join(want, ", "))
 	}
 }

@@ -27,14 +27,16 @@ import (
 type natKind[T comparable] struct {
 	what    string // in messages: "floating IP"
 	objects func(*cache) map[string]T
-	put     func(store.Store, context.Context, T) error
-	del     func(store.Store, context.Context, string) error
+	kind    string // of its store.Event
+	put     func(store.Store, context.Context, T) (int64, error)
+	del     func(store.Store, context.Context, string) (int64, error)
 	port    func(T) string
 }
 
 func fipKind() natKind[model.FloatingIP] {
 	return natKind[model.FloatingIP]{
 		what:    "floating IP",
+		kind:    store.KindFloatingIP,
 		objects: func(c *cache) map[string]model.FloatingIP { return c.fips },
 		put:     store.Store.PutFloatingIP,
 		del:     store.Store.DeleteFloatingIP,
@@ -45,6 +47,7 @@ func fipKind() natKind[model.FloatingIP] {
 func fwdKind() natKind[model.PortForward] {
 	return natKind[model.PortForward]{
 		what:    "port forward",
+		kind:    store.KindPortForward,
 		objects: func(c *cache) map[string]model.PortForward { return c.fwds },
 		put:     store.Store.PutPortForward,
 		del:     store.Store.DeletePortForward,
@@ -248,9 +251,11 @@ func putNAT[T comparable, V any](c *Controller, ctx context.Context, k natKind[T
 			return v, false, err
 		}
 	}
-	if err := k.put(c.store, ctx, o); err != nil {
+	rev, err := k.put(c.store, ctx, o)
+	if err != nil {
 		return v, false, err // the store says what it was storing
 	}
+	c.wrote(k.kind, name, rev)
 	objects[name] = o
 	if err := c.enforceNATLocked(ctx); err != nil {
 		c.rollback(k.what+" "+name, func(ctx context.Context) error {
@@ -284,9 +289,11 @@ func deleteNAT[T comparable](c *Controller, ctx context.Context, k natKind[T], n
 	if err := c.readyLocked(); err != nil {
 		return err
 	}
-	if err := k.del(c.store, ctx, name); err != nil {
+	rev, err := k.del(c.store, ctx, name)
+	if err != nil {
 		return err
 	}
+	c.wrote(k.kind, name, rev)
 	delete(objects, name)
 	if err := c.enforceNATLocked(ctx); err != nil {
 		c.rollback(k.what+" "+name, func(ctx context.Context) error {
@@ -303,14 +310,16 @@ func deleteNAT[T comparable](c *Controller, ctx context.Context, k natKind[T], n
 // stays, for the next reconcile. Both locks are held.
 func restoreNAT[T comparable](c *Controller, ctx context.Context, k natKind[T], name string, old T, existed bool) error {
 	objects := k.objects(&c.cache)
+	var rev int64
 	var err error
 	if existed {
-		if err = k.put(c.store, ctx, old); err == nil {
+		if rev, err = k.put(c.store, ctx, old); err == nil {
 			objects[name] = old
 		}
-	} else if err = k.del(c.store, ctx, name); err == nil {
+	} else if rev, err = k.del(c.store, ctx, name); err == nil {
 		delete(objects, name)
 	}
+	c.wrote(k.kind, name, rev)
 	return errors.Join(err, c.enforceNATLocked(ctx))
 }
 
@@ -449,15 +458,19 @@ func (c *Controller) dropNATOf(port string) {
 // applyFloatingIP and applyPortForward record another host's change of a
 // floating IP or forward (cluster.go), which this host's backend learns
 // when it names one of this host's ports.
-func (c *Controller) applyFloatingIP(ev store.Event) { applyNAT(c, fipKind(), ev.Name, ev.FloatingIP) }
+func (c *Controller) applyFloatingIP(ev store.Event) { applyNAT(c, fipKind(), ev, ev.FloatingIP) }
 
 func (c *Controller) applyPortForward(ev store.Event) {
-	applyNAT(c, fwdKind(), ev.Name, ev.PortForward)
+	applyNAT(c, fwdKind(), ev, ev.PortForward)
 }
 
-func applyNAT[T comparable](c *Controller, k natKind[T], name string, o *T) {
+func applyNAT[T comparable](c *Controller, k natKind[T], ev store.Event, o *T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.stale(ev) {
+		return
+	}
+	name := ev.Name
 	objects := k.objects(&c.cache)
 	old, had := objects[name]
 	local := had && c.isLocalName(k.port(old))

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -82,12 +83,17 @@ func (c *Controller) putNetwork(ctx context.Context, name string, spec v1.Networ
 	// Intent first: a crash after this line converges to "network present"
 	// on restart. The store checks again, against every host's writes, and
 	// gives the network its ID.
-	if n, err = c.store.CreateNetwork(ctx, n); err != nil {
+	n, rev, err := c.store.CreateNetwork(ctx, n)
+	if err != nil {
 		return n, false, err // the store says what it was creating
 	}
+	c.wrote(store.KindNetwork, name, rev)
 	if err := c.backend.EnsureNetwork(ctx, n); err != nil {
 		c.rollback("network "+name, func(ctx context.Context) error {
-			return errors.Join(c.backend.DeleteNetwork(ctx, n), c.store.DeleteNetwork(ctx, name))
+			err := c.backend.DeleteNetwork(ctx, n)
+			rev, serr := c.store.DeleteNetwork(ctx, name)
+			c.wrote(store.KindNetwork, name, rev)
+			return errors.Join(err, serr)
 		})
 		return n, false, err
 	}
@@ -107,12 +113,16 @@ func (c *Controller) changeNetwork(ctx context.Context, old, n model.Network) (m
 		return old, err
 	}
 	n.ID = old.ID
-	if err := c.store.UpdateNetwork(ctx, n); err != nil {
+	rev, err := c.store.UpdateNetwork(ctx, n)
+	if err != nil {
 		return old, err // the store says what it was updating
 	}
+	c.wrote(store.KindNetwork, n.Name, rev)
 	if err := c.backend.EnsureNetwork(ctx, n); err != nil {
 		c.rollback("network "+n.Name, func(ctx context.Context) error {
-			return errors.Join(c.store.UpdateNetwork(ctx, old), c.backend.EnsureNetwork(ctx, old))
+			rev, err := c.store.UpdateNetwork(ctx, old)
+			c.wrote(store.KindNetwork, n.Name, rev)
+			return errors.Join(err, c.backend.EnsureNetwork(ctx, old))
 		})
 		return old, fmt.Errorf("change network %q in place: %w", n.Name, err)
 	}
@@ -155,12 +165,14 @@ func (c *Controller) DeleteNetwork(ctx context.Context, name string) error {
 	if err := c.backend.DeleteNetwork(ctx, n); err != nil {
 		return err
 	}
-	if err := c.store.DeleteNetwork(ctx, name); err != nil {
+	rev, err := c.store.DeleteNetwork(ctx, name)
+	if err != nil {
 		// The record stays (another host put a port or router on it
 		// meanwhile, or the store is unreachable): so does the network.
 		c.rollback("network "+name, func(ctx context.Context) error { return c.backend.EnsureNetwork(ctx, n) })
 		return fmt.Errorf("delete network %q: %w", name, err)
 	}
+	c.wrote(store.KindNetwork, name, rev)
 	delete(c.networks, name)
 	delete(c.pools, name)
 	return nil

@@ -78,9 +78,9 @@ type flakyStore struct {
 	down atomic.Bool
 }
 
-func (s *flakyStore) UpdateNetwork(ctx context.Context, n model.Network) error {
+func (s *flakyStore) UpdateNetwork(ctx context.Context, n model.Network) (int64, error) {
 	if s.down.Load() {
-		return fmt.Errorf("%w: update network %q: no answer", store.ErrUnavailable, n.Name)
+		return 0, fmt.Errorf("%w: update network %q: no answer", store.ErrUnavailable, n.Name)
 	}
 	return s.Store.UpdateNetwork(ctx, n)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
@@ -91,13 +92,17 @@ func (c *cache) networksExist(names []string) error {
 // createRouter stores r, which gets its ID from the store, and makes it real.
 func (c *Controller) createRouter(ctx context.Context, r model.Router) (model.Router, error) {
 	// Intent first: a crash after this line converges to "router present" on restart.
-	r, err := c.store.PutRouter(ctx, r)
+	r, rev, err := c.store.PutRouter(ctx, r)
 	if err != nil {
 		return r, fmt.Errorf("create router %q: %w", r.Name, err)
 	}
+	c.wrote(store.KindRouter, r.Name, rev)
 	if err := c.backend.EnsureRouter(ctx, r); err != nil {
 		c.rollback("router "+r.Name, func(ctx context.Context) error {
-			return errors.Join(c.backend.DeleteRouter(ctx, r), c.store.DeleteRouter(ctx, r.Name))
+			err := c.backend.DeleteRouter(ctx, r)
+			rev, serr := c.store.DeleteRouter(ctx, r.Name)
+			c.wrote(store.KindRouter, r.Name, rev)
+			return errors.Join(err, serr)
 		})
 		return r, fmt.Errorf("create router %q: %w", r.Name, err)
 	}
@@ -106,15 +111,17 @@ func (c *Controller) createRouter(ctx context.Context, r model.Router) (model.Ro
 }
 
 func (c *Controller) replaceRouter(ctx context.Context, old, r model.Router) (model.Router, error) {
-	r, err := c.store.PutRouter(ctx, r)
+	r, rev, err := c.store.PutRouter(ctx, r)
 	if err != nil {
 		return r, fmt.Errorf("replace router %q: %w", r.Name, err)
 	}
+	c.wrote(store.KindRouter, r.Name, rev)
 	if err := c.backend.EnsureRouter(ctx, r); err != nil {
 		// EnsureRouter replaces whatever the same name set up, so ensuring the
 		// old router again undoes a half-applied new one.
 		c.rollback("router "+r.Name, func(ctx context.Context) error {
-			_, err := c.store.PutRouter(ctx, old)
+			_, rev, err := c.store.PutRouter(ctx, old)
+			c.wrote(store.KindRouter, r.Name, rev)
 			return errors.Join(c.backend.EnsureRouter(ctx, old), err)
 		})
 		return r, fmt.Errorf("replace router %q: %w", r.Name, err)
@@ -138,11 +145,13 @@ func (c *Controller) DeleteRouter(ctx context.Context, name string) error {
 	if err := c.backend.DeleteRouter(ctx, r); err != nil {
 		return fmt.Errorf("delete router %q: %w", name, err)
 	}
-	if err := c.store.DeleteRouter(ctx, name); err != nil {
+	rev, err := c.store.DeleteRouter(ctx, name)
+	if err != nil {
 		// The record stays: so does the router.
 		c.rollback("router "+name, func(ctx context.Context) error { return c.backend.EnsureRouter(ctx, r) })
 		return fmt.Errorf("delete router %q: %w", name, err)
 	}
+	c.wrote(store.KindRouter, name, rev)
 	delete(c.routers, name)
 	c.peersChanged()
 	return nil

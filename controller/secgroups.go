@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ovs-vnet/ovs-vnet/api/v1"
+	"github.com/ovs-vnet/ovs-vnet/controller/store"
 	"github.com/ovs-vnet/ovs-vnet/datapath"
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
@@ -140,10 +141,11 @@ func (c *Controller) PutSecurityGroup(ctx context.Context, name string, spec v1.
 	// Intent first, as for every object: the store checks the
 	// references (against every host's writes), gives the ID, and says
 	// what it replaced.
-	g, was, err := c.store.PutSecurityGroup(ctx, g)
+	g, was, rev, err := c.store.PutSecurityGroup(ctx, g)
 	if err != nil {
 		return v1.SecurityGroup{}, false, err // the store says what it was storing
 	}
+	c.wrote(store.KindSecurityGroup, name, rev)
 	c.groups[name] = g
 	if err := c.enforceLocked(ctx); err != nil {
 		c.rollback("security group "+name, func(ctx context.Context) error {
@@ -167,9 +169,11 @@ func (c *Controller) DeleteSecurityGroup(ctx context.Context, name string) error
 	}
 	// The store decides whether the group is in use: it sees every
 	// host's ports, also those this host has not heard of yet.
-	if err := c.store.DeleteSecurityGroup(ctx, name); err != nil {
+	rev, err := c.store.DeleteSecurityGroup(ctx, name)
+	if err != nil {
 		return err
 	}
+	c.wrote(store.KindSecurityGroup, name, rev)
 	delete(c.groups, name)
 	// Done whatever the backend says, and never undone: stored again,
 	// the group could come back under another ID. The store found it
@@ -189,14 +193,16 @@ func (c *Controller) DeleteSecurityGroup(ctx context.Context, name string) error
 // over. The cache follows the store: what the store did not undo
 // stays, for the next reconcile. Both locks are held.
 func (c *Controller) restoreGroup(ctx context.Context, name string, was model.SecurityGroup) error {
+	var rev int64
 	var err error
 	if was.ID != 0 {
-		if was, _, err = c.store.PutSecurityGroup(ctx, was); err == nil {
+		if was, _, rev, err = c.store.PutSecurityGroup(ctx, was); err == nil {
 			c.groups[name] = was
 		}
-	} else if err = c.store.DeleteSecurityGroup(ctx, name); err == nil {
+	} else if rev, err = c.store.DeleteSecurityGroup(ctx, name); err == nil {
 		delete(c.groups, name)
 	}
+	c.wrote(store.KindSecurityGroup, name, rev)
 	return errors.Join(err, c.enforceLocked(ctx))
 }
 

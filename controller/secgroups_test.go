@@ -212,7 +212,7 @@ func TestPolicyOfUnknownGroup(t *testing.T) {
 	f.mustDo(t, "PUT", "/v1/networks/blue", `{"subnet":"10.0.0.0/24"}`, 201)
 	unknown := func(name string) {
 		t.Helper()
-		if _, _, err := f.St.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: name, Rules: []model.Rule{}}); err != nil {
+		if _, _, _, err := f.St.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: name, Rules: []model.Rule{}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -241,7 +241,7 @@ func TestGroupPutOverUncached(t *testing.T) {
 	f := newFixture(t)
 	for _, name := range []string{"xn", "xm"} {
 		g := model.SecurityGroup{Name: name, Rules: []model.Rule{{Direction: model.Ingress}}}
-		if _, _, err := f.St.PutSecurityGroup(context.Background(), g); err != nil {
+		if _, _, _, err := f.St.PutSecurityGroup(context.Background(), g); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -43,7 +43,8 @@ func TestGarbageCollection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, err := range []error{st.DeletePort(ctx, "gone", gone.Host), st.DeletePort(ctx, "gonetap", goneTap.Host), st.DeleteNetwork(ctx, "red"), st.Close()} {
+			deleteNetwork := func() error { _, err := st.DeleteNetwork(ctx, "red"); return err }
+			for _, err := range []error{st.DeletePort(ctx, "gone", gone.Host), st.DeletePort(ctx, "gonetap", goneTap.Host), deleteNetwork(), st.Close()} {
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -211,7 +211,7 @@ func notReadyServer(t *testing.T) string {
 	p, err := model.NewPort("p1", v1.PortSpec{Network: "blue", Type: v1.PortTap, IP: "10.1.0.7"})
 	p.MAC = model.PortMAC("p1")
 	errs = append(errs, err, st.CreatePort(context.Background(), p), controllertest.PutRouter(st, model.Router{Name: "r1", Networks: []string{"blue", "red"}, ID: 1}))
-	_, _, err = st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}})
+	_, _, _, err = st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}})
 	errs = append(errs, err, putNAT(st, "p1"))
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
@@ -694,9 +694,11 @@ func (b *stalledBackend) Trace(ctx context.Context, s datapath.State, q v1.Query
 // (tcp/8080) of port.
 func putNAT(st store.Store, port string) error {
 	ctx := context.Background()
-	return errors.Join(
-		st.PutFloatingIP(ctx, model.FloatingIP{Name: "pub", Address: netip.MustParseAddr("203.0.113.5"), Port: port}),
-		st.PutPortForward(ctx, model.PortForward{Name: "web", Proto: model.ProtoTCP, HostPort: 8080, TargetPort: 8080, Port: port}))
+	if _, err := st.PutFloatingIP(ctx, model.FloatingIP{Name: "pub", Address: netip.MustParseAddr("203.0.113.5"), Port: port}); err != nil {
+		return err
+	}
+	_, err := st.PutPortForward(ctx, model.PortForward{Name: "web", Proto: model.ProtoTCP, HostPort: 8080, TargetPort: 8080, Port: port})
+	return err
 }
 
 // natServer serves a controller on a fake that translates nothing

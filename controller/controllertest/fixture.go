@@ -97,7 +97,7 @@ func NewUnenforcingFixture(t *testing.T) *Fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if _, _, err := st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}}); err != nil {
+	if _, _, _, err := st.PutSecurityGroup(context.Background(), model.SecurityGroup{Name: "web", Rules: []model.Rule{}}); err != nil {
 		t.Fatal(err)
 	}
 	fake := NewFake()
@@ -199,12 +199,12 @@ func StoredPorts(t *testing.T, st store.Store) ([]model.Port, error) {
 
 // CreateNetwork stores n as a test's earlier run would have.
 func CreateNetwork(st store.Store, n model.Network) error {
-	_, err := st.CreateNetwork(context.Background(), n)
+	_, _, err := st.CreateNetwork(context.Background(), n)
 	return err
 }
 
 // PutRouter stores r as a test's earlier run would have.
 func PutRouter(st store.Store, r model.Router) error {
-	_, err := st.PutRouter(context.Background(), r)
+	_, _, err := st.PutRouter(context.Background(), r)
 	return err
 }

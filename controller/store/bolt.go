@@ -188,7 +188,7 @@ func (s *Bolt) Load(ctx context.Context) (State, error) {
 }
 
 // CreateNetwork stores a new network with the lowest free ID.
-func (s *Bolt) CreateNetwork(ctx context.Context, n model.Network) (model.Network, error) {
+func (s *Bolt) CreateNetwork(ctx context.Context, n model.Network) (model.Network, int64, error) {
 	err := s.update(ctx, fmt.Sprintf("create network %q", n.Name), func(tx *bolt.Tx) error {
 		nets, err := all[model.Network](tx, networksBucket)
 		if err != nil {
@@ -206,12 +206,12 @@ func (s *Bolt) CreateNetwork(ctx context.Context, n model.Network) (model.Networ
 		}
 		return put(tx, networksBucket, n.Name, n)
 	})
-	return n, err
+	return n, 0, err
 }
 
 // DeleteNetwork removes a network that no port or router uses.
-func (s *Bolt) DeleteNetwork(ctx context.Context, name string) error {
-	return s.update(ctx, fmt.Sprintf("delete network %q", name), func(tx *bolt.Tx) error {
+func (s *Bolt) DeleteNetwork(ctx context.Context, name string) (int64, error) {
+	return 0, s.update(ctx, fmt.Sprintf("delete network %q", name), func(tx *bolt.Tx) error {
 		nets := tx.Bucket(networksBucket)
 		if nets.Get([]byte(name)) == nil {
 			return nil
@@ -234,8 +234,8 @@ func (s *Bolt) DeleteNetwork(ctx context.Context, name string) error {
 }
 
 // UpdateNetwork replaces a network whose mutable fields alone changed.
-func (s *Bolt) UpdateNetwork(ctx context.Context, n model.Network) error {
-	return s.update(ctx, fmt.Sprintf("update network %q", n.Name), func(tx *bolt.Tx) error {
+func (s *Bolt) UpdateNetwork(ctx context.Context, n model.Network) (int64, error) {
+	return 0, s.update(ctx, fmt.Sprintf("update network %q", n.Name), func(tx *bolt.Tx) error {
 		old, ok, err := get[model.Network](tx, networksBucket, n.Name)
 		switch {
 		case err != nil:
@@ -251,7 +251,7 @@ func (s *Bolt) UpdateNetwork(ctx context.Context, n model.Network) error {
 }
 
 // PutRouter creates or replaces a router whose networks all exist.
-func (s *Bolt) PutRouter(ctx context.Context, r model.Router) (model.Router, error) {
+func (s *Bolt) PutRouter(ctx context.Context, r model.Router) (model.Router, int64, error) {
 	err := s.update(ctx, fmt.Sprintf("store router %q", r.Name), func(tx *bolt.Tx) error {
 		nets, err := all[model.Network](tx, networksBucket)
 		if err != nil {
@@ -266,12 +266,12 @@ func (s *Bolt) PutRouter(ctx context.Context, r model.Router) (model.Router, err
 		}
 		return put(tx, routersBucket, r.Name, r)
 	})
-	return r, err
+	return r, 0, err
 }
 
 // DeleteRouter removes a router; a missing one is not an error.
-func (s *Bolt) DeleteRouter(ctx context.Context, name string) error {
-	return s.update(ctx, fmt.Sprintf("delete router %q", name), func(tx *bolt.Tx) error {
+func (s *Bolt) DeleteRouter(ctx context.Context, name string) (int64, error) {
+	return 0, s.update(ctx, fmt.Sprintf("delete router %q", name), func(tx *bolt.Tx) error {
 		return tx.Bucket(routersBucket).Delete([]byte(name))
 	})
 }
@@ -373,7 +373,7 @@ func boltGroupsExist(tx *bolt.Tx, names []string) error {
 
 // PutSecurityGroup creates or replaces a security group whose references
 // all exist.
-func (s *Bolt) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (stored, was model.SecurityGroup, err error) {
+func (s *Bolt) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (stored, was model.SecurityGroup, rev int64, err error) {
 	err = s.update(ctx, fmt.Sprintf("store security group %q", g.Name), func(tx *bolt.Tx) error {
 		groups, err := all[model.SecurityGroup](tx, groupsBucket)
 		if err != nil {
@@ -386,15 +386,15 @@ func (s *Bolt) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (sto
 		return put(tx, groupsBucket, stored.Name, stored)
 	})
 	if err != nil {
-		return model.SecurityGroup{}, model.SecurityGroup{}, err
+		return model.SecurityGroup{}, model.SecurityGroup{}, 0, err
 	}
-	return stored, was, nil
+	return stored, was, 0, nil
 }
 
 // DeleteSecurityGroup removes a security group that no port lists and no
 // other group's rule names; a missing one is not an error.
-func (s *Bolt) DeleteSecurityGroup(ctx context.Context, name string) error {
-	return s.update(ctx, fmt.Sprintf("delete security group %q", name), func(tx *bolt.Tx) error {
+func (s *Bolt) DeleteSecurityGroup(ctx context.Context, name string) (int64, error) {
+	return 0, s.update(ctx, fmt.Sprintf("delete security group %q", name), func(tx *bolt.Tx) error {
 		if tx.Bucket(groupsBucket).Get([]byte(name)) == nil {
 			return nil
 		}

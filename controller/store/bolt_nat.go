@@ -13,8 +13,8 @@ import (
 
 // PutFloatingIP creates or replaces a floating IP whose port exists and
 // whose address no other object takes.
-func (s *Bolt) PutFloatingIP(ctx context.Context, f model.FloatingIP) error {
-	return s.update(ctx, fmt.Sprintf("store floating IP %q", f.Name), func(tx *bolt.Tx) error {
+func (s *Bolt) PutFloatingIP(ctx context.Context, f model.FloatingIP) (int64, error) {
+	return 0, s.update(ctx, fmt.Sprintf("store floating IP %q", f.Name), func(tx *bolt.Tx) error {
 		st, err := boltNAT(tx)
 		if err != nil {
 			return err
@@ -27,16 +27,16 @@ func (s *Bolt) PutFloatingIP(ctx context.Context, f model.FloatingIP) error {
 }
 
 // DeleteFloatingIP removes a floating IP; a missing one is not an error.
-func (s *Bolt) DeleteFloatingIP(ctx context.Context, name string) error {
-	return s.update(ctx, fmt.Sprintf("delete floating IP %q", name), func(tx *bolt.Tx) error {
+func (s *Bolt) DeleteFloatingIP(ctx context.Context, name string) (int64, error) {
+	return 0, s.update(ctx, fmt.Sprintf("delete floating IP %q", name), func(tx *bolt.Tx) error {
 		return tx.Bucket(fipsBucket).Delete([]byte(name))
 	})
 }
 
 // PutPortForward creates or replaces a port forward whose port exists and
 // that takes no other forward's host port.
-func (s *Bolt) PutPortForward(ctx context.Context, f model.PortForward) error {
-	return s.update(ctx, fmt.Sprintf("store port forward %q", f.Name), func(tx *bolt.Tx) error {
+func (s *Bolt) PutPortForward(ctx context.Context, f model.PortForward) (int64, error) {
+	return 0, s.update(ctx, fmt.Sprintf("store port forward %q", f.Name), func(tx *bolt.Tx) error {
 		st, err := boltNAT(tx)
 		if err != nil {
 			return err
@@ -49,8 +49,8 @@ func (s *Bolt) PutPortForward(ctx context.Context, f model.PortForward) error {
 }
 
 // DeletePortForward removes a port forward; a missing one is not an error.
-func (s *Bolt) DeletePortForward(ctx context.Context, name string) error {
-	return s.update(ctx, fmt.Sprintf("delete port forward %q", name), func(tx *bolt.Tx) error {
+func (s *Bolt) DeletePortForward(ctx context.Context, name string) (int64, error) {
+	return 0, s.update(ctx, fmt.Sprintf("delete port forward %q", name), func(tx *bolt.Tx) error {
 		return tx.Bucket(fwdsBucket).Delete([]byte(name))
 	})
 }

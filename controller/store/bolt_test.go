@@ -24,7 +24,7 @@ func TestBoltDamaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateNetwork(ctx, network("blue", "10.1.0.0/16")); err != nil {
+	if _, _, err := s.CreateNetwork(ctx, network("blue", "10.1.0.0/16")); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 200 {

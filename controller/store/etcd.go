@@ -149,15 +149,16 @@ type topology struct {
 // deleted, the holders of its addresses), lets plan decide what to write,
 // and writes it if the topology key is unchanged and the extra comparisons
 // hold. When not, the same transaction has read the state anew and plan
-// decides again: one round trip per try.
+// decides again: one round trip per try. It returns the revision of its
+// write; 0 when plan wrote nothing.
 func (s *Etcd) writeTopology(ctx context.Context, what, network string,
-	plan func(t topology, again bool) ([]clientv3.Op, []clientv3.Cmp, error)) error {
+	plan func(t topology, again bool) ([]clientv3.Op, []clientv3.Cmp, error)) (rev int64, err error) {
 	topo := s.root + topologyKey
 	reads := []clientv3.Op{clientv3.OpGet(topo), s.list(networksDir), s.list(routersDir), s.list(fipsDir), s.list(fwdsDir)}
 	if network != "" {
 		reads = append(reads, s.list(ipamDir+network+"/"))
 	}
-	return s.retry(ctx, what, func(ctx context.Context, again bool) error {
+	err = s.retry(ctx, what, func(ctx context.Context, again bool) error {
 		resp, err := s.cli.Txn(ctx).Then(reads...).Commit()
 		if err != nil {
 			return err
@@ -176,6 +177,7 @@ func (s *Etcd) writeTopology(ctx context.Context, what, network string,
 			writes = append(writes, clientv3.OpPut(topo, ""))
 			resp, err = s.cli.Txn(ctx).If(cmps...).Then(writes...).Else(reads...).Commit()
 			if err != nil || resp.Succeeded {
+				rev = committed(resp, err)
 				return err
 			}
 			if err := lost(ctx, try); err != nil {
@@ -183,6 +185,19 @@ func (s *Etcd) writeTopology(ctx context.Context, what, network string,
 			}
 		}
 	})
+	if err != nil {
+		return 0, err
+	}
+	return rev, nil
+}
+
+// committed is the revision a write transaction committed at: 0 when it
+// failed or was refused.
+func committed(resp *clientv3.TxnResponse, err error) int64 {
+	if err != nil || !resp.Succeeded {
+		return 0
+	}
+	return resp.Header.Revision
 }
 
 // lost pauses an optimistic write whose try number try lost to concurrent
@@ -224,9 +239,9 @@ func decodeTopology(r []*etcdserverpb.ResponseOp) (t topology, err error) {
 }
 
 // CreateNetwork stores a new network with the lowest free ID.
-func (s *Etcd) CreateNetwork(ctx context.Context, n model.Network) (model.Network, error) {
+func (s *Etcd) CreateNetwork(ctx context.Context, n model.Network) (model.Network, int64, error) {
 	planned := n
-	err := s.writeTopology(ctx, fmt.Sprintf("create network %q", n.Name), "",
+	rev, err := s.writeTopology(ctx, fmt.Sprintf("create network %q", n.Name), "",
 		func(t topology, again bool) ([]clientv3.Op, []clientv3.Cmp, error) {
 			if again {
 				// The last attempt may have been applied: if so, it is done.
@@ -250,16 +265,16 @@ func (s *Etcd) CreateNetwork(ctx context.Context, n model.Network) (model.Networ
 			return []clientv3.Op{clientv3.OpPut(s.key(networksDir, n.Name), string(val))}, s.unchangedSince(t.read, fipsDir, fwdsDir), err
 		})
 	if err != nil {
-		return n, err
+		return n, 0, err
 	}
-	return planned, nil
+	return planned, rev, nil
 }
 
 // DeleteNetwork removes a network that no port or router uses. Routers are
 // covered by the topology key; ports by the comparison that no address of
 // the network is held, since a port is created without touching the
 // topology.
-func (s *Etcd) DeleteNetwork(ctx context.Context, name string) error {
+func (s *Etcd) DeleteNetwork(ctx context.Context, name string) (int64, error) {
 	return s.writeTopology(ctx, fmt.Sprintf("delete network %q", name), name,
 		func(t topology, _ bool) ([]clientv3.Op, []clientv3.Cmp, error) {
 			if !hasNetwork(t.networks, name) {
@@ -279,13 +294,13 @@ func (s *Etcd) DeleteNetwork(ctx context.Context, name string) error {
 // create of the name by another host meanwhile is checked anew. The
 // topology key stays as it is: no other write decides on a network's
 // mutable fields.
-func (s *Etcd) UpdateNetwork(ctx context.Context, n model.Network) error {
+func (s *Etcd) UpdateNetwork(ctx context.Context, n model.Network) (rev int64, err error) {
 	val, err := json.Marshal(n)
 	if err != nil {
-		return fmt.Errorf("update network %q: %w", n.Name, err)
+		return 0, fmt.Errorf("update network %q: %w", n.Name, err)
 	}
 	key := s.key(networksDir, n.Name)
-	return s.do(ctx, fmt.Sprintf("update network %q", n.Name), func(ctx context.Context) error {
+	err = s.do(ctx, fmt.Sprintf("update network %q", n.Name), func(ctx context.Context) error {
 		resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(key)).Commit()
 		if err != nil {
 			return err
@@ -306,6 +321,7 @@ func (s *Etcd) UpdateNetwork(ctx context.Context, n model.Network) error {
 			unchanged := clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)
 			resp, err = s.cli.Txn(ctx).If(unchanged).Then(clientv3.OpPut(key, string(val))).Else(clientv3.OpGet(key)).Commit()
 			if err != nil || resp.Succeeded {
+				rev = committed(resp, err)
 				return err
 			}
 			if err := lost(ctx, try); err != nil {
@@ -313,12 +329,16 @@ func (s *Etcd) UpdateNetwork(ctx context.Context, n model.Network) error {
 			}
 		}
 	})
+	if err != nil {
+		return 0, err
+	}
+	return rev, nil
 }
 
 // PutRouter creates or replaces a router whose networks all exist.
-func (s *Etcd) PutRouter(ctx context.Context, r model.Router) (model.Router, error) {
+func (s *Etcd) PutRouter(ctx context.Context, r model.Router) (model.Router, int64, error) {
 	var stored model.Router
-	err := s.writeTopology(ctx, fmt.Sprintf("store router %q", r.Name), "",
+	rev, err := s.writeTopology(ctx, fmt.Sprintf("store router %q", r.Name), "",
 		func(t topology, _ bool) ([]clientv3.Op, []clientv3.Cmp, error) {
 			var err error
 			if stored, err = planRouter(t.networks, t.routers, r); err != nil {
@@ -327,19 +347,24 @@ func (s *Etcd) PutRouter(ctx context.Context, r model.Router) (model.Router, err
 			val, err := json.Marshal(stored)
 			return []clientv3.Op{clientv3.OpPut(s.key(routersDir, r.Name), string(val))}, nil, err
 		})
-	return stored, err
+	return stored, rev, err
 }
 
 // DeleteRouter removes a router; a missing one is not an error.
-func (s *Etcd) DeleteRouter(ctx context.Context, name string) error {
+func (s *Etcd) DeleteRouter(ctx context.Context, name string) (rev int64, err error) {
 	key := s.key(routersDir, name)
-	return s.do(ctx, fmt.Sprintf("delete router %q", name), func(ctx context.Context) error {
-		_, err := s.cli.Txn(ctx).
+	err = s.do(ctx, fmt.Sprintf("delete router %q", name), func(ctx context.Context) error {
+		resp, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
 			Then(clientv3.OpDelete(key), clientv3.OpPut(s.root+topologyKey, "")).
 			Commit()
+		rev = committed(resp, err)
 		return err
 	})
+	if err != nil {
+		return 0, err
+	}
+	return rev, nil
 }
 
 // CreatePort stores a new port and takes its address and its MAC in one

@@ -19,8 +19,8 @@ import (
 // PutSecurityGroup creates or replaces a security group whose references
 // all exist, and moves the references its rules hold from the old rules'
 // groups to the new ones'.
-func (s *Etcd) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (stored, was model.SecurityGroup, err error) {
-	err = s.writeGroups(ctx, fmt.Sprintf("store security group %q", g.Name),
+func (s *Etcd) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (stored, was model.SecurityGroup, rev int64, err error) {
+	rev, err = s.writeGroups(ctx, fmt.Sprintf("store security group %q", g.Name),
 		func(groups []model.SecurityGroup, _ []string) ([]clientv3.Op, []clientv3.Cmp, error) {
 			var err error
 			if stored, err = planSecurityGroup(groups, g); err != nil {
@@ -38,14 +38,14 @@ func (s *Etcd) PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (sto
 			return ops, nil, nil
 		})
 	if err != nil {
-		return model.SecurityGroup{}, model.SecurityGroup{}, err
+		return model.SecurityGroup{}, model.SecurityGroup{}, 0, err
 	}
-	return stored, was, nil
+	return stored, was, rev, nil
 }
 
 // DeleteSecurityGroup removes a security group that holds no reference;
 // a missing one is not an error.
-func (s *Etcd) DeleteSecurityGroup(ctx context.Context, name string) error {
+func (s *Etcd) DeleteSecurityGroup(ctx context.Context, name string) (int64, error) {
 	return s.writeGroups(ctx, fmt.Sprintf("delete security group %q", name),
 		func(groups []model.SecurityGroup, refs []string) ([]clientv3.Op, []clientv3.Cmp, error) {
 			i := slices.IndexFunc(groups, func(o model.SecurityGroup) bool { return o.Name == name })
@@ -76,23 +76,24 @@ func (s *Etcd) DeleteSecurityGroup(ctx context.Context, name string) error {
 // writeGroups reads the security groups (and, for the group named in
 // held, the references that hold it), lets plan decide what to write, and
 // writes it if the group set key is unchanged and the extra comparisons
-// hold; when not, it reads and decides again.
+// hold; when not, it reads and decides again. It returns the revision of
+// its write; 0 when plan wrote nothing.
 func (s *Etcd) writeGroups(ctx context.Context, what string,
-	plan func(groups []model.SecurityGroup, refs []string) ([]clientv3.Op, []clientv3.Cmp, error), held ...string) error {
+	plan func(groups []model.SecurityGroup, refs []string) ([]clientv3.Op, []clientv3.Cmp, error), held ...string) (rev int64, err error) {
 	set := s.root + groupSetKey
 	reads := []clientv3.Op{clientv3.OpGet(set), s.list(groupsDir)}
 	for _, name := range held {
 		reads = append(reads, clientv3.OpGet(s.key(refsDir, name+"/"), clientv3.WithPrefix(), clientv3.WithKeysOnly()))
 	}
-	return s.do(ctx, what, func(ctx context.Context) error {
+	err = s.do(ctx, what, func(ctx context.Context) error {
 		for try := 1; ; try++ {
 			resp, err := s.cli.Txn(ctx).Then(reads...).Commit()
 			if err != nil {
 				return err
 			}
-			var rev int64
+			var setRev int64
 			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-				rev = kvs[0].ModRevision
+				setRev = kvs[0].ModRevision
 			}
 			groups, err := decodeAll[model.SecurityGroup](resp.Responses[1])
 			if err != nil {
@@ -110,9 +111,10 @@ func (s *Etcd) writeGroups(ctx context.Context, what string,
 			if err != nil || len(writes) == 0 {
 				return err
 			}
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(set), "=", rev))
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(set), "=", setRev))
 			txn, err := s.cli.Txn(ctx).If(cmps...).Then(append(writes, clientv3.OpPut(set, ""))...).Commit()
 			if err != nil || txn.Succeeded {
+				rev = committed(txn, err)
 				return err
 			}
 			if err := lost(ctx, try); err != nil {
@@ -120,6 +122,10 @@ func (s *Etcd) writeGroups(ctx context.Context, what string,
 			}
 		}
 	})
+	if err != nil {
+		return 0, err
+	}
+	return rev, nil
 }
 
 // refOps moves holder's references (KIND/NAME) from the groups in was to

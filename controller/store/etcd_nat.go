@@ -16,10 +16,10 @@ import (
 // PutFloatingIP creates or replaces a floating IP whose port exists and
 // whose address no other object takes: two hosts cannot both claim one
 // address.
-func (s *Etcd) PutFloatingIP(ctx context.Context, f model.FloatingIP) error {
+func (s *Etcd) PutFloatingIP(ctx context.Context, f model.FloatingIP) (int64, error) {
 	val, err := json.Marshal(f)
 	if err != nil {
-		return fmt.Errorf("store floating IP %q: %w", f.Name, err)
+		return 0, fmt.Errorf("store floating IP %q: %w", f.Name, err)
 	}
 	return s.writeNAT(ctx, fmt.Sprintf("store floating IP %q", f.Name), f.Port, func(st natState) error {
 		return checkFloatingIP(st, f)
@@ -27,20 +27,17 @@ func (s *Etcd) PutFloatingIP(ctx context.Context, f model.FloatingIP) error {
 }
 
 // DeleteFloatingIP removes a floating IP; a missing one is not an error.
-func (s *Etcd) DeleteFloatingIP(ctx context.Context, name string) error {
-	return s.do(ctx, fmt.Sprintf("delete floating IP %q", name), func(ctx context.Context) error {
-		_, err := s.cli.Delete(ctx, s.key(fipsDir, name))
-		return err
-	})
+func (s *Etcd) DeleteFloatingIP(ctx context.Context, name string) (int64, error) {
+	return s.delete(ctx, fmt.Sprintf("delete floating IP %q", name), s.key(fipsDir, name))
 }
 
 // PutPortForward creates or replaces a port forward whose port exists and
 // that overlaps no forward of a port on the same host: two requests, on
 // any hosts, cannot both take tcp/8080 of one host.
-func (s *Etcd) PutPortForward(ctx context.Context, f model.PortForward) error {
+func (s *Etcd) PutPortForward(ctx context.Context, f model.PortForward) (int64, error) {
 	val, err := json.Marshal(f)
 	if err != nil {
-		return fmt.Errorf("store port forward %q: %w", f.Name, err)
+		return 0, fmt.Errorf("store port forward %q: %w", f.Name, err)
 	}
 	return s.writeNAT(ctx, fmt.Sprintf("store port forward %q", f.Name), f.Port, func(st natState) error {
 		return checkPortForward(st, f)
@@ -48,22 +45,36 @@ func (s *Etcd) PutPortForward(ctx context.Context, f model.PortForward) error {
 }
 
 // DeletePortForward removes a port forward; a missing one is not an error.
-func (s *Etcd) DeletePortForward(ctx context.Context, name string) error {
-	return s.do(ctx, fmt.Sprintf("delete port forward %q", name), func(ctx context.Context) error {
-		_, err := s.cli.Delete(ctx, s.key(fwdsDir, name))
+func (s *Etcd) DeletePortForward(ctx context.Context, name string) (int64, error) {
+	return s.delete(ctx, fmt.Sprintf("delete port forward %q", name), s.key(fwdsDir, name))
+}
+
+// delete removes key and returns the revision it did at; 0 for a missing
+// key, which no event follows.
+func (s *Etcd) delete(ctx context.Context, what, key string) (rev int64, err error) {
+	err = s.do(ctx, what, func(ctx context.Context) error {
+		resp, err := s.cli.Delete(ctx, key)
+		if err == nil && resp.Deleted > 0 {
+			rev = resp.Header.Revision
+		}
 		return err
 	})
+	if err != nil {
+		return 0, err
+	}
+	return rev, nil
 }
 
 // writeNAT reads the networks, ports, floating IPs and forwards at one
 // revision, lets check judge, and writes put if none of what it judged on
 // has changed since: the networks (CreateNetwork checks the NAT objects in
 // turn), the floating IPs and forwards, and the port, whose delete takes
-// its objects with it. When something has, it reads and judges again.
-func (s *Etcd) writeNAT(ctx context.Context, what, port string, check func(natState) error, put clientv3.Op) error {
+// its objects with it. When something has, it reads and judges again. It
+// returns the revision of its write.
+func (s *Etcd) writeNAT(ctx context.Context, what, port string, check func(natState) error, put clientv3.Op) (rev int64, err error) {
 	portKey := s.key(portsDir, port)
 	reads := []clientv3.Op{s.list(networksDir), s.list(portsDir), s.list(fipsDir), s.list(fwdsDir)}
-	return s.do(ctx, what, func(ctx context.Context) error {
+	err = s.do(ctx, what, func(ctx context.Context) error {
 		for try := 1; ; try++ {
 			resp, err := s.cli.Txn(ctx).Then(reads...).Commit()
 			if err != nil {
@@ -98,6 +109,7 @@ func (s *Etcd) writeNAT(ctx context.Context, what, port string, check func(natSt
 				clientv3.Compare(clientv3.ModRevision(portKey), "=", portRev))
 			txn, err := s.cli.Txn(ctx).If(cmps...).Then(put).Commit()
 			if err != nil || txn.Succeeded {
+				rev = committed(txn, err)
 				return err
 			}
 			if err := lost(ctx, try); err != nil {
@@ -105,6 +117,10 @@ func (s *Etcd) writeNAT(ctx context.Context, what, port string, check func(natSt
 			}
 		}
 	})
+	if err != nil {
+		return 0, err
+	}
+	return rev, nil
 }
 
 // unchangedSince compares that no key under the dirs was written after

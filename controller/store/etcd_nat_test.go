@@ -18,7 +18,7 @@ func TestEtcdConcurrentNAT(t *testing.T) {
 	cluster := testbed.StartEtcd(t, 1)
 	hosts := openHosts(t, cluster, 3)
 	ctx := t.Context()
-	if _, err := hosts[0].CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
+	if _, _, err := hosts[0].CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	const n = 12
@@ -51,10 +51,10 @@ func TestEtcdConcurrentNAT(t *testing.T) {
 		}
 	}
 	race("tcp/8080 of h1", func(s *Etcd, i int) error {
-		return s.PutPortForward(ctx, fwd(fmt.Sprintf("web%d", i), "tcp/8080", fmt.Sprintf("p%d", i)))
+		return errOf(s.PutPortForward(ctx, fwd(fmt.Sprintf("web%d", i), "tcp/8080", fmt.Sprintf("p%d", i))))
 	})
 	race("floating address 203.0.113.5", func(s *Etcd, i int) error {
-		return s.PutFloatingIP(ctx, fip(fmt.Sprintf("pub%d", i), "203.0.113.5", fmt.Sprintf("p%d", i)))
+		return errOf(s.PutFloatingIP(ctx, fip(fmt.Sprintf("pub%d", i), "203.0.113.5", fmt.Sprintf("p%d", i))))
 	})
 
 	// Forwards to a port stored while it is deleted: each is refused
@@ -62,7 +62,7 @@ func TestEtcdConcurrentNAT(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			err := hosts[i%len(hosts)].PutPortForward(ctx, fwd(fmt.Sprintf("dns%d", i), fmt.Sprintf("udp/%d", 5300+i), "p0"))
+			_, err := hosts[i%len(hosts)].PutPortForward(ctx, fwd(fmt.Sprintf("dns%d", i), fmt.Sprintf("udp/%d", 5300+i), "p0"))
 			if err != nil && !errors.Is(err, ErrNotFound) {
 				t.Errorf("forward %d: %v", i, err)
 			}

@@ -50,7 +50,7 @@ func TestEtcdOutage(t *testing.T) {
 		do   func() error
 	}{
 		{"create port", func() error { return s.CreatePort(ctx, port("a", "blue", "10.1.0.5")) }},
-		{"create network", func() error { _, err := s.CreateNetwork(ctx, network("red", "10.2.0.0/24")); return err }},
+		{"create network", func() error { _, _, err := s.CreateNetwork(ctx, network("red", "10.2.0.0/24")); return err }},
 		{"delete port", func() error { return s.DeletePort(ctx, "a", "h1") }},
 		{"update port", func() error { return s.UpdatePort(ctx, port("a", "blue", "10.1.0.5")) }},
 		{"load", func() error { _, err := s.Load(ctx); return err }},
@@ -101,7 +101,7 @@ func TestEtcdMemberDown(t *testing.T) {
 	s, _ := openEtcd(t, cluster, uniquePrefix(), func(c *EtcdConfig) { c.OpTimeout = DefaultOpTimeout })
 	ctx := t.Context()
 	writeEventually(t, "create network", func() error {
-		_, err := s.CreateNetwork(ctx, network("blue", "10.1.0.0/24"))
+		_, _, err := s.CreateNetwork(ctx, network("blue", "10.1.0.0/24"))
 		return err
 	})
 	st, err := s.Load(ctx)
@@ -209,7 +209,7 @@ func TestEtcdQuorumLost(t *testing.T) {
 // blueAndWatch creates network blue through setup and watches s from then on.
 func blueAndWatch(t *testing.T, setup, s *Etcd) <-chan Event {
 	t.Helper()
-	if _, err := setup.CreateNetwork(t.Context(), network("blue", "10.1.0.0/24")); err != nil {
+	if _, _, err := setup.CreateNetwork(t.Context(), network("blue", "10.1.0.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	st, err := setup.Load(t.Context())

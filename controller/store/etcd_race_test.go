@@ -39,7 +39,7 @@ func TestEtcdConcurrentPorts(t *testing.T) {
 	cluster := testbed.StartEtcd(t, 1)
 	hosts := openHosts(t, cluster, 3)
 	ctx := t.Context()
-	if _, err := hosts[0].CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
+	if _, _, err := hosts[0].CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	const perHost = 30
@@ -103,7 +103,7 @@ func TestEtcdConcurrentPorts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := hosts[0].DeleteNetwork(ctx, "blue"); err != nil {
+	if _, err := hosts[0].DeleteNetwork(ctx, "blue"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -116,7 +116,7 @@ func TestEtcdConcurrentMACs(t *testing.T) {
 	cluster := testbed.StartEtcd(t, 1)
 	hosts := openHosts(t, cluster, 2)
 	ctx := t.Context()
-	if _, err := hosts[0].CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
+	if _, _, err := hosts[0].CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	const rounds = 30
@@ -189,7 +189,7 @@ func TestEtcdConcurrentNetworks(t *testing.T) {
 		for h, s := range hosts {
 			for i := range 10 {
 				wg.Go(func() {
-					n, err := s.CreateNetwork(ctx, network(fmt.Sprintf("%s-%d-%d", c.name[:4], h, i), c.subnet(h, i)))
+					n, _, err := s.CreateNetwork(ctx, network(fmt.Sprintf("%s-%d-%d", c.name[:4], h, i), c.subnet(h, i)))
 					mu.Lock()
 					defer mu.Unlock()
 					switch {
@@ -237,13 +237,13 @@ func TestEtcdDeleteNetworkRace(t *testing.T) {
 	ctx := t.Context()
 	outcomes := map[string]int{}
 	for round := range 30 {
-		if _, err := a.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
+		if _, _, err := a.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
 			t.Fatal(err)
 		}
 		var portErr, delErr error
 		var wg sync.WaitGroup
 		wg.Go(func() { portErr = a.CreatePort(ctx, port("p", "blue", "10.1.0.5")) })
-		wg.Go(func() { delErr = b.DeleteNetwork(ctx, "blue") })
+		wg.Go(func() { _, delErr = b.DeleteNetwork(ctx, "blue") })
 		wg.Wait()
 		switch {
 		case portErr == nil && errors.Is(delErr, ErrConflict) && delErr.Error() == `conflict: network "blue" is used by ports p`:
@@ -251,7 +251,7 @@ func TestEtcdDeleteNetworkRace(t *testing.T) {
 			if err := b.DeletePort(ctx, "p", "h1"); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.DeleteNetwork(ctx, "blue"); err != nil {
+			if _, err := b.DeleteNetwork(ctx, "blue"); err != nil {
 				t.Fatal(err)
 			}
 		case delErr == nil && errors.Is(portErr, ErrNotFound):
@@ -279,7 +279,7 @@ func TestEtcdDeletePortRace(t *testing.T) {
 	a, _ := openEtcd(t, cluster, uniquePrefix())
 	b, _ := openEtcd(t, cluster, a.cfg.Prefix)
 	ctx := t.Context()
-	if _, err := a.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
+	if _, _, err := a.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	outcomes := map[string]int{}
@@ -334,12 +334,12 @@ func TestEtcdDeleteGroupRace(t *testing.T) {
 	hosts := openHosts(t, cluster, 2)
 	a, b := hosts[0], hosts[1]
 	ctx := t.Context()
-	if _, err := a.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
+	if _, _, err := a.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	outcomes := map[string]int{}
 	for round := range 30 {
-		if _, _, err := a.PutSecurityGroup(ctx, group("web")); err != nil {
+		if _, _, _, err := a.PutSecurityGroup(ctx, group("web")); err != nil {
 			t.Fatal(err)
 		}
 		var holdErr, delErr error
@@ -349,14 +349,14 @@ func TestEtcdDeleteGroupRace(t *testing.T) {
 			wg.Go(func() { holdErr = a.CreatePort(ctx, withGroups(port("p", "blue", "10.1.0.5"), "web")) })
 		} else {
 			holder, want = "group", `conflict: security group "web" is used by groups db`
-			wg.Go(func() { _, _, holdErr = a.PutSecurityGroup(ctx, group("db", "web")) })
+			wg.Go(func() { _, _, _, holdErr = a.PutSecurityGroup(ctx, group("db", "web")) })
 		}
-		wg.Go(func() { delErr = b.DeleteSecurityGroup(ctx, "web") })
+		wg.Go(func() { _, delErr = b.DeleteSecurityGroup(ctx, "web") })
 		wg.Wait()
 		switch {
 		case holdErr == nil && errors.Is(delErr, ErrConflict) && delErr.Error() == want:
 			outcomes[holder+" won"]++
-			if err := errors.Join(b.DeletePort(ctx, "p", "h1"), b.DeleteSecurityGroup(ctx, "db"), b.DeleteSecurityGroup(ctx, "web")); err != nil {
+			if err := errors.Join(b.DeletePort(ctx, "p", "h1"), errOf(b.DeleteSecurityGroup(ctx, "db")), errOf(b.DeleteSecurityGroup(ctx, "web"))); err != nil {
 				t.Fatal(err)
 			}
 		case delErr == nil && errors.Is(holdErr, ErrNotFound):
@@ -384,7 +384,7 @@ func TestEtcdUpdateNetworkRace(t *testing.T) {
 	hosts := openHosts(t, cluster, 3)
 	ctx := t.Context()
 	blue := withDNS(network("blue", "10.1.0.0/24"), 0, true, "")
-	if _, err := hosts[0].CreateNetwork(ctx, blue); err != nil {
+	if _, _, err := hosts[0].CreateNetwork(ctx, blue); err != nil {
 		t.Fatal(err)
 	}
 	blue.ID = 1
@@ -392,7 +392,7 @@ func TestEtcdUpdateNetworkRace(t *testing.T) {
 	for h, s := range hosts {
 		for i := range 10 {
 			wg.Go(func() {
-				if err := s.UpdateNetwork(ctx, withDNS(blue, 1, true, "", fmt.Sprintf("10.1.0.%d", 10+h*10+i))); err != nil {
+				if _, err := s.UpdateNetwork(ctx, withDNS(blue, 1, true, "", fmt.Sprintf("10.1.0.%d", 10+h*10+i))); err != nil {
 					t.Errorf("host %d update %d: %v", h, i, err)
 				}
 			})
@@ -414,18 +414,18 @@ func TestEtcdUpdateNetworkRace(t *testing.T) {
 		stored    model.Network
 	}{
 		{"updated meanwhile", withDNS(blue, 1, true, "", "10.1.0.53"),
-			func() error { return b.UpdateNetwork(ctx, withDNS(blue, 1, false, "")) },
+			func() error { return errOf(b.UpdateNetwork(ctx, withDNS(blue, 1, false, ""))) },
 			nil, withDNS(blue, 1, true, "", "10.1.0.53")},
 		{"made again meanwhile", withDNS(blue, 1, true, "", "10.1.0.54"), func() error {
-			if err := b.DeleteNetwork(ctx, "blue"); err != nil {
+			if _, err := b.DeleteNetwork(ctx, "blue"); err != nil {
 				return err
 			}
-			_, err := b.CreateNetwork(ctx, other)
+			_, _, err := b.CreateNetwork(ctx, other)
 			return err
 		}, ErrConflict, other},
 	} {
 		a.cli.KV = &beforeWrite{KV: a.cli.KV, hook: c.meanwhile}
-		err := a.UpdateNetwork(ctx, c.update)
+		_, err := a.UpdateNetwork(ctx, c.update)
 		a.cli.KV = a.cli.KV.(*beforeWrite).KV
 		if !errors.Is(err, c.want) || c.want == nil && err != nil {
 			t.Errorf("%s: update: %v, want %v", c.name, err, c.want)

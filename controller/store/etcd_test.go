@@ -127,7 +127,7 @@ func TestEtcdOldPorts(t *testing.T) {
 	prefix := uniquePrefix()
 	s, _ := openEtcd(t, cluster, prefix)
 	ctx := t.Context()
-	if _, err := s.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
+	if _, _, err := s.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	old := port("old", "blue", "10.1.0.5")
@@ -191,7 +191,7 @@ func TestEtcdTLS(t *testing.T) {
 	s, _ := openEtcd(t, cluster, uniquePrefix(), func(c *EtcdConfig) {
 		c.CAFile, c.CertFile, c.KeyFile = cluster.CAFile, cluster.CertFile, cluster.KeyFile
 	})
-	if _, err := s.CreateNetwork(t.Context(), network("blue", "10.1.0.0/24")); err != nil {
+	if _, _, err := s.CreateNetwork(t.Context(), network("blue", "10.1.0.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	_, err := OpenEtcd(t.Context(), EtcdConfig{Endpoints: cluster.Endpoints(), CAFile: cluster.CAFile, OpTimeout: time.Second})

@@ -61,7 +61,7 @@ func TestEtcdWatch(t *testing.T) {
 	a, _ := openEtcd(t, cluster, prefix)
 	b, _ := openEtcd(t, cluster, prefix, func(c *EtcdConfig) { c.LeaseTTL = 2 * time.Second })
 	ctx := t.Context()
-	if _, err := a.CreateNetwork(ctx, network("old", "10.0.0.0/24")); err != nil {
+	if _, _, err := a.CreateNetwork(ctx, network("old", "10.0.0.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	st, err := a.Load(ctx)
@@ -84,26 +84,26 @@ func TestEtcdWatch(t *testing.T) {
 		do   func() error
 		want []string
 	}{
-		{func() error { _, err := b.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); return err },
+		{func() error { _, _, err := b.CreateNetwork(ctx, network("blue", "10.1.0.0/24")); return err },
 			[]string{"network blue: blue 10.1.0.0/24 #2"}},
-		{func() error { _, err := b.CreateNetwork(ctx, network("red", "10.2.0.0/24")); return err },
+		{func() error { _, _, err := b.CreateNetwork(ctx, network("red", "10.2.0.0/24")); return err },
 			[]string{"network red: red 10.2.0.0/24 #3"}},
 		// In place: the same key written again is one put.
-		{func() error { return b.UpdateNetwork(ctx, redDNS) }, []string{"network red: red 10.2.0.0/24 #3 dns 10.2.0.53"}},
-		{func() error { _, err := b.PutRouter(ctx, router("r1", 1, "blue", "red")); return err }, []string{"router r1: r1 [blue red]"}},
-		{func() error { _, _, err := b.PutSecurityGroup(ctx, group("web")); return err }, []string{"security_group web: web #1 naming []"}},
-		{func() error { _, _, err := b.PutSecurityGroup(ctx, group("db", "web")); return err }, []string{"security_group db: db #2 naming [web]"}},
+		{func() error { return errOf(b.UpdateNetwork(ctx, redDNS)) }, []string{"network red: red 10.2.0.0/24 #3 dns 10.2.0.53"}},
+		{func() error { _, _, err := b.PutRouter(ctx, router("r1", 1, "blue", "red")); return err }, []string{"router r1: r1 [blue red]"}},
+		{func() error { _, _, _, err := b.PutSecurityGroup(ctx, group("web")); return err }, []string{"security_group web: web #1 naming []"}},
+		{func() error { _, _, _, err := b.PutSecurityGroup(ctx, group("db", "web")); return err }, []string{"security_group db: db #2 naming [web]"}},
 		{func() error { return b.CreatePort(ctx, p) }, []string{"port p1: p1 10.1.0.5 on h2 ofport 0"}},
 		{func() error { return b.UpdatePort(ctx, updated) }, []string{"port p1: p1 10.1.0.5 on h2 ofport 3"}},
-		{func() error { return b.PutFloatingIP(ctx, fip("pub", "203.0.113.5", "p1")) }, []string{"floating_ip pub: 203.0.113.5 to p1"}},
-		{func() error { return b.PutPortForward(ctx, fwd("web", "tcp/8080", "p1")) }, []string{"port_forward web: tcp/8080 to p1"}},
-		{func() error { return b.DeletePortForward(ctx, "web") }, []string{"port_forward web: deleted"}},
-		{func() error { return b.PutPortForward(ctx, fwd("web", "tcp/8080", "p1")) }, []string{"port_forward web: tcp/8080 to p1"}},
+		{func() error { return errOf(b.PutFloatingIP(ctx, fip("pub", "203.0.113.5", "p1"))) }, []string{"floating_ip pub: 203.0.113.5 to p1"}},
+		{func() error { return errOf(b.PutPortForward(ctx, fwd("web", "tcp/8080", "p1"))) }, []string{"port_forward web: tcp/8080 to p1"}},
+		{func() error { return errOf(b.DeletePortForward(ctx, "web")) }, []string{"port_forward web: deleted"}},
+		{func() error { return errOf(b.PutPortForward(ctx, fwd("web", "tcp/8080", "p1"))) }, []string{"port_forward web: tcp/8080 to p1"}},
 		// The port's delete takes its objects with it, in one revision.
 		{func() error { return b.DeletePort(ctx, "p1", "h2") }, []string{"port p1: deleted", "floating_ip pub: deleted", "port_forward web: deleted"}},
-		{func() error { return b.DeleteSecurityGroup(ctx, "db") }, []string{"security_group db: deleted"}},
-		{func() error { return b.DeleteRouter(ctx, "r1") }, []string{"router r1: deleted"}},
-		{func() error { return b.DeleteNetwork(ctx, "red") }, []string{"network red: deleted"}},
+		{func() error { return errOf(b.DeleteSecurityGroup(ctx, "db")) }, []string{"security_group db: deleted"}},
+		{func() error { return errOf(b.DeleteRouter(ctx, "r1")) }, []string{"router r1: deleted"}},
+		{func() error { return errOf(b.DeleteNetwork(ctx, "red")) }, []string{"network red: deleted"}},
 		{func() error {
 			go func() {
 				regDone <- b.Register(regCtx, Host{Name: "h2", UnderlayIP: netip.MustParseAddr("192.0.2.2")}, nil)
@@ -153,7 +153,7 @@ func TestEtcdWatchReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.CreateNetwork(ctx, network("blue", "10.1.0.0/24"))
+	n, _, err := s.CreateNetwork(ctx, network("blue", "10.1.0.0/24"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestEtcdWatchReset(t *testing.T) {
 		t.Fatalf("load after reset: %+v %v", st, err)
 	}
 	events = s.Watch(ctx, st.Revision+1)
-	if err := s.DeleteNetwork(ctx, "blue"); err != nil {
+	if _, err := s.DeleteNetwork(ctx, "blue"); err != nil {
 		t.Fatal(err)
 	}
 	if got := describe(nextEvent(t, events)); got != "network blue: deleted" {

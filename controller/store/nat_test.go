@@ -32,19 +32,19 @@ func fwd(name, hostPort, port string) model.PortForward {
 }
 
 func putFIP(f model.FloatingIP) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.PutFloatingIP(ctx, f) }
+	return func(ctx context.Context, s Store) error { return errOf(s.PutFloatingIP(ctx, f)) }
 }
 
 func deleteFIP(name string) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.DeleteFloatingIP(ctx, name) }
+	return func(ctx context.Context, s Store) error { return errOf(s.DeleteFloatingIP(ctx, name)) }
 }
 
 func putFwd(f model.PortForward) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.PutPortForward(ctx, f) }
+	return func(ctx context.Context, s Store) error { return errOf(s.PutPortForward(ctx, f)) }
 }
 
 func deleteFwd(name string) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.DeletePortForward(ctx, name) }
+	return func(ctx context.Context, s Store) error { return errOf(s.DeletePortForward(ctx, name)) }
 }
 
 // natLoaded checks the stored floating IPs and forwards: "pub=203.0.113.5>a"

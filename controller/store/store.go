@@ -59,28 +59,38 @@ type Host struct {
 // use by port a`), ready for a client; any other failure is wrapped with the
 // operation (`create port "a": ...`). Etcd bounds every call by its
 // OpTimeout and fails with ErrUnavailable when etcd does not answer in time.
+//
+// The writes a cluster's host follows the store's changes against return
+// rev, the store's revision their change committed at: the watch sends
+// that change as an Event of that Revision, and a host that has applied
+// its own write ignores the older changes of the object still on their
+// way (controller/cluster.go). rev is 0 when nothing was written (the
+// object was already as asked, or was missing for a delete), when the
+// store cannot tell the revision (a retried write whose earlier try was
+// applied after all), with an error, and always for Bolt, which has no
+// watch.
 type Store interface {
 	Load(ctx context.Context) (State, error)
 	// CreateNetwork stores a new network with an ID no other network has,
 	// and returns it with that ID. ErrExists: a network of that name;
 	// ErrConflict: its subnet overlaps another network's, or holds a
 	// floating address or a forward's host_ip.
-	CreateNetwork(ctx context.Context, n model.Network) (model.Network, error)
+	CreateNetwork(ctx context.Context, n model.Network) (stored model.Network, rev int64, err error)
 	// DeleteNetwork removes a network; ErrConflict while a port or a router
 	// uses it. A missing network is not an error.
-	DeleteNetwork(ctx context.Context, name string) error
+	DeleteNetwork(ctx context.Context, name string) (rev int64, err error)
 	// UpdateNetwork replaces a stored network whose mutable fields alone
 	// changed (model.Network.SameImmutable; its ID is the stored one's).
 	// ErrNotFound if gone; ErrConflict if the update would change its ID
 	// or an immutable field, as another host's delete and create of the
 	// name meanwhile may have.
-	UpdateNetwork(ctx context.Context, n model.Network) error
+	UpdateNetwork(ctx context.Context, n model.Network) (rev int64, err error)
 	// PutRouter creates or replaces a router and returns it with its ID: a
 	// new router gets one no other router has, a replaced one keeps its own.
 	// ErrNotFound when one of its networks does not exist.
-	PutRouter(ctx context.Context, r model.Router) (model.Router, error)
+	PutRouter(ctx context.Context, r model.Router) (stored model.Router, rev int64, err error)
 	// DeleteRouter removes a router; a missing one is not an error.
-	DeleteRouter(ctx context.Context, name string) error
+	DeleteRouter(ctx context.Context, name string) (rev int64, err error)
 	// CreatePort stores a new port and takes its address and its MAC in its
 	// network. ErrExists: a port of that name; ErrConflict: the address
 	// (also ErrAddressInUse) or the MAC (also ErrMACInUse) is taken;
@@ -112,27 +122,27 @@ type Store interface {
 	// is the store's to say, not a cache's: in a cluster another host may
 	// have made the group a moment ago. ErrNotFound when a group its rules
 	// name in remote_group does not exist (the group itself excepted).
-	PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (stored, was model.SecurityGroup, err error)
+	PutSecurityGroup(ctx context.Context, g model.SecurityGroup) (stored, was model.SecurityGroup, rev int64, err error)
 	// DeleteSecurityGroup removes a security group; ErrConflict while a
 	// port lists it or another group's rule names it. A missing group is
 	// not an error.
-	DeleteSecurityGroup(ctx context.Context, name string) error
+	DeleteSecurityGroup(ctx context.Context, name string) (rev int64, err error)
 	// PutFloatingIP creates or replaces a floating IP. ErrNotFound: its
 	// port does not exist; ErrConflict: its address is in a network's
 	// subnet, is another floating IP's or a forward's host_ip, or its port
 	// has another floating IP.
-	PutFloatingIP(ctx context.Context, f model.FloatingIP) error
+	PutFloatingIP(ctx context.Context, f model.FloatingIP) (rev int64, err error)
 	// DeleteFloatingIP removes a floating IP; a missing one is not an
 	// error.
-	DeleteFloatingIP(ctx context.Context, name string) error
+	DeleteFloatingIP(ctx context.Context, name string) (rev int64, err error)
 	// PutPortForward creates or replaces a port forward. ErrNotFound: its
 	// port does not exist; ErrConflict: it overlaps a forward of a port on
 	// the same host (model.PortForward.Overlaps), or its host_ip is in a
 	// network's subnet or is a floating address.
-	PutPortForward(ctx context.Context, f model.PortForward) error
+	PutPortForward(ctx context.Context, f model.PortForward) (rev int64, err error)
 	// DeletePortForward removes a port forward; a missing one is not an
 	// error.
-	DeletePortForward(ctx context.Context, name string) error
+	DeletePortForward(ctx context.Context, name string) (rev int64, err error)
 	Close() error
 }
 

@@ -45,7 +45,7 @@ type step struct {
 
 func createNetwork(n model.Network, wantID int) func(context.Context, Store) error {
 	return func(ctx context.Context, s Store) error {
-		got, err := s.CreateNetwork(ctx, n)
+		got, _, err := s.CreateNetwork(ctx, n)
 		if err == nil && got.ID != wantID {
 			return fmt.Errorf("network %s got id %d, want %d", n.Name, got.ID, wantID)
 		}
@@ -54,7 +54,7 @@ func createNetwork(n model.Network, wantID int) func(context.Context, Store) err
 }
 
 func updateNetwork(n model.Network) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.UpdateNetwork(ctx, n) }
+	return func(ctx context.Context, s Store) error { return errOf(s.UpdateNetwork(ctx, n)) }
 }
 
 // withDNS is n with the DHCP fields a test changes in place.
@@ -130,7 +130,7 @@ func portIs(name, want string) func(context.Context, Store) error {
 }
 
 func deleteNetwork(name string) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.DeleteNetwork(ctx, name) }
+	return func(ctx context.Context, s Store) error { return errOf(s.DeleteNetwork(ctx, name)) }
 }
 
 // putRouter stores r without its ID and checks the store gives it r.ID.
@@ -138,7 +138,7 @@ func putRouter(r model.Router) func(context.Context, Store) error {
 	return func(ctx context.Context, s Store) error {
 		want := r.ID
 		r.ID = 0
-		got, err := s.PutRouter(ctx, r)
+		got, _, err := s.PutRouter(ctx, r)
 		if err == nil && got.ID != want {
 			return fmt.Errorf("router %q got id %d, want %d", r.Name, got.ID, want)
 		}
@@ -166,7 +166,7 @@ func group(name string, peers ...string) model.SecurityGroup {
 // replaced was ("db#2[web]" as groupsLoaded writes it; "" for none).
 func putGroup(g model.SecurityGroup, wantID int, was string) func(context.Context, Store) error {
 	return func(ctx context.Context, s Store) error {
-		got, old, err := s.PutSecurityGroup(ctx, g)
+		got, old, _, err := s.PutSecurityGroup(ctx, g)
 		switch {
 		case err != nil:
 			return err
@@ -193,7 +193,7 @@ func groupText(g model.SecurityGroup) string {
 }
 
 func deleteGroup(name string) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.DeleteSecurityGroup(ctx, name) }
+	return func(ctx context.Context, s Store) error { return errOf(s.DeleteSecurityGroup(ctx, name)) }
 }
 
 func withGroups(p model.Port, groups ...string) model.Port {
@@ -221,7 +221,7 @@ func groupsLoaded(want string) func(context.Context, Store) error {
 }
 
 func deleteRouter(name string) func(context.Context, Store) error {
-	return func(ctx context.Context, s Store) error { return s.DeleteRouter(ctx, name) }
+	return func(ctx context.Context, s Store) error { return errOf(s.DeleteRouter(ctx, name)) }
 }
 
 // loaded checks what Load returns, by name: networks with their IDs,
@@ -596,3 +596,6 @@ func names[T any](items []T, name func(T) string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// errOf is the error of a write that also returns its revision.
+func errOf(_ int64, err error) error { return err }
