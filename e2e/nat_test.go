@@ -14,7 +14,7 @@ import (
 // Issue 21's acceptance, on both backends: floating IPs and port forwards
 // reached from outside, from ports, from the port itself and from the
 // host; the sources the servers see; conflicts, cleanup and restarts; and
-// security groups judging it all (docs/API.md, docs/PIPELINE.md).
+// security groups judging it all (docs/API.md, docs/NAT.md).
 
 // TestNATFromOutside: the outside reaches a TCP server in a port through a
 // floating IP and through a port forward, in a masquerading network and in

@@ -13,7 +13,7 @@ import (
 
 // natCollector exports what each floating IP and port forward of this host
 // carried. The host's NAT table keeps an object's counters across other
-// objects' changes and restarts (docs/PIPELINE.md, "NAT on the host"), so
+// objects' changes and restarts (docs/NAT.md, "NAT on the host"), so
 // they fall only when the object is deleted and made again, a reset
 // Prometheus reads as one; no memory is kept here.
 type natCollector struct {

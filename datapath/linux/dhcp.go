@@ -18,7 +18,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// DHCP on this backend (docs/PIPELINE.md, "DHCP on Linux"): one packet
+// DHCP on this backend (docs/DHCP.md, "DHCP on Linux"): one packet
 // socket per port, bound to the port's host end, reads the port's DHCP
 // frames before the bridge and its netfilter hooks see them, and the
 // answer goes back out of the same host end, straight into the namespace

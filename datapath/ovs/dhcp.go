@@ -12,7 +12,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// DHCP on the OVS backend (docs/PIPELINE.md, DHCP): the pipeline sends a
+// DHCP on the OVS backend (docs/DHCP.md, "DHCP on OVS"): the pipeline sends a
 // port's DHCP, through its meter, to the controller with the port's in_port and its
 // network's ID (reg0) in the packet-in's match; the daemon answers from the
 // port's binding with a packet-out to that port alone. The port is known

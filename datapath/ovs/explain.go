@@ -48,9 +48,9 @@ func tracePacket(q v1.Query, s datapath.State) (string, error) {
 
 // fromHost tells a query of a packet the host's stack sends into a
 // network: a connection from outside or from the host itself as the
-// host's NAT translated it (docs/PIPELINE.md, floating IPs and port
-// forwards), with no port as its sender (From empty), FromAddress its
-// source (v1.Query) and To, DPort its translated destination.
+// host's NAT translated it (docs/NAT.md), with no port as its sender
+// (From empty), FromAddress its source (v1.Query) and To, DPort its
+// translated destination.
 func fromHost(q v1.Query) bool { return q.From == "" }
 
 // hostPacket is the packet of a query fromHost, as ofproto/trace takes

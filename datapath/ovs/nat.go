@@ -15,7 +15,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// Floating IPs and port forwards (docs/DESIGN.md §8.5, docs/PIPELINE.md):
+// Floating IPs and port forwards (docs/DESIGN.md §8.5, docs/NAT.md):
 // the host's nftables translate, in the table both backends render
 // (datapath/natnft); the flows carry the translated connections to and
 // from the host (pipeline.NAT); the host's rules admit them (HostRuleset).

@@ -9,7 +9,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// DHCP on OVS (docs/PIPELINE.md, DHCP): spoof_guard sends what a port sends
+// DHCP on OVS (docs/DHCP.md, "DHCP on OVS"): spoof_guard sends what a port sends
 // from its own MAC to the DHCP server port, from any source address —
 // 0.0.0.0 before the client has one —, to the dhcp table, which sends it to
 // the daemon through the port's meter unless the port's network answers no
@@ -22,8 +22,9 @@ import (
 // instruction: OVS takes a flow whose controller action names a meter it
 // does not have, but refuses one whose instruction does — and ovs-save,
 // which ovs-ctl restart restores the bridge with, saves no meters, so the
-// first such flow would end its restore (docs/PIPELINE.md, Meters). All ports together are bounded
-// by the daemon (datapath/ovs), since a packet-in carries one meter only.
+// first such flow would end its restore (docs/PIPELINE.md, Meters). All
+// ports together are bounded by the daemon (datapath/ovs), since a
+// packet-in carries one meter only.
 
 // dhcpServerGuard drops the DHCP server messages (UDP 67 → 68) a port
 // sends, from any address, above every flow of a port's: the daemon is

@@ -22,7 +22,7 @@ const meterPathMTU uint16 = 1
 
 // maxMeteredOfport bounds the ofports a port's meter ID can hold. OVS
 // numbers ports from 1 and reserves 0xff00 up; a port above it gets no
-// DHCP intercept, so its DHCP meets the spoof guard (docs/PIPELINE.md, DHCP).
+// DHCP intercept, so its DHCP meets the spoof guard (docs/DHCP.md, "DHCP on OVS").
 const maxMeteredOfport = 0xfeff
 
 // PacketInMeter is the ID of the meter on path_mtu's packet-ins.

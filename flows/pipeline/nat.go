@@ -8,7 +8,7 @@ import (
 	"github.com/ovs-vnet/ovs-vnet/model"
 )
 
-// Floating IPs and port forwards (docs/PIPELINE.md, "NAT on the host"):
+// Floating IPs and port forwards (docs/NAT.md, "NAT on the host"):
 // the host's nftables translate, on both backends, so nothing is
 // translated in flows. The flows only carry the packets of translated
 // connections to the host and back: those for a forwarded host port or a
