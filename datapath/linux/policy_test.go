@@ -145,9 +145,7 @@ func (s *sgBed) nftRuns() int {
 // real one: the witness that a change started no nft process.
 func wrapNft(t *testing.T) string {
 	real, err := exec.LookPath("nft")
-	if err != nil {
-		t.Skipf("no nft: %v", err)
-	}
+	testbed.Need(t, err == nil, "nft (hack/install-deps.sh)")
 	dir := t.TempDir()
 	log := filepath.Join(dir, "runs.log")
 	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", log, real)
